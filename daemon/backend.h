@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The IOMMU backend: one ops table, two implementations.
+ *
+ *   backend-kernel  real ioctls on /dev/iommu and vfio cdevs (production)
+ *   backend-sim     a faithful model of iommufd semantics (tests, demos, benchmarks)
+ *
+ * A Backend is the daemon-wide instance; a BackendContext is one iommufd: the
+ * broker opens one per client session, so closing it frees every kernel object
+ * of that session at once.  Object ids (IOAS, HWPT, device, fault queue) are
+ * the kernel's ids and are scoped to their context.
+ *
+ * Every operation returns a negative errno exactly as the kernel would for the
+ * same request (ENOENT, EEXIST, EINVAL, EADDRINUSE, ENOSPC, EBUSY, ...), and
+ * fills err with a sentence naming the value that was wrong.  The backend knows
+ * nothing of clients or policy; it never logs above debug.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+/* Same values as the kernel's IOMMU_IOAS_MAP_* flags, on purpose. */
+enum {
+        BACKEND_MAP_FIXED_IOVA = 1 << 0,
+        BACKEND_MAP_WRITEABLE = 1 << 1,
+        BACKEND_MAP_READABLE = 1 << 2,
+};
+
+/* Same values as the kernel's IOMMU_HWPT_ALLOC_* flags. */
+enum {
+        BACKEND_HWPT_NEST_PARENT = 1 << 0,
+        BACKEND_HWPT_DIRTY_TRACKING = 1 << 1,
+        BACKEND_HWPT_FAULT_ID_VALID = 1 << 2,
+        BACKEND_HWPT_PASID = 1 << 3,
+};
+
+/* Same values as the kernel's IOMMU_HWPT_DATA_*. */
+enum {
+        BACKEND_HWPT_DATA_NONE = 0,
+        BACKEND_HWPT_DATA_VTD_S1 = 1,
+        BACKEND_HWPT_DATA_ARM_SMMUV3 = 2,
+};
+
+/* Same values as the kernel's IOMMU_HW_CAP_*. */
+enum {
+        BACKEND_HW_CAP_DIRTY_TRACKING = 1 << 0,
+        BACKEND_HW_CAP_PCI_PASID_EXEC = 1 << 1,
+        BACKEND_HW_CAP_PCI_PASID_PRIV = 1 << 2,
+};
+
+/* IOMMU_OPTION ids and ops. */
+enum {
+        BACKEND_OPTION_RLIMIT_MODE = 0,
+        BACKEND_OPTION_HUGE_PAGES = 1,
+        BACKEND_OPTION_OP_SET = 0,
+        BACKEND_OPTION_OP_GET = 1,
+};
+
+/* No PASID: attach/detach the device's RID (the whole device). */
+#define BACKEND_NO_PASID UINT32_MAX
+
+/* What the running kernel (or the simulated one) can do; probed once at start. */
+typedef enum BackendFeature {
+        BACKEND_FEATURE_IOAS = 1 << 0,            /* IOAS alloc/map/unmap/copy/ranges (6.2) */
+        BACKEND_FEATURE_OPTION = 1 << 1,          /* IOMMU_OPTION */
+        BACKEND_FEATURE_VFIO_CDEV = 1 << 2,       /* VFIO_DEVICE_BIND_IOMMUFD on cdevs */
+        BACKEND_FEATURE_HWPT_ALLOC = 1 << 3,      /* IOMMU_HWPT_ALLOC */
+        BACKEND_FEATURE_HW_INFO = 1 << 4,         /* IOMMU_GET_HW_INFO */
+        BACKEND_FEATURE_DIRTY_TRACKING = 1 << 5,  /* HWPT_SET_DIRTY_TRACKING / GET_DIRTY_BITMAP */
+        BACKEND_FEATURE_HWPT_INVALIDATE = 1 << 6, /* nested cache invalidation */
+        BACKEND_FEATURE_FAULT_QUEUE = 1 << 7,     /* IOMMU_FAULT_QUEUE_ALLOC */
+        BACKEND_FEATURE_MAP_FILE = 1 << 8,        /* IOMMU_IOAS_MAP_FILE */
+        BACKEND_FEATURE_PASID = 1 << 9,           /* attach at a PASID */
+        BACKEND_FEATURE_VIOMMU = 1 << 10,         /* VIOMMU_ALLOC / VDEVICE_ALLOC */
+        BACKEND_FEATURE_CHANGE_PROCESS = 1 << 11, /* IOMMU_IOAS_CHANGE_PROCESS */
+        BACKEND_FEATURE_NESTING = 1 << 12,        /* nested HWPTs (stage-1 over NEST_PARENT) */
+        _BACKEND_FEATURE_MAX = 1 << 13,
+} BackendFeature;
+
+typedef struct IovaRange {
+        uint64_t start;
+        uint64_t last; /* inclusive */
+} IovaRange;
+
+typedef struct HwInfo {
+        uint32_t type;           /* IOMMU_HW_INFO_TYPE_*: 0 none, 1 Intel VT-d, 2 Arm SMMUv3 */
+        uint8_t max_pasid_log2;  /* 0: no PASID support */
+        uint64_t capabilities;   /* BACKEND_HW_CAP_* */
+} HwInfo;
+
+typedef struct HwptAllocArgs {
+        uint32_t flags;          /* BACKEND_HWPT_* */
+        uint32_t dev_id;
+        uint32_t pt_id;          /* IOAS, or a NEST_PARENT HWPT for a nested one */
+        uint32_t data_type;      /* BACKEND_HWPT_DATA_* */
+        const void *data;        /* vendor stage-1 data for nested HWPTs */
+        uint32_t data_len;
+        uint32_t fault_id;       /* with BACKEND_HWPT_FAULT_ID_VALID */
+} HwptAllocArgs;
+
+/* Byte for byte the kernel's struct iommu_hwpt_pgfault (40 bytes). */
+typedef struct FaultRecord {
+        uint32_t flags;          /* PASID_VALID=1, LAST_PAGE=2 */
+        uint32_t dev_id;
+        uint32_t pasid;
+        uint32_t grpid;
+        uint32_t perm;           /* R=1, W=2, EXEC=4, PRIV=8 */
+        uint32_t __reserved;
+        uint64_t addr;
+        uint32_t length;
+        uint32_t cookie;
+} FaultRecord;
+
+enum {
+        FAULT_FLAG_PASID_VALID = 1 << 0,
+        FAULT_FLAG_LAST_PAGE = 1 << 1,
+        FAULT_PERM_READ = 1 << 0,
+        FAULT_PERM_WRITE = 1 << 1,
+        FAULT_PERM_EXEC = 1 << 2,
+        FAULT_PERM_PRIV = 1 << 3,
+        FAULT_RESPONSE_SUCCESS = 0,
+        FAULT_RESPONSE_INVALID = 1,
+};
+
+typedef struct Backend Backend;
+typedef struct BackendContext BackendContext;
+typedef struct BackendOps BackendOps;
+
+struct BackendOps {
+        const char *name; /* "kernel", "sim" */
+
+        void (*free)(Backend *b);
+
+        /*
+         * Identifies a device fd a client passed: returns the device's name as
+         * the topology knows it (a BDF).  Anything that is not a VFIO device
+         * cdev of this host (pipe, socket, regular file, /dev/null, directory,
+         * O_PATH fd) gives -EBADF or -ENODEV with err saying what the fd is.
+         */
+        int (*device_fd_identify)(Backend *b, int fd, char **ret_name, Error *err);
+        /* Opens the device's cdev on a client's behalf (O_RDWR|O_CLOEXEC). */
+        int (*device_open)(Backend *b, const char *name, int *ret_fd, Error *err);
+
+        int (*context_new)(Backend *b, BackendContext **ret, Error *err);
+        void (*context_free)(BackendContext *c);
+        /* The context's iommufd for delegation; -EOPNOTSUPP where there is none. */
+        int (*context_fd)(BackendContext *c);
+
+        int (*option)(BackendContext *c, uint32_t option_id, uint16_t op, uint32_t object_id,
+                      uint64_t *val64, Error *err);
+
+        int (*ioas_alloc)(BackendContext *c, uint32_t *ret_id, Error *err);
+        /* IOMMU_DESTROY: any object (IOAS, HWPT, fault queue). */
+        int (*destroy)(BackendContext *c, uint32_t id, Error *err);
+        /* Maps [start, start+length) of a memory fd.  *iova: in with FIXED_IOVA, else out. */
+        int (*ioas_map_file)(BackendContext *c, uint32_t ioas_id, uint32_t flags, int fd,
+                             uint64_t start, uint64_t length, uint64_t *iova, Error *err);
+        /* Maps the daemon's own virtual addresses (fallback path; IOMMU_IOAS_MAP). */
+        int (*ioas_map_va)(BackendContext *c, uint32_t ioas_id, uint32_t flags, uint64_t user_va,
+                           uint64_t length, uint64_t *iova, Error *err);
+        int (*ioas_unmap)(BackendContext *c, uint32_t ioas_id, uint64_t iova, uint64_t length,
+                          uint64_t *ret_unmapped, Error *err);
+        /* *dst_iova: in with FIXED_IOVA, else out. */
+        int (*ioas_copy)(BackendContext *c, uint32_t dst_ioas_id, uint32_t src_ioas_id,
+                         uint32_t flags, uint64_t src_iova, uint64_t length, uint64_t *dst_iova,
+                         Error *err);
+        /*
+         * Usable IOVA ranges.  *n_ranges: in, capacity of ranges; out, the number
+         * the IOAS has (also when -EMSGSIZE says the array was too small).
+         */
+        int (*ioas_iova_ranges)(BackendContext *c, uint32_t ioas_id, IovaRange *ranges,
+                                size_t *n_ranges, uint64_t *ret_alignment, Error *err);
+        /* Replaces the allowed list; n == 0 clears it. */
+        int (*ioas_allow_iovas)(BackendContext *c, uint32_t ioas_id, const IovaRange *ranges,
+                                size_t n, Error *err);
+
+        /* Binds a device fd (borrowed: the backend dups what it keeps) to this context. */
+        int (*device_bind)(BackendContext *c, int device_fd, uint32_t *ret_dev_id, Error *err);
+        /* Detaches everything and releases the device (closes the backend's copy). */
+        int (*device_unbind)(BackendContext *c, uint32_t dev_id, Error *err);
+        /* *pt_id: in, IOAS or HWPT; out, the HWPT now attached.  Again = replace. */
+        int (*device_attach)(BackendContext *c, uint32_t dev_id, uint32_t pasid, uint32_t *pt_id,
+                             Error *err);
+        int (*device_detach)(BackendContext *c, uint32_t dev_id, uint32_t pasid, Error *err);
+        int (*hw_info)(BackendContext *c, uint32_t dev_id, HwInfo *ret, Error *err);
+
+        int (*hwpt_alloc)(BackendContext *c, const HwptAllocArgs *args, uint32_t *ret_id,
+                          Error *err);
+
+        /* *ret_fd is pollable (POLLIN when records are pending) and owned by the context. */
+        int (*fault_queue_alloc)(BackendContext *c, uint32_t *ret_id, int *ret_fd, Error *err);
+        /* Never blocks: *ret_n = 0 when nothing is pending.  Whole groups only. */
+        int (*fault_read)(BackendContext *c, uint32_t fault_id, FaultRecord *buf, size_t n_max,
+                          size_t *ret_n, Error *err);
+        int (*fault_respond)(BackendContext *c, uint32_t fault_id, uint32_t cookie, uint32_t code,
+                             Error *err);
+};
+
+/* Base of every backend; implementations embed it first. */
+struct Backend {
+        const BackendOps *ops;
+        uint64_t features; /* BackendFeature bits */
+};
+
+struct BackendContext {
+        Backend *backend;
+};
+
+const char *backend_feature_to_string(BackendFeature f);
+/* Names of the set bits, e.g. for GetTopology/NotSupported messages; NULL-terminated static array. */
+int backend_features_to_strv(uint64_t features, const char **ret, size_t n_max);
+
+static inline bool backend_has_feature(const Backend *b, BackendFeature f) {
+        return (b->features & f) != 0;
+}
+
+void backend_free(Backend *b);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Backend *, backend_free);
+void backend_context_free(BackendContext *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BackendContext *, backend_context_free);

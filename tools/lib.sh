@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Shared by tools/run, tools/test and tools/bench: package check, configure, build.
+
+set -euo pipefail
+
+IOMMUD_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# What building iommud needs on Debian 12.
+IOMMUD_BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libjson-c-dev
+                       libevent-dev libcmocka-dev scdoc)
+# What the test suites need in addition (real dbus-daemon and polkitd for the bus suite).
+IOMMUD_TEST_PACKAGES=(dbus-daemon polkitd valgrind)
+
+# ensure_packages PKG...: installs what is missing when root, else prints the apt-get line.
+ensure_packages() {
+    local missing=() p
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$p")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "Installing: ${missing[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "Missing Debian packages. Install them with:" >&2
+        echo "    sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+}
+
+# build_iommud BUILDDIR [MESON-SETUP-ARGS...]: configures once, then builds.
+build_iommud() {
+    local builddir=$1
+    shift
+    if [ ! -f "$builddir/build.ninja" ]; then
+        meson setup "$builddir" "$IOMMUD_SRC" "$@" >/dev/null
+    fi
+    meson compile -C "$builddir" >/dev/null
+}
