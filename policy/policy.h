@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The policy engine: what iommud allows, to whom, and why.
+ *
+ * Configuration is JSON, merged like systemd drop-ins: every *.json in the
+ * vendor directory (/usr/lib/iommud/policy.d), then the admin directory
+ * (/etc/iommud/policy.d), each in lexical order, then /etc/iommud/policy.json;
+ * later files win.  Errors carry file:line:column and the JSON path of the
+ * offending value.
+ *
+ * A decision is the ordered list of steps from DESIGN.md, each with a verdict
+ * and a sentence a person understands.  The policy knows nothing of sockets or
+ * ioctls: the broker supplies the current holder of a device and the usage
+ * that quotas are checked against.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#include "error.h"
+#include "topology.h"
+
+typedef struct Policy Policy;
+
+typedef struct IovaWindow {
+        uint64_t start;
+        uint64_t last;           /* inclusive */
+} IovaWindow;
+
+/* Who is asking: from SO_PEERCRED, /proc/PID/status and the process's cgroup. */
+typedef struct Principal {
+        uid_t uid;
+        gid_t gid;
+        const gid_t *groups;     /* supplementary groups */
+        size_t n_groups;
+        const char *unit;        /* systemd unit, e.g. "qemu-vm1.scope"; NULL when none */
+} Principal;
+
+typedef enum PolicyStep {
+        POLICY_STEP_MATCH,       /* matched by an allow rule and no deny rule */
+        POLICY_STEP_DRIVER,      /* bound to a VFIO driver with a cdev */
+        POLICY_STEP_GROUP,       /* group viable: every other member unbound, vfio, pci-stub or a bridge */
+        POLICY_STEP_REGIONS,     /* no forbidden reserved region (direct by default) */
+        POLICY_STEP_PRINCIPAL,   /* the principal is granted the device or its pool */
+        POLICY_STEP_EXCLUSIVE,   /* not held by another session */
+        POLICY_STEP_QUOTA,       /* quota left */
+        _POLICY_STEP_MAX,
+} PolicyStep;
+
+typedef enum PolicyVerdict {
+        POLICY_PASS,
+        POLICY_FAIL,
+        POLICY_SKIP,             /* not evaluated (no principal given, or an earlier step failed) */
+} PolicyVerdict;
+
+typedef struct PolicyDecisionStep {
+        PolicyStep step;
+        PolicyVerdict verdict;
+        char *reason;            /* "sibling 0000:00:1f.3 is bound to host driver snd_hda_intel" */
+} PolicyDecisionStep;
+
+typedef struct PolicyDecision {
+        bool allowed;
+        PolicyStep failed_step;  /* valid when !allowed */
+        PolicyDecisionStep steps[_POLICY_STEP_MAX];
+        size_t n_steps;
+        char *pool;              /* the pool the grant came from, NULL if none */
+} PolicyDecision;
+
+/* Every limit a client can push; 0 means "none allowed", UINT64_MAX unlimited. */
+typedef struct PolicyQuotas {
+        uint64_t pinned_bytes;
+        uint64_t address_spaces;
+        uint64_t mappings;
+        uint64_t devices;
+        uint64_t pasids;
+        uint64_t fault_queue_depth;
+        uint64_t connections;    /* per principal (uid) */
+} PolicyQuotas;
+
+/* Daemon-wide transport limits. */
+typedef struct PolicyLimits {
+        uint64_t max_message_bytes;
+        uint64_t max_fds_per_message;
+        uint64_t max_queued_output_bytes;
+        uint64_t max_connections;         /* total */
+        uint64_t max_connections_per_uid;
+        uint32_t socket_mode;             /* mode of the broker socket when iommud binds it */
+        uint64_t fault_response_timeout_ms;
+        uint64_t session_reclaim_grace_ms;
+} PolicyLimits;
+
+/* The broker's view of who holds what, for the exclusivity and quota steps. */
+typedef struct PolicyRuntime {
+        /* Returns a description of the holder ("uid 1000 (qemu-vm1.scope)") or NULL if free. */
+        const char *(*device_holder)(void *userdata, const TopoDevice *d);
+        void *userdata;
+        /* Usage of the principal asking; NULL skips the quota step. */
+        const PolicyQuotas *usage;
+} PolicyRuntime;
+
+typedef struct PolicyPaths {
+        const char *vendor_dir;  /* NULL: IOMMUD_VENDOR_POLICY_DIR */
+        const char *admin_dir;   /* NULL: IOMMUD_POLICY_DIR */
+        const char *file;        /* NULL: IOMMUD_POLICY_FILE */
+} PolicyPaths;
+
+/* One problem found while loading, "FILE:LINE:COL: PATH: message". */
+typedef struct PolicyDiagnostic {
+        char *file;
+        unsigned line, column;
+        char *json_path;         /* e.g. "rules[2].match.vendor" */
+        char *message;
+} PolicyDiagnostic;
+
+typedef struct PolicyDiagnostics {
+        PolicyDiagnostic *items;
+        size_t n;
+} PolicyDiagnostics;
+
+void policy_diagnostics_clear(PolicyDiagnostics *d);
+
+/*
+ * Loads and validates the merged configuration.  Missing directories/files are
+ * fine (built-in defaults apply); any invalid value fails with -EINVAL and
+ * every problem found listed in diags (may be NULL).
+ */
+int policy_load(Policy **ret, const PolicyPaths *paths, PolicyDiagnostics *diags, Error *err);
+/* Parses one JSON text on top of the defaults (for tests and fuzzing). */
+int policy_load_string(Policy **ret, const char *filename, const char *text, size_t len,
+                       PolicyDiagnostics *diags, Error *err);
+Policy *policy_free(Policy *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
+
+/* Increases on every successful load; the daemon reports it. */
+uint64_t policy_generation(const Policy *p);
+
+/*
+ * Decides whether principal may use device d.  principal may be NULL: then the
+ * device-only steps (match, driver, group, regions) are evaluated and the
+ * rest skipped ("eligible").  rt may be NULL (no holder, no quota step).
+ */
+int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
+                  const Principal *principal, const PolicyRuntime *rt, PolicyDecision *ret);
+void policy_decision_clear(PolicyDecision *d);
+int policy_decision_to_json(const PolicyDecision *d, json_object **ret);
+
+const char *policy_step_to_string(PolicyStep s);       /* "match", "driver", "group", ... */
+const char *policy_verdict_to_string(PolicyVerdict v); /* "pass", "fail", "skip" */
+
+/* Per-principal settings, merged from every grant that matches the principal. */
+void policy_quotas(const Policy *p, const Principal *principal, PolicyQuotas *ret);
+const PolicyLimits *policy_limits(const Policy *p);
+/* IOVA windows the principal may map into; n == 0 means no restriction. */
+int policy_iova_windows(const Policy *p, const Principal *principal, const TopoDevice *d,
+                        const IovaWindow **ret, size_t *ret_n);
+/* PASID range the principal may bind, inclusive. */
+void policy_pasid_range(const Policy *p, const Principal *principal, uint32_t *ret_min,
+                        uint32_t *ret_max);
+bool policy_allows_delegation(const Policy *p, const Principal *principal);
+bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
+                                  const TopoDevice *d);
+
