@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <json-c/json.h>
@@ -124,6 +125,13 @@ typedef struct PolicyDiagnostics {
 } PolicyDiagnostics;
 
 void policy_diagnostics_clear(PolicyDiagnostics *d);
+/*
+ * Prints one "FILE:LINE:COL: PATH: message" line per diagnostic (for
+ * "iommud --check-config").  A problem about a whole file (unreadable) prints
+ * as "FILE: message"; one about the top-level value omits the path.  Returns 0,
+ * or -EIO when writing failed.
+ */
+int policy_diagnostics_print(const PolicyDiagnostics *d, FILE *f);
 
 /*
  * Loads and validates the merged configuration.  Missing directories/files are
@@ -149,6 +157,12 @@ int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                   const Principal *principal, const PolicyRuntime *rt, PolicyDecision *ret);
 void policy_decision_clear(PolicyDecision *d);
 int policy_decision_to_json(const PolicyDecision *d, json_object **ret);
+/*
+ * Prints a readable explanation: a header naming dev (may be NULL) and the
+ * outcome, then one line per step with a mark (✓ pass, ✗ fail, - skip), the
+ * step name and its reason.  Returns 0, or -EIO when writing failed.
+ */
+int policy_decision_print(const PolicyDecision *d, const TopoDevice *dev, FILE *f);
 
 const char *policy_step_to_string(PolicyStep s);       /* "match", "driver", "group", ... */
 const char *policy_verdict_to_string(PolicyVerdict v); /* "pass", "fail", "skip" */

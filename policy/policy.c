@@ -1,0 +1,669 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Decisions: the ordered steps of DESIGN.md, each with a verdict and a
+ * sentence that names the rule, sibling, region, holder or quota involved.
+ * Every step that can be evaluated is, so that "explain" shows every problem
+ * at once; the decision fails at the first step that failed.
+ */
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "macros.h"
+#include "policy-internal.h"
+#include "policy.h"
+
+static const char *const step_names[_POLICY_STEP_MAX] = {
+        [POLICY_STEP_MATCH] = "match",
+        [POLICY_STEP_DRIVER] = "driver",
+        [POLICY_STEP_GROUP] = "group",
+        [POLICY_STEP_REGIONS] = "regions",
+        [POLICY_STEP_PRINCIPAL] = "principal",
+        [POLICY_STEP_EXCLUSIVE] = "exclusive",
+        [POLICY_STEP_QUOTA] = "quota",
+};
+
+const char *policy_step_to_string(PolicyStep s) {
+        if ((unsigned)s >= _POLICY_STEP_MAX)
+                return NULL;
+        return step_names[s];
+}
+
+const char *policy_verdict_to_string(PolicyVerdict v) {
+        switch (v) {
+        case POLICY_PASS: return "pass";
+        case POLICY_FAIL: return "fail";
+        case POLICY_SKIP: return "skip";
+        }
+        return NULL;
+}
+
+/* ---- matching ------------------------------------------------------------------------- */
+
+bool device_matcher_match(const DeviceMatcher *m, const TopoDevice *d) {
+        if (m->has_id && ((m->vendor >= 0 && (uint16_t)m->vendor != d->vendor) ||
+                          (m->device >= 0 && (uint16_t)m->device != d->device)))
+                return false;
+        if (m->has_class && (d->class & m->class_mask) != m->class_value)
+                return false;
+        if (m->bdf) {
+                if (!d->name)
+                        return false;
+                if (m->bdf_glob ? fnmatch(m->bdf, d->name, FNM_CASEFOLD) != 0
+                                : strcasecmp(m->bdf, d->name) != 0)
+                        return false;
+        }
+        if (m->driver) {
+                if (!d->driver)
+                        return false;
+                if (m->driver_glob ? fnmatch(m->driver, d->driver, 0) != 0
+                                   : !streq(m->driver, d->driver))
+                        return false;
+        }
+        return true;
+}
+
+ssize_t matcher_list_match(const MatcherList *l, const TopoDevice *d) {
+        for (size_t i = 0; i < l->n; i++)
+                if (device_matcher_match(&l->items[i], d))
+                        return (ssize_t)i;
+        return -1;
+}
+
+bool principal_matcher_match(const PrincipalMatcher *m, const Principal *p) {
+        if (m->has_uid && p->uid != m->uid)
+                return false;
+        if (m->has_gid && p->gid != m->gid) {
+                bool found = false;
+
+                for (size_t i = 0; i < p->n_groups; i++)
+                        if (p->groups[i] == m->gid) {
+                                found = true;
+                                break;
+                        }
+                if (!found)
+                        return false;
+        }
+        if (m->unit && (!p->unit || fnmatch(m->unit, p->unit, 0) != 0))
+                return false;
+        return true;
+}
+
+/* The first principal matcher of g that matches p, or NULL. */
+static const PrincipalMatcher *grant_match_principal(const PolicyGrant *g, const Principal *p) {
+        for (size_t i = 0; i < g->n_principals; i++)
+                if (principal_matcher_match(&g->principals[i], p))
+                        return &g->principals[i];
+        return NULL;
+}
+
+/* Whether g covers d; on success names the pool and matcher that did. */
+static bool grant_covers(const PolicyGrant *g, const TopoDevice *d, const PolicyPool **ret_pool,
+                         const DeviceMatcher **ret_matcher) {
+        ssize_t k;
+
+        k = matcher_list_match(&g->devices, d);
+        if (k >= 0) {
+                *ret_pool = NULL;
+                *ret_matcher = &g->devices.items[k];
+                return true;
+        }
+        for (size_t i = 0; i < g->n_pools; i++) {
+                const PolicyPool *pool = g->pools[i].pool;
+
+                if (!pool)
+                        continue;
+                k = matcher_list_match(&pool->devices, d);
+                if (k >= 0) {
+                        *ret_pool = pool;
+                        *ret_matcher = &pool->devices.items[k];
+                        return true;
+                }
+        }
+        return false;
+}
+
+static bool driver_is_vfio(const char *driver) {
+        return driver && strneq(driver, "vfio", 4);
+}
+
+/*
+ * PCI-to-PCI bridges (0x0604xx) and semi-transparent bridges (0x0609xx) sit in
+ * groups with their children and are managed by pcieport, which tells the
+ * kernel it never does DMA for itself; they do not spoil viability.
+ */
+static bool device_is_bridge(const TopoDevice *d) {
+        return d->is_pci && ((d->class >> 8) == 0x0604 || (d->class >> 8) == 0x0609);
+}
+
+/* ---- steps ---------------------------------------------------------------------------- */
+
+static int step_set(PolicyDecisionStep *s, PolicyVerdict v, const char *fmt, ...) _printf_(3, 4);
+static int step_set(PolicyDecisionStep *s, PolicyVerdict v, const char *fmt, ...) {
+        va_list ap;
+        char *m;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&m, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        free(s->reason);
+        s->reason = m;
+        s->verdict = v;
+        return 0;
+}
+
+static const char *dev_name(const TopoDevice *d) {
+        return d->name ?: "(unnamed device)";
+}
+
+static int step_match(const Policy *p, const TopoDevice *d, PolicyDecisionStep *s) {
+        const PolicyRule *allow = NULL, *deny = NULL;
+        const DeviceMatcher *allow_m = NULL, *deny_m = NULL;
+
+        for (size_t i = 0; i < p->n_rules && !deny; i++) {
+                const PolicyRule *r = p->rules[i];
+                ssize_t k;
+
+                if (r->deny ? deny != NULL : allow != NULL)
+                        continue;
+                k = matcher_list_match(&r->match, d);
+                if (k < 0)
+                        continue;
+                if (r->deny) {
+                        deny = r;
+                        deny_m = &r->match.items[k];
+                } else {
+                        allow = r;
+                        allow_m = &r->match.items[k];
+                }
+        }
+        /* Deny beats allow: look for an allow only to say what it beat. */
+        if (deny && !allow)
+                for (size_t i = 0; i < p->n_rules && !allow; i++) {
+                        ssize_t k;
+
+                        if (p->rules[i]->deny)
+                                continue;
+                        k = matcher_list_match(&p->rules[i]->match, d);
+                        if (k >= 0) {
+                                allow = p->rules[i];
+                                allow_m = &allow->match.items[k];
+                        }
+                }
+
+        if (deny && allow)
+                return step_set(s, POLICY_FAIL,
+                                "denied by rule '%s' (%s), deny beats allow rule '%s' (%s)",
+                                deny->name, deny_m->description, allow->name,
+                                allow_m->description);
+        if (deny)
+                return step_set(s, POLICY_FAIL, "denied by rule '%s' (%s)", deny->name,
+                                deny_m->description);
+        if (allow)
+                return step_set(s, POLICY_PASS, "allowed by rule '%s' (%s)", allow->name,
+                                allow_m->description);
+        return step_set(s, POLICY_FAIL, "no allow rule matches %s (id %04x:%04x, class 0x%06x%s%s)",
+                        dev_name(d), d->vendor, d->device, d->class, d->driver ? ", driver " : "",
+                        d->driver ?: "");
+}
+
+static int step_driver(const TopoDevice *d, PolicyDecisionStep *s) {
+        if (!d->driver)
+                return step_set(s, POLICY_FAIL, "%s is not bound to any driver; bind it to vfio-pci",
+                                dev_name(d));
+        if (!driver_is_vfio(d->driver))
+                return step_set(s, POLICY_FAIL,
+                                "%s is bound to host driver %s, not to a VFIO driver such as vfio-pci",
+                                dev_name(d), d->driver);
+        if (!d->has_cdev)
+                return step_set(s, POLICY_FAIL,
+                                "%s is bound to %s but has no VFIO device cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)",
+                                dev_name(d), d->driver);
+        return step_set(s, POLICY_PASS, "bound to %s with cdev %s (%u:%u)", d->driver,
+                        d->cdev_name ?: "(unnamed)", d->cdev_major, d->cdev_minor);
+}
+
+static int step_group(const TopoDevice *d, PolicyDecisionStep *s) {
+        const TopoGroup *g = d->group;
+        _cleanup_free_ char *bad = NULL;
+        size_t n_bad = 0, n_others = 0;
+
+        if (!g)
+                return step_set(s, POLICY_FAIL, "%s has no IOMMU group: no IOMMU isolates its DMA",
+                                dev_name(d));
+        if (g->broken)
+                return step_set(s, POLICY_FAIL,
+                                "group %u could not be read completely (see the topology problems), so its viability is unknown",
+                                g->id);
+        for (size_t i = 0; i < g->n_devices; i++) {
+                const TopoDevice *m = g->devices[i];
+                char *joined;
+                int r;
+
+                if (m == d)
+                        continue;
+                n_others++;
+                if (!m->driver || driver_is_vfio(m->driver) || streq(m->driver, "pci-stub") ||
+                    device_is_bridge(m))
+                        continue;
+                r = asprintf(&joined, "%s%s%s is bound to host driver %s", bad ?: "", bad ? ", " : "",
+                             dev_name(m), m->driver);
+                if (r < 0)
+                        return -ENOMEM;
+                free(bad);
+                bad = joined;
+                n_bad++;
+        }
+        if (n_bad > 0)
+                return step_set(s, POLICY_FAIL, "group %u is not viable: %s", g->id, bad);
+        if (n_others == 0)
+                return step_set(s, POLICY_PASS, "group %u is viable: %s is its only member", g->id,
+                                dev_name(d));
+        return step_set(s, POLICY_PASS,
+                        "group %u is viable: its %zu other member%s unbound, on a VFIO driver, pci-stub or a bridge",
+                        g->id, n_others, n_others == 1 ? " is" : "s are");
+}
+
+static const char *region_action_setting(const PolicyRegionException *e, RegionType t,
+                                         char *buf, size_t size) {
+        if (e)
+                snprintf(buf, size, "exception '%s'", e->name);
+        else
+                snprintf(buf, size, "reserved-regions.%s",
+                         t == REGION_DIRECT ? "direct" : "direct-relaxable");
+        return buf;
+}
+
+static int step_regions(const Policy *p, const TopoDevice *d, PolicyDecisionStep *s) {
+        const PolicyRegionException *direct_by = NULL, *relaxable_by = NULL;
+        RegionAction direct = p->direct, relaxable = p->direct_relaxable;
+        RegionAction ex_direct = REGION_ACTION_UNSET, ex_relaxable = REGION_ACTION_UNSET;
+        const TopoGroup *g = d->group;
+        const ReservedRegion *allowed = NULL;
+        const PolicyRegionException *allowed_by = NULL;
+        char who[256];
+
+        if (!g)
+                return step_set(s, POLICY_SKIP, "no IOMMU group, so no reserved regions to check");
+
+        /* Exceptions override the defaults; among exceptions, deny wins. */
+        for (size_t i = 0; i < p->n_exceptions; i++) {
+                const PolicyRegionException *e = p->exceptions[i];
+
+                if (matcher_list_match(&e->match, d) < 0)
+                        continue;
+                if (e->direct != REGION_ACTION_UNSET &&
+                    (ex_direct == REGION_ACTION_UNSET || e->direct == REGION_ACTION_DENY) &&
+                    ex_direct != REGION_ACTION_DENY) {
+                        ex_direct = e->direct;
+                        direct_by = e;
+                }
+                if (e->direct_relaxable != REGION_ACTION_UNSET &&
+                    (ex_relaxable == REGION_ACTION_UNSET || e->direct_relaxable == REGION_ACTION_DENY) &&
+                    ex_relaxable != REGION_ACTION_DENY) {
+                        ex_relaxable = e->direct_relaxable;
+                        relaxable_by = e;
+                }
+        }
+        if (ex_direct != REGION_ACTION_UNSET)
+                direct = ex_direct;
+        if (ex_relaxable != REGION_ACTION_UNSET)
+                relaxable = ex_relaxable;
+
+        for (size_t i = 0; i < g->n_regions; i++) {
+                const ReservedRegion *rr = &g->regions[i];
+
+                if (rr->type == REGION_DIRECT) {
+                        if (direct == REGION_ACTION_DENY)
+                                return step_set(s, POLICY_FAIL,
+                                                "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " of group %u is 'direct' (firmware needs a 1:1 mapping, e.g. an RMRR); such devices are not handed to userspace (%s is \"deny\")",
+                                                rr->start, rr->last, g->id,
+                                                region_action_setting(direct_by, REGION_DIRECT, who, sizeof(who)));
+                        if (!allowed) {
+                                allowed = rr;
+                                allowed_by = direct_by;
+                        }
+                } else if (rr->type == REGION_DIRECT_RELAXABLE) {
+                        if (relaxable == REGION_ACTION_DENY)
+                                return step_set(s, POLICY_FAIL,
+                                                "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " of group %u is 'direct-relaxable' (a 1:1 mapping the OS may drop, e.g. a USB or graphics RMRR), denied by %s",
+                                                rr->start, rr->last, g->id,
+                                                region_action_setting(relaxable_by, REGION_DIRECT_RELAXABLE, who, sizeof(who)));
+                        if (!allowed) {
+                                allowed = rr;
+                                allowed_by = relaxable_by;
+                        }
+                }
+        }
+        if (allowed)
+                return step_set(s, POLICY_PASS,
+                                "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " is '%s', allowed by %s",
+                                allowed->start, allowed->last,
+                                allowed->type == REGION_DIRECT ? "direct" : "direct-relaxable",
+                                region_action_setting(allowed_by, allowed->type, who, sizeof(who)));
+        return step_set(s, POLICY_PASS, "no direct-mapped reserved regions in group %u", g->id);
+}
+
+static void principal_describe(const Principal *pr, char *buf, size_t size) {
+        if (pr->unit)
+                snprintf(buf, size, "uid %u (%s)", (unsigned)pr->uid, pr->unit);
+        else
+                snprintf(buf, size, "uid %u", (unsigned)pr->uid);
+}
+
+static int step_principal(const Policy *p, const TopoDevice *d, const Principal *pr,
+                          PolicyDecisionStep *s, char **ret_pool) {
+        const PolicyGrant *named = NULL;
+        size_t n_named = 0;
+        char who[256];
+
+        principal_describe(pr, who, sizeof(who));
+        for (size_t i = 0; i < p->n_grants; i++) {
+                const PolicyGrant *g = p->grants[i];
+                const PrincipalMatcher *pm;
+                const PolicyPool *pool;
+                const DeviceMatcher *dm;
+
+                pm = grant_match_principal(g, pr);
+                if (!pm)
+                        continue;
+                if (!named)
+                        named = g;
+                n_named++;
+                if (!grant_covers(g, d, &pool, &dm))
+                        continue;
+                if (pool) {
+                        *ret_pool = strdup(pool->name);
+                        if (!*ret_pool)
+                                return -ENOMEM;
+                        return step_set(s, POLICY_PASS,
+                                        "%s is granted %s by grant '%s' (%s) through pool '%s' (%s)",
+                                        who, dev_name(d), g->name, pm->description, pool->name,
+                                        dm->description);
+                }
+                return step_set(s, POLICY_PASS, "%s is granted %s by grant '%s' (%s) for %s", who,
+                                dev_name(d), g->name, pm->description, dm->description);
+        }
+        if (named)
+                return step_set(s, POLICY_FAIL,
+                                "%s is named by grant '%s'%s, but no grant gives it %s", who,
+                                named->name, n_named > 1 ? " and others" : "", dev_name(d));
+        return step_set(s, POLICY_FAIL, "no grant names %s (gid %u%s): it may use no device", who,
+                        (unsigned)pr->gid, pr->n_groups > 0 ? ", with supplementary groups" : "");
+}
+
+int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
+                  const Principal *principal, const PolicyRuntime *rt, PolicyDecision *ret) {
+        PolicyDecision dec = { .n_steps = _POLICY_STEP_MAX };
+        PolicyDecisionStep *s = dec.steps;
+        int r;
+
+        if (!p || !d || !ret)
+                return -EINVAL;
+        (void)t;
+
+        for (PolicyStep i = 0; i < _POLICY_STEP_MAX; i++)
+                s[i] = (PolicyDecisionStep){ .step = i, .verdict = POLICY_SKIP };
+
+        r = step_match(p, d, &s[POLICY_STEP_MATCH]);
+        if (r >= 0)
+                r = step_driver(d, &s[POLICY_STEP_DRIVER]);
+        if (r >= 0)
+                r = step_group(d, &s[POLICY_STEP_GROUP]);
+        if (r >= 0)
+                r = step_regions(p, d, &s[POLICY_STEP_REGIONS]);
+
+        if (r >= 0 && !principal) {
+                const char *why = "no principal given: device eligibility only";
+
+                r = step_set(&s[POLICY_STEP_PRINCIPAL], POLICY_SKIP, "%s", why);
+                if (r >= 0)
+                        r = step_set(&s[POLICY_STEP_EXCLUSIVE], POLICY_SKIP, "%s", why);
+                if (r >= 0)
+                        r = step_set(&s[POLICY_STEP_QUOTA], POLICY_SKIP, "%s", why);
+        } else if (r >= 0) {
+                r = step_principal(p, d, principal, &s[POLICY_STEP_PRINCIPAL], &dec.pool);
+
+                if (r >= 0) {
+                        const char *holder;
+
+                        if (!rt || !rt->device_holder)
+                                r = step_set(&s[POLICY_STEP_EXCLUSIVE], POLICY_SKIP,
+                                             "no session state given");
+                        else if ((holder = rt->device_holder(rt->userdata, d)))
+                                r = step_set(&s[POLICY_STEP_EXCLUSIVE], POLICY_FAIL, "held by %s",
+                                             holder);
+                        else
+                                r = step_set(&s[POLICY_STEP_EXCLUSIVE], POLICY_PASS,
+                                             "not held by another session");
+                }
+
+                if (r >= 0) {
+                        PolicyQuotas q;
+
+                        if (s[POLICY_STEP_PRINCIPAL].verdict != POLICY_PASS)
+                                r = step_set(&s[POLICY_STEP_QUOTA], POLICY_SKIP,
+                                             "no grant applies, so there is no quota to check");
+                        else if (!rt || !rt->usage)
+                                r = step_set(&s[POLICY_STEP_QUOTA], POLICY_SKIP, "no usage given");
+                        else {
+                                policy_quotas(p, principal, &q);
+                                if (q.devices == UINT64_MAX)
+                                        r = step_set(&s[POLICY_STEP_QUOTA], POLICY_PASS,
+                                                     "no device quota (%" PRIu64 " in use)",
+                                                     rt->usage->devices);
+                                else if (rt->usage->devices >= q.devices)
+                                        r = step_set(&s[POLICY_STEP_QUOTA], POLICY_FAIL,
+                                                     "device quota %" PRIu64 " reached (%" PRIu64 " in use)",
+                                                     q.devices, rt->usage->devices);
+                                else
+                                        r = step_set(&s[POLICY_STEP_QUOTA], POLICY_PASS,
+                                                     "%" PRIu64 " of %" PRIu64 " devices in use",
+                                                     rt->usage->devices, q.devices);
+                        }
+                }
+        }
+        if (r < 0) {
+                policy_decision_clear(&dec);
+                return r;
+        }
+
+        dec.allowed = true;
+        for (size_t i = 0; i < dec.n_steps; i++)
+                if (s[i].verdict == POLICY_FAIL) {
+                        dec.allowed = false;
+                        dec.failed_step = s[i].step;
+                        break;
+                }
+        *ret = dec;
+        return 0;
+}
+
+void policy_decision_clear(PolicyDecision *d) {
+        if (!d)
+                return;
+        for (size_t i = 0; i < _POLICY_STEP_MAX; i++)
+                free(d->steps[i].reason);
+        free(d->pool);
+        *d = (PolicyDecision){};
+}
+
+int policy_decision_to_json(const PolicyDecision *d, json_object **ret) {
+        json_object *o = NULL, *steps = NULL;
+
+        o = json_object_new_object();
+        steps = json_object_new_array();
+        if (!o || !steps)
+                goto oom;
+        if (json_object_object_add(o, "allowed", json_object_new_boolean(d->allowed)) < 0)
+                goto oom;
+        if (!d->allowed &&
+            json_object_object_add(o, "failedStep",
+                                   json_object_new_string(policy_step_to_string(d->failed_step))) < 0)
+                goto oom;
+        if (d->pool && json_object_object_add(o, "pool", json_object_new_string(d->pool)) < 0)
+                goto oom;
+        for (size_t i = 0; i < d->n_steps; i++) {
+                const PolicyDecisionStep *s = &d->steps[i];
+                json_object *e = json_object_new_object();
+
+                if (!e || json_object_array_add(steps, e) < 0) {
+                        json_object_put(e);
+                        goto oom;
+                }
+                if (json_object_object_add(e, "step", json_object_new_string(policy_step_to_string(s->step))) < 0 ||
+                    json_object_object_add(e, "verdict",
+                                           json_object_new_string(policy_verdict_to_string(s->verdict))) < 0 ||
+                    json_object_object_add(e, "reason", json_object_new_string(s->reason ?: "")) < 0)
+                        goto oom;
+        }
+        if (json_object_object_add(o, "steps", steps) < 0)
+                goto oom;
+        *ret = o;
+        return 0;
+oom:
+        json_object_put(steps);
+        json_object_put(o);
+        return -ENOMEM;
+}
+
+int policy_decision_print(const PolicyDecision *d, const TopoDevice *dev, FILE *f) {
+        if (dev) {
+                fprintf(f, "%s [%04x:%04x] class 0x%06x, driver %s", dev_name(dev), dev->vendor,
+                        dev->device, dev->class, dev->driver ?: "(none)");
+                if (dev->group)
+                        fprintf(f, ", group %u", dev->group->id);
+                fputs(": ", f);
+        }
+        if (d->allowed)
+                fputs("allowed\n", f);
+        else
+                fprintf(f, "not allowed (first failure: %s)\n", policy_step_to_string(d->failed_step));
+        if (d->pool)
+                fprintf(f, "  pool: %s\n", d->pool);
+        for (size_t i = 0; i < d->n_steps; i++) {
+                const PolicyDecisionStep *s = &d->steps[i];
+                const char *mark = s->verdict == POLICY_PASS ? "✓" : s->verdict == POLICY_FAIL ? "✗" : "-";
+
+                fprintf(f, "  %s %-10s %s\n", mark, policy_step_to_string(s->step), s->reason ?: "");
+        }
+        fflush(f);
+        return ferror(f) ? -EIO : 0;
+}
+
+/* ---- per-principal settings ----------------------------------------------------------- */
+
+void policy_quotas(const Policy *p, const Principal *principal, PolicyQuotas *ret) {
+        uint64_t v[_QUOTA_FIELD_MAX] = {};
+        bool any = false;
+
+        if (!principal) {
+                memcpy(v, p->default_quotas, sizeof(v));
+                any = true;
+        } else
+                for (size_t i = 0; i < p->n_grants; i++) {
+                        const PolicyGrant *g = p->grants[i];
+
+                        if (!grant_match_principal(g, principal))
+                                continue;
+                        any = true;
+                        /* Several grants: the most generous value of each quota. */
+                        for (QuotaField q = 0; q < _QUOTA_FIELD_MAX; q++) {
+                                uint64_t x = g->quotas.set & (1u << q) ? g->quotas.v[q]
+                                                                       : p->default_quotas[q];
+                                v[q] = MAX(v[q], x);
+                        }
+                }
+        /* Without a grant nothing may be allocated, but the principal may still connect and ask. */
+        if (!any)
+                v[QUOTA_CONNECTIONS] = p->default_quotas[QUOTA_CONNECTIONS];
+
+        *ret = (PolicyQuotas){
+                .pinned_bytes = v[QUOTA_PINNED_BYTES],
+                .address_spaces = v[QUOTA_ADDRESS_SPACES],
+                .mappings = v[QUOTA_MAPPINGS],
+                .devices = v[QUOTA_DEVICES],
+                .pasids = v[QUOTA_PASIDS],
+                .fault_queue_depth = v[QUOTA_FAULT_QUEUE_DEPTH],
+                .connections = v[QUOTA_CONNECTIONS],
+        };
+}
+
+const PolicyLimits *policy_limits(const Policy *p) {
+        return &p->limits;
+}
+
+int policy_iova_windows(const Policy *p, const Principal *principal, const TopoDevice *d,
+                        const IovaWindow **ret, size_t *ret_n) {
+        if (!principal)
+                return -EPERM;
+        for (size_t i = 0; i < p->n_grants; i++) {
+                const PolicyGrant *g = p->grants[i];
+                const PolicyPool *pool;
+                const DeviceMatcher *dm;
+
+                if (!grant_match_principal(g, principal))
+                        continue;
+                if (d && !grant_covers(g, d, &pool, &dm))
+                        continue;
+                /* The first grant (in policy order) that gives the device decides. */
+                *ret = g->windows;
+                *ret_n = g->n_windows;
+                return 0;
+        }
+        return -EPERM;
+}
+
+void policy_pasid_range(const Policy *p, const Principal *principal, uint32_t *ret_min,
+                        uint32_t *ret_max) {
+        uint32_t lo = UINT32_MAX, hi = 0;
+
+        for (size_t i = 0; principal && i < p->n_grants; i++) {
+                const PolicyGrant *g = p->grants[i];
+
+                if (!grant_match_principal(g, principal))
+                        continue;
+                lo = MIN(lo, g->has_pasids ? g->pasid_min : PASID_MIN_DEFAULT);
+                hi = MAX(hi, g->has_pasids ? g->pasid_max : PASID_MAX_DEFAULT);
+        }
+        if (lo > hi) {
+                /* No grant: an empty range. */
+                lo = PASID_MIN_DEFAULT;
+                hi = 0;
+        }
+        *ret_min = lo;
+        *ret_max = hi;
+}
+
+bool policy_allows_delegation(const Policy *p, const Principal *principal) {
+        for (size_t i = 0; principal && i < p->n_grants; i++)
+                if (p->grants[i]->delegation && grant_match_principal(p->grants[i], principal))
+                        return true;
+        return false;
+}
+
+bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
+                                  const TopoDevice *d) {
+        for (size_t i = 0; principal && d && i < p->n_grants; i++) {
+                const PolicyGrant *g = p->grants[i];
+                const PolicyPool *pool;
+                const DeviceMatcher *dm;
+
+                if (g->open_on_behalf && grant_match_principal(g, principal) &&
+                    grant_covers(g, d, &pool, &dm))
+                        return true;
+        }
+        return false;
+}
