@@ -363,6 +363,20 @@ static void principal_describe(const Principal *pr, char *buf, size_t size) {
                 snprintf(buf, size, "uid %u", (unsigned)pr->uid);
 }
 
+/* "uid 1003 (gid 1003, groups 27 500, unit foo.scope)": everything a grant could match on. */
+static void principal_describe_full(const Principal *pr, char *buf, size_t size) {
+        size_t n;
+
+        n = (size_t)snprintf(buf, size, "uid %u (gid %u", (unsigned)pr->uid, (unsigned)pr->gid);
+        for (size_t i = 0; i < pr->n_groups && n < size; i++)
+                n += (size_t)snprintf(buf + n, size - n, "%s%u", i == 0 ? ", groups " : " ",
+                                      (unsigned)pr->groups[i]);
+        if (pr->unit && n < size)
+                n += (size_t)snprintf(buf + n, size - n, ", unit %s", pr->unit);
+        if (n < size)
+                snprintf(buf + n, size - n, ")");
+}
+
 static int step_principal(const Policy *p, const TopoDevice *d, const Principal *pr,
                           PolicyDecisionStep *s, char **ret_pool) {
         const PolicyGrant *named = NULL;
@@ -400,8 +414,8 @@ static int step_principal(const Policy *p, const TopoDevice *d, const Principal 
                 return step_set(s, POLICY_FAIL,
                                 "%s is named by grant '%s'%s, but no grant gives it %s", who,
                                 named->name, n_named > 1 ? " and others" : "", dev_name(d));
-        return step_set(s, POLICY_FAIL, "no grant names %s (gid %u%s): it may use no device", who,
-                        (unsigned)pr->gid, pr->n_groups > 0 ? ", with supplementary groups" : "");
+        principal_describe_full(pr, who, sizeof(who));
+        return step_set(s, POLICY_FAIL, "no grant names %s: it may use no device", who);
 }
 
 int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
