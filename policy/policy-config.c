@@ -507,12 +507,8 @@ static const char *glob_problem(const char *s) {
         return NULL;
 }
 
-static bool is_glob(const char *s) {
-        return strpbrk(s, "*?[\\") != NULL;
-}
-
 static int parse_glob(Parser *P, json_object *v, const char *path, const char *what,
-                      char **ret, bool *ret_glob) {
+                      char **ret, GlobKind *ret_kind) {
         const char *s, *problem;
         char *c;
         int r;
@@ -529,8 +525,8 @@ static int parse_glob(Parser *P, json_object *v, const char *path, const char *w
                 return -ENOMEM;
         }
         *ret = c;
-        if (ret_glob)
-                *ret_glob = is_glob(s);
+        if (ret_kind)
+                *ret_kind = policy_glob_kind(s);
         return 0;
 }
 
@@ -629,7 +625,7 @@ static int parse_matcher(Parser *P, json_object *v, const char *path, DeviceMatc
         int r = 0, q = 0;
 
         if (json_object_is_type(v, json_type_string)) {
-                r = parse_glob(P, v, path, "bdf", &m.bdf, &m.bdf_glob);
+                r = parse_glob(P, v, path, "bdf", &m.bdf, &m.bdf_kind);
                 if (r < 0)
                         return r;
                 if (append_description(&m.description, "bdf %s", m.bdf) < 0)
@@ -648,7 +644,7 @@ static int parse_matcher(Parser *P, json_object *v, const char *path, DeviceMatc
 
         if (json_object_object_get_ex(v, "bdf", &f)) {
                 json_pos_path_key(child, sizeof(child), path, "bdf");
-                q = parse_glob(P, f, child, "bdf", &m.bdf, &m.bdf_glob);
+                q = parse_glob(P, f, child, "bdf", &m.bdf, &m.bdf_kind);
                 if (q < 0)
                         r = q;
                 else if (append_description(&m.description, "bdf %s", m.bdf) < 0)
@@ -672,7 +668,7 @@ static int parse_matcher(Parser *P, json_object *v, const char *path, DeviceMatc
         }
         if (json_object_object_get_ex(v, "driver", &f)) {
                 json_pos_path_key(child, sizeof(child), path, "driver");
-                q = parse_glob(P, f, child, "driver", &m.driver, &m.driver_glob);
+                q = parse_glob(P, f, child, "driver", &m.driver, &m.driver_kind);
                 if (q < 0)
                         r = q;
                 else if (append_description(&m.description, "driver %s", m.driver) < 0)
@@ -893,6 +889,7 @@ static int parse_unit(Parser *P, json_object *v, const char *text, const char *p
         if (problem)
                 return parser_error(P, path, false, "invalid unit pattern '%s': %s", text, problem);
         m->unit = strdup(text);
+        m->unit_kind = policy_glob_kind(text);
         if (!m->unit || append_description(&m->description, "unit %s", text) < 0) {
                 P->fatal = true;
                 return -ENOMEM;

@@ -12,16 +12,31 @@
 
 #include "policy.h"
 
+/*
+ * How a pattern is matched: decisions run for every device on every request,
+ * so plain strings and '*'/'?' patterns avoid fnmatch(3); brackets and
+ * escapes still go to fnmatch with the same meaning.
+ */
+typedef enum GlobKind {
+        GLOB_EXACT,              /* no metacharacters */
+        GLOB_SIMPLE,             /* only '*' and '?' */
+        GLOB_FNMATCH,            /* brackets or backslashes */
+} GlobKind;
+
+GlobKind policy_glob_kind(const char *pattern);
+/* fnmatch(pattern, s, casefold ? FNM_CASEFOLD : 0) == 0, faster for the common kinds. */
+bool policy_glob_match(const char *pattern, GlobKind kind, const char *s, bool casefold);
+
 /* One device matcher: every field that is set must match (AND). */
 typedef struct DeviceMatcher {
         char *bdf;               /* device name glob (fnmatch, case-insensitive); NULL: any */
-        bool bdf_glob;           /* has metacharacters: otherwise compared as a string */
+        GlobKind bdf_kind;
         bool has_id;
         int32_t vendor, device;  /* -1: any */
         bool has_class;
         uint32_t class_value, class_mask;
         char *driver;            /* bound driver glob; NULL: any; never matches an unbound device */
-        bool driver_glob;
+        GlobKind driver_kind;
         char *description;       /* "id 144d:*, class 0x0108xx", for reasons */
 } DeviceMatcher;
 
@@ -70,6 +85,7 @@ typedef struct PrincipalMatcher {
         bool has_gid;            /* primary or supplementary */
         gid_t gid;
         char *unit;              /* systemd unit glob; NULL: any */
+        GlobKind unit_kind;
         char *description;       /* "user qemu (uid 107)" */
 } PrincipalMatcher;
 

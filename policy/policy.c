@@ -7,6 +7,7 @@
  * at once; the decision fails at the first step that failed.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -49,6 +50,45 @@ const char *policy_verdict_to_string(PolicyVerdict v) {
 
 /* ---- matching ------------------------------------------------------------------------- */
 
+GlobKind policy_glob_kind(const char *pattern) {
+        if (strpbrk(pattern, "[\\"))
+                return GLOB_FNMATCH;
+        if (strpbrk(pattern, "*?"))
+                return GLOB_SIMPLE;
+        return GLOB_EXACT;
+}
+
+static inline char fold(char c, bool casefold) {
+        return casefold && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+bool policy_glob_match(const char *pattern, GlobKind kind, const char *s, bool casefold) {
+        const char *star_p = NULL, *star_s = NULL, *p = pattern;
+
+        if (kind == GLOB_FNMATCH)
+                return fnmatch(pattern, s, casefold ? FNM_CASEFOLD : 0) == 0;
+        if (kind == GLOB_EXACT)
+                return casefold ? strcasecmp(pattern, s) == 0 : streq(pattern, s);
+
+        /* '*' and '?' only: backtrack to the last star, which is linear enough here. */
+        while (*s) {
+                if (*p == '*') {
+                        star_p = ++p;
+                        star_s = s;
+                } else if (*p == '?' || (*p && fold(*p, casefold) == fold(*s, casefold))) {
+                        p++;
+                        s++;
+                } else if (star_p) {
+                        p = star_p;
+                        s = ++star_s;
+                } else
+                        return false;
+        }
+        while (*p == '*')
+                p++;
+        return *p == 0;
+}
+
 bool device_matcher_match(const DeviceMatcher *m, const TopoDevice *d) {
         if (m->has_id && ((m->vendor >= 0 && (uint16_t)m->vendor != d->vendor) ||
                           (m->device >= 0 && (uint16_t)m->device != d->device)))
@@ -58,15 +98,13 @@ bool device_matcher_match(const DeviceMatcher *m, const TopoDevice *d) {
         if (m->bdf) {
                 if (!d->name)
                         return false;
-                if (m->bdf_glob ? fnmatch(m->bdf, d->name, FNM_CASEFOLD) != 0
-                                : strcasecmp(m->bdf, d->name) != 0)
+                if (!policy_glob_match(m->bdf, m->bdf_kind, d->name, true))
                         return false;
         }
         if (m->driver) {
                 if (!d->driver)
                         return false;
-                if (m->driver_glob ? fnmatch(m->driver, d->driver, 0) != 0
-                                   : !streq(m->driver, d->driver))
+                if (!policy_glob_match(m->driver, m->driver_kind, d->driver, false))
                         return false;
         }
         return true;
@@ -93,7 +131,7 @@ bool principal_matcher_match(const PrincipalMatcher *m, const Principal *p) {
                 if (!found)
                         return false;
         }
-        if (m->unit && (!p->unit || fnmatch(m->unit, p->unit, 0) != 0))
+        if (m->unit && (!p->unit || !policy_glob_match(m->unit, m->unit_kind, p->unit, false)))
                 return false;
         return true;
 }
@@ -147,28 +185,133 @@ static bool device_is_bridge(const TopoDevice *d) {
 
 /* ---- steps ---------------------------------------------------------------------------- */
 
-static int step_set(PolicyDecisionStep *s, PolicyVerdict v, const char *fmt, ...) _printf_(3, 4);
-static int step_set(PolicyDecisionStep *s, PolicyVerdict v, const char *fmt, ...) {
-        va_list ap;
-        char *m;
-        int r;
+/*
+ * The reasons of one decision are built in one buffer (on the stack while it
+ * fits) and handed out as a single allocation: decisions run for every device
+ * on every request, and one malloc per decision instead of one per step, with
+ * no printf for the reasons of passing steps, is what keeps a decision within
+ * a couple of microseconds on a big host.  Steps are set in order, each once,
+ * so the first step's reason starts the block.
+ */
+typedef struct Reasons {
+        char *buf;
+        size_t n, size;
+        PolicyStep cur;
+        size_t off[_POLICY_STEP_MAX];
+        PolicyVerdict verdict[_POLICY_STEP_MAX];
+        char stack[2048];
+} Reasons;
 
-        va_start(ap, fmt);
-        r = vasprintf(&m, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        free(s->reason);
-        s->reason = m;
-        s->verdict = v;
+static void reasons_init(Reasons *R) {
+        R->buf = R->stack;
+        R->n = 0;
+        R->size = sizeof(R->stack);
+        for (size_t i = 0; i < _POLICY_STEP_MAX; i++) {
+                R->off[i] = SIZE_MAX;
+                R->verdict[i] = POLICY_SKIP;
+        }
+}
+
+static void reasons_done(Reasons *R) {
+        if (R->buf != R->stack)
+                free(R->buf);
+}
+
+static Reasons *reasons_at(Reasons *R, PolicyStep step) {
+        R->cur = step;
+        return R;
+}
+
+static int reasons_reserve(Reasons *R, size_t extra) {
+        size_t want;
+        char *b;
+
+        if (R->n + extra <= R->size)
+                return 0;
+        want = MAX(R->size * 2, R->n + extra);
+        if (R->buf == R->stack) {
+                b = malloc(want);
+                if (!b)
+                        return -ENOMEM;
+                memcpy(b, R->stack, R->n);
+        } else {
+                b = realloc(R->buf, want);
+                if (!b)
+                        return -ENOMEM;
+        }
+        R->buf = b;
+        R->size = want;
         return 0;
+}
+
+static int step_set(Reasons *R, PolicyVerdict v, const char *fmt, ...) _printf_(3, 4);
+static int step_set(Reasons *R, PolicyVerdict v, const char *fmt, ...) {
+        va_list ap;
+        int k;
+
+        for (;;) {
+                va_start(ap, fmt);
+                k = vsnprintf(R->buf + R->n, R->size - R->n, fmt, ap);
+                va_end(ap);
+                if (k < 0)
+                        return -EINVAL;
+                if ((size_t)k < R->size - R->n)
+                        break;
+                if (reasons_reserve(R, (size_t)k + 1) < 0)
+                        return -ENOMEM;
+        }
+        R->off[R->cur] = R->n;
+        R->verdict[R->cur] = v;
+        R->n += (size_t)k + 1;
+        return 0;
+}
+
+/* Sets a reason made of the NULL-terminated list of strings, without printf. */
+__attribute__((sentinel)) static int step_concat(Reasons *R, PolicyVerdict v, ...) {
+        size_t len = 0, start = R->n;
+        const char *part;
+        va_list ap;
+
+        va_start(ap, v);
+        while ((part = va_arg(ap, const char *)))
+                len += strlen(part);
+        va_end(ap);
+        if (reasons_reserve(R, len + 1) < 0)
+                return -ENOMEM;
+        va_start(ap, v);
+        while ((part = va_arg(ap, const char *))) {
+                size_t k = strlen(part);
+
+                memcpy(R->buf + R->n, part, k);
+                R->n += k;
+        }
+        va_end(ap);
+        R->buf[R->n++] = 0;
+        R->off[R->cur] = start;
+        R->verdict[R->cur] = v;
+        return 0;
+}
+
+/* Decimal digits of v in buf (at least 21 bytes); returns buf. */
+static const char *fmt_u(char *buf, uint64_t v) {
+        char tmp[21];
+        size_t n = 0, i = 0;
+
+        do {
+                tmp[n++] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        while (n)
+                buf[i++] = tmp[--n];
+        buf[i] = 0;
+        return buf;
 }
 
 static const char *dev_name(const TopoDevice *d) {
         return d->name ?: "(unnamed device)";
 }
 
-static int step_match(const Policy *p, const TopoDevice *d, PolicyDecisionStep *s) {
+static int step_match(const Policy *p, const TopoDevice *d, Reasons *s) {
         const PolicyRule *allow = NULL, *deny = NULL;
         const DeviceMatcher *allow_m = NULL, *deny_m = NULL;
 
@@ -212,14 +355,14 @@ static int step_match(const Policy *p, const TopoDevice *d, PolicyDecisionStep *
                 return step_set(s, POLICY_FAIL, "denied by rule '%s' (%s)", deny->name,
                                 deny_m->description);
         if (allow)
-                return step_set(s, POLICY_PASS, "allowed by rule '%s' (%s)", allow->name,
-                                allow_m->description);
+                return step_concat(s, POLICY_PASS, "allowed by rule '", allow->name, "' (",
+                                   allow_m->description, ")", NULL);
         return step_set(s, POLICY_FAIL, "no allow rule matches %s (id %04x:%04x, class 0x%06x%s%s)",
                         dev_name(d), d->vendor, d->device, d->class, d->driver ? ", driver " : "",
                         d->driver ?: "");
 }
 
-static int step_driver(const TopoDevice *d, PolicyDecisionStep *s) {
+static int step_driver(const TopoDevice *d, Reasons *s) {
         if (!d->driver)
                 return step_set(s, POLICY_FAIL, "%s is not bound to any driver; bind it to vfio-pci",
                                 dev_name(d));
@@ -231,14 +374,18 @@ static int step_driver(const TopoDevice *d, PolicyDecisionStep *s) {
                 return step_set(s, POLICY_FAIL,
                                 "%s is bound to %s but has no VFIO device cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)",
                                 dev_name(d), d->driver);
-        return step_set(s, POLICY_PASS, "bound to %s with cdev %s (%u:%u)", d->driver,
-                        d->cdev_name ?: "(unnamed)", d->cdev_major, d->cdev_minor);
+        char maj[24], min[24];
+
+        return step_concat(s, POLICY_PASS, "bound to ", d->driver, " with cdev ",
+                           d->cdev_name ?: "(unnamed)", " (", fmt_u(maj, d->cdev_major), ":",
+                           fmt_u(min, d->cdev_minor), ")", NULL);
 }
 
-static int step_group(const TopoDevice *d, PolicyDecisionStep *s) {
+static int step_group(const TopoDevice *d, Reasons *s) {
         const TopoGroup *g = d->group;
         _cleanup_free_ char *bad = NULL;
         size_t n_bad = 0, n_others = 0;
+        char id[24], others[24];
 
         if (!g)
                 return step_set(s, POLICY_FAIL, "%s has no IOMMU group: no IOMMU isolates its DMA",
@@ -268,12 +415,13 @@ static int step_group(const TopoDevice *d, PolicyDecisionStep *s) {
         }
         if (n_bad > 0)
                 return step_set(s, POLICY_FAIL, "group %u is not viable: %s", g->id, bad);
+        fmt_u(id, g->id);
         if (n_others == 0)
-                return step_set(s, POLICY_PASS, "group %u is viable: %s is its only member", g->id,
-                                dev_name(d));
-        return step_set(s, POLICY_PASS,
-                        "group %u is viable: its %zu other member%s unbound, on a VFIO driver, pci-stub or a bridge",
-                        g->id, n_others, n_others == 1 ? " is" : "s are");
+                return step_concat(s, POLICY_PASS, "group ", id, " is viable: ", dev_name(d),
+                                   " is its only member", NULL);
+        return step_concat(s, POLICY_PASS, "group ", id, " is viable: its ", fmt_u(others, n_others),
+                           n_others == 1 ? " other member is" : " other members are",
+                           " unbound, on a VFIO driver, pci-stub or a bridge", NULL);
 }
 
 static const char *region_action_setting(const PolicyRegionException *e, RegionType t,
@@ -286,7 +434,7 @@ static const char *region_action_setting(const PolicyRegionException *e, RegionT
         return buf;
 }
 
-static int step_regions(const Policy *p, const TopoDevice *d, PolicyDecisionStep *s) {
+static int step_regions(const Policy *p, const TopoDevice *d, Reasons *s) {
         const PolicyRegionException *direct_by = NULL, *relaxable_by = NULL;
         RegionAction direct = p->direct, relaxable = p->direct_relaxable;
         RegionAction ex_direct = REGION_ACTION_UNSET, ex_relaxable = REGION_ACTION_UNSET;
@@ -353,14 +501,17 @@ static int step_regions(const Policy *p, const TopoDevice *d, PolicyDecisionStep
                                 allowed->start, allowed->last,
                                 allowed->type == REGION_DIRECT ? "direct" : "direct-relaxable",
                                 region_action_setting(allowed_by, allowed->type, who, sizeof(who)));
-        return step_set(s, POLICY_PASS, "no direct-mapped reserved regions in group %u", g->id);
+        return step_concat(s, POLICY_PASS, "no direct-mapped reserved regions in group ",
+                           fmt_u(who, g->id), NULL);
 }
 
 static void principal_describe(const Principal *pr, char *buf, size_t size) {
-        if (pr->unit)
-                snprintf(buf, size, "uid %u (%s)", (unsigned)pr->uid, pr->unit);
-        else
-                snprintf(buf, size, "uid %u", (unsigned)pr->uid);
+        char uid[24];
+        int n;
+
+        n = snprintf(buf, size, "uid %s", fmt_u(uid, pr->uid));
+        if (pr->unit && n >= 0 && (size_t)n < size)
+                snprintf(buf + n, size - (size_t)n, " (%s)", pr->unit);
 }
 
 /* "uid 1003 (gid 1003, groups 27 500, unit foo.scope)": everything a grant could match on. */
@@ -378,7 +529,7 @@ static void principal_describe_full(const Principal *pr, char *buf, size_t size)
 }
 
 static int step_principal(const Policy *p, const TopoDevice *d, const Principal *pr,
-                          PolicyDecisionStep *s, char **ret_pool) {
+                          Reasons *s, char **ret_pool) {
         const PolicyGrant *named = NULL;
         size_t n_named = 0;
         char who[256];
@@ -402,13 +553,13 @@ static int step_principal(const Policy *p, const TopoDevice *d, const Principal 
                         *ret_pool = strdup(pool->name);
                         if (!*ret_pool)
                                 return -ENOMEM;
-                        return step_set(s, POLICY_PASS,
-                                        "%s is granted %s by grant '%s' (%s) through pool '%s' (%s)",
-                                        who, dev_name(d), g->name, pm->description, pool->name,
-                                        dm->description);
+                        return step_concat(s, POLICY_PASS, who, " is granted ", dev_name(d),
+                                           " by grant '", g->name, "' (", pm->description,
+                                           ") through pool '", pool->name, "' (", dm->description,
+                                           ")", NULL);
                 }
-                return step_set(s, POLICY_PASS, "%s is granted %s by grant '%s' (%s) for %s", who,
-                                dev_name(d), g->name, pm->description, dm->description);
+                return step_concat(s, POLICY_PASS, who, " is granted ", dev_name(d), " by grant '",
+                                   g->name, "' (", pm->description, ") for ", dm->description, NULL);
         }
         if (named)
                 return step_set(s, POLICY_FAIL,
@@ -421,86 +572,104 @@ static int step_principal(const Policy *p, const TopoDevice *d, const Principal 
 int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                   const Principal *principal, const PolicyRuntime *rt, PolicyDecision *ret) {
         PolicyDecision dec = { .n_steps = _POLICY_STEP_MAX };
-        PolicyDecisionStep *s = dec.steps;
+        Reasons R;
+        char *block;
         int r;
 
         if (!p || !d || !ret)
                 return -EINVAL;
         (void)t;
+        reasons_init(&R);
 
-        for (PolicyStep i = 0; i < _POLICY_STEP_MAX; i++)
-                s[i] = (PolicyDecisionStep){ .step = i, .verdict = POLICY_SKIP };
-
-        r = step_match(p, d, &s[POLICY_STEP_MATCH]);
+        r = step_match(p, d, reasons_at(&R, POLICY_STEP_MATCH));
         if (r >= 0)
-                r = step_driver(d, &s[POLICY_STEP_DRIVER]);
+                r = step_driver(d, reasons_at(&R, POLICY_STEP_DRIVER));
         if (r >= 0)
-                r = step_group(d, &s[POLICY_STEP_GROUP]);
+                r = step_group(d, reasons_at(&R, POLICY_STEP_GROUP));
         if (r >= 0)
-                r = step_regions(p, d, &s[POLICY_STEP_REGIONS]);
+                r = step_regions(p, d, reasons_at(&R, POLICY_STEP_REGIONS));
 
         if (r >= 0 && !principal) {
                 const char *why = "no principal given: device eligibility only";
 
-                r = step_set(&s[POLICY_STEP_PRINCIPAL], POLICY_SKIP, "%s", why);
+                r = step_concat(reasons_at(&R, POLICY_STEP_PRINCIPAL), POLICY_SKIP, why, NULL);
                 if (r >= 0)
-                        r = step_set(&s[POLICY_STEP_EXCLUSIVE], POLICY_SKIP, "%s", why);
+                        r = step_concat(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_SKIP, why, NULL);
                 if (r >= 0)
-                        r = step_set(&s[POLICY_STEP_QUOTA], POLICY_SKIP, "%s", why);
+                        r = step_concat(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP, why, NULL);
         } else if (r >= 0) {
-                r = step_principal(p, d, principal, &s[POLICY_STEP_PRINCIPAL], &dec.pool);
+                r = step_principal(p, d, principal, reasons_at(&R, POLICY_STEP_PRINCIPAL), &dec.pool);
 
                 if (r >= 0) {
                         const char *holder;
 
                         if (!rt || !rt->device_holder)
-                                r = step_set(&s[POLICY_STEP_EXCLUSIVE], POLICY_SKIP,
+                                r = step_set(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_SKIP,
                                              "no session state given");
                         else if ((holder = rt->device_holder(rt->userdata, d)))
-                                r = step_set(&s[POLICY_STEP_EXCLUSIVE], POLICY_FAIL, "held by %s",
+                                r = step_set(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_FAIL, "held by %s",
                                              holder);
                         else
-                                r = step_set(&s[POLICY_STEP_EXCLUSIVE], POLICY_PASS,
-                                             "not held by another session");
+                                r = step_concat(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_PASS,
+                                                "not held by another session", NULL);
                 }
 
                 if (r >= 0) {
                         PolicyQuotas q;
 
-                        if (s[POLICY_STEP_PRINCIPAL].verdict != POLICY_PASS)
-                                r = step_set(&s[POLICY_STEP_QUOTA], POLICY_SKIP,
+                        if (R.verdict[POLICY_STEP_PRINCIPAL] != POLICY_PASS)
+                                r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP,
                                              "no grant applies, so there is no quota to check");
                         else if (!rt || !rt->usage)
-                                r = step_set(&s[POLICY_STEP_QUOTA], POLICY_SKIP, "no usage given");
+                                r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP, "no usage given");
                         else {
                                 policy_quotas(p, principal, &q);
                                 if (q.devices == UINT64_MAX)
-                                        r = step_set(&s[POLICY_STEP_QUOTA], POLICY_PASS,
+                                        r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_PASS,
                                                      "no device quota (%" PRIu64 " in use)",
                                                      rt->usage->devices);
                                 else if (rt->usage->devices >= q.devices)
-                                        r = step_set(&s[POLICY_STEP_QUOTA], POLICY_FAIL,
+                                        r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_FAIL,
                                                      "device quota %" PRIu64 " reached (%" PRIu64 " in use)",
                                                      q.devices, rt->usage->devices);
-                                else
-                                        r = step_set(&s[POLICY_STEP_QUOTA], POLICY_PASS,
-                                                     "%" PRIu64 " of %" PRIu64 " devices in use",
-                                                     rt->usage->devices, q.devices);
+                                else {
+                                        char used[24], limit[24];
+
+                                        r = step_concat(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_PASS,
+                                                        fmt_u(used, rt->usage->devices), " of ",
+                                                        fmt_u(limit, q.devices), " devices in use",
+                                                        NULL);
+                                }
                         }
                 }
         }
+        if (r >= 0) {
+                block = malloc(R.n);
+                if (!block)
+                        r = -ENOMEM;
+        }
         if (r < 0) {
-                policy_decision_clear(&dec);
+                reasons_done(&R);
+                free(dec.pool);
                 return r;
         }
+        /* Every step was set, the match step first: block is steps[0].reason. */
+        assert(R.off[POLICY_STEP_MATCH] == 0);
+        memcpy(block, R.buf, R.n);
+        reasons_done(&R);
 
         dec.allowed = true;
-        for (size_t i = 0; i < dec.n_steps; i++)
-                if (s[i].verdict == POLICY_FAIL) {
+        for (PolicyStep i = 0; i < _POLICY_STEP_MAX; i++) {
+                dec.steps[i] = (PolicyDecisionStep){
+                        .step = i,
+                        .verdict = R.verdict[i],
+                        .reason = block + R.off[i],
+                };
+                if (dec.allowed && R.verdict[i] == POLICY_FAIL) {
                         dec.allowed = false;
-                        dec.failed_step = s[i].step;
-                        break;
+                        dec.failed_step = i;
                 }
+        }
         *ret = dec;
         return 0;
 }
@@ -508,8 +677,8 @@ int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
 void policy_decision_clear(PolicyDecision *d) {
         if (!d)
                 return;
-        for (size_t i = 0; i < _POLICY_STEP_MAX; i++)
-                free(d->steps[i].reason);
+        /* All reasons live in one block, which the first step's reason starts. */
+        free(d->steps[0].reason);
         free(d->pool);
         *d = (PolicyDecision){};
 }
