@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <fnmatch.h>
 
 #include "fake-topology.h"
 #include "macros.h"
+#include "policy-internal.h"
 #include "policy.h"
 
 /* ---- the host ------------------------------------------------------------------------- */
@@ -458,12 +460,66 @@ static void test_grant_settings_per_device(void **state) {
         assert_false(policy_allows_delegation(p, &alice));
 }
 
+/* The fast matcher must agree with fnmatch(3), which the documentation promises. */
+static void test_glob_matches_fnmatch(void **state) {
+        static const char *const patterns[] = {
+                "*", "?", "", "0000:65:00.0", "0000:65:*", "0000:6?:00.*", "*:00.0", "*00*",
+                "0000:*:*.1", "**", "*.scope", "machine-qemu*.scope", "vfio*", "VFIO-PCI",
+                "0000:0[0-9]:*", "a\\*b", "*a*b*c*", "?*?",
+        };
+        static const char *const names[] = {
+                "0000:65:00.0", "0000:65:00.1", "0000:6a:00.0", "0000:0A:00.0", "", "vfio-pci",
+                "machine-qemu-1-vm.scope", "session-3.scope", "a*b", "aXb", "abc", "xaybzc", "0",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(patterns); i++)
+                for (size_t j = 0; j < ELEMENTSOF(names); j++)
+                        for (int fold = 0; fold < 2; fold++) {
+                                bool want = fnmatch(patterns[i], names[j], fold ? FNM_CASEFOLD : 0) == 0;
+                                bool got = policy_glob_match(patterns[i], policy_glob_kind(patterns[i]),
+                                                             names[j], fold);
+
+                                if (want != got)
+                                        fail_msg("'%s' vs '%s' (casefold %d): fnmatch %d, ours %d",
+                                                 patterns[i], names[j], fold, want, got);
+                        }
+}
+
+/* A reason longer than the decision's stack buffer: a group of 300 host-bound functions. */
+static void test_long_reason(void **state) {
+        static FakeDevice many[301];
+        static char names[301][16];
+        _cleanup_(policy_freep) Policy *p = NULL;
+        static const char text[] = "{ \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } } }";
+        PolicyDecision dec;
+        Topology *t;
+
+        for (size_t i = 0; i < ELEMENTSOF(many); i++) {
+                snprintf(names[i], sizeof(names[i]), "0000:%02zx:%02zx.%zu", 0x40 + i / 256, i / 8 % 32, i % 8);
+                many[i] = (FakeDevice){ names[i], 99, 0x8086, 0x1521, 0x020000, i == 0 ? "vfio-pci" : "igb", i == 0 };
+        }
+        t = fake_topology_new(many, ELEMENTSOF(many), NULL, 0, NULL, 0);
+        assert_int_equal(policy_load_string(&p, "t.json", text, strlen(text), NULL, NULL), 0);
+        assert_int_equal(policy_decide(p, t, fake_topology_device(t, "0000:40:00.0"), &alice, NULL, &dec), 0);
+        assert_false(dec.allowed);
+        assert_int_equal(dec.failed_step, POLICY_STEP_GROUP);
+        assert_true(strlen(dec.steps[POLICY_STEP_GROUP].reason) > 300 * 30);
+        assert_non_null(strstr(dec.steps[POLICY_STEP_GROUP].reason, "0000:41:05.4 is bound to host driver igb"));
+        assert_string_equal(dec.steps[POLICY_STEP_MATCH].reason, "allowed by rule 'all' (bdf *)");
+        assert_string_equal(dec.steps[POLICY_STEP_PRINCIPAL].reason,
+                            "no grant names uid 1000 (gid 1000): it may use no device");
+        policy_decision_clear(&dec);
+        fake_topology_free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_decisions),
                 cmocka_unit_test(test_decision_json),
                 cmocka_unit_test(test_decision_print),
                 cmocka_unit_test(test_grant_settings_per_device),
+                cmocka_unit_test(test_glob_matches_fnmatch),
+                cmocka_unit_test(test_long_reason),
         };
 
         return cmocka_run_group_tests_name("policy-decide", tests, setup, teardown);

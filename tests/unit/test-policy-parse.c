@@ -462,6 +462,37 @@ static void test_shipped_default_policy(void **state) {
         assert_int_equal(q.devices, 0);
 }
 
+/* The drop-in example of iommud.policy(5), over the shipped file. */
+static void test_admin_dropin_over_shipped_policy(void **state) {
+        TempTree t;
+        PolicyPaths paths;
+        _cleanup_(policy_freep) Policy *p = NULL;
+        PolicyDiagnostics diags = {};
+        char cmd[512];
+
+        temp_tree_make(&t);
+        snprintf(cmd, sizeof(cmd), "cp '%s' '%s/50-default.json'", DEFAULT_POLICY, t.vendor);
+        assert_int_equal(system(cmd), 0);
+        write_file(t.admin, "90-local.json",
+                   "{\n"
+                   "\t\"rules\": { \"all-devices\": null },\n"
+                   "\t\"reserved-regions\": {\n"
+                   "\t\t\"exceptions\": {\n"
+                   "\t\t\t\"strict-gpus\": { \"match\": { \"class\": \"0x03xxxx\" }, \"direct-relaxable\": \"deny\" }\n"
+                   "\t\t}\n"
+                   "\t},\n"
+                   "\t\"limits\": { \"max-connections-per-user\": 128 }\n"
+                   "}\n");
+        paths = (PolicyPaths){ .vendor_dir = t.vendor, .admin_dir = t.admin, .file = t.file };
+        assert_int_equal(policy_load(&p, &paths, &diags, NULL), 0);
+        assert_int_equal(diags.n, 0);
+        assert_int_equal(policy_limits(p)->max_connections_per_uid, 128);
+        assert_int_equal(policy_limits(p)->max_connections, 4096);
+        assert_string_equal(match_reason(p, "0000:01:00.0"),
+                            "fail: no allow rule matches 0000:01:00.0 (id 8086:10fb, class 0x020000)");
+        temp_tree_remove(&t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_errors),
@@ -473,6 +504,7 @@ int main(void) {
                 cmocka_unit_test(test_load_errors_name_files),
                 cmocka_unit_test(test_missing_paths_give_defaults),
                 cmocka_unit_test(test_shipped_default_policy),
+                cmocka_unit_test(test_admin_dropin_over_shipped_policy),
         };
 
         return cmocka_run_group_tests_name("policy-parse", tests, NULL, NULL);
