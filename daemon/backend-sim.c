@@ -2048,6 +2048,23 @@ int backend_sim_ioas_n_areas(const BackendContext *bc, uint32_t ioas_id, size_t 
         return 0;
 }
 
+int backend_sim_ioas_lookup(const BackendContext *bc, uint32_t ioas_id, uint64_t iova,
+                            IovaRange *ret) {
+        SimContext *c = (SimContext *)bc;
+        SimIoas *ioas;
+        IovaNode *n;
+        int r;
+
+        r = obj_lookup(c, ioas_id, SIM_OBJ_IOAS, (void **)&ioas, NULL);
+        if (r < 0)
+                return r;
+        n = iova_tree_find(&ioas->areas, iova);
+        if (!n)
+                return -ENOENT;
+        *ret = (IovaRange){ n->start, n->last };
+        return 0;
+}
+
 void backend_sim_set_privileged(Backend *b, bool privileged) {
         to_sim(b)->unprivileged = !privileged;
 }

@@ -56,5 +56,9 @@ uint64_t backend_sim_context_mapped_bytes(const BackendContext *c);
 /* Number of areas in an IOAS, -ENOENT if there is no such IOAS. */
 int backend_sim_ioas_n_areas(const BackendContext *c, uint32_t ioas_id, size_t *ret);
 
+/* The area of an IOAS containing iova: -ENOENT when nothing is mapped there. */
+int backend_sim_ioas_lookup(const BackendContext *c, uint32_t ioas_id, uint64_t iova,
+                            IovaRange *ret);
+
 /* Whether the simulated caller holds CAP_SYS_RESOURCE (RLIMIT_MODE SET); default true. */
 void backend_sim_set_privileged(Backend *b, bool privileged);
