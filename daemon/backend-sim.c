@@ -451,7 +451,9 @@ static void ioas_remove_domain(SimContext *c, SimIoas *ioas, SimHwpt *h) {
 
 /* ---- IOAS: areas ---- */
 
-static int ioas_check_fixed(SimIoas *ioas, uint64_t iova, uint64_t length, Error *err) {
+/* check_areas: false when the insertion itself will report EEXIST (one descent less). */
+static int ioas_check_fixed(SimIoas *ioas, uint64_t iova, uint64_t length, bool check_areas,
+                            Error *err) {
         uint64_t last;
 
         if (iova & (ioas->alignment - 1))
@@ -465,7 +467,7 @@ static int ioas_check_fixed(SimIoas *ioas, uint64_t iova, uint64_t length, Error
                 return error_set(err, -EINVAL,
                                  "Range 0x%" PRIx64 "-0x%" PRIx64 " overlaps a reserved range",
                                  iova, last);
-        if (iova_tree_first_overlap(&ioas->areas, iova, last))
+        if (check_areas && iova_tree_first_overlap(&ioas->areas, iova, last))
                 return error_set(err, -EEXIST,
                                  "Range 0x%" PRIx64 "-0x%" PRIx64 " overlaps an existing mapping",
                                  iova, last);
@@ -591,7 +593,9 @@ static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_
         a->flags = flags;
         if (iova_tree_insert(&ioas->areas, &a->node) < 0) {
                 free(a);
-                return error_set(err, -EEXIST, "IOVA 0x%" PRIx64 " is already mapped", iova);
+                return error_set(err, -EEXIST,
+                                 "Range 0x%" PRIx64 "-0x%" PRIx64 " overlaps an existing mapping",
+                                 iova, iova + length - 1);
         }
         c->mapped_bytes += length;
         return 0;
@@ -646,7 +650,7 @@ static int ioas_map_common(SimContext *c, uint32_t ioas_id, uint32_t flags, uint
                         return error_set(err, -EINVAL,
                                          "Length 0x%" PRIx64 " is not a multiple of %" PRIu64,
                                          length, ioas->alignment);
-                r = ioas_check_fixed(ioas, at, length, err);
+                r = ioas_check_fixed(ioas, at, length, false, err);
         } else
                 r = ioas_alloc_iova(ioas, source, length, &at, err);
         if (r < 0)
@@ -816,7 +820,7 @@ static int sim_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_
                         return error_set(err, -EINVAL,
                                          "Length 0x%" PRIx64 " is not a multiple of %" PRIu64,
                                          length, dst->alignment);
-                r = ioas_check_fixed(dst, at, length, err);
+                r = ioas_check_fixed(dst, at, length, true, err);
         } else
                 r = ioas_alloc_iova(dst, pieces[0].source, length, &at, err);
         if (r < 0)

@@ -66,23 +66,76 @@ static IovaNode *rebalance(IovaNode *n) {
         return n;
 }
 
-static IovaNode *insert_rec(IovaNode *root, IovaNode *node) {
-        if (!root)
+typedef struct Aug {
+        const IovaNode *ptr;
+        int32_t height;
+        uint64_t first, last, max_gap;
+} Aug;
+
+static Aug aug_of(const IovaNode *n) {
+        if (!n)
+                return (Aug){ .ptr = NULL };
+        return (Aug){ n, n->height, n->subtree_first, n->subtree_last, n->max_gap };
+}
+
+/* Whether the child subtree is the same root with the same augmentation as before. */
+static bool aug_same(const Aug *a, const IovaNode *n) {
+        return a->ptr == n && (!n || (a->height == n->height && a->first == n->subtree_first &&
+                                      a->last == n->subtree_last && a->max_gap == n->max_gap));
+}
+
+/*
+ * One descent both finds the slot and checks overlap: at the slot, the
+ * in-order neighbours are the last ancestors where the path turned right
+ * (pred) and left (succ).  On the way back up, a level whose child came back
+ * unchanged stops the work: nothing above it can change either, which
+ * spares reading the siblings of the upper path.
+ */
+static IovaNode *insert_rec(IovaNode *root, IovaNode *node, const IovaNode *pred,
+                            const IovaNode *succ, bool *overlap) {
+        IovaNode **link, *child;
+        Aug before;
+
+        if (!root) {
+                if ((pred && pred->last >= node->start) || (succ && succ->start <= node->last)) {
+                        *overlap = true;
+                        return NULL;
+                }
                 return node;
-        if (node->start < root->start)
-                root->left = insert_rec(root->left, node);
-        else
-                root->right = insert_rec(root->right, node);
+        }
+        if (node->start == root->start) {
+                *overlap = true;
+                return root;
+        }
+        if (node->start < root->start) {
+                link = &root->left;
+                succ = root;
+        } else {
+                link = &root->right;
+                pred = root;
+        }
+        before = aug_of(*link);
+        child = insert_rec(*link, node, pred, succ, overlap);
+        if (*overlap)
+                return root; /* nothing was linked */
+        *link = child;
+        if (aug_same(&before, child))
+                return root;
         return rebalance(root);
 }
 
 int iova_tree_insert(IovaTree *t, IovaNode *node) {
-        if (iova_tree_first_overlap(t, node->start, node->last))
-                return -EEXIST;
+        bool overlap = false;
+        IovaNode *root;
 
+        if (node->start > node->last)
+                return -EINVAL;
         node->left = node->right = NULL;
         update(node);
-        t->root = insert_rec(t->root, node);
+        root = insert_rec(t->root, node, NULL, NULL, &overlap);
+        if (overlap)
+                return -EEXIST;
+        t->root = root;
         t->n++;
         return 0;
 }
@@ -98,15 +151,12 @@ static IovaNode *remove_min(IovaNode *root, IovaNode **ret_min) {
 }
 
 static IovaNode *remove_rec(IovaNode *root, IovaNode *node) {
-        IovaNode *succ;
+        IovaNode *succ, **link;
+        Aug before;
 
         if (!root)
                 return NULL;
-        if (node->start < root->start)
-                root->left = remove_rec(root->left, node);
-        else if (node->start > root->start)
-                root->right = remove_rec(root->right, node);
-        else {
+        if (node->start == root->start) {
                 /* Areas never overlap, so start is unique: root == node. */
                 if (!root->left)
                         return root->right;
@@ -115,8 +165,13 @@ static IovaNode *remove_rec(IovaNode *root, IovaNode *node) {
                 root->right = remove_min(root->right, &succ);
                 succ->left = root->left;
                 succ->right = root->right;
-                root = succ;
+                return rebalance(succ);
         }
+        link = node->start < root->start ? &root->left : &root->right;
+        before = aug_of(*link);
+        *link = remove_rec(*link, node);
+        if (aug_same(&before, *link))
+                return root;
         return rebalance(root);
 }
 
