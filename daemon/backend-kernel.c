@@ -148,6 +148,8 @@ static void fallback_map_unref(BackendKernel *k, FallbackMap *m) {
 }
 
 static IoasAreas *ioas_areas_find(KernelContext *c, uint32_t ioas_id) {
+        if (!c->ioas)
+                return NULL;
         FOREACH_ARRAY(a, c->ioas, c->n_ioas)
                 if (a->ioas_id == ioas_id)
                         return a;
@@ -234,7 +236,7 @@ static const FallbackArea *ioas_areas_containing(KernelContext *c, uint32_t ioas
                                                  uint64_t iova, uint64_t length) {
         IoasAreas *a = ioas_areas_find(c, ioas_id);
 
-        if (!a || length == 0)
+        if (!a || !a->areas || length == 0)
                 return NULL;
         FOREACH_ARRAY(f, a->areas, a->n)
                 if (f->iova <= iova && iova + (length - 1) <= f->last)
@@ -259,6 +261,8 @@ static int kernel_fd_add(KernelFd **array, size_t *n, uint32_t id, int fd) {
 }
 
 static KernelFd *kernel_fd_find(KernelFd *array, size_t n, uint32_t id) {
+        if (!array)
+                return NULL;
         FOREACH_ARRAY(f, array, n)
                 if (f->id == id)
                         return f;
@@ -447,16 +451,16 @@ static void kernel_context_free(BackendContext *bc) {
                 return;
         k = kernel_of(bc);
         /* Devices first (closing a bound cdev unbinds it), then fault fds, then the context. */
-        FOREACH_ARRAY(d, c->devices, c->n_devices)
-                sys_close(k, d->fd);
-        FOREACH_ARRAY(f, c->faults, c->n_faults)
-                sys_close(k, f->fd);
+        for (size_t i = 0; i < c->n_devices; i++)
+                sys_close(k, c->devices[i].fd);
+        for (size_t i = 0; i < c->n_faults; i++)
+                sys_close(k, c->faults[i].fd);
         sys_close(k, c->iommufd);
         /* Only now that the kernel dropped every area may the fallback mappings go. */
-        FOREACH_ARRAY(a, c->ioas, c->n_ioas) {
-                FOREACH_ARRAY(f, a->areas, a->n)
-                        fallback_map_unref(k, f->map);
-                free(a->areas);
+        for (size_t i = 0; i < c->n_ioas; i++) {
+                for (size_t j = 0; j < c->ioas[i].n; j++)
+                        fallback_map_unref(k, c->ioas[i].areas[j].map);
+                free(c->ioas[i].areas);
         }
         free(c->ioas);
         free(c->devices);

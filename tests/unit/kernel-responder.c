@@ -27,6 +27,8 @@ typedef struct ResponderFd {
 } ResponderFd;
 
 static ResponderFd *fd_find(KernelResponder *r, int fd) {
+        if (!r->fds)
+                return NULL;
         FOREACH_ARRAY(f, r->fds, r->n_fds)
                 if (f->fd == fd)
                         return f;
