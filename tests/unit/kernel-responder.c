@@ -603,11 +603,33 @@ const BackendKernelSyscalls kernel_responder_syscalls = {
         .munmap = seam_munmap,
 };
 
+/* The ioctls a kernel without the feature would not know. */
+static const struct {
+        uint64_t feature;
+        uint32_t cmds[2];
+} feature_cmds[] = {
+        { BACKEND_FEATURE_OPTION, { IOMMUD_IOMMUFD_CMD_OPTION } },
+        { BACKEND_FEATURE_HWPT_ALLOC, { IOMMUD_IOMMUFD_CMD_HWPT_ALLOC } },
+        { BACKEND_FEATURE_HW_INFO, { IOMMUD_IOMMUFD_CMD_GET_HW_INFO } },
+        { BACKEND_FEATURE_DIRTY_TRACKING,
+          { IOMMUD_IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING, IOMMUD_IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP } },
+        { BACKEND_FEATURE_HWPT_INVALIDATE, { IOMMUD_IOMMUFD_CMD_HWPT_INVALIDATE } },
+        { BACKEND_FEATURE_FAULT_QUEUE, { IOMMUD_IOMMUFD_CMD_FAULT_QUEUE_ALLOC } },
+        { BACKEND_FEATURE_MAP_FILE, { IOMMUD_IOMMUFD_CMD_IOAS_MAP_FILE } },
+        { BACKEND_FEATURE_VIOMMU, { IOMMUD_IOMMUFD_CMD_VIOMMU_ALLOC, IOMMUD_IOMMUFD_CMD_VDEVICE_ALLOC } },
+        { BACKEND_FEATURE_CHANGE_PROCESS, { IOMMUD_IOMMUFD_CMD_IOAS_CHANGE_PROCESS } },
+};
+
 int kernel_responder_new(KernelResponder **ret, Backend *inner, const char *dev_root) {
         KernelResponder *r = calloc(1, sizeof(*r));
 
         if (!r)
                 return -ENOMEM;
+        /* Behave as a kernel of the inner backend's generation. */
+        FOREACH_ARRAY(f, feature_cmds, ELEMENTSOF(feature_cmds))
+                if (!(inner->features & f->feature))
+                        for (size_t i = 0; i < ELEMENTSOF(f->cmds) && f->cmds[i]; i++)
+                                kernel_responder_disable(r, f->cmds[i]);
         r->inner = inner;
         r->dev_root = strdup(dev_root ?: "/dev");
         if (!r->dev_root) {

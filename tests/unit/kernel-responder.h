@@ -52,6 +52,10 @@ struct KernelResponder {
         size_t n_fds;
 };
 
+/*
+ * inner is borrowed.  The ioctls of features inner lacks answer ENOTTY, so that
+ * backend-kernel probes the same features inner has.
+ */
 int kernel_responder_new(KernelResponder **ret, Backend *inner, const char *dev_root);
 KernelResponder *kernel_responder_free(KernelResponder *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KernelResponder *, kernel_responder_free);

@@ -272,6 +272,20 @@ static void test_probe_6_1_kernel(void **state) {
                                                       BACKEND_FEATURE_VFIO_CDEV);
 }
 
+static void test_probe_follows_inner_features(void **state) {
+        Env *e = *state;
+        Error err = ERROR_INIT;
+        const uint64_t off = BACKEND_FEATURE_MAP_FILE | BACKEND_FEATURE_VIOMMU |
+                             BACKEND_FEATURE_FAULT_QUEUE;
+
+        /* A responder over an older model answers ENOTTY where that model has no feature. */
+        kernel_responder_free(e->resp);
+        e->fake->features &= ~off;
+        assert_int_equal(kernel_responder_new(&e->resp, e->fake, e->dev), 0);
+        assert_int_equal(kernel_new(e, &err), 0);
+        assert_int_equal(e->kernel->features, e->fake->features);
+}
+
 static void test_probe_not_iommufd(void **state) {
         Env *e = *state;
         Error err = ERROR_INIT;
@@ -898,6 +912,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_probe_old_kernel_features_off, setup_raw,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_probe_6_1_kernel, setup_raw, teardown),
+                cmocka_unit_test_setup_teardown(test_probe_follows_inner_features, setup_raw,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_probe_not_iommufd, setup_raw, teardown),
                 cmocka_unit_test_setup_teardown(test_size_rules_every_ioctl, setup_raw, teardown),
                 cmocka_unit_test_setup_teardown(test_size_zero_extended_behaves_as_exact,
