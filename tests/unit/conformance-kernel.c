@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend-kernel.h"
@@ -189,7 +190,10 @@ static int first_vfio_device(char *ret, size_t size) {
                         continue;
                 target[n] = '\0';
                 base = strrchr(target, '/');
-                snprintf(ret, size, "%s", base ? base + 1 : target);
+                base = base ? base + 1 : target;
+                if (strlen(base) >= size)
+                        continue;
+                strcpy(ret, base);
                 r = 0;
                 break;
         }
