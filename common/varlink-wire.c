@@ -228,6 +228,8 @@ int varlink_reader_fill(VarlinkReader *r, int fd, Error *err) {
 static ssize_t reader_scan(VarlinkReader *r) {
         const char *p;
 
+        if (r->end - r->start == r->scanned)
+                return -1;
         p = memchr(r->data + r->start + r->scanned, 0, r->end - r->start - r->scanned);
         if (!p) {
                 r->scanned = r->end - r->start;

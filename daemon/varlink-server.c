@@ -688,6 +688,7 @@ static void connection_process(VarlinkConnection *c) {
         if (c->dead)
                 return;
         c->in_process = true;
+again:
         while (!c->closing && !c->current &&
                varlink_writer_queued(c->writer) < s->limits.max_queued_output_bytes) {
                 json_object *message;
@@ -706,14 +707,18 @@ static void connection_process(VarlinkConnection *c) {
                         c->closing = true;
         }
 
-        if (!c->closing) {
-                r = varlink_writer_flush(c->writer, c->fd);
-                if (r < 0) {
-                        log_debug("Dropping client pid %d: write failed: %s", (int)c->ucred.pid,
-                                  strerror(-r));
-                        c->closing = true;
-                }
+        /* Also when closing: a reply queued before varlink_connection_close() still goes out
+         * if the socket takes it now. */
+        r = varlink_writer_flush(c->writer, c->fd);
+        if (r < 0 && !c->closing) {
+                log_debug("Dropping client pid %d: write failed: %s", (int)c->ucred.pid, strerror(-r));
+                c->closing = true;
         }
+        /* Flushing may have made room for calls that waited behind a full output queue. */
+        if (!c->closing && !c->current &&
+            varlink_writer_queued(c->writer) < s->limits.max_queued_output_bytes &&
+            varlink_reader_has_message(c->reader))
+                goto again;
         /* After a half-close, finish what was asked, then hang up. */
         if (!c->closing && c->read_eof && !c->current && !varlink_reader_has_message(c->reader) &&
             varlink_writer_queued(c->writer) == 0)
