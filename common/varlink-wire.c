@@ -266,9 +266,11 @@ static int parse_message(VarlinkReader *r, const char *s, size_t len, json_objec
                         return error_set(err, -EBADMSG, "trailing data after the JSON value");
                 }
         if (!json_object_is_type(o, json_type_object)) {
+                json_type t = json_object_get_type(o);
+
                 json_object_put(o);
                 return error_set(err, -EBADMSG, "message is a JSON %s, expected an object",
-                                 json_type_to_name(json_object_get_type(o)));
+                                 json_type_to_name(t));
         }
         *ret = o;
         return 0;

@@ -39,6 +39,7 @@ typedef struct Fixture {
         char path[128];
 
         unsigned n_connect, n_disconnect, n_echo, n_note, n_big;
+        int pidfd_pid; /* the pid the last connection's pidfd names, -1 without pidfd */
         bool refuse;
         VarlinkCall *deferred;
         int more_without_more;
@@ -189,6 +190,22 @@ static const VarlinkInterface test_interface = {
         .errno_error = "io.iommud.Test.SystemError",
 };
 
+/* The "Pid:" line of a pidfd's fdinfo. */
+static int pidfd_pid(int pidfd) {
+        char path[64], line[256];
+        FILE *f;
+        int pid = -1;
+
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+        f = fopen(path, "re");
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "Pid: %d", &pid) == 1)
+                        break;
+        fclose(f);
+        return pid;
+}
+
 static int on_connect(VarlinkServer *s, VarlinkConnection *c, const struct ucred *cred, int pidfd,
                       void *userdata) {
         Fixture *fx = userdata;
@@ -199,6 +216,8 @@ static int on_connect(VarlinkServer *s, VarlinkConnection *c, const struct ucred
         assert_int_equal(cred->uid, getuid());
         assert_int_equal(cred->pid, getpid());
         varlink_connection_set_userdata(c, fx);
+        assert_int_equal(varlink_connection_get_pidfd(c), pidfd >= 0 ? pidfd : -EBADF);
+        fx->pidfd_pid = pidfd >= 0 ? pidfd_pid(pidfd) : -1;
         return 0;
 }
 
@@ -332,6 +351,9 @@ static void test_method_call_and_error(void **state) {
         varlink_reply_clear(&r);
         assert_int_equal(fx->n_connect, 1);
         assert_int_equal(varlink_server_n_connections(fx->server), 1);
+        /* SO_PEERPIDFD where the kernel has it (6.5+): then it names the client, us. */
+        if (fx->pidfd_pid != -1)
+                assert_int_equal(fx->pidfd_pid, getpid());
 }
 
 static void test_unknown_method_and_interface(void **state) {
