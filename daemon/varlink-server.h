@@ -31,7 +31,9 @@
  *     max_connections_per_uid: the new connection is accepted and closed at once.
  * - A handler that returns a negative errno without replying makes the server
  *   reply with the interface's errno_error (parameters {errno, message}), or
- *   close the connection when the interface names none.
+ *   close the connection when the interface names none.  A handler that
+ *   returns 0 without replying and without a reference gets the same with EIO.
+ * - "upgrade" is not supported: org.varlink.service.InvalidParameter {upgrade}.
  *
  * Lifetime: connections and calls are reference counted.  A handler that
  * wants to reply later takes a reference with varlink_call_ref() and drops it
