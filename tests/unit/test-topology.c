@@ -15,7 +15,9 @@
 #include <cmocka.h>
 
 #include "macros.h"
+#include "simtopo.h"
 #include "topology.h"
+#include "tree-util.h"
 
 /* ---- reserved_regions_parse ---- */
 
@@ -103,60 +105,13 @@ static void test_region_type_strings(void **state) {
 /* ---- a small hand-written tree ---- */
 
 static char *tmp_root(void) {
-        char *p = strdup("/tmp/iommud-test-topology-XXXXXX");
-        assert_non_null(p);
-        assert_non_null(mkdtemp(p));
-        return p;
+        return tree_tmpdir("topology");
 }
 
-static void mkdir_parents(const char *root, const char *rel) {
-        char path[PATH_MAX];
-
-        snprintf(path, sizeof(path), "%s/%s", root, rel);
-        for (char *p = path + strlen(root) + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        (void)mkdir(path, 0755);
-                        *p = '/';
-                }
-}
-
-static void put_file(const char *root, const char *rel, const char *content) {
-        char path[PATH_MAX];
-        FILE *f;
-
-        mkdir_parents(root, rel);
-        snprintf(path, sizeof(path), "%s/%s", root, rel);
-        f = fopen(path, "we");
-        assert_non_null(f);
-        fputs(content, f);
-        assert_int_equal(fclose(f), 0);
-}
-
-static void put_dir(const char *root, const char *rel) {
-        char path[PATH_MAX];
-
-        snprintf(path, sizeof(path), "%s/%s/", root, rel);
-        mkdir_parents(root, path + strlen(root) + 1);
-}
-
-static void put_link(const char *root, const char *rel, const char *target) {
-        char path[PATH_MAX];
-
-        mkdir_parents(root, rel);
-        snprintf(path, sizeof(path), "%s/%s", root, rel);
-        (void)unlink(path);
-        assert_int_equal(symlink(target, path), 0);
-}
-
-static void rm_rf(const char *path) {
-        char cmd[PATH_MAX + 16];
-
-        /* Test trees only live below /tmp/iommud-test-. */
-        assert_true(strneq(path, "/tmp/iommud-test-", 17));
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-        assert_int_equal(system(cmd), 0);
-}
+#define put_file tree_put_file
+#define put_dir tree_put_dir
+#define put_link tree_put_link
+#define rm_rf tree_rm_rf
 
 static void put_attr(const char *root, const char *bdf, const char *attr, const char *content) {
         char rel[256];
