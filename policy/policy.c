@@ -182,14 +182,6 @@ static bool driver_is_vfio(const char *driver) {
         return driver && strneq(driver, "vfio", 4);
 }
 
-/*
- * PCI-to-PCI bridges (0x0604xx) and semi-transparent bridges (0x0609xx) sit in
- * groups with their children and are managed by pcieport, which tells the
- * kernel it never does DMA for itself; they do not spoil viability.
- */
-static bool device_is_bridge(const TopoDevice *d) {
-        return d->is_pci && ((d->class >> 8) == 0x0604 || (d->class >> 8) == 0x0609);
-}
 
 /* ---- steps ---------------------------------------------------------------------------- */
 
@@ -411,7 +403,7 @@ static int step_group(const TopoDevice *d, Reasons *s) {
                         continue;
                 n_others++;
                 if (!m->driver || driver_is_vfio(m->driver) || streq(m->driver, "pci-stub") ||
-                    device_is_bridge(m))
+                    topo_device_is_bridge(m))
                         continue;
                 r = asprintf(&joined, "%s%s%s is bound to host driver %s", bad ?: "", bad ? ", " : "",
                              dev_name(m), m->driver);
