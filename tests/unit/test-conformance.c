@@ -11,6 +11,8 @@
  */
 static const ConfFactory *const factories[] = {
         &conformance_sim_factory,
+        &conformance_kernel_responder_factory,
+        &conformance_kernel_real_factory,
 };
 
 int main(void) {
