@@ -59,5 +59,7 @@ extern const ConfFactory conformance_sim_factory;
 
 /* backend-kernel through the kernel responder over backend-sim (conformance-kernel.c). */
 extern const ConfFactory conformance_kernel_responder_factory;
+/* The same without IOMMU_IOAS_MAP_FILE: memory fds take the mmap fallback. */
+extern const ConfFactory conformance_kernel_responder_mmap_factory;
 /* backend-kernel on this host's /dev/iommu; skipped, with the reason, without it or a VFIO device. */
 extern const ConfFactory conformance_kernel_real_factory;
