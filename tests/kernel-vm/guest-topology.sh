@@ -34,9 +34,12 @@ esac
 
 check "/dev/iommu is a character device" test -c /dev/iommu
 
-# Every PCI function is in a group.
+# Every PCI function is in a group, except an IOMMU's own function (class 08:06, AMD-Vi).
 nogroup=
 for d in /sys/bus/pci/devices/*; do
+        case $(cat "$d/class") in
+        0x0806*) echo "# $(basename "$d") is the IOMMU itself (class $(cat "$d/class"))"; continue ;;
+        esac
         [ -e "$d/iommu_group" ] || nogroup="$nogroup $(basename "$d")"
 done
 check "every PCI device has an IOMMU group${nogroup:+ (missing:$nogroup)}" test -z "$nogroup"

@@ -51,7 +51,7 @@ while getopts "m:r:k:l:t:" opt; do
 done
 case $mode in
 intel) iommu=(-device intel-iommu,intremap=on,caching-mode=on); iommu_arg="intel_iommu=on" ;;
-amd) iommu=(-device amd-iommu,intremap=on); iommu_arg="amd_iommu=on" ;;
+amd) iommu=(-device amd-iommu,intremap=on); iommu_arg="" ;; # AMD-Vi is on by default
 *) die "unknown mode '$mode' (intel or amd)" ;;
 esac
 [ -f "$initramfs" ] || die "initramfs '$initramfs' does not exist"
