@@ -8,6 +8,8 @@
  * from the memfd into its internal buffer and back out to another page, then unmap and check
  * that a further DMA to the same IOVA no longer reaches memory (the kernel logs a DMAR or
  * AMD-Vi fault for it).  Prints unnumbered TAP lines; the kernel-vm init numbers them.
+ * The ABI comes from the daemon's own iommufd-abi.h, so this also checks those layouts
+ * against a real kernel.
  *
  *   guest-dma [BDF...]      default: every edu bound to vfio-pci
  */
@@ -32,88 +34,8 @@
 #include <linux/types.h>
 #include <linux/vfio.h>
 
+#include "iommufd-abi.h"
 #include "macros.h"
-
-/*
- * The iommufd and VFIO-cdev ABI this test needs.  Debian 12's uAPI headers (6.1) predate
- * both, so the layouts are written here from the kernel's uAPI (include/uapi/linux/iommufd.h
- * and vfio.h), pinned by the asserts below.  They give way to the project's ABI header once
- * the kernel backend carries one.  All of these ioctls are _IO(';', nr): no size bits.
- */
-#define KVM_IOMMUFD_TYPE ';'
-#define KVM_IOMMU_IOAS_ALLOC _IO(KVM_IOMMUFD_TYPE, 0x81)
-#define KVM_IOMMU_IOAS_IOVA_RANGES _IO(KVM_IOMMUFD_TYPE, 0x84)
-#define KVM_IOMMU_IOAS_MAP _IO(KVM_IOMMUFD_TYPE, 0x85)
-#define KVM_IOMMU_IOAS_UNMAP _IO(KVM_IOMMUFD_TYPE, 0x86)
-#define KVM_VFIO_DEVICE_BIND_IOMMUFD _IO(KVM_IOMMUFD_TYPE, 100 + 18)
-#define KVM_VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(KVM_IOMMUFD_TYPE, 100 + 19)
-
-#define KVM_IOAS_MAP_FIXED_IOVA (1u << 0)
-#define KVM_IOAS_MAP_WRITEABLE (1u << 1)
-#define KVM_IOAS_MAP_READABLE (1u << 2)
-
-struct kvm_ioas_alloc {
-        uint32_t size;
-        uint32_t flags;
-        uint32_t out_ioas_id;
-};
-
-struct kvm_iova_range {
-        __aligned_u64 start;
-        __aligned_u64 last;
-};
-
-struct kvm_ioas_iova_ranges {
-        uint32_t size;
-        uint32_t ioas_id;
-        uint32_t num_iovas;
-        uint32_t reserved;
-        __aligned_u64 allowed_iovas;
-        __aligned_u64 out_iova_alignment;
-};
-
-struct kvm_ioas_map {
-        uint32_t size;
-        uint32_t flags;
-        uint32_t ioas_id;
-        uint32_t reserved;
-        __aligned_u64 user_va;
-        __aligned_u64 length;
-        __aligned_u64 iova;
-};
-
-struct kvm_ioas_unmap {
-        uint32_t size;
-        uint32_t ioas_id;
-        __aligned_u64 iova;
-        __aligned_u64 length;
-};
-
-struct kvm_device_bind_iommufd {
-        uint32_t argsz;
-        uint32_t flags;
-        int32_t iommufd;
-        uint32_t out_devid;
-};
-
-/* 6.12's layout; later kernels append a pasid that only counts with the PASID flag. */
-struct kvm_device_attach_iommufd_pt {
-        uint32_t argsz;
-        uint32_t flags;
-        uint32_t pt_id;
-};
-
-_Static_assert(sizeof(struct kvm_ioas_alloc) == 12, "iommu_ioas_alloc");
-_Static_assert(sizeof(struct kvm_iova_range) == 16, "iommu_iova_range");
-_Static_assert(sizeof(struct kvm_ioas_iova_ranges) == 32, "iommu_ioas_iova_ranges");
-_Static_assert(offsetof(struct kvm_ioas_iova_ranges, out_iova_alignment) == 24, "alignment");
-_Static_assert(sizeof(struct kvm_ioas_map) == 40, "iommu_ioas_map");
-_Static_assert(offsetof(struct kvm_ioas_map, iova) == 32, "iommu_ioas_map.iova");
-_Static_assert(sizeof(struct kvm_ioas_unmap) == 24, "iommu_ioas_unmap");
-_Static_assert(sizeof(struct kvm_device_bind_iommufd) == 16, "vfio_device_bind_iommufd");
-_Static_assert(sizeof(struct kvm_device_attach_iommufd_pt) == 12, "vfio_device_attach_iommufd_pt");
-_Static_assert(KVM_IOMMU_IOAS_MAP == 0x3b85, "ioctl numbers carry no size or direction");
-_Static_assert(KVM_VFIO_DEVICE_BIND_IOMMUFD == 0x3b76, "VFIO_DEVICE_BIND_IOMMUFD");
 
 /* QEMU's edu device (docs/specs/edu.rst). */
 #define EDU_VENDOR 0x1234
@@ -269,20 +191,20 @@ static int enable_bus_master(int dev) {
 }
 
 static int print_iova_ranges(int iommufd, uint32_t ioas, const char *bdf) {
-        struct kvm_ioas_iova_ranges q = { .size = sizeof(q), .ioas_id = ioas };
-        _cleanup_free_ struct kvm_iova_range *ranges = NULL;
+        struct iommud_ioas_iova_ranges q = { .size = sizeof(q), .ioas_id = ioas };
+        _cleanup_free_ struct iommud_iova_range *ranges = NULL;
         bool covered = false, msi_hole = true;
         int r;
 
         /* Ask for the count first: too small an array is EMSGSIZE with num_iovas filled in. */
-        r = xioctl(iommufd, KVM_IOMMU_IOAS_IOVA_RANGES, &q);
+        r = xioctl(iommufd, IOMMUD_IOMMU_IOAS_IOVA_RANGES, &q);
         if (r < 0 && r != -EMSGSIZE)
                 return r;
         ranges = calloc(q.num_iovas ?: 1, sizeof(*ranges));
         if (!ranges)
                 return -ENOMEM;
         q.allowed_iovas = (uintptr_t)ranges;
-        r = xioctl(iommufd, KVM_IOMMU_IOAS_IOVA_RANGES, &q);
+        r = xioctl(iommufd, IOMMUD_IOMMU_IOAS_IOVA_RANGES, &q);
         if (r < 0)
                 return r;
         printf("# %s: %u IOVA range(s), alignment %#" PRIx64 "\n", bdf, q.num_iovas,
@@ -303,11 +225,11 @@ static int print_iova_ranges(int iommufd, uint32_t ioas, const char *bdf) {
 
 static int test_device(const char *bdf) {
         _cleanup_close_ int dev = -EBADF, iommufd = -EBADF, mfd = -EBADF;
-        struct kvm_device_bind_iommufd bind = { .argsz = sizeof(bind) };
-        struct kvm_ioas_alloc alloc = { .size = sizeof(alloc) };
-        struct kvm_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
-        struct kvm_ioas_map map = { .size = sizeof(map) };
-        struct kvm_ioas_unmap unmap = { .size = sizeof(unmap) };
+        struct iommud_vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+        struct iommud_ioas_alloc alloc = { .size = sizeof(alloc) };
+        struct iommud_vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
+        struct iommud_ioas_map map = { .size = sizeof(map) };
+        struct iommud_ioas_unmap unmap = { .size = sizeof(unmap) };
         struct vfio_region_info bar0 = {};
         size_t memsize = TEST_PAGES * 4096;
         uint8_t *mem = MAP_FAILED, *src, *dst;
@@ -331,14 +253,14 @@ static int test_device(const char *bdf) {
                 return r;
 
         bind.iommufd = iommufd;
-        r = step(xioctl(dev, KVM_VFIO_DEVICE_BIND_IOMMUFD, &bind), bdf, "VFIO_DEVICE_BIND_IOMMUFD");
+        r = step(xioctl(dev, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind), bdf, "VFIO_DEVICE_BIND_IOMMUFD");
         if (r < 0)
                 return r;
-        r = step(xioctl(iommufd, KVM_IOMMU_IOAS_ALLOC, &alloc), bdf, "IOMMU_IOAS_ALLOC");
+        r = step(xioctl(iommufd, IOMMUD_IOMMU_IOAS_ALLOC, &alloc), bdf, "IOMMU_IOAS_ALLOC");
         if (r < 0)
                 return r;
         attach.pt_id = alloc.out_ioas_id;
-        r = step(xioctl(dev, KVM_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach), bdf,
+        r = step(xioctl(dev, IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach), bdf,
                  "VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS");
         if (r < 0)
                 return r;
@@ -362,12 +284,12 @@ static int test_device(const char *bdf) {
                 src[i] = (uint8_t)(i * 7 + 3);
         memset(dst, 0x5a, 4096);
 
-        map.flags = KVM_IOAS_MAP_FIXED_IOVA | KVM_IOAS_MAP_READABLE | KVM_IOAS_MAP_WRITEABLE;
+        map.flags = IOMMUD_IOMMU_IOAS_MAP_FIXED_IOVA | IOMMUD_IOMMU_IOAS_MAP_READABLE | IOMMUD_IOMMU_IOAS_MAP_WRITEABLE;
         map.ioas_id = alloc.out_ioas_id;
         map.user_va = (uintptr_t)mem;
         map.length = memsize;
         map.iova = TEST_IOVA;
-        r = step(xioctl(iommufd, KVM_IOMMU_IOAS_MAP, &map), bdf, "IOMMU_IOAS_MAP of a memfd at a fixed IOVA");
+        r = step(xioctl(iommufd, IOMMUD_IOMMU_IOAS_MAP, &map), bdf, "IOMMU_IOAS_MAP of a memfd at a fixed IOVA");
         if (r < 0)
                 goto out;
 
@@ -418,7 +340,7 @@ static int test_device(const char *bdf) {
         unmap.ioas_id = alloc.out_ioas_id;
         unmap.iova = TEST_IOVA;
         unmap.length = memsize;
-        r = step(xioctl(iommufd, KVM_IOMMU_IOAS_UNMAP, &unmap), bdf, "IOMMU_IOAS_UNMAP");
+        r = step(xioctl(iommufd, IOMMUD_IOMMU_IOAS_UNMAP, &unmap), bdf, "IOMMU_IOAS_UNMAP");
         if (r < 0)
                 goto out;
         tap(unmap.length == memsize, "%s: unmap reports %llu bytes", bdf,
