@@ -4,7 +4,12 @@
 # Boots the kernel-vm guest under QEMU (q35, TCG) with an emulated Intel or AMD IOMMU and
 # re-emits the guest's test results as numbered TAP on stdout.
 #
-#   run-vm.sh -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT]
+#   run-vm.sh -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME] [-T]
+#
+# -s picks guest programs by name (comma-separated, without the NN- prefix; default all);
+# -n names this run in the log files (default: the mode); -T leaves the verdict to the TAP
+# lines and exits 0 after a failure too (meson's TAP protocol calls any non-zero exit an
+# error, which a should_fail test cannot expect).
 #
 # Guest machine (fixed addresses; guest-topology.sh knows them):
 #   00:03.0 edu (1234:11e8)       bound to vfio-pci
@@ -19,7 +24,7 @@
 # as an error.  The kernel comes from -k, $IOMMUD_KVM_KERNEL, or build-kernel.sh's cache; the
 # build itself is a separate step (tools/kernel-vm) unless IOMMUD_KVM_BUILD=1.
 #
-# Logs: LOGDIR/kernel-vm-MODE.console.log (the whole serial console) and .tap.log.
+# Logs: LOGDIR/kernel-vm-NAME.console.log (the whole serial console), .tap.log, .qemu.log.
 
 set -uo pipefail
 
@@ -39,14 +44,20 @@ skip() {
 }
 die() { echo "run-vm: ERROR: $*" >&2; echo "Bail out! $*"; exit 1; }
 
-while getopts "m:r:k:l:t:" opt; do
+tests=
+name=
+tap_only=0
+while getopts "m:r:k:l:t:s:n:T" opt; do
         case $opt in
         m) mode=$OPTARG ;;
         r) initramfs=$OPTARG ;;
         k) kernel=$OPTARG ;;
         l) logdir=$OPTARG ;;
         t) vm_timeout=$OPTARG ;;
-        *) die "usage: $0 -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT]" ;;
+        s) tests=$OPTARG ;;
+        n) name=$OPTARG ;;
+        T) tap_only=1 ;;
+        *) die "usage: $0 -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME] [-T]" ;;
         esac
 done
 case $mode in
@@ -80,8 +91,9 @@ fi
 accel=${IOMMUD_KVM_ACCEL:-tcg}
 
 mkdir -p "$logdir"
-console=$logdir/kernel-vm-$mode.console.log
-tap=$logdir/kernel-vm-$mode.tap.log
+name=${name:-$mode}
+console=$logdir/kernel-vm-$name.console.log
+tap=$logdir/kernel-vm-$name.tap.log
 : >"$console"
 : >"$tap"
 
@@ -96,26 +108,26 @@ timeout --kill-after=10 "$vm_timeout" "$qemu" \
         -device pci-testdev,bus=br0,addr=01.0 \
         -device edu,bus=br0,addr=02.0 \
         -kernel "$kernel" -initrd "$initramfs" \
-        -append "console=ttyS0 $iommu_arg panic=-1 oops=panic iommud.mode=$mode iommud.vfio=$vfio_devices iommud.timeout=$((vm_timeout / 2))" \
+        -append "console=ttyS0 $iommu_arg panic=-1 oops=panic iommud.mode=$mode iommud.vfio=$vfio_devices iommud.timeout=$((vm_timeout / 2))${tests:+ iommud.tests=$tests}" \
         -serial "file:$console" -serial "file:$tap" \
-        </dev/null >"$logdir/kernel-vm-$mode.qemu.log" 2>&1
+        </dev/null >"$logdir/kernel-vm-$name.qemu.log" 2>&1
 qemu_rc=$?
 elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
-# Number the guest's result lines; pass comments through.
+# Number the guest's result lines (replacing any number a program gave them: each guest
+# program has its own plan); pass comments through, drop the programs' own plans.
 n=0
 failed=0
+tap_re='^(not ok|ok)( [0-9]+)?(.*)$'
 while IFS= read -r line; do
         line=${line%$'\r'}
-        case $line in
-        "not ok"*)
-                n=$((n + 1)); failed=1
-                echo "not ok $n${line#not ok}" ;;
-        "ok"*)
+        if [[ $line =~ $tap_re ]]; then
                 n=$((n + 1))
-                echo "ok $n${line#ok}" ;;
-        "#"*) echo "$line" ;;
-        esac
+                [ "${BASH_REMATCH[1]}" = "not ok" ] && failed=1
+                echo "${BASH_REMATCH[1]} $n${BASH_REMATCH[3]}"
+        elif [[ $line == "#"* ]]; then
+                echo "$line"
+        fi
 done <"$tap"
 
 # Host-side verdicts on the boot as a whole.
@@ -141,8 +153,9 @@ echo "1..$n"
 
 if [ $failed -ne 0 ]; then
         echo "run-vm: FAILED; serial console log: $console" >&2
-        [ $qemu_rc -ne 0 ] && sed 's/^/run-vm: qemu: /' "$logdir/kernel-vm-$mode.qemu.log" >&2
+        [ $qemu_rc -ne 0 ] && sed 's/^/run-vm: qemu: /' "$logdir/kernel-vm-$name.qemu.log" >&2
         tail -n 30 "$console" | sed 's/^/run-vm: console: /' >&2
+        [ $tap_only = 1 ] && exit 0
         exit 1
 fi
 exit 0
