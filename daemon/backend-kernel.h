@@ -27,8 +27,12 @@ typedef struct BackendKernelSyscalls {
         int (*ioctl)(void *userdata, int fd, unsigned long request, void *arg);
         ssize_t (*read)(void *userdata, int fd, void *buf, size_t count);
         ssize_t (*write)(void *userdata, int fd, const void *buf, size_t count);
-        /* MAP_SHARED mapping of [offset, offset+length) of fd; offset is page aligned. */
-        int (*mmap)(void *userdata, size_t length, int prot, int fd, uint64_t offset,
+        /*
+         * MAP_SHARED mapping of [offset, offset+length) of fd; offset is page aligned.  addr is
+         * NULL (anywhere) or a page-aligned address inside a reservation the caller owns, where
+         * the mapping must go (MAP_FIXED over the reservation).
+         */
+        int (*mmap)(void *userdata, void *addr, size_t length, int prot, int fd, uint64_t offset,
                     void **ret_addr);
         int (*munmap)(void *userdata, void *addr, size_t length);
 } BackendKernelSyscalls;

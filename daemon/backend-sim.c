@@ -511,7 +511,9 @@ static int ioas_reserved_sorted(SimIoas *ioas, IovaRange **ret, size_t *ret_n) {
 
 /*
  * The kernel's automatic IOVA: alignment min(roundup_pow2(length), lowest set
- * bit of the source address) (just the former for source 0), the source's
+ * bit of the source address) (just the former for source 0), capped at
+ * BACKEND_SIM_AUTO_ALIGN_MAX (the kernel's HPAGE_SIZE) before it is checked
+ * against the IOAS alignment, the source's
  * sub-page offset kept, searched inside [PAGE_SIZE, U64_MAX - PAGE_SIZE]
  * (so never 0) intersected with the allowed ranges when any are set, outside
  * every reserved range, lowest hole first.
@@ -533,6 +535,7 @@ static int ioas_alloc_iova(SimIoas *ioas, uint64_t source, uint64_t length, uint
                 align = UINT64_C(1) << 63;
         if (source != 0)
                 align = MIN(align, lowest_bit(source));
+        align = MIN(align, BACKEND_SIM_AUTO_ALIGN_MAX);
         if (align < ioas->alignment)
                 return error_set(err, -EINVAL,
                                  "Source address 0x%" PRIx64 " is not aligned to the IOAS alignment %" PRIu64,
@@ -1214,9 +1217,15 @@ static int sim_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_
         r = obj_lookup(c, args->dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
         if (r < 0)
                 return r;
+        /*
+         * The kernel answers an unknown pt_id with EINVAL, not ENOENT: iommufd_hwpt_alloc()
+         * turns the failed object lookup into -EINVAL (hw_pagetable.c, 6.6 through 6.12 at
+         * least), like a pt_id of the wrong type.
+         */
         pt = obj_get(c, args->pt_id);
         if (!pt)
-                return error_set(err, -ENOENT, "No object with id %" PRIu32, args->pt_id);
+                return error_set(err, -EINVAL, "No IOAS or paging HWPT with id %" PRIu32,
+                                 args->pt_id);
         m = dev_iommu(c, d);
 
         if (pt->type == SIM_OBJ_IOAS) {

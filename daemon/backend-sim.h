@@ -25,6 +25,13 @@
 #define BACKEND_SIM_PAGE_SIZE UINT64_C(4096)
 
 /*
+ * The largest alignment an automatic IOVA gets.  The kernel (iopt_alloc_iova) caps it at
+ * HPAGE_SIZE when built with transparent huge pages, as distribution kernels are, and at
+ * PAGE_SIZE without them; the model is such a kernel on x86-64: 2 MiB.
+ */
+#define BACKEND_SIM_AUTO_ALIGN_MAX (UINT64_C(2) << 20)
+
+/*
  * Builds the model from topo (copied: topo may be freed afterwards).  root may
  * be NULL (see above).
  */
