@@ -81,11 +81,30 @@ void broker_error_clear(BrokerError *e) {
 }
 
 int broker_error_no_such_object(BrokerError *e, const char *kind, uint32_t id) {
+        char buf[16];
+
         broker_error_set(e, -ENOENT, BROKER_ERROR_NO_SUCH_OBJECT,
                          "This session has no %s with id %" PRIu32 ".", kind, id);
+        snprintf(buf, sizeof(buf), "%" PRIu32, id);
         broker_error_add_string(e, "kind", kind);
-        broker_error_add_u64(e, "id", id);
+        broker_error_add_string(e, "id", buf);
         return -ENOENT;
+}
+
+int broker_error_no_such_device(BrokerError *e, const char *name) {
+        broker_error_set(e, -ENODEV, BROKER_ERROR_NO_SUCH_OBJECT,
+                         "No device %s in this host's IOMMU topology.", name);
+        broker_error_add_string(e, "kind", BROKER_KIND_DEVICE);
+        broker_error_add_string(e, "id", name);
+        return -ENODEV;
+}
+
+int broker_error_system(BrokerError *e, int r, const char *what) {
+        broker_error_set(e, r, BROKER_ERROR_SYSTEM_ERROR, "%s failed: %s", what, strerror(-r));
+        broker_error_add_i64(e, "errno", -r);
+        if (e)
+                broker_error_add_string(e, "message", e->error.message);
+        return r;
 }
 
 int broker_error_quota(BrokerError *e, const char *resource, uint64_t limit, uint64_t used,
@@ -121,12 +140,15 @@ int broker_error_invalid_fd(BrokerError *e, int r, const char *fmt, ...) {
         return r;
 }
 
-int broker_error_invalid_range(BrokerError *e, const char *fmt, ...) {
+int broker_error_invalid_range(BrokerError *e, uint64_t start, uint64_t length, const char *fmt,
+                               ...) {
         va_list ap;
 
         va_start(ap, fmt);
         broker_error_vset(e, -ERANGE, BROKER_ERROR_INVALID_RANGE, fmt, ap);
         va_end(ap);
+        broker_error_add_u64(e, "start", start);
+        broker_error_add_u64(e, "length", length);
         if (e)
                 broker_error_add_string(e, "reason", e->error.message);
         return -ERANGE;
@@ -140,6 +162,8 @@ int broker_error_from_backend(BrokerError *e, const char *op, const Error *be) {
         case -EEXIST:
         case -EADDRINUSE:
                 broker_error_set(e, r, BROKER_ERROR_IOVA_IN_USE, "%s: %s", op, msg);
+                broker_error_add_u64(e, "start", 0);
+                broker_error_add_u64(e, "length", 0);
                 break;
         case -ENOENT:
         case -ENOSPC:
@@ -147,6 +171,8 @@ int broker_error_from_backend(BrokerError *e, const char *op, const Error *be) {
         case -ERANGE:
         case -EOVERFLOW:
                 broker_error_set(e, r, BROKER_ERROR_INVALID_RANGE, "%s: %s", op, msg);
+                broker_error_add_u64(e, "start", 0);
+                broker_error_add_u64(e, "length", 0);
                 broker_error_add_string(e, "reason", msg);
                 break;
         case -EOPNOTSUPP:
@@ -154,15 +180,15 @@ int broker_error_from_backend(BrokerError *e, const char *op, const Error *be) {
                 broker_error_set(e, -EOPNOTSUPP, BROKER_ERROR_NOT_SUPPORTED, "%s: %s", op, msg);
                 broker_error_add_string(e, "feature", op);
                 break;
-        case -EBUSY:
-                broker_error_set(e, r, BROKER_ERROR_OBJECT_BUSY, "%s: %s", op, msg);
-                broker_error_add_string(e, "reason", msg);
+        case -ENOMEM:
+                broker_error_set(e, r, BROKER_ERROR_SYSTEM_ERROR, "%s: %s", op, msg);
+                broker_error_add_i64(e, "errno", -r);
+                broker_error_add_string(e, "message", e ? e->error.message : msg);
                 break;
         default:
                 broker_error_set(e, r, BROKER_ERROR_BACKEND_ERROR, "%s failed: %s", op, msg);
-                broker_error_add_string(e, "operation", op);
                 broker_error_add_i64(e, "errno", -r);
-                broker_error_add_string(e, "reason", msg);
+                broker_error_add_string(e, "message", e ? e->error.message : msg);
                 break;
         }
         return r;

@@ -15,32 +15,38 @@
 
 #include "error.h"
 
+#ifndef BROKER_INTERFACE
 #define BROKER_INTERFACE "org.iommud.Broker"
+#endif
 
 #define BROKER_ERROR_POLICY_DENIED BROKER_INTERFACE ".PolicyDenied"       /* device, step, reason */
 #define BROKER_ERROR_QUOTA_EXCEEDED BROKER_INTERFACE ".QuotaExceeded"     /* resource, limit, used */
-#define BROKER_ERROR_NO_SUCH_OBJECT BROKER_INTERFACE ".NoSuchObject"      /* kind, id */
-#define BROKER_ERROR_NO_SUCH_DEVICE BROKER_INTERFACE ".NoSuchDevice"      /* device */
-#define BROKER_ERROR_INVALID_RANGE BROKER_INTERFACE ".InvalidRange"       /* reason */
-#define BROKER_ERROR_IOVA_IN_USE BROKER_INTERFACE ".IOVAInUse"            /* iova, length */
+#define BROKER_ERROR_NO_SUCH_OBJECT BROKER_INTERFACE ".NoSuchObject"      /* kind, id (string) */
+#define BROKER_ERROR_INVALID_RANGE BROKER_INTERFACE ".InvalidRange"       /* start, length, reason */
+#define BROKER_ERROR_IOVA_IN_USE BROKER_INTERFACE ".IOVAInUse"            /* start, length */
 #define BROKER_ERROR_DEVICE_BUSY BROKER_INTERFACE ".DeviceBusy"           /* device, heldBy */
-#define BROKER_ERROR_OBJECT_BUSY BROKER_INTERFACE ".ObjectBusy"           /* kind, id, reason */
-#define BROKER_ERROR_INVALID_FD BROKER_INTERFACE ".InvalidFd"             /* reason */
+#define BROKER_ERROR_OBJECT_IN_USE BROKER_INTERFACE ".ObjectInUse"        /* kind, id, reason */
+#define BROKER_ERROR_INVALID_FD BROKER_INTERFACE ".InvalidFd"             /* index?, reason */
 #define BROKER_ERROR_NOT_SUPPORTED BROKER_INTERFACE ".NotSupported"       /* feature */
-#define BROKER_ERROR_INVALID_PARAMETER BROKER_INTERFACE ".InvalidParameter" /* parameter, reason */
-#define BROKER_ERROR_BACKEND_ERROR BROKER_INTERFACE ".BackendError"       /* operation, errno, reason */
+#define BROKER_ERROR_BACKEND_ERROR BROKER_INTERFACE ".BackendError"       /* errno, message */
+#define BROKER_ERROR_SYSTEM_ERROR BROKER_INTERFACE ".SystemError"         /* errno, message */
+/* Malformed parameters use the standard org.varlink.service.InvalidParameter {parameter}. */
+#define BROKER_ERROR_INVALID_PARAMETER "org.varlink.service.InvalidParameter"
 
 /* Resource names of QuotaExceeded. */
 #define BROKER_RESOURCE_PINNED_BYTES "pinnedBytes"
 #define BROKER_RESOURCE_ADDRESS_SPACES "addressSpaces"
 #define BROKER_RESOURCE_MAPPINGS "mappings"
 #define BROKER_RESOURCE_DEVICES "devices"
+#define BROKER_RESOURCE_PASIDS "pasids"
+#define BROKER_RESOURCE_FAULT_QUEUE_DEPTH "faultQueueDepth"
 #define BROKER_RESOURCE_CONNECTIONS "connections"
 
 /* Object kinds of NoSuchObject. */
 #define BROKER_KIND_DEVICE "device"
-#define BROKER_KIND_ADDRESS_SPACE "addressSpace"
+#define BROKER_KIND_ADDRESS_SPACE "ioas"
 #define BROKER_KIND_HWPT "hwpt"
+#define BROKER_KIND_SESSION "session"
 
 #define BROKER_ERROR_PARAMS_MAX 6
 #define BROKER_ERROR_STRING_MAX 192
@@ -84,12 +90,17 @@ void broker_error_clear(BrokerError *e);
 
 /* The common ones, each in one statement at the point of detection. */
 int broker_error_no_such_object(BrokerError *e, const char *kind, uint32_t id);
+/* NoSuchObject {kind: "device", id: name} for a device name the topology does not have. */
+int broker_error_no_such_device(BrokerError *e, const char *name);
+/* SystemError {errno, message}: a failure inside iommud (out of memory). */
+int broker_error_system(BrokerError *e, int r, const char *what);
 int broker_error_quota(BrokerError *e, const char *resource, uint64_t limit, uint64_t used,
                        uint64_t requested);
 int broker_error_not_supported(BrokerError *e, const char *feature, const char *fmt, ...)
         _printf_(3, 4);
 int broker_error_invalid_fd(BrokerError *e, int r, const char *fmt, ...) _printf_(3, 4);
-int broker_error_invalid_range(BrokerError *e, const char *fmt, ...) _printf_(2, 3);
+int broker_error_invalid_range(BrokerError *e, uint64_t start, uint64_t length, const char *fmt,
+                               ...) _printf_(4, 5);
 
 /*
  * Turns a backend failure (errno + the backend's sentence in be) into the

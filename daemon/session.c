@@ -145,7 +145,7 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
 
         s = calloc(1, sizeof(*s));
         if (!s)
-                return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR, "Out of memory.");
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->host = host;
         s->creds = creds;
 
@@ -340,16 +340,14 @@ static int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t f
                 if (policy_iova_windows(s->host->policy, &p, td, &w, &n) < 0)
                         continue;
                 if (!windows_contain(w, n, first, last))
-                        return broker_error_invalid_range(
-                                err,
+                        return broker_error_invalid_range(err, first, last - first + 1,
                                 "IOVA range 0x%" PRIx64 "-0x%" PRIx64
                                 " is outside the IOVA windows the policy grants for device %s.",
                                 first, last, td->name);
         }
         if (!any && policy_iova_windows(s->host->policy, &p, NULL, &w, &n) >= 0 &&
             !windows_contain(w, n, first, last))
-                return broker_error_invalid_range(
-                        err,
+                return broker_error_invalid_range(err, first, last - first + 1,
                         "IOVA range 0x%" PRIx64 "-0x%" PRIx64
                         " is outside the IOVA windows the policy grants.",
                         first, last);
@@ -376,12 +374,8 @@ int session_explain_device(Session *s, const char *name, PolicyDecision *ret, Br
         int r;
 
         d = topology_find_device(s->host->topology, name);
-        if (!d) {
-                broker_error_set(err, -ENODEV, BROKER_ERROR_NO_SUCH_DEVICE,
-                                 "No device %s in this host's IOMMU topology.", name);
-                broker_error_add_string(err, "device", name);
-                return -ENODEV;
-        }
+        if (!d)
+                return broker_error_no_such_device(err, name);
         session_principal(s, &p);
         r = policy_decide(s->host->policy, s->host->topology, d, &p, &rt, ret);
         if (r < 0)
@@ -424,12 +418,13 @@ static int session_admit_device(Session *s, const char *name, const TopoDevice *
                 return r;
 
         d = topology_find_device(s->host->topology, name);
-        if (!d) {
-                broker_error_set(err, -ENODEV, BROKER_ERROR_NO_SUCH_DEVICE,
-                                 "No device %s in this host's IOMMU topology.", name);
-                broker_error_add_string(err, "device", name);
-                return -ENODEV;
-        }
+        if (!d)
+                return broker_error_no_such_device(err, name);
+
+        holder = session_host_device_holder(s->host, d, s);
+        while (holder && s->host->reap_if_gone &&
+               s->host->reap_if_gone(holder, s->host->reap_userdata))
+                holder = session_host_device_holder(s->host, d, s);
 
         mine = session_find_device_by_name(s, name);
         if (mine) {
@@ -479,14 +474,14 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
         /* Allocate everything first: after the bind nothing may fail. */
         name = strdup(d->name);
         if (!name)
-                return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR, "Out of memory.");
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
         devs = realloc(s->devices, (s->n_devices + 1) * sizeof(*devs));
         if (!devs)
-                return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR, "Out of memory.");
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->devices = devs;
         r = host_add_claim(s->host, d->name, s);
         if (r < 0)
-                return broker_error_set(err, r, BROKER_ERROR_BACKEND_ERROR, "Out of memory.");
+                return broker_error_system(err, r, "Allocating memory");
 
         r = OPS(s)->device_bind(s->ctx, fd, &dev_id, &be);
         if (r < 0) {
@@ -613,8 +608,7 @@ static int session_apply_allowed(Session *s, SessionIoas *ioas, BrokerError *err
                         return 0;
                 r = calloc(n, sizeof(*r));
                 if (!r)
-                        return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR,
-                                                "Out of memory.");
+                        return broker_error_system(err, -ENOMEM, "Allocating memory");
                 for (size_t i = 0; i < n; i++)
                         r[i] = (IovaRange){ .start = w[i].start, .last = w[i].last };
                 k = OPS(s)->ioas_allow_iovas(s->ctx, ioas->id, r, n, &be);
@@ -636,7 +630,7 @@ int session_create_address_space(Session *s, uint32_t *ret_ioas_id, BrokerError 
                 return r;
         arr = realloc(s->ioas, (s->n_ioas + 1) * sizeof(*arr));
         if (!arr)
-                return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR, "Out of memory.");
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->ioas = arr;
 
         r = OPS(s)->ioas_alloc(s->ctx, &id, &be);
@@ -678,12 +672,13 @@ int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err
         int r;
 
         if (ioas->n_attached > 0) {
-                broker_error_set(err, -EBUSY, BROKER_ERROR_OBJECT_BUSY,
+                broker_error_set(err, -EBUSY, BROKER_ERROR_OBJECT_IN_USE,
                                  "Address space %" PRIu32 " has %u device(s) attached; detach "
                                  "them or attach them elsewhere first.",
                                  ioas_id, ioas->n_attached);
                 broker_error_add_string(err, "kind", BROKER_KIND_ADDRESS_SPACE);
                 broker_error_add_u64(err, "id", ioas_id);
+                broker_error_add_string(err, "reason", "devices are attached");
                 return -EBUSY;
         }
         r = OPS(s)->destroy(s->ctx, ioas_id, &be);
@@ -715,8 +710,7 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
                                 uint64_t last = first + ioas->areas[i].length - 1;
 
                                 if (!windows_contain(w, n, first, last))
-                                        return broker_error_invalid_range(
-                                                err,
+                                        return broker_error_invalid_range(err, first, last - first + 1,
                                                 "Address space %" PRIu32 " maps 0x%" PRIx64
                                                 "-0x%" PRIx64 ", outside the IOVA windows the "
                                                 "policy grants for device %s.",
@@ -775,8 +769,7 @@ int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_
                 free(ranges);
                 ranges = calloc(cap, sizeof(*ranges));
                 if (!ranges)
-                        return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR,
-                                                "Out of memory.");
+                        return broker_error_system(err, -ENOMEM, "Allocating memory");
                 r = OPS(s)->ioas_iova_ranges(s->ctx, ioas_id, ranges, &n, &alignment, &be);
                 if (r == -EMSGSIZE && n > cap)
                         continue;
@@ -797,7 +790,7 @@ int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_
 
         out = calloc(n * n_w + 1, sizeof(*out));
         if (!out)
-                return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR, "Out of memory.");
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
         for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < n_w; j++)
                         n_out += range_intersect(ranges[i].start, ranges[i].last, w[j].start,
@@ -818,8 +811,7 @@ int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, s
 
         for (size_t i = 0; i < n; i++) {
                 if (ranges[i].start > ranges[i].last)
-                        return broker_error_invalid_range(
-                                err, "Range %zu starts at 0x%" PRIx64 " after its end 0x%" PRIx64 ".",
+                        return broker_error_invalid_range(err, ranges[i].start, 0, "Range %zu starts at 0x%" PRIx64 " after its end 0x%" PRIx64 ".",
                                 i, ranges[i].start, ranges[i].last);
                 r = session_check_windows(s, ioas, ranges[i].start, ranges[i].last, err);
                 if (r < 0)
@@ -828,8 +820,7 @@ int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, s
         if (n > 0) {
                 copy = calloc(n, sizeof(*copy));
                 if (!copy)
-                        return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR,
-                                                "Out of memory.");
+                        return broker_error_system(err, -ENOMEM, "Allocating memory");
                 memcpy(copy, ranges, n * sizeof(*copy));
         }
 
@@ -900,8 +891,7 @@ static int check_memory_fd(int fd, uint64_t offset, uint64_t length, bool writea
                                                "A writeable mapping needs a memory fd opened "
                                                "read-write, this one is read-only.");
         if (ADD_OVERFLOW(offset, length, &end) || end > (uint64_t)st.st_size)
-                return broker_error_invalid_range(
-                        err,
+                return broker_error_invalid_range(err, offset, length,
                         "Offset 0x%" PRIx64 " + length 0x%" PRIx64
                         " goes past the end of the memory fd (%" PRIu64 " bytes).",
                         offset, length, (uint64_t)st.st_size);
@@ -965,11 +955,11 @@ static int map_error(BrokerError *err, const Error *be, uint64_t iova, bool fixe
                                  "IOVA range 0x%" PRIx64 "-0x%" PRIx64
                                  " overlaps an existing mapping or reserved region: %s",
                                  iova, iova + (length - 1), error_message(be));
-                broker_error_add_u64(err, "iova", iova);
+                broker_error_add_u64(err, "start", iova);
                 broker_error_add_u64(err, "length", length);
                 return be->error;
         case -ENOSPC:
-                return broker_error_invalid_range(err,
+                return broker_error_invalid_range(err, iova, length,
                                                   "No free IOVA window of %" PRIu64
                                                   " bytes in the address space.",
                                                   length);
@@ -990,7 +980,7 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
         int r;
 
         if (a->length == 0)
-                return broker_error_invalid_range(err, "A mapping of length 0 maps nothing.");
+                return broker_error_invalid_range(err, a->iova, 0, "A mapping of length 0 maps nothing.");
         if (!a->readable && !a->writeable) {
                 broker_error_set(err, -EINVAL, BROKER_ERROR_INVALID_PARAMETER,
                                  "A mapping must be readable, writeable or both.");
@@ -998,13 +988,23 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
                 return -EINVAL;
         }
         if (a->fixed_iova && ADD_OVERFLOW(a->iova, a->length - 1, &last))
-                return broker_error_invalid_range(err,
+                return broker_error_invalid_range(err, a->iova, a->length,
                                                   "IOVA 0x%" PRIx64 " + length 0x%" PRIx64
                                                   " overflows 64 bits.",
                                                   a->iova, a->length);
         r = check_memory_fd(a->fd, a->offset, a->length, a->writeable, err);
         if (r < 0)
                 return r;
+        {
+                _cleanup_free_ char *dev = NULL;
+
+                /* A simulated device node is a regular file: it must not pass for memory. */
+                if (OPS(s)->device_fd_identify(s->host->backend, a->fd, &dev, NULL) >= 0)
+                        return broker_error_invalid_fd(err, -EBADF,
+                                                       "The memory fd is the VFIO device %s, "
+                                                       "not memory.",
+                                                       dev);
+        }
         if (a->fixed_iova) {
                 r = session_check_windows(s, ioas, a->iova, last, err);
                 if (r < 0)
@@ -1019,7 +1019,7 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
         if (r < 0)
                 return r;
         if (ioas_reserve_area(ioas) < 0)
-                return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR, "Out of memory.");
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
 
         if (a->readable)
                 flags |= BACKEND_MAP_READABLE;
@@ -1037,7 +1037,7 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
                 r = session_check_windows(s, ioas, iova, iova + (a->length - 1), NULL);
                 if (r < 0) {
                         (void)OPS(s)->ioas_unmap(s->ctx, a->ioas_id, iova, a->length, NULL, NULL);
-                        return broker_error_invalid_range(err,
+                        return broker_error_invalid_range(err, iova, a->length,
                                                           "No free IOVA window of %" PRIu64
                                                           " bytes inside the IOVA windows the "
                                                           "policy grants.",
@@ -1063,9 +1063,9 @@ int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
         if (iova == 0 && length == UINT64_MAX)
                 last = UINT64_MAX;
         else if (length == 0)
-                return broker_error_invalid_range(err, "An unmap of length 0 unmaps nothing.");
+                return broker_error_invalid_range(err, iova, 0, "An unmap of length 0 unmaps nothing.");
         else if (ADD_OVERFLOW(iova, length - 1, &last))
-                return broker_error_invalid_range(err,
+                return broker_error_invalid_range(err, iova, length,
                                                   "IOVA 0x%" PRIx64 " + length 0x%" PRIx64
                                                   " overflows 64 bits.",
                                                   iova, length);
@@ -1081,15 +1081,14 @@ int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
                 uint64_t a_last = a->iova + (a->length - 1);
 
                 if (a->iova < iova || a_last > last)
-                        return broker_error_invalid_range(
-                                err,
+                        return broker_error_invalid_range(err, iova, length,
                                 "Range 0x%" PRIx64 "-0x%" PRIx64 " cuts the mapping at 0x%" PRIx64
                                 "-0x%" PRIx64 "; mappings are only removed whole.",
                                 iova, last, a->iova, a_last);
                 refund += a->length;
         }
         if (first == end && !(iova == 0 && length == UINT64_MAX))
-                return broker_error_invalid_range(err,
+                return broker_error_invalid_range(err, iova, length,
                                                   "Nothing is mapped in 0x%" PRIx64 "-0x%" PRIx64
                                                   " of address space %" PRIu32 ".",
                                                   iova, last, ioas_id);
@@ -1122,10 +1121,10 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
         int r;
 
         if (a->length == 0)
-                return broker_error_invalid_range(err, "A copy of length 0 copies nothing.");
+                return broker_error_invalid_range(err, a->src_iova, 0, "A copy of length 0 copies nothing.");
         if (ADD_OVERFLOW(a->src_iova, a->length - 1, &src_last) ||
             (a->fixed_iova && ADD_OVERFLOW(a->dst_iova, a->length - 1, &dst_last)))
-                return broker_error_invalid_range(err, "IOVA + length 0x%" PRIx64
+                return broker_error_invalid_range(err, a->src_iova, a->length, "IOVA + length 0x%" PRIx64
                                                        " overflows 64 bits.",
                                                   a->length);
         i = ioas_first_area_from(src, a->src_iova);
@@ -1133,7 +1132,7 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
             src->areas[i].iova + (src->areas[i].length - 1) >= src_last)
                 area = &src->areas[i];
         if (!area)
-                return broker_error_invalid_range(err,
+                return broker_error_invalid_range(err, a->src_iova, a->length,
                                                   "Source range 0x%" PRIx64 "-0x%" PRIx64
                                                   " is not inside one mapping of address space "
                                                   "%" PRIu32 ".",
@@ -1158,7 +1157,7 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
         flags = area->flags;
         area = NULL;
         if (ioas_reserve_area(dst) < 0)
-                return broker_error_set(err, -ENOMEM, BROKER_ERROR_BACKEND_ERROR, "Out of memory.");
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
 
         r = OPS(s)->ioas_copy(s->ctx, a->dst_ioas_id, a->src_ioas_id,
                               flags | (a->fixed_iova ? BACKEND_MAP_FIXED_IOVA : 0), a->src_iova,
@@ -1168,7 +1167,7 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
 
         if (!a->fixed_iova && session_check_windows(s, dst, iova, iova + (a->length - 1), NULL) < 0) {
                 (void)OPS(s)->ioas_unmap(s->ctx, a->dst_ioas_id, iova, a->length, NULL, NULL);
-                return broker_error_invalid_range(err,
+                return broker_error_invalid_range(err, iova, a->length,
                                                   "No free IOVA window of %" PRIu64
                                                   " bytes inside the IOVA windows the policy "
                                                   "grants.",

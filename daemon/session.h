@@ -42,6 +42,13 @@ typedef struct SessionHost {
         size_t n_sessions;
         SessionClaim *claims; /* device name → session */
         size_t n_claims;
+        /*
+         * Asked before a device is reported busy: if every client of holder is
+         * gone (killed, with its disconnect not processed yet), free holder now
+         * and return true, so that a dead client never makes a device look busy.
+         */
+        bool (*reap_if_gone)(Session *holder, void *userdata);
+        void *reap_userdata;
 } SessionHost;
 
 #define SESSION_HOST_INIT ((SessionHost){})

@@ -142,6 +142,7 @@ static void test_broker_error_params(void **state) {
         /* A new error drops the old parameters. */
         assert_int_equal(broker_error_no_such_object(&e, BROKER_KIND_DEVICE, 7), -ENOENT);
         assert_int_equal(e.n_params, 2);
+        assert_string_equal(broker_error_get(&e, "id")->str, "7");
         assert_null(broker_error_get(&e, "limit"));
         assert_string_equal(e.error.message, "This session has no device with id 7.");
 
@@ -157,11 +158,19 @@ static void test_broker_error_params(void **state) {
         assert_string_equal(broker_error_get(&e, "feature")->str, "pasid");
         be.error = -ENOMEM;
         broker_error_from_backend(&e, "map", &be);
+        assert_string_equal(e.error.name, "org.iommud.Broker.SystemError");
+        be.error = -EIO;
+        broker_error_from_backend(&e, "map", &be);
         assert_string_equal(e.error.name, "org.iommud.Broker.BackendError");
-        assert_int_equal(broker_error_get(&e, "errno")->i64, ENOMEM);
+        assert_int_equal(broker_error_get(&e, "errno")->i64, EIO);
+        assert_non_null(broker_error_get(&e, "message"));
+
+        broker_error_no_such_device(&e, "0000:ff:00.0");
+        assert_string_equal(e.error.name, "org.iommud.Broker.NoSuchObject");
+        assert_string_equal(broker_error_get(&e, "id")->str, "0000:ff:00.0");
 
         /* NULL is accepted everywhere. */
-        assert_int_equal(broker_error_invalid_range(NULL, "x"), -ERANGE);
+        assert_int_equal(broker_error_invalid_range(NULL, 0, 1, "x"), -ERANGE);
         broker_error_add_u64(NULL, "x", 1);
 }
 
