@@ -2,9 +2,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <json-c/json.h>
 
@@ -19,6 +22,49 @@ struct Broker {
         const char *dev_root;
         const char *proc_root;
 };
+
+/*
+ * What the transport adds to a session: the connections that share it
+ * (JoinSession) and the token that lets another connection join.  The
+ * session lives until its last connection closes.
+ */
+typedef struct BrokerSession {
+        Session *session;
+        VarlinkConnection **conns;
+        size_t n_conns;
+        char token[33];
+} BrokerSession;
+
+static void broker_session_free(BrokerSession *bs) {
+        if (!bs)
+                return;
+        session_free(bs->session);
+        free(bs->conns);
+        free(bs);
+}
+
+static int broker_session_add_conn(BrokerSession *bs, VarlinkConnection *c) {
+        VarlinkConnection **a = realloc(bs->conns, (bs->n_conns + 1) * sizeof(*a));
+
+        if (!a)
+                return -ENOMEM;
+        bs->conns = a;
+        bs->conns[bs->n_conns++] = c;
+        varlink_connection_set_userdata(c, bs);
+        return 0;
+}
+
+/* Detaches c; frees the session when it was the last connection. */
+static void broker_session_remove_conn(BrokerSession *bs, VarlinkConnection *c) {
+        for (size_t i = 0; i < bs->n_conns; i++)
+                if (bs->conns[i] == c) {
+                        bs->conns[i] = bs->conns[--bs->n_conns];
+                        break;
+                }
+        varlink_connection_set_userdata(c, NULL);
+        if (bs->n_conns == 0)
+                broker_session_free(bs);
+}
 
 /* ---- replies --------------------------------------------------------------------------- */
 
@@ -51,35 +97,46 @@ static int reply_error(VarlinkCall *call, const BrokerError *e) {
                 }
                 (void)json_util_add(p, bp->key, v);
         }
-        (void)json_util_add(p, "message", json_object_new_string(error_message(&e->error)));
         log_debug("%s: %s: %s", varlink_call_get_method(call),
                   e->error.name ?: BROKER_ERROR_BACKEND_ERROR, error_message(&e->error));
         return varlink_call_error(call, e->error.name ?: BROKER_ERROR_BACKEND_ERROR, p);
+}
+
+/* InvalidFd names the index of the fd the client sent. */
+static int reply_error_fd(VarlinkCall *call, BrokerError *e, uint32_t index) {
+        if (e->error.name && streq(e->error.name, BROKER_ERROR_INVALID_FD))
+                broker_error_add_u64(e, "index", index);
+        return reply_error(call, e);
 }
 
 static int reply_invalid_parameter(VarlinkCall *call, const char *parameter, const char *fmt, ...)
         _printf_(3, 4);
 static int reply_invalid_parameter(VarlinkCall *call, const char *parameter, const char *fmt, ...) {
         char reason[ERROR_MESSAGE_MAX];
-        json_object *p;
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
 
-        p = json_object_new_object();
-        if (!p)
-                return -ENOMEM;
-        (void)json_util_add(p, "parameter", json_object_new_string(parameter));
-        (void)json_util_add(p, "reason", json_object_new_string(reason));
-        (void)json_util_add(p, "message", json_object_new_string(reason));
-        return varlink_call_error(call, BROKER_ERROR_INVALID_PARAMETER, p);
+        /* The standard error carries only the parameter's name; the sentence goes to the log. */
+        log_debug("%s: invalid parameter '%s': %s", varlink_call_get_method(call), parameter,
+                  reason);
+        return varlink_call_error_invalid_parameter(call, parameter);
+}
+
+static BrokerSession *call_broker_session(VarlinkCall *call) {
+        return varlink_connection_get_userdata(varlink_call_get_connection(call));
 }
 
 static Session *call_session(VarlinkCall *call) {
-        return varlink_connection_get_userdata(varlink_call_get_connection(call));
+        BrokerSession *bs = call_broker_session(call);
+
+        return bs ? bs->session : NULL;
 }
+
+/* A connection whose session was reaped (its client died) serves nothing more. */
+#define REQUIRE_SESSION(call)                                                                              do {                                                                                                       if (!call_session(call)) {                                                                                 varlink_connection_close(varlink_call_get_connection(call));                                       return -ENOTCONN;                                                                          }                                                                                          } while (0)
 
 /*
  * Rejects members a method does not know: a typo ("iova " for "iova") must not
@@ -177,6 +234,17 @@ static int reply(VarlinkCall *call, json_object *p) {
 
 /* ---- methods --------------------------------------------------------------------------- */
 
+static json_object *range_json(uint64_t start, uint64_t last) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        (void)json_util_add(o, "start", u64_node(start));
+        (void)json_util_add(o, "last", u64_node(last));
+        return o;
+}
+
+
 static json_object *decision_steps_json(const PolicyDecision *d) {
         json_object *steps = json_object_new_array();
 
@@ -199,62 +267,115 @@ static json_object *decision_steps_json(const PolicyDecision *d) {
         return steps;
 }
 
+static const char *region_type_idl(RegionType t) {
+        switch (t) {
+        case REGION_DIRECT:
+                return "direct";
+        case REGION_DIRECT_RELAXABLE:
+                return "direct_relaxable";
+        case REGION_RESERVED:
+                return "reserved";
+        case REGION_MSI:
+                return "msi";
+        default:
+                return "unknown";
+        }
+}
+
+/* Unbound, a VFIO driver, pci-stub or a bridge: harmless in a group handed to a client. */
+static bool device_is_harmless(const TopoDevice *d) {
+        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
+               topo_device_is_bridge(d);
+}
+
+static json_object *group_json(const TopoGroup *g) {
+        json_object *o = json_object_new_object(), *devs = json_object_new_array(),
+                    *regions = json_object_new_array();
+        const char *iommu = NULL;
+        bool viable = true;
+
+        if (!o || !devs || !regions) {
+                json_object_put(o);
+                json_object_put(devs);
+                json_object_put(regions);
+                return NULL;
+        }
+        for (size_t i = 0; i < g->n_devices; i++) {
+                json_object_array_add(devs, json_object_new_string(g->devices[i]->name));
+                viable = viable && device_is_harmless(g->devices[i]);
+                if (!iommu && g->devices[i]->iommu)
+                        iommu = g->devices[i]->iommu->name;
+        }
+        for (size_t i = 0; i < g->n_regions; i++) {
+                json_object *r = range_json(g->regions[i].start, g->regions[i].last);
+
+                (void)json_util_add(r, "type",
+                                    json_object_new_string(region_type_idl(g->regions[i].type)));
+                json_object_array_add(regions, r);
+        }
+        (void)json_util_add(o, "id", json_object_new_int64(g->id));
+        if (g->type)
+                (void)json_util_add(o, "type", json_object_new_string(g->type));
+        (void)json_util_add(o, "viable", json_object_new_boolean(viable));
+        (void)json_util_add(o, "devices", devs);
+        (void)json_util_add(o, "reservedRegions", regions);
+        if (iommu)
+                (void)json_util_add(o, "iommu", json_object_new_string(iommu));
+        return o;
+}
+
+static json_object *device_json(Broker *b, Session *s, const TopoDevice *d) {
+        _cleanup_(policy_decision_clear) PolicyDecision dec = {};
+        json_object *o = json_object_new_object();
+        Session *holder;
+
+        if (!o)
+                return NULL;
+        (void)json_util_add(o, "name", json_object_new_string(d->name));
+        (void)json_util_add(o, "vendor", json_object_new_int64(d->vendor));
+        (void)json_util_add(o, "device", json_object_new_int64(d->device));
+        (void)json_util_add(o, "class", json_object_new_int64(d->class));
+        if (d->driver)
+                (void)json_util_add(o, "driver", json_object_new_string(d->driver));
+        if (d->group)
+                (void)json_util_add(o, "group", json_object_new_int64(d->group->id));
+        if (d->cdev_name)
+                (void)json_util_add(o, "cdev", json_object_new_string(d->cdev_name));
+        if (d->numa_node >= 0)
+                (void)json_util_add(o, "numaNode", json_object_new_int64(d->numa_node));
+        (void)json_util_add(o, "eligible",
+                            json_object_new_boolean(session_explain_device(s, d->name, &dec,
+                                                                           NULL) >= 0 &&
+                                                    dec.allowed));
+        holder = session_host_claim_owner(b->host, d->name);
+        if (holder)
+                (void)json_util_add(o, "heldBy", json_object_new_string(session_describe(holder)));
+        return o;
+}
+
 static int method_get_topology(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                void *userdata) {
         Broker *b = userdata;
-        Session *s = call_session(call);
         const Topology *t = b->host->topology;
-        json_object *topo = NULL, *groups = NULL, *devices;
-        json_object *out;
-        int r;
+        json_object *out, *groups, *devices;
 
+        REQUIRE_SESSION(call);
         CHECK_NO_PARAMS(call, params);
 
-        r = topology_to_json(t, &topo);
-        if (r < 0)
-                return r;
         out = json_object_new_object();
+        groups = json_object_new_array();
         devices = json_object_new_array();
-        if (!out || !devices) {
-                json_object_put(topo);
+        if (!out || !groups || !devices) {
                 json_object_put(out);
+                json_object_put(groups);
                 json_object_put(devices);
                 return -ENOMEM;
         }
-        if (json_object_object_get_ex(topo, "groups", &groups))
-                (void)json_util_add(out, "groups", json_object_get(groups));
-
-        for (size_t i = 0; i < t->n_devices; i++) {
-                _cleanup_(policy_decision_clear) PolicyDecision dec = {};
-                const TopoDevice *d = t->devices[i];
-                json_object *dj = NULL;
-                char node[4096];
-
-                if (topo_device_to_json(d, &dj) < 0)
-                        continue;
-                if (d->cdev_name) {
-                        snprintf(node, sizeof(node), "%s/vfio/devices/%s", b->dev_root,
-                                 d->cdev_name);
-                        (void)json_util_add(dj, "node", json_object_new_string(node));
-                }
-                if (session_explain_device(s, d->name, &dec, NULL) >= 0) {
-                        (void)json_util_add(dj, "eligible", json_object_new_boolean(dec.allowed));
-                        if (!dec.allowed) {
-                                const char *reason = "";
-
-                                for (size_t k = 0; k < dec.n_steps; k++)
-                                        if (dec.steps[k].step == dec.failed_step)
-                                                reason = dec.steps[k].reason ?: "";
-                                (void)json_util_add(dj, "ineligibleStep",
-                                                    json_object_new_string(policy_step_to_string(
-                                                            dec.failed_step)));
-                                (void)json_util_add(dj, "ineligibleReason",
-                                                    json_object_new_string(reason));
-                        }
-                }
-                json_object_array_add(devices, dj);
-        }
-        json_object_put(topo);
+        for (size_t i = 0; i < t->n_groups; i++)
+                json_object_array_add(groups, group_json(t->groups[i]));
+        for (size_t i = 0; i < t->n_devices; i++)
+                json_object_array_add(devices, device_json(b, call_session(call), t->devices[i]));
+        (void)json_util_add(out, "groups", groups);
         (void)json_util_add(out, "devices", devices);
         return reply(call, out);
 }
@@ -266,6 +387,7 @@ static int method_explain_device(VarlinkCall *call, json_object *params, Varlink
         const char *device;
         json_object *out;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "device");
         GET(call, json_util_get_string, params, "device", 0, &device);
 
@@ -299,13 +421,17 @@ static int method_attach_device(VarlinkCall *call, json_object *params, VarlinkC
         SessionDeviceInfo info;
         _cleanup_close_ int fd = -EBADF;
         const char *device = NULL;
+        uint32_t fd_index = 0;
         bool have_fd = false;
         json_object *out;
         int r;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "fd", "device");
         GET(call, json_util_get_string, params, "device", JSON_UTIL_OPTIONAL, &device);
         TAKE_FD_PARAM(call, params, "fd", &fd, &have_fd);
+        if (have_fd)
+                (void)json_util_get_u32(params, "fd", 0, &fd_index, NULL);
         if (have_fd == !!device)
                 return reply_invalid_parameter(call, have_fd ? "device" : "fd",
                                                "exactly one of 'fd' (a VFIO device fd) and "
@@ -316,7 +442,7 @@ static int method_attach_device(VarlinkCall *call, json_object *params, VarlinkC
         else
                 r = session_attach_device_name(call_session(call), device, &info, &e);
         if (r < 0)
-                return reply_error(call, &e);
+                return reply_error_fd(call, &e, fd_index);
 
         out = json_object_new_object();
         if (!out)
@@ -335,6 +461,7 @@ static int method_detach_device(VarlinkCall *call, json_object *params, VarlinkC
         BrokerError e = BROKER_ERROR_INIT;
         uint32_t id;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "deviceId");
         GET(call, json_util_get_u32, params, "deviceId", 0, &id);
         if (session_detach_device(call_session(call), id, &e) < 0)
@@ -348,6 +475,7 @@ static int method_create_address_space(VarlinkCall *call, json_object *params,
         json_object *out;
         uint32_t id;
 
+        REQUIRE_SESSION(call);
         CHECK_NO_PARAMS(call, params);
         if (session_create_address_space(call_session(call), &id, &e) < 0)
                 return reply_error(call, &e);
@@ -363,6 +491,7 @@ static int method_destroy_address_space(VarlinkCall *call, json_object *params,
         BrokerError e = BROKER_ERROR_INIT;
         uint32_t id;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "ioasId");
         GET(call, json_util_get_u32, params, "ioasId", 0, &id);
         if (session_destroy_address_space(call_session(call), id, &e) < 0)
@@ -376,6 +505,7 @@ static int method_attach_to_address_space(VarlinkCall *call, json_object *params
         uint32_t dev, ioas, hwpt;
         json_object *out;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "deviceId", "ioasId");
         GET(call, json_util_get_u32, params, "deviceId", 0, &dev);
         GET(call, json_util_get_u32, params, "ioasId", 0, &ioas);
@@ -388,16 +518,6 @@ static int method_attach_to_address_space(VarlinkCall *call, json_object *params
         return reply(call, out);
 }
 
-static json_object *range_json(uint64_t start, uint64_t last) {
-        json_object *o = json_object_new_object();
-
-        if (!o)
-                return NULL;
-        (void)json_util_add(o, "start", u64_node(start));
-        (void)json_util_add(o, "last", u64_node(last));
-        return o;
-}
-
 static int method_get_iova_ranges(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                   void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
@@ -407,6 +527,7 @@ static int method_get_iova_ranges(VarlinkCall *call, json_object *params, Varlin
         size_t n;
         uint32_t id;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "ioasId");
         GET(call, json_util_get_u32, params, "ioasId", 0, &id);
         if (session_get_iova_ranges(call_session(call), id, &ranges, &n, &alignment, &e) < 0)
@@ -433,6 +554,7 @@ static int method_allow_iovas(VarlinkCall *call, json_object *params, VarlinkCal
         uint32_t id;
         size_t n;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "ioasId", "ranges");
         GET(call, json_util_get_u32, params, "ioasId", 0, &id);
         GET(call, json_util_get_array, params, "ranges", 0, &arr);
@@ -469,18 +591,21 @@ static int method_map(VarlinkCall *call, json_object *params, VarlinkCallFlags f
                       void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
         _cleanup_close_ int fd = -EBADF;
-        SessionMapArgs a = { .readable = true, .writeable = true };
+        SessionMapArgs a = {};
+        uint32_t fd_index = 0;
         bool have_fd = false;
         json_object *out, *iova_node = NULL;
         uint64_t iova;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "ioasId", "memoryFd", "offset", "length", "iova", "readable",
                     "writeable");
         GET(call, json_util_get_u32, params, "ioasId", 0, &a.ioas_id);
-        GET(call, json_util_get_u64, params, "offset", JSON_UTIL_OPTIONAL, &a.offset);
+        GET(call, json_util_get_u64, params, "offset", 0, &a.offset);
         GET(call, json_util_get_u64, params, "length", 0, &a.length);
-        GET(call, json_util_get_bool, params, "readable", JSON_UTIL_OPTIONAL, &a.readable);
-        GET(call, json_util_get_bool, params, "writeable", JSON_UTIL_OPTIONAL, &a.writeable);
+        GET(call, json_util_get_bool, params, "readable", 0, &a.readable);
+        GET(call, json_util_get_bool, params, "writeable", 0, &a.writeable);
+        GET(call, json_util_get_u32, params, "memoryFd", 0, &fd_index);
         GET(call, json_util_get_u64, params, "iova", JSON_UTIL_OPTIONAL, &a.iova);
         if (json_object_object_get_ex(params, "iova", &iova_node) && iova_node)
                 a.fixed_iova = true;
@@ -492,7 +617,7 @@ static int method_map(VarlinkCall *call, json_object *params, VarlinkCallFlags f
         a.fd = fd;
 
         if (session_map(call_session(call), &a, &iova, &e) < 0)
-                return reply_error(call, &e);
+                return reply_error_fd(call, &e, fd_index);
         out = json_object_new_object();
         if (!out)
                 return -ENOMEM;
@@ -507,6 +632,7 @@ static int method_unmap(VarlinkCall *call, json_object *params, VarlinkCallFlags
         json_object *out;
         uint32_t id;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "ioasId", "iova", "length");
         GET(call, json_util_get_u32, params, "ioasId", 0, &id);
         GET(call, json_util_get_u64, params, "iova", 0, &iova);
@@ -527,6 +653,7 @@ static int method_copy(VarlinkCall *call, json_object *params, VarlinkCallFlags 
         json_object *out, *node = NULL;
         uint64_t iova;
 
+        REQUIRE_SESSION(call);
         CHECK_KNOWN(call, params, "srcIoasId", "srcIova", "dstIoasId", "dstIova", "length");
         GET(call, json_util_get_u32, params, "srcIoasId", 0, &a.src_ioas_id);
         GET(call, json_util_get_u64, params, "srcIova", 0, &a.src_iova);
@@ -580,6 +707,7 @@ static int method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFl
         json_object *out;
         int fd;
 
+        REQUIRE_SESSION(call);
         CHECK_NO_PARAMS(call, params);
         if (session_delegate(call_session(call), &fd, &e) < 0)
                 return reply_error(call, &e);
@@ -588,37 +716,43 @@ static int method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFl
                 safe_close(fd);
                 return -ENOMEM;
         }
-        (void)json_util_add(out, "fd", json_object_new_int(0));
+        (void)json_util_add(out, "iommufd", json_object_new_int(0));
         return varlink_call_reply_with_fds(call, out, &fd, 1);
 }
 
-static json_object *quotas_json(const PolicyQuotas *q) {
+static json_object *usage_json(const char *resource, uint64_t used, uint64_t limit) {
         json_object *o = json_object_new_object();
 
         if (!o)
                 return NULL;
-        (void)json_util_add(o, BROKER_RESOURCE_PINNED_BYTES, u64_node(q->pinned_bytes));
-        (void)json_util_add(o, BROKER_RESOURCE_ADDRESS_SPACES, u64_node(q->address_spaces));
-        (void)json_util_add(o, BROKER_RESOURCE_MAPPINGS, u64_node(q->mappings));
-        (void)json_util_add(o, BROKER_RESOURCE_DEVICES, u64_node(q->devices));
+        (void)json_util_add(o, "resource", json_object_new_string(resource));
+        (void)json_util_add(o, "used", u64_node(used));
+        if (limit != UINT64_MAX)
+                (void)json_util_add(o, "limit", u64_node(limit));
         return o;
 }
 
 static int method_get_session(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                               void *userdata) {
+        Broker *b = userdata;
+        BrokerSession *bs;
         SessionInfo info;
-        json_object *out, *pr, *groups;
+        json_object *out, *pr, *groups, *usage;
 
+        REQUIRE_SESSION(call);
         CHECK_NO_PARAMS(call, params);
-        session_get_info(call_session(call), &info);
+        bs = call_broker_session(call);
+        session_get_info(bs->session, &info);
 
         out = json_object_new_object();
         pr = json_object_new_object();
         groups = json_object_new_array();
-        if (!out || !pr || !groups) {
+        usage = json_object_new_array();
+        if (!out || !pr || !groups || !usage) {
                 json_object_put(out);
                 json_object_put(pr);
                 json_object_put(groups);
+                json_object_put(usage);
                 return -ENOMEM;
         }
         (void)json_util_add(pr, "uid", json_object_new_int64(info.creds->uid));
@@ -629,10 +763,82 @@ static int method_get_session(VarlinkCall *call, json_object *params, VarlinkCal
         (void)json_util_add(pr, "groups", groups);
         if (info.creds->unit)
                 (void)json_util_add(pr, "unit", json_object_new_string(info.creds->unit));
+
+#define USAGE(name, field)                                                                         \
+        json_object_array_add(usage, usage_json(name, info.usage.field, info.quotas.field))
+        USAGE(BROKER_RESOURCE_PINNED_BYTES, pinned_bytes);
+        USAGE(BROKER_RESOURCE_ADDRESS_SPACES, address_spaces);
+        USAGE(BROKER_RESOURCE_MAPPINGS, mappings);
+        USAGE(BROKER_RESOURCE_DEVICES, devices);
+        USAGE(BROKER_RESOURCE_PASIDS, pasids);
+        USAGE(BROKER_RESOURCE_FAULT_QUEUE_DEPTH, fault_queue_depth);
+#undef USAGE
+        json_object_array_add(usage,
+                              usage_json(BROKER_RESOURCE_CONNECTIONS,
+                                         session_host_count_uid(b->host, info.creds->uid),
+                                         info.quotas.connections));
+
         (void)json_util_add(out, "principal", pr);
-        (void)json_util_add(out, "usage", quotas_json(&info.usage));
-        (void)json_util_add(out, "quotas", quotas_json(&info.quotas));
+        (void)json_util_add(out, "usage", usage);
+        (void)json_util_add(out, "token", json_object_new_string(bs->token));
         return reply(call, out);
+}
+
+static BrokerSession *broker_find_token(Broker *b, const char *token) {
+        for (Session *s = b->host->sessions; s; s = session_next(s)) {
+                BrokerSession *bs = session_get_userdata(s);
+
+                if (bs && streq(bs->token, token))
+                        return bs;
+        }
+        return NULL;
+}
+
+static int method_join_session(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                               void *userdata) {
+        Broker *b = userdata;
+        VarlinkConnection *c = varlink_call_get_connection(call);
+        BrokerSession *cur, *target;
+        BrokerError e = BROKER_ERROR_INIT;
+        const char *token;
+        int r;
+
+        REQUIRE_SESSION(call);
+        CHECK_KNOWN(call, params, "token");
+        GET(call, json_util_get_string, params, "token", 0, &token);
+
+        cur = call_broker_session(call);
+        target = broker_find_token(b, token);
+        /* Another principal's token is as unknown as a made-up one. */
+        if (!target || session_creds(target->session)->uid != session_creds(cur->session)->uid) {
+                broker_error_set(&e, -ENOENT, BROKER_ERROR_NO_SUCH_OBJECT,
+                                 "No session of this principal has that token.");
+                broker_error_add_string(&e, "kind", BROKER_KIND_SESSION);
+                broker_error_add_string(&e, "id", token);
+                return reply_error(call, &e);
+        }
+        if (target == cur)
+                return reply(call, NULL);
+        if (cur->n_conns > 1 || session_n_devices(cur->session) > 0 ||
+            session_n_address_spaces(cur->session) > 0) {
+                broker_error_set(&e, -EBUSY, BROKER_ERROR_OBJECT_IN_USE,
+                                 "This connection's session already holds devices, address "
+                                 "spaces or other connections; join from a fresh connection.");
+                broker_error_add_string(&e, "kind", BROKER_KIND_SESSION);
+                broker_error_add_u64(&e, "id", 0);
+                broker_error_add_string(&e, "reason", e.error.message);
+                return reply_error(call, &e);
+        }
+        r = broker_session_add_conn(target, c);
+        if (r < 0)
+                return r;
+        /* The fresh session of this connection goes; c now belongs to target. */
+        for (size_t i = 0; i < cur->n_conns; i++)
+                if (cur->conns[i] == c)
+                        cur->conns[i] = cur->conns[--cur->n_conns];
+        if (cur->n_conns == 0)
+                broker_session_free(cur);
+        return reply(call, NULL);
 }
 
 static const VarlinkMethod broker_methods[] = {
@@ -654,26 +860,55 @@ static const VarlinkMethod broker_methods[] = {
         { "RespondFault", method_respond_fault },
         { "Delegate", method_delegate },
         { "GetSession", method_get_session },
+        { "JoinSession", method_join_session },
         {},
 };
 
 static const VarlinkInterface broker_interface = {
         .name = BROKER_INTERFACE,
-        .description = broker_idl_text,
+        .description = broker_idl,
         .methods = broker_methods,
-        .errno_error = BROKER_ERROR_BACKEND_ERROR,
+        .errno_error = BROKER_ERROR_SYSTEM_ERROR,
 };
 
 /* ---- connections ----------------------------------------------------------------------- */
+
+/*
+ * A killed client's connection may still be queued for its disconnect when
+ * another client asks for its device.  When every process that connected to
+ * the holder is gone (its pidfd is readable), release the session now.
+ */
+static bool reap_if_gone(Session *holder, void *userdata) {
+        BrokerSession *bs = session_get_userdata(holder);
+
+        if (!bs || bs->n_conns == 0)
+                return false;
+        for (size_t i = 0; i < bs->n_conns; i++) {
+                struct pollfd p = { .fd = varlink_connection_get_pidfd(bs->conns[i]),
+                                    .events = POLLIN };
+
+                if (p.fd < 0 || poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
+                        return false;
+        }
+        log_debug("Releasing the session of %s: its client is gone.", session_describe(holder));
+        for (size_t i = 0; i < bs->n_conns; i++) {
+                varlink_connection_set_userdata(bs->conns[i], NULL);
+                varlink_connection_close(bs->conns[i]);
+        }
+        bs->n_conns = 0;
+        broker_session_free(bs);
+        return true;
+}
 
 static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct ucred *cred,
                       int pidfd, void *userdata) {
         Broker *b = userdata;
         _cleanup_(peer_creds_freep) PeerCreds *creds = NULL;
         BrokerError e = BROKER_ERROR_INIT;
+        BrokerSession *bs;
+        uint8_t rnd[16];
         PolicyQuotas q;
         Principal p;
-        Session *s;
         int r;
 
         r = peer_creds_new(&creds, b->proc_root, cred->pid, cred->uid, cred->gid, &e.error);
@@ -687,28 +922,43 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         if (session_host_count_uid(b->host, creds->uid) >= q.connections)
                 return log_warning_errno(EDQUOT,
                                          "Refusing client pid %d: uid %u already has %" PRIu64
-                                         " connection(s), its limit.",
+                                         " session(s), its limit.",
                                          (int)cred->pid, (unsigned)creds->uid, q.connections);
 
-        r = session_new(&s, b->host, creds, &e);
-        if (r < 0)
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+                return log_warning_errno(errno, "Refusing client pid %d: no random token: %m",
+                                         (int)cred->pid);
+        bs = calloc(1, sizeof(*bs));
+        if (!bs)
+                return log_oom();
+        for (size_t i = 0; i < sizeof(rnd); i++)
+                snprintf(bs->token + 2 * i, 3, "%02x", rnd[i]);
+
+        r = session_new(&bs->session, b->host, creds, &e);
+        if (r < 0) {
+                free(bs);
                 return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
                                          error_message(&e.error));
+        }
         TAKE_PTR(creds);
-        session_set_userdata(s, c);
-        varlink_connection_set_userdata(c, s);
-        log_debug("Session for %s (pid %d) opened.", session_describe(s), (int)cred->pid);
+        session_set_userdata(bs->session, bs);
+        r = broker_session_add_conn(bs, c);
+        if (r < 0) {
+                broker_session_free(bs);
+                return log_oom();
+        }
+        log_debug("Session for %s (pid %d) opened.", session_describe(bs->session),
+                  (int)cred->pid);
         return 0;
 }
 
 static void on_disconnect(VarlinkServer *server, VarlinkConnection *c, void *userdata) {
-        Session *s = varlink_connection_get_userdata(c);
+        BrokerSession *bs = varlink_connection_get_userdata(c);
 
-        if (!s)
+        if (!bs)
                 return;
-        log_debug("Session for %s closed.", session_describe(s));
-        varlink_connection_set_userdata(c, NULL);
-        session_free(s);
+        log_debug("Connection of %s closed.", session_describe(bs->session));
+        broker_session_remove_conn(bs, c);
 }
 
 int broker_new(Broker **ret, SessionHost *host, const char *dev_root, const char *proc_root) {
@@ -736,6 +986,8 @@ int broker_attach(Broker *b, VarlinkServer *s) {
                 return r;
         varlink_server_set_userdata(s, b);
         varlink_server_set_hooks(s, on_connect, on_disconnect);
+        b->host->reap_if_gone = reap_if_gone;
+        b->host->reap_userdata = b;
         varlink_server_set_info(s, "iommud project", "iommud", PACKAGE_VERSION,
                                 "https://github.com/iommud/iommud");
         return 0;

@@ -116,6 +116,12 @@ Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const S
         return NULL;
 }
 
+Session *session_host_claim_owner(SessionHost *h, const char *device) {
+        SessionClaim *c = host_find_claim(h, device);
+
+        return c ? c->owner : NULL;
+}
+
 size_t session_host_count_uid(const SessionHost *h, uid_t uid) {
         size_t n = 0;
 

@@ -57,6 +57,8 @@ typedef struct SessionHost {
 void session_host_done(SessionHost *h);
 /* The session holding d or any device of its group other than self, or NULL. */
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self);
+/* The session that claimed exactly this device, or NULL. */
+Session *session_host_claim_owner(SessionHost *h, const char *device);
 /* Sessions of one uid, for the connections-per-uid limit. */
 size_t session_host_count_uid(const SessionHost *h, uid_t uid);
 
