@@ -79,7 +79,11 @@ int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_
         nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (nfd < 0)
                 return -errno;
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify);
+        if (strlen(notify) >= sizeof(sa.sun_path)) {
+                close(nfd);
+                return -ENAMETOOLONG;
+        }
+        memcpy(sa.sun_path, notify, strlen(notify) + 1);
         if (bind(nfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 r = -errno;
                 close(nfd);
@@ -177,7 +181,12 @@ int itest_client_connect(ItestClient **ret, const char *socket_path) {
                 free(c);
                 return -errno;
         }
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", socket_path);
+        if (strlen(socket_path) >= sizeof(sa.sun_path)) {
+                close(c->fd);
+                free(c);
+                return -ENAMETOOLONG;
+        }
+        memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
         if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 int r = -errno;
                 close(c->fd);
