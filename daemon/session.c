@@ -419,10 +419,6 @@ static int session_admit_device(Session *s, const char *name, const TopoDevice *
         Session *holder;
         int r;
 
-        r = quota_check(err, BROKER_RESOURCE_DEVICES, s->quotas.devices, s->usage.devices, 1);
-        if (r < 0)
-                return r;
-
         d = topology_find_device(s->host->topology, name);
         if (!d)
                 return broker_error_no_such_device(err, name);
@@ -463,6 +459,11 @@ static int session_admit_device(Session *s, const char *name, const TopoDevice *
         holder = session_host_device_holder(s->host, d, s);
         if (holder)
                 return device_busy(err, name, holder->description);
+
+        /* After the policy, so that a principal without a grant hears why, not "quota 0". */
+        r = quota_check(err, BROKER_RESOURCE_DEVICES, s->quotas.devices, s->usage.devices, 1);
+        if (r < 0)
+                return r;
 
         *ret = d;
         return 0;
@@ -538,10 +539,6 @@ int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerE
         const TopoDevice *d;
         Error be = ERROR_INIT;
         int r;
-
-        r = quota_check(err, BROKER_RESOURCE_DEVICES, s->quotas.devices, s->usage.devices, 1);
-        if (r < 0)
-                return r;
 
         r = OPS(s)->device_fd_identify(s->host->backend, fd, &name, &be);
         if (r < 0)

@@ -44,7 +44,7 @@ static int setup(void **state) {
         snprintf(e->root, sizeof(e->root), "/tmp/iommud-test-session-XXXXXX");
         assert_non_null(mkdtemp(e->root));
         assert_int_equal(rmdir(e->root), 0);
-        assert_int_equal(simtopo_load(&st, "workstation", NULL), 0);
+        assert_int_equal(simtopo_load(&st, "server", NULL), 0);
         assert_int_equal(simtopo_materialize(st, e->root, NULL), 0);
         snprintf(sys, sizeof(sys), "%s/sys", e->root);
         assert_int_equal(topology_load_path(&e->host.topology, sys, NULL), 0);
