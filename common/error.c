@@ -6,7 +6,7 @@
 
 #include "error.h"
 
-static int error_vset(Error *err, int r, const char *name, const char *fmt, va_list ap) {
+_printf_(4, 0) static int error_vset(Error *err, int r, const char *name, const char *fmt, va_list ap) {
         if (!err)
                 return r;
         err->error = r;

@@ -84,8 +84,9 @@ static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
 }
 
+/* Safe on an empty array whose pointer is NULL (NULL + 0 is undefined in C). */
 #define FOREACH_ARRAY(i, array, num)                                                               \
-        for (__typeof__(array[0]) *i = (array), *_end_##i = (array) + (num); i < _end_##i; i++)
+        for (__typeof__(array[0]) *i = (array), *_end_##i = i ? i + (num) : i; i < _end_##i; i++)
 
 /* Overflow-checked arithmetic: true when the result did not fit. */
 #define ADD_OVERFLOW(a, b, res) __builtin_add_overflow(a, b, res)

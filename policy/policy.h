@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <json-c/json.h>
@@ -61,7 +62,13 @@ typedef enum PolicyVerdict {
 typedef struct PolicyDecisionStep {
         PolicyStep step;
         PolicyVerdict verdict;
-        char *reason;            /* "sibling 0000:00:1f.3 is bound to host driver snd_hda_intel" */
+        /*
+         * "group 14 is not viable: 0000:00:1f.3 is bound to host driver snd_hda_intel".
+         * Never NULL in a decision from policy_decide().  The reasons of one
+         * decision share one allocation: release them only with
+         * policy_decision_clear(), never with free().
+         */
+        char *reason;
 } PolicyDecisionStep;
 
 typedef struct PolicyDecision {
@@ -124,6 +131,13 @@ typedef struct PolicyDiagnostics {
 } PolicyDiagnostics;
 
 void policy_diagnostics_clear(PolicyDiagnostics *d);
+/*
+ * Prints one "FILE:LINE:COL: PATH: message" line per diagnostic (for
+ * "iommud --check-config").  A problem about a whole file (unreadable) prints
+ * as "FILE: message"; one about the top-level value omits the path.  Returns 0,
+ * or -EIO when writing failed.
+ */
+int policy_diagnostics_print(const PolicyDiagnostics *d, FILE *f);
 
 /*
  * Loads and validates the merged configuration.  Missing directories/files are
@@ -144,25 +158,60 @@ uint64_t policy_generation(const Policy *p);
  * Decides whether principal may use device d.  principal may be NULL: then the
  * device-only steps (match, driver, group, regions) are evaluated and the
  * rest skipped ("eligible").  rt may be NULL (no holder, no quota step).
+ *
+ * Every step that can be evaluated is, even after an earlier one failed, so
+ * that "explain" shows every problem at once; allowed is false when any step
+ * failed and failed_step names the first that did.  ret->n_steps is always
+ * _POLICY_STEP_MAX and steps[i].step == i.  A step is SKIP when it cannot be
+ * evaluated: regions without an IOMMU group; principal, exclusive and quota
+ * without a principal; exclusive without rt->device_holder; quota without
+ * rt->usage or when no grant gives the principal this device.  The quota step
+ * checks the device count (usage->devices against the principal's devices
+ * quota).  t may be NULL: the decision only follows d's own links.
  */
 int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                   const Principal *principal, const PolicyRuntime *rt, PolicyDecision *ret);
 void policy_decision_clear(PolicyDecision *d);
 int policy_decision_to_json(const PolicyDecision *d, json_object **ret);
+/*
+ * Prints a readable explanation: a header naming dev (may be NULL) and the
+ * outcome, then one line per step with a mark (✓ pass, ✗ fail, - skip), the
+ * step name and its reason.  Returns 0, or -EIO when writing failed.
+ */
+int policy_decision_print(const PolicyDecision *d, const TopoDevice *dev, FILE *f);
 
 const char *policy_step_to_string(PolicyStep s);       /* "match", "driver", "group", ... */
 const char *policy_verdict_to_string(PolicyVerdict v); /* "pass", "fail", "skip" */
 
-/* Per-principal settings, merged from every grant that matches the principal. */
+/*
+ * Per-principal settings, merged from every grant that names the principal.
+ *
+ * policy_quotas: for each quota the largest value among those grants, a grant
+ * that does not set a quota contributing the policy's default ("quotas" at the
+ * top level).  A principal no grant names gets 0 for everything except
+ * connections (the default), so it may still connect and ask.  principal NULL
+ * gives the defaults.
+ */
 void policy_quotas(const Policy *p, const Principal *principal, PolicyQuotas *ret);
 const PolicyLimits *policy_limits(const Policy *p);
-/* IOVA windows the principal may map into; n == 0 means no restriction. */
+/*
+ * IOVA windows the principal may map into on device d (d may be NULL: any
+ * device); n == 0 means no restriction.  The first grant in policy order that
+ * names the principal and gives it d decides.  -EPERM when there is none.  The
+ * array belongs to the policy.
+ */
 int policy_iova_windows(const Policy *p, const Principal *principal, const TopoDevice *d,
                         const IovaWindow **ret, size_t *ret_n);
-/* PASID range the principal may bind, inclusive. */
+/*
+ * PASID range the principal may bind, inclusive: the smallest range covering
+ * the ranges of every grant that names it (1-0xfffff for a grant without
+ * "pasids").  Without a grant the range is empty (*ret_min > *ret_max).
+ */
 void policy_pasid_range(const Policy *p, const Principal *principal, uint32_t *ret_min,
                         uint32_t *ret_max);
+/* True when some grant that names the principal has "delegation": true. */
 bool policy_allows_delegation(const Policy *p, const Principal *principal);
+/* True when some grant that names the principal and gives it d has "open-on-behalf": true. */
 bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
                                   const TopoDevice *d);
 

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * VarlinkServer: the Varlink transport of the broker on a libevent loop.
+ *
+ * Semantics (what a client can rely on):
+ *
+ * - Calls on one connection are dispatched strictly in order, one at a time:
+ *   the next call is not dispatched until the current one has sent its final
+ *   reply.  This holds for "more" calls too, as in systemd's sd-varlink:
+ *   Varlink replies carry no call id, so a stream that ran beside other calls
+ *   would make its final reply indistinguishable from theirs.  A client that
+ *   streams and calls at the same time uses two connections.
+ * - "oneway" calls get no reply; the connection moves on as soon as the
+ *   handler returns.  A call with both "oneway" and "more" is malformed.
+ * - "more" calls get any number of replies with "continues": true, then one
+ *   final reply (or an error).  A handler that did not get "more" must not
+ *   send continuing replies (varlink_call_reply_more() returns -EPROTO).
+ * - Malformed frames (invalid JSON, not an object, nesting deeper than 64,
+ *   no "method", members of the wrong type, oversize, MSG_CTRUNC, more fds
+ *   than allowed) disconnect that client only.  Unknown interface ⇒
+ *   org.varlink.service.InterfaceNotFound, unknown method ⇒ MethodNotFound.
+ * - Limits (VarlinkLimits), each with its own behaviour:
+ *     max_message_bytes, max_fds_per_message: the client is disconnected;
+ *     max_queued_output_bytes: the server stops reading and dispatching for
+ *       that client until its output drains below the limit, and
+ *       varlink_call_reply_more() returns -ENOBUFS instead of queueing;
+ *     max_connections: the server stops accepting; new clients wait in the
+ *       listen backlog until a connection closes;
+ *     max_connections_per_uid: the new connection is accepted and closed at once.
+ * - A handler that returns a negative errno without replying makes the server
+ *   reply with the interface's errno_error (parameters {errno, message}), or
+ *   close the connection when the interface names none.  A handler that
+ *   returns 0 without replying and without a reference gets the same with EIO.
+ * - "upgrade" is not supported: org.varlink.service.InvalidParameter {upgrade}.
+ *
+ * Lifetime: connections and calls are reference counted.  A handler that
+ * wants to reply later takes a reference with varlink_call_ref() and drops it
+ * after replying.  If the connection dies first, the call stays valid, the
+ * reply functions return -ENOTCONN and nothing is sent.  on_disconnect() runs
+ * exactly once per connection that on_connect() accepted, from the event
+ * loop, never from inside a caller's stack; varlink_connection_close() only
+ * schedules it.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "macros.h"
+
+typedef struct VarlinkServer VarlinkServer;
+typedef struct VarlinkConnection VarlinkConnection;
+typedef struct VarlinkCall VarlinkCall;
+
+#define VARLINK_ERROR_INTERFACE_NOT_FOUND "org.varlink.service.InterfaceNotFound"
+#define VARLINK_ERROR_METHOD_NOT_FOUND "org.varlink.service.MethodNotFound"
+#define VARLINK_ERROR_METHOD_NOT_IMPLEMENTED "org.varlink.service.MethodNotImplemented"
+#define VARLINK_ERROR_INVALID_PARAMETER "org.varlink.service.InvalidParameter"
+#define VARLINK_ERROR_PERMISSION_DENIED "org.varlink.service.PermissionDenied"
+#define VARLINK_ERROR_EXPECTED_MORE "org.varlink.service.ExpectedMore"
+
+typedef struct VarlinkLimits {
+        size_t max_message_bytes;       /* per message, excluding the NUL */
+        unsigned max_fds_per_message;   /* at most 253 (SCM_MAX_FD) */
+        size_t max_queued_output_bytes; /* per connection */
+        unsigned max_connections;       /* in total */
+        unsigned max_connections_per_uid;
+} VarlinkLimits;
+
+#define VARLINK_LIMITS_DEFAULT                                                                     \
+        ((VarlinkLimits){                                                                          \
+                .max_message_bytes = 1024 * 1024,                                                  \
+                .max_fds_per_message = 16,                                                         \
+                .max_queued_output_bytes = 8 * 1024 * 1024,                                        \
+                .max_connections = 4096,                                                           \
+                .max_connections_per_uid = 256,                                                    \
+        })
+
+typedef enum VarlinkCallFlags {
+        VARLINK_CALL_ONEWAY = 1 << 0,
+        VARLINK_CALL_MORE = 1 << 1,
+} VarlinkCallFlags;
+
+/*
+ * A method handler.  parameters is the call's "parameters" object (an empty
+ * object when the caller sent none), borrowed for the duration of the call
+ * (json_object_get() it to keep it longer).  userdata is the server's.
+ * Returns 0 after replying or deferring (having taken a reference), or a
+ * negative errno (see errno_error above).
+ */
+typedef int (*VarlinkMethodFn)(VarlinkCall *call, json_object *parameters, VarlinkCallFlags flags,
+                               void *userdata);
+
+typedef struct VarlinkMethod {
+        const char *name;                /* "Map", without the interface */
+        VarlinkMethodFn handler;
+} VarlinkMethod;
+
+typedef struct VarlinkInterface {
+        const char *name;                /* "org.iommud.Broker" */
+        const char *description;         /* the IDL text, served by GetInterfaceDescription */
+        const VarlinkMethod *methods;    /* terminated by an entry with name == NULL */
+        const char *errno_error;         /* e.g. "org.iommud.Broker.SystemError", or NULL */
+} VarlinkInterface;
+
+/*
+ * Called when a client connects; cred comes from SO_PEERCRED, pidfd from
+ * SO_PEERPIDFD (-1 when the kernel has none; owned by the connection, dup it
+ * to keep it).  A negative return refuses the client: it is closed and
+ * on_disconnect() is not called.
+ */
+typedef int (*VarlinkConnectFn)(VarlinkServer *s, VarlinkConnection *c, const struct ucred *cred,
+                                int pidfd, void *userdata);
+/* Called exactly once for every accepted connection when it goes away. */
+typedef void (*VarlinkDisconnectFn)(VarlinkServer *s, VarlinkConnection *c, void *userdata);
+
+/* The limits are copied.  NULL means VARLINK_LIMITS_DEFAULT. */
+int varlink_server_new(VarlinkServer **ret, struct event_base *base, const VarlinkLimits *limits);
+/* Disconnects every client (running on_disconnect) and frees the server; accepts NULL. */
+VarlinkServer *varlink_server_free(VarlinkServer *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkServer *, varlink_server_free);
+
+void varlink_server_set_userdata(VarlinkServer *s, void *userdata);
+void *varlink_server_get_userdata(VarlinkServer *s);
+void varlink_server_set_hooks(VarlinkServer *s, VarlinkConnectFn on_connect,
+                              VarlinkDisconnectFn on_disconnect);
+/* What org.varlink.service.GetInfo reports; the strings must outlive the server. */
+void varlink_server_set_info(VarlinkServer *s, const char *vendor, const char *product,
+                             const char *version, const char *url);
+
+/* The interface (and everything it points to) must outlive the server.  -EEXIST for a duplicate. */
+int varlink_server_add_interface(VarlinkServer *s, const VarlinkInterface *iface);
+
+/* Starts accepting on a listening socket; the server takes fd (closing it on failure too). */
+int varlink_server_listen_fd(VarlinkServer *s, int fd);
+/*
+ * Binds a new listening socket at path (replacing a stale socket file there,
+ * refusing anything that is not a socket with -EEXIST) with the given mode.
+ * Returns the fd, for varlink_server_listen_fd().
+ */
+int varlink_server_listen_unix(const char *path, mode_t mode);
+/* Serves an already connected socket (e.g. one end of a socketpair); takes fd. */
+int varlink_server_add_connection(VarlinkServer *s, int fd, VarlinkConnection **ret);
+
+unsigned varlink_server_n_connections(const VarlinkServer *s);
+
+VarlinkConnection *varlink_connection_ref(VarlinkConnection *c);
+VarlinkConnection *varlink_connection_unref(VarlinkConnection *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkConnection *, varlink_connection_unref);
+void varlink_connection_set_userdata(VarlinkConnection *c, void *userdata);
+void *varlink_connection_get_userdata(VarlinkConnection *c);
+const struct ucred *varlink_connection_get_ucred(VarlinkConnection *c);
+/* The peer's pidfd, owned by the connection; -EBADF when the kernel gave none. */
+int varlink_connection_get_pidfd(VarlinkConnection *c);
+size_t varlink_connection_get_queued_output(VarlinkConnection *c);
+bool varlink_connection_is_connected(VarlinkConnection *c);
+/* Schedules the disconnect for the end of the current dispatch; safe to call repeatedly. */
+void varlink_connection_close(VarlinkConnection *c);
+
+VarlinkCall *varlink_call_ref(VarlinkCall *call);
+VarlinkCall *varlink_call_unref(VarlinkCall *call);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkCall *, varlink_call_unref);
+VarlinkConnection *varlink_call_get_connection(VarlinkCall *call);
+/* The fully qualified method name, "org.iommud.Broker.Map". */
+const char *varlink_call_get_method(VarlinkCall *call);
+VarlinkCallFlags varlink_call_get_flags(VarlinkCall *call);
+/* The number of fds sent with the call. */
+size_t varlink_call_get_n_fds(VarlinkCall *call);
+/* Moves the fd at index to the caller: -ENXIO if there is none, -EBADF if it was taken. */
+int varlink_call_take_fd(VarlinkCall *call, size_t index, int *ret_fd);
+
+/*
+ * Replies.  Each takes ownership of params (NULL means {}) and of fds, even
+ * on failure.  The final reply (reply, reply_with_fds, error) completes the
+ * call; replying twice returns -EALREADY.  For oneway calls nothing is sent
+ * and 0 is returned.  -ENOTCONN: the client is gone.
+ */
+int varlink_call_reply(VarlinkCall *call, json_object *params);
+int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds, size_t n_fds);
+/* A "continues": true reply; -EPROTO unless the caller asked for more, -ENOBUFS when over the output limit. */
+int varlink_call_reply_more(VarlinkCall *call, json_object *params);
+/* error_name is a fully qualified Varlink error name, "org.iommud.Broker.NoSuchObject". */
+int varlink_call_error(VarlinkCall *call, const char *error_name, json_object *params);
+/* org.varlink.service.InvalidParameter {parameter}. */
+int varlink_call_error_invalid_parameter(VarlinkCall *call, const char *parameter);
+/* The interface's errno_error {errno, message}; falls back to closing the connection. */
+int varlink_call_error_errno(VarlinkCall *call, int error, const char *message);

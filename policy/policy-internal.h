@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The policy's in-memory model, shared by the loader (policy-config.c) and the
+ * decision engine (policy.c).  Nothing outside policy/ includes this.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "policy.h"
+
+/*
+ * How a pattern is matched: decisions run for every device on every request,
+ * so plain strings and '*'/'?' patterns avoid fnmatch(3); brackets and
+ * escapes still go to fnmatch with the same meaning.
+ */
+typedef enum GlobKind {
+        GLOB_EXACT,              /* no metacharacters */
+        GLOB_SIMPLE,             /* only '*' and '?' */
+        GLOB_FNMATCH,            /* brackets or backslashes */
+} GlobKind;
+
+GlobKind policy_glob_kind(const char *pattern);
+/* fnmatch(pattern, s, casefold ? FNM_CASEFOLD : 0) == 0, faster for the common kinds. */
+bool policy_glob_match(const char *pattern, GlobKind kind, const char *s, bool casefold);
+
+/* One device matcher: every field that is set must match (AND). */
+typedef struct DeviceMatcher {
+        char *bdf;               /* device name glob (fnmatch, case-insensitive); NULL: any */
+        GlobKind bdf_kind;
+        bool has_id;
+        int32_t vendor, device;  /* -1: any */
+        bool has_class;
+        uint32_t class_value, class_mask;
+        char *driver;            /* bound driver glob; NULL: any; never matches an unbound device */
+        GlobKind driver_kind;
+        char *description;       /* "id 144d:*, class 0x0108xx", for reasons */
+} DeviceMatcher;
+
+/* A list of matchers: any of them (OR). */
+typedef struct MatcherList {
+        DeviceMatcher *items;
+        size_t n;
+} MatcherList;
+
+/* Where a value was written, for errors found after all files are merged. */
+typedef struct PolicySource {
+        char *file;
+        unsigned line, column;
+        char *path;
+} PolicySource;
+
+typedef enum RegionAction {
+        REGION_ACTION_UNSET = -1,
+        REGION_ACTION_DENY,
+        REGION_ACTION_ALLOW,
+} RegionAction;
+
+/* Named entries start with their name, so that one helper merges them all. */
+typedef struct PolicyRule {
+        char *name;
+        bool deny;
+        MatcherList match;
+} PolicyRule;
+
+typedef struct PolicyPool {
+        char *name;
+        MatcherList devices;
+} PolicyPool;
+
+typedef struct PolicyRegionException {
+        char *name;
+        MatcherList match;
+        RegionAction direct;
+        RegionAction direct_relaxable;
+} PolicyRegionException;
+
+/* One principal matcher: every field that is set must match (AND). */
+typedef struct PrincipalMatcher {
+        bool has_uid;
+        uid_t uid;
+        bool has_gid;            /* primary or supplementary */
+        gid_t gid;
+        char *unit;              /* systemd unit glob; NULL: any */
+        GlobKind unit_kind;
+        char *description;       /* "user qemu (uid 107)" */
+} PrincipalMatcher;
+
+typedef enum QuotaField {
+        QUOTA_PINNED_BYTES,
+        QUOTA_ADDRESS_SPACES,
+        QUOTA_MAPPINGS,
+        QUOTA_DEVICES,
+        QUOTA_PASIDS,
+        QUOTA_FAULT_QUEUE_DEPTH,
+        QUOTA_CONNECTIONS,
+        _QUOTA_FIELD_MAX,
+} QuotaField;
+
+typedef struct QuotaSet {
+        uint64_t v[_QUOTA_FIELD_MAX];
+        unsigned set;            /* bit per QuotaField given in this grant */
+} QuotaSet;
+
+typedef struct PoolRef {
+        char *name;
+        PolicySource source;
+        const PolicyPool *pool;  /* resolved after the merge */
+} PoolRef;
+
+typedef struct PolicyGrant {
+        char *name;
+        PrincipalMatcher *principals;
+        size_t n_principals;
+        MatcherList devices;
+        PoolRef *pools;
+        size_t n_pools;
+        QuotaSet quotas;
+        IovaWindow *windows;
+        size_t n_windows;
+        bool has_pasids;
+        uint32_t pasid_min, pasid_max;
+        bool delegation;
+        bool open_on_behalf;
+} PolicyGrant;
+
+struct Policy {
+        uint64_t generation;
+        PolicyLimits limits;
+        uint64_t default_quotas[_QUOTA_FIELD_MAX];
+        RegionAction direct;             /* never UNSET */
+        RegionAction direct_relaxable;   /* never UNSET */
+        PolicyRegionException **exceptions;
+        size_t n_exceptions;
+        PolicyRule **rules;
+        size_t n_rules;
+        PolicyPool **pools;
+        size_t n_pools;
+        PolicyGrant **grants;
+        size_t n_grants;
+};
+
+#define PASID_MAX_DEFAULT 0xFFFFFu       /* PASIDs are 20 bits wide */
+#define PASID_MIN_DEFAULT 1u             /* PASID 0 stands for "no PASID" (RID_PASID) */
+
+bool device_matcher_match(const DeviceMatcher *m, const TopoDevice *d);
+/* Index of the first matcher in l that matches d, or -1. */
+ssize_t matcher_list_match(const MatcherList *l, const TopoDevice *d);
+bool principal_matcher_match(const PrincipalMatcher *m, const Principal *p);

@@ -1,0 +1,852 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Decisions: the ordered steps of DESIGN.md, each with a verdict and a
+ * sentence that names the rule, sibling, region, holder or quota involved.
+ * Every step that can be evaluated is, so that "explain" shows every problem
+ * at once; the decision fails at the first step that failed.
+ */
+
+#include <assert.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "macros.h"
+#include "policy-internal.h"
+#include "policy.h"
+
+static const char *const step_names[_POLICY_STEP_MAX] = {
+        [POLICY_STEP_MATCH] = "match",
+        [POLICY_STEP_DRIVER] = "driver",
+        [POLICY_STEP_GROUP] = "group",
+        [POLICY_STEP_REGIONS] = "regions",
+        [POLICY_STEP_PRINCIPAL] = "principal",
+        [POLICY_STEP_EXCLUSIVE] = "exclusive",
+        [POLICY_STEP_QUOTA] = "quota",
+};
+
+const char *policy_step_to_string(PolicyStep s) {
+        if ((unsigned)s >= _POLICY_STEP_MAX)
+                return NULL;
+        return step_names[s];
+}
+
+const char *policy_verdict_to_string(PolicyVerdict v) {
+        switch (v) {
+        case POLICY_PASS: return "pass";
+        case POLICY_FAIL: return "fail";
+        case POLICY_SKIP: return "skip";
+        }
+        return NULL;
+}
+
+/* ---- matching ------------------------------------------------------------------------- */
+
+GlobKind policy_glob_kind(const char *pattern) {
+        if (strpbrk(pattern, "[\\"))
+                return GLOB_FNMATCH;
+        if (strpbrk(pattern, "*?"))
+                return GLOB_SIMPLE;
+        return GLOB_EXACT;
+}
+
+static inline char fold(char c, bool casefold) {
+        return casefold && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+bool policy_glob_match(const char *pattern, GlobKind kind, const char *s, bool casefold) {
+        const char *star_p = NULL, *star_s = NULL, *p = pattern;
+
+        if (kind == GLOB_FNMATCH)
+                return fnmatch(pattern, s, casefold ? FNM_CASEFOLD : 0) == 0;
+        if (kind == GLOB_EXACT)
+                return casefold ? strcasecmp(pattern, s) == 0 : streq(pattern, s);
+
+        /* '*' and '?' only: backtrack to the last star, which is linear enough here. */
+        while (*s) {
+                if (*p == '*') {
+                        star_p = ++p;
+                        star_s = s;
+                } else if (*p == '?' || (*p && fold(*p, casefold) == fold(*s, casefold))) {
+                        p++;
+                        s++;
+                } else if (star_p) {
+                        p = star_p;
+                        s = ++star_s;
+                } else
+                        return false;
+        }
+        while (*p == '*')
+                p++;
+        return *p == 0;
+}
+
+bool device_matcher_match(const DeviceMatcher *m, const TopoDevice *d) {
+        if (m->has_id && ((m->vendor >= 0 && (uint16_t)m->vendor != d->vendor) ||
+                          (m->device >= 0 && (uint16_t)m->device != d->device)))
+                return false;
+        if (m->has_class && (d->class & m->class_mask) != m->class_value)
+                return false;
+        if (m->bdf) {
+                if (!d->name)
+                        return false;
+                if (!policy_glob_match(m->bdf, m->bdf_kind, d->name, true))
+                        return false;
+        }
+        if (m->driver) {
+                if (!d->driver)
+                        return false;
+                if (!policy_glob_match(m->driver, m->driver_kind, d->driver, false))
+                        return false;
+        }
+        return true;
+}
+
+ssize_t matcher_list_match(const MatcherList *l, const TopoDevice *d) {
+        for (size_t i = 0; i < l->n; i++)
+                if (device_matcher_match(&l->items[i], d))
+                        return (ssize_t)i;
+        return -1;
+}
+
+bool principal_matcher_match(const PrincipalMatcher *m, const Principal *p) {
+        if (m->has_uid && p->uid != m->uid)
+                return false;
+        if (m->has_gid && p->gid != m->gid) {
+                bool found = false;
+
+                for (size_t i = 0; i < p->n_groups; i++)
+                        if (p->groups[i] == m->gid) {
+                                found = true;
+                                break;
+                        }
+                if (!found)
+                        return false;
+        }
+        if (m->unit && (!p->unit || !policy_glob_match(m->unit, m->unit_kind, p->unit, false)))
+                return false;
+        return true;
+}
+
+/* The first principal matcher of g that matches p, or NULL. */
+static const PrincipalMatcher *grant_match_principal(const PolicyGrant *g, const Principal *p) {
+        for (size_t i = 0; i < g->n_principals; i++)
+                if (principal_matcher_match(&g->principals[i], p))
+                        return &g->principals[i];
+        return NULL;
+}
+
+/* Whether g covers d; on success names the pool and matcher that did. */
+static bool grant_covers(const PolicyGrant *g, const TopoDevice *d, const PolicyPool **ret_pool,
+                         const DeviceMatcher **ret_matcher) {
+        ssize_t k;
+
+        k = matcher_list_match(&g->devices, d);
+        if (k >= 0) {
+                *ret_pool = NULL;
+                *ret_matcher = &g->devices.items[k];
+                return true;
+        }
+        for (size_t i = 0; i < g->n_pools; i++) {
+                const PolicyPool *pool = g->pools[i].pool;
+
+                if (!pool)
+                        continue;
+                k = matcher_list_match(&pool->devices, d);
+                if (k >= 0) {
+                        *ret_pool = pool;
+                        *ret_matcher = &pool->devices.items[k];
+                        return true;
+                }
+        }
+        return false;
+}
+
+static bool driver_is_vfio(const char *driver) {
+        return driver && strneq(driver, "vfio", 4);
+}
+
+/*
+ * PCI-to-PCI bridges (0x0604xx) and semi-transparent bridges (0x0609xx) sit in
+ * groups with their children and are managed by pcieport, which tells the
+ * kernel it never does DMA for itself; they do not spoil viability.
+ */
+static bool device_is_bridge(const TopoDevice *d) {
+        return d->is_pci && ((d->class >> 8) == 0x0604 || (d->class >> 8) == 0x0609);
+}
+
+/* ---- steps ---------------------------------------------------------------------------- */
+
+/*
+ * The reasons of one decision are built in one buffer (on the stack while it
+ * fits) and handed out as a single allocation: decisions run for every device
+ * on every request, and one malloc per decision instead of one per step, with
+ * no printf for the reasons of passing steps, is what keeps a decision within
+ * a couple of microseconds on a big host.  Steps are set in order, each once,
+ * so the first step's reason starts the block.
+ */
+typedef struct Reasons {
+        char *buf;
+        size_t n, size;
+        PolicyStep cur;
+        size_t off[_POLICY_STEP_MAX];
+        PolicyVerdict verdict[_POLICY_STEP_MAX];
+        char stack[2048];
+} Reasons;
+
+static void reasons_init(Reasons *R) {
+        R->buf = R->stack;
+        R->n = 0;
+        R->size = sizeof(R->stack);
+        for (size_t i = 0; i < _POLICY_STEP_MAX; i++) {
+                R->off[i] = SIZE_MAX;
+                R->verdict[i] = POLICY_SKIP;
+        }
+}
+
+static void reasons_done(Reasons *R) {
+        if (R->buf != R->stack)
+                free(R->buf);
+}
+
+static Reasons *reasons_at(Reasons *R, PolicyStep step) {
+        R->cur = step;
+        return R;
+}
+
+static int reasons_reserve(Reasons *R, size_t extra) {
+        size_t want;
+        char *b;
+
+        if (R->n + extra <= R->size)
+                return 0;
+        want = MAX(R->size * 2, R->n + extra);
+        if (R->buf == R->stack) {
+                b = malloc(want);
+                if (!b)
+                        return -ENOMEM;
+                memcpy(b, R->stack, R->n);
+        } else {
+                b = realloc(R->buf, want);
+                if (!b)
+                        return -ENOMEM;
+        }
+        R->buf = b;
+        R->size = want;
+        return 0;
+}
+
+static int step_set(Reasons *R, PolicyVerdict v, const char *fmt, ...) _printf_(3, 4);
+static int step_set(Reasons *R, PolicyVerdict v, const char *fmt, ...) {
+        va_list ap;
+        int k;
+
+        for (;;) {
+                va_start(ap, fmt);
+                k = vsnprintf(R->buf + R->n, R->size - R->n, fmt, ap);
+                va_end(ap);
+                if (k < 0)
+                        return -EINVAL;
+                if ((size_t)k < R->size - R->n)
+                        break;
+                if (reasons_reserve(R, (size_t)k + 1) < 0)
+                        return -ENOMEM;
+        }
+        R->off[R->cur] = R->n;
+        R->verdict[R->cur] = v;
+        R->n += (size_t)k + 1;
+        return 0;
+}
+
+/* Sets a reason made of the NULL-terminated list of strings, without printf. */
+__attribute__((sentinel)) static int step_concat(Reasons *R, PolicyVerdict v, ...) {
+        size_t len = 0, start = R->n;
+        const char *part;
+        va_list ap;
+
+        va_start(ap, v);
+        while ((part = va_arg(ap, const char *)))
+                len += strlen(part);
+        va_end(ap);
+        if (reasons_reserve(R, len + 1) < 0)
+                return -ENOMEM;
+        va_start(ap, v);
+        while ((part = va_arg(ap, const char *))) {
+                size_t k = strlen(part);
+
+                memcpy(R->buf + R->n, part, k);
+                R->n += k;
+        }
+        va_end(ap);
+        R->buf[R->n++] = 0;
+        R->off[R->cur] = start;
+        R->verdict[R->cur] = v;
+        return 0;
+}
+
+/* Decimal digits of v in buf (at least 21 bytes); returns buf. */
+static const char *fmt_u(char *buf, uint64_t v) {
+        char tmp[21];
+        size_t n = 0, i = 0;
+
+        do {
+                tmp[n++] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        while (n)
+                buf[i++] = tmp[--n];
+        buf[i] = 0;
+        return buf;
+}
+
+static const char *dev_name(const TopoDevice *d) {
+        return d->name ?: "(unnamed device)";
+}
+
+static int step_match(const Policy *p, const TopoDevice *d, Reasons *s) {
+        const PolicyRule *allow = NULL, *deny = NULL;
+        const DeviceMatcher *allow_m = NULL, *deny_m = NULL;
+
+        for (size_t i = 0; i < p->n_rules && !deny; i++) {
+                const PolicyRule *r = p->rules[i];
+                ssize_t k;
+
+                if (r->deny ? deny != NULL : allow != NULL)
+                        continue;
+                k = matcher_list_match(&r->match, d);
+                if (k < 0)
+                        continue;
+                if (r->deny) {
+                        deny = r;
+                        deny_m = &r->match.items[k];
+                } else {
+                        allow = r;
+                        allow_m = &r->match.items[k];
+                }
+        }
+        /* Deny beats allow: look for an allow only to say what it beat. */
+        if (deny && !allow)
+                for (size_t i = 0; i < p->n_rules && !allow; i++) {
+                        ssize_t k;
+
+                        if (p->rules[i]->deny)
+                                continue;
+                        k = matcher_list_match(&p->rules[i]->match, d);
+                        if (k >= 0) {
+                                allow = p->rules[i];
+                                allow_m = &allow->match.items[k];
+                        }
+                }
+
+        if (deny && allow)
+                return step_set(s, POLICY_FAIL,
+                                "denied by rule '%s' (%s), deny beats allow rule '%s' (%s)",
+                                deny->name, deny_m->description, allow->name,
+                                allow_m->description);
+        if (deny)
+                return step_set(s, POLICY_FAIL, "denied by rule '%s' (%s)", deny->name,
+                                deny_m->description);
+        if (allow)
+                return step_concat(s, POLICY_PASS, "allowed by rule '", allow->name, "' (",
+                                   allow_m->description, ")", NULL);
+        return step_set(s, POLICY_FAIL, "no allow rule matches %s (id %04x:%04x, class 0x%06x%s%s)",
+                        dev_name(d), d->vendor, d->device, d->class, d->driver ? ", driver " : "",
+                        d->driver ?: "");
+}
+
+static int step_driver(const TopoDevice *d, Reasons *s) {
+        if (!d->driver)
+                return step_set(s, POLICY_FAIL, "%s is not bound to any driver; bind it to vfio-pci",
+                                dev_name(d));
+        if (!driver_is_vfio(d->driver))
+                return step_set(s, POLICY_FAIL,
+                                "%s is bound to host driver %s, not to a VFIO driver such as vfio-pci",
+                                dev_name(d), d->driver);
+        if (!d->has_cdev)
+                return step_set(s, POLICY_FAIL,
+                                "%s is bound to %s but has no VFIO device cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)",
+                                dev_name(d), d->driver);
+        char maj[24], min[24];
+
+        return step_concat(s, POLICY_PASS, "bound to ", d->driver, " with cdev ",
+                           d->cdev_name ?: "(unnamed)", " (", fmt_u(maj, d->cdev_major), ":",
+                           fmt_u(min, d->cdev_minor), ")", NULL);
+}
+
+static int step_group(const TopoDevice *d, Reasons *s) {
+        const TopoGroup *g = d->group;
+        _cleanup_free_ char *bad = NULL;
+        size_t n_bad = 0, n_others = 0;
+        char id[24], others[24];
+
+        if (!g)
+                return step_set(s, POLICY_FAIL, "%s has no IOMMU group: no IOMMU isolates its DMA",
+                                dev_name(d));
+        if (g->broken)
+                return step_set(s, POLICY_FAIL,
+                                "group %u could not be read completely (see the topology problems), so its viability is unknown",
+                                g->id);
+        for (size_t i = 0; i < g->n_devices; i++) {
+                const TopoDevice *m = g->devices[i];
+                char *joined;
+                int r;
+
+                if (m == d)
+                        continue;
+                n_others++;
+                if (!m->driver || driver_is_vfio(m->driver) || streq(m->driver, "pci-stub") ||
+                    device_is_bridge(m))
+                        continue;
+                r = asprintf(&joined, "%s%s%s is bound to host driver %s", bad ?: "", bad ? ", " : "",
+                             dev_name(m), m->driver);
+                if (r < 0)
+                        return -ENOMEM;
+                free(bad);
+                bad = joined;
+                n_bad++;
+        }
+        if (n_bad > 0)
+                return step_set(s, POLICY_FAIL, "group %u is not viable: %s", g->id, bad);
+        fmt_u(id, g->id);
+        if (n_others == 0)
+                return step_concat(s, POLICY_PASS, "group ", id, " is viable: ", dev_name(d),
+                                   " is its only member", NULL);
+        return step_concat(s, POLICY_PASS, "group ", id, " is viable: its ", fmt_u(others, n_others),
+                           n_others == 1 ? " other member is" : " other members are",
+                           " unbound, on a VFIO driver, pci-stub or a bridge", NULL);
+}
+
+static const char *region_action_setting(const PolicyRegionException *e, RegionType t,
+                                         char *buf, size_t size) {
+        if (e)
+                snprintf(buf, size, "exception '%s'", e->name);
+        else
+                snprintf(buf, size, "reserved-regions.%s",
+                         t == REGION_DIRECT ? "direct" : "direct-relaxable");
+        return buf;
+}
+
+static int step_regions(const Policy *p, const TopoDevice *d, Reasons *s) {
+        const PolicyRegionException *direct_by = NULL, *relaxable_by = NULL;
+        RegionAction direct = p->direct, relaxable = p->direct_relaxable;
+        RegionAction ex_direct = REGION_ACTION_UNSET, ex_relaxable = REGION_ACTION_UNSET;
+        const TopoGroup *g = d->group;
+        const ReservedRegion *allowed = NULL;
+        const PolicyRegionException *allowed_by = NULL;
+        char who[256];
+
+        if (!g)
+                return step_set(s, POLICY_SKIP, "no IOMMU group, so no reserved regions to check");
+
+        /* Exceptions override the defaults; among exceptions, deny wins. */
+        for (size_t i = 0; i < p->n_exceptions; i++) {
+                const PolicyRegionException *e = p->exceptions[i];
+
+                if (matcher_list_match(&e->match, d) < 0)
+                        continue;
+                if (e->direct != REGION_ACTION_UNSET &&
+                    (ex_direct == REGION_ACTION_UNSET || e->direct == REGION_ACTION_DENY) &&
+                    ex_direct != REGION_ACTION_DENY) {
+                        ex_direct = e->direct;
+                        direct_by = e;
+                }
+                if (e->direct_relaxable != REGION_ACTION_UNSET &&
+                    (ex_relaxable == REGION_ACTION_UNSET || e->direct_relaxable == REGION_ACTION_DENY) &&
+                    ex_relaxable != REGION_ACTION_DENY) {
+                        ex_relaxable = e->direct_relaxable;
+                        relaxable_by = e;
+                }
+        }
+        if (ex_direct != REGION_ACTION_UNSET)
+                direct = ex_direct;
+        if (ex_relaxable != REGION_ACTION_UNSET)
+                relaxable = ex_relaxable;
+
+        for (size_t i = 0; i < g->n_regions; i++) {
+                const ReservedRegion *rr = &g->regions[i];
+
+                if (rr->type == REGION_DIRECT) {
+                        if (direct == REGION_ACTION_DENY)
+                                return step_set(s, POLICY_FAIL,
+                                                "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " of group %u is 'direct' (firmware needs a 1:1 mapping, e.g. an RMRR); such devices are not handed to userspace (%s is \"deny\")",
+                                                rr->start, rr->last, g->id,
+                                                region_action_setting(direct_by, REGION_DIRECT, who, sizeof(who)));
+                        if (!allowed) {
+                                allowed = rr;
+                                allowed_by = direct_by;
+                        }
+                } else if (rr->type == REGION_DIRECT_RELAXABLE) {
+                        if (relaxable == REGION_ACTION_DENY)
+                                return step_set(s, POLICY_FAIL,
+                                                "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " of group %u is 'direct-relaxable' (a 1:1 mapping the OS may drop, e.g. a USB or graphics RMRR), denied by %s",
+                                                rr->start, rr->last, g->id,
+                                                region_action_setting(relaxable_by, REGION_DIRECT_RELAXABLE, who, sizeof(who)));
+                        if (!allowed) {
+                                allowed = rr;
+                                allowed_by = relaxable_by;
+                        }
+                }
+        }
+        if (allowed)
+                return step_set(s, POLICY_PASS,
+                                "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " is '%s', allowed by %s",
+                                allowed->start, allowed->last,
+                                allowed->type == REGION_DIRECT ? "direct" : "direct-relaxable",
+                                region_action_setting(allowed_by, allowed->type, who, sizeof(who)));
+        return step_concat(s, POLICY_PASS, "no direct-mapped reserved regions in group ",
+                           fmt_u(who, g->id), NULL);
+}
+
+static void principal_describe(const Principal *pr, char *buf, size_t size) {
+        char uid[24];
+        int n;
+
+        n = snprintf(buf, size, "uid %s", fmt_u(uid, pr->uid));
+        if (pr->unit && n >= 0 && (size_t)n < size)
+                snprintf(buf + n, size - (size_t)n, " (%s)", pr->unit);
+}
+
+/* "uid 1003 (gid 1003, groups 27 500, unit foo.scope)": everything a grant could match on. */
+static void principal_describe_full(const Principal *pr, char *buf, size_t size) {
+        size_t n;
+
+        n = (size_t)snprintf(buf, size, "uid %u (gid %u", (unsigned)pr->uid, (unsigned)pr->gid);
+        for (size_t i = 0; i < pr->n_groups && n < size; i++)
+                n += (size_t)snprintf(buf + n, size - n, "%s%u", i == 0 ? ", groups " : " ",
+                                      (unsigned)pr->groups[i]);
+        if (pr->unit && n < size)
+                n += (size_t)snprintf(buf + n, size - n, ", unit %s", pr->unit);
+        if (n < size)
+                snprintf(buf + n, size - n, ")");
+}
+
+static int step_principal(const Policy *p, const TopoDevice *d, const Principal *pr,
+                          Reasons *s, char **ret_pool) {
+        const PolicyGrant *named = NULL;
+        size_t n_named = 0;
+        char who[256];
+
+        principal_describe(pr, who, sizeof(who));
+        for (size_t i = 0; i < p->n_grants; i++) {
+                const PolicyGrant *g = p->grants[i];
+                const PrincipalMatcher *pm;
+                const PolicyPool *pool;
+                const DeviceMatcher *dm;
+
+                pm = grant_match_principal(g, pr);
+                if (!pm)
+                        continue;
+                if (!named)
+                        named = g;
+                n_named++;
+                if (!grant_covers(g, d, &pool, &dm))
+                        continue;
+                if (pool) {
+                        *ret_pool = strdup(pool->name);
+                        if (!*ret_pool)
+                                return -ENOMEM;
+                        return step_concat(s, POLICY_PASS, who, " is granted ", dev_name(d),
+                                           " by grant '", g->name, "' (", pm->description,
+                                           ") through pool '", pool->name, "' (", dm->description,
+                                           ")", NULL);
+                }
+                return step_concat(s, POLICY_PASS, who, " is granted ", dev_name(d), " by grant '",
+                                   g->name, "' (", pm->description, ") for ", dm->description, NULL);
+        }
+        if (named)
+                return step_set(s, POLICY_FAIL,
+                                "%s is named by grant '%s'%s, but no grant gives it %s", who,
+                                named->name, n_named > 1 ? " and others" : "", dev_name(d));
+        principal_describe_full(pr, who, sizeof(who));
+        return step_set(s, POLICY_FAIL, "no grant names %s: it may use no device", who);
+}
+
+int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
+                  const Principal *principal, const PolicyRuntime *rt, PolicyDecision *ret) {
+        PolicyDecision dec = { .n_steps = _POLICY_STEP_MAX };
+        Reasons R;
+        char *block;
+        int r;
+
+        if (!p || !d || !ret)
+                return -EINVAL;
+        (void)t;
+        reasons_init(&R);
+
+        r = step_match(p, d, reasons_at(&R, POLICY_STEP_MATCH));
+        if (r >= 0)
+                r = step_driver(d, reasons_at(&R, POLICY_STEP_DRIVER));
+        if (r >= 0)
+                r = step_group(d, reasons_at(&R, POLICY_STEP_GROUP));
+        if (r >= 0)
+                r = step_regions(p, d, reasons_at(&R, POLICY_STEP_REGIONS));
+
+        if (r >= 0 && !principal) {
+                const char *why = "no principal given: device eligibility only";
+
+                r = step_concat(reasons_at(&R, POLICY_STEP_PRINCIPAL), POLICY_SKIP, why, NULL);
+                if (r >= 0)
+                        r = step_concat(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_SKIP, why, NULL);
+                if (r >= 0)
+                        r = step_concat(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP, why, NULL);
+        } else if (r >= 0) {
+                r = step_principal(p, d, principal, reasons_at(&R, POLICY_STEP_PRINCIPAL), &dec.pool);
+
+                if (r >= 0) {
+                        const char *holder;
+
+                        if (!rt || !rt->device_holder)
+                                r = step_set(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_SKIP,
+                                             "no session state given");
+                        else if ((holder = rt->device_holder(rt->userdata, d)))
+                                r = step_set(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_FAIL, "held by %s",
+                                             holder);
+                        else
+                                r = step_concat(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_PASS,
+                                                "not held by another session", NULL);
+                }
+
+                if (r >= 0) {
+                        PolicyQuotas q;
+
+                        if (R.verdict[POLICY_STEP_PRINCIPAL] != POLICY_PASS)
+                                r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP,
+                                             "no grant applies, so there is no quota to check");
+                        else if (!rt || !rt->usage)
+                                r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP, "no usage given");
+                        else {
+                                policy_quotas(p, principal, &q);
+                                if (q.devices == UINT64_MAX)
+                                        r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_PASS,
+                                                     "no device quota (%" PRIu64 " in use)",
+                                                     rt->usage->devices);
+                                else if (rt->usage->devices >= q.devices)
+                                        r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_FAIL,
+                                                     "device quota %" PRIu64 " reached (%" PRIu64 " in use)",
+                                                     q.devices, rt->usage->devices);
+                                else {
+                                        char used[24], limit[24];
+
+                                        r = step_concat(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_PASS,
+                                                        fmt_u(used, rt->usage->devices), " of ",
+                                                        fmt_u(limit, q.devices), " devices in use",
+                                                        NULL);
+                                }
+                        }
+                }
+        }
+        if (r >= 0) {
+                block = malloc(R.n);
+                if (!block)
+                        r = -ENOMEM;
+        }
+        if (r < 0) {
+                reasons_done(&R);
+                free(dec.pool);
+                return r;
+        }
+        /* Every step was set, the match step first: block is steps[0].reason. */
+        assert(R.off[POLICY_STEP_MATCH] == 0);
+        memcpy(block, R.buf, R.n);
+        reasons_done(&R);
+
+        dec.allowed = true;
+        for (PolicyStep i = 0; i < _POLICY_STEP_MAX; i++) {
+                dec.steps[i] = (PolicyDecisionStep){
+                        .step = i,
+                        .verdict = R.verdict[i],
+                        .reason = block + R.off[i],
+                };
+                if (dec.allowed && R.verdict[i] == POLICY_FAIL) {
+                        dec.allowed = false;
+                        dec.failed_step = i;
+                }
+        }
+        *ret = dec;
+        return 0;
+}
+
+void policy_decision_clear(PolicyDecision *d) {
+        if (!d)
+                return;
+        /* All reasons live in one block, which the first step's reason starts. */
+        free(d->steps[0].reason);
+        free(d->pool);
+        *d = (PolicyDecision){};
+}
+
+int policy_decision_to_json(const PolicyDecision *d, json_object **ret) {
+        json_object *o = NULL, *steps = NULL;
+
+        o = json_object_new_object();
+        steps = json_object_new_array();
+        if (!o || !steps)
+                goto oom;
+        if (json_object_object_add(o, "allowed", json_object_new_boolean(d->allowed)) < 0)
+                goto oom;
+        if (!d->allowed &&
+            json_object_object_add(o, "failedStep",
+                                   json_object_new_string(policy_step_to_string(d->failed_step))) < 0)
+                goto oom;
+        if (d->pool && json_object_object_add(o, "pool", json_object_new_string(d->pool)) < 0)
+                goto oom;
+        for (size_t i = 0; i < d->n_steps; i++) {
+                const PolicyDecisionStep *s = &d->steps[i];
+                json_object *e = json_object_new_object();
+
+                if (!e || json_object_array_add(steps, e) < 0) {
+                        json_object_put(e);
+                        goto oom;
+                }
+                if (json_object_object_add(e, "step", json_object_new_string(policy_step_to_string(s->step))) < 0 ||
+                    json_object_object_add(e, "verdict",
+                                           json_object_new_string(policy_verdict_to_string(s->verdict))) < 0 ||
+                    json_object_object_add(e, "reason", json_object_new_string(s->reason ?: "")) < 0)
+                        goto oom;
+        }
+        if (json_object_object_add(o, "steps", steps) < 0)
+                goto oom;
+        *ret = o;
+        return 0;
+oom:
+        json_object_put(steps);
+        json_object_put(o);
+        return -ENOMEM;
+}
+
+int policy_decision_print(const PolicyDecision *d, const TopoDevice *dev, FILE *f) {
+        if (dev) {
+                fprintf(f, "%s [%04x:%04x] class 0x%06x, driver %s", dev_name(dev), dev->vendor,
+                        dev->device, dev->class, dev->driver ?: "(none)");
+                if (dev->group)
+                        fprintf(f, ", group %u", dev->group->id);
+                fputs(": ", f);
+        }
+        if (d->allowed)
+                fputs("allowed\n", f);
+        else
+                fprintf(f, "not allowed (first failure: %s)\n", policy_step_to_string(d->failed_step));
+        if (d->pool)
+                fprintf(f, "  pool: %s\n", d->pool);
+        for (size_t i = 0; i < d->n_steps; i++) {
+                const PolicyDecisionStep *s = &d->steps[i];
+                const char *mark = s->verdict == POLICY_PASS ? "✓" : s->verdict == POLICY_FAIL ? "✗" : "-";
+
+                fprintf(f, "  %s %-10s %s\n", mark, policy_step_to_string(s->step), s->reason ?: "");
+        }
+        fflush(f);
+        return ferror(f) ? -EIO : 0;
+}
+
+/* ---- per-principal settings ----------------------------------------------------------- */
+
+void policy_quotas(const Policy *p, const Principal *principal, PolicyQuotas *ret) {
+        uint64_t v[_QUOTA_FIELD_MAX] = {};
+        bool any = false;
+
+        if (!principal) {
+                memcpy(v, p->default_quotas, sizeof(v));
+                any = true;
+        } else
+                for (size_t i = 0; i < p->n_grants; i++) {
+                        const PolicyGrant *g = p->grants[i];
+
+                        if (!grant_match_principal(g, principal))
+                                continue;
+                        any = true;
+                        /* Several grants: the most generous value of each quota. */
+                        for (QuotaField q = 0; q < _QUOTA_FIELD_MAX; q++) {
+                                uint64_t x = g->quotas.set & (1u << q) ? g->quotas.v[q]
+                                                                       : p->default_quotas[q];
+                                v[q] = MAX(v[q], x);
+                        }
+                }
+        /* Without a grant nothing may be allocated, but the principal may still connect and ask. */
+        if (!any)
+                v[QUOTA_CONNECTIONS] = p->default_quotas[QUOTA_CONNECTIONS];
+
+        *ret = (PolicyQuotas){
+                .pinned_bytes = v[QUOTA_PINNED_BYTES],
+                .address_spaces = v[QUOTA_ADDRESS_SPACES],
+                .mappings = v[QUOTA_MAPPINGS],
+                .devices = v[QUOTA_DEVICES],
+                .pasids = v[QUOTA_PASIDS],
+                .fault_queue_depth = v[QUOTA_FAULT_QUEUE_DEPTH],
+                .connections = v[QUOTA_CONNECTIONS],
+        };
+}
+
+const PolicyLimits *policy_limits(const Policy *p) {
+        return &p->limits;
+}
+
+int policy_iova_windows(const Policy *p, const Principal *principal, const TopoDevice *d,
+                        const IovaWindow **ret, size_t *ret_n) {
+        if (!principal)
+                return -EPERM;
+        for (size_t i = 0; i < p->n_grants; i++) {
+                const PolicyGrant *g = p->grants[i];
+                const PolicyPool *pool;
+                const DeviceMatcher *dm;
+
+                if (!grant_match_principal(g, principal))
+                        continue;
+                if (d && !grant_covers(g, d, &pool, &dm))
+                        continue;
+                /* The first grant (in policy order) that gives the device decides. */
+                *ret = g->windows;
+                *ret_n = g->n_windows;
+                return 0;
+        }
+        return -EPERM;
+}
+
+void policy_pasid_range(const Policy *p, const Principal *principal, uint32_t *ret_min,
+                        uint32_t *ret_max) {
+        uint32_t lo = UINT32_MAX, hi = 0;
+
+        for (size_t i = 0; principal && i < p->n_grants; i++) {
+                const PolicyGrant *g = p->grants[i];
+
+                if (!grant_match_principal(g, principal))
+                        continue;
+                lo = MIN(lo, g->has_pasids ? g->pasid_min : PASID_MIN_DEFAULT);
+                hi = MAX(hi, g->has_pasids ? g->pasid_max : PASID_MAX_DEFAULT);
+        }
+        if (lo > hi) {
+                /* No grant: an empty range. */
+                lo = PASID_MIN_DEFAULT;
+                hi = 0;
+        }
+        *ret_min = lo;
+        *ret_max = hi;
+}
+
+bool policy_allows_delegation(const Policy *p, const Principal *principal) {
+        for (size_t i = 0; principal && i < p->n_grants; i++)
+                if (p->grants[i]->delegation && grant_match_principal(p->grants[i], principal))
+                        return true;
+        return false;
+}
+
+bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
+                                  const TopoDevice *d) {
+        for (size_t i = 0; principal && d && i < p->n_grants; i++) {
+                const PolicyGrant *g = p->grants[i];
+                const PolicyPool *pool;
+                const DeviceMatcher *dm;
+
+                if (g->open_on_behalf && grant_match_principal(g, principal) &&
+                    grant_covers(g, d, &pool, &dm))
+                        return true;
+        }
+        return false;
+}

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Conformance factories for backend-kernel:
+ *
+ *   "kernel-responder"  backend-kernel whose syscalls are answered by the
+ *                       kernel responder over the simulated backend, so every
+ *                       conformance test also runs through the real ABI
+ *                       structures, size rules and errno mapping;
+ *   "kernel"            backend-kernel on this host's /dev/iommu, with a VFIO
+ *                       device cdev (IOMMUD_TEST_VFIO_DEVICE=<BDF>, else the
+ *                       first one sysfs lists).  Skipped, with the reason,
+ *                       when there is no /dev/iommu or no VFIO device.
+ */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend-kernel.h"
+#include "conformance.h"
+#include "kernel-responder.h"
+#include "macros.h"
+
+/* ---- backend-kernel through the responder over the sim ---- */
+
+typedef struct ResponderFactoryData {
+        ConfEnv sim_env;          /* the sim factory's own environment */
+        KernelResponder *responder;
+        char sysfs[64];           /* an empty sysfs tree: class/vfio-dev only */
+} ResponderFactoryData;
+
+static void responder_data_free(ResponderFactoryData *d) {
+        char path[128];
+
+        if (!d)
+                return;
+        kernel_responder_free(d->responder);
+        if (d->sim_env.backend)
+                conformance_sim_factory.teardown(&d->sim_env);
+        if (d->sysfs[0]) {
+                snprintf(path, sizeof(path), "%s/class/vfio-dev", d->sysfs);
+                (void)rmdir(path);
+                snprintf(path, sizeof(path), "%s/class", d->sysfs);
+                (void)rmdir(path);
+                (void)rmdir(d->sysfs);
+        }
+        free(d);
+}
+
+static int responder_setup(ConfEnv *env) {
+        BackendKernelConfig cfg = BACKEND_KERNEL_CONFIG_INIT;
+        ResponderFactoryData *d = calloc(1, sizeof(*d));
+        char path[128];
+        Backend *sim;
+        int r;
+
+        if (!d)
+                return -ENOMEM;
+        d->sim_env.factory = &conformance_sim_factory;
+        r = conformance_sim_factory.setup(&d->sim_env);
+        if (r < 0) {
+                d->sim_env.backend = NULL;
+                responder_data_free(d);
+                return r;
+        }
+        sim = d->sim_env.backend;
+
+        /* VFIO cdev support is read from sysfs: give it what the model has. */
+        strcpy(d->sysfs, "/tmp/iommud-conf-sysfs-XXXXXX");
+        if (!mkdtemp(d->sysfs)) {
+                d->sysfs[0] = '\0';
+                responder_data_free(d);
+                return -errno;
+        }
+        if (backend_has_feature(sim, BACKEND_FEATURE_VFIO_CDEV)) {
+                snprintf(path, sizeof(path), "%s/class", d->sysfs);
+                (void)mkdir(path, 0755);
+                snprintf(path, sizeof(path), "%s/class/vfio-dev", d->sysfs);
+                (void)mkdir(path, 0755);
+        }
+
+        r = kernel_responder_new(&d->responder, sim, "/dev");
+        if (r < 0) {
+                responder_data_free(d);
+                return r;
+        }
+        cfg.sysfs_root = d->sysfs;
+        cfg.dev_root = "/dev";
+        cfg.syscalls = &kernel_responder_syscalls;
+        cfg.userdata = d->responder;
+        r = backend_kernel_new(&env->backend, &cfg, NULL);
+        if (r < 0) {
+                responder_data_free(d);
+                return r;
+        }
+        /*
+         * Features the size probe infers from a same-release ioctl (PASID,
+         * nesting) may differ from the model's: trust the model for those.
+         */
+        env->backend->features &= sim->features;
+
+        env->page_size = d->sim_env.page_size;
+        env->base = d->sim_env.base;
+        env->plain_resv = d->sim_env.plain_resv;
+        env->nested_data_type = d->sim_env.nested_data_type;
+        env->nested_data_len = d->sim_env.nested_data_len;
+        env->userdata = d;
+        return 0;
+}
+
+static void responder_teardown(ConfEnv *env) {
+        ResponderFactoryData *d = env->userdata;
+
+        backend_free(env->backend);
+        env->backend = NULL;
+        responder_data_free(d);
+}
+
+static int responder_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
+        ResponderFactoryData *d = env->userdata;
+        return conformance_sim_factory.open_device(&d->sim_env, role, ret_fd);
+}
+
+static int responder_inject(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t addr,
+                            uint32_t perm, bool last_page, uint32_t grpid) {
+        ResponderFactoryData *d = env->userdata;
+
+        if (!conformance_sim_factory.inject_fault)
+                return -EOPNOTSUPP;
+        return conformance_sim_factory.inject_fault(&d->sim_env, role, pasid, addr, perm,
+                                                    last_page, grpid);
+}
+
+static int responder_auto_invalid(ConfEnv *env, uint64_t *ret) {
+        ResponderFactoryData *d = env->userdata;
+
+        if (!conformance_sim_factory.auto_invalid_count)
+                return -EOPNOTSUPP;
+        return conformance_sim_factory.auto_invalid_count(&d->sim_env, ret);
+}
+
+const ConfFactory conformance_kernel_responder_factory = {
+        .name = "kernel-responder",
+        .setup = responder_setup,
+        .teardown = responder_teardown,
+        .open_device = responder_open_device,
+        .inject_fault = responder_inject,
+        .auto_invalid_count = responder_auto_invalid,
+};
+
+/* ---- backend-kernel on this host ---- */
+
+typedef struct RealFactoryData {
+        char device[64];          /* BDF of the VFIO device used as the plain device */
+} RealFactoryData;
+
+/* Says once why the real-kernel factory does not run here. */
+static int real_skip(const char *reason) {
+        static bool said = false;
+
+        if (!said) {
+                printf("# kernel: skipped: %s\n", reason);
+                fflush(stdout);
+                said = true;
+        }
+        return -ENODEV;
+}
+
+/* The first VFIO device cdev sysfs lists: /sys/class/vfio-dev/vfioN/device -> .../BDF. */
+static int first_vfio_device(char *ret, size_t size) {
+        DIR *d = opendir("/sys/class/vfio-dev");
+        int r = -ENOENT;
+
+        if (!d)
+                return -ENOENT;
+        for (struct dirent *de; (de = readdir(d));) {
+                char link[PATH_MAX], target[PATH_MAX], *base;
+                ssize_t n;
+
+                if (!strneq(de->d_name, "vfio", 4))
+                        continue;
+                snprintf(link, sizeof(link), "/sys/class/vfio-dev/%s/device", de->d_name);
+                n = readlink(link, target, sizeof(target) - 1);
+                if (n < 0)
+                        continue;
+                target[n] = '\0';
+                base = strrchr(target, '/');
+                base = base ? base + 1 : target;
+                if (strlen(base) >= size)
+                        continue;
+                strcpy(ret, base);
+                r = 0;
+                break;
+        }
+        closedir(d);
+        return r;
+}
+
+static int real_setup(ConfEnv *env) {
+        BackendKernelConfig cfg = BACKEND_KERNEL_CONFIG_INIT;
+        RealFactoryData *d;
+        const char *want = getenv("IOMMUD_TEST_VFIO_DEVICE");
+        Error err = ERROR_INIT;
+        int r;
+
+        if (access("/dev/iommu", F_OK) < 0)
+                return real_skip("this host has no /dev/iommu (no iommufd in the running kernel)");
+        if (access("/dev/iommu", R_OK | W_OK) < 0)
+                return real_skip("/dev/iommu exists but is not readable and writeable here");
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        if (want && want[0])
+                snprintf(d->device, sizeof(d->device), "%s", want);
+        else if (first_vfio_device(d->device, sizeof(d->device)) < 0) {
+                free(d);
+                return real_skip("no VFIO device cdev (/sys/class/vfio-dev is empty); bind a "
+                                 "device to vfio-pci or set IOMMUD_TEST_VFIO_DEVICE=<BDF>");
+        }
+
+        r = backend_kernel_new(&env->backend, &cfg, &err);
+        if (r < 0) {
+                free(d);
+                printf("# kernel: skipped: %s\n", error_message(&err));
+                return -ENODEV;
+        }
+        /* What is known without a topology: 4K pages, a low IOVA free on common IOMMUs. */
+        env->page_size = 4096;
+        env->base = UINT64_C(0x40000000);
+        env->plain_resv = (IovaRange){ .start = 1, .last = 0 };
+        env->nested_data_type = BACKEND_HWPT_DATA_NONE;
+        env->nested_data_len = 0;
+        env->userdata = d;
+        return 0;
+}
+
+static void real_teardown(ConfEnv *env) {
+        backend_free(env->backend);
+        env->backend = NULL;
+        free(env->userdata);
+}
+
+static int real_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
+        RealFactoryData *d = env->userdata;
+
+        /* One device cannot play group or reserved-region roles it does not have. */
+        if (role != CONF_DEV_PLAIN)
+                return -EOPNOTSUPP;
+        return env->backend->ops->device_open(env->backend, d->device, ret_fd, NULL);
+}
+
+const ConfFactory conformance_kernel_real_factory = {
+        .name = "kernel",
+        .setup = real_setup,
+        .teardown = real_teardown,
+        .open_device = real_open_device,
+};

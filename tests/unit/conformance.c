@@ -1,0 +1,1175 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backend-sim.h"
+#include "conformance.h"
+#include "macros.h"
+#include "simtopo-builder.h"
+
+/* ---- per-test state: the env plus everything to release at teardown ---- */
+
+#define CONF_MAX_FDS 32
+#define CONF_MAX_CTX 8
+
+typedef struct ConfState {
+        ConfEnv env;
+        const struct ConfCase *kase;
+        jmp_buf skip_jmp;
+        bool unavailable;
+        int fds[CONF_MAX_FDS];
+        size_t n_fds;
+        BackendContext *ctxs[CONF_MAX_CTX];
+        size_t n_ctxs;
+} ConfState;
+
+#define OPS(e) ((e)->backend->ops)
+
+/*
+ * Skipping: cmocka reports a skipped test as "not ok # SKIP", which meson
+ * counts as a failure.  A test that cannot run here says why in a TAP comment
+ * and passes.
+ */
+_printf_(2, 3) static _Noreturn void conf_skip(ConfState *s, const char *fmt, ...) {
+        char buf[256];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        print_message("# SKIP %s\n", buf);
+        longjmp(s->skip_jmp, 1);
+}
+
+static ConfState *state_of(void **state) {
+        ConfState *s = *state;
+
+        if (s->unavailable)
+                conf_skip(s, "backend %s is not available here", s->env.factory->name);
+        return s;
+}
+
+static BackendContext *ctx_new(ConfState *s) {
+        BackendContext *c = NULL;
+
+        assert_true(s->n_ctxs < CONF_MAX_CTX);
+        assert_int_equal(OPS(&s->env)->context_new(s->env.backend, &c, NULL), 0);
+        s->ctxs[s->n_ctxs++] = c;
+        return c;
+}
+
+static void ctx_free(ConfState *s, BackendContext *c) {
+        for (size_t i = 0; i < s->n_ctxs; i++)
+                if (s->ctxs[i] == c) {
+                        s->ctxs[i] = s->ctxs[--s->n_ctxs];
+                        break;
+                }
+        backend_context_free(c);
+}
+
+/* Opens the device in role, or skips the test when the factory has none. */
+static int dev_open(ConfState *s, ConfRole role) {
+        int fd = -EBADF, r;
+
+        r = s->env.factory->open_device(&s->env, role, &fd);
+        if (r == -EOPNOTSUPP || r == -ENODEV)
+                conf_skip(s, "no device in role %d", (int)role);
+        assert_int_equal(r, 0);
+        assert_true(s->n_fds < CONF_MAX_FDS);
+        s->fds[s->n_fds++] = fd;
+        return fd;
+}
+
+static void dev_close(ConfState *s, int fd) {
+        for (size_t i = 0; i < s->n_fds; i++)
+                if (s->fds[i] == fd) {
+                        s->fds[i] = s->fds[--s->n_fds];
+                        break;
+                }
+        safe_close(fd);
+}
+
+static uint32_t bind(ConfState *s, BackendContext *c, ConfRole role) {
+        uint32_t id = 0;
+
+        assert_int_equal(OPS(&s->env)->device_bind(c, dev_open(s, role), &id, NULL), 0);
+        assert_int_not_equal(id, 0);
+        return id;
+}
+
+static uint32_t ioas_new(ConfState *s, BackendContext *c) {
+        uint32_t id = 0;
+
+        assert_int_equal(OPS(&s->env)->ioas_alloc(c, &id, NULL), 0);
+        assert_int_not_equal(id, 0);
+        return id;
+}
+
+static int map_fixed(ConfState *s, BackendContext *c, uint32_t ioas, uint64_t iova, uint64_t len) {
+        uint64_t at = iova;
+
+        return OPS(&s->env)->ioas_map_va(c, ioas,
+                                         BACKEND_MAP_FIXED_IOVA | BACKEND_MAP_READABLE |
+                                                 BACKEND_MAP_WRITEABLE,
+                                         iova, len, &at, NULL);
+}
+
+static int map_auto(ConfState *s, BackendContext *c, uint32_t ioas, uint64_t src, uint64_t len,
+                    uint64_t *ret_iova) {
+        return OPS(&s->env)->ioas_map_va(c, ioas, BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE, src,
+                                         len, ret_iova, NULL);
+}
+
+static int unmap(ConfState *s, BackendContext *c, uint32_t ioas, uint64_t iova, uint64_t len,
+                 uint64_t *ret) {
+        uint64_t dummy;
+
+        return OPS(&s->env)->ioas_unmap(c, ioas, iova, len, ret ?: &dummy, NULL);
+}
+
+static int attach(ConfState *s, BackendContext *c, uint32_t dev, uint32_t pasid, uint32_t pt,
+                  uint32_t *ret_hwpt) {
+        uint32_t id = pt;
+        int r;
+
+        r = OPS(&s->env)->device_attach(c, dev, pasid, &id, NULL);
+        if (r == 0 && ret_hwpt)
+                *ret_hwpt = id;
+        return r;
+}
+
+static int hwpt_alloc(ConfState *s, BackendContext *c, uint32_t dev, uint32_t pt, uint32_t flags,
+                      uint32_t *ret) {
+        HwptAllocArgs a = { .flags = flags, .dev_id = dev, .pt_id = pt };
+        uint32_t dummy;
+
+        return OPS(&s->env)->hwpt_alloc(c, &a, ret ?: &dummy, NULL);
+}
+
+static bool has_resv(ConfState *s) {
+        return s->env.plain_resv.start <= s->env.plain_resv.last;
+}
+
+#define P (s->env.page_size)
+#define BASE (s->env.base)
+
+/* ---- 1-15: what the selftests pin down ---- */
+
+static void behaviour_01_destroy_id0_enoent(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+
+        assert_int_equal(OPS(&s->env)->destroy(c, 0, NULL), -ENOENT);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas + 1000, NULL), -ENOENT);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), -ENOENT);
+        /* "Unknown ioctl nr => ENOTTY" is ABI-level: the kernel responder tests cover it. */
+}
+
+static void behaviour_02_size_rules(void **state) {
+        ConfState *s = state_of(state);
+
+        /* Struct size rules (short => EINVAL, longer with non-zero tail => E2BIG) live
+         * below the ops table: the kernel backend's ioctl responder tests cover them. */
+        conf_skip(s, "size rules are ABI-level, covered by the kernel responder tests");
+}
+
+static void behaviour_03_unmap_empty_and_unmap_all(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+        uint64_t n = 1;
+
+        assert_int_equal(unmap(s, c, ioas, BASE, P, NULL), -ENOENT);
+        assert_int_equal(unmap(s, c, ioas, 0, UINT64_MAX, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(map_fixed(s, c, ioas, BASE, P), 0);
+        assert_int_equal(map_fixed(s, c, ioas, BASE + 4 * P, 2 * P), 0);
+        assert_int_equal(unmap(s, c, ioas, 0, UINT64_MAX, &n), 0);
+        assert_int_equal(n, 3 * P);
+        assert_int_equal(unmap(s, c, ioas, BASE, P, NULL), -ENOENT);
+}
+
+static void behaviour_04_no_splitting(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+        uint64_t n;
+
+        assert_int_equal(map_fixed(s, c, ioas, BASE, 2 * P), 0);
+        assert_int_equal(unmap(s, c, ioas, BASE, P, NULL), -ENOENT);
+        assert_int_equal(unmap(s, c, ioas, BASE + P, P, NULL), -ENOENT);
+        assert_int_equal(unmap(s, c, ioas, BASE, 2 * P, &n), 0);
+        assert_int_equal(n, 2 * P);
+}
+
+static void behaviour_05_fixed_overlap_eexist(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+        const struct {
+                int64_t off; /* in pages from BASE */
+                uint64_t pages;
+                int expect;
+        } cases[] = {
+                { 0, 4, -EEXIST },  /* identical */
+                { 1, 2, -EEXIST },  /* inside */
+                { -1, 2, -EEXIST }, /* over the first page */
+                { 3, 2, -EEXIST },  /* over the last page */
+                { -1, 6, -EEXIST }, /* covering */
+                { 3, 1, -EEXIST },  /* the last page alone */
+                { 0, 1, -EEXIST },  /* the first page alone */
+                { -2, 2, 0 },       /* adjacent below */
+                { 4, 2, 0 },        /* adjacent above */
+        };
+
+        assert_int_equal(map_fixed(s, c, ioas, BASE, 4 * P), 0);
+        FOREACH_ARRAY(t, cases, ELEMENTSOF(cases)) {
+                uint64_t iova = BASE + (uint64_t)(t->off * (int64_t)P);
+
+                assert_int_equal(map_fixed(s, c, ioas, iova, t->pages * P), t->expect);
+                if (t->expect == 0)
+                        assert_int_equal(unmap(s, c, ioas, iova, t->pages * P, NULL), 0);
+        }
+}
+
+static void behaviour_06_unmap_range_containing_areas(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+        uint64_t n = 0;
+
+        assert_int_equal(map_fixed(s, c, ioas, BASE, P), 0);
+        assert_int_equal(map_fixed(s, c, ioas, BASE + 2 * P, P), 0);
+        assert_int_equal(map_fixed(s, c, ioas, BASE + 4 * P, 2 * P), 0);
+        assert_int_equal(unmap(s, c, ioas, BASE - P, 8 * P, &n), 0);
+        assert_int_equal(n, 4 * P);
+
+        assert_int_equal(map_fixed(s, c, ioas, BASE, P), 0);
+        assert_int_equal(map_fixed(s, c, ioas, BASE + 2 * P, 2 * P), 0);
+        assert_int_equal(unmap(s, c, ioas, BASE + P, 2 * P, NULL), -ENOENT);
+}
+
+static void behaviour_07_auto_iova(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+        const struct {
+                uint64_t src, len, align;
+        } cases[] = {
+                { 0, P, P },
+                { 0, 3 * P, 4 * P },               /* roundup_pow2(length) */
+                { P, 4 * P, P },                   /* lowest set bit of the source */
+                { 32 * P, 2 * P, 2 * P },
+                { 0x12345 * P, 16 * P, P },
+                { 64 * P, 16 * P, 16 * P },
+        };
+        IovaRange allowed = { BASE, BASE + 4 * P - 1 };
+        uint64_t iova;
+
+        FOREACH_ARRAY(t, cases, ELEMENTSOF(cases)) {
+                iova = 0;
+                assert_int_equal(map_auto(s, c, ioas, t->src, t->len, &iova), 0);
+                assert_int_not_equal(iova, 0);
+                assert_int_equal(iova % t->align, 0);
+        }
+        /* A sub-page source offset is kept in the IOVA (no domain: alignment 1). */
+        assert_int_equal(map_auto(s, c, ioas, BASE + P / 2, P / 2, &iova), 0);
+        assert_int_equal(iova % P, P / 2);
+        assert_int_equal(unmap(s, c, ioas, 0, UINT64_MAX, NULL), 0);
+
+        /* Inside the allowed ranges, lowest first, ENOSPC when full. */
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas, &allowed, 1, NULL), 0);
+        assert_int_equal(map_auto(s, c, ioas, 0, 2 * P, &iova), 0);
+        assert_int_equal(iova, BASE);
+        assert_int_equal(map_auto(s, c, ioas, 0, 2 * P, &iova), 0);
+        assert_int_equal(iova, BASE + 2 * P);
+        assert_int_equal(map_auto(s, c, ioas, 0, P, &iova), -ENOSPC);
+}
+
+static void behaviour_07_auto_iova_avoids_reserved(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), dev;
+        IovaRange r = s->env.plain_resv, allowed[2];
+        uint64_t iova;
+
+        if (!has_resv(s))
+                conf_skip(s, "the plain device has no reserved region");
+        dev = bind(s, c, CONF_DEV_PLAIN);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), 0);
+        /* One page below the reserved region, then room only above it. */
+        allowed[0] = (IovaRange){ r.start - P, r.start - 1 };
+        allowed[1] = (IovaRange){ r.last + 1, r.last + 8 * P };
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas, allowed, 2, NULL), 0);
+        assert_int_equal(map_auto(s, c, ioas, 0, P, &iova), 0);
+        assert_int_equal(iova, r.start - P);
+        assert_int_equal(map_auto(s, c, ioas, 0, P, &iova), 0);
+        assert_true(iova > r.last && iova <= r.last + 8 * P);
+}
+
+static void behaviour_08_reserved_and_allowed(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), ioas2 = ioas_new(s, c), dev;
+        IovaRange r = s->env.plain_resv, bad;
+        const IovaRange overlapping[] = { { BASE, BASE + 2 * P - 1 }, { BASE + P, BASE + 4 * P - 1 } };
+        const IovaRange inverted[] = { { BASE + P, BASE } }, single[] = { { BASE, BASE } };
+        uint64_t iova;
+
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas, inverted, 1, NULL), -EINVAL);
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas, single, 1, NULL), -EINVAL);
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas, overlapping, 2, NULL), -EINVAL);
+        /* num 0 clears: an auto map may land anywhere again. */
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas, overlapping, 1, NULL), 0);
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas, NULL, 0, NULL), 0);
+        assert_int_equal(map_auto(s, c, ioas, 0, P, &iova), 0);
+        assert_true(iova < BASE || iova > BASE + 2 * P - 1);
+
+        if (!has_resv(s))
+                return;
+        dev = bind(s, c, CONF_DEV_PLAIN);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), 0);
+        assert_int_equal(map_fixed(s, c, ioas, r.start, P), -EINVAL);
+        assert_int_equal(map_fixed(s, c, ioas, r.start - P, 2 * P), -EINVAL);
+        bad = (IovaRange){ r.start - P, r.start + P - 1 };
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas, &bad, 1, NULL), -EADDRINUSE);
+
+        /* The other way round: an allowed range already there refuses the region. */
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas2, &bad, 1, NULL), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas2, NULL), -EADDRINUSE);
+}
+
+static void behaviour_09_iova_ranges(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), dev;
+        IovaRange ranges[16], allowed = { BASE, BASE + P - 1 };
+        size_t n = ELEMENTSOF(ranges);
+        uint64_t align = 0;
+
+        assert_int_equal(OPS(&s->env)->ioas_iova_ranges(c, ioas, ranges, &n, &align, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(ranges[0].start, 0);
+        assert_true(ranges[0].last == UINT64_MAX);
+        assert_int_equal(align, 1);
+        n = 0;
+        assert_int_equal(OPS(&s->env)->ioas_iova_ranges(c, ioas, ranges, &n, &align, NULL),
+                         -EMSGSIZE);
+        assert_int_equal(n, 1);
+
+        dev = bind(s, c, CONF_DEV_PLAIN);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), 0);
+        /* Maps and the allowed list do not change the answer. */
+        assert_int_equal(map_fixed(s, c, ioas, BASE, P), 0);
+        assert_int_equal(OPS(&s->env)->ioas_allow_iovas(c, ioas, &allowed, 1, NULL), 0);
+        n = ELEMENTSOF(ranges);
+        assert_int_equal(OPS(&s->env)->ioas_iova_ranges(c, ioas, ranges, &n, &align, NULL), 0);
+        assert_int_equal(align, P);
+        assert_true(n >= 1);
+        for (size_t i = 0; i < n; i++) {
+                assert_true(ranges[i].start <= ranges[i].last);
+                if (i > 0)
+                        assert_true(ranges[i].start > ranges[i - 1].last + 1);
+                if (has_resv(s))
+                        assert_true(ranges[i].last < s->env.plain_resv.start ||
+                                    ranges[i].start > s->env.plain_resv.last);
+        }
+        if (n > 1) {
+                size_t want = n;
+
+                n = 1;
+                assert_int_equal(OPS(&s->env)->ioas_iova_ranges(c, ioas, ranges, &n, &align, NULL),
+                                 -EMSGSIZE);
+                assert_int_equal(n, want);
+        }
+}
+
+static void behaviour_10_copy(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t src = ioas_new(s, c), dst = ioas_new(s, c);
+        const uint32_t rw = BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE;
+        uint64_t iova, n;
+
+        assert_int_equal(map_fixed(s, c, src, BASE, 4 * P), 0);
+        /* Any sub-range inside the area. */
+        iova = BASE;
+        assert_int_equal(OPS(&s->env)->ioas_copy(c, dst, src, rw | BACKEND_MAP_FIXED_IOVA,
+                                                 BASE + P, 2 * P, &iova, NULL), 0);
+        assert_int_equal(unmap(s, c, dst, BASE, 2 * P, &n), 0);
+        assert_int_equal(n, 2 * P);
+        assert_int_equal(OPS(&s->env)->ioas_copy(c, dst, src, rw, BASE, 4 * P, &iova, NULL), 0);
+        assert_int_not_equal(iova, 0);
+        assert_int_equal(OPS(&s->env)->ioas_copy(c, dst, src, rw, BASE + 3 * P, P, &iova, NULL), 0);
+        /* Partly outside. */
+        assert_int_equal(OPS(&s->env)->ioas_copy(c, dst, src, rw, BASE + 3 * P, 2 * P, &iova, NULL),
+                         -ENOENT);
+        assert_int_equal(OPS(&s->env)->ioas_copy(c, dst, src, rw, BASE - P, 2 * P, &iova, NULL),
+                         -ENOENT);
+}
+
+static void behaviour_11_destroy_in_use_ebusy(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN), hwpt = 0, manual = 0;
+
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, &hwpt), 0);
+        assert_int_not_equal(hwpt, ioas);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), -EBUSY);
+        assert_int_equal(OPS(&s->env)->destroy(c, hwpt, NULL), -EBUSY);
+
+        assert_int_equal(hwpt_alloc(s, c, dev, ioas, 0, &manual), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, manual, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, manual, NULL), -EBUSY);
+        assert_int_equal(OPS(&s->env)->device_detach(c, dev, BACKEND_NO_PASID, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), -EBUSY); /* the manual HWPT */
+        assert_int_equal(OPS(&s->env)->destroy(c, manual, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), 0);
+}
+
+static void behaviour_12_domain_alignment(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN);
+        IovaRange ranges[16];
+        size_t n = ELEMENTSOF(ranges);
+        uint64_t align = 0, iova;
+
+        if (P < 2)
+                conf_skip(s, "no page size");
+        /* Fine without a domain... */
+        assert_int_equal(map_fixed(s, c, ioas, BASE + P / 2, P / 2), 0);
+        /* ...but a domain will not take it. */
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), -EADDRINUSE);
+        assert_int_equal(unmap(s, c, ioas, BASE + P / 2, P / 2, NULL), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), 0);
+        assert_int_equal(OPS(&s->env)->ioas_iova_ranges(c, ioas, ranges, &n, &align, NULL), 0);
+        assert_int_equal(align, P);
+        assert_int_equal(map_fixed(s, c, ioas, BASE + P / 2, P), -EINVAL);
+        assert_int_equal(map_fixed(s, c, ioas, BASE, P / 2), -EINVAL);
+        assert_int_equal(map_auto(s, c, ioas, 0, P / 2, &iova), -EINVAL);
+        assert_int_equal(map_fixed(s, c, ioas, BASE, P), 0);
+}
+
+static void behaviour_13_hwpt_alloc_errors(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PASID), plain = 0, parent = 0;
+        uint32_t nested = 0;
+        uint8_t data[64] = {};
+        HwptAllocArgs a = {
+                .dev_id = dev,
+                .data_type = s->env.nested_data_type,
+                .data = data,
+                .data_len = s->env.nested_data_len,
+        };
+
+        assert_int_equal(hwpt_alloc(s, c, dev, ioas, 1u << 30, NULL), -EOPNOTSUPP);
+        assert_int_equal(hwpt_alloc(s, c, dev, ioas, 0, &plain), 0);
+        /* Unknown data type for a paging HWPT. */
+        a.pt_id = ioas;
+        a.data_type = 0xdead;
+        a.data_len = 24;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &nested, NULL), -EOPNOTSUPP);
+        if (s->env.nested_data_len == 0)
+                return;
+        a.data_len = s->env.nested_data_len;
+        a.data_type = s->env.nested_data_type;
+        /* Parent without NEST_PARENT. */
+        a.pt_id = plain;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &nested, NULL), -EINVAL);
+        assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_NEST_PARENT, &parent), 0);
+        a.pt_id = parent;
+        /* Unknown data type for a nested HWPT. */
+        a.data_type = 0xdead;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &nested, NULL), -EOPNOTSUPP);
+        a.data_type = s->env.nested_data_type;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &nested, NULL), 0);
+        /* Nested on nested. */
+        a.pt_id = nested;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &plain, NULL), -EINVAL);
+        /* A parent in use by a nested HWPT cannot go. */
+        assert_int_equal(OPS(&s->env)->destroy(c, parent, NULL), -EBUSY);
+        assert_int_equal(OPS(&s->env)->destroy(c, nested, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, parent, NULL), 0);
+}
+
+static void behaviour_14_auto_hwpt_gone_after_move(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas1 = ioas_new(s, c), ioas2 = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN);
+        uint32_t h1 = 0, h2 = 0;
+
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas1, &h1), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas2, &h2), 0);
+        assert_int_not_equal(h1, h2);
+        assert_int_equal(OPS(&s->env)->destroy(c, h1, NULL), -ENOENT);
+        assert_int_equal(hwpt_alloc(s, c, dev, h1, 0, NULL), -ENOENT);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas1, NULL), 0);
+}
+
+static void behaviour_15_unmap_not_atomic(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+        uint64_t n;
+
+        assert_int_equal(map_fixed(s, c, ioas, BASE, P), 0);
+        assert_int_equal(map_fixed(s, c, ioas, BASE + 2 * P, 2 * P), 0);
+        assert_int_equal(unmap(s, c, ioas, BASE, 3 * P, NULL), -ENOENT);
+        /* The first area went before the cut was found; the cut one stayed. */
+        assert_int_equal(unmap(s, c, ioas, BASE, P, NULL), -ENOENT);
+        assert_int_equal(unmap(s, c, ioas, BASE + 2 * P, 2 * P, &n), 0);
+        assert_int_equal(n, 2 * P);
+}
+
+/* ---- bind, groups, attach ---- */
+
+static void bind_already_bound_einval(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s), *c2 = ctx_new(s);
+        int fd = dev_open(s, CONF_DEV_PLAIN);
+        uint32_t id;
+
+        assert_int_equal(OPS(&s->env)->device_bind(c, fd, &id, NULL), 0);
+        assert_int_equal(OPS(&s->env)->device_bind(c, fd, &id, NULL), -EINVAL);
+        assert_int_equal(OPS(&s->env)->device_bind(c2, fd, &id, NULL), -EINVAL);
+}
+
+static void bind_host_sibling_eperm(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t id;
+
+        assert_int_equal(OPS(&s->env)->device_bind(c, dev_open(s, CONF_DEV_HOST_SIBLING), &id,
+                                                   NULL), -EPERM);
+}
+
+static void bind_direct_region_einval(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t id;
+
+        assert_int_equal(OPS(&s->env)->device_bind(c, dev_open(s, CONF_DEV_DIRECT), &id, NULL),
+                         -EINVAL);
+}
+
+static void bind_group_owned_by_other_context_eperm(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s), *c2 = ctx_new(s);
+        int fd_b = dev_open(s, CONF_DEV_GROUP_B);
+        uint32_t a, b;
+
+        a = bind(s, c, CONF_DEV_GROUP_A);
+        assert_int_equal(OPS(&s->env)->device_bind(c2, fd_b, &b, NULL), -EPERM);
+        assert_int_equal(OPS(&s->env)->device_bind(c, fd_b, &b, NULL), 0);
+        assert_int_not_equal(a, b);
+        /* Once the first context lets go, the group is free for the other. */
+        ctx_free(s, c);
+        for (size_t i = s->n_fds; i > 0; i--)
+                dev_close(s, s->fds[i - 1]);
+        (void)bind(s, c2, CONF_DEV_GROUP_B);
+}
+
+static void group_devices_share_hwpt(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas1 = ioas_new(s, c), ioas2 = ioas_new(s, c);
+        uint32_t a = bind(s, c, CONF_DEV_GROUP_A), b = bind(s, c, CONF_DEV_GROUP_B), ha = 0, hb = 0;
+
+        assert_int_equal(attach(s, c, a, BACKEND_NO_PASID, ioas1, &ha), 0);
+        assert_int_equal(attach(s, c, b, BACKEND_NO_PASID, ioas2, NULL), -EINVAL);
+        assert_int_equal(attach(s, c, b, BACKEND_NO_PASID, ioas1, &hb), 0);
+        assert_int_equal(ha, hb);
+        /* The shared HWPT stays while one member is attached. */
+        assert_int_equal(OPS(&s->env)->device_detach(c, a, BACKEND_NO_PASID, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, hb, NULL), -EBUSY);
+        assert_int_equal(OPS(&s->env)->device_unbind(c, b, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, hb, NULL), -ENOENT);
+}
+
+static void attach_reserved_collision_eaddrinuse(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), dev;
+        IovaRange r = s->env.plain_resv;
+
+        if (!has_resv(s))
+                conf_skip(s, "the plain device has no reserved region");
+        dev = bind(s, c, CONF_DEV_PLAIN);
+        assert_int_equal(map_fixed(s, c, ioas, r.start & ~(P - 1), P), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), -EADDRINUSE);
+        assert_int_equal(unmap(s, c, ioas, 0, UINT64_MAX, NULL), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), 0);
+}
+
+static void attach_again_replaces(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas1 = ioas_new(s, c), ioas2 = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN);
+        uint32_t manual = 0, h = 0;
+
+        assert_int_equal(hwpt_alloc(s, c, dev, ioas2, 0, &manual), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas1, &h), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, manual, &h), 0);
+        assert_int_equal(h, manual);
+        assert_int_equal(OPS(&s->env)->destroy(c, manual, NULL), -EBUSY);
+        /* The IOAS left behind is free again. */
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas1, NULL), 0);
+}
+
+static void object_ids_shared_across_types(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN), ioas2;
+
+        assert_int_not_equal(ioas, dev);
+        assert_int_equal(OPS(&s->env)->destroy(c, dev, NULL), -EBUSY);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), 0);
+        ioas2 = ioas_new(s, c);
+        assert_int_equal(ioas2, ioas); /* lowest free id again */
+        /* An id of another type is not an IOAS. */
+        assert_int_equal(map_fixed(s, c, dev, BASE, P), -ENOENT);
+}
+
+static void context_free_releases_everything(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s), *c2;
+        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN);
+
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), 0);
+        assert_int_equal(map_fixed(s, c, ioas, BASE, 4 * P), 0);
+        ctx_free(s, c);
+        for (size_t i = s->n_fds; i > 0; i--)
+                dev_close(s, s->fds[i - 1]);
+        c2 = ctx_new(s);
+        (void)bind(s, c2, CONF_DEV_PLAIN);
+}
+
+/* ---- HWPT flags, PASID ---- */
+
+static void hwpt_dirty_tracking_where_supported(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+        const ConfRole roles[] = { CONF_DEV_PLAIN, CONF_DEV_PASID };
+
+        FOREACH_ARRAY(role, roles, ELEMENTSOF(roles)) {
+                uint32_t dev = bind(s, c, *role);
+                HwInfo info;
+
+                assert_int_equal(OPS(&s->env)->hw_info(c, dev, &info, NULL), 0);
+                assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_DIRTY_TRACKING, NULL),
+                                 (info.capabilities & BACKEND_HW_CAP_DIRTY_TRACKING) ? 0 :
+                                                                                       -EOPNOTSUPP);
+        }
+}
+
+static void hwpt_nested_data_validation(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PASID), parent = 0, id;
+        uint8_t data[64] = {};
+        HwptAllocArgs a = { .dev_id = dev, .data = data };
+
+        if (s->env.nested_data_len == 0)
+                conf_skip(s, "no nested HWPT data for this IOMMU");
+        assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_NEST_PARENT, &parent), 0);
+        a.pt_id = parent;
+        a.data_type = s->env.nested_data_type;
+        a.data_len = s->env.nested_data_len - 1;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &id, NULL), -EINVAL);
+        a.data_len = s->env.nested_data_len + 8;
+        data[s->env.nested_data_len + 3] = 1;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &id, NULL), -E2BIG);
+        data[s->env.nested_data_len + 3] = 0;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &id, NULL), 0);
+        a.data_type = BACKEND_HWPT_DATA_NONE;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &id, NULL), -EINVAL);
+        /* A nesting parent cannot also take faults. */
+        assert_int_equal(hwpt_alloc(s, c, dev, ioas,
+                                    BACKEND_HWPT_NEST_PARENT | BACKEND_HWPT_FAULT_ID_VALID, NULL),
+                         -EOPNOTSUPP);
+}
+
+static void pasid_attach_rules(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PASID), plain;
+        uint32_t ph = 0, np = 0, h = 0;
+        HwInfo info;
+
+        assert_int_equal(OPS(&s->env)->hw_info(c, dev, &info, NULL), 0);
+        assert_true(info.max_pasid_log2 > 0);
+        assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_PASID, &ph), 0);
+        assert_int_equal(hwpt_alloc(s, c, dev, ioas, 0, &np), 0);
+
+        assert_int_equal(attach(s, c, dev, 1, ph, &h), 0);
+        assert_int_equal(h, ph);
+        assert_int_equal(OPS(&s->env)->destroy(c, ph, NULL), -EBUSY);
+        assert_int_equal(attach(s, c, dev, 2, np, NULL), -EINVAL);
+        if (info.max_pasid_log2 < 32)
+                assert_int_equal(attach(s, c, dev, UINT32_C(1) << info.max_pasid_log2, ph, NULL),
+                                 -EINVAL);
+        /* An IOAS at a PASID gets an automatic PASID-capable HWPT. */
+        assert_int_equal(attach(s, c, dev, 3, ioas, &h), 0);
+        assert_int_not_equal(h, ioas);
+        /* The RID is independent of the PASIDs. */
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, np, NULL), 0);
+        assert_int_equal(OPS(&s->env)->device_detach(c, dev, 1, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, ph, NULL), 0);
+
+        plain = bind(s, c, CONF_DEV_PLAIN);
+        assert_int_equal(attach(s, c, plain, 1, ioas, NULL), -EINVAL);
+}
+
+/* ---- options, memory fds ---- */
+
+static void option_rlimit_mode_and_huge_pages(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint64_t v = 7;
+        uint32_t ioas;
+        int r;
+
+        assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_RLIMIT_MODE,
+                                              BACKEND_OPTION_OP_GET, 0, &v, NULL), 0);
+        assert_int_equal(v, 0);
+        v = 1;
+        r = OPS(&s->env)->option(c, BACKEND_OPTION_RLIMIT_MODE, BACKEND_OPTION_OP_SET, 0, &v, NULL);
+        if (r != -EPERM) {
+                assert_int_equal(r, 0);
+                assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_RLIMIT_MODE,
+                                                      BACKEND_OPTION_OP_GET, 0, &v, NULL), 0);
+                assert_int_equal(v, 1);
+                v = 2;
+                assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_RLIMIT_MODE,
+                                                      BACKEND_OPTION_OP_SET, 0, &v, NULL), -EINVAL);
+        }
+        ioas = ioas_new(s, c);
+        v = 0;
+        r = OPS(&s->env)->option(c, BACKEND_OPTION_RLIMIT_MODE, BACKEND_OPTION_OP_SET, 0, &v, NULL);
+        assert_true(r == -EBUSY || r == -EPERM);
+
+        assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_HUGE_PAGES, BACKEND_OPTION_OP_GET,
+                                              ioas, &v, NULL), 0);
+        assert_int_equal(v, 1);
+        v = 0;
+        assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_HUGE_PAGES, BACKEND_OPTION_OP_SET,
+                                              ioas, &v, NULL), 0);
+        assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_HUGE_PAGES, BACKEND_OPTION_OP_GET,
+                                              ioas, &v, NULL), 0);
+        assert_int_equal(v, 0);
+        v = 2;
+        assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_HUGE_PAGES, BACKEND_OPTION_OP_SET,
+                                              ioas, &v, NULL), -EINVAL);
+        assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_HUGE_PAGES, BACKEND_OPTION_OP_GET,
+                                              ioas + 100, &v, NULL), -ENOENT);
+        assert_int_equal(OPS(&s->env)->option(c, 77, BACKEND_OPTION_OP_GET, 0, &v, NULL),
+                         -EOPNOTSUPP);
+}
+
+static void map_file_validates_fd(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+        const uint32_t rw = BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE;
+        _cleanup_close_ int fd = memfd_create("conformance", MFD_CLOEXEC);
+        uint64_t iova = 0;
+
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t)(4 * P)), 0);
+        assert_int_equal(OPS(&s->env)->ioas_map_file(c, ioas, rw, fd, 0, 4 * P, &iova, NULL), 0);
+        assert_int_not_equal(iova, 0);
+        assert_int_equal(OPS(&s->env)->ioas_map_file(c, ioas, rw, fd, P, 4 * P, &iova, NULL),
+                         -EINVAL);
+        assert_int_equal(OPS(&s->env)->ioas_map_file(c, ioas, rw, -1, 0, P, &iova, NULL), -EBADF);
+        assert_int_equal(OPS(&s->env)->ioas_map_file(c, ioas, 0, fd, 0, P, &iova, NULL), -EINVAL);
+        assert_int_equal(OPS(&s->env)->ioas_map_file(c, ioas, rw | (1u << 12), fd, 0, P, &iova,
+                                                     NULL), -EOPNOTSUPP);
+}
+
+/* ---- fault queues ---- */
+
+typedef struct FaultSetup {
+        BackendContext *c;
+        uint32_t dev, ioas, fault, hwpt;
+        int fd;
+} FaultSetup;
+
+static void fault_setup(ConfState *s, FaultSetup *f) {
+        if (!s->env.factory->inject_fault)
+                conf_skip(s, "faults cannot be injected");
+        f->c = ctx_new(s);
+        f->ioas = ioas_new(s, f->c);
+        f->dev = bind(s, f->c, CONF_DEV_PASID);
+        assert_int_equal(OPS(&s->env)->fault_queue_alloc(f->c, &f->fault, &f->fd, NULL), 0);
+        {
+                HwptAllocArgs a = {
+                        .flags = BACKEND_HWPT_FAULT_ID_VALID | BACKEND_HWPT_PASID,
+                        .dev_id = f->dev,
+                        .pt_id = f->ioas,
+                        .fault_id = f->fault,
+                };
+
+                assert_int_equal(OPS(&s->env)->hwpt_alloc(f->c, &a, &f->hwpt, NULL), 0);
+        }
+        assert_int_equal(attach(s, f->c, f->dev, BACKEND_NO_PASID, f->hwpt, NULL), 0);
+}
+
+static bool readable(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        assert_true(poll(&p, 1, 0) >= 0);
+        return p.revents & POLLIN;
+}
+
+static void fault_inject_read_respond(void **state) {
+        ConfState *s = state_of(state);
+        FaultRecord buf[4];
+        FaultSetup f;
+        size_t n = 9;
+
+        fault_setup(s, &f);
+        assert_false(readable(f.fd));
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
+                                                      0x1000, FAULT_PERM_READ, false, 7), 0);
+        /* An incomplete group is not delivered. */
+        assert_false(readable(f.fd));
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 4, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
+                                                      0x2000, FAULT_PERM_WRITE, true, 7), 0);
+        assert_true(readable(f.fd));
+        /* Whole groups only. */
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 1, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 4, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_false(readable(f.fd));
+        assert_int_equal(buf[0].dev_id, f.dev);
+        assert_int_equal(buf[0].addr, 0x1000);
+        assert_int_equal(buf[0].grpid, 7);
+        assert_int_equal(buf[0].perm, FAULT_PERM_READ);
+        assert_int_equal(buf[0].flags & FAULT_FLAG_PASID_VALID, 0);
+        assert_int_equal(buf[1].flags & FAULT_FLAG_LAST_PAGE, FAULT_FLAG_LAST_PAGE);
+        assert_int_equal(buf[0].cookie, buf[1].cookie);
+
+        assert_int_equal(OPS(&s->env)->fault_respond(f.c, f.fault, buf[0].cookie + 1000,
+                                                     FAULT_RESPONSE_SUCCESS, NULL), -EINVAL);
+        assert_int_equal(OPS(&s->env)->fault_respond(f.c, f.fault, buf[0].cookie,
+                                                     FAULT_RESPONSE_SUCCESS, NULL), 0);
+        assert_int_equal(OPS(&s->env)->fault_respond(f.c, f.fault, buf[0].cookie,
+                                                     FAULT_RESPONSE_SUCCESS, NULL), -EINVAL);
+
+        /* Cookies are unique per queue. */
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
+                                                      0x3000, FAULT_PERM_READ, true, 8), 0);
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
+                                                      0x4000, FAULT_PERM_READ, true, 9), 0);
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 4, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_int_not_equal(buf[0].cookie, buf[1].cookie);
+        /* The queue in use by a HWPT cannot go. */
+        assert_int_equal(OPS(&s->env)->destroy(f.c, f.fault, NULL), -EBUSY);
+}
+
+static void fault_pasid_records(void **state) {
+        ConfState *s = state_of(state);
+        FaultRecord buf[2];
+        FaultSetup f;
+        size_t n;
+
+        fault_setup(s, &f);
+        assert_int_equal(attach(s, f.c, f.dev, 5, f.hwpt, NULL), 0);
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, 5, 0x5000,
+                                                      FAULT_PERM_EXEC, true, 1), 0);
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 2, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(buf[0].pasid, 5);
+        assert_int_equal(buf[0].flags, FAULT_FLAG_PASID_VALID | FAULT_FLAG_LAST_PAGE);
+        /* Nothing with a fault queue at PASID 6. */
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, 6, 0x5000,
+                                                      FAULT_PERM_READ, true, 1), -ENOENT);
+}
+
+static void fault_invalid_on_detach(void **state) {
+        ConfState *s = state_of(state);
+        uint64_t before = 0, after = 0;
+        FaultRecord buf[2];
+        FaultSetup f;
+        size_t n;
+
+        fault_setup(s, &f);
+        if (!s->env.factory->auto_invalid_count)
+                conf_skip(s, "automatic responses are not observable");
+        assert_int_equal(s->env.factory->auto_invalid_count(&s->env, &before), 0);
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
+                                                      0x1000, FAULT_PERM_READ, true, 1), 0);
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 2, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
+                                                      0x2000, FAULT_PERM_READ, true, 2), 0);
+        /* One group read and unanswered, one still queued: detach answers both. */
+        assert_int_equal(OPS(&s->env)->device_detach(f.c, f.dev, BACKEND_NO_PASID, NULL), 0);
+        assert_int_equal(s->env.factory->auto_invalid_count(&s->env, &after), 0);
+        assert_int_equal(after - before, 2);
+        assert_false(readable(f.fd));
+        assert_int_equal(OPS(&s->env)->fault_respond(f.c, f.fault, buf[0].cookie,
+                                                     FAULT_RESPONSE_SUCCESS, NULL), -EINVAL);
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 2, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        /* Detached: nothing receives faults there any more. */
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
+                                                      0x1000, FAULT_PERM_READ, true, 1), -ENOENT);
+        assert_int_equal(OPS(&s->env)->destroy(f.c, f.hwpt, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(f.c, f.fault, NULL), 0);
+}
+
+/* ---- the runner ---- */
+
+typedef struct ConfTest {
+        const char *name;
+        CMUnitTestFunction fn;
+} ConfTest;
+
+typedef struct ConfCase {
+        const ConfFactory *factory;
+        const ConfTest *test;
+} ConfCase;
+
+#define T(f) { #f, f }
+static const ConfTest conf_tests[] = {
+        T(behaviour_01_destroy_id0_enoent),
+        T(behaviour_02_size_rules),
+        T(behaviour_03_unmap_empty_and_unmap_all),
+        T(behaviour_04_no_splitting),
+        T(behaviour_05_fixed_overlap_eexist),
+        T(behaviour_06_unmap_range_containing_areas),
+        T(behaviour_07_auto_iova),
+        T(behaviour_07_auto_iova_avoids_reserved),
+        T(behaviour_08_reserved_and_allowed),
+        T(behaviour_09_iova_ranges),
+        T(behaviour_10_copy),
+        T(behaviour_11_destroy_in_use_ebusy),
+        T(behaviour_12_domain_alignment),
+        T(behaviour_13_hwpt_alloc_errors),
+        T(behaviour_14_auto_hwpt_gone_after_move),
+        T(behaviour_15_unmap_not_atomic),
+        T(bind_already_bound_einval),
+        T(bind_host_sibling_eperm),
+        T(bind_direct_region_einval),
+        T(bind_group_owned_by_other_context_eperm),
+        T(group_devices_share_hwpt),
+        T(attach_reserved_collision_eaddrinuse),
+        T(attach_again_replaces),
+        T(object_ids_shared_across_types),
+        T(context_free_releases_everything),
+        T(hwpt_dirty_tracking_where_supported),
+        T(hwpt_nested_data_validation),
+        T(pasid_attach_rules),
+        T(option_rlimit_mode_and_huge_pages),
+        T(map_file_validates_fd),
+        T(fault_inject_read_respond),
+        T(fault_pasid_records),
+        T(fault_invalid_on_detach),
+};
+#undef T
+
+static int conf_setup(void **state) {
+        const ConfCase *kase = *state;
+        const ConfFactory *f = kase->factory;
+        ConfState *s = calloc(1, sizeof(ConfState));
+        int r;
+
+        if (!s)
+                return -1;
+        s->kase = kase;
+        s->env.factory = f;
+        r = f->setup(&s->env);
+        if (r == -EOPNOTSUPP || r == -ENODEV)
+                s->unavailable = true;
+        else if (r < 0) {
+                free(s);
+                return -1;
+        }
+        *state = s;
+        return 0;
+}
+
+static int conf_teardown(void **state) {
+        ConfState *s = *state;
+
+        while (s->n_ctxs > 0)
+                backend_context_free(s->ctxs[--s->n_ctxs]);
+        while (s->n_fds > 0)
+                safe_close(s->fds[--s->n_fds]);
+        if (!s->unavailable)
+                s->env.factory->teardown(&s->env);
+        free(s);
+        return 0;
+}
+
+static void conf_run_one(void **state) {
+        ConfState *s = *state;
+
+        if (setjmp(s->skip_jmp) == 0)
+                s->kase->test->fn(state);
+}
+
+int conformance_run(const ConfFactory *const *factories, size_t n_factories) {
+        size_t n = n_factories * ELEMENTSOF(conf_tests), k = 0;
+        struct CMUnitTest *tests = calloc(n, sizeof(struct CMUnitTest));
+        ConfCase *cases = calloc(n, sizeof(ConfCase));
+        char **names = calloc(n, sizeof(char *));
+        int r;
+
+        if (!tests || !names || !cases)
+                abort();
+        for (size_t i = 0; i < n_factories; i++)
+                FOREACH_ARRAY(t, conf_tests, ELEMENTSOF(conf_tests)) {
+                        if (asprintf(&names[k], "%s/%s", factories[i]->name, t->name) < 0)
+                                abort();
+                        cases[k] = (ConfCase){ factories[i], t };
+                        tests[k] = (struct CMUnitTest){
+                                .name = names[k],
+                                .test_func = conf_run_one,
+                                .setup_func = conf_setup,
+                                .teardown_func = conf_teardown,
+                                .initial_state = &cases[k],
+                        };
+                        k++;
+                }
+        r = _cmocka_run_group_tests("conformance", tests, n, NULL, NULL);
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+        free(tests);
+        free(cases);
+        return r;
+}
+
+/* ---- the backend-sim factory ---- */
+
+typedef struct SimFactoryData {
+        SimTopology *topo;
+        const char *names[_CONF_ROLE_MAX];
+} SimFactoryData;
+
+#define SIM_MSI_START UINT64_C(0xfee00000)
+#define SIM_MSI_LAST UINT64_C(0xfeefffff)
+
+static int sim_setup(ConfEnv *env) {
+        SimFactoryData *d = calloc(1, sizeof(SimFactoryData));
+        SimTopology *t;
+        size_t big, small, g;
+        int r;
+
+        if (!d)
+                return -ENOMEM;
+        t = d->topo = tb_new("conformance");
+        /* A PASID/nesting/dirty/fault-capable IOMMU and a plain one. */
+        big = tb_iommu(t, &(SimIommu){
+                .name = (char *)"dmar0", .kind = (char *)"intel", .hw_info_type = 1,
+                .aperture_start = 0, .aperture_last = (UINT64_C(1) << 48) - 1,
+                .page_sizes = UINT64_C(0x1000) | UINT64_C(0x200000) | UINT64_C(0x40000000),
+                .pasid_bits = 20, .capabilities = BACKEND_HW_CAP_PCI_PASID_EXEC,
+                .nesting = true, .dirty_tracking = true, .fault_queue = true,
+        });
+        small = tb_iommu(t, &(SimIommu){
+                .name = (char *)"dmar1", .kind = (char *)"intel", .hw_info_type = 1,
+                .aperture_start = 0, .aperture_last = (UINT64_C(1) << 39) - 1,
+                .page_sizes = UINT64_C(0x1000) | UINT64_C(0x200000),
+        });
+
+        g = tb_group(t, 1, small);
+        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
+        tb_device(t, g, d->names[CONF_DEV_PLAIN] = "0000:01:00.0", "vfio-pci", 0x010802, 0, 0);
+
+        g = tb_group(t, 2, big);
+        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
+        tb_device(t, g, d->names[CONF_DEV_PASID] = "0000:02:00.0", "vfio-pci", 0x020000, 1, 20);
+
+        g = tb_group(t, 3, small);
+        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
+        tb_device(t, g, d->names[CONF_DEV_GROUP_A] = "0000:03:00.0", "vfio-pci", 0x020000, 2, 0);
+        tb_device(t, g, d->names[CONF_DEV_GROUP_B] = "0000:03:00.1", "vfio-pci", 0x020000, 3, 0);
+        tb_device(t, g, "0000:03:00.2", "pcieport", 0x060400, -1, 0); /* a bridge is harmless */
+
+        g = tb_group(t, 4, small);
+        tb_device(t, g, d->names[CONF_DEV_HOST_SIBLING] = "0000:04:00.0", "vfio-pci", 0x020000, 4,
+                  0);
+        tb_device(t, g, "0000:04:00.1", "e1000e", 0x020000, -1, 0);
+
+        g = tb_group(t, 5, small);
+        tb_region(t, g, 0xe0000000, 0xe00fffff, REGION_DIRECT);
+        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
+        tb_device(t, g, d->names[CONF_DEV_DIRECT] = "0000:05:00.0", "vfio-pci", 0x0c0330, 5, 0);
+
+        r = backend_sim_new(&env->backend, t, NULL, NULL);
+        if (r < 0) {
+                tb_free(t);
+                free(d);
+                return r;
+        }
+        env->page_size = 0x1000;
+        env->base = UINT64_C(0x40000000);
+        env->plain_resv = (IovaRange){ SIM_MSI_START, SIM_MSI_LAST };
+        env->nested_data_type = BACKEND_HWPT_DATA_VTD_S1;
+        env->nested_data_len = 24;
+        env->userdata = d;
+        return 0;
+}
+
+static void sim_teardown(ConfEnv *env) {
+        SimFactoryData *d = env->userdata;
+
+        backend_free(env->backend);
+        tb_free(d->topo);
+        free(d);
+}
+
+static int sim_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
+        SimFactoryData *d = env->userdata;
+
+        if (!d->names[role])
+                return -EOPNOTSUPP;
+        return env->backend->ops->device_open(env->backend, d->names[role], ret_fd, NULL);
+}
+
+static int sim_inject(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t addr, uint32_t perm,
+                      bool last_page, uint32_t grpid) {
+        SimFactoryData *d = env->userdata;
+
+        return backend_sim_inject_fault(env->backend, d->names[role], pasid, addr, perm, last_page,
+                                        grpid, NULL);
+}
+
+static int sim_auto_invalid(ConfEnv *env, uint64_t *ret) {
+        BackendSimStats st;
+
+        backend_sim_get_stats(env->backend, &st);
+        *ret = st.auto_invalid;
+        return 0;
+}
+
+const ConfFactory conformance_sim_factory = {
+        .name = "sim",
+        .setup = sim_setup,
+        .teardown = sim_teardown,
+        .open_device = sim_open_device,
+        .inject_fault = sim_inject,
+        .auto_invalid_count = sim_auto_invalid,
+};

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The backend conformance suite: the behaviours IOMMUFD.md pins down, run
+ * against any Backend through a factory.  A factory builds a Backend and hands
+ * out device fds by role; a role it cannot provide makes the tests that need
+ * it skip.  Adding a backend is one entry in the table of test-conformance.c.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+typedef enum ConfRole {
+        CONF_DEV_PLAIN,        /* vfio device alone in its group; 4K IOMMU without PASID */
+        CONF_DEV_PASID,        /* PASID-capable device; IOMMU with nesting, dirty tracking, faults */
+        CONF_DEV_GROUP_A,      /* two vfio devices of one group */
+        CONF_DEV_GROUP_B,
+        CONF_DEV_HOST_SIBLING, /* a vfio device whose group has a member on a host driver */
+        CONF_DEV_DIRECT,       /* a vfio device whose group has a "direct" reserved region */
+        _CONF_ROLE_MAX,
+} ConfRole;
+
+typedef struct ConfEnv ConfEnv;
+typedef struct ConfFactory ConfFactory;
+
+struct ConfEnv {
+        const ConfFactory *factory;
+        Backend *backend;
+        uint64_t page_size;    /* domain page size of the PLAIN and PASID devices' IOMMUs */
+        uint64_t base;         /* an IOVA inside every aperture, free of reserved regions */
+        IovaRange plain_resv;  /* a reserved region of PLAIN's group (e.g. MSI); start > last: none */
+        uint32_t nested_data_type; /* BACKEND_HWPT_DATA_* the PASID device's IOMMU accepts */
+        uint32_t nested_data_len;
+        void *userdata;        /* the factory's */
+};
+
+struct ConfFactory {
+        const char *name;
+        /* Fills env->backend and the fields above; -EOPNOTSUPP/-ENODEV: the factory is skipped. */
+        int (*setup)(ConfEnv *env);
+        void (*teardown)(ConfEnv *env);
+        /* A fresh fd of the device in that role; -EOPNOTSUPP when there is none. */
+        int (*open_device)(ConfEnv *env, ConfRole role, int *ret_fd);
+        /* Raises a fault from the device in that role; NULL when faults cannot be injected. */
+        int (*inject_fault)(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t addr,
+                            uint32_t perm, bool last_page, uint32_t grpid);
+        /* Groups answered INVALID by the backend itself so far; NULL when unobservable. */
+        int (*auto_invalid_count)(ConfEnv *env, uint64_t *ret);
+};
+
+/* Runs every conformance test against every factory as one cmocka group; returns failures. */
+int conformance_run(const ConfFactory *const *factories, size_t n_factories);
+
+/* The backend-sim factory (a topology built in memory). */
+extern const ConfFactory conformance_sim_factory;

@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "iommufd-abi.h"
+#include "kernel-responder.h"
+#include "macros.h"
+
+typedef enum ResponderFdKind {
+        FD_IOMMUFD,
+        FD_DEVICE,
+        FD_FAULT,
+} ResponderFdKind;
+
+typedef struct ResponderFd {
+        int fd;
+        ResponderFdKind kind;
+        BackendContext *ctx;  /* IOMMUFD: owned; DEVICE/FAULT: the context it belongs to */
+        uint32_t id;          /* DEVICE: dev_id; FAULT: fault id */
+} ResponderFd;
+
+static ResponderFd *fd_find(KernelResponder *r, int fd) {
+        if (!r->fds)
+                return NULL;
+        FOREACH_ARRAY(f, r->fds, r->n_fds)
+                if (f->fd == fd)
+                        return f;
+        return NULL;
+}
+
+static int fd_add(KernelResponder *r, int fd, ResponderFdKind kind, BackendContext *ctx,
+                  uint32_t id) {
+        ResponderFd *a = reallocarray(r->fds, r->n_fds + 1, sizeof(*a));
+
+        if (!a)
+                return -ENOMEM;
+        r->fds = a;
+        a[r->n_fds++] = (ResponderFd){ .fd = fd, .kind = kind, .ctx = ctx, .id = id };
+        return 0;
+}
+
+static void fd_remove(KernelResponder *r, ResponderFd *f) {
+        size_t i = (size_t)(f - r->fds);
+        memmove(r->fds + i, r->fds + i + 1, (r->n_fds - i - 1) * sizeof(*r->fds));
+        r->n_fds--;
+}
+
+static const BackendOps *inner_ops(KernelResponder *r) {
+        return r->inner->ops;
+}
+
+/* ---- iommufd ioctls ---- */
+
+typedef int (*IommufdHandler)(KernelResponder *r, BackendContext *ctx, void *cmd);
+
+static bool is_zero(const void *p, size_t n) {
+        const uint8_t *b = p;
+        for (size_t i = 0; i < n; i++)
+                if (b[i])
+                        return false;
+        return true;
+}
+
+#define RSV_CHECK(r, cond)                                                                         \
+        do {                                                                                       \
+                if (cond) {                                                                        \
+                        (r)->n_reserved_set++;                                                     \
+                        return -EOPNOTSUPP;                                                        \
+                }                                                                                  \
+        } while (0)
+
+static int h_destroy(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_destroy *c = p;
+        int k = inner_ops(r)->destroy(ctx, c->id, NULL);
+
+        /* A destroyed fault queue's fd stays open (the kernel keeps the file) but is dead. */
+        return k;
+}
+
+static int h_ioas_alloc(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_ioas_alloc *c = p;
+        RSV_CHECK(r, c->flags != 0);
+        return inner_ops(r)->ioas_alloc(ctx, &c->out_ioas_id, NULL);
+}
+
+static int h_allow_iovas(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_ioas_allow_iovas *c = p;
+        RSV_CHECK(r, c->reserved != 0);
+        if (c->num_iovas > 0 && c->allowed_iovas == 0)
+                return -EFAULT;
+        return inner_ops(r)->ioas_allow_iovas(ctx, c->ioas_id,
+                                              (const IovaRange *)(uintptr_t)c->allowed_iovas,
+                                              c->num_iovas, NULL);
+}
+
+static const uint32_t map_flags = IOMMUD_IOMMU_IOAS_MAP_FIXED_IOVA |
+                                  IOMMUD_IOMMU_IOAS_MAP_WRITEABLE |
+                                  IOMMUD_IOMMU_IOAS_MAP_READABLE;
+
+static int h_copy(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_ioas_copy *c = p;
+        uint64_t iova = c->dst_iova;
+        int k;
+
+        RSV_CHECK(r, c->flags & ~map_flags);
+        k = inner_ops(r)->ioas_copy(ctx, c->dst_ioas_id, c->src_ioas_id, c->flags, c->src_iova,
+                                    c->length, &iova, NULL);
+        if (k >= 0)
+                c->dst_iova = iova;
+        return k;
+}
+
+static int h_iova_ranges(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_ioas_iova_ranges *c = p;
+        size_t n = c->num_iovas;
+        uint64_t align = 0;
+        int k;
+
+        RSV_CHECK(r, c->reserved != 0);
+        if (n > 0 && c->allowed_iovas == 0)
+                return -EFAULT;
+        k = inner_ops(r)->ioas_iova_ranges(ctx, c->ioas_id,
+                                           (IovaRange *)(uintptr_t)c->allowed_iovas, &n, &align,
+                                           NULL);
+        if (k >= 0 || k == -EMSGSIZE)
+                c->num_iovas = (uint32_t)n;
+        if (k >= 0)
+                c->out_iova_alignment = align;
+        return k;
+}
+
+static int h_map(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_ioas_map *c = p;
+        uint64_t iova = c->iova;
+        int k;
+
+        RSV_CHECK(r, (c->flags & ~map_flags) || c->reserved != 0);
+        k = inner_ops(r)->ioas_map_va(ctx, c->ioas_id, c->flags, c->user_va, c->length, &iova,
+                                      NULL);
+        if (k >= 0)
+                c->iova = iova;
+        return k;
+}
+
+static int h_map_file(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_ioas_map_file *c = p;
+        uint64_t iova = c->iova;
+        int k;
+
+        RSV_CHECK(r, c->flags & ~map_flags);
+        if (c->fd < 0 || fcntl(c->fd, F_GETFD) < 0)
+                return -EBADF;
+        k = inner_ops(r)->ioas_map_file(ctx, c->ioas_id, c->flags, c->fd, c->start, c->length,
+                                        &iova, NULL);
+        if (k >= 0)
+                c->iova = iova;
+        return k;
+}
+
+static int h_unmap(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_ioas_unmap *c = p;
+        uint64_t unmapped = 0;
+        int k;
+
+        k = inner_ops(r)->ioas_unmap(ctx, c->ioas_id, c->iova, c->length, &unmapped, NULL);
+        if (k >= 0)
+                c->length = unmapped;
+        return k;
+}
+
+static int h_option(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_option *c = p;
+        uint64_t v = c->val64;
+        int k;
+
+        RSV_CHECK(r, c->reserved != 0);
+        k = inner_ops(r)->option(ctx, c->option_id, c->op, c->object_id, &v, NULL);
+        if (k >= 0 && c->op == IOMMUD_IOMMU_OPTION_OP_GET)
+                c->val64 = v;
+        return k;
+}
+
+static int h_hwpt_alloc(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_hwpt_alloc *c = p;
+        const uint32_t known = IOMMUD_IOMMU_HWPT_ALLOC_NEST_PARENT |
+                               IOMMUD_IOMMU_HWPT_ALLOC_DIRTY_TRACKING |
+                               IOMMUD_IOMMU_HWPT_FAULT_ID_VALID | IOMMUD_IOMMU_HWPT_ALLOC_PASID;
+        HwptAllocArgs a = {
+                .flags = c->flags,
+                .dev_id = c->dev_id,
+                .pt_id = c->pt_id,
+                .data_type = c->data_type,
+                .data = (const void *)(uintptr_t)c->data_uptr,
+                .data_len = c->data_len,
+                .fault_id = c->fault_id,
+        };
+
+        RSV_CHECK(r, (c->flags & ~known) || c->reserved != 0 || c->reserved2 != 0);
+        if (c->data_type == IOMMUD_IOMMU_HWPT_DATA_NONE && (c->data_len || c->data_uptr))
+                return -EINVAL;
+        return inner_ops(r)->hwpt_alloc(ctx, &a, &c->out_hwpt_id, NULL);
+}
+
+static int h_hw_info(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_hw_info *c = p;
+        HwInfo info = {};
+        int k;
+
+        RSV_CHECK(r, c->flags != 0 || !is_zero(c->reserved, sizeof(c->reserved)));
+        k = inner_ops(r)->hw_info(ctx, c->dev_id, &info, NULL);
+        if (k < 0)
+                return k;
+        c->out_data_type = info.type;
+        c->out_max_pasid_log2 = info.max_pasid_log2;
+        c->out_capabilities = info.capabilities;
+        c->data_len = 0; /* no vendor data is modelled */
+        return 0;
+}
+
+static int h_fault_alloc(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_fault_alloc *c = p;
+        int inner_fd = -EBADF, fd, k;
+        uint32_t id;
+
+        RSV_CHECK(r, c->flags != 0);
+        k = inner_ops(r)->fault_queue_alloc(ctx, &id, &inner_fd, NULL);
+        if (k < 0)
+                return k;
+        /* The caller owns the fd it gets, as with the kernel: hand out a dup. */
+        fd = fcntl(inner_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return negative_errno();
+        k = fd_add(r, fd, FD_FAULT, ctx, id);
+        if (k < 0) {
+                safe_close(fd);
+                return k;
+        }
+        c->out_fault_id = id;
+        c->out_fault_fd = (uint32_t)fd;
+        return 0;
+}
+
+static int h_unmodelled(KernelResponder *r, BackendContext *ctx, void *p) {
+        return -ENOTTY;
+}
+
+static int h_change_process(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_ioas_change_process *c = p;
+        RSV_CHECK(r, c->reserved != 0);
+        return -EOPNOTSUPP; /* not modelled by the Backend ops */
+}
+
+#define OFFSETOFEND(type, field) IOMMUD_ABI_OFFSETOFEND(type, field)
+
+/* Mirrors the kernel's op table: structure size and the end of the last mandatory field. */
+static const struct {
+        size_t size;
+        size_t min_size;
+        IommufdHandler handler;
+} iommufd_table[] = {
+#define OP(cmd, type, last, fn)                                                                    \
+        [IOMMUD_IOMMUFD_CMD_##cmd - IOMMUD_IOMMUFD_CMD_BASE] = {                                   \
+                sizeof(struct type), OFFSETOFEND(struct type, last), fn }
+        OP(DESTROY, iommud_destroy, id, h_destroy),
+        OP(IOAS_ALLOC, iommud_ioas_alloc, out_ioas_id, h_ioas_alloc),
+        OP(IOAS_ALLOW_IOVAS, iommud_ioas_allow_iovas, allowed_iovas, h_allow_iovas),
+        OP(IOAS_COPY, iommud_ioas_copy, src_iova, h_copy),
+        OP(IOAS_IOVA_RANGES, iommud_ioas_iova_ranges, out_iova_alignment, h_iova_ranges),
+        OP(IOAS_MAP, iommud_ioas_map, iova, h_map),
+        OP(IOAS_UNMAP, iommud_ioas_unmap, length, h_unmap),
+        OP(OPTION, iommud_option, val64, h_option),
+        OP(VFIO_IOAS, iommud_vfio_ioas, reserved, h_unmodelled),
+        OP(HWPT_ALLOC, iommud_hwpt_alloc, reserved, h_hwpt_alloc),
+        OP(GET_HW_INFO, iommud_hw_info, reserved, h_hw_info),
+        OP(HWPT_SET_DIRTY_TRACKING, iommud_hwpt_set_dirty_tracking, reserved, h_unmodelled),
+        OP(HWPT_GET_DIRTY_BITMAP, iommud_hwpt_get_dirty_bitmap, data, h_unmodelled),
+        OP(HWPT_INVALIDATE, iommud_hwpt_invalidate, reserved, h_unmodelled),
+        OP(FAULT_QUEUE_ALLOC, iommud_fault_alloc, out_fault_fd, h_fault_alloc),
+        OP(IOAS_MAP_FILE, iommud_ioas_map_file, iova, h_map_file),
+        OP(VIOMMU_ALLOC, iommud_viommu_alloc, out_viommu_id, h_unmodelled),
+        OP(VDEVICE_ALLOC, iommud_vdevice_alloc, virt_id, h_unmodelled),
+        OP(IOAS_CHANGE_PROCESS, iommud_ioas_change_process, reserved, h_change_process),
+#undef OP
+};
+
+/*
+ * The ioctls the Backend ops cannot express (dirty tracking, invalidation,
+ * vIOMMU, VFIO compat) still decode their argument, so size rules apply to
+ * them, and then answer EOPNOTSUPP, as a kernel whose IOMMU lacks the
+ * capability would.
+ */
+static bool answers_eopnotsupp(IommufdHandler h) {
+        return h == h_unmodelled;
+}
+
+static int iommufd_ioctl(KernelResponder *r, ResponderFd *f, unsigned nr, void *arg) {
+        uint8_t buf[64] = {};
+        size_t idx = nr - IOMMUD_IOMMUFD_CMD_BASE;
+        uint32_t user_size;
+        int k;
+
+        if (nr < IOMMUD_IOMMUFD_CMD_BASE || idx >= ELEMENTSOF(iommufd_table) ||
+            !iommufd_table[idx].handler || (r->disabled_cmds & (UINT64_C(1) << idx)))
+                return -ENOTTY;
+        if (!arg)
+                return -EFAULT;
+        memcpy(&user_size, arg, sizeof(user_size));
+        r->last_size = user_size;
+        if (user_size != iommufd_table[idx].size)
+                r->n_size_not_sizeof++;
+
+        /* copy_struct_from_user(): short => EINVAL, long => trailing bytes must be zero. */
+        if (user_size < iommufd_table[idx].min_size)
+                return -EINVAL;
+        if (user_size > iommufd_table[idx].size &&
+            !is_zero((uint8_t *)arg + iommufd_table[idx].size,
+                     user_size - iommufd_table[idx].size))
+                return -E2BIG;
+        _Static_assert(sizeof(buf) >= sizeof(struct iommud_hwpt_alloc), "buffer fits all");
+        memcpy(buf, arg, MIN((size_t)user_size, iommufd_table[idx].size));
+
+        if (answers_eopnotsupp(iommufd_table[idx].handler))
+                return -EOPNOTSUPP;
+        k = iommufd_table[idx].handler(r, f->ctx, buf);
+        /* iommufd_ucmd_respond(): copy out at most what the caller gave room for. */
+        if (k >= 0 || k == -EMSGSIZE)
+                memcpy(arg, buf, MIN((size_t)user_size, iommufd_table[idx].size));
+        return k;
+}
+
+/* ---- VFIO cdev ioctls ---- */
+
+static int vfio_bind(KernelResponder *r, int fd, ResponderFd *f, void *arg) {
+        struct iommud_vfio_device_bind_iommufd b = {};
+        ResponderFd *ictx;
+        uint32_t dev_id;
+        int k;
+
+        memcpy(&b, arg, IOMMUD_VFIO_BIND_MINSZ);
+        r->last_size = b.argsz;
+        if (b.argsz != sizeof(b))
+                r->n_size_not_sizeof++;
+        if (b.argsz < IOMMUD_VFIO_BIND_MINSZ || b.flags != 0 || b.iommufd < 0)
+                return -EINVAL;
+        if (f)
+                return -EINVAL; /* already bound */
+        ictx = fd_find(r, b.iommufd);
+        if (!ictx || ictx->kind != FD_IOMMUFD)
+                return fcntl(b.iommufd, F_GETFD) < 0 ? -EBADF : -EBADFD;
+        k = inner_ops(r)->device_bind(ictx->ctx, fd, &dev_id, NULL);
+        if (k < 0)
+                return k;
+        k = fd_add(r, fd, FD_DEVICE, ictx->ctx, dev_id);
+        if (k < 0) {
+                (void)inner_ops(r)->device_unbind(ictx->ctx, dev_id, NULL);
+                return k;
+        }
+        ((struct iommud_vfio_device_bind_iommufd *)arg)->out_devid = dev_id;
+        return 0;
+}
+
+static int vfio_attach(KernelResponder *r, ResponderFd *f, void *arg) {
+        struct iommud_vfio_device_attach_iommufd_pt a = {};
+        uint32_t pt_id;
+        int k;
+
+        memcpy(&a, arg, IOMMUD_VFIO_ATTACH_MINSZ);
+        r->last_size = a.argsz;
+        if (a.argsz != sizeof(a))
+                r->n_size_not_sizeof++;
+        if (a.argsz < IOMMUD_VFIO_ATTACH_MINSZ || (a.flags & ~IOMMUD_VFIO_DEVICE_ATTACH_PASID))
+                return -EINVAL;
+        if (a.flags & IOMMUD_VFIO_DEVICE_ATTACH_PASID) {
+                if (a.argsz < sizeof(a))
+                        return -EINVAL;
+                memcpy(&a, arg, sizeof(a));
+        }
+        if (!f)
+                return -EINVAL; /* not bound */
+        pt_id = a.pt_id;
+        k = inner_ops(r)->device_attach(
+                f->ctx, f->id, (a.flags & IOMMUD_VFIO_DEVICE_ATTACH_PASID) ? a.pasid : BACKEND_NO_PASID,
+                &pt_id, NULL);
+        if (k < 0)
+                return k;
+        ((struct iommud_vfio_device_attach_iommufd_pt *)arg)->pt_id = pt_id;
+        return 0;
+}
+
+static int vfio_detach(KernelResponder *r, ResponderFd *f, void *arg) {
+        struct iommud_vfio_device_detach_iommufd_pt d = {};
+
+        memcpy(&d, arg, IOMMUD_VFIO_DETACH_MINSZ);
+        r->last_size = d.argsz;
+        if (d.argsz != sizeof(d))
+                r->n_size_not_sizeof++;
+        if (d.argsz < IOMMUD_VFIO_DETACH_MINSZ || (d.flags & ~IOMMUD_VFIO_DEVICE_DETACH_PASID))
+                return -EINVAL;
+        if (d.flags & IOMMUD_VFIO_DEVICE_DETACH_PASID) {
+                if (d.argsz < sizeof(d))
+                        return -EINVAL;
+                memcpy(&d, arg, sizeof(d));
+        }
+        if (!f)
+                return -EINVAL;
+        return inner_ops(r)->device_detach(
+                f->ctx, f->id, (d.flags & IOMMUD_VFIO_DEVICE_DETACH_PASID) ? d.pasid : BACKEND_NO_PASID,
+                NULL);
+}
+
+/* ---- the seam ---- */
+
+int kernel_responder_ioctl(KernelResponder *r, int fd, unsigned long request, void *arg) {
+        ResponderFd *f = fd_find(r, fd);
+        unsigned nr = _IOC_NR(request);
+
+        r->n_ioctls++;
+        r->last_request = request;
+        if (fcntl(fd, F_GETFD) < 0)
+                return -EBADF;
+        /* Both families are _IO(';', nr): no size or direction bits. */
+        if (_IOC_TYPE(request) != IOMMUD_IOMMUFD_TYPE || _IOC_DIR(request) != _IOC_NONE ||
+            _IOC_SIZE(request) != 0)
+                return -ENOTTY;
+        if (f && f->kind == FD_IOMMUFD)
+                return iommufd_ioctl(r, f, nr, arg);
+        if (f && f->kind == FD_FAULT)
+                return -ENOTTY;
+        if (!arg)
+                return -EFAULT;
+        switch (request) {
+        case IOMMUD_VFIO_DEVICE_BIND_IOMMUFD:
+                return vfio_bind(r, fd, f, arg);
+        case IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT:
+                return vfio_attach(r, f, arg);
+        case IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT:
+                return vfio_detach(r, f, arg);
+        default:
+                return -ENOTTY;
+        }
+}
+
+static int seam_ioctl(void *userdata, int fd, unsigned long request, void *arg) {
+        return kernel_responder_ioctl(userdata, fd, request, arg);
+}
+
+static int seam_open(void *userdata, const char *path, int flags) {
+        KernelResponder *r = userdata;
+        _cleanup_free_ char *iommu = NULL;
+        BackendContext *ctx = NULL;
+        int fd, k;
+
+        if (asprintf(&iommu, "%s/iommu", r->dev_root) < 0)
+                return -ENOMEM;
+        if (!streq(path, iommu)) {
+                /* Device nodes and anything else: a real open. */
+                fd = open(path, flags | O_CLOEXEC);
+                return fd < 0 ? negative_errno() : fd;
+        }
+        if (r->no_dev_iommu)
+                return -ENOENT;
+        k = inner_ops(r)->context_new(r->inner, &ctx, NULL);
+        if (k < 0)
+                return k;
+        fd = eventfd(0, EFD_CLOEXEC);
+        if (fd < 0) {
+                k = negative_errno();
+                inner_ops(r)->context_free(ctx);
+                return k;
+        }
+        k = fd_add(r, fd, FD_IOMMUFD, ctx, 0);
+        if (k < 0) {
+                safe_close(fd);
+                inner_ops(r)->context_free(ctx);
+                return k;
+        }
+        return fd;
+}
+
+static void context_close(KernelResponder *r, BackendContext *ctx) {
+        /* The context goes with every device and fault queue in it. */
+        for (size_t i = 0; i < r->n_fds;) {
+                if (r->fds[i].kind != FD_IOMMUFD && r->fds[i].ctx == ctx)
+                        fd_remove(r, &r->fds[i]);
+                else
+                        i++;
+        }
+        inner_ops(r)->context_free(ctx);
+}
+
+static int seam_close(void *userdata, int fd) {
+        KernelResponder *r = userdata;
+        ResponderFd *f = fd_find(r, fd);
+
+        if (f) {
+                switch (f->kind) {
+                case FD_IOMMUFD: {
+                        BackendContext *ctx = f->ctx;
+                        fd_remove(r, f);
+                        context_close(r, ctx);
+                        break;
+                }
+                case FD_DEVICE:
+                        (void)inner_ops(r)->device_unbind(f->ctx, f->id, NULL);
+                        fd_remove(r, f);
+                        break;
+                case FD_FAULT:
+                        fd_remove(r, f);
+                        break;
+                }
+        }
+        return close(fd) < 0 ? negative_errno() : 0;
+}
+
+static ssize_t seam_read(void *userdata, int fd, void *buf, size_t count) {
+        KernelResponder *r = userdata;
+        ResponderFd *f = fd_find(r, fd);
+        FaultRecord recs[16];
+        size_t done = 0;
+
+        if (!f || f->kind != FD_FAULT) {
+                ssize_t n = read(fd, buf, count);
+                return n < 0 ? negative_errno() : n;
+        }
+        if (count % sizeof(struct iommud_hwpt_pgfault))
+                return -ESPIPE;
+        while (done < count) {
+                size_t want = MIN(ELEMENTSOF(recs), (count - done) / sizeof(FaultRecord)), got = 0;
+                int k = inner_ops(r)->fault_read(f->ctx, f->id, recs, want, &got, NULL);
+                if (k < 0)
+                        return done > 0 ? (ssize_t)done : k;
+                if (got == 0)
+                        break;
+                memcpy((uint8_t *)buf + done, recs, got * sizeof(FaultRecord));
+                done += got * sizeof(FaultRecord);
+                if (got < want)
+                        break;
+        }
+        return (ssize_t)done;
+}
+
+static ssize_t seam_write(void *userdata, int fd, const void *buf, size_t count) {
+        KernelResponder *r = userdata;
+        ResponderFd *f = fd_find(r, fd);
+        size_t done;
+
+        if (!f || f->kind != FD_FAULT) {
+                ssize_t n = write(fd, buf, count);
+                return n < 0 ? negative_errno() : n;
+        }
+        if (count % sizeof(struct iommud_hwpt_page_response))
+                return -ESPIPE;
+        for (done = 0; done < count; done += sizeof(struct iommud_hwpt_page_response)) {
+                struct iommud_hwpt_page_response resp;
+                int k;
+
+                memcpy(&resp, (const uint8_t *)buf + done, sizeof(resp));
+                k = inner_ops(r)->fault_respond(f->ctx, f->id, resp.cookie, resp.code, NULL);
+                if (k < 0)
+                        return done > 0 ? (ssize_t)done : k;
+        }
+        return (ssize_t)done;
+}
+
+static int seam_mmap(void *userdata, size_t length, int prot, int fd, uint64_t offset,
+                     void **ret_addr) {
+        KernelResponder *r = userdata;
+        void *p = mmap(NULL, length, prot, MAP_SHARED, fd, (off_t)offset);
+
+        if (p == MAP_FAILED)
+                return negative_errno();
+        r->n_mmaps++;
+        r->mapped_bytes += length;
+        r->last_mmap_prot = prot;
+        *ret_addr = p;
+        return 0;
+}
+
+static int seam_munmap(void *userdata, void *addr, size_t length) {
+        KernelResponder *r = userdata;
+
+        if (munmap(addr, length) < 0)
+                return negative_errno();
+        r->n_munmaps++;
+        r->mapped_bytes -= length;
+        return 0;
+}
+
+const BackendKernelSyscalls kernel_responder_syscalls = {
+        .open = seam_open,
+        .close = seam_close,
+        .ioctl = seam_ioctl,
+        .read = seam_read,
+        .write = seam_write,
+        .mmap = seam_mmap,
+        .munmap = seam_munmap,
+};
+
+/* The ioctls a kernel without the feature would not know. */
+static const struct {
+        uint64_t feature;
+        uint32_t cmds[2];
+} feature_cmds[] = {
+        { BACKEND_FEATURE_OPTION, { IOMMUD_IOMMUFD_CMD_OPTION } },
+        { BACKEND_FEATURE_HWPT_ALLOC, { IOMMUD_IOMMUFD_CMD_HWPT_ALLOC } },
+        { BACKEND_FEATURE_HW_INFO, { IOMMUD_IOMMUFD_CMD_GET_HW_INFO } },
+        { BACKEND_FEATURE_DIRTY_TRACKING,
+          { IOMMUD_IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING, IOMMUD_IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP } },
+        { BACKEND_FEATURE_HWPT_INVALIDATE, { IOMMUD_IOMMUFD_CMD_HWPT_INVALIDATE } },
+        { BACKEND_FEATURE_FAULT_QUEUE, { IOMMUD_IOMMUFD_CMD_FAULT_QUEUE_ALLOC } },
+        { BACKEND_FEATURE_MAP_FILE, { IOMMUD_IOMMUFD_CMD_IOAS_MAP_FILE } },
+        { BACKEND_FEATURE_VIOMMU, { IOMMUD_IOMMUFD_CMD_VIOMMU_ALLOC, IOMMUD_IOMMUFD_CMD_VDEVICE_ALLOC } },
+        { BACKEND_FEATURE_CHANGE_PROCESS, { IOMMUD_IOMMUFD_CMD_IOAS_CHANGE_PROCESS } },
+};
+
+int kernel_responder_new(KernelResponder **ret, Backend *inner, const char *dev_root) {
+        KernelResponder *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        /* Behave as a kernel of the inner backend's generation. */
+        FOREACH_ARRAY(f, feature_cmds, ELEMENTSOF(feature_cmds))
+                if (!(inner->features & f->feature))
+                        for (size_t i = 0; i < ELEMENTSOF(f->cmds) && f->cmds[i]; i++)
+                                kernel_responder_disable(r, f->cmds[i]);
+        r->inner = inner;
+        r->dev_root = strdup(dev_root ?: "/dev");
+        if (!r->dev_root) {
+                free(r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+KernelResponder *kernel_responder_free(KernelResponder *r) {
+        if (!r)
+                return NULL;
+        /* Whatever backend-kernel left open (it should leave nothing). */
+        while (r->n_fds > 0)
+                (void)seam_close(r, r->fds[r->n_fds - 1].fd);
+        free(r->fds);
+        free(r->dev_root);
+        free(r);
+        return NULL;
+}
+
+void kernel_responder_disable(KernelResponder *r, uint32_t cmd) {
+        if (cmd >= IOMMUD_IOMMUFD_CMD_BASE && cmd - IOMMUD_IOMMUFD_CMD_BASE < 64)
+                r->disabled_cmds |= UINT64_C(1) << (cmd - IOMMUD_IOMMUFD_CMD_BASE);
+}
+
+BackendContext *kernel_responder_context(KernelResponder *r, int iommufd) {
+        ResponderFd *f = fd_find(r, iommufd);
+        return f && f->kind == FD_IOMMUFD ? f->ctx : NULL;
+}
