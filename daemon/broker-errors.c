@@ -8,7 +8,7 @@
 
 #include "broker-errors.h"
 
-static int broker_error_vset(BrokerError *e, int r, const char *name, const char *fmt,
+_printf_(4, 0) static int broker_error_vset(BrokerError *e, int r, const char *name, const char *fmt,
                              va_list ap) {
         if (!e)
                 return r;

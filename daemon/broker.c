@@ -871,6 +871,10 @@ static const VarlinkInterface broker_interface = {
         .errno_error = BROKER_ERROR_SYSTEM_ERROR,
 };
 
+const VarlinkInterface *broker_interface_get(void) {
+        return &broker_interface;
+}
+
 /* ---- connections ----------------------------------------------------------------------- */
 
 /*

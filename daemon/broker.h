@@ -20,5 +20,8 @@ int broker_new(Broker **ret, SessionHost *host, const char *dev_root, const char
 Broker *broker_free(Broker *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Broker *, broker_free);
 
+/* The org.iommud.Broker method table (for the IDL conformance test). */
+const VarlinkInterface *broker_interface_get(void);
+
 /* Registers the interface and the connection hooks on s (userdata: the broker). */
 int broker_attach(Broker *b, VarlinkServer *s);
