@@ -36,6 +36,7 @@
 #include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -823,6 +824,63 @@ static void test_bridge_group(void) {
 
 /* ---- figures ---- */
 
+/*
+ * The transport's floor: a request with one fd over a Unix socket to another process and a
+ * reply back, the same scheduling and SCM_RIGHTS work a brokered call has, without iommud.
+ */
+static uint64_t pingpong_ns(int fd, unsigned n) {
+        int sv[2];
+        pid_t child;
+        uint64_t t0, t;
+        char buf[256] = "{\"method\":\"org.iommud.Broker.Map\"}";
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return 0;
+        child = fork();
+        if (child == 0) {
+                close(sv[0]);
+                for (;;) {
+                        char cbuf[CMSG_SPACE(sizeof(int))], b[256];
+                        struct iovec iov = { b, sizeof(b) };
+                        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                                             .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+                        ssize_t k = recvmsg(sv[1], &mh, MSG_CMSG_CLOEXEC);
+                        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+                        if (k <= 0)
+                                _exit(0);
+                        if (cm && cm->cmsg_type == SCM_RIGHTS) {
+                                int got;
+
+                                memcpy(&got, CMSG_DATA(cm), sizeof(int));
+                                close(got);
+                        }
+                        if (write(sv[1], b, (size_t)k) != k)
+                                _exit(1);
+                }
+        }
+        close(sv[1]);
+        t0 = now_ns();
+        for (unsigned i = 0; i < n; i++) {
+                char cbuf[CMSG_SPACE(sizeof(int))] = {};
+                struct iovec iov = { buf, 200 };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                                     .msg_controllen = sizeof(cbuf) };
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+                if (sendmsg(sv[0], &mh, 0) != 200 || read(sv[0], buf, 200) != 200)
+                        break;
+        }
+        t = now_ns() - t0;
+        close(sv[0]);
+        (void)waitpid(child, NULL, 0);
+        return t;
+}
+
 static void bench(VarlinkClient *c) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
         _cleanup_close_ int dev = open_cdev(EDU_ROOT), mfd = -EBADF, iommufd = -EBADF,
@@ -832,7 +890,7 @@ static void bench(VarlinkClient *c) {
         struct iommud_vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
         const size_t len = 16 * PAGE;
         const unsigned n = 200;
-        uint64_t ioas, t0, broker_ns, direct_ns;
+        uint64_t ioas, t0, broker_ns, direct_ns, pingpong;
         const char *error;
         json_object *p;
         int64_t devid;
@@ -906,6 +964,8 @@ static void bench(VarlinkClient *c) {
         }
         direct_ns = now_ns() - t0;
         munmap(va, len);
+        /* Two messages per brokered round trip (Map, Unmap): two ping-pongs. */
+        pingpong = 2 * pingpong_ns(mfd, n);
 
         printf("# figures (QEMU TCG: every instruction is emulated, so both sides are inflated "
                "and only the ratio means anything)\n");
@@ -913,8 +973,12 @@ static void bench(VarlinkClient *c) {
                "ioctls): %.1f us per round trip\n", (double)broker_ns / n / 1000.0);
         printf("#   direct IOMMU_IOAS_MAP+UNMAP of 64 KiB in this process:            "
                "%.1f us per round trip\n", (double)direct_ns / n / 1000.0);
+        printf("#   two Unix-socket ping-pongs with an fd, no daemon (transport floor): "
+               "%.1f us\n", (double)pingpong / n / 1000.0);
         printf("#   ratio brokered/direct: %.2f (%u round trips each, %s IOMMU)\n",
                (double)broker_ns / (double)direct_ns, n, getenv("IOMMUD_KVM_MODE") ?: "?");
+        printf("#   ratio brokered/(direct + transport floor): %.2f\n",
+               (double)broker_ns / (double)(direct_ns + pingpong));
         tap(true, "measured brokered vs direct map/unmap round trips");
 }
 
