@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -260,6 +261,8 @@ static uint64_t auto_align_max(uint64_t page_size) {
         return v;
 }
 
+static bool said_align;
+
 static int real_setup(ConfEnv *env) {
         BackendKernelConfig cfg = BACKEND_KERNEL_CONFIG_INIT;
         RealFactoryData *d;
@@ -294,6 +297,14 @@ static int real_setup(ConfEnv *env) {
         env->base = UINT64_C(0x40000000);
         env->plain_resv = (IovaRange){ .start = 1, .last = 0 };
         env->auto_align_max = auto_align_max(env->page_size);
+        if (!said_align) {
+                printf("# kernel: automatic IOVAs are aligned up to 0x%" PRIx64 " (%s)\n",
+                       env->auto_align_max,
+                       env->auto_align_max > env->page_size ? "transparent huge pages" :
+                                                              "no transparent huge pages");
+                fflush(stdout);
+                said_align = true;
+        }
         env->nested_data_type = BACKEND_HWPT_DATA_NONE;
         env->nested_data_len = 0;
         env->userdata = d;
