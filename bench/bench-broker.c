@@ -79,21 +79,29 @@ static void expect_ok(ItestClient *c) {
         json_object_put(r);
 }
 
+/* A JSON object of exactly len bytes including its NUL, so the client parses it like a reply. */
+static void fill_reply(char *buf, size_t len) {
+        memset(buf, 'x', len);
+        memcpy(buf, "{\"p\":\"", 6);
+        memcpy(buf + len - 3, "\"}", 2);
+        buf[len - 1] = '\0';
+}
+
 /* The raw baseline: a process that answers each NUL-terminated message with reply_len bytes. */
-static pid_t start_echo(int fd, size_t reply_len_map, size_t reply_len_unmap) {
+static pid_t start_echo(int fd, int other_end, size_t reply_len_map, size_t reply_len_unmap) {
         pid_t pid = fork();
 
         if (pid != 0)
                 return pid;
+        /* Without this the parent's close would never reach us as end of stream. */
+        close(other_end);
         char *reply_map = malloc(reply_len_map), *reply_unmap = malloc(reply_len_unmap);
         char buf[65536];
         size_t n = 0;
         bool odd = false;
 
-        memset(reply_map, 'x', reply_len_map);
-        reply_map[reply_len_map - 1] = '\0';
-        memset(reply_unmap, 'y', reply_len_unmap);
-        reply_unmap[reply_len_unmap - 1] = '\0';
+        fill_reply(reply_map, reply_len_map);
+        fill_reply(reply_unmap, reply_len_unmap);
         for (;;) {
                 union {
                         struct cmsghdr h;
@@ -147,7 +155,10 @@ static size_t rss_kib(pid_t pid) {
 }
 
 int main(int argc, char *argv[]) {
-        const int rounds = 20000, pipelined = 100000, window = 64, sessions = 1000;
+        /* IOMMUD_BENCH_SCALE (default 1) shrinks or grows every count, e.g. 0.1 for a quick look. */
+        double scale = getenv("IOMMUD_BENCH_SCALE") ? atof(getenv("IOMMUD_BENCH_SCALE")) : 1.0;
+        const int rounds = (int)(20000 * scale) ?: 1, pipelined = (int)(100000 * scale) ?: 128;
+        const int window = 64, sessions = 1000;
         char *policy = itest_policy_for_self(
                 "\"quotas\": { \"pinned-memory\": \"unlimited\", \"address-spaces\": \"unlimited\","
                 " \"mappings\": \"unlimited\", \"devices\": \"unlimited\","
@@ -162,6 +173,7 @@ int main(int argc, char *argv[]) {
         int mem, sp[2];
 
         signal(SIGPIPE, SIG_IGN);
+        setvbuf(stdout, NULL, _IOLBF, 0);
         /* 1,000 sessions need 1,000 fds on each side. */
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
                 rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
@@ -214,7 +226,7 @@ int main(int argc, char *argv[]) {
 
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
                         die("socketpair failed");
-                pid = start_echo(sp[1], map_reply_len, unmap_reply_len);
+                pid = start_echo(sp[1], sp[0], map_reply_len, unmap_reply_len);
                 close(sp[1]);
                 echo.fd = sp[0];
                 t0 = now();
