@@ -540,7 +540,6 @@ int fault_stream_respond(FaultStream *s, uint64_t cookie, uint32_t code, BrokerE
         PendingGroup *g = stream_find(s, cookie);
         const ClosedCookie *c;
         Error be = ERROR_INIT;
-        char id[32];
         int r;
 
         if (g && g->open && g->watch) {
@@ -556,10 +555,17 @@ int fault_stream_respond(FaultStream *s, uint64_t cookie, uint32_t code, BrokerE
         if (c)
                 return not_pending(err, cookie, c->reason);
 
-        for (FaultStream *o = s->router->streams; o; o = o->next) {
+        return fault_router_unknown_cookie(s->router, s, cookie, err);
+}
+
+int fault_router_unknown_cookie(FaultRouter *r, const FaultStream *self, uint64_t cookie,
+                                BrokerError *err) {
+        char id[32];
+
+        for (FaultStream *o = r->streams; o; o = o->next) {
                 PendingGroup *og;
 
-                if (o == s)
+                if (o == self)
                         continue;
                 og = stream_find(o, cookie);
                 if ((og && og->watch) || stream_find_closed(o, cookie)) {

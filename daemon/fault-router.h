@@ -144,3 +144,11 @@ void fault_stream_forget(FaultStream *s, uint32_t device_id, uint32_t pasid);
 void fault_stream_forget_device(FaultStream *s, uint32_t device_id);
 
 void fault_stream_get_counters(const FaultStream *s, FaultCounters *ret);
+
+/*
+ * The error for a cookie that self (may be NULL: a session without a fault
+ * queue) has no pending group for: FaultNotOwned when another stream
+ * delivered it, else NoSuchObject {kind: fault}.  Returns the errno.
+ */
+int fault_router_unknown_cookie(FaultRouter *r, const FaultStream *self, uint64_t cookie,
+                                BrokerError *err);

@@ -1666,6 +1666,8 @@ int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerErro
                 return invalid_parameter(err, "code", "Fault response code %" PRIu32
                                          " is neither success (0) nor invalid (1).", code);
         if (!s->faults) {
+                if (s->host->faults)
+                        return fault_router_unknown_cookie(s->host->faults, NULL, cookie, err);
                 snprintf(id, sizeof(id), "%" PRIu64, cookie);
                 broker_error_set(err, -ENOENT, BROKER_ERROR_NO_SUCH_OBJECT,
                                  "No fault with cookie %" PRIu64 " was delivered to this session.",
