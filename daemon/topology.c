@@ -47,6 +47,9 @@ typedef struct Loader {
         size_t allocated_groups, allocated_devices, allocated_problems, allocated_iommus;
         PendingIommuLink *links;
         size_t n_links, allocated_links;
+        /* Driver directories already found to exist: hosts have few drivers and many devices. */
+        char *seen_targets[32];
+        size_t n_seen_targets;
 } Loader;
 
 static const char *const region_type_names[_REGION_TYPE_MAX] = {
@@ -360,7 +363,8 @@ static int read_attr(int dir_fd, const char *name, char *buf, size_t size) {
         if (fd < 0)
                 return fd;
         for (;;) {
-                ssize_t n = read(fd, buf + len, size - 1 - len);
+                size_t want = size - 1 - len;
+                ssize_t n = read(fd, buf + len, want);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -371,6 +375,10 @@ static int read_attr(int dir_fd, const char *name, char *buf, size_t size) {
                 len += (size_t)n;
                 if (len >= size - 1)
                         return -EFBIG;
+                /* sysfs hands out a whole attribute at once and a regular file only reads
+                 * short at its end: a short read is the end, which saves a read() per file. */
+                if ((size_t)n < want)
+                        break;
         }
         buf[len] = '\0';
         return (int)len;
@@ -550,10 +558,22 @@ static void device_read_link_name(Loader *l, int dev_fd, const char *dev_path, c
         if (r < 0)
                 goto fail;
         if (check_target) {
-                _cleanup_close_ int fd = openat_beneath(l->root_fd, resolved, O_PATH, true);
-                if (fd < 0) {
-                        r = problem_add(l, path, 0, "symlink target '%s' does not exist", target);
-                        goto fail;
+                bool seen = false;
+
+                for (size_t i = 0; i < l->n_seen_targets && !seen; i++)
+                        seen = streq(l->seen_targets[i], resolved);
+                if (!seen) {
+                        _cleanup_close_ int fd = openat_beneath(l->root_fd, resolved, O_PATH, true);
+                        if (fd < 0) {
+                                r = problem_add(l, path, 0, "symlink target '%s' does not exist",
+                                                target);
+                                goto fail;
+                        }
+                        if (l->n_seen_targets < ELEMENTSOF(l->seen_targets)) {
+                                l->seen_targets[l->n_seen_targets] = strdup(resolved);
+                                if (l->seen_targets[l->n_seen_targets])
+                                        l->n_seen_targets++;
+                        }
                 }
         }
 
@@ -1223,6 +1243,8 @@ int topology_load(Topology **ret, int sysfs_root_fd, Error *err) {
         for (size_t i = 0; i < l.n_links; i++)
                 free(l.links[i].name);
         free(l.links);
+        for (size_t i = 0; i < l.n_seen_targets; i++)
+                free(l.seen_targets[i]);
         if (r < 0)
                 return error_set(err, r, "cannot load the topology: %s", strerror(-r));
 
