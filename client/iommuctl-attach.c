@@ -73,8 +73,12 @@ static int attach(Ctl *ctl, const char *device, IommudAttachment **ret, json_obj
                 json_object_object_add(out, "capabilities", caps);
                 return 0;
         }
-        printf("Attached %s as device %" PRIu32 " (group %" PRIu32 ", %" PRIu32 " PASID bits",
-               (*ret)->bdf, (*ret)->device_id, (*ret)->group, (*ret)->pasid_bits);
+        printf("Attached %s as device %" PRIu32 " (group %" PRIu32, (*ret)->bdf, (*ret)->device_id,
+               (*ret)->group);
+        if ((*ret)->pasid_bits > 0)
+                printf(", %" PRIu32 " PASID bits", (*ret)->pasid_bits);
+        else
+                printf(", no PASID");
         for (size_t i = 0; i < (*ret)->n_capabilities; i++)
                 printf("%s%s", i == 0 ? ", capabilities: " : ", ", (*ret)->capabilities[i]);
         printf(").\n");

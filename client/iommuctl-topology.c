@@ -171,7 +171,7 @@ static json_object *group_to_json(const IommudGroup *g) {
         return o;
 }
 
-/* "msi 0xfee00000-0xfeefffff, direct-relaxable 0x7b800000-0x7fffffff" */
+/* "direct_relaxable, msi": the types, each once; the ranges are in --json. */
 static char *regions_text(const IommudGroup *g) {
         char *buf = NULL;
         size_t size = 0;
@@ -179,11 +179,14 @@ static char *regions_text(const IommudGroup *g) {
 
         if (!f)
                 return NULL;
-        for (size_t i = 0; i < g->n_reserved_regions; i++) {
-                const IommudReservedRegion *r = &g->reserved_regions[i];
+        for (size_t i = 0, n = 0; i < g->n_reserved_regions; i++) {
+                const char *type = g->reserved_regions[i].type;
+                bool seen = false;
 
-                fprintf(f, "%s%s 0x%" PRIx64 "-0x%" PRIx64, i > 0 ? ", " : "", r->type, r->start,
-                        r->last);
+                for (size_t j = 0; j < i; j++)
+                        seen = seen || streq(g->reserved_regions[j].type, type);
+                if (!seen)
+                        fprintf(f, "%s%s", n++ > 0 ? ", " : "", type);
         }
         if (fclose(f) != 0) {
                 free(buf);
@@ -194,7 +197,7 @@ static char *regions_text(const IommudGroup *g) {
 
 int verb_groups(Ctl *ctl, int argc, char **argv) {
         static const char *const headers[] = { "GROUP", "TYPE", "IOMMU", "VIABLE", "DEVICES",
-                                                "RESERVED REGIONS", NULL };
+                                                "RESERVED", NULL };
         _cleanup_(iommud_topology_freep) IommudTopology *t = NULL;
         _cleanup_(table_freep) Table *table = NULL;
         size_t n;

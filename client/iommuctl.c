@@ -34,6 +34,7 @@ static const CtlCommand commands[] = {
           verb_check_config },
         { "cdi", "generate [--output DIR | --stdout]",
           "Write a CDI spec for the eligible devices", verb_cdi },
+        { "", "  [--with-iommufd] [--container-socket PATH]", "", NULL },
         { "attach", "DEVICE", "Test: attach a device, show what iommud reports, detach",
           verb_attach },
         { "map", "DEVICE --size BYTES", "Test: map a fresh memfd for a device, show it, unmap",
@@ -48,8 +49,12 @@ static void help(void) {
         FOREACH_ARRAY(c, commands, ELEMENTSOF(commands)) {
                 char left[64];
 
-                snprintf(left, sizeof(left), "%s %s", c->name, c->args);
-                printf("  %-38s %s\n", left, c->summary);
+                /* An entry without a verb continues the usage of the one before. */
+                snprintf(left, sizeof(left), "%s%s%s", c->name, *c->name ? " " : "", c->args);
+                if (*c->summary)
+                        printf("  %-38s %s\n", left, c->summary);
+                else
+                        printf("  %s\n", left);
         }
         printf("\nOptions:\n"
                "  -s --socket PATH   Talk to iommud at PATH (default $IOMMUD_SOCKET, else %s)\n"
@@ -93,7 +98,7 @@ static void print_sentence(const char *prefix, const char *msg, const char *advi
 
         if (prefix)
                 fprintf(stderr, "%s: ", prefix);
-        if (!prefix && n > 0 && msg[0] >= 'a' && msg[0] <= 'z')
+        if (!prefix && n > 0 && msg[0] >= 'a' && msg[0] <= 'z' && !strneq(msg, "iommu", 5))
                 fprintf(stderr, "%c%s", msg[0] - 'a' + 'A', msg + 1);
         else
                 fputs(msg, stderr);
@@ -308,7 +313,7 @@ int main(int argc, char *argv[]) {
         if (optind >= argc)
                 return ctl_usage(NULL, "No command given; 'iommuctl status' shows the daemon");
         FOREACH_ARRAY(k, commands, ELEMENTSOF(commands))
-                if (streq(k->name, argv[optind])) {
+                if (k->run && streq(k->name, argv[optind])) {
                         cmd = k;
                         break;
                 }
