@@ -112,7 +112,7 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
 }
 
 int verb_sessions(Ctl *ctl, int argc, char **argv) {
-        static const char *const headers[] = { "ID", "UID", "PID", "UNIT", "CONNS", "PINNED",
+        static const char *const headers[] = { "ID", "UID", "PID", "UNIT", "PINNED",
                                                 "MAPPINGS", "DEVICES", NULL };
         _cleanup_(json_object_putp) json_object *reply = NULL;
         _cleanup_(table_freep) Table *table = NULL;
@@ -129,12 +129,12 @@ int verb_sessions(Ctl *ctl, int argc, char **argv) {
                 return ctl_print_json(reply) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
 
         (void)json_util_get_array(reply, "sessions", JSON_UTIL_OPTIONAL, &sessions, NULL);
-        if (table_new(&table, headers, 7) < 0)
+        if (table_new(&table, headers, 6) < 0)
                 return CTL_EXIT_FAILURE;
         for (size_t i = 0; sessions && i < json_object_array_length(sessions); i++) {
                 json_object *s = json_object_array_get_idx(sessions, i), *devs = NULL,
                             *usage = NULL;
-                char id[24], uid[24], pid[24], conns[24], pinned[32] = "0 B", maps[24] = "0";
+                char id[24], uid[24], pid[24], pinned[32] = "0 B", maps[24] = "0";
                 _cleanup_free_ char *devices = NULL;
                 size_t size = 0;
                 FILE *f;
@@ -142,7 +142,6 @@ int verb_sessions(Ctl *ctl, int argc, char **argv) {
                 snprintf(id, sizeof(id), "%" PRIu64, get_u64(s, "id"));
                 snprintf(uid, sizeof(uid), "%" PRIu64, get_u64(s, "uid"));
                 snprintf(pid, sizeof(pid), "%" PRIu64, get_u64(s, "pid"));
-                snprintf(conns, sizeof(conns), "%" PRIu64, get_u64(s, "connections"));
                 (void)json_util_get_array(s, "usage", JSON_UTIL_OPTIONAL, &usage, NULL);
                 for (size_t j = 0; usage && j < json_object_array_length(usage); j++) {
                         json_object *u = json_object_array_get_idx(usage, j);
@@ -164,7 +163,7 @@ int verb_sessions(Ctl *ctl, int argc, char **argv) {
                         return CTL_EXIT_FAILURE;
 
                 if (table_add_row(table,
-                                  (const char *const[]){ id, uid, pid, get_str(s, "unit"), conns,
+                                  (const char *const[]){ id, uid, pid, get_str(s, "unit"),
                                                          pinned, maps, *devices ? devices : NULL },
                                   NULL) < 0)
                         return CTL_EXIT_FAILURE;
@@ -230,12 +229,12 @@ int verb_monitor(Ctl *ctl, int argc, char **argv) {
                         return CTL_EXIT_UNREACHABLE;
                 }
                 if (reply.error) {
-                        iommud_error_clear(ctl->error);
-                        /* Reuse the library's sentences for the error. */
-                        fprintf(stderr, "Monitoring failed: %s%s.\n", reply.error,
-                                streq(reply.error, "org.iommud.Manager.NotAuthorized") ?
-                                        " (run it as root, or ask for a \"managers\" entry in "
-                                        "the policy)" : "");
+                        if (streq(reply.error, "org.iommud.Manager.NotAuthorized"))
+                                fprintf(stderr, "Monitoring failed: %s. Run it as root.\n",
+                                        get_str(reply.parameters, "reason") ?: reply.error);
+                        else
+                                fprintf(stderr, "Monitoring failed: iommud replied with %s.\n",
+                                        reply.error);
                         r = streq(reply.error, "org.iommud.Manager.NotAuthorized") ?
                                     CTL_EXIT_DENIED : CTL_EXIT_FAILURE;
                         varlink_reply_clear(&reply);
@@ -296,37 +295,68 @@ int verb_reload(Ctl *ctl, int argc, char **argv) {
         return CTL_EXIT_OK;
 }
 
-static int opt_root(Ctl *ctl, int c, const char *arg, void *userdata) {
-        *(const char **)userdata = arg;
+typedef struct CheckArgs {
+        const char *root, *vendor_dir, *admin_dir, *file;
+} CheckArgs;
+
+static int opt_check(Ctl *ctl, int c, const char *arg, void *userdata) {
+        CheckArgs *a = userdata;
+
+        switch (c) {
+        case 'R':
+                a->root = arg;
+                break;
+        case 'P':
+                a->file = arg;
+                break;
+        case 'D':
+                a->admin_dir = arg;
+                break;
+        case 'E':
+                a->vendor_dir = arg;
+                break;
+        default:
+                return -EINVAL;
+        }
         return 0;
+}
+
+/* root + path, or the explicit path when given; NULL root means the path itself. */
+static int policy_path(const char *root, const char *explicit, const char *def, char **ret) {
+        if (explicit)
+                *ret = strdup(explicit);
+        else if (asprintf(ret, "%s%s", root ?: "", def) < 0)
+                *ret = NULL;
+        return *ret ? 0 : -ENOMEM;
 }
 
 int verb_check_config(Ctl *ctl, int argc, char **argv) {
         static const struct option options[] = {
                 { "root", required_argument, NULL, 'R' },
+                { "policy", required_argument, NULL, 'P' },
+                { "policy-dir", required_argument, NULL, 'D' },
+                { "vendor-policy-dir", required_argument, NULL, 'E' },
                 {},
         };
         _cleanup_(policy_freep) Policy *p = NULL;
         _cleanup_free_ char *vendor = NULL, *admin = NULL, *file = NULL;
         PolicyDiagnostics diags = {};
         Error err = ERROR_INIT;
-        const char *root = NULL;
-        PolicyPaths paths = {};
+        CheckArgs args = {};
+        PolicyPaths paths;
         int r;
 
-        r = ctl_parse(ctl, argc, argv, options, "", opt_root, &root);
+        r = ctl_parse(ctl, argc, argv, options, "", opt_check, &args);
         if (r < 0)
                 return -r;
         if (r < argc)
                 return ctl_usage("check-config ", "check-config takes no arguments, got '%s'",
                                  argv[r]);
-        if (root) {
-                if (asprintf(&vendor, "%s%s", root, IOMMUD_VENDOR_POLICY_DIR) < 0 ||
-                    asprintf(&admin, "%s%s", root, IOMMUD_POLICY_DIR) < 0 ||
-                    asprintf(&file, "%s%s", root, IOMMUD_POLICY_FILE) < 0)
-                        return CTL_EXIT_FAILURE;
-                paths = (PolicyPaths){ .vendor_dir = vendor, .admin_dir = admin, .file = file };
-        }
+        if (policy_path(args.root, args.vendor_dir, IOMMUD_VENDOR_POLICY_DIR, &vendor) < 0 ||
+            policy_path(args.root, args.admin_dir, IOMMUD_POLICY_DIR, &admin) < 0 ||
+            policy_path(args.root, args.file, IOMMUD_POLICY_FILE, &file) < 0)
+                return CTL_EXIT_FAILURE;
+        paths = (PolicyPaths){ .vendor_dir = vendor, .admin_dir = admin, .file = file };
 
         r = policy_load(&p, &paths, &diags, &err);
         if (ctl->json) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -94,6 +95,20 @@ int verb_cdi(Ctl *ctl, int argc, char **argv) {
         }
         if (r < 0)
                 return CTL_EXIT_FAILURE;
+        if (n == 0) {
+                /* A CDI spec needs at least one device: remove a stale one rather than write it. */
+                char path[4096];
+
+                snprintf(path, sizeof(path), "%s/%s", args.output, CDI_FILE_NAME);
+                if (!args.to_stdout && unlink(path) < 0 && errno != ENOENT) {
+                        fprintf(stderr, "No device is eligible, and removing the old %s failed: "
+                                        "%m.\n", path);
+                        return CTL_EXIT_FAILURE;
+                }
+                fprintf(stderr, "No device is eligible for you, so there is no CDI spec%s%s.\n",
+                        args.to_stdout ? "" : " at ", args.to_stdout ? "" : path);
+                return CTL_EXIT_OK;
+        }
         text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PRETTY |
                                                             JSON_C_TO_STRING_SPACED |
                                                             JSON_C_TO_STRING_NOSLASHESCAPE);

@@ -30,8 +30,9 @@ static const CtlCommand commands[] = {
         { "sessions", "", "List the client sessions", verb_sessions },
         { "monitor", "[--count N]", "Print events as they happen", verb_monitor },
         { "reload", "", "Reload the policy", verb_reload },
-        { "check-config", "[--root DIR]", "Validate the policy files without the daemon",
+        { "check-config", "[--root DIR] [--policy FILE]", "Validate the policy files without the daemon",
           verb_check_config },
+        { "", "  [--policy-dir DIR] [--vendor-policy-dir DIR]", "", NULL },
         { "cdi", "generate [--output DIR | --stdout]",
           "Write a CDI spec for the eligible devices", verb_cdi },
         { "", "  [--with-iommufd] [--container-socket PATH]", "", NULL },
@@ -162,8 +163,7 @@ int ctl_fail(Ctl *ctl, int r, const char *what) {
                 return CTL_EXIT_DENIED;
         }
         if (iommud_error_has_name(ctl->error, "org.iommud.Manager.NotAuthorized")) {
-                print_sentence(what, msg, "Run it as root, or ask for a \"managers\" entry in "
-                                          "the policy.");
+                print_sentence(what, msg, "Run it as root.");
                 return CTL_EXIT_DENIED;
         }
         if (iommud_error_has_name(ctl->error, "DeviceBusy"))
