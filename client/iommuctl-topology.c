@@ -129,9 +129,12 @@ int verb_devices(Ctl *ctl, int argc, char **argv) {
                         continue;
                 snprintf(id, sizeof(id), "%04" PRIx32 ":%04" PRIx32, d->vendor, d->device);
                 snprintf(group, sizeof(group), "%" PRIu32, d->group);
+                /* Platform devices have no PCI IDs or class. */
+                bool pci = d->vendor != 0 || d->device != 0 || d->class_code != 0;
+
                 cells[0] = d->name;
-                cells[1] = id;
-                cells[2] = class_name(d->class_code);
+                cells[1] = pci ? id : NULL;
+                cells[2] = pci ? class_name(d->class_code) : NULL;
                 cells[3] = d->has_group ? group : NULL;
                 cells[4] = d->driver;
                 cells[5] = d->cdev;
@@ -224,7 +227,7 @@ int verb_groups(Ctl *ctl, int argc, char **argv) {
                 return ctl_print_json(o) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
         }
 
-        if (table_new(&table, headers, 5) < 0)
+        if (table_new(&table, headers, 4) < 0)
                 return CTL_EXIT_FAILURE;
         for (size_t i = 0; i < n; i++) {
                 const IommudGroup *g = iommud_topology_get_group(t, i);
@@ -240,7 +243,7 @@ int verb_groups(Ctl *ctl, int argc, char **argv) {
                         return CTL_EXIT_FAILURE;
                 for (size_t j = 0; j < g->n_devices; j++) {
                         if (j > 0)
-                                strcat(devices, " ");
+                                strcat(devices, "\n");
                         strcat(devices, g->devices[j]);
                 }
                 snprintf(id, sizeof(id), "%" PRIu32, g->id);

@@ -191,6 +191,10 @@ static char *compose_message(const char *name, json_object *p) {
                 r = asprintf(&m, "the %s quota is exhausted: %" PRIu64 " used of %" PRIu64,
                              param_str(p, "resource", "resource"), param_u64(p, "used"),
                              param_u64(p, "limit"));
+        else if (streq(s, "NoSuchObject") && streq(param_str(p, "kind", ""), "device") &&
+                 strpbrk(param_str(p, "id", ""), ":."))
+                /* A device name rather than a session's device id. */
+                r = asprintf(&m, "there is no device %s on this host", param_str(p, "id", "?"));
         else if (streq(s, "NoSuchObject"))
                 r = asprintf(&m, "there is no %s %s in this session", param_str(p, "kind", "object"),
                              param_str(p, "id", "with that id"));

@@ -20,12 +20,49 @@ struct Table {
         size_t n_rows;
 };
 
-static size_t text_width(const char *s) {
+/* Characters up to the end of s or the first newline. */
+static size_t line_width(const char *s) {
         size_t n = 0;
 
-        for (; *s; s++)
+        for (; *s && *s != '\n'; s++)
                 if (((unsigned char)*s & 0xc0) != 0x80)
                         n++;
+        return n;
+}
+
+/* The widest line of a cell; cells may hold several lines. */
+static size_t text_width(const char *s) {
+        size_t w = 0;
+
+        for (;;) {
+                w = MAX(w, line_width(s));
+                s = strchr(s, '\n');
+                if (!s)
+                        return w;
+                s++;
+        }
+}
+
+/* The line-th line of a cell, or "" past its end; *ret_len is its length in bytes. */
+static const char *cell_line(const char *s, size_t line, size_t *ret_len) {
+        for (; line > 0 && s; line--) {
+                s = strchr(s, '\n');
+                if (s)
+                        s++;
+        }
+        if (!s) {
+                *ret_len = 0;
+                return "";
+        }
+        *ret_len = strcspn(s, "\n");
+        return s;
+}
+
+static size_t n_lines(const char *s) {
+        size_t n = 1;
+
+        for (; *s; s++)
+                n += *s == '\n';
         return n;
 }
 
@@ -83,25 +120,26 @@ int table_add_row(Table *t, const char *const *cells, const char *const *colors)
         return 0;
 }
 
-/* Prints s in at most width characters, padded to width unless last. */
-static void print_cell(FILE *f, const char *s, size_t width, bool pad) {
-        size_t w = text_width(s);
+/* Prints n bytes of s in at most width characters, padded to width when pad. */
+static void print_cell(FILE *f, const char *s, size_t n, size_t width, bool pad) {
+        size_t w = 0, chars = 0;
 
-        if (w > width) {
-                size_t n = 0;
-
+        for (size_t i = 0; i < n; i++)
+                if (((unsigned char)s[i] & 0xc0) != 0x80)
+                        chars++;
+        if (chars > width) {
                 /* Keep width - 1 characters and end with an ellipsis. */
-                for (const char *p = s; *p; p++) {
-                        if (((unsigned char)*p & 0xc0) != 0x80 && n++ == width - 1)
+                for (size_t i = 0; i < n; i++) {
+                        if (((unsigned char)s[i] & 0xc0) != 0x80 && w++ == width - 1)
                                 break;
-                        fputc(*p, f);
+                        fputc(s[i], f);
                 }
                 fputs("…", f);
                 return;
         }
-        fputs(s, f);
+        fwrite(s, 1, n, f);
         if (pad)
-                for (; w < width; w++)
+                for (; chars < width; chars++)
                         fputc(' ', f);
 }
 
@@ -124,25 +162,43 @@ int table_print(Table *t, const Ctl *ctl, FILE *f) {
         }
 
         for (size_t r = 0; r < t->n_rows; r++) {
-                for (size_t c = 0; c < t->n_columns; c++) {
-                        const char *color = r == 0 ? "bold" : t->colors[r * t->n_columns + c];
-                        bool last = c + 1 == t->n_columns;
+                size_t lines = 1;
 
-                        if (c > 0)
-                                fputs("  ", f);
-                        if (color)
-                                fputs(ctl_color(ctl, color), f);
-                        print_cell(f, t->cells[r * t->n_columns + c], widths[c], !last && !color);
-                        if (color) {
-                                fputs(ctl_color(ctl, "reset"), f);
-                                /* Pad after the reset so that the escape does not count. */
-                                if (!last)
-                                        for (size_t w = text_width(t->cells[r * t->n_columns + c]);
-                                             w < widths[c]; w++)
-                                                fputc(' ', f);
+                for (size_t c = 0; c < t->n_columns; c++)
+                        lines = MAX(lines, n_lines(t->cells[r * t->n_columns + c]));
+                for (size_t l = 0; l < lines; l++) {
+                        /* Trailing empty cells print nothing, so no line ends in blanks. */
+                        size_t last = 0;
+
+                        for (size_t c = 0; c < t->n_columns; c++) {
+                                size_t len;
+
+                                cell_line(t->cells[r * t->n_columns + c], l, &len);
+                                if (len > 0)
+                                        last = c;
                         }
+                        for (size_t c = 0; c <= last; c++) {
+                                const char *color = r == 0 ? "bold" : t->colors[r * t->n_columns + c];
+                                size_t len;
+                                const char *s = cell_line(t->cells[r * t->n_columns + c], l, &len);
+
+                                if (c > 0)
+                                        fputs("  ", f);
+                                if (color && len > 0)
+                                        fputs(ctl_color(ctl, color), f);
+                                print_cell(f, s, len, widths[c], false);
+                                if (color && len > 0)
+                                        fputs(ctl_color(ctl, "reset"), f);
+                                /* Pad after the reset so that escapes never count as width. */
+                                if (c < last) {
+                                        size_t w = line_width(s);
+
+                                        for (w = MIN(w, widths[c]); w < widths[c]; w++)
+                                                fputc(' ', f);
+                                }
+                        }
+                        fputc('\n', f);
                 }
-                fputc('\n', f);
         }
         return ferror(f) ? -EIO : 0;
 }

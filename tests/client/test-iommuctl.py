@@ -133,9 +133,13 @@ class Runner:
         rc, out, err = self.ctl(*argv)
         if table_pid:
             # The PID column of the sessions table: third column of each data row.
-            out = re.sub(r"(?m)^(\d+\s+\S+\s+)(\d+)", lambda m: m.group(1) + "@PID@", out)
-        got = "$ iommuctl %s\nexit %d\n--- stdout\n%s--- stderr\n%s" % (
-            " ".join(argv), rc, self.mask(out), self.mask(err))
+            # The UID and PID columns of the sessions table, and the padding their widths change.
+            out = re.sub(r"(?m)^(\d+\s+)(\d+)(\s+)(\d+)",
+                         lambda m: m.group(1) + ("@UID@" if int(m.group(2)) == UID else m.group(2))
+                         + m.group(3) + "@PID@", out)
+            out = re.sub(r" {2,}", "  ", out)
+        got = self.mask("$ iommuctl %s\nexit %d\n--- stdout\n%s--- stderr\n%s" % (
+            " ".join(argv), rc, out, err))
         path = os.path.join(self.args.golden, self.args.topology, name)
         if self.args.update:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -158,24 +162,30 @@ class Runner:
     def monitor(self):
         """monitor sees a policy reload, then a session open and close."""
         p = subprocess.Popen([self.args.iommuctl, "--json", "monitor"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=self.env)
+                             stderr=subprocess.PIPE, env=self.env)
         events = []
+        pending = [b""]
 
         def read_until(pred, poke=None):
             # Waits for an event matching pred; poke() re-triggers while the
             # stream may not be registered yet.  Bounded so a bug cannot hang.
+            # Reads the raw fd: a buffered reader would hide lines from select().
+            fd = p.stdout.fileno()
             for _ in range(200):
                 if poke:
                     poke()
-                r, _, _ = select.select([p.stdout], [], [], 0.1)
+                r, _, _ = select.select([fd], [], [], 0.1)
                 while r:
-                    line = p.stdout.readline()
-                    if not line:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
                         return False
-                    events.append(json.loads(line))
-                    if pred(events[-1]):
-                        return True
-                    r, _, _ = select.select([p.stdout], [], [], 0)
+                    pending[0] += chunk
+                    *lines, pending[0] = pending[0].split(b"\n")
+                    for line in lines:
+                        events.append(json.loads(line))
+                        if pred(events[-1]):
+                            return True
+                    r, _, _ = select.select([fd], [], [], 0)
             return False
 
         try:
@@ -185,12 +195,15 @@ class Runner:
                     json.dumps(events, indent=1))
             events.clear()
             rc, _, _ = self.ctl("status")
+
+            def opened_and_closed(_):
+                opened = [e["session"] for e in events if e["type"] == "session-opened"]
+                return any(e["type"] == "session-closed" and e["session"] in opened
+                           for e in events)
+
+            seen = read_until(opened_and_closed) if rc == 0 else False
             opened = [e for e in events if e["type"] == "session-opened"]
-            seen = read_until(lambda e: e["type"] == "session-closed") if rc == 0 else False
-            opened = [e for e in events if e["type"] == "session-opened"]
-            closed = [e for e in events if e["type"] == "session-closed"]
-            self.ok(seen and opened and closed and opened[0]["session"] == closed[0]["session"]
-                    and opened[0]["uid"] == UID and "message" in opened[0],
+            self.ok(seen and opened[0]["uid"] == UID and opened[0]["message"],
                     "monitor: sees the session of another client open and close",
                     json.dumps(events, indent=1))
         finally:
