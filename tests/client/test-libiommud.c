@@ -478,7 +478,7 @@ static void test_explain(void **state) {
         assert_true(iommud_error_has_name(x.e, "org.iommud.Broker.NoSuchObject"));
         assert_false(iommud_error_has_name(x.e, "Object"));
         assert_string_equal(iommud_error_get_message(x.e),
-                            "there is no device 0000:99:00.0 in this session");
+                            "there is no device 0000:99:00.0 on this host");
         assert_string_equal(iommud_error_get_string(x.e, "kind"), "device");
 }
 
