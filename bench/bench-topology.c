@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "macros.h"
 #include "simtopo.h"
 #include "topology.h"
 
@@ -55,12 +57,19 @@ static void peek_link(int dir_fd, const char *name) {
 }
 
 /*
- * The baseline: every file system operation topology_load() needs, done
- * through plain openat() on the kernel-resolved paths.
+ * The baselines: the file system operations a reader needs, done through
+ * plain openat() on the kernel-resolved paths.  "per-attribute" reads each
+ * ID file and both links of every device (the classic way, and what
+ * topology_load() did before it read uevent); "uevent" reads what
+ * topology_load() reads now: uevent and numa_node, and vfio-dev only under
+ * a VFIO driver.
  */
-static size_t baseline_scan(int root_fd) {
-        static const char *const attrs[] = { "vendor", "device", "subsystem_vendor",
-                                             "subsystem_device", "class", "numa_node" };
+static size_t baseline_scan(int root_fd, bool uevent) {
+        static const char *const classic[] = { "vendor", "device", "subsystem_vendor",
+                                               "subsystem_device", "class", "numa_node" };
+        static const char *const lean[] = { "uevent", "numa_node" };
+        const char *const *attrs = uevent ? lean : classic;
+        size_t n_attrs = uevent ? ELEMENTSOF(lean) : ELEMENTSOF(classic);
         size_t n_devices = 0;
         int groups_fd = openat(root_fd, "kernel/iommu_groups", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *groups = fdopendir(groups_fd);
@@ -81,11 +90,22 @@ static size_t baseline_scan(int root_fd) {
                         peek_link(dirfd(devs), de->d_name);
                         int devfd = openat(dirfd(devs), de->d_name,
                                            O_PATH | O_DIRECTORY | O_CLOEXEC);
-                        for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++)
-                                slurp(devfd, attrs[i]);
-                        peek_link(devfd, "driver");
-                        peek_link(devfd, "iommu");
-                        int vfd = openat(devfd, "vfio-dev", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        char ue[4096] = "";
+                        for (size_t i = 0; i < n_attrs; i++)
+                                if (uevent && i == 0) {
+                                        int fd = openat(devfd, "uevent", O_RDONLY | O_CLOEXEC);
+                                        if (fd >= 0) {
+                                                (void)!read(fd, ue, sizeof(ue) - 1);
+                                                close(fd);
+                                        }
+                                } else
+                                        slurp(devfd, attrs[i]);
+                        if (!uevent) {
+                                peek_link(devfd, "driver");
+                                peek_link(devfd, "iommu");
+                        }
+                        int vfd = uevent && !strstr(ue, "DRIVER=vfio") ? -1 :
+                                  openat(devfd, "vfio-dev", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                         if (vfd >= 0) {
                                 DIR *v = fdopendir(vfd);
                                 struct dirent *ve;
@@ -162,8 +182,9 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
-        double *load = calloc(rounds, sizeof(double)), *floor_ = calloc(rounds, sizeof(double));
-        if (!load || !floor_)
+        double *load = calloc(rounds, sizeof(double)), *floor_ = calloc(rounds, sizeof(double)),
+               *lean = calloc(rounds, sizeof(double));
+        if (!load || !floor_ || !lean)
                 return 1;
 
         /* Warm the dentry and inode caches for both, then alternate. */
@@ -180,7 +201,7 @@ int main(int argc, char *argv[]) {
                 }
                 n_groups = t->n_groups;
                 topology_free(t);
-                if (baseline_scan(root_fd) != n)
+                if (baseline_scan(root_fd, false) != n || baseline_scan(root_fd, true) != n)
                         return 1;
         }
         for (unsigned i = 0; i < rounds; i++) {
@@ -194,14 +215,22 @@ int main(int argc, char *argv[]) {
                 load[i] = t1 - t0;
 
                 t0 = now_us();
-                size_t seen = baseline_scan(root_fd);
+                size_t seen = baseline_scan(root_fd, false);
                 t1 = now_us();
                 if (seen != n)
                         return 1;
                 floor_[i] = t1 - t0;
+
+                t0 = now_us();
+                seen = baseline_scan(root_fd, true);
+                t1 = now_us();
+                if (seen != n)
+                        return 1;
+                lean[i] = t1 - t0;
         }
         qsort(load, rounds, sizeof(double), cmp_double);
         qsort(floor_, rounds, sizeof(double), cmp_double);
+        qsort(lean, rounds, sizeof(double), cmp_double);
 
         /* What one attribute costs on this machine, to read the absolute figures by. */
         double t0 = now_us();
@@ -209,13 +238,18 @@ int main(int argc, char *argv[]) {
                 slurp(root_fd, "kernel/iommu_groups/0/type");
         double attr_us = (now_us() - t0) / 10000;
 
-        double load_us = load[rounds / 2] / (double)n, floor_us = floor_[rounds / 2] / (double)n;
+        double load_us = load[rounds / 2] / (double)n, floor_us = floor_[rounds / 2] / (double)n,
+               lean_us = lean[rounds / 2] / (double)n;
         printf("topology_load: %zu devices in %zu groups, %u rounds (median)\n", n, n_groups,
                rounds);
         printf("  topology_load        %8.2f us/device  (%.1f ms per load)\n", load_us,
                load[rounds / 2] / 1e3);
-        printf("  baseline open+read   %8.2f us/device  (same files, no parsing)\n", floor_us);
+        printf("  baseline open+read   %8.2f us/device  (per-attribute files and links, no parsing)\n",
+               floor_us);
         printf("  ratio                %8.2fx\n", load_us / floor_us);
+        printf("  uevent open+read     %8.2f us/device  (the files topology_load reads, no parsing)\n",
+               lean_us);
+        printf("  ratio                %8.2fx\n", load_us / lean_us);
         printf("  one attribute        %8.2f us        (open+read+close on this machine)\n",
                attr_us);
         printf("  target               %8.2f us/device: %s\n", TARGET_US_PER_DEVICE,
@@ -223,6 +257,7 @@ int main(int argc, char *argv[]) {
 
         free(load);
         free(floor_);
+        free(lean);
         close(root_fd);
         r = simtopo_remove(root);
         if (r < 0)

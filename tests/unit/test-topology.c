@@ -259,6 +259,14 @@ typedef struct BadCase {
 #define G1_RR "kernel/iommu_groups/1/reserved_regions"
 #define RMRR_LINE "0x000000007b800000 0x000000007fffffff direct-relaxable\n"
 #define MSI_LINE "0x00000000fee00000 0x00000000feefffff msi\n"
+/* The integrated GPU's uevent, as the kernel prints it, in parts to garble one at a time. */
+#define UE_DRIVER "DRIVER=i915\n"
+#define UE_CLASS "PCI_CLASS=30000\n"
+#define UE_ID "PCI_ID=8086:A780\n"
+#define UE_SUBSYS "PCI_SUBSYS_ID=1043:8882\n"
+#define UE_SLOT "PCI_SLOT_NAME=0000:00:02.0\n"
+#define UE_MODALIAS "MODALIAS=pci:v00008086d0000A780sv00001043sd00008882bc03sc00i00\n"
+#define FALLBACK ", reading the attribute files instead"
 
 static const BadCase bad_cases[] = {
         { "missing reserved_regions", { { OP_UNLINK, G1_RR } },
@@ -282,21 +290,21 @@ static const BadCase bad_cases[] = {
           { { "kernel/iommu_groups/1/type", 0, "missing" } }, 1, 7 },
         { "two-line type", { { OP_PUT_FILE, "kernel/iommu_groups/1/type", "DMA\nDMA\n" } },
           { { "kernel/iommu_groups/1/type", 1, "expected one word and a newline, got 'DMA'" } }, 1, 7 },
-        { "missing vendor", { { OP_UNLINK, IGPU "/vendor" } },
+        { "missing vendor", { { OP_UNLINK, IGPU "/vendor" }, { OP_UNLINK, IGPU "/uevent" } },
           { { IGPU "/vendor", 0, "missing" } }, 1, 7 },
-        { "missing class", { { OP_UNLINK, IGPU "/class" } },
+        { "missing class", { { OP_UNLINK, IGPU "/class" }, { OP_UNLINK, IGPU "/uevent" } },
           { { IGPU "/class", 0, "missing" } }, 1, 7 },
-        { "garbled vendor", { { OP_PUT_FILE, IGPU "/vendor", "0x80g6\n" } },
+        { "garbled vendor", { { OP_PUT_FILE, IGPU "/vendor", "0x80g6\n" }, { OP_UNLINK, IGPU "/uevent" } },
           { { IGPU "/vendor", 1, "expected a hex value up to 0xffff, got '0x80g6'" } }, 1, 7 },
-        { "vendor out of range", { { OP_PUT_FILE, IGPU "/vendor", "0x18086\n" } },
+        { "vendor out of range", { { OP_PUT_FILE, IGPU "/vendor", "0x18086\n" }, { OP_UNLINK, IGPU "/uevent" } },
           { { IGPU "/vendor", 1, "expected a hex value up to 0xffff, got '0x18086'" } }, 1, 7 },
-        { "truncated class", { { OP_PUT_FILE, IGPU "/class", "0x0300" } },
+        { "truncated class", { { OP_PUT_FILE, IGPU "/class", "0x0300" }, { OP_UNLINK, IGPU "/uevent" } },
           { { IGPU "/class", 1, "expected a hex value up to 0xffffff, got '0x0300' (truncated line)" } }, 1, 7 },
         { "garbled numa_node", { { OP_PUT_FILE, IGPU "/numa_node", "zero\n" } },
           { { IGPU "/numa_node", 1, "expected a NUMA node number or -1, got 'zero'" } }, 1, 7 },
-        { "dangling driver symlink", { { OP_PUT_LINK, IGPU "/driver", "../../../bus/pci/drivers/gone" } },
+        { "dangling driver symlink", { { OP_PUT_LINK, IGPU "/driver", "../../../bus/pci/drivers/gone" }, { OP_UNLINK, IGPU "/uevent" } },
           { { IGPU "/driver", 0, "symlink target '../../../bus/pci/drivers/gone' does not exist" } }, 1, 7 },
-        { "absolute driver symlink", { { OP_PUT_LINK, IGPU "/driver", "/sys/bus/pci/drivers/i915" } },
+        { "absolute driver symlink", { { OP_PUT_LINK, IGPU "/driver", "/sys/bus/pci/drivers/i915" }, { OP_UNLINK, IGPU "/uevent" } },
           { { IGPU "/driver", 0, "symlink target '/sys/bus/pci/drivers/i915' leads outside the sysfs root, not followed" } }, 1, 7 },
         { "non-numeric group directory", { { OP_PUT_DIR, "kernel/iommu_groups/foo" } },
           { { "kernel/iommu_groups/foo", 0, "not a decimal group number, ignoring" } }, -1, 7 },
@@ -325,6 +333,26 @@ static const BadCase bad_cases[] = {
         { "absolute class/iommu link", { { OP_PUT_LINK, "class/iommu/dmar0", "/sys/devices/virtual/iommu/dmar0" } },
           { { "class/iommu/dmar0", 0,
               "symlink target '/sys/devices/virtual/iommu/dmar0' leads outside the sysfs root, not followed" } }, -1, 7 },
+        /* The uevent answers for five attribute files and the driver link; when it cannot,
+         * they are read, and only what they cannot answer breaks the group. */
+        { "garbled uevent id", { { OP_PUT_FILE, IGPU "/uevent", UE_DRIVER UE_CLASS "PCI_ID=80G6:A780\n" UE_SUBSYS UE_SLOT UE_MODALIAS } },
+          { { IGPU "/uevent", 3, "expected PCI_ID=VVVV:DDDD, got '80G6:A780'" FALLBACK } }, -1, 7 },
+        { "truncated uevent", { { OP_PUT_FILE, IGPU "/uevent", UE_DRIVER UE_CLASS "PCI_ID=8086:A7" } },
+          { { IGPU "/uevent", 3, "truncated line: no newline at its end" FALLBACK } }, -1, 7 },
+        { "uevent line without a value", { { OP_PUT_FILE, IGPU "/uevent", UE_DRIVER "PCI_CLASS\n" UE_ID UE_SUBSYS UE_SLOT } },
+          { { IGPU "/uevent", 2, "expected KEY=VALUE, got 'PCI_CLASS'" FALLBACK } }, -1, 7 },
+        { "garbled uevent class", { { OP_PUT_FILE, IGPU "/uevent", UE_DRIVER "PCI_CLASS=3\n" UE_ID UE_SUBSYS UE_SLOT } },
+          { { IGPU "/uevent", 2, "expected PCI_CLASS=CCCCCC, got '3'" FALLBACK } }, -1, 7 },
+        { "uevent of another device", { { OP_PUT_FILE, IGPU "/uevent", UE_DRIVER UE_CLASS UE_ID UE_SUBSYS "PCI_SLOT_NAME=0000:00:03.0\n" } },
+          { { IGPU "/uevent", 5, "PCI_SLOT_NAME '0000:00:03.0' is not this device" FALLBACK } }, -1, 7 },
+        { "uevent without the subsystem id", { { OP_PUT_FILE, IGPU "/uevent", UE_DRIVER UE_CLASS UE_ID UE_SLOT UE_MODALIAS } },
+          { { NULL } }, -1, 7 },
+        { "unreadable uevent", { { OP_REPLACE_WITH_DIR, IGPU "/uevent" } },
+          { { IGPU "/uevent", 0, "cannot be read: Is a directory" } }, -1, 7 },
+        { "garbled uevent and vendor", { { OP_PUT_FILE, IGPU "/uevent", UE_DRIVER UE_CLASS "PCI_ID=80G6:A780\n" UE_SUBSYS UE_SLOT },
+                                         { OP_PUT_FILE, IGPU "/vendor", "0x80g6\n" } },
+          { { IGPU "/uevent", 3, "expected PCI_ID=VVVV:DDDD, got '80G6:A780'" FALLBACK },
+            { IGPU "/vendor", 1, "expected a hex value up to 0xffff, got '0x80g6'" } }, 1, 7 },
 };
 
 static json_object *json_find_by(json_object *array, const char *key, json_object *value) {
@@ -455,13 +483,14 @@ static void test_damaged_trees(void **state) {
         json_object_put(clean_json);
 }
 
-static Topology *load_damaged(const SimTopology *st, const Mutation *m, char **ret_root) {
+static Topology *load_damaged(const SimTopology *st, const Mutation m[static 2], char **ret_root) {
         char *root = tree_tmpdir("topology"), sys[PATH_MAX];
         Topology *t = NULL;
 
         assert_int_equal(simtopo_materialize(st, root, NULL), 0);
         tree_path(sys, sizeof(sys), root, "sys");
-        apply_mutation(sys, m);
+        apply_mutation(sys, &m[0]);
+        apply_mutation(sys, &m[1]);
         assert_int_equal(topology_load_path(&t, sys, NULL), 0);
         *ret_root = root;
         return t;
@@ -477,7 +506,7 @@ static void test_damaged_groups_keep_what_was_read(void **state) {
         assert_int_equal(simtopo_load(&st, "workstation", NULL), 0);
 
         /* A bad line drops only that line. */
-        t = load_damaged(st, &bad_cases[2].mutations[0], &root);
+        t = load_damaged(st, bad_cases[2].mutations, &root);
         g = topology_find_group(t, 1);
         assert_int_equal(g->n_regions, 1);
         assert_int_equal(g->regions[0].type, REGION_MSI);
@@ -486,7 +515,7 @@ static void test_damaged_groups_keep_what_was_read(void **state) {
         topology_free(t), simtopo_remove(root), free(root);
 
         /* An unknown type is kept and does not break the group. */
-        t = load_damaged(st, &bad_cases[7].mutations[0], &root);
+        t = load_damaged(st, bad_cases[7].mutations, &root);
         g = topology_find_group(t, 1);
         assert_false(g->broken);
         assert_int_equal(g->n_regions, 3);
@@ -495,7 +524,7 @@ static void test_damaged_groups_keep_what_was_read(void **state) {
         topology_free(t), simtopo_remove(root), free(root);
 
         /* A missing vendor leaves the other IDs and the driver. */
-        t = load_damaged(st, &bad_cases[10].mutations[0], &root);
+        t = load_damaged(st, bad_cases[10].mutations, &root);
         d = topology_find_device(t, "0000:00:02.0");
         assert_int_equal(d->vendor, 0);
         assert_int_equal(d->device, 0xa780);
@@ -504,14 +533,14 @@ static void test_damaged_groups_keep_what_was_read(void **state) {
         topology_free(t), simtopo_remove(root), free(root);
 
         /* A dangling driver link is not reported as a driver. */
-        t = load_damaged(st, &bad_cases[16].mutations[0], &root);
+        t = load_damaged(st, bad_cases[16].mutations, &root);
         d = topology_find_device(t, "0000:00:02.0");
         assert_null(d->driver);
         assert_int_equal(d->vendor, 0x8086);
         topology_free(t), simtopo_remove(root), free(root);
 
         /* An escaping member link keeps the member by name, with nothing read through it. */
-        t = load_damaged(st, &bad_cases[23].mutations[0], &root);
+        t = load_damaged(st, bad_cases[23].mutations, &root);
         d = topology_find_device(t, "0000:01:00.0");
         assert_non_null(d);
         assert_true(d->is_pci);
@@ -524,8 +553,36 @@ static void test_damaged_groups_keep_what_was_read(void **state) {
         assert_string_equal(d->iommu->name, "dmar0");
         topology_free(t), simtopo_remove(root), free(root);
 
+        /* A garbled uevent is read from the attribute files and the driver link instead. */
+        t = load_damaged(st, bad_cases[ELEMENTSOF(bad_cases) - 2].mutations, &root);
+        d = topology_find_device(t, "0000:00:02.0");
+        assert_int_equal(d->vendor, 0x8086);
+        assert_int_equal(d->device, 0xa780);
+        assert_int_equal(d->subsystem_vendor, 0x1043);
+        assert_int_equal(d->subsystem_device, 0x8882);
+        assert_int_equal(d->class, 0x030000);
+        assert_string_equal(d->driver, "i915");
+        topology_free(t), simtopo_remove(root), free(root);
+
+        /* A complete uevent is the whole answer: without DRIVER= the device is unbound,
+         * whatever a stale driver link says, and the attribute files are not read. */
+        {
+                static const Mutation unbound[2] = {
+                        { OP_PUT_FILE, IGPU "/uevent", UE_CLASS UE_ID UE_SUBSYS UE_SLOT },
+                        { OP_UNLINK, IGPU "/vendor" },
+                };
+
+                t = load_damaged(st, unbound, &root);
+                assert_int_equal(t->n_problems, 0);
+                d = topology_find_device(t, "0000:00:02.0");
+                assert_null(d->driver);
+                assert_int_equal(d->vendor, 0x8086);
+                assert_false(d->group->broken);
+                topology_free(t), simtopo_remove(root), free(root);
+        }
+
         /* A garbled vfio dev file means no cdev. */
-        t = load_damaged(st, &bad_cases[22].mutations[0], &root);
+        t = load_damaged(st, bad_cases[22].mutations, &root);
         d = topology_find_device(t, "0000:01:00.0");
         assert_false(d->has_cdev);
         assert_null(d->cdev_name);
@@ -538,10 +595,10 @@ static void test_lookups(void **state) {
         _cleanup_(simtopo_freep) SimTopology *st = NULL;
         _cleanup_(topology_freep) Topology *t = NULL;
         char *root;
-        Mutation none = { OP_NONE };
+        Mutation none[2] = { { OP_NONE }, { OP_NONE } };
 
         assert_int_equal(simtopo_load(&st, "server", NULL), 0);
-        t = load_damaged(st, &none, &root);
+        t = load_damaged(st, none, &root);
         assert_int_equal(simtopo_remove(root), 0);
         free(root);
 
