@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <systemd/sd-daemon.h>
+
+#include "backend-kernel.h"
+#include "backend-sim.h"
+#include "broker.h"
+#include "fault-router.h"
+#include "log.h"
+#include "manager.h"
+#include "session.h"
+#include "simtopo.h"
+#include "simulator.h"
+#include "topology.h"
+#include "varlink-server.h"
+
+struct Manager {
+        char *runtime_dir;
+        char *socket_path;
+        char *sysfs_root;
+        char *dev_root;
+        char *proc_root;
+        char *sim_root; /* materialized simulated host, removed on exit */
+        PolicyPaths policy_paths;
+        char *policy_vendor_dir, *policy_admin_dir, *policy_file;
+
+        struct event_base *base;
+        struct event *sig_term, *sig_int, *sig_hup, *watchdog;
+        uint64_t watchdog_usec;
+
+        SessionHost host;
+        Broker *broker;
+        VarlinkServer *server;
+        bool socket_bound; /* we created socket_path and remove it on exit */
+};
+
+static char *strdup_or_null(const char *s, bool *oom) {
+        char *d;
+
+        if (!s)
+                return NULL;
+        d = strdup(s);
+        if (!d)
+                *oom = true;
+        return d;
+}
+
+static int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int manager_load_policy(Manager *m, Policy **ret) {
+        PolicyDiagnostics diags = {};
+        Error err = ERROR_INIT;
+        int r;
+
+        r = policy_load(ret, &m->policy_paths, &diags, &err);
+        if (r < 0) {
+                for (size_t i = 0; i < diags.n; i++) {
+                        const PolicyDiagnostic *d = &diags.items[i];
+
+                        log_error("%s:%u:%u: %s%s%s", d->file ?: "(policy)", d->line, d->column,
+                                  d->json_path ?: "", d->json_path ? ": " : "", d->message);
+                }
+                log_error_errno(r, "Loading the policy failed: %s", error_message(&err));
+        }
+        policy_diagnostics_clear(&diags);
+        return r;
+}
+
+int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        bool oom = false;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return error_set(err, -ENOMEM, "Out of memory.");
+        m->host = SESSION_HOST_INIT;
+
+        m->runtime_dir = strdup_or_null(cfg->runtime_dir ?: IOMMUD_RUNTIME_DIR, &oom);
+        m->proc_root = strdup_or_null(cfg->proc_root ?: "/proc", &oom);
+        m->policy_vendor_dir = strdup_or_null(cfg->policy_paths.vendor_dir, &oom);
+        m->policy_admin_dir = strdup_or_null(cfg->policy_paths.admin_dir, &oom);
+        m->policy_file = strdup_or_null(cfg->policy_paths.file, &oom);
+        if (oom)
+                return error_set(err, -ENOMEM, "Out of memory.");
+        m->policy_paths = (PolicyPaths){
+                .vendor_dir = m->policy_vendor_dir,
+                .admin_dir = m->policy_admin_dir,
+                .file = m->policy_file,
+        };
+        if (cfg->socket_path)
+                m->socket_path = strdup(cfg->socket_path);
+        else if (asprintf(&m->socket_path, "%s/%s", m->runtime_dir, IOMMUD_SOCKET_NAME) < 0)
+                m->socket_path = NULL;
+        if (!m->socket_path)
+                return error_set(err, -ENOMEM, "Out of memory.");
+
+        r = manager_load_policy(m, &m->host.policy);
+        if (r < 0)
+                return error_set(err, r, "The policy is invalid (see above).");
+
+        if (cfg->sim) {
+                _cleanup_(simtopo_freep) SimTopology *st = NULL;
+                Error e = ERROR_INIT;
+
+                r = simtopo_load(&st, cfg->sim, &e);
+                if (r < 0)
+                        return error_set(err, r, "Loading simulated topology '%s' failed: %s",
+                                         cfg->sim, error_message(&e));
+                r = mkdir_p(m->runtime_dir, 0755);
+                if (r < 0)
+                        return error_set(err, r, "Creating runtime directory %s failed: %s",
+                                         m->runtime_dir, strerror(-r));
+                if (asprintf(&m->sim_root, "%s/sim", m->runtime_dir) < 0)
+                        return error_set(err, -ENOMEM, "Out of memory.");
+                /* A previous run may have left its tree behind; it is ours to replace. */
+                (void)simtopo_remove(m->sim_root);
+                r = simtopo_materialize(st, m->sim_root, &e);
+                if (r < 0)
+                        return error_set(err, r, "Materializing '%s' into %s failed: %s",
+                                         cfg->sim, m->sim_root, error_message(&e));
+                if (asprintf(&m->sysfs_root, "%s/sys", m->sim_root) < 0 ||
+                    asprintf(&m->dev_root, "%s/dev", m->sim_root) < 0)
+                        return error_set(err, -ENOMEM, "Out of memory.");
+                r = backend_sim_new(&m->host.backend, st, m->sim_root, &e);
+                if (r < 0)
+                        return error_set(err, r, "Starting the simulated backend failed: %s",
+                                         error_message(&e));
+                log_info("Simulating topology '%s' (%s) below %s.", st->name,
+                         st->description ?: "no description", m->sim_root);
+        } else {
+                BackendKernelConfig kc = BACKEND_KERNEL_CONFIG_INIT;
+                Error e = ERROR_INIT;
+
+                m->sysfs_root = strdup(cfg->sysfs_root ?: "/sys");
+                m->dev_root = strdup("/dev");
+                if (!m->sysfs_root || !m->dev_root)
+                        return error_set(err, -ENOMEM, "Out of memory.");
+                kc.sysfs_root = m->sysfs_root;
+                kc.dev_root = m->dev_root;
+                r = backend_kernel_new(&m->host.backend, &kc, &e);
+                if (r < 0)
+                        return error_set(err, r, "The kernel backend is unavailable: %s",
+                                         error_message(&e));
+        }
+        if (cfg->sim && cfg->sysfs_root)
+                log_warning("--sysfs-root %s is ignored with --sim, the simulated tree is read.",
+                            cfg->sysfs_root);
+
+        {
+                Error e = ERROR_INIT;
+
+                r = topology_load_path(&m->host.topology, m->sysfs_root, &e);
+                if (r < 0)
+                        return error_set(err, r, "Reading the IOMMU topology below %s failed: %s",
+                                         m->sysfs_root, error_message(&e));
+                for (size_t i = 0; i < m->host.topology->n_problems; i++) {
+                        const TopologyProblem *p = &m->host.topology->problems[i];
+
+                        log_warning("%s/%s:%u: %s, ignoring.", m->sysfs_root, p->path, p->line,
+                                    p->message);
+                }
+        }
+
+        m->base = event_base_new();
+        if (!m->base)
+                return error_set(err, -ENOMEM, "Creating the event loop failed.");
+        r = fault_router_new(&m->host.faults, m->base);
+        if (r < 0)
+                return error_set(err, r, "Creating the fault router failed.");
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+
+        /* The server's disconnect hooks free the sessions, releasing every device. */
+        m->server = varlink_server_free(m->server);
+        session_host_done(&m->host);
+        m->host.faults = fault_router_free(m->host.faults);
+        m->broker = broker_free(m->broker);
+        if (m->socket_bound)
+                (void)unlink(m->socket_path);
+
+        if (m->sig_term)
+                event_free(m->sig_term);
+        if (m->sig_int)
+                event_free(m->sig_int);
+        if (m->sig_hup)
+                event_free(m->sig_hup);
+        if (m->watchdog)
+                event_free(m->watchdog);
+        if (m->base)
+                event_base_free(m->base);
+
+        backend_free(m->host.backend);
+        topology_free(m->host.topology);
+        policy_free(m->host.policy);
+        if (m->sim_root)
+                (void)simtopo_remove(m->sim_root);
+
+        free(m->runtime_dir);
+        free(m->socket_path);
+        free(m->sysfs_root);
+        free(m->dev_root);
+        free(m->proc_root);
+        free(m->sim_root);
+        free(m->policy_vendor_dir);
+        free(m->policy_admin_dir);
+        free(m->policy_file);
+        free(m);
+        return NULL;
+}
+
+struct event_base *manager_get_event_base(Manager *m) {
+        return m->base;
+}
+
+const char *manager_dev_root(Manager *m) {
+        return m->dev_root;
+}
+
+static void manager_notify_status(Manager *m) {
+        char status[256];
+
+        snprintf(status, sizeof(status),
+                 "STATUS=%zu session(s), %zu device(s) claimed, policy generation %" PRIu64
+                 ", %s backend",
+                 m->host.n_sessions, m->host.n_claims, policy_generation(m->host.policy),
+                 m->host.backend->ops->name);
+        (void)sd_notify(0, status);
+}
+
+static void on_drop(Session *s, const char *device, const char *reason, void *userdata) {
+        log_warning("Policy reload: %s loses device %s (%s); detached it and tore down what "
+                    "only it used.",
+                    session_describe(s), device, reason);
+}
+
+int manager_reload_policy(Manager *m) {
+        Policy *p = NULL;
+        int r;
+
+        (void)sd_notify(0, "RELOADING=1");
+        r = manager_load_policy(m, &p);
+        if (r < 0) {
+                log_error("Keeping the policy in force (generation %" PRIu64 ").",
+                          policy_generation(m->host.policy));
+                (void)sd_notify(0, "READY=1");
+                return r;
+        }
+
+        policy_free(m->host.policy);
+        m->host.policy = p;
+        for (Session *s = m->host.sessions; s; s = session_next(s))
+                (void)session_revalidate(s, on_drop, m);
+        log_info("Policy reloaded (generation %" PRIu64 ").", policy_generation(p));
+        (void)sd_notify(0, "READY=1");
+        manager_notify_status(m);
+        return 0;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *userdata) {
+        Manager *m = userdata;
+
+        if (sig == SIGHUP) {
+                (void)manager_reload_policy(m);
+                return;
+        }
+        log_info("Received %s, shutting down.", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        manager_exit(m);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *userdata) {
+        (void)sd_notify(0, "WATCHDOG=1");
+}
+
+void manager_exit(Manager *m) {
+        (void)sd_notify(0, "STOPPING=1");
+        event_base_loopexit(m->base, NULL);
+}
+
+static int manager_listen(Manager *m, Error *err) {
+        char **names = NULL;
+        int n, r, used = 0;
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n < 0)
+                return error_set(err, n, "Reading the socket-activation fds failed: %s",
+                                 strerror(-n));
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names ? names[i] : NULL;
+
+                if (name && !streq(name, IOMMUD_SOCKET_NAME) && !streq(name, "unknown") &&
+                    !streq(name, "varlink")) {
+                        log_warning("Ignoring passed fd %d named '%s'.", fd, name);
+                        safe_close(fd);
+                        continue;
+                }
+                if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+                        log_warning("Passed fd %d is not a listening Unix stream socket, "
+                                    "ignoring.",
+                                    fd);
+                        safe_close(fd);
+                        continue;
+                }
+                r = varlink_server_listen_fd(m->server, fd);
+                if (r < 0) {
+                        for (int k = 0; names && names[k]; k++)
+                                free(names[k]);
+                        free(names);
+                        return error_set(err, r, "Listening on passed fd %d failed: %s", fd,
+                                         strerror(-r));
+                }
+                used++;
+        }
+        for (int k = 0; names && names[k]; k++)
+                free(names[k]);
+        free(names);
+        if (used > 0) {
+                log_info("Listening on %d socket(s) passed by the service manager.", used);
+                return 0;
+        }
+
+        r = mkdir_p(m->runtime_dir, 0755);
+        if (r < 0)
+                return error_set(err, r, "Creating runtime directory %s failed: %s",
+                                 m->runtime_dir, strerror(-r));
+        int fd = varlink_server_listen_unix(m->socket_path,
+                                            policy_limits(m->host.policy)->socket_mode);
+        if (fd < 0)
+                return error_set(err, fd, "Binding %s failed: %s", m->socket_path,
+                                 strerror(-fd));
+        m->socket_bound = true;
+        r = varlink_server_listen_fd(m->server, fd);
+        if (r < 0)
+                return error_set(err, r, "Listening on %s failed: %s", m->socket_path,
+                                 strerror(-r));
+        log_info("Listening on %s (mode %04o).", m->socket_path,
+                 (unsigned)policy_limits(m->host.policy)->socket_mode);
+        return 0;
+}
+
+static unsigned clamp_uint(uint64_t v) {
+        return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
+
+int manager_start(Manager *m, Error *err) {
+        const PolicyLimits *pl = policy_limits(m->host.policy);
+        VarlinkLimits limits = VARLINK_LIMITS_DEFAULT;
+        int r;
+
+        limits.max_message_bytes = pl->max_message_bytes;
+        limits.max_fds_per_message = MIN(clamp_uint(pl->max_fds_per_message), 253u);
+        limits.max_queued_output_bytes = pl->max_queued_output_bytes;
+        limits.max_connections = clamp_uint(pl->max_connections);
+        limits.max_connections_per_uid = clamp_uint(pl->max_connections_per_uid);
+
+        r = varlink_server_new(&m->server, m->base, &limits);
+        if (r < 0)
+                return error_set(err, r, "Creating the Varlink server failed: %s", strerror(-r));
+        r = broker_new(&m->broker, &m->host, m->dev_root, m->proc_root);
+        if (r < 0)
+                return error_set(err, r, "Creating the broker failed: %s", strerror(-r));
+        r = broker_attach(m->broker, m->server);
+        if (r < 0)
+                return error_set(err, r, "Registering org.iommud.Broker failed: %s",
+                                 strerror(-r));
+        if (m->sim_root) {
+                /* Fault injection and the model's counters exist only on a simulated host. */
+                r = simulator_attach(m->server, m->host.backend);
+                if (r < 0)
+                        return error_set(err, r, "Registering org.iommud.Simulator failed: %s",
+                                         strerror(-r));
+        }
+        r = manager_listen(m, err);
+        if (r < 0)
+                return r;
+
+        /* Shutdown and reload come through the loop, never from a signal handler's stack. */
+        m->sig_term = evsignal_new(m->base, SIGTERM, on_signal, m);
+        m->sig_int = evsignal_new(m->base, SIGINT, on_signal, m);
+        m->sig_hup = evsignal_new(m->base, SIGHUP, on_signal, m);
+        if (!m->sig_term || !m->sig_int || !m->sig_hup || evsignal_add(m->sig_term, NULL) < 0 ||
+            evsignal_add(m->sig_int, NULL) < 0 || evsignal_add(m->sig_hup, NULL) < 0)
+                return error_set(err, -ENOMEM, "Installing signal handlers failed.");
+        (void)signal(SIGPIPE, SIG_IGN);
+
+        if (sd_watchdog_enabled(false, &m->watchdog_usec) > 0 && m->watchdog_usec > 0) {
+                struct timeval tv = {
+                        .tv_sec = (time_t)(m->watchdog_usec / 2 / 1000000),
+                        .tv_usec = (suseconds_t)(m->watchdog_usec / 2 % 1000000),
+                };
+
+                m->watchdog = event_new(m->base, -1, EV_PERSIST, on_watchdog, m);
+                if (!m->watchdog || event_add(m->watchdog, &tv) < 0)
+                        return error_set(err, -ENOMEM, "Arming the watchdog timer failed.");
+        }
+
+        (void)sd_notify(0, "READY=1");
+        manager_notify_status(m);
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        int r = event_base_dispatch(m->base);
+
+        if (r < 0)
+                return log_error_errno(EIO, "The event loop failed.");
+        return 0;
+}

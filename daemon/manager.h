@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The manager: owns the event loop, the topology, the policy, the backend,
+ * the Varlink server and the sessions (through the SessionHost and its device
+ * claim table).  Signals arrive through libevent: SIGTERM/SIGINT shut down
+ * gracefully, SIGHUP reloads the policy atomically.  Talks to systemd with
+ * sd_notify (READY, STATUS, WATCHDOG, STOPPING) and takes its socket from
+ * socket activation when there is one.
+ */
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+
+#include "error.h"
+#include "macros.h"
+#include "policy.h"
+
+typedef struct Manager Manager;
+
+typedef struct ManagerConfig {
+        const char *sim;           /* simulated topology (bundled name or path); NULL: kernel */
+        const char *sysfs_root;    /* NULL: "/sys", or RUNTIME_DIR/sim/sys with sim */
+        PolicyPaths policy_paths;
+        const char *runtime_dir;   /* NULL: IOMMUD_RUNTIME_DIR */
+        const char *socket_path;   /* NULL: RUNTIME_DIR/org.iommud.Broker */
+        const char *proc_root;     /* NULL: "/proc" */
+} ManagerConfig;
+
+/* Loads policy, topology and backend (materializing the simulated host with sim). */
+int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Listens (socket activation or bind), installs signal handlers, tells systemd READY=1. */
+int manager_start(Manager *m, Error *err);
+/* Runs the loop until SIGTERM/SIGINT or manager_exit(). */
+int manager_run(Manager *m);
+void manager_exit(Manager *m);
+
+/*
+ * Loads the policy again; on any problem keeps the current one and logs every
+ * diagnostic.  Sessions that lose a grant get the affected devices detached.
+ */
+int manager_reload_policy(Manager *m);
+
+struct event_base *manager_get_event_base(Manager *m);
+/* Where simulated device nodes live: "/dev" or RUNTIME_DIR/sim/dev. */
+const char *manager_dev_root(Manager *m);
