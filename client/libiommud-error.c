@@ -148,6 +148,8 @@ static const struct {
         { "IOVAInUse", -EEXIST },
         { "InvalidFd", -EBADF },
         { "NotSupported", -EOPNOTSUPP },
+        { "FaultNotPending", -EALREADY },
+        { "FaultNotOwned", -EACCES },
         { "org.varlink.service.MethodNotFound", -EOPNOTSUPP },
         { "org.varlink.service.InterfaceNotFound", -EOPNOTSUPP },
         { "org.varlink.service.MethodNotImplemented", -EOPNOTSUPP },
@@ -211,6 +213,12 @@ static char *compose_message(const char *name, json_object *p) {
                              param_str(p, "reason", "no reason given"));
         else if (streq(s, "NotSupported"))
                 r = asprintf(&m, "%s is not supported here", param_str(p, "feature", "the feature"));
+        else if (streq(s, "FaultNotPending"))
+                r = asprintf(&m, "fault %" PRIu64 " is not pending any more: %s",
+                             param_u64(p, "cookie"), param_str(p, "reason", "answered"));
+        else if (streq(s, "FaultNotOwned"))
+                r = asprintf(&m, "fault %" PRIu64 " belongs to another session",
+                             param_u64(p, "cookie"));
         else if (streq(s, "ObjectInUse"))
                 r = asprintf(&m, "%s %" PRIu64 " is still in use: %s", param_str(p, "kind", "object"),
                              param_u64(p, "id"), param_str(p, "reason", "no reason given"));

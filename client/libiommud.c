@@ -815,17 +815,45 @@ _public_ int iommud_copy(IommudClient *c, uint32_t src_ioas_id, uint64_t src_iov
 
 /* ----------------------------------------------------------------- PASIDs */
 
+/* The stage-1 table as the IDL's Stage1: {type, data as lowercase hex}. */
+static json_object *stage1_json(const IommudStage1 *s1) {
+        static const char hex[] = "0123456789abcdef";
+        _cleanup_free_ char *text = malloc(s1->size * 2 + 1);
+        json_object *o;
+
+        if (!text)
+                return NULL;
+        for (size_t i = 0; i < s1->size; i++) {
+                text[2 * i] = hex[((const uint8_t *)s1->data)[i] >> 4];
+                text[2 * i + 1] = hex[((const uint8_t *)s1->data)[i] & 0xf];
+        }
+        text[s1->size * 2] = 0;
+        o = json_object_new_object();
+        if (!o || add_str(o, "type", s1->type) < 0 || add_str(o, "data", text) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
 _public_ int iommud_bind_pasid(IommudClient *c, uint32_t device_id, uint32_t ioas_id,
-                               const uint32_t *pasid, uint32_t *ret_pasid, uint32_t *ret_hwpt_id,
-                               IommudError *err) {
+                               const uint32_t *pasid, unsigned flags, const IommudStage1 *stage1,
+                               uint32_t *ret_pasid, uint32_t *ret_hwpt_id, IommudError *err) {
         _cleanup_json_ json_object *p = params_new();
         VarlinkReply reply = VARLINK_REPLY_INIT;
         Error e = ERROR_INIT;
         uint32_t got_pasid, hwpt;
         int r;
 
+        if (flags & ~(unsigned)IOMMUD_BIND_FAULTS)
+                return iommud_error_setf(err, -EINVAL, "unknown bind flags 0x%x", flags);
+        if (stage1 && (!stage1->type || (!stage1->data && stage1->size > 0)))
+                return iommud_error_setf(err, -EINVAL, "the stage-1 table has no type or data");
         if (!p || add_u64(p, "deviceId", device_id) < 0 || add_u64(p, "ioasId", ioas_id) < 0 ||
-            (pasid && add_u64(p, "pasid", *pasid) < 0))
+            (pasid && add_u64(p, "pasid", *pasid) < 0) ||
+            ((flags & IOMMUD_BIND_FAULTS) &&
+             json_util_add(p, "faults", json_object_new_boolean(true)) < 0) ||
+            (stage1 && json_util_add(p, "stage1", stage1_json(stage1)) < 0))
                 return nomem(err);
         r = call(c, "BindPASID", p, &reply, err);
         if (r < 0)
@@ -930,7 +958,8 @@ static int parse_fault(json_object *o, IommudFault *f, Error *e) {
             (r = json_util_get_bool(o, "write", JSON_UTIL_OPTIONAL, &f->write, e)) < 0 ||
             (r = json_util_get_bool(o, "exec", JSON_UTIL_OPTIONAL, &f->exec, e)) < 0 ||
             (r = json_util_get_bool(o, "privileged", JSON_UTIL_OPTIONAL, &f->privileged, e)) < 0 ||
-            (r = json_util_get_bool(o, "lastPage", JSON_UTIL_OPTIONAL, &f->last_page, e)) < 0)
+            (r = json_util_get_bool(o, "lastPage", JSON_UTIL_OPTIONAL, &f->last_page, e)) < 0 ||
+            (r = json_util_get_u32(o, "groupId", JSON_UTIL_OPTIONAL, &f->group_id, e)) < 0)
                 return r;
         f->has_pasid = present(o, "pasid");
         if (f->has_pasid && (r = json_util_get_u32(o, "pasid", 0, &f->pasid, e)) < 0)
@@ -1033,6 +1062,7 @@ struct IommudSession {
         const char *token;
         IommudUsage *usage;
         size_t n_usage;
+        IommudFaultCounters faults;
 };
 
 _public_ IommudSession *iommud_session_free(IommudSession *s) {
@@ -1045,7 +1075,7 @@ _public_ IommudSession *iommud_session_free(IommudSession *s) {
 }
 
 static int parse_session(IommudSession *s, Error *e) {
-        json_object *principal, *usage;
+        json_object *principal, *usage, *faults = NULL;
         size_t n;
         int r;
 
@@ -1055,8 +1085,16 @@ static int parse_session(IommudSession *s, Error *e) {
             (r = json_util_get_u32(principal, "pid", JSON_UTIL_OPTIONAL, &s->pid, e)) < 0 ||
             (r = json_util_get_string(principal, "unit", JSON_UTIL_OPTIONAL, &s->unit, e)) < 0 ||
             (r = json_util_get_string(s->reply, "token", 0, &s->token, e)) < 0 ||
-            (r = json_util_get_array(s->reply, "usage", JSON_UTIL_OPTIONAL, &usage, e)) < 0)
+            (r = json_util_get_array(s->reply, "usage", JSON_UTIL_OPTIONAL, &usage, e)) < 0 ||
+            (r = json_util_get_object(s->reply, "faults", JSON_UTIL_OPTIONAL, &faults, e)) < 0)
                 return r;
+        if (faults &&
+            ((r = json_util_get_u64(faults, "delivered", 0, &s->faults.delivered, e)) < 0 ||
+             (r = json_util_get_u64(faults, "answered", 0, &s->faults.answered, e)) < 0 ||
+             (r = json_util_get_u64(faults, "timedOut", 0, &s->faults.timed_out, e)) < 0 ||
+             (r = json_util_get_u64(faults, "dropped", 0, &s->faults.dropped, e)) < 0 ||
+             (r = json_util_get_u64(faults, "pending", 0, &s->faults.pending, e)) < 0))
+                return error_prefix(e, "faults") ?: r;
         n = usage ? json_object_array_length(usage) : 0;
         if (n > 0 && !(s->usage = calloc(n, sizeof(IommudUsage))))
                 return -ENOMEM;
@@ -1116,6 +1154,10 @@ _public_ const char *iommud_session_get_principal(const IommudSession *s, uint32
         if (ret_pid)
                 *ret_pid = s->pid;
         return s->unit;
+}
+
+_public_ const IommudFaultCounters *iommud_session_get_fault_counters(const IommudSession *s) {
+        return s ? &s->faults : NULL;
 }
 
 _public_ const char *iommud_session_get_token(const IommudSession *s) {

@@ -76,7 +76,8 @@ void iommud_error_clear(IommudError *e);
  * PolicyDenied, -EBUSY for DeviceBusy, -EDQUOT for QuotaExceeded, -ENOENT for
  * NoSuchObject, -ERANGE for InvalidRange, -EEXIST for IOVAInUse, -EBADF for
  * InvalidFd, -EOPNOTSUPP for NotSupported and method/interface not found,
- * -EPROTO for everything else.
+ * -EALREADY for FaultNotPending, -EACCES for FaultNotOwned and
+ * PermissionDenied, -EPROTO for everything else.
  *
  * Return: the negative errno, or 0 when no error is recorded.
  */
@@ -568,21 +569,36 @@ int iommud_copy(IommudClient *c, uint32_t src_ioas_id, uint64_t src_iova, uint32
 
 /* ----------------------------------------------------------------- PASIDs */
 
+enum {
+        /* Deliver the PASID's I/O page faults to the session's fault streams. */
+        IOMMUD_BIND_FAULTS = 1 << 0,
+};
+
+/* A user stage-1 page table for nested translation (vSVA). */
+typedef struct IommudStage1 {
+        const char *type;        /* "vtd" or "arm_smmuv3" */
+        const void *data;        /* struct iommu_hwpt_vtd_s1 or struct iommu_hwpt_arm_smmuv3 */
+        size_t size;
+} IommudStage1;
+
 /**
  * iommud_bind_pasid() - attach a PASID of a device to an address space (BindPASID).
  * @c: the client.
  * @device_id: the device.
  * @ioas_id: the address space.
- * @pasid: the PASID, or NULL to let iommud allocate one.
+ * @pasid: the PASID, or NULL to let iommud allocate the lowest free one.
+ * @flags: IOMMUD_BIND_FAULTS, or 0.
+ * @stage1: a stage-1 table to nest over the address space, or NULL.
  * @ret_pasid: the PASID bound; may be NULL.
  * @ret_hwpt_id: the page table; may be NULL.
  * @err: filled on failure; may be NULL.
  *
- * Return: 0, -EOPNOTSUPP without PASID support, or another negative errno.
+ * Return: 0, -EOPNOTSUPP without PASID, fault queue or nesting support (the
+ * error's "feature" parameter says which), or another negative errno.
  */
 int iommud_bind_pasid(IommudClient *c, uint32_t device_id, uint32_t ioas_id,
-                      const uint32_t *pasid, uint32_t *ret_pasid, uint32_t *ret_hwpt_id,
-                      IommudError *err);
+                      const uint32_t *pasid, unsigned flags, const IommudStage1 *stage1,
+                      uint32_t *ret_pasid, uint32_t *ret_hwpt_id, IommudError *err);
 
 /**
  * iommud_unbind_pasid() - detach a PASID (UnbindPASID).
@@ -609,6 +625,7 @@ typedef struct IommudFault {
         bool exec;
         bool privileged;
         bool last_page;          /* respond once the last fault of a group is seen */
+        uint32_t group_id;       /* the page request group (PRG index) */
 } IommudFault;
 
 typedef enum IommudFaultCode {
@@ -670,13 +687,16 @@ int iommud_fault_stream_next(IommudFaultStream *s, IommudFault **ret, IommudErro
 IommudFault *iommud_fault_free(IommudFault *f);
 
 /**
- * iommud_respond_fault() - answer a fault delivered by a fault stream (RespondFault).
+ * iommud_respond_fault() - answer a page request group delivered by a fault stream (RespondFault).
  * @c: a client of the session (not the stream's own connection).
- * @cookie: the fault's cookie.
+ * @cookie: the fault's cookie; every fault of a group shares it, answer once.
  * @code: IOMMUD_FAULT_SUCCESS or IOMMUD_FAULT_INVALID.
  * @err: filled on failure; may be NULL.
  *
- * Return: 0 or a negative errno.
+ * Return: 0, -EALREADY when the group was answered already (FaultNotPending:
+ * by the client, or by iommud on timeout, overflow, disconnect or unbind),
+ * -EACCES when the cookie is another session's (FaultNotOwned), or another
+ * negative errno.
  */
 int iommud_respond_fault(IommudClient *c, uint64_t cookie, IommudFaultCode code,
                          IommudError *err);
@@ -692,6 +712,14 @@ int iommud_respond_fault(IommudClient *c, uint64_t cookie, IommudFaultCode code,
  * Return: 0, -EPERM when policy does not allow delegation, or another negative errno.
  */
 int iommud_delegate(IommudClient *c, int *ret_fd, IommudError *err);
+
+typedef struct IommudFaultCounters {
+        uint64_t delivered;      /* page request groups streamed */
+        uint64_t answered;       /* answered by the client */
+        uint64_t timed_out;      /* answered "invalid" by iommud after the timeout */
+        uint64_t dropped;        /* answered "invalid" on overflow, disconnect or unbind */
+        uint64_t pending;        /* waiting for an answer now */
+} IommudFaultCounters;
 
 typedef struct IommudUsage {
         const char *resource;    /* "pinnedBytes", "addressSpaces", "mappings", ... */
@@ -754,6 +782,14 @@ size_t iommud_session_get_n_usage(const IommudSession *s);
  * Return: the usage owned by @s, or NULL when @i is out of range.
  */
 const IommudUsage *iommud_session_get_usage(const IommudSession *s, size_t i);
+
+/**
+ * iommud_session_get_fault_counters() - what the fault router did with the session's faults.
+ * @s: the description.
+ *
+ * Return: the counters owned by @s (all zero when iommud does not report them).
+ */
+const IommudFaultCounters *iommud_session_get_fault_counters(const IommudSession *s);
 
 /**
  * iommud_join_session() - join this connection to another's session (JoinSession).

@@ -200,7 +200,8 @@ static int m_get_session(VarlinkCall *call, json_object *p, VarlinkCallFlags f, 
         return varlink_call_reply(call, parse(
                 "{\"principal\":{\"uid\":1000,\"gid\":100,\"pid\":42,\"groups\":[],\"unit\":\"vm1.scope\"},"
                 "\"usage\":[{\"resource\":\"mappings\",\"used\":2,\"limit\":100},"
-                "{\"resource\":\"pinnedBytes\",\"used\":8192}],\"token\":\"tok-1\"}"));
+                "{\"resource\":\"pinnedBytes\",\"used\":8192}],\"token\":\"tok-1\","
+                "\"faults\":{\"delivered\":3,\"answered\":2,\"timedOut\":1,\"dropped\":0,\"pending\":0}}"));
 }
 
 static int m_join(VarlinkCall *call, json_object *p, VarlinkCallFlags f, void *u) {
@@ -220,13 +221,22 @@ static int m_watch(VarlinkCall *call, json_object *p, VarlinkCallFlags f, void *
                 "{\"fault\":{\"cookie\":1,\"deviceId\":7,\"pasid\":5,\"address\":4096,\"length\":4096,"
                 "\"read\":true,\"write\":false,\"exec\":false,\"privileged\":false,\"lastPage\":false}}")), 0);
         assert_int_equal(varlink_call_reply_more(call, parse(
-                "{\"fault\":{\"cookie\":2,\"deviceId\":7,\"address\":8192,\"length\":4096,"
+                "{\"fault\":{\"cookie\":2,\"deviceId\":7,\"groupId\":9,\"address\":8192,\"length\":4096,"
                 "\"read\":false,\"write\":true,\"exec\":false,\"privileged\":true,\"lastPage\":true}}")), 0);
         return varlink_call_reply(call, NULL);
 }
 
 static int m_respond(VarlinkCall *call, json_object *p, VarlinkCallFlags f, void *u) {
+        uint64_t cookie = 0;
+
         record(p);
+        (void)json_util_get_u64(p, "cookie", 0, &cookie, NULL);
+        if (cookie == 77)
+                return varlink_call_error(call, "org.iommud.Broker.FaultNotPending",
+                                          parse("{\"cookie\":77,\"reason\":\"timed_out\"}"));
+        if (cookie == 78)
+                return varlink_call_error(call, "org.iommud.Broker.FaultNotOwned",
+                                          parse("{\"cookie\":78}"));
         return varlink_call_reply(call, NULL);
 }
 
@@ -603,10 +613,19 @@ static void test_pasid(void **state) {
         _cleanup_(ctx_done) Ctx x = ctx_new();
         uint32_t pasid = 5, got = 0, hwpt = 0;
 
-        assert_int_equal(iommud_bind_pasid(x.c, 7, 3, &pasid, &got, &hwpt, x.e), 0);
+        static const uint8_t table[4] = { 0xde, 0xad, 0x0b, 0x01 };
+        IommudStage1 s1 = { .type = "vtd", .data = table, .size = sizeof(table) };
+
+        assert_int_equal(iommud_bind_pasid(x.c, 7, 3, &pasid, 0, NULL, &got, &hwpt, x.e), 0);
+        assert_string_equal(F->last_params, "{\"deviceId\":7,\"ioasId\":3,\"pasid\":5}");
         assert_int_equal(got, 5);
         assert_int_equal(hwpt, 11);
-        assert_int_equal(iommud_bind_pasid(x.c, 7, 3, NULL, &got, &hwpt, x.e), -EOPNOTSUPP);
+        assert_int_equal(iommud_bind_pasid(x.c, 7, 3, &pasid, IOMMUD_BIND_FAULTS, &s1, &got, &hwpt,
+                                           x.e), 0);
+        assert_string_equal(F->last_params, "{\"deviceId\":7,\"ioasId\":3,\"pasid\":5,\"faults\":true,"
+                                            "\"stage1\":{\"type\":\"vtd\",\"data\":\"dead0b01\"}}");
+        assert_int_equal(iommud_bind_pasid(x.c, 7, 3, &pasid, 0x8, NULL, &got, &hwpt, x.e), -EINVAL);
+        assert_int_equal(iommud_bind_pasid(x.c, 7, 3, NULL, 0, NULL, &got, &hwpt, x.e), -EOPNOTSUPP);
         assert_string_equal(iommud_error_get_message(x.e), "PASID allocation is not supported here");
         assert_int_equal(iommud_unbind_pasid(x.c, 7, 5, x.e), 0);
         assert_string_equal(F->last_params, "{\"deviceId\":7,\"pasid\":5}");
@@ -634,6 +653,8 @@ static void test_session_and_delegate(void **state) {
         assert_false(u->has_limit);
         assert_int_equal(u->used, 8192);
         assert_null(iommud_session_get_usage(s, 2));
+        assert_int_equal(iommud_session_get_fault_counters(s)->delivered, 3);
+        assert_int_equal(iommud_session_get_fault_counters(s)->timed_out, 1);
         iommud_session_free(s);
 
         assert_int_equal(iommud_join_session(x.c, "wrong", x.e), -ENOENT);
@@ -681,6 +702,7 @@ static void test_fault_stream(void **state) {
                         assert_true(f->write);
                         assert_true(f->privileged);
                         assert_true(f->last_page);
+                        assert_int_equal(f->group_id, 9);
                 }
                 assert_int_equal(iommud_respond_fault(x.c, f->cookie, IOMMUD_FAULT_SUCCESS, x.e), 0);
                 iommud_fault_free(f);
@@ -690,6 +712,10 @@ static void test_fault_stream(void **state) {
         assert_int_equal(iommud_fault_stream_next(s, &f, x.e), -ENODATA);
         assert_string_equal(F->last_params, "{\"cookie\":2,\"code\":\"success\"}");
         assert_int_equal(iommud_respond_fault(x.c, 1, 7, x.e), -EINVAL);
+        assert_int_equal(iommud_respond_fault(x.c, 77, IOMMUD_FAULT_SUCCESS, x.e), -EALREADY);
+        assert_string_equal(iommud_error_get_message(x.e), "fault 77 is not pending any more: timed_out");
+        assert_int_equal(iommud_respond_fault(x.c, 78, IOMMUD_FAULT_INVALID, x.e), -EACCES);
+        assert_string_equal(iommud_error_get_message(x.e), "fault 78 belongs to another session");
         iommud_fault_stream_free(s);
 
         /* A client made from an fd does not know where to open the stream. */
