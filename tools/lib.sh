@@ -6,7 +6,7 @@ set -euo pipefail
 IOMMUD_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building iommud needs on Debian 12.
-IOMMUD_BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libjson-c-dev
+IOMMUD_BUILD_PACKAGES=(meson ninja-build pkg-config python3 gcc libc6-dev libsystemd-dev libjson-c-dev
                        libevent-dev libcmocka-dev scdoc)
 # What the test suites need in addition (real dbus-daemon and polkitd for the bus suite).
 IOMMUD_TEST_PACKAGES=(dbus-daemon polkitd valgrind)
