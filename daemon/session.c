@@ -168,6 +168,8 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
                 host->sessions->prev = s;
         host->sessions = s;
         host->n_sessions++;
+        if (host->on_session)
+                host->on_session(s, true, host->on_session_userdata);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -208,6 +210,8 @@ Session *session_free(Session *s) {
         if (s->next)
                 s->next->prev = s->prev;
         s->host->n_sessions--;
+        if (s->host->on_session)
+                s->host->on_session(s, false, s->host->on_session_userdata);
 
         peer_creds_free(s->creds);
         free(s);
