@@ -757,7 +757,7 @@ static void test_introspection_matches_docs(void **state) {
                                          count(xml, "<property "),
                                  documented);
         }
-        SESSION(env.bus, session, "Close", NULL);
+        sd_bus_message_unref(SESSION(env.bus, session, "Close", NULL));
         free(session);
 }
 
