@@ -9,7 +9,7 @@ IOMMUD_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IOMMUD_BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libjson-c-dev
                        libevent-dev libcmocka-dev scdoc)
 # What the test suites need in addition (real dbus-daemon and polkitd for the bus suite).
-IOMMUD_TEST_PACKAGES=(dbus-daemon polkitd valgrind)
+IOMMUD_TEST_PACKAGES=(dbus-daemon polkitd systemd valgrind)
 
 # ensure_packages PKG...: installs what is missing when root, else prints the apt-get line.
 ensure_packages() {
