@@ -1135,6 +1135,34 @@ static int child_reload(sd_bus *bus, void *userdata) {
         return CHILD_OTHER_ERROR;
 }
 
+/* manage: ListSessions and explaining for another user need polkit; explaining for oneself does not. */
+static int child_manage(sd_bus *bus, void *userdata) {
+        const char *device = userdata;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int allowed = -1;
+
+        if (sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_INTERFACE, "ExplainDevice",
+                               &error, &reply, "su", device, (uint32_t)NOBODY) < 0 ||
+            sd_bus_message_read(reply, "b", &allowed) < 0 || allowed != 0) {
+                fprintf(stderr, "ExplainDevice for oneself: %s (allowed %d)\n", error.message,
+                        allowed);
+                return CHILD_WRONG;
+        }
+        reply = sd_bus_message_unref(reply);
+        if (sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_INTERFACE, "ExplainDevice",
+                               &error, &reply, "su", device, (uint32_t)0) >= 0 ||
+            !sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED))
+                return CHILD_WRONG;
+        sd_bus_error_free(&error);
+        if (sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_INTERFACE, "ListSessions",
+                               &error, &reply, NULL) >= 0 ||
+            !sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED))
+                return CHILD_WRONG;
+        sd_bus_error_free(&error);
+        return CHILD_OK;
+}
+
 static uint64_t policy_generation_now(void) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         uint64_t gen = 0;
@@ -1146,10 +1174,14 @@ static uint64_t policy_generation_now(void) {
 }
 
 static void test_polkit_reload(void **state) {
+        EligibleDevice dev;
         uint64_t before;
         size_t mark, k;
 
         REQUIRE_ENV();
+        find_eligible(&dev);
+        assert_int_equal(as_nobody(child_manage, dev.name), CHILD_OK);
+
         /* Restrictive rules: refused, and nothing is reloaded. */
         before = policy_generation_now();
         assert_int_equal(as_nobody(child_reload, NULL), CHILD_ACCESS_DENIED);
