@@ -8,6 +8,7 @@
 #include "bus-auth.h"
 #include "bus-loop.h"
 #include "bus.h"
+#include "fault-router.h"
 
 typedef struct BusSession BusSession;
 typedef struct BusPending BusPending;
@@ -31,6 +32,8 @@ struct BusSession {
         char path[64];
         char *owner;           /* unique name of the connection that created it */
         sd_bus_track *track;
+        FaultWatch **watches;  /* WatchFaults(): Fault signals to the owner */
+        size_t n_watches;
         BusSession *next, *prev;
 };
 

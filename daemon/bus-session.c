@@ -94,6 +94,10 @@ BusSession *bus_session_free(BusSession *bs) {
         if (!b->freeing && b->has_name)
                 (void)sd_bus_emit_interfaces_removed(b->bus, bs->path, BUS_SESSION_INTERFACE,
                                                      NULL);
+        /* Watches go first: the session must outlive them. */
+        for (size_t i = 0; i < bs->n_watches; i++)
+                fault_watch_free(bs->watches[i]);
+        free(bs->watches);
         b->hook_path = bs->path;
         session_free(bs->session);
         b->hook_path = NULL;
@@ -118,21 +122,20 @@ BusSession *bus_session_from_core(Bus *b, const Session *s) {
         return NULL;
 }
 
-int bus_session_send_fault(Bus *b, Session *s, const BusFault *f) {
+/* A fault record as the Fault signal, to the owner only: it says what its device touched. */
+static int deliver_fault(FaultWatch *w, const FaultEvent *ev, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        BusSession *bs;
+        BusSession *bs = userdata;
+        Bus *b = bs->bus;
         int r;
 
-        if (!b || !b->has_name)
+        if (!b->has_name)
                 return -ENOTCONN;
-        bs = bus_session_from_core(b, s);
-        if (!bs)
-                return -ENOENT;
         r = sd_bus_message_new_signal(b->bus, &m, bs->path, BUS_SESSION_INTERFACE, "Fault");
         if (r >= 0)
-                r = sd_bus_message_append(m, "uuuuutuu", f->flags, f->device_id, f->pasid,
-                                          f->group_id, f->perm, f->address, f->length, f->cookie);
-        /* Faults say what a client's device touched: only its owner hears them. */
+                r = sd_bus_message_append(m, "tuuuutub", ev->cookie, ev->device_id,
+                                          ev->pasid_valid ? ev->pasid : UINT32_MAX, ev->group_id,
+                                          ev->perm, ev->address, ev->length, ev->last_page);
         if (r >= 0)
                 r = sd_bus_message_set_destination(m, bs->owner);
         if (r >= 0)
@@ -434,26 +437,45 @@ static int method_copy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return sd_bus_reply_method_return(m, "t", iova);
 }
 
-static int not_supported(sd_bus_message *m, sd_bus_error *error, const char *feature) {
-        BrokerError e = BROKER_ERROR_INIT;
-
-        broker_error_not_supported(&e, feature,
-                                   "%s is not implemented by this iommud yet; PASID binds and "
-                                   "I/O page-fault streams come with the fault router.",
-                                   sd_bus_message_get_member(m));
-        return bus_error_from_broker(error, &e);
-}
-
 static int method_bind_pasid(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         SESSION_CALL(m, userdata, error);
-        uint32_t dev, ioas, pasid;
+        SessionBindPasidArgs a = {};
+        const char *stage1_type;
+        const void *data;
+        uint32_t flags, pasid, hwpt;
+        size_t len;
         int r;
 
-        (void)e;
-        r = sd_bus_message_read(m, "uuu", &dev, &ioas, &pasid);
+        r = sd_bus_message_read(m, "uuuus", &a.device_id, &a.ioas_id, &a.pasid, &flags,
+                                &stage1_type);
+        if (r >= 0)
+                r = sd_bus_message_read_array(m, 'y', &data, &len);
         if (r < 0)
                 return r;
-        return not_supported(m, error, "pasid");
+        if (flags & ~(BUS_PASID_FIXED | BUS_PASID_FAULTS))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown BindPASID flags 0x%" PRIx32 ".",
+                                         flags & ~(BUS_PASID_FIXED | BUS_PASID_FAULTS));
+        a.has_pasid = flags & BUS_PASID_FIXED;
+        a.faults = flags & BUS_PASID_FAULTS;
+        if (streq(stage1_type, ""))
+                a.stage1_type = BACKEND_HWPT_DATA_NONE;
+        else if (streq(stage1_type, "vtd"))
+                a.stage1_type = BACKEND_HWPT_DATA_VTD_S1;
+        else if (streq(stage1_type, "arm_smmuv3"))
+                a.stage1_type = BACKEND_HWPT_DATA_ARM_SMMUV3;
+        else
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Stage-1 type '%s' is not \"\", \"vtd\" or "
+                                         "\"arm_smmuv3\".",
+                                         stage1_type);
+        if (a.stage1_type != BACKEND_HWPT_DATA_NONE) {
+                a.stage1_data = data;
+                a.stage1_len = len;
+        }
+        if (session_bind_pasid(bs->session, &a, &pasid, &hwpt, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        return sd_bus_reply_method_return(m, "uu", pasid, hwpt);
 }
 
 static int method_unbind_pasid(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -461,23 +483,46 @@ static int method_unbind_pasid(sd_bus_message *m, void *userdata, sd_bus_error *
         uint32_t dev, pasid;
         int r;
 
-        (void)e;
         r = sd_bus_message_read(m, "uu", &dev, &pasid);
         if (r < 0)
                 return r;
-        return not_supported(m, error, "pasid");
+        if (session_unbind_pasid(bs->session, dev, pasid, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_watch_faults(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        SESSION_CALL(m, userdata, error);
+        FaultWatch **a, *w = NULL;
+        uint32_t dev;
+        int r;
+
+        r = sd_bus_message_read(m, "u", &dev);
+        if (r < 0)
+                return r;
+        a = realloc(bs->watches, (bs->n_watches + 1) * sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        bs->watches = a;
+        /* Faults already queued may be signalled from inside, just before the reply. */
+        if (session_watch_faults(bs->session, dev, deliver_fault, bs, &w, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        bs->watches[bs->n_watches++] = w;
+        return sd_bus_reply_method_return(m, NULL);
 }
 
 static int method_respond_fault(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         SESSION_CALL(m, userdata, error);
-        uint32_t cookie, code;
+        uint64_t cookie;
+        uint32_t code;
         int r;
 
-        (void)e;
-        r = sd_bus_message_read(m, "uu", &cookie, &code);
+        r = sd_bus_message_read(m, "tu", &cookie, &code);
         if (r < 0)
                 return r;
-        return not_supported(m, error, "fault-queue");
+        if (session_respond_fault(bs->session, cookie, code, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        return sd_bus_reply_method_return(m, NULL);
 }
 
 static int method_delegate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -600,12 +645,16 @@ const sd_bus_vtable bus_session_vtable[] = {
                                 SD_BUS_ARGS("u", src_ioas_id, "t", src_iova, "u", dst_ioas_id, "t",
                                             dst_iova, "t", length, "u", flags),
                                 SD_BUS_RESULT("t", iova), method_copy, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("BindPASID", SD_BUS_ARGS("u", device_id, "u", ioas_id, "u", pasid),
+        SD_BUS_METHOD_WITH_ARGS("BindPASID",
+                                SD_BUS_ARGS("u", device_id, "u", ioas_id, "u", pasid, "u", flags,
+                                            "s", stage1_type, "ay", stage1_data),
                                 SD_BUS_RESULT("u", pasid, "u", hwpt_id), method_bind_pasid,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("UnbindPASID", SD_BUS_ARGS("u", device_id, "u", pasid),
                                 SD_BUS_NO_RESULT, method_unbind_pasid, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("RespondFault", SD_BUS_ARGS("u", cookie, "u", code),
+        SD_BUS_METHOD_WITH_ARGS("WatchFaults", SD_BUS_ARGS("u", device_id), SD_BUS_NO_RESULT,
+                                method_watch_faults, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RespondFault", SD_BUS_ARGS("t", cookie, "u", code),
                                 SD_BUS_NO_RESULT, method_respond_fault,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Delegate", SD_BUS_NO_ARGS, SD_BUS_RESULT("h", iommufd),
@@ -613,8 +662,9 @@ const sd_bus_vtable bus_session_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Close", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_close,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Fault",
-                                SD_BUS_ARGS("u", flags, "u", device_id, "u", pasid, "u", group_id,
-                                            "u", perm, "t", address, "u", length, "u", cookie),
+                                SD_BUS_ARGS("t", cookie, "u", device_id, "u", pasid, "u",
+                                            group_id, "u", perm, "t", address, "u", length, "b",
+                                            last_page),
                                 0),
         SD_BUS_VTABLE_END,
 };

@@ -38,6 +38,10 @@
 #define BUS_MAP_WRITEABLE (UINT32_C(1) << 1)
 #define BUS_MAP_READABLE (UINT32_C(1) << 2)
 
+/* BindPASID flags. */
+#define BUS_PASID_FIXED (UINT32_C(1) << 0)  /* bind the pasid given, else iommud picks one */
+#define BUS_PASID_FAULTS (UINT32_C(1) << 1) /* deliver its I/O page faults (WatchFaults) */
+
 typedef struct Bus Bus;
 
 typedef struct BusConfig {
@@ -70,10 +74,3 @@ void bus_policy_reloaded(Bus *b);
  * DeviceCount's change.  old may be NULL (nothing known before).
  */
 void bus_topology_changed(Bus *b, const Topology *old);
-
-/* An I/O page fault for session s, sent as the Fault signal to its owner only. */
-typedef struct BusFault {
-        uint32_t flags, device_id, pasid, group_id, perm, length, cookie;
-        uint64_t address;
-} BusFault;
-int bus_session_send_fault(Bus *b, Session *s, const BusFault *f);

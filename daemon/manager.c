@@ -18,10 +18,12 @@
 #include "backend-sim.h"
 #include "broker.h"
 #include "bus.h"
+#include "fault-router.h"
 #include "log.h"
 #include "manager.h"
 #include "session.h"
 #include "simtopo.h"
+#include "simulator.h"
 #include "topology.h"
 #include "varlink-server.h"
 
@@ -197,6 +199,9 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         m->base = event_base_new();
         if (!m->base)
                 return error_set(err, -ENOMEM, "Creating the event loop failed.");
+        r = fault_router_new(&m->host.faults, m->base);
+        if (r < 0)
+                return error_set(err, r, "Creating the fault router failed.");
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -211,6 +216,7 @@ Manager *manager_free(Manager *m) {
         /* The server's disconnect hooks free the sessions, releasing every device. */
         m->server = varlink_server_free(m->server);
         session_host_done(&m->host);
+        m->host.faults = fault_router_free(m->host.faults);
         m->broker = broker_free(m->broker);
         if (m->socket_bound)
                 (void)unlink(m->socket_path);
@@ -430,6 +436,13 @@ int manager_start(Manager *m, Error *err) {
         if (r < 0)
                 return error_set(err, r, "Registering org.iommud.Broker failed: %s",
                                  strerror(-r));
+        if (m->sim_root) {
+                /* Fault injection and the model's counters exist only on a simulated host. */
+                r = simulator_attach(m->server, m->host.backend);
+                if (r < 0)
+                        return error_set(err, r, "Registering org.iommud.Simulator failed: %s",
+                                         strerror(-r));
+        }
         r = manager_listen(m, err);
         if (r < 0)
                 return r;

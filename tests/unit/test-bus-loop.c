@@ -210,6 +210,8 @@ static void test_error_names_keep_errnos(void **state) {
                 { BROKER_ERROR_NOT_SUPPORTED, EOPNOTSUPP },
                 { BROKER_ERROR_BACKEND_ERROR, EIO },
                 { BROKER_ERROR_SYSTEM_ERROR, ENOMEM },
+                { BROKER_ERROR_FAULT_NOT_PENDING, ESTALE },
+                { BROKER_ERROR_FAULT_NOT_OWNED, EPERM },
                 { BUS_ERROR_POLICY_INVALID, EINVAL },
         };
         Pair *p = *state;
