@@ -211,9 +211,10 @@ static int restart_polkit(const char *rules) {
 /* ---- signals ------------------------------------------------------------------------------- */
 
 static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        bool have_number = false;
+        const char *contents;
         Signal *s;
         char type;
-        const char *contents;
 
         if (env.n_signals >= ELEMENTSOF(env.signals))
                 return 0;
@@ -238,9 +239,10 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                         if (sd_bus_message_read(m, "o", &o) < 0)
                                 break;
                         snprintf(s->path, sizeof(s->path), "%s", o);
-                } else if (type == 't') {
+                } else if (type == 't' && !have_number) {
                         if (sd_bus_message_read(m, "t", &s->number) < 0)
                                 break;
+                        have_number = true;
                 } else if (sd_bus_message_skip(m, NULL) < 0)
                         break;
         }
@@ -302,8 +304,38 @@ static const char *challenge_rules =
 
 static const char *grant_extras =
         "\"quotas\": { \"pinned-memory\": \"1M\", \"address-spaces\": 4, \"mappings\": 64,"
-        " \"devices\": 4 },\n"
+        " \"devices\": 4, \"pasids\": 4, \"fault-queue-depth\": 4 },\n"
+        "      \"pasids\": { \"min\": 16, \"max\": 31 },\n"
         "      \"delegation\": true, \"open-on-behalf\": true";
+
+#define DEV_PASID "0000:01:00.0"
+
+/* One VT-d unit with fault queues, two PASID-capable devices and one without. */
+static const char topology[] =
+        "{\n"
+        "  \"name\": \"bus\",\n"
+        "  \"description\": \"one VT-d unit, two PASID-capable devices and one without\",\n"
+        "  \"cdev_major\": 511,\n"
+        "  \"iommus\": [ { \"name\": \"dmar0\", \"kind\": \"intel\", \"aperture_start\": \"0x0\",\n"
+        "      \"aperture_last\": \"0x7fffffffff\", \"page_sizes\": [\"4K\", \"2M\"],\n"
+        "      \"pasid_bits\": 20, \"capabilities\": [\"pasid-exec\", \"pasid-priv\"],\n"
+        "      \"nesting\": true, \"dirty_tracking\": false, \"fault_queue\": true } ],\n"
+        "  \"groups\": [\n"
+        "    { \"id\": 1, \"type\": \"DMA\", \"iommu\": \"dmar0\",\n"
+        "      \"reserved_regions\": [ { \"start\": \"0xfee00000\", \"last\": \"0xfeefffff\",\n"
+        "                              \"type\": \"msi\" } ],\n"
+        "      \"devices\": [ { \"name\": \"" DEV_PASID "\", \"vendor\": \"0x10ee\",\n"
+        "        \"device\": \"0x505c\", \"class\": \"0x120000\", \"driver\": \"vfio-pci\",\n"
+        "        \"pasid_bits\": 20 } ] },\n"
+        "    { \"id\": 2, \"type\": \"DMA\", \"iommu\": \"dmar0\", \"reserved_regions\": [],\n"
+        "      \"devices\": [ { \"name\": \"0000:02:00.0\", \"vendor\": \"0x10ee\",\n"
+        "        \"device\": \"0x505c\", \"class\": \"0x120000\", \"driver\": \"vfio-pci\",\n"
+        "        \"pasid_bits\": 20 } ] },\n"
+        "    { \"id\": 3, \"type\": \"DMA\", \"iommu\": \"dmar0\", \"reserved_regions\": [],\n"
+        "      \"devices\": [ { \"name\": \"0000:03:00.0\", \"vendor\": \"0x8086\",\n"
+        "        \"device\": \"0x1528\", \"class\": \"0x020000\", \"driver\": \"i40e\" } ] }\n"
+        "  ]\n"
+        "}\n";
 
 static int group_setup(void **state) {
         char path[300];
@@ -356,7 +388,9 @@ static int group_setup(void **state) {
 
         policy = itest_policy_for_self(grant_extras);
         assert_non_null(policy);
-        assert_int_equal(itest_daemon_start(&env.daemon, "workstation", policy), 0);
+        snprintf(path, sizeof(path), "%s/topology.json", env.dir);
+        assert_int_equal(write_file(path, topology), 0);
+        assert_int_equal(itest_daemon_start(&env.daemon, path, policy), 0);
         free(policy);
         assert_int_equal(wait_for_name(BUS_NAME, env.daemon.pid), 0);
         *state = NULL;
@@ -1269,6 +1303,95 @@ static void test_object_manager(void **state) {
         free(session);
 }
 
+/* Fault records reach the session's owner, and only it, as signals; answers go back. */
+static void test_faults(void **state) {
+        _cleanup_free_ char *session = NULL;
+        sd_bus_message *reply;
+        sd_bus *other = NULL;
+        ItestClient *sim = NULL;
+        json_object *r;
+        uint32_t dev, ioas, pasid, hwpt;
+        size_t mark, k, other_seen = 0;
+        char err[128];
+
+        REQUIRE_ENV();
+        session = create_session(env.bus);
+        reply = SESSION(env.bus, session, "AttachDeviceByName", "s", DEV_PASID);
+        assert_true(sd_bus_message_read(reply, "u", &dev) >= 0);
+        sd_bus_message_unref(reply);
+        reply = SESSION(env.bus, session, "CreateAddressSpace", NULL);
+        assert_true(sd_bus_message_read(reply, "u", &ioas) >= 0);
+        sd_bus_message_unref(reply);
+        reply = SESSION(env.bus, session, "BindPASID", "uuuusay", dev, ioas, UINT32_C(0),
+                        BUS_PASID_FAULTS, "", (size_t)0);
+        assert_true(sd_bus_message_read(reply, "uu", &pasid, &hwpt) >= 0);
+        sd_bus_message_unref(reply);
+        assert_true(pasid >= 16 && pasid <= 31);
+        sd_bus_message_unref(SESSION(env.bus, session, "WatchFaults", "u", UINT32_MAX));
+        /* Watching twice is refused with the socket's error. */
+        assert_int_equal(call_error(env.bus, session, BUS_SESSION_INTERFACE, "WatchFaults", err,
+                                    sizeof(err), "u", UINT32_MAX),
+                         EBUSY);
+        assert_string_equal(err, BROKER_ERROR_OBJECT_IN_USE);
+
+        /* Another connection listens for every Fault signal of iommud. */
+        assert_int_equal(sd_bus_open_system(&other), 0);
+        assert_true(sd_bus_match_signal(other, NULL, BUS_NAME, NULL, BUS_SESSION_INTERFACE,
+                                        "Fault", NULL, NULL) >= 0);
+
+        /* The simulated device raises a fault at that PASID. */
+        mark = env.n_signals;
+        assert_int_equal(itest_client_connect(&sim, env.daemon.socket), 0);
+        r = itest_call(sim, "org.iommud.Simulator.InjectFault",
+                       itest_params("device", json_object_new_string(DEV_PASID), "pasid",
+                                    json_object_new_int64(pasid), "address",
+                                    json_object_new_int64(0x10000), NULL),
+                       NULL, 0);
+        assert_non_null(r);
+        assert_null(itest_reply_error(r));
+        json_object_put(r);
+        k = wait_signal(mark, "Fault", session);
+
+        /*
+         * The bus keeps each connection's messages in order, so after a round
+         * trip of other's own any Fault meant for it would have arrived.
+         */
+        {
+                sd_bus_message *id = NULL;
+
+                assert_true(sd_bus_call_method(other, "org.freedesktop.DBus",
+                                               "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                               "GetId", NULL, &id, NULL) >= 0);
+                sd_bus_message_unref(id);
+        }
+        for (;;) {
+                sd_bus_message *m = NULL;
+
+                if (sd_bus_process(other, &m) <= 0)
+                        break;
+                if (m && sd_bus_message_is_signal(m, BUS_SESSION_INTERFACE, "Fault"))
+                        other_seen++;
+                sd_bus_message_unref(m);
+        }
+        assert_int_equal(other_seen, 0);
+        sd_bus_flush_close_unref(other);
+
+        /* Answered once; a second answer is FaultNotPending. */
+        sd_bus_message_unref(SESSION(env.bus, session, "RespondFault", "tu",
+                                     env.signals[k].number, UINT32_C(0)));
+        assert_int_equal(call_error(env.bus, session, BUS_SESSION_INTERFACE, "RespondFault", err,
+                                    sizeof(err), "tu", env.signals[k].number, UINT32_C(0)),
+                         ESTALE);
+        assert_string_equal(err, BROKER_ERROR_FAULT_NOT_PENDING);
+
+        sd_bus_message_unref(SESSION(env.bus, session, "UnbindPASID", "uu", dev, pasid));
+        assert_int_equal(call_error(env.bus, session, BUS_SESSION_INTERFACE, "UnbindPASID", err,
+                                    sizeof(err), "uu", dev, pasid),
+                         ENOENT);
+        itest_client_free(sim);
+        sd_bus_message_unref(SESSION(env.bus, session, "Close", NULL));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_registers),
@@ -1278,6 +1401,7 @@ int main(void) {
                 cmocka_unit_test(test_other_connection_denied),
                 cmocka_unit_test(test_owner_disconnect),
                 cmocka_unit_test(test_object_manager),
+                cmocka_unit_test(test_faults),
                 cmocka_unit_test(test_open_session),
                 cmocka_unit_test(test_polkit_reload),
         };
