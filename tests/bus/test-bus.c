@@ -254,7 +254,7 @@ static void pump(void) {
                 ;
 }
 
-/* Index of the first signal member (with path, if given) at or after from; fails the test on a hang. */
+/* Index of the first signal member (with path, if given) at or after from; a hang fails. */
 static size_t wait_signal(size_t from, const char *member, const char *path) {
         for (unsigned i = 0; i < WAIT_ROUNDS; i++) {
                 pump();
@@ -471,7 +471,8 @@ static int call_error(sd_bus *bus, const char *path, const char *iface, const ch
         return r;
 }
 
-#define MANAGER(bus, member, ...) call_ok((bus), BUS_PATH, BUS_MANAGER_INTERFACE, member, __VA_ARGS__)
+#define MANAGER(bus, member, ...)                                                                  \
+        call_ok((bus), BUS_PATH, BUS_MANAGER_INTERFACE, member, __VA_ARGS__)
 #define SESSION(bus, path, member, ...)                                                            \
         call_ok((bus), (path), BUS_SESSION_INTERFACE, member, __VA_ARGS__)
 
@@ -1158,7 +1159,7 @@ static int child_reload(sd_bus *bus, void *userdata) {
         return CHILD_OTHER_ERROR;
 }
 
-/* manage: ListSessions and explaining for another user need polkit; explaining for oneself does not. */
+/* ListSessions and explaining for another user need polkit; explaining for oneself does not. */
 static int child_manage(sd_bus *bus, void *userdata) {
         const char *device = userdata;
         sd_bus_error error = SD_BUS_ERROR_NULL;
