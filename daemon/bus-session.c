@@ -47,7 +47,13 @@ int bus_session_new(BusSession **ret, Bus *b, const char *owner, PeerCreds *cred
                 free(bs);
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         }
-        /* The session ends when the connection that made it leaves the bus. */
+        /*
+         * The session ends when the connection that made it leaves the bus.
+         * sd_bus_track_add_name() asks the bus driver itself (AddMatch, then
+         * whether the name still exists, so an owner that left meanwhile is
+         * refused here); those are the only calls that wait for a reply, and
+         * only for the bus driver, which answers from memory.
+         */
         r = sd_bus_track_new(b->bus, &bs->track, on_owner_gone, bs);
         if (r >= 0)
                 r = sd_bus_track_add_name(bs->track, owner);
