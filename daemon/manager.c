@@ -21,6 +21,7 @@
 #include "fault-router.h"
 #include "log.h"
 #include "manager.h"
+#include "manager-varlink.h"
 #include "session.h"
 #include "simtopo.h"
 #include "simulator.h"
@@ -43,6 +44,8 @@ struct Manager {
 
         SessionHost host;
         Broker *broker;
+        ManagerVarlink *admin;  /* org.iommud.Manager */
+        char *topology_name;    /* the simulated topology's, NULL for the kernel */
         VarlinkServer *server;
         Bus *bus;
         char *bus_address;
@@ -79,22 +82,35 @@ static int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
-static int manager_load_policy(Manager *m, Policy **ret) {
+/* Loads the policy; on failure logs every diagnostic and, with ret_diags, returns them too. */
+static int manager_load_policy(Manager *m, Policy **ret, char ***ret_diags) {
         PolicyDiagnostics diags = {};
         Error err = ERROR_INIT;
+        char **strv = NULL;
+        size_t n = 0;
         int r;
 
         r = policy_load(ret, &m->policy_paths, &diags, &err);
         if (r < 0) {
+                if (ret_diags)
+                        strv = calloc(diags.n + 2, sizeof(char *));
                 for (size_t i = 0; i < diags.n; i++) {
                         const PolicyDiagnostic *d = &diags.items[i];
 
                         log_error("%s:%u:%u: %s%s%s", d->file ?: "(policy)", d->line, d->column,
                                   d->json_path ?: "", d->json_path ? ": " : "", d->message);
+                        if (strv && asprintf(&strv[n], "%s:%u:%u: %s%s%s", d->file ?: "(policy)",
+                                             d->line, d->column, d->json_path ?: "",
+                                             d->json_path ? ": " : "", d->message) >= 0)
+                                n++;
                 }
+                if (strv && diags.n == 0 && asprintf(&strv[n], "%s", error_message(&err)) >= 0)
+                        n++;
                 log_error_errno(r, "Loading the policy failed: %s", error_message(&err));
         }
         policy_diagnostics_clear(&diags);
+        if (ret_diags)
+                *ret_diags = strv;
         return r;
 }
 
@@ -129,7 +145,7 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         if (!m->socket_path)
                 return error_set(err, -ENOMEM, "Out of memory.");
 
-        r = manager_load_policy(m, &m->host.policy);
+        r = manager_load_policy(m, &m->host.policy, NULL);
         if (r < 0)
                 return error_set(err, r, "The policy is invalid (see above).");
 
@@ -160,6 +176,9 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
                 if (r < 0)
                         return error_set(err, r, "Starting the simulated backend failed: %s",
                                          error_message(&e));
+                m->topology_name = strdup(st->name);
+                if (!m->topology_name)
+                        return error_set(err, -ENOMEM, "Out of memory.");
                 log_info("Simulating topology '%s' (%s) below %s.", st->name,
                          st->description ?: "no description", m->sim_root);
         } else {
@@ -211,6 +230,8 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
+        /* Monitor streams end first, and session events stop reaching it. */
+        m->admin = manager_varlink_free(m->admin);
         /* D-Bus sessions first: they are core sessions the bus front end owns. */
         m->bus = bus_free(m->bus);
         /* The server's disconnect hooks free the sessions, releasing every device. */
@@ -245,6 +266,7 @@ Manager *manager_free(Manager *m) {
         free(m->proc_root);
         free(m->bus_address);
         free(m->sim_root);
+        free(m->topology_name);
         free(m->policy_vendor_dir);
         free(m->policy_admin_dir);
         free(m->policy_file);
@@ -277,12 +299,22 @@ static void on_drop(Session *s, const char *device, const char *reason, void *us
                     session_describe(s), device, reason);
 }
 
+void manager_emit_event(Manager *m, const char *type, const char *message, json_object *payload) {
+        manager_varlink_emit(m->admin, type, message, payload);
+}
+
 int manager_reload_policy(Manager *m) {
+        return manager_reload_policy_full(m, NULL);
+}
+
+int manager_reload_policy_full(Manager *m, char ***ret_diagnostics) {
+        char message[128];
+        json_object *payload;
         Policy *p = NULL;
         int r;
 
         (void)sd_notify(0, "RELOADING=1");
-        r = manager_load_policy(m, &p);
+        r = manager_load_policy(m, &p, ret_diagnostics);
         if (r < 0) {
                 log_error("Keeping the policy in force (generation %" PRIu64 ").",
                           policy_generation(m->host.policy));
@@ -298,6 +330,13 @@ int manager_reload_policy(Manager *m) {
         bus_policy_reloaded(m->bus);
         (void)sd_notify(0, "READY=1");
         manager_notify_status(m);
+        snprintf(message, sizeof(message), "policy reloaded (generation %" PRIu64 ")",
+                 policy_generation(p));
+        payload = json_object_new_object();
+        if (payload)
+                (void)json_object_object_add(payload, "generation",
+                                             json_object_new_int64((int64_t)policy_generation(p)));
+        manager_emit_event(m, "policy-reloaded", message, payload);
         return 0;
 }
 
@@ -383,6 +422,10 @@ static int manager_listen(Manager *m, Error *err) {
         return 0;
 }
 
+static int reload_policy_hook(void *userdata, char ***ret_diagnostics) {
+        return manager_reload_policy_full(userdata, ret_diagnostics);
+}
+
 static int reload_policy_cb(void *userdata) {
         return manager_reload_policy(userdata);
 }
@@ -443,6 +486,17 @@ int manager_start(Manager *m, Error *err) {
                         return error_set(err, r, "Registering org.iommud.Simulator failed: %s",
                                          strerror(-r));
         }
+        r = manager_varlink_new(&m->admin, &(ManagerVarlinkConfig){
+                                                   .host = &m->host,
+                                                   .topology = m->topology_name,
+                                                   .reload_policy = reload_policy_hook,
+                                                   .userdata = m,
+                                           });
+        if (r >= 0)
+                r = manager_varlink_attach(m->admin, m->server);
+        if (r < 0)
+                return error_set(err, r, "Registering org.iommud.Manager failed: %s",
+                                 strerror(-r));
         r = manager_listen(m, err);
         if (r < 0)
                 return r;

@@ -59,6 +59,12 @@ typedef struct SessionHost {
         void *on_session_userdata;
         /* Reads the sessions' fault queues; NULL: no event loop, fault delivery is NotSupported. */
         FaultRouter *faults;
+        /*
+         * Told when a session has been linked in (opened) and when it is about
+         * to be freed (before anything is released), e.g. for monitoring.
+         */
+        void (*session_event)(Session *s, bool opened, void *userdata);
+        void *session_event_userdata;
 } SessionHost;
 
 #define SESSION_HOST_INIT ((SessionHost){})
