@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@ struct Broker {
         SessionHost *host;
         const char *dev_root;
         const char *proc_root;
+        PeerCreds *pending_creds; /* for the connection broker_open_connection() adds */
 };
 
 /*
@@ -1099,8 +1101,11 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         Principal p;
         int r;
 
-        r = peer_creds_new(&creds, b->proc_root, cred->pid, cred->uid, cred->gid, &e.error);
-        if (r < 0)
+        if (b->pending_creds)
+                creds = TAKE_PTR(b->pending_creds);
+        else
+                r = peer_creds_new(&creds, b->proc_root, cred->pid, cred->uid, cred->gid, &e.error);
+        if (!creds)
                 return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
                                          error_message(&e.error));
 
@@ -1162,8 +1167,33 @@ int broker_new(Broker **ret, SessionHost *host, const char *dev_root, const char
 }
 
 Broker *broker_free(Broker *b) {
+        if (!b)
+                return NULL;
+        peer_creds_free(b->pending_creds);
         free(b);
         return NULL;
+}
+
+int broker_open_connection(Broker *b, VarlinkServer *s, PeerCreds *creds, int *ret_fd) {
+        _cleanup_(peer_creds_freep) PeerCreds *c = creds;
+        int pair[2], r;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
+                return negative_errno();
+        b->pending_creds = TAKE_PTR(c);
+        r = varlink_server_add_connection(s, pair[0], NULL);
+        /* on_connect() took the credentials unless it never ran. */
+        b->pending_creds = peer_creds_free(b->pending_creds);
+        if (r < 0) {
+                safe_close(pair[1]);
+                return r;
+        }
+        /* The client end blocks like any socket a client connects itself. */
+        r = fcntl(pair[1], F_GETFL);
+        if (r >= 0)
+                (void)fcntl(pair[1], F_SETFL, r & ~O_NONBLOCK);
+        *ret_fd = pair[1];
+        return 0;
 }
 
 int broker_attach(Broker *b, VarlinkServer *s) {

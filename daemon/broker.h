@@ -23,5 +23,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Broker *, broker_free);
 /* The org.iommud.Broker method table (for the IDL conformance test). */
 const VarlinkInterface *broker_interface_get(void);
 
+/*
+ * Serves one end of a new socketpair as a broker connection whose session
+ * carries creds instead of the socket's own credentials (a client that
+ * authenticated over another transport, such as D-Bus), and returns the other
+ * end.  creds is taken, also on failure.
+ */
+int broker_open_connection(Broker *b, VarlinkServer *s, PeerCreds *creds, int *ret_fd);
+
 /* Registers the interface and the connection hooks on s (userdata: the broker). */
 int broker_attach(Broker *b, VarlinkServer *s);

@@ -17,6 +17,7 @@
 #include "backend-kernel.h"
 #include "backend-sim.h"
 #include "broker.h"
+#include "bus.h"
 #include "fault-router.h"
 #include "log.h"
 #include "manager.h"
@@ -46,6 +47,9 @@ struct Manager {
         ManagerVarlink *admin;  /* org.iommud.Manager */
         char *topology_name;    /* the simulated topology's, NULL for the kernel */
         VarlinkServer *server;
+        Bus *bus;
+        char *bus_address;
+        bool no_bus;
         bool socket_bound; /* we created socket_path and remove it on exit */
 };
 
@@ -122,6 +126,8 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
 
         m->runtime_dir = strdup_or_null(cfg->runtime_dir ?: IOMMUD_RUNTIME_DIR, &oom);
         m->proc_root = strdup_or_null(cfg->proc_root ?: "/proc", &oom);
+        m->bus_address = strdup_or_null(cfg->bus_address, &oom);
+        m->no_bus = cfg->no_bus;
         m->policy_vendor_dir = strdup_or_null(cfg->policy_paths.vendor_dir, &oom);
         m->policy_admin_dir = strdup_or_null(cfg->policy_paths.admin_dir, &oom);
         m->policy_file = strdup_or_null(cfg->policy_paths.file, &oom);
@@ -226,6 +232,8 @@ Manager *manager_free(Manager *m) {
 
         /* Monitor streams end first, and session events stop reaching it. */
         m->admin = manager_varlink_free(m->admin);
+        /* D-Bus sessions first: they are core sessions the bus front end owns. */
+        m->bus = bus_free(m->bus);
         /* The server's disconnect hooks free the sessions, releasing every device. */
         m->server = varlink_server_free(m->server);
         session_host_done(&m->host);
@@ -256,6 +264,7 @@ Manager *manager_free(Manager *m) {
         free(m->sysfs_root);
         free(m->dev_root);
         free(m->proc_root);
+        free(m->bus_address);
         free(m->sim_root);
         free(m->topology_name);
         free(m->policy_vendor_dir);
@@ -318,6 +327,7 @@ int manager_reload_policy_full(Manager *m, char ***ret_diagnostics) {
         for (Session *s = m->host.sessions; s; s = session_next(s))
                 (void)session_revalidate(s, on_drop, m);
         log_info("Policy reloaded (generation %" PRIu64 ").", policy_generation(p));
+        bus_policy_reloaded(m->bus);
         (void)sd_notify(0, "READY=1");
         manager_notify_status(m);
         snprintf(message, sizeof(message), "policy reloaded (generation %" PRIu64 ")",
@@ -416,6 +426,34 @@ static int reload_policy_hook(void *userdata, char ***ret_diagnostics) {
         return manager_reload_policy_full(userdata, ret_diagnostics);
 }
 
+static int reload_policy_cb(void *userdata) {
+        return manager_reload_policy(userdata);
+}
+
+/* The bus is optional: without one the daemon serves its socket, and says so once. */
+static void manager_connect_bus(Manager *m) {
+        BusConfig bc = {
+                .base = m->base,
+                .host = &m->host,
+                .broker = m->broker,
+                .server = m->server,
+                .proc_root = m->proc_root,
+                .address = m->bus_address,
+                .reload_policy = reload_policy_cb,
+                .userdata = m,
+        };
+        Error e = ERROR_INIT;
+        int r;
+
+        if (m->no_bus) {
+                log_info("D-Bus disabled (--no-bus); serving the socket only.");
+                return;
+        }
+        r = bus_new(&m->bus, &bc, &e);
+        if (r < 0)
+                log_notice("No D-Bus (%s); serving the socket only.", error_message(&e));
+}
+
 static unsigned clamp_uint(uint64_t v) {
         return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
 }
@@ -462,6 +500,7 @@ int manager_start(Manager *m, Error *err) {
         r = manager_listen(m, err);
         if (r < 0)
                 return r;
+        manager_connect_bus(m);
 
         /* Shutdown and reload come through the loop, never from a signal handler's stack. */
         m->sig_term = evsignal_new(m->base, SIGTERM, on_signal, m);

@@ -28,6 +28,8 @@ typedef struct ManagerConfig {
         const char *runtime_dir;   /* NULL: IOMMUD_RUNTIME_DIR */
         const char *socket_path;   /* NULL: RUNTIME_DIR/org.iommud.Broker */
         const char *proc_root;     /* NULL: "/proc" */
+        const char *bus_address;   /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */
+        bool no_bus;               /* serve the socket only */
 } ManagerConfig;
 
 /* Loads policy, topology and backend (materializing the simulated host with sim). */

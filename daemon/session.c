@@ -186,6 +186,8 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
         host->n_sessions++;
         if (host->session_event)
                 host->session_event(s, true, host->session_event_userdata);
+        if (host->on_session)
+                host->on_session(s, true, host->on_session_userdata);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -234,6 +236,8 @@ Session *session_free(Session *s) {
         if (s->next)
                 s->next->prev = s->prev;
         s->host->n_sessions--;
+        if (s->host->on_session)
+                s->host->on_session(s, false, s->host->on_session_userdata);
 
         peer_creds_free(s->creds);
         free(s);

@@ -50,6 +50,13 @@ typedef struct SessionHost {
          */
         bool (*reap_if_gone)(Session *holder, void *userdata);
         void *reap_userdata;
+        /*
+         * Told when a session was linked in (opened true) and when it has been
+         * unlinked and has released everything (opened false, its credentials
+         * still valid), whichever transport made it; may be NULL.
+         */
+        void (*on_session)(Session *s, bool opened, void *userdata);
+        void *on_session_userdata;
         /* Reads the sessions' fault queues; NULL: no event loop, fault delivery is NotSupported. */
         FaultRouter *faults;
         /*
