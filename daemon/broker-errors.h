@@ -30,6 +30,7 @@
 #define BROKER_ERROR_NOT_SUPPORTED BROKER_INTERFACE ".NotSupported"       /* feature */
 #define BROKER_ERROR_BACKEND_ERROR BROKER_INTERFACE ".BackendError"       /* errno, message */
 #define BROKER_ERROR_SYSTEM_ERROR BROKER_INTERFACE ".SystemError"         /* errno, message */
+#define BROKER_ERROR_DEVICE_GONE BROKER_INTERFACE ".DeviceGone"           /* device, deviceId, reason */
 /* Malformed parameters use the standard org.varlink.service.InvalidParameter {parameter}. */
 #define BROKER_ERROR_INVALID_PARAMETER "org.varlink.service.InvalidParameter"
 
