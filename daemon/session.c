@@ -1677,3 +1677,16 @@ done:
         *ret = TAKE_PTR(s);
         return 0;
 }
+
+BackendContext *session_get_context(const Session *s) {
+        return s->ctx;
+}
+
+int session_device_id(const Session *s, const char *name, uint32_t *ret) {
+        for (size_t i = 0; i < s->n_devices; i++)
+                if (streq(s->devices[i].name, name)) {
+                        *ret = s->devices[i].id;
+                        return 0;
+                }
+        return -ENOENT;
+}

@@ -202,6 +202,10 @@ int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendC
                     json_object *state, const SessionRestoreConfig *rc);
 
 SessionHost *session_get_host(const Session *s);
+/* The session's backend context (its iommufd), for the fd store. */
+BackendContext *session_get_context(const Session *s);
+/* The id under which the session holds device name, -ENOENT when it does not. */
+int session_device_id(const Session *s, const char *name, uint32_t *ret);
 
 /* Counts for tests and the manager's status line. */
 size_t session_n_devices(const Session *s);
