@@ -27,6 +27,7 @@ typedef struct ManagerConfig {
         const char *runtime_dir;   /* NULL: IOMMUD_RUNTIME_DIR */
         const char *socket_path;   /* NULL: RUNTIME_DIR/org.iommud.Broker */
         const char *proc_root;     /* NULL: "/proc" */
+        bool fd_store;             /* use the fd store even without $FDSTORE (systemd < 254) */
 } ManagerConfig;
 
 /* Loads policy, topology and backend (materializing the simulated host with sim). */
