@@ -570,7 +570,6 @@ static int manager_sim_apply(Manager *m, const char *op, const char *device, con
 }
 
 static int rm_rf(const char *path) {
-        _cleanup_free_ char *cmd = NULL;
         pid_t pid;
         int status;
 
