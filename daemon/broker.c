@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -28,6 +29,15 @@ struct Broker {
         uint64_t next_serial;
 };
 
+/* A WatchFaults stream: the call it replies to and the router's watch. */
+typedef struct BrokerWatch BrokerWatch;
+struct BrokerWatch {
+        BrokerWatch *next;
+        VarlinkConnection *conn;
+        VarlinkCall *call;
+        FaultWatch *watch;
+};
+
 /*
  * What the transport adds to a session: the connections that share it
  * (JoinSession) and the token that lets another connection join.  The
@@ -39,15 +49,32 @@ typedef struct BrokerSession {
         VarlinkConnection **conns;
         size_t n_conns;
         char token[33];
-        uint64_t serial;        /* names its fds in the fd store */
-        VarlinkCall **watchers; /* WatchEvents() streams */
-        size_t n_watchers;
-        struct event *grace;    /* a restored session nobody reclaimed yet */
+        uint64_t serial;          /* names its fds in the fd store */
+        VarlinkCall **event_streams; /* WatchEvents() streams */
+        size_t n_event_streams;
+        BrokerWatch *watches;     /* WatchFaults() streams */
+        struct event *grace;      /* a restored session nobody reclaimed yet */
 } BrokerSession;
 
 static void broker_changed(Broker *b) {
         if (b && b->changed)
                 b->changed(b->changed_userdata);
+}
+
+/* Ends the fault streams of c (every stream when c is NULL); what they left unanswered is INVALID. */
+static void broker_session_end_watches(BrokerSession *bs, VarlinkConnection *c) {
+        for (BrokerWatch **p = &bs->watches; *p;) {
+                BrokerWatch *w = *p;
+
+                if (c && w->conn != c) {
+                        p = &w->next;
+                        continue;
+                }
+                *p = w->next;
+                fault_watch_free(w->watch);
+                varlink_call_unref(w->call);
+                free(w);
+        }
 }
 
 static void broker_session_free(BrokerSession *bs) {
@@ -56,11 +83,12 @@ static void broker_session_free(BrokerSession *bs) {
         if (!bs)
                 return;
         b = bs->broker;
-        for (size_t i = 0; i < bs->n_watchers; i++) {
-                (void)varlink_call_reply(bs->watchers[i], NULL);
-                varlink_call_unref(bs->watchers[i]);
+        broker_session_end_watches(bs, NULL);
+        for (size_t i = 0; i < bs->n_event_streams; i++) {
+                (void)varlink_call_reply(bs->event_streams[i], NULL);
+                varlink_call_unref(bs->event_streams[i]);
         }
-        free(bs->watchers);
+        free(bs->event_streams);
         if (bs->grace)
                 event_free(bs->grace);
         session_free(bs->session);
@@ -82,20 +110,21 @@ static int broker_session_add_conn(BrokerSession *bs, VarlinkConnection *c) {
 }
 
 /* Ends the event streams a connection had open (it is going away). */
-static void broker_session_drop_watchers(BrokerSession *bs, VarlinkConnection *c) {
-        for (size_t i = 0; i < bs->n_watchers;) {
-                if (varlink_call_get_connection(bs->watchers[i]) != c) {
+static void broker_session_drop_event_streams(BrokerSession *bs, VarlinkConnection *c) {
+        for (size_t i = 0; i < bs->n_event_streams;) {
+                if (varlink_call_get_connection(bs->event_streams[i]) != c) {
                         i++;
                         continue;
                 }
-                varlink_call_unref(bs->watchers[i]);
-                bs->watchers[i] = bs->watchers[--bs->n_watchers];
+                varlink_call_unref(bs->event_streams[i]);
+                bs->event_streams[i] = bs->event_streams[--bs->n_event_streams];
         }
 }
 
 /* Detaches c; frees the session when it was the last connection. */
 static void broker_session_remove_conn(BrokerSession *bs, VarlinkConnection *c) {
-        broker_session_drop_watchers(bs, c);
+        broker_session_end_watches(bs, c);
+        broker_session_drop_event_streams(bs, c);
         for (size_t i = 0; i < bs->n_conns; i++)
                 if (bs->conns[i] == c) {
                         bs->conns[i] = bs->conns[--bs->n_conns];
@@ -731,34 +760,177 @@ static int method_copy(VarlinkCall *call, json_object *params, VarlinkCallFlags 
         return reply(call, out);
 }
 
-static int method_not_supported(VarlinkCall *call, const char *feature) {
-        BrokerError e = BROKER_ERROR_INIT;
+static int hex_decode(const char *hex, uint8_t **ret, size_t *ret_len) {
+        size_t n = strlen(hex);
+        uint8_t *buf;
 
-        broker_error_not_supported(&e, feature,
-                                   "%s is not implemented by this iommud yet; PASID binds and "
-                                   "I/O page-fault streams come with the fault router.",
-                                   varlink_call_get_method(call));
-        return reply_error(call, &e);
+        if (n == 0 || n % 2 != 0)
+                return -EINVAL;
+        buf = malloc(n / 2);
+        if (!buf)
+                return -ENOMEM;
+        for (size_t i = 0; i < n / 2; i++) {
+                unsigned v;
+
+                if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+                    !isxdigit((unsigned char)hex[2 * i + 1])) {
+                        free(buf);
+                        return -EINVAL;
+                }
+                buf[i] = (uint8_t)v;
+        }
+        *ret = buf;
+        *ret_len = n / 2;
+        return 0;
 }
 
 static int method_bind_pasid(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                              void *userdata) {
-        return method_not_supported(call, "pasid");
+        _cleanup_free_ uint8_t *data = NULL;
+        BrokerError e = BROKER_ERROR_INIT;
+        SessionBindPasidArgs a = {};
+        json_object *out, *node = NULL, *stage1 = NULL;
+        uint32_t pasid, hwpt;
+
+        REQUIRE_SESSION(call);
+        CHECK_KNOWN(call, params, "deviceId", "ioasId", "pasid", "faults", "stage1");
+        GET(call, json_util_get_u32, params, "deviceId", 0, &a.device_id);
+        GET(call, json_util_get_u32, params, "ioasId", 0, &a.ioas_id);
+        GET(call, json_util_get_u32, params, "pasid", JSON_UTIL_OPTIONAL, &a.pasid);
+        GET(call, json_util_get_bool, params, "faults", JSON_UTIL_OPTIONAL, &a.faults);
+        if (json_object_object_get_ex(params, "pasid", &node) && node)
+                a.has_pasid = true;
+        if (json_object_object_get_ex(params, "stage1", &stage1) && stage1) {
+                const char *type = NULL, *hex = NULL;
+
+                if (!json_object_is_type(stage1, json_type_object))
+                        return reply_invalid_parameter(call, "stage1", "stage1 is not an object");
+                CHECK_KNOWN(call, stage1, "type", "data");
+                GET(call, json_util_get_string, stage1, "type", 0, &type);
+                GET(call, json_util_get_string, stage1, "data", 0, &hex);
+                if (streq(type, "vtd"))
+                        a.stage1_type = BACKEND_HWPT_DATA_VTD_S1;
+                else if (streq(type, "arm_smmuv3"))
+                        a.stage1_type = BACKEND_HWPT_DATA_ARM_SMMUV3;
+                else
+                        return reply_invalid_parameter(call, "stage1",
+                                                       "stage1.type '%s' is not vtd or arm_smmuv3",
+                                                       type);
+                if (hex_decode(hex, &data, &a.stage1_len) < 0)
+                        return reply_invalid_parameter(call, "stage1",
+                                                       "stage1.data is not a hex string of whole "
+                                                       "bytes");
+                a.stage1_data = data;
+        }
+        if (session_bind_pasid(call_session(call), &a, &pasid, &hwpt, &e) < 0)
+                return reply_error(call, &e);
+        out = json_object_new_object();
+        if (!out)
+                return -ENOMEM;
+        (void)json_util_add(out, "pasid", json_object_new_int64(pasid));
+        (void)json_util_add(out, "hwptId", json_object_new_int64(hwpt));
+        return reply(call, out);
 }
 
 static int method_unbind_pasid(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                void *userdata) {
-        return method_not_supported(call, "pasid");
+        BrokerError e = BROKER_ERROR_INIT;
+        uint32_t dev, pasid;
+
+        REQUIRE_SESSION(call);
+        CHECK_KNOWN(call, params, "deviceId", "pasid");
+        GET(call, json_util_get_u32, params, "deviceId", 0, &dev);
+        GET(call, json_util_get_u32, params, "pasid", 0, &pasid);
+        if (session_unbind_pasid(call_session(call), dev, pasid, &e) < 0)
+                return reply_error(call, &e);
+        return reply(call, NULL);
+}
+
+static int deliver_fault(FaultWatch *fw, const FaultEvent *ev, void *userdata) {
+        BrokerWatch *w = userdata;
+        json_object *out = json_object_new_object(), *f = json_object_new_object();
+
+        if (!out || !f) {
+                json_object_put(out);
+                json_object_put(f);
+                return -ENOMEM;
+        }
+        (void)json_util_add(f, "cookie", u64_node(ev->cookie));
+        (void)json_util_add(f, "deviceId", json_object_new_int64(ev->device_id));
+        if (ev->pasid_valid)
+                (void)json_util_add(f, "pasid", json_object_new_int64(ev->pasid));
+        (void)json_util_add(f, "groupId", json_object_new_int64(ev->group_id));
+        (void)json_util_add(f, "address", u64_node(ev->address));
+        (void)json_util_add(f, "length", json_object_new_int64(ev->length));
+        (void)json_util_add(f, "read", json_object_new_boolean(ev->perm & FAULT_PERM_READ));
+        (void)json_util_add(f, "write", json_object_new_boolean(ev->perm & FAULT_PERM_WRITE));
+        (void)json_util_add(f, "exec", json_object_new_boolean(ev->perm & FAULT_PERM_EXEC));
+        (void)json_util_add(f, "privileged", json_object_new_boolean(ev->perm & FAULT_PERM_PRIV));
+        (void)json_util_add(f, "lastPage", json_object_new_boolean(ev->last_page));
+        (void)json_util_add(out, "fault", f);
+        /* -ENOBUFS: the client does not read; the router answers INVALID for it. */
+        return varlink_call_reply_more(w->call, out);
 }
 
 static int method_watch_faults(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                void *userdata) {
-        return method_not_supported(call, "fault-queue");
+        BrokerError e = BROKER_ERROR_INIT;
+        BrokerSession *bs;
+        BrokerWatch *w;
+        uint32_t dev = FAULT_WATCH_ALL;
+        int r;
+
+        REQUIRE_SESSION(call);
+        CHECK_KNOWN(call, params, "deviceId");
+        GET(call, json_util_get_u32, params, "deviceId", JSON_UTIL_OPTIONAL, &dev);
+        if (!(flags & VARLINK_CALL_MORE))
+                return varlink_call_error(call, VARLINK_ERROR_EXPECTED_MORE, NULL);
+        if (dev == FAULT_WATCH_ALL && json_object_object_get_ex(params, "deviceId", NULL) &&
+            json_object_object_get(params, "deviceId"))
+                return reply_invalid_parameter(call, "deviceId", "deviceId %" PRIu32
+                                               " is not a device id", dev);
+
+        bs = call_broker_session(call);
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->conn = varlink_call_get_connection(call);
+        w->call = varlink_call_ref(call);
+        /* Linked first: faults already queued are delivered from inside the watch call. */
+        w->next = bs->watches;
+        bs->watches = w;
+        r = session_watch_faults(bs->session, dev, deliver_fault, w, &w->watch, &e);
+        if (r < 0) {
+                bs->watches = w->next;
+                varlink_call_unref(w->call);
+                free(w);
+                return reply_error(call, &e);
+        }
+        /* The stream has no final reply: it ends when the client closes the connection. */
+        return 0;
 }
 
 static int method_respond_fault(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                 void *userdata) {
-        return method_not_supported(call, "fault-queue");
+        BrokerError e = BROKER_ERROR_INIT;
+        const char *code;
+        uint64_t cookie;
+        uint32_t c;
+
+        REQUIRE_SESSION(call);
+        CHECK_KNOWN(call, params, "cookie", "code");
+        GET(call, json_util_get_u64, params, "cookie", 0, &cookie);
+        GET(call, json_util_get_string, params, "code", 0, &code);
+        if (streq(code, "success"))
+                c = FAULT_RESPONSE_SUCCESS;
+        else if (streq(code, "invalid"))
+                c = FAULT_RESPONSE_INVALID;
+        else
+                return reply_invalid_parameter(call, "code", "code '%s' is not success or invalid",
+                                               code);
+        if (session_respond_fault(call_session(call), cookie, c, &e) < 0)
+                return reply_error(call, &e);
+        return reply(call, NULL);
 }
 
 static int method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
@@ -840,6 +1012,18 @@ static int method_get_session(VarlinkCall *call, json_object *params, VarlinkCal
 
         (void)json_util_add(out, "principal", pr);
         (void)json_util_add(out, "usage", usage);
+        {
+                json_object *fc = json_object_new_object();
+
+                if (fc) {
+                        (void)json_util_add(fc, "delivered", u64_node(info.faults.delivered));
+                        (void)json_util_add(fc, "answered", u64_node(info.faults.answered));
+                        (void)json_util_add(fc, "timedOut", u64_node(info.faults.timed_out));
+                        (void)json_util_add(fc, "dropped", u64_node(info.faults.dropped));
+                        (void)json_util_add(fc, "pending", u64_node(info.faults.pending));
+                        (void)json_util_add(out, "faults", fc);
+                }
+        }
         (void)json_util_add(out, "token", json_object_new_string(bs->token));
         return reply(call, out);
 }
@@ -918,11 +1102,11 @@ static int method_watch_events(VarlinkCall *call, json_object *params, VarlinkCa
         if (!(flags & VARLINK_CALL_MORE))
                 return varlink_call_error(call, VARLINK_ERROR_EXPECTED_MORE, NULL);
         bs = call_broker_session(call);
-        w = realloc(bs->watchers, (bs->n_watchers + 1) * sizeof(*w));
+        w = realloc(bs->event_streams, (bs->n_event_streams + 1) * sizeof(*w));
         if (!w)
                 return -ENOMEM;
-        bs->watchers = w;
-        bs->watchers[bs->n_watchers++] = varlink_call_ref(call);
+        bs->event_streams = w;
+        bs->event_streams[bs->n_event_streams++] = varlink_call_ref(call);
         return 0;
 }
 
@@ -1093,7 +1277,7 @@ void broker_session_event(Session *s, const char *kind, const char *device, uint
 
         if (!bs)
                 return;
-        for (size_t i = 0; i < bs->n_watchers; i++) {
+        for (size_t i = 0; i < bs->n_event_streams; i++) {
                 json_object *out = json_object_new_object(), *ev = json_object_new_object();
 
                 if (!out || !ev) {
@@ -1108,7 +1292,7 @@ void broker_session_event(Session *s, const char *kind, const char *device, uint
                 (void)json_util_add(ev, "reason", json_object_new_string(reason));
                 (void)json_util_add(out, "event", ev);
                 /* A watcher that cannot keep up misses events; its session is unaffected. */
-                (void)varlink_call_reply_more(bs->watchers[i], out);
+                (void)varlink_call_reply_more(bs->event_streams[i], out);
         }
 }
 

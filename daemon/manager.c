@@ -18,6 +18,7 @@
 #include "backend-kernel.h"
 #include "backend-sim.h"
 #include "broker.h"
+#include "fault-router.h"
 #include "fdstore.h"
 #include "json-util.h"
 #include "log.h"
@@ -273,6 +274,9 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         m->base = event_base_new();
         if (!m->base)
                 return error_set(err, -ENOMEM, "Creating the event loop failed.");
+        r = fault_router_new(&m->host.faults, m->base);
+        if (r < 0)
+                return error_set(err, r, "Creating the fault router failed.");
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -295,6 +299,7 @@ Manager *manager_free(Manager *m) {
         m->fdstore = fdstore_free(m->fdstore);
         simtopo_free(m->sim_topo);
         free(m->sim_name);
+        m->host.faults = fault_router_free(m->host.faults);
         m->broker = broker_free(m->broker);
         if (m->socket_bound)
                 (void)unlink(m->socket_path);
@@ -954,7 +959,9 @@ int manager_start(Manager *m, Error *err) {
         broker_set_lifecycle(m->broker, m->base, pl->session_reclaim_grace_ms,
                              manager_persist_cb, m);
         if (m->sim_topo) {
+                /* Fault injection, the model's counters and hotplug exist only on a simulated host. */
                 m->sim_hooks = (SimulatorHooks){
+                        .backend = m->host.backend,
                         .set_driver = sim_hook_set_driver,
                         .remove_device = sim_hook_remove,
                         .userdata = m,

@@ -28,6 +28,7 @@
 
 #include "backend.h"
 #include "broker-errors.h"
+#include "fault-router.h"
 #include "peer-creds.h"
 #include "policy.h"
 #include "topology.h"
@@ -51,6 +52,8 @@ typedef struct SessionHost {
          */
         bool (*reap_if_gone)(Session *holder, void *userdata);
         void *reap_userdata;
+        /* Reads the sessions' fault queues; NULL: no event loop, fault delivery is NotSupported. */
+        FaultRouter *faults;
 } SessionHost;
 
 #define SESSION_HOST_INIT ((SessionHost){})
@@ -97,7 +100,20 @@ typedef struct SessionInfo {
         PolicyQuotas usage;       /* same fields, counted */
         PolicyQuotas quotas;
         uint64_t policy_generation;
+        FaultCounters faults;     /* all zero until the session has a fault queue */
 } SessionInfo;
+
+typedef struct SessionBindPasidArgs {
+        uint32_t device_id;
+        uint32_t ioas_id;
+        bool has_pasid;           /* else iommud picks the lowest free PASID the policy allows */
+        uint32_t pasid;
+        bool faults;              /* deliver this PASID's I/O page faults to WatchFaults */
+        /* A user stage-1 table (vSVA), nested over the IOAS; BACKEND_HWPT_DATA_NONE: none. */
+        uint32_t stage1_type;
+        const void *stage1_data;
+        size_t stage1_len;
+} SessionBindPasidArgs;
 
 /*
  * Creates a session for creds (taken on success), with its own backend
@@ -206,6 +222,36 @@ SessionHost *session_get_host(const Session *s);
 BackendContext *session_get_context(const Session *s);
 /* The id under which the session holds device name, -ENOENT when it does not. */
 int session_device_id(const Session *s, const char *name, uint32_t *ret);
+
+/*
+ * Attaches a PASID of a device to an address space (or to a nested stage 1
+ * over it).  Checks, in order: the device has PASIDs (NotSupported "pasid"),
+ * the PASID lies in the policy's range for the principal and the device's
+ * width (PolicyDenied step "pasid" / InvalidParameter "pasid"), no session
+ * of the host uses it (ObjectInUse kind "pasid"), the pasids quota, fault
+ * delivery and nesting are available (NotSupported "fault-queue",
+ * "nesting"), the stage-1 data has the type and length the IOMMU takes
+ * (InvalidParameter "stage1").  PASIDs are unique host-wide, so one PASID
+ * never names two sessions' address spaces.
+ */
+int session_bind_pasid(Session *s, const SessionBindPasidArgs *args, uint32_t *ret_pasid,
+                       uint32_t *ret_hwpt_id, BrokerError *err);
+/* Detaches and frees what BindPASID made; its pending faults are answered by the kernel. */
+int session_unbind_pasid(Session *s, uint32_t device_id, uint32_t pasid, BrokerError *err);
+size_t session_n_pasids(const Session *s);
+
+/*
+ * Starts streaming the faults of device_id (FAULT_WATCH_ALL: every device) to
+ * fn.  The watch belongs to the caller (fault_watch_free() when the client's
+ * stream ends) and must be freed before the session.  ObjectInUse when that
+ * device (or all) is watched already.
+ */
+int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void *userdata,
+                         FaultWatch **ret, BrokerError *err);
+/* code: FAULT_RESPONSE_SUCCESS or FAULT_RESPONSE_INVALID. */
+int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerError *err);
+/* The session's fault stream, NULL before it has one (for monitors and tests). */
+FaultStream *session_fault_stream(const Session *s);
 
 /* Counts for tests and the manager's status line. */
 size_t session_n_devices(const Session *s);

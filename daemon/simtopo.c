@@ -1198,6 +1198,21 @@ static int materialize_device(const SimTopology *t, const SimDevice *d, int root
                     (r = write_at(fd, "subsystem_device", 0644, "0x%04x\n", d->subsystem_device)) < 0 ||
                     (r = write_at(fd, "class", 0644, "0x%06x\n", d->class)) < 0)
                         return r;
+                /* Byte for byte what the driver core and pci_uevent() print. */
+                if ((r = write_at(fd, "uevent", 0644,
+                                  "%s%s%s"
+                                  "PCI_CLASS=%04X\n"
+                                  "PCI_ID=%04X:%04X\n"
+                                  "PCI_SUBSYS_ID=%04X:%04X\n"
+                                  "PCI_SLOT_NAME=%s\n"
+                                  "MODALIAS=pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02x\n",
+                                  d->driver ? "DRIVER=" : "", d->driver ?: "",
+                                  d->driver ? "\n" : "", d->class, d->vendor, d->device,
+                                  d->subsystem_vendor, d->subsystem_device, d->name, d->vendor,
+                                  d->device, d->subsystem_vendor, d->subsystem_device,
+                                  (d->class >> 16) & 0xff, (d->class >> 8) & 0xff,
+                                  d->class & 0xff)) < 0)
+                        return r;
         }
         if ((r = write_at(fd, "numa_node", 0644, "%d\n", d->numa_node)) < 0 ||
             (r = symlink_at(fd, "subsystem", "../../../bus/%s", bus)) < 0 ||

@@ -10,6 +10,9 @@ IOMMUD_BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev
                        libevent-dev libcmocka-dev scdoc)
 # What the test suites need in addition (real dbus-daemon and polkitd for the bus suite).
 IOMMUD_TEST_PACKAGES=(dbus-daemon polkitd valgrind)
+# What the kernel-vm suite needs: QEMU, the guest's busybox, and the kernel build.
+IOMMUD_KVM_PACKAGES=(qemu-system-x86 busybox-static cpio make gcc flex bison libelf-dev bc
+                     xz-utils linux-source-6.12)
 
 # ensure_packages PKG...: installs what is missing when root, else prints the apt-get line.
 ensure_packages() {

@@ -23,7 +23,7 @@ static const char *const broker_methods[] = {
 static const char *const broker_errors[] = {
         "PolicyDenied", "DeviceBusy", "QuotaExceeded", "NoSuchObject", "InvalidRange",
         "IOVAInUse",    "InvalidFd",  "NotSupported",  "ObjectInUse",  "BackendError",
-        "SystemError",  "DeviceGone",
+        "SystemError",  "DeviceGone",      "FaultNotPending", "FaultNotOwned",
 };
 
 static void test_broker_idl_lists_the_api(void **state) {
