@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -574,62 +573,6 @@ static int manager_sim_apply(Manager *m, const char *op, const char *device, con
         return error_set(err, -EINVAL, "Unknown simulated hotplug change '%s'.", op);
 }
 
-static int rm_rf(const char *path) {
-        pid_t pid;
-        int status;
-
-        /* Only ever below our own runtime directory; the tree has no special files. */
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
-                _exit(127);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return -errno;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
-}
-
-/*
- * Rewrites ROOT/sys from the model.  ROOT/dev stays: the nodes clients hold are
- * identified by inode, so only nodes of devices that gained a cdev are added.
- */
-static int manager_sim_rematerialize(Manager *m, Error *err) {
-        _cleanup_free_ char *tmp = NULL, *old = NULL, *src = NULL, *dst = NULL;
-        int r;
-
-        if (asprintf(&tmp, "%s.new", m->sim_root) < 0 || asprintf(&old, "%s.old", m->sysfs_root) < 0)
-                return error_set(err, -ENOMEM, "Out of memory.");
-        (void)simtopo_remove(tmp);
-        r = simtopo_materialize(m->sim_topo, tmp, err);
-        if (r < 0)
-                return r;
-        if (asprintf(&src, "%s/sys", tmp) < 0)
-                return error_set(err, -ENOMEM, "Out of memory.");
-        (void)rm_rf(old);
-        if (rename(m->sysfs_root, old) < 0 || rename(src, m->sysfs_root) < 0)
-                return error_set(err, -errno, "Replacing %s failed: %m", m->sysfs_root);
-        for (size_t i = 0; i < m->sim_topo->n_devices; i++) {
-                const SimDevice *d = &m->sim_topo->devices[i];
-                struct stat st;
-
-                if (!d->cdev)
-                        continue;
-                free(src);
-                free(dst);
-                src = dst = NULL;
-                if (asprintf(&src, "%s/dev/vfio/devices/vfio%u", tmp, d->cdev_minor) < 0 ||
-                    asprintf(&dst, "%s/vfio/devices/vfio%u", m->dev_root, d->cdev_minor) < 0)
-                        return error_set(err, -ENOMEM, "Out of memory.");
-                if (stat(dst, &st) < 0 && rename(src, dst) < 0)
-                        return error_set(err, -errno, "Creating %s failed: %m", dst);
-        }
-        (void)rm_rf(old);
-        (void)simtopo_remove(tmp);
-        return 0;
-}
-
 static int manager_sim_hotplug(Manager *m, const char *op, const char *device, const char *driver,
                                Error *err) {
         json_object *c;
@@ -644,7 +587,7 @@ static int manager_sim_hotplug(Manager *m, const char *op, const char *device, c
                                    d ? d->cdev : false, err);
         if (r < 0)
                 return r;
-        r = manager_sim_rematerialize(m, err);
+        r = simtopo_rematerialize_sys(m->sim_topo, m->sim_root, err);
         if (r < 0)
                 return r;
         c = json_object_new_array();
