@@ -1356,6 +1356,9 @@ int session_revalidate(Session *s,
                 if (on_drop)
                         on_drop(s, d->name, reason, userdata);
                 session_remember_gone(s, d->id, d->name, reason);
+                /* The device is not coming back: the router answers what it left pending. */
+                if (s->faults)
+                        fault_stream_answer_device(s->faults, d->id);
                 session_remove_device(s, d);
                 dropped++;
 
