@@ -1366,3 +1366,20 @@ int backend_kernel_context_device_fd(BackendContext *bc, uint32_t dev_id) {
                         return c->devices[i].fd;
         return -ENOENT;
 }
+
+int backend_kernel_context_adopt_fault(BackendContext *bc, uint32_t fault_id, int fd) {
+        KernelContext *c = (KernelContext *)bc;
+        int r;
+
+        r = kernel_fd_add(&c->faults, &c->n_faults, fault_id, fd);
+        if (r < 0)
+                sys_close(kernel_of(bc), fd);
+        return r;
+}
+
+int backend_kernel_context_fault_fd(BackendContext *bc, uint32_t fault_id) {
+        KernelContext *c = (KernelContext *)bc;
+        KernelFd *f = kernel_fd_find(c->faults, c->n_faults, fault_id);
+
+        return f ? f->fd : -ENOENT;
+}

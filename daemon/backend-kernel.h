@@ -73,3 +73,11 @@ int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_id
                                  size_t n, BackendContext **ret, Error *err);
 /* The context's fd of a bound device (borrowed), -ENOENT when it has none. */
 int backend_kernel_context_device_fd(BackendContext *c, uint32_t dev_id);
+/*
+ * Takes over the fd of fault queue fault_id of an adopted context (taken also
+ * on failure): the fault object lives in the iommufd, but its fd is the only
+ * way to read it, so the fd store keeps that too.
+ */
+int backend_kernel_context_adopt_fault(BackendContext *c, uint32_t fault_id, int fd);
+/* The context's fd of fault queue fault_id (borrowed), -ENOENT when it has none. */
+int backend_kernel_context_fault_fd(BackendContext *c, uint32_t fault_id);

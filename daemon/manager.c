@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,14 @@
 #include "topology.h"
 #include "uevent.h"
 #include "varlink-server.h"
+
+/*
+ * The version of the JSON state in the fd store's slots (the slot framing has
+ * its own, FDSTORE_STATE_VERSION).  1: sessions with devices, address spaces
+ * and mappings.  2: also each session's fault queue and PASID binds.  A daemon
+ * restores every version up to its own.
+ */
+#define MANAGER_STATE_VERSION 2u
 
 struct Manager {
         char *runtime_dir;
@@ -619,6 +628,38 @@ static void json_object_putp(json_object **o) {
         json_object_put(*o);
 }
 
+/* Appends fd under a formatted name to the lists manager_persist() hands to the store. */
+static int fdlist_add(char ***names, int **fds, size_t *n, size_t *cap, int fd, const char *fmt,
+                      ...) _printf_(6, 7);
+static int fdlist_add(char ***names, int **fds, size_t *n, size_t *cap, int fd, const char *fmt,
+                      ...) {
+        char *name;
+        va_list ap;
+        int r;
+
+        if (*n == *cap) {
+                size_t c = MAX(*cap * 2, (size_t)16);
+                char **nn = realloc(*names, c * sizeof(*nn));
+
+                if (!nn)
+                        return -ENOMEM;
+                *names = nn;
+                int *nf = realloc(*fds, c * sizeof(*nf));
+                if (!nf)
+                        return -ENOMEM;
+                *fds = nf;
+                *cap = c;
+        }
+        va_start(ap, fmt);
+        r = vasprintf(&name, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        (*names)[*n] = name;
+        (*fds)[(*n)++] = fd;
+        return 0;
+}
+
 static void manager_persist(Manager *m) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         json_object *sessions, *sim;
@@ -638,7 +679,7 @@ static void manager_persist(Manager *m) {
                 log_oom();
                 return;
         }
-        (void)json_util_add(root, "version", json_object_new_int(FDSTORE_STATE_VERSION));
+        (void)json_util_add(root, "version", json_object_new_int(MANAGER_STATE_VERSION));
         (void)json_util_add(root, "backend", json_object_new_string(m->host.backend->ops->name));
         (void)json_util_add(root, "sessions", sessions);
         if (m->sim_topo) {
@@ -662,39 +703,29 @@ static void manager_persist(Manager *m) {
                 fd = m->host.backend->ops->context_fd(session_get_context(s));
                 if (fd < 0)
                         continue;
+                if (fdlist_add(&names, &fds, &n, &cap, fd, "s%" PRIu64 "-iommufd", serial) < 0)
+                        goto oom;
                 (void)json_util_get_object(rec, "session", 0, &st, NULL);
                 (void)json_util_get_array(st, "devices", 0, &devs, NULL);
-                for (size_t i = 0; i <= (devs ? json_object_array_length(devs) : 0); i++) {
+                for (size_t i = 0; devs && i < json_object_array_length(devs); i++) {
                         uint32_t id = 0;
-                        char *name;
 
-                        if (i > 0 && json_util_get_u32(json_object_array_get_idx(devs, i - 1),
-                                                       "id", 0, &id, NULL) < 0)
+                        if (json_util_get_u32(json_object_array_get_idx(devs, i), "id", 0, &id,
+                                              NULL) < 0)
                                 continue;
-                        if (i > 0)
-                                fd = backend_kernel_context_device_fd(session_get_context(s), id);
-                        if (fd < 0)
-                                continue;
-                        if (n == cap) {
-                                cap = MAX(cap * 2, (size_t)16);
-                                char **nn = realloc(names, cap * sizeof(*nn));
-                                if (nn)
-                                        names = nn;
-                                int *nf = realloc(fds, cap * sizeof(*nf));
-                                if (nf)
-                                        fds = nf;
-                                if (!nn || !nf) {
-                                        log_oom();
-                                        goto free_names;
-                                }
-                        }
-                        if ((i == 0 ? asprintf(&name, "s%" PRIu64 "-iommufd", serial)
-                                    : asprintf(&name, "s%" PRIu64 "-dev%" PRIu32, serial, id)) < 0) {
-                                log_oom();
-                                goto free_names;
-                        }
-                        names[n] = name;
-                        fds[n++] = fd;
+                        fd = backend_kernel_context_device_fd(session_get_context(s), id);
+                        if (fd >= 0 && fdlist_add(&names, &fds, &n, &cap, fd,
+                                                  "s%" PRIu64 "-dev%" PRIu32, serial, id) < 0)
+                                goto oom;
+                }
+                /* The fault object survives in the iommufd, but only this fd reads it. */
+                if (session_fault_stream(s)) {
+                        uint32_t id = fault_stream_fault_id(session_fault_stream(s));
+
+                        fd = backend_kernel_context_fault_fd(session_get_context(s), id);
+                        if (fd >= 0 && fdlist_add(&names, &fds, &n, &cap, fd,
+                                                  "s%" PRIu64 "-fault%" PRIu32, serial, id) < 0)
+                                goto oom;
                 }
         }
 
@@ -707,6 +738,9 @@ static void manager_persist(Manager *m) {
         if (r < 0)
                 log_warning("Writing the state failed, a restart may lose sessions: %s",
                             error_message(&e));
+        goto free_names;
+oom:
+        log_oom();
 free_names:
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
@@ -759,6 +793,7 @@ static int creds_from_json(json_object *j, PeerCreds **ret) {
 
 static void manager_restore_one(Manager *m, json_object *rec) {
         SessionRestoreConfig rc = { .on_drop = on_restore_drop, .userdata = m };
+        uint32_t fault_id;
         json_object *pr = NULL, *st = NULL, *devs = NULL;
         PeerCreds *creds = NULL;
         BackendContext *ctx = NULL;
@@ -821,6 +856,19 @@ static void manager_restore_one(Manager *m, json_object *rec) {
                 }
                 r = backend_kernel_context_adopt(m->host.backend, iommufd, ids, dfds, k, &ctx,
                                                  &e);
+                if (r >= 0 &&
+                    json_util_get_u32(st, "faultQueue", 0, &fault_id, NULL) >= 0) {
+                        int ffd;
+
+                        snprintf(name, sizeof(name), "s%" PRIu64 "-fault%" PRIu32, serial,
+                                 fault_id);
+                        /* Missing: the session drops the fault queue and its PASIDs. */
+                        if (fdstore_take(m->fdstore, name, &ffd) >= 0 &&
+                            backend_kernel_context_adopt_fault(ctx, fault_id, ffd) < 0)
+                                log_warning("Session %" PRIu64 ": adopting fault queue %" PRIu32
+                                            " failed, ignoring.", serial, fault_id);
+                }
+                rc.fault_fd = backend_kernel_context_fault_fd;
         }
         if (r < 0) {
                 log_warning("Session %" PRIu64 ": no backend context (%s), dropped.", serial,
@@ -841,9 +889,10 @@ static void manager_restore_one(Manager *m, json_object *rec) {
                 return;
         }
         (void)session_revalidate(s, on_drop, m);
-        log_info("Restored the session of %s: %zu device(s), %zu address space(s); waiting "
-                 "%" PRIu64 " ms for its client to reclaim it.",
+        log_info("Restored the session of %s: %zu device(s), %zu address space(s), %zu "
+                 "PASID(s); waiting %" PRIu64 " ms for its client to reclaim it.",
                  session_describe(s), session_n_devices(s), session_n_address_spaces(s),
+                 session_n_pasids(s),
                  policy_limits(m->host.policy)->session_reclaim_grace_ms);
 }
 
@@ -855,7 +904,7 @@ static void manager_restore(Manager *m) {
 
         if (m->restore_state) {
                 if (json_util_get_u32(m->restore_state, "version", 0, &version, NULL) < 0 ||
-                    version != FDSTORE_STATE_VERSION ||
+                    version < 1 || version > MANAGER_STATE_VERSION ||
                     json_util_get_string(m->restore_state, "backend", 0, &backend, NULL) < 0 ||
                     !streq(backend, m->host.backend->ops->name) ||
                     json_util_get_array(m->restore_state, "sessions", 0, &sessions, NULL) < 0)

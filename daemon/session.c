@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -64,6 +65,10 @@ typedef struct SessionPasid {
         uint32_t hwpt_id;
         uint32_t parent_id;  /* the NEST_PARENT under a nested stage 1; 0: none */
         bool faults;
+        /* The user stage-1 table, kept so a restarted daemon can recreate it (sim). */
+        uint32_t stage1_type;
+        uint8_t stage1[SESSION_STAGE1_MAX];
+        size_t stage1_len;
 } SessionPasid;
 
 struct Session {
@@ -87,6 +92,7 @@ struct Session {
 };
 
 static void session_drop_device_pasids(Session *s, uint32_t device_id);
+static Session *host_pasid_holder(SessionHost *h, uint32_t pasid);
 
 #define OPS(s) ((s)->host->backend->ops)
 
@@ -1394,6 +1400,40 @@ int session_to_json(const Session *s, json_object **ret) {
         }
         (void)json_util_add(o, "devices", devs);
         (void)json_util_add(o, "addressSpaces", ioas);
+        if (s->faults)
+                (void)json_util_add(o, "faultQueue", u64_json(fault_stream_fault_id(s->faults)));
+        if (s->n_pasids > 0) {
+                json_object *pasids = json_object_new_array();
+
+                if (!pasids || json_util_add(o, "pasids", pasids) < 0) {
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < s->n_pasids; i++) {
+                        const SessionPasid *p = &s->pasids[i];
+                        json_object *j = json_object_new_object();
+                        char hex[2 * SESSION_STAGE1_MAX + 1];
+
+                        if (!j || json_object_array_add(pasids, j) < 0) {
+                                json_object_put(j);
+                                json_object_put(o);
+                                return -ENOMEM;
+                        }
+                        (void)json_util_add(j, "deviceId", u64_json(p->device_id));
+                        (void)json_util_add(j, "pasid", u64_json(p->pasid));
+                        (void)json_util_add(j, "ioasId", u64_json(p->ioas_id));
+                        (void)json_util_add(j, "hwptId", u64_json(p->hwpt_id));
+                        if (p->parent_id != 0)
+                                (void)json_util_add(j, "parentId", u64_json(p->parent_id));
+                        (void)json_util_add(j, "faults", json_object_new_boolean(p->faults));
+                        if (p->stage1_len > 0) {
+                                for (size_t k = 0; k < p->stage1_len; k++)
+                                        snprintf(hex + 2 * k, 3, "%02x", p->stage1[k]);
+                                (void)json_util_add(j, "stage1Type", u64_json(p->stage1_type));
+                                (void)json_util_add(j, "stage1", json_object_new_string(hex));
+                        }
+                }
+        }
         for (size_t i = 0; i < s->n_devices; i++) {
                 const SessionDevice *d = &s->devices[i];
                 json_object *j = json_object_new_object();
@@ -1673,10 +1713,203 @@ static int restore_device(Session *s, json_object *j, const SessionRestoreConfig
         return 0;
 }
 
+static int hex_to_bytes(const char *hex, uint8_t *buf, size_t size, size_t *ret_len) {
+        size_t n = strlen(hex);
+
+        if (n == 0 || n % 2 != 0 || n / 2 > size)
+                return -EINVAL;
+        for (size_t i = 0; i < n / 2; i++) {
+                char pair[3] = { hex[2 * i], hex[2 * i + 1], '\0' };
+                char *end;
+
+                if (!isxdigit((unsigned char)pair[0]) || !isxdigit((unsigned char)pair[1]))
+                        return -EINVAL;
+                buf[i] = (uint8_t)strtoul(pair, &end, 16);
+        }
+        *ret_len = n / 2;
+        return 0;
+}
+
+/* The session's fault queue: recreated under its id (sim), or the adopted one (kernel). */
+static int restore_faults(Session *s, json_object *state, const SessionRestoreConfig *rc) {
+        Error be = ERROR_INIT;
+        uint32_t id, got;
+        int fd = -EBADF, r;
+
+        if (!json_object_object_get_ex(state, "faultQueue", NULL))
+                return 0;
+        if (json_util_get_u32(state, "faultQueue", 0, &id, NULL) < 0 || id == 0) {
+                DROP(s, rc, "the fault queue record is malformed");
+                return 0;
+        }
+        if (!s->host->faults) {
+                DROP(s, rc, "fault queue %" PRIu32 " has no fault router to read it", id);
+                return 0;
+        }
+        if (rc->prepare_id) {
+                rc->prepare_id(s->ctx, id);
+                r = OPS(s)->fault_queue_alloc(s->ctx, &got, &fd, &be);
+                if (r < 0) {
+                        DROP(s, rc, "fault queue %" PRIu32 " could not be recreated: %s", id,
+                             error_message(&be));
+                        return 0;
+                }
+                if (got != id) {
+                        (void)OPS(s)->destroy(s->ctx, got, NULL);
+                        DROP(s, rc, "fault queue %" PRIu32 " came back as %" PRIu32, id, got);
+                        return 0;
+                }
+        } else {
+                fd = rc->fault_fd ? rc->fault_fd(s->ctx, id) : -ENOENT;
+                if (fd < 0) {
+                        DROP(s, rc, "fault queue %" PRIu32 " is not in the fd store", id);
+                        return 0;
+                }
+        }
+        r = fault_stream_new(&s->faults, s->host->faults, s->ctx, id, fd,
+                             s->quotas.fault_queue_depth,
+                             policy_limits(s->host->policy)->fault_response_timeout_ms);
+        if (r < 0)
+                return r;
+        fault_stream_set_userdata(s->faults, s);
+        return 0;
+}
+
+/* Best effort: what an adopted PASID record left in the iommufd goes. */
+static void discard_pasid(Session *s, uint32_t dev, uint32_t pasid, uint32_t hwpt,
+                          uint32_t parent) {
+        (void)OPS(s)->device_detach(s->ctx, dev, pasid, NULL);
+        if (hwpt != 0)
+                (void)OPS(s)->destroy(s->ctx, hwpt, NULL);
+        if (parent != 0)
+                (void)OPS(s)->destroy(s->ctx, parent, NULL);
+}
+
+static int restore_pasid(Session *s, json_object *j, const SessionRestoreConfig *rc) {
+        uint32_t dev, pasid, ioas_id, hwpt, parent = 0, stage1_type = BACKEND_HWPT_DATA_NONE;
+        uint32_t got, pt;
+        const char *hex = NULL;
+        bool faults = false, adopted = !rc->prepare_id;
+        SessionPasid p = {};
+        Error be = ERROR_INIT;
+        int r;
+
+        if (json_util_get_u32(j, "deviceId", 0, &dev, NULL) < 0 ||
+            json_util_get_u32(j, "pasid", 0, &pasid, NULL) < 0 ||
+            json_util_get_u32(j, "ioasId", 0, &ioas_id, NULL) < 0 ||
+            json_util_get_u32(j, "hwptId", 0, &hwpt, NULL) < 0 || hwpt == 0 ||
+            json_util_get_u32(j, "parentId", JSON_UTIL_OPTIONAL, &parent, NULL) < 0 ||
+            json_util_get_bool(j, "faults", JSON_UTIL_OPTIONAL, &faults, NULL) < 0 ||
+            json_util_get_u32(j, "stage1Type", JSON_UTIL_OPTIONAL, &stage1_type, NULL) < 0 ||
+            json_util_get_string(j, "stage1", JSON_UTIL_OPTIONAL, &hex, NULL) < 0 ||
+            (hex && hex_to_bytes(hex, p.stage1, sizeof(p.stage1), &p.stage1_len) < 0) ||
+            (parent != 0) != (hex != NULL)) {
+                DROP(s, rc, "a PASID record is malformed");
+                return 0;
+        }
+        if (!session_find_device(s, dev)) {
+                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " was bound to a device that "
+                     "did not come back", pasid, dev);
+                return 0;
+        }
+        if (!session_find_ioas(s, ioas_id)) {
+                if (adopted)
+                        discard_pasid(s, dev, pasid, hwpt, parent);
+                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " was bound to address space "
+                     "%" PRIu32 ", which did not come back", pasid, dev, ioas_id);
+                return 0;
+        }
+        if (host_pasid_holder(s->host, pasid)) {
+                if (adopted)
+                        discard_pasid(s, dev, pasid, hwpt, parent);
+                DROP(s, rc, "PASID %" PRIu32 " is recorded twice", pasid);
+                return 0;
+        }
+        if (faults && !s->faults) {
+                /* A page table whose faults nobody reads would leave the device waiting. */
+                if (adopted)
+                        discard_pasid(s, dev, pasid, hwpt, parent);
+                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " delivers faults to a queue "
+                     "that did not come back; unbound", pasid, dev);
+                return 0;
+        }
+
+        if (!adopted) {
+                if (parent != 0) {
+                        HwptAllocArgs pa = { .flags = BACKEND_HWPT_NEST_PARENT, .dev_id = dev,
+                                             .pt_id = ioas_id };
+
+                        rc->prepare_id(s->ctx, parent);
+                        r = OPS(s)->hwpt_alloc(s->ctx, &pa, &got, &be);
+                        if (r < 0 || got != parent) {
+                                if (r >= 0)
+                                        (void)OPS(s)->destroy(s->ctx, got, NULL);
+                                DROP(s, rc, "the nesting parent %" PRIu32 " of PASID %" PRIu32
+                                     " could not be recreated", parent, pasid);
+                                return 0;
+                        }
+                }
+                HwptAllocArgs ha = {
+                        .flags = BACKEND_HWPT_PASID | (faults ? BACKEND_HWPT_FAULT_ID_VALID : 0),
+                        .dev_id = dev,
+                        .pt_id = parent != 0 ? parent : ioas_id,
+                        .data_type = stage1_type,
+                        .data = p.stage1_len > 0 ? p.stage1 : NULL,
+                        .data_len = (uint32_t)p.stage1_len,
+                        .fault_id = faults ? fault_stream_fault_id(s->faults) : 0,
+                };
+                rc->prepare_id(s->ctx, hwpt);
+                r = OPS(s)->hwpt_alloc(s->ctx, &ha, &got, &be);
+                if (r < 0 || got != hwpt) {
+                        if (r >= 0)
+                                (void)OPS(s)->destroy(s->ctx, got, NULL);
+                        if (parent != 0)
+                                (void)OPS(s)->destroy(s->ctx, parent, NULL);
+                        DROP(s, rc, "the page table %" PRIu32 " of PASID %" PRIu32 " could not "
+                             "be recreated%s%s", hwpt, pasid, r < 0 ? ": " : "",
+                             r < 0 ? error_message(&be) : "");
+                        return 0;
+                }
+        }
+        /* Adopted: attaching the recorded page table again is a replace with itself, which
+         * succeeds exactly when the PASID, the table and the device are still what we recorded. */
+        pt = hwpt;
+        r = OPS(s)->device_attach(s->ctx, dev, pasid, &pt, &be);
+        if (r < 0 || pt != hwpt) {
+                if (r >= 0 || adopted)
+                        (void)OPS(s)->device_detach(s->ctx, dev, pasid, NULL);
+                (void)OPS(s)->destroy(s->ctx, hwpt, NULL);
+                if (parent != 0)
+                        (void)OPS(s)->destroy(s->ctx, parent, NULL);
+                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " could not be attached to "
+                     "page table %" PRIu32 " again%s%s", pasid, dev, hwpt, r < 0 ? ": " : "",
+                     r < 0 ? error_message(&be) : "");
+                return 0;
+        }
+
+        {
+                SessionPasid *arr = realloc(s->pasids, (s->n_pasids + 1) * sizeof(*arr));
+
+                if (!arr)
+                        return -ENOMEM;
+                s->pasids = arr;
+        }
+        p.device_id = dev;
+        p.pasid = pasid;
+        p.ioas_id = ioas_id;
+        p.hwpt_id = hwpt;
+        p.parent_id = parent;
+        p.faults = faults;
+        p.stage1_type = p.stage1_len > 0 ? stage1_type : BACKEND_HWPT_DATA_NONE;
+        s->pasids[s->n_pasids++] = p;
+        s->usage.pasids++;
+        return 0;
+}
+
 int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendContext *ctx,
                     json_object *state, const SessionRestoreConfig *rc) {
         _cleanup_(session_freep) Session *s = NULL;
-        json_object *devs = NULL, *ioas = NULL;
+        json_object *devs = NULL, *ioas = NULL, *pasids = NULL;
         uint32_t scratch = 0;
         Principal p;
         int r = 0;
@@ -1715,6 +1948,18 @@ int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendC
                 (void)OPS(s)->destroy(s->ctx, scratch, NULL);
         for (size_t i = 0; i < json_object_array_length(devs) && r >= 0; i++)
                 r = restore_device(s, json_object_array_get_idx(devs, i), rc);
+        if (r < 0)
+                return r;
+        /* State version 2: the fault queue and the PASID binds (absent in version 1). */
+        r = restore_faults(s, state, rc);
+        if (r < 0)
+                return r;
+        if (json_util_get_array(state, "pasids", JSON_UTIL_OPTIONAL, &pasids, NULL) < 0) {
+                DROP(s, rc, "the PASID records are malformed");
+                pasids = NULL;
+        }
+        for (size_t i = 0; pasids && i < json_object_array_length(pasids) && r >= 0; i++)
+                r = restore_pasid(s, json_object_array_get_idx(pasids, i), rc);
         if (r < 0)
                 return r;
 done:
@@ -2000,7 +2245,11 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
                 .hwpt_id = hwpt,
                 .parent_id = parent,
                 .faults = a->faults,
+                .stage1_type = a->stage1_type,
+                .stage1_len = nested ? a->stage1_len : 0,
         };
+        if (nested)
+                memcpy(s->pasids[s->n_pasids - 1].stage1, a->stage1_data, a->stage1_len);
         s->usage.pasids++;
         *ret_pasid = pasid;
         *ret_hwpt_id = hwpt;
