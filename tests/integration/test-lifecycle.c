@@ -43,7 +43,7 @@ typedef struct Harness {
         ItestDaemon d;
         int notify_fd;
         char notify[320];
-        char topology[32];
+        char topology[320];
         Stored store[256];
         size_t n_store;
         bool ready;
@@ -193,7 +193,8 @@ static int harness_launch(Harness *h) {
         return harness_pump(h, true);
 }
 
-static void harness_start(Harness *h, const char *policy_extra) {
+/* topology_json: a simulated host of the test's own (NULL: the bundled workstation). */
+static void harness_start_on(Harness *h, const char *policy_extra, const char *topology_json) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char empty[320];
         char *policy = itest_policy_for_self(policy_extra);
@@ -221,7 +222,18 @@ static void harness_start(Harness *h, const char *policy_extra) {
         assert_true(h->notify_fd >= 0);
         memcpy(sa.sun_path, h->notify, strlen(h->notify) + 1);
         assert_int_equal(bind(h->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        if (topology_json) {
+                snprintf(h->topology, sizeof(h->topology), "%s/topology.json", h->d.dir);
+                f = fopen(h->topology, "we");
+                assert_non_null(f);
+                fputs(topology_json, f);
+                assert_int_equal(fclose(f), 0);
+        }
         assert_int_equal(harness_launch(h), 0);
+}
+
+static void harness_start(Harness *h, const char *policy_extra) {
+        harness_start_on(h, policy_extra, NULL);
 }
 
 static void harness_kill(Harness *h) {
@@ -629,6 +641,242 @@ static void test_hotplug_survives_restart(void **state) {
         harness_stop(&h);
 }
 
+/* ---- PASID binds and faults ---- */
+
+#define DEV_P "0000:01:00.0" /* PASID-capable, behind an IOMMU with fault queues */
+
+static const char pasid_topology[] =
+        "{\n"
+        "  \"name\": \"pasid\",\n"
+        "  \"cdev_major\": 511,\n"
+        "  \"iommus\": [ { \"name\": \"dmar0\", \"kind\": \"intel\", \"aperture_start\": \"0x0\",\n"
+        "      \"aperture_last\": \"0x7fffffffff\", \"page_sizes\": [\"4K\", \"2M\"],\n"
+        "      \"pasid_bits\": 20, \"capabilities\": [\"pasid-exec\"],\n"
+        "      \"nesting\": true, \"dirty_tracking\": false, \"fault_queue\": true } ],\n"
+        "  \"groups\": [\n"
+        "    { \"id\": 1, \"type\": \"DMA\", \"iommu\": \"dmar0\", \"reserved_regions\": [],\n"
+        "      \"devices\": [ { \"name\": \"" DEV_P "\", \"vendor\": \"0x10ee\",\n"
+        "        \"device\": \"0x505c\", \"class\": \"0x120000\", \"driver\": \"vfio-pci\",\n"
+        "        \"pasid_bits\": 20 } ] }\n"
+        "  ]\n"
+        "}\n";
+
+static const char *pasid_grant =
+        "\"quotas\": { \"address-spaces\": 4, \"devices\": 4, \"pasids\": 4,"
+        " \"fault-queue-depth\": 8 },\n"
+        "      \"pasids\": { \"min\": 16, \"max\": 31 },\n"
+        "      \"open-on-behalf\": true";
+
+typedef struct PasidHeld {
+        uint64_t dev, ioas, pasid, hwpt;
+        char token[64];
+} PasidHeld;
+
+static void bind_pasid(ItestClient *c, PasidHeld *p) {
+        json_object *r;
+
+        p->dev = attach_by_name(c, DEV_P);
+        p->ioas = call_u64(c, "org.iommud.Broker.CreateAddressSpace", NULL, "ioasId", NULL, 0);
+        r = ok_call(c, "org.iommud.Broker.BindPASID",
+                    itest_params("deviceId", json_object_new_int64((int64_t)p->dev), "ioasId",
+                                 json_object_new_int64((int64_t)p->ioas), "faults",
+                                 json_object_new_boolean(true), NULL),
+                    NULL, 0);
+        p->pasid = itest_get_u64(itest_reply_params(r), "pasid");
+        p->hwpt = itest_get_u64(itest_reply_params(r), "hwptId");
+        json_object_put(r);
+        assert_int_equal(usage_of(c, "pasids", p->token, sizeof(p->token)), 1);
+}
+
+/* A second connection of the session with a WatchFaults stream on it. */
+static ItestClient *watch_faults(Harness *h, const char *token) {
+        ItestClient *w = connect_client(h);
+        json_object *m;
+        const char *t;
+
+        join(w, token);
+        m = itest_params("method", json_object_new_string("org.iommud.Broker.WatchFaults"),
+                         "parameters", json_object_new_object(), "more",
+                         json_object_new_boolean(true), NULL);
+        t = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+        assert_int_equal(itest_client_send_raw(w, t, strlen(t) + 1, NULL, 0), 0);
+        json_object_put(m);
+        return w;
+}
+
+static void inject_fault(Harness *h, uint64_t pasid, uint64_t addr) {
+        simulator(h, "org.iommud.Simulator.InjectFault",
+                  itest_params("device", json_object_new_string(DEV_P), "pasid",
+                               json_object_new_int64((int64_t)pasid), "address",
+                               json_object_new_int64((int64_t)addr), "read",
+                               json_object_new_boolean(true), NULL));
+}
+
+/* The next fault on a stream: its cookie, after checking PASID and address. */
+static uint64_t next_fault(ItestClient *w, uint64_t pasid, uint64_t addr) {
+        json_object *m = NULL, *fault;
+        uint64_t cookie;
+
+        assert_int_equal(itest_client_recv(w, &m), 1);
+        assert_null(itest_reply_error(m));
+        assert_true(json_object_object_get_ex(itest_reply_params(m), "fault", &fault));
+        assert_int_equal(itest_get_u64(fault, "pasid"), pasid);
+        assert_int_equal(itest_get_u64(fault, "address"), addr);
+        cookie = itest_get_u64(fault, "cookie");
+        json_object_put(m);
+        return cookie;
+}
+
+static uint64_t sim_stat(Harness *h, const char *name) {
+        ItestClient *s = connect_client(h);
+        json_object *r = ok_call(s, "org.iommud.Simulator.GetStats", NULL, NULL, 0);
+        uint64_t v = itest_get_u64(itest_reply_params(r), name);
+
+        json_object_put(r);
+        itest_client_free(s);
+        return v;
+}
+
+static const char *respond(ItestClient *c, uint64_t cookie, const char *code, json_object **ret) {
+        return call_error(c, "org.iommud.Broker.RespondFault",
+                          itest_params("cookie", json_object_new_int64((int64_t)cookie), "code",
+                                       json_object_new_string(code), NULL),
+                          ret);
+}
+
+/* A PASID bound with faults survives a crash: same PASID, same page table, faults flow. */
+static void test_restart_keeps_pasids(void **state) {
+        Harness h;
+        ItestClient *c, *w, *c2, *w2;
+        PasidHeld p;
+        json_object *r;
+        uint64_t old_cookie, cookie;
+
+        harness_start_on(&h, pasid_grant, pasid_topology);
+        c = connect_client(&h);
+        bind_pasid(c, &p);
+        w = watch_faults(&h, p.token);
+        inject_fault(&h, p.pasid, 0x10000);
+        old_cookie = next_fault(w, p.pasid, 0x10000);
+
+        harness_kill(&h);
+        itest_client_free(c);
+        itest_client_free(w);
+        assert_int_equal(harness_launch(&h), 0);
+
+        c2 = connect_client(&h);
+        join(c2, p.token);
+        assert_int_equal(usage_of(c2, "pasids", NULL, 0), 1);
+        /* A fault pending at the crash died with the old process's cookies. */
+        assert_string_equal(respond(c2, old_cookie, "success", &r),
+                            "org.iommud.Broker.NoSuchObject");
+        json_object_put(r);
+
+        /* The PASID still routes faults to the session, through a recreated queue. */
+        w2 = watch_faults(&h, p.token);
+        inject_fault(&h, p.pasid, 0x20000);
+        cookie = next_fault(w2, p.pasid, 0x20000);
+        assert_null(respond(c2, cookie, "success", &r));
+        json_object_put(r);
+        assert_int_equal(sim_stat(&h, "responsesSuccess"), 1);
+
+        /* The PASID is known host-wide and in the session: taken, then unbound. */
+        assert_string_equal(call_error(c2, "org.iommud.Broker.BindPASID",
+                                       itest_params("deviceId",
+                                                    json_object_new_int64((int64_t)p.dev),
+                                                    "ioasId",
+                                                    json_object_new_int64((int64_t)p.ioas),
+                                                    "pasid",
+                                                    json_object_new_int64((int64_t)p.pasid),
+                                                    NULL),
+                                       &r),
+                            "org.iommud.Broker.ObjectInUse");
+        json_object_put(r);
+        json_object_put(ok_call(c2, "org.iommud.Broker.UnbindPASID",
+                                itest_params("deviceId", json_object_new_int64((int64_t)p.dev),
+                                             "pasid", json_object_new_int64((int64_t)p.pasid),
+                                             NULL),
+                                NULL, 0));
+        assert_int_equal(usage_of(c2, "pasids", NULL, 0), 0);
+        /* Unbound, the address space can go. */
+        json_object_put(ok_call(c2, "org.iommud.Broker.DestroyAddressSpace",
+                                itest_params("ioasId", json_object_new_int64((int64_t)p.ioas),
+                                             NULL),
+                                NULL, 0));
+
+        itest_client_free(w2);
+        itest_client_free(c2);
+        harness_stop(&h);
+}
+
+/* A device removed with a PASID bound and a fault pending: the router answers the fault. */
+static void test_hotplug_remove_with_pasid(void **state) {
+        Harness h;
+        ItestClient *c, *w;
+        PasidHeld p;
+        json_object *r;
+        uint64_t cookie;
+        json_object *fp;
+
+        harness_start_on(&h, pasid_grant, pasid_topology);
+        c = connect_client(&h);
+        bind_pasid(c, &p);
+        w = watch_faults(&h, p.token);
+        inject_fault(&h, p.pasid, 0x30000);
+        cookie = next_fault(w, p.pasid, 0x30000);
+
+        simulator(&h, "org.iommud.Simulator.RemoveDevice",
+                  itest_params("device", json_object_new_string(DEV_P), NULL));
+        assert_string_equal(respond(c, cookie, "success", &r),
+                            "org.iommud.Broker.FaultNotPending");
+        assert_string_equal(itest_get_string(itest_reply_params(r), "reason"), "device_gone");
+        json_object_put(r);
+        /* Answered by iommud itself, not left to the detach. */
+        assert_int_equal(sim_stat(&h, "responsesInvalid"), 1);
+        assert_int_equal(sim_stat(&h, "autoInvalid"), 0);
+        assert_int_equal(usage_of(c, "pasids", NULL, 0), 0);
+        r = ok_call(c, "org.iommud.Broker.GetSession", NULL, NULL, 0);
+        assert_true(json_object_object_get_ex(itest_reply_params(r), "faults", &fp));
+        assert_int_equal(itest_get_u64(fp, "dropped"), 1);
+        assert_int_equal(itest_get_u64(fp, "pending"), 0);
+        json_object_put(r);
+        assert_string_equal(call_error(c, "org.iommud.Broker.UnbindPASID",
+                                       itest_params("deviceId",
+                                                    json_object_new_int64((int64_t)p.dev),
+                                                    "pasid",
+                                                    json_object_new_int64((int64_t)p.pasid),
+                                                    NULL),
+                                       &r),
+                            "org.iommud.Broker.DeviceGone");
+        json_object_put(r);
+
+        itest_client_free(w);
+        itest_client_free(c);
+        harness_stop(&h);
+}
+
+/* Only root and the daemon's own user drive the simulated host. */
+static void test_simulator_access(void **state) {
+        Harness h;
+        ItestClient *c;
+        json_object *r;
+
+        harness_start(&h, grant);
+        c = connect_client(&h);
+        /* The same process is the daemon's user: allowed, and a precise error for a bad name. */
+        assert_string_equal(call_error(c, "org.iommud.Simulator.RemoveDevice",
+                                       itest_params("device",
+                                                    json_object_new_string("0000:ff:1f.7"), NULL),
+                                       &r),
+                            "org.iommud.Simulator.NoSuchDevice");
+        json_object_put(r);
+        r = ok_call(c, "org.iommud.Simulator.GetStats", NULL, NULL, 0);
+        assert_int_equal(itest_get_u64(itest_reply_params(r), "injected"), 0);
+        json_object_put(r);
+        itest_client_free(c);
+        harness_stop(&h);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_restart_keeps_mappings),
@@ -636,6 +884,9 @@ int main(void) {
                 cmocka_unit_test(test_hotplug_remove),
                 cmocka_unit_test(test_hotplug_rebind),
                 cmocka_unit_test(test_hotplug_survives_restart),
+                cmocka_unit_test(test_restart_keeps_pasids),
+                cmocka_unit_test(test_hotplug_remove_with_pasid),
+                cmocka_unit_test(test_simulator_access),
         };
 
         signal(SIGPIPE, SIG_IGN);
