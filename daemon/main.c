@@ -43,6 +43,9 @@ static void help(void) {
                "     --bus-address ADDRESS     Serve org.iommud1 on this D-Bus address (default:\n"
                "                               $DBUS_SYSTEM_BUS_ADDRESS or the system bus)\n"
                "     --no-bus                  Do not connect to D-Bus; serve the socket only\n"
+               "     --fd-store                Keep sessions in the service manager's fd store\n"
+               "                               even when $FDSTORE is not set (systemd < 254\n"
+               "                               with FileDescriptorStoreMax=)\n"
                "     --log-level LEVEL         debug, info, notice, warning, err, crit or 0-7\n"
                "     --check-config            Validate the policy, print every problem and\n"
                "                               exit (non-zero when it is invalid)\n"
@@ -69,6 +72,7 @@ enum {
         ARG_CHECK_CONFIG,
         ARG_EXPLAIN,
         ARG_AS_UID,
+        ARG_FD_STORE,
 };
 
 /* Returns 1 to go on, 0 to exit successfully, negative on a usage error. */
@@ -89,6 +93,7 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
                 { "explain", required_argument, NULL, ARG_EXPLAIN },
                 { "as-uid", required_argument, NULL, ARG_AS_UID },
+                { "fd-store", no_argument, NULL, ARG_FD_STORE },
                 {},
         };
         int c, r;
@@ -136,6 +141,9 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                                                        "or 0-7.",
                                                        optarg);
                         log_set_max_level(r);
+                        break;
+                case ARG_FD_STORE:
+                        o->cfg.fd_store = true;
                         break;
                 case ARG_CHECK_CONFIG:
                         o->check_config = true;

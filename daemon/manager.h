@@ -30,6 +30,7 @@ typedef struct ManagerConfig {
         const char *proc_root;     /* NULL: "/proc" */
         const char *bus_address;   /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */
         bool no_bus;               /* serve the socket only */
+        bool fd_store;             /* use the fd store even without $FDSTORE (systemd < 254) */
 } ManagerConfig;
 
 /* Loads policy, topology and backend (materializing the simulated host with sim). */
