@@ -656,7 +656,8 @@ static int connection_dispatch(VarlinkConnection *c, json_object *message, FdLis
                 else if (upgrade)
                         r = varlink_call_error_invalid_parameter(call, "upgrade");
                 else
-                        r = m->handler(call, params ?: s->empty, call->flags, s->userdata);
+                        r = m->handler(call, params ?: s->empty, call->flags,
+                                       call->iface->userdata ?: s->userdata);
         }
 
         if (call->done)

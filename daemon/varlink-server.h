@@ -91,7 +91,8 @@ typedef enum VarlinkCallFlags {
 /*
  * A method handler.  parameters is the call's "parameters" object (an empty
  * object when the caller sent none), borrowed for the duration of the call
- * (json_object_get() it to keep it longer).  userdata is the server's.
+ * (json_object_get() it to keep it longer).  userdata is the interface's, or
+ * the server's when the interface has none.
  * Returns 0 after replying or deferring (having taken a reference), or a
  * negative errno (see errno_error above).
  */
@@ -108,6 +109,9 @@ typedef struct VarlinkInterface {
         const char *description;         /* the IDL text, served by GetInterfaceDescription */
         const VarlinkMethod *methods;    /* terminated by an entry with name == NULL */
         const char *errno_error;         /* e.g. "org.iommud.Broker.SystemError", or NULL */
+        /* Passed to this interface's handlers; NULL: the server's userdata.  Lets two
+         * front ends with their own state share one server. */
+        void *userdata;
 } VarlinkInterface;
 
 /*
