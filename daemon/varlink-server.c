@@ -228,8 +228,9 @@ static void connection_call_done(VarlinkConnection *c, VarlinkCall *call) {
         connection_schedule(c);
 }
 
-static int call_send(VarlinkCall *call, const char *error, json_object *params, bool continues,
-                     FdList *fds_in) {
+/* params_text (params_len bytes, one JSON object) stands in for params when not NULL. */
+static int call_send(VarlinkCall *call, const char *error, json_object *params,
+                     const char *params_text, size_t params_len, bool continues, FdList *fds_in) {
         _cleanup_(fdlist_freep) FdList *fds = fds_in;
         VarlinkConnection *c = call->conn;
         VarlinkWriter *w;
@@ -271,7 +272,9 @@ static int call_send(VarlinkCall *call, const char *error, json_object *params, 
                         r = varlink_writer_append(w, "\",\"parameters\":", 15);
         } else
                 r = varlink_writer_append(w, "{\"parameters\":", 14);
-        if (r >= 0)
+        if (r >= 0 && params_text)
+                r = varlink_writer_append(w, params_text, params_len);
+        else if (r >= 0)
                 r = params ? varlink_writer_append_json(w, params) : varlink_writer_append(w, "{}", 2);
         json_object_put(params);
         if (r >= 0 && continues)
@@ -294,7 +297,7 @@ static int call_send(VarlinkCall *call, const char *error, json_object *params, 
 }
 
 int varlink_call_reply(VarlinkCall *call, json_object *params) {
-        return call_send(call, NULL, params, false, NULL);
+        return call_send(call, NULL, params, NULL, 0, false, NULL);
 }
 
 int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds, size_t n_fds) {
@@ -308,7 +311,7 @@ int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds
         r = fdlist_new(&l, fds, n_fds);
         if (r < 0)
                 goto fail;
-        return call_send(call, NULL, params, false, l);
+        return call_send(call, NULL, params, NULL, 0, false, l);
 fail:
         for (size_t i = 0; i < n_fds; i++)
                 safe_close(fds[i]);
@@ -317,11 +320,15 @@ fail:
 }
 
 int varlink_call_reply_more(VarlinkCall *call, json_object *params) {
-        return call_send(call, NULL, params, true, NULL);
+        return call_send(call, NULL, params, NULL, 0, true, NULL);
+}
+
+int varlink_call_reply_more_text(VarlinkCall *call, const char *params, size_t len) {
+        return call_send(call, NULL, NULL, params, len, true, NULL);
 }
 
 int varlink_call_error(VarlinkCall *call, const char *error_name, json_object *params) {
-        return call_send(call, error_name, params, false, NULL);
+        return call_send(call, error_name, params, NULL, 0, false, NULL);
 }
 
 int varlink_call_error_invalid_parameter(VarlinkCall *call, const char *parameter) {
