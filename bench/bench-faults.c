@@ -156,10 +156,14 @@ static void *client_main(void *userdata) {
         Bench *b = userdata;
         size_t n = 0, alloc = 1 << 20;
         char *buf = malloc(alloc), out[65536];
+        /* One tokener for the whole stream, as a long-lived client keeps one. */
+        json_tokener *tok = json_tokener_new();
 
-        if (!buf || client_setup(b) < 0) {
+        if (!buf || !tok || client_setup(b) < 0) {
                 atomic_store(&b->ready, -1);
                 free(buf);
+                if (tok)
+                        json_tokener_free(tok);
                 return NULL;
         }
         atomic_store(&b->ready, 1);
@@ -181,8 +185,10 @@ static void *client_main(void *userdata) {
                         if (buf[i] != '\0')
                                 continue;
                         /* A real client parses each record; so does this one. */
-                        json_object *m = json_tokener_parse(buf + start);
-                        json_object *params, *fault;
+                        json_object *m, *params, *fault;
+
+                        json_tokener_reset(tok);
+                        m = json_tokener_parse_ex(tok, buf + start, (int)(i - start));
 
                         start = i + 1;
                         if (!m || !json_object_object_get_ex(m, "parameters", &params) ||
@@ -210,6 +216,7 @@ static void *client_main(void *userdata) {
                         break;
         }
 done:
+        json_tokener_free(tok);
         free(buf);
         return NULL;
 }
