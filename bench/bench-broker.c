@@ -79,29 +79,23 @@ static void expect_ok(ItestClient *c) {
         json_object_put(r);
 }
 
-/* A JSON object of exactly len bytes including its NUL, so the client parses it like a reply. */
-static void fill_reply(char *buf, size_t len) {
-        memset(buf, 'x', len);
-        memcpy(buf, "{\"p\":\"", 6);
-        memcpy(buf + len - 3, "\"}", 2);
-        buf[len - 1] = '\0';
-}
-
-/* The raw baseline: a process that answers each NUL-terminated message with reply_len bytes. */
-static pid_t start_echo(int fd, int other_end, size_t reply_len_map, size_t reply_len_unmap) {
+/*
+ * The raw baseline: a process that parses each NUL-terminated message and
+ * answers it with the daemon's own reply text (Map and Unmap alternate), so
+ * that both sides move the same bytes and the client parses the same replies.
+ */
+static pid_t start_echo(int fd, int peer, const char *reply_map, const char *reply_unmap) {
         pid_t pid = fork();
 
         if (pid != 0)
                 return pid;
-        /* Without this the parent's close would never reach us as end of stream. */
-        close(other_end);
-        char *reply_map = malloc(reply_len_map), *reply_unmap = malloc(reply_len_unmap);
+        /* The client's end too, or closing it in the parent would never end this loop. */
+        close(peer);
+        size_t len_map = strlen(reply_map) + 1, len_unmap = strlen(reply_unmap) + 1;
         char buf[65536];
         size_t n = 0;
         bool odd = false;
 
-        fill_reply(reply_map, reply_len_map);
-        fill_reply(reply_unmap, reply_len_unmap);
         for (;;) {
                 union {
                         struct cmsghdr h;
@@ -125,11 +119,10 @@ static pid_t start_echo(int fd, int other_end, size_t reply_len_map, size_t repl
                         size_t len = (size_t)(nul - buf) + 1;
                         /* Parse like a server would, so the baseline is not just a memcpy. */
                         json_object *o = json_tokener_parse(buf);
-                        const char *reply = odd ? reply_unmap : reply_map;
-                        size_t rl = odd ? reply_len_unmap : reply_len_map;
 
                         json_object_put(o);
-                        if (send(fd, reply, rl, MSG_NOSIGNAL) < 0)
+                        if (send(fd, odd ? reply_unmap : reply_map, odd ? len_unmap : len_map,
+                                 MSG_NOSIGNAL) < 0)
                                 _exit(0);
                         odd = !odd;
                         memmove(buf, buf + len, n - len);
@@ -168,7 +161,7 @@ int main(int argc, char *argv[]) {
         ItestClient *c;
         json_object *r;
         uint64_t ioas;
-        size_t map_reply_len, unmap_reply_len;
+        _cleanup_free_ char *map_reply = NULL, *unmap_reply = NULL;
         double t0, brokered, raw;
         int mem, sp[2];
 
@@ -199,14 +192,15 @@ int main(int argc, char *argv[]) {
                 itest_client_send_raw(c, m, strlen(m) + 1, &mem, 1);
                 if (itest_client_recv(c, &o) <= 0 || itest_reply_error(o))
                         die("Map failed");
-                map_reply_len = strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) + 1;
+                map_reply = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
                 json_object_put(o);
                 itest_client_send_raw(c, u, strlen(u) + 1, NULL, 0);
                 if (itest_client_recv(c, &o) <= 0 || itest_reply_error(o))
                         die("Unmap failed");
-                unmap_reply_len =
-                        strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) + 1;
+                unmap_reply = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
                 json_object_put(o);
+                if (!map_reply || !unmap_reply)
+                        die("out of memory");
         }
 
         /* 1. Round trips. */
@@ -226,7 +220,7 @@ int main(int argc, char *argv[]) {
 
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
                         die("socketpair failed");
-                pid = start_echo(sp[1], sp[0], map_reply_len, unmap_reply_len);
+                pid = start_echo(sp[1], sp[0], map_reply, unmap_reply);
                 close(sp[1]);
                 echo.fd = sp[0];
                 t0 = now();
@@ -236,9 +230,11 @@ int main(int argc, char *argv[]) {
                         itest_client_send_raw(&echo, m, strlen(m) + 1, &mem, 1);
                         if (itest_client_recv(&echo, &o) <= 0)
                                 die("echo failed");
+                        json_object_put(o);
                         itest_client_send_raw(&echo, u, strlen(u) + 1, NULL, 0);
                         if (itest_client_recv(&echo, &o) <= 0)
                                 die("echo failed");
+                        json_object_put(o);
                 }
                 raw = (now() - t0) / rounds;
                 close(sp[0]);

@@ -190,6 +190,12 @@ int varlink_call_reply(VarlinkCall *call, json_object *params);
 int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds, size_t n_fds);
 /* A "continues": true reply; -EPROTO unless the caller asked for more, -ENOBUFS when over the output limit. */
 int varlink_call_reply_more(VarlinkCall *call, json_object *params);
+/*
+ * The same with the parameters already serialized: params is one JSON object
+ * of len bytes (no NUL), written as it is.  For streams whose records are
+ * cheaper to format than to build as objects; the caller vouches for the text.
+ */
+int varlink_call_reply_more_text(VarlinkCall *call, const char *params, size_t len);
 /* error_name is a fully qualified Varlink error name, "org.iommud.Broker.NoSuchObject". */
 int varlink_call_error(VarlinkCall *call, const char *error_name, json_object *params);
 /* org.varlink.service.InvalidParameter {parameter}. */
