@@ -1387,3 +1387,58 @@ fail:
 size_t backend_kernel_fallback_mappings(Backend *b) {
         return ((BackendKernel *)b)->n_fallback_maps;
 }
+
+/* ---- restart survival ---- */
+
+int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_ids, int *dev_fds,
+                                 size_t n, BackendContext **ret, Error *err) {
+        BackendKernel *k = (BackendKernel *)b;
+        KernelContext *c;
+
+        c = calloc(1, sizeof(*c));
+        if (c && n > 0)
+                c->devices = calloc(n, sizeof(KernelFd));
+        if (!c || (n > 0 && !c->devices)) {
+                if (c)
+                        free(c->devices);
+                free(c);
+                sys_close(k, iommufd);
+                for (size_t i = 0; i < n; i++)
+                        sys_close(k, dev_fds[i]);
+                return error_set(err, -ENOMEM, "out of memory");
+        }
+        c->base.backend = b;
+        c->iommufd = iommufd;
+        /* The bindings live in the open file descriptions, which the fd store kept. */
+        for (size_t i = 0; i < n; i++)
+                c->devices[i] = (KernelFd){ .id = dev_ids[i], .fd = dev_fds[i] };
+        c->n_devices = n;
+        *ret = &c->base;
+        return 0;
+}
+
+int backend_kernel_context_device_fd(BackendContext *bc, uint32_t dev_id) {
+        KernelContext *c = (KernelContext *)bc;
+
+        for (size_t i = 0; i < c->n_devices; i++)
+                if (c->devices[i].id == dev_id)
+                        return c->devices[i].fd;
+        return -ENOENT;
+}
+
+int backend_kernel_context_adopt_fault(BackendContext *bc, uint32_t fault_id, int fd) {
+        KernelContext *c = (KernelContext *)bc;
+        int r;
+
+        r = kernel_fd_add(&c->faults, &c->n_faults, fault_id, fd);
+        if (r < 0)
+                sys_close(kernel_of(bc), fd);
+        return r;
+}
+
+int backend_kernel_context_fault_fd(BackendContext *bc, uint32_t fault_id) {
+        KernelContext *c = (KernelContext *)bc;
+        KernelFd *f = kernel_fd_find(c->faults, c->n_faults, fault_id);
+
+        return f ? f->fd : -ENOENT;
+}

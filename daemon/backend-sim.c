@@ -2263,3 +2263,29 @@ static const BackendOps sim_ops = {
         .fault_read = sim_fault_read,
         .fault_respond = sim_fault_respond,
 };
+
+/* ---- lifecycle hooks ---- */
+
+int backend_sim_set_device(Backend *b, const char *name, const char *driver, bool cdev,
+                           Error *err) {
+        SimBackend *s = to_sim(b);
+        char *d = NULL;
+        size_t i;
+
+        if (sim_find_device(s, name, &i) < 0)
+                return error_set(err, -ENODEV, "No simulated device %s", name);
+        if (driver) {
+                d = strdup(driver);
+                if (!d)
+                        return error_set(err, -ENOMEM, "Out of memory");
+        }
+        free(s->devices[i].driver);
+        s->devices[i].driver = d;
+        s->devices[i].cdev = cdev;
+        return 0;
+}
+
+void backend_sim_context_set_next_id(BackendContext *bc, uint32_t id) {
+        /* obj_add() takes the first free slot from the hint on, so a free id is used exactly. */
+        to_ctx(bc)->free_hint = id;
+}

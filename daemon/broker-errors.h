@@ -30,6 +30,9 @@
 #define BROKER_ERROR_NOT_SUPPORTED BROKER_INTERFACE ".NotSupported"       /* feature */
 #define BROKER_ERROR_BACKEND_ERROR BROKER_INTERFACE ".BackendError"       /* errno, message */
 #define BROKER_ERROR_SYSTEM_ERROR BROKER_INTERFACE ".SystemError"         /* errno, message */
+#define BROKER_ERROR_DEVICE_GONE BROKER_INTERFACE ".DeviceGone"           /* device, deviceId, reason */
+#define BROKER_ERROR_FAULT_NOT_PENDING BROKER_INTERFACE ".FaultNotPending" /* cookie, reason */
+#define BROKER_ERROR_FAULT_NOT_OWNED BROKER_INTERFACE ".FaultNotOwned"     /* cookie */
 /* Malformed parameters use the standard org.varlink.service.InvalidParameter {parameter}. */
 #define BROKER_ERROR_INVALID_PARAMETER "org.varlink.service.InvalidParameter"
 
@@ -47,6 +50,8 @@
 #define BROKER_KIND_ADDRESS_SPACE "ioas"
 #define BROKER_KIND_HWPT "hwpt"
 #define BROKER_KIND_SESSION "session"
+#define BROKER_KIND_PASID "pasid"
+#define BROKER_KIND_FAULT "fault"
 
 #define BROKER_ERROR_PARAMS_MAX 6
 #define BROKER_ERROR_STRING_MAX 192

@@ -515,15 +515,16 @@ static void test_error_names(void **state) {
                             "addressSpaces");
         json_object_put(r);
 
-        /* NotSupported: the PASID and fault methods, for now. */
+        /* NoSuchObject: a PASID bind on a device this session does not hold, a made-up cookie. */
         r = call(f->c, "org.iommud.Broker.BindPASID",
-                 itest_params("deviceId", I(1), "ioasId", I(ioas), NULL));
-        assert_error(r, "org.iommud.Broker.NotSupported");
-        assert_string_equal(itest_get_string(itest_reply_params(r), "feature"), "pasid");
+                 itest_params("deviceId", I(4242), "ioasId", I(ioas), NULL));
+        assert_error(r, "org.iommud.Broker.NoSuchObject");
+        assert_string_equal(itest_get_string(itest_reply_params(r), "kind"), "device");
         json_object_put(r);
         r = call(f->c, "org.iommud.Broker.RespondFault",
                  itest_params("cookie", I(1), "code", json_object_new_string("success"), NULL));
-        assert_error(r, "org.iommud.Broker.NotSupported");
+        assert_error(r, "org.iommud.Broker.NoSuchObject");
+        assert_string_equal(itest_get_string(itest_reply_params(r), "kind"), "fault");
         json_object_put(r);
 
         /* InvalidParameter names the member: wrong type, missing, negative, unknown. */

@@ -9,6 +9,7 @@
 
 #include "broker-errors.h"
 #include "broker.h"
+#include "simulator.h"
 #include "varlink-idl.h"
 
 /* The method table implements exactly the methods org.iommud.Broker.varlink declares. */
@@ -27,7 +28,8 @@ static void test_error_names_declared(void **state) {
                 BROKER_ERROR_IOVA_IN_USE, BROKER_ERROR_DEVICE_BUSY,
                 BROKER_ERROR_OBJECT_IN_USE, BROKER_ERROR_INVALID_FD,
                 BROKER_ERROR_NOT_SUPPORTED, BROKER_ERROR_BACKEND_ERROR,
-                BROKER_ERROR_SYSTEM_ERROR,
+                BROKER_ERROR_SYSTEM_ERROR, BROKER_ERROR_FAULT_NOT_PENDING,
+                BROKER_ERROR_FAULT_NOT_OWNED,
         };
         _cleanup_(varlink_idl_freep) VarlinkIdl *idl = NULL;
 
@@ -40,10 +42,19 @@ static void test_error_names_declared(void **state) {
         }
 }
 
+/* The simulator's table implements exactly what org.iommud.Simulator.varlink declares. */
+static void test_simulator_matches_idl(void **state) {
+        Error err = ERROR_INIT;
+
+        if (varlink_idl_check_interface(simulator_interface_get(), &err) < 0)
+                fail_msg("%s", error_message(&err));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_methods_match_idl),
                 cmocka_unit_test(test_error_names_declared),
+                cmocka_unit_test(test_simulator_matches_idl),
         };
 
         return cmocka_run_group_tests_name("broker-idl", tests, NULL, NULL);
