@@ -51,77 +51,11 @@ int json_util_to_u64(json_object *o, uint64_t *ret) {
         return 0;
 }
 
-int json_util_get_u64(json_object *obj, const char *name, JsonUtilFlags flags, uint64_t *ret,
-                      Error *err) {
-        json_object *v;
-        int r;
-
-        r = lookup(obj, name, flags, &v, err);
-        if (r <= 0)
-                return r;
-        if (!json_object_is_type(v, json_type_int))
-                return error_set(err, -EINVAL, "parameter '%s': expected an unsigned integer, got %s",
-                                 name, json_util_type_phrase(v));
-        if (json_util_to_u64(v, ret) < 0)
-                return error_set(err, -EINVAL,
-                                 "parameter '%s': expected an unsigned integer, got %" PRIi64, name,
-                                 json_object_get_int64(v));
-        return 0;
-}
-
-int json_util_get_u32(json_object *obj, const char *name, JsonUtilFlags flags, uint32_t *ret,
-                      Error *err) {
-        json_object *v;
-        uint64_t u;
-        int r;
-
-        r = lookup(obj, name, flags, &v, err);
-        if (r <= 0)
-                return r;
-        r = json_util_get_u64(obj, name, flags, &u, err);
-        if (r < 0)
-                return r;
-        if (u > UINT32_MAX)
-                return error_set(err, -EINVAL,
-                                 "parameter '%s': %" PRIu64 " is larger than the maximum %" PRIu32,
-                                 name, u, UINT32_MAX);
-        *ret = (uint32_t)u;
-        return 0;
-}
-
-int json_util_get_bool(json_object *obj, const char *name, JsonUtilFlags flags, bool *ret,
-                       Error *err) {
-        json_object *v;
-        int r;
-
-        r = lookup(obj, name, flags, &v, err);
-        if (r <= 0)
-                return r;
-        if (!json_object_is_type(v, json_type_boolean))
-                return error_set(err, -EINVAL, "parameter '%s': expected a boolean, got %s", name,
-                                 json_util_type_phrase(v));
-        *ret = json_object_get_boolean(v);
-        return 0;
-}
-
-int json_util_get_string(json_object *obj, const char *name, JsonUtilFlags flags,
-                         const char **ret, Error *err) {
-        json_object *v;
-        int r;
-
-        r = lookup(obj, name, flags, &v, err);
-        if (r <= 0)
-                return r;
-        if (!json_object_is_type(v, json_type_string))
-                return error_set(err, -EINVAL, "parameter '%s': expected a string, got %s", name,
-                                 json_util_type_phrase(v));
-        *ret = json_object_get_string(v);
-        return 0;
-}
-
-static int get_typed(json_object *obj, const char *name, JsonUtilFlags flags, json_type type,
-                     const char *phrase, json_object **ret, Error *err) {
-        json_object *v;
+/* lookup() that also refuses a node of another type: 1 with the node, 0 when absent and
+ * optional. */
+static int lookup_typed(json_object *obj, const char *name, JsonUtilFlags flags, json_type type,
+                        const char *phrase, json_object **ret, Error *err) {
+        json_object *v = NULL;
         int r;
 
         r = lookup(obj, name, flags, &v, err);
@@ -131,17 +65,83 @@ static int get_typed(json_object *obj, const char *name, JsonUtilFlags flags, js
                 return error_set(err, -EINVAL, "parameter '%s': expected %s, got %s", name, phrase,
                                  json_util_type_phrase(v));
         *ret = v;
+        return 1;
+}
+
+/* 1 with a value no larger than max, 0 when absent and optional. */
+static int get_unsigned(json_object *obj, const char *name, JsonUtilFlags flags, uint64_t max,
+                        uint64_t *ret, Error *err) {
+        json_object *v;
+        uint64_t u;
+        int r;
+
+        r = lookup_typed(obj, name, flags, json_type_int, "an unsigned integer", &v, err);
+        if (r <= 0)
+                return r;
+        if (json_util_to_u64(v, &u) < 0)
+                return error_set(err, -EINVAL,
+                                 "parameter '%s': expected an unsigned integer, got %" PRIi64, name,
+                                 json_object_get_int64(v));
+        if (u > max)
+                return error_set(err, -EINVAL,
+                                 "parameter '%s': %" PRIu64 " is larger than the maximum %" PRIu64,
+                                 name, u, max);
+        *ret = u;
+        return 1;
+}
+
+int json_util_get_u64(json_object *obj, const char *name, JsonUtilFlags flags, uint64_t *ret,
+                      Error *err) {
+        int r = get_unsigned(obj, name, flags, UINT64_MAX, ret, err);
+        return r < 0 ? r : 0;
+}
+
+int json_util_get_u32(json_object *obj, const char *name, JsonUtilFlags flags, uint32_t *ret,
+                      Error *err) {
+        uint64_t u;
+        int r;
+
+        r = get_unsigned(obj, name, flags, UINT32_MAX, &u, err);
+        if (r <= 0)
+                return r;
+        *ret = (uint32_t)u;
+        return 0;
+}
+
+int json_util_get_bool(json_object *obj, const char *name, JsonUtilFlags flags, bool *ret,
+                       Error *err) {
+        json_object *v;
+        int r;
+
+        r = lookup_typed(obj, name, flags, json_type_boolean, "a boolean", &v, err);
+        if (r <= 0)
+                return r;
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
+int json_util_get_string(json_object *obj, const char *name, JsonUtilFlags flags,
+                         const char **ret, Error *err) {
+        json_object *v;
+        int r;
+
+        r = lookup_typed(obj, name, flags, json_type_string, "a string", &v, err);
+        if (r <= 0)
+                return r;
+        *ret = json_object_get_string(v);
         return 0;
 }
 
 int json_util_get_object(json_object *obj, const char *name, JsonUtilFlags flags,
                          json_object **ret, Error *err) {
-        return get_typed(obj, name, flags, json_type_object, "an object", ret, err);
+        int r = lookup_typed(obj, name, flags, json_type_object, "an object", ret, err);
+        return r < 0 ? r : 0;
 }
 
 int json_util_get_array(json_object *obj, const char *name, JsonUtilFlags flags,
                         json_object **ret, Error *err) {
-        return get_typed(obj, name, flags, json_type_array, "an array", ret, err);
+        int r = lookup_typed(obj, name, flags, json_type_array, "an array", ret, err);
+        return r < 0 ? r : 0;
 }
 
 int json_util_add(json_object *obj, const char *key, json_object *value) {

@@ -52,13 +52,16 @@ int varlink_client_connect(VarlinkClient **ret, const char *path) {
         _cleanup_close_ int fd = -EBADF;
         size_t len = strlen(path);
 
-        if (len == 0 || len >= sizeof(sa.sun_path))
+        if (len == 0)
+                return -EINVAL;
+        if (len >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         memcpy(sa.sun_path, path, len);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return negative_errno();
-        /* Connect blocking (the server may be starting under socket activation), then switch. */
+        /* Connect blocking: the server may still be starting under socket activation. The fd
+         * can stay blocking afterwards since every recvmsg()/sendmsg() passes MSG_DONTWAIT. */
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return negative_errno();
         return varlink_client_new_from_fd(ret, TAKE_FD(fd));

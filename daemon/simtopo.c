@@ -195,9 +195,15 @@ static int json_get_bool(json_object *o, const char *path, bool *ret, Error *err
         return 0;
 }
 
-/* Rejects keys not in allowed[] so a misspelt key does not silently fall back to a default. */
-static int json_check_keys(json_object *o, const char *path, const char *const *allowed,
-                           Error *err) {
+/* Rejects keys not in allowed[] so a misspelt key does not silently fall back to a default.
+ * path is "" for the top level. */
+static int json_expect_object(json_object *o, const char *path, const char *const *allowed,
+                              Error *err) {
+        int r;
+
+        r = json_expect(o, json_type_object, path[0] ? path : "(top level)", "an object", err);
+        if (r < 0)
+                return r;
         json_object_object_foreach(o, key, val) {
                 bool ok = false;
                 (void)val;
@@ -214,6 +220,27 @@ static int json_check_keys(json_object *o, const char *path, const char *const *
 static json_object *json_get(json_object *o, const char *key) {
         json_object *v;
         return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+/* Sets v to member key of o (NULL when absent) and p to its path for messages; the parse
+ * functions below all name their object o, its path path and these two p and v. */
+#define FIELD(key) (jpath(p, sizeof(p), "%s.%s", path, key), v = json_get(o, key))
+
+/* The required "name" of an IOMMU or device, which becomes a directory entry. */
+static int parse_name(json_object *o, const char *path, const char *what, char **ret,
+                      Error *err) {
+        char p[JSON_PATH_MAX];
+        json_object *v;
+        int r;
+
+        if (!FIELD("name"))
+                return error_set(err, -EINVAL, "%s: missing", p);
+        r = json_get_string(v, p, ret, err);
+        if (r < 0)
+                return r;
+        if (!name_is_valid(*ret))
+                return error_set(err, -EINVAL, "%s: '%s' is not a valid %s name", p, *ret, what);
+        return 0;
 }
 
 static int page_size_parse(const char *s, uint64_t *ret) {
@@ -310,21 +337,13 @@ static int parse_iommu(json_object *o, const char *path, SimIommu *m, Error *err
         uint64_t u;
         int r;
 
-        r = json_expect(o, json_type_object, path, "an object", err);
-        if (r < 0)
-                return r;
-        r = json_check_keys(o, path, keys, err);
+        r = json_expect_object(o, path, keys, err);
         if (r < 0)
                 return r;
 
-#define FIELD(key) (jpath(p, sizeof(p), "%s.%s", path, key), v = json_get(o, key))
-        if (!FIELD("name"))
-                return error_set(err, -EINVAL, "%s: missing", p);
-        r = json_get_string(v, p, &m->name, err);
+        r = parse_name(o, path, "IOMMU", &m->name, err);
         if (r < 0)
                 return r;
-        if (!name_is_valid(m->name))
-                return error_set(err, -EINVAL, "%s: '%s' is not a valid IOMMU name", p, m->name);
 
         if (!FIELD("kind"))
                 return error_set(err, -EINVAL, "%s: missing", p);
@@ -382,7 +401,6 @@ static int parse_iommu(json_object *o, const char *path, SimIommu *m, Error *err
                 return r;
         if (FIELD("fault_queue") && (r = json_get_bool(v, p, &m->fault_queue, err)) < 0)
                 return r;
-#undef FIELD
         /* Dirty tracking is reported to clients through the capability bit. */
         if (m->dirty_tracking)
                 m->capabilities |= BACKEND_HW_CAP_DIRTY_TRACKING;
@@ -395,20 +413,15 @@ static int parse_region(json_object *o, const char *path, ReservedRegion *rr, Er
         json_object *v;
         int r;
 
-        r = json_expect(o, json_type_object, path, "an object", err);
+        r = json_expect_object(o, path, keys, err);
         if (r < 0)
                 return r;
-        r = json_check_keys(o, path, keys, err);
-        if (r < 0)
-                return r;
-        jpath(p, sizeof(p), "%s.start", path);
-        if (!(v = json_get(o, "start")))
+        if (!FIELD("start"))
                 return error_set(err, -EINVAL, "%s: missing", p);
         r = json_get_u64(v, p, UINT64_MAX, &rr->start, err);
         if (r < 0)
                 return r;
-        jpath(p, sizeof(p), "%s.last", path);
-        if (!(v = json_get(o, "last")))
+        if (!FIELD("last"))
                 return error_set(err, -EINVAL, "%s: missing", p);
         r = json_get_u64(v, p, UINT64_MAX, &rr->last, err);
         if (r < 0)
@@ -416,8 +429,7 @@ static int parse_region(json_object *o, const char *path, ReservedRegion *rr, Er
         if (rr->last < rr->start)
                 return error_set(err, -EINVAL, "%s: 0x%" PRIx64 " is below start 0x%" PRIx64, p,
                                  rr->last, rr->start);
-        jpath(p, sizeof(p), "%s.type", path);
-        if (!(v = json_get(o, "type")))
+        if (!FIELD("type"))
                 return error_set(err, -EINVAL, "%s: missing", p);
         r = json_get_string(v, p, &rr->type_name, err);
         if (r < 0)
@@ -460,21 +472,13 @@ static int parse_device(json_object *o, const char *path, SimDevice *d, Error *e
         uint64_t u;
         int r;
 
-        r = json_expect(o, json_type_object, path, "an object", err);
-        if (r < 0)
-                return r;
-        r = json_check_keys(o, path, keys, err);
+        r = json_expect_object(o, path, keys, err);
         if (r < 0)
                 return r;
 
-#define FIELD(key) (jpath(p, sizeof(p), "%s.%s", path, key), v = json_get(o, key))
-        if (!FIELD("name"))
-                return error_set(err, -EINVAL, "%s: missing", p);
-        r = json_get_string(v, p, &d->name, err);
+        r = parse_name(o, path, "device", &d->name, err);
         if (r < 0)
                 return r;
-        if (!name_is_valid(d->name))
-                return error_set(err, -EINVAL, "%s: '%s' is not a valid device name", p, d->name);
         if (FIELD("label") && (r = json_get_string(v, p, &d->label, err)) < 0)
                 return r;
 
@@ -524,7 +528,6 @@ static int parse_device(json_object *o, const char *path, SimDevice *d, Error *e
                         return r;
                 d->pasid_bits = (uint8_t)u;
         }
-#undef FIELD
         return 0;
 }
 
@@ -537,15 +540,11 @@ static int parse_group(json_object *o, const char *path, SimTopology *t, SimGrou
         uint64_t u;
         int r;
 
-        r = json_expect(o, json_type_object, path, "an object", err);
-        if (r < 0)
-                return r;
-        r = json_check_keys(o, path, keys, err);
+        r = json_expect_object(o, path, keys, err);
         if (r < 0)
                 return r;
 
-        jpath(p, sizeof(p), "%s.id", path);
-        if (!(v = json_get(o, "id")))
+        if (!FIELD("id"))
                 return error_set(err, -EINVAL, "%s: missing", p);
         r = json_get_u64(v, p, UINT32_MAX, &u, err);
         if (r < 0)
@@ -555,8 +554,7 @@ static int parse_group(json_object *o, const char *path, SimTopology *t, SimGrou
                 if (other->id == g->id)
                         return error_set(err, -EINVAL, "%s: group %u is listed twice", p, g->id);
 
-        jpath(p, sizeof(p), "%s.type", path);
-        if ((v = json_get(o, "type"))) {
+        if (FIELD("type")) {
                 r = json_get_string(v, p, &g->type, err);
                 if (r < 0)
                         return r;
@@ -565,8 +563,7 @@ static int parse_group(json_object *o, const char *path, SimTopology *t, SimGrou
         } else if (!(g->type = strdup("DMA")))
                 return error_set(err, -ENOMEM, "out of memory");
 
-        jpath(p, sizeof(p), "%s.iommu", path);
-        if ((v = json_get(o, "iommu"))) {
+        if (FIELD("iommu")) {
                 r = json_expect(v, json_type_string, p, "a string", err);
                 if (r < 0)
                         return r;
@@ -581,8 +578,7 @@ static int parse_group(json_object *o, const char *path, SimTopology *t, SimGrou
         } else if (t->n_iommus != 1)
                 return error_set(err, -EINVAL, "%s: missing (there is more than one IOMMU)", p);
 
-        jpath(p, sizeof(p), "%s.reserved_regions", path);
-        if ((v = json_get(o, "reserved_regions"))) {
+        if (FIELD("reserved_regions")) {
                 r = json_expect(v, json_type_array, p, "an array", err);
                 if (r < 0)
                         return r;
@@ -604,8 +600,7 @@ static int parse_group(json_object *o, const char *path, SimTopology *t, SimGrou
                 }
         }
 
-        jpath(p, sizeof(p), "%s.devices", path);
-        if (!(v = json_get(o, "devices")))
+        if (!FIELD("devices"))
                 return error_set(err, -EINVAL, "%s: missing", p);
         r = json_expect(v, json_type_array, p, "an array", err);
         if (r < 0)
@@ -664,10 +659,7 @@ static int simtopo_parse_object(SimTopology *t, json_object *root, char ***paths
         uint64_t u;
         int r;
 
-        r = json_expect(root, json_type_object, "(top level)", "an object", err);
-        if (r < 0)
-                return r;
-        r = json_check_keys(root, "", keys, err);
+        r = json_expect_object(root, "", keys, err);
         if (r < 0)
                 return r;
         if ((v = json_get(root, "name")) && (r = json_get_string(v, "name", &t->name, err)) < 0)

@@ -758,54 +758,34 @@ static int parse_id_number(const char *s, uint32_t *ret) {
         return 0;
 }
 
-static int lookup_user(const char *name, uid_t *ret) {
+/* getpwnam_r() and getgrnam_r() need a caller buffer whose size cannot be known up front (a
+ * group entry carries its whole member list), so grow it until the entry fits. */
+static int lookup_id(const char *name, bool group, uint32_t *ret) {
         _cleanup_free_ char *buf = NULL;
-        struct passwd pw, *result = NULL;
         size_t size = 4096;
 
         for (;;) {
+                struct passwd pw, *pw_result = NULL;
+                struct group gr, *gr_result = NULL;
                 int r;
 
                 free(buf);
                 buf = malloc(size);
                 if (!buf)
                         return -ENOMEM;
-                r = getpwnam_r(name, &pw, buf, size, &result);
+                if (group)
+                        r = getgrnam_r(name, &gr, buf, size, &gr_result);
+                else
+                        r = getpwnam_r(name, &pw, buf, size, &pw_result);
                 if (r == ERANGE && size < 1024 * 1024) {
                         size *= 2;
                         continue;
                 }
                 if (r > 0)
                         return -r;
-                if (!result)
+                if (group ? !gr_result : !pw_result)
                         return -ESRCH;
-                *ret = pw.pw_uid;
-                return 0;
-        }
-}
-
-static int lookup_group(const char *name, gid_t *ret) {
-        _cleanup_free_ char *buf = NULL;
-        struct group gr, *result = NULL;
-        size_t size = 4096;
-
-        for (;;) {
-                int r;
-
-                free(buf);
-                buf = malloc(size);
-                if (!buf)
-                        return -ENOMEM;
-                r = getgrnam_r(name, &gr, buf, size, &result);
-                if (r == ERANGE && size < 1024 * 1024) {
-                        size *= 2;
-                        continue;
-                }
-                if (r > 0)
-                        return -r;
-                if (!result)
-                        return -ESRCH;
-                *ret = gr.gr_gid;
+                *ret = group ? gr.gr_gid : pw.pw_uid;
                 return 0;
         }
 }
@@ -847,17 +827,7 @@ static int parse_user_or_group(Parser *P, json_object *v, const char *text, cons
         }
         if (!*text)
                 return parser_error(P, path, false, "empty %s name", what);
-        if (group) {
-                gid_t gid;
-
-                r = lookup_group(text, &gid);
-                id = gid;
-        } else {
-                uid_t uid;
-
-                r = lookup_user(text, &uid);
-                id = uid;
-        }
+        r = lookup_id(text, group, &id);
         if (r == -ENOMEM)
                 goto oom;
         if (r == -ESRCH)
