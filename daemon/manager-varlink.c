@@ -97,13 +97,17 @@ size_t manager_varlink_n_subscribers(const ManagerVarlink *mv) {
         return mv ? mv->n_subscribers : 0;
 }
 
-static void on_session(Session *s, bool opened, void *userdata) {
-        ManagerVarlink *mv = userdata;
-        const PeerCreds *c = session_creds(s);
+void manager_varlink_session_event(ManagerVarlink *mv, Session *s, SessionEvent event) {
+        bool opened = event == SESSION_OPENED;
+        const PeerCreds *c;
         json_object *payload;
         char message[256];
         uint64_t id;
 
+        /* session-closed is sent once the session has released everything it held. */
+        if (!mv || event == SESSION_CLOSING)
+                return;
+        c = session_creds(s);
         if (opened) {
                 SessionId *a = realloc(mv->ids, (mv->n_ids + 1) * sizeof(*a));
 
@@ -404,9 +408,7 @@ int manager_varlink_new(ManagerVarlink **ret, const ManagerVarlinkConfig *cfg) {
         };
         /* Sessions opened before this object existed get ids now, in list order. */
         for (Session *s = cfg->host->sessions; s; s = session_next(s))
-                on_session(s, true, mv);
-        cfg->host->session_event = on_session;
-        cfg->host->session_event_userdata = mv;
+                manager_varlink_session_event(mv, s, SESSION_OPENED);
         *ret = mv;
         return 0;
 }
@@ -414,10 +416,6 @@ int manager_varlink_new(ManagerVarlink **ret, const ManagerVarlinkConfig *cfg) {
 ManagerVarlink *manager_varlink_free(ManagerVarlink *mv) {
         if (!mv)
                 return NULL;
-        if (mv->cfg.host->session_event_userdata == mv) {
-                mv->cfg.host->session_event = NULL;
-                mv->cfg.host->session_event_userdata = NULL;
-        }
         while (mv->n_subscribers > 0) {
                 (void)varlink_call_reply(mv->subscribers[mv->n_subscribers - 1], NULL);
                 drop_subscriber(mv, mv->n_subscribers - 1);

@@ -79,6 +79,7 @@ struct Manager {
 static int manager_sim_apply(Manager *m, const char *op, const char *device, const char *driver,
                              Error *err);
 static void manager_persist_cb(void *userdata);
+static void manager_on_session(Session *s, SessionEvent event, void *userdata);
 
 static char *strdup_or_null(const char *s, bool *oom) {
         char *d;
@@ -150,6 +151,8 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         if (!m)
                 return error_set(err, -ENOMEM, "Out of memory.");
         m->host = SESSION_HOST_INIT;
+        m->host.on_session = manager_on_session;
+        m->host.on_session_userdata = m;
 
         m->runtime_dir = strdup_or_null(cfg->runtime_dir ?: IOMMUD_RUNTIME_DIR, &oom);
         m->proc_root = strdup_or_null(cfg->proc_root ?: "/proc", &oom);
@@ -411,6 +414,18 @@ static void manager_device_event(Manager *m, Session *s, const char *device, con
 
 static void on_drop(Session *s, const char *device, const char *reason, void *userdata) {
         manager_device_event(userdata, s, device, reason);
+}
+
+/*
+ * The one session hook of the host, fanned out to whoever listens: the
+ * org.iommud.Manager event stream and the D-Bus signals.  Either may be absent
+ * (not started yet, or already gone while the daemon exits).
+ */
+static void manager_on_session(Session *s, SessionEvent event, void *userdata) {
+        Manager *m = userdata;
+
+        manager_varlink_session_event(m->admin, s, event);
+        bus_session_event(m->bus, s, event);
 }
 
 void manager_emit_event(Manager *m, const char *type, const char *message, json_object *payload) {
