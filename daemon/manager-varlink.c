@@ -48,7 +48,9 @@ static json_object *u64_node(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
 }
 
-static uint64_t session_id(const ManagerVarlink *mv, const Session *s) {
+uint64_t manager_varlink_session_id(const ManagerVarlink *mv, const Session *s) {
+        if (!mv)
+                return 0;
         for (size_t i = 0; i < mv->n_ids; i++)
                 if (mv->ids[i].session == s)
                         return mv->ids[i].id;
@@ -117,7 +119,7 @@ void manager_varlink_session_event(ManagerVarlink *mv, Session *s, SessionEvent 
                 id = ++mv->next_id;
                 mv->ids[mv->n_ids++] = (SessionId){ .session = s, .id = id };
         } else {
-                id = session_id(mv, s);
+                id = manager_varlink_session_id(mv, s);
                 for (size_t i = 0; i < mv->n_ids; i++)
                         if (mv->ids[i].session == s) {
                                 memmove(mv->ids + i, mv->ids + i + 1,
@@ -237,7 +239,7 @@ static json_object *session_json(ManagerVarlink *mv, Session *s) {
                                                 info.quotas.mappings));
         json_object_array_add(usage, usage_json("devices", info.usage.devices, info.quotas.devices));
         json_object_array_add(usage, usage_json("pasids", info.usage.pasids, info.quotas.pasids));
-        (void)json_util_add(o, "id", u64_node(session_id(mv, s)));
+        (void)json_util_add(o, "id", u64_node(manager_varlink_session_id(mv, s)));
         (void)json_util_add(o, "uid", u64_node(info.creds->uid));
         (void)json_util_add(o, "gid", u64_node(info.creds->gid));
         (void)json_util_add(o, "pid", u64_node((uint64_t)info.creds->pid));

@@ -54,6 +54,8 @@ void manager_varlink_emit(ManagerVarlink *mv, const char *type, const char *mess
  * released everything).  Accepts NULL.
  */
 void manager_varlink_session_event(ManagerVarlink *mv, Session *s, SessionEvent event);
+/* The id ListSessions() and the events give s; 0 when it has none.  Accepts NULL. */
+uint64_t manager_varlink_session_id(const ManagerVarlink *mv, const Session *s);
 size_t manager_varlink_n_subscribers(const ManagerVarlink *mv);
 /* The interface table, for conformance tests against the IDL. */
 const VarlinkInterface *manager_varlink_interface(const ManagerVarlink *mv);

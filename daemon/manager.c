@@ -395,11 +395,37 @@ static void manager_notify_status(Manager *m) {
         (void)sd_notify(0, status);
 }
 
+static bool manager_monitored(Manager *m) {
+        return manager_varlink_n_subscribers(m->admin) > 0;
+}
+
+/* Adds a string member when value is not NULL; payload may be NULL (out of memory). */
+static void payload_add_string(json_object *payload, const char *key, const char *value) {
+        if (payload && value)
+                (void)json_util_add(payload, key, json_object_new_string(value));
+}
+
+static void payload_add_u64(json_object *payload, const char *key, uint64_t value) {
+        if (payload)
+                (void)json_util_add(payload, key,
+                                    value > INT64_MAX ? json_object_new_uint64(value) :
+                                                        json_object_new_int64((int64_t)value));
+}
+
+/* The members every event about one session carries. */
+static json_object *session_payload(Manager *m, Session *s) {
+        json_object *payload = json_object_new_object();
+
+        payload_add_u64(payload, "session", manager_varlink_session_id(m->admin, s));
+        payload_add_u64(payload, "uid", session_creds(s)->uid);
+        return payload;
+}
+
 /*
  * A session lost a device (hotplug or policy reload).  This is the one place
- * such events leave the session core: the holder's WatchEvents() streams get
- * it here, and so must the D-Bus signals and the org.iommud.Manager event
- * stream where those exist.
+ * such events leave the session core: the holder's WatchEvents() streams and
+ * the org.iommud.Manager event stream get it here (D-Bus sees the device
+ * itself go away through bus_topology_changed()).
  */
 static void manager_device_event(Manager *m, Session *s, const char *device, const char *reason) {
         const TopoDevice *td = topology_find_device(m->host.topology, device);
@@ -410,6 +436,63 @@ static void manager_device_event(Manager *m, Session *s, const char *device, con
         log_warning("%s loses device %s (%s): %s; detached it and tore down what only it used.",
                     session_describe(s), device, kind, reason);
         broker_session_event(s, kind, device, id, reason);
+        if (manager_monitored(m)) {
+                json_object *payload = session_payload(m, s);
+                char message[512];
+
+                snprintf(message, sizeof(message), "session %" PRIu64 " of %s lost device %s (%s): %s",
+                         manager_varlink_session_id(m->admin, s), session_describe(s), device,
+                         kind, reason);
+                payload_add_string(payload, "device", device);
+                payload_add_string(payload, "kind", kind);
+                payload_add_string(payload, "reason", reason);
+                manager_emit_event(m, "device-lost", message, payload);
+        }
+}
+
+static bool same_driver(const char *a, const char *b) {
+        return a && b ? streq(a, b) : a == b;
+}
+
+static void emit_device_event(Manager *m, const char *type, const char *device,
+                              const char *driver, const char *previous) {
+        json_object *payload = json_object_new_object();
+        char message[256];
+
+        if (streq(type, "device-added"))
+                snprintf(message, sizeof(message), "device %s added (driver %s)", device,
+                         driver ?: "none");
+        else if (streq(type, "device-removed"))
+                snprintf(message, sizeof(message), "device %s removed (driver was %s)", device,
+                         previous ?: "none");
+        else
+                snprintf(message, sizeof(message), "device %s %s%s (was %s)", device,
+                         driver ? "bound to " : "unbound", driver ?: "", previous ?: "unbound");
+        payload_add_string(payload, "device", device);
+        payload_add_string(payload, "driver", driver);
+        payload_add_string(payload, "previousDriver", previous);
+        manager_emit_event(m, type, message, payload);
+}
+
+/* Tells Monitor() subscribers how the devices differ between old and the current topology. */
+static void manager_emit_topology_events(Manager *m, const Topology *old) {
+        const Topology *t = m->host.topology;
+
+        if (!manager_monitored(m))
+                return;
+        for (size_t i = 0; i < old->n_devices; i++) {
+                const TopoDevice *o = old->devices[i];
+                const TopoDevice *d = topology_find_device(t, o->name);
+
+                if (!d)
+                        emit_device_event(m, "device-removed", o->name, NULL, o->driver);
+                else if (!same_driver(o->driver, d->driver) || o->has_cdev != d->has_cdev)
+                        emit_device_event(m, "device-changed", d->name, d->driver, o->driver);
+        }
+        for (size_t i = 0; i < t->n_devices; i++)
+                if (!topology_find_device(old, t->devices[i]->name))
+                        emit_device_event(m, "device-added", t->devices[i]->name,
+                                          t->devices[i]->driver, NULL);
 }
 
 static void on_drop(Session *s, const char *device, const char *reason, void *userdata) {
@@ -577,7 +660,7 @@ static void manager_connect_bus(Manager *m) {
 
 /* Reads the whole topology again: a few ms even for thousands of devices (see bench/). */
 static int manager_hotplug_reload(Manager *m) {
-        _cleanup_(topology_freep) Topology *t = NULL;
+        _cleanup_(topology_freep) Topology *t = NULL, *old = NULL;
         Error e = ERROR_INIT;
         int r;
 
@@ -586,7 +669,8 @@ static int manager_hotplug_reload(Manager *m) {
                 return log_error_errno(r, "Reading the IOMMU topology below %s after hotplug "
                                        "failed, keeping the old one: %s",
                                        m->sysfs_root, error_message(&e));
-        topology_free(m->host.topology);
+        /* Kept until everyone was told what changed; sessions never point into it. */
+        old = m->host.topology;
         m->host.topology = TAKE_PTR(t);
         for (Session *s = m->host.sessions, *next; s; s = next) {
                 next = session_next(s);
@@ -594,6 +678,8 @@ static int manager_hotplug_reload(Manager *m) {
         }
         manager_persist_cb(m);
         manager_notify_status(m);
+        bus_topology_changed(m->bus, old);
+        manager_emit_topology_events(m, old);
         return 0;
 }
 
