@@ -80,6 +80,8 @@ static int manager_sim_apply(Manager *m, const char *op, const char *device, con
                              Error *err);
 static void manager_persist_cb(void *userdata);
 static void manager_on_session(Session *s, SessionEvent event, void *userdata);
+static void manager_on_fault(FaultStream *fs, const FaultEvent *ev, bool delivered,
+                             FaultClosedReason reason, void *userdata);
 
 static char *strdup_or_null(const char *s, bool *oom) {
         char *d;
@@ -313,6 +315,7 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         r = fault_router_new(&m->host.faults, m->base);
         if (r < 0)
                 return error_set(err, r, "Creating the fault router failed.");
+        fault_router_set_notice(m->host.faults, manager_on_fault, m);
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -475,6 +478,45 @@ static void emit_device_event(Manager *m, const char *type, const char *device,
 }
 
 /* Tells Monitor() subscribers how the devices differ between old and the current topology. */
+/*
+ * Every fault group the router delivers or answers itself.  On the fault path:
+ * without a subscriber this is one comparison, nothing is allocated.
+ */
+static void manager_on_fault(FaultStream *fs, const FaultEvent *ev, bool delivered,
+                             FaultClosedReason reason, void *userdata) {
+        Manager *m = userdata;
+        const char *outcome = delivered ? "delivered" : fault_closed_reason_to_string(reason);
+        Session *s = fault_stream_get_userdata(fs);
+        const char *device = s ? session_device_name(s, ev->device_id) : NULL;
+        json_object *payload;
+        char message[512], pasid[32] = "";
+
+        if (!manager_monitored(m))
+                return;
+        payload = s ? session_payload(m, s) : json_object_new_object();
+        payload_add_string(payload, "device", device);
+        if (ev->pasid_valid) {
+                payload_add_u64(payload, "pasid", ev->pasid);
+                snprintf(pasid, sizeof(pasid), " pasid %" PRIu32, ev->pasid);
+        }
+        payload_add_u64(payload, "address", ev->address);
+        payload_add_string(payload, "outcome", outcome);
+        if (delivered)
+                snprintf(message, sizeof(message),
+                         "fault at 0x%" PRIx64 " of %s%s delivered to session %" PRIu64 " of %s",
+                         ev->address, device ?: "a device", pasid,
+                         s ? manager_varlink_session_id(m->admin, s) : 0,
+                         s ? session_describe(s) : "?");
+        else
+                snprintf(message, sizeof(message),
+                         "fault at 0x%" PRIx64 " of %s%s answered invalid by iommud (%s), "
+                         "session %" PRIu64 " of %s",
+                         ev->address, device ?: "a device", pasid, outcome,
+                         s ? manager_varlink_session_id(m->admin, s) : 0,
+                         s ? session_describe(s) : "?");
+        manager_emit_event(m, "fault", message, payload);
+}
+
 static void manager_emit_topology_events(Manager *m, const Topology *old) {
         const Topology *t = m->host.topology;
 

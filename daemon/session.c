@@ -1986,6 +1986,13 @@ int session_device_id(const Session *s, const char *name, uint32_t *ret) {
         return -ENOENT;
 }
 
+const char *session_device_name(const Session *s, uint32_t device_id) {
+        for (size_t i = 0; i < s->n_devices; i++)
+                if (s->devices[i].id == device_id)
+                        return s->devices[i].name;
+        return NULL;
+}
+
 /* ---- PASIDs ---------------------------------------------------------------------------- */
 
 size_t session_n_pasids(const Session *s) {

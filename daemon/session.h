@@ -255,6 +255,8 @@ SessionHost *session_get_host(const Session *s);
 BackendContext *session_get_context(const Session *s);
 /* The id under which the session holds device name, -ENOENT when it does not. */
 int session_device_id(const Session *s, const char *name, uint32_t *ret);
+/* The name of the device this session knows as device_id, or NULL. */
+const char *session_device_name(const Session *s, uint32_t device_id);
 
 /*
  * Attaches a PASID of a device to an address space (or to a nested stage 1

@@ -332,6 +332,69 @@ class Runner:
         self.ok(re.search(r"(?m)^policy-reloaded +policy reloaded \(generation \d+\)$", out),
                 "monitor: text output names the type and says what happened", out)
 
+    def faults(self):
+        """monitor sees a fault delivered to a watch, then answered by iommud when the watch
+        goes away."""
+        client = self.varlink()
+        dev = pasid = None
+        for d in [d for d in self.devices() if d["eligible"]]:
+            r = client.call("org.iommud.Broker.AttachDevice", {"device": d["name"]})
+            if "error" in r:
+                continue
+            dev_id = r["parameters"]["deviceId"]
+            if r["parameters"].get("pasidBits", 0) > 0:
+                ioas = client.call("org.iommud.Broker.CreateAddressSpace")["parameters"]["ioasId"]
+                r = client.call("org.iommud.Broker.BindPASID",
+                                {"deviceId": dev_id, "ioasId": ioas, "faults": True})
+                if "error" not in r:
+                    dev, pasid = d["name"], r["parameters"]["pasid"]
+                    break
+            client.call("org.iommud.Broker.DetachDevice", {"deviceId": dev_id})
+        if dev is None:
+            self.ok(True, "faults: # SKIP no device binds a PASID with faults here")
+            client.close()
+            return
+        sim = self.varlink()
+        watcher = None
+        mon = self.monitor_start()
+        events = mon.events
+        try:
+            mon.read_until(lambda e: e["type"] == "policy-reloaded", lambda: self.ctl("reload"))
+            events.clear()
+            r = sim.call("org.iommud.Simulator.InjectFault",
+                         {"device": dev, "pasid": pasid, "address": 0x4000, "read": True})
+            self.ok("error" not in r, "faults: InjectFault %s pasid %d" % (dev, pasid),
+                    json.dumps(r))
+            token = client.call("org.iommud.Broker.GetSession")["parameters"]["token"]
+            watcher = self.varlink()
+            watcher.call("org.iommud.Broker.JoinSession", {"token": token})
+            watcher.send("org.iommud.Broker.WatchFaults", {}, more=True)
+
+            def fault(outcome):
+                return lambda e: e["type"] == "fault" and e.get("outcome") == outcome
+
+            seen = mon.read_until(fault("delivered"))
+            ev = events[-1] if seen else {}
+            self.ok(seen and ev.get("device") == dev and ev.get("pasid") == pasid
+                    and ev.get("address") == 0x4000 and ev.get("uid") == UID
+                    and ev.get("session", 0) > 0 and "0x4000" in ev.get("message", ""),
+                    "faults: monitor sees the fault delivered (device, pasid, address)",
+                    json.dumps(events, indent=1))
+            # The watch ends with the fault unanswered: iommud answers it and says so.
+            watcher.close()
+            watcher = None
+            seen = mon.read_until(fault("disconnected"))
+            ev = events[-1] if seen else {}
+            self.ok(seen and ev.get("device") == dev and ev.get("address") == 0x4000,
+                    "faults: monitor sees iommud answer it when the watch goes away",
+                    json.dumps(events, indent=1))
+        finally:
+            mon.stop()
+            if watcher:
+                watcher.close()
+            sim.close()
+            client.close()
+
     def cdi(self):
         outdir = os.path.join(self.tmp, "cdi")
         rc, out, err = self.golden("cdi-generate", "cdi", "generate", "--output", outdir)
@@ -419,6 +482,7 @@ def main():
         r.check_config()
         r.cdi()
         r.monitor()
+        r.faults()
         r.hotplug()
     except Exception as e:  # report, do not hide, a broken harness
         r.ok(False, "harness: %s" % e)
