@@ -1263,6 +1263,18 @@ static int child_open_session(sd_bus *bus, void *userdata) {
                 ret = CHILD_WRONG;
         }
         json_object_put(r);
+        /*
+         * The connection itself is nobody's, not the daemon's (its socket
+         * peer): administration is refused, as on a connection nobody made.
+         */
+        r = itest_call(c, "org.iommud.Manager.GetStatus", NULL, NULL, 0);
+        if (ret == CHILD_OK && (!r || !itest_reply_error(r) ||
+                                !streq(itest_reply_error(r), "org.iommud.Manager.NotAuthorized"))) {
+                fprintf(stderr, "GetStatus on nobody's OpenSession connection: %s\n",
+                        r ? json_object_to_json_string(r) : "no reply");
+                ret = CHILD_WRONG;
+        }
+        json_object_put(r);
         itest_client_free(c);
         return ret;
 }
