@@ -769,6 +769,77 @@ static int sim_remove_device(SimTopology *t, size_t i) {
         return 0;
 }
 
+/* A fresh vfio cdev minor, as the kernel would give. */
+static unsigned sim_free_minor(const SimTopology *t) {
+        unsigned minor = 0;
+
+        for (size_t k = 0; k < t->n_devices; k++)
+                if (t->devices[k].cdev)
+                        minor = MAX(minor, t->devices[k].cdev_minor + 1);
+        return minor;
+}
+
+/*
+ * Puts back a device of the simulated topology that hotplug removed, as the
+ * topology describes it (driver, group), like a hot-plugged card.
+ */
+static int sim_add_device(Manager *m, const char *device, bool present, Error *err) {
+        _cleanup_(simtopo_freep) SimTopology *orig = NULL;
+        SimTopology *t = m->sim_topo;
+        const SimDevice *o;
+        SimDevice *devices, *d;
+        SimGroup *g = NULL;
+        size_t *idx;
+        Error e = ERROR_INIT;
+        int r;
+
+        if (present)
+                return error_set(err, -EEXIST, "Device %s is present on the simulated host.",
+                                 device);
+        r = simtopo_load(&orig, m->sim_name, &e);
+        if (r < 0)
+                return error_set(err, r, "Reading simulated topology '%s' again failed: %s",
+                                 m->sim_name, error_message(&e));
+        o = simtopo_find_device(orig, device);
+        if (!o)
+                return error_set(err, -ENODEV, "The simulated host has no device %s.", device);
+        for (size_t k = 0; k < t->n_groups; k++)
+                if (t->groups[k].id == orig->groups[o->group_index].id)
+                        g = &t->groups[k];
+        if (!g)
+                return error_set(err, -ENODEV, "The simulated host has no group %u for %s.",
+                                 orig->groups[o->group_index].id, device);
+        devices = realloc(t->devices, (t->n_devices + 1) * sizeof(*devices));
+        if (!devices)
+                return error_set(err, -ENOMEM, "Out of memory.");
+        t->devices = devices;
+        idx = realloc(g->device_indexes, (g->n_devices + 1) * sizeof(*idx));
+        if (!idx)
+                return error_set(err, -ENOMEM, "Out of memory.");
+        g->device_indexes = idx;
+
+        d = &t->devices[t->n_devices];
+        *d = *o;
+        d->group_index = (size_t)(g - t->groups);
+        d->name = strdup(o->name);
+        d->label = o->label ? strdup(o->label) : NULL;
+        d->driver = o->driver ? strdup(o->driver) : NULL;
+        if (!d->name || (o->label && !d->label) || (o->driver && !d->driver)) {
+                free(d->name);
+                free(d->label);
+                free(d->driver);
+                return error_set(err, -ENOMEM, "Out of memory.");
+        }
+        /* Its old minor, unless a device bound meanwhile took it. */
+        for (size_t k = 0; d->cdev && k < t->n_devices; k++)
+                if (t->devices[k].cdev && t->devices[k].cdev_minor == d->cdev_minor) {
+                        d->cdev_minor = sim_free_minor(t);
+                        break;
+                }
+        g->device_indexes[g->n_devices++] = t->n_devices++;
+        return 0;
+}
+
 static int manager_sim_apply(Manager *m, const char *op, const char *device, const char *driver,
                              Error *err) {
         SimTopology *t = m->sim_topo;
@@ -777,6 +848,8 @@ static int manager_sim_apply(Manager *m, const char *op, const char *device, con
         for (i = 0; i < t->n_devices; i++)
                 if (streq(t->devices[i].name, device))
                         break;
+        if (streq(op, "add"))
+                return sim_add_device(m, device, i < t->n_devices, err);
         if (i == t->n_devices)
                 return error_set(err, -ENODEV, "The simulated host has no device %s.", device);
         if (streq(op, "remove"))
@@ -843,6 +916,10 @@ static int sim_hook_set_driver(void *userdata, const char *device, const char *d
 
 static int sim_hook_remove(void *userdata, const char *device, Error *err) {
         return manager_sim_hotplug(userdata, "remove", device, NULL, err);
+}
+
+static int sim_hook_add(void *userdata, const char *device, Error *err) {
+        return manager_sim_hotplug(userdata, "add", device, NULL, err);
 }
 
 /* ---- restart survival ------------------------------------------------------------------ */
@@ -1179,6 +1256,7 @@ int manager_start(Manager *m, Error *err) {
                         .backend = m->host.backend,
                         .set_driver = sim_hook_set_driver,
                         .remove_device = sim_hook_remove,
+                        .add_device = sim_hook_add,
                         .userdata = m,
                         .owner_uid = geteuid(),
                 };

@@ -1428,10 +1428,10 @@ static uint32_t device_count(void) {
 
 /*
  * Hotplug reaches D-Bus: a simulated removal is DeviceRemoved, the device
- * object's InterfacesRemoved and DeviceCount's change, and the object is gone.
- * Runs last: the device does not come back.
+ * object's InterfacesRemoved and DeviceCount's change, and the object is gone;
+ * plugging it back is the reverse.
  */
-static void test_hotplug_removal(void **state) {
+static void test_hotplug(void **state) {
         _cleanup_free_ char *path = NULL;
         sd_bus_message *reply = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -1465,6 +1465,21 @@ static void test_hotplug_removal(void **state) {
                                         &e, &reply, "s") < 0);
         sd_bus_error_free(&e);
         sd_bus_message_unref(reply);
+
+        /* Plugged back: DeviceAdded, InterfacesAdded, the count and the object return. */
+        mark = env.n_signals;
+        simulate("org.iommud.Simulator.AddDevice",
+                 itest_params("device", json_object_new_string("0000:03:00.0"), NULL));
+        wait_signal(mark, "DeviceAdded", path);
+        wait_signal(mark, "InterfacesAdded", path);
+        wait_property_change(mark, "DeviceCount");
+        assert_int_equal(device_count(), before);
+        for (size_t i = mark; i < env.n_signals; i++)
+                assert_string_not_equal(env.signals[i].member, "DeviceRemoved");
+        assert_true(sd_bus_get_property_string(env.bus, BUS_NAME, path, BUS_DEVICE_INTERFACE,
+                                               "Driver", &e, &driver) >= 0);
+        assert_string_equal(driver, "i40e");
+        free(driver);
 }
 
 int main(void) {
@@ -1479,7 +1494,7 @@ int main(void) {
                 cmocka_unit_test(test_faults),
                 cmocka_unit_test(test_open_session),
                 cmocka_unit_test(test_polkit_reload),
-                cmocka_unit_test(test_hotplug_removal),
+                cmocka_unit_test(test_hotplug),
         };
 
         return cmocka_run_group_tests_name("bus", tests, group_setup, group_teardown);

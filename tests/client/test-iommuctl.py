@@ -305,6 +305,17 @@ class Runner:
                     and lost[0]["session"] > 0,
                     "hotplug: monitor sees the holder's device-lost before device-removed",
                     json.dumps(events, indent=1))
+
+            events.clear()
+            r = sim.call("org.iommud.Simulator.AddDevice", {"device": held[0]})
+            self.ok("error" not in r, "hotplug: AddDevice %s" % held[0], json.dumps(r))
+            seen = mon.read_until(lambda e: e["type"] == "device-added" and e["device"] == held[0])
+            self.ok(seen and events[-1].get("driver") and events[-1].get("message"),
+                    "hotplug: monitor sees device-added %s" % held[0],
+                    json.dumps(events, indent=1))
+            r = sim.call("org.iommud.Simulator.AddDevice", {"device": held[0]})
+            self.ok(r.get("error") == "org.iommud.Simulator.DevicePresent",
+                    "hotplug: AddDevice of a present device is DevicePresent", json.dumps(r))
         finally:
             mon.stop()
             holder.close()
