@@ -1126,10 +1126,12 @@ _public_ IommudFaultStream *iommud_fault_stream_free(IommudFaultStream *s) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(IommudFaultStream *, iommud_fault_stream_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(IommudSession *, iommud_session_free);
 
+static int open_stream(IommudClient *c, const char *method, json_object *p, IommudClient **ret,
+                       IommudError *err);
+
 _public_ int iommud_fault_stream_new(IommudFaultStream **ret, IommudClient *c,
                                      const uint32_t *device_id, IommudError *err) {
         _cleanup_(iommud_fault_stream_freep) IommudFaultStream *s = NULL;
-        _cleanup_(iommud_session_freep) IommudSession *session = NULL;
         _cleanup_json_ json_object *p = params_new();
         int r;
 
@@ -1141,22 +1143,12 @@ _public_ int iommud_fault_stream_new(IommudFaultStream **ret, IommudClient *c,
                                          "the fault stream on is unknown");
         if (!p || (device_id && add_u64(p, "deviceId", *device_id) < 0))
                 return nomem(err);
-        r = iommud_get_session(c, &session, err);
-        if (r < 0)
-                return r;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return nomem(err);
-        r = iommud_client_new(&s->conn, c->path, err);
+        r = open_stream(c, IOMMUD_BROKER_INTERFACE ".WatchFaults", p, &s->conn, err);
         if (r < 0)
                 return r;
-        r = iommud_join_session(s->conn, iommud_session_get_token(session), err);
-        if (r < 0)
-                return r;
-        r = varlink_client_send(s->conn->vc, IOMMUD_BROKER_INTERFACE ".WatchFaults", p, NULL, 0,
-                                VARLINK_CLIENT_MORE);
-        if (r < 0)
-                return iommud_error_setf(err, r, "cannot start watching faults: %s", strerror(-r));
         *ret = TAKE_PTR(s);
         return 0;
 }
