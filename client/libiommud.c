@@ -208,7 +208,10 @@ static uint64_t now_ms(void) {
 }
 
 static void sleep_ms(uint64_t ms) {
-        struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
+        struct timespec ts = {
+                .tv_sec = (time_t)(ms / 1000),
+                .tv_nsec = (long)(ms % 1000) * 1000000,
+        };
 
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;

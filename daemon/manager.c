@@ -443,7 +443,8 @@ static void manager_device_event(Manager *m, Session *s, const char *device, con
                 json_object *payload = session_payload(m, s);
                 char message[512];
 
-                snprintf(message, sizeof(message), "session %" PRIu64 " of %s lost device %s (%s): %s",
+                snprintf(message, sizeof(message),
+                         "session %" PRIu64 " of %s lost device %s (%s): %s",
                          manager_varlink_session_id(m->admin, s), session_describe(s), device,
                          kind, reason);
                 payload_add_string(payload, "device", device);

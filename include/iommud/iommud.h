@@ -182,7 +182,7 @@ typedef enum IommudConnectFlags {
         IOMMUD_CONNECT_NO_RECLAIM = 1u << 0,
 } IommudConnectFlags;
 
-/* How long a client waits for iommud to come back, unless told otherwise (the policy's default grace). */
+/* How long a client waits for iommud to come back by default: the policy's default grace. */
 #define IOMMUD_RECLAIM_TIMEOUT_MS_DEFAULT 30000u
 
 /**

@@ -524,7 +524,7 @@ static void test_libiommud_reclaims(void **state) {
         events = iommud_event_stream_free(events);
         assert_int_equal(iommud_watch_events(&events, c, e), 0);
 
-        /* Again, and this time the next call changes something: it was never sent, so it is made. */
+        /* Again; the next call changes something, but it never left, so it is made. */
         harness_kill(&h);
         assert_int_equal(harness_launch(&h), 0);
         assert_int_equal(iommud_unmap(c, ioas, fixed, 4 * PAGE, &unmapped, e), 0);
