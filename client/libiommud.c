@@ -6,6 +6,12 @@
  * and decodes it; a Varlink error becomes an IommudError and a negative errno.
  * A transport failure leaves the connection unusable: later calls return
  * -ENOTCONN rather than reading a reply that belongs to an earlier call.
+ *
+ * Unless the caller opted out, a client connected by path reclaims its
+ * session when the connection drops (iommud restarted): it keeps the token
+ * GetSession() gives, reconnects with a bounded backoff, sends
+ * JoinSession(token) as the first call on the new connection, and then
+ * repeats the failed call once when that is safe (see call_full()).
  */
 
 #include <errno.h>
@@ -14,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -23,17 +30,29 @@
 #include "macros.h"
 #include "varlink-client.h"
 
+/* The first pause between reconnection attempts, and the longest. */
+#define RECLAIM_DELAY_FIRST_MS 10u
+#define RECLAIM_DELAY_MAX_MS 1000u
+
 struct IommudClient {
         unsigned n_ref;
         VarlinkClient *vc;
         char *path;
         bool broken;
+        /* Reclaim after a restart: off without a path or with IOMMUD_CONNECT_NO_RECLAIM. */
+        bool reclaim;
+        uint64_t reclaim_timeout_ms;
+        char *token;             /* the session's, once known */
+        unsigned n_reclaims;
 };
 
 static inline void json_object_putp(json_object **o) {
         json_object_put(*o);
 }
 #define _cleanup_json_ _cleanup_(json_object_putp)
+
+static json_object *params_new(void);
+static int add_str(json_object *p, const char *key, const char *v);
 
 static int nomem(IommudError *err) {
         return iommud_error_setf(err, -ENOMEM, "out of memory");
@@ -65,17 +84,27 @@ static int client_new(IommudClient **ret, VarlinkClient *vc, const char *path) {
         }
         c->n_ref = 1;
         c->vc = vc;
+        c->reclaim = path != NULL;
+        c->reclaim_timeout_ms = IOMMUD_RECLAIM_TIMEOUT_MS_DEFAULT;
         *ret = c;
         return 0;
 }
 
 _public_ int iommud_client_new(IommudClient **ret, const char *path, IommudError *err) {
+        return iommud_client_new_flags(ret, path, 0, err);
+}
+
+_public_ int iommud_client_new_flags(IommudClient **ret, const char *path, unsigned flags,
+                                     IommudError *err) {
         _cleanup_(varlink_client_freep) VarlinkClient *vc = NULL;
         const char *p = socket_path(path);
         int r;
 
         if (!ret)
                 return iommud_error_setf(err, -EINVAL, "no place to return the client");
+        if (flags & ~(unsigned)IOMMUD_CONNECT_NO_RECLAIM)
+                return iommud_error_setf(err, -EINVAL, "unknown connect flags 0x%x",
+                                         flags & ~(unsigned)IOMMUD_CONNECT_NO_RECLAIM);
         r = varlink_client_connect(&vc, p);
         if (r == -ENOENT || r == -ECONNREFUSED)
                 return iommud_error_setf(err, r, "iommud is not listening on %s: %s", p,
@@ -86,6 +115,8 @@ _public_ int iommud_client_new(IommudClient **ret, const char *path, IommudError
         if (r < 0)
                 return nomem(err);
         vc = NULL;
+        if (flags & IOMMUD_CONNECT_NO_RECLAIM)
+                (*ret)->reclaim = false;
         iommud_error_clear(err);
         return 0;
 }
@@ -118,8 +149,20 @@ _public_ IommudClient *iommud_client_unref(IommudClient *c) {
                 return NULL;
         varlink_client_free(c->vc);
         free(c->path);
+        free(c->token);
         free(c);
         return NULL;
+}
+
+_public_ int iommud_client_set_reclaim_timeout(IommudClient *c, uint64_t timeout_ms) {
+        if (!c)
+                return -EINVAL;
+        c->reclaim_timeout_ms = timeout_ms;
+        return 0;
+}
+
+_public_ unsigned iommud_client_get_n_reclaims(const IommudClient *c) {
+        return c ? c->n_reclaims : 0;
 }
 
 _public_ int iommud_client_get_fd(const IommudClient *c) {
@@ -130,10 +173,144 @@ _public_ const char *iommud_client_get_path(const IommudClient *c) {
         return c ? c->path : NULL;
 }
 
-/* One call; on success *ret holds a normal reply that the caller clears. */
+static bool connection_dropped(int r) {
+        return r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN;
+}
+
+/*
+ * Calls whose repetition cannot change anything: after a reclaim they are
+ * simply made again.  Everything else changes the session.
+ */
+static bool method_is_read(const char *method) {
+        static const char *const reads[] = {
+                IOMMUD_BROKER_INTERFACE ".GetTopology",
+                IOMMUD_BROKER_INTERFACE ".ExplainDevice",
+                IOMMUD_BROKER_INTERFACE ".GetIOVARanges",
+                IOMMUD_BROKER_INTERFACE ".GetSession",
+                IOMMUD_MANAGER_INTERFACE ".GetStatus",
+                IOMMUD_MANAGER_INTERFACE ".ListSessions",
+                IOMMUD_MANAGER_INTERFACE ".ExplainDevice",
+                "org.varlink.service.GetInfo",
+                "org.varlink.service.GetInterfaceDescription",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(reads); i++)
+                if (streq(method, reads[i]))
+                        return true;
+        return false;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(uint64_t ms) {
+        struct timespec ts = {
+                .tv_sec = (time_t)(ms / 1000),
+                .tv_nsec = (long)(ms % 1000) * 1000000,
+        };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/*
+ * Sends one call and waits for its reply.  On a transport failure,
+ * *ret_delivered says whether the whole call had left this process: if not,
+ * iommud never saw it complete and cannot have acted on it.
+ */
+static int call_once(VarlinkClient *vc, const char *method, json_object *params, const int *fds,
+                     size_t n_fds, VarlinkReply *ret, bool *ret_delivered) {
+        int r;
+
+        *ret_delivered = false;
+        r = varlink_client_send(vc, method, params, fds, n_fds, 0);
+        if (r < 0)
+                return r;
+        r = varlink_client_wait(vc, -1, ret);
+        if (r < 0)
+                *ret_delivered = !(varlink_client_get_events(vc) & POLLOUT);
+        return r;
+}
+
+/*
+ * The connection dropped: connects again, and makes JoinSession(token) the
+ * first call, retrying with a doubling pause until the reclaim timeout.
+ */
+static int client_reclaim(IommudClient *c, const char *method, IommudError *err) {
+        _cleanup_json_ json_object *p = params_new();
+        uint64_t deadline = now_ms() + c->reclaim_timeout_ms;
+        uint64_t delay = RECLAIM_DELAY_FIRST_MS;
+        int r;
+
+        if (!p || add_str(p, "token", c->token) < 0)
+                return nomem(err);
+        for (;;) {
+                VarlinkClient *vc = NULL;
+                VarlinkReply reply = VARLINK_REPLY_INIT;
+                uint64_t now;
+
+                r = varlink_client_connect(&vc, c->path);
+                if (r >= 0) {
+                        uint64_t left = deadline > now_ms() ? deadline - now_ms() : 0;
+
+                        r = varlink_client_send(vc, IOMMUD_BROKER_INTERFACE ".JoinSession", p,
+                                                NULL, 0, 0);
+                        /* A daemon that accepts but never answers must not hold us forever. */
+                        if (r >= 0)
+                                r = varlink_client_wait(vc, (int)MIN(left + 1, (uint64_t)INT32_MAX),
+                                                        &reply);
+                }
+                if (r >= 0 && !reply.error) {
+                        varlink_reply_clear(&reply);
+                        varlink_client_free(c->vc);
+                        c->vc = vc;
+                        c->broken = false;
+                        c->n_reclaims++;
+                        return 0;
+                }
+                if (r >= 0) {
+                        /* iommud answered: the session is gone for good (NoSuchObject). */
+                        _cleanup_free_ char *name = strdup(reply.error);
+
+                        r = iommud_error_set_varlink(err, reply.error, reply.parameters);
+                        varlink_reply_clear(&reply);
+                        varlink_client_free(vc);
+                        return iommud_error_setf(err, r,
+                                                 "the connection to iommud dropped during %s and "
+                                                 "the session could not be reclaimed (%s); start "
+                                                 "a new one", method, name ?: "error");
+                }
+                varlink_client_free(vc);
+                now = now_ms();
+                if (now >= deadline)
+                        return iommud_error_setf(err, r,
+                                                 "the connection to iommud dropped during %s and "
+                                                 "iommud did not take the session back within "
+                                                 "%" PRIu64 " ms: %s",
+                                                 method, c->reclaim_timeout_ms, strerror(-r));
+                sleep_ms(MIN(delay, deadline - now));
+                delay = MIN(delay * 2, (uint64_t)RECLAIM_DELAY_MAX_MS);
+        }
+}
+
+static int client_fetch_token(IommudClient *c, IommudError *err);
+
+/*
+ * One call; on success *ret holds a normal reply that the caller clears.
+ *
+ * When the connection dropped and the session could be reclaimed, the call
+ * is made again if iommud cannot have acted on it (it never left this
+ * process whole) or if it only reads; any other call may or may not have
+ * taken effect before the restart, and returns -ESTALE.
+ */
 static int call_full(IommudClient *c, const char *method, json_object *params, const int *fds,
                      size_t n_fds, VarlinkReply *ret, IommudError *err) {
         VarlinkReply reply = VARLINK_REPLY_INIT;
+        bool delivered = false;
         int r;
 
         if (!c)
@@ -141,7 +318,31 @@ static int call_full(IommudClient *c, const char *method, json_object *params, c
         if (c->broken)
                 return iommud_error_setf(err, -ENOTCONN,
                                          "the connection to iommud failed earlier and is closed");
-        r = varlink_client_call(c->vc, method, params, fds, n_fds, &reply);
+        /* JoinSession gives the token itself; GetSession's reply carries it. */
+        if (c->reclaim && !c->token && !streq(method, IOMMUD_BROKER_INTERFACE ".JoinSession") &&
+            !streq(method, IOMMUD_BROKER_INTERFACE ".GetSession")) {
+                r = client_fetch_token(c, err);
+                if (r < 0 && c->broken)
+                        return r;
+                if (r < 0)
+                        c->reclaim = false; /* iommud refused GetSession: no token, no reclaim */
+        }
+        r = call_once(c->vc, method, params, fds, n_fds, &reply, &delivered);
+        if (r < 0 && connection_dropped(r) && c->reclaim && c->token &&
+            !streq(method, IOMMUD_BROKER_INTERFACE ".JoinSession")) {
+                int k = client_reclaim(c, method, err);
+
+                if (k < 0) {
+                        c->broken = true;
+                        return k;
+                }
+                if (delivered && !method_is_read(method))
+                        return iommud_error_setf(err, -ESTALE,
+                                                 "iommud restarted during %s; the session was "
+                                                 "reclaimed, but whether %s took effect is "
+                                                 "unknown", method, method);
+                r = call_once(c->vc, method, params, fds, n_fds, &reply, &delivered);
+        }
         if (r < 0) {
                 c->broken = true;
                 if (r == -ECONNRESET || r == -EPIPE)
@@ -154,9 +355,29 @@ static int call_full(IommudClient *c, const char *method, json_object *params, c
                 varlink_reply_clear(&reply);
                 return r;
         }
+        if (c->reclaim && !c->token) {
+                const char *token = NULL;
+
+                /* Keep the session's token: JoinSession's argument, or GetSession's. */
+                if (streq(method, IOMMUD_BROKER_INTERFACE ".JoinSession"))
+                        (void)json_util_get_string(params, "token", 0, &token, NULL);
+                else if (streq(method, IOMMUD_BROKER_INTERFACE ".GetSession"))
+                        (void)json_util_get_string(reply.parameters, "token", 0, &token, NULL);
+                if (token)
+                        c->token = strdup(token); /* without memory, no reclaim; not fatal */
+        }
         iommud_error_clear(err);
         *ret = reply;
         return 0;
+}
+
+static int client_fetch_token(IommudClient *c, IommudError *err) {
+        VarlinkReply reply = VARLINK_REPLY_INIT;
+        int r;
+
+        r = call_full(c, IOMMUD_BROKER_INTERFACE ".GetSession", NULL, NULL, 0, &reply, err);
+        varlink_reply_clear(&reply);
+        return r;
 }
 
 static int call(IommudClient *c, const char *method, json_object *params, VarlinkReply *ret,
@@ -908,10 +1129,12 @@ _public_ IommudFaultStream *iommud_fault_stream_free(IommudFaultStream *s) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(IommudFaultStream *, iommud_fault_stream_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(IommudSession *, iommud_session_free);
 
+static int open_stream(IommudClient *c, const char *method, json_object *p, IommudClient **ret,
+                       IommudError *err);
+
 _public_ int iommud_fault_stream_new(IommudFaultStream **ret, IommudClient *c,
                                      const uint32_t *device_id, IommudError *err) {
         _cleanup_(iommud_fault_stream_freep) IommudFaultStream *s = NULL;
-        _cleanup_(iommud_session_freep) IommudSession *session = NULL;
         _cleanup_json_ json_object *p = params_new();
         int r;
 
@@ -923,22 +1146,12 @@ _public_ int iommud_fault_stream_new(IommudFaultStream **ret, IommudClient *c,
                                          "the fault stream on is unknown");
         if (!p || (device_id && add_u64(p, "deviceId", *device_id) < 0))
                 return nomem(err);
-        r = iommud_get_session(c, &session, err);
-        if (r < 0)
-                return r;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return nomem(err);
-        r = iommud_client_new(&s->conn, c->path, err);
+        r = open_stream(c, IOMMUD_BROKER_INTERFACE ".WatchFaults", p, &s->conn, err);
         if (r < 0)
                 return r;
-        r = iommud_join_session(s->conn, iommud_session_get_token(session), err);
-        if (r < 0)
-                return r;
-        r = varlink_client_send(s->conn->vc, IOMMUD_BROKER_INTERFACE ".WatchFaults", p, NULL, 0,
-                                VARLINK_CLIENT_MORE);
-        if (r < 0)
-                return iommud_error_setf(err, r, "cannot start watching faults: %s", strerror(-r));
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -1024,6 +1237,162 @@ _public_ int iommud_fault_stream_next(IommudFaultStream *s, IommudFault **ret, I
 
 _public_ IommudFault *iommud_fault_free(IommudFault *f) {
         free(f);
+        return NULL;
+}
+
+/* ----------------------------------------------------------------- events */
+
+struct IommudEventStream {
+        IommudClient *conn;      /* its own connection, joined to the session */
+        bool ended;
+};
+
+/* What iommud_event_stream_next() hands out: the public part first, the reply it points into. */
+typedef struct Event {
+        IommudEvent pub;
+        json_object *reply;
+} Event;
+
+_public_ IommudEventStream *iommud_event_stream_free(IommudEventStream *s) {
+        if (!s)
+                return NULL;
+        iommud_client_unref(s->conn);
+        free(s);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(IommudEventStream *, iommud_event_stream_free);
+
+/* A second connection of c's session with a "more" call of method on it. */
+static int open_stream(IommudClient *c, const char *method, json_object *p, IommudClient **ret,
+                       IommudError *err) {
+        _cleanup_(iommud_session_freep) IommudSession *session = NULL;
+        IommudClient *conn = NULL;
+        int r;
+
+        r = iommud_get_session(c, &session, err);
+        if (r < 0)
+                return r;
+        /* A stream ends with its connection; its owner opens it again after a restart. */
+        r = iommud_client_new_flags(&conn, c->path, IOMMUD_CONNECT_NO_RECLAIM, err);
+        if (r < 0)
+                return r;
+        r = iommud_join_session(conn, iommud_session_get_token(session), err);
+        if (r >= 0) {
+                r = varlink_client_send(conn->vc, method, p, NULL, 0, VARLINK_CLIENT_MORE);
+                if (r < 0)
+                        r = iommud_error_setf(err, r, "cannot start %s: %s", method,
+                                              strerror(-r));
+        }
+        if (r < 0) {
+                iommud_client_unref(conn);
+                return r;
+        }
+        *ret = conn;
+        return 0;
+}
+
+_public_ int iommud_watch_events(IommudEventStream **ret, IommudClient *c, IommudError *err) {
+        _cleanup_(iommud_event_stream_freep) IommudEventStream *s = NULL;
+        int r;
+
+        if (!ret || !c)
+                return iommud_error_setf(err, -EINVAL, "no client given for the event stream");
+        if (!c->path)
+                return iommud_error_setf(err, -EINVAL,
+                                         "the client was made from an fd, so the socket to open "
+                                         "the event stream on is unknown");
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return nomem(err);
+        r = open_stream(c, IOMMUD_BROKER_INTERFACE ".WatchEvents", NULL, &s->conn, err);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+_public_ int iommud_event_stream_get_fd(const IommudEventStream *s) {
+        return s ? iommud_client_get_fd(s->conn) : -EBADF;
+}
+
+static int parse_event(json_object *o, IommudEvent *ev, Error *e) {
+        int r;
+
+        if ((r = json_util_get_string(o, "kind", 0, &ev->kind, e)) < 0 ||
+            (r = json_util_get_string(o, "device", 0, &ev->device, e)) < 0 ||
+            (r = json_util_get_string(o, "reason", JSON_UTIL_OPTIONAL, &ev->reason, e)) < 0)
+                return r;
+        ev->has_device_id = present(o, "deviceId");
+        if (ev->has_device_id && (r = json_util_get_u32(o, "deviceId", 0, &ev->device_id, e)) < 0)
+                return r;
+        return 0;
+}
+
+_public_ int iommud_event_stream_next(IommudEventStream *s, IommudEvent **ret, IommudError *err) {
+        VarlinkReply reply = VARLINK_REPLY_INIT;
+        json_object *event = NULL;
+        Error e = ERROR_INIT;
+        Event *ev;
+        int r;
+
+        if (!s || !ret)
+                return iommud_error_setf(err, -EINVAL, "no event stream given");
+        if (s->ended)
+                return iommud_error_setf(err, -ENODATA, "the event stream has ended");
+        r = varlink_client_process(s->conn->vc, &reply);
+        if (r < 0) {
+                s->ended = true;
+                if (r == -ECONNRESET || r == -EPIPE)
+                        return iommud_error_setf(err, -ECONNRESET,
+                                                 "iommud closed the event stream's connection");
+                return iommud_error_setf(err, r, "reading the event stream failed: %s",
+                                         strerror(-r));
+        }
+        if (r == 0) {
+                iommud_error_clear(err);
+                return 0;
+        }
+        if (reply.error) {
+                s->ended = true;
+                r = iommud_error_set_varlink(err, reply.error, reply.parameters);
+                varlink_reply_clear(&reply);
+                return r;
+        }
+        if (!reply.continues)
+                s->ended = true;
+        r = json_util_get_object(reply.parameters, "event", JSON_UTIL_OPTIONAL, &event, &e);
+        if (r >= 0 && !event) {
+                varlink_reply_clear(&reply);
+                if (s->ended)
+                        return iommud_error_setf(err, -ENODATA, "iommud ended the event stream");
+                return iommud_error_setf(err, -EBADMSG, "iommud sent an event stream reply "
+                                                        "without an event");
+        }
+        ev = calloc(1, sizeof(*ev));
+        if (!ev) {
+                varlink_reply_clear(&reply);
+                return nomem(err);
+        }
+        ev->reply = json_object_get(reply.parameters);
+        varlink_reply_clear(&reply);
+        if (r >= 0)
+                r = parse_event(event, &ev->pub, &e);
+        if (r < 0) {
+                iommud_event_free(&ev->pub);
+                return bad_reply(err, "WatchEvents", &e);
+        }
+        iommud_error_clear(err);
+        *ret = &ev->pub;
+        return 1;
+}
+
+_public_ IommudEvent *iommud_event_free(IommudEvent *ev) {
+        Event *e = (Event *)ev;
+
+        if (!e)
+                return NULL;
+        json_object_put(e->reply);
+        free(e);
         return NULL;
 }
 

@@ -1293,12 +1293,14 @@ Broker *broker_free(Broker *b) {
 
 int broker_open_connection(Broker *b, VarlinkServer *s, PeerCreds *creds, int *ret_fd) {
         _cleanup_(peer_creds_freep) PeerCreds *c = creds;
+        /* The D-Bus caller's, so that limits and admin checks see the client, not iommud. */
+        struct ucred as = { .pid = c->pid, .uid = c->uid, .gid = c->gid };
         int pair[2], r;
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
                 return negative_errno();
         b->pending_creds = TAKE_PTR(c);
-        r = varlink_server_add_connection(s, pair[0], NULL);
+        r = varlink_server_add_connection_as(s, pair[0], &as, NULL);
         /* on_connect() took the credentials unless it never ran. */
         b->pending_creds = peer_creds_free(b->pending_creds);
         if (r < 0) {

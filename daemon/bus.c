@@ -623,11 +623,12 @@ static const sd_bus_vtable device_vtable[] = {
 
 /* ---- signals -------------------------------------------------------------------------------- */
 
-static void on_session(Session *s, bool opened, void *userdata) {
-        Bus *b = userdata;
+void bus_session_event(Bus *b, Session *s, SessionEvent event) {
         const PeerCreds *c = session_creds(s);
+        bool opened = event == SESSION_OPENED;
 
-        if (b->freeing || !b->has_name)
+        /* SessionClosed goes out once the counts no longer include the session. */
+        if (!b || b->freeing || !b->has_name || event == SESSION_CLOSING)
                 return;
         (void)sd_bus_emit_signal(b->bus, BUS_PATH, BUS_MANAGER_INTERFACE,
                                  opened ? "SessionOpened" : "SessionClosed", "ous",
@@ -761,8 +762,6 @@ int bus_new(Bus **ret, const BusConfig *cfg, Error *err) {
                 return error_set(err, r, "Attaching the bus to the event loop failed: %s",
                                  strerror(-r));
 
-        cfg->host->on_session = on_session;
-        cfg->host->on_session_userdata = b;
         *ret = TAKE_PTR(b);
         return 0;
 }
@@ -772,10 +771,6 @@ Bus *bus_free(Bus *b) {
                 return NULL;
         b->freeing = true;
         bus_drop_sessions(b);
-        if (b->cfg.host->on_session_userdata == b) {
-                b->cfg.host->on_session = NULL;
-                b->cfg.host->on_session_userdata = NULL;
-        }
         b->loop = bus_loop_free(b->loop);
         /* Writes what is queued (the last SessionClosed signals) before closing. */
         b->bus = sd_bus_flush_close_unref(b->bus);

@@ -66,6 +66,12 @@ int bus_new(Bus **ret, const BusConfig *cfg, Error *err);
 Bus *bus_free(Bus *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Bus *, bus_free);
 
+/*
+ * A session's lifetime event (the manager fans SessionHost.on_session out to
+ * here): SessionOpened, SessionClosed once the session released everything,
+ * and SessionCount's change.  Accepts NULL.
+ */
+void bus_session_event(Bus *b, Session *s, SessionEvent event);
 /* After a successful policy reload: PolicyReloaded and PolicyGeneration's change. */
 void bus_policy_reloaded(Bus *b);
 /*

@@ -218,8 +218,8 @@ static void stream_close(FaultStream *s, PendingGroup *g, FaultClosedReason reas
         if (answer && s->router->notice) {
                 FaultEvent ev;
 
-                group_event(s, g, g->n - 1, &ev);
-                s->router->notice(s, &ev, reason, s->router->notice_userdata);
+                group_event(s, g, 0, &ev);
+                s->router->notice(s, &ev, false, reason, s->router->notice_userdata);
         }
         switch (reason) {
         case FAULT_CLOSED_ANSWERED:
@@ -275,6 +275,12 @@ static void stream_deliver(FaultStream *s, PendingGroup *g, FaultWatch *w) {
         }
         g->watch = w;
         s->counters.delivered++;
+        if (s->router->notice) {
+                FaultEvent ev;
+
+                group_event(s, g, 0, &ev);
+                s->router->notice(s, &ev, true, FAULT_CLOSED_ANSWERED, s->router->notice_userdata);
+        }
 }
 
 static int stream_add_group(FaultStream *s, const FaultRecord *recs, size_t n) {

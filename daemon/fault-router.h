@@ -80,14 +80,21 @@ const char *fault_closed_reason_to_string(FaultClosedReason r);
  */
 typedef int (*FaultDeliverFn)(FaultWatch *w, const FaultEvent *ev, void *userdata);
 
-/* Called with every group the router answers INVALID on its own (for monitors); may be NULL. */
-typedef void (*FaultNoticeFn)(FaultStream *s, const FaultEvent *ev, FaultClosedReason reason,
-                              void *userdata);
+/*
+ * Told what became of each fault group, for monitors: delivered (true) to a
+ * watch, or answered INVALID by the router on its own for reason (delivered
+ * false; never FAULT_CLOSED_ANSWERED or _UNBOUND).  ev is the group's first
+ * record (cookie and address).  Runs synchronously: keep it cheap, and do not
+ * touch the stream.
+ */
+typedef void (*FaultNoticeFn)(FaultStream *s, const FaultEvent *ev, bool delivered,
+                              FaultClosedReason reason, void *userdata);
 
 int fault_router_new(FaultRouter **ret, struct event_base *base);
 /* Every stream must have been freed before. Accepts NULL. */
 FaultRouter *fault_router_free(FaultRouter *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FaultRouter *, fault_router_free);
+/* fn may be NULL (no notices). */
 void fault_router_set_notice(FaultRouter *r, FaultNoticeFn fn, void *userdata);
 
 /*

@@ -48,7 +48,9 @@ static json_object *u64_node(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
 }
 
-static uint64_t session_id(const ManagerVarlink *mv, const Session *s) {
+uint64_t manager_varlink_session_id(const ManagerVarlink *mv, const Session *s) {
+        if (!mv)
+                return 0;
         for (size_t i = 0; i < mv->n_ids; i++)
                 if (mv->ids[i].session == s)
                         return mv->ids[i].id;
@@ -97,13 +99,17 @@ size_t manager_varlink_n_subscribers(const ManagerVarlink *mv) {
         return mv ? mv->n_subscribers : 0;
 }
 
-static void on_session(Session *s, bool opened, void *userdata) {
-        ManagerVarlink *mv = userdata;
-        const PeerCreds *c = session_creds(s);
+void manager_varlink_session_event(ManagerVarlink *mv, Session *s, SessionEvent event) {
+        bool opened = event == SESSION_OPENED;
+        const PeerCreds *c;
         json_object *payload;
         char message[256];
         uint64_t id;
 
+        /* session-closed is sent once the session has released everything it held. */
+        if (!mv || event == SESSION_CLOSING)
+                return;
+        c = session_creds(s);
         if (opened) {
                 SessionId *a = realloc(mv->ids, (mv->n_ids + 1) * sizeof(*a));
 
@@ -113,7 +119,7 @@ static void on_session(Session *s, bool opened, void *userdata) {
                 id = ++mv->next_id;
                 mv->ids[mv->n_ids++] = (SessionId){ .session = s, .id = id };
         } else {
-                id = session_id(mv, s);
+                id = manager_varlink_session_id(mv, s);
                 for (size_t i = 0; i < mv->n_ids; i++)
                         if (mv->ids[i].session == s) {
                                 memmove(mv->ids + i, mv->ids + i + 1,
@@ -233,7 +239,7 @@ static json_object *session_json(ManagerVarlink *mv, Session *s) {
                                                 info.quotas.mappings));
         json_object_array_add(usage, usage_json("devices", info.usage.devices, info.quotas.devices));
         json_object_array_add(usage, usage_json("pasids", info.usage.pasids, info.quotas.pasids));
-        (void)json_util_add(o, "id", u64_node(session_id(mv, s)));
+        (void)json_util_add(o, "id", u64_node(manager_varlink_session_id(mv, s)));
         (void)json_util_add(o, "uid", u64_node(info.creds->uid));
         (void)json_util_add(o, "gid", u64_node(info.creds->gid));
         (void)json_util_add(o, "pid", u64_node((uint64_t)info.creds->pid));
@@ -404,9 +410,7 @@ int manager_varlink_new(ManagerVarlink **ret, const ManagerVarlinkConfig *cfg) {
         };
         /* Sessions opened before this object existed get ids now, in list order. */
         for (Session *s = cfg->host->sessions; s; s = session_next(s))
-                on_session(s, true, mv);
-        cfg->host->session_event = on_session;
-        cfg->host->session_event_userdata = mv;
+                manager_varlink_session_event(mv, s, SESSION_OPENED);
         *ret = mv;
         return 0;
 }
@@ -414,10 +418,6 @@ int manager_varlink_new(ManagerVarlink **ret, const ManagerVarlinkConfig *cfg) {
 ManagerVarlink *manager_varlink_free(ManagerVarlink *mv) {
         if (!mv)
                 return NULL;
-        if (mv->cfg.host->session_event_userdata == mv) {
-                mv->cfg.host->session_event = NULL;
-                mv->cfg.host->session_event_userdata = NULL;
-        }
         while (mv->n_subscribers > 0) {
                 (void)varlink_call_reply(mv->subscribers[mv->n_subscribers - 1], NULL);
                 drop_subscriber(mv, mv->n_subscribers - 1);

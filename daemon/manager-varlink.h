@@ -7,7 +7,8 @@
  * stream of events).  Only uid 0 and the daemon's own user may call it.
  *
  * Events reach Monitor() subscribers through manager_varlink_emit(); session
- * events come from the SessionHost's session hook, which this module installs.
+ * events come from the SessionHost's session hook, which the manager fans out
+ * to manager_varlink_session_event().
  */
 
 #include <stdbool.h>
@@ -33,7 +34,7 @@ typedef struct ManagerVarlinkConfig {
 } ManagerVarlinkConfig;
 
 int manager_varlink_new(ManagerVarlink **ret, const ManagerVarlinkConfig *cfg);
-/* Ends every Monitor() stream; unhooks the session events.  Accepts NULL. */
+/* Ends every Monitor() stream.  Accepts NULL. */
 ManagerVarlink *manager_varlink_free(ManagerVarlink *mv);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ManagerVarlink *, manager_varlink_free);
 
@@ -47,6 +48,14 @@ int manager_varlink_attach(ManagerVarlink *mv, VarlinkServer *s);
  */
 void manager_varlink_emit(ManagerVarlink *mv, const char *type, const char *message,
                           json_object *payload);
+/*
+ * A session's lifetime event: gives it an id when it opens and tells
+ * subscribers session-opened / session-closed (the latter once the session
+ * released everything).  Accepts NULL.
+ */
+void manager_varlink_session_event(ManagerVarlink *mv, Session *s, SessionEvent event);
+/* The id ListSessions() and the events give s; 0 when it has none.  Accepts NULL. */
+uint64_t manager_varlink_session_id(const ManagerVarlink *mv, const Session *s);
 size_t manager_varlink_n_subscribers(const ManagerVarlink *mv);
 /* The interface table, for conformance tests against the IDL. */
 const VarlinkInterface *manager_varlink_interface(const ManagerVarlink *mv);

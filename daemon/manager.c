@@ -79,6 +79,9 @@ struct Manager {
 static int manager_sim_apply(Manager *m, const char *op, const char *device, const char *driver,
                              Error *err);
 static void manager_persist_cb(void *userdata);
+static void manager_on_session(Session *s, SessionEvent event, void *userdata);
+static void manager_on_fault(FaultStream *fs, const FaultEvent *ev, bool delivered,
+                             FaultClosedReason reason, void *userdata);
 
 static char *strdup_or_null(const char *s, bool *oom) {
         char *d;
@@ -150,6 +153,8 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         if (!m)
                 return error_set(err, -ENOMEM, "Out of memory.");
         m->host = SESSION_HOST_INIT;
+        m->host.on_session = manager_on_session;
+        m->host.on_session_userdata = m;
 
         m->runtime_dir = strdup_or_null(cfg->runtime_dir ?: IOMMUD_RUNTIME_DIR, &oom);
         m->proc_root = strdup_or_null(cfg->proc_root ?: "/proc", &oom);
@@ -310,6 +315,7 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         r = fault_router_new(&m->host.faults, m->base);
         if (r < 0)
                 return error_set(err, r, "Creating the fault router failed.");
+        fault_router_set_notice(m->host.faults, manager_on_fault, m);
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -392,11 +398,37 @@ static void manager_notify_status(Manager *m) {
         (void)sd_notify(0, status);
 }
 
+static bool manager_monitored(Manager *m) {
+        return manager_varlink_n_subscribers(m->admin) > 0;
+}
+
+/* Adds a string member when value is not NULL; payload may be NULL (out of memory). */
+static void payload_add_string(json_object *payload, const char *key, const char *value) {
+        if (payload && value)
+                (void)json_util_add(payload, key, json_object_new_string(value));
+}
+
+static void payload_add_u64(json_object *payload, const char *key, uint64_t value) {
+        if (payload)
+                (void)json_util_add(payload, key,
+                                    value > INT64_MAX ? json_object_new_uint64(value) :
+                                                        json_object_new_int64((int64_t)value));
+}
+
+/* The members every event about one session carries. */
+static json_object *session_payload(Manager *m, Session *s) {
+        json_object *payload = json_object_new_object();
+
+        payload_add_u64(payload, "session", manager_varlink_session_id(m->admin, s));
+        payload_add_u64(payload, "uid", session_creds(s)->uid);
+        return payload;
+}
+
 /*
  * A session lost a device (hotplug or policy reload).  This is the one place
- * such events leave the session core: the holder's WatchEvents() streams get
- * it here, and so must the D-Bus signals and the org.iommud.Manager event
- * stream where those exist.
+ * such events leave the session core: the holder's WatchEvents() streams and
+ * the org.iommud.Manager event stream get it here (D-Bus sees the device
+ * itself go away through bus_topology_changed()).
  */
 static void manager_device_event(Manager *m, Session *s, const char *device, const char *reason) {
         const TopoDevice *td = topology_find_device(m->host.topology, device);
@@ -407,10 +439,119 @@ static void manager_device_event(Manager *m, Session *s, const char *device, con
         log_warning("%s loses device %s (%s): %s; detached it and tore down what only it used.",
                     session_describe(s), device, kind, reason);
         broker_session_event(s, kind, device, id, reason);
+        if (manager_monitored(m)) {
+                json_object *payload = session_payload(m, s);
+                char message[512];
+
+                snprintf(message, sizeof(message),
+                         "session %" PRIu64 " of %s lost device %s (%s): %s",
+                         manager_varlink_session_id(m->admin, s), session_describe(s), device,
+                         kind, reason);
+                payload_add_string(payload, "device", device);
+                payload_add_string(payload, "kind", kind);
+                payload_add_string(payload, "reason", reason);
+                manager_emit_event(m, "device-lost", message, payload);
+        }
+}
+
+static bool same_driver(const char *a, const char *b) {
+        return a && b ? streq(a, b) : a == b;
+}
+
+static void emit_device_event(Manager *m, const char *type, const char *device,
+                              const char *driver, const char *previous) {
+        json_object *payload = json_object_new_object();
+        char message[256];
+
+        if (streq(type, "device-added"))
+                snprintf(message, sizeof(message), "device %s added (driver %s)", device,
+                         driver ?: "none");
+        else if (streq(type, "device-removed"))
+                snprintf(message, sizeof(message), "device %s removed (driver was %s)", device,
+                         previous ?: "none");
+        else
+                snprintf(message, sizeof(message), "device %s %s%s (was %s)", device,
+                         driver ? "bound to " : "unbound", driver ?: "", previous ?: "unbound");
+        payload_add_string(payload, "device", device);
+        payload_add_string(payload, "driver", driver);
+        payload_add_string(payload, "previousDriver", previous);
+        manager_emit_event(m, type, message, payload);
+}
+
+/* Tells Monitor() subscribers how the devices differ between old and the current topology. */
+/*
+ * Every fault group the router delivers or answers itself.  On the fault path:
+ * without a subscriber this is one comparison, nothing is allocated.
+ */
+static void manager_on_fault(FaultStream *fs, const FaultEvent *ev, bool delivered,
+                             FaultClosedReason reason, void *userdata) {
+        Manager *m = userdata;
+        const char *outcome = delivered ? "delivered" : fault_closed_reason_to_string(reason);
+        Session *s = fault_stream_get_userdata(fs);
+        const char *device = s ? session_device_name(s, ev->device_id) : NULL;
+        json_object *payload;
+        char message[512], pasid[32] = "";
+
+        if (!manager_monitored(m))
+                return;
+        payload = s ? session_payload(m, s) : json_object_new_object();
+        payload_add_string(payload, "device", device);
+        if (ev->pasid_valid) {
+                payload_add_u64(payload, "pasid", ev->pasid);
+                snprintf(pasid, sizeof(pasid), " pasid %" PRIu32, ev->pasid);
+        }
+        payload_add_u64(payload, "address", ev->address);
+        payload_add_string(payload, "outcome", outcome);
+        if (delivered)
+                snprintf(message, sizeof(message),
+                         "fault at 0x%" PRIx64 " of %s%s delivered to session %" PRIu64 " of %s",
+                         ev->address, device ?: "a device", pasid,
+                         s ? manager_varlink_session_id(m->admin, s) : 0,
+                         s ? session_describe(s) : "?");
+        else
+                snprintf(message, sizeof(message),
+                         "fault at 0x%" PRIx64 " of %s%s answered invalid by iommud (%s), "
+                         "session %" PRIu64 " of %s",
+                         ev->address, device ?: "a device", pasid, outcome,
+                         s ? manager_varlink_session_id(m->admin, s) : 0,
+                         s ? session_describe(s) : "?");
+        manager_emit_event(m, "fault", message, payload);
+}
+
+static void manager_emit_topology_events(Manager *m, const Topology *old) {
+        const Topology *t = m->host.topology;
+
+        if (!manager_monitored(m))
+                return;
+        for (size_t i = 0; i < old->n_devices; i++) {
+                const TopoDevice *o = old->devices[i];
+                const TopoDevice *d = topology_find_device(t, o->name);
+
+                if (!d)
+                        emit_device_event(m, "device-removed", o->name, NULL, o->driver);
+                else if (!same_driver(o->driver, d->driver) || o->has_cdev != d->has_cdev)
+                        emit_device_event(m, "device-changed", d->name, d->driver, o->driver);
+        }
+        for (size_t i = 0; i < t->n_devices; i++)
+                if (!topology_find_device(old, t->devices[i]->name))
+                        emit_device_event(m, "device-added", t->devices[i]->name,
+                                          t->devices[i]->driver, NULL);
 }
 
 static void on_drop(Session *s, const char *device, const char *reason, void *userdata) {
         manager_device_event(userdata, s, device, reason);
+}
+
+/*
+ * The one session hook of the host, fanned out to whoever listens: the
+ * org.iommud.Manager event stream and the D-Bus signals.  Either may be absent
+ * (not started yet, or already gone while the daemon exits).
+ */
+static void manager_on_session(Session *s, SessionEvent event, void *userdata) {
+        Manager *m = userdata;
+
+        manager_varlink_session_event(m->admin, s, event);
+        bus_session_event(m->bus, s, event);
 }
 
 void manager_emit_event(Manager *m, const char *type, const char *message, json_object *payload) {
@@ -562,7 +703,7 @@ static void manager_connect_bus(Manager *m) {
 
 /* Reads the whole topology again: a few ms even for thousands of devices (see bench/). */
 static int manager_hotplug_reload(Manager *m) {
-        _cleanup_(topology_freep) Topology *t = NULL;
+        _cleanup_(topology_freep) Topology *t = NULL, *old = NULL;
         Error e = ERROR_INIT;
         int r;
 
@@ -571,7 +712,8 @@ static int manager_hotplug_reload(Manager *m) {
                 return log_error_errno(r, "Reading the IOMMU topology below %s after hotplug "
                                        "failed, keeping the old one: %s",
                                        m->sysfs_root, error_message(&e));
-        topology_free(m->host.topology);
+        /* Kept until everyone was told what changed; sessions never point into it. */
+        old = m->host.topology;
         m->host.topology = TAKE_PTR(t);
         for (Session *s = m->host.sessions, *next; s; s = next) {
                 next = session_next(s);
@@ -579,6 +721,8 @@ static int manager_hotplug_reload(Manager *m) {
         }
         manager_persist_cb(m);
         manager_notify_status(m);
+        bus_topology_changed(m->bus, old);
+        manager_emit_topology_events(m, old);
         return 0;
 }
 
@@ -626,6 +770,77 @@ static int sim_remove_device(SimTopology *t, size_t i) {
         return 0;
 }
 
+/* A fresh vfio cdev minor, as the kernel would give. */
+static unsigned sim_free_minor(const SimTopology *t) {
+        unsigned minor = 0;
+
+        for (size_t k = 0; k < t->n_devices; k++)
+                if (t->devices[k].cdev)
+                        minor = MAX(minor, t->devices[k].cdev_minor + 1);
+        return minor;
+}
+
+/*
+ * Puts back a device of the simulated topology that hotplug removed, as the
+ * topology describes it (driver, group), like a hot-plugged card.
+ */
+static int sim_add_device(Manager *m, const char *device, bool present, Error *err) {
+        _cleanup_(simtopo_freep) SimTopology *orig = NULL;
+        SimTopology *t = m->sim_topo;
+        const SimDevice *o;
+        SimDevice *devices, *d;
+        SimGroup *g = NULL;
+        size_t *idx;
+        Error e = ERROR_INIT;
+        int r;
+
+        if (present)
+                return error_set(err, -EEXIST, "Device %s is present on the simulated host.",
+                                 device);
+        r = simtopo_load(&orig, m->sim_name, &e);
+        if (r < 0)
+                return error_set(err, r, "Reading simulated topology '%s' again failed: %s",
+                                 m->sim_name, error_message(&e));
+        o = simtopo_find_device(orig, device);
+        if (!o)
+                return error_set(err, -ENODEV, "The simulated host has no device %s.", device);
+        for (size_t k = 0; k < t->n_groups; k++)
+                if (t->groups[k].id == orig->groups[o->group_index].id)
+                        g = &t->groups[k];
+        if (!g)
+                return error_set(err, -ENODEV, "The simulated host has no group %u for %s.",
+                                 orig->groups[o->group_index].id, device);
+        devices = realloc(t->devices, (t->n_devices + 1) * sizeof(*devices));
+        if (!devices)
+                return error_set(err, -ENOMEM, "Out of memory.");
+        t->devices = devices;
+        idx = realloc(g->device_indexes, (g->n_devices + 1) * sizeof(*idx));
+        if (!idx)
+                return error_set(err, -ENOMEM, "Out of memory.");
+        g->device_indexes = idx;
+
+        d = &t->devices[t->n_devices];
+        *d = *o;
+        d->group_index = (size_t)(g - t->groups);
+        d->name = strdup(o->name);
+        d->label = o->label ? strdup(o->label) : NULL;
+        d->driver = o->driver ? strdup(o->driver) : NULL;
+        if (!d->name || (o->label && !d->label) || (o->driver && !d->driver)) {
+                free(d->name);
+                free(d->label);
+                free(d->driver);
+                return error_set(err, -ENOMEM, "Out of memory.");
+        }
+        /* Its old minor, unless a device bound meanwhile took it. */
+        for (size_t k = 0; d->cdev && k < t->n_devices; k++)
+                if (t->devices[k].cdev && t->devices[k].cdev_minor == d->cdev_minor) {
+                        d->cdev_minor = sim_free_minor(t);
+                        break;
+                }
+        g->device_indexes[g->n_devices++] = t->n_devices++;
+        return 0;
+}
+
 static int manager_sim_apply(Manager *m, const char *op, const char *device, const char *driver,
                              Error *err) {
         SimTopology *t = m->sim_topo;
@@ -634,6 +849,8 @@ static int manager_sim_apply(Manager *m, const char *op, const char *device, con
         for (i = 0; i < t->n_devices; i++)
                 if (streq(t->devices[i].name, device))
                         break;
+        if (streq(op, "add"))
+                return sim_add_device(m, device, i < t->n_devices, err);
         if (i == t->n_devices)
                 return error_set(err, -ENODEV, "The simulated host has no device %s.", device);
         if (streq(op, "remove"))
@@ -700,6 +917,10 @@ static int sim_hook_set_driver(void *userdata, const char *device, const char *d
 
 static int sim_hook_remove(void *userdata, const char *device, Error *err) {
         return manager_sim_hotplug(userdata, "remove", device, NULL, err);
+}
+
+static int sim_hook_add(void *userdata, const char *device, Error *err) {
+        return manager_sim_hotplug(userdata, "add", device, NULL, err);
 }
 
 /* ---- restart survival ------------------------------------------------------------------ */
@@ -1036,6 +1257,7 @@ int manager_start(Manager *m, Error *err) {
                         .backend = m->host.backend,
                         .set_driver = sim_hook_set_driver,
                         .remove_device = sim_hook_remove,
+                        .add_device = sim_hook_add,
                         .userdata = m,
                         .owner_uid = geteuid(),
                 };

@@ -200,10 +200,8 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
                 host->sessions->prev = s;
         host->sessions = s;
         host->n_sessions++;
-        if (host->session_event)
-                host->session_event(s, true, host->session_event_userdata);
         if (host->on_session)
-                host->on_session(s, true, host->on_session_userdata);
+                host->on_session(s, SESSION_OPENED, host->on_session_userdata);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -224,8 +222,8 @@ static void session_device_release(Session *s, SessionDevice *d) {
 Session *session_free(Session *s) {
         if (!s)
                 return NULL;
-        if (s->host->session_event)
-                s->host->session_event(s, false, s->host->session_event_userdata);
+        if (s->host->on_session)
+                s->host->on_session(s, SESSION_CLOSING, s->host->on_session_userdata);
 
         /* Pending faults are answered INVALID before the devices go. */
         s->faults = fault_stream_free(s->faults);
@@ -258,7 +256,7 @@ Session *session_free(Session *s) {
                 s->next->prev = s->prev;
         s->host->n_sessions--;
         if (s->host->on_session)
-                s->host->on_session(s, false, s->host->on_session_userdata);
+                s->host->on_session(s, SESSION_CLOSED, s->host->on_session_userdata);
 
         peer_creds_free(s->creds);
         free(s);
@@ -1986,6 +1984,13 @@ int session_device_id(const Session *s, const char *name, uint32_t *ret) {
                         return 0;
                 }
         return -ENOENT;
+}
+
+const char *session_device_name(const Session *s, uint32_t device_id) {
+        for (size_t i = 0; i < s->n_devices; i++)
+                if (s->devices[i].id == device_id)
+                        return s->devices[i].name;
+        return NULL;
 }
 
 /* ---- PASIDs ---------------------------------------------------------------------------- */

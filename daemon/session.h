@@ -36,6 +36,16 @@
 typedef struct Session Session;
 typedef struct SessionClaim SessionClaim;
 
+/* What happens to a session, for SessionHost.on_session. */
+typedef enum SessionEvent {
+        SESSION_OPENED,
+        SESSION_CLOSING,
+        SESSION_CLOSED,
+        _SESSION_EVENT_MAX,
+} SessionEvent;
+
+typedef void (*SessionHookFn)(Session *s, SessionEvent event, void *userdata);
+
 /* The daemon-wide state sessions share; owned by the manager (or a test). */
 typedef struct SessionHost {
         Backend *backend;
@@ -53,20 +63,17 @@ typedef struct SessionHost {
         bool (*reap_if_gone)(Session *holder, void *userdata);
         void *reap_userdata;
         /*
-         * Told when a session was linked in (opened true) and when it has been
-         * unlinked and has released everything (opened false, its credentials
-         * still valid), whichever transport made it; may be NULL.
+         * Told about each session's lifetime, whichever transport made it:
+         * SESSION_OPENED once it is linked in, SESSION_CLOSING when it is
+         * about to be freed (everything it held still there), SESSION_CLOSED
+         * once it is unlinked and has released everything (only its
+         * credentials and description still valid, the host's counts already
+         * without it).  May be NULL; the manager fans it out to its listeners.
          */
-        void (*on_session)(Session *s, bool opened, void *userdata);
+        SessionHookFn on_session;
         void *on_session_userdata;
         /* Reads the sessions' fault queues; NULL: no event loop, fault delivery is NotSupported. */
         FaultRouter *faults;
-        /*
-         * Told when a session has been linked in (opened) and when it is about
-         * to be freed (before anything is released), e.g. for monitoring.
-         */
-        void (*session_event)(Session *s, bool opened, void *userdata);
-        void *session_event_userdata;
 } SessionHost;
 
 #define SESSION_HOST_INIT ((SessionHost){})
@@ -248,6 +255,8 @@ SessionHost *session_get_host(const Session *s);
 BackendContext *session_get_context(const Session *s);
 /* The id under which the session holds device name, -ENOENT when it does not. */
 int session_device_id(const Session *s, const char *name, uint32_t *ret);
+/* The name of the device this session knows as device_id, or NULL. */
+const char *session_device_name(const Session *s, uint32_t device_id);
 
 /*
  * Attaches a PASID of a device to an address space (or to a nested stage 1

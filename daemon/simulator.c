@@ -13,6 +13,7 @@
 #define SIMULATOR_ERROR_NO_SUCH_DEVICE SIMULATOR_INTERFACE ".NoSuchDevice"
 #define SIMULATOR_ERROR_NOT_ATTACHED SIMULATOR_INTERFACE ".NotAttached"
 #define SIMULATOR_ERROR_PERMISSION_DENIED SIMULATOR_INTERFACE ".PermissionDenied"
+#define SIMULATOR_ERROR_DEVICE_PRESENT SIMULATOR_INTERFACE ".DevicePresent"
 
 /* Most faults one InjectFault raises, so one call cannot stall the loop for long. */
 #define SIMULATOR_MAX_COUNT 65536
@@ -124,6 +125,13 @@ static int reply_hotplug(VarlinkCall *call, const char *device, int r, const Err
 
         if (r >= 0)
                 return varlink_call_reply(call, NULL);
+        if (r == -EEXIST) {
+                p = json_object_new_object();
+                if (!p)
+                        return -ENOMEM;
+                (void)json_util_add(p, "device", json_object_new_string(device));
+                return varlink_call_error(call, SIMULATOR_ERROR_DEVICE_PRESENT, p);
+        }
         if (r != -ENODEV)
                 return varlink_call_error_errno(call, -r, error_message(e));
         p = json_object_new_object();
@@ -160,11 +168,25 @@ static int method_remove_device(VarlinkCall *call, json_object *params, VarlinkC
         return reply_hotplug(call, device, r, &e);
 }
 
+static int method_add_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                             void *userdata) {
+        const char *device = NULL;
+        Error e = ERROR_INIT;
+        int r;
+
+        if (!caller_allowed(call))
+                return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
+        GET(call, json_util_get_string, params, "device", 0, &device);
+        r = hooks->add_device(hooks->userdata, device, &e);
+        return reply_hotplug(call, device, r, &e);
+}
+
 static const VarlinkMethod simulator_methods[] = {
         { "InjectFault", method_inject_fault },
         { "GetStats", method_get_stats },
         { "SetDriver", method_set_driver },
         { "RemoveDevice", method_remove_device },
+        { "AddDevice", method_add_device },
         {},
 };
 
@@ -181,7 +203,7 @@ const VarlinkInterface *simulator_interface_get(void) {
 
 int simulator_attach(VarlinkServer *s, const SimulatorHooks *h) {
         if (!h || !h->backend || !backend_is_sim(h->backend) || !h->set_driver ||
-            !h->remove_device)
+            !h->remove_device || !h->add_device)
                 return -EINVAL;
         hooks = h;
         return varlink_server_add_interface(s, &simulator_interface);

@@ -23,6 +23,8 @@ typedef struct SimulatorHooks {
         /* -ENODEV (with err) when the simulated host has no such device. */
         int (*set_driver)(void *userdata, const char *device, const char *driver, Error *err);
         int (*remove_device)(void *userdata, const char *device, Error *err);
+        /* -EEXIST when the device is present; -ENODEV when the topology never had it. */
+        int (*add_device)(void *userdata, const char *device, Error *err);
         void *userdata;
         uid_t owner_uid; /* besides root, the uid allowed to call */
 } SimulatorHooks;

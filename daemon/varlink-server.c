@@ -812,14 +812,17 @@ static int peer_pidfd(int fd) {
         return pidfd;
 }
 
-int varlink_server_add_connection(VarlinkServer *s, int fd_in, VarlinkConnection **ret) {
+static int server_add_connection(VarlinkServer *s, int fd_in, const struct ucred *as,
+                                 VarlinkConnection **ret) {
         _cleanup_close_ int fd = fd_in;
         struct ucred ucred = {};
         socklen_t len = sizeof(ucred);
         VarlinkConnection *c;
         int r;
 
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &ucred, &len) < 0)
+        if (as)
+                ucred = *as;
+        else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &ucred, &len) < 0)
                 return negative_errno();
         if (s->n_connections >= s->limits.max_connections)
                 return -EUSERS;
@@ -840,7 +843,8 @@ int varlink_server_add_connection(VarlinkServer *s, int fd_in, VarlinkConnection
                 .fd = TAKE_FD(fd),
                 .ucred = ucred,
         };
-        c->pidfd = peer_pidfd(c->fd);
+        /* On behalf of someone else, the socket's peer is not the client: no pidfd. */
+        c->pidfd = as ? -EBADF : peer_pidfd(c->fd);
         r = varlink_reader_new(&c->reader, s->limits.max_message_bytes, s->limits.max_fds_per_message);
         if (r >= 0)
                 r = varlink_writer_new(&c->writer);
@@ -875,6 +879,19 @@ int varlink_server_add_connection(VarlinkServer *s, int fd_in, VarlinkConnection
         if (ret)
                 *ret = c;
         return 0;
+}
+
+int varlink_server_add_connection(VarlinkServer *s, int fd, VarlinkConnection **ret) {
+        return server_add_connection(s, fd, NULL, ret);
+}
+
+int varlink_server_add_connection_as(VarlinkServer *s, int fd, const struct ucred *as,
+                                     VarlinkConnection **ret) {
+        if (!as) {
+                safe_close(fd);
+                return -EINVAL;
+        }
+        return server_add_connection(s, fd, as, ret);
 }
 
 /* Listening */

@@ -152,6 +152,14 @@ int varlink_server_listen_fd(VarlinkServer *s, int fd);
 int varlink_server_listen_unix(const char *path, mode_t mode);
 /* Serves an already connected socket (e.g. one end of a socketpair); takes fd. */
 int varlink_server_add_connection(VarlinkServer *s, int fd, VarlinkConnection **ret);
+/*
+ * The same for a socket served on behalf of someone else (a connection
+ * handed out over D-Bus, whose peer is this process): the connection gets the
+ * credentials as instead of SO_PEERCRED's and no pidfd, and counts against
+ * as->uid for the per-uid limit.
+ */
+int varlink_server_add_connection_as(VarlinkServer *s, int fd, const struct ucred *as,
+                                     VarlinkConnection **ret);
 
 unsigned varlink_server_n_connections(const VarlinkServer *s);
 

@@ -41,6 +41,7 @@ typedef struct IommudTopology IommudTopology;
 typedef struct IommudExplanation IommudExplanation;
 typedef struct IommudSession IommudSession;
 typedef struct IommudFaultStream IommudFaultStream;
+typedef struct IommudEventStream IommudEventStream;
 
 /* ------------------------------------------------------------------ errors */
 
@@ -174,6 +175,56 @@ const char *iommud_error_get_reason(const IommudError *e);
  * -ENAMETOOLONG for a path that does not fit a socket address, -ENOMEM.
  */
 int iommud_client_new(IommudClient **ret, const char *path, IommudError *err);
+
+/* Flags of iommud_client_new_flags(). */
+typedef enum IommudConnectFlags {
+        /* A dropped connection stays dropped: no reclaim after a restart of iommud. */
+        IOMMUD_CONNECT_NO_RECLAIM = 1u << 0,
+} IommudConnectFlags;
+
+/* How long a client waits for iommud to come back by default: the policy's default grace. */
+#define IOMMUD_RECLAIM_TIMEOUT_MS_DEFAULT 30000u
+
+/**
+ * iommud_client_new_flags() - connect to iommud, with IommudConnectFlags.
+ * @ret: the client.
+ * @path: the socket; NULL means $IOMMUD_SOCKET, else IOMMUD_DEFAULT_SOCKET.
+ * @flags: 0 or IOMMUD_CONNECT_NO_RECLAIM.
+ * @err: filled on failure; may be NULL.
+ *
+ * Without IOMMUD_CONNECT_NO_RECLAIM (and so with iommud_client_new()), the
+ * client keeps its session's token and, when a call finds the connection
+ * dropped (iommud restarted), connects to @path again and reclaims the
+ * session with JoinSession, retrying with a growing pause for up to the
+ * reclaim timeout.  The call is then made again if iommud cannot have acted
+ * on it or if it only reads (GetTopology, ExplainDevice, GetIOVARanges,
+ * GetSession); any other call returns -ESTALE: the session is back, but
+ * whether that call took effect is unknown.  See libiommud(3).
+ *
+ * Return: as iommud_client_new(), or -EINVAL for unknown flags.
+ */
+int iommud_client_new_flags(IommudClient **ret, const char *path, unsigned flags,
+                            IommudError *err);
+
+/**
+ * iommud_client_set_reclaim_timeout() - how long to wait for iommud to come back.
+ * @c: the client.
+ * @timeout_ms: the longest time a call spends reconnecting; 0 tries once.
+ *
+ * Return: 0, or -EINVAL without a client.
+ */
+int iommud_client_set_reclaim_timeout(IommudClient *c, uint64_t timeout_ms);
+
+/**
+ * iommud_client_get_n_reclaims() - how often the client reclaimed its session.
+ * @c: the client.
+ *
+ * Streams (fault and event streams) end when iommud restarts; a caller that
+ * sees this count grow opens them again.
+ *
+ * Return: the count, 0 without a client.
+ */
+unsigned iommud_client_get_n_reclaims(const IommudClient *c);
 
 /**
  * iommud_client_new_from_fd() - wrap a socket already connected to iommud.
@@ -700,6 +751,68 @@ IommudFault *iommud_fault_free(IommudFault *f);
  */
 int iommud_respond_fault(IommudClient *c, uint64_t cookie, IommudFaultCode code,
                          IommudError *err);
+
+/* ----------------------------------------------------------------- events */
+
+typedef struct IommudEvent {
+        const char *kind;        /* "removed", "rebound" or "revoked" */
+        const char *device;      /* the device name */
+        bool has_device_id;
+        uint32_t device_id;      /* the session's id of it */
+        const char *reason;      /* a sentence; may be NULL */
+} IommudEvent;
+
+/**
+ * iommud_watch_events() - start watching the session's events (WatchEvents).
+ * @ret: the stream.
+ * @c: a client of the session; the stream gets its own connection, joined to
+ *     the same session, so @c stays free for calls.
+ * @err: filled on failure; may be NULL.
+ *
+ * Events tell that a device was taken from the session (hot-unplug, rebind
+ * to a host driver, policy reload).  The stream ends when its session does,
+ * and with iommud (open it again after a reclaim).
+ *
+ * Return: 0 or a negative errno (-EINVAL when @c was made from an fd).
+ */
+int iommud_watch_events(IommudEventStream **ret, IommudClient *c, IommudError *err);
+
+/**
+ * iommud_event_stream_free() - stop watching.
+ * @s: the stream, or NULL.
+ *
+ * Return: NULL.
+ */
+IommudEventStream *iommud_event_stream_free(IommudEventStream *s);
+
+/**
+ * iommud_event_stream_get_fd() - the fd to poll for POLLIN.
+ * @s: the stream.
+ *
+ * Return: the fd, owned by @s.
+ */
+int iommud_event_stream_get_fd(const IommudEventStream *s);
+
+/**
+ * iommud_event_stream_next() - the next event, without blocking.
+ * @s: the stream.
+ * @ret: the event; free with iommud_event_free().
+ * @err: filled on failure; may be NULL.
+ *
+ * Call it when the fd is readable, until it returns 0.
+ *
+ * Return: 1 with an event, 0 when none is ready, -ENODATA when iommud ended
+ * the stream, -ECONNRESET when the connection closed, or another negative errno.
+ */
+int iommud_event_stream_next(IommudEventStream *s, IommudEvent **ret, IommudError *err);
+
+/**
+ * iommud_event_free() - free an event.
+ * @ev: the event, or NULL.
+ *
+ * Return: NULL.
+ */
+IommudEvent *iommud_event_free(IommudEvent *ev);
 
 /* ---------------------------------------------------------------- session */
 

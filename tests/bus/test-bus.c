@@ -1263,6 +1263,18 @@ static int child_open_session(sd_bus *bus, void *userdata) {
                 ret = CHILD_WRONG;
         }
         json_object_put(r);
+        /*
+         * The connection itself is nobody's, not the daemon's (its socket
+         * peer): administration is refused, as on a connection nobody made.
+         */
+        r = itest_call(c, "org.iommud.Manager.GetStatus", NULL, NULL, 0);
+        if (ret == CHILD_OK && (!r || !itest_reply_error(r) ||
+                                !streq(itest_reply_error(r), "org.iommud.Manager.NotAuthorized"))) {
+                fprintf(stderr, "GetStatus on nobody's OpenSession connection: %s\n",
+                        r ? json_object_to_json_string(r) : "no reply");
+                ret = CHILD_WRONG;
+        }
+        json_object_put(r);
         itest_client_free(c);
         return ret;
 }
@@ -1393,6 +1405,83 @@ static void test_faults(void **state) {
         sd_bus_message_unref(SESSION(env.bus, session, "Close", NULL));
 }
 
+static void simulate(const char *method, json_object *params) {
+        ItestClient *sim = NULL;
+        json_object *r;
+
+        assert_int_equal(itest_client_connect(&sim, env.daemon.socket), 0);
+        r = itest_call(sim, method, params, NULL, 0);
+        assert_non_null(r);
+        assert_null(itest_reply_error(r));
+        json_object_put(r);
+        itest_client_free(sim);
+}
+
+static uint32_t device_count(void) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint32_t n = 0;
+
+        assert_true(sd_bus_get_property_trivial(env.bus, BUS_NAME, BUS_PATH, BUS_MANAGER_INTERFACE,
+                                                "DeviceCount", &e, 'u', &n) >= 0);
+        return n;
+}
+
+/*
+ * Hotplug reaches D-Bus: a simulated removal is DeviceRemoved, the device
+ * object's InterfacesRemoved and DeviceCount's change, and the object is gone;
+ * plugging it back is the reverse.
+ */
+static void test_hotplug(void **state) {
+        _cleanup_free_ char *path = NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint32_t before;
+        size_t mark, k;
+        char *driver = NULL;
+
+        REQUIRE_ENV();
+        assert_true(sd_bus_path_encode(BUS_DEVICE_PREFIX, "0000:03:00.0", &path) >= 0);
+        before = device_count();
+        /* The object is there before. */
+        assert_true(sd_bus_get_property_string(env.bus, BUS_NAME, path, BUS_DEVICE_INTERFACE,
+                                               "Driver", &e, &driver) >= 0);
+        assert_string_equal(driver, "i40e");
+        free(driver);
+
+        mark = env.n_signals;
+        simulate("org.iommud.Simulator.RemoveDevice",
+                 itest_params("device", json_object_new_string("0000:03:00.0"), NULL));
+        k = wait_signal(mark, "DeviceRemoved", path);
+        assert_string_equal(env.signals[k].member, "DeviceRemoved");
+        k = wait_signal(mark, "InterfacesRemoved", path);
+        assert_string_equal(env.signals[k].path, path);
+        wait_property_change(mark, "DeviceCount");
+        assert_int_equal(device_count(), before - 1);
+        /* Nothing was added. */
+        for (size_t i = mark; i < env.n_signals; i++)
+                assert_string_not_equal(env.signals[i].member, "DeviceAdded");
+
+        assert_true(sd_bus_get_property(env.bus, BUS_NAME, path, BUS_DEVICE_INTERFACE, "Driver",
+                                        &e, &reply, "s") < 0);
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(reply);
+
+        /* Plugged back: DeviceAdded, InterfacesAdded, the count and the object return. */
+        mark = env.n_signals;
+        simulate("org.iommud.Simulator.AddDevice",
+                 itest_params("device", json_object_new_string("0000:03:00.0"), NULL));
+        wait_signal(mark, "DeviceAdded", path);
+        wait_signal(mark, "InterfacesAdded", path);
+        wait_property_change(mark, "DeviceCount");
+        assert_int_equal(device_count(), before);
+        for (size_t i = mark; i < env.n_signals; i++)
+                assert_string_not_equal(env.signals[i].member, "DeviceRemoved");
+        assert_true(sd_bus_get_property_string(env.bus, BUS_NAME, path, BUS_DEVICE_INTERFACE,
+                                               "Driver", &e, &driver) >= 0);
+        assert_string_equal(driver, "i40e");
+        free(driver);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_registers),
@@ -1405,6 +1494,7 @@ int main(void) {
                 cmocka_unit_test(test_faults),
                 cmocka_unit_test(test_open_session),
                 cmocka_unit_test(test_polkit_reload),
+                cmocka_unit_test(test_hotplug),
         };
 
         return cmocka_run_group_tests_name("bus", tests, group_setup, group_teardown);

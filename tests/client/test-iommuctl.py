@@ -50,6 +50,74 @@ BROKEN_POLICY = """{
 """ % UID
 
 
+class Varlink:
+    """A minimal Varlink client: one call at a time, NUL-delimited JSON."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.buf = b""
+
+    def send(self, method, params=None, more=False):
+        msg = {"method": method, "parameters": params or {}}
+        if more:
+            msg["more"] = True
+        self.s.sendall(json.dumps(msg).encode() + b"\0")
+
+    def recv(self, timeout=30):
+        self.s.settimeout(timeout)
+        while b"\0" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise RuntimeError("iommud closed the connection")
+            self.buf += chunk
+        msg, self.buf = self.buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def call(self, method, params=None):
+        self.send(method, params)
+        return self.recv()
+
+    def close(self):
+        self.s.close()
+
+
+class Monitor:
+    """`iommuctl --json monitor` and the events it printed so far."""
+
+    def __init__(self, iommuctl, env):
+        self.p = subprocess.Popen([iommuctl, "--json", "monitor"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env)
+        self.events = []
+        self.pending = b""
+
+    def read_until(self, pred, poke=None):
+        """Waits for an event matching pred; poke() re-triggers while the stream may not
+        be registered yet.  Bounded so a bug cannot hang.  Reads the raw fd: a buffered
+        reader would hide lines from select()."""
+        fd = self.p.stdout.fileno()
+        for _ in range(200):
+            if poke:
+                poke()
+            r, _, _ = select.select([fd], [], [], 0.1)
+            while r:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return False
+                self.pending += chunk
+                *lines, self.pending = self.pending.split(b"\n")
+                for line in lines:
+                    self.events.append(json.loads(line))
+                    if pred(self.events[-1]):
+                        return True
+                r, _, _ = select.select([fd], [], [], 0)
+        return False
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait()
+
+
 class Runner:
     def __init__(self, args):
         self.args = args
@@ -159,38 +227,20 @@ class Runner:
         rc, out, _ = self.ctl("--json", "devices", "--all")
         return json.loads(out)["devices"] if rc == 0 else []
 
+    def varlink(self):
+        return Varlink(self.socket)
+
+    def monitor_start(self):
+        """An `iommuctl --json monitor` process and a reader of its events."""
+        return Monitor(self.args.iommuctl, self.env)
+
     def monitor(self):
         """monitor sees a policy reload, then a session open and close."""
-        p = subprocess.Popen([self.args.iommuctl, "--json", "monitor"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=self.env)
-        events = []
-        pending = [b""]
-
-        def read_until(pred, poke=None):
-            # Waits for an event matching pred; poke() re-triggers while the
-            # stream may not be registered yet.  Bounded so a bug cannot hang.
-            # Reads the raw fd: a buffered reader would hide lines from select().
-            fd = p.stdout.fileno()
-            for _ in range(200):
-                if poke:
-                    poke()
-                r, _, _ = select.select([fd], [], [], 0.1)
-                while r:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        return False
-                    pending[0] += chunk
-                    *lines, pending[0] = pending[0].split(b"\n")
-                    for line in lines:
-                        events.append(json.loads(line))
-                        if pred(events[-1]):
-                            return True
-                    r, _, _ = select.select([fd], [], [], 0)
-            return False
-
+        mon = self.monitor_start()
+        events = mon.events
         try:
-            seen_reload = read_until(lambda e: e["type"] == "policy-reloaded",
-                                     lambda: self.ctl("reload"))
+            seen_reload = mon.read_until(lambda e: e["type"] == "policy-reloaded",
+                                         lambda: self.ctl("reload"))
             self.ok(seen_reload, "monitor: sees policy-reloaded",
                     json.dumps(events, indent=1))
             events.clear()
@@ -201,17 +251,160 @@ class Runner:
                 return any(e["type"] == "session-closed" and e["session"] in opened
                            for e in events)
 
-            seen = read_until(opened_and_closed) if rc == 0 else False
+            seen = mon.read_until(opened_and_closed) if rc == 0 else False
             opened = [e for e in events if e["type"] == "session-opened"]
             self.ok(seen and opened[0]["uid"] == UID and opened[0]["message"],
                     "monitor: sees the session of another client open and close",
                     json.dumps(events, indent=1))
         finally:
-            p.terminate()
-            p.wait()
+            mon.stop()
         p2 = subprocess.run([self.args.iommuctl, "monitor", "--count", "x"], capture_output=True,
                             env=self.env)
         self.ok(p2.returncode == 2, "monitor --count x is a usage error")
+
+    def hotplug(self):
+        """monitor sees simulated hotplug: a driver change, a removal, and the holder's loss."""
+        devs = self.devices()
+        held = [d["name"] for d in devs if d["eligible"]]
+        others = [d["name"] for d in devs if d["name"] not in held[:1] and d.get("driver")]
+        if not held or not others:
+            self.ok(True, "hotplug: # SKIP no eligible device and bound device")
+            return
+        holder = self.varlink()
+        sim = self.varlink()
+        mon = self.monitor_start()
+        events = mon.events
+        try:
+            r = holder.call("org.iommud.Broker.AttachDevice", {"device": held[0]})
+            self.ok("error" not in r, "hotplug: a client holds %s" % held[0], json.dumps(r))
+            # The stream may not be registered when the first reload runs: poke until it is.
+            mon.read_until(lambda e: e["type"] == "policy-reloaded", lambda: self.ctl("reload"))
+            events.clear()
+
+            dev = others[0]
+            old = [d for d in devs if d["name"] == dev][0]["driver"]
+            r = sim.call("org.iommud.Simulator.SetDriver", {"device": dev, "driver": "pci-stub"})
+            self.ok("error" not in r, "hotplug: SetDriver %s pci-stub" % dev, json.dumps(r))
+            seen = mon.read_until(lambda e: e["type"] == "device-changed" and e["device"] == dev)
+            ev = events[-1] if seen else {}
+            self.ok(seen and ev.get("driver") == "pci-stub" and ev.get("previousDriver") == old
+                    and ev.get("message"),
+                    "hotplug: monitor sees device-changed %s %s -> pci-stub" % (dev, old),
+                    json.dumps(events, indent=1))
+
+            events.clear()
+            r = sim.call("org.iommud.Simulator.RemoveDevice", {"device": held[0]})
+            self.ok("error" not in r, "hotplug: RemoveDevice %s" % held[0], json.dumps(r))
+            seen = mon.read_until(lambda e: e["type"] == "device-removed"
+                                  and e["device"] == held[0])
+            lost = [e for e in events if e["type"] == "device-lost"]
+            self.ok(seen, "hotplug: monitor sees device-removed %s" % held[0],
+                    json.dumps(events, indent=1))
+            self.ok(len(lost) == 1 and lost[0]["device"] == held[0]
+                    and lost[0]["kind"] == "removed" and lost[0]["uid"] == UID
+                    and lost[0]["session"] > 0,
+                    "hotplug: monitor sees the holder's device-lost before device-removed",
+                    json.dumps(events, indent=1))
+
+            events.clear()
+            r = sim.call("org.iommud.Simulator.AddDevice", {"device": held[0]})
+            self.ok("error" not in r, "hotplug: AddDevice %s" % held[0], json.dumps(r))
+            seen = mon.read_until(lambda e: e["type"] == "device-added" and e["device"] == held[0])
+            self.ok(seen and events[-1].get("driver") and events[-1].get("message"),
+                    "hotplug: monitor sees device-added %s" % held[0],
+                    json.dumps(events, indent=1))
+            r = sim.call("org.iommud.Simulator.AddDevice", {"device": held[0]})
+            self.ok(r.get("error") == "org.iommud.Simulator.DevicePresent",
+                    "hotplug: AddDevice of a present device is DevicePresent", json.dumps(r))
+        finally:
+            mon.stop()
+            holder.close()
+            sim.close()
+        # The text form prints the type and the sentence.
+        # Each reload is session-opened, policy-reloaded, session-closed: any 3 in a row
+        # hold a policy-reloaded.
+        p = subprocess.Popen([self.args.iommuctl, "monitor", "--count", "3"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+                             text=True)
+        try:
+            for _ in range(100):
+                self.ctl("reload")
+                try:
+                    out, _ = p.communicate(timeout=0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            else:
+                out = ""
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.ok(re.search(r"(?m)^policy-reloaded +policy reloaded \(generation \d+\)$", out),
+                "monitor: text output names the type and says what happened", out)
+
+    def faults(self):
+        """monitor sees a fault delivered to a watch, then answered by iommud when the watch
+        goes away."""
+        client = self.varlink()
+        dev = pasid = None
+        for d in [d for d in self.devices() if d["eligible"]]:
+            r = client.call("org.iommud.Broker.AttachDevice", {"device": d["name"]})
+            if "error" in r:
+                continue
+            dev_id = r["parameters"]["deviceId"]
+            if r["parameters"].get("pasidBits", 0) > 0:
+                ioas = client.call("org.iommud.Broker.CreateAddressSpace")["parameters"]["ioasId"]
+                r = client.call("org.iommud.Broker.BindPASID",
+                                {"deviceId": dev_id, "ioasId": ioas, "faults": True})
+                if "error" not in r:
+                    dev, pasid = d["name"], r["parameters"]["pasid"]
+                    break
+            client.call("org.iommud.Broker.DetachDevice", {"deviceId": dev_id})
+        if dev is None:
+            self.ok(True, "faults: # SKIP no device binds a PASID with faults here")
+            client.close()
+            return
+        sim = self.varlink()
+        watcher = None
+        mon = self.monitor_start()
+        events = mon.events
+        try:
+            mon.read_until(lambda e: e["type"] == "policy-reloaded", lambda: self.ctl("reload"))
+            events.clear()
+            r = sim.call("org.iommud.Simulator.InjectFault",
+                         {"device": dev, "pasid": pasid, "address": 0x4000, "read": True})
+            self.ok("error" not in r, "faults: InjectFault %s pasid %d" % (dev, pasid),
+                    json.dumps(r))
+            token = client.call("org.iommud.Broker.GetSession")["parameters"]["token"]
+            watcher = self.varlink()
+            watcher.call("org.iommud.Broker.JoinSession", {"token": token})
+            watcher.send("org.iommud.Broker.WatchFaults", {}, more=True)
+
+            def fault(outcome):
+                return lambda e: e["type"] == "fault" and e.get("outcome") == outcome
+
+            seen = mon.read_until(fault("delivered"))
+            ev = events[-1] if seen else {}
+            self.ok(seen and ev.get("device") == dev and ev.get("pasid") == pasid
+                    and ev.get("address") == 0x4000 and ev.get("uid") == UID
+                    and ev.get("session", 0) > 0 and "0x4000" in ev.get("message", ""),
+                    "faults: monitor sees the fault delivered (device, pasid, address)",
+                    json.dumps(events, indent=1))
+            # The watch ends with the fault unanswered: iommud answers it and says so.
+            watcher.close()
+            watcher = None
+            seen = mon.read_until(fault("disconnected"))
+            ev = events[-1] if seen else {}
+            self.ok(seen and ev.get("device") == dev and ev.get("address") == 0x4000,
+                    "faults: monitor sees iommud answer it when the watch goes away",
+                    json.dumps(events, indent=1))
+        finally:
+            mon.stop()
+            if watcher:
+                watcher.close()
+            sim.close()
+            client.close()
 
     def cdi(self):
         outdir = os.path.join(self.tmp, "cdi")
@@ -300,6 +493,8 @@ def main():
         r.check_config()
         r.cdi()
         r.monitor()
+        r.faults()
+        r.hotplug()
     except Exception as e:  # report, do not hide, a broken harness
         r.ok(False, "harness: %s" % e)
     finally:

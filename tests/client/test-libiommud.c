@@ -47,6 +47,13 @@ typedef struct Fixture {
         int n_fds_seen;
         char joined_token[64];
         unsigned n_connections;
+        unsigned n_get_session;
+
+        /* Restart emulation: the next call of this method loses its connection, unanswered. */
+        const char *drop_method;
+        bool session_gone;       /* JoinSession answers NoSuchObject */
+        VarlinkCall *held[8];    /* calls dropped unanswered, released at teardown */
+        size_t n_held;
 } Fixture;
 
 static Fixture *F;
@@ -61,6 +68,18 @@ static json_object *parse(const char *text) {
 
         assert_non_null(o);
         return o;
+}
+
+/* Like a daemon killed after it read the call: the connection closes, no reply. */
+static bool dropped(VarlinkCall *call, const char *method) {
+        if (!F->drop_method || !streq(F->drop_method, method))
+                return false;
+        F->drop_method = NULL;
+        /* Kept, so the server neither answers it nor complains that nobody did. */
+        assert_true(F->n_held < ELEMENTSOF(F->held));
+        F->held[F->n_held++] = varlink_call_ref(call);
+        varlink_connection_close(varlink_call_get_connection(call));
+        return true;
 }
 
 static void take_fd_ino(VarlinkCall *call, size_t index) {
@@ -145,6 +164,8 @@ static int m_attach_ioas(VarlinkCall *call, json_object *p, VarlinkCallFlags f, 
 }
 
 static int m_ranges(VarlinkCall *call, json_object *p, VarlinkCallFlags f, void *u) {
+        if (dropped(call, "GetIOVARanges"))
+                return 0;
         record(p);
         return varlink_call_reply(call, parse("{\"ranges\":[{\"start\":0,\"last\":4276092927},"
                                               "{\"start\":4277141504,\"last\":18446744073709551615}],"
@@ -155,6 +176,10 @@ static int m_map_reply(VarlinkCall *call, json_object *p, VarlinkCallFlags f, vo
         json_object *o = json_object_new_object();
         uint64_t iova = 0x100000;
 
+        if (dropped(call, "Map")) {
+                json_object_put(o);
+                return 0;
+        }
         record(p);
         take_fd_ino(call, 0);
         (void)json_util_get_u64(p, "iova", JSON_UTIL_OPTIONAL, &iova, NULL);
@@ -197,6 +222,7 @@ static int m_delegate(VarlinkCall *call, json_object *p, VarlinkCallFlags f, voi
 }
 
 static int m_get_session(VarlinkCall *call, json_object *p, VarlinkCallFlags f, void *u) {
+        F->n_get_session++;
         return varlink_call_reply(call, parse(
                 "{\"principal\":{\"uid\":1000,\"gid\":100,\"pid\":42,\"groups\":[],\"unit\":\"vm1.scope\"},"
                 "\"usage\":[{\"resource\":\"mappings\",\"used\":2,\"limit\":100},"
@@ -208,7 +234,7 @@ static int m_join(VarlinkCall *call, json_object *p, VarlinkCallFlags f, void *u
         const char *token = json_object_get_string(json_object_object_get(p, "token"));
 
         snprintf(F->joined_token, sizeof(F->joined_token), "%s", token ?: "");
-        if (!streq(F->joined_token, "tok-1"))
+        if (!streq(F->joined_token, "tok-1") || F->session_gone)
                 return varlink_call_error(call, "org.iommud.Broker.NoSuchObject",
                                           parse("{\"kind\":\"session\",\"id\":\"?\"}"));
         return varlink_call_reply(call, NULL);
@@ -331,6 +357,8 @@ static int teardown(void **state) {
 
         assert_int_equal(write(f->stop_pipe[1], "x", 1), 1);
         pthread_join(f->thread, NULL);
+        for (size_t i = 0; i < f->n_held; i++)
+                varlink_call_unref(f->held[i]);
         event_free(f->stop_ev);
         varlink_server_free(f->server);
         event_base_free(f->base);
@@ -755,6 +783,83 @@ static void test_hangup(void **state) {
         assert_null(iommud_error_free(NULL));
 }
 
+static uint64_t ranges_count(IommudClient *c, IommudError *e) {
+        IommudIOVARange *ranges = NULL;
+        uint64_t alignment = 0;
+        size_t n = 0;
+        int r;
+
+        r = iommud_get_iova_ranges(c, 3, &ranges, &n, &alignment, e);
+        if (r < 0)
+                return (uint64_t)r;
+        free(ranges);
+        return n;
+}
+
+/* A dropped connection is reclaimed with the session's token; what is safe is made again. */
+static void test_reclaim(void **state) {
+        IommudClient *c = NULL;
+        IommudError *e = NULL;
+        uint64_t iova;
+        uint32_t ioas;
+        int fd = memfd(8192);
+        unsigned conns = F->n_connections, sessions = F->n_get_session;
+
+        assert_int_equal(iommud_error_new(&e), 0);
+        assert_int_equal(iommud_client_new(&c, F->path, e), 0);
+        /* The first call fetches the token, once. */
+        assert_int_equal(iommud_create_address_space(c, &ioas, e), 0);
+        assert_int_equal(iommud_create_address_space(c, &ioas, e), 0);
+        assert_int_equal(F->n_get_session - sessions, 1);
+        assert_int_equal(F->n_connections - conns, 1);
+
+        /* A read whose connection drops after iommud got it: reclaimed and made again. */
+        F->drop_method = "GetIOVARanges";
+        assert_int_equal(ranges_count(c, e), 2);
+        assert_int_equal(iommud_client_get_n_reclaims(c), 1);
+        assert_int_equal(F->n_connections - conns, 2);
+        assert_string_equal(F->joined_token, "tok-1");
+
+        /* A mutation in the same place: the session is back, the outcome unknown. */
+        F->drop_method = "Map";
+        assert_int_equal(iommud_map(c, 3, fd, 0, 4096, NULL, IOMMUD_MAP_READABLE, &iova, e),
+                         -ESTALE);
+        assert_null(iommud_error_get_name(e));
+        assert_non_null(strstr(iommud_error_get_message(e), "whether"));
+        assert_int_equal(iommud_client_get_n_reclaims(c), 2);
+        /* The client works on. */
+        assert_int_equal(iommud_map(c, 3, fd, 0, 4096, NULL, IOMMUD_MAP_READABLE, &iova, e), 0);
+
+        /* A session that did not survive: NoSuchObject, and the client is closed. */
+        F->session_gone = true;
+        F->drop_method = "GetIOVARanges";
+        assert_int_equal(ranges_count(c, e), (uint64_t)-ENOENT);
+        assert_non_null(strstr(iommud_error_get_message(e), "could not be reclaimed"));
+        assert_int_equal(ranges_count(c, e), (uint64_t)-ENOTCONN);
+        F->session_gone = false;
+        iommud_client_unref(c);
+
+        /* Opted out: a drop is the end, as before. */
+        assert_int_equal(iommud_client_new_flags(&c, F->path, IOMMUD_CONNECT_NO_RECLAIM, e), 0);
+        F->drop_method = "GetIOVARanges";
+        assert_int_equal(ranges_count(c, e), (uint64_t)-ECONNRESET);
+        assert_int_equal(iommud_client_get_n_reclaims(c), 0);
+        iommud_client_unref(c);
+        assert_int_equal(iommud_client_new_flags(&c, F->path, 1u << 7, e), -EINVAL);
+
+        /* Nobody comes back: bounded by the reclaim timeout. */
+        assert_int_equal(iommud_client_new(&c, F->path, e), 0);
+        assert_int_equal(iommud_client_set_reclaim_timeout(c, 50), 0);
+        assert_int_equal(ranges_count(c, e), 2);
+        assert_int_equal(unlink(F->path), 0);
+        F->drop_method = "GetIOVARanges";
+        assert_int_equal(ranges_count(c, e), (uint64_t)-ENOENT);
+        assert_non_null(strstr(iommud_error_get_message(e), "within 50 ms"));
+        iommud_client_unref(c);
+        iommud_error_free(e);
+        close(fd);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_connect_errors),
@@ -768,6 +873,7 @@ int main(void) {
                 cmocka_unit_test(test_session_and_delegate),
                 cmocka_unit_test(test_fault_stream),
                 cmocka_unit_test(test_hangup),
+                cmocka_unit_test(test_reclaim),
         };
 
         return cmocka_run_group_tests_name("libiommud", tests, setup, teardown);

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "iommud/iommud.h"
 #include "itest.h"
 
 #define PAGE 4096
@@ -446,6 +447,115 @@ static void test_restart_keeps_mappings(void **state) {
         assert_int_equal(unmap(c, held.ioas, 0, UINT64_MAX >> 1), 3 * PAGE);
         itest_client_free(c);
 
+        close(memfd);
+        harness_stop(&h);
+}
+
+static void simulator(Harness *h, const char *method, json_object *params);
+
+static uint64_t lib_usage(IommudClient *c, const char *resource) {
+        IommudSession *s = NULL;
+        uint64_t v = UINT64_MAX;
+
+        assert_int_equal(iommud_get_session(c, &s, NULL), 0);
+        for (size_t i = 0; i < iommud_session_get_n_usage(s); i++)
+                if (streq_safe(iommud_session_get_usage(s, i)->resource, resource))
+                        v = iommud_session_get_usage(s, i)->used;
+        iommud_session_free(s);
+        return v;
+}
+
+/*
+ * A libiommud client keeps working across SIGKILL and a restart: its next
+ * call finds the connection gone, reclaims the session with its token and
+ * goes on with the same objects.  Its event stream ends and is opened again.
+ */
+static void test_libiommud_reclaims(void **state) {
+        IommudClient *c = NULL, *other = NULL;
+        IommudAttachment *a = NULL, *a2 = NULL;
+        IommudEventStream *events = NULL;
+        IommudEvent *ev = NULL;
+        IommudError *e = NULL;
+        IommudIOVARange *ranges = NULL;
+        size_t n_ranges = 0;
+        Harness h;
+        uint64_t iova, fixed = 0x200000, unmapped;
+        uint32_t ioas, hwpt;
+        int memfd = itest_memfd(16 * PAGE), r;
+
+        harness_start(&h, grant);
+        assert_int_equal(iommud_error_new(&e), 0);
+        assert_int_equal(iommud_client_new(&c, h.d.socket, e), 0);
+        assert_int_equal(iommud_attach_device_name(c, DEV_A, &a, e), 0);
+        assert_int_equal(iommud_create_address_space(c, &ioas, e), 0);
+        assert_int_equal(iommud_attach_to_address_space(c, a->device_id, ioas, &hwpt, e), 0);
+        assert_int_equal(iommud_map(c, ioas, memfd, 0, 4 * PAGE, &fixed,
+                                    IOMMUD_MAP_READABLE | IOMMUD_MAP_WRITEABLE, &iova, e),
+                         0);
+        assert_int_equal(iova, fixed);
+        assert_int_equal(iommud_watch_events(&events, c, e), 0);
+
+        harness_kill(&h);
+        assert_int_equal(harness_launch(&h), 0);
+
+        /* A read: reclaimed transparently. */
+        r = iommud_get_iova_ranges(c, ioas, &ranges, &n_ranges, NULL, e);
+        if (r < 0)
+                fail_msg("GetIOVARanges after the restart: %s", iommud_error_get_message(e));
+        assert_true(n_ranges > 0);
+        free(ranges);
+        assert_int_equal(iommud_client_get_n_reclaims(c), 1);
+        /* The same session: its mapping, its device. */
+        assert_int_equal(lib_usage(c, "mappings"), 1);
+        assert_int_equal(lib_usage(c, "devices"), 1);
+        assert_int_equal(iommud_client_new(&other, h.d.socket, e), 0);
+        assert_int_equal(iommud_attach_device_name(other, DEV_A, &a2, e), -EBUSY);
+        other = iommud_client_unref(other);
+
+        /* The event stream ended with the old daemon; a new one works. */
+        for (unsigned i = 0; i < 1000; i++) {
+                r = iommud_event_stream_next(events, &ev, NULL);
+                if (r != 0)
+                        break;
+                (void)poll(&(struct pollfd){ .fd = iommud_event_stream_get_fd(events),
+                                             .events = POLLIN }, 1, 10);
+        }
+        assert_int_equal(r, -ECONNRESET);
+        events = iommud_event_stream_free(events);
+        assert_int_equal(iommud_watch_events(&events, c, e), 0);
+
+        /* Again; the next call changes something, but it never left, so it is made. */
+        harness_kill(&h);
+        assert_int_equal(harness_launch(&h), 0);
+        assert_int_equal(iommud_unmap(c, ioas, fixed, 4 * PAGE, &unmapped, e), 0);
+        assert_int_equal(unmapped, 4 * PAGE);
+        assert_int_equal(iommud_client_get_n_reclaims(c), 2);
+        assert_int_equal(lib_usage(c, "mappings"), 0);
+
+        /* The new stream hears of the device going away. */
+        events = iommud_event_stream_free(events);
+        assert_int_equal(iommud_watch_events(&events, c, e), 0);
+        simulator(&h, "org.iommud.Simulator.RemoveDevice",
+                  itest_params("device", json_object_new_string(DEV_A), NULL));
+        for (unsigned i = 0; i < 1000; i++) {
+                r = iommud_event_stream_next(events, &ev, e);
+                if (r != 0)
+                        break;
+                (void)poll(&(struct pollfd){ .fd = iommud_event_stream_get_fd(events),
+                                             .events = POLLIN }, 1, 10);
+        }
+        assert_int_equal(r, 1);
+        assert_string_equal(ev->kind, "removed");
+        assert_string_equal(ev->device, DEV_A);
+        assert_true(ev->has_device_id);
+        assert_int_equal(ev->device_id, a->device_id);
+        assert_non_null(ev->reason);
+        iommud_event_free(ev);
+
+        iommud_event_stream_free(events);
+        iommud_attachment_free(a);
+        iommud_client_unref(c);
+        iommud_error_free(e);
         close(memfd);
         harness_stop(&h);
 }
@@ -881,6 +991,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_restart_keeps_mappings),
                 cmocka_unit_test(test_unclaimed_session_is_torn_down),
+                cmocka_unit_test(test_libiommud_reclaims),
                 cmocka_unit_test(test_hotplug_remove),
                 cmocka_unit_test(test_hotplug_rebind),
                 cmocka_unit_test(test_hotplug_survives_restart),

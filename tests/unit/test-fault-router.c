@@ -306,6 +306,62 @@ static void test_depth_and_full_client(void **state) {
         session_free(s);
 }
 
+typedef struct Notice {
+        uint64_t address;
+        bool delivered;
+        FaultClosedReason reason;
+        Session *session;
+} Notice;
+
+static Notice notices[16];
+static size_t n_notices;
+
+static void on_notice(FaultStream *fs, const FaultEvent *ev, bool delivered,
+                      FaultClosedReason reason, void *userdata) {
+        assert_true(n_notices < ELEMENTSOF(notices));
+        notices[n_notices++] = (Notice){ .address = ev->address, .delivered = delivered,
+                                         .reason = reason,
+                                         .session = fault_stream_get_userdata(fs) };
+}
+
+/* Monitors hear of every group delivered and every group the router answers itself. */
+static void test_notices(void **state) {
+        Env *e = *state;
+        FaultWatch *w = NULL;
+        uint32_t dev, pasid;
+        Session *s;
+
+        n_notices = 0;
+        fault_router_set_notice(e->host.faults, on_notice, NULL);
+        s = bound_session(e, &dev, &pasid);
+        /* DEPTH wait, the next one overflows at once. */
+        for (uint32_t i = 0; i < DEPTH + 1; i++)
+                inject(e, pasid, 0x1000 * (i + 1), true, i);
+        dispatch(s);
+        assert_int_equal(n_notices, 1);
+        assert_false(notices[0].delivered);
+        assert_int_equal(notices[0].reason, FAULT_CLOSED_OVERFLOW);
+        assert_int_equal(notices[0].address, 0x1000 * (DEPTH + 1));
+        assert_ptr_equal(notices[0].session, s);
+
+        /* A watch takes the queued ones: one notice each, in order. */
+        assert_int_equal(session_watch_faults(s, dev, collect, e, &w, NULL), 0);
+        assert_int_equal(n_notices, 1 + DEPTH);
+        for (size_t i = 1; i <= DEPTH; i++) {
+                assert_true(notices[i].delivered);
+                assert_int_equal(notices[i].address, 0x1000 * i);
+        }
+        /* The client answers one itself: no notice; the rest go with the session. */
+        assert_int_equal(session_respond_fault(s, e->seen[0].cookie, FAULT_RESPONSE_SUCCESS, NULL),
+                         0);
+        assert_int_equal(n_notices, 1 + DEPTH);
+        fault_watch_free(w);
+        assert_int_equal(n_notices, 1 + DEPTH + (DEPTH - 1));
+        assert_int_equal(notices[n_notices - 1].reason, FAULT_CLOSED_DISCONNECTED);
+        session_free(s);
+        fault_router_set_notice(e->host.faults, NULL, NULL);
+}
+
 static void test_watch_end_unbind_and_free(void **state) {
         Env *e = *state;
         BackendSimStats before = sim_stats(e), after;
@@ -470,6 +526,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_bind_rules, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_routing_order_and_answers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_depth_and_full_client, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_notices, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_end_unbind_and_free, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_timeout_from_the_loop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_other_session_cookie, setup, teardown),

@@ -60,6 +60,13 @@ static int reload_hook(void *userdata, char ***ret_diagnostics) {
         return e->reload_result;
 }
 
+/* What the manager's fan-out does for this module. */
+static void on_session(Session *s, SessionEvent event, void *userdata) {
+        Env *e = userdata;
+
+        manager_varlink_session_event(e->mv, s, event);
+}
+
 static int setup(void **state) {
         Env *e = calloc(1, sizeof(*e));
         _cleanup_(simtopo_freep) SimTopology *st = NULL;
@@ -88,6 +95,8 @@ static int setup(void **state) {
                                                      }),
                          0);
         assert_int_equal(manager_varlink_attach(e->mv, e->server), 0);
+        e->host.on_session = on_session;
+        e->host.on_session_userdata = e;
         *state = e;
         return 0;
 }
@@ -95,7 +104,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
         Env *e = *state;
 
-        manager_varlink_free(e->mv);
+        e->mv = manager_varlink_free(e->mv);
         varlink_server_free(e->server);
         event_base_free(e->base);
         session_host_done(&e->host);

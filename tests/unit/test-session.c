@@ -238,6 +238,66 @@ static void test_exclusive_and_released_on_free(void **state) {
         assert_int_equal(e->host.n_claims, 0);
 }
 
+typedef struct HookSeen {
+        SessionEvent event;
+        size_t n_sessions;      /* the host's count when the hook ran */
+        size_t n_claims;
+        size_t n_devices;       /* the session's, where it is still whole */
+} HookSeen;
+
+typedef struct HookLog {
+        SessionHost *host;
+        HookSeen seen[8];
+        size_t n;
+} HookLog;
+
+static void hook(Session *s, SessionEvent event, void *userdata) {
+        HookLog *l = userdata;
+
+        assert_true(l->n < 8);
+        l->seen[l->n++] = (HookSeen){
+                .event = event,
+                .n_sessions = l->host->n_sessions,
+                .n_claims = l->host->n_claims,
+                .n_devices = event == SESSION_CLOSED ? 0 : session_n_devices(s),
+        };
+        /* Every event may read the credentials. */
+        assert_int_equal(session_creds(s)->uid, 1000);
+}
+
+/* One hook: opened once linked, closing with everything still held, closed after release. */
+static void test_lifetime_hook(void **state) {
+        Env *e = *state;
+        const TopoDevice *d = pick_device(e, false);
+        HookLog l = { .host = &e->host };
+        BrokerError err = BROKER_ERROR_INIT;
+        Session *s;
+        int fd;
+
+        assert_non_null(d);
+        e->host.on_session = hook;
+        e->host.on_session_userdata = &l;
+        s = new_session(e, 1000, 4444);
+        assert_int_equal(l.n, 1);
+        assert_int_equal(l.seen[0].event, SESSION_OPENED);
+        assert_int_equal(l.seen[0].n_sessions, 1);
+
+        fd = open_node(e, d);
+        assert_int_equal(session_attach_device_fd(s, fd, NULL, &err), 0);
+        close(fd);
+        session_free(s);
+        e->host.on_session = NULL;
+
+        assert_int_equal(l.n, 3);
+        assert_int_equal(l.seen[1].event, SESSION_CLOSING);
+        assert_int_equal(l.seen[1].n_sessions, 1);
+        assert_int_equal(l.seen[1].n_claims, 1);
+        assert_int_equal(l.seen[1].n_devices, 1);
+        assert_int_equal(l.seen[2].event, SESSION_CLOSED);
+        assert_int_equal(l.seen[2].n_sessions, 0);
+        assert_int_equal(l.seen[2].n_claims, 0);
+}
+
 static void test_bad_fds(void **state) {
         Env *e = *state;
         Session *s = new_session(e, 1000, 0);
@@ -313,6 +373,7 @@ int main(void) {
                 cmocka_unit_test(test_quota_charge_and_refund),
                 cmocka_unit_test(test_handles_are_scoped),
                 cmocka_unit_test(test_exclusive_and_released_on_free),
+                cmocka_unit_test(test_lifetime_hook),
                 cmocka_unit_test(test_bad_fds),
                 cmocka_unit_test(test_other_principal_denied),
                 cmocka_unit_test(test_revalidate_drops_lost_grants),

@@ -42,6 +42,7 @@ typedef struct Fixture {
         unsigned n_connect, n_disconnect, n_echo, n_note, n_big;
         int pidfd_pid; /* the pid the last connection's pidfd names, -1 without pidfd */
         bool refuse;
+        const struct ucred *as;  /* the credentials connections are added with, NULL: peer's */
         VarlinkCall *deferred;
         int more_without_more;
 } Fixture;
@@ -223,8 +224,8 @@ static int on_connect(VarlinkServer *s, VarlinkConnection *c, const struct ucred
         if (fx->refuse)
                 return -EPERM;
         fx->n_connect++;
-        assert_int_equal(cred->uid, getuid());
-        assert_int_equal(cred->pid, getpid());
+        assert_int_equal(cred->uid, fx->as ? fx->as->uid : getuid());
+        assert_int_equal(cred->pid, fx->as ? fx->as->pid : getpid());
         varlink_connection_set_userdata(c, fx);
         assert_int_equal(varlink_connection_get_pidfd(c), pidfd >= 0 ? pidfd : -EBADF);
         fx->pidfd_pid = pidfd >= 0 ? pidfd_pid(pidfd) : -1;
@@ -768,6 +769,55 @@ static void test_per_uid_limit(void **state) {
         varlink_client_free(c[2]);
 }
 
+/* A connection served on someone's behalf counts against their uid, not the peer's. */
+static void test_per_uid_limit_on_behalf(void **state) {
+        Fixture *fx = *state;
+        VarlinkLimits limits = VARLINK_LIMITS_DEFAULT;
+        const struct ucred as = { .pid = 4242, .uid = 4242, .gid = 4242 };
+        VarlinkReply r = VARLINK_REPLY_INIT;
+        VarlinkClient *own[2];
+        int peers[3];
+
+        limits.max_connections_per_uid = 2;
+        fixture_start(fx, &limits);
+        fx->as = &as;
+        for (int i = 0; i < 3; i++) {
+                VarlinkConnection *c = NULL;
+                int sv[2];
+
+                assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                peers[i] = sv[1];
+                if (i == 2) {
+                        /* The third for 4242 is refused, and its fd closed. */
+                        assert_int_equal(varlink_server_add_connection_as(fx->server, sv[0], &as,
+                                                                          &c),
+                                         -EDQUOT);
+                        continue;
+                }
+                assert_int_equal(varlink_server_add_connection_as(fx->server, sv[0], &as, &c), 0);
+                assert_int_equal(varlink_connection_get_ucred(c)->uid, 4242);
+                assert_int_equal(varlink_connection_get_ucred(c)->gid, 4242);
+                /* The socket's peer is this process, not the client: no pidfd. */
+                assert_int_equal(varlink_connection_get_pidfd(c), -EBADF);
+        }
+        assert_int_equal(fx->n_connect, 2);
+        fx->as = NULL;
+
+        /* This process's own uid still has its two. */
+        for (int i = 0; i < 2; i++) {
+                own[i] = client_new(fx);
+                call(fx, own[i], "io.iommud.Test.Echo", NULL, &r);
+                assert_null(r.error);
+                varlink_reply_clear(&r);
+        }
+        assert_int_equal(varlink_server_n_connections(fx->server), 4);
+        for (int i = 0; i < 2; i++)
+                varlink_client_free(own[i]);
+        for (int i = 0; i < 3; i++)
+                close(peers[i]);
+        pump_until_disconnects(fx, 4);
+}
+
 static void test_total_limit(void **state) {
         Fixture *fx = *state;
         VarlinkLimits limits = VARLINK_LIMITS_DEFAULT;
@@ -987,6 +1037,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_backpressure_refuses_stream_replies, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_per_uid_limit, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_per_uid_limit_on_behalf, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_total_limit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_on_connect_refuses, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_half_close_still_gets_replies, setup, teardown),
