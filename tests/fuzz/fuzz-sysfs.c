@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * topology_load() over a small materialized sysfs tree in which one file holds
- * the input.  The first byte picks the file (modulo their number, in name
- * order); the rest replaces its content.  A first byte with the top bit set
- * and nothing after it removes the file instead.  The file is restored after
- * every input, so each input sees the same tree but for one file.
+ * topology_load() over a small materialized sysfs tree in which one entry
+ * holds the input.  Bits 0-6 of the first byte pick the entry (modulo their
+ * number: the regular files in name order, then the symlinks in name order);
+ * the rest replaces a file's content or a symlink's target (up to the first
+ * NUL).  Bit 7 set and nothing after the first byte removes the entry instead,
+ * and so does an empty symlink target.  The entry is restored after every
+ * input, so each input sees the same tree but for one entry.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +28,8 @@
 
 typedef struct SysfsFile {
         char *path; /* relative to sys/ */
-        char *content;
+        bool link;
+        char *content; /* a symlink's target, NUL-terminated */
         size_t size;
         mode_t mode;
 } SysfsFile;
@@ -37,7 +41,11 @@ static SysfsFile *files;
 static size_t n_files;
 
 static int file_cmp(const void *a, const void *b) {
-        return strcmp(((const SysfsFile *)a)->path, ((const SysfsFile *)b)->path);
+        const SysfsFile *x = a, *y = b;
+
+        if (x->link != y->link)
+                return x->link ? 1 : -1;
+        return strcmp(x->path, y->path);
 }
 
 static int write_file(const char *path, const void *data, size_t size, mode_t mode) {
@@ -58,12 +66,20 @@ static int write_file(const char *path, const void *data, size_t size, mode_t mo
         return 0;
 }
 
+static int set_link(const char *path, const char *target) {
+        if (unlinkat(sys_fd, path, 0) < 0 && errno != ENOENT)
+                return -errno;
+        if (target[0] && symlinkat(target, sys_fd, path) < 0)
+                return -errno;
+        return 0;
+}
+
 static int collect(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         _cleanup_close_ int fd = -EBADF;
         SysfsFile *f;
         ssize_t n;
 
-        if (flag != FTW_F || !S_ISREG(st->st_mode))
+        if (!(flag == FTW_F && S_ISREG(st->st_mode)) && flag != FTW_SL)
                 return 0;
         f = reallocarray(files, n_files + 1, sizeof(*files));
         if (!f)
@@ -72,16 +88,26 @@ static int collect(const char *path, const struct stat *st, int flag, struct FTW
         f = &files[n_files];
         *f = (SysfsFile){
                 .path = strdup(path + sys_root_len + 1),
+                .link = flag == FTW_SL,
                 .content = malloc((size_t)st->st_size + 1),
                 .size = (size_t)st->st_size,
                 .mode = st->st_mode & 07777,
         };
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (!f->path || !f->content || fd < 0)
+        if (!f->path || !f->content)
                 abort();
-        n = read(fd, f->content, f->size + 1);
-        if (n < 0 || (size_t)n != f->size)
-                abort();
+        if (f->link) {
+                n = readlink(path, f->content, f->size + 1);
+                if (n <= 0 || (size_t)n != f->size)
+                        abort();
+                f->content[n] = '\0';
+        } else {
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        abort();
+                n = read(fd, f->content, f->size + 1);
+                if (n < 0 || (size_t)n != f->size)
+                        abort();
+        }
         n_files++;
         return 0;
 }
@@ -106,10 +132,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         if (sys_fd < 0)
                 sysfs_setup();
-        f = &files[data[0] % n_files];
+        f = &files[(data[0] & 0x7f) % n_files];
 
         if ((data[0] & 0x80) && size == 1) {
                 if (unlinkat(sys_fd, f->path, 0) < 0)
+                        abort();
+        } else if (f->link) {
+                _cleanup_free_ char *target = fuzz_strndup(data + 1, MIN(size - 1, (size_t)4095));
+
+                if (set_link(f->path, target) < 0)
                         abort();
         } else if (write_file(f->path, data + 1, size - 1, f->mode) < 0)
                 abort();
@@ -123,7 +154,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 abort();
         }
 
-        if (write_file(f->path, f->content, f->size, f->mode) < 0)
+        if (f->link ? set_link(f->path, f->content) < 0
+                    : write_file(f->path, f->content, f->size, f->mode) < 0)
                 abort();
         return 0;
 }
