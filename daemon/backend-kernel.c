@@ -603,13 +603,26 @@ static int map_error(Error *err, int r, const char *ioctl_name, uint32_t ioas_id
 static int fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags, int fd,
                              uint64_t start, uint64_t length, uint64_t *iova, Error *err) {
         BackendKernel *k = kernel_of(&c->base);
-        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), aligned, delta, maplen;
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), aligned, delta, maplen, end;
+        struct stat st;
         FallbackMap *m;
         void *addr = NULL;
         int prot = 0, r;
 
         if (length == 0)
                 return error_set(err, -EINVAL, "cannot map 0 bytes");
+        /*
+         * IOMMU_IOAS_MAP_FILE refuses a range past the end of the file; an mmap would
+         * not, and pinning would fail later and less clearly.  Say it up front.
+         */
+        if (fstat(fd, &st) < 0)
+                return error_set(err, negative_errno(), "memory fd %d: %m", fd);
+        if (S_ISREG(st.st_mode) &&
+            (ADD_OVERFLOW(start, length, &end) || end > (uint64_t)st.st_size))
+                return error_set(err, -EINVAL,
+                                 "offset 0x%" PRIx64 " + length 0x%" PRIx64
+                                 " extends past the end of memory fd %d (0x%" PRIx64 " bytes)",
+                                 start, length, fd, (uint64_t)st.st_size);
         aligned = start & ~(page - 1);
         delta = start - aligned;
         if (ADD_OVERFLOW(length, delta, &maplen) || maplen > SIZE_MAX)
@@ -1314,4 +1327,59 @@ fail:
 
 size_t backend_kernel_fallback_mappings(Backend *b) {
         return ((BackendKernel *)b)->n_fallback_maps;
+}
+
+/* ---- restart survival ---- */
+
+int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_ids, int *dev_fds,
+                                 size_t n, BackendContext **ret, Error *err) {
+        BackendKernel *k = (BackendKernel *)b;
+        KernelContext *c;
+
+        c = calloc(1, sizeof(*c));
+        if (c && n > 0)
+                c->devices = calloc(n, sizeof(KernelFd));
+        if (!c || (n > 0 && !c->devices)) {
+                if (c)
+                        free(c->devices);
+                free(c);
+                sys_close(k, iommufd);
+                for (size_t i = 0; i < n; i++)
+                        sys_close(k, dev_fds[i]);
+                return error_set(err, -ENOMEM, "out of memory");
+        }
+        c->base.backend = b;
+        c->iommufd = iommufd;
+        /* The bindings live in the open file descriptions, which the fd store kept. */
+        for (size_t i = 0; i < n; i++)
+                c->devices[i] = (KernelFd){ .id = dev_ids[i], .fd = dev_fds[i] };
+        c->n_devices = n;
+        *ret = &c->base;
+        return 0;
+}
+
+int backend_kernel_context_device_fd(BackendContext *bc, uint32_t dev_id) {
+        KernelContext *c = (KernelContext *)bc;
+
+        for (size_t i = 0; i < c->n_devices; i++)
+                if (c->devices[i].id == dev_id)
+                        return c->devices[i].fd;
+        return -ENOENT;
+}
+
+int backend_kernel_context_adopt_fault(BackendContext *bc, uint32_t fault_id, int fd) {
+        KernelContext *c = (KernelContext *)bc;
+        int r;
+
+        r = kernel_fd_add(&c->faults, &c->n_faults, fault_id, fd);
+        if (r < 0)
+                sys_close(kernel_of(bc), fd);
+        return r;
+}
+
+int backend_kernel_context_fault_fd(BackendContext *bc, uint32_t fault_id) {
+        KernelContext *c = (KernelContext *)bc;
+        KernelFd *f = kernel_fd_find(c->faults, c->n_faults, fault_id);
+
+        return f ? f->fd : -ENOENT;
 }

@@ -61,3 +61,23 @@ int backend_kernel_new(Backend **ret, const BackendKernelConfig *cfg, Error *err
  * right now, over all contexts.  For tests and diagnostics.
  */
 size_t backend_kernel_fallback_mappings(Backend *b);
+
+/*
+ * Takes over an iommufd and the device fds bound to it (dev_ids[i] is the
+ * device id of dev_fds[i]) that a previous daemon left in the service
+ * manager's fd store.  Every fd is taken, also on failure.  MAP_FILE-fallback
+ * mappings are not known to the new context: the kernel still holds their
+ * pages, and they are unmapped like any other.
+ */
+int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_ids, int *dev_fds,
+                                 size_t n, BackendContext **ret, Error *err);
+/* The context's fd of a bound device (borrowed), -ENOENT when it has none. */
+int backend_kernel_context_device_fd(BackendContext *c, uint32_t dev_id);
+/*
+ * Takes over the fd of fault queue fault_id of an adopted context (taken also
+ * on failure): the fault object lives in the iommufd, but its fd is the only
+ * way to read it, so the fd store keeps that too.
+ */
+int backend_kernel_context_adopt_fault(BackendContext *c, uint32_t fault_id, int fd);
+/* The context's fd of fault queue fault_id (borrowed), -ENOENT when it has none. */
+int backend_kernel_context_fault_fd(BackendContext *c, uint32_t fault_id);

@@ -110,7 +110,7 @@ enum {
         AREA_PAGES_WRITABLE = 1u << 8, /* the pinned source may be written (copy rule) */
 };
 
-/* One mapped area: 80 bytes. */
+/* One mapped area: 32 bytes, plus its 24-byte entry in a leaf of the area tree. */
 typedef struct SimArea {
         IovaNode node;
         uint64_t source; /* user VA or file offset of the first byte */
@@ -579,6 +579,7 @@ static int ioas_alloc_iova(SimIoas *ioas, uint64_t source, uint64_t length, uint
 static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_t length,
                             uint64_t source, uint32_t flags, Error *err) {
         SimArea *a;
+        int r;
 
         if ((source % BACKEND_SIM_PAGE_SIZE) & (ioas->alignment - 1))
                 return error_set(err, -EINVAL,
@@ -591,7 +592,12 @@ static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_
         a->node.last = iova + length - 1;
         a->source = source;
         a->flags = flags;
-        if (iova_tree_insert(&ioas->areas, &a->node) < 0) {
+        r = iova_tree_insert(&ioas->areas, &a->node);
+        if (r == -ENOMEM) {
+                free(a);
+                return error_set(err, r, "Out of memory for the area tree");
+        }
+        if (r < 0) {
                 free(a);
                 return error_set(err, -EEXIST,
                                  "Range 0x%" PRIx64 "-0x%" PRIx64 " overlaps an existing mapping",
@@ -2248,3 +2254,29 @@ static const BackendOps sim_ops = {
         .fault_read = sim_fault_read,
         .fault_respond = sim_fault_respond,
 };
+
+/* ---- lifecycle hooks ---- */
+
+int backend_sim_set_device(Backend *b, const char *name, const char *driver, bool cdev,
+                           Error *err) {
+        SimBackend *s = to_sim(b);
+        char *d = NULL;
+        size_t i;
+
+        if (sim_find_device(s, name, &i) < 0)
+                return error_set(err, -ENODEV, "No simulated device %s", name);
+        if (driver) {
+                d = strdup(driver);
+                if (!d)
+                        return error_set(err, -ENOMEM, "Out of memory");
+        }
+        free(s->devices[i].driver);
+        s->devices[i].driver = d;
+        s->devices[i].cdev = cdev;
+        return 0;
+}
+
+void backend_sim_context_set_next_id(BackendContext *bc, uint32_t id) {
+        /* obj_add() takes the first free slot from the hint on, so a free id is used exactly. */
+        to_ctx(bc)->free_hint = id;
+}

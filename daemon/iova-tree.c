@@ -1,200 +1,429 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "iova-tree.h"
 #include "macros.h"
 
-static inline int32_t height(const IovaNode *n) {
-        return n ? n->height : 0;
+/*
+ * Node geometry: both kinds are 512 bytes, eight cache lines, allocated on a
+ * cache-line boundary so a prefetch of eight lines fetches exactly one node.
+ * Fields are kept as parallel arrays: a descent compares against one array
+ * only (the ends), which spans three lines of a leaf and two of an inner
+ * node.
+ */
+#define LEAF_MAX 21
+#define LEAF_MIN (LEAF_MAX / 2)
+#define INNER_MAX 15
+#define INNER_MIN (INNER_MAX / 2)
+#define CACHE_LINE 64
+/* Inner nodes have at least INNER_MIN >= 7 children, so 16 levels cover any address space. */
+#define MAX_DEPTH 16
+
+struct IovaTreeNode {
+        uint16_t n;     /* entries in use */
+        uint16_t level; /* 0 for a leaf, the height above the leaves otherwise */
+};
+
+typedef struct Leaf {
+        IovaTreeNode hdr;
+        uint64_t last[LEAF_MAX]; /* the search key: areas are disjoint, so ends are sorted too */
+        uint64_t start[LEAF_MAX];
+        IovaNode *area[LEAF_MAX];
+} __attribute__((aligned(CACHE_LINE))) Leaf;
+
+typedef struct Inner {
+        IovaTreeNode hdr;
+        uint64_t last[INNER_MAX];  /* highest end in each child */
+        uint64_t first[INNER_MAX]; /* lowest start in each child */
+        uint64_t gap[INNER_MAX];   /* largest hole between two areas of each child, 0 if none */
+        IovaTreeNode *child[INNER_MAX];
+} __attribute__((aligned(CACHE_LINE))) Inner;
+
+_Static_assert(sizeof(Leaf) == 8 * CACHE_LINE, "a leaf is eight cache lines");
+_Static_assert(sizeof(Inner) == 8 * CACHE_LINE, "an inner node is eight cache lines");
+
+/* A subtree as its parent sees it. */
+typedef struct Summary {
+        uint64_t first, last, gap;
+} Summary;
+
+typedef struct PathStep {
+        Inner *node;
+        unsigned idx;
+} PathStep;
+
+static inline Leaf *to_leaf(IovaTreeNode *n) {
+        return (Leaf *)n;
 }
 
-/* Recomputes n's augmentation from its children, which must be up to date. */
-static void update(IovaNode *n) {
-        uint64_t gap = 0;
-
-        n->height = 1 + MAX(height(n->left), height(n->right));
-        n->subtree_first = n->left ? n->left->subtree_first : n->start;
-        n->subtree_last = n->right ? n->right->subtree_last : n->last;
-
-        if (n->left) {
-                gap = MAX(gap, n->left->max_gap);
-                gap = MAX(gap, n->start - n->left->subtree_last - 1);
-        }
-        if (n->right) {
-                gap = MAX(gap, n->right->max_gap);
-                gap = MAX(gap, n->right->subtree_first - n->last - 1);
-        }
-        n->max_gap = gap;
+static inline Inner *to_inner(IovaTreeNode *n) {
+        return (Inner *)n;
 }
 
-static IovaNode *rotate_right(IovaNode *n) {
-        IovaNode *l = n->left;
-
-        n->left = l->right;
-        l->right = n;
-        update(n);
-        update(l);
-        return l;
+static inline void prefetch_node(const IovaTreeNode *n) {
+        for (size_t off = 0; off < sizeof(Leaf); off += CACHE_LINE)
+                __builtin_prefetch((const char *)n + off);
 }
 
-static IovaNode *rotate_left(IovaNode *n) {
-        IovaNode *r = n->right;
+static void *node_alloc(unsigned level) {
+        IovaTreeNode *n = aligned_alloc(CACHE_LINE, level ? sizeof(Inner) : sizeof(Leaf));
 
-        n->right = r->left;
-        r->left = n;
-        update(n);
-        update(r);
-        return r;
-}
-
-static IovaNode *rebalance(IovaNode *n) {
-        int32_t b;
-
-        update(n);
-        b = height(n->left) - height(n->right);
-        if (b > 1) {
-                if (height(n->left->left) < height(n->left->right))
-                        n->left = rotate_left(n->left);
-                return rotate_right(n);
-        }
-        if (b < -1) {
-                if (height(n->right->right) < height(n->right->left))
-                        n->right = rotate_right(n->right);
-                return rotate_left(n);
-        }
+        if (n)
+                *n = (IovaTreeNode){ .n = 0, .level = (uint16_t)level };
         return n;
 }
 
-typedef struct Aug {
-        const IovaNode *ptr;
-        int32_t height;
-        uint64_t first, last, max_gap;
-} Aug;
+/* The first index whose value is >= key, n when there is none. */
+static inline unsigned lower_bound(const uint64_t *v, unsigned n, uint64_t key) {
+        unsigned lo = 0;
 
-static Aug aug_of(const IovaNode *n) {
-        if (!n)
-                return (Aug){ .ptr = NULL };
-        return (Aug){ n, n->height, n->subtree_first, n->subtree_last, n->max_gap };
+        while (n > 0) {
+                unsigned half = n / 2;
+
+                if (v[lo + half] < key) {
+                        lo += half + 1;
+                        n -= half + 1;
+                } else
+                        n = half;
+        }
+        return lo;
 }
 
-/* Whether the child subtree is the same root with the same augmentation as before. */
-static bool aug_same(const Aug *a, const IovaNode *n) {
-        return a->ptr == n && (!n || (a->height == n->height && a->first == n->subtree_first &&
-                                      a->last == n->subtree_last && a->max_gap == n->max_gap));
+static Summary summarize(IovaTreeNode *x) {
+        Summary s = {};
+
+        if (x->level == 0) {
+                Leaf *l = to_leaf(x);
+
+                s.first = l->start[0];
+                s.last = l->last[l->hdr.n - 1];
+                for (unsigned i = 1; i < l->hdr.n; i++)
+                        s.gap = MAX(s.gap, l->start[i] - l->last[i - 1] - 1);
+        } else {
+                Inner *in = to_inner(x);
+
+                s.first = in->first[0];
+                s.last = in->last[in->hdr.n - 1];
+                for (unsigned i = 0; i < in->hdr.n; i++) {
+                        s.gap = MAX(s.gap, in->gap[i]);
+                        if (i > 0)
+                                s.gap = MAX(s.gap, in->first[i] - in->last[i - 1] - 1);
+                }
+        }
+        return s;
+}
+
+/* Stores child i's summary; returns whether it changed. */
+static bool inner_set(Inner *p, unsigned i, IovaTreeNode *child) {
+        Summary s = summarize(child);
+        bool changed = p->child[i] != child || p->first[i] != s.first || p->last[i] != s.last ||
+                       p->gap[i] != s.gap;
+
+        p->child[i] = child;
+        p->first[i] = s.first;
+        p->last[i] = s.last;
+        p->gap[i] = s.gap;
+        return changed;
 }
 
 /*
- * One descent both finds the slot and checks overlap: at the slot, the
- * in-order neighbours are the last ancestors where the path turned right
- * (pred) and left (succ).  On the way back up, a level whose child came back
- * unchanged stops the work: nothing above it can change either, which
- * spares reading the siblings of the upper path.
+ * Walks from the root to the leaf that holds (or would hold) the lowest
+ * area ending at or after key: at each level, the first child whose highest
+ * end reaches key, else the last child.  Since ends are sorted, that leaf
+ * also holds the in-order neighbours an insert must check for overlap.
  */
-static IovaNode *insert_rec(IovaNode *root, IovaNode *node, const IovaNode *pred,
-                            const IovaNode *succ, bool *overlap) {
-        IovaNode **link, *child;
-        Aug before;
+static Leaf *descend(const IovaTree *t, uint64_t key, PathStep *path, unsigned *ret_depth) {
+        IovaTreeNode *x = t->root;
+        unsigned d = 0;
 
-        if (!root) {
-                if ((pred && pred->last >= node->start) || (succ && succ->start <= node->last)) {
-                        *overlap = true;
-                        return NULL;
-                }
-                return node;
+        while (x->level > 0) {
+                Inner *in = to_inner(x);
+                unsigned i = lower_bound(in->last, in->hdr.n, key);
+
+                if (i == in->hdr.n)
+                        i--;
+                x = in->child[i];
+                prefetch_node(x);
+                if (path)
+                        path[d] = (PathStep){ in, i };
+                d++;
         }
-        if (node->start == root->start) {
-                *overlap = true;
-                return root;
-        }
-        if (node->start < root->start) {
-                link = &root->left;
-                succ = root;
+        if (ret_depth)
+                *ret_depth = d;
+        return to_leaf(x);
+}
+
+static void leaf_put(Leaf *l, unsigned i, uint64_t start, uint64_t last, IovaNode *area) {
+        l->start[i] = start;
+        l->last[i] = last;
+        l->area[i] = area;
+}
+
+static void leaf_move(Leaf *dst, unsigned to, Leaf *src, unsigned from, unsigned count) {
+        memmove(dst->start + to, src->start + from, count * sizeof(uint64_t));
+        memmove(dst->last + to, src->last + from, count * sizeof(uint64_t));
+        memmove(dst->area + to, src->area + from, count * sizeof(IovaNode *));
+}
+
+static void inner_move(Inner *dst, unsigned to, Inner *src, unsigned from, unsigned count) {
+        memmove(dst->first + to, src->first + from, count * sizeof(uint64_t));
+        memmove(dst->last + to, src->last + from, count * sizeof(uint64_t));
+        memmove(dst->gap + to, src->gap + from, count * sizeof(uint64_t));
+        memmove(dst->child + to, src->child + from, count * sizeof(IovaTreeNode *));
+}
+
+/* Moves the upper entries of x, from index keep on, to the front of the empty node r. */
+static void node_move_tail(IovaTreeNode *x, IovaTreeNode *r, unsigned keep) {
+        unsigned count = x->n - keep;
+
+        if (x->level == 0)
+                leaf_move(to_leaf(r), 0, to_leaf(x), keep, count);
+        else
+                inner_move(to_inner(r), 0, to_inner(x), keep, count);
+        r->n = (uint16_t)count;
+        x->n = (uint16_t)keep;
+}
+
+/* Opens a hole at index i of a node that has room. */
+static void node_open(IovaTreeNode *x, unsigned i) {
+        if (x->level == 0)
+                leaf_move(to_leaf(x), i + 1, to_leaf(x), i, x->n - i);
+        else
+                inner_move(to_inner(x), i + 1, to_inner(x), i, x->n - i);
+        x->n++;
+}
+
+/*
+ * Makes room at index *i of the full node x by moving its upper half to the
+ * empty node r, and points x_at and i at the node and index to fill.  An
+ * append at the right edge of the tree (the pattern of a VMM mapping its
+ * RAM in order) keeps x full and starts r with the new entry alone, so
+ * ascending inserts fill leaves completely instead of half.
+ */
+static void node_split(IovaTreeNode *x, IovaTreeNode *r, unsigned *i, bool append,
+                       IovaTreeNode **x_at) {
+        unsigned keep = append ? x->n : (x->n + 1) / 2;
+
+        r->level = x->level;
+        if (*i >= keep) {
+                node_move_tail(x, r, keep);
+                *i -= keep;
+                *x_at = r;
         } else {
-                link = &root->right;
-                pred = root;
+                /* The new entry stays on the left, so the left keeps one fewer. */
+                node_move_tail(x, r, keep - 1);
+                *x_at = x;
         }
-        before = aug_of(*link);
-        child = insert_rec(*link, node, pred, succ, overlap);
-        if (*overlap)
-                return root; /* nothing was linked */
-        *link = child;
-        if (aug_same(&before, child))
-                return root;
-        return rebalance(root);
+        node_open(*x_at, *i);
 }
 
 int iova_tree_insert(IovaTree *t, IovaNode *node) {
-        bool overlap = false;
-        IovaNode *root;
+        PathStep path[MAX_DEPTH];
+        IovaTreeNode *spare[MAX_DEPTH + 2] = {}, *x, *right = NULL;
+        unsigned depth, pos, n_spare = 0, used = 0;
+        bool rightmost = true;
+        Leaf *leaf;
 
         if (node->start > node->last)
                 return -EINVAL;
-        node->left = node->right = NULL;
-        update(node);
-        root = insert_rec(t->root, node, NULL, NULL, &overlap);
-        if (overlap)
+
+        if (!t->root) {
+                leaf = node_alloc(0);
+                if (!leaf)
+                        return -ENOMEM;
+                leaf->hdr.n = 1;
+                leaf_put(leaf, 0, node->start, node->last, node);
+                t->root = &leaf->hdr;
+                t->n = 1;
+                return 0;
+        }
+
+        leaf = descend(t, node->start, path, &depth);
+        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
+        /* The area before pos ends below start; the one at pos must begin after last. */
+        if (pos < leaf->hdr.n && leaf->start[pos] <= node->last)
                 return -EEXIST;
-        t->root = root;
+
+        /* Allocate every node the splits will need up front, so failure leaves the tree as it was. */
+        if (leaf->hdr.n == LEAF_MAX) {
+                unsigned d = depth;
+
+                n_spare = 1;
+                while (d > 0 && path[d - 1].node->hdr.n == INNER_MAX) {
+                        d--;
+                        n_spare++;
+                }
+                if (d == 0)
+                        n_spare++; /* a new root */
+                for (unsigned k = 0; k < n_spare; k++) {
+                        spare[k] = node_alloc(k == 0 ? 0 : 1);
+                        if (!spare[k]) {
+                                for (unsigned j = 0; j < k; j++)
+                                        free(spare[j]);
+                                return -ENOMEM;
+                        }
+                }
+        }
+        for (unsigned d = 0; d < depth; d++)
+                rightmost = rightmost && path[d].idx == path[d].node->hdr.n - 1u;
+
+        x = &leaf->hdr;
+        if (leaf->hdr.n < LEAF_MAX)
+                node_open(x, pos);
+        else {
+                IovaTreeNode *at;
+
+                right = spare[used++];
+                node_split(x, right, &pos, rightmost && pos == LEAF_MAX, &at);
+                leaf = to_leaf(at);
+        }
+        leaf_put(leaf, pos, node->start, node->last, node);
+
+        for (unsigned d = depth; d-- > 0;) {
+                Inner *p = path[d].node;
+                unsigned i = path[d].idx + 1;
+
+                if (!inner_set(p, path[d].idx, x) && !right)
+                        break; /* nothing above can change either */
+                if (right) {
+                        IovaTreeNode *at = &p->hdr, *r = NULL;
+
+                        if (p->hdr.n < INNER_MAX)
+                                node_open(&p->hdr, i);
+                        else {
+                                r = spare[used++];
+                                node_split(&p->hdr, r, &i, false, &at);
+                        }
+                        (void)inner_set(to_inner(at), i, right);
+                        /* The split may have moved the entry just refreshed. */
+                        right = r;
+                }
+                x = &p->hdr;
+        }
+        if (right) {
+                Inner *root = to_inner(spare[used++]);
+
+                root->hdr.level = (uint16_t)(x->level + 1);
+                root->hdr.n = 2;
+                (void)inner_set(root, 0, x);
+                (void)inner_set(root, 1, right);
+                t->root = &root->hdr;
+        }
+        assert(used == n_spare);
         t->n++;
         return 0;
 }
 
-/* Detaches the lowest node of a non-empty subtree into *ret_min; returns the new subtree. */
-static IovaNode *remove_min(IovaNode *root, IovaNode **ret_min) {
-        if (!root->left) {
-                *ret_min = root;
-                return root->right;
-        }
-        root->left = remove_min(root->left, ret_min);
-        return rebalance(root);
-}
+/*
+ * Child i of p fell below its minimum: merges it with a neighbour, or
+ * shares the two evenly when they do not fit one node.
+ */
+static void rebalance(Inner *p, unsigned i) {
+        unsigned a = i > 0 ? i - 1 : i, b = a + 1;
+        IovaTreeNode *x = p->child[a], *y = p->child[b];
+        unsigned max = x->level == 0 ? LEAF_MAX : INNER_MAX, total = x->n + y->n;
 
-static IovaNode *remove_rec(IovaNode *root, IovaNode *node) {
-        IovaNode *succ, **link;
-        Aug before;
-
-        if (!root)
-                return NULL;
-        if (node->start == root->start) {
-                /* Areas never overlap, so start is unique: root == node. */
-                if (!root->left)
-                        return root->right;
-                if (!root->right)
-                        return root->left;
-                root->right = remove_min(root->right, &succ);
-                succ->left = root->left;
-                succ->right = root->right;
-                return rebalance(succ);
+        if (total <= max) {
+                if (x->level == 0)
+                        leaf_move(to_leaf(x), x->n, to_leaf(y), 0, y->n);
+                else
+                        inner_move(to_inner(x), x->n, to_inner(y), 0, y->n);
+                x->n = (uint16_t)total;
+                free(y);
+                inner_move(p, b, p, b + 1, p->hdr.n - b - 1);
+                p->hdr.n--;
+                (void)inner_set(p, a, x);
+                return;
         }
-        link = node->start < root->start ? &root->left : &root->right;
-        before = aug_of(*link);
-        *link = remove_rec(*link, node);
-        if (aug_same(&before, *link))
-                return root;
-        return rebalance(root);
+        if (x->n > y->n) {
+                unsigned count = x->n - total / 2;
+
+                /* x gives its upper entries to the front of y */
+                if (x->level == 0) {
+                        leaf_move(to_leaf(y), count, to_leaf(y), 0, y->n);
+                        leaf_move(to_leaf(y), 0, to_leaf(x), x->n - count, count);
+                } else {
+                        inner_move(to_inner(y), count, to_inner(y), 0, y->n);
+                        inner_move(to_inner(y), 0, to_inner(x), x->n - count, count);
+                }
+                x->n = (uint16_t)(x->n - count);
+                y->n = (uint16_t)(y->n + count);
+        } else {
+                unsigned count = y->n - total / 2;
+
+                /* y gives its lower entries to the end of x */
+                if (x->level == 0) {
+                        leaf_move(to_leaf(x), x->n, to_leaf(y), 0, count);
+                        leaf_move(to_leaf(y), 0, to_leaf(y), count, y->n - count);
+                } else {
+                        inner_move(to_inner(x), x->n, to_inner(y), 0, count);
+                        inner_move(to_inner(y), 0, to_inner(y), count, y->n - count);
+                }
+                x->n = (uint16_t)(x->n + count);
+                y->n = (uint16_t)(y->n - count);
+        }
+        (void)inner_set(p, a, x);
+        (void)inner_set(p, b, y);
 }
 
 void iova_tree_remove(IovaTree *t, IovaNode *node) {
-        t->root = remove_rec(t->root, node);
-        node->left = node->right = NULL;
+        PathStep path[MAX_DEPTH];
+        IovaTreeNode *x;
+        unsigned depth, pos;
+        bool rightmost = true;
+        Leaf *leaf;
+
+        leaf = descend(t, node->start, path, &depth);
+        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
+        assert(pos < leaf->hdr.n && leaf->area[pos] == node);
+        leaf_move(leaf, pos, leaf, pos + 1, leaf->hdr.n - pos - 1);
+        leaf->hdr.n--;
         t->n--;
+        for (unsigned d = 0; d < depth; d++)
+                rightmost = rightmost && path[d].idx == path[d].node->hdr.n - 1u;
+
+        x = &leaf->hdr;
+        for (unsigned d = depth; d-- > 0;) {
+                Inner *p = path[d].node;
+                bool under;
+
+                /* The last leaf may be short (see node_split) until it empties. */
+                if (x->level == 0)
+                        under = rightmost ? x->n == 0 : x->n < LEAF_MIN;
+                else
+                        under = x->n < INNER_MIN;
+                if (under)
+                        rebalance(p, path[d].idx);
+                else if (!inner_set(p, path[d].idx, x))
+                        break; /* nothing above can change either */
+                x = &p->hdr;
+        }
+
+        x = t->root;
+        if (x->level == 0 && x->n == 0) {
+                free(x);
+                t->root = NULL;
+        } else if (x->level > 0 && x->n == 1) {
+                t->root = to_inner(x)->child[0];
+                free(x);
+        }
 }
 
 IovaNode *iova_tree_first_overlap(const IovaTree *t, uint64_t start, uint64_t last) {
-        IovaNode *n = t->root, *cand = NULL;
+        Leaf *leaf;
+        unsigned pos;
 
-        /* Areas are disjoint and sorted, so their ends are sorted too: find the
-         * lowest area ending at or after start, then check it begins by last. */
-        while (n) {
-                if (n->last >= start) {
-                        cand = n;
-                        n = n->left;
-                } else
-                        n = n->right;
-        }
-        if (cand && cand->start <= last)
-                return cand;
+        if (!t->root)
+                return NULL;
+        /* The lowest area ending at or after start is the only candidate. */
+        leaf = descend(t, start, NULL, NULL);
+        pos = lower_bound(leaf->last, leaf->hdr.n, start);
+        if (pos < leaf->hdr.n && leaf->start[pos] <= last)
+                return leaf->area[pos];
         return NULL;
 }
 
@@ -203,24 +432,19 @@ IovaNode *iova_tree_find(const IovaTree *t, uint64_t iova) {
 }
 
 IovaNode *iova_tree_first(const IovaTree *t) {
-        IovaNode *n = t->root;
+        IovaTreeNode *x = t->root;
 
-        while (n && n->left)
-                n = n->left;
-        return n;
+        if (!x)
+                return NULL;
+        while (x->level > 0)
+                x = to_inner(x)->child[0];
+        return to_leaf(x)->area[0];
 }
 
 IovaNode *iova_tree_next(const IovaTree *t, const IovaNode *node) {
-        IovaNode *n = t->root, *cand = NULL;
-
-        while (n) {
-                if (n->start > node->start) {
-                        cand = n;
-                        n = n->left;
-                } else
-                        n = n->right;
-        }
-        return cand;
+        if (node->last == UINT64_MAX)
+                return NULL;
+        return iova_tree_first_overlap(t, node->last + 1, UINT64_MAX);
 }
 
 typedef struct HoleSearch {
@@ -257,40 +481,49 @@ static void cursor_after(HoleSearch *s, uint64_t last) {
                 s->cursor = last + 1;
 }
 
-static void search_rec(HoleSearch *s, const IovaNode *n) {
-        if (!n || s->done || !s->cursor_valid)
-                return;
-
-        /* Every hole this subtree closes lies below lo. */
-        if (n->subtree_last < s->lo) {
-                cursor_after(s, n->subtree_last);
-                return;
+/*
+ * Visits a span [first, last] whose inner holes are at most gap bytes:
+ * one area (child NULL, gap 0) or a subtree.  Returns whether the caller
+ * must descend into the subtree.
+ */
+static bool search_span(HoleSearch *s, uint64_t first, uint64_t last, uint64_t gap,
+                        bool is_subtree) {
+        /* Every hole this span closes lies below lo. */
+        if (last < s->lo) {
+                cursor_after(s, last);
+                return false;
         }
         if (s->cursor > s->hi) {
                 s->done = true; /* nothing further can start inside [lo, hi] */
-                return;
+                return false;
         }
-        /* Only the hole before the subtree can matter: it starts past hi, or its
+        if (is_subtree && first <= s->hi && gap >= s->length)
+                return true;
+        /* Only the hole before the span can matter: it starts past hi, or its
          * inner holes are all too small. */
-        if (n->subtree_first > s->hi || n->max_gap < s->length) {
-                if (s->cursor < n->subtree_first)
-                        hole_try(s, s->cursor, n->subtree_first - 1);
-                if (n->subtree_first > s->hi)
-                        s->done = true;
-                if (!s->done)
-                        cursor_after(s, n->subtree_last);
+        if (s->cursor < first)
+                hole_try(s, s->cursor, first - 1);
+        if (first > s->hi)
+                s->done = true;
+        if (!s->done)
+                cursor_after(s, last);
+        return false;
+}
+
+static void search_node(HoleSearch *s, IovaTreeNode *x) {
+        if (x->level == 0) {
+                Leaf *l = to_leaf(x);
+
+                for (unsigned i = 0; i < l->hdr.n && !s->done && s->cursor_valid; i++)
+                        (void)search_span(s, l->start[i], l->last[i], 0, false);
                 return;
         }
 
-        search_rec(s, n->left);
-        if (s->done || !s->cursor_valid)
-                return;
-        if (s->cursor < n->start)
-                hole_try(s, s->cursor, n->start - 1);
-        if (s->done)
-                return;
-        cursor_after(s, n->last);
-        search_rec(s, n->right);
+        Inner *in = to_inner(x);
+
+        for (unsigned i = 0; i < in->hdr.n && !s->done && s->cursor_valid; i++)
+                if (search_span(s, in->first[i], in->last[i], in->gap[i], true))
+                        search_node(s, in->child[i]);
 }
 
 int iova_tree_find_hole(const IovaTree *t, uint64_t lo, uint64_t hi, uint64_t length,
@@ -303,7 +536,8 @@ int iova_tree_find_hole(const IovaTree *t, uint64_t lo, uint64_t hi, uint64_t le
         if (length == 0 || lo > hi)
                 return -ENOSPC;
 
-        search_rec(&s, t->root);
+        if (t->root)
+                search_node(&s, t->root);
         if (!s.done && s.cursor_valid)
                 hole_try(&s, s.cursor, UINT64_MAX);
         if (!s.found)
@@ -312,63 +546,98 @@ int iova_tree_find_hole(const IovaTree *t, uint64_t lo, uint64_t hi, uint64_t le
         return 0;
 }
 
-static bool check_rec(const IovaNode *n, const IovaNode **prev) {
-        IovaNode copy;
+typedef struct Check {
+        const IovaNode *prev;
+        size_t count;
+        unsigned leaf_level_seen; /* every leaf at the same depth */
+        bool ok;
+} Check;
 
-        if (!n)
-                return true;
-        if (!check_rec(n->left, prev))
-                return false;
-        if (n->start > n->last)
-                return false;
-        if (*prev && (*prev)->last >= n->start)
-                return false;
-        *prev = n;
-        if (!check_rec(n->right, prev))
-                return false;
+static void check_node(Check *c, IovaTreeNode *x, unsigned level, bool is_root, bool rightmost) {
+        if (!c->ok)
+                return;
+        if (x->level != level || x->n == 0) {
+                c->ok = false;
+                return;
+        }
+        if (x->level == 0) {
+                Leaf *l = to_leaf(x);
 
-        copy = *n;
-        update(&copy);
-        if (copy.height != n->height || copy.subtree_first != n->subtree_first ||
-            copy.subtree_last != n->subtree_last || copy.max_gap != n->max_gap)
-                return false;
-        return height(n->left) - height(n->right) <= 1 && height(n->right) - height(n->left) <= 1;
+                if (x->n > LEAF_MAX || (!is_root && !rightmost && x->n < LEAF_MIN)) {
+                        c->ok = false;
+                        return;
+                }
+                for (unsigned i = 0; i < x->n; i++) {
+                        const IovaNode *a = l->area[i];
+
+                        if (!a || a->start != l->start[i] || a->last != l->last[i] ||
+                            a->start > a->last || (c->prev && c->prev->last >= a->start)) {
+                                c->ok = false;
+                                return;
+                        }
+                        c->prev = a;
+                        c->count++;
+                }
+                return;
+        }
+
+        Inner *in = to_inner(x);
+
+        if (x->n > INNER_MAX || x->n < (is_root ? 2 : INNER_MIN)) {
+                c->ok = false;
+                return;
+        }
+        for (unsigned i = 0; i < x->n && c->ok; i++) {
+                Summary s;
+
+                check_node(c, in->child[i], level - 1, false, rightmost && i == x->n - 1u);
+                if (!c->ok)
+                        return;
+                s = summarize(in->child[i]);
+                if (s.first != in->first[i] || s.last != in->last[i] || s.gap != in->gap[i])
+                        c->ok = false;
+        }
 }
 
 bool iova_tree_check(const IovaTree *t) {
-        const IovaNode *prev = NULL;
+        Check c = { .ok = true };
 
-        return check_rec(t->root, &prev);
+        if (!t->root)
+                return t->n == 0;
+        check_node(&c, t->root, t->root->level, true, true);
+        return c.ok && c.count == t->n;
 }
 
-static void foreach_rec(IovaNode *n, void (*fn)(IovaNode *n, void *userdata), void *userdata) {
-        if (!n)
+static void foreach_node(IovaTreeNode *x, void (*fn)(IovaNode *n, void *userdata),
+                         void *userdata) {
+        if (x->level == 0) {
+                for (unsigned i = 0; i < x->n; i++)
+                        fn(to_leaf(x)->area[i], userdata);
                 return;
-        foreach_rec(n->left, fn, userdata);
-        fn(n, userdata);
-        foreach_rec(n->right, fn, userdata);
+        }
+        for (unsigned i = 0; i < x->n; i++)
+                foreach_node(to_inner(x)->child[i], fn, userdata);
 }
 
 void iova_tree_foreach(const IovaTree *t, void (*fn)(IovaNode *n, void *userdata), void *userdata) {
-        foreach_rec(t->root, fn, userdata);
+        if (t->root)
+                foreach_node(t->root, fn, userdata);
 }
 
-static void clear_rec(IovaNode *n, void (*fn)(IovaNode *n, void *userdata), void *userdata) {
-        IovaNode *l, *r;
-
-        if (!n)
-                return;
-        l = n->left;
-        r = n->right;
-        clear_rec(l, fn, userdata);
-        clear_rec(r, fn, userdata);
-        n->left = n->right = NULL;
-        if (fn)
-                fn(n, userdata);
+static void clear_node(IovaTreeNode *x, void (*fn)(IovaNode *n, void *userdata), void *userdata) {
+        if (x->level == 0) {
+                if (fn)
+                        for (unsigned i = 0; i < x->n; i++)
+                                fn(to_leaf(x)->area[i], userdata);
+        } else
+                for (unsigned i = 0; i < x->n; i++)
+                        clear_node(to_inner(x)->child[i], fn, userdata);
+        free(x);
 }
 
 void iova_tree_clear(IovaTree *t, void (*fn)(IovaNode *n, void *userdata), void *userdata) {
-        clear_rec(t->root, fn, userdata);
+        if (t->root)
+                clear_node(t->root, fn, userdata);
         t->root = NULL;
         t->n = 0;
 }

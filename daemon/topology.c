@@ -35,10 +35,14 @@ typedef struct TopologyPrivate {
         size_t n_by_cdev;
 } TopologyPrivate;
 
-/* A device's "iommu" link name, kept until the instances are read and it can be resolved. */
+/*
+ * A device's directory, kept until the IOMMU instances are read: the
+ * instances' device lists name the IOMMU of almost every device, and only
+ * a device none of them lists has its own "iommu" link read.
+ */
 typedef struct PendingIommuLink {
         TopoDevice *device;
-        char *name;
+        char *dev_path;
 } PendingIommuLink;
 
 typedef struct Loader {
@@ -47,6 +51,9 @@ typedef struct Loader {
         size_t allocated_groups, allocated_devices, allocated_problems, allocated_iommus;
         PendingIommuLink *links;
         size_t n_links, allocated_links;
+        /* Driver directories already found to exist: hosts have few drivers and many devices. */
+        char *seen_targets[32];
+        size_t n_seen_targets;
 } Loader;
 
 static const char *const region_type_names[_REGION_TYPE_MAX] = {
@@ -261,6 +268,13 @@ static int openat_beneath(int dir_fd, const char *path, int flags, bool allow_sy
         static bool have_openat2 = true;
         int fd;
 
+        /* One component that is not a symlink cannot leave dir_fd: plain openat() with
+         * O_NOFOLLOW says the same as RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS. */
+        if (!allow_symlinks && !strchr(path, '/') && !streq(path, "..")) {
+                fd = openat(dir_fd, path, flags | O_CLOEXEC | O_NOFOLLOW);
+                return fd >= 0 ? fd : -errno;
+        }
+
         if (have_openat2) {
                 struct open_how how = {
                         .flags = (uint64_t)(flags | O_CLOEXEC),
@@ -360,7 +374,8 @@ static int read_attr(int dir_fd, const char *name, char *buf, size_t size) {
         if (fd < 0)
                 return fd;
         for (;;) {
-                ssize_t n = read(fd, buf + len, size - 1 - len);
+                size_t want = size - 1 - len;
+                ssize_t n = read(fd, buf + len, want);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -371,6 +386,10 @@ static int read_attr(int dir_fd, const char *name, char *buf, size_t size) {
                 len += (size_t)n;
                 if (len >= size - 1)
                         return -EFBIG;
+                /* sysfs hands out a whole attribute at once and a regular file only reads
+                 * short at its end: a short read is the end, which saves a read() per file. */
+                if ((size_t)n < want)
+                        break;
         }
         buf[len] = '\0';
         return (int)len;
@@ -550,10 +569,22 @@ static void device_read_link_name(Loader *l, int dev_fd, const char *dev_path, c
         if (r < 0)
                 goto fail;
         if (check_target) {
-                _cleanup_close_ int fd = openat_beneath(l->root_fd, resolved, O_PATH, true);
-                if (fd < 0) {
-                        r = problem_add(l, path, 0, "symlink target '%s' does not exist", target);
-                        goto fail;
+                bool seen = false;
+
+                for (size_t i = 0; i < l->n_seen_targets && !seen; i++)
+                        seen = streq(l->seen_targets[i], resolved);
+                if (!seen) {
+                        _cleanup_close_ int fd = openat_beneath(l->root_fd, resolved, O_PATH, true);
+                        if (fd < 0) {
+                                r = problem_add(l, path, 0, "symlink target '%s' does not exist",
+                                                target);
+                                goto fail;
+                        }
+                        if (l->n_seen_targets < ELEMENTSOF(l->seen_targets)) {
+                                l->seen_targets[l->n_seen_targets] = strdup(resolved);
+                                if (l->seen_targets[l->n_seen_targets])
+                                        l->n_seen_targets++;
+                        }
                 }
         }
 
@@ -571,6 +602,145 @@ fail:
         if (r < 0)
                 *oom = r;
         *broken = true;
+}
+
+/* Parses exactly n hex digits (either case) at s. */
+static bool parse_hex_digits(const char *s, size_t n, uint32_t *ret) {
+        uint32_t v = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                int c = (unsigned char)s[i];
+
+                if (!isxdigit(c))
+                        return false;
+                v = (v << 4) | (uint32_t)(isdigit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
+        }
+        *ret = v;
+        return true;
+}
+
+/* "VVVV:DDDD", as the kernel prints PCI_ID and PCI_SUBSYS_ID. */
+static bool parse_id_pair(const char *s, size_t n, uint16_t *ret_a, uint16_t *ret_b) {
+        uint32_t a, b;
+
+        if (n != 9 || s[4] != ':' || !parse_hex_digits(s, 4, &a) || !parse_hex_digits(s + 5, 4, &b))
+                return false;
+        *ret_a = (uint16_t)a;
+        *ret_b = (uint16_t)b;
+        return true;
+}
+
+/* What a PCI device's uevent said; each field is used only when it was read cleanly. */
+typedef struct Uevent {
+        bool have_class, have_id, have_subsys;
+        bool complete; /* read whole with no bad line: the absence of DRIVER= means unbound */
+        uint32_t class;
+        uint16_t vendor, device, subsystem_vendor, subsystem_device;
+        char *driver;
+} Uevent;
+
+/*
+ * Reads the uevent file the kernel's PCI core writes for every device
+ * ("DRIVER=", "PCI_CLASS=%04X", "PCI_ID=%04X:%04X", "PCI_SUBSYS_ID=%04X:%04X",
+ * "PCI_SLOT_NAME=", "MODALIAS=", one per line): one open and read instead of
+ * five attribute files and the driver link.  A missing file is not a
+ * problem; a garbled or truncated line is, naming the line, and whatever it
+ * should have said is read from the attribute files instead.
+ */
+static void device_read_uevent(Loader *l, int dev_fd, const char *dev_path, const TopoDevice *d,
+                               Uevent *u, int *oom) {
+        char buf[ATTR_MAX], path[PATH_MAX];
+        const char *p, *end;
+        unsigned line = 0;
+        bool bad = false, slot_ok = false;
+        int r;
+
+        r = read_attr(dev_fd, "uevent", buf, sizeof(buf));
+        if (r == -ENOENT)
+                return;
+        path_join(path, sizeof(path), dev_path, "uevent");
+        if (r < 0) {
+                problem_errno(l, path, r, oom);
+                return;
+        }
+
+        for (p = buf, end = buf + r; p < end && !bad; p++) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p)), *eq, *v;
+                size_t n, kn, vn;
+
+                line++;
+                if (!nl) {
+                        r = problem_add(l, path, line, "truncated line: no newline at its end, "
+                                        "reading the attribute files instead");
+                        bad = true;
+                        break;
+                }
+                n = (size_t)(nl - p);
+                eq = memchr(p, '=', n);
+                if (!eq) {
+                        r = problem_add(l, path, line, "expected KEY=VALUE, got '%.*s', reading "
+                                        "the attribute files instead", (int)MIN(n, 64), p);
+                        bad = true;
+                        break;
+                }
+                kn = (size_t)(eq - p);
+                v = eq + 1;
+                vn = n - kn - 1;
+                if (kn == 6 && strneq(p, "DRIVER", kn)) {
+                        if (vn == 0 || vn > NAME_MAX || memchr(v, '/', vn)) {
+                                r = problem_add(l, path, line, "expected a driver name, got "
+                                                "'%.*s', reading the driver link instead",
+                                                (int)MIN(vn, 64), v);
+                                bad = true;
+                        } else if (!u->driver && !(u->driver = strndup(v, vn)))
+                                *oom = -ENOMEM;
+                } else if (kn == 9 && strneq(p, "PCI_CLASS", kn)) {
+                        u->have_class = vn >= 4 && vn <= 6 && parse_hex_digits(v, vn, &u->class);
+                        if (!u->have_class) {
+                                r = problem_add(l, path, line, "expected PCI_CLASS=CCCCCC, got "
+                                                "'%.*s', reading the attribute files instead",
+                                                (int)MIN(vn, 64), v);
+                                bad = true;
+                        }
+                } else if (kn == 6 && strneq(p, "PCI_ID", kn)) {
+                        u->have_id = parse_id_pair(v, vn, &u->vendor, &u->device);
+                        if (!u->have_id) {
+                                r = problem_add(l, path, line, "expected PCI_ID=VVVV:DDDD, got "
+                                                "'%.*s', reading the attribute files instead",
+                                                (int)MIN(vn, 64), v);
+                                bad = true;
+                        }
+                } else if (kn == 13 && strneq(p, "PCI_SUBSYS_ID", kn)) {
+                        u->have_subsys = parse_id_pair(v, vn, &u->subsystem_vendor,
+                                                       &u->subsystem_device);
+                        if (!u->have_subsys) {
+                                r = problem_add(l, path, line, "expected PCI_SUBSYS_ID=SSSS:ssss, "
+                                                "got '%.*s', reading the attribute files instead",
+                                                (int)MIN(vn, 64), v);
+                                bad = true;
+                        }
+                } else if (kn == 13 && strneq(p, "PCI_SLOT_NAME", kn)) {
+                        slot_ok = vn == strlen(d->name) && strneq(v, d->name, vn);
+                        if (!slot_ok) {
+                                r = problem_add(l, path, line, "PCI_SLOT_NAME '%.*s' is not this "
+                                                "device, reading the attribute files instead",
+                                                (int)MIN(vn, 64), v);
+                                bad = true;
+                        }
+                }
+                p = nl;
+        }
+        if (bad && r < 0)
+                *oom = r;
+        /* A damaged file is trusted for nothing, and one without this device's slot name
+         * may be another device's. */
+        if (bad || !slot_ok)
+                u->have_class = u->have_id = u->have_subsys = false;
+        u->complete = u->have_class && u->have_id && u->have_subsys;
+        if (!u->complete) {
+                free(u->driver);
+                u->driver = NULL;
+        }
 }
 
 static void device_read_cdev(Loader *l, int dev_fd, const char *dev_path, TopoDevice *d,
@@ -649,9 +819,10 @@ static void device_read_cdev(Loader *l, int dev_fd, const char *dev_path, TopoDe
  */
 static int device_load(Loader *l, int group_devices_fd, const char *group_devices_path,
                        const char *name, TopoDevice **ret, bool *broken) {
-        _cleanup_free_ char *target = NULL, *dev_path = NULL, *iommu_name = NULL;
+        _cleanup_free_ char *target = NULL, *dev_path = NULL;
         _cleanup_close_ int dev_fd = -EBADF;
         char link_path[PATH_MAX];
+        bool driver_known = false;
         int r, oom = 0;
 
         TopoDevice *d = calloc(1, sizeof(*d));
@@ -695,37 +866,65 @@ static int device_load(Loader *l, int group_devices_fd, const char *group_device
         }
 
         if (d->is_pci) {
+                Uevent u = {};
                 uint32_t v;
 
-                v = 0, device_read_hex(l, dev_fd, dev_path, "vendor", 0xffff, &v, broken, &oom);
-                d->vendor = (uint16_t)v;
-                v = 0, device_read_hex(l, dev_fd, dev_path, "device", 0xffff, &v, broken, &oom);
-                d->device = (uint16_t)v;
-                v = 0, device_read_hex(l, dev_fd, dev_path, "subsystem_vendor", 0xffff, &v, broken,
-                                       &oom);
-                d->subsystem_vendor = (uint16_t)v;
-                v = 0, device_read_hex(l, dev_fd, dev_path, "subsystem_device", 0xffff, &v, broken,
-                                       &oom);
-                d->subsystem_device = (uint16_t)v;
-                device_read_hex(l, dev_fd, dev_path, "class", 0xffffff, &d->class, broken, &oom);
+                device_read_uevent(l, dev_fd, dev_path, d, &u, &oom);
+                if (u.have_id) {
+                        d->vendor = u.vendor;
+                        d->device = u.device;
+                } else {
+                        v = 0, device_read_hex(l, dev_fd, dev_path, "vendor", 0xffff, &v, broken,
+                                               &oom);
+                        d->vendor = (uint16_t)v;
+                        v = 0, device_read_hex(l, dev_fd, dev_path, "device", 0xffff, &v, broken,
+                                               &oom);
+                        d->device = (uint16_t)v;
+                }
+                if (u.have_subsys) {
+                        d->subsystem_vendor = u.subsystem_vendor;
+                        d->subsystem_device = u.subsystem_device;
+                } else {
+                        v = 0, device_read_hex(l, dev_fd, dev_path, "subsystem_vendor", 0xffff,
+                                               &v, broken, &oom);
+                        d->subsystem_vendor = (uint16_t)v;
+                        v = 0, device_read_hex(l, dev_fd, dev_path, "subsystem_device", 0xffff,
+                                               &v, broken, &oom);
+                        d->subsystem_device = (uint16_t)v;
+                }
+                if (u.have_class)
+                        d->class = u.class;
+                else
+                        device_read_hex(l, dev_fd, dev_path, "class", 0xffffff, &d->class, broken,
+                                        &oom);
+                /* A complete uevent names the driver, or by leaving DRIVER= out says there
+                 * is none. */
+                driver_known = u.complete;
+                d->driver = TAKE_PTR(u.driver);
         }
         device_read_numa(l, dev_fd, dev_path, d, broken, &oom);
-        device_read_link_name(l, dev_fd, dev_path, "driver", true, &d->driver, broken, &oom);
-        /* The iommu link is only used for its name, matched against class/iommu. */
-        device_read_link_name(l, dev_fd, dev_path, "iommu", false, &iommu_name, broken, &oom);
-        device_read_cdev(l, dev_fd, dev_path, d, broken, &oom);
+        if (!driver_known) {
+                bool link_broken = false;
+
+                device_read_link_name(l, dev_fd, dev_path, "driver", true, &d->driver,
+                                      &link_broken, &oom);
+                driver_known = !link_broken;
+                *broken = *broken || link_broken;
+        }
+        /* Only VFIO drivers (vfio-pci, its variants, vfio-platform) create a vfio cdev. */
+        if (!driver_known || (d->driver && strstr(d->driver, "vfio")))
+                device_read_cdev(l, dev_fd, dev_path, d, broken, &oom);
         if (oom < 0) {
                 r = oom;
                 goto oom;
         }
-        if (iommu_name) {
-                if (!grow((void **)&l->links, &l->allocated_links, l->n_links + 1,
-                          sizeof(*l->links))) {
-                        r = -ENOMEM;
-                        goto oom;
-                }
-                l->links[l->n_links++] = (PendingIommuLink){ d, TAKE_PTR(iommu_name) };
+        /* The IOMMU is named by the instances' device lists, read later: keep where the
+         * device lives in case none lists it. */
+        if (!grow((void **)&l->links, &l->allocated_links, l->n_links + 1, sizeof(*l->links))) {
+                r = -ENOMEM;
+                goto oom;
         }
+        l->links[l->n_links++] = (PendingIommuLink){ d, TAKE_PTR(dev_path) };
         *ret = d;
         return 0;
 
@@ -885,7 +1084,7 @@ static int group_read_devices(Loader *l, int group_fd, const char *group_path, T
                 if (r < 0) {
                         /* d may already be in l->links: drop that entry with it. */
                         if (l->n_links > 0 && l->links[l->n_links - 1].device == d)
-                                free(l->links[--l->n_links].name);
+                                free(l->links[--l->n_links].dev_path);
                         topo_device_free(d);
                         break;
                 }
@@ -1113,6 +1312,25 @@ static int cdev_cmp(const void *a, const void *b) {
         return 0;
 }
 
+static int device_read_iommu_link(Loader *l, TopoDevice *d, const char *dev_path) {
+        _cleanup_free_ char *name = NULL;
+        _cleanup_close_ int dev_fd = -EBADF;
+        bool broken = false;
+        int oom = 0;
+
+        dev_fd = openat_beneath(l->root_fd, dev_path, O_PATH | O_DIRECTORY, true);
+        if (dev_fd < 0)
+                return dev_fd == -ENOMEM ? dev_fd : 0; /* reported when the device was read */
+        device_read_link_name(l, dev_fd, dev_path, "iommu", false, &name, &broken, &oom);
+        if (oom < 0)
+                return oom;
+        if (broken && d->group)
+                d->group->broken = true;
+        if (name)
+                d->iommu = topology_find_iommu(&l->tp->pub, name);
+        return 0;
+}
+
 static int topology_finish(Loader *l) {
         TopologyPrivate *tp = l->tp;
         Topology *t = &tp->pub;
@@ -1142,13 +1360,25 @@ static int topology_finish(Loader *l) {
         if (t->n_iommus > 1)
                 qsort(t->iommus, t->n_iommus, sizeof(*t->iommus), iommu_ptr_cmp);
 
-        /* The device's own iommu link wins; the class/iommu lists fill the gaps. */
-        for (size_t i = 0; i < l->n_links; i++)
-                l->links[i].device->iommu = topology_find_iommu(t, l->links[i].name);
+        /*
+         * The kernel links a device to its IOMMU and lists it under the IOMMU's devices in
+         * one step, so the lists answer for every device and no per-device link needs
+         * reading.  A device no list names (a hand-made or damaged tree) falls back to its
+         * own iommu link.
+         */
         for (size_t i = 0; i < t->n_iommus; i++)
                 for (size_t j = 0; j < t->iommus[i]->n_devices; j++)
                         if (!t->iommus[i]->devices[j]->iommu)
                                 t->iommus[i]->devices[j]->iommu = t->iommus[i];
+        for (size_t i = 0; i < l->n_links; i++) {
+                TopoDevice *d = l->links[i].device;
+
+                if (d->iommu || !l->links[i].dev_path)
+                        continue;
+                r = device_read_iommu_link(l, d, l->links[i].dev_path);
+                if (r < 0)
+                        return r;
+        }
 
         for (size_t i = 0; i < t->n_devices; i++)
                 if (t->devices[i]->has_cdev)
@@ -1221,8 +1451,10 @@ int topology_load(Topology **ret, int sysfs_root_fd, Error *err) {
         if (r >= 0)
                 r = topology_finish(&l);
         for (size_t i = 0; i < l.n_links; i++)
-                free(l.links[i].name);
+                free(l.links[i].dev_path);
         free(l.links);
+        for (size_t i = 0; i < l.n_seen_targets; i++)
+                free(l.seen_targets[i]);
         if (r < 0)
                 return error_set(err, r, "cannot load the topology: %s", strerror(-r));
 

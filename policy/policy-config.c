@@ -1789,7 +1789,8 @@ static int dropins_collect(DropIn **list, size_t *n, const char *dir, int dirfd,
         }
         if (errno != 0)
                 return diagnostics_addf(diags, dir, 0, 0, "", "cannot list directory: %m") ?: -EINVAL;
-        qsort(*list + first, *n - first, sizeof(DropIn), dropin_compare);
+        if (*n > first)
+                qsort(*list + first, *n - first, sizeof(DropIn), dropin_compare);
         return 0;
 }
 

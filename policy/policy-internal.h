@@ -19,6 +19,7 @@
  */
 typedef enum GlobKind {
         GLOB_EXACT,              /* no metacharacters */
+        GLOB_PREFIX,             /* a literal prefix and one trailing '*': "0000:65:*" */
         GLOB_SIMPLE,             /* only '*' and '?' */
         GLOB_FNMATCH,            /* brackets or backslashes */
 } GlobKind;

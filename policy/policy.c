@@ -53,6 +53,8 @@ const char *policy_verdict_to_string(PolicyVerdict v) {
 GlobKind policy_glob_kind(const char *pattern) {
         if (strpbrk(pattern, "[\\"))
                 return GLOB_FNMATCH;
+        if (strpbrk(pattern, "*?") == pattern + strlen(pattern) - 1 && pattern[strlen(pattern) - 1] == '*')
+                return GLOB_PREFIX;
         if (strpbrk(pattern, "*?"))
                 return GLOB_SIMPLE;
         return GLOB_EXACT;
@@ -69,6 +71,12 @@ bool policy_glob_match(const char *pattern, GlobKind kind, const char *s, bool c
                 return fnmatch(pattern, s, casefold ? FNM_CASEFOLD : 0) == 0;
         if (kind == GLOB_EXACT)
                 return casefold ? strcasecmp(pattern, s) == 0 : streq(pattern, s);
+        if (kind == GLOB_PREFIX) {
+                /* Everything but the final '*'. */
+                size_t n = strlen(pattern) - 1;
+
+                return casefold ? strncasecmp(pattern, s, n) == 0 : strneq(pattern, s, n);
+        }
 
         /* '*' and '?' only: backtrack to the last star, which is linear enough here. */
         while (*s) {
@@ -174,14 +182,6 @@ static bool driver_is_vfio(const char *driver) {
         return driver && strneq(driver, "vfio", 4);
 }
 
-/*
- * PCI-to-PCI bridges (0x0604xx) and semi-transparent bridges (0x0609xx) sit in
- * groups with their children and are managed by pcieport, which tells the
- * kernel it never does DMA for itself; they do not spoil viability.
- */
-static bool device_is_bridge(const TopoDevice *d) {
-        return d->is_pci && ((d->class >> 8) == 0x0604 || (d->class >> 8) == 0x0609);
-}
 
 /* ---- steps ---------------------------------------------------------------------------- */
 
@@ -403,7 +403,7 @@ static int step_group(const TopoDevice *d, Reasons *s) {
                         continue;
                 n_others++;
                 if (!m->driver || driver_is_vfio(m->driver) || streq(m->driver, "pci-stub") ||
-                    device_is_bridge(m))
+                    topo_device_is_bridge(m))
                         continue;
                 r = asprintf(&joined, "%s%s%s is bound to host driver %s", bad ?: "", bad ? ", " : "",
                              dev_name(m), m->driver);
@@ -528,18 +528,25 @@ static void principal_describe_full(const Principal *pr, char *buf, size_t size)
                 snprintf(buf + n, size - n, ")");
 }
 
+/*
+ * Also computes the principal's device quota on the way (the largest among the
+ * grants that name it, as policy_quotas() does), so that the quota step does
+ * not match every grant against the principal a second time.
+ */
 static int step_principal(const Policy *p, const TopoDevice *d, const Principal *pr,
-                          Reasons *s, char **ret_pool) {
-        const PolicyGrant *named = NULL;
+                          Reasons *s, char **ret_pool, uint64_t *ret_device_quota) {
+        const PolicyGrant *named = NULL, *granted = NULL;
+        const PrincipalMatcher *granted_pm = NULL;
+        const PolicyPool *pool = NULL;
+        const DeviceMatcher *dm = NULL;
+        uint64_t quota = 0;
         size_t n_named = 0;
         char who[256];
 
-        principal_describe(pr, who, sizeof(who));
         for (size_t i = 0; i < p->n_grants; i++) {
                 const PolicyGrant *g = p->grants[i];
                 const PrincipalMatcher *pm;
-                const PolicyPool *pool;
-                const DeviceMatcher *dm;
+                uint64_t q;
 
                 pm = grant_match_principal(g, pr);
                 if (!pm)
@@ -547,20 +554,29 @@ static int step_principal(const Policy *p, const TopoDevice *d, const Principal 
                 if (!named)
                         named = g;
                 n_named++;
-                if (!grant_covers(g, d, &pool, &dm))
-                        continue;
-                if (pool) {
-                        *ret_pool = strdup(pool->name);
-                        if (!*ret_pool)
-                                return -ENOMEM;
-                        return step_concat(s, POLICY_PASS, who, " is granted ", dev_name(d),
-                                           " by grant '", g->name, "' (", pm->description,
-                                           ") through pool '", pool->name, "' (", dm->description,
-                                           ")", NULL);
+                q = g->quotas.set & (1u << QUOTA_DEVICES) ? g->quotas.v[QUOTA_DEVICES]
+                                                          : p->default_quotas[QUOTA_DEVICES];
+                quota = MAX(quota, q);
+                if (!granted && grant_covers(g, d, &pool, &dm)) {
+                        granted = g;
+                        granted_pm = pm;
                 }
-                return step_concat(s, POLICY_PASS, who, " is granted ", dev_name(d), " by grant '",
-                                   g->name, "' (", pm->description, ") for ", dm->description, NULL);
         }
+        *ret_device_quota = quota;
+
+        principal_describe(pr, who, sizeof(who));
+        if (granted && pool) {
+                *ret_pool = strdup(pool->name);
+                if (!*ret_pool)
+                        return -ENOMEM;
+                return step_concat(s, POLICY_PASS, who, " is granted ", dev_name(d), " by grant '",
+                                   granted->name, "' (", granted_pm->description, ") through pool '",
+                                   pool->name, "' (", dm->description, ")", NULL);
+        }
+        if (granted)
+                return step_concat(s, POLICY_PASS, who, " is granted ", dev_name(d), " by grant '",
+                                   granted->name, "' (", granted_pm->description, ") for ",
+                                   dm->description, NULL);
         if (named)
                 return step_set(s, POLICY_FAIL,
                                 "%s is named by grant '%s'%s, but no grant gives it %s", who,
@@ -572,6 +588,7 @@ static int step_principal(const Policy *p, const TopoDevice *d, const Principal 
 int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                   const Principal *principal, const PolicyRuntime *rt, PolicyDecision *ret) {
         PolicyDecision dec = { .n_steps = _POLICY_STEP_MAX };
+        uint64_t device_quota = 0;
         Reasons R;
         char *block;
         int r;
@@ -598,7 +615,8 @@ int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                 if (r >= 0)
                         r = step_concat(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP, why, NULL);
         } else if (r >= 0) {
-                r = step_principal(p, d, principal, reasons_at(&R, POLICY_STEP_PRINCIPAL), &dec.pool);
+                r = step_principal(p, d, principal, reasons_at(&R, POLICY_STEP_PRINCIPAL), &dec.pool,
+                                   &device_quota);
 
                 if (r >= 0) {
                         const char *holder;
@@ -615,7 +633,6 @@ int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                 }
 
                 if (r >= 0) {
-                        PolicyQuotas q;
 
                         if (R.verdict[POLICY_STEP_PRINCIPAL] != POLICY_PASS)
                                 r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP,
@@ -623,21 +640,20 @@ int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                         else if (!rt || !rt->usage)
                                 r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP, "no usage given");
                         else {
-                                policy_quotas(p, principal, &q);
-                                if (q.devices == UINT64_MAX)
+                                if (device_quota == UINT64_MAX)
                                         r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_PASS,
                                                      "no device quota (%" PRIu64 " in use)",
                                                      rt->usage->devices);
-                                else if (rt->usage->devices >= q.devices)
+                                else if (rt->usage->devices >= device_quota)
                                         r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_FAIL,
                                                      "device quota %" PRIu64 " reached (%" PRIu64 " in use)",
-                                                     q.devices, rt->usage->devices);
+                                                     device_quota, rt->usage->devices);
                                 else {
                                         char used[24], limit[24];
 
                                         r = step_concat(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_PASS,
                                                         fmt_u(used, rt->usage->devices), " of ",
-                                                        fmt_u(limit, q.devices), " devices in use",
+                                                        fmt_u(limit, device_quota), " devices in use",
                                                         NULL);
                                 }
                         }

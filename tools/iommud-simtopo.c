@@ -9,9 +9,11 @@
  */
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -30,7 +32,8 @@ static int usage(FILE *f) {
 static int show(const char *name) {
         _cleanup_(simtopo_freep) SimTopology *st = NULL;
         _cleanup_(topology_freep) Topology *t = NULL;
-        char tmp[] = "/tmp/iommud-simtopo-XXXXXX", sys[sizeof(tmp) + 8];
+        const char *base = getenv("TMPDIR");
+        char tmp[PATH_MAX], sys[PATH_MAX + 8];
         json_object *j = NULL;
         Error err = ERROR_INIT;
         int r;
@@ -40,6 +43,10 @@ static int show(const char *name) {
                 fprintf(stderr, "iommud-simtopo: %s\n", error_message(&err));
                 return 1;
         }
+        /* tmpfs keeps materializing thousands of small files cheap. */
+        if (!base || !base[0])
+                base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(tmp, sizeof(tmp), "%s/iommud-simtopo-XXXXXX", base);
         if (!mkdtemp(tmp)) {
                 fprintf(stderr, "iommud-simtopo: cannot create a temporary directory: %m\n");
                 return 1;

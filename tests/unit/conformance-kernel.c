@@ -7,6 +7,8 @@
  *                       kernel responder over the simulated backend, so every
  *                       conformance test also runs through the real ABI
  *                       structures, size rules and errno mapping;
+ *   "kernel-responder-mmap"  the same as a kernel without IOMMU_IOAS_MAP_FILE:
+ *                       memory fds take the mmap + IOMMU_IOAS_MAP fallback;
  *   "kernel"            backend-kernel on this host's /dev/iommu, with a VFIO
  *                       device cdev (IOMMUD_TEST_VFIO_DEVICE=<BDF>, else the
  *                       first one sysfs lists).  Skipped, with the reason,
@@ -16,13 +18,19 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmocka.h>
+
 #include "backend-kernel.h"
 #include "conformance.h"
+#include "iommufd-abi.h"
 #include "kernel-responder.h"
 #include "macros.h"
 
@@ -52,7 +60,7 @@ static void responder_data_free(ResponderFactoryData *d) {
         free(d);
 }
 
-static int responder_setup(ConfEnv *env) {
+static int responder_setup_full(ConfEnv *env, bool map_file) {
         BackendKernelConfig cfg = BACKEND_KERNEL_CONFIG_INIT;
         ResponderFactoryData *d = calloc(1, sizeof(*d));
         char path[128];
@@ -89,6 +97,8 @@ static int responder_setup(ConfEnv *env) {
                 responder_data_free(d);
                 return r;
         }
+        if (!map_file)
+                kernel_responder_disable(d->responder, IOMMUD_IOMMUFD_CMD_IOAS_MAP_FILE);
         cfg.sysfs_root = d->sysfs;
         cfg.dev_root = "/dev";
         cfg.syscalls = &kernel_responder_syscalls;
@@ -113,12 +123,35 @@ static int responder_setup(ConfEnv *env) {
         return 0;
 }
 
+static void responder_teardown(ConfEnv *env);
+
+static int responder_setup(ConfEnv *env) {
+        return responder_setup_full(env, true);
+}
+
+/* As an older kernel: memory fds go through backend-kernel's mmap + IOMMU_IOAS_MAP fallback. */
+static int responder_setup_mmap(ConfEnv *env) {
+        int r = responder_setup_full(env, false);
+
+        if (r >= 0 && backend_has_feature(env->backend, BACKEND_FEATURE_MAP_FILE)) {
+                responder_teardown(env);
+                return -EIO;
+        }
+        return r;
+}
+
 static void responder_teardown(ConfEnv *env) {
         ResponderFactoryData *d = env->userdata;
+        size_t n_fds, mapped;
 
         backend_free(env->backend);
         env->backend = NULL;
+        /* backend-kernel must have closed and unmapped everything it opened. */
+        n_fds = d->responder->n_fds;
+        mapped = d->responder->mapped_bytes;
         responder_data_free(d);
+        if (n_fds != 0 || mapped != 0)
+                fail_msg("backend-kernel left %zu fds open and %zu bytes mapped", n_fds, mapped);
 }
 
 static int responder_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
@@ -147,6 +180,15 @@ static int responder_auto_invalid(ConfEnv *env, uint64_t *ret) {
 const ConfFactory conformance_kernel_responder_factory = {
         .name = "kernel-responder",
         .setup = responder_setup,
+        .teardown = responder_teardown,
+        .open_device = responder_open_device,
+        .inject_fault = responder_inject,
+        .auto_invalid_count = responder_auto_invalid,
+};
+
+const ConfFactory conformance_kernel_responder_mmap_factory = {
+        .name = "kernel-responder-mmap",
+        .setup = responder_setup_mmap,
         .teardown = responder_teardown,
         .open_device = responder_open_device,
         .inject_fault = responder_inject,

@@ -56,3 +56,10 @@ int conformance_run(const ConfFactory *const *factories, size_t n_factories);
 
 /* The backend-sim factory (a topology built in memory). */
 extern const ConfFactory conformance_sim_factory;
+
+/* backend-kernel through the kernel responder over backend-sim (conformance-kernel.c). */
+extern const ConfFactory conformance_kernel_responder_factory;
+/* The same without IOMMU_IOAS_MAP_FILE: memory fds take the mmap fallback. */
+extern const ConfFactory conformance_kernel_responder_mmap_factory;
+/* backend-kernel on this host's /dev/iommu; skipped, with the reason, without it or a VFIO device. */
+extern const ConfFactory conformance_kernel_real_factory;

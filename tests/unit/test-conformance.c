@@ -11,6 +11,9 @@
  */
 static const ConfFactory *const factories[] = {
         &conformance_sim_factory,
+        &conformance_kernel_responder_factory,
+        &conformance_kernel_responder_mmap_factory,
+        &conformance_kernel_real_factory,
 };
 
 int main(void) {

@@ -207,7 +207,11 @@ static void test_random_top_of_space(void **state) {
         assert_int_equal(iova_tree_find_hole(&t, UINT64_MAX - 0xfff, UINT64_MAX, 1, 1, 0, &got),
                          -ENOSPC);
         /* The whole space but two pages is one hole of 2^64 - 0x2000 bytes. */
-        assert_int_equal(a.max_gap + b.max_gap, UINT64_MAX - 0x2000 + 1);
+        assert_int_equal(iova_tree_find_hole(&t, 0, UINT64_MAX, UINT64_MAX - 0x1fff, 1, 0, &got),
+                         0);
+        assert_int_equal(got, 0x1000);
+        assert_int_equal(iova_tree_find_hole(&t, 0, UINT64_MAX, UINT64_MAX - 0x1ffe, 1, 0, &got),
+                         -ENOSPC);
         assert_true(iova_tree_check(&t));
         iova_tree_clear(&t, NULL, &freed);
 }
@@ -235,6 +239,137 @@ static void test_hole_rules(void **state) {
         /* No room inside the window. */
         assert_int_equal(iova_tree_find_hole(&t, 0x1000, 0x3fff, 0x2000, 1, 0, &got), -ENOSPC);
         assert_int_equal(iova_tree_find_hole(&t, 0x1000, 0x1fff, 1, 1, 0, &got), -ENOSPC);
+        iova_tree_clear(&t, NULL, NULL);
+}
+
+/*
+ * Node splits and merges at every boundary: trees of sizes around one, two
+ * and many full leaves and inner nodes, built in orders that take the
+ * append split (ascending), the even split at the front (descending) and in
+ * the middle of full leaves (evens, then the odds between them), then torn
+ * down in orders that merge with the left sibling, the right one, and both.
+ * Every step is checked against the invariants and every area is found.
+ */
+enum { ORDER_ASCENDING, ORDER_DESCENDING, ORDER_INTERLEAVED, ORDER_SHUFFLED, ORDER_MIDDLE_OUT };
+
+static void make_order(size_t *v, size_t n, int order, unsigned seed) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++)
+                v[i] = i;
+        switch (order) {
+        case ORDER_DESCENDING:
+                for (size_t i = 0; i < n; i++)
+                        v[i] = n - 1 - i;
+                break;
+        case ORDER_INTERLEAVED:
+                for (size_t i = 0; i < n; i += 2)
+                        v[k++] = i;
+                for (size_t i = 1; i < n; i += 2)
+                        v[k++] = i;
+                break;
+        case ORDER_SHUFFLED:
+                srand(seed);
+                for (size_t i = n; i > 1; i--) {
+                        size_t j = (size_t)rand() % i, x = v[i - 1];
+
+                        v[i - 1] = v[j];
+                        v[j] = x;
+                }
+                break;
+        case ORDER_MIDDLE_OUT:
+                for (size_t i = 0; i < n; i++)
+                        v[i] = i % 2 ? n / 2 + (i - 1) / 2 : n / 2 - i / 2 - 1;
+                if (n % 2)
+                        v[n - 1] = n - 1;
+                break;
+        }
+}
+
+/* Every area is found by its bytes, the holes between them are empty, and next walks them all. */
+static void check_contents(const IovaTree *t, IovaNode *areas, const bool *present, size_t n) {
+        IovaNode *x = iova_tree_first(t);
+        uint64_t got, cursor = 0, hole = UINT64_MAX;
+
+        assert_true(iova_tree_check(t));
+        for (size_t i = 0; i < n; i++) {
+                IovaNode *want = present[i] ? &areas[i] : NULL;
+
+                assert_ptr_equal(iova_tree_find(t, areas[i].start), want);
+                assert_ptr_equal(iova_tree_find(t, areas[i].last), want);
+                assert_null(iova_tree_find(t, areas[i].last + 1));
+                if (!want)
+                        continue;
+                assert_ptr_equal(x, want);
+                x = iova_tree_next(t, x);
+        }
+        assert_null(x);
+        /* Present areas are 3 bytes with 1-byte holes; a 2-byte request needs a removed one. */
+        for (size_t i = 0; i < n && hole == UINT64_MAX; i++) {
+                if (!present[i])
+                        continue;
+                if (areas[i].start - cursor >= 2)
+                        hole = cursor;
+                cursor = areas[i].last + 1;
+        }
+        assert_int_equal(iova_tree_find_hole(t, 0, UINT64_MAX, 2, 1, 0, &got), 0);
+        assert_int_equal(got, hole == UINT64_MAX ? cursor : hole);
+}
+
+static void test_split_merge_boundaries(void **state) {
+        static const size_t sizes[] = { 1, 2, 10, 11, 20, 21, 22, 23, 42, 43, 44, 64, 160, 161,
+                                        162, 315, 316, 317, 330, 331, 1000, 3400, 5000 };
+        static const int build[] = { ORDER_ASCENDING, ORDER_DESCENDING, ORDER_INTERLEAVED,
+                                     ORDER_SHUFFLED };
+        static const int teardown[] = { ORDER_ASCENDING, ORDER_DESCENDING, ORDER_INTERLEAVED,
+                                        ORDER_SHUFFLED, ORDER_MIDDLE_OUT };
+
+        FOREACH_ARRAY(sz, sizes, ELEMENTSOF(sizes)) {
+                size_t n = *sz, *ins = calloc(n, sizeof(size_t)), *del = calloc(n, sizeof(size_t));
+                IovaNode *areas = calloc(n, sizeof(IovaNode));
+                bool *present = calloc(n, sizeof(bool));
+                /* Checking the whole tree after every step is quadratic: sample large sizes. */
+                size_t every = n > 200 ? n / 20 : 1;
+
+                assert_non_null(ins);
+                assert_non_null(del);
+                assert_non_null(areas);
+                assert_non_null(present);
+                for (size_t i = 0; i < n; i++)
+                        areas[i] = (IovaNode){ .start = 4 * i + 1, .last = 4 * i + 3 };
+
+                for (size_t b = 0; b < ELEMENTSOF(build); b++)
+                        for (size_t d = 0; d < ELEMENTSOF(teardown); d++) {
+                                IovaTree t = IOVA_TREE_INIT;
+
+                                make_order(ins, n, build[b], (unsigned)(n + b));
+                                make_order(del, n, teardown[d], (unsigned)(n * 7 + d));
+                                for (size_t i = 0; i < n; i++) {
+                                        assert_int_equal(iova_tree_insert(&t, &areas[ins[i]]), 0);
+                                        present[ins[i]] = true;
+                                        /* The same area again, and one overlapping its end. */
+                                        assert_int_equal(iova_tree_insert(&t, &(IovaNode){
+                                                                 .start = areas[ins[i]].last,
+                                                                 .last = areas[ins[i]].last + 1 }),
+                                                         -EEXIST);
+                                        if (i % every == 0 || i == n - 1)
+                                                check_contents(&t, areas, present, n);
+                                }
+                                assert_int_equal(t.n, n);
+                                for (size_t i = 0; i < n; i++) {
+                                        iova_tree_remove(&t, &areas[del[i]]);
+                                        present[del[i]] = false;
+                                        if (i % every == 0 || i == n - 1)
+                                                check_contents(&t, areas, present, n);
+                                }
+                                assert_int_equal(t.n, 0);
+                                assert_null(t.root);
+                        }
+                free(ins);
+                free(del);
+                free(areas);
+                free(present);
+        }
 }
 
 static void test_node_is_small(void **state) {
@@ -257,6 +392,7 @@ int main(void) {
                 cmocka_unit_test(test_random_dense),
                 cmocka_unit_test(test_random_sparse_pages),
                 cmocka_unit_test(test_random_top_of_space),
+                cmocka_unit_test(test_split_merge_boundaries),
                 cmocka_unit_test(test_node_is_small),
         };
 

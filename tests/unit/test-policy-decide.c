@@ -14,6 +14,7 @@
 #include "macros.h"
 #include "policy-internal.h"
 #include "policy.h"
+#include "simtopo.h"
 
 /* ---- the host ------------------------------------------------------------------------- */
 
@@ -512,6 +513,59 @@ static void test_long_reason(void **state) {
         fake_topology_free(t);
 }
 
+/* Invariants of the shipped policy over the bundled simulated hosts, read back through sysfs. */
+static void test_bundled_topologies(void **state) {
+        static const char *const names[] = { "workstation", "server", "arm" };
+        PolicyPaths paths = { .vendor_dir = "", .admin_dir = "",
+                              .file = IOMMUD_SOURCE_ROOT "/policy/default.json" };
+        _cleanup_(policy_freep) Policy *p = NULL;
+
+        assert_int_equal(policy_load(&p, &paths, NULL, NULL), 0);
+        for (size_t k = 0; k < ELEMENTSOF(names); k++) {
+                _cleanup_(simtopo_freep) SimTopology *sim = NULL;
+                _cleanup_(topology_freep) Topology *t = NULL;
+                char dir[] = "/tmp/iommud-policy-topo-XXXXXX", sys[64];
+                Error err = ERROR_INIT;
+                size_t n_allowed = 0;
+
+                assert_int_equal(simtopo_load(&sim, names[k], &err), 0);
+                assert_non_null(mkdtemp(dir));
+                assert_int_equal(simtopo_materialize(sim, dir, &err), 0);
+                snprintf(sys, sizeof(sys), "%s/sys", dir);
+                assert_int_equal(topology_load_path(&t, sys, &err), 0);
+                assert_true(t->n_devices > 0);
+
+                for (size_t i = 0; i < t->n_devices; i++) {
+                        const TopoDevice *d = t->devices[i];
+                        bool has_direct = false, vfio = d->driver && strneq(d->driver, "vfio", 4) && d->has_cdev;
+                        PolicyDecision eligible, forroot;
+
+                        for (size_t j = 0; d->group && j < d->group->n_regions; j++)
+                                has_direct |= d->group->regions[j].type == REGION_DIRECT;
+                        assert_int_equal(policy_decide(p, t, d, NULL, NULL, &eligible), 0);
+                        assert_int_equal(policy_decide(p, t, d, &root, NULL, &forroot), 0);
+                        for (size_t j = 0; j < _POLICY_STEP_MAX; j++) {
+                                assert_non_null(eligible.steps[j].reason);
+                                assert_true(strlen(forroot.steps[j].reason) > 0);
+                        }
+                        assert_int_equal(eligible.steps[POLICY_STEP_MATCH].verdict, POLICY_PASS);
+                        assert_int_equal(eligible.steps[POLICY_STEP_DRIVER].verdict,
+                                         vfio ? POLICY_PASS : POLICY_FAIL);
+                        if (has_direct)
+                                assert_int_equal(eligible.steps[POLICY_STEP_REGIONS].verdict, POLICY_FAIL);
+                        /* The shipped policy grants root whatever is eligible. */
+                        assert_int_equal(forroot.steps[POLICY_STEP_PRINCIPAL].verdict, POLICY_PASS);
+                        assert_int_equal(forroot.allowed, eligible.allowed);
+                        n_allowed += eligible.allowed;
+                        policy_decision_clear(&eligible);
+                        policy_decision_clear(&forroot);
+                }
+                printf("# %s: %zu of %zu devices eligible under the shipped policy\n", names[k],
+                       n_allowed, t->n_devices);
+                assert_int_equal(simtopo_remove(dir), 0);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_decisions),
@@ -520,6 +574,7 @@ int main(void) {
                 cmocka_unit_test(test_grant_settings_per_device),
                 cmocka_unit_test(test_glob_matches_fnmatch),
                 cmocka_unit_test(test_long_reason),
+                cmocka_unit_test(test_bundled_topologies),
         };
 
         return cmocka_run_group_tests_name("policy-decide", tests, setup, teardown);

@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The session core: one per client, transport-independent.  The Varlink
+ * broker and the D-Bus front end both call exactly these functions; nothing
+ * here knows JSON, sockets or D-Bus.  Errors are BrokerErrors with the
+ * protocol error name and its typed parameters.
+ *
+ * A session owns one backend context (one iommufd), so it can never name
+ * another session's kernel objects; every id a client passes is looked up in
+ * this session's own tables first (NoSuchObject otherwise).  Usage is charged
+ * against the principal's quotas before anything is allocated and refunded on
+ * every failure path, so a failed call costs nothing.
+ *
+ * Devices are exclusive across sessions: a device, or any device of its IOMMU
+ * group, claimed by one session is DeviceBusy for every other.  The claim table
+ * lives in the SessionHost (the daemon-wide state the manager owns), and
+ * session_free() releases everything the session held before it returns, so a
+ * device is free again before any other client can observe it as busy.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#include "backend.h"
+#include "broker-errors.h"
+#include "fault-router.h"
+#include "peer-creds.h"
+#include "policy.h"
+#include "topology.h"
+
+typedef struct Session Session;
+typedef struct SessionClaim SessionClaim;
+
+/* The daemon-wide state sessions share; owned by the manager (or a test). */
+typedef struct SessionHost {
+        Backend *backend;
+        Topology *topology;  /* current; the manager swaps it on hotplug */
+        Policy *policy;      /* current; the manager swaps it on reload */
+        Session *sessions;   /* every live session, newest first */
+        size_t n_sessions;
+        SessionClaim *claims; /* device name → session */
+        size_t n_claims;
+        /*
+         * Asked before a device is reported busy: if every client of holder is
+         * gone (killed, with its disconnect not processed yet), free holder now
+         * and return true, so that a dead client never makes a device look busy.
+         */
+        bool (*reap_if_gone)(Session *holder, void *userdata);
+        void *reap_userdata;
+        /*
+         * Told when a session was linked in (opened true) and when it has been
+         * unlinked and has released everything (opened false, its credentials
+         * still valid), whichever transport made it; may be NULL.
+         */
+        void (*on_session)(Session *s, bool opened, void *userdata);
+        void *on_session_userdata;
+        /* Reads the sessions' fault queues; NULL: no event loop, fault delivery is NotSupported. */
+        FaultRouter *faults;
+        /*
+         * Told when a session has been linked in (opened) and when it is about
+         * to be freed (before anything is released), e.g. for monitoring.
+         */
+        void (*session_event)(Session *s, bool opened, void *userdata);
+        void *session_event_userdata;
+} SessionHost;
+
+#define SESSION_HOST_INIT ((SessionHost){})
+
+/* Frees every session still alive and the claim table; not backend/topology/policy. */
+void session_host_done(SessionHost *h);
+/* The session holding d or any device of its group other than self, or NULL. */
+Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self);
+/* The session that claimed exactly this device, or NULL. */
+Session *session_host_claim_owner(SessionHost *h, const char *device);
+/* Sessions of one uid, for the connections-per-uid limit. */
+size_t session_host_count_uid(const SessionHost *h, uid_t uid);
+
+typedef struct SessionDeviceInfo {
+        uint32_t device_id;       /* this session's handle (the backend's device id) */
+        char bdf[64];
+        unsigned group;
+        uint8_t pasid_bits;
+        uint64_t capabilities;    /* BACKEND_HW_CAP_* */
+} SessionDeviceInfo;
+
+typedef struct SessionMapArgs {
+        uint32_t ioas_id;
+        int fd;                   /* borrowed */
+        uint64_t offset;
+        uint64_t length;
+        bool fixed_iova;          /* iova is an input */
+        uint64_t iova;
+        bool readable;
+        bool writeable;
+} SessionMapArgs;
+
+typedef struct SessionCopyArgs {
+        uint32_t src_ioas_id;
+        uint64_t src_iova;
+        uint32_t dst_ioas_id;
+        bool fixed_iova;
+        uint64_t dst_iova;
+        uint64_t length;
+} SessionCopyArgs;
+
+typedef struct SessionInfo {
+        const PeerCreds *creds;
+        PolicyQuotas usage;       /* same fields, counted */
+        PolicyQuotas quotas;
+        uint64_t policy_generation;
+        FaultCounters faults;     /* all zero until the session has a fault queue */
+} SessionInfo;
+
+/* The largest user stage-1 table BindPASID takes (struct iommu_hwpt_vtd_s1). */
+#define SESSION_STAGE1_MAX 24
+
+typedef struct SessionBindPasidArgs {
+        uint32_t device_id;
+        uint32_t ioas_id;
+        bool has_pasid;           /* else iommud picks the lowest free PASID the policy allows */
+        uint32_t pasid;
+        bool faults;              /* deliver this PASID's I/O page faults to WatchFaults */
+        /* A user stage-1 table (vSVA), nested over the IOAS; BACKEND_HWPT_DATA_NONE: none. */
+        uint32_t stage1_type;
+        const void *stage1_data;
+        size_t stage1_len;
+} SessionBindPasidArgs;
+
+/*
+ * Creates a session for creds (taken on success), with its own backend
+ * context, and links it into host.  Quotas come from the current policy.
+ */
+int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err);
+/* Releases every device, object, claim and the context; unlinks.  Accepts NULL. */
+Session *session_free(Session *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Session *, session_free);
+
+const PeerCreds *session_creds(const Session *s);
+/* "uid 1000 (qemu-vm1.scope)" */
+const char *session_describe(const Session *s);
+void session_set_userdata(Session *s, void *userdata);
+void *session_get_userdata(const Session *s);
+Session *session_next(const Session *s);
+
+/* The principal of this session, pointing into its credentials. */
+void session_principal(const Session *s, Principal *ret);
+
+/*
+ * Full decision for device name as this session would get it now (policy,
+ * holder, usage).  -ENODEV with NoSuchDevice when the topology has no such
+ * device.  ret must be cleared with policy_decision_clear().
+ */
+int session_explain_device(Session *s, const char *name, PolicyDecision *ret, BrokerError *err);
+
+/* Attaches the device behind a client's VFIO cdev fd (borrowed). */
+int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err);
+/* Opens the device on the client's behalf; only where the policy allows it. */
+int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
+                               BrokerError *err);
+int session_detach_device(Session *s, uint32_t device_id, BrokerError *err);
+
+int session_create_address_space(Session *s, uint32_t *ret_ioas_id, BrokerError *err);
+int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err);
+int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioas_id,
+                                    uint32_t *ret_hwpt_id, BrokerError *err);
+
+/*
+ * Usable IOVA ranges of the IOAS, narrowed to the policy's windows for this
+ * principal.  *ret is malloc'ed.
+ */
+int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_t *ret_n,
+                            uint64_t *ret_alignment, BrokerError *err);
+int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, size_t n,
+                        BrokerError *err);
+
+int session_map(Session *s, const SessionMapArgs *args, uint64_t *ret_iova, BrokerError *err);
+/* iova 0 + length UINT64_MAX unmaps everything.  *ret_unmapped: bytes removed. */
+int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
+                  uint64_t *ret_unmapped, BrokerError *err);
+int session_copy(Session *s, const SessionCopyArgs *args, uint64_t *ret_iova, BrokerError *err);
+
+/* A duplicate of the session's iommufd, where the policy allows delegation. */
+int session_delegate(Session *s, int *ret_fd, BrokerError *err);
+
+void session_get_info(const Session *s, SessionInfo *ret);
+
+/*
+ * Re-checks every device against the host's current policy and topology (after
+ * a reload or hotplug) and refreshes the quotas.  Devices no longer granted are
+ * detached and unbound, and address spaces left without any device are torn
+ * down.  Returns the number of devices dropped; each one is reported through
+ * on_drop (may be NULL) so the caller can tell the client and log.
+ */
+int session_revalidate(Session *s,
+                       void (*on_drop)(Session *s, const char *device, const char *reason,
+                                       void *userdata),
+                       void *userdata);
+
+/*
+ * Restart survival.  session_to_json() records what a restarted daemon needs
+ * to take the session over: devices (id, name, address space, page table),
+ * address spaces (id, allowed list, mappings as [iova, length, flags]) and,
+ * since state version 2, the fault queue's id and the PASID binds (device,
+ * PASID, address space, page table, nesting parent and stage-1 table, whether
+ * faults were requested).  Usage is not recorded: it follows from the rest.
+ * Pending faults are not recorded: their cookies die with the process.
+ */
+int session_to_json(const Session *s, json_object **ret);
+
+typedef struct SessionRestoreConfig {
+        /*
+         * NULL: ctx is the adopted iommufd and still holds every object; each
+         * recorded one is checked against it (IOAS by IOVA_RANGES, device by
+         * HW_INFO, every mapping by copying it into a scratch IOAS, a PASID by
+         * attaching its recorded page table again, a replace with itself) and what
+         * does not match is dropped.  Otherwise ctx is fresh and the objects are
+         * recreated under their recorded ids (prepare_id() is called before each
+         * allocation): the simulated backend, whose state lived in the old process.
+         */
+        void (*prepare_id)(BackendContext *c, uint32_t id);
+        /*
+         * Adopted contexts only: the fd of fault queue fault_id that ctx took
+         * over (borrowed), negative when it has none.  NULL: no fault queue
+         * survives, and PASIDs bound with faults are unbound.
+         */
+        int (*fault_fd)(BackendContext *c, uint32_t fault_id);
+        /* Each record dropped, with a sentence saying which and why. */
+        void (*on_drop)(Session *s, const char *what, void *userdata);
+        void *userdata;
+} SessionRestoreConfig;
+
+/*
+ * Rebuilds a session from its record over ctx for creds (both taken in every
+ * case) and links it into host.  Fails only for lack of memory;
+ * everything else is dropped and reported.  Call session_revalidate()
+ * afterwards: topology and policy may have changed meanwhile.
+ */
+int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendContext *ctx,
+                    json_object *state, const SessionRestoreConfig *rc);
+
+SessionHost *session_get_host(const Session *s);
+/* The session's backend context (its iommufd), for the fd store. */
+BackendContext *session_get_context(const Session *s);
+/* The id under which the session holds device name, -ENOENT when it does not. */
+int session_device_id(const Session *s, const char *name, uint32_t *ret);
+
+/*
+ * Attaches a PASID of a device to an address space (or to a nested stage 1
+ * over it).  Checks, in order: the device has PASIDs (NotSupported "pasid"),
+ * the PASID lies in the policy's range for the principal and the device's
+ * width (PolicyDenied step "pasid" / InvalidParameter "pasid"), no session
+ * of the host uses it (ObjectInUse kind "pasid"), the pasids quota, fault
+ * delivery and nesting are available (NotSupported "fault-queue",
+ * "nesting"), the stage-1 data has the type and length the IOMMU takes
+ * (InvalidParameter "stage1").  PASIDs are unique host-wide, so one PASID
+ * never names two sessions' address spaces.
+ */
+int session_bind_pasid(Session *s, const SessionBindPasidArgs *args, uint32_t *ret_pasid,
+                       uint32_t *ret_hwpt_id, BrokerError *err);
+/* Detaches and frees what BindPASID made; its pending faults are answered by the kernel. */
+int session_unbind_pasid(Session *s, uint32_t device_id, uint32_t pasid, BrokerError *err);
+size_t session_n_pasids(const Session *s);
+
+/*
+ * Starts streaming the faults of device_id (FAULT_WATCH_ALL: every device) to
+ * fn.  The watch belongs to the caller (fault_watch_free() when the client's
+ * stream ends) and must be freed before the session.  ObjectInUse when that
+ * device (or all) is watched already.
+ */
+int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void *userdata,
+                         FaultWatch **ret, BrokerError *err);
+/* code: FAULT_RESPONSE_SUCCESS or FAULT_RESPONSE_INVALID. */
+int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerError *err);
+/* The session's fault stream, NULL before it has one (for monitors and tests). */
+FaultStream *session_fault_stream(const Session *s);
+
+/* Counts for tests and the manager's status line. */
+size_t session_n_devices(const Session *s);
+size_t session_n_address_spaces(const Session *s);

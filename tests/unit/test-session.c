@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The session core on the simulated backend: quotas charged before anything
+ * is allocated and refunded on every failure, handles scoped to their
+ * session, device exclusivity across sessions, and release on free.
+ */
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backend-sim.h"
+#include "policy.h"
+#include "session.h"
+#include "simtopo.h"
+#include "topology.h"
+
+typedef struct Env {
+        char root[64];
+        SessionHost host;
+} Env;
+
+static const char policy_text[] =
+        "{ \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
+        "  \"grants\": { \"vm\": { \"principals\": [ { \"user\": 1000 } ], \"devices\": \"*\",\n"
+        "    \"quotas\": { \"pinned-memory\": \"64K\", \"address-spaces\": 2, \"mappings\": 4,\n"
+        "                  \"devices\": 2 } } } }\n";
+
+static int setup(void **state) {
+        Env *e = calloc(1, sizeof(*e));
+        _cleanup_(simtopo_freep) SimTopology *st = NULL;
+        char sys[128];
+
+        assert_non_null(e);
+        snprintf(e->root, sizeof(e->root), "/tmp/iommud-test-session-XXXXXX");
+        assert_non_null(mkdtemp(e->root));
+        assert_int_equal(rmdir(e->root), 0);
+        assert_int_equal(simtopo_load(&st, "server", NULL), 0);
+        assert_int_equal(simtopo_materialize(st, e->root, NULL), 0);
+        snprintf(sys, sizeof(sys), "%s/sys", e->root);
+        assert_int_equal(topology_load_path(&e->host.topology, sys, NULL), 0);
+        assert_int_equal(backend_sim_new(&e->host.backend, st, e->root, NULL), 0);
+        assert_int_equal(policy_load_string(&e->host.policy, "test.json", policy_text,
+                                            strlen(policy_text), NULL, NULL),
+                         0);
+        *state = e;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Env *e = *state;
+
+        session_host_done(&e->host);
+        assert_int_equal(e->host.n_sessions, 0);
+        assert_int_equal(e->host.n_claims, 0);
+        backend_free(e->host.backend);
+        topology_free(e->host.topology);
+        policy_free(e->host.policy);
+        simtopo_remove(e->root);
+        free(e);
+        return 0;
+}
+
+static Session *new_session(Env *e, uid_t uid, pid_t pid) {
+        PeerCreds *c = NULL;
+        Session *s = NULL;
+
+        assert_int_equal(peer_creds_new(&c, "/nonexistent", pid, uid, uid, NULL), 0);
+        assert_int_equal(session_new(&s, &e->host, c, NULL), 0);
+        return s;
+}
+
+/* An eligible device with a cdev in a group of its own, and one in a shared group. */
+static const TopoDevice *pick_device(Env *e, bool shared_group) {
+        for (size_t i = 0; i < e->host.topology->n_devices; i++) {
+                const TopoDevice *d = e->host.topology->devices[i];
+                PolicyDecision dec = {};
+                bool ok;
+
+                if (!d->has_cdev || !d->group)
+                        continue;
+                if (policy_decide(e->host.policy, e->host.topology, d, NULL, NULL, &dec) < 0)
+                        continue;
+                ok = dec.allowed;
+                policy_decision_clear(&dec);
+                if (ok && (d->group->n_devices > 1) == shared_group)
+                        return d;
+        }
+        return NULL;
+}
+
+static int open_node(Env *e, const TopoDevice *d) {
+        char path[256];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/dev/vfio/devices/%s", e->root, d->cdev_name);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        assert_true(fd >= 0);
+        return fd;
+}
+
+static int memfd(size_t size) {
+        int fd = memfd_create("t", MFD_CLOEXEC);
+
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t)size), 0);
+        return fd;
+}
+
+static void test_quota_charge_and_refund(void **state) {
+        Env *e = *state;
+        Session *s = new_session(e, 1000, 0);
+        BrokerError err = BROKER_ERROR_INIT;
+        SessionInfo info;
+        uint32_t ioas;
+        uint64_t iova, unmapped;
+        int fd = memfd(128 * 1024);
+        SessionMapArgs a = { .fd = fd, .length = 16 * 1024, .readable = true, .writeable = true,
+                             .fixed_iova = true };
+
+        assert_int_equal(session_create_address_space(s, &ioas, NULL), 0);
+        a.ioas_id = ioas;
+
+        /* Three areas: 16K at 1M, 16K at 1M+16K, 16K at 2M. */
+        a.iova = 0x100000;
+        assert_int_equal(session_map(s, &a, &iova, NULL), 0);
+        a.iova = 0x104000;
+        assert_int_equal(session_map(s, &a, &iova, NULL), 0);
+        a.iova = 0x200000;
+        assert_int_equal(session_map(s, &a, &iova, NULL), 0);
+        session_get_info(s, &info);
+        assert_int_equal(info.usage.pinned_bytes, 48 * 1024);
+        assert_int_equal(info.usage.mappings, 3);
+
+        /* Over the 64K pinned quota: refused before the backend sees it, nothing charged. */
+        a.iova = 0x300000;
+        a.length = 32 * 1024;
+        assert_int_equal(session_map(s, &a, &iova, &err), -EDQUOT);
+        assert_string_equal(err.error.name, "org.iommud.Broker.QuotaExceeded");
+        assert_int_equal(broker_error_get(&err, "used")->u64, 48 * 1024);
+        session_get_info(s, &info);
+        assert_int_equal(info.usage.pinned_bytes, 48 * 1024);
+
+        /* Overlap: the backend refuses, nothing charged. */
+        a.iova = 0x100000;
+        a.length = 4096;
+        assert_int_equal(session_map(s, &a, &iova, &err), -EEXIST);
+        assert_string_equal(err.error.name, "org.iommud.Broker.IOVAInUse");
+        session_get_info(s, &info);
+        assert_int_equal(info.usage.mappings, 3);
+
+        /* A range that cuts an area: refused, every mapping stays. */
+        assert_int_equal(session_unmap(s, ioas, 0x100000, 0x6000, &unmapped, &err), -ERANGE);
+        session_get_info(s, &info);
+        assert_int_equal(info.usage.mappings, 3);
+
+        /* Two areas at once: exactly their bytes come back. */
+        assert_int_equal(session_unmap(s, ioas, 0x100000, 0x8000, &unmapped, NULL), 0);
+        assert_int_equal(unmapped, 32 * 1024);
+        session_get_info(s, &info);
+        assert_int_equal(info.usage.pinned_bytes, 16 * 1024);
+        assert_int_equal(info.usage.mappings, 1);
+
+        /* Unmap everything. */
+        assert_int_equal(session_unmap(s, ioas, 0, UINT64_MAX, &unmapped, NULL), 0);
+        assert_int_equal(unmapped, 16 * 1024);
+        session_get_info(s, &info);
+        assert_int_equal(info.usage.pinned_bytes, 0);
+
+        /* Address-space quota (2). */
+        assert_int_equal(session_create_address_space(s, &ioas, NULL), 0);
+        assert_int_equal(session_create_address_space(s, &ioas, &err), -EDQUOT);
+        assert_string_equal(broker_error_get(&err, "resource")->str, "addressSpaces");
+        close(fd);
+        session_free(s);
+}
+
+static void test_handles_are_scoped(void **state) {
+        Env *e = *state;
+        Session *a = new_session(e, 1000, 0), *b = new_session(e, 1000, 0);
+        BrokerError err = BROKER_ERROR_INIT;
+        uint32_t ioas, ioas_b;
+
+        assert_int_equal(session_create_address_space(a, &ioas, NULL), 0);
+        assert_int_equal(session_destroy_address_space(b, ioas, &err), -ENOENT);
+        assert_string_equal(err.error.name, "org.iommud.Broker.NoSuchObject");
+        assert_string_equal(broker_error_get(&err, "kind")->str, "ioas");
+        /* A device id is not an address space either. */
+        assert_int_equal(session_create_address_space(b, &ioas_b, NULL), 0);
+        assert_int_equal(session_detach_device(b, ioas_b, &err), -ENOENT);
+        assert_string_equal(broker_error_get(&err, "kind")->str, "device");
+        session_free(a);
+        session_free(b);
+}
+
+static void test_exclusive_and_released_on_free(void **state) {
+        Env *e = *state;
+        const TopoDevice *d = pick_device(e, true);
+        Session *a = new_session(e, 1000, 4242), *b = new_session(e, 1000, 4343);
+        BrokerError err = BROKER_ERROR_INIT;
+        SessionDeviceInfo info;
+        const TopoDevice *sibling = NULL;
+        int fd;
+
+        assert_non_null(d);
+        for (size_t i = 0; i < d->group->n_devices; i++)
+                if (d->group->devices[i] != d && d->group->devices[i]->has_cdev)
+                        sibling = d->group->devices[i];
+        assert_non_null(sibling);
+
+        fd = open_node(e, d);
+        assert_int_equal(session_attach_device_fd(a, fd, &info, &err), 0);
+        close(fd);
+        assert_string_equal(info.bdf, d->name);
+        assert_int_equal(e->host.n_claims, 1);
+
+        fd = open_node(e, sibling);
+        assert_int_equal(session_attach_device_fd(b, fd, NULL, &err), -EBUSY);
+        assert_string_equal(err.error.name, "org.iommud.Broker.DeviceBusy");
+        assert_string_equal(broker_error_get(&err, "heldBy")->str, "uid 1000 (pid 4242)");
+        assert_int_equal(session_n_devices(b), 0);
+
+        /* Freeing the holder frees the group at once. */
+        session_free(a);
+        assert_int_equal(e->host.n_claims, 0);
+        assert_int_equal(session_attach_device_fd(b, fd, NULL, &err), 0);
+        close(fd);
+        session_free(b);
+        assert_int_equal(e->host.n_claims, 0);
+}
+
+static void test_bad_fds(void **state) {
+        Env *e = *state;
+        Session *s = new_session(e, 1000, 0);
+        BrokerError err = BROKER_ERROR_INIT;
+        uint32_t ioas;
+        uint64_t iova;
+        int p[2];
+        SessionMapArgs a = { .length = 4096, .readable = true };
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_true(session_attach_device_fd(s, p[0], NULL, &err) < 0);
+        assert_string_equal(err.error.name, "org.iommud.Broker.InvalidFd");
+
+        assert_int_equal(session_create_address_space(s, &ioas, NULL), 0);
+        a.ioas_id = ioas;
+        a.fd = p[0];
+        assert_int_equal(session_map(s, &a, &iova, &err), -EBADF);
+        assert_string_equal(err.error.name, "org.iommud.Broker.InvalidFd");
+        assert_non_null(strstr(err.error.message, "pipe"));
+        close(p[0]);
+        close(p[1]);
+        session_free(s);
+}
+
+static void test_other_principal_denied(void **state) {
+        Env *e = *state;
+        const TopoDevice *d = pick_device(e, false);
+        Session *s = new_session(e, 1001, 0);
+        BrokerError err = BROKER_ERROR_INIT;
+        int fd;
+
+        assert_non_null(d);
+        fd = open_node(e, d);
+        assert_int_equal(session_attach_device_fd(s, fd, NULL, &err), -EPERM);
+        assert_string_equal(err.error.name, "org.iommud.Broker.PolicyDenied");
+        assert_string_equal(broker_error_get(&err, "step")->str, "principal");
+        close(fd);
+        session_free(s);
+}
+
+static void test_revalidate_drops_lost_grants(void **state) {
+        Env *e = *state;
+        static const char no_grant[] =
+                "{ \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } } }";
+        const TopoDevice *d = pick_device(e, false);
+        Session *s = new_session(e, 1000, 0);
+        Policy *old = e->host.policy;
+        SessionDeviceInfo info;
+        uint32_t ioas, hwpt;
+        int fd;
+
+        assert_non_null(d);
+        fd = open_node(e, d);
+        assert_int_equal(session_attach_device_fd(s, fd, &info, NULL), 0);
+        close(fd);
+        assert_int_equal(session_create_address_space(s, &ioas, NULL), 0);
+        assert_int_equal(session_attach_to_address_space(s, info.device_id, ioas, &hwpt, NULL), 0);
+
+        assert_int_equal(policy_load_string(&e->host.policy, "new.json", no_grant,
+                                            strlen(no_grant), NULL, NULL),
+                         0);
+        assert_int_equal(session_revalidate(s, NULL, NULL), 1);
+        assert_int_equal(session_n_devices(s), 0);
+        /* The address space only that device used went with it. */
+        assert_int_equal(session_n_address_spaces(s), 0);
+        assert_int_equal(e->host.n_claims, 0);
+        policy_free(old);
+        session_free(s);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_quota_charge_and_refund),
+                cmocka_unit_test(test_handles_are_scoped),
+                cmocka_unit_test(test_exclusive_and_released_on_free),
+                cmocka_unit_test(test_bad_fds),
+                cmocka_unit_test(test_other_principal_denied),
+                cmocka_unit_test(test_revalidate_drops_lost_grants),
+        };
+
+        return cmocka_run_group_tests_name("session", tests, setup, teardown);
+}
