@@ -117,6 +117,16 @@ static Summary summarize(IovaTreeNode *x) {
         return s;
 }
 
+/* Stores child i and its summary in a slot that holds nothing yet (opened, split off, new root). */
+static void inner_fill(Inner *p, unsigned i, IovaTreeNode *child) {
+        Summary s = summarize(child);
+
+        p->child[i] = child;
+        p->first[i] = s.first;
+        p->last[i] = s.last;
+        p->gap[i] = s.gap;
+}
+
 /* Stores child i's summary; returns whether it changed. */
 static bool inner_set(Inner *p, unsigned i, IovaTreeNode *child) {
         Summary s = summarize(child);
@@ -298,7 +308,7 @@ int iova_tree_insert(IovaTree *t, IovaNode *node) {
                                 r = spare[used++];
                                 node_split(&p->hdr, r, &i, false, &at);
                         }
-                        (void)inner_set(to_inner(at), i, right);
+                        inner_fill(to_inner(at), i, right);
                         /* The split may have moved the entry just refreshed. */
                         right = r;
                 }
@@ -309,8 +319,8 @@ int iova_tree_insert(IovaTree *t, IovaNode *node) {
 
                 root->hdr.level = (uint16_t)(x->level + 1);
                 root->hdr.n = 2;
-                (void)inner_set(root, 0, x);
-                (void)inner_set(root, 1, right);
+                inner_fill(root, 0, x);
+                inner_fill(root, 1, right);
                 t->root = &root->hdr;
         }
         assert(used == n_spare);
