@@ -15,7 +15,7 @@
 
 #include "hostile.h"
 
-char *hostile_policy(unsigned self_connections) {
+char *hostile_policy(unsigned max_connections, unsigned max_per_uid, unsigned self_connections) {
         char *p = NULL;
 
         if (asprintf(&p,
@@ -38,7 +38,7 @@ char *hostile_policy(unsigned self_connections) {
                      "    }\n"
                      "  }\n"
                      "}\n",
-                     HOSTILE_MAX_CONNECTIONS, HOSTILE_MAX_PER_UID, HOSTILE_MAX_FDS,
+                     max_connections, max_per_uid, HOSTILE_MAX_FDS,
                      (unsigned)getuid(), HOSTILE_PINNED, HOSTILE_ADDRESS_SPACES,
                      HOSTILE_MAPPINGS, HOSTILE_DEVICES, self_connections, HOSTILE_NOBODY) < 0)
                 return NULL;
@@ -46,7 +46,13 @@ char *hostile_policy(unsigned self_connections) {
 }
 
 void hostile_start(ItestDaemon *d, const char *topology) {
-        char *policy = hostile_policy(HOSTILE_SELF_CONNECTIONS);
+        hostile_start_with(d, topology, HOSTILE_MAX_CONNECTIONS, HOSTILE_MAX_PER_UID,
+                           HOSTILE_SELF_CONNECTIONS);
+}
+
+void hostile_start_with(ItestDaemon *d, const char *topology, unsigned max_connections,
+                        unsigned max_per_uid, unsigned self_connections) {
+        char *policy = hostile_policy(max_connections, max_per_uid, self_connections);
         int r;
 
         assert_non_null(policy);
@@ -54,6 +60,22 @@ void hostile_start(ItestDaemon *d, const char *topology) {
         free(policy);
         if (r < 0)
                 fail_msg("starting iommud on '%s' failed: %s", topology, strerror(-r));
+}
+
+uint64_t hostile_daemon_rss(const ItestDaemon *d) {
+        char path[64], line[256];
+        unsigned long long kb = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+        f = fopen(path, "re");
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+                        break;
+        fclose(f);
+        return (uint64_t)kb * 1024;
 }
 
 json_object *hostile_u64(uint64_t v) {

@@ -38,11 +38,20 @@ typedef struct HostileSnapshot {
         char held[512];        /* "device=holder;..." for every claimed device */
 } HostileSnapshot;
 
-/* Policy text: the limits above; the caller (and nobody, for the total limit) get every device. */
-char *hostile_policy(unsigned self_connections);
+/*
+ * Policy text: the limits above, with the connection limits given (total,
+ * per uid, the caller's grant quota); the caller and nobody get every device.
+ */
+char *hostile_policy(unsigned max_connections, unsigned max_per_uid, unsigned self_connections);
 
-/* Starts the daemon on topology with hostile_policy(); fails the test on error. */
+/* Starts the daemon on topology with that policy; fails the test on error. */
+void hostile_start_with(ItestDaemon *d, const char *topology, unsigned max_connections,
+                        unsigned max_per_uid, unsigned self_connections);
+/* The same with the small limits above. */
 void hostile_start(ItestDaemon *d, const char *topology);
+
+/* The daemon's resident set in bytes (/proc/PID/status VmRSS), or 0. */
+uint64_t hostile_daemon_rss(const ItestDaemon *d);
 
 /*
  * Takes a snapshot through a fresh probe connection.  Fails the test unless
