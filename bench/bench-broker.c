@@ -80,21 +80,23 @@ static void expect_ok(ItestClient *c) {
         json_object_put(r);
 }
 
-/* The raw baseline: a process that answers each NUL-terminated message with reply_len bytes. */
-static pid_t start_echo(int fd, size_t reply_len_map, size_t reply_len_unmap) {
+/*
+ * The raw baseline: a process that parses each NUL-terminated message and
+ * answers it with the daemon's own reply text (Map and Unmap alternate), so
+ * that both sides move the same bytes and the client parses the same replies.
+ */
+static pid_t start_echo(int fd, int peer, const char *reply_map, const char *reply_unmap) {
         pid_t pid = fork();
 
         if (pid != 0)
                 return pid;
-        char *reply_map = malloc(reply_len_map), *reply_unmap = malloc(reply_len_unmap);
+        /* The client's end too, or closing it in the parent would never end this loop. */
+        close(peer);
+        size_t len_map = strlen(reply_map) + 1, len_unmap = strlen(reply_unmap) + 1;
         char buf[65536];
         size_t n = 0;
         bool odd = false;
 
-        memset(reply_map, 'x', reply_len_map);
-        reply_map[reply_len_map - 1] = '\0';
-        memset(reply_unmap, 'y', reply_len_unmap);
-        reply_unmap[reply_len_unmap - 1] = '\0';
         for (;;) {
                 union {
                         struct cmsghdr h;
@@ -118,11 +120,10 @@ static pid_t start_echo(int fd, size_t reply_len_map, size_t reply_len_unmap) {
                         size_t len = (size_t)(nul - buf) + 1;
                         /* Parse like a server would, so the baseline is not just a memcpy. */
                         json_object *o = json_tokener_parse(buf);
-                        const char *reply = odd ? reply_unmap : reply_map;
-                        size_t rl = odd ? reply_len_unmap : reply_len_map;
 
                         json_object_put(o);
-                        if (send(fd, reply, rl, MSG_NOSIGNAL) < 0)
+                        if (send(fd, odd ? reply_unmap : reply_map, odd ? len_unmap : len_map,
+                                 MSG_NOSIGNAL) < 0)
                                 _exit(0);
                         odd = !odd;
                         memmove(buf, buf + len, n - len);
@@ -148,7 +149,10 @@ static size_t rss_kib(pid_t pid) {
 }
 
 int main(int argc, char *argv[]) {
-        const int rounds = 20000, pipelined = 100000, window = 64, sessions = 1000;
+        /* IOMMUD_BENCH_SCALE (default 1) shrinks or grows every count, e.g. 0.1 for a quick look. */
+        double scale = getenv("IOMMUD_BENCH_SCALE") ? atof(getenv("IOMMUD_BENCH_SCALE")) : 1.0;
+        const int rounds = (int)(20000 * scale) ?: 1, pipelined = (int)(100000 * scale) ?: 128;
+        const int window = 64, sessions = 1000;
         char *policy = itest_policy_for_self(
                 "\"quotas\": { \"pinned-memory\": \"unlimited\", \"address-spaces\": \"unlimited\","
                 " \"mappings\": \"unlimited\", \"devices\": \"unlimited\","
@@ -158,11 +162,12 @@ int main(int argc, char *argv[]) {
         ItestClient *c;
         json_object *r;
         uint64_t ioas;
-        size_t map_reply_len, unmap_reply_len;
+        _cleanup_free_ char *map_reply = NULL, *unmap_reply = NULL;
         double t0, brokered, raw;
         int mem, sp[2];
 
         signal(SIGPIPE, SIG_IGN);
+        setvbuf(stdout, NULL, _IOLBF, 0);
         /* 1,000 sessions need 1,000 fds on each side. */
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
                 rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
@@ -188,14 +193,15 @@ int main(int argc, char *argv[]) {
                 itest_client_send_raw(c, m, strlen(m) + 1, &mem, 1);
                 if (itest_client_recv(c, &o) <= 0 || itest_reply_error(o))
                         die("Map failed");
-                map_reply_len = strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) + 1;
+                map_reply = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
                 json_object_put(o);
                 itest_client_send_raw(c, u, strlen(u) + 1, NULL, 0);
                 if (itest_client_recv(c, &o) <= 0 || itest_reply_error(o))
                         die("Unmap failed");
-                unmap_reply_len =
-                        strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) + 1;
+                unmap_reply = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
                 json_object_put(o);
+                if (!map_reply || !unmap_reply)
+                        die("out of memory");
         }
 
         /* 1. Round trips. */
@@ -215,7 +221,7 @@ int main(int argc, char *argv[]) {
 
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
                         die("socketpair failed");
-                pid = start_echo(sp[1], map_reply_len, unmap_reply_len);
+                pid = start_echo(sp[1], sp[0], map_reply, unmap_reply);
                 close(sp[1]);
                 echo.fd = sp[0];
                 t0 = now();
@@ -225,9 +231,11 @@ int main(int argc, char *argv[]) {
                         itest_client_send_raw(&echo, m, strlen(m) + 1, &mem, 1);
                         if (itest_client_recv(&echo, &o) <= 0)
                                 die("echo failed");
+                        json_object_put(o);
                         itest_client_send_raw(&echo, u, strlen(u) + 1, NULL, 0);
                         if (itest_client_recv(&echo, &o) <= 0)
                                 die("echo failed");
+                        json_object_put(o);
                 }
                 raw = (now() - t0) / rounds;
                 close(sp[0]);

@@ -157,10 +157,14 @@ static void *client_main(void *userdata) {
         Bench *b = userdata;
         size_t n = 0, alloc = 1 << 20;
         char *buf = malloc(alloc), out[65536];
+        /* One tokener for the whole stream, as a long-lived client keeps one. */
+        json_tokener *tok = json_tokener_new();
 
-        if (!buf || client_setup(b) < 0) {
+        if (!buf || !tok || client_setup(b) < 0) {
                 atomic_store(&b->ready, -1);
                 free(buf);
+                if (tok)
+                        json_tokener_free(tok);
                 return NULL;
         }
         atomic_store(&b->ready, 1);
@@ -182,8 +186,10 @@ static void *client_main(void *userdata) {
                         if (buf[i] != '\0')
                                 continue;
                         /* A real client parses each record; so does this one. */
-                        json_object *m = json_tokener_parse(buf + start);
-                        json_object *params, *fault;
+                        json_object *m, *params, *fault;
+
+                        json_tokener_reset(tok);
+                        m = json_tokener_parse_ex(tok, buf + start, (int)(i - start));
 
                         start = i + 1;
                         if (!m || !json_object_object_get_ex(m, "parameters", &params) ||
@@ -211,6 +217,7 @@ static void *client_main(void *userdata) {
                         break;
         }
 done:
+        json_tokener_free(tok);
         free(buf);
         return NULL;
 }
@@ -230,15 +237,28 @@ static uint64_t answered(Backend *be) {
         return st.responses_success;
 }
 
+static void on_pace(evutil_socket_t fd, short what, void *userdata) {
+        /* Only wakes the loop: run() injects what is due when event_base_loop() returns. */
+}
+
 /*
  * Injects n faults, either as fast as the window allows (rate 0) or at a fixed
  * offered rate, and records each one's latency.  Returns the elapsed time.
+ *
+ * The loop blocks between events as the daemon's does: a loop thread that
+ * polled without sleeping would compete for the CPU with the client thread
+ * it waits for, and on a busy host every hand-over would wait for the
+ * scheduler to preempt the spinner.  At a fixed rate a precise timer wakes
+ * the loop when the next fault is due.
  */
 static uint64_t run(struct event_base *base, Backend *be, Bench *b, size_t n, double rate,
                     Run *r) {
         uint64_t base_answers = answered(be), t0 = now_ns(), done = 0;
+        struct event *pace = evtimer_new(base, on_pace, NULL);
         size_t injected = 0;
 
+        if (!pace)
+                die("out of memory");
         r->n = n;
         while (done < n) {
                 uint64_t t = now_ns(), a;
@@ -251,12 +271,21 @@ static uint64_t run(struct event_base *base, Backend *be, Bench *b, size_t n, do
                                 die("injecting a fault failed");
                         r->t_inject[injected++] = t;
                 }
-                (void)event_base_loop(base, EVLOOP_NONBLOCK);
+                if (rate != 0 && injected < n && injected - done < WINDOW) {
+                        uint64_t due = t0 + (uint64_t)((double)injected * 1e9 / rate);
+                        uint64_t wait = due > t ? due - t : 0;
+                        struct timeval tv = { .tv_sec = (time_t)(wait / 1000000000u),
+                                              .tv_usec = (suseconds_t)(wait % 1000000000u / 1000) };
+
+                        (void)evtimer_add(pace, &tv);
+                }
+                (void)event_base_loop(base, EVLOOP_ONCE);
                 a = answered(be) - base_answers;
                 t = now_ns();
                 for (; done < a && done < n; done++)
                         r->latency[done] = t - r->t_inject[done];
         }
+        event_free(pace);
         return now_ns() - t0;
 }
 
@@ -276,6 +305,7 @@ int main(void) {
         _cleanup_(simtopo_freep) SimTopology *st = NULL;
         SessionHost host = SESSION_HOST_INIT;
         char root[] = "/tmp/iommud-bench-faults-XXXXXX", sys[128], *policy = NULL;
+        struct event_config *cfg;
         struct event_base *base;
         VarlinkServer *server = NULL;
         Broker *broker = NULL;
@@ -298,7 +328,12 @@ int main(void) {
             policy_load_string(&host.policy, "bench.json", policy, strlen(policy), NULL, NULL) < 0)
                 die("cannot load the policy");
         free(policy);
-        base = event_base_new();
+        /* Microsecond timers (timerfd) for the fixed-rate runs; epoll alone has milliseconds. */
+        cfg = event_config_new();
+        if (!cfg || event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER) < 0)
+                die("out of memory");
+        base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
         if (!base || fault_router_new(&host.faults, base) < 0 ||
             varlink_server_new(&server, base, NULL) < 0 ||
             broker_new(&broker, &host, root, "/proc") < 0 || broker_attach(broker, server) < 0)
@@ -312,8 +347,13 @@ int main(void) {
         b.watch_fd = watch_pair[1];
         if (pthread_create(&thread, NULL, client_main, &b) != 0)
                 die("cannot start the client thread");
-        while (atomic_load(&b.ready) == 0)
-                (void)event_base_loop(base, EVLOOP_NONBLOCK);
+        while (atomic_load(&b.ready) == 0) {
+                struct timeval tv = { .tv_usec = 1000 };
+
+                /* Setup is a handful of calls; the timeout only notices that it ended. */
+                (void)event_base_loopexit(base, &tv);
+                (void)event_base_loop(base, EVLOOP_ONCE);
+        }
         if (atomic_load(&b.ready) < 0)
                 die("client setup failed");
 

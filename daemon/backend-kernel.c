@@ -53,9 +53,10 @@ static ssize_t real_write(void *userdata, int fd, const void *buf, size_t count)
         return n < 0 ? negative_errno() : n;
 }
 
-static int real_mmap(void *userdata, size_t length, int prot, int fd, uint64_t offset,
-                     void **ret_addr) {
-        void *p = mmap(NULL, length, prot, MAP_SHARED, fd, (off_t)offset);
+static int real_mmap(void *userdata, void *addr, size_t length, int prot, int fd,
+                     uint64_t offset, void **ret_addr) {
+        void *p = mmap(addr, length, prot, MAP_SHARED | (addr ? MAP_FIXED : 0), fd,
+                       (off_t)offset);
         if (p == MAP_FAILED)
                 return negative_errno();
         *ret_addr = p;
@@ -600,10 +601,63 @@ static int map_error(Error *err, int r, const char *ioctl_name, uint32_t ioas_id
         }
 }
 
+/*
+ * The largest alignment iommufd gives an automatic IOVA: iopt_alloc_iova() caps
+ * min(roundup_pow_of_two(length), lowest set bit of the source) at HPAGE_SIZE (2 MiB on
+ * x86-64 and 4K-page arm64) on kernels with transparent huge pages, at PAGE_SIZE without.
+ */
+#define FALLBACK_ALIGN_MAX (UINT64_C(2) << 20)
+
+/* The smallest power of two >= v (v >= 1); 2^63 when v is larger. */
+static uint64_t roundup_pow2(uint64_t v) {
+        if (v > (UINT64_C(1) << 63))
+                return UINT64_C(1) << 63;
+        return v <= 1 ? 1 : UINT64_C(1) << (64 - __builtin_clzll(v - 1));
+}
+
+/*
+ * Maps [offset, offset+length) of fd (offset page aligned) at an address congruent to offset
+ * modulo align (a power of two, at least a page).  iommufd picks an automatic IOVA from the
+ * low bits of the user VA it is given, while IOMMU_IOAS_MAP_FILE and the model use the file
+ * offset: a VA with the offset's low bits makes both give the same alignment.  The address
+ * space is reserved with slack first, the file mapped over it and the slack trimmed.
+ */
+static int fallback_mmap(BackendKernel *k, size_t length, int prot, int fd, uint64_t offset,
+                         uint64_t align, void **ret_addr) {
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+        size_t mlen, resv_len;
+        uintptr_t resv, at;
+        void *p, *addr = NULL;
+        int r;
+
+        if (align <= page)
+                return k->sys->mmap(k->userdata, NULL, length, prot, fd, offset, ret_addr);
+        mlen = (length + page - 1) & ~(page - 1);
+        if (mlen < length || ADD_OVERFLOW(mlen, (size_t)(align - page), &resv_len))
+                return -EOVERFLOW;
+        p = mmap(NULL, resv_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+                return negative_errno();
+        resv = (uintptr_t)p;
+        at = resv + (uintptr_t)((offset - resv) & (align - 1));
+        r = k->sys->mmap(k->userdata, (void *)at, length, prot, fd, offset, &addr);
+        if (r < 0) {
+                (void)munmap(p, resv_len);
+                return r;
+        }
+        /* The slack on either side is still the PROT_NONE reservation: give it back. */
+        if (at > resv)
+                (void)munmap(p, at - resv);
+        if (resv + resv_len > at + mlen)
+                (void)munmap((void *)(at + mlen), resv + resv_len - (at + mlen));
+        *ret_addr = addr;
+        return 0;
+}
+
 static int fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags, int fd,
                              uint64_t start, uint64_t length, uint64_t *iova, Error *err) {
         BackendKernel *k = kernel_of(&c->base);
-        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), aligned, delta, maplen, end;
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), aligned, delta, maplen, end, align;
         struct stat st;
         FallbackMap *m;
         void *addr = NULL;
@@ -634,8 +688,13 @@ static int fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags,
         if (flags & IOMMUD_IOMMU_IOAS_MAP_WRITEABLE)
                 prot |= PROT_WRITE;
 
-        /* The contents are never touched: the mapping only gives the kernel a VA to pin. */
-        r = k->sys->mmap(k->userdata, (size_t)maplen, prot, fd, aligned, &addr);
+        /*
+         * The contents are never touched: the mapping only gives the kernel a VA to pin.  Its
+         * low bits are the offset's up to the alignment an automatic IOVA can get, so the
+         * kernel aligns the IOVA as IOMMU_IOAS_MAP_FILE would.
+         */
+        align = MIN(roundup_pow2(length), FALLBACK_ALIGN_MAX);
+        r = fallback_mmap(k, (size_t)maplen, prot, fd, aligned, align, &addr);
         if (r < 0)
                 return error_set(err, r,
                                  "cannot map memory fd %d at offset 0x%" PRIx64 " (0x%" PRIx64
@@ -1327,4 +1386,59 @@ fail:
 
 size_t backend_kernel_fallback_mappings(Backend *b) {
         return ((BackendKernel *)b)->n_fallback_maps;
+}
+
+/* ---- restart survival ---- */
+
+int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_ids, int *dev_fds,
+                                 size_t n, BackendContext **ret, Error *err) {
+        BackendKernel *k = (BackendKernel *)b;
+        KernelContext *c;
+
+        c = calloc(1, sizeof(*c));
+        if (c && n > 0)
+                c->devices = calloc(n, sizeof(KernelFd));
+        if (!c || (n > 0 && !c->devices)) {
+                if (c)
+                        free(c->devices);
+                free(c);
+                sys_close(k, iommufd);
+                for (size_t i = 0; i < n; i++)
+                        sys_close(k, dev_fds[i]);
+                return error_set(err, -ENOMEM, "out of memory");
+        }
+        c->base.backend = b;
+        c->iommufd = iommufd;
+        /* The bindings live in the open file descriptions, which the fd store kept. */
+        for (size_t i = 0; i < n; i++)
+                c->devices[i] = (KernelFd){ .id = dev_ids[i], .fd = dev_fds[i] };
+        c->n_devices = n;
+        *ret = &c->base;
+        return 0;
+}
+
+int backend_kernel_context_device_fd(BackendContext *bc, uint32_t dev_id) {
+        KernelContext *c = (KernelContext *)bc;
+
+        for (size_t i = 0; i < c->n_devices; i++)
+                if (c->devices[i].id == dev_id)
+                        return c->devices[i].fd;
+        return -ENOENT;
+}
+
+int backend_kernel_context_adopt_fault(BackendContext *bc, uint32_t fault_id, int fd) {
+        KernelContext *c = (KernelContext *)bc;
+        int r;
+
+        r = kernel_fd_add(&c->faults, &c->n_faults, fault_id, fd);
+        if (r < 0)
+                sys_close(kernel_of(bc), fd);
+        return r;
+}
+
+int backend_kernel_context_fault_fd(BackendContext *bc, uint32_t fault_id) {
+        KernelContext *c = (KernelContext *)bc;
+        KernelFd *f = kernel_fd_find(c->faults, c->n_faults, fault_id);
+
+        return f ? f->fd : -ENOENT;
 }

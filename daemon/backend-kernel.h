@@ -27,8 +27,12 @@ typedef struct BackendKernelSyscalls {
         int (*ioctl)(void *userdata, int fd, unsigned long request, void *arg);
         ssize_t (*read)(void *userdata, int fd, void *buf, size_t count);
         ssize_t (*write)(void *userdata, int fd, const void *buf, size_t count);
-        /* MAP_SHARED mapping of [offset, offset+length) of fd; offset is page aligned. */
-        int (*mmap)(void *userdata, size_t length, int prot, int fd, uint64_t offset,
+        /*
+         * MAP_SHARED mapping of [offset, offset+length) of fd; offset is page aligned.  addr is
+         * NULL (anywhere) or a page-aligned address inside a reservation the caller owns, where
+         * the mapping must go (MAP_FIXED over the reservation).
+         */
+        int (*mmap)(void *userdata, void *addr, size_t length, int prot, int fd, uint64_t offset,
                     void **ret_addr);
         int (*munmap)(void *userdata, void *addr, size_t length);
 } BackendKernelSyscalls;
@@ -61,3 +65,23 @@ int backend_kernel_new(Backend **ret, const BackendKernelConfig *cfg, Error *err
  * right now, over all contexts.  For tests and diagnostics.
  */
 size_t backend_kernel_fallback_mappings(Backend *b);
+
+/*
+ * Takes over an iommufd and the device fds bound to it (dev_ids[i] is the
+ * device id of dev_fds[i]) that a previous daemon left in the service
+ * manager's fd store.  Every fd is taken, also on failure.  MAP_FILE-fallback
+ * mappings are not known to the new context: the kernel still holds their
+ * pages, and they are unmapped like any other.
+ */
+int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_ids, int *dev_fds,
+                                 size_t n, BackendContext **ret, Error *err);
+/* The context's fd of a bound device (borrowed), -ENOENT when it has none. */
+int backend_kernel_context_device_fd(BackendContext *c, uint32_t dev_id);
+/*
+ * Takes over the fd of fault queue fault_id of an adopted context (taken also
+ * on failure): the fault object lives in the iommufd, but its fd is the only
+ * way to read it, so the fd store keeps that too.
+ */
+int backend_kernel_context_adopt_fault(BackendContext *c, uint32_t fault_id, int fd);
+/* The context's fd of fault queue fault_id (borrowed), -ENOENT when it has none. */
+int backend_kernel_context_fault_fd(BackendContext *c, uint32_t fault_id);

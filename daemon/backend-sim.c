@@ -513,7 +513,9 @@ static int ioas_reserved_sorted(SimIoas *ioas, IovaRange **ret, size_t *ret_n) {
 
 /*
  * The kernel's automatic IOVA: alignment min(roundup_pow2(length), lowest set
- * bit of the source address) (just the former for source 0), the source's
+ * bit of the source address) (just the former for source 0), capped at
+ * BACKEND_SIM_AUTO_ALIGN_MAX (the kernel's HPAGE_SIZE) before it is checked
+ * against the IOAS alignment, the source's
  * sub-page offset kept, searched inside [PAGE_SIZE, U64_MAX - PAGE_SIZE]
  * (so never 0) intersected with the allowed ranges when any are set, outside
  * every reserved range, lowest hole first.
@@ -535,6 +537,7 @@ static int ioas_alloc_iova(SimIoas *ioas, uint64_t source, uint64_t length, uint
                 align = UINT64_C(1) << 63;
         if (source != 0)
                 align = MIN(align, lowest_bit(source));
+        align = MIN(align, BACKEND_SIM_AUTO_ALIGN_MAX);
         if (align < ioas->alignment)
                 return error_set(err, -EINVAL,
                                  "Source address 0x%" PRIx64 " is not aligned to the IOAS alignment %" PRIu64,
@@ -1222,9 +1225,15 @@ static int sim_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_
         r = obj_lookup(c, args->dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
         if (r < 0)
                 return r;
+        /*
+         * The kernel answers an unknown pt_id with EINVAL, not ENOENT: iommufd_hwpt_alloc()
+         * turns the failed object lookup into -EINVAL (hw_pagetable.c, 6.6 through 6.12 at
+         * least), like a pt_id of the wrong type.
+         */
         pt = obj_get(c, args->pt_id);
         if (!pt)
-                return error_set(err, -ENOENT, "No object with id %" PRIu32, args->pt_id);
+                return error_set(err, -EINVAL, "No IOAS or paging HWPT with id %" PRIu32,
+                                 args->pt_id);
         m = dev_iommu(c, d);
 
         if (pt->type == SIM_OBJ_IOAS) {
@@ -2258,3 +2267,29 @@ static const BackendOps sim_ops = {
         .fault_read = sim_fault_read,
         .fault_respond = sim_fault_respond,
 };
+
+/* ---- lifecycle hooks ---- */
+
+int backend_sim_set_device(Backend *b, const char *name, const char *driver, bool cdev,
+                           Error *err) {
+        SimBackend *s = to_sim(b);
+        char *d = NULL;
+        size_t i;
+
+        if (sim_find_device(s, name, &i) < 0)
+                return error_set(err, -ENODEV, "No simulated device %s", name);
+        if (driver) {
+                d = strdup(driver);
+                if (!d)
+                        return error_set(err, -ENOMEM, "Out of memory");
+        }
+        free(s->devices[i].driver);
+        s->devices[i].driver = d;
+        s->devices[i].cdev = cdev;
+        return 0;
+}
+
+void backend_sim_context_set_next_id(BackendContext *bc, uint32_t id) {
+        /* obj_add() takes the first free slot from the hint on, so a free id is used exactly. */
+        to_ctx(bc)->free_hint = id;
+}

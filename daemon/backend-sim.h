@@ -25,6 +25,13 @@
 #define BACKEND_SIM_PAGE_SIZE UINT64_C(4096)
 
 /*
+ * The largest alignment an automatic IOVA gets.  The kernel (iopt_alloc_iova) caps it at
+ * HPAGE_SIZE when built with transparent huge pages, as distribution kernels are, and at
+ * PAGE_SIZE without them; the model is such a kernel on x86-64: 2 MiB.
+ */
+#define BACKEND_SIM_AUTO_ALIGN_MAX (UINT64_C(2) << 20)
+
+/*
  * Builds the model from topo (copied: topo may be freed afterwards).  root may
  * be NULL (see above).
  */
@@ -61,6 +68,21 @@ int backend_sim_ioas_n_areas(const BackendContext *c, uint32_t ioas_id, size_t *
 /* The area of an IOAS containing iova: -ENOENT when nothing is mapped there. */
 int backend_sim_ioas_lookup(const BackendContext *c, uint32_t ioas_id, uint64_t iova,
                             IovaRange *ret);
+
+/*
+ * Hotplug in the model: device name is now bound to driver (NULL: unbound, or
+ * gone) and has a VFIO cdev or not.  New binds and fd identification follow at
+ * once; contexts that hold the device keep it until they unbind it.
+ */
+int backend_sim_set_device(Backend *b, const char *name, const char *driver, bool cdev,
+                           Error *err);
+
+/*
+ * The next object allocated in the context gets id when that id is free (the
+ * first free id after it otherwise): restoring a context after a restart
+ * recreates objects under the ids clients already hold.
+ */
+void backend_sim_context_set_next_id(BackendContext *c, uint32_t id);
 
 /* Whether the simulated caller holds CAP_SYS_RESOURCE (RLIMIT_MODE SET); default true. */
 void backend_sim_set_privileged(Backend *b, bool privileged);

@@ -30,6 +30,7 @@
 #define BROKER_ERROR_NOT_SUPPORTED BROKER_INTERFACE ".NotSupported"       /* feature */
 #define BROKER_ERROR_BACKEND_ERROR BROKER_INTERFACE ".BackendError"       /* errno, message */
 #define BROKER_ERROR_SYSTEM_ERROR BROKER_INTERFACE ".SystemError"         /* errno, message */
+#define BROKER_ERROR_DEVICE_GONE BROKER_INTERFACE ".DeviceGone"           /* device, deviceId, reason */
 #define BROKER_ERROR_FAULT_NOT_PENDING BROKER_INTERFACE ".FaultNotPending" /* cookie, reason */
 #define BROKER_ERROR_FAULT_NOT_OWNED BROKER_INTERFACE ".FaultNotOwned"     /* cookie */
 /* Malformed parameters use the standard org.varlink.service.InvalidParameter {parameter}. */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -22,13 +24,14 @@ struct Broker {
         SessionHost *host;
         const char *dev_root;
         const char *proc_root;
+        PeerCreds *pending_creds; /* for the connection broker_open_connection() adds */
+        struct event_base *base;
+        uint64_t reclaim_grace_ms;
+        void (*changed)(void *userdata);
+        void *changed_userdata;
+        uint64_t next_serial;
 };
 
-/*
- * What the transport adds to a session: the connections that share it
- * (JoinSession) and the token that lets another connection join.  The
- * session lives until its last connection closes.
- */
 /* A WatchFaults stream: the call it replies to and the router's watch. */
 typedef struct BrokerWatch BrokerWatch;
 struct BrokerWatch {
@@ -38,13 +41,28 @@ struct BrokerWatch {
         FaultWatch *watch;
 };
 
+/*
+ * What the transport adds to a session: the connections that share it
+ * (JoinSession) and the token that lets another connection join.  The
+ * session lives until its last connection closes.
+ */
 typedef struct BrokerSession {
+        Broker *broker;
         Session *session;
         VarlinkConnection **conns;
         size_t n_conns;
         char token[33];
-        BrokerWatch *watches;
+        uint64_t serial;          /* names its fds in the fd store */
+        VarlinkCall **event_streams; /* WatchEvents() streams */
+        size_t n_event_streams;
+        BrokerWatch *watches;     /* WatchFaults() streams */
+        struct event *grace;      /* a restored session nobody reclaimed yet */
 } BrokerSession;
+
+static void broker_changed(Broker *b) {
+        if (b && b->changed)
+                b->changed(b->changed_userdata);
+}
 
 /* Ends the fault streams of c (every stream when c is NULL); what they left unanswered is INVALID. */
 static void broker_session_end_watches(BrokerSession *bs, VarlinkConnection *c) {
@@ -63,12 +81,24 @@ static void broker_session_end_watches(BrokerSession *bs, VarlinkConnection *c) 
 }
 
 static void broker_session_free(BrokerSession *bs) {
+        Broker *b;
+
         if (!bs)
                 return;
+        b = bs->broker;
         broker_session_end_watches(bs, NULL);
+        for (size_t i = 0; i < bs->n_event_streams; i++) {
+                (void)varlink_call_reply(bs->event_streams[i], NULL);
+                varlink_call_unref(bs->event_streams[i]);
+        }
+        free(bs->event_streams);
+        if (bs->grace)
+                event_free(bs->grace);
         session_free(bs->session);
         free(bs->conns);
         free(bs);
+        /* The fd store forgets the session's fds, the state forgets the session. */
+        broker_changed(b);
 }
 
 static int broker_session_add_conn(BrokerSession *bs, VarlinkConnection *c) {
@@ -82,9 +112,22 @@ static int broker_session_add_conn(BrokerSession *bs, VarlinkConnection *c) {
         return 0;
 }
 
+/* Ends the event streams a connection had open (it is going away). */
+static void broker_session_drop_event_streams(BrokerSession *bs, VarlinkConnection *c) {
+        for (size_t i = 0; i < bs->n_event_streams;) {
+                if (varlink_call_get_connection(bs->event_streams[i]) != c) {
+                        i++;
+                        continue;
+                }
+                varlink_call_unref(bs->event_streams[i]);
+                bs->event_streams[i] = bs->event_streams[--bs->n_event_streams];
+        }
+}
+
 /* Detaches c; frees the session when it was the last connection. */
 static void broker_session_remove_conn(BrokerSession *bs, VarlinkConnection *c) {
         broker_session_end_watches(bs, c);
+        broker_session_drop_event_streams(bs, c);
         for (size_t i = 0; i < bs->n_conns; i++)
                 if (bs->conns[i] == c) {
                         bs->conns[i] = bs->conns[--bs->n_conns];
@@ -257,7 +300,27 @@ static int take_fd_param(VarlinkCall *call, json_object *params, const char *nam
                         return _r < 0 ? _r : 0;                                                    \
         } while (0)
 
+/* Methods after which the state a restarted daemon needs has changed. */
+static bool method_mutates(const char *method) {
+        static const char *const m[] = {
+                "AttachDevice", "DetachDevice", "CreateAddressSpace", "DestroyAddressSpace",
+                "AttachToAddressSpace", "AllowIOVAs", "Map", "Unmap", "Copy", "BindPASID",
+                "UnbindPASID", "JoinSession", NULL,
+        };
+        const char *dot = strrchr(method, '.');
+
+        for (size_t i = 0; m[i]; i++)
+                if (streq(dot ? dot + 1 : method, m[i]))
+                        return true;
+        return false;
+}
+
 static int reply(VarlinkCall *call, json_object *p) {
+        BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
+
+        /* Recorded before the client hears of it: a crash right after the reply loses nothing. */
+        if (bs && method_mutates(varlink_call_get_method(call)))
+                broker_changed(bs->broker);
         return varlink_call_reply(call, p);
 }
 
@@ -786,30 +849,58 @@ static int method_unbind_pasid(VarlinkCall *call, json_object *params, VarlinkCa
         return reply(call, NULL);
 }
 
+/* Appends the decimal digits of v at p; returns the end. */
+static char *put_u64(char *p, uint64_t v) {
+        char tmp[20];
+        size_t n = 0;
+
+        do
+                tmp[n++] = (char)('0' + v % 10);
+        while ((v /= 10) > 0);
+        while (n > 0)
+                *p++ = tmp[--n];
+        return p;
+}
+
+static char *put_text(char *p, const char *s) {
+        size_t n = strlen(s);
+
+        memcpy(p, s, n);
+        return p + n;
+}
+
+static char *put_bool(char *p, const char *key, bool b) {
+        return put_text(put_text(p, key), b ? "true" : "false");
+}
+
+/*
+ * One record of a WatchFaults stream.  Formatted straight into text: faults
+ * are the one stream whose rate the device sets, and building a dozen json-c
+ * objects per record only to serialize and free them at once cost more than
+ * the rest of the fault's way through the daemon (snprintf() alone costs
+ * several times these few appends).  Same members, same order as the objects
+ * had; every value is a number or a boolean, so nothing needs escaping.
+ */
 static int deliver_fault(FaultWatch *fw, const FaultEvent *ev, void *userdata) {
         BrokerWatch *w = userdata;
-        json_object *out = json_object_new_object(), *f = json_object_new_object();
+        char buf[320], *p = buf; /* 230 bytes at most */
 
-        if (!out || !f) {
-                json_object_put(out);
-                json_object_put(f);
-                return -ENOMEM;
-        }
-        (void)json_util_add(f, "cookie", u64_node(ev->cookie));
-        (void)json_util_add(f, "deviceId", json_object_new_int64(ev->device_id));
+        p = put_u64(put_text(p, "{\"fault\":{\"cookie\":"), ev->cookie);
+        p = put_u64(put_text(p, ",\"deviceId\":"), ev->device_id);
         if (ev->pasid_valid)
-                (void)json_util_add(f, "pasid", json_object_new_int64(ev->pasid));
-        (void)json_util_add(f, "groupId", json_object_new_int64(ev->group_id));
-        (void)json_util_add(f, "address", u64_node(ev->address));
-        (void)json_util_add(f, "length", json_object_new_int64(ev->length));
-        (void)json_util_add(f, "read", json_object_new_boolean(ev->perm & FAULT_PERM_READ));
-        (void)json_util_add(f, "write", json_object_new_boolean(ev->perm & FAULT_PERM_WRITE));
-        (void)json_util_add(f, "exec", json_object_new_boolean(ev->perm & FAULT_PERM_EXEC));
-        (void)json_util_add(f, "privileged", json_object_new_boolean(ev->perm & FAULT_PERM_PRIV));
-        (void)json_util_add(f, "lastPage", json_object_new_boolean(ev->last_page));
-        (void)json_util_add(out, "fault", f);
+                p = put_u64(put_text(p, ",\"pasid\":"), ev->pasid);
+        p = put_u64(put_text(p, ",\"groupId\":"), ev->group_id);
+        p = put_u64(put_text(p, ",\"address\":"), ev->address);
+        p = put_u64(put_text(p, ",\"length\":"), ev->length);
+        p = put_bool(p, ",\"read\":", ev->perm & FAULT_PERM_READ);
+        p = put_bool(p, ",\"write\":", ev->perm & FAULT_PERM_WRITE);
+        p = put_bool(p, ",\"exec\":", ev->perm & FAULT_PERM_EXEC);
+        p = put_bool(p, ",\"privileged\":", ev->perm & FAULT_PERM_PRIV);
+        p = put_bool(p, ",\"lastPage\":", ev->last_page);
+        p = put_text(p, "}}");
+        assert((size_t)(p - buf) < sizeof(buf));
         /* -ENOBUFS: the client does not read; the router answers INVALID for it. */
-        return varlink_call_reply_more(w->call, out);
+        return varlink_call_reply_more_text(w->call, buf, (size_t)(p - buf));
 }
 
 static int method_watch_faults(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
@@ -1016,6 +1107,13 @@ static int method_join_session(VarlinkCall *call, json_object *params, VarlinkCa
         r = broker_session_add_conn(target, c);
         if (r < 0)
                 return r;
+        if (target->grace) {
+                /* A session that survived a restart is reclaimed: it stays. */
+                event_free(target->grace);
+                target->grace = NULL;
+                log_info("Session of %s reclaimed after the restart.",
+                         session_describe(target->session));
+        }
         /* The fresh session of this connection goes; c now belongs to target. */
         for (size_t i = 0; i < cur->n_conns; i++)
                 if (cur->conns[i] == c)
@@ -1023,6 +1121,24 @@ static int method_join_session(VarlinkCall *call, json_object *params, VarlinkCa
         if (cur->n_conns == 0)
                 broker_session_free(cur);
         return reply(call, NULL);
+}
+
+static int method_watch_events(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                               void *userdata) {
+        BrokerSession *bs;
+        VarlinkCall **w;
+
+        REQUIRE_SESSION(call);
+        CHECK_NO_PARAMS(call, params);
+        if (!(flags & VARLINK_CALL_MORE))
+                return varlink_call_error(call, VARLINK_ERROR_EXPECTED_MORE, NULL);
+        bs = call_broker_session(call);
+        w = realloc(bs->event_streams, (bs->n_event_streams + 1) * sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        bs->event_streams = w;
+        bs->event_streams[bs->n_event_streams++] = varlink_call_ref(call);
+        return 0;
 }
 
 static const VarlinkMethod broker_methods[] = {
@@ -1045,6 +1161,7 @@ static const VarlinkMethod broker_methods[] = {
         { "Delegate", method_delegate },
         { "GetSession", method_get_session },
         { "JoinSession", method_join_session },
+        { "WatchEvents", method_watch_events },
         {},
 };
 
@@ -1099,8 +1216,11 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         Principal p;
         int r;
 
-        r = peer_creds_new(&creds, b->proc_root, cred->pid, cred->uid, cred->gid, &e.error);
-        if (r < 0)
+        if (b->pending_creds)
+                creds = TAKE_PTR(b->pending_creds);
+        else
+                r = peer_creds_new(&creds, b->proc_root, cred->pid, cred->uid, cred->gid, &e.error);
+        if (!creds)
                 return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
                                          error_message(&e.error));
 
@@ -1119,6 +1239,8 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         bs = calloc(1, sizeof(*bs));
         if (!bs)
                 return log_oom();
+        bs->broker = b;
+        bs->serial = ++b->next_serial;
         for (size_t i = 0; i < sizeof(rnd); i++)
                 snprintf(bs->token + 2 * i, 3, "%02x", rnd[i]);
 
@@ -1162,8 +1284,33 @@ int broker_new(Broker **ret, SessionHost *host, const char *dev_root, const char
 }
 
 Broker *broker_free(Broker *b) {
+        if (!b)
+                return NULL;
+        peer_creds_free(b->pending_creds);
         free(b);
         return NULL;
+}
+
+int broker_open_connection(Broker *b, VarlinkServer *s, PeerCreds *creds, int *ret_fd) {
+        _cleanup_(peer_creds_freep) PeerCreds *c = creds;
+        int pair[2], r;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
+                return negative_errno();
+        b->pending_creds = TAKE_PTR(c);
+        r = varlink_server_add_connection(s, pair[0], NULL);
+        /* on_connect() took the credentials unless it never ran. */
+        b->pending_creds = peer_creds_free(b->pending_creds);
+        if (r < 0) {
+                safe_close(pair[1]);
+                return r;
+        }
+        /* The client end blocks like any socket a client connects itself. */
+        r = fcntl(pair[1], F_GETFL);
+        if (r >= 0)
+                (void)fcntl(pair[1], F_SETFL, r & ~O_NONBLOCK);
+        *ret_fd = pair[1];
+        return 0;
 }
 
 int broker_attach(Broker *b, VarlinkServer *s) {
@@ -1178,5 +1325,127 @@ int broker_attach(Broker *b, VarlinkServer *s) {
         b->host->reap_userdata = b;
         varlink_server_set_info(s, "iommud project", "iommud", PACKAGE_VERSION,
                                 "https://github.com/iommud/iommud");
+        return 0;
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+void broker_session_event(Session *s, const char *kind, const char *device, uint32_t device_id,
+                          const char *reason) {
+        BrokerSession *bs = session_get_userdata(s);
+
+        if (!bs)
+                return;
+        for (size_t i = 0; i < bs->n_event_streams; i++) {
+                json_object *out = json_object_new_object(), *ev = json_object_new_object();
+
+                if (!out || !ev) {
+                        json_object_put(out);
+                        json_object_put(ev);
+                        return;
+                }
+                (void)json_util_add(ev, "kind", json_object_new_string(kind));
+                (void)json_util_add(ev, "device", json_object_new_string(device));
+                if (device_id != UINT32_MAX)
+                        (void)json_util_add(ev, "deviceId", json_object_new_int64(device_id));
+                (void)json_util_add(ev, "reason", json_object_new_string(reason));
+                (void)json_util_add(out, "event", ev);
+                /* A watcher that cannot keep up misses events; its session is unaffected. */
+                (void)varlink_call_reply_more(bs->event_streams[i], out);
+        }
+}
+
+/* ---- restart survival ------------------------------------------------------------------ */
+
+void broker_set_lifecycle(Broker *b, struct event_base *base, uint64_t reclaim_grace_ms,
+                          void (*changed)(void *userdata), void *userdata) {
+        b->base = base;
+        b->reclaim_grace_ms = reclaim_grace_ms;
+        b->changed = changed;
+        b->changed_userdata = userdata;
+}
+
+uint64_t broker_session_serial(const Session *s) {
+        BrokerSession *bs = session_get_userdata(s);
+
+        return bs ? bs->serial : 0;
+}
+
+bool broker_session_unclaimed(const Session *s) {
+        BrokerSession *bs = session_get_userdata(s);
+
+        return bs && bs->grace;
+}
+
+int broker_session_to_json(const Session *s, json_object **ret) {
+        BrokerSession *bs = session_get_userdata(s);
+        const PeerCreds *c = session_creds(s);
+        json_object *o, *creds, *groups, *state = NULL;
+        int r;
+
+        if (!bs)
+                return -ENOENT;
+        r = session_to_json(s, &state);
+        if (r < 0)
+                return r;
+        o = json_object_new_object();
+        creds = json_object_new_object();
+        groups = json_object_new_array();
+        if (!o || !creds || !groups) {
+                json_object_put(o);
+                json_object_put(creds);
+                json_object_put(groups);
+                json_object_put(state);
+                return -ENOMEM;
+        }
+        (void)json_util_add(creds, "pid", json_object_new_int64(c->pid));
+        (void)json_util_add(creds, "uid", json_object_new_int64(c->uid));
+        (void)json_util_add(creds, "gid", json_object_new_int64(c->gid));
+        for (size_t i = 0; i < c->n_groups; i++)
+                json_object_array_add(groups, json_object_new_int64(c->groups[i]));
+        (void)json_util_add(creds, "groups", groups);
+        if (c->unit)
+                (void)json_util_add(creds, "unit", json_object_new_string(c->unit));
+        (void)json_util_add(o, "serial", u64_node(bs->serial));
+        (void)json_util_add(o, "token", json_object_new_string(bs->token));
+        (void)json_util_add(o, "principal", creds);
+        (void)json_util_add(o, "session", state);
+        *ret = o;
+        return 0;
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *userdata) {
+        BrokerSession *bs = userdata;
+
+        log_info("Session of %s was not reclaimed within the grace period; tearing it down.",
+                 session_describe(bs->session));
+        broker_session_free(bs);
+}
+
+int broker_adopt_session(Broker *b, Session *s, uint64_t serial, const char *token) {
+        BrokerSession *bs;
+        struct timeval tv = {
+                .tv_sec = (time_t)(b->reclaim_grace_ms / 1000),
+                .tv_usec = (suseconds_t)(b->reclaim_grace_ms % 1000 * 1000),
+        };
+
+        if (strlen(token) >= sizeof(bs->token))
+                return -EINVAL;
+        bs = calloc(1, sizeof(*bs));
+        if (!bs)
+                return -ENOMEM;
+        bs->broker = b;
+        bs->session = s;
+        bs->serial = serial;
+        snprintf(bs->token, sizeof(bs->token), "%s", token);
+        bs->grace = evtimer_new(b->base, on_grace, bs);
+        if (!bs->grace || evtimer_add(bs->grace, &tv) < 0) {
+                if (bs->grace)
+                        event_free(bs->grace);
+                free(bs);
+                return -ENOMEM;
+        }
+        session_set_userdata(s, bs);
+        b->next_serial = MAX(b->next_serial, serial);
         return 0;
 }

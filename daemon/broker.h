@@ -9,6 +9,12 @@
  * server's connection hooks.
  */
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+
 #include "macros.h"
 #include "session.h"
 #include "varlink-server.h"
@@ -23,5 +29,40 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Broker *, broker_free);
 /* The org.iommud.Broker method table (for the IDL conformance test). */
 const VarlinkInterface *broker_interface_get(void);
 
+/*
+ * Serves one end of a new socketpair as a broker connection whose session
+ * carries creds instead of the socket's own credentials (a client that
+ * authenticated over another transport, such as D-Bus), and returns the other
+ * end.  creds is taken, also on failure.
+ */
+int broker_open_connection(Broker *b, VarlinkServer *s, PeerCreds *creds, int *ret_fd);
+
 /* Registers the interface and the connection hooks on s (userdata: the broker). */
 int broker_attach(Broker *b, VarlinkServer *s);
+
+/*
+ * Restart survival.  changed() runs whenever the state a restarted daemon
+ * needs has changed (before the reply that reports it is sent, and when a
+ * session ends); restored sessions nobody reclaims within reclaim_grace_ms
+ * are torn down on base.
+ */
+void broker_set_lifecycle(Broker *b, struct event_base *base, uint64_t reclaim_grace_ms,
+                          void (*changed)(void *userdata), void *userdata);
+/* {serial, token, principal, session}: the session's record for the state memfd. */
+int broker_session_to_json(const Session *s, json_object **ret);
+/* The number naming the session's fds in the fd store ("s<serial>-..."). */
+uint64_t broker_session_serial(const Session *s);
+/* A restored session that no client has reclaimed yet. */
+bool broker_session_unclaimed(const Session *s);
+/*
+ * Takes over a restored session (no connection yet) under its old serial and
+ * token; JoinSession(token) reclaims it, the grace timer ends it otherwise.
+ */
+int broker_adopt_session(Broker *b, Session *s, uint64_t serial, const char *token);
+
+/*
+ * Tells every WatchEvents() stream of the session about a device it lost:
+ * kind "removed", "rebound" or "revoked"; device_id UINT32_MAX when unknown.
+ */
+void broker_session_event(Session *s, const char *kind, const char *device, uint32_t device_id,
+                          const char *reason);

@@ -80,6 +80,7 @@ static const char *const closed_reason_table[_FAULT_CLOSED_MAX] = {
         [FAULT_CLOSED_OVERFLOW] = "overflow",
         [FAULT_CLOSED_DISCONNECTED] = "disconnected",
         [FAULT_CLOSED_UNBOUND] = "unbound",
+        [FAULT_CLOSED_DEVICE_GONE] = "device_gone",
 };
 
 const char *fault_closed_reason_to_string(FaultClosedReason r) {
@@ -605,6 +606,16 @@ void fault_stream_forget_device(FaultStream *s, uint32_t device_id) {
 
                 if (g->open && g->device_id == device_id)
                         stream_close(s, g, FAULT_CLOSED_UNBOUND, false);
+        }
+        stream_trim(s);
+}
+
+void fault_stream_answer_device(FaultStream *s, uint32_t device_id) {
+        for (size_t i = s->head; i < s->n; i++) {
+                PendingGroup *g = &s->q[i];
+
+                if (g->open && g->device_id == device_id)
+                        stream_close(s, g, FAULT_CLOSED_DEVICE_GONE, true);
         }
         stream_trim(s);
 }

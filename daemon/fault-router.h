@@ -66,6 +66,7 @@ typedef enum FaultClosedReason {
         FAULT_CLOSED_OVERFLOW,
         FAULT_CLOSED_DISCONNECTED,
         FAULT_CLOSED_UNBOUND,
+        FAULT_CLOSED_DEVICE_GONE,
         _FAULT_CLOSED_MAX,
 } FaultClosedReason;
 
@@ -142,6 +143,13 @@ int fault_stream_respond(FaultStream *s, uint64_t cookie, uint32_t code, BrokerE
 void fault_stream_forget(FaultStream *s, uint32_t device_id, uint32_t pasid);
 /* Same for every PASID and the RID of device_id (it is being unbound). */
 void fault_stream_forget_device(FaultStream *s, uint32_t device_id);
+/*
+ * device_id was taken from the session (hot-unplug, rebind, policy): the
+ * router answers INVALID itself, now, to every group of it still pending
+ * (reason "device_gone", counted as dropped), instead of leaving them to the
+ * detach that follows.  Call before the device's PASIDs are unbound.
+ */
+void fault_stream_answer_device(FaultStream *s, uint32_t device_id);
 
 void fault_stream_get_counters(const FaultStream *s, FaultCounters *ret);
 

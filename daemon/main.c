@@ -40,6 +40,12 @@ static void help(void) {
                "     --runtime-dir DIR         Runtime directory (default %s)\n"
                "     --socket PATH             Broker socket when not socket-activated\n"
                "                               (default RUNTIME_DIR/%s)\n"
+               "     --bus-address ADDRESS     Serve org.iommud1 on this D-Bus address (default:\n"
+               "                               $DBUS_SYSTEM_BUS_ADDRESS or the system bus)\n"
+               "     --no-bus                  Do not connect to D-Bus; serve the socket only\n"
+               "     --fd-store                Keep sessions in the service manager's fd store\n"
+               "                               even when $FDSTORE is not set (systemd < 254\n"
+               "                               with FileDescriptorStoreMax=)\n"
                "     --log-level LEVEL         debug, info, notice, warning, err, crit or 0-7\n"
                "     --check-config            Validate the policy, print every problem and\n"
                "                               exit (non-zero when it is invalid)\n"
@@ -60,10 +66,13 @@ enum {
         ARG_VENDOR_POLICY_DIR,
         ARG_RUNTIME_DIR,
         ARG_SOCKET,
+        ARG_BUS_ADDRESS,
+        ARG_NO_BUS,
         ARG_LOG_LEVEL,
         ARG_CHECK_CONFIG,
         ARG_EXPLAIN,
         ARG_AS_UID,
+        ARG_FD_STORE,
 };
 
 /* Returns 1 to go on, 0 to exit successfully, negative on a usage error. */
@@ -78,10 +87,13 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 { "vendor-policy-dir", required_argument, NULL, ARG_VENDOR_POLICY_DIR },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "socket", required_argument, NULL, ARG_SOCKET },
+                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "no-bus", no_argument, NULL, ARG_NO_BUS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
                 { "explain", required_argument, NULL, ARG_EXPLAIN },
                 { "as-uid", required_argument, NULL, ARG_AS_UID },
+                { "fd-store", no_argument, NULL, ARG_FD_STORE },
                 {},
         };
         int c, r;
@@ -115,6 +127,12 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 case ARG_SOCKET:
                         o->cfg.socket_path = optarg;
                         break;
+                case ARG_BUS_ADDRESS:
+                        o->cfg.bus_address = optarg;
+                        break;
+                case ARG_NO_BUS:
+                        o->cfg.no_bus = true;
+                        break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
                         if (r < 0)
@@ -123,6 +141,9 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                                                        "or 0-7.",
                                                        optarg);
                         log_set_max_level(r);
+                        break;
+                case ARG_FD_STORE:
+                        o->cfg.fd_store = true;
                         break;
                 case ARG_CHECK_CONFIG:
                         o->check_config = true;

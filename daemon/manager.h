@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include <event2/event.h>
+#include <json-c/json.h>
 
 #include "error.h"
 #include "macros.h"
@@ -27,6 +28,9 @@ typedef struct ManagerConfig {
         const char *runtime_dir;   /* NULL: IOMMUD_RUNTIME_DIR */
         const char *socket_path;   /* NULL: RUNTIME_DIR/org.iommud.Broker */
         const char *proc_root;     /* NULL: "/proc" */
+        const char *bus_address;   /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */
+        bool no_bus;               /* serve the socket only */
+        bool fd_store;             /* use the fd store even without $FDSTORE (systemd < 254) */
 } ManagerConfig;
 
 /* Loads policy, topology and backend (materializing the simulated host with sim). */
@@ -45,6 +49,15 @@ void manager_exit(Manager *m);
  * diagnostic.  Sessions that lose a grant get the affected devices detached.
  */
 int manager_reload_policy(Manager *m);
+/* The same; on failure, every diagnostic as a string in *ret_diagnostics (NULL-terminated, freed by the caller). */
+int manager_reload_policy_full(Manager *m, char ***ret_diagnostics);
+
+/*
+ * Tells org.iommud.Manager Monitor() subscribers that something happened:
+ * type "session-opened", "policy-reloaded", ...; payload (may be NULL, taken)
+ * adds members such as session, uid, device, generation.
+ */
+void manager_emit_event(Manager *m, const char *type, const char *message, json_object *payload);
 
 struct event_base *manager_get_event_base(Manager *m);
 /* Where simulated device nodes live: "/dev" or RUNTIME_DIR/sim/dev. */

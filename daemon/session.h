@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <json-c/json.h>
+
 #include "backend.h"
 #include "broker-errors.h"
 #include "fault-router.h"
@@ -50,8 +52,21 @@ typedef struct SessionHost {
          */
         bool (*reap_if_gone)(Session *holder, void *userdata);
         void *reap_userdata;
+        /*
+         * Told when a session was linked in (opened true) and when it has been
+         * unlinked and has released everything (opened false, its credentials
+         * still valid), whichever transport made it; may be NULL.
+         */
+        void (*on_session)(Session *s, bool opened, void *userdata);
+        void *on_session_userdata;
         /* Reads the sessions' fault queues; NULL: no event loop, fault delivery is NotSupported. */
         FaultRouter *faults;
+        /*
+         * Told when a session has been linked in (opened) and when it is about
+         * to be freed (before anything is released), e.g. for monitoring.
+         */
+        void (*session_event)(Session *s, bool opened, void *userdata);
+        void *session_event_userdata;
 } SessionHost;
 
 #define SESSION_HOST_INIT ((SessionHost){})
@@ -100,6 +115,9 @@ typedef struct SessionInfo {
         uint64_t policy_generation;
         FaultCounters faults;     /* all zero until the session has a fault queue */
 } SessionInfo;
+
+/* The largest user stage-1 table BindPASID takes (struct iommu_hwpt_vtd_s1). */
+#define SESSION_STAGE1_MAX 24
 
 typedef struct SessionBindPasidArgs {
         uint32_t device_id;
@@ -182,6 +200,54 @@ int session_revalidate(Session *s,
                        void (*on_drop)(Session *s, const char *device, const char *reason,
                                        void *userdata),
                        void *userdata);
+
+/*
+ * Restart survival.  session_to_json() records what a restarted daemon needs
+ * to take the session over: devices (id, name, address space, page table),
+ * address spaces (id, allowed list, mappings as [iova, length, flags]) and,
+ * since state version 2, the fault queue's id and the PASID binds (device,
+ * PASID, address space, page table, nesting parent and stage-1 table, whether
+ * faults were requested).  Usage is not recorded: it follows from the rest.
+ * Pending faults are not recorded: their cookies die with the process.
+ */
+int session_to_json(const Session *s, json_object **ret);
+
+typedef struct SessionRestoreConfig {
+        /*
+         * NULL: ctx is the adopted iommufd and still holds every object; each
+         * recorded one is checked against it (IOAS by IOVA_RANGES, device by
+         * HW_INFO, every mapping by copying it into a scratch IOAS, a PASID by
+         * attaching its recorded page table again, a replace with itself) and what
+         * does not match is dropped.  Otherwise ctx is fresh and the objects are
+         * recreated under their recorded ids (prepare_id() is called before each
+         * allocation): the simulated backend, whose state lived in the old process.
+         */
+        void (*prepare_id)(BackendContext *c, uint32_t id);
+        /*
+         * Adopted contexts only: the fd of fault queue fault_id that ctx took
+         * over (borrowed), negative when it has none.  NULL: no fault queue
+         * survives, and PASIDs bound with faults are unbound.
+         */
+        int (*fault_fd)(BackendContext *c, uint32_t fault_id);
+        /* Each record dropped, with a sentence saying which and why. */
+        void (*on_drop)(Session *s, const char *what, void *userdata);
+        void *userdata;
+} SessionRestoreConfig;
+
+/*
+ * Rebuilds a session from its record over ctx for creds (both taken in every
+ * case) and links it into host.  Fails only for lack of memory;
+ * everything else is dropped and reported.  Call session_revalidate()
+ * afterwards: topology and policy may have changed meanwhile.
+ */
+int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendContext *ctx,
+                    json_object *state, const SessionRestoreConfig *rc);
+
+SessionHost *session_get_host(const Session *s);
+/* The session's backend context (its iommufd), for the fd store. */
+BackendContext *session_get_context(const Session *s);
+/* The id under which the session holds device name, -ENOENT when it does not. */
+int session_device_id(const Session *s, const char *name, uint32_t *ret);
 
 /*
  * Attaches a PASID of a device to an address space (or to a nested stage 1

@@ -1440,3 +1440,79 @@ int simtopo_remove(const char *root) {
                 return -errno;
         return 0;
 }
+
+/* Swaps two names atomically; falls back to two renames where RENAME_EXCHANGE is unknown. */
+static int exchange_at(int a_fd, const char *a, int b_fd, const char *b) {
+        if (renameat2(a_fd, a, b_fd, b, RENAME_EXCHANGE) == 0)
+                return 0;
+        if (errno != EINVAL && errno != ENOSYS)
+                return -errno;
+        if (renameat(b_fd, b, a_fd, "sys.old") < 0)
+                return -errno;
+        if (renameat(a_fd, a, b_fd, b) < 0) {
+                int r = -errno;
+
+                (void)renameat(a_fd, "sys.old", b_fd, b);
+                return r;
+        }
+        return renameat(a_fd, "sys.old", a_fd, a) < 0 ? -errno : 0;
+}
+
+int simtopo_rematerialize_sys(const SimTopology *t, const char *root, Error *err) {
+        _cleanup_free_ char *staging = NULL;
+        _cleanup_close_ int root_fd = -EBADF, staging_fd = -EBADF;
+        struct stat st;
+        int r;
+
+        root_fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (root_fd < 0)
+                return error_set(err, -errno, "cannot open %s: %m", root);
+        if (fstatat(root_fd, SIMTOPO_MARKER, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                return error_set(err, -EPERM, "%s was not made by simtopo_materialize()", root);
+
+        /* A sibling, so the swap below stays on one file system. */
+        if (asprintf(&staging, "%s.new", root) < 0)
+                return error_set(err, -ENOMEM, "out of memory");
+        r = simtopo_remove(staging);
+        if (r < 0 && r != -ENOENT)
+                return error_set(err, r, "cannot remove the stale staging tree %s: %s", staging,
+                                 strerror(-r));
+        r = simtopo_materialize(t, staging, err);
+        if (r < 0)
+                return r;
+        staging_fd = open(staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (staging_fd < 0) {
+                r = error_set(err, -errno, "cannot open %s: %m", staging);
+                goto out;
+        }
+
+        /* Readers see either the old sys/ or the new one, never a mix. */
+        r = exchange_at(staging_fd, "sys", root_fd, "sys");
+        if (r < 0) {
+                error_set(err, r, "cannot put the new tree in place at %s/sys: %s", root,
+                          strerror(-r));
+                goto out;
+        }
+        /* dev/ stays: nodes clients hold are identified by inode; add the nodes of new cdevs. */
+        for (size_t i = 0; i < t->n_devices; i++) {
+                const SimDevice *d = &t->devices[i];
+                char path[64];
+
+                if (!d->cdev)
+                        continue;
+                snprintf(path, sizeof(path), "dev/vfio/devices/vfio%u", d->cdev_minor);
+                if (fstatat(root_fd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0)
+                        continue;
+                (void)mkdirat(root_fd, "dev/vfio", 0755);
+                (void)mkdirat(root_fd, "dev/vfio/devices", 0755);
+                if (renameat(staging_fd, path, root_fd, path) < 0) {
+                        r = error_set(err, -errno, "cannot create %s/%s: %m", root, path);
+                        goto out;
+                }
+        }
+        r = 0;
+out:
+        /* The staging tree now holds the old sys/ (or the unused new one): it goes. */
+        (void)simtopo_remove(staging);
+        return r;
+}

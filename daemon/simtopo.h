@@ -82,5 +82,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SimTopology *, simtopo_free);
 int simtopo_materialize(const SimTopology *t, const char *root, Error *err);
 /* Removes a tree made by simtopo_materialize(). */
 int simtopo_remove(const char *root);
+/*
+ * Rewrites ROOT/sys of a tree made by simtopo_materialize() from t as it is
+ * now (after hotplug changes to the model).  The new sys/ is written to the
+ * sibling ROOT.new and swapped in with one rename, so readers never see a
+ * half-written tree; ROOT/dev keeps its nodes (clients hold them, and they
+ * are identified by inode) and gains those of devices that got a cdev.
+ * Refuses (-EPERM) a root that simtopo_materialize() did not make.
+ */
+int simtopo_rematerialize_sys(const SimTopology *t, const char *root, Error *err);
 
 const SimDevice *simtopo_find_device(const SimTopology *t, const char *name);

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -20,8 +19,11 @@
 
 extern const char simulator_idl[];
 
-/* One simulated host per daemon: the backend the interface was attached for. */
-static Backend *simulator_backend;
+/*
+ * The server's userdata is the broker's, so the hooks live here: one
+ * simulated host per daemon, the one the interface was attached for.
+ */
+static const SimulatorHooks *hooks;
 
 static json_object *u64_node(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
@@ -30,7 +32,7 @@ static json_object *u64_node(uint64_t v) {
 static bool caller_allowed(VarlinkCall *call) {
         const struct ucred *u = varlink_connection_get_ucred(varlink_call_get_connection(call));
 
-        return u && (u->uid == 0 || u->uid == geteuid());
+        return hooks && u && (u->uid == 0 || u->uid == hooks->owner_uid);
 }
 
 #define GET(call, getter, params, name, flags, ret)                                                \
@@ -70,7 +72,7 @@ static int method_inject_fault(VarlinkCall *call, json_object *params, VarlinkCa
                (x_ ? FAULT_PERM_EXEC : 0) | (p_ ? FAULT_PERM_PRIV : 0);
 
         for (n = 0; n < count; n++) {
-                r = backend_sim_inject_fault(simulator_backend, device, pasid,
+                r = backend_sim_inject_fault(hooks->backend, device, pasid,
                                              address + (uint64_t)n * 4096, perm,
                                              count > 1 ? true : last, group + n, &e);
                 if (r < 0)
@@ -105,7 +107,7 @@ static int method_get_stats(VarlinkCall *call, json_object *params, VarlinkCallF
 
         if (!caller_allowed(call))
                 return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
-        backend_sim_get_stats(simulator_backend, &st);
+        backend_sim_get_stats(hooks->backend, &st);
         out = json_object_new_object();
         if (!out)
                 return -ENOMEM;
@@ -119,9 +121,52 @@ static int method_get_stats(VarlinkCall *call, json_object *params, VarlinkCallF
         return varlink_call_reply(call, out);
 }
 
+static int reply_hotplug(VarlinkCall *call, const char *device, int r, const Error *e) {
+        json_object *p;
+
+        if (r >= 0)
+                return varlink_call_reply(call, NULL);
+        if (r != -ENODEV)
+                return varlink_call_error_errno(call, -r, error_message(e));
+        p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        (void)json_util_add(p, "device", json_object_new_string(device));
+        return varlink_call_error(call, SIMULATOR_ERROR_NO_SUCH_DEVICE, p);
+}
+
+static int method_set_driver(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                             void *userdata) {
+        const char *device = NULL, *driver = NULL;
+        Error e = ERROR_INIT;
+        int r;
+
+        if (!caller_allowed(call))
+                return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
+        GET(call, json_util_get_string, params, "device", 0, &device);
+        GET(call, json_util_get_string, params, "driver", JSON_UTIL_OPTIONAL, &driver);
+        r = hooks->set_driver(hooks->userdata, device, driver, &e);
+        return reply_hotplug(call, device, r, &e);
+}
+
+static int method_remove_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                                void *userdata) {
+        const char *device = NULL;
+        Error e = ERROR_INIT;
+        int r;
+
+        if (!caller_allowed(call))
+                return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
+        GET(call, json_util_get_string, params, "device", 0, &device);
+        r = hooks->remove_device(hooks->userdata, device, &e);
+        return reply_hotplug(call, device, r, &e);
+}
+
 static const VarlinkMethod simulator_methods[] = {
         { "InjectFault", method_inject_fault },
         { "GetStats", method_get_stats },
+        { "SetDriver", method_set_driver },
+        { "RemoveDevice", method_remove_device },
         {},
 };
 
@@ -136,9 +181,10 @@ const VarlinkInterface *simulator_interface_get(void) {
         return &simulator_interface;
 }
 
-int simulator_attach(VarlinkServer *s, Backend *b) {
-        if (!backend_is_sim(b))
+int simulator_attach(VarlinkServer *s, const SimulatorHooks *h) {
+        if (!h || !h->backend || !backend_is_sim(h->backend) || !h->set_driver ||
+            !h->remove_device)
                 return -EINVAL;
-        simulator_backend = b;
+        hooks = h;
         return varlink_server_add_interface(s, &simulator_interface);
 }

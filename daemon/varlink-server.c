@@ -26,6 +26,8 @@
 
 /* Accepts per wakeup of a listening socket, so that one busy socket cannot starve the loop. */
 #define ACCEPT_BATCH 32
+/* Reads per wakeup of a connection, for the same reason. */
+#define READ_BATCH 64
 
 typedef struct Listener {
         VarlinkServer *server;
@@ -228,8 +230,9 @@ static void connection_call_done(VarlinkConnection *c, VarlinkCall *call) {
         connection_schedule(c);
 }
 
-static int call_send(VarlinkCall *call, const char *error, json_object *params, bool continues,
-                     FdList *fds_in) {
+/* params_text (params_len bytes, one JSON object) stands in for params when not NULL. */
+static int call_send(VarlinkCall *call, const char *error, json_object *params,
+                     const char *params_text, size_t params_len, bool continues, FdList *fds_in) {
         _cleanup_(fdlist_freep) FdList *fds = fds_in;
         VarlinkConnection *c = call->conn;
         VarlinkWriter *w;
@@ -271,7 +274,9 @@ static int call_send(VarlinkCall *call, const char *error, json_object *params, 
                         r = varlink_writer_append(w, "\",\"parameters\":", 15);
         } else
                 r = varlink_writer_append(w, "{\"parameters\":", 14);
-        if (r >= 0)
+        if (r >= 0 && params_text)
+                r = varlink_writer_append(w, params_text, params_len);
+        else if (r >= 0)
                 r = params ? varlink_writer_append_json(w, params) : varlink_writer_append(w, "{}", 2);
         json_object_put(params);
         if (r >= 0 && continues)
@@ -294,7 +299,7 @@ static int call_send(VarlinkCall *call, const char *error, json_object *params, 
 }
 
 int varlink_call_reply(VarlinkCall *call, json_object *params) {
-        return call_send(call, NULL, params, false, NULL);
+        return call_send(call, NULL, params, NULL, 0, false, NULL);
 }
 
 int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds, size_t n_fds) {
@@ -308,7 +313,7 @@ int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds
         r = fdlist_new(&l, fds, n_fds);
         if (r < 0)
                 goto fail;
-        return call_send(call, NULL, params, false, l);
+        return call_send(call, NULL, params, NULL, 0, false, l);
 fail:
         for (size_t i = 0; i < n_fds; i++)
                 safe_close(fds[i]);
@@ -317,11 +322,15 @@ fail:
 }
 
 int varlink_call_reply_more(VarlinkCall *call, json_object *params) {
-        return call_send(call, NULL, params, true, NULL);
+        return call_send(call, NULL, params, NULL, 0, true, NULL);
+}
+
+int varlink_call_reply_more_text(VarlinkCall *call, const char *params, size_t len) {
+        return call_send(call, NULL, NULL, params, len, true, NULL);
 }
 
 int varlink_call_error(VarlinkCall *call, const char *error_name, json_object *params) {
-        return call_send(call, error_name, params, false, NULL);
+        return call_send(call, error_name, params, NULL, 0, false, NULL);
 }
 
 int varlink_call_error_invalid_parameter(VarlinkCall *call, const char *parameter) {
@@ -656,7 +665,8 @@ static int connection_dispatch(VarlinkConnection *c, json_object *message, FdLis
                 else if (upgrade)
                         r = varlink_call_error_invalid_parameter(call, "upgrade");
                 else
-                        r = m->handler(call, params ?: s->empty, call->flags, s->userdata);
+                        r = m->handler(call, params ?: s->empty, call->flags,
+                                       call->iface->userdata ?: s->userdata);
         }
 
         if (call->done)
@@ -679,16 +689,12 @@ static int connection_dispatch(VarlinkConnection *c, json_object *message, FdLis
         return 0;
 }
 
-/* Dispatches what is buffered, flushes, and decides what to wait for.  Called from the loop only. */
-static void connection_process(VarlinkConnection *c) {
+/* Dispatches the complete calls that are buffered, as long as the connection may take them. */
+static void connection_dispatch_buffered(VarlinkConnection *c) {
         VarlinkServer *s = c->server;
         Error err = ERROR_INIT;
         int r;
 
-        if (c->dead)
-                return;
-        c->in_process = true;
-again:
         while (!c->closing && !c->current &&
                varlink_writer_queued(c->writer) < s->limits.max_queued_output_bytes) {
                 json_object *message;
@@ -706,6 +712,18 @@ again:
                 if (r < 0)
                         c->closing = true;
         }
+}
+
+/* Dispatches what is buffered, flushes, and decides what to wait for.  Called from the loop only. */
+static void connection_process(VarlinkConnection *c) {
+        VarlinkServer *s = c->server;
+        int r;
+
+        if (c->dead)
+                return;
+        c->in_process = true;
+again:
+        connection_dispatch_buffered(c);
 
         /* Also when closing: a reply queued before varlink_connection_close() still goes out
          * if the socket takes it now. */
@@ -731,23 +749,44 @@ again:
                 connection_update_events(c);
 }
 
+/*
+ * Reads until the socket is empty (at most READ_BATCH reads), dispatching as
+ * it goes, and only then flushes: a client that pipelines calls gets their
+ * replies in one write and one wakeup instead of one each.  That matters
+ * most for calls that carry fds, as the kernel ends a read at every message
+ * that has fds attached.
+ */
 static void on_connection_read(evutil_socket_t fd, short what, void *userdata) {
         _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
         Error err = ERROR_INIT;
         int r;
 
-        r = varlink_reader_fill(c->reader, c->fd, &err);
-        if (r == 0) {
-                struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+        for (unsigned i = 0; i < READ_BATCH; i++) {
+                r = varlink_reader_fill(c->reader, c->fd, &err);
+                if (r == 0) {
+                        struct pollfd p = { .fd = c->fd, .events = POLLOUT };
 
-                c->read_eof = true;
-                /* A full close (not a shutdown of its sending side) means nobody reads replies. */
-                if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
-                        c->closing = true;
-        } else if (r < 0 && r != -EAGAIN) {
-                log_debug("Dropping client pid %d: %s", (int)c->ucred.pid,
-                          err.error ? error_message(&err) : strerror(-r));
-                c->closing = true;
+                        c->read_eof = true;
+                        /* A full close (not a shutdown of its sending side) means nobody reads replies. */
+                        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
+                                c->closing = true;
+                        break;
+                }
+                if (r < 0) {
+                        if (r != -EAGAIN) {
+                                log_debug("Dropping client pid %d: %s", (int)c->ucred.pid,
+                                          err.error ? error_message(&err) : strerror(-r));
+                                c->closing = true;
+                        }
+                        break;
+                }
+                c->in_process = true;
+                connection_dispatch_buffered(c);
+                c->in_process = false;
+                /* Waiting for a deferred reply or for the output to drain: read no further. */
+                if (c->closing || c->current ||
+                    varlink_writer_queued(c->writer) >= c->server->limits.max_queued_output_bytes)
+                        break;
         }
         connection_process(c);
 }

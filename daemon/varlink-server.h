@@ -91,7 +91,8 @@ typedef enum VarlinkCallFlags {
 /*
  * A method handler.  parameters is the call's "parameters" object (an empty
  * object when the caller sent none), borrowed for the duration of the call
- * (json_object_get() it to keep it longer).  userdata is the server's.
+ * (json_object_get() it to keep it longer).  userdata is the interface's, or
+ * the server's when the interface has none.
  * Returns 0 after replying or deferring (having taken a reference), or a
  * negative errno (see errno_error above).
  */
@@ -108,6 +109,9 @@ typedef struct VarlinkInterface {
         const char *description;         /* the IDL text, served by GetInterfaceDescription */
         const VarlinkMethod *methods;    /* terminated by an entry with name == NULL */
         const char *errno_error;         /* e.g. "org.iommud.Broker.SystemError", or NULL */
+        /* Passed to this interface's handlers; NULL: the server's userdata.  Lets two
+         * front ends with their own state share one server. */
+        void *userdata;
 } VarlinkInterface;
 
 /*
@@ -186,6 +190,12 @@ int varlink_call_reply(VarlinkCall *call, json_object *params);
 int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds, size_t n_fds);
 /* A "continues": true reply; -EPROTO unless the caller asked for more, -ENOBUFS when over the output limit. */
 int varlink_call_reply_more(VarlinkCall *call, json_object *params);
+/*
+ * The same with the parameters already serialized: params is one JSON object
+ * of len bytes (no NUL), written as it is.  For streams whose records are
+ * cheaper to format than to build as objects; the caller vouches for the text.
+ */
+int varlink_call_reply_more_text(VarlinkCall *call, const char *params, size_t len);
 /* error_name is a fully qualified Varlink error name, "org.iommud.Broker.NoSuchObject". */
 int varlink_call_error(VarlinkCall *call, const char *error_name, json_object *params);
 /* org.varlink.service.InvalidParameter {parameter}. */

@@ -6,10 +6,10 @@ set -euo pipefail
 IOMMUD_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building iommud needs on Debian 12.
-IOMMUD_BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libjson-c-dev
+IOMMUD_BUILD_PACKAGES=(meson ninja-build pkg-config python3 gcc libc6-dev libsystemd-dev libjson-c-dev
                        libevent-dev libcmocka-dev scdoc)
 # What the test suites need in addition (real dbus-daemon and polkitd for the bus suite).
-IOMMUD_TEST_PACKAGES=(dbus-daemon polkitd valgrind)
+IOMMUD_TEST_PACKAGES=(dbus-daemon polkitd systemd valgrind)
 # What the kernel-vm suite needs: QEMU, the guest's busybox, and the kernel build.
 IOMMUD_KVM_PACKAGES=(qemu-system-x86 busybox-static cpio make gcc flex bison libelf-dev bc
                      xz-utils linux-source-6.12)

@@ -28,7 +28,7 @@ jobs=${IOMMUD_KVM_JOBS:-$(nproc)}
 critical=(IOMMUFD VFIO_DEVICE_CDEV VFIO_PCI INTEL_IOMMU AMD_IOMMU IRQ_REMAP BLK_DEV_INITRD
           SERIAL_8250_CONSOLE DEVTMPFS MEMFD_CREATE)
 # Options that only widen what the guest can test; losing them is reported, not fatal.
-optional=(IOMMUFD_TEST DEBUG_FS)
+optional=(IOMMUFD_TEST DEBUG_FS TRANSPARENT_HUGEPAGE PCI_PF_STUB)
 
 say() { echo "build-kernel: $*" >&2; }
 skip() { say "SKIP: $*"; exit 77; }

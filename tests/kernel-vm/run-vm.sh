@@ -108,7 +108,7 @@ timeout --kill-after=10 "$vm_timeout" "$qemu" \
         -device pci-testdev,bus=br0,addr=01.0 \
         -device edu,bus=br0,addr=02.0 \
         -kernel "$kernel" -initrd "$initramfs" \
-        -append "console=ttyS0 $iommu_arg panic=-1 oops=panic iommud.mode=$mode iommud.vfio=$vfio_devices iommud.timeout=$((vm_timeout / 2))${tests:+ iommud.tests=$tests}" \
+        -append "console=ttyS0 $iommu_arg no_timer_check panic=-1 oops=panic iommud.mode=$mode iommud.vfio=$vfio_devices iommud.timeout=$((vm_timeout / 2))${tests:+ iommud.tests=$tests}" \
         -serial "file:$console" -serial "file:$tap" \
         </dev/null >"$logdir/kernel-vm-$name.qemu.log" 2>&1
 qemu_rc=$?

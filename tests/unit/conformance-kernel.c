@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -117,6 +118,7 @@ static int responder_setup_full(ConfEnv *env, bool map_file) {
         env->page_size = d->sim_env.page_size;
         env->base = d->sim_env.base;
         env->plain_resv = d->sim_env.plain_resv;
+        env->auto_align_max = d->sim_env.auto_align_max;
         env->nested_data_type = d->sim_env.nested_data_type;
         env->nested_data_len = d->sim_env.nested_data_len;
         env->userdata = d;
@@ -243,6 +245,24 @@ static int first_vfio_device(char *ret, size_t size) {
         return r;
 }
 
+/*
+ * iommufd caps an automatic IOVA's alignment at HPAGE_SIZE on kernels with transparent huge
+ * pages and at PAGE_SIZE without (iopt_alloc_iova); sysfs shows which and the PMD size.
+ */
+static uint64_t auto_align_max(uint64_t page_size) {
+        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re");
+        unsigned long long v = 0;
+
+        if (!f)
+                return page_size;
+        if (fscanf(f, "%llu", &v) != 1 || v < page_size)
+                v = page_size;
+        fclose(f);
+        return v;
+}
+
+static bool said_align;
+
 static int real_setup(ConfEnv *env) {
         BackendKernelConfig cfg = BACKEND_KERNEL_CONFIG_INIT;
         RealFactoryData *d;
@@ -276,6 +296,15 @@ static int real_setup(ConfEnv *env) {
         env->page_size = 4096;
         env->base = UINT64_C(0x40000000);
         env->plain_resv = (IovaRange){ .start = 1, .last = 0 };
+        env->auto_align_max = auto_align_max(env->page_size);
+        if (!said_align) {
+                printf("# kernel: automatic IOVAs are aligned up to 0x%" PRIx64 " (%s)\n",
+                       env->auto_align_max,
+                       env->auto_align_max > env->page_size ? "transparent huge pages" :
+                                                              "no transparent huge pages");
+                fflush(stdout);
+                said_align = true;
+        }
         env->nested_data_type = BACKEND_HWPT_DATA_NONE;
         env->nested_data_len = 0;
         env->userdata = d;

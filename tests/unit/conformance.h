@@ -32,6 +32,7 @@ struct ConfEnv {
         uint64_t page_size;    /* domain page size of the PLAIN and PASID devices' IOMMUs */
         uint64_t base;         /* an IOVA inside every aperture, free of reserved regions */
         IovaRange plain_resv;  /* a reserved region of PLAIN's group (e.g. MSI); start > last: none */
+        uint64_t auto_align_max; /* the largest alignment an automatic IOVA gets (huge page) */
         uint32_t nested_data_type; /* BACKEND_HWPT_DATA_* the PASID device's IOMMU accepts */
         uint32_t nested_data_len;
         void *userdata;        /* the factory's */

@@ -569,10 +569,11 @@ static ssize_t seam_write(void *userdata, int fd, const void *buf, size_t count)
         return (ssize_t)done;
 }
 
-static int seam_mmap(void *userdata, size_t length, int prot, int fd, uint64_t offset,
-                     void **ret_addr) {
+static int seam_mmap(void *userdata, void *addr, size_t length, int prot, int fd,
+                     uint64_t offset, void **ret_addr) {
         KernelResponder *r = userdata;
-        void *p = mmap(NULL, length, prot, MAP_SHARED, fd, (off_t)offset);
+        void *p = mmap(addr, length, prot, MAP_SHARED | (addr ? MAP_FIXED : 0), fd,
+                       (off_t)offset);
 
         if (p == MAP_FAILED)
                 return negative_errno();

@@ -414,6 +414,57 @@ static void test_other_session_cookie(void **state) {
         session_free(s);
 }
 
+/* A device taken from the session: its PASIDs go and the router answers its faults itself. */
+static void test_device_gone(void **state) {
+        static const char deny_text[] =
+                "{ \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" },\n"
+                "             \"no\": { \"action\": \"deny\", \"match\": \"" PASID_DEV "\" } },\n"
+                "  \"grants\": { \"vm\": { \"principals\": [ { \"user\": 1000 } ],\n"
+                "    \"devices\": \"*\", \"open-on-behalf\": true } } }\n";
+        Env *e = *state;
+        BackendSimStats before = sim_stats(e), after;
+        BrokerError err = BROKER_ERROR_INIT;
+        FaultWatch *w = NULL;
+        Policy *deny = NULL;
+        SessionInfo info;
+        uint32_t dev, pasid;
+        uint64_t cookie;
+        Session *s = bound_session(e, &dev, &pasid);
+
+        assert_int_equal(session_watch_faults(s, FAULT_WATCH_ALL, collect, e, &w, NULL), 0);
+        inject(e, pasid, 0x1000, true, 1);
+        dispatch(s);
+        assert_int_equal(e->n_seen, 1);
+        cookie = e->seen[0].cookie;
+
+        /* A policy reload refuses the device from now on. */
+        assert_int_equal(policy_load_string(&deny, "deny.json", deny_text, strlen(deny_text),
+                                            NULL, NULL),
+                         0);
+        policy_free(e->host.policy);
+        e->host.policy = deny;
+        assert_int_equal(session_revalidate(s, NULL, NULL), 1);
+
+        assert_int_equal(session_n_devices(s), 0);
+        assert_int_equal(session_n_pasids(s), 0);
+        after = sim_stats(e);
+        /* Answered by the router (a response), not left to the detach (auto). */
+        assert_int_equal(after.responses_invalid - before.responses_invalid, 1);
+        assert_int_equal(after.auto_invalid - before.auto_invalid, 0);
+        assert_int_equal(session_respond_fault(s, cookie, FAULT_RESPONSE_SUCCESS, &err), -ESTALE);
+        assert_string_equal(broker_error_get(&err, "reason")->str, "device_gone");
+        session_get_info(s, &info);
+        assert_int_equal(info.faults.dropped, 1);
+        assert_int_equal(info.faults.pending, 0);
+        /* The PASID is free for others again. */
+        broker_error_clear(&err);
+        assert_int_equal(session_unbind_pasid(s, dev, pasid, &err), -ENODEV);
+        assert_string_equal(err.error.name, BROKER_ERROR_DEVICE_GONE);
+
+        fault_watch_free(w);
+        session_free(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_bind_rules, setup, teardown),
@@ -422,6 +473,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_watch_end_unbind_and_free, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_timeout_from_the_loop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_other_session_cookie, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_device_gone, setup, teardown),
         };
 
         return cmocka_run_group_tests_name("fault-router", tests, NULL, NULL);

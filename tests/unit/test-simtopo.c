@@ -521,6 +521,83 @@ static void test_remove_does_not_follow_links(void **state) {
         tree_rm_rf(outside);
 }
 
+/* Hotplug in the model: sys/ is rewritten in one swap, dev/ keeps the nodes clients hold. */
+static void test_rematerialize_sys(void **state) {
+        _cleanup_(simtopo_freep) SimTopology *st = NULL;
+        _cleanup_(topology_freep) Topology *topo = NULL;
+        _cleanup_free_ char *root = tree_tmpdir("simtopo"), *other = tree_tmpdir("plain");
+        char path[PATH_MAX], staging[PATH_MAX], target[PATH_MAX];
+        SimDevice *gone = NULL, *gains = NULL;
+        const TopoDevice *td;
+        unsigned minor = 0;
+        struct stat before, after;
+        Error err = ERROR_INIT;
+        ssize_t n;
+
+        assert_int_equal(simtopo_load(&st, "workstation", NULL), 0);
+        assert_int_equal(simtopo_materialize(st, root, &err), 0);
+        for (size_t i = 0; i < st->n_devices; i++) {
+                SimDevice *d = &st->devices[i];
+
+                if (d->cdev)
+                        minor = MAX(minor, d->cdev_minor + 1);
+                if (d->cdev && !gone)
+                        gone = d;
+                else if (!d->cdev && d->driver && !gains)
+                        gains = d;
+        }
+        assert_non_null(gone);
+        assert_non_null(gains);
+        snprintf(path, sizeof(path), "%s/dev/vfio/devices/vfio%u", root, gone->cdev_minor);
+        assert_int_equal(stat(path, &before), 0);
+
+        /* One device goes to a host driver, another to vfio-pci with a fresh minor. */
+        free(gone->driver);
+        assert_non_null(gone->driver = strdup("nvme"));
+        gone->cdev = false;
+        free(gains->driver);
+        assert_non_null(gains->driver = strdup("vfio-pci"));
+        gains->cdev = true;
+        gains->cdev_minor = minor;
+        assert_int_equal(simtopo_rematerialize_sys(st, root, &err), 0);
+
+        snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/%s/driver", root, gone->name);
+        n = readlink(path, target, sizeof(target) - 1);
+        assert_true(n > 0);
+        target[n] = '\0';
+        assert_non_null(strstr(target, "/drivers/nvme"));
+        snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/%s/vfio-dev", root, gone->name);
+        assert_int_equal(access(path, F_OK), -1);
+        /* The node a client may hold is the same file... */
+        snprintf(path, sizeof(path), "%s/dev/vfio/devices/vfio%u", root, gone->cdev_minor);
+        assert_int_equal(stat(path, &after), 0);
+        assert_int_equal(before.st_ino, after.st_ino);
+        /* ...and the new cdev has its node. */
+        snprintf(path, sizeof(path), "%s/dev/vfio/devices/vfio%u", root, minor);
+        assert_int_equal(access(path, F_OK), 0);
+        snprintf(staging, sizeof(staging), "%s.new", root);
+        assert_int_equal(access(staging, F_OK), -1);
+
+        /* What topology reads is the new host. */
+        snprintf(path, sizeof(path), "%s/sys", root);
+        assert_int_equal(topology_load_path(&topo, path, &err), 0);
+        td = topology_find_device(topo, gone->name);
+        assert_non_null(td);
+        assert_false(td->has_cdev);
+        td = topology_find_device(topo, gains->name);
+        assert_non_null(td);
+        assert_true(td->has_cdev);
+
+        /* Never a tree it did not make. */
+        tree_put_file(other, "sys/keep", "x");
+        assert_int_equal(simtopo_rematerialize_sys(st, other, &err), -EPERM);
+        tree_path(path, sizeof(path), other, "sys/keep");
+        assert_int_equal(access(path, F_OK), 0);
+
+        assert_int_equal(simtopo_remove(root), 0);
+        tree_rm_rf(other);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bundled_golden),
@@ -532,6 +609,7 @@ int main(void) {
                 cmocka_unit_test(test_load_lookup_errors),
                 cmocka_unit_test(test_materialize_layout_and_remove),
                 cmocka_unit_test(test_remove_does_not_follow_links),
+                cmocka_unit_test(test_rematerialize_sys),
         };
 
         return cmocka_run_group_tests_name("simtopo", tests, NULL, NULL);

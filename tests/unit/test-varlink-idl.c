@@ -17,13 +17,13 @@ static const char *const broker_methods[] = {
         "CreateAddressSpace", "DestroyAddressSpace", "AttachToAddressSpace", "GetIOVARanges",
         "AllowIOVAs",   "Map",           "Unmap",        "Copy",
         "BindPASID",    "UnbindPASID",   "WatchFaults",  "RespondFault",
-        "Delegate",     "GetSession",    "JoinSession",
+        "Delegate",     "GetSession",    "JoinSession",   "WatchEvents",
 };
 
 static const char *const broker_errors[] = {
         "PolicyDenied", "DeviceBusy", "QuotaExceeded", "NoSuchObject", "InvalidRange",
         "IOVAInUse",    "InvalidFd",  "NotSupported",  "ObjectInUse",  "BackendError",
-        "SystemError",  "FaultNotPending", "FaultNotOwned",
+        "SystemError",  "DeviceGone",      "FaultNotPending", "FaultNotOwned",
 };
 
 static void test_broker_idl_lists_the_api(void **state) {

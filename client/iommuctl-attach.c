@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * iommuctl attach, map: an administrator's end-to-end check of the broker.
+ * Each step prints what iommud answered; everything is undone before exit
+ * (and iommud would release it anyway when the connection closes).
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "iommuctl.h"
+#include "json-util.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(IommudAttachment *, iommud_attachment_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+
+/* "65536", "64K", "2M", "1G": bytes, with binary suffixes. */
+static int parse_size(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        unsigned shift = 0;
+        char *end;
+
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 0);
+        if (errno != 0 || end == s)
+                return -EINVAL;
+        if (*end) {
+                switch (*end) {
+                case 'K': case 'k': shift = 10; break;
+                case 'M': case 'm': shift = 20; break;
+                case 'G': case 'g': shift = 30; break;
+                default: return -EINVAL;
+                }
+                if (end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) &&
+                    !(end[1] == 'B' && !end[2]))
+                        return -EINVAL;
+        }
+        if (v == 0 || (shift && v > (UINT64_MAX >> shift)))
+                return -ERANGE;
+        *ret = (uint64_t)v << shift;
+        return 0;
+}
+
+static int attach(Ctl *ctl, const char *device, IommudAttachment **ret, json_object *out) {
+        IommudClient *c;
+        int r;
+
+        r = ctl_connect(ctl, &c);
+        if (r < 0)
+                return r;
+        r = iommud_attach_device_name(c, device, ret, ctl->error);
+        if (r < 0)
+                return -ctl_fail(ctl, r, NULL);
+        if (ctl->json) {
+                json_object *caps = json_object_new_array();
+
+                json_object_object_add(out, "device", json_object_new_string((*ret)->bdf));
+                json_object_object_add(out, "deviceId", json_object_new_int64((*ret)->device_id));
+                json_object_object_add(out, "group", json_object_new_int64((*ret)->group));
+                json_object_object_add(out, "pasidBits", json_object_new_int64((*ret)->pasid_bits));
+                for (size_t i = 0; i < (*ret)->n_capabilities; i++)
+                        json_object_array_add(caps, json_object_new_string((*ret)->capabilities[i]));
+                json_object_object_add(out, "capabilities", caps);
+                return 0;
+        }
+        printf("Attached %s as device %" PRIu32 " (group %" PRIu32, (*ret)->bdf, (*ret)->device_id,
+               (*ret)->group);
+        if ((*ret)->pasid_bits > 0)
+                printf(", %" PRIu32 " PASID bits", (*ret)->pasid_bits);
+        else
+                printf(", no PASID");
+        for (size_t i = 0; i < (*ret)->n_capabilities; i++)
+                printf("%s%s", i == 0 ? ", capabilities: " : ", ", (*ret)->capabilities[i]);
+        printf(").\n");
+        return 0;
+}
+
+static int detach(Ctl *ctl, const IommudAttachment *a) {
+        int r;
+
+        r = iommud_detach_device(ctl->client, a->device_id, ctl->error);
+        if (r < 0)
+                return -ctl_fail(ctl, r, "Detaching failed");
+        if (!ctl->json)
+                printf("Detached %s.\n", a->bdf);
+        return 0;
+}
+
+int verb_attach(Ctl *ctl, int argc, char **argv) {
+        _cleanup_(iommud_attachment_freep) IommudAttachment *a = NULL;
+        _cleanup_(json_object_putp) json_object *out = json_object_new_object();
+        int r;
+
+        r = ctl_parse(ctl, argc, argv, NULL, NULL, NULL, NULL);
+        if (r < 0)
+                return -r;
+        if (r >= argc)
+                return ctl_usage("attach ", "attach needs a device, e.g. 'iommuctl attach "
+                                            "0000:65:00.0'");
+        if (r + 1 < argc)
+                return ctl_usage("attach ", "attach takes one device, got '%s' too", argv[r + 1]);
+        if (!out)
+                return CTL_EXIT_FAILURE;
+        r = attach(ctl, argv[r], &a, out);
+        if (r < 0)
+                return -r;
+        r = detach(ctl, a);
+        if (r < 0)
+                return -r;
+        if (ctl->json && ctl_print_json(out) < 0)
+                return CTL_EXIT_FAILURE;
+        return CTL_EXIT_OK;
+}
+
+typedef struct MapArgs {
+        uint64_t size;
+} MapArgs;
+
+static int opt_map(Ctl *ctl, int c, const char *arg, void *userdata) {
+        MapArgs *a = userdata;
+
+        if (parse_size(arg, &a->size) < 0) {
+                ctl_usage("map ", "--size takes a positive number of bytes such as 65536, 64K or "
+                                  "2M, not '%s'", arg);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static json_object *range_json(uint64_t start, uint64_t last) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "start", json_object_new_uint64(start));
+        json_object_object_add(o, "last", json_object_new_uint64(last));
+        return o;
+}
+
+int verb_map(Ctl *ctl, int argc, char **argv) {
+        static const struct option options[] = {
+                { "size", required_argument, NULL, 'S' },
+                {},
+        };
+        _cleanup_(iommud_attachment_freep) IommudAttachment *a = NULL;
+        _cleanup_(json_object_putp) json_object *out = json_object_new_object();
+        _cleanup_free_ IommudIOVARange *ranges = NULL;
+        _cleanup_close_ int memfd = -EBADF;
+        uint64_t alignment = 0, iova = 0, unmapped = 0;
+        uint32_t ioas = 0, hwpt = 0;
+        MapArgs args = {};
+        json_object *jr;
+        size_t n_ranges = 0;
+        int r;
+
+        r = ctl_parse(ctl, argc, argv, options, "", opt_map, &args);
+        if (r < 0)
+                return -r;
+        if (r >= argc)
+                return ctl_usage("map ", "map needs a device, e.g. 'iommuctl map 0000:65:00.0 "
+                                         "--size 2M'");
+        if (r + 1 < argc)
+                return ctl_usage("map ", "map takes one device, got '%s' too", argv[r + 1]);
+        if (args.size == 0)
+                return ctl_usage("map ", "map needs --size, e.g. --size 2M");
+        if (!out)
+                return CTL_EXIT_FAILURE;
+
+        memfd = memfd_create("iommuctl-map", MFD_CLOEXEC);
+        if (memfd < 0 || ftruncate(memfd, (off_t)args.size) < 0) {
+                fprintf(stderr, "Cannot create a memfd of %" PRIu64 " bytes to map: %m.\n",
+                        args.size);
+                return CTL_EXIT_FAILURE;
+        }
+
+        r = attach(ctl, argv[r], &a, out);
+        if (r < 0)
+                return -r;
+
+        r = iommud_create_address_space(ctl->client, &ioas, ctl->error);
+        if (r < 0)
+                return ctl_fail(ctl, r, "Creating an address space failed");
+        r = iommud_attach_to_address_space(ctl->client, a->device_id, ioas, &hwpt, ctl->error);
+        if (r < 0)
+                return ctl_fail(ctl, r, "Attaching the device to the address space failed");
+        r = iommud_get_iova_ranges(ctl->client, ioas, &ranges, &n_ranges, &alignment, ctl->error);
+        if (r < 0)
+                return ctl_fail(ctl, r, "Reading the IOVA ranges failed");
+        if (!ctl->json) {
+                printf("Created address space %" PRIu32 "; the device got page table %" PRIu32 ".\n",
+                       ioas, hwpt);
+                printf("Usable IOVA ranges (alignment %" PRIu64 "):\n", alignment);
+                for (size_t i = 0; i < n_ranges; i++)
+                        printf("  0x%016" PRIx64 "-0x%016" PRIx64 "\n", ranges[i].start,
+                               ranges[i].last);
+        }
+
+        r = iommud_map(ctl->client, ioas, memfd, 0, args.size, NULL,
+                       IOMMUD_MAP_READABLE | IOMMUD_MAP_WRITEABLE, &iova, ctl->error);
+        if (r < 0)
+                return ctl_fail(ctl, r, "Mapping the memfd failed");
+        if (!ctl->json)
+                printf("Mapped %" PRIu64 " bytes of a memfd at IOVA 0x%" PRIx64 "-0x%" PRIx64
+                       " (read-write).\n", args.size, iova, iova + args.size - 1);
+
+        r = iommud_unmap(ctl->client, ioas, iova, args.size, &unmapped, ctl->error);
+        if (r < 0)
+                return ctl_fail(ctl, r, "Unmapping failed");
+        if (!ctl->json)
+                printf("Unmapped %" PRIu64 " bytes.\n", unmapped);
+
+        r = detach(ctl, a);
+        if (r < 0)
+                return -r;
+        r = iommud_destroy_address_space(ctl->client, ioas, ctl->error);
+        if (r < 0)
+                return ctl_fail(ctl, r, "Destroying the address space failed");
+        if (!ctl->json) {
+                printf("Destroyed address space %" PRIu32 ".\n", ioas);
+                return CTL_EXIT_OK;
+        }
+
+        jr = json_object_new_array();
+        for (size_t i = 0; i < n_ranges; i++)
+                json_object_array_add(jr, range_json(ranges[i].start, ranges[i].last));
+        json_object_object_add(out, "ioasId", json_object_new_int64(ioas));
+        json_object_object_add(out, "hwptId", json_object_new_int64(hwpt));
+        json_object_object_add(out, "alignment", json_object_new_uint64(alignment));
+        json_object_object_add(out, "ranges", jr);
+        json_object_object_add(out, "iova", json_object_new_uint64(iova));
+        json_object_object_add(out, "length", json_object_new_uint64(args.size));
+        json_object_object_add(out, "unmapped", json_object_new_uint64(unmapped));
+        return ctl_print_json(out) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+}

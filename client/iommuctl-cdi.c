@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* iommuctl cdi generate: a CDI spec for the devices the policy makes eligible. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cdi.h"
+#include "iommuctl.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(IommudTopology *, iommud_topology_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+
+typedef struct CdiArgs {
+        const char *output;
+        const char *container_socket;
+        bool to_stdout;
+        bool iommufd;
+} CdiArgs;
+
+static int opt_cdi(Ctl *ctl, int c, const char *arg, void *userdata) {
+        CdiArgs *a = userdata;
+
+        switch (c) {
+        case 'o':
+                a->output = arg;
+                break;
+        case 'O':
+                a->to_stdout = true;
+                break;
+        case 'I':
+                a->iommufd = true;
+                break;
+        case 'C':
+                if (arg[0] != '/') {
+                        ctl_usage("cdi ", "--container-socket takes an absolute path, not '%s'", arg);
+                        return -EINVAL;
+                }
+                a->container_socket = arg;
+                break;
+        default:
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int verb_cdi(Ctl *ctl, int argc, char **argv) {
+        static const struct option options[] = {
+                { "output", required_argument, NULL, 'o' },
+                { "stdout", no_argument, NULL, 'O' },
+                { "with-iommufd", no_argument, NULL, 'I' },
+                { "container-socket", required_argument, NULL, 'C' },
+                {},
+        };
+        _cleanup_(iommud_topology_freep) IommudTopology *t = NULL;
+        _cleanup_(json_object_putp) json_object *spec = NULL;
+        CdiArgs args = { .output = CDI_DEFAULT_DIR, .container_socket = IOMMUD_DEFAULT_SOCKET };
+        CdiOptions o;
+        IommudClient *c;
+        const char *host_socket, *text;
+        size_t n = 0;
+        int r;
+
+        r = ctl_parse(ctl, argc, argv, options, "o:", opt_cdi, &args);
+        if (r < 0)
+                return -r;
+        if (r >= argc || !streq(argv[r], "generate"))
+                return ctl_usage("cdi ", "cdi needs the subcommand 'generate'");
+        if (r + 1 < argc)
+                return ctl_usage("cdi ", "cdi generate takes no arguments, got '%s'", argv[r + 1]);
+
+        r = ctl_connect(ctl, &c);
+        if (r < 0)
+                return -r;
+        r = iommud_get_topology(c, &t, ctl->error);
+        if (r < 0)
+                return ctl_fail(ctl, r, "Reading the topology failed");
+
+        host_socket = iommud_client_get_path(c);
+        o = (CdiOptions){
+                .host_socket = host_socket,
+                .container_socket = args.container_socket,
+                .iommufd = args.iommufd,
+        };
+        r = cdi_spec_build(t, &o, &spec, &n);
+        if (r == -EINVAL) {
+                fprintf(stderr, "A device name from iommud is not a valid CDI device name.\n");
+                return CTL_EXIT_FAILURE;
+        }
+        if (r < 0)
+                return CTL_EXIT_FAILURE;
+        if (n == 0) {
+                /* A CDI spec needs at least one device: remove a stale one rather than write it. */
+                char path[4096];
+
+                snprintf(path, sizeof(path), "%s/%s", args.output, CDI_FILE_NAME);
+                if (!args.to_stdout && unlink(path) < 0 && errno != ENOENT) {
+                        fprintf(stderr, "No device is eligible, and removing the old %s failed: "
+                                        "%m.\n", path);
+                        return CTL_EXIT_FAILURE;
+                }
+                fprintf(stderr, "No device is eligible for you, so there is no CDI spec%s%s.\n",
+                        args.to_stdout ? "" : " at ", args.to_stdout ? "" : path);
+                return CTL_EXIT_OK;
+        }
+        text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PRETTY |
+                                                            JSON_C_TO_STRING_SPACED |
+                                                            JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (args.to_stdout) {
+                puts(text);
+                return CTL_EXIT_OK;
+        }
+
+        if (mkdir(args.output, 0755) < 0 && errno != EEXIST) {
+                fprintf(stderr, "Cannot create %s: %m.\n", args.output);
+                return CTL_EXIT_FAILURE;
+        }
+        {
+                _cleanup_free_ char *with_nl = NULL;
+
+                if (asprintf(&with_nl, "%s\n", text) < 0)
+                        return CTL_EXIT_FAILURE;
+                r = cdi_write_atomic(args.output, CDI_FILE_NAME, with_nl);
+        }
+        if (r < 0) {
+                fprintf(stderr, "Cannot write %s/%s: %s.\n", args.output, CDI_FILE_NAME,
+                        strerror(-r));
+                return CTL_EXIT_FAILURE;
+        }
+        if (ctl->json) {
+                _cleanup_(json_object_putp) json_object *out = json_object_new_object();
+                char path[4096];
+
+                snprintf(path, sizeof(path), "%s/%s", args.output, CDI_FILE_NAME);
+                json_object_object_add(out, "path", json_object_new_string(path));
+                json_object_object_add(out, "kind", json_object_new_string(CDI_KIND));
+                json_object_object_add(out, "devices", json_object_new_int64((int64_t)n));
+                return ctl_print_json(out) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+        }
+        printf("Wrote %s/%s with %zu device%s of kind %s.\n", args.output, CDI_FILE_NAME, n,
+               n == 1 ? "" : "s", CDI_KIND);
+        return CTL_EXIT_OK;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What bus.c (Manager, devices) and bus-session.c (sessions) share. */
+
+#include <systemd/sd-bus.h>
+
+#include "bus-auth.h"
+#include "bus-loop.h"
+#include "bus.h"
+#include "fault-router.h"
+
+typedef struct BusSession BusSession;
+typedef struct BusPending BusPending;
+
+struct Bus {
+        BusConfig cfg;
+        sd_bus *bus;
+        BusLoop *loop;
+        bool has_name;
+        bool freeing;
+        BusSession *sessions;   /* D-Bus sessions, newest first */
+        uint64_t next_session_id;
+        BusPending *pending;    /* calls waiting for credentials or polkit */
+        const char *hook_path;  /* object path of the session being opened or closed */
+};
+
+struct BusSession {
+        Bus *bus;
+        Session *session;
+        uint64_t id;
+        char path[64];
+        char *owner;           /* unique name of the connection that created it */
+        sd_bus_track *track;
+        FaultWatch **watches;  /* WatchFaults(): Fault signals to the owner */
+        size_t n_watches;
+        BusSession *next, *prev;
+};
+
+/* Creates the session object for owner with creds (taken on success). */
+int bus_session_new(BusSession **ret, Bus *b, const char *owner, PeerCreds *creds,
+                    BrokerError *err);
+/* Frees the core session (releasing everything) and the object. */
+BusSession *bus_session_free(BusSession *bs);
+BusSession *bus_session_find_path(Bus *b, const char *path);
+BusSession *bus_session_from_core(Bus *b, const Session *s);
+int bus_session_register(Bus *b);
+
+extern const sd_bus_vtable bus_session_vtable[];

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * org.iommud.Manager: administration on the broker's socket (status, the
+ * session list, ExplainDevice for another principal, policy reloads and a
+ * stream of events).  Only uid 0 and the daemon's own user may call it.
+ *
+ * Events reach Monitor() subscribers through manager_varlink_emit(); session
+ * events come from the SessionHost's session hook, which this module installs.
+ */
+
+#include <stdbool.h>
+
+#include <json-c/json.h>
+
+#include "macros.h"
+#include "session.h"
+#include "varlink-server.h"
+
+typedef struct ManagerVarlink ManagerVarlink;
+
+typedef struct ManagerVarlinkConfig {
+        SessionHost *host;              /* must outlive the object */
+        const char *topology;           /* the simulated topology's name; NULL for the kernel */
+        /*
+         * Reloads the policy.  Returns 0, or a negative errno with every
+         * diagnostic as a "FILE:LINE:COL: PATH: message" string in
+         * *ret_diagnostics (a NULL-terminated array the caller frees).
+         */
+        int (*reload_policy)(void *userdata, char ***ret_diagnostics);
+        void *userdata;
+} ManagerVarlinkConfig;
+
+int manager_varlink_new(ManagerVarlink **ret, const ManagerVarlinkConfig *cfg);
+/* Ends every Monitor() stream; unhooks the session events.  Accepts NULL. */
+ManagerVarlink *manager_varlink_free(ManagerVarlink *mv);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ManagerVarlink *, manager_varlink_free);
+
+/* Registers org.iommud.Manager on s, with mv as its handlers' userdata. */
+int manager_varlink_attach(ManagerVarlink *mv, VarlinkServer *s);
+
+/*
+ * Sends {type, message, ...payload} to every Monitor() subscriber.  payload
+ * (may be NULL) is taken; its members (session, uid, device, generation) are
+ * copied into the event.  Subscribers that are gone or too slow are dropped.
+ */
+void manager_varlink_emit(ManagerVarlink *mv, const char *type, const char *message,
+                          json_object *payload);
+size_t manager_varlink_n_subscribers(const ManagerVarlink *mv);
+/* The interface table, for conformance tests against the IDL. */
+const VarlinkInterface *manager_varlink_interface(const ManagerVarlink *mv);
