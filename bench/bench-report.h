@@ -36,7 +36,8 @@ static inline void bench_report(const char *name, double value, const char *unit
         bench_field("baseline", baseline);
         bench_field("ratio", isnan(baseline) || baseline == 0 ? BENCH_NONE : value / baseline);
         bench_field("target", target);
-        printf(" target_on=%s better=%s\n", isnan(target) ? "-" : target_on_ratio ? "ratio" : "value",
+        printf(" target_on=%s better=%s\n",
+               isnan(target) ? "-" : target_on_ratio ? "ratio" : "value",
                better_lower ? "lower" : "higher");
         fflush(stdout);
 }

@@ -65,8 +65,8 @@ typedef struct Fixture {
         } while (0)
 
 static json_object *map_params(uint64_t ioas, uint64_t fd_index, uint64_t length, uint64_t iova) {
-        return itest_params("ioasId", hostile_u64(ioas), "memoryFd", hostile_u64(fd_index), "offset",
-                            hostile_u64(0), "length", hostile_u64(length), "iova",
+        return itest_params("ioasId", hostile_u64(ioas), "memoryFd", hostile_u64(fd_index),
+                            "offset", hostile_u64(0), "length", hostile_u64(length), "iova",
                             hostile_u64(iova), "readable", json_object_new_boolean(true),
                             "writeable", json_object_new_boolean(true), NULL);
 }
@@ -203,7 +203,7 @@ static void assert_closed(ItestClient *c, const char *what) {
                 fail_msg("%s: the daemon kept the connection", what);
 }
 
-/* A slot freed by a close is usable once the daemon has seen the close: retry a bounded number of times. */
+/* A slot freed by a close is usable once the daemon has seen the close: bounded retries. */
 static ItestClient *connect_served_eventually(const Fixture *f) {
         for (int i = 0; i < 2000; i++) {
                 ItestClient *c = connect_client(f);
