@@ -27,6 +27,7 @@
 
 #include <json-c/json.h>
 
+#include "bench-report.h"
 #include "itest.h"
 #include "macros.h"
 
@@ -243,6 +244,7 @@ int main(int argc, char *argv[]) {
                 printf("map+unmap round trip: brokered %.1f us, raw socket %.1f us, ratio %.2f "
                        "(target <= 2.0)\n",
                        brokered * 1e6, raw * 1e6, brokered / raw);
+                bench_report("broker.map-unmap-rtt", brokered * 1e6, "us", raw * 1e6, 2.0, 1, 1);
         }
 
         /* 2. Pipelined throughput: a window of Maps, then the same window of Unmaps. */
@@ -272,6 +274,8 @@ int main(int argc, char *argv[]) {
                 printf("pipelined map/unmap: %.0f ops/s over %d ops, window %d (target >= "
                        "150000)\n",
                        done / t, done, window);
+                bench_report("broker.pipelined-map-unmap", done / t, "ops/s", BENCH_NONE, 150000,
+                             0, 0);
         }
 
         /* 3. Memory per idle session. */
@@ -295,6 +299,9 @@ int main(int argc, char *argv[]) {
                        "(target <= 16)\n",
                        opened, before, after,
                        opened ? (double)(after - before) / opened : 0.0);
+                bench_report("broker.idle-session-memory",
+                             opened ? (double)(after - before) / opened : 0.0, "KiB", BENCH_NONE,
+                             16, 0, 1);
                 for (int i = 0; i < opened; i++)
                         itest_client_free(idle[i]);
                 free(idle);

@@ -38,6 +38,7 @@
 #include <json-c/json.h>
 
 #include "backend-sim.h"
+#include "bench-report.h"
 #include "broker.h"
 #include "fault-router.h"
 #include "policy.h"
@@ -373,6 +374,8 @@ int main(void) {
                        "p50 %.1f us, p99 %.1f us\n",
                        WINDOW, fps, fps / 200000.0, pct_us(r.latency, n_tput, 0.5),
                        pct_us(r.latency, n_tput, 0.99));
+                bench_report("faults.sustained-throughput", fps, "faults/s", BENCH_NONE, 200000,
+                             0, 0);
         }
         for (size_t i = 0; i < ELEMENTSOF(rates); i++) {
                 size_t n = (size_t)rates[i]; /* one second's worth */
@@ -386,6 +389,13 @@ int main(void) {
                         printf(" (target p99 <= 100 us: %.2fx of budget)",
                                pct_us(r.latency, n, 0.99) / 100.0);
                 printf("\n");
+                {
+                        char name[64];
+
+                        snprintf(name, sizeof(name), "faults.p99-at-%.0fk", rates[i] / 1000);
+                        bench_report(name, pct_us(r.latency, n, 0.99), "us", BENCH_NONE,
+                                     rates[i] == 50000 ? 100 : BENCH_NONE, 0, 1);
+                }
         }
 
         atomic_store(&b.stop, true);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-report.h"
 #include "simtopo.h"
 #include "topology.h"
 
@@ -74,6 +75,12 @@ int main(void) {
                 printf("%5zu devices: full topology reload %.2f ms, one device's files %.4f ms, "
                        "ratio %.0fx\n",
                        sizes[k], full, one, full / one);
+                {
+                        char name[64];
+
+                        snprintf(name, sizeof(name), "hotplug.full-reload-%zu-devices", sizes[k]);
+                        bench_report(name, full, "ms", one, BENCH_NONE, 1, 1);
+                }
                 simtopo_remove(root);
                 simtopo_free(st);
         }

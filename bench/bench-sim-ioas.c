@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "backend-sim.h"
+#include "bench-report.h"
 #include "macros.h"
 
 #define PAGE UINT64_C(4096)
@@ -209,6 +210,24 @@ static bool report(const char *pattern, const Result *res) {
         }
         printf("  %-10s %7.1f bytes        %s\n\n", "memory", top->bytes_per_area,
                top->bytes_per_area <= 96.0 ? "met" : "MISSED");
+        for (size_t op = 0; op < _OP_MAX; op++) {
+                char name[96];
+
+                /* The scaling (1M areas against 1k) and the absolute cost at 1M. */
+                snprintf(name, sizeof(name), "sim-ioas.%s.%s-1M-vs-1k", pattern, op_names[op]);
+                for (char *c = name; *c; c++)
+                        if (*c == ' ')
+                                *c = '-';
+                bench_report(name, top->ns[op], "ns", base->ns[op], 3.0, 1, 1);
+                name[strlen(name) - strlen("-vs-1k")] = '\0';
+                bench_report(name, top->ns[op], "ns", BENCH_NONE, 1000.0, 0, 1);
+        }
+        {
+                char name[96];
+
+                snprintf(name, sizeof(name), "sim-ioas.%s.bytes-per-area-1M", pattern);
+                bench_report(name, top->bytes_per_area, "bytes", BENCH_NONE, 96.0, 0, 1);
+        }
         return ok && top->bytes_per_area <= 96.0;
 }
 

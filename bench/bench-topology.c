@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-report.h"
 #include "macros.h"
 #include "simtopo.h"
 #include "topology.h"
@@ -254,6 +255,9 @@ int main(int argc, char *argv[]) {
                attr_us);
         printf("  target               %8.2f us/device: %s\n", TARGET_US_PER_DEVICE,
                load_us <= TARGET_US_PER_DEVICE ? "met" : "NOT met");
+        bench_report("topology.load-per-device", load_us, "us", floor_us, TARGET_US_PER_DEVICE,
+                     0, 1);
+        bench_report("topology.load-vs-uevent-read", load_us, "us", lean_us, BENCH_NONE, 0, 1);
 
         free(load);
         free(floor_);

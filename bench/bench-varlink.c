@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "bench-report.h"
 #include "json-util.h"
 #include "macros.h"
 #include "varlink-client.h"
@@ -209,6 +210,8 @@ int main(void) {
         printf("ratio varlink/raw:     %8.2f\n", vl / raw);
         printf("pipelined calls (%u in flight): %9.0f /s  (%.2f us per call)\n", WINDOW, pipelined,
                1e6 / pipelined);
+        bench_report("varlink.call-rtt", vl * 1e6, "us", raw * 1e6, BENCH_NONE, 1, 1);
+        bench_report("varlink.pipelined-calls", pipelined, "calls/s", 1.0 / raw, BENCH_NONE, 1, 0);
 
         json_object_put(params);
         s = varlink_server_free(s);

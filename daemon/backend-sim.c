@@ -240,6 +240,7 @@ static int obj_add(SimContext *c, SimObject *o, SimObjType type, Error *err) {
         o->type = type;
         c->objs[id] = o;
         c->n_live++;
+        c->sim->stats.objects++;
         c->free_hint = id + 1;
         return 0;
 }
@@ -247,6 +248,7 @@ static int obj_add(SimContext *c, SimObject *o, SimObjType type, Error *err) {
 static void obj_remove(SimContext *c, SimObject *o) {
         c->objs[o->id] = NULL;
         c->n_live--;
+        c->sim->stats.objects--;
         if (o->id < c->free_hint)
                 c->free_hint = o->id;
 }
@@ -1930,6 +1932,7 @@ static int sim_context_new(Backend *b, BackendContext **ret, Error *err) {
         c->base.backend = b;
         c->sim = to_sim(b);
         c->free_hint = 1;
+        c->sim->stats.contexts++;
         *ret = &c->base;
         return 0;
 }
@@ -1961,6 +1964,7 @@ static void sim_context_free(BackendContext *bc) {
                         break;
         }
         free(c->objs);
+        c->sim->stats.contexts--;
         free(c);
 }
 

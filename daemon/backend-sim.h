@@ -54,6 +54,8 @@ typedef struct BackendSimStats {
         uint64_t responses_success;  /* fault_respond with SUCCESS */
         uint64_t responses_invalid;  /* fault_respond with INVALID */
         uint64_t auto_invalid;       /* groups answered INVALID by detach, destroy or context free */
+        uint64_t contexts;           /* contexts alive now (one per session) */
+        uint64_t objects;            /* objects alive now in every context (IOAS, HWPT, device, fault) */
 } BackendSimStats;
 
 void backend_sim_get_stats(const Backend *b, BackendSimStats *ret);

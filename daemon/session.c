@@ -818,10 +818,32 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
 
         if (d->ioas_id != ioas_id) {
                 SessionIoas *old = d->ioas_id ? session_find_ioas(s, d->ioas_id) : NULL;
+                uint32_t old_id = d->ioas_id;
 
                 if (old && old->n_attached > 0)
                         old->n_attached--;
                 ioas->n_attached++;
+                /*
+                 * The devices of an IOMMU group share one page table, so a replace moves the
+                 * whole group: this session's other devices of the group follow, or the
+                 * address space they left would still count them and the one they are in
+                 * now would not.
+                 */
+                for (size_t i = 0; old_id && td && td->group && i < s->n_devices; i++) {
+                        SessionDevice *sib = &s->devices[i];
+                        const TopoDevice *st;
+
+                        if (sib == d || sib->ioas_id != old_id)
+                                continue;
+                        st = topology_find_device(s->host->topology, sib->name);
+                        if (!st || st->group != td->group)
+                                continue;
+                        if (old && old->n_attached > 0)
+                                old->n_attached--;
+                        ioas->n_attached++;
+                        sib->ioas_id = ioas_id;
+                        sib->hwpt_id = pt;
+                }
         }
         d->ioas_id = ioas_id;
         d->hwpt_id = pt;

@@ -117,6 +117,8 @@ static int method_get_stats(VarlinkCall *call, json_object *params, VarlinkCallF
         (void)json_util_add(out, "responsesSuccess", u64_node(st.responses_success));
         (void)json_util_add(out, "responsesInvalid", u64_node(st.responses_invalid));
         (void)json_util_add(out, "autoInvalid", u64_node(st.auto_invalid));
+        (void)json_util_add(out, "contexts", u64_node(st.contexts));
+        (void)json_util_add(out, "objects", u64_node(st.objects));
         return varlink_call_reply(call, out);
 }
 

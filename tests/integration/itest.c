@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -97,6 +98,8 @@ int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_
                 return r;
         }
         if (d->pid == 0) {
+                /* A test that dies (a failed assertion) must not leave its daemon behind. */
+                (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
                 setenv("NOTIFY_SOCKET", notify, 1);
                 unsetenv("LISTEN_FDS");
                 unsetenv("LISTEN_PID");
