@@ -1058,6 +1058,44 @@ static int map_error(BrokerError *err, const Error *be, uint64_t iova, bool fixe
         }
 }
 
+/*
+ * Map and copy both create one mapping the client holds: charge both the same way so the
+ * refund on unmap never depends on how the mapping was made.
+ */
+static int session_check_mapping_quota(Session *s, uint64_t length, BrokerError *err) {
+        int r;
+
+        r = quota_check(err, BROKER_RESOURCE_MAPPINGS, s->quotas.mappings, s->usage.mappings, 1);
+        if (r < 0)
+                return r;
+        return quota_check(err, BROKER_RESOURCE_PINNED_BYTES, s->quotas.pinned_bytes,
+                           s->usage.pinned_bytes, length);
+}
+
+/*
+ * Records a mapping the backend just made at iova, and charges it.  The allowed list keeps
+ * automatic IOVAs inside the principal's windows, but device windows may be narrower: an
+ * automatic IOVA outside them is given back, so a refused map leaves nothing behind.  The
+ * caller has reserved room for the area, so recording it cannot fail.
+ */
+static int session_commit_mapping(Session *s, SessionIoas *ioas, uint32_t ioas_id, uint64_t iova,
+                                  uint64_t length, uint32_t flags, bool fixed_iova,
+                                  BrokerError *err) {
+        if (!fixed_iova && session_check_windows(s, ioas, iova, iova + (length - 1), NULL) < 0) {
+                (void)OPS(s)->ioas_unmap(s->ctx, ioas_id, iova, length, NULL, NULL);
+                return broker_error_invalid_range(err, iova, length,
+                                                  "No free IOVA window of %" PRIu64
+                                                  " bytes inside the IOVA windows the policy "
+                                                  "grants.",
+                                                  length);
+        }
+
+        ioas_insert_area(ioas, iova, length, flags);
+        s->usage.mappings++;
+        s->usage.pinned_bytes += length;
+        return 0;
+}
+
 int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerError *err) {
         SessionIoas *ioas = LOOKUP_IOAS(s, a->ioas_id, err);
         Error be = ERROR_INIT;
@@ -1097,11 +1135,7 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
                         return r;
         }
 
-        r = quota_check(err, BROKER_RESOURCE_MAPPINGS, s->quotas.mappings, s->usage.mappings, 1);
-        if (r < 0)
-                return r;
-        r = quota_check(err, BROKER_RESOURCE_PINNED_BYTES, s->quotas.pinned_bytes,
-                        s->usage.pinned_bytes, a->length);
+        r = session_check_mapping_quota(s, a->length, err);
         if (r < 0)
                 return r;
         if (ioas_reserve_area(ioas) < 0)
@@ -1117,23 +1151,9 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
         if (r < 0)
                 return map_error(err, &be, a->iova, a->fixed_iova, a->length);
 
-        if (!a->fixed_iova) {
-                /* The allowed list keeps automatic IOVAs inside the principal's windows; device
-                 * windows may be narrower, so check and give the range back if it is outside. */
-                r = session_check_windows(s, ioas, iova, iova + (a->length - 1), NULL);
-                if (r < 0) {
-                        (void)OPS(s)->ioas_unmap(s->ctx, a->ioas_id, iova, a->length, NULL, NULL);
-                        return broker_error_invalid_range(err, iova, a->length,
-                                                          "No free IOVA window of %" PRIu64
-                                                          " bytes inside the IOVA windows the "
-                                                          "policy grants.",
-                                                          a->length);
-                }
-        }
-
-        ioas_insert_area(ioas, iova, a->length, flags);
-        s->usage.mappings++;
-        s->usage.pinned_bytes += a->length;
+        r = session_commit_mapping(s, ioas, a->ioas_id, iova, a->length, flags, a->fixed_iova, err);
+        if (r < 0)
+                return r;
         *ret_iova = iova;
         return 0;
 }
@@ -1229,13 +1249,8 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
                         return r;
         }
 
-        /* A copy pins nothing new in the kernel, but it is a mapping the client holds:
-         * charge it like one so the refund on unmap is the same either way. */
-        r = quota_check(err, BROKER_RESOURCE_MAPPINGS, s->quotas.mappings, s->usage.mappings, 1);
-        if (r < 0)
-                return r;
-        r = quota_check(err, BROKER_RESOURCE_PINNED_BYTES, s->quotas.pinned_bytes,
-                        s->usage.pinned_bytes, a->length);
+        /* A copy pins nothing new in the kernel, but it is a mapping the client holds. */
+        r = session_check_mapping_quota(s, a->length, err);
         if (r < 0)
                 return r;
         /* The copy inherits the source mapping's permissions; read them before the
@@ -1251,18 +1266,10 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
         if (r < 0)
                 return map_error(err, &be, a->dst_iova, a->fixed_iova, a->length);
 
-        if (!a->fixed_iova && session_check_windows(s, dst, iova, iova + (a->length - 1), NULL) < 0) {
-                (void)OPS(s)->ioas_unmap(s->ctx, a->dst_ioas_id, iova, a->length, NULL, NULL);
-                return broker_error_invalid_range(err, iova, a->length,
-                                                  "No free IOVA window of %" PRIu64
-                                                  " bytes inside the IOVA windows the policy "
-                                                  "grants.",
-                                                  a->length);
-        }
-
-        ioas_insert_area(dst, iova, a->length, flags);
-        s->usage.mappings++;
-        s->usage.pinned_bytes += a->length;
+        r = session_commit_mapping(s, dst, a->dst_ioas_id, iova, a->length, flags, a->fixed_iova,
+                                   err);
+        if (r < 0)
+                return r;
         *ret_iova = iova;
         return 0;
 }
