@@ -374,17 +374,10 @@ static const char *region_type_idl(RegionType t) {
         }
 }
 
-/* Unbound, a VFIO driver, pci-stub or a bridge: harmless in a group handed to a client. */
-static bool device_is_harmless(const TopoDevice *d) {
-        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
-               topo_device_is_bridge(d);
-}
-
 static json_object *group_json(const TopoGroup *g) {
         json_object *o = json_object_new_object(), *devs = json_object_new_array(),
                     *regions = json_object_new_array();
         const char *iommu = NULL;
-        bool viable = true;
 
         if (!o || !devs || !regions) {
                 json_object_put(o);
@@ -394,7 +387,6 @@ static json_object *group_json(const TopoGroup *g) {
         }
         for (size_t i = 0; i < g->n_devices; i++) {
                 json_object_array_add(devs, json_object_new_string(g->devices[i]->name));
-                viable = viable && device_is_harmless(g->devices[i]);
                 if (!iommu && g->devices[i]->iommu)
                         iommu = g->devices[i]->iommu->name;
         }
@@ -408,7 +400,7 @@ static json_object *group_json(const TopoGroup *g) {
         (void)json_util_add(o, "id", json_object_new_int64(g->id));
         if (g->type)
                 (void)json_util_add(o, "type", json_object_new_string(g->type));
-        (void)json_util_add(o, "viable", json_object_new_boolean(viable));
+        (void)json_util_add(o, "viable", json_object_new_boolean(session_group_viable(g)));
         (void)json_util_add(o, "devices", devs);
         (void)json_util_add(o, "reservedRegions", regions);
         if (iommu)

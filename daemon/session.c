@@ -132,6 +132,18 @@ static void host_release_claim(SessionHost *h, const char *device, const Session
         }
 }
 
+static bool device_is_harmless(const TopoDevice *d) {
+        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
+               topo_device_is_bridge(d);
+}
+
+bool session_group_viable(const TopoGroup *g) {
+        for (size_t i = 0; i < g->n_devices; i++)
+                if (!device_is_harmless(g->devices[i]))
+                        return false;
+        return true;
+}
+
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self) {
         SessionClaim *c;
 

@@ -80,6 +80,11 @@ typedef struct SessionHost {
 
 /* Frees every session still alive and the claim table; not backend/topology/policy. */
 void session_host_done(SessionHost *h);
+/*
+ * Whether a group may be handed to a client as a whole: every device in it is unbound, bound
+ * to a VFIO driver or pci-stub, or a bridge.  Both transports report this as "viable".
+ */
+bool session_group_viable(const TopoGroup *g);
 /* The session holding d or any device of its group other than self, or NULL. */
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self);
 /* The session that claimed exactly this device, or NULL. */
