@@ -242,7 +242,7 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
                                         if (!op || !dev ||
                                             manager_sim_apply(m, op, dev, drv, &e) < 0)
                                                 log_warning("Replaying a simulated hotplug "
-                                                            "change failed, ignoring: %s",
+                                                            "change failed: %s, ignoring.",
                                                             error_message(&e));
                                 }
                         else
@@ -1032,12 +1032,13 @@ static void manager_persist(Manager *m) {
 
         r = fdstore_sync(m->fdstore, (const char *const *)names, fds, n, &e);
         if (r < 0)
-                log_warning("Updating the fd store failed, a restart may lose sessions: %s",
+                log_warning("Updating the fd store failed, a restart may lose sessions: "
+                            "%s, ignoring.",
                             error_message(&e));
         text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
         r = fdstore_write_state(m->fdstore, text, strlen(text), &e);
         if (r < 0)
-                log_warning("Writing the state failed, a restart may lose sessions: %s",
+                log_warning("Writing the state failed, a restart may lose sessions: %s, ignoring.",
                             error_message(&e));
         goto free_names;
 oom:
@@ -1269,7 +1270,7 @@ int manager_start(Manager *m, Error *err) {
                 r = uevent_monitor_new(&m->uevents, m->base, manager_on_uevent, m);
                 if (r < 0)
                         log_warning_errno(r, "Watching kernel uevents failed, hotplug goes "
-                                          "unnoticed until a restart: %m");
+                                          "unnoticed until a restart: %m, ignoring.");
         }
         r = manager_varlink_new(&m->admin, &(ManagerVarlinkConfig){
                                                    .host = &m->host,
