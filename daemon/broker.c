@@ -1204,8 +1204,6 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         BrokerError e = BROKER_ERROR_INIT;
         BrokerSession *bs;
         uint8_t rnd[16];
-        PolicyQuotas q;
-        Principal p;
         int r;
 
         if (b->pending_creds)
@@ -1215,15 +1213,6 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         if (!creds)
                 return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
                                          error_message(&e.error));
-
-        p = (Principal){ .uid = creds->uid, .gid = creds->gid, .groups = creds->groups,
-                         .n_groups = creds->n_groups, .unit = creds->unit };
-        policy_quotas(b->host->policy, &p, &q);
-        if (session_host_count_uid(b->host, creds->uid) >= q.connections)
-                return log_warning_errno(EDQUOT,
-                                         "Refusing client pid %d: uid %u already has %" PRIu64
-                                         " session(s), its limit.",
-                                         (int)cred->pid, (unsigned)creds->uid, q.connections);
 
         if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
                 return log_warning_errno(errno, "Refusing client pid %d: no random token: %m",

@@ -24,17 +24,8 @@ static int on_owner_gone(sd_bus_track *t, void *userdata) {
 
 int bus_session_new(BusSession **ret, Bus *b, const char *owner, PeerCreds *creds,
                     BrokerError *err) {
-        Principal p = { .uid = creds->uid, .gid = creds->gid, .groups = creds->groups,
-                        .n_groups = creds->n_groups, .unit = creds->unit };
-        size_t used = session_host_count_uid(b->cfg.host, creds->uid);
         BusSession *bs;
-        PolicyQuotas q;
         int r;
-
-        /* The same per-principal limit the socket applies to its connections. */
-        policy_quotas(b->cfg.host->policy, &p, &q);
-        if (used >= q.connections)
-                return broker_error_quota(err, BROKER_RESOURCE_CONNECTIONS, q.connections, used, 1);
 
         bs = calloc(1, sizeof(*bs));
         if (!bs)

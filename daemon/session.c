@@ -191,6 +191,7 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
         _cleanup_free_ Session *s = NULL;
         Error be = ERROR_INIT;
         Principal p;
+        size_t used;
         int r;
 
         s = calloc(1, sizeof(*s));
@@ -198,14 +199,21 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->host = host;
         s->creds = creds;
+        session_principal(s, &p);
+        policy_quotas(host->policy, &p, &s->quotas);
+
+        /* Checked here so that the socket and the bus count one limit the same way, and before
+         * anything is opened for a client that is refused. */
+        used = session_host_count_uid(host, creds->uid);
+        if (used >= s->quotas.connections)
+                return broker_error_quota(err, BROKER_RESOURCE_CONNECTIONS, s->quotas.connections,
+                                          used, 1);
 
         r = host->backend->ops->context_new(host->backend, &s->ctx, &be);
         if (r < 0)
                 return broker_error_from_backend(err, "open an iommufd context", &be);
 
         peer_creds_describe(creds, s->description, sizeof(s->description));
-        session_principal(s, &p);
-        policy_quotas(host->policy, &p, &s->quotas);
 
         s->next = host->sessions;
         if (host->sessions)

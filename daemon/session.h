@@ -145,7 +145,9 @@ typedef struct SessionBindPasidArgs {
 
 /*
  * Creates a session for creds (taken on success), with its own backend
- * context, and links it into host.  Quotas come from the current policy.
+ * context, and links it into host.  Quotas come from the current policy;
+ * QuotaExceeded (connections) when creds' uid already holds as many sessions
+ * as the policy allows, over any transport.
  */
 int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err);
 /* Releases every device, object, claim and the context; unlinks.  Accepts NULL. */
