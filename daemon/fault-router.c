@@ -578,7 +578,7 @@ int fault_router_unknown_cookie(FaultRouter *r, const FaultStream *self, uint64_
                                 BrokerError *err) {
         char id[32];
 
-        for (FaultStream *o = r->streams; o; o = o->next) {
+        for (FaultStream *o = r ? r->streams : NULL; o; o = o->next) {
                 PendingGroup *og;
 
                 if (o == self)

@@ -2373,21 +2373,10 @@ int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void
 }
 
 int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerError *err) {
-        char id[32];
-
         if (code != FAULT_RESPONSE_SUCCESS && code != FAULT_RESPONSE_INVALID)
                 return invalid_parameter(err, "code", "Fault response code %" PRIu32
                                          " is neither success (0) nor invalid (1).", code);
-        if (!s->faults) {
-                if (s->host->faults)
-                        return fault_router_unknown_cookie(s->host->faults, NULL, cookie, err);
-                snprintf(id, sizeof(id), "%" PRIu64, cookie);
-                broker_error_set(err, -ENOENT, BROKER_ERROR_NO_SUCH_OBJECT,
-                                 "No fault with cookie %" PRIu64 " was delivered to this session.",
-                                 cookie);
-                broker_error_add_string(err, "kind", BROKER_KIND_FAULT);
-                broker_error_add_string(err, "id", id);
-                return -ENOENT;
-        }
+        if (!s->faults)
+                return fault_router_unknown_cookie(s->host->faults, NULL, cookie, err);
         return fault_stream_respond(s->faults, cookie, code, err);
 }
