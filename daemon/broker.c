@@ -1405,6 +1405,19 @@ static void on_grace(evutil_socket_t fd, short what, void *userdata) {
         broker_session_free(bs);
 }
 
+void broker_release_sessions(Broker *b) {
+        Session *next;
+
+        if (!b)
+                return;
+        for (Session *s = b->host->sessions; s; s = next) {
+                BrokerSession *bs = session_get_userdata(s);
+
+                next = session_next(s);
+                broker_session_free(bs);
+        }
+}
+
 int broker_adopt_session(Broker *b, Session *s, uint64_t serial, const char *token) {
         BrokerSession *bs;
         struct timeval tv = {

@@ -59,6 +59,12 @@ bool broker_session_unclaimed(const Session *s);
  * token; JoinSession(token) reclaims it, the grace timer ends it otherwise.
  */
 int broker_adopt_session(Broker *b, Session *s, uint64_t serial, const char *token);
+/*
+ * Frees the sessions the broker still holds when no connection is left:
+ * restored sessions nobody reclaimed, which no disconnect would ever free.
+ * For shutdown, after the server is freed and before the session host is.
+ */
+void broker_release_sessions(Broker *b);
 
 /*
  * Tells every WatchEvents() stream of the session about a device it lost:

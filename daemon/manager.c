@@ -333,6 +333,8 @@ Manager *manager_free(Manager *m) {
         /* With the fd store holding every session, exiting must not touch the stored state. */
         m->preserving = m->preserving || fdstore_enabled(m->fdstore);
         m->server = varlink_server_free(m->server);
+        /* Restored sessions nobody reclaimed have no connection to free them with. */
+        broker_release_sessions(m->broker);
         session_host_done(&m->host);
         m->uevents = uevent_monitor_free(m->uevents);
         if (m->hotplug)
