@@ -1354,12 +1354,6 @@ uint64_t broker_session_serial(const Session *s) {
         return bs ? bs->serial : 0;
 }
 
-bool broker_session_unclaimed(const Session *s) {
-        BrokerSession *bs = session_get_userdata(s);
-
-        return bs && bs->grace;
-}
-
 int broker_session_to_json(const Session *s, json_object **ret) {
         BrokerSession *bs = session_get_userdata(s);
         const PeerCreds *c = session_creds(s);

@@ -381,14 +381,6 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-struct event_base *manager_get_event_base(Manager *m) {
-        return m->base;
-}
-
-const char *manager_dev_root(Manager *m) {
-        return m->dev_root;
-}
-
 static void manager_notify_status(Manager *m) {
         char status[256];
 

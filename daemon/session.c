@@ -1413,10 +1413,6 @@ int session_revalidate(Session *s,
 
 /* ---- restart survival ------------------------------------------------------------------ */
 
-SessionHost *session_get_host(const Session *s) {
-        return s->host;
-}
-
 static json_object *u64_json(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
 }

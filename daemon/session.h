@@ -257,7 +257,6 @@ typedef struct SessionRestoreConfig {
 int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendContext *ctx,
                     json_object *state, const SessionRestoreConfig *rc);
 
-SessionHost *session_get_host(const Session *s);
 /* The session's backend context (its iommufd), for the fd store. */
 BackendContext *session_get_context(const Session *s);
 /* The id under which the session holds device name, -ENOENT when it does not. */
