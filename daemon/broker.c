@@ -990,9 +990,11 @@ static json_object *usage_json(const char *resource, uint64_t used, uint64_t lim
 static int method_get_session(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                               void *userdata) {
         Broker *b = userdata;
+        SessionUsage rows[SESSION_USAGE_MAX];
         BrokerSession *bs;
         SessionInfo info;
         json_object *out, *pr, *groups, *usage;
+        size_t n_rows;
 
         REQUIRE_SESSION(call);
         CHECK_NO_PARAMS(call, params);
@@ -1019,15 +1021,10 @@ static int method_get_session(VarlinkCall *call, json_object *params, VarlinkCal
         if (info.creds->unit)
                 (void)json_util_add(pr, "unit", json_object_new_string(info.creds->unit));
 
-#define USAGE(name, field)                                                                         \
-        json_object_array_add(usage, usage_json(name, info.usage.field, info.quotas.field))
-        USAGE(BROKER_RESOURCE_PINNED_BYTES, pinned_bytes);
-        USAGE(BROKER_RESOURCE_ADDRESS_SPACES, address_spaces);
-        USAGE(BROKER_RESOURCE_MAPPINGS, mappings);
-        USAGE(BROKER_RESOURCE_DEVICES, devices);
-        USAGE(BROKER_RESOURCE_PASIDS, pasids);
-        USAGE(BROKER_RESOURCE_FAULT_QUEUE_DEPTH, fault_queue_depth);
-#undef USAGE
+        n_rows = session_usage_rows(&info, rows);
+        for (size_t i = 0; i < n_rows; i++)
+                json_object_array_add(usage,
+                                      usage_json(rows[i].resource, rows[i].used, rows[i].limit));
         json_object_array_add(usage,
                               usage_json(BROKER_RESOURCE_CONNECTIONS,
                                          session_host_count_uid(b->host, info.creds->uid),

@@ -576,22 +576,17 @@ static int prop_counts(sd_bus *bus, const char *path, const char *interface, con
 static int prop_usage(sd_bus *bus, const char *path, const char *interface, const char *property,
                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const Session *s = ((BusSession *)userdata)->session;
+        SessionUsage rows[SESSION_USAGE_MAX];
         SessionInfo info;
+        size_t n_rows;
         int r;
 
         session_get_info(s, &info);
+        n_rows = session_usage_rows(&info, rows);
         r = sd_bus_message_open_container(reply, 'a', "(stt)");
-#define USAGE(name, field)                                                                         \
-        if (r >= 0)                                                                                \
-                r = sd_bus_message_append(reply, "(stt)", name, info.usage.field,                  \
-                                           info.quotas.field);
-        USAGE(BROKER_RESOURCE_PINNED_BYTES, pinned_bytes);
-        USAGE(BROKER_RESOURCE_ADDRESS_SPACES, address_spaces);
-        USAGE(BROKER_RESOURCE_MAPPINGS, mappings);
-        USAGE(BROKER_RESOURCE_DEVICES, devices);
-        USAGE(BROKER_RESOURCE_PASIDS, pasids);
-        USAGE(BROKER_RESOURCE_FAULT_QUEUE_DEPTH, fault_queue_depth);
-#undef USAGE
+        for (size_t i = 0; r >= 0 && i < n_rows; i++)
+                r = sd_bus_message_append(reply, "(stt)", rows[i].resource, rows[i].used,
+                                          rows[i].limit);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;

@@ -334,6 +334,21 @@ void session_get_info(const Session *s, SessionInfo *ret) {
         }
 }
 
+size_t session_usage_rows(const SessionInfo *info, SessionUsage ret[static SESSION_USAGE_MAX]) {
+        size_t n = 0;
+
+#define ROW(name, field)                                                                           \
+        ret[n++] = (SessionUsage){ name, info->usage.field, info->quotas.field }
+        ROW(BROKER_RESOURCE_PINNED_BYTES, pinned_bytes);
+        ROW(BROKER_RESOURCE_ADDRESS_SPACES, address_spaces);
+        ROW(BROKER_RESOURCE_MAPPINGS, mappings);
+        ROW(BROKER_RESOURCE_DEVICES, devices);
+        ROW(BROKER_RESOURCE_PASIDS, pasids);
+        ROW(BROKER_RESOURCE_FAULT_QUEUE_DEPTH, fault_queue_depth);
+#undef ROW
+        return n;
+}
+
 /* ---- lookups --------------------------------------------------------------------------- */
 
 static SessionDevice *session_find_device(Session *s, uint32_t id) {

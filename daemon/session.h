@@ -203,6 +203,21 @@ int session_delegate(Session *s, int *ret_fd, BrokerError *err);
 
 void session_get_info(const Session *s, SessionInfo *ret);
 
+typedef struct SessionUsage {
+        const char *resource;     /* BROKER_RESOURCE_* */
+        uint64_t used;
+        uint64_t limit;
+} SessionUsage;
+
+#define SESSION_USAGE_MAX 6
+
+/*
+ * The per-session quotas of info as rows, in the order every transport reports
+ * them, so that the socket and the bus cannot list different resources.
+ * Returns the number of rows.
+ */
+size_t session_usage_rows(const SessionInfo *info, SessionUsage ret[static SESSION_USAGE_MAX]);
+
 /*
  * Re-checks every device against the host's current policy and topology (after
  * a reload or hotplug) and refreshes the quotas.  Devices no longer granted are
