@@ -1203,13 +1203,15 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         uint8_t rnd[16];
         int r;
 
+        /* A connection broker_open_connection() adds carries its D-Bus caller's credentials. */
         if (b->pending_creds)
                 creds = TAKE_PTR(b->pending_creds);
-        else
+        else {
                 r = peer_creds_new(&creds, b->proc_root, cred->pid, cred->uid, cred->gid, &e.error);
-        if (!creds)
-                return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
-                                         error_message(&e.error));
+                if (r < 0)
+                        return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
+                                                 error_message(&e.error));
+        }
 
         if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
                 return log_warning_errno(errno, "Refusing client pid %d: no random token: %m",
