@@ -654,6 +654,23 @@ static int fallback_mmap(BackendKernel *k, size_t length, int prot, int fd, uint
         return 0;
 }
 
+/*
+ * A fallback mapping without a record in the area table could never be released (the mmap
+ * would outlive it or be freed under the device): undo it in the kernel.  Best effort, as the
+ * caller is already failing with the reason that matters.
+ */
+static void ioas_unmap_unrecorded(KernelContext *c, uint32_t ioas_id, uint64_t iova,
+                                  uint64_t length) {
+        struct iommud_ioas_unmap u = {
+                .size = sizeof(u),
+                .ioas_id = ioas_id,
+                .iova = iova,
+                .length = length,
+        };
+
+        (void)sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_UNMAP, &u);
+}
+
 static int fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags, int fd,
                              uint64_t start, uint64_t length, uint64_t *iova, Error *err) {
         BackendKernel *k = kernel_of(&c->base);
@@ -724,11 +741,7 @@ static int fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags,
         }
         r = ioas_areas_add(c, ioas_id, map.iova, length, m);
         if (r < 0) {
-                /* Without a record the mapping could never be released: undo it. */
-                struct iommud_ioas_unmap u = {
-                        .size = sizeof(u), .ioas_id = ioas_id, .iova = map.iova, .length = length,
-                };
-                (void)sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_UNMAP, &u);
+                ioas_unmap_unrecorded(c, ioas_id, map.iova, length);
                 m->n_ref = 1;
                 fallback_map_unref(k, m);
                 return error_set(err, r, "out of memory");
@@ -876,11 +889,7 @@ static int kernel_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t s
                 r = ioas_areas_add(c, dst_ioas_id, cp.dst_iova, length, m);
                 fallback_map_unref(kernel_of(bc), m);
                 if (r < 0) {
-                        struct iommud_ioas_unmap u = {
-                                .size = sizeof(u), .ioas_id = dst_ioas_id,
-                                .iova = cp.dst_iova, .length = length,
-                        };
-                        (void)sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_UNMAP, &u);
+                        ioas_unmap_unrecorded(c, dst_ioas_id, cp.dst_iova, length);
                         return error_set(err, r, "out of memory");
                 }
         }

@@ -374,17 +374,10 @@ static const char *region_type_idl(RegionType t) {
         }
 }
 
-/* Unbound, a VFIO driver, pci-stub or a bridge: harmless in a group handed to a client. */
-static bool device_is_harmless(const TopoDevice *d) {
-        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
-               topo_device_is_bridge(d);
-}
-
 static json_object *group_json(const TopoGroup *g) {
         json_object *o = json_object_new_object(), *devs = json_object_new_array(),
                     *regions = json_object_new_array();
         const char *iommu = NULL;
-        bool viable = true;
 
         if (!o || !devs || !regions) {
                 json_object_put(o);
@@ -394,7 +387,6 @@ static json_object *group_json(const TopoGroup *g) {
         }
         for (size_t i = 0; i < g->n_devices; i++) {
                 json_object_array_add(devs, json_object_new_string(g->devices[i]->name));
-                viable = viable && device_is_harmless(g->devices[i]);
                 if (!iommu && g->devices[i]->iommu)
                         iommu = g->devices[i]->iommu->name;
         }
@@ -408,7 +400,7 @@ static json_object *group_json(const TopoGroup *g) {
         (void)json_util_add(o, "id", json_object_new_int64(g->id));
         if (g->type)
                 (void)json_util_add(o, "type", json_object_new_string(g->type));
-        (void)json_util_add(o, "viable", json_object_new_boolean(viable));
+        (void)json_util_add(o, "viable", json_object_new_boolean(session_group_viable(g)));
         (void)json_util_add(o, "devices", devs);
         (void)json_util_add(o, "reservedRegions", regions);
         if (iommu)
@@ -998,9 +990,11 @@ static json_object *usage_json(const char *resource, uint64_t used, uint64_t lim
 static int method_get_session(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                               void *userdata) {
         Broker *b = userdata;
+        SessionUsage rows[SESSION_USAGE_MAX];
         BrokerSession *bs;
         SessionInfo info;
         json_object *out, *pr, *groups, *usage;
+        size_t n_rows;
 
         REQUIRE_SESSION(call);
         CHECK_NO_PARAMS(call, params);
@@ -1027,15 +1021,10 @@ static int method_get_session(VarlinkCall *call, json_object *params, VarlinkCal
         if (info.creds->unit)
                 (void)json_util_add(pr, "unit", json_object_new_string(info.creds->unit));
 
-#define USAGE(name, field)                                                                         \
-        json_object_array_add(usage, usage_json(name, info.usage.field, info.quotas.field))
-        USAGE(BROKER_RESOURCE_PINNED_BYTES, pinned_bytes);
-        USAGE(BROKER_RESOURCE_ADDRESS_SPACES, address_spaces);
-        USAGE(BROKER_RESOURCE_MAPPINGS, mappings);
-        USAGE(BROKER_RESOURCE_DEVICES, devices);
-        USAGE(BROKER_RESOURCE_PASIDS, pasids);
-        USAGE(BROKER_RESOURCE_FAULT_QUEUE_DEPTH, fault_queue_depth);
-#undef USAGE
+        n_rows = session_usage_rows(&info, rows);
+        for (size_t i = 0; i < n_rows; i++)
+                json_object_array_add(usage,
+                                      usage_json(rows[i].resource, rows[i].used, rows[i].limit));
         json_object_array_add(usage,
                               usage_json(BROKER_RESOURCE_CONNECTIONS,
                                          session_host_count_uid(b->host, info.creds->uid),
@@ -1212,26 +1201,17 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         BrokerError e = BROKER_ERROR_INIT;
         BrokerSession *bs;
         uint8_t rnd[16];
-        PolicyQuotas q;
-        Principal p;
         int r;
 
+        /* A connection broker_open_connection() adds carries its D-Bus caller's credentials. */
         if (b->pending_creds)
                 creds = TAKE_PTR(b->pending_creds);
-        else
+        else {
                 r = peer_creds_new(&creds, b->proc_root, cred->pid, cred->uid, cred->gid, &e.error);
-        if (!creds)
-                return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
-                                         error_message(&e.error));
-
-        p = (Principal){ .uid = creds->uid, .gid = creds->gid, .groups = creds->groups,
-                         .n_groups = creds->n_groups, .unit = creds->unit };
-        policy_quotas(b->host->policy, &p, &q);
-        if (session_host_count_uid(b->host, creds->uid) >= q.connections)
-                return log_warning_errno(EDQUOT,
-                                         "Refusing client pid %d: uid %u already has %" PRIu64
-                                         " session(s), its limit.",
-                                         (int)cred->pid, (unsigned)creds->uid, q.connections);
+                if (r < 0)
+                        return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
+                                                 error_message(&e.error));
+        }
 
         if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
                 return log_warning_errno(errno, "Refusing client pid %d: no random token: %m",
@@ -1373,12 +1353,6 @@ uint64_t broker_session_serial(const Session *s) {
         return bs ? bs->serial : 0;
 }
 
-bool broker_session_unclaimed(const Session *s) {
-        BrokerSession *bs = session_get_userdata(s);
-
-        return bs && bs->grace;
-}
-
 int broker_session_to_json(const Session *s, json_object **ret) {
         BrokerSession *bs = session_get_userdata(s);
         const PeerCreds *c = session_creds(s);
@@ -1422,6 +1396,19 @@ static void on_grace(evutil_socket_t fd, short what, void *userdata) {
         log_info("Session of %s was not reclaimed within the grace period; tearing it down.",
                  session_describe(bs->session));
         broker_session_free(bs);
+}
+
+void broker_release_sessions(Broker *b) {
+        Session *next;
+
+        if (!b)
+                return;
+        for (Session *s = b->host->sessions; s; s = next) {
+                BrokerSession *bs = session_get_userdata(s);
+
+                next = session_next(s);
+                broker_session_free(bs);
+        }
 }
 
 int broker_adopt_session(Broker *b, Session *s, uint64_t serial, const char *token) {

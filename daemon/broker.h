@@ -52,13 +52,17 @@ void broker_set_lifecycle(Broker *b, struct event_base *base, uint64_t reclaim_g
 int broker_session_to_json(const Session *s, json_object **ret);
 /* The number naming the session's fds in the fd store ("s<serial>-..."). */
 uint64_t broker_session_serial(const Session *s);
-/* A restored session that no client has reclaimed yet. */
-bool broker_session_unclaimed(const Session *s);
 /*
  * Takes over a restored session (no connection yet) under its old serial and
  * token; JoinSession(token) reclaims it, the grace timer ends it otherwise.
  */
 int broker_adopt_session(Broker *b, Session *s, uint64_t serial, const char *token);
+/*
+ * Frees the sessions the broker still holds when no connection is left:
+ * restored sessions nobody reclaimed, which no disconnect would ever free.
+ * For shutdown, after the server is freed and before the session host is.
+ */
+void broker_release_sessions(Broker *b);
 
 /*
  * Tells every WatchEvents() stream of the session about a device it lost:

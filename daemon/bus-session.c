@@ -24,17 +24,8 @@ static int on_owner_gone(sd_bus_track *t, void *userdata) {
 
 int bus_session_new(BusSession **ret, Bus *b, const char *owner, PeerCreds *creds,
                     BrokerError *err) {
-        Principal p = { .uid = creds->uid, .gid = creds->gid, .groups = creds->groups,
-                        .n_groups = creds->n_groups, .unit = creds->unit };
-        size_t used = session_host_count_uid(b->cfg.host, creds->uid);
         BusSession *bs;
-        PolicyQuotas q;
         int r;
-
-        /* The same per-principal limit the socket applies to its connections. */
-        policy_quotas(b->cfg.host->policy, &p, &q);
-        if (used >= q.connections)
-                return broker_error_quota(err, BROKER_RESOURCE_CONNECTIONS, q.connections, used, 1);
 
         bs = calloc(1, sizeof(*bs));
         if (!bs)
@@ -585,22 +576,17 @@ static int prop_counts(sd_bus *bus, const char *path, const char *interface, con
 static int prop_usage(sd_bus *bus, const char *path, const char *interface, const char *property,
                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const Session *s = ((BusSession *)userdata)->session;
+        SessionUsage rows[SESSION_USAGE_MAX];
         SessionInfo info;
+        size_t n_rows;
         int r;
 
         session_get_info(s, &info);
+        n_rows = session_usage_rows(&info, rows);
         r = sd_bus_message_open_container(reply, 'a', "(stt)");
-#define USAGE(name, field)                                                                         \
-        if (r >= 0)                                                                                \
-                r = sd_bus_message_append(reply, "(stt)", name, info.usage.field,                  \
-                                           info.quotas.field);
-        USAGE(BROKER_RESOURCE_PINNED_BYTES, pinned_bytes);
-        USAGE(BROKER_RESOURCE_ADDRESS_SPACES, address_spaces);
-        USAGE(BROKER_RESOURCE_MAPPINGS, mappings);
-        USAGE(BROKER_RESOURCE_DEVICES, devices);
-        USAGE(BROKER_RESOURCE_PASIDS, pasids);
-        USAGE(BROKER_RESOURCE_FAULT_QUEUE_DEPTH, fault_queue_depth);
-#undef USAGE
+        for (size_t i = 0; r >= 0 && i < n_rows; i++)
+                r = sd_bus_message_append(reply, "(stt)", rows[i].resource, rows[i].used,
+                                          rows[i].limit);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;

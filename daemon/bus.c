@@ -115,11 +115,6 @@ static const char *region_type_name(RegionType t) {
         }
 }
 
-static bool device_is_harmless(const TopoDevice *d) {
-        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
-               topo_device_is_bridge(d);
-}
-
 static const char *holder_cb(void *userdata, const TopoDevice *d) {
         Session *s = session_host_device_holder(userdata, d, NULL);
 
@@ -258,13 +253,11 @@ static int method_list_groups(sd_bus_message *m, void *userdata, sd_bus_error *e
                 r = sd_bus_message_open_container(reply, 'a', "(usbasa(tts))");
         for (size_t i = 0; r >= 0 && i < t->n_groups; i++) {
                 const TopoGroup *g = t->groups[i];
-                bool viable = true;
 
-                for (size_t k = 0; k < g->n_devices; k++)
-                        viable = viable && device_is_harmless(g->devices[k]);
                 r = sd_bus_message_open_container(reply, 'r', "usbasa(tts)");
                 if (r >= 0)
-                        r = sd_bus_message_append(reply, "usb", g->id, g->type ?: "", viable);
+                        r = sd_bus_message_append(reply, "usb", g->id, g->type ?: "",
+                                                  session_group_viable(g));
                 if (r >= 0)
                         r = sd_bus_message_open_container(reply, 'a', "s");
                 for (size_t k = 0; r >= 0 && k < g->n_devices; k++)

@@ -213,7 +213,7 @@ static void stream_close(FaultStream *s, PendingGroup *g, FaultClosedReason reas
 
         if (answer && s->ctx->backend->ops->fault_respond(s->ctx, s->fault_id, g->kcookie,
                                                           FAULT_RESPONSE_INVALID, &be) < 0)
-                log_debug("Answering fault group %" PRIu64 " INVALID failed, ignoring: %s",
+                log_debug("Answering fault group %" PRIu64 " INVALID failed: %s, ignoring.",
                           g->cookie, error_message(&be));
         if (answer && s->router->notice) {
                 FaultEvent ev;
@@ -283,16 +283,30 @@ static void stream_deliver(FaultStream *s, PendingGroup *g, FaultWatch *w) {
         }
 }
 
+/*
+ * Answers a group INVALID without queueing it, for the device must not wait on a group the
+ * client will never see.  It still gets a cookie of its own, so that the overflow is reported
+ * and remembered like any other closed group.
+ */
+static void stream_refuse(FaultStream *s, uint64_t kcookie, const FaultRecord *rec) {
+        PendingGroup tmp = {
+                .cookie = s->router->next_cookie++,
+                .kcookie = kcookie,
+                .n = 1,
+                .one = *rec,
+                .open = true,
+        };
+
+        s->n_open++;
+        stream_close(s, &tmp, FAULT_CLOSED_OVERFLOW, true);
+}
+
 static int stream_add_group(FaultStream *s, const FaultRecord *recs, size_t n) {
         PendingGroup *g;
 
         if (s->n_open >= s->depth) {
-                PendingGroup tmp = { .cookie = s->router->next_cookie++, .kcookie = recs[0].cookie,
-                                     .n = 1, .one = recs[n - 1], .open = true };
-
                 /* Over the depth: the device hears INVALID now, the client never sees it. */
-                s->n_open++;
-                stream_close(s, &tmp, FAULT_CLOSED_OVERFLOW, true);
+                stream_refuse(s, recs[0].cookie, &recs[n - 1]);
                 return 0;
         }
         if (s->n == s->alloc) {
@@ -354,14 +368,9 @@ int fault_stream_dispatch(FaultStream *s) {
                 for (size_t i = 1; i <= n; i++) {
                         if (i < n && r->buf[i].cookie == r->buf[start].cookie)
                                 continue;
-                        if (stream_add_group(s, r->buf + start, i - start) < 0) {
-                                PendingGroup tmp = { .kcookie = r->buf[start].cookie, .n = 1,
-                                                     .one = r->buf[start], .open = true };
-
-                                /* No memory to keep it: the device must not wait anyway. */
-                                s->n_open++;
-                                stream_close(s, &tmp, FAULT_CLOSED_OVERFLOW, true);
-                        }
+                        /* No memory to keep it: the device must not wait anyway. */
+                        if (stream_add_group(s, r->buf + start, i - start) < 0)
+                                stream_refuse(s, r->buf[start].cookie, &r->buf[start]);
                         groups++;
                         start = i;
                 }
@@ -569,7 +578,7 @@ int fault_router_unknown_cookie(FaultRouter *r, const FaultStream *self, uint64_
                                 BrokerError *err) {
         char id[32];
 
-        for (FaultStream *o = r->streams; o; o = o->next) {
+        for (FaultStream *o = r ? r->streams : NULL; o; o = o->next) {
                 PendingGroup *og;
 
                 if (o == self)

@@ -163,7 +163,8 @@ void fault_stream_get_counters(const FaultStream *s, FaultCounters *ret);
 /*
  * The error for a cookie that self (may be NULL: a session without a fault
  * queue) has no pending group for: FaultNotOwned when another stream
- * delivered it, else NoSuchObject {kind: fault}.  Returns the errno.
+ * delivered it, else NoSuchObject {kind: fault}.  r may be NULL (no event
+ * loop, so no fault was ever delivered).  Returns the errno.
  */
 int fault_router_unknown_cookie(FaultRouter *r, const FaultStream *self, uint64_t cookie,
                                 BrokerError *err);

@@ -242,7 +242,7 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
                                         if (!op || !dev ||
                                             manager_sim_apply(m, op, dev, drv, &e) < 0)
                                                 log_warning("Replaying a simulated hotplug "
-                                                            "change failed, ignoring: %s",
+                                                            "change failed: %s, ignoring.",
                                                             error_message(&e));
                                 }
                         else
@@ -333,6 +333,8 @@ Manager *manager_free(Manager *m) {
         /* With the fd store holding every session, exiting must not touch the stored state. */
         m->preserving = m->preserving || fdstore_enabled(m->fdstore);
         m->server = varlink_server_free(m->server);
+        /* Restored sessions nobody reclaimed have no connection to free them with. */
+        broker_release_sessions(m->broker);
         session_host_done(&m->host);
         m->uevents = uevent_monitor_free(m->uevents);
         if (m->hotplug)
@@ -377,14 +379,6 @@ Manager *manager_free(Manager *m) {
         free(m->policy_file);
         free(m);
         return NULL;
-}
-
-struct event_base *manager_get_event_base(Manager *m) {
-        return m->base;
-}
-
-const char *manager_dev_root(Manager *m) {
-        return m->dev_root;
 }
 
 static void manager_notify_status(Manager *m) {
@@ -1032,12 +1026,13 @@ static void manager_persist(Manager *m) {
 
         r = fdstore_sync(m->fdstore, (const char *const *)names, fds, n, &e);
         if (r < 0)
-                log_warning("Updating the fd store failed, a restart may lose sessions: %s",
+                log_warning("Updating the fd store failed, a restart may lose sessions: "
+                            "%s, ignoring.",
                             error_message(&e));
         text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
         r = fdstore_write_state(m->fdstore, text, strlen(text), &e);
         if (r < 0)
-                log_warning("Writing the state failed, a restart may lose sessions: %s",
+                log_warning("Writing the state failed, a restart may lose sessions: %s, ignoring.",
                             error_message(&e));
         goto free_names;
 oom:
@@ -1269,7 +1264,7 @@ int manager_start(Manager *m, Error *err) {
                 r = uevent_monitor_new(&m->uevents, m->base, manager_on_uevent, m);
                 if (r < 0)
                         log_warning_errno(r, "Watching kernel uevents failed, hotplug goes "
-                                          "unnoticed until a restart: %m");
+                                          "unnoticed until a restart: %m, ignoring.");
         }
         r = manager_varlink_new(&m->admin, &(ManagerVarlinkConfig){
                                                    .host = &m->host,

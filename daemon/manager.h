@@ -12,7 +12,6 @@
 
 #include <stdbool.h>
 
-#include <event2/event.h>
 #include <json-c/json.h>
 
 #include "error.h"
@@ -58,7 +57,3 @@ int manager_reload_policy_full(Manager *m, char ***ret_diagnostics);
  * adds members such as session, uid, device, generation.
  */
 void manager_emit_event(Manager *m, const char *type, const char *message, json_object *payload);
-
-struct event_base *manager_get_event_base(Manager *m);
-/* Where simulated device nodes live: "/dev" or RUNTIME_DIR/sim/dev. */
-const char *manager_dev_root(Manager *m);

@@ -132,6 +132,18 @@ static void host_release_claim(SessionHost *h, const char *device, const Session
         }
 }
 
+static bool device_is_harmless(const TopoDevice *d) {
+        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
+               topo_device_is_bridge(d);
+}
+
+bool session_group_viable(const TopoGroup *g) {
+        for (size_t i = 0; i < g->n_devices; i++)
+                if (!device_is_harmless(g->devices[i]))
+                        return false;
+        return true;
+}
+
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self) {
         SessionClaim *c;
 
@@ -179,6 +191,7 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
         _cleanup_free_ Session *s = NULL;
         Error be = ERROR_INIT;
         Principal p;
+        size_t used;
         int r;
 
         s = calloc(1, sizeof(*s));
@@ -186,14 +199,21 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->host = host;
         s->creds = creds;
+        session_principal(s, &p);
+        policy_quotas(host->policy, &p, &s->quotas);
+
+        /* Checked here so that the socket and the bus count one limit the same way, and before
+         * anything is opened for a client that is refused. */
+        used = session_host_count_uid(host, creds->uid);
+        if (used >= s->quotas.connections)
+                return broker_error_quota(err, BROKER_RESOURCE_CONNECTIONS, s->quotas.connections,
+                                          used, 1);
 
         r = host->backend->ops->context_new(host->backend, &s->ctx, &be);
         if (r < 0)
                 return broker_error_from_backend(err, "open an iommufd context", &be);
 
         peer_creds_describe(creds, s->description, sizeof(s->description));
-        session_principal(s, &p);
-        policy_quotas(host->policy, &p, &s->quotas);
 
         s->next = host->sessions;
         if (host->sessions)
@@ -312,6 +332,21 @@ void session_get_info(const Session *s, SessionInfo *ret) {
                 fault_stream_get_counters(s->faults, &ret->faults);
                 ret->usage.fault_queue_depth = ret->faults.pending;
         }
+}
+
+size_t session_usage_rows(const SessionInfo *info, SessionUsage ret[static SESSION_USAGE_MAX]) {
+        size_t n = 0;
+
+#define ROW(name, field)                                                                           \
+        ret[n++] = (SessionUsage){ name, info->usage.field, info->quotas.field }
+        ROW(BROKER_RESOURCE_PINNED_BYTES, pinned_bytes);
+        ROW(BROKER_RESOURCE_ADDRESS_SPACES, address_spaces);
+        ROW(BROKER_RESOURCE_MAPPINGS, mappings);
+        ROW(BROKER_RESOURCE_DEVICES, devices);
+        ROW(BROKER_RESOURCE_PASIDS, pasids);
+        ROW(BROKER_RESOURCE_FAULT_QUEUE_DEPTH, fault_queue_depth);
+#undef ROW
+        return n;
 }
 
 /* ---- lookups --------------------------------------------------------------------------- */
@@ -1080,6 +1115,44 @@ static int map_error(BrokerError *err, const Error *be, uint64_t iova, bool fixe
         }
 }
 
+/*
+ * Map and copy both create one mapping the client holds: charge both the same way so the
+ * refund on unmap never depends on how the mapping was made.
+ */
+static int session_check_mapping_quota(Session *s, uint64_t length, BrokerError *err) {
+        int r;
+
+        r = quota_check(err, BROKER_RESOURCE_MAPPINGS, s->quotas.mappings, s->usage.mappings, 1);
+        if (r < 0)
+                return r;
+        return quota_check(err, BROKER_RESOURCE_PINNED_BYTES, s->quotas.pinned_bytes,
+                           s->usage.pinned_bytes, length);
+}
+
+/*
+ * Records a mapping the backend just made at iova, and charges it.  The allowed list keeps
+ * automatic IOVAs inside the principal's windows, but device windows may be narrower: an
+ * automatic IOVA outside them is given back, so a refused map leaves nothing behind.  The
+ * caller has reserved room for the area, so recording it cannot fail.
+ */
+static int session_commit_mapping(Session *s, SessionIoas *ioas, uint32_t ioas_id, uint64_t iova,
+                                  uint64_t length, uint32_t flags, bool fixed_iova,
+                                  BrokerError *err) {
+        if (!fixed_iova && session_check_windows(s, ioas, iova, iova + (length - 1), NULL) < 0) {
+                (void)OPS(s)->ioas_unmap(s->ctx, ioas_id, iova, length, NULL, NULL);
+                return broker_error_invalid_range(err, iova, length,
+                                                  "No free IOVA window of %" PRIu64
+                                                  " bytes inside the IOVA windows the policy "
+                                                  "grants.",
+                                                  length);
+        }
+
+        ioas_insert_area(ioas, iova, length, flags);
+        s->usage.mappings++;
+        s->usage.pinned_bytes += length;
+        return 0;
+}
+
 int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerError *err) {
         SessionIoas *ioas = LOOKUP_IOAS(s, a->ioas_id, err);
         Error be = ERROR_INIT;
@@ -1119,11 +1192,7 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
                         return r;
         }
 
-        r = quota_check(err, BROKER_RESOURCE_MAPPINGS, s->quotas.mappings, s->usage.mappings, 1);
-        if (r < 0)
-                return r;
-        r = quota_check(err, BROKER_RESOURCE_PINNED_BYTES, s->quotas.pinned_bytes,
-                        s->usage.pinned_bytes, a->length);
+        r = session_check_mapping_quota(s, a->length, err);
         if (r < 0)
                 return r;
         if (ioas_reserve_area(ioas) < 0)
@@ -1139,23 +1208,9 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
         if (r < 0)
                 return map_error(err, &be, a->iova, a->fixed_iova, a->length);
 
-        if (!a->fixed_iova) {
-                /* The allowed list keeps automatic IOVAs inside the principal's windows; device
-                 * windows may be narrower, so check and give the range back if it is outside. */
-                r = session_check_windows(s, ioas, iova, iova + (a->length - 1), NULL);
-                if (r < 0) {
-                        (void)OPS(s)->ioas_unmap(s->ctx, a->ioas_id, iova, a->length, NULL, NULL);
-                        return broker_error_invalid_range(err, iova, a->length,
-                                                          "No free IOVA window of %" PRIu64
-                                                          " bytes inside the IOVA windows the "
-                                                          "policy grants.",
-                                                          a->length);
-                }
-        }
-
-        ioas_insert_area(ioas, iova, a->length, flags);
-        s->usage.mappings++;
-        s->usage.pinned_bytes += a->length;
+        r = session_commit_mapping(s, ioas, a->ioas_id, iova, a->length, flags, a->fixed_iova, err);
+        if (r < 0)
+                return r;
         *ret_iova = iova;
         return 0;
 }
@@ -1251,13 +1306,8 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
                         return r;
         }
 
-        /* A copy pins nothing new in the kernel, but it is a mapping the client holds:
-         * charge it like one so the refund on unmap is the same either way. */
-        r = quota_check(err, BROKER_RESOURCE_MAPPINGS, s->quotas.mappings, s->usage.mappings, 1);
-        if (r < 0)
-                return r;
-        r = quota_check(err, BROKER_RESOURCE_PINNED_BYTES, s->quotas.pinned_bytes,
-                        s->usage.pinned_bytes, a->length);
+        /* A copy pins nothing new in the kernel, but it is a mapping the client holds. */
+        r = session_check_mapping_quota(s, a->length, err);
         if (r < 0)
                 return r;
         /* The copy inherits the source mapping's permissions; read them before the
@@ -1273,18 +1323,10 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
         if (r < 0)
                 return map_error(err, &be, a->dst_iova, a->fixed_iova, a->length);
 
-        if (!a->fixed_iova && session_check_windows(s, dst, iova, iova + (a->length - 1), NULL) < 0) {
-                (void)OPS(s)->ioas_unmap(s->ctx, a->dst_ioas_id, iova, a->length, NULL, NULL);
-                return broker_error_invalid_range(err, iova, a->length,
-                                                  "No free IOVA window of %" PRIu64
-                                                  " bytes inside the IOVA windows the policy "
-                                                  "grants.",
-                                                  a->length);
-        }
-
-        ioas_insert_area(dst, iova, a->length, flags);
-        s->usage.mappings++;
-        s->usage.pinned_bytes += a->length;
+        r = session_commit_mapping(s, dst, a->dst_ioas_id, iova, a->length, flags, a->fixed_iova,
+                                   err);
+        if (r < 0)
+                return r;
         *ret_iova = iova;
         return 0;
 }
@@ -1407,10 +1449,6 @@ int session_revalidate(Session *s,
 }
 
 /* ---- restart survival ------------------------------------------------------------------ */
-
-SessionHost *session_get_host(const Session *s) {
-        return s->host;
-}
 
 static json_object *u64_json(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
@@ -2368,21 +2406,10 @@ int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void
 }
 
 int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerError *err) {
-        char id[32];
-
         if (code != FAULT_RESPONSE_SUCCESS && code != FAULT_RESPONSE_INVALID)
                 return invalid_parameter(err, "code", "Fault response code %" PRIu32
                                          " is neither success (0) nor invalid (1).", code);
-        if (!s->faults) {
-                if (s->host->faults)
-                        return fault_router_unknown_cookie(s->host->faults, NULL, cookie, err);
-                snprintf(id, sizeof(id), "%" PRIu64, cookie);
-                broker_error_set(err, -ENOENT, BROKER_ERROR_NO_SUCH_OBJECT,
-                                 "No fault with cookie %" PRIu64 " was delivered to this session.",
-                                 cookie);
-                broker_error_add_string(err, "kind", BROKER_KIND_FAULT);
-                broker_error_add_string(err, "id", id);
-                return -ENOENT;
-        }
+        if (!s->faults)
+                return fault_router_unknown_cookie(s->host->faults, NULL, cookie, err);
         return fault_stream_respond(s->faults, cookie, code, err);
 }

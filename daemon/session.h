@@ -80,6 +80,11 @@ typedef struct SessionHost {
 
 /* Frees every session still alive and the claim table; not backend/topology/policy. */
 void session_host_done(SessionHost *h);
+/*
+ * Whether a group may be handed to a client as a whole: every device in it is unbound, bound
+ * to a VFIO driver or pci-stub, or a bridge.  Both transports report this as "viable".
+ */
+bool session_group_viable(const TopoGroup *g);
 /* The session holding d or any device of its group other than self, or NULL. */
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self);
 /* The session that claimed exactly this device, or NULL. */
@@ -140,7 +145,9 @@ typedef struct SessionBindPasidArgs {
 
 /*
  * Creates a session for creds (taken on success), with its own backend
- * context, and links it into host.  Quotas come from the current policy.
+ * context, and links it into host.  Quotas come from the current policy;
+ * QuotaExceeded (connections) when creds' uid already holds as many sessions
+ * as the policy allows, over any transport.
  */
 int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err);
 /* Releases every device, object, claim and the context; unlinks.  Accepts NULL. */
@@ -196,6 +203,21 @@ int session_delegate(Session *s, int *ret_fd, BrokerError *err);
 
 void session_get_info(const Session *s, SessionInfo *ret);
 
+typedef struct SessionUsage {
+        const char *resource;     /* BROKER_RESOURCE_* */
+        uint64_t used;
+        uint64_t limit;
+} SessionUsage;
+
+#define SESSION_USAGE_MAX 6
+
+/*
+ * The per-session quotas of info as rows, in the order every transport reports
+ * them, so that the socket and the bus cannot list different resources.
+ * Returns the number of rows.
+ */
+size_t session_usage_rows(const SessionInfo *info, SessionUsage ret[static SESSION_USAGE_MAX]);
+
 /*
  * Re-checks every device against the host's current policy and topology (after
  * a reload or hotplug) and refreshes the quotas.  Devices no longer granted are
@@ -250,7 +272,6 @@ typedef struct SessionRestoreConfig {
 int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendContext *ctx,
                     json_object *state, const SessionRestoreConfig *rc);
 
-SessionHost *session_get_host(const Session *s);
 /* The session's backend context (its iommufd), for the fd store. */
 BackendContext *session_get_context(const Session *s);
 /* The id under which the session holds device name, -ENOENT when it does not. */

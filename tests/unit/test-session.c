@@ -33,7 +33,7 @@ static const char policy_text[] =
         "{ \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
         "  \"grants\": { \"vm\": { \"principals\": [ { \"user\": 1000 } ], \"devices\": \"*\",\n"
         "    \"quotas\": { \"pinned-memory\": \"64K\", \"address-spaces\": 2, \"mappings\": 4,\n"
-        "                  \"devices\": 2 } } } }\n";
+        "                  \"devices\": 2, \"connections\": 2 } } } }\n";
 
 static int setup(void **state) {
         Env *e = calloc(1, sizeof(*e));
@@ -265,6 +265,27 @@ static void hook(Session *s, SessionEvent event, void *userdata) {
         assert_int_equal(session_creds(s)->uid, 1000);
 }
 
+/* The connections quota counts sessions of a uid, over every transport, before opening anything. */
+static void test_connections_quota(void **state) {
+        Env *e = *state;
+        BrokerError err = BROKER_ERROR_INIT;
+        Session *a = new_session(e, 1000, 4444), *b = new_session(e, 1000, 4445), *s = NULL;
+        PeerCreds *c = NULL;
+
+        assert_int_equal(peer_creds_new(&c, "/nonexistent", 4446, 1000, 1000, NULL), 0);
+        assert_int_equal(session_new(&s, &e->host, c, &err), -EDQUOT);
+        assert_null(s);
+        assert_string_equal(err.error.name, BROKER_ERROR_QUOTA_EXCEEDED);
+        assert_non_null(strstr(err.error.message, "connections"));
+        assert_int_equal(e->host.n_sessions, 2);
+
+        /* Once one is gone the same creds are admitted (they were not taken on failure). */
+        session_free(a);
+        assert_int_equal(session_new(&s, &e->host, c, NULL), 0);
+        session_free(s);
+        session_free(b);
+}
+
 /* One hook: opened once linked, closing with everything still held, closed after release. */
 static void test_lifetime_hook(void **state) {
         Env *e = *state;
@@ -373,6 +394,7 @@ int main(void) {
                 cmocka_unit_test(test_quota_charge_and_refund),
                 cmocka_unit_test(test_handles_are_scoped),
                 cmocka_unit_test(test_exclusive_and_released_on_free),
+                cmocka_unit_test(test_connections_quota),
                 cmocka_unit_test(test_lifetime_hook),
                 cmocka_unit_test(test_bad_fds),
                 cmocka_unit_test(test_other_principal_denied),
