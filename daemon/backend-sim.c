@@ -177,7 +177,8 @@ struct SimFaultQueue {
         SimObject obj;
         int efd;
         SimFaultGroup *queued, **queued_tail;
-        SimFaultGroup *waiting; /* read, awaiting a response */
+        /* Read, awaiting a response; oldest first, so in-order answers find theirs at the head. */
+        SimFaultGroup *waiting, **waiting_tail;
         uint32_t next_cookie;
         unsigned users;
 };
@@ -1030,6 +1031,9 @@ static void fault_auto_respond(SimContext *c, SimFaultQueue *q, bool all, uint32
         q->queued_tail = &q->queued;
         while (*q->queued_tail)
                 q->queued_tail = &(*q->queued_tail)->next;
+        q->waiting_tail = &q->waiting;
+        while (*q->waiting_tail)
+                q->waiting_tail = &(*q->waiting_tail)->next;
         fault_update_event(q);
 }
 
@@ -1048,6 +1052,7 @@ static int sim_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_
                 return error_set(err, r, "Creating the fault queue's eventfd failed");
         }
         q->queued_tail = &q->queued;
+        q->waiting_tail = &q->waiting;
         q->next_cookie = 1;
         r = obj_add(c, &q->obj, SIM_OBJ_FAULT, err);
         if (r < 0) {
@@ -1091,8 +1096,9 @@ static int sim_fault_read(BackendContext *bc, uint32_t fault_id, FaultRecord *bu
                         buf[done].cookie = g->cookie;
                         done++;
                 }
-                g->next = q->waiting;
-                q->waiting = g;
+                g->next = NULL;
+                *q->waiting_tail = g;
+                q->waiting_tail = &g->next;
                 c->sim->stats.groups_delivered++;
         }
         fault_update_event(q);
@@ -1117,6 +1123,8 @@ static int sim_fault_respond(BackendContext *bc, uint32_t fault_id, uint32_t coo
                         SimFaultGroup *g = *p;
 
                         *p = g->next;
+                        if (!*p)
+                                q->waiting_tail = p;
                         fault_group_free(g);
                         if (code == FAULT_RESPONSE_SUCCESS)
                                 c->sim->stats.responses_success++;

@@ -324,6 +324,19 @@ static int reply(VarlinkCall *call, json_object *p) {
         return varlink_call_reply(call, p);
 }
 
+/* reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
+static int reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
+        BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
+        char text[96];
+        int n;
+
+        n = snprintf(text, sizeof(text), "{\"%s\":%" PRIu64 "}", key, value);
+        assert(n > 0 && (size_t)n < sizeof(text));
+        if (bs && method_mutates(varlink_call_get_method(call)))
+                broker_changed(bs->broker);
+        return varlink_call_reply_text(call, text, (size_t)n);
+}
+
 /* ---- methods --------------------------------------------------------------------------- */
 
 static json_object *range_json(uint64_t start, uint64_t last) {
@@ -678,7 +691,7 @@ static int method_map(VarlinkCall *call, json_object *params, VarlinkCallFlags f
         SessionMapArgs a = {};
         uint32_t fd_index = 0;
         bool have_fd = false;
-        json_object *out, *iova_node = NULL;
+        json_object *iova_node = NULL;
         uint64_t iova;
 
         REQUIRE_SESSION(call);
@@ -702,18 +715,13 @@ static int method_map(VarlinkCall *call, json_object *params, VarlinkCallFlags f
 
         if (session_map(call_session(call), &a, &iova, &e) < 0)
                 return reply_error_fd(call, &e, fd_index);
-        out = json_object_new_object();
-        if (!out)
-                return -ENOMEM;
-        (void)json_util_add(out, "iova", u64_node(iova));
-        return reply(call, out);
+        return reply_u64(call, "iova", iova);
 }
 
 static int method_unmap(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                         void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
         uint64_t iova, length, unmapped;
-        json_object *out;
         uint32_t id;
 
         REQUIRE_SESSION(call);
@@ -723,11 +731,7 @@ static int method_unmap(VarlinkCall *call, json_object *params, VarlinkCallFlags
         GET(call, json_util_get_u64, params, "length", 0, &length);
         if (session_unmap(call_session(call), id, iova, length, &unmapped, &e) < 0)
                 return reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out)
-                return -ENOMEM;
-        (void)json_util_add(out, "unmapped", u64_node(unmapped));
-        return reply(call, out);
+        return reply_u64(call, "unmapped", unmapped);
 }
 
 static int method_copy(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,

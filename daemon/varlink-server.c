@@ -302,6 +302,10 @@ int varlink_call_reply(VarlinkCall *call, json_object *params) {
         return call_send(call, NULL, params, NULL, 0, false, NULL);
 }
 
+int varlink_call_reply_text(VarlinkCall *call, const char *params, size_t len) {
+        return call_send(call, NULL, NULL, params, len, false, NULL);
+}
+
 int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds, size_t n_fds) {
         FdList *l = NULL;
         int r;

@@ -196,6 +196,12 @@ int varlink_call_take_fd(VarlinkCall *call, size_t index, int *ret_fd);
  */
 int varlink_call_reply(VarlinkCall *call, json_object *params);
 int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds, size_t n_fds);
+/*
+ * The final reply with the parameters already serialized: params is one JSON
+ * object of len bytes (no NUL), written as it is.  For hot methods whose
+ * replies are cheaper to format than to build; the caller vouches for the text.
+ */
+int varlink_call_reply_text(VarlinkCall *call, const char *params, size_t len);
 /* A "continues": true reply; -EPROTO unless the caller asked for more, -ENOBUFS when over the output limit. */
 int varlink_call_reply_more(VarlinkCall *call, json_object *params);
 /*
