@@ -1180,6 +1180,59 @@ static int parse_fault(json_object *o, IommudFault *f, Error *e) {
         return 0;
 }
 
+/*
+ * What every "more" stream shares: processes one reply if one is ready and
+ * picks out its member "key" ("fault", "event").  Returns 0 when nothing is
+ * ready, 1 with *ret_obj pointing into *reply (the caller clears it), or a
+ * negative errno with err set.  *ended turns true once iommud is done with the
+ * stream, whichever way.
+ */
+static int stream_next(IommudClient *conn, bool *ended, const char *key, const char *a_key,
+                       VarlinkReply *reply, json_object **ret_obj, Error *e, IommudError *err) {
+        json_object *obj = NULL;
+        int r;
+
+        if (*ended)
+                return iommud_error_setf(err, -ENODATA, "the %s stream has ended", key);
+        r = varlink_client_process(conn->vc, reply);
+        if (r < 0) {
+                *ended = true;
+                if (r == -ECONNRESET || r == -EPIPE)
+                        return iommud_error_setf(err, -ECONNRESET,
+                                                 "iommud closed the %s stream's connection", key);
+                return iommud_error_setf(err, r, "reading the %s stream failed: %s", key,
+                                         strerror(-r));
+        }
+        if (r == 0) {
+                iommud_error_clear(err);
+                return 0;
+        }
+        if (reply->error) {
+                *ended = true;
+                r = iommud_error_set_varlink(err, reply->error, reply->parameters);
+                varlink_reply_clear(reply);
+                return r;
+        }
+        if (!reply->continues)
+                *ended = true;
+        r = json_util_get_object(reply->parameters, key, JSON_UTIL_OPTIONAL, &obj, e);
+        if (r >= 0 && !obj) {
+                varlink_reply_clear(reply);
+                if (*ended)
+                        return iommud_error_setf(err, -ENODATA, "iommud ended the %s stream", key);
+                return iommud_error_setf(err, -EBADMSG, "iommud sent %s stream reply without %s",
+                                         a_key, a_key);
+        }
+        /*
+         * A malformed member is reported by the caller, which knows the method:
+         * *ret_obj stays NULL and e carries the error.
+         */
+        if (r < 0 && e->error == 0)
+                e->error = r;
+        *ret_obj = obj;
+        return 1;
+}
+
 _public_ int iommud_fault_stream_next(IommudFaultStream *s, IommudFault **ret, IommudError *err) {
         VarlinkReply reply = VARLINK_REPLY_INIT;
         _cleanup_free_ IommudFault *f = NULL;
@@ -1189,44 +1242,15 @@ _public_ int iommud_fault_stream_next(IommudFaultStream *s, IommudFault **ret, I
 
         if (!s || !ret)
                 return iommud_error_setf(err, -EINVAL, "no fault stream given");
-        if (s->ended)
-                return iommud_error_setf(err, -ENODATA, "the fault stream has ended");
-        r = varlink_client_process(s->conn->vc, &reply);
-        if (r < 0) {
-                s->ended = true;
-                if (r == -ECONNRESET || r == -EPIPE)
-                        return iommud_error_setf(err, -ECONNRESET,
-                                                 "iommud closed the fault stream's connection");
-                return iommud_error_setf(err, r, "reading the fault stream failed: %s",
-                                         strerror(-r));
-        }
-        if (r == 0) {
-                iommud_error_clear(err);
-                return 0;
-        }
-        if (reply.error) {
-                s->ended = true;
-                r = iommud_error_set_varlink(err, reply.error, reply.parameters);
-                varlink_reply_clear(&reply);
+        r = stream_next(s->conn, &s->ended, "fault", "a fault", &reply, &fault, &e, err);
+        if (r <= 0)
                 return r;
-        }
-        if (!reply.continues)
-                s->ended = true;
-        r = json_util_get_object(reply.parameters, "fault", JSON_UTIL_OPTIONAL, &fault, &e);
-        if (r >= 0 && !fault) {
-                varlink_reply_clear(&reply);
-                if (s->ended)
-                        return iommud_error_setf(err, -ENODATA, "iommud ended the fault stream");
-                return iommud_error_setf(err, -EBADMSG, "iommud sent a fault stream reply "
-                                                        "without a fault");
-        }
         f = calloc(1, sizeof(*f));
         if (!f) {
                 varlink_reply_clear(&reply);
                 return nomem(err);
         }
-        if (r >= 0)
-                r = parse_fault(fault, f, &e);
+        r = fault ? parse_fault(fault, f, &e) : e.error;
         varlink_reply_clear(&reply);
         if (r < 0)
                 return bad_reply(err, "WatchFaults", &e);
@@ -1337,37 +1361,9 @@ _public_ int iommud_event_stream_next(IommudEventStream *s, IommudEvent **ret, I
 
         if (!s || !ret)
                 return iommud_error_setf(err, -EINVAL, "no event stream given");
-        if (s->ended)
-                return iommud_error_setf(err, -ENODATA, "the event stream has ended");
-        r = varlink_client_process(s->conn->vc, &reply);
-        if (r < 0) {
-                s->ended = true;
-                if (r == -ECONNRESET || r == -EPIPE)
-                        return iommud_error_setf(err, -ECONNRESET,
-                                                 "iommud closed the event stream's connection");
-                return iommud_error_setf(err, r, "reading the event stream failed: %s",
-                                         strerror(-r));
-        }
-        if (r == 0) {
-                iommud_error_clear(err);
-                return 0;
-        }
-        if (reply.error) {
-                s->ended = true;
-                r = iommud_error_set_varlink(err, reply.error, reply.parameters);
-                varlink_reply_clear(&reply);
+        r = stream_next(s->conn, &s->ended, "event", "an event", &reply, &event, &e, err);
+        if (r <= 0)
                 return r;
-        }
-        if (!reply.continues)
-                s->ended = true;
-        r = json_util_get_object(reply.parameters, "event", JSON_UTIL_OPTIONAL, &event, &e);
-        if (r >= 0 && !event) {
-                varlink_reply_clear(&reply);
-                if (s->ended)
-                        return iommud_error_setf(err, -ENODATA, "iommud ended the event stream");
-                return iommud_error_setf(err, -EBADMSG, "iommud sent an event stream reply "
-                                                        "without an event");
-        }
         ev = calloc(1, sizeof(*ev));
         if (!ev) {
                 varlink_reply_clear(&reply);
@@ -1375,8 +1371,7 @@ _public_ int iommud_event_stream_next(IommudEventStream *s, IommudEvent **ret, I
         }
         ev->reply = json_object_get(reply.parameters);
         varlink_reply_clear(&reply);
-        if (r >= 0)
-                r = parse_event(event, &ev->pub, &e);
+        r = event ? parse_event(event, &ev->pub, &e) : e.error;
         if (r < 0) {
                 iommud_event_free(&ev->pub);
                 return bad_reply(err, "WatchEvents", &e);
