@@ -115,7 +115,7 @@ static uint32_t rnd(Model *m) {
         return x;
 }
 
-static void note(Model *m, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static void note(Model *m, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
