@@ -47,20 +47,12 @@
 
 #include <json-c/json.h>
 
+#include "edu.h"
 #include "iommufd-abi.h"
 #include "json-util.h"
 #include "macros.h"
 #include "varlink-client.h"
 
-#define EDU_REG_IDENT 0x00
-#define EDU_REG_DMA_SRC 0x80
-#define EDU_REG_DMA_DST 0x88
-#define EDU_REG_DMA_COUNT 0x90
-#define EDU_REG_DMA_CMD 0x98
-#define EDU_DMA_START 0x1
-#define EDU_DMA_TO_RAM 0x2
-#define EDU_BUFFER 0x40000
-#define EDU_DMA_LEN 4000 /* QEMU 7.2's edu aborts on a transfer of its whole 4 KiB buffer */
 #define TEST_IOVA 0x300000ull /* edu masks DMA addresses to 28 bits */
 #define PAGE 4096
 
@@ -433,48 +425,6 @@ static void test_topology(VarlinkClient *c) {
 
 /* ---- DMA through a brokered address space ---- */
 
-static volatile uint64_t *reg64(volatile uint8_t *bar, size_t off) {
-        return (volatile uint64_t *)(bar + off);
-}
-
-static int edu_dma(volatile uint8_t *bar, uint64_t src, uint64_t dst, uint64_t len, bool to_ram) {
-        *reg64(bar, EDU_REG_DMA_SRC) = src;
-        *reg64(bar, EDU_REG_DMA_DST) = dst;
-        *reg64(bar, EDU_REG_DMA_COUNT) = len;
-        *reg64(bar, EDU_REG_DMA_CMD) = EDU_DMA_START | (to_ram ? EDU_DMA_TO_RAM : 0);
-        for (unsigned i = 0; i < 10000; i++) {
-                if (!(*reg64(bar, EDU_REG_DMA_CMD) & EDU_DMA_START))
-                        return 0;
-                sleep_ms(1);
-        }
-        return -ETIMEDOUT;
-}
-
-static int region_info(int dev, unsigned index, struct vfio_region_info *ret) {
-        struct vfio_region_info info = { .argsz = sizeof(info), .index = index };
-
-        if (ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &info) < 0)
-                return -errno;
-        *ret = info;
-        return 0;
-}
-
-static int enable_bus_master(int dev) {
-        struct vfio_region_info cfg;
-        uint16_t cmd;
-        int r;
-
-        r = region_info(dev, VFIO_PCI_CONFIG_REGION_INDEX, &cfg);
-        if (r < 0)
-                return r;
-        if (pread(dev, &cmd, sizeof(cmd), (off_t)(cfg.offset + PCI_COMMAND)) != sizeof(cmd))
-                return -EIO;
-        cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
-        if (pwrite(dev, &cmd, sizeof(cmd), (off_t)(cfg.offset + PCI_COMMAND)) != sizeof(cmd))
-                return -EIO;
-        return 0;
-}
-
 /* IOMMU fault lines in the kernel log so far. */
 static unsigned count_faults(void) {
         const char *mode = getenv("IOMMUD_KVM_MODE") ?: "";
@@ -589,7 +539,7 @@ static void test_dma(VarlinkClient *c) {
             "daemon's mmap + IOMMU_IOAS_MAP fallback (%u mapping(s) of the memfd in iommud)",
             daemon_memfd_maps());
 
-        if (region_info(dev, VFIO_PCI_BAR0_REGION_INDEX, &bar0) < 0 ||
+        if (vfio_region_info(dev, VFIO_PCI_BAR0_REGION_INDEX, &bar0) < 0 ||
             !(bar0.flags & VFIO_REGION_INFO_FLAG_MMAP)) {
                 tap(false, "BAR0 region info on the client's own fd: %m");
                 goto out;
@@ -600,7 +550,7 @@ static void test_dma(VarlinkClient *c) {
                 goto out;
         tap((*(volatile uint32_t *)(bar + EDU_REG_IDENT) & 0xff) == 0xed,
             "edu identification register reads through the BAR");
-        if (enable_bus_master(dev) < 0) {
+        if (vfio_enable_bus_master(dev) < 0) {
                 tap(false, "enable bus mastering: %m");
                 goto out;
         }

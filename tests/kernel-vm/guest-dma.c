@@ -34,23 +34,10 @@
 #include <linux/types.h>
 #include <linux/vfio.h>
 
+#include "edu.h"
 #include "iommufd-abi.h"
 #include "macros.h"
 
-/* QEMU's edu device (docs/specs/edu.rst). */
-#define EDU_VENDOR 0x1234
-#define EDU_DEVICE 0x11e8
-#define EDU_REG_IDENT 0x00
-#define EDU_REG_LIVENESS 0x04
-#define EDU_REG_DMA_SRC 0x80
-#define EDU_REG_DMA_DST 0x88
-#define EDU_REG_DMA_COUNT 0x90
-#define EDU_REG_DMA_CMD 0x98
-#define EDU_DMA_START 0x1
-#define EDU_DMA_TO_RAM 0x2
-#define EDU_BUFFER 0x40000
-/* QEMU 7.2's range check rejects (and aborts on) a transfer of the whole 4 KiB buffer. */
-#define EDU_DMA_LEN 4000
 /* edu masks DMA addresses to 28 bits: the IOVA must sit below 256 MiB. */
 #define TEST_IOVA 0x200000ull
 #define TEST_PAGES 2
@@ -136,58 +123,6 @@ static bool is_bound_edu(const char *bdf) {
                 return false;
         drv[n] = 0;
         return streq(strrchr(drv, '/') ? strrchr(drv, '/') + 1 : drv, "vfio-pci");
-}
-
-static volatile uint32_t *reg32(volatile uint8_t *bar, size_t off) {
-        return (volatile uint32_t *)(bar + off);
-}
-
-static volatile uint64_t *reg64(volatile uint8_t *bar, size_t off) {
-        return (volatile uint64_t *)(bar + off);
-}
-
-/* Runs one edu DMA and waits for it: edu performs it from a timer, 100 ms of guest time on. */
-static int edu_dma(volatile uint8_t *bar, uint64_t src, uint64_t dst, uint64_t len, bool to_ram) {
-        struct timespec delay = { .tv_nsec = 1000000 };
-
-        *reg64(bar, EDU_REG_DMA_SRC) = src;
-        *reg64(bar, EDU_REG_DMA_DST) = dst;
-        *reg64(bar, EDU_REG_DMA_COUNT) = len;
-        *reg64(bar, EDU_REG_DMA_CMD) = EDU_DMA_START | (to_ram ? EDU_DMA_TO_RAM : 0);
-        for (unsigned i = 0; i < 10000; i++) {
-                if (!(*reg64(bar, EDU_REG_DMA_CMD) & EDU_DMA_START))
-                        return 0;
-                nanosleep(&delay, NULL);
-        }
-        return -ETIMEDOUT;
-}
-
-static int region_info(int dev, unsigned index, struct vfio_region_info *ret) {
-        struct vfio_region_info info = { .argsz = sizeof(info), .index = index };
-        int r;
-
-        r = xioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &info);
-        if (r < 0)
-                return r;
-        *ret = info;
-        return 0;
-}
-
-/* vfio-pci leaves bus mastering off: edu's DMA goes nowhere until the command register says so. */
-static int enable_bus_master(int dev) {
-        struct vfio_region_info cfg;
-        uint16_t cmd;
-        int r;
-
-        r = region_info(dev, VFIO_PCI_CONFIG_REGION_INDEX, &cfg);
-        if (r < 0)
-                return r;
-        if (pread(dev, &cmd, sizeof(cmd), (off_t)(cfg.offset + PCI_COMMAND)) != sizeof(cmd))
-                return -EIO;
-        cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
-        if (pwrite(dev, &cmd, sizeof(cmd), (off_t)(cfg.offset + PCI_COMMAND)) != sizeof(cmd))
-                return -EIO;
-        return 0;
 }
 
 static int print_iova_ranges(int iommufd, uint32_t ioas, const char *bdf) {
@@ -293,7 +228,7 @@ static int test_device(const char *bdf) {
         if (r < 0)
                 goto out;
 
-        r = step(region_info(dev, VFIO_PCI_BAR0_REGION_INDEX, &bar0), bdf, "BAR0 region info");
+        r = step(vfio_region_info(dev, VFIO_PCI_BAR0_REGION_INDEX, &bar0), bdf, "BAR0 region info");
         if (r < 0)
                 goto out;
         if (!(bar0.flags & VFIO_REGION_INFO_FLAG_MMAP)) {
@@ -304,12 +239,12 @@ static int test_device(const char *bdf) {
         r = step(bar == MAP_FAILED ? -errno : 0, bdf, "mmap BAR0");
         if (r < 0)
                 goto out;
-        ident = *reg32(bar, EDU_REG_IDENT);
+        ident = *edu_reg32(bar, EDU_REG_IDENT);
         tap((ident & 0xff) == 0xed, "%s: edu identification register reads %#x", bdf, ident);
-        *reg32(bar, EDU_REG_LIVENESS) = 0x12345678;
-        tap(*reg32(bar, EDU_REG_LIVENESS) == ~0x12345678u, "%s: edu liveness register inverts", bdf);
+        *edu_reg32(bar, EDU_REG_LIVENESS) = 0x12345678;
+        tap(*edu_reg32(bar, EDU_REG_LIVENESS) == ~0x12345678u, "%s: edu liveness register inverts", bdf);
 
-        r = step(enable_bus_master(dev), bdf, "enable bus mastering through the config region");
+        r = step(vfio_enable_bus_master(dev), bdf, "enable bus mastering through the config region");
         if (r < 0)
                 goto out;
 
