@@ -39,7 +39,7 @@
 
 #include "backend-sim.h"
 #include "bench-report.h"
-#include "broker.h"
+#include "varlink-broker.h"
 #include "fault-router.h"
 #include "policy.h"
 #include "session.h"

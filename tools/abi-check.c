@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * abi-check: iommud's own iommufd/VFIO definitions (daemon/iommufd-abi.h)
+ * abi-check: iommud's own iommufd/VFIO definitions (daemon/backend/kernel/iommufd-abi.h)
  * against the kernel's uAPI headers, in one translation unit.  Every ioctl
  * number, flag, structure size and field offset/width is compared with
  * _Static_assert, so a mismatch fails the build of this test with the name

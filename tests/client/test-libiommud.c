@@ -26,7 +26,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
-#include "broker-idl.h"
+#include "varlink-broker-idl.h"
 #include "iommud/iommud.h"
 #include "json-util.h"
 #include "macros.h"

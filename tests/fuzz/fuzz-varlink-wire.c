@@ -32,7 +32,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
-#include "broker-idl.h"
+#include "varlink-broker-idl.h"
 #include "fuzz.h"
 #include "json-util.h"
 #include "macros.h"

@@ -8,8 +8,8 @@
 #include <cmocka.h>
 
 #include "broker-errors.h"
-#include "broker.h"
-#include "simulator.h"
+#include "varlink-broker.h"
+#include "varlink-simulator.h"
 #include "varlink-idl.h"
 
 /* The method table implements exactly the methods org.iommud.Broker.varlink declares. */

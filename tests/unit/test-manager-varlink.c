@@ -24,7 +24,7 @@
 
 #include "backend-sim.h"
 #include "json-util.h"
-#include "manager-varlink.h"
+#include "varlink-manager.h"
 #include "policy.h"
 #include "session.h"
 #include "simtopo.h"

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "broker-idl.h"
+#include "varlink-broker-idl.h"
 #include "macros.h"
 #include "varlink-idl.h"
 

@@ -18,7 +18,7 @@
 
 #include <event2/event.h>
 
-#include "broker.h"
+#include "varlink-broker.h"
 #include "error.h"
 #include "macros.h"
 #include "session.h"

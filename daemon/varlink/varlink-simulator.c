@@ -8,7 +8,7 @@
 #include "backend-sim.h"
 #include "json-util.h"
 #include "log.h"
-#include "simulator.h"
+#include "varlink-simulator.h"
 
 #define SIMULATOR_ERROR_NO_SUCH_DEVICE SIMULATOR_INTERFACE ".NoSuchDevice"
 #define SIMULATOR_ERROR_NOT_ATTACHED SIMULATOR_INTERFACE ".NotAttached"

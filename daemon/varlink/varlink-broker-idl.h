@@ -3,7 +3,7 @@
 
 /*
  * The org.iommud.Broker interface definition, compiled in from
- * daemon/org.iommud.Broker.varlink (the single source of truth) and served by
+ * daemon/varlink/org.iommud.Broker.varlink (the single source of truth) and served by
  * org.varlink.service.GetInterfaceDescription.
  */
 

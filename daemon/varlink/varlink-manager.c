@@ -11,8 +11,8 @@
 #include <json-c/json.h>
 
 #include "json-util.h"
-#include "manager-idl.h"
-#include "manager-varlink.h"
+#include "varlink-manager-idl.h"
+#include "varlink-manager.h"
 #include "policy.h"
 
 #define MANAGER_ERROR_NOT_AUTHORIZED MANAGER_INTERFACE ".NotAuthorized"

@@ -14,8 +14,8 @@
 
 #include <json-c/json.h>
 
-#include "broker-idl.h"
-#include "broker.h"
+#include "varlink-broker-idl.h"
+#include "varlink-broker.h"
 #include "json-util.h"
 #include "log.h"
 #include "peer-creds.h"

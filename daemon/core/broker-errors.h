@@ -3,7 +3,7 @@
 
 /*
  * The broker's protocol errors, independent of the transport: the error names
- * of org.iommud.Broker (daemon/org.iommud.Broker.varlink is their source of
+ * of org.iommud.Broker (daemon/varlink/org.iommud.Broker.varlink is their source of
  * truth) and a BrokerError that carries, next to the errno and the sentence,
  * the typed parameters each error has in the IDL ({device, heldBy},
  * {resource, limit, used}, {kind, id}, ...).  The session core fills one at

@@ -3,7 +3,7 @@
 
 /*
  * The org.iommud.Manager interface definition, compiled in from
- * daemon/org.iommud.Manager.varlink and served by GetInterfaceDescription.
+ * daemon/varlink/org.iommud.Manager.varlink and served by GetInterfaceDescription.
  */
 
 #define MANAGER_INTERFACE "org.iommud.Manager"
