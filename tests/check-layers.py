@@ -20,6 +20,8 @@ RULES = {
     "daemon/backend": ["common"],
     "daemon/backend/kernel": ["common", "daemon/backend"],
     "daemon/backend/sim": ["common", "topology", "daemon/backend"],
+    "daemon/backend/vfio": ["common", "daemon/backend", "daemon/backend/kernel",
+                            "daemon/backend/sim"],
     "daemon/core": ["common", "topology", "policy", "daemon/backend"],
     "daemon/varlink": ["common", "topology", "policy", "daemon/backend", "daemon/core"],
     "daemon/dbus": ["common", "topology", "policy", "daemon/backend", "daemon/core"],
@@ -38,6 +40,10 @@ EXCEPTIONS = {
 
 # Within core/, the backend is reached through its interface only.
 ONLY = {("daemon/core", "daemon/backend"): {"backend.h"},
+        # The legacy VFIO ABI shares its ioctl type and base with the VFIO cdev ioctls, and
+        # the IOAS record is kept in the same IOVA tree the model uses.
+        ("daemon/backend/vfio", "daemon/backend/kernel"): {"iommufd-abi.h"},
+        ("daemon/backend/vfio", "daemon/backend/sim"): {"iova-tree.h"},
         ("daemon/varlink", "daemon/backend"): {"backend.h"},
         ("daemon/dbus", "daemon/backend"): {"backend.h"}}
 
