@@ -524,6 +524,10 @@ int vfio_responder_open_group(VfioResponder *r, unsigned group_id) {
         return open_group(r, g);
 }
 
+int vfio_responder_close(VfioResponder *r, int fd) {
+        return seam_close(r, fd);
+}
+
 size_t vfio_responder_n_containers(VfioResponder *r) {
         for (size_t i = 0; i < r->n_groups; i++)
                 group_maybe_release(r, &r->groups[i]);

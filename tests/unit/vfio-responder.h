@@ -78,8 +78,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(VfioResponder *, vfio_responder_free);
 /* The seam: pass with userdata = the responder. */
 extern const BackendVfioSyscalls vfio_responder_syscalls;
 
-/* Opens the group's file as a client would (-EBUSY while it is open); close it with close(). */
+/* Opens the group's file as a client would (-EBUSY while it is open). */
 int vfio_responder_open_group(VfioResponder *r, unsigned group_id);
+/* Closes a client's fd, so that the responder sees the group's open file go. */
+int vfio_responder_close(VfioResponder *r, int fd);
 /* Calls the seam's ioctl directly (for structure-level tests). */
 int vfio_responder_ioctl(VfioResponder *r, int fd, unsigned long request, void *arg);
 
