@@ -9,7 +9,9 @@
  *                     type1 ABI structures;
  *   "vfio"            backend-vfio on this host's /dev/vfio, with a device bound to
  *                     vfio-pci (IOMMUD_TEST_VFIO_DEVICE=<BDF>, else the first one the
- *                     driver lists).  Skipped, with the reason, without them.
+ *                     driver lists), and two devices of one group on vfio-pci for the
+ *                     group roles where the host has them.  Skipped, with the reason,
+ *                     without a device.
  *
  * What type1 cannot do (HWPT objects, nesting, PASID, fault queues, IOMMU_OPTION) the
  * backend does not offer, and the tests about it skip with that reason.
@@ -130,6 +132,7 @@ const ConfFactory conformance_vfio_responder_factory = {
 
 typedef struct RealData {
         char device[64];
+        char group_a[64], group_b[64]; /* two vfio-pci devices of one group, if there are */
 } RealData;
 
 static int real_skip(const char *reason) {
@@ -157,6 +160,48 @@ static int first_vfio_pci_device(char *ret, size_t size) {
                 }
         closedir(d);
         return r;
+}
+
+static bool on_vfio_pci(const char *dir, const char *member) {
+        char path[PATH_MAX], target[PATH_MAX];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "%s/%s/driver", dir, member);
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+                return false;
+        target[n] = '\0';
+        return strstr(target, "/vfio-pci") != NULL;
+}
+
+/* The first IOMMU group with two devices on vfio-pci: the GROUP_A and GROUP_B roles. */
+static void find_group_pair(RealData *d) {
+        DIR *groups = opendir("/sys/kernel/iommu_groups");
+
+        for (struct dirent *g; groups && !d->group_b[0] && (g = readdir(groups));) {
+                char dir[320];
+                DIR *members;
+
+                snprintf(dir, sizeof(dir), "/sys/kernel/iommu_groups/%s/devices", g->d_name);
+                members = g->d_name[0] == '.' ? NULL : opendir(dir);
+                d->group_a[0] = '\0';
+                for (struct dirent *m; members && (m = readdir(members));) {
+                        char *slot = d->group_a[0] ? d->group_b : d->group_a;
+
+                        if (m->d_name[0] == '.' || !on_vfio_pci(dir, m->d_name) ||
+                            strlen(m->d_name) >= sizeof(d->group_a))
+                                continue;
+                        strcpy(slot, m->d_name);
+                        if (slot == d->group_b)
+                                break;
+                }
+                if (members)
+                        closedir(members);
+        }
+        if (groups)
+                closedir(groups);
+        if (!d->group_b[0])
+                d->group_a[0] = '\0';
 }
 
 /* The device group's MSI window, where the plain device's reserved-region tests aim. */
@@ -198,6 +243,7 @@ static int real_setup(ConfEnv *env) {
                 return real_skip("no device is bound to vfio-pci; bind one or set "
                                  "IOMMUD_TEST_VFIO_DEVICE=<BDF>");
         }
+        find_group_pair(d);
         if (backend_vfio_new(&env->backend, &cfg, &err) < 0) {
                 free(d);
                 printf("# vfio: skipped: %s\n", error_message(&err));
@@ -219,10 +265,14 @@ static void real_teardown(ConfEnv *env) {
 
 static int real_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
         RealData *d = env->userdata;
+        const char *name = role == CONF_DEV_PLAIN     ? d->device :
+                           role == CONF_DEV_GROUP_A   ? d->group_a :
+                           role == CONF_DEV_GROUP_B   ? d->group_b :
+                                                        "";
 
-        if (role != CONF_DEV_PLAIN)
+        if (!name[0])
                 return -EOPNOTSUPP;
-        return env->backend->ops->device_open(env->backend, d->device, ret_fd, NULL);
+        return env->backend->ops->device_open(env->backend, name, ret_fd, NULL);
 }
 
 const ConfFactory conformance_vfio_real_factory = {
