@@ -18,7 +18,8 @@ typedef struct RDma {
 } RDma;
 
 typedef struct RContainer {
-        int fd;   /* -1 once the fd is closed */
+        dev_t dev; /* the memfd that stands for it */
+        ino_t ino;
         int type; /* 0 until SET_IOMMU */
         struct RGroup **groups;
         size_t n_groups;
@@ -36,7 +37,6 @@ typedef struct RGroup {
         char *node; /* NULL: no member on a VFIO driver, no node */
         dev_t node_dev;
         ino_t node_ino;
-        int fd; /* the open file's fd, -1 while closed */
         RContainer *container;
         int *dev_pipes; /* read ends of the device fds handed out */
         size_t n_dev_pipes;

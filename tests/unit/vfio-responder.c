@@ -3,11 +3,11 @@
 /* Files, groups and containers of the VFIO responder (see vfio-responder.h). */
 
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -19,20 +19,45 @@
 
 /* ---- lookups ---- */
 
+/*
+ * How many fds of this process refer to the file (dev, ino): every copy of an open file
+ * counts, dups and what a test keeps as its fd store alike.  The kernel releases a file
+ * when the last one goes; so does the responder, when it next looks.
+ */
+static size_t fds_open_on(dev_t dev, ino_t ino) {
+        DIR *d = opendir("/proc/self/fd");
+        size_t n = 0;
+
+        if (!d)
+                return 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                struct stat st;
+                int fd = atoi(de->d_name);
+
+                if (de->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) < 0)
+                        continue;
+                n += st.st_dev == dev && st.st_ino == ino;
+        }
+        closedir(d);
+        return n;
+}
+
+/* A container by any fd of its file (a memfd stands for it: one inode per container). */
 static RContainer *container_by_fd(VfioResponder *r, int fd) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return NULL;
         for (size_t i = 0; i < r->n_containers; i++)
-                if (r->containers[i]->fd == fd && fd >= 0)
+                if (r->containers[i]->dev == st.st_dev && r->containers[i]->ino == st.st_ino)
                         return r->containers[i];
         return NULL;
 }
 
-/* A group by its open fd, or by the inode of any fd of its node (a dup, a client's). */
+/* A group by the inode of any fd of its node (the backend's, a dup, a client's). */
 static RGroup *group_by_fd(VfioResponder *r, int fd) {
         struct stat st;
 
-        for (size_t i = 0; i < r->n_groups; i++)
-                if (r->groups[i].fd == fd && fd >= 0)
-                        return &r->groups[i];
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 return NULL;
         for (size_t i = 0; i < r->n_groups; i++)
@@ -133,16 +158,28 @@ static void container_detach(VfioResponder *r, RGroup *g) {
                 c->type = 0;
                 c->n_dmas = 0;
                 c->dirty_logging = false;
-                if (c->fd < 0)
-                        container_free(r, c);
         } else
                 (void)container_update_domain(r, c);
 }
 
-/* A group the kernel would release now: no open file and no device fd left. */
-static void group_maybe_release(VfioResponder *r, RGroup *g) {
-        if (g->fd < 0 && group_device_users(g) == 0 && g->container)
-                container_detach(r, g);
+static bool group_is_open(RGroup *g) {
+        return fds_open_on(g->node_dev, g->node_ino) > 0 || group_device_users(g) > 0;
+}
+
+/*
+ * What the kernel does when the last reference to a file goes: a group file with no fd
+ * and no device fd left leaves its container; a container with no fd and no group goes.
+ */
+static void responder_sync(VfioResponder *r) {
+        for (size_t i = 0; i < r->n_groups; i++)
+                if (r->groups[i].container && !group_is_open(&r->groups[i]))
+                        container_detach(r, &r->groups[i]);
+        for (size_t i = r->n_containers; i > 0; i--) {
+                RContainer *c = r->containers[i - 1];
+
+                if (c->n_groups == 0 && fds_open_on(c->dev, c->ino) == 0)
+                        container_free(r, c);
+        }
 }
 
 /* type1's attach_group: the IOMMU refuses RMRR devices; mappings must stay valid. */
@@ -340,6 +377,7 @@ static int seam_ioctl(void *userdata, int fd, unsigned long request, void *arg) 
 
 static int open_container(VfioResponder *r) {
         RContainer *c, **v;
+        struct stat st;
         int fd;
 
         if (r->no_container_node)
@@ -351,12 +389,14 @@ static int open_container(VfioResponder *r) {
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        fd = eventfd(0, EFD_CLOEXEC);
-        if (fd < 0) {
+        fd = memfd_create("vfio-container", MFD_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                safe_close(fd);
                 free(c);
-                return negative_errno();
+                return -EMFILE;
         }
-        c->fd = fd;
+        c->dev = st.st_dev;
+        c->ino = st.st_ino;
         r->containers[r->n_containers++] = c;
         return fd;
 }
@@ -364,15 +404,12 @@ static int open_container(VfioResponder *r) {
 static int open_group(VfioResponder *r, RGroup *g) {
         int fd;
 
-        group_maybe_release(r, g);
+        responder_sync(r);
         /* The open file, or a device fd holding it, makes a second open fail. */
-        if (g->fd >= 0 || group_device_users(g) > 0)
+        if (group_is_open(g))
                 return -EBUSY;
         fd = open(g->node, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        g->fd = fd;
-        return fd;
+        return fd < 0 ? negative_errno() : fd;
 }
 
 static int seam_open(void *userdata, const char *path, int flags) {
@@ -391,20 +428,10 @@ static int seam_open(void *userdata, const char *path, int flags) {
 }
 
 static int seam_close(void *userdata, int fd) {
-        VfioResponder *r = userdata;
-        RContainer *c = container_by_fd(r, fd);
+        int k = close(fd) < 0 ? negative_errno() : 0;
 
-        if (c) {
-                c->fd = -1;
-                if (c->n_groups == 0)
-                        container_free(r, c);
-        }
-        for (size_t i = 0; i < r->n_groups; i++)
-                if (r->groups[i].fd == fd && fd >= 0) {
-                        r->groups[i].fd = -1;
-                        group_maybe_release(r, &r->groups[i]);
-                }
-        return close(fd) < 0 ? negative_errno() : 0;
+        responder_sync(userdata);
+        return k;
 }
 
 static int seam_mmap(void *userdata, size_t length, int prot, int fd, uint64_t offset,
@@ -450,7 +477,7 @@ static int add_groups(VfioResponder *r) {
                 RGroup *g = &r->groups[r->n_groups++];
                 bool vfio = false;
 
-                *g = (RGroup){ .sim = &r->topo->groups[i], .id = r->topo->groups[i].id, .fd = -1 };
+                *g = (RGroup){ .sim = &r->topo->groups[i], .id = r->topo->groups[i].id };
                 for (size_t k = 0; k < g->sim->n_devices; k++)
                         vfio |= is_vfio_driver(r->topo->devices[g->sim->device_indexes[k]].driver);
                 if (!vfio)
@@ -497,16 +524,13 @@ VfioResponder *vfio_responder_free(VfioResponder *r) {
         for (size_t i = 0; i < r->n_groups; i++) {
                 RGroup *g = &r->groups[i];
 
-                safe_close(g->fd);
                 for (size_t k = 0; k < g->n_dev_pipes; k++)
                         safe_close(g->dev_pipes[k]);
                 free(g->dev_pipes);
                 free(g->node);
         }
-        while (r->n_containers > 0) {
-                safe_close(r->containers[0]->fd);
+        while (r->n_containers > 0)
                 container_free(r, r->containers[0]);
-        }
         free(r->containers);
         free(r->groups);
         free(r->dev_root);
@@ -524,23 +548,20 @@ int vfio_responder_open_group(VfioResponder *r, unsigned group_id) {
         return open_group(r, g);
 }
 
-int vfio_responder_close(VfioResponder *r, int fd) {
-        return seam_close(r, fd);
-}
-
 size_t vfio_responder_n_containers(VfioResponder *r) {
-        for (size_t i = 0; i < r->n_groups; i++)
-                group_maybe_release(r, &r->groups[i]);
+        responder_sync(r);
         return r->n_containers;
 }
 
 size_t vfio_responder_open_fds(VfioResponder *r) {
         size_t n = 0;
 
+        responder_sync(r);
         for (size_t i = 0; i < r->n_containers; i++)
-                n += r->containers[i]->fd >= 0;
+                n += fds_open_on(r->containers[i]->dev, r->containers[i]->ino);
         for (size_t i = 0; i < r->n_groups; i++)
-                n += r->groups[i].fd >= 0;
+                if (r->groups[i].node)
+                        n += fds_open_on(r->groups[i].node_dev, r->groups[i].node_ino);
         return n;
 }
 

@@ -8,9 +8,9 @@
  * real ABI structures of vfio-abi.h as drivers/vfio/{container,group,vfio_iommu_type1}.c
  * do and answers with their errnos:
  *
- *   - "<dev_root>/vfio/vfio" opens a new container (an eventfd stands for it, so fd numbers
- *     stay unique); "<dev_root>/vfio/<group>" opens the group's node file, once at a time
- *     (EBUSY for a second open while the first, or a device fd of the group, is open);
+ *   - "<dev_root>/vfio/vfio" opens a new container (a memfd stands for it); "<dev_root>/
+ *     vfio/<group>" opens the group's node file, once at a time (EBUSY for a second open
+ *     while the first, or a device fd of the group, is open);
  *   - argsz below the mandatory fields or unknown flags => EINVAL; container ioctls other
  *     than the version, extension and SET_IOMMU answer EINVAL until SET_IOMMU;
  *   - a group whose member is on a host driver (other than pci-stub or a bridge's
@@ -26,8 +26,10 @@
  *     when every copy is closed the read end hangs up, which is how the responder knows
  *     a client no longer holds the device (UNSET_CONTAINER answers EBUSY until then).
  *
- * Group files are found by the inode of their node, so the backend's dups of a client's
- * group fd act on the same group.
+ * Files are found by inode, so dups and a client's fds act on the same group or container,
+ * and a file is released, as the kernel releases it, when no fd of this process refers to
+ * it any more (the responder looks in /proc/self/fd): what a test keeps as its fd store
+ * keeps a container and its groups alive.
  */
 
 #include <stdbool.h>
@@ -80,12 +82,10 @@ extern const BackendVfioSyscalls vfio_responder_syscalls;
 
 /* Opens the group's file as a client would (-EBUSY while it is open). */
 int vfio_responder_open_group(VfioResponder *r, unsigned group_id);
-/* Closes a client's fd, so that the responder sees the group's open file go. */
-int vfio_responder_close(VfioResponder *r, int fd);
 /* Calls the seam's ioctl directly (for structure-level tests). */
 int vfio_responder_ioctl(VfioResponder *r, int fd, unsigned long request, void *arg);
 
-/* Containers alive (an fd or a group keeps one alive) and container + group fds open. */
+/* Containers alive (an fd or a group keeps one alive) and fds of containers and groups open. */
 size_t vfio_responder_n_containers(VfioResponder *r);
 size_t vfio_responder_open_fds(VfioResponder *r);
 /* Bytes mapped with MAP_DMA over every container. */
