@@ -118,6 +118,24 @@ int vfio_obj_add(VfioContext *c, VfioObjKind kind, void *ptr, uint32_t *ret_id) 
         return 0;
 }
 
+int vfio_obj_add_id(VfioContext *c, VfioObjKind kind, void *ptr, uint32_t id) {
+        VfioObj *v;
+        size_t pos = 0;
+
+        while (pos < c->n_objs && c->objs[pos].id < id)
+                pos++;
+        if (id == 0 || (pos < c->n_objs && c->objs[pos].id == id))
+                return -EEXIST;
+        v = reallocarray(c->objs, c->n_objs + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        c->objs = v;
+        memmove(v + pos + 1, v + pos, (c->n_objs - pos) * sizeof(*v));
+        v[pos] = (VfioObj){ .id = id, .kind = kind, .ptr = ptr };
+        c->n_objs++;
+        return 0;
+}
+
 static VfioObj *obj_find(VfioContext *c, uint32_t id) {
         size_t lo = 0, hi = c->n_objs;
 
@@ -182,11 +200,17 @@ static void vfio_context_free(BackendContext *bc) {
         if (!c)
                 return;
         /* Containers first: every mapping goes before any group or mmap is let go. */
-        FOREACH_ARRAY (o, c->objs, c->n_objs)
-                if (o->kind == VFIO_OBJ_IOAS)
-                        vfio_container_release(c, o->ptr);
+        FOREACH_ARRAY(o, c->objs, c->n_objs)
+                if (o->kind == VFIO_OBJ_IOAS) {
+                        VfioIoas *ioas = o->ptr;
+
+                        if (!vfio_of(c)->keep_kernel_state)
+                                vfio_container_release(c, ioas);
+                        vfio_sys_close(vfio_of(c), ioas->container);
+                        ioas->container = -EBADF;
+                }
         vfio_device_release_all(c);
-        FOREACH_ARRAY (o, c->objs, c->n_objs)
+        FOREACH_ARRAY(o, c->objs, c->n_objs)
                 if (o->kind == VFIO_OBJ_IOAS)
                         vfio_ioas_free(vfio_of(c), o->ptr);
         free(c->objs);
@@ -263,7 +287,9 @@ static int vfio_destroy(BackendContext *bc, uint32_t id, Error *err) {
                 return error_set(err, -EBUSY, "IOAS %" PRIu32 " is in use: a device is attached",
                                  id);
         vfio_obj_remove(c, id);
-        vfio_container_release(c, ioas);
+        if (!vfio_of(c)->keep_kernel_state)
+                vfio_container_release(c, ioas);
+        vfio_sys_close(vfio_of(c), ioas->container);
         vfio_ioas_free(vfio_of(c), ioas);
         return 0;
 }
@@ -393,6 +419,11 @@ const char *backend_vfio_iommu_type(const Backend *b) {
         assert_return(backend_is_vfio(b), NULL);
         return ((const BackendVfio *)b)->iommu_type == IOMMUD_VFIO_TYPE1v2_IOMMU ? "type1v2"
                                                                                  : "type1";
+}
+
+void backend_vfio_keep_kernel_state(Backend *b) {
+        if (backend_is_vfio(b))
+                ((BackendVfio *)b)->keep_kernel_state = true;
 }
 
 size_t backend_vfio_mappings(const Backend *b) {

@@ -104,3 +104,32 @@ int backend_vfio_set_dirty_tracking(BackendContext *c, uint32_t ioas_id, bool en
 int backend_vfio_read_dirty_bitmap(BackendContext *c, uint32_t ioas_id, uint64_t iova,
                                    uint64_t length, uint64_t page_size, uint64_t *bitmap,
                                    size_t bitmap_bytes, Error *err);
+
+/*
+ * Restart survival.  The kernel objects of a context live in its containers and group
+ * files: the service manager's fd store keeps those, the daemon's state keeps what
+ * backend_vfio_context_save() says, and the next daemon adopts them.  Mappings survive
+ * in the kernel (it still pins their pages), but the backend no longer has the memory
+ * they were made from: they can be unmapped and stay mapped while a group is in their
+ * container, but they cannot be copied or put into a new container.
+ */
+struct json_object;
+
+/* Calls fn for every container ("ioas<ID>") and group file ("group<N>") fd (borrowed). */
+typedef int (*BackendVfioFdFn)(const char *name, int fd, void *userdata);
+int backend_vfio_context_foreach_fd(BackendContext *c, BackendVfioFdFn fn, void *userdata);
+/* What the backend knows of the context beyond its fds (objects, areas, devices). */
+int backend_vfio_context_save(BackendContext *c, struct json_object **ret);
+/*
+ * A context from a saved state.  take(name) hands over the fd stored under name, or
+ * -ENOENT; every fd taken belongs to the context, also on failure.
+ */
+typedef int (*BackendVfioTakeFn)(const char *name, void *userdata);
+int backend_vfio_context_adopt(Backend *b, struct json_object *state, BackendVfioTakeFn take,
+                               void *userdata, BackendContext **ret, Error *err);
+/*
+ * From now on contexts go passively: their fds are closed, but nothing is unmapped and no
+ * group taken out of its container, because the fd store keeps them for the next daemon.
+ * Called once the state is stored, before a daemon exits to be restarted.
+ */
+void backend_vfio_keep_kernel_state(Backend *b);

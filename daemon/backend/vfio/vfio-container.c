@@ -117,6 +117,18 @@ static int container_info(BackendVfio *v, int container, ContainerInfo *ret, Err
         return 0;
 }
 
+int vfio_container_refresh(BackendVfio *v, VfioIoas *ioas, Error *err) {
+        ContainerInfo info = {};
+        int r;
+
+        r = container_info(v, ioas->container, &info, err);
+        if (r < 0)
+                return r;
+        vfio_ioas_set_domain(ioas, info.usable, info.n_usable, info.pgsize);
+        ioas->can_log_dirty = info.can_log_dirty;
+        return 0;
+}
+
 /* ---- MAP_DMA / UNMAP_DMA ---- */
 
 static int map_error(Error *err, int r, uint64_t iova, uint64_t length) {

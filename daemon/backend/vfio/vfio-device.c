@@ -657,7 +657,7 @@ int vfio_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         if (!d)
                 return -ENOENT;
         /* Whatever a client still holds, the device must reach nothing of the context. */
-        if (d->ioas)
+        if (d->ioas && !vfio_of(c)->keep_kernel_state)
                 (void)detach_device(c, d, VFIO_LEAVE_FORCE, NULL);
         device_free(c, d);
         return 0;
@@ -688,5 +688,54 @@ int backend_vfio_context_open_device(BackendContext *bc, uint32_t dev_id, int *r
         if (fd < 0)
                 return vfio_error(err, fd, "VFIO_GROUP_GET_DEVICE_FD");
         *ret_fd = fd;
+        return 0;
+}
+
+/* ---- restart ---- */
+
+int vfio_device_adopt_group(VfioContext *c, unsigned id, int fd, VfioIoas *ioas, bool stale) {
+        VfioGroup *g = calloc(1, sizeof(VfioGroup)), **groups;
+
+        groups = reallocarray(c->groups, c->n_groups + 1, sizeof(*groups));
+        if (groups)
+                c->groups = groups;
+        if (!g || !groups) {
+                free(g);
+                vfio_sys_close(vfio_of(c), fd);
+                return -ENOMEM;
+        }
+        *g = (VfioGroup){ .id = id, .fd = fd, .ioas = ioas, .stale = stale };
+        if (ioas)
+                ioas->n_groups++;
+        c->groups[c->n_groups++] = g;
+        return 0;
+}
+
+int vfio_device_adopt(VfioContext *c, uint32_t id, const char *name, unsigned group,
+                      VfioIoas *ioas) {
+        VfioGroup *g = group_find(c, group);
+        VfioDevice *d, **devices;
+
+        if (!g || (ioas && g->ioas != ioas))
+                return -EINVAL;
+        d = calloc(1, sizeof(*d));
+        devices = reallocarray(c->devices, c->n_devices + 1, sizeof(*devices));
+        if (devices)
+                c->devices = devices;
+        if (!d || !devices || !(d->name = strdup(name)) ||
+            vfio_obj_add_id(c, VFIO_OBJ_DEVICE, d, id) < 0) {
+                if (d)
+                        free(d->name);
+                free(d);
+                return -ENOMEM;
+        }
+        d->id = id;
+        d->group = g;
+        c->devices[c->n_devices++] = d;
+        g->n_bound++;
+        if (ioas) {
+                d->ioas = ioas;
+                ioas->n_attached++;
+        }
         return 0;
 }

@@ -58,6 +58,11 @@ static int map_piece(BackendVfio *v, VfioIoas *ioas, uint32_t flags, const VfioP
         if (r < 0)
                 return r;
         if (ioas->container >= 0) {
+                if (p->vaddr == 0)
+                        return error_set(err, -EINVAL,
+                                         "the memory at 0x%" PRIx64 " was mapped before iommud "
+                                         "restarted: unmap it and map it again",
+                                         p->source);
                 /* MAP_DMA wants the VA aligned as the IOVA is. */
                 if (p->vaddr & (ioas->pgsize - 1))
                         return error_set(err, -EINVAL,

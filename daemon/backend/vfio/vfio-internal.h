@@ -29,6 +29,7 @@ typedef struct BackendVfio {
         int iommu_type;        /* IOMMUD_VFIO_TYPE1v2_IOMMU or IOMMUD_VFIO_TYPE1_IOMMU */
         VfioContext *contexts; /* every live context: group ownership spans them */
         size_t n_mmaps;
+        bool keep_kernel_state; /* contexts go without undoing anything in the kernel */
 } BackendVfio;
 
 /* One mmap of a memory fd, shared by the areas copies made of it. */
@@ -115,6 +116,8 @@ static inline BackendVfio *vfio_of(VfioContext *c) {
 /* ---- backend-vfio.c ---- */
 
 int vfio_obj_add(VfioContext *c, VfioObjKind kind, void *ptr, uint32_t *ret_id);
+/* Under a given id (restart): -EEXIST when it is taken. */
+int vfio_obj_add_id(VfioContext *c, VfioObjKind kind, void *ptr, uint32_t id);
 void vfio_obj_remove(VfioContext *c, uint32_t id);
 void *vfio_obj_find(VfioContext *c, uint32_t id, VfioObjKind kind);
 void vfio_sys_close(BackendVfio *v, int fd);
@@ -166,6 +169,8 @@ typedef enum VfioLeave {
  * out or stale, and the IOAS has no container.
  */
 int vfio_container_leave(VfioContext *c, VfioGroup *g, VfioLeave how);
+/* Reads the container's page size and usable ranges again (after a restart). */
+int vfio_container_refresh(BackendVfio *v, VfioIoas *ioas, Error *err);
 /* Wipes every mapping from the kernel and lets the container go (context teardown). */
 void vfio_container_release(VfioContext *c, VfioIoas *ioas);
 /* MAP_DMA of p at iova. */
@@ -188,3 +193,7 @@ int vfio_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint
 int vfio_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, Error *err);
 /* Context teardown: every device and group of the context. */
 void vfio_device_release_all(VfioContext *c);
+/* Restart: a group file and a device record the fd store and the saved state kept. */
+int vfio_device_adopt_group(VfioContext *c, unsigned id, int fd, VfioIoas *ioas, bool stale);
+int vfio_device_adopt(VfioContext *c, uint32_t id, const char *name, unsigned group,
+                      VfioIoas *ioas);

@@ -284,6 +284,12 @@ int vfio_ioas_check_domain(VfioIoas *ioas, const IovaRange *usable, size_t n_usa
         for (IovaNode *n = iova_tree_first(&ioas->areas); n; n = iova_tree_next(&ioas->areas, n)) {
                 const VfioArea *a = (const VfioArea *)n;
 
+                if (a->piece.vaddr == 0)
+                        return error_set(err, -EADDRINUSE,
+                                         "mapping 0x%" PRIx64 "-0x%" PRIx64 " of IOAS %" PRIu32
+                                         " was made before iommud restarted and cannot go into "
+                                         "a new container: unmap it and map it again",
+                                         n->start, n->last, ioas->id);
                 if (((n->start | (n->last + 1) | a->piece.vaddr) & (pgsize - 1)) != 0)
                         return error_set(err, -EADDRINUSE,
                                          "mapping 0x%" PRIx64 "-0x%" PRIx64 " of IOAS %" PRIu32
