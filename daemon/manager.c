@@ -249,7 +249,6 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
                                 log_warning("The state was left by a daemon simulating another "
                                             "host, or by a real one; its sessions are dropped.");
                 }
-                st = m->sim_topo;
                 r = mkdir_p(m->runtime_dir, 0755);
                 if (r < 0)
                         return error_set(err, r, "Creating runtime directory %s failed: %s",
@@ -258,23 +257,22 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
                         return error_set(err, -ENOMEM, "Out of memory.");
                 /* A previous run may have left its tree behind; it is ours to replace. */
                 (void)simtopo_remove(m->sim_root);
-                r = simtopo_materialize(st, m->sim_root, &e);
+                r = simtopo_materialize(m->sim_topo, m->sim_root, &e);
                 if (r < 0)
                         return error_set(err, r, "Materializing '%s' into %s failed: %s",
                                          cfg->sim, m->sim_root, error_message(&e));
                 if (asprintf(&m->sysfs_root, "%s/sys", m->sim_root) < 0 ||
                     asprintf(&m->dev_root, "%s/dev", m->sim_root) < 0)
                         return error_set(err, -ENOMEM, "Out of memory.");
-                r = backend_sim_new(&m->host.backend, st, m->sim_root, &e);
+                r = backend_sim_new(&m->host.backend, m->sim_topo, m->sim_root, &e);
                 if (r < 0)
                         return error_set(err, r, "Starting the simulated backend failed: %s",
                                          error_message(&e));
-                m->topology_name = strdup(st->name);
+                m->topology_name = strdup(m->sim_topo->name);
                 if (!m->topology_name)
                         return error_set(err, -ENOMEM, "Out of memory.");
-                log_info("Simulating topology '%s' (%s) below %s.", st->name,
-                         st->description ?: "no description", m->sim_root);
-                st = NULL; /* m->sim_topo keeps it */
+                log_info("Simulating topology '%s' (%s) below %s.", m->sim_topo->name,
+                         m->sim_topo->description ?: "no description", m->sim_root);
         } else {
                 BackendKernelConfig kc = BACKEND_KERNEL_CONFIG_INIT;
                 Error e = ERROR_INIT;
