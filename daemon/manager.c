@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
 
+#include "assert-util.h"
 #include "backend-kernel.h"
 #include "log.h"
 #include "manager-internal.h"
@@ -195,6 +196,9 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         _cleanup_(manager_freep) Manager *m = NULL;
         int r;
 
+        assert_return(ret, -EINVAL);
+        assert_return(cfg, -EINVAL);
+
         m = calloc(1, sizeof(*m));
         if (!m)
                 return error_set(err, -ENOMEM, "Out of memory.");
@@ -298,12 +302,16 @@ void manager_notify_status(Manager *m) {
 }
 
 int manager_reload_policy(Manager *m) {
+        assert_return(m, -EINVAL);
+
         return manager_reload_policy_full(m, NULL);
 }
 
 int manager_reload_policy_full(Manager *m, char ***ret_diagnostics) {
         Policy *p = NULL;
         int r;
+
+        assert_return(m, -EINVAL);
 
         (void)sd_notify(0, "RELOADING=1");
         r = manager_load_policy(m, &p, ret_diagnostics);
@@ -343,6 +351,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *userdata) {
 }
 
 void manager_exit(Manager *m) {
+        assert(m);
+
         (void)sd_notify(0, "STOPPING=1");
         event_base_loopexit(m->base, NULL);
 }
@@ -516,6 +526,9 @@ static int manager_arm_watchdog(Manager *m, Error *err) {
 int manager_start(Manager *m, Error *err) {
         int r;
 
+        assert_return(m, -EINVAL);
+        assert_return(!m->server, -EBUSY);
+
         r = manager_new_server(m, err);
         if (r < 0)
                 return r;
@@ -549,8 +562,11 @@ int manager_start(Manager *m, Error *err) {
 }
 
 int manager_run(Manager *m) {
-        int r = event_base_dispatch(m->base);
+        int r;
 
+        assert_return(m, -EINVAL);
+
+        r = event_base_dispatch(m->base);
         if (r < 0)
                 return log_error_errno(EIO, "The event loop failed.");
         return 0;
