@@ -46,5 +46,8 @@ void manager_exit(Manager *m);
  * diagnostic.  Sessions that lose a grant get the affected devices detached.
  */
 int manager_reload_policy(Manager *m);
-/* The same; on failure, every diagnostic as a string in *ret_diagnostics (NULL-terminated, freed by the caller). */
+/*
+ * The same; on failure, every diagnostic as a string in *ret_diagnostics
+ * (NULL-terminated, freed by the caller).
+ */
 int manager_reload_policy_full(Manager *m, char ***ret_diagnostics);
