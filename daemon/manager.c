@@ -22,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "assert-util.h"
+#include "backend-vfio.h"
 #include "log.h"
 #include "manager-internal.h"
 
@@ -203,6 +204,9 @@ Manager *manager_free(Manager *m) {
         /* The server's disconnect hooks free the sessions, releasing every device. */
         /* With the fd store holding every session, exiting must not touch the stored state. */
         m->preserving = m->preserving || fdstore_enabled(m->fdstore);
+        /* Leaving type1 is an act, not the closing of an fd: with VFIO, act on nothing. */
+        if (m->preserving)
+                backend_vfio_keep_kernel_state(m->host.backend);
         m->server = varlink_server_free(m->server);
         /* Restored sessions nobody reclaimed have no connection to free them with. */
         broker_release_sessions(m->broker);
