@@ -24,7 +24,10 @@ cached_only=0
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${IOMMUD_KVM_STOCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/iommud/stock-kernel}
 # insmod order: each module needs the ones before it (vfio_virqfd is a module up to 6.1 only).
-modules=(irqbypass vfio_virqfd vfio vfio_iommu_type1 vfio-pci-core vfio-pci)
+# pci-pf-stub, where the package has it, is the host driver the bridge-group test moves a
+# sibling to.
+modules=(irqbypass vfio_virqfd vfio vfio_iommu_type1 vfio-pci-core vfio-pci pci-pf-stub)
+optional=" vfio_virqfd pci-pf-stub "
 
 say() { echo "stock-kernel: $*" >&2; }
 skip() { say "SKIP: $*"; exit 77; }
@@ -49,7 +52,9 @@ if [ -n "$pkg" ] && [ -n "$version" ]; then
 elif [ $cached_only = 1 ]; then
         ref=$(ls -t "$cache"/*.sha256 2>/dev/null | head -n 1 || true)
 fi
-if [ -n "$ref" ] && [ -f "$ref" ] && [ -f "$cache/$(cat "$ref")/.ready" ]; then
+# Unpacked for this list of modules: a new list unpacks the cached .deb again.
+if [ -n "$ref" ] && [ -f "$ref" ] &&
+   [ "$(cat "$cache/$(cat "$ref")/.ready" 2>/dev/null)" = "${modules[*]}" ]; then
         say "cached: $(basename "$ref" .sha256)"
         echo "$cache/$(cat "$ref")"
         exit 0
@@ -65,12 +70,16 @@ flock 9
 
 tmp=$(mktemp -d "$cache/download.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-say "downloading $pkg $version (apt-get download)"
-(cd "$tmp" && apt-get download -qq "$pkg=$version" >/dev/null 2>&1) ||
-        skip "cannot download $pkg $version"
-deb=$(ls "$tmp"/*.deb)
-hash=$(sha256sum "$deb" | cut -c1-16)
-mv "$deb" "$cache/deb-$hash.deb"
+if [ -f "$ref" ] && [ -f "$cache/deb-$(cat "$ref").deb" ]; then
+        hash=$(cat "$ref")
+else
+        say "downloading $pkg $version (apt-get download)"
+        (cd "$tmp" && apt-get download -qq "$pkg=$version" >/dev/null 2>&1) ||
+                skip "cannot download $pkg $version"
+        deb=$(ls "$tmp"/*.deb)
+        hash=$(sha256sum "$deb" | cut -c1-16)
+        mv "$deb" "$cache/deb-$hash.deb"
+fi
 
 out=$cache/$hash
 rm -rf "$out"
@@ -83,7 +92,8 @@ for m in "${modules[@]}"; do
         src=$(find "$tmp/x/lib/modules" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" \) |
               head -n 1)
         if [ -z "$src" ]; then
-                [ "$m" = vfio_virqfd ] && continue # built into vfio from 6.2 on
+                # vfio_virqfd is built into vfio from 6.2 on
+                case $optional in *" $m "*) continue ;; esac
                 die "$pkg has no module $m"
         fi
         case $src in
@@ -93,7 +103,7 @@ for m in "${modules[@]}"; do
         esac
         echo "$m.ko" >>"$out/modules/order"
 done
-touch "$out/.ready"
+echo "${modules[*]}" >"$out/.ready"
 echo "$hash" >"$cache/${pkg}_$version.sha256"
 say "$pkg $version: deb-$hash.deb, $(wc -l <"$out/modules/order") modules"
 echo "$out"
