@@ -14,34 +14,8 @@
 
 #include <linux/vfio.h>
 
+#include "abi-check.h"
 #include "vfio-abi.h"
-
-#define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
-
-#define SAME_VALUE(ours, theirs)                                                                   \
-        do {                                                                                       \
-                _Static_assert((unsigned long)(ours) == (unsigned long)(theirs),                   \
-                               #ours " != " #theirs);                                              \
-                n_checks++;                                                                        \
-        } while (0)
-
-#define SAME_SIZE(ours, theirs)                                                                    \
-        do {                                                                                       \
-                _Static_assert(sizeof(struct ours) == sizeof(struct theirs),                       \
-                               "sizeof " #ours " != sizeof " #theirs);                             \
-                n_checks++;                                                                        \
-        } while (0)
-
-#define SAME_FIELD(ours, of, theirs, tf)                                                           \
-        do {                                                                                       \
-                _Static_assert(offsetof(struct ours, of) == offsetof(struct theirs, tf),           \
-                               "offset of " #ours "." #of " != " #theirs "." #tf);                 \
-                _Static_assert(FIELD_SIZE(struct ours, of) == FIELD_SIZE(struct theirs, tf),       \
-                               "width of " #ours "." #of " != " #theirs "." #tf);                  \
-                n_checks++;                                                                        \
-        } while (0)
-
-#define SAME(ours, theirs, f) SAME_FIELD(ours, f, theirs, f)
 
 static unsigned check_numbers(void) {
         unsigned n_checks = 0;
