@@ -1148,6 +1148,9 @@ static int group_load(Loader *l, int groups_fd, const char *name) {
         r = group_read_type(l, gfd, group_path, g);
         if (r < 0)
                 return r;
+        snprintf(group_path, sizeof(group_path), "class/vfio/%u", id);
+        g->vfio_group_node = faccessat(l->root_fd, group_path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+        snprintf(group_path, sizeof(group_path), "kernel/iommu_groups/%s", name);
         r = group_read_regions(l, gfd, group_path, g);
         if (r < 0)
                 return r;
