@@ -318,6 +318,7 @@ static const BackendOps vfio_ops = {
         .device_attach = vfio_device_attach,
         .device_detach = vfio_device_detach,
         .hw_info = vfio_hw_info,
+        .device_fd = backend_vfio_context_open_device,
         .hwpt_alloc = vfio_hwpt_alloc,
         .fault_queue_alloc = vfio_fault_queue_alloc,
         .fault_read = vfio_fault_read,
