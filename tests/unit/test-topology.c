@@ -162,6 +162,8 @@ static void test_load_hand_written_tree(void **state) {
         put_file(root, "kernel/iommu_groups/10/reserved_regions", "");
         put_link(root, "kernel/iommu_groups/10/devices/0000:00:14.0",
                  "../../../../devices/pci0000:00/0000:00:14.0");
+        /* 6.1 registers a vfio-dev entry without a node: no cdev, and no problem either. */
+        put_dir(root, "devices/pci0000:00/0000:00:02.0/vfio-dev/vfio9");
         /* Group 10's legacy VFIO group file (/dev/vfio/10) too. */
         put_file(root, "devices/virtual/vfio/10/dev", "242:0\n");
         put_link(root, "class/vfio/10", "../../devices/virtual/vfio/10");
