@@ -12,7 +12,9 @@
  *   - a client that keeps its device fd reaches nothing after DetachDevice;
  *   - two sessions contend for one device; a client killed mid-session leaves nothing held;
  *   - the bridge group with a sibling on a host driver is refused by iommud with the sibling
- *     named (and by the kernel too), and is eligible once both members are on vfio-pci.
+ *     named (and by the kernel too), and is eligible once both members are on vfio-pci;
+ *   - iommuctl status says which backend and why; iommuctl cdi generate gives the legacy
+ *     nodes /dev/vfio/vfio and /dev/vfio/<group>.
  *
  * Prints unnumbered TAP lines; the kernel-vm init numbers them.
  *
@@ -40,7 +42,8 @@
 #define PAGE 4096
 
 #define EDU_ROOT "0000:00:03.0"
-#define EDU_ROOT_GROUP "/dev/vfio/1"
+#define EDU_ROOT_GROUP_ID "1"
+#define EDU_ROOT_GROUP "/dev/vfio/" EDU_ROOT_GROUP_ID
 #define BRIDGE_EDU "0000:01:02.0"
 #define BRIDGE_SIBLING "0000:01:01.0"
 #define BRIDGE_GROUP "/dev/vfio/3"
@@ -396,6 +399,56 @@ static void test_bridge_group(void) {
         tap(!error, "and AttachDevice takes it%s%s", error ? ": " : "", error ?: "");
 }
 
+/* ---- iommuctl ---- */
+
+/* Runs iommuctl with args; its standard output in buf. */
+static int iommuctl(char *buf, size_t size, const char *const *args) {
+        int p[2], status;
+        size_t n = 0;
+        ssize_t k;
+        pid_t pid;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid == 0) {
+                char *argv[8] = { (char *)"iommuctl" };
+
+                for (size_t i = 0; args[i] && i + 2 < ELEMENTSOF(argv); i++)
+                        argv[i + 1] = (char *)args[i];
+                (void)dup2(p[1], STDOUT_FILENO);
+                execv("/usr/bin/iommuctl", argv);
+                _exit(127);
+        }
+        close(p[1]);
+        while (n + 1 < size && (k = read(p[0], buf + n, size - n - 1)) > 0)
+                n += (size_t)k;
+        buf[n] = '\0';
+        close(p[0]);
+        if (pid < 0 || waitpid(pid, &status, 0) < 0)
+                return -ECHILD;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -EIO;
+}
+
+static void test_cli(void) {
+        static const char *const status[] = { "status", NULL };
+        static const char *const cdi[] = { "cdi", "generate", "--stdout", NULL };
+        char out[8192];
+        int r;
+
+        if (access("/usr/bin/iommuctl", X_OK) < 0)
+                return skip("iommuctl # SKIP not in the guest");
+        r = iommuctl(out, sizeof(out), status);
+        tap(r == 0 && strstr(out, "Backend: vfio") && strstr(out, "Chosen: VFIO type1"),
+            "iommuctl status names the VFIO backend and why (status %d)", r);
+        r = iommuctl(out, sizeof(out), cdi);
+        tap(r == 0 && strstr(out, "\"/dev/vfio/vfio\"") &&
+                    strstr(out, "\"/dev/vfio/" EDU_ROOT_GROUP_ID "\"") &&
+                    !strstr(out, "/dev/vfio/devices/"),
+            "iommuctl cdi generate gives the legacy nodes /dev/vfio/vfio and %s (status %d)",
+            EDU_ROOT_GROUP, r);
+}
+
 int main(int argc, char **argv) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         int r;
@@ -412,6 +465,7 @@ int main(int argc, char **argv) {
         if (r < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0)
                 return EXIT_FAILURE;
         test_status(c);
+        test_cli();
         test_topology(c);
         test_dma(c);
         c = varlink_client_free(c);
