@@ -17,6 +17,7 @@
 
 #include "macros.h"
 #include "simtopo.h"
+#include "topology-json.h"
 #include "topology.h"
 #include "tree-util.h"
 
