@@ -19,6 +19,7 @@
 
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "json-pos.h"
 #include "macros.h"
 #include "policy-parser.h"
@@ -318,6 +319,8 @@ int policy_load_string(Policy **ret, const char *filename, const char *text, siz
         Policy *p;
         int r;
 
+        assert_return(ret && (text || len == 0), -EINVAL);
+
         r = policy_new_defaults(&p);
         if (r < 0)
                 return error_set(err, r, "out of memory while loading the policy");
@@ -339,6 +342,8 @@ int policy_load(Policy **ret, const PolicyPaths *paths, PolicyDiagnostics *diags
         size_t n = 0, first = d->n;
         Policy *p = NULL;
         int r = 0, q;
+
+        assert_return(ret, -EINVAL);
 
         q = policy_new_defaults(&p);
         if (q < 0) {

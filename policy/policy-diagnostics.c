@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "macros.h"
 #include "policy-parser.h"
 
@@ -56,6 +57,8 @@ int policy_diagnostics_addf(PolicyDiagnostics *d, const char *file, unsigned lin
 }
 
 int policy_diagnostics_print(const PolicyDiagnostics *d, FILE *f) {
+        assert_return(f, -EINVAL);
+
         if (!d)
                 return 0;
         for (size_t i = 0; i < d->n; i++) {

@@ -152,6 +152,11 @@ bool device_matcher_match(const DeviceMatcher *m, const TopoDevice *d);
 /* Index of the first matcher in l that matches d, or -1. */
 ssize_t matcher_list_match(const MatcherList *l, const TopoDevice *d);
 bool principal_matcher_match(const PrincipalMatcher *m, const Principal *p);
+/* The first principal matcher of g that matches p, or NULL. */
+const PrincipalMatcher *policy_grant_match_principal(const PolicyGrant *g, const Principal *p);
+/* Whether g covers d; on success names the pool (NULL: the grant's own devices) and matcher. */
+bool policy_grant_covers(const PolicyGrant *g, const TopoDevice *d, const PolicyPool **ret_pool,
+                         const DeviceMatcher **ret_matcher);
 
 /* policy-model.c: a Policy of built-in defaults, and releasing what the model holds. */
 int policy_new_defaults(Policy **ret);
