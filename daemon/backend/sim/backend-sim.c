@@ -49,7 +49,7 @@ static void sim_free_s(SimBackend *s) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(SimBackend *, sim_free_s);
 
-static int sim_copy_topology(SimBackend *s, const SimTopology *t, Error *err) {
+static int copy_iommus(SimBackend *s, const SimTopology *t, Error *err) {
         if (t->n_iommus > 0 && !(s->iommus = calloc(t->n_iommus, sizeof(SimIommuModel))))
                 return error_set(err, -ENOMEM, "Out of memory");
         s->n_iommus = t->n_iommus;
@@ -76,7 +76,10 @@ static int sim_copy_topology(SimBackend *s, const SimTopology *t, Error *err) {
                                          " is above its last 0x%" PRIx64,
                                          m->name, m->aperture_start, m->aperture_last);
         }
+        return 0;
+}
 
+static int copy_groups(SimBackend *s, const SimTopology *t, Error *err) {
         if (t->n_groups > 0 && !(s->groups = calloc(t->n_groups, sizeof(SimGroupModel))))
                 return error_set(err, -ENOMEM, "Out of memory");
         s->n_groups = t->n_groups;
@@ -107,7 +110,10 @@ static int sim_copy_topology(SimBackend *s, const SimTopology *t, Error *err) {
                         g->n_devices = sg->n_devices;
                 }
         }
+        return 0;
+}
 
+static int copy_devices(SimBackend *s, const SimTopology *t, Error *err) {
         if (t->n_devices > 0 && !(s->devices = calloc(t->n_devices, sizeof(SimDevModel))))
                 return error_set(err, -ENOMEM, "Out of memory");
         s->n_devices = t->n_devices;
@@ -129,6 +135,19 @@ static int sim_copy_topology(SimBackend *s, const SimTopology *t, Error *err) {
                                          m->name, m->group, s->n_groups);
         }
         return 0;
+}
+
+/* IOMMUs first: groups refer to them by index, as devices refer to groups. */
+static int sim_copy_topology(SimBackend *s, const SimTopology *t, Error *err) {
+        int r;
+
+        r = copy_iommus(s, t, err);
+        if (r < 0)
+                return r;
+        r = copy_groups(s, t, err);
+        if (r < 0)
+                return r;
+        return copy_devices(s, t, err);
 }
 
 int backend_sim_new(Backend **ret, const SimTopology *topo, const char *root, Error *err) {

@@ -114,12 +114,121 @@ static int attach_target(SimContext *c, SimDev *d, uint32_t pasid, uint32_t pt_i
         return 0;
 }
 
+/* A PASID must fit the width that both the device and its IOMMU support. */
+static int attach_check_pasid(SimContext *c, SimDev *d, uint32_t pasid, Error *err) {
+        uint8_t w;
+
+        if (pasid == BACKEND_NO_PASID)
+                return 0;
+        w = sim_dev_pasid_width(c, d);
+        if (w == 0)
+                return error_set(err, -EINVAL, "Device %s does not support PASID",
+                                 sim_dev_model(c, d)->name);
+        if (w < 32 && pasid >= (UINT32_C(1) << w))
+                return error_set(err, -EINVAL,
+                                 "PASID %" PRIu32 " is beyond the %u bits of device %s",
+                                 pasid, w, sim_dev_model(c, d)->name);
+        return 0;
+}
+
+/*
+ * The devices of a group share one HWPT: a first attach must match the group's; a replace
+ * (old set) moves the whole group.
+ */
+static int attach_check_group(SimContext *c, SimDev *d, SimGroupModel *g, SimHwpt *h,
+                              SimHwpt *old, Error *err) {
+        for (size_t k = 0; k < g->n_devices; k++) {
+                SimDevModel *sm = &c->sim->devices[g->devices[k]];
+                SimDev *sib;
+
+                if (sm->ctx != c || sm->dev_id == d->obj.id)
+                        continue;
+                sib = (SimDev *)sim_obj_get(c, sm->dev_id);
+                if (sib->rid && !old && sib->rid != h)
+                        return error_set(err, -EINVAL,
+                                         "Device %s shares IOMMU group %u with %s, attached "
+                                         "to HWPT %" PRIu32,
+                                         sim_dev_model(c, d)->name, g->id, sm->name,
+                                         sib->rid->obj.id);
+        }
+        return 0;
+}
+
+/* Replace applies to the group: move the siblings of d in this context along to h. */
+static void attach_move_group(SimContext *c, SimDev *d, SimGroupModel *g, SimHwpt *h,
+                              SimIoas *ioas) {
+        for (size_t k = 0; k < g->n_devices; k++) {
+                SimDevModel *sm = &c->sim->devices[g->devices[k]];
+                SimDev *sib;
+                SimHwpt *sold;
+
+                if (sm->ctx != c || sm->dev_id == d->obj.id)
+                        continue;
+                sib = (SimDev *)sim_obj_get(c, sm->dev_id);
+                if (!sib->rid || sib->rid == h)
+                        continue;
+                sold = sib->rid;
+                if (ioas && dev_reserve(c, sib, ioas, NULL) < 0)
+                        continue; /* same group: same regions, already reserved */
+                h->users++;
+                sib->rid = h;
+                if (sim_hwpt_ioas(sold) && sim_hwpt_ioas(sold) != ioas)
+                        sim_ioas_unreserve(sim_hwpt_ioas(sold), sib);
+                hwpt_put_attach(c, sib, BACKEND_NO_PASID, sold);
+        }
+}
+
+/* Attaches the RID of d to h in place of old (NULL: nothing attached yet). */
+static int attach_rid(SimContext *c, SimDev *d, SimHwpt *h, SimHwpt *old, Error *err) {
+        SimIoas *ioas = sim_hwpt_ioas(h), *old_ioas = old ? sim_hwpt_ioas(old) : NULL;
+        SimGroupModel *g = sim_dev_group(c, d);
+        int r;
+
+        r = attach_check_group(c, d, g, h, old, err);
+        if (r < 0)
+                return r;
+        if (ioas) {
+                r = dev_reserve(c, d, ioas, err);
+                if (r < 0)
+                        return r;
+        }
+        h->users++;
+        d->rid = h;
+        if (old) {
+                if (old_ioas && old_ioas != ioas)
+                        sim_ioas_unreserve(old_ioas, d);
+                hwpt_put_attach(c, d, BACKEND_NO_PASID, old);
+                attach_move_group(c, d, g, h, ioas);
+        }
+        return 0;
+}
+
+/* Attaches pasid of d to h in place of old (NULL: nothing attached there yet). */
+static int attach_pasid(SimContext *c, SimDev *d, uint32_t pasid, SimHwpt *h, SimHwpt *old,
+                        Error *err) {
+        SimAttach *a = dev_find_pasid(d, pasid);
+
+        if (!a) {
+                SimAttach *v = realloc(d->pasids, (d->n_pasids + 1) * sizeof(SimAttach));
+
+                if (!v)
+                        return error_set(err, -ENOMEM, "Out of memory");
+                d->pasids = v;
+                a = &d->pasids[d->n_pasids++];
+                a->pasid = pasid;
+                a->hwpt = NULL;
+        }
+        h->users++;
+        a->hwpt = h;
+        if (old)
+                hwpt_put_attach(c, d, pasid, old);
+        return 0;
+}
+
 int sim_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint32_t *pt_id,
                       Error *err) {
         SimContext *c = to_ctx(bc);
         SimHwpt *h = NULL, *old;
-        SimGroupModel *g;
-        SimIoas *ioas;
         SimDev *d;
         bool created = false;
         int r;
@@ -127,17 +236,9 @@ int sim_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint3
         r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
         if (r < 0)
                 return r;
-        if (pasid != BACKEND_NO_PASID) {
-                uint8_t w = sim_dev_pasid_width(c, d);
-
-                if (w == 0)
-                        return error_set(err, -EINVAL, "Device %s does not support PASID",
-                                         sim_dev_model(c, d)->name);
-                if (w < 32 && pasid >= (UINT32_C(1) << w))
-                        return error_set(err, -EINVAL,
-                                         "PASID %" PRIu32 " is beyond the %u bits of device %s",
-                                         pasid, w, sim_dev_model(c, d)->name);
-        }
+        r = attach_check_pasid(c, d, pasid, err);
+        if (r < 0)
+                return r;
         r = attach_target(c, d, pasid, *pt_id, &h, &created, err);
         if (r < 0)
                 return r;
@@ -151,82 +252,12 @@ int sim_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint3
                 *pt_id = h->obj.id;
                 return 0;
         }
-
-        ioas = sim_hwpt_ioas(h);
-        g = sim_dev_group(c, d);
-        if (pasid == BACKEND_NO_PASID) {
-                SimIoas *old_ioas = old ? sim_hwpt_ioas(old) : NULL;
-
-                /* The devices of a group share one HWPT: a first attach must match the
-                 * group's; a replace moves the whole group. */
-                for (size_t k = 0; k < g->n_devices; k++) {
-                        SimDevModel *sm = &c->sim->devices[g->devices[k]];
-                        SimDev *sib;
-
-                        if (sm->ctx != c || sm->dev_id == d->obj.id)
-                                continue;
-                        sib = (SimDev *)sim_obj_get(c, sm->dev_id);
-                        if (sib->rid && !old && sib->rid != h) {
-                                r = error_set(err, -EINVAL,
-                                              "Device %s shares IOMMU group %u with %s, attached "
-                                              "to HWPT %" PRIu32,
-                                              sim_dev_model(c, d)->name, g->id, sm->name,
-                                              sib->rid->obj.id);
-                                goto fail;
-                        }
-                }
-                if (ioas) {
-                        r = dev_reserve(c, d, ioas, err);
-                        if (r < 0)
-                                goto fail;
-                }
-                h->users++;
-                d->rid = h;
-                if (old) {
-                        if (old_ioas && old_ioas != ioas)
-                                sim_ioas_unreserve(old_ioas, d);
-                        hwpt_put_attach(c, d, BACKEND_NO_PASID, old);
-                        /* Replace applies to the group: move the siblings along. */
-                        for (size_t k = 0; k < g->n_devices; k++) {
-                                SimDevModel *sm = &c->sim->devices[g->devices[k]];
-                                SimDev *sib;
-                                SimHwpt *sold;
-
-                                if (sm->ctx != c || sm->dev_id == d->obj.id)
-                                        continue;
-                                sib = (SimDev *)sim_obj_get(c, sm->dev_id);
-                                if (!sib->rid || sib->rid == h)
-                                        continue;
-                                sold = sib->rid;
-                                if (ioas && dev_reserve(c, sib, ioas, NULL) < 0)
-                                        continue; /* same group: same regions, already reserved */
-                                h->users++;
-                                sib->rid = h;
-                                if (sim_hwpt_ioas(sold) && sim_hwpt_ioas(sold) != ioas)
-                                        sim_ioas_unreserve(sim_hwpt_ioas(sold), sib);
-                                hwpt_put_attach(c, sib, BACKEND_NO_PASID, sold);
-                        }
-                }
-        } else {
-                SimAttach *a = dev_find_pasid(d, pasid);
-
-                if (!a) {
-                        SimAttach *v = realloc(d->pasids, (d->n_pasids + 1) * sizeof(SimAttach));
-
-                        if (!v) {
-                                r = error_set(err, -ENOMEM, "Out of memory");
-                                goto fail;
-                        }
-                        d->pasids = v;
-                        a = &d->pasids[d->n_pasids++];
-                        a->pasid = pasid;
-                        a->hwpt = NULL;
-                }
-                h->users++;
-                a->hwpt = h;
-                if (old)
-                        hwpt_put_attach(c, d, pasid, old);
-        }
+        if (pasid == BACKEND_NO_PASID)
+                r = attach_rid(c, d, h, old, err);
+        else
+                r = attach_pasid(c, d, pasid, h, old, err);
+        if (r < 0)
+                goto fail;
         *pt_id = h->obj.id;
         return 0;
 fail:

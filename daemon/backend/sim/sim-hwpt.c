@@ -94,13 +94,101 @@ static int hwpt_lookup_fault(SimContext *c, SimIommuModel *m, const HwptAllocArg
         return 0;
 }
 
+/* A paging HWPT on ioas: a domain of it on the device's IOMMU instance. */
+static int hwpt_alloc_paging(SimContext *c, const HwptAllocArgs *args, SimDev *d,
+                             SimIommuModel *m, SimIoas *ioas, uint32_t *ret_id, Error *err) {
+        SimFaultQueue *fault = NULL;
+        SimHwpt *h;
+        int r;
+
+        if (args->data_type != BACKEND_HWPT_DATA_NONE)
+                return error_set(err, -EOPNOTSUPP,
+                                 "A paging HWPT takes no data (type %" PRIu32 ")",
+                                 args->data_type);
+        if ((args->flags & BACKEND_HWPT_NEST_PARENT) && !m->nesting)
+                return error_set(err, -EOPNOTSUPP, "IOMMU %s does not support nesting",
+                                 m->name);
+        if ((args->flags & BACKEND_HWPT_DIRTY_TRACKING) && !m->dirty_tracking)
+                return error_set(err, -EOPNOTSUPP,
+                                 "IOMMU %s does not support dirty tracking", m->name);
+        if ((args->flags & BACKEND_HWPT_FAULT_ID_VALID) &&
+            (args->flags & BACKEND_HWPT_NEST_PARENT))
+                return error_set(err, -EOPNOTSUPP,
+                                 "A nesting parent cannot take faults");
+        if ((args->flags & BACKEND_HWPT_PASID) && m->pasid_bits == 0)
+                return error_set(err, -EOPNOTSUPP, "IOMMU %s does not support PASID",
+                                 m->name);
+        r = hwpt_lookup_fault(c, m, args, &fault, err);
+        if (r < 0)
+                return r;
+        r = sim_hwpt_paging_new(c, ioas, sim_dev_group(c, d)->iommu, args->flags, fault,
+                                false, &h, err);
+        if (r < 0)
+                return r;
+        *ret_id = h->obj.id;
+        return 0;
+}
+
+/* A nested HWPT over parent, with the vendor stage-1 data of the device's IOMMU. */
+static int hwpt_alloc_nested(SimContext *c, const HwptAllocArgs *args, SimDev *d,
+                             SimIommuModel *m, SimHwpt *parent, uint32_t *ret_id, Error *err) {
+        SimFaultQueue *fault = NULL;
+        uint32_t want;
+        SimHwpt *h;
+        int r;
+
+        if (args->flags & ~(BACKEND_HWPT_FAULT_ID_VALID | BACKEND_HWPT_PASID))
+                return error_set(err, -EOPNOTSUPP,
+                                 "Flags 0x%" PRIx32 " are not valid for a nested HWPT",
+                                 args->flags);
+        if (args->data_len == 0 || !m->nesting)
+                return error_set(err, -EOPNOTSUPP,
+                                 "IOMMU %s does not support nested HWPTs without data",
+                                 m->name);
+        if (parent->auto_domain || !(parent->flags & BACKEND_HWPT_NEST_PARENT))
+                return error_set(err, -EINVAL,
+                                 "HWPT %" PRIu32 " was not allocated as a nesting parent",
+                                 parent->obj.id);
+        if (parent->iommu != sim_dev_group(c, d)->iommu)
+                return error_set(err, -EINVAL,
+                                 "HWPT %" PRIu32 " belongs to another IOMMU instance",
+                                 parent->obj.id);
+        want = m->hw_info_type == 1 ? BACKEND_HWPT_DATA_VTD_S1 :
+               m->hw_info_type == 2 ? BACKEND_HWPT_DATA_ARM_SMMUV3 : UINT32_MAX;
+        if (args->data_type != want)
+                return error_set(err, -EOPNOTSUPP,
+                                 "HWPT data type %" PRIu32 " is not supported by IOMMU %s",
+                                 args->data_type, m->name);
+        r = check_user_data(args->data_type, args->data, args->data_len, err);
+        if (r < 0)
+                return r;
+        r = hwpt_lookup_fault(c, m, args, &fault, err);
+        if (r < 0)
+                return r;
+        h = calloc(1, sizeof(SimHwpt));
+        if (!h)
+                return error_set(err, -ENOMEM, "Out of memory for a HWPT");
+        r = sim_obj_add(c, &h->obj, SIM_OBJ_HWPT_NESTED, err);
+        if (r < 0) {
+                free(h);
+                return r;
+        }
+        h->flags = args->flags;
+        h->iommu = parent->iommu;
+        h->parent = parent;
+        h->data_type = args->data_type;
+        parent->users++;
+        h->fault = fault;
+        if (fault)
+                fault->users++;
+        *ret_id = h->obj.id;
+        return 0;
+}
+
 int sim_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *ret_id,
                    Error *err) {
         SimContext *c = to_ctx(bc);
-        SimFaultQueue *fault = NULL;
-        SimIommuModel *m;
         SimObject *pt;
-        SimHwpt *h;
         SimDev *d;
         int r;
 
@@ -123,87 +211,12 @@ int sim_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *ret_
         if (!pt)
                 return error_set(err, -EINVAL, "No IOAS or paging HWPT with id %" PRIu32,
                                  args->pt_id);
-        m = sim_dev_iommu(c, d);
-
-        if (pt->type == SIM_OBJ_IOAS) {
-                if (args->data_type != BACKEND_HWPT_DATA_NONE)
-                        return error_set(err, -EOPNOTSUPP,
-                                         "A paging HWPT takes no data (type %" PRIu32 ")",
-                                         args->data_type);
-                if ((args->flags & BACKEND_HWPT_NEST_PARENT) && !m->nesting)
-                        return error_set(err, -EOPNOTSUPP, "IOMMU %s does not support nesting",
-                                         m->name);
-                if ((args->flags & BACKEND_HWPT_DIRTY_TRACKING) && !m->dirty_tracking)
-                        return error_set(err, -EOPNOTSUPP,
-                                         "IOMMU %s does not support dirty tracking", m->name);
-                if ((args->flags & BACKEND_HWPT_FAULT_ID_VALID) &&
-                    (args->flags & BACKEND_HWPT_NEST_PARENT))
-                        return error_set(err, -EOPNOTSUPP,
-                                         "A nesting parent cannot take faults");
-                if ((args->flags & BACKEND_HWPT_PASID) && m->pasid_bits == 0)
-                        return error_set(err, -EOPNOTSUPP, "IOMMU %s does not support PASID",
-                                         m->name);
-                r = hwpt_lookup_fault(c, m, args, &fault, err);
-                if (r < 0)
-                        return r;
-                r = sim_hwpt_paging_new(c, (SimIoas *)pt, sim_dev_group(c, d)->iommu, args->flags, fault,
-                                    false, &h, err);
-                if (r < 0)
-                        return r;
-                *ret_id = h->obj.id;
-                return 0;
-        }
-        if (pt->type == SIM_OBJ_HWPT_PAGING) {
-                SimHwpt *parent = (SimHwpt *)pt;
-                uint32_t want;
-
-                if (args->flags & ~(BACKEND_HWPT_FAULT_ID_VALID | BACKEND_HWPT_PASID))
-                        return error_set(err, -EOPNOTSUPP,
-                                         "Flags 0x%" PRIx32 " are not valid for a nested HWPT",
-                                         args->flags);
-                if (args->data_len == 0 || !m->nesting)
-                        return error_set(err, -EOPNOTSUPP,
-                                         "IOMMU %s does not support nested HWPTs without data",
-                                         m->name);
-                if (parent->auto_domain || !(parent->flags & BACKEND_HWPT_NEST_PARENT))
-                        return error_set(err, -EINVAL,
-                                         "HWPT %" PRIu32 " was not allocated as a nesting parent",
-                                         parent->obj.id);
-                if (parent->iommu != sim_dev_group(c, d)->iommu)
-                        return error_set(err, -EINVAL,
-                                         "HWPT %" PRIu32 " belongs to another IOMMU instance",
-                                         parent->obj.id);
-                want = m->hw_info_type == 1 ? BACKEND_HWPT_DATA_VTD_S1 :
-                       m->hw_info_type == 2 ? BACKEND_HWPT_DATA_ARM_SMMUV3 : UINT32_MAX;
-                if (args->data_type != want)
-                        return error_set(err, -EOPNOTSUPP,
-                                         "HWPT data type %" PRIu32 " is not supported by IOMMU %s",
-                                         args->data_type, m->name);
-                r = check_user_data(args->data_type, args->data, args->data_len, err);
-                if (r < 0)
-                        return r;
-                r = hwpt_lookup_fault(c, m, args, &fault, err);
-                if (r < 0)
-                        return r;
-                h = calloc(1, sizeof(SimHwpt));
-                if (!h)
-                        return error_set(err, -ENOMEM, "Out of memory for a HWPT");
-                r = sim_obj_add(c, &h->obj, SIM_OBJ_HWPT_NESTED, err);
-                if (r < 0) {
-                        free(h);
-                        return r;
-                }
-                h->flags = args->flags;
-                h->iommu = parent->iommu;
-                h->parent = parent;
-                h->data_type = args->data_type;
-                parent->users++;
-                h->fault = fault;
-                if (fault)
-                        fault->users++;
-                *ret_id = h->obj.id;
-                return 0;
-        }
+        if (pt->type == SIM_OBJ_IOAS)
+                return hwpt_alloc_paging(c, args, d, sim_dev_iommu(c, d), (SimIoas *)pt, ret_id,
+                                         err);
+        if (pt->type == SIM_OBJ_HWPT_PAGING)
+                return hwpt_alloc_nested(c, args, d, sim_dev_iommu(c, d), (SimHwpt *)pt, ret_id,
+                                         err);
         return error_set(err, -EINVAL, "Object %" PRIu32 " is a %s: HWPTs are built on an IOAS or "
                          "a nesting parent", args->pt_id, sim_obj_type_name(pt->type));
 }

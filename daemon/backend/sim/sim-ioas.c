@@ -299,6 +299,67 @@ typedef struct CopyPiece {
         uint32_t pages_writable;
 } CopyPiece;
 
+/* The pieces of the areas that cover [src_iova, src_last] without a hole, in order. */
+static int copy_collect(SimIoas *src, uint64_t src_iova, uint64_t src_last, CopyPiece **ret,
+                        size_t *ret_n, Error *err) {
+        _cleanup_free_ CopyPiece *pieces = NULL;
+        size_t n_pieces = 0;
+        uint64_t cur = src_iova;
+        IovaNode *n = iova_tree_find(&src->areas, src_iova);
+
+        while (true) {
+                SimArea *a = (SimArea *)n;
+                uint64_t piece_last;
+                CopyPiece *v;
+
+                if (!n || n->start > cur)
+                        return error_set(err, -ENOENT,
+                                         "IOVA 0x%" PRIx64 " of IOAS %" PRIu32 " is not mapped",
+                                         cur, src->obj.id);
+                piece_last = MIN(n->last, src_last);
+                v = realloc(pieces, (n_pieces + 1) * sizeof(CopyPiece));
+                if (!v)
+                        return error_set(err, -ENOMEM, "Out of memory");
+                pieces = v;
+                pieces[n_pieces++] = (CopyPiece){
+                        .offset = cur - src_iova,
+                        .length = piece_last - cur + 1,
+                        .source = a->source + (cur - n->start),
+                        .pages_writable = a->flags & AREA_PAGES_WRITABLE,
+                };
+                if (piece_last == src_last)
+                        break;
+                cur = piece_last + 1;
+                n = iova_tree_next(&src->areas, n);
+        }
+        *ret = TAKE_PTR(pieces);
+        *ret_n = n_pieces;
+        return 0;
+}
+
+/* Inserts the pieces at at in dst; all or none. */
+static int copy_insert(SimContext *c, SimIoas *dst, uint64_t at, const CopyPiece *pieces,
+                       size_t n_pieces, uint32_t flags, Error *err) {
+        int r;
+
+        for (size_t i = 0; i < n_pieces; i++) {
+                r = ioas_insert_area(c, dst, at + pieces[i].offset, pieces[i].length,
+                                     pieces[i].source,
+                                     (flags & (BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE)) |
+                                             pieces[i].pages_writable,
+                                     err);
+                if (r < 0) {
+                        /* Roll back what this copy inserted. */
+                        for (size_t j = 0; j < i; j++)
+                                area_free(c, dst,
+                                          (SimArea *)iova_tree_find(&dst->areas,
+                                                                    at + pieces[j].offset));
+                        return r;
+                }
+        }
+        return 0;
+}
+
 int sim_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_ioas_id,
                   uint32_t flags, uint64_t src_iova, uint64_t length, uint64_t *dst_iova,
                   Error *err) {
@@ -306,8 +367,7 @@ int sim_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_ioas_id
         _cleanup_free_ CopyPiece *pieces = NULL;
         size_t n_pieces = 0;
         SimIoas *src, *dst;
-        uint64_t src_last, cur, at;
-        IovaNode *n;
+        uint64_t src_last, at;
         int r;
 
         if (length == UINT64_MAX || src_iova == UINT64_MAX ||
@@ -325,33 +385,9 @@ int sim_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_ioas_id
                 return error_set(err, -EOVERFLOW, "Source range overflows");
 
         /* The source must be covered by contiguous areas. */
-        cur = src_iova;
-        n = iova_tree_find(&src->areas, src_iova);
-        while (true) {
-                SimArea *a = (SimArea *)n;
-                uint64_t piece_last;
-                CopyPiece *v;
-
-                if (!n || n->start > cur)
-                        return error_set(err, -ENOENT,
-                                         "IOVA 0x%" PRIx64 " of IOAS %" PRIu32 " is not mapped",
-                                         cur, src_ioas_id);
-                piece_last = MIN(n->last, src_last);
-                v = realloc(pieces, (n_pieces + 1) * sizeof(CopyPiece));
-                if (!v)
-                        return error_set(err, -ENOMEM, "Out of memory");
-                pieces = v;
-                pieces[n_pieces++] = (CopyPiece){
-                        .offset = cur - src_iova,
-                        .length = piece_last - cur + 1,
-                        .source = a->source + (cur - n->start),
-                        .pages_writable = a->flags & AREA_PAGES_WRITABLE,
-                };
-                if (piece_last == src_last)
-                        break;
-                cur = piece_last + 1;
-                n = iova_tree_next(&src->areas, n);
-        }
+        r = copy_collect(src, src_iova, src_last, &pieces, &n_pieces, err);
+        if (r < 0)
+                return r;
 
         r = sim_obj_lookup(c, dst_ioas_id, SIM_OBJ_IOAS, (void **)&dst, err);
         if (r < 0)
@@ -377,21 +413,9 @@ int sim_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_ioas_id
         if (r < 0)
                 return r;
 
-        for (size_t i = 0; i < n_pieces; i++) {
-                r = ioas_insert_area(c, dst, at + pieces[i].offset, pieces[i].length,
-                                     pieces[i].source,
-                                     (flags & (BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE)) |
-                                             pieces[i].pages_writable,
-                                     err);
-                if (r < 0) {
-                        /* Roll back what this copy inserted. */
-                        for (size_t j = 0; j < i; j++)
-                                area_free(c, dst,
-                                          (SimArea *)iova_tree_find(&dst->areas,
-                                                                    at + pieces[j].offset));
-                        return r;
-                }
-        }
+        r = copy_insert(c, dst, at, pieces, n_pieces, flags, err);
+        if (r < 0)
+                return r;
         *dst_iova = at;
         return 0;
 }
