@@ -14,7 +14,8 @@
  *   sim-device.c         device fds, binding, HW info
  *   sim-device-attach.c  RID and PASID attachments
  *   sim-fault.c          fault queues and the faults devices raise into them
- *   iova-tree.c          the ordered set of areas an IOAS keeps
+ *
+ * An IOAS keeps its areas in an IovaTree (../iova-tree.h).
  */
 
 #include <stdbool.h>
