@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "iommufd-abi.h"
+#include "iova-tree.h"
 #include "kernel-private.h"
 
 /* One mmap of a memory fd, shared by the areas that IOAS_COPY made of it. */
@@ -24,18 +25,17 @@ typedef struct FallbackMap {
         size_t length;
 } FallbackMap;
 
+/* One area the kernel maps through a FallbackMap. */
 typedef struct FallbackArea {
-        uint64_t iova;
-        uint64_t last; /* inclusive */
+        IovaNode node;
         FallbackMap *map;
 } FallbackArea;
 
-/* The fallback areas of one IOAS, sorted by iova, never overlapping. */
-typedef struct IoasAreas {
+/* The fallback areas of one IOAS. */
+struct IoasAreas {
         uint32_t ioas_id;
-        FallbackArea *areas;
-        size_t n;
-} IoasAreas;
+        IovaTree areas;
+};
 
 /* ---- bookkeeping ---- */
 
@@ -45,6 +45,15 @@ static void fallback_map_unref(BackendKernel *k, FallbackMap *m) {
         (void)k->sys->munmap(k->userdata, m->addr, m->length);
         k->n_fallback_maps--;
         free(m);
+}
+
+static void fallback_area_free(BackendKernel *k, FallbackArea *f) {
+        fallback_map_unref(k, f->map);
+        free(f);
+}
+
+static void fallback_area_free_cb(IovaNode *n, void *userdata) {
+        fallback_area_free(userdata, (FallbackArea *)n);
 }
 
 static IoasAreas *ioas_areas_find(KernelContext *c, uint32_t ioas_id) {
@@ -65,25 +74,28 @@ static IoasAreas *ioas_areas_get(KernelContext *c, uint32_t ioas_id) {
         if (!n)
                 return NULL;
         c->ioas = n;
-        c->ioas[c->n_ioas] = (IoasAreas){ .ioas_id = ioas_id };
+        c->ioas[c->n_ioas] = (IoasAreas){ .ioas_id = ioas_id, .areas = IOVA_TREE_INIT };
         return &c->ioas[c->n_ioas++];
 }
 
-/* Releases every tracked area of the IOAS that lies wholly inside [first, last]. */
 void kernel_fallback_release_inside(KernelContext *c, uint32_t ioas_id, uint64_t first,
                                     uint64_t last) {
         IoasAreas *a = ioas_areas_find(c, ioas_id);
-        size_t j = 0;
+        IovaNode *n;
 
         if (!a)
                 return;
-        for (size_t i = 0; i < a->n; i++) {
-                if (a->areas[i].iova >= first && a->areas[i].last <= last)
-                        fallback_map_unref(kernel_of(&c->base), a->areas[i].map);
-                else
-                        a->areas[j++] = a->areas[i];
+        n = iova_tree_first_overlap(&a->areas, first, last);
+        while (n && n->start <= last) {
+                IovaNode *next = iova_tree_next(&a->areas, n);
+
+                /* Only the first and the last area can stick out of the range. */
+                if (n->start >= first && n->last <= last) {
+                        iova_tree_remove(&a->areas, n);
+                        fallback_area_free(kernel_of(&c->base), (FallbackArea *)n);
+                }
+                n = next;
         }
-        a->n = j;
 }
 
 /*
@@ -95,39 +107,37 @@ void kernel_fallback_release_inside(KernelContext *c, uint32_t ioas_id, uint64_t
 static void ioas_areas_release_overlapping(KernelContext *c, uint32_t ioas_id, uint64_t first,
                                            uint64_t last) {
         IoasAreas *a = ioas_areas_find(c, ioas_id);
-        size_t j = 0;
+        IovaNode *n;
 
         if (!a)
                 return;
-        for (size_t i = 0; i < a->n; i++) {
-                if (a->areas[i].iova <= last && a->areas[i].last >= first)
-                        fallback_map_unref(kernel_of(&c->base), a->areas[i].map);
-                else
-                        a->areas[j++] = a->areas[i];
+        while ((n = iova_tree_first_overlap(&a->areas, first, last))) {
+                iova_tree_remove(&a->areas, n);
+                fallback_area_free(kernel_of(&c->base), (FallbackArea *)n);
         }
-        a->n = j;
 }
 
 static int ioas_areas_add(KernelContext *c, uint32_t ioas_id, uint64_t iova, uint64_t length,
                           FallbackMap *m) {
-        IoasAreas *a;
-        FallbackArea *n;
         uint64_t last = iova + length - 1;
-        size_t pos = 0;
+        IoasAreas *a;
+        FallbackArea *f;
+        int r;
 
         ioas_areas_release_overlapping(c, ioas_id, iova, last);
         a = ioas_areas_get(c, ioas_id);
         if (!a)
                 return -ENOMEM;
-        n = reallocarray(a->areas, a->n + 1, sizeof(*a->areas));
-        if (!n)
+        f = malloc(sizeof(*f));
+        if (!f)
                 return -ENOMEM;
-        a->areas = n;
-        while (pos < a->n && a->areas[pos].iova < iova)
-                pos++;
-        memmove(a->areas + pos + 1, a->areas + pos, (a->n - pos) * sizeof(*a->areas));
-        a->areas[pos] = (FallbackArea){ .iova = iova, .last = last, .map = m };
-        a->n++;
+        *f = (FallbackArea){ .node = { .start = iova, .last = last }, .map = m };
+        /* Nothing overlaps any more: only -ENOMEM can be left. */
+        r = iova_tree_insert(&a->areas, &f->node);
+        if (r < 0) {
+                free(f);
+                return r;
+        }
         m->n_ref++;
         return 0;
 }
@@ -135,13 +145,14 @@ static int ioas_areas_add(KernelContext *c, uint32_t ioas_id, uint64_t iova, uin
 static const FallbackArea *ioas_areas_containing(KernelContext *c, uint32_t ioas_id,
                                                  uint64_t iova, uint64_t length) {
         IoasAreas *a = ioas_areas_find(c, ioas_id);
+        IovaNode *n;
 
-        if (!a || !a->areas || length == 0)
+        if (!a || length == 0)
                 return NULL;
-        FOREACH_ARRAY(f, a->areas, a->n)
-                if (f->iova <= iova && iova + (length - 1) <= f->last)
-                        return f;
-        return NULL;
+        n = iova_tree_find(&a->areas, iova);
+        if (!n || iova + (length - 1) > n->last)
+                return NULL;
+        return (const FallbackArea *)n;
 }
 
 void kernel_fallback_drop(KernelContext *c, uint32_t ioas_id) {
@@ -149,13 +160,8 @@ void kernel_fallback_drop(KernelContext *c, uint32_t ioas_id) {
 }
 
 void kernel_fallback_release_all(KernelContext *c) {
-        BackendKernel *k = kernel_of(&c->base);
-
-        for (size_t i = 0; i < c->n_ioas; i++) {
-                for (size_t j = 0; j < c->ioas[i].n; j++)
-                        fallback_map_unref(k, c->ioas[i].areas[j].map);
-                free(c->ioas[i].areas);
-        }
+        FOREACH_ARRAY(a, c->ioas, c->n_ioas)
+                iova_tree_clear(&a->areas, fallback_area_free_cb, kernel_of(&c->base));
         free(c->ioas);
 }
 

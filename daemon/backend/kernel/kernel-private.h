@@ -32,7 +32,7 @@ typedef struct BackendKernel {
         size_t n_fallback_maps;
 } BackendKernel;
 
-/* The MAP_FILE fallback's areas of one IOAS (kernel-fallback.c). */
+/* The MAP_FILE fallback's areas of one IOAS, in an IovaTree (kernel-fallback.c). */
 typedef struct IoasAreas IoasAreas;
 
 typedef struct KernelFd {
