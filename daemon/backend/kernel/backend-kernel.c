@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "assert-util.h"
 #include "iommufd-abi.h"
 #include "kernel-private.h"
 #include "log.h"
@@ -136,6 +137,9 @@ static int kernel_probe(BackendKernel *k, Error *err) {
 int backend_kernel_new(Backend **ret, const BackendKernelConfig *cfg, Error *err) {
         BackendKernel *k;
         int r;
+
+        assert_return(ret, -EINVAL);
+        assert_return(cfg, -EINVAL);
 
         k = calloc(1, sizeof(*k));
         if (!k)

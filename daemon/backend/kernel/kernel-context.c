@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "kernel-private.h"
 
 /* ---- fd tables ---- */
@@ -47,6 +48,9 @@ int kernel_context_new(Backend *b, BackendContext **ret, Error *err) {
         _cleanup_free_ char *path = NULL;
         KernelContext *c;
         int fd;
+
+        assert_return(b, -EINVAL);
+        assert_return(ret, -EINVAL);
 
         if (asprintf(&path, "%s/iommu", k->dev_root) < 0)
                 return error_set(err, -ENOMEM, "out of memory");
@@ -85,6 +89,8 @@ void kernel_context_free(BackendContext *bc) {
 }
 
 int kernel_context_fd(BackendContext *bc) {
+        assert_return(bc, -EINVAL);
+
         return ((KernelContext *)bc)->iommufd;
 }
 
@@ -94,6 +100,10 @@ int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_id
                                  size_t n, BackendContext **ret, Error *err) {
         BackendKernel *k = (BackendKernel *)b;
         KernelContext *c;
+
+        assert_return(b, -EINVAL);
+        assert_return(ret, -EINVAL);
+        assert_return((dev_ids && dev_fds) || n == 0, -EINVAL);
 
         c = calloc(1, sizeof(*c));
         if (c && n > 0)
@@ -120,6 +130,8 @@ int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_id
 int backend_kernel_context_device_fd(BackendContext *bc, uint32_t dev_id) {
         KernelContext *c = (KernelContext *)bc;
 
+        assert_return(bc, -EINVAL);
+
         for (size_t i = 0; i < c->n_devices; i++)
                 if (c->devices[i].id == dev_id)
                         return c->devices[i].fd;
@@ -130,6 +142,8 @@ int backend_kernel_context_adopt_fault(BackendContext *bc, uint32_t fault_id, in
         KernelContext *c = (KernelContext *)bc;
         int r;
 
+        assert_return(bc, -EINVAL);
+
         r = kernel_fd_add(&c->faults, &c->n_faults, fault_id, fd);
         if (r < 0)
                 sys_close(kernel_of(bc), fd);
@@ -138,7 +152,10 @@ int backend_kernel_context_adopt_fault(BackendContext *bc, uint32_t fault_id, in
 
 int backend_kernel_context_fault_fd(BackendContext *bc, uint32_t fault_id) {
         KernelContext *c = (KernelContext *)bc;
-        KernelFd *f = kernel_fd_find(c->faults, c->n_faults, fault_id);
+        KernelFd *f;
 
+        assert_return(bc, -EINVAL);
+
+        f = kernel_fd_find(c->faults, c->n_faults, fault_id);
         return f ? f->fd : -ENOENT;
 }

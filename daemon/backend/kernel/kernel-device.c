@@ -17,6 +17,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "assert-util.h"
 #include "iommufd-abi.h"
 #include "kernel-private.h"
 
@@ -45,6 +46,9 @@ int kernel_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err) {
         struct stat st;
         ssize_t n;
         int flags;
+
+        assert_return(b, -EINVAL);
+        assert_return(ret_name, -EINVAL);
 
         flags = fcntl(fd, F_GETFL);
         if (flags < 0)
@@ -102,6 +106,9 @@ int kernel_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
         DIR *d;
         int fd;
 
+        assert_return(b, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
         if (!device_name_is_valid(name))
                 return error_set(err, -EINVAL, "\"%s\" is not a device name", name ? name : "");
         if (asprintf(&dir, "bus/pci/devices/%s/vfio-dev", name) < 0)
@@ -138,13 +145,15 @@ int kernel_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
 int kernel_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id,
                        Error *err) {
         KernelContext *c = (KernelContext *)bc;
-        BackendKernel *k = kernel_of(bc);
-        struct iommud_vfio_device_bind_iommufd b = {
-                .argsz = sizeof(b),
-                .iommufd = c->iommufd,
-        };
+        struct iommud_vfio_device_bind_iommufd b = { .argsz = sizeof(b) };
+        BackendKernel *k;
         int fd, r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(ret_dev_id, -EINVAL);
+
+        k = kernel_of(bc);
+        b.iommufd = c->iommufd;
         /* Bound state belongs to the open file description; our dup keeps it alive. */
         fd = fcntl(device_fd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
@@ -189,8 +198,11 @@ int kernel_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id,
 
 int kernel_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         KernelContext *c = (KernelContext *)bc;
-        KernelFd *d = kernel_fd_find(c->devices, c->n_devices, dev_id);
+        KernelFd *d;
 
+        assert_return(bc, -EINVAL);
+
+        d = kernel_fd_find(c->devices, c->n_devices, dev_id);
         if (!d)
                 return error_set(err, -ENOENT, "device %" PRIu32 " is not bound to this context",
                                  dev_id);
@@ -203,15 +215,19 @@ int kernel_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
 int kernel_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid,
                          uint32_t *pt_id, Error *err) {
         KernelContext *c = (KernelContext *)bc;
-        KernelFd *d = kernel_fd_find(c->devices, c->n_devices, dev_id);
         struct iommud_vfio_device_attach_iommufd_pt a = {
                 .argsz = sizeof(a),
                 .flags = pasid != BACKEND_NO_PASID ? IOMMUD_VFIO_DEVICE_ATTACH_PASID : 0,
-                .pt_id = *pt_id,
                 .pasid = pasid != BACKEND_NO_PASID ? pasid : 0,
         };
+        KernelFd *d;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(pt_id, -EINVAL);
+
+        a.pt_id = *pt_id;
+        d = kernel_fd_find(c->devices, c->n_devices, dev_id);
         if (!d)
                 return error_set(err, -ENOENT, "device %" PRIu32 " is not bound to this context",
                                  dev_id);
@@ -253,14 +269,17 @@ int kernel_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid,
 int kernel_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid,
                          Error *err) {
         KernelContext *c = (KernelContext *)bc;
-        KernelFd *d = kernel_fd_find(c->devices, c->n_devices, dev_id);
         struct iommud_vfio_device_detach_iommufd_pt a = {
                 .argsz = sizeof(a),
                 .flags = pasid != BACKEND_NO_PASID ? IOMMUD_VFIO_DEVICE_DETACH_PASID : 0,
                 .pasid = pasid != BACKEND_NO_PASID ? pasid : 0,
         };
+        KernelFd *d;
         int r;
 
+        assert_return(bc, -EINVAL);
+
+        d = kernel_fd_find(c->devices, c->n_devices, dev_id);
         if (!d)
                 return error_set(err, -ENOENT, "device %" PRIu32 " is not bound to this context",
                                  dev_id);
@@ -288,6 +307,9 @@ int kernel_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err)
         struct iommud_hw_info h = { .size = sizeof(h), .dev_id = dev_id };
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(ret, -EINVAL);
+
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_GET_HW_INFO, &h);
         switch (r) {
         case 0:
@@ -308,7 +330,14 @@ int kernel_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err)
 int kernel_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *ret_id,
                       Error *err) {
         KernelContext *c = (KernelContext *)bc;
-        struct iommud_hwpt_alloc h = {
+        struct iommud_hwpt_alloc h;
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(args, -EINVAL);
+        assert_return(ret_id, -EINVAL);
+
+        h = (struct iommud_hwpt_alloc){
                 .size = sizeof(h),
                 .flags = args->flags,
                 .dev_id = args->dev_id,
@@ -318,8 +347,6 @@ int kernel_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *r
                 .data_uptr = (uint64_t)(uintptr_t)args->data,
                 .fault_id = (args->flags & IOMMUD_IOMMU_HWPT_FAULT_ID_VALID) ? args->fault_id : 0,
         };
-        int r;
-
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_HWPT_ALLOC, &h);
         switch (r) {
         case 0:

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "iommufd-abi.h"
 #include "kernel-private.h"
 
@@ -13,6 +14,10 @@ int kernel_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd,
         KernelContext *c = (KernelContext *)bc;
         struct iommud_fault_alloc f = { .size = sizeof(f) };
         int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret_id, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
 
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_FAULT_QUEUE_ALLOC, &f);
         if (r < 0)
@@ -32,10 +37,16 @@ int kernel_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd,
 int kernel_fault_read(BackendContext *bc, uint32_t fault_id, FaultRecord *buf,
                       size_t n_max, size_t *ret_n, Error *err) {
         KernelContext *c = (KernelContext *)bc;
-        BackendKernel *k = kernel_of(bc);
-        KernelFd *f = kernel_fd_find(c->faults, c->n_faults, fault_id);
+        BackendKernel *k;
+        KernelFd *f;
         ssize_t n;
 
+        assert_return(bc, -EINVAL);
+        assert_return(buf || n_max == 0, -EINVAL);
+        assert_return(ret_n, -EINVAL);
+
+        k = kernel_of(bc);
+        f = kernel_fd_find(c->faults, c->n_faults, fault_id);
         if (!f)
                 return error_set(err, -ENOENT, "fault queue %" PRIu32 " does not exist",
                                  fault_id);
@@ -61,11 +72,15 @@ int kernel_fault_read(BackendContext *bc, uint32_t fault_id, FaultRecord *buf,
 int kernel_fault_respond(BackendContext *bc, uint32_t fault_id, uint32_t cookie,
                          uint32_t code, Error *err) {
         KernelContext *c = (KernelContext *)bc;
-        BackendKernel *k = kernel_of(bc);
-        KernelFd *f = kernel_fd_find(c->faults, c->n_faults, fault_id);
         struct iommud_hwpt_page_response resp = { .cookie = cookie, .code = code };
+        BackendKernel *k;
+        KernelFd *f;
         ssize_t n;
 
+        assert_return(bc, -EINVAL);
+
+        k = kernel_of(bc);
+        f = kernel_fd_find(c->faults, c->n_faults, fault_id);
         if (!f)
                 return error_set(err, -ENOENT, "fault queue %" PRIu32 " does not exist",
                                  fault_id);

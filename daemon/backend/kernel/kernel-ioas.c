@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 
+#include "assert-util.h"
 #include "iommufd-abi.h"
 #include "kernel-private.h"
 
@@ -16,10 +17,14 @@ int kernel_option(BackendContext *bc, uint32_t option_id, uint16_t op, uint32_t 
                 .option_id = option_id,
                 .op = op,
                 .object_id = object_id,
-                .val64 = op == IOMMUD_IOMMU_OPTION_OP_SET ? *val64 : 0,
         };
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(val64, -EINVAL);
+
+        if (op == IOMMUD_IOMMU_OPTION_OP_SET)
+                o.val64 = *val64;
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_OPTION, &o);
         switch (r) {
         case 0:
@@ -53,6 +58,9 @@ int kernel_ioas_alloc(BackendContext *bc, uint32_t *ret_id, Error *err) {
         struct iommud_ioas_alloc a = { .size = sizeof(a) };
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(ret_id, -EINVAL);
+
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_ALLOC, &a);
         if (r < 0)
                 return kernel_error(err, r, "IOMMU_IOAS_ALLOC");
@@ -65,6 +73,8 @@ int kernel_destroy(BackendContext *bc, uint32_t id, Error *err) {
         struct iommud_destroy d = { .size = sizeof(d), .id = id };
         KernelFd *f;
         int r;
+
+        assert_return(bc, -EINVAL);
 
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_DESTROY, &d);
         switch (r) {
@@ -95,6 +105,9 @@ int kernel_ioas_map_file(BackendContext *bc, uint32_t ioas_id, uint32_t flags, i
                          uint64_t start, uint64_t length, uint64_t *iova, Error *err) {
         KernelContext *c = (KernelContext *)bc;
         int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(iova, -EINVAL);
 
         if (!backend_has_feature(bc->backend, BACKEND_FEATURE_MAP_FILE))
                 return kernel_fallback_map_file(c, ioas_id, flags, fd, start, length, iova, err);
@@ -129,10 +142,14 @@ int kernel_ioas_map_va(BackendContext *bc, uint32_t ioas_id, uint32_t flags,
                 .ioas_id = ioas_id,
                 .user_va = user_va,
                 .length = length,
-                .iova = (flags & IOMMUD_IOMMU_IOAS_MAP_FIXED_IOVA) ? *iova : 0,
         };
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(iova, -EINVAL);
+
+        if (flags & IOMMUD_IOMMU_IOAS_MAP_FIXED_IOVA)
+                m.iova = *iova;
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_MAP, &m);
         if (r < 0)
                 return kernel_map_error(err, r, "IOMMU_IOAS_MAP", ioas_id, flags, length,
@@ -152,6 +169,8 @@ int kernel_ioas_unmap(BackendContext *bc, uint32_t ioas_id, uint64_t iova, uint6
         };
         uint64_t last;
         int r;
+
+        assert_return(bc, -EINVAL);
 
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_UNMAP, &u);
         switch (r) {
@@ -201,11 +220,15 @@ int kernel_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_ioas
                 .dst_ioas_id = dst_ioas_id,
                 .src_ioas_id = src_ioas_id,
                 .length = length,
-                .dst_iova = (flags & IOMMUD_IOMMU_IOAS_MAP_FIXED_IOVA) ? *dst_iova : 0,
                 .src_iova = src_iova,
         };
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(dst_iova, -EINVAL);
+
+        if (flags & IOMMUD_IOMMU_IOAS_MAP_FIXED_IOVA)
+                cp.dst_iova = *dst_iova;
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_COPY, &cp);
         switch (r) {
         case 0:
@@ -237,11 +260,15 @@ int kernel_ioas_iova_ranges(BackendContext *bc, uint32_t ioas_id, IovaRange *ran
         struct iommud_ioas_iova_ranges q = {
                 .size = sizeof(q),
                 .ioas_id = ioas_id,
-                .num_iovas = (uint32_t)MIN(*n_ranges, (size_t)UINT32_MAX),
                 .allowed_iovas = (uint64_t)(uintptr_t)ranges,
         };
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(n_ranges, -EINVAL);
+        assert_return(ranges || *n_ranges == 0, -EINVAL);
+
+        q.num_iovas = (uint32_t)MIN(*n_ranges, (size_t)UINT32_MAX);
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_IOVA_RANGES, &q);
         switch (r) {
         case 0:
@@ -273,6 +300,9 @@ int kernel_ioas_allow_iovas(BackendContext *bc, uint32_t ioas_id, const IovaRang
                 .allowed_iovas = (uint64_t)(uintptr_t)ranges,
         };
         int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ranges || n == 0, -EINVAL);
 
         if (n > UINT32_MAX)
                 return error_set(err, -EINVAL, "%zu IOVA ranges are too many", n);

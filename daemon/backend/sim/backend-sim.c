@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "sim-private.h"
 
 static const BackendOps sim_ops;
@@ -154,6 +155,8 @@ int backend_sim_new(Backend **ret, const SimTopology *topo, const char *root, Er
         _cleanup_(sim_free_sp) SimBackend *s = NULL;
         int r;
 
+        assert_return(ret, -EINVAL);
+
         s = calloc(1, sizeof(SimBackend));
         if (!s)
                 return error_set(err, -ENOMEM, "Out of memory for the simulated backend");
@@ -220,6 +223,9 @@ int backend_sim_set_device(Backend *b, const char *name, const char *driver, boo
         SimBackend *s = to_sim(b);
         char *d = NULL;
         size_t i;
+
+        assert_return(backend_is_sim(b), -EINVAL);
+        assert_return(name, -EINVAL);
 
         if (sim_device_find(s, name, &i) < 0)
                 return error_set(err, -ENODEV, "No simulated device %s", name);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "sim-private.h"
 
 /* ---- object table: ids shared by all types, lowest free id >= 1, like the kernel's xarray ---- */
@@ -74,6 +75,9 @@ int sim_obj_lookup(SimContext *c, uint32_t id, SimObjType type, void **ret, Erro
 int sim_context_new(Backend *b, BackendContext **ret, Error *err) {
         SimContext *c;
 
+        assert_return(b, -EINVAL);
+        assert_return(ret, -EINVAL);
+
         c = calloc(1, sizeof(SimContext));
         if (!c)
                 return error_set(err, -ENOMEM, "Out of memory for a context");
@@ -117,6 +121,8 @@ void sim_context_free(BackendContext *bc) {
 }
 
 int sim_context_fd(BackendContext *c) {
+        assert_return(c, -EINVAL);
+
         return -EOPNOTSUPP;
 }
 
@@ -129,8 +135,11 @@ void backend_sim_context_set_next_id(BackendContext *bc, uint32_t id) {
 
 int sim_destroy(BackendContext *bc, uint32_t id, Error *err) {
         SimContext *c = to_ctx(bc);
-        SimObject *o = sim_obj_get(c, id);
+        SimObject *o;
 
+        assert_return(bc, -EINVAL);
+
+        o = sim_obj_get(c, id);
         if (!o)
                 return error_set(err, -ENOENT, "No object with id %" PRIu32, id);
         switch (o->type) {
@@ -171,6 +180,9 @@ int sim_option(BackendContext *bc, uint32_t option_id, uint16_t op, uint32_t obj
                uint64_t *val64, Error *err) {
         SimContext *c = to_ctx(bc);
         int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(val64, -EINVAL);
 
         if (op != BACKEND_OPTION_OP_SET && op != BACKEND_OPTION_OP_GET)
                 return error_set(err, -EOPNOTSUPP, "Unknown option op %u", op);

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
+#include "assert-util.h"
 #include "sim-private.h"
 
 static SimAttach *dev_find_pasid(SimDev *d, uint32_t pasid) {
@@ -233,6 +234,9 @@ int sim_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint3
         bool created = false;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(pt_id, -EINVAL);
+
         r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
         if (r < 0)
                 return r;
@@ -297,6 +301,8 @@ int sim_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, Error
         SimContext *c = to_ctx(bc);
         SimDev *d;
         int r;
+
+        assert_return(bc, -EINVAL);
 
         r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
         if (r < 0)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "assert-util.h"
 #include "sim-private.h"
 
 /* ---- device fds ---- */
@@ -78,6 +79,9 @@ int sim_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err) {
         char *n;
         int r;
 
+        assert_return(b, -EINVAL);
+        assert_return(ret_name, -EINVAL);
+
         r = sim_device_fd_identify_model(s, fd, &i, err);
         if (r < 0)
                 return r;
@@ -104,6 +108,10 @@ int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
         struct stat st;
         size_t i;
         char buf[64];
+
+        assert_return(b, -EINVAL);
+        assert_return(name, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
 
         if (sim_device_find(s, name, &i) < 0)
                 return error_set(err, -ENODEV, "No device %s", name);
@@ -155,13 +163,17 @@ int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
 
 int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Error *err) {
         SimContext *c = to_ctx(bc);
-        SimBackend *s = c->sim;
         SimGroupModel *g;
+        SimBackend *s;
         SimDevModel *m;
         SimDev *d;
         size_t i;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(ret_dev_id, -EINVAL);
+
+        s = c->sim;
         r = sim_device_fd_identify_model(s, device_fd, &i, err);
         if (r < 0)
                 return r;
@@ -224,6 +236,8 @@ int sim_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         SimDev *d;
         int r;
 
+        assert_return(bc, -EINVAL);
+
         r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
         if (r < 0)
                 return r;
@@ -236,6 +250,9 @@ int sim_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err) {
         SimIommuModel *m;
         SimDev *d;
         int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret, -EINVAL);
 
         r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
         if (r < 0)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 
+#include "assert-util.h"
 #include "sim-private.h"
 
 /* ---- fault queues ---- */
@@ -65,6 +66,10 @@ int sim_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd, Err
         SimFaultQueue *q;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(ret_id, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
         q = calloc(1, sizeof(SimFaultQueue));
         if (!q)
                 return error_set(err, -ENOMEM, "Out of memory for a fault queue");
@@ -102,6 +107,10 @@ int sim_fault_read(BackendContext *bc, uint32_t fault_id, FaultRecord *buf, size
         size_t done = 0;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(buf || n_max == 0, -EINVAL);
+        assert_return(ret_n, -EINVAL);
+
         r = sim_obj_lookup(c, fault_id, SIM_OBJ_FAULT, (void **)&q, err);
         if (r < 0)
                 return r;
@@ -135,6 +144,8 @@ int sim_fault_respond(BackendContext *bc, uint32_t fault_id, uint32_t cookie, ui
         SimFaultQueue *q;
         SimFaultGroup **p;
         int r;
+
+        assert_return(bc, -EINVAL);
 
         r = sim_obj_lookup(c, fault_id, SIM_OBJ_FAULT, (void **)&q, err);
         if (r < 0)
@@ -171,6 +182,9 @@ int backend_sim_inject_fault(Backend *b, const char *device_name, uint32_t pasid
         SimHwpt *h;
         SimDev *d;
         size_t i, n = 0, j = 0;
+
+        assert_return(b, -EINVAL);
+        assert_return(device_name, -EINVAL);
 
         if (!backend_is_sim(b))
                 return error_set(err, -EOPNOTSUPP, "Backend %s cannot inject faults", b->ops->name);

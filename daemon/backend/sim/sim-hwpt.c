@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
+#include "assert-util.h"
 #include "sim-private.h"
 
 #define SIM_HWPT_FLAGS                                                                             \
@@ -191,6 +192,10 @@ int sim_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *ret_
         SimObject *pt;
         SimDev *d;
         int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(args, -EINVAL);
+        assert_return(ret_id, -EINVAL);
 
         if (args->flags & ~SIM_HWPT_FLAGS)
                 return error_set(err, -EOPNOTSUPP, "Unknown HWPT flags 0x%" PRIx32,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "sim-private.h"
 
 /* ---- reserved ranges and alignment ---- */
@@ -188,12 +189,17 @@ int sim_ioas_iova_ranges(BackendContext *bc, uint32_t ioas_id, IovaRange *ranges
                          size_t *n_ranges, uint64_t *ret_alignment, Error *err) {
         SimContext *c = to_ctx(bc);
         _cleanup_free_ IovaRange *resv = NULL;
-        size_t n_resv = 0, n = 0, cap = *n_ranges;
+        size_t n_resv = 0, n = 0, cap;
         uint64_t cursor = 0;
         bool valid = true;
         SimIoas *ioas;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(n_ranges, -EINVAL);
+        assert_return(ranges || *n_ranges == 0, -EINVAL);
+
+        cap = *n_ranges;
         r = sim_obj_lookup(c, ioas_id, SIM_OBJ_IOAS, (void **)&ioas, err);
         if (r < 0)
                 return r;
@@ -244,6 +250,9 @@ int sim_ioas_allow_iovas(BackendContext *bc, uint32_t ioas_id, const IovaRange *
         _cleanup_free_ IovaRange *v = NULL;
         SimIoas *ioas;
         int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ranges || n == 0, -EINVAL);
 
         r = sim_obj_lookup(c, ioas_id, SIM_OBJ_IOAS, (void **)&ioas, err);
         if (r < 0)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include "assert-util.h"
 #include "sim-private.h"
 
 #define TMPFS_MAGIC_ 0x01021994
@@ -219,6 +220,9 @@ static int ioas_map_common(SimContext *c, uint32_t ioas_id, uint32_t flags, uint
 
 int sim_ioas_map_file(BackendContext *bc, uint32_t ioas_id, uint32_t flags, int fd,
                       uint64_t start, uint64_t length, uint64_t *iova, Error *err) {
+        assert_return(bc, -EINVAL);
+        assert_return(iova, -EINVAL);
+
         if (fd < 0)
                 return error_set(err, -EBADF, "Memory fd %d is not valid", fd);
         return ioas_map_common(to_ctx(bc), ioas_id, flags, start, length, iova, fd, err);
@@ -226,6 +230,9 @@ int sim_ioas_map_file(BackendContext *bc, uint32_t ioas_id, uint32_t flags, int 
 
 int sim_ioas_map_va(BackendContext *bc, uint32_t ioas_id, uint32_t flags, uint64_t user_va,
                     uint64_t length, uint64_t *iova, Error *err) {
+        assert_return(bc, -EINVAL);
+        assert_return(iova, -EINVAL);
+
         return ioas_map_common(to_ctx(bc), ioas_id, flags, user_va, length, iova, -1, err);
 }
 
@@ -263,6 +270,8 @@ int sim_ioas_unmap(BackendContext *bc, uint32_t ioas_id, uint64_t iova, uint64_t
         SimIoas *ioas;
         uint64_t last, unmapped = 0;
         int r;
+
+        assert_return(bc, -EINVAL);
 
         r = sim_obj_lookup(c, ioas_id, SIM_OBJ_IOAS, (void **)&ioas, err);
         if (r < 0)
@@ -370,6 +379,9 @@ int sim_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_ioas_id
         uint64_t src_last, at;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(dst_iova, -EINVAL);
+
         if (length == UINT64_MAX || src_iova == UINT64_MAX ||
             ((flags & BACKEND_MAP_FIXED_IOVA) && *dst_iova == UINT64_MAX))
                 return error_set(err, -EOVERFLOW, "IOVA or length is too large");
@@ -427,6 +439,9 @@ int sim_ioas_alloc(BackendContext *bc, uint32_t *ret_id, Error *err) {
         SimIoas *ioas;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(ret_id, -EINVAL);
+
         ioas = calloc(1, sizeof(SimIoas));
         if (!ioas)
                 return error_set(err, -ENOMEM, "Out of memory for an IOAS");
@@ -468,6 +483,9 @@ int backend_sim_ioas_n_areas(const BackendContext *bc, uint32_t ioas_id, size_t 
         SimIoas *ioas;
         int r;
 
+        assert_return(bc && backend_is_sim(bc->backend), -EINVAL);
+        assert_return(ret, -EINVAL);
+
         r = sim_obj_lookup(c, ioas_id, SIM_OBJ_IOAS, (void **)&ioas, NULL);
         if (r < 0)
                 return r;
@@ -481,6 +499,9 @@ int backend_sim_ioas_lookup(const BackendContext *bc, uint32_t ioas_id, uint64_t
         SimIoas *ioas;
         IovaNode *n;
         int r;
+
+        assert_return(bc && backend_is_sim(bc->backend), -EINVAL);
+        assert_return(ret, -EINVAL);
 
         r = sim_obj_lookup(c, ioas_id, SIM_OBJ_IOAS, (void **)&ioas, NULL);
         if (r < 0)
