@@ -237,21 +237,16 @@ void kernel_fallback_unmap_unrecorded(KernelContext *c, uint32_t ioas_id, uint64
         (void)sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_UNMAP, &u);
 }
 
-int kernel_fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags, int fd,
-                             uint64_t start, uint64_t length, uint64_t *iova, Error *err) {
-        BackendKernel *k = kernel_of(&c->base);
-        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), aligned, delta, maplen, end, align;
+/*
+ * IOMMU_IOAS_MAP_FILE refuses a range past the end of the file; an mmap would not, and
+ * pinning would fail later and less clearly.  Say it up front.
+ */
+static int fallback_check_range(int fd, uint64_t start, uint64_t length, Error *err) {
         struct stat st;
-        FallbackMap *m;
-        void *addr = NULL;
-        int prot = 0, r;
+        uint64_t end;
 
         if (length == 0)
                 return error_set(err, -EINVAL, "cannot map 0 bytes");
-        /*
-         * IOMMU_IOAS_MAP_FILE refuses a range past the end of the file; an mmap would
-         * not, and pinning would fail later and less clearly.  Say it up front.
-         */
         if (fstat(fd, &st) < 0)
                 return error_set(err, negative_errno(), "memory fd %d: %m", fd);
         if (S_ISREG(st.st_mode) &&
@@ -260,6 +255,20 @@ int kernel_fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags,
                                  "offset 0x%" PRIx64 " + length 0x%" PRIx64
                                  " extends past the end of memory fd %d (0x%" PRIx64 " bytes)",
                                  start, length, fd, (uint64_t)st.st_size);
+        return 0;
+}
+
+int kernel_fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags, int fd,
+                             uint64_t start, uint64_t length, uint64_t *iova, Error *err) {
+        BackendKernel *k = kernel_of(&c->base);
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), aligned, delta, maplen, align;
+        FallbackMap *m;
+        void *addr = NULL;
+        int prot = 0, r;
+
+        r = fallback_check_range(fd, start, length, err);
+        if (r < 0)
+                return r;
         aligned = start & ~(page - 1);
         delta = start - aligned;
         if (ADD_OVERFLOW(length, delta, &maplen) || maplen > SIZE_MAX)

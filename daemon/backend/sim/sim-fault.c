@@ -171,6 +171,41 @@ int sim_fault_respond(BackendContext *bc, uint32_t fault_id, uint32_t cookie, ui
 
 /* ---- fault injection ---- */
 
+/* Whether the pending record a belongs to the group of rec: same group id and PASID. */
+static bool fault_same_group(const FaultRecord *a, const FaultRecord *rec) {
+        return a->grpid == rec->grpid && a->pasid == rec->pasid &&
+               (a->flags & FAULT_FLAG_PASID_VALID) == (rec->flags & FAULT_FLAG_PASID_VALID);
+}
+
+/* The last page rec completes its group: everything pending on d with its PASID and group id. */
+static int fault_group_complete(SimDev *d, const FaultRecord *rec, SimFaultGroup **ret) {
+        SimFaultGroup *g;
+        size_t n = 0, j = 0;
+
+        for (size_t k = 0; k < d->n_partial; k++)
+                if (fault_same_group(&d->partial[k], rec))
+                        n++;
+        g = calloc(1, sizeof(SimFaultGroup));
+        if (!g)
+                return -ENOMEM;
+        g->records = calloc(n, sizeof(FaultRecord));
+        if (!g->records) {
+                free(g);
+                return -ENOMEM;
+        }
+        for (size_t k = 0; k < d->n_partial; k++) {
+                if (fault_same_group(&d->partial[k], rec))
+                        g->records[g->n++] = d->partial[k];
+                else
+                        d->partial[j++] = d->partial[k];
+        }
+        d->n_partial = j;
+        g->dev_id = d->obj.id;
+        g->pasid = rec->pasid;
+        *ret = g;
+        return 0;
+}
+
 int backend_sim_inject_fault(Backend *b, const char *device_name, uint32_t pasid, uint64_t addr,
                              uint32_t perm, bool last_page, uint32_t grpid, Error *err) {
         SimBackend *s = to_sim(b);
@@ -181,7 +216,8 @@ int backend_sim_inject_fault(Backend *b, const char *device_name, uint32_t pasid
         SimContext *c;
         SimHwpt *h;
         SimDev *d;
-        size_t i, n = 0, j = 0;
+        size_t i;
+        int r;
 
         assert_return(b, -EINVAL);
         assert_return(device_name, -EINVAL);
@@ -220,31 +256,9 @@ int backend_sim_inject_fault(Backend *b, const char *device_name, uint32_t pasid
         if (!last_page)
                 return 0;
 
-        /* The last page completes the group: everything pending with its PASID and group id. */
-        for (size_t k = 0; k < d->n_partial; k++)
-                if (d->partial[k].grpid == grpid && d->partial[k].pasid == rec.pasid &&
-                    (d->partial[k].flags & FAULT_FLAG_PASID_VALID) ==
-                            (rec.flags & FAULT_FLAG_PASID_VALID))
-                        n++;
-        g = calloc(1, sizeof(SimFaultGroup));
-        if (!g)
-                return error_set(err, -ENOMEM, "Out of memory");
-        g->records = calloc(n, sizeof(FaultRecord));
-        if (!g->records) {
-                free(g);
-                return error_set(err, -ENOMEM, "Out of memory");
-        }
-        for (size_t k = 0; k < d->n_partial; k++) {
-                if (d->partial[k].grpid == grpid && d->partial[k].pasid == rec.pasid &&
-                    (d->partial[k].flags & FAULT_FLAG_PASID_VALID) ==
-                            (rec.flags & FAULT_FLAG_PASID_VALID))
-                        g->records[g->n++] = d->partial[k];
-                else
-                        d->partial[j++] = d->partial[k];
-        }
-        d->n_partial = j;
-        g->dev_id = d->obj.id;
-        g->pasid = rec.pasid;
+        r = fault_group_complete(d, &rec, &g);
+        if (r < 0)
+                return error_set(err, r, "Out of memory");
         *q->queued_tail = g;
         q->queued_tail = &g->next;
         fault_update_event(q);
