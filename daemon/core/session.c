@@ -67,7 +67,7 @@ typedef struct SessionPasid {
         bool faults;
         /* The user stage-1 table, kept so a restarted daemon can recreate it (sim). */
         uint32_t stage1_type;
-        uint8_t stage1[SESSION_STAGE1_MAX];
+        uint8_t stage1[BACKEND_STAGE1_DATA_MAX];
         size_t stage1_len;
 } SessionPasid;
 
@@ -1478,7 +1478,7 @@ int session_to_json(const Session *s, json_object **ret) {
                 for (size_t i = 0; i < s->n_pasids; i++) {
                         const SessionPasid *p = &s->pasids[i];
                         json_object *j = json_object_new_object();
-                        char hex[2 * SESSION_STAGE1_MAX + 1];
+                        char hex[2 * BACKEND_STAGE1_DATA_MAX + 1];
 
                         if (!j || json_object_array_add(pasids, j) < 0) {
                                 json_object_put(j);
@@ -2194,7 +2194,7 @@ static int session_choose_pasid(Session *s, const SessionDevice *d, const Sessio
         return -ENOSPC;
 }
 
-/* The stage-1 table sizes the IOMMUs take (struct iommu_hwpt_vtd_s1, iommu_hwpt_arm_smmuv3). */
+/* The stage-1 table must be one the device's IOMMU takes, of the size the backend names. */
 static int session_check_stage1(Session *s, const SessionDevice *d, const SessionBindPasidArgs *a,
                                 BrokerError *err) {
         HwInfo info = {};
@@ -2206,17 +2206,10 @@ static int session_check_stage1(Session *s, const SessionDevice *d, const Sessio
                                                   "The %s backend cannot nest a user stage-1 "
                                                   "table.",
                                                   s->host->backend->ops->name);
-        switch (a->stage1_type) {
-        case BACKEND_HWPT_DATA_VTD_S1:
-                want = 24;
-                break;
-        case BACKEND_HWPT_DATA_ARM_SMMUV3:
-                want = 16;
-                break;
-        default:
+        want = backend_stage1_data_len(a->stage1_type);
+        if (want == 0)
                 return invalid_parameter(err, "stage1",
                                          "Stage-1 type %" PRIu32 " is not known.", a->stage1_type);
-        }
         if (a->stage1_len != want || !a->stage1_data)
                 return invalid_parameter(err, "stage1",
                                          "A stage-1 table of type %" PRIu32 " is %zu bytes, got "
@@ -2224,8 +2217,7 @@ static int session_check_stage1(Session *s, const SessionDevice *d, const Sessio
                                          a->stage1_type, want, a->stage1_len);
         if (OPS(s)->hw_info(s->ctx, d->id, &info, &be) < 0)
                 return broker_error_from_backend(err, "read the IOMMU's hardware info", &be);
-        /* HW info type 1 is VT-d (stage-1 type 1), 2 is SMMUv3 (type 2). */
-        if (info.type != a->stage1_type)
+        if (backend_hw_info_stage1_type(info.type) != a->stage1_type)
                 return invalid_parameter(err, "stage1",
                                          "Device %s sits behind an IOMMU of type %" PRIu32
                                          ", which does not take stage-1 tables of type %" PRIu32

@@ -128,16 +128,16 @@ typedef struct SessionInfo {
         FaultCounters faults;     /* all zero until the session has a fault queue */
 } SessionInfo;
 
-/* The largest user stage-1 table BindPASID takes (struct iommu_hwpt_vtd_s1). */
-#define SESSION_STAGE1_MAX 24
-
 typedef struct SessionBindPasidArgs {
         uint32_t device_id;
         uint32_t ioas_id;
         bool has_pasid;           /* else iommud picks the lowest free PASID the policy allows */
         uint32_t pasid;
         bool faults;              /* deliver this PASID's I/O page faults to WatchFaults */
-        /* A user stage-1 table (vSVA), nested over the IOAS; BACKEND_HWPT_DATA_NONE: none. */
+        /*
+         * A user stage-1 table (vSVA), nested over the IOAS; BACKEND_HWPT_DATA_NONE: none.
+         * At most BACKEND_STAGE1_DATA_MAX bytes, as backend_stage1_data_len() says.
+         */
         uint32_t stage1_type;
         const void *stage1_data;
         size_t stage1_len;
