@@ -25,6 +25,7 @@
 #include "log.h"
 #include "manager.h"
 #include "varlink-manager.h"
+#include "session-state.h"
 #include "session.h"
 #include "simtopo.h"
 #include "varlink-simulator.h"

@@ -24,8 +24,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <json-c/json.h>
-
 #include "backend.h"
 #include "broker-errors.h"
 #include "fault-router.h"
@@ -229,48 +227,6 @@ int session_revalidate(Session *s,
                        void (*on_drop)(Session *s, const char *device, const char *reason,
                                        void *userdata),
                        void *userdata);
-
-/*
- * Restart survival.  session_to_json() records what a restarted daemon needs
- * to take the session over: devices (id, name, address space, page table),
- * address spaces (id, allowed list, mappings as [iova, length, flags]) and,
- * since state version 2, the fault queue's id and the PASID binds (device,
- * PASID, address space, page table, nesting parent and stage-1 table, whether
- * faults were requested).  Usage is not recorded: it follows from the rest.
- * Pending faults are not recorded: their cookies die with the process.
- */
-int session_to_json(const Session *s, json_object **ret);
-
-typedef struct SessionRestoreConfig {
-        /*
-         * NULL: ctx is the adopted iommufd and still holds every object; each
-         * recorded one is checked against it (IOAS by IOVA_RANGES, device by
-         * HW_INFO, every mapping by copying it into a scratch IOAS, a PASID by
-         * attaching its recorded page table again, a replace with itself) and what
-         * does not match is dropped.  Otherwise ctx is fresh and the objects are
-         * recreated under their recorded ids (prepare_id() is called before each
-         * allocation): the simulated backend, whose state lived in the old process.
-         */
-        void (*prepare_id)(BackendContext *c, uint32_t id);
-        /*
-         * Adopted contexts only: the fd of fault queue fault_id that ctx took
-         * over (borrowed), negative when it has none.  NULL: no fault queue
-         * survives, and PASIDs bound with faults are unbound.
-         */
-        int (*fault_fd)(BackendContext *c, uint32_t fault_id);
-        /* Each record dropped, with a sentence saying which and why. */
-        void (*on_drop)(Session *s, const char *what, void *userdata);
-        void *userdata;
-} SessionRestoreConfig;
-
-/*
- * Rebuilds a session from its record over ctx for creds (both taken in every
- * case) and links it into host.  Fails only for lack of memory;
- * everything else is dropped and reported.  Call session_revalidate()
- * afterwards: topology and policy may have changed meanwhile.
- */
-int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendContext *ctx,
-                    json_object *state, const SessionRestoreConfig *rc);
 
 /* The session's backend context (its iommufd), for the fd store. */
 BackendContext *session_get_context(const Session *s);

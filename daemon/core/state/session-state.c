@@ -9,8 +9,9 @@
 
 #include "json-util.h"
 #include "session-internal.h"
+#include "session-state.h"
 
-/* ---- restart survival ------------------------------------------------------------------ */
+/* ---- the record ------------------------------------------------------------------------ */
 
 static json_object *u64_json(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
