@@ -167,6 +167,62 @@ int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err
         return 0;
 }
 
+/* Existing mappings must lie inside the windows device td may use. */
+static int session_check_mappings_in_windows(Session *s, const SessionIoas *ioas,
+                                             const TopoDevice *td, BrokerError *err) {
+        const IovaWindow *w;
+        Principal p;
+        size_t n;
+
+        session_principal(s, &p);
+        if (policy_iova_windows(s->host->policy, &p, td, &w, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < ioas->n_areas; i++) {
+                uint64_t first = ioas->areas[i].iova;
+                uint64_t last = first + ioas->areas[i].length - 1;
+
+                if (!windows_contain(w, n, first, last))
+                        return broker_error_invalid_range(err, first, last - first + 1,
+                                                          "Address space %" PRIu32 " maps 0x%"
+                                                          PRIx64 "-0x%" PRIx64 ", outside the "
+                                                          "IOVA windows the policy grants for "
+                                                          "device %s.",
+                                                          ioas->id, first, last, td->name);
+        }
+        return 0;
+}
+
+/*
+ * Counts d (device td, now attached to ioas through page table pt) out of the address space it
+ * left and into ioas.  The devices of an IOMMU group share one page table, so a replace moves
+ * the whole group: this session's other devices of the group follow, or the address space they
+ * left would still count them and the one they are in now would not.
+ */
+static void session_move_attachment(Session *s, SessionDevice *d, const TopoDevice *td,
+                                    SessionIoas *ioas, uint32_t pt) {
+        SessionIoas *old = d->ioas_id ? session_find_ioas(s, d->ioas_id) : NULL;
+        uint32_t old_id = d->ioas_id;
+
+        if (old && old->n_attached > 0)
+                old->n_attached--;
+        ioas->n_attached++;
+        for (size_t i = 0; old_id && td && td->group && i < s->n_devices; i++) {
+                SessionDevice *sib = &s->devices[i];
+                const TopoDevice *st;
+
+                if (sib == d || sib->ioas_id != old_id)
+                        continue;
+                st = topology_find_device(s->host->topology, sib->name);
+                if (!st || st->group != td->group)
+                        continue;
+                if (old && old->n_attached > 0)
+                        old->n_attached--;
+                ioas->n_attached++;
+                sib->ioas_id = ioas->id;
+                sib->hwpt_id = pt;
+        }
+}
+
 int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioas_id,
                                     uint32_t *ret_hwpt_id, BrokerError *err) {
         SessionDevice *d = LOOKUP_DEVICE(s, device_id, err);
@@ -176,25 +232,10 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
         uint32_t pt = ioas_id;
         int r;
 
-        /* Existing mappings must lie inside the windows this device may use. */
         if (td) {
-                const IovaWindow *w;
-                Principal p;
-                size_t n;
-
-                session_principal(s, &p);
-                if (policy_iova_windows(s->host->policy, &p, td, &w, &n) >= 0)
-                        for (size_t i = 0; i < ioas->n_areas; i++) {
-                                uint64_t first = ioas->areas[i].iova;
-                                uint64_t last = first + ioas->areas[i].length - 1;
-
-                                if (!windows_contain(w, n, first, last))
-                                        return broker_error_invalid_range(err, first, last - first + 1,
-                                                "Address space %" PRIu32 " maps 0x%" PRIx64
-                                                "-0x%" PRIx64 ", outside the IOVA windows the "
-                                                "policy grants for device %s.",
-                                                ioas_id, first, last, d->name);
-                        }
+                r = session_check_mappings_in_windows(s, ioas, td, err);
+                if (r < 0)
+                        return r;
         }
 
         r = OPS(s)->device_attach(s->ctx, d->id, BACKEND_NO_PASID, &pt, &be);
@@ -209,35 +250,8 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
                 return broker_error_from_backend(err, "attach", &be);
         }
 
-        if (d->ioas_id != ioas_id) {
-                SessionIoas *old = d->ioas_id ? session_find_ioas(s, d->ioas_id) : NULL;
-                uint32_t old_id = d->ioas_id;
-
-                if (old && old->n_attached > 0)
-                        old->n_attached--;
-                ioas->n_attached++;
-                /*
-                 * The devices of an IOMMU group share one page table, so a replace moves the
-                 * whole group: this session's other devices of the group follow, or the
-                 * address space they left would still count them and the one they are in
-                 * now would not.
-                 */
-                for (size_t i = 0; old_id && td && td->group && i < s->n_devices; i++) {
-                        SessionDevice *sib = &s->devices[i];
-                        const TopoDevice *st;
-
-                        if (sib == d || sib->ioas_id != old_id)
-                                continue;
-                        st = topology_find_device(s->host->topology, sib->name);
-                        if (!st || st->group != td->group)
-                                continue;
-                        if (old && old->n_attached > 0)
-                                old->n_attached--;
-                        ioas->n_attached++;
-                        sib->ioas_id = ioas_id;
-                        sib->hwpt_id = pt;
-                }
-        }
+        if (d->ioas_id != ioas_id)
+                session_move_attachment(s, d, td, ioas, pt);
         d->ioas_id = ioas_id;
         d->hwpt_id = pt;
         *ret_hwpt_id = pt;

@@ -189,6 +189,52 @@ static int pasid_backend_error(BrokerError *err, const char *op, const Error *be
         return broker_error_from_backend(err, op, be);
 }
 
+/*
+ * The PASID's page table: over the IOAS, or a user stage 1 over a nesting parent made for it.
+ * *ret_parent is 0 without one.
+ */
+static int session_alloc_pasid_tables(Session *s, const SessionDevice *d,
+                                      const SessionBindPasidArgs *a, uint32_t *ret_parent,
+                                      uint32_t *ret_hwpt, BrokerError *err) {
+        bool nested = a->stage1_type != BACKEND_HWPT_DATA_NONE;
+        Error be = ERROR_INIT;
+        uint32_t parent = 0, hwpt = 0;
+        int r;
+
+        if (nested) {
+                HwptAllocArgs pa = { .flags = BACKEND_HWPT_NEST_PARENT, .dev_id = d->id,
+                                     .pt_id = a->ioas_id };
+
+                r = OPS(s)->hwpt_alloc(s->ctx, &pa, &parent, &be);
+                if (r < 0)
+                        return r == -EOPNOTSUPP ?
+                                broker_error_not_supported(err, "nesting", "%s",
+                                                           error_message(&be)) :
+                                broker_error_from_backend(err, "allocate a nesting parent", &be);
+        }
+        HwptAllocArgs ha = {
+                .flags = BACKEND_HWPT_PASID | (a->faults ? BACKEND_HWPT_FAULT_ID_VALID : 0),
+                .dev_id = d->id,
+                .pt_id = nested ? parent : a->ioas_id,
+                .data_type = a->stage1_type,
+                .data = a->stage1_data,
+                .data_len = (uint32_t)a->stage1_len,
+                .fault_id = a->faults ? fault_stream_fault_id(s->faults) : 0,
+        };
+        r = OPS(s)->hwpt_alloc(s->ctx, &ha, &hwpt, &be);
+        if (r < 0) {
+                if (parent)
+                        (void)OPS(s)->destroy(s->ctx, parent, NULL);
+                if (r == -EOPNOTSUPP && a->faults)
+                        return broker_error_not_supported(err, "fault-queue", "%s",
+                                                          error_message(&be));
+                return pasid_backend_error(err, "allocate a PASID page table", &be, r);
+        }
+        *ret_parent = parent;
+        *ret_hwpt = hwpt;
+        return 0;
+}
+
 int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
                        uint32_t *ret_hwpt_id, BrokerError *err) {
         SessionDevice *d = LOOKUP_DEVICE(s, a->device_id, err);
@@ -223,35 +269,9 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->pasids = arr;
 
-        if (nested) {
-                HwptAllocArgs pa = { .flags = BACKEND_HWPT_NEST_PARENT, .dev_id = d->id,
-                                     .pt_id = a->ioas_id };
-
-                r = OPS(s)->hwpt_alloc(s->ctx, &pa, &parent, &be);
-                if (r < 0)
-                        return r == -EOPNOTSUPP ?
-                                broker_error_not_supported(err, "nesting", "%s",
-                                                           error_message(&be)) :
-                                broker_error_from_backend(err, "allocate a nesting parent", &be);
-        }
-        HwptAllocArgs ha = {
-                .flags = BACKEND_HWPT_PASID | (a->faults ? BACKEND_HWPT_FAULT_ID_VALID : 0),
-                .dev_id = d->id,
-                .pt_id = nested ? parent : a->ioas_id,
-                .data_type = a->stage1_type,
-                .data = a->stage1_data,
-                .data_len = (uint32_t)a->stage1_len,
-                .fault_id = a->faults ? fault_stream_fault_id(s->faults) : 0,
-        };
-        r = OPS(s)->hwpt_alloc(s->ctx, &ha, &hwpt, &be);
-        if (r < 0) {
-                if (parent)
-                        (void)OPS(s)->destroy(s->ctx, parent, NULL);
-                if (r == -EOPNOTSUPP && a->faults)
-                        return broker_error_not_supported(err, "fault-queue", "%s",
-                                                          error_message(&be));
-                return pasid_backend_error(err, "allocate a PASID page table", &be, r);
-        }
+        r = session_alloc_pasid_tables(s, d, a, &parent, &hwpt, err);
+        if (r < 0)
+                return r;
         pt = hwpt;
         r = OPS(s)->device_attach(s->ctx, d->id, pasid, &pt, &be);
         if (r < 0) {

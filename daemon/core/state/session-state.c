@@ -17,9 +17,93 @@ static json_object *u64_json(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
 }
 
+/* Appends node (taken; NULL for lack of memory) to array and returns it, owned by array. */
+static json_object *array_append(json_object *array, json_object *node) {
+        if (!node || json_object_array_add(array, node) < 0) {
+                json_object_put(node);
+                return NULL;
+        }
+        return node;
+}
+
+/* Appends [v[0], ..., v[n-1]] to array. */
+static int array_add_tuple(json_object *array, const uint64_t *v, size_t n) {
+        json_object *e = array_append(array, json_object_new_array());
+
+        if (!e)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(e, u64_json(v[i]));
+        return 0;
+}
+
+static int pasid_to_json(const SessionPasid *p, json_object *pasids) {
+        json_object *j = array_append(pasids, json_object_new_object());
+        char hex[2 * BACKEND_STAGE1_DATA_MAX + 1];
+
+        if (!j)
+                return -ENOMEM;
+        (void)json_util_add(j, "deviceId", u64_json(p->device_id));
+        (void)json_util_add(j, "pasid", u64_json(p->pasid));
+        (void)json_util_add(j, "ioasId", u64_json(p->ioas_id));
+        (void)json_util_add(j, "hwptId", u64_json(p->hwpt_id));
+        if (p->parent_id != 0)
+                (void)json_util_add(j, "parentId", u64_json(p->parent_id));
+        (void)json_util_add(j, "faults", json_object_new_boolean(p->faults));
+        if (p->stage1_len > 0) {
+                for (size_t k = 0; k < p->stage1_len; k++)
+                        snprintf(hex + 2 * k, 3, "%02x", p->stage1[k]);
+                (void)json_util_add(j, "stage1Type", u64_json(p->stage1_type));
+                (void)json_util_add(j, "stage1", json_object_new_string(hex));
+        }
+        return 0;
+}
+
+static int device_to_json(const SessionDevice *d, json_object *devs) {
+        json_object *j = array_append(devs, json_object_new_object());
+
+        if (!j)
+                return -ENOMEM;
+        (void)json_util_add(j, "id", u64_json(d->id));
+        (void)json_util_add(j, "name", json_object_new_string(d->name));
+        (void)json_util_add(j, "ioasId", u64_json(d->ioas_id));
+        (void)json_util_add(j, "hwptId", u64_json(d->hwpt_id));
+        return 0;
+}
+
+static int ioas_to_json(const SessionIoas *a, json_object *ioas) {
+        json_object *j = json_object_new_object(), *areas = json_object_new_array(),
+                    *allowed = json_object_new_array();
+
+        if (!j || !areas || !allowed || json_object_array_add(ioas, j) < 0) {
+                json_object_put(j);
+                json_object_put(areas);
+                json_object_put(allowed);
+                return -ENOMEM;
+        }
+        (void)json_util_add(j, "id", u64_json(a->id));
+        (void)json_util_add(j, "areas", areas);
+        (void)json_util_add(j, "allowed", allowed);
+        for (size_t k = 0; k < a->n_areas; k++) {
+                const SessionArea *e = &a->areas[k];
+
+                if (array_add_tuple(areas, (const uint64_t[]){ e->iova, e->length, e->flags },
+                                    3) < 0)
+                        return -ENOMEM;
+        }
+        for (size_t k = 0; k < a->n_allowed; k++) {
+                const IovaRange *e = &a->allowed[k];
+
+                if (array_add_tuple(allowed, (const uint64_t[]){ e->start, e->last }, 2) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 int session_to_json(const Session *s, json_object **ret) {
         json_object *o = json_object_new_object(), *devs = json_object_new_array(),
-                    *ioas = json_object_new_array();
+                    *ioas = json_object_new_array(), *pasids = NULL;
+        int r = 0;
 
         if (!o || !devs || !ioas) {
                 json_object_put(o);
@@ -32,93 +116,25 @@ int session_to_json(const Session *s, json_object **ret) {
         if (s->faults)
                 (void)json_util_add(o, "faultQueue", u64_json(fault_stream_fault_id(s->faults)));
         if (s->n_pasids > 0) {
-                json_object *pasids = json_object_new_array();
-
-                if (!pasids || json_util_add(o, "pasids", pasids) < 0) {
-                        json_object_put(o);
-                        return -ENOMEM;
-                }
-                for (size_t i = 0; i < s->n_pasids; i++) {
-                        const SessionPasid *p = &s->pasids[i];
-                        json_object *j = json_object_new_object();
-                        char hex[2 * BACKEND_STAGE1_DATA_MAX + 1];
-
-                        if (!j || json_object_array_add(pasids, j) < 0) {
-                                json_object_put(j);
-                                json_object_put(o);
-                                return -ENOMEM;
-                        }
-                        (void)json_util_add(j, "deviceId", u64_json(p->device_id));
-                        (void)json_util_add(j, "pasid", u64_json(p->pasid));
-                        (void)json_util_add(j, "ioasId", u64_json(p->ioas_id));
-                        (void)json_util_add(j, "hwptId", u64_json(p->hwpt_id));
-                        if (p->parent_id != 0)
-                                (void)json_util_add(j, "parentId", u64_json(p->parent_id));
-                        (void)json_util_add(j, "faults", json_object_new_boolean(p->faults));
-                        if (p->stage1_len > 0) {
-                                for (size_t k = 0; k < p->stage1_len; k++)
-                                        snprintf(hex + 2 * k, 3, "%02x", p->stage1[k]);
-                                (void)json_util_add(j, "stage1Type", u64_json(p->stage1_type));
-                                (void)json_util_add(j, "stage1", json_object_new_string(hex));
-                        }
-                }
+                pasids = json_object_new_array();
+                if (!pasids || json_util_add(o, "pasids", pasids) < 0)
+                        r = -ENOMEM;
         }
-        for (size_t i = 0; i < s->n_devices; i++) {
-                const SessionDevice *d = &s->devices[i];
-                json_object *j = json_object_new_object();
-
-                if (!j || json_object_array_add(devs, j) < 0) {
-                        json_object_put(j);
-                        json_object_put(o);
-                        return -ENOMEM;
-                }
-                (void)json_util_add(j, "id", u64_json(d->id));
-                (void)json_util_add(j, "name", json_object_new_string(d->name));
-                (void)json_util_add(j, "ioasId", u64_json(d->ioas_id));
-                (void)json_util_add(j, "hwptId", u64_json(d->hwpt_id));
-        }
-        for (size_t i = 0; i < s->n_ioas; i++) {
-                const SessionIoas *a = &s->ioas[i];
-                json_object *j = json_object_new_object(), *areas = json_object_new_array(),
-                            *allowed = json_object_new_array();
-
-                if (!j || !areas || !allowed || json_object_array_add(ioas, j) < 0) {
-                        json_object_put(j);
-                        json_object_put(areas);
-                        json_object_put(allowed);
-                        json_object_put(o);
-                        return -ENOMEM;
-                }
-                (void)json_util_add(j, "id", u64_json(a->id));
-                (void)json_util_add(j, "areas", areas);
-                (void)json_util_add(j, "allowed", allowed);
-                for (size_t k = 0; k < a->n_areas; k++) {
-                        json_object *e = json_object_new_array();
-
-                        if (!e || json_object_array_add(areas, e) < 0) {
-                                json_object_put(e);
-                                json_object_put(o);
-                                return -ENOMEM;
-                        }
-                        json_object_array_add(e, u64_json(a->areas[k].iova));
-                        json_object_array_add(e, u64_json(a->areas[k].length));
-                        json_object_array_add(e, u64_json(a->areas[k].flags));
-                }
-                for (size_t k = 0; k < a->n_allowed; k++) {
-                        json_object *e = json_object_new_array();
-
-                        if (!e || json_object_array_add(allowed, e) < 0) {
-                                json_object_put(e);
-                                json_object_put(o);
-                                return -ENOMEM;
-                        }
-                        json_object_array_add(e, u64_json(a->allowed[k].start));
-                        json_object_array_add(e, u64_json(a->allowed[k].last));
-                }
+        for (size_t i = 0; r >= 0 && i < s->n_pasids; i++)
+                r = pasid_to_json(&s->pasids[i], pasids);
+        for (size_t i = 0; r >= 0 && i < s->n_devices; i++)
+                r = device_to_json(&s->devices[i], devs);
+        for (size_t i = 0; r >= 0 && i < s->n_ioas; i++)
+                r = ioas_to_json(&s->ioas[i], ioas);
+        if (r < 0) {
+                json_object_put(o);
+                return r;
         }
         *ret = o;
         return 0;
 }
+
+/* ---- the rebuild ----------------------------------------------------------------------- */
 
 static int tuple_get(json_object *a, size_t n, uint64_t *v) {
         if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) != n)
@@ -149,61 +165,61 @@ static bool area_present(Session *s, uint32_t scratch, uint32_t ioas_id, const S
         return true;
 }
 
-static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *rc,
-                        uint32_t scratch) {
-        json_object *areas = NULL, *allowed = NULL;
-        SessionIoas ioas = {};
+/* The address space of a record: recreated under its id, or found in the adopted iommufd. */
+static bool restore_ioas_object(Session *s, uint32_t id, const SessionRestoreConfig *rc) {
         Error be = ERROR_INIT;
-        uint32_t id, got;
+        uint32_t got;
+        size_t n = 0;
+        uint64_t align;
         int r;
 
-        if (json_util_get_u32(j, "id", 0, &id, NULL) < 0 || id == 0 ||
-            json_util_get_array(j, "areas", 0, &areas, NULL) < 0 ||
-            json_util_get_array(j, "allowed", 0, &allowed, NULL) < 0) {
-                DROP(s, rc, "an address space record is malformed");
-                return 0;
-        }
         if (rc->prepare_id) {
                 rc->prepare_id(s->ctx, id);
                 r = OPS(s)->ioas_alloc(s->ctx, &got, &be);
                 if (r < 0) {
                         DROP(s, rc, "address space %" PRIu32 " could not be recreated: %s", id,
                              error_message(&be));
-                        return 0;
+                        return false;
                 }
                 if (got != id) {
                         (void)OPS(s)->destroy(s->ctx, got, NULL);
                         DROP(s, rc, "address space %" PRIu32 " came back as %" PRIu32, id, got);
-                        return 0;
+                        return false;
                 }
-        } else {
-                size_t n = 0;
-                uint64_t align;
-
-                r = OPS(s)->ioas_iova_ranges(s->ctx, id, NULL, &n, &align, &be);
-                if (r < 0 && r != -EMSGSIZE) {
-                        DROP(s, rc, "address space %" PRIu32 " is not in the iommufd: %s", id,
-                             error_message(&be));
-                        return 0;
-                }
+                return true;
         }
+        r = OPS(s)->ioas_iova_ranges(s->ctx, id, NULL, &n, &align, &be);
+        if (r < 0 && r != -EMSGSIZE) {
+                DROP(s, rc, "address space %" PRIu32 " is not in the iommufd: %s", id,
+                     error_message(&be));
+                return false;
+        }
+        return true;
+}
 
-        ioas.id = id;
+/* The allowed list of a record; a malformed range is skipped. */
+static int restore_allowed(SessionIoas *ioas, json_object *allowed) {
         for (size_t k = 0; k < json_object_array_length(allowed); k++) {
                 uint64_t v[2];
                 IovaRange *a;
 
                 if (tuple_get(json_object_array_get_idx(allowed, k), 2, v) < 0)
                         continue;
-                a = realloc(ioas.allowed, (ioas.n_allowed + 1) * sizeof(*a));
+                a = realloc(ioas->allowed, (ioas->n_allowed + 1) * sizeof(*a));
                 if (!a)
-                        goto oom;
-                ioas.allowed = a;
-                a[ioas.n_allowed++] = (IovaRange){ .start = v[0], .last = v[1] };
+                        return -ENOMEM;
+                ioas->allowed = a;
+                a[ioas->n_allowed++] = (IovaRange){ .start = v[0], .last = v[1] };
         }
-        if (rc->prepare_id && session_apply_allowed(s, &ioas, NULL) < 0)
-                DROP(s, rc, "the allowed IOVA list of address space %" PRIu32
-                     " could not be set again", id);
+        return 0;
+}
+
+/* The mappings of a record that could be made again, or that the adopted iommufd still has. */
+static int restore_areas(Session *s, SessionIoas *ioas, json_object *areas,
+                         const SessionRestoreConfig *rc, uint32_t scratch) {
+        Error be = ERROR_INIT;
+        uint32_t id = ioas->id;
+        int r;
 
         for (size_t k = 0; k < json_object_array_length(areas); k++) {
                 SessionArea a;
@@ -228,18 +244,41 @@ static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *
                              a.iova, a.length, id);
                         continue;
                 }
-                if (session_ioas_reserve_area(&ioas) < 0)
-                        goto oom;
-                session_ioas_insert_area(&ioas, a.iova, a.length, a.flags);
+                if (session_ioas_reserve_area(ioas) < 0)
+                        return -ENOMEM;
+                session_ioas_insert_area(ioas, a.iova, a.length, a.flags);
         }
+        return 0;
+}
 
-        {
-                SessionIoas *arr = realloc(s->ioas, (s->n_ioas + 1) * sizeof(*arr));
+static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *rc,
+                        uint32_t scratch) {
+        json_object *areas = NULL, *allowed = NULL;
+        SessionIoas ioas = {}, *arr;
+        uint32_t id;
 
-                if (!arr)
-                        goto oom;
-                s->ioas = arr;
+        if (json_util_get_u32(j, "id", 0, &id, NULL) < 0 || id == 0 ||
+            json_util_get_array(j, "areas", 0, &areas, NULL) < 0 ||
+            json_util_get_array(j, "allowed", 0, &allowed, NULL) < 0) {
+                DROP(s, rc, "an address space record is malformed");
+                return 0;
         }
+        if (!restore_ioas_object(s, id, rc))
+                return 0;
+
+        ioas.id = id;
+        if (restore_allowed(&ioas, allowed) < 0)
+                goto oom;
+        if (rc->prepare_id && session_apply_allowed(s, &ioas, NULL) < 0)
+                DROP(s, rc, "the allowed IOVA list of address space %" PRIu32
+                     " could not be set again", id);
+        if (restore_areas(s, &ioas, areas, rc, scratch) < 0)
+                goto oom;
+
+        arr = realloc(s->ioas, (s->n_ioas + 1) * sizeof(*arr));
+        if (!arr)
+                goto oom;
+        s->ioas = arr;
         s->usage.address_spaces++;
         s->usage.mappings += ioas.n_areas;
         s->usage.pinned_bytes += session_ioas_mapped_bytes(&ioas);
@@ -251,6 +290,64 @@ oom:
         return -ENOMEM;
 }
 
+/* Simulated backend: opens and binds the device again, under its recorded id. */
+static bool restore_device_bind(Session *s, const char *n, uint32_t id,
+                                const SessionRestoreConfig *rc) {
+        _cleanup_close_ int fd = -EBADF;
+        Error be = ERROR_INIT;
+        uint32_t got;
+        int r;
+
+        r = OPS(s)->device_open(s->host->backend, n, &fd, &be);
+        if (r >= 0) {
+                rc->prepare_id(s->ctx, id);
+                r = OPS(s)->device_bind(s->ctx, fd, &got, &be);
+        }
+        if (r < 0) {
+                DROP(s, rc, "device %s could not be bound again: %s", n, error_message(&be));
+                return false;
+        }
+        if (got != id) {
+                (void)OPS(s)->device_unbind(s->ctx, got, NULL);
+                DROP(s, rc, "device %s came back as id %" PRIu32 ", not %" PRIu32, n, got, id);
+                return false;
+        }
+        return true;
+}
+
+/*
+ * The address space the recorded device was attached to, attached again where the objects
+ * are recreated; NULL, with *ioas_id and *hwpt_id cleared, when it stays detached.
+ */
+static SessionIoas *restore_attachment(Session *s, const char *n, uint32_t id, uint32_t *ioas_id,
+                                       uint32_t *hwpt_id, const SessionRestoreConfig *rc) {
+        Error be = ERROR_INIT;
+        SessionIoas *ioas;
+        uint32_t pt = *ioas_id;
+
+        if (*ioas_id == 0)
+                return NULL;
+        ioas = session_find_ioas(s, *ioas_id);
+        if (!ioas) {
+                DROP(s, rc, "device %s was attached to address space %" PRIu32
+                     ", which is gone; it stays detached", n, *ioas_id);
+                *ioas_id = *hwpt_id = 0;
+                return NULL;
+        }
+        if (!rc->prepare_id)
+                return ioas;
+        rc->prepare_id(s->ctx, *hwpt_id);
+        if (OPS(s)->device_attach(s->ctx, id, BACKEND_NO_PASID, &pt, &be) < 0) {
+                DROP(s, rc, "device %s could not be attached to address space "
+                     "%" PRIu32 " again: %s; it stays detached",
+                     n, *ioas_id, error_message(&be));
+                *ioas_id = *hwpt_id = 0;
+                return NULL;
+        }
+        *hwpt_id = pt;
+        return ioas;
+}
+
 static int restore_device(Session *s, json_object *j, const SessionRestoreConfig *rc) {
         _cleanup_free_ char *name = NULL;
         const char *n;
@@ -258,7 +355,7 @@ static int restore_device(Session *s, json_object *j, const SessionRestoreConfig
         uint32_t id, ioas_id = 0, hwpt_id = 0;
         HwInfo info = {};
         SessionDevice *devs;
-        SessionIoas *ioas = NULL;
+        SessionIoas *ioas;
         int r;
 
         if (json_util_get_u32(j, "id", 0, &id, NULL) < 0 ||
@@ -278,53 +375,15 @@ static int restore_device(Session *s, json_object *j, const SessionRestoreConfig
                 return -ENOMEM;
         s->devices = devs;
 
-        if (rc->prepare_id) {
-                _cleanup_close_ int fd = -EBADF;
-                uint32_t got;
-
-                r = OPS(s)->device_open(s->host->backend, n, &fd, &be);
-                if (r >= 0) {
-                        rc->prepare_id(s->ctx, id);
-                        r = OPS(s)->device_bind(s->ctx, fd, &got, &be);
-                }
-                if (r < 0) {
-                        DROP(s, rc, "device %s could not be bound again: %s", n,
-                             error_message(&be));
-                        return 0;
-                }
-                if (got != id) {
-                        (void)OPS(s)->device_unbind(s->ctx, got, NULL);
-                        DROP(s, rc, "device %s came back as id %" PRIu32 ", not %" PRIu32, n,
-                             got, id);
-                        return 0;
-                }
-        }
+        if (rc->prepare_id && !restore_device_bind(s, n, id, rc))
+                return 0;
         if (backend_has_feature(s->host->backend, BACKEND_FEATURE_HW_INFO) &&
             OPS(s)->hw_info(s->ctx, id, &info, &be) < 0) {
                 DROP(s, rc, "device %s (id %" PRIu32 ") is not bound to the iommufd: %s", n, id,
                      error_message(&be));
                 return 0;
         }
-        if (ioas_id != 0) {
-                ioas = session_find_ioas(s, ioas_id);
-                if (!ioas) {
-                        DROP(s, rc, "device %s was attached to address space %" PRIu32
-                             ", which is gone; it stays detached", n, ioas_id);
-                        ioas_id = hwpt_id = 0;
-                } else if (rc->prepare_id) {
-                        uint32_t pt = ioas_id;
-
-                        rc->prepare_id(s->ctx, hwpt_id);
-                        if (OPS(s)->device_attach(s->ctx, id, BACKEND_NO_PASID, &pt, &be) < 0) {
-                                DROP(s, rc, "device %s could not be attached to address space "
-                                     "%" PRIu32 " again: %s; it stays detached",
-                                     n, ioas_id, error_message(&be));
-                                ioas = NULL;
-                                ioas_id = hwpt_id = 0;
-                        } else
-                                hwpt_id = pt;
-                }
-        }
+        ioas = restore_attachment(s, n, id, &ioas_id, &hwpt_id, rc);
         r = session_host_add_claim(s->host, n, s);
         if (r < 0)
                 return r;
@@ -405,131 +464,154 @@ static int restore_faults(Session *s, json_object *state, const SessionRestoreCo
 }
 
 /* Best effort: what an adopted PASID record left in the iommufd goes. */
-static void discard_pasid(Session *s, uint32_t dev, uint32_t pasid, uint32_t hwpt,
-                          uint32_t parent) {
-        (void)OPS(s)->device_detach(s->ctx, dev, pasid, NULL);
-        if (hwpt != 0)
-                (void)OPS(s)->destroy(s->ctx, hwpt, NULL);
-        if (parent != 0)
-                (void)OPS(s)->destroy(s->ctx, parent, NULL);
+static void discard_pasid(Session *s, const SessionPasid *p) {
+        (void)OPS(s)->device_detach(s->ctx, p->device_id, p->pasid, NULL);
+        if (p->hwpt_id != 0)
+                (void)OPS(s)->destroy(s->ctx, p->hwpt_id, NULL);
+        if (p->parent_id != 0)
+                (void)OPS(s)->destroy(s->ctx, p->parent_id, NULL);
+}
+
+/* The record's stage1Type is kept as read: restore_pasid() clears it when there is no table. */
+static bool pasid_record_parse(json_object *j, SessionPasid *p) {
+        const char *hex = NULL;
+
+        return json_util_get_u32(j, "deviceId", 0, &p->device_id, NULL) >= 0 &&
+               json_util_get_u32(j, "pasid", 0, &p->pasid, NULL) >= 0 &&
+               json_util_get_u32(j, "ioasId", 0, &p->ioas_id, NULL) >= 0 &&
+               json_util_get_u32(j, "hwptId", 0, &p->hwpt_id, NULL) >= 0 && p->hwpt_id != 0 &&
+               json_util_get_u32(j, "parentId", JSON_UTIL_OPTIONAL, &p->parent_id, NULL) >= 0 &&
+               json_util_get_bool(j, "faults", JSON_UTIL_OPTIONAL, &p->faults, NULL) >= 0 &&
+               json_util_get_u32(j, "stage1Type", JSON_UTIL_OPTIONAL, &p->stage1_type,
+                                 NULL) >= 0 &&
+               json_util_get_string(j, "stage1", JSON_UTIL_OPTIONAL, &hex, NULL) >= 0 &&
+               !(hex && hex_to_bytes(hex, p->stage1, sizeof(p->stage1), &p->stage1_len) < 0) &&
+               (p->parent_id != 0) == (hex != NULL);
+}
+
+/* Whether what the PASID was bound to came back; an adopted bind that cannot stay goes. */
+static bool pasid_record_usable(Session *s, const SessionPasid *p, const SessionRestoreConfig *rc) {
+        bool adopted = !rc->prepare_id;
+
+        if (!session_find_device(s, p->device_id)) {
+                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " was bound to a device that "
+                     "did not come back", p->pasid, p->device_id);
+                return false;
+        }
+        if (!session_find_ioas(s, p->ioas_id)) {
+                if (adopted)
+                        discard_pasid(s, p);
+                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " was bound to address space "
+                     "%" PRIu32 ", which did not come back", p->pasid, p->device_id, p->ioas_id);
+                return false;
+        }
+        if (session_host_pasid_holder(s->host, p->pasid)) {
+                if (adopted)
+                        discard_pasid(s, p);
+                DROP(s, rc, "PASID %" PRIu32 " is recorded twice", p->pasid);
+                return false;
+        }
+        if (p->faults && !s->faults) {
+                /* A page table whose faults nobody reads would leave the device waiting. */
+                if (adopted)
+                        discard_pasid(s, p);
+                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " delivers faults to a queue "
+                     "that did not come back; unbound", p->pasid, p->device_id);
+                return false;
+        }
+        return true;
+}
+
+/* Simulated backend: the nesting parent and the PASID's page table, under their recorded ids. */
+static bool pasid_record_recreate(Session *s, const SessionPasid *p,
+                                  const SessionRestoreConfig *rc) {
+        Error be = ERROR_INIT;
+        uint32_t got;
+        int r;
+
+        if (p->parent_id != 0) {
+                HwptAllocArgs pa = { .flags = BACKEND_HWPT_NEST_PARENT, .dev_id = p->device_id,
+                                     .pt_id = p->ioas_id };
+
+                rc->prepare_id(s->ctx, p->parent_id);
+                r = OPS(s)->hwpt_alloc(s->ctx, &pa, &got, &be);
+                if (r < 0 || got != p->parent_id) {
+                        if (r >= 0)
+                                (void)OPS(s)->destroy(s->ctx, got, NULL);
+                        DROP(s, rc, "the nesting parent %" PRIu32 " of PASID %" PRIu32
+                             " could not be recreated", p->parent_id, p->pasid);
+                        return false;
+                }
+        }
+        HwptAllocArgs ha = {
+                .flags = BACKEND_HWPT_PASID | (p->faults ? BACKEND_HWPT_FAULT_ID_VALID : 0),
+                .dev_id = p->device_id,
+                .pt_id = p->parent_id != 0 ? p->parent_id : p->ioas_id,
+                .data_type = p->stage1_type,
+                .data = p->stage1_len > 0 ? p->stage1 : NULL,
+                .data_len = (uint32_t)p->stage1_len,
+                .fault_id = p->faults ? fault_stream_fault_id(s->faults) : 0,
+        };
+        rc->prepare_id(s->ctx, p->hwpt_id);
+        r = OPS(s)->hwpt_alloc(s->ctx, &ha, &got, &be);
+        if (r < 0 || got != p->hwpt_id) {
+                if (r >= 0)
+                        (void)OPS(s)->destroy(s->ctx, got, NULL);
+                if (p->parent_id != 0)
+                        (void)OPS(s)->destroy(s->ctx, p->parent_id, NULL);
+                DROP(s, rc, "the page table %" PRIu32 " of PASID %" PRIu32 " could not "
+                     "be recreated%s%s", p->hwpt_id, p->pasid, r < 0 ? ": " : "",
+                     r < 0 ? error_message(&be) : "");
+                return false;
+        }
+        return true;
+}
+
+/*
+ * Attaches the recorded page table to the PASID again.  Adopted, that is a replace with
+ * itself, which succeeds exactly when the PASID, the table and the device are still what
+ * was recorded.
+ */
+static bool pasid_record_attach(Session *s, const SessionPasid *p,
+                                const SessionRestoreConfig *rc) {
+        Error be = ERROR_INIT;
+        uint32_t pt = p->hwpt_id;
+        int r;
+
+        r = OPS(s)->device_attach(s->ctx, p->device_id, p->pasid, &pt, &be);
+        if (r >= 0 && pt == p->hwpt_id)
+                return true;
+        if (r >= 0 || !rc->prepare_id)
+                (void)OPS(s)->device_detach(s->ctx, p->device_id, p->pasid, NULL);
+        (void)OPS(s)->destroy(s->ctx, p->hwpt_id, NULL);
+        if (p->parent_id != 0)
+                (void)OPS(s)->destroy(s->ctx, p->parent_id, NULL);
+        DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " could not be attached to "
+             "page table %" PRIu32 " again%s%s", p->pasid, p->device_id, p->hwpt_id,
+             r < 0 ? ": " : "", r < 0 ? error_message(&be) : "");
+        return false;
 }
 
 static int restore_pasid(Session *s, json_object *j, const SessionRestoreConfig *rc) {
-        uint32_t dev, pasid, ioas_id, hwpt, parent = 0, stage1_type = BACKEND_HWPT_DATA_NONE;
-        uint32_t got, pt;
-        const char *hex = NULL;
-        bool faults = false, adopted = !rc->prepare_id;
-        SessionPasid p = {};
-        Error be = ERROR_INIT;
-        int r;
+        SessionPasid p = { .stage1_type = BACKEND_HWPT_DATA_NONE }, *arr;
 
-        if (json_util_get_u32(j, "deviceId", 0, &dev, NULL) < 0 ||
-            json_util_get_u32(j, "pasid", 0, &pasid, NULL) < 0 ||
-            json_util_get_u32(j, "ioasId", 0, &ioas_id, NULL) < 0 ||
-            json_util_get_u32(j, "hwptId", 0, &hwpt, NULL) < 0 || hwpt == 0 ||
-            json_util_get_u32(j, "parentId", JSON_UTIL_OPTIONAL, &parent, NULL) < 0 ||
-            json_util_get_bool(j, "faults", JSON_UTIL_OPTIONAL, &faults, NULL) < 0 ||
-            json_util_get_u32(j, "stage1Type", JSON_UTIL_OPTIONAL, &stage1_type, NULL) < 0 ||
-            json_util_get_string(j, "stage1", JSON_UTIL_OPTIONAL, &hex, NULL) < 0 ||
-            (hex && hex_to_bytes(hex, p.stage1, sizeof(p.stage1), &p.stage1_len) < 0) ||
-            (parent != 0) != (hex != NULL)) {
+        if (!pasid_record_parse(j, &p)) {
                 DROP(s, rc, "a PASID record is malformed");
                 return 0;
         }
-        if (!session_find_device(s, dev)) {
-                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " was bound to a device that "
-                     "did not come back", pasid, dev);
+        if (!pasid_record_usable(s, &p, rc))
                 return 0;
-        }
-        if (!session_find_ioas(s, ioas_id)) {
-                if (adopted)
-                        discard_pasid(s, dev, pasid, hwpt, parent);
-                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " was bound to address space "
-                     "%" PRIu32 ", which did not come back", pasid, dev, ioas_id);
+        if (rc->prepare_id && !pasid_record_recreate(s, &p, rc))
                 return 0;
-        }
-        if (session_host_pasid_holder(s->host, pasid)) {
-                if (adopted)
-                        discard_pasid(s, dev, pasid, hwpt, parent);
-                DROP(s, rc, "PASID %" PRIu32 " is recorded twice", pasid);
+        if (!pasid_record_attach(s, &p, rc))
                 return 0;
-        }
-        if (faults && !s->faults) {
-                /* A page table whose faults nobody reads would leave the device waiting. */
-                if (adopted)
-                        discard_pasid(s, dev, pasid, hwpt, parent);
-                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " delivers faults to a queue "
-                     "that did not come back; unbound", pasid, dev);
-                return 0;
-        }
 
-        if (!adopted) {
-                if (parent != 0) {
-                        HwptAllocArgs pa = { .flags = BACKEND_HWPT_NEST_PARENT, .dev_id = dev,
-                                             .pt_id = ioas_id };
-
-                        rc->prepare_id(s->ctx, parent);
-                        r = OPS(s)->hwpt_alloc(s->ctx, &pa, &got, &be);
-                        if (r < 0 || got != parent) {
-                                if (r >= 0)
-                                        (void)OPS(s)->destroy(s->ctx, got, NULL);
-                                DROP(s, rc, "the nesting parent %" PRIu32 " of PASID %" PRIu32
-                                     " could not be recreated", parent, pasid);
-                                return 0;
-                        }
-                }
-                HwptAllocArgs ha = {
-                        .flags = BACKEND_HWPT_PASID | (faults ? BACKEND_HWPT_FAULT_ID_VALID : 0),
-                        .dev_id = dev,
-                        .pt_id = parent != 0 ? parent : ioas_id,
-                        .data_type = stage1_type,
-                        .data = p.stage1_len > 0 ? p.stage1 : NULL,
-                        .data_len = (uint32_t)p.stage1_len,
-                        .fault_id = faults ? fault_stream_fault_id(s->faults) : 0,
-                };
-                rc->prepare_id(s->ctx, hwpt);
-                r = OPS(s)->hwpt_alloc(s->ctx, &ha, &got, &be);
-                if (r < 0 || got != hwpt) {
-                        if (r >= 0)
-                                (void)OPS(s)->destroy(s->ctx, got, NULL);
-                        if (parent != 0)
-                                (void)OPS(s)->destroy(s->ctx, parent, NULL);
-                        DROP(s, rc, "the page table %" PRIu32 " of PASID %" PRIu32 " could not "
-                             "be recreated%s%s", hwpt, pasid, r < 0 ? ": " : "",
-                             r < 0 ? error_message(&be) : "");
-                        return 0;
-                }
-        }
-        /* Adopted: attaching the recorded page table again is a replace with itself, which
-         * succeeds exactly when the PASID, the table and the device are still what we recorded. */
-        pt = hwpt;
-        r = OPS(s)->device_attach(s->ctx, dev, pasid, &pt, &be);
-        if (r < 0 || pt != hwpt) {
-                if (r >= 0 || adopted)
-                        (void)OPS(s)->device_detach(s->ctx, dev, pasid, NULL);
-                (void)OPS(s)->destroy(s->ctx, hwpt, NULL);
-                if (parent != 0)
-                        (void)OPS(s)->destroy(s->ctx, parent, NULL);
-                DROP(s, rc, "PASID %" PRIu32 " of device %" PRIu32 " could not be attached to "
-                     "page table %" PRIu32 " again%s%s", pasid, dev, hwpt, r < 0 ? ": " : "",
-                     r < 0 ? error_message(&be) : "");
-                return 0;
-        }
-
-        {
-                SessionPasid *arr = realloc(s->pasids, (s->n_pasids + 1) * sizeof(*arr));
-
-                if (!arr)
-                        return -ENOMEM;
-                s->pasids = arr;
-        }
-        p.device_id = dev;
-        p.pasid = pasid;
-        p.ioas_id = ioas_id;
-        p.hwpt_id = hwpt;
-        p.parent_id = parent;
-        p.faults = faults;
-        p.stage1_type = p.stage1_len > 0 ? stage1_type : BACKEND_HWPT_DATA_NONE;
+        arr = realloc(s->pasids, (s->n_pasids + 1) * sizeof(*arr));
+        if (!arr)
+                return -ENOMEM;
+        s->pasids = arr;
+        if (p.stage1_len == 0)
+                p.stage1_type = BACKEND_HWPT_DATA_NONE;
         s->pasids[s->n_pasids++] = p;
         s->usage.pasids++;
         return 0;
