@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "log.h"
 #include "session-internal.h"
 
@@ -13,14 +14,19 @@
 
 int session_explain_device(Session *s, const char *name, PolicyDecision *ret, BrokerError *err) {
         const TopoDevice *d;
-        PolicyRuntime rt = {
+        PolicyRuntime rt;
+        Principal p;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        rt = (PolicyRuntime){
                 .device_holder = session_holder_description,
                 .userdata = s,
                 .usage = &s->usage,
         };
-        Principal p;
-        int r;
-
         d = topology_find_device(s->host->topology, name);
         if (!d)
                 return broker_error_no_such_device(err, name);
@@ -196,6 +202,8 @@ int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerE
         Error be = ERROR_INIT;
         int r;
 
+        assert_return(s, -EINVAL);
+
         r = OPS(s)->device_fd_identify(s->host->backend, fd, &name, &be);
         if (r < 0)
                 return broker_error_invalid_fd(err, r, "%s", error_message(&be));
@@ -213,6 +221,9 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
         Error be = ERROR_INIT;
         Principal p;
         int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
 
         r = session_admit_device(s, name, &d, err);
         if (r < 0)
@@ -242,8 +253,11 @@ void session_remove_device(Session *s, SessionDevice *d) {
 }
 
 int session_detach_device(Session *s, uint32_t device_id, BrokerError *err) {
-        SessionDevice *d = LOOKUP_DEVICE(s, device_id, err);
+        SessionDevice *d;
 
+        assert_return(s, -EINVAL);
+
+        d = LOOKUP_DEVICE(s, device_id, err);
         session_remove_device(s, d);
         return 0;
 }

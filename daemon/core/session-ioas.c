@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "session-internal.h"
 
 /* ---- policy IOVA windows --------------------------------------------------------------- */
@@ -92,6 +93,9 @@ int session_create_address_space(Session *s, uint32_t *ret_ioas_id, BrokerError 
         uint32_t id;
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(ret_ioas_id, -EINVAL);
+
         r = session_quota_check(err, BROKER_RESOURCE_ADDRESS_SPACES, s->quotas.address_spaces,
                                 s->usage.address_spaces, 1);
         if (r < 0)
@@ -135,10 +139,13 @@ void session_remove_ioas(Session *s, SessionIoas *ioas) {
 }
 
 int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err) {
-        SessionIoas *ioas = LOOKUP_IOAS(s, ioas_id, err);
+        SessionIoas *ioas;
         Error be = ERROR_INIT;
         int r;
 
+        assert_return(s, -EINVAL);
+
+        ioas = LOOKUP_IOAS(s, ioas_id, err);
         for (size_t i = 0; i < s->n_pasids; i++)
                 if (s->pasids[i].ioas_id == ioas_id) {
                         broker_error_set(err, -EBUSY, BROKER_ERROR_OBJECT_IN_USE,
@@ -225,13 +232,19 @@ static void session_move_attachment(Session *s, SessionDevice *d, const TopoDevi
 
 int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioas_id,
                                     uint32_t *ret_hwpt_id, BrokerError *err) {
-        SessionDevice *d = LOOKUP_DEVICE(s, device_id, err);
-        SessionIoas *ioas = LOOKUP_IOAS(s, ioas_id, err);
-        const TopoDevice *td = topology_find_device(s->host->topology, d->name);
+        const TopoDevice *td;
+        SessionDevice *d;
+        SessionIoas *ioas;
         Error be = ERROR_INIT;
         uint32_t pt = ioas_id;
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(ret_hwpt_id, -EINVAL);
+
+        d = LOOKUP_DEVICE(s, device_id, err);
+        ioas = LOOKUP_IOAS(s, ioas_id, err);
+        td = topology_find_device(s->host->topology, d->name);
         if (td) {
                 r = session_check_mappings_in_windows(s, ioas, td, err);
                 if (r < 0)
@@ -277,6 +290,9 @@ int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_
         Principal p;
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(ret && ret_n && ret_alignment, -EINVAL);
+
         LOOKUP_IOAS(s, ioas_id, err);
         for (;;) {
                 size_t cap = n;
@@ -318,12 +334,16 @@ int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_
 
 int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, size_t n,
                         BrokerError *err) {
-        SessionIoas *ioas = LOOKUP_IOAS(s, ioas_id, err);
         _cleanup_free_ IovaRange *copy = NULL;
+        SessionIoas *ioas;
         IovaRange *old;
         size_t n_old;
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(ranges || n == 0, -EINVAL);
+
+        ioas = LOOKUP_IOAS(s, ioas_id, err);
         for (size_t i = 0; i < n; i++) {
                 if (ranges[i].start > ranges[i].last)
                         return broker_error_invalid_range(err, ranges[i].start, 0,

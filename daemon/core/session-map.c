@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include "assert-util.h"
 #include "session-internal.h"
 
 #ifndef F_GET_SEALS
@@ -138,12 +139,18 @@ static int session_commit_mapping(Session *s, SessionIoas *ioas, uint32_t ioas_i
 }
 
 int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerError *err) {
-        SessionIoas *ioas = LOOKUP_IOAS(s, a->ioas_id, err);
+        SessionIoas *ioas;
         Error be = ERROR_INIT;
         uint32_t flags = 0;
-        uint64_t iova = a->iova, last = 0;
+        uint64_t iova, last = 0;
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(a, -EINVAL);
+        assert_return(ret_iova, -EINVAL);
+
+        ioas = LOOKUP_IOAS(s, a->ioas_id, err);
+        iova = a->iova;
         if (a->length == 0)
                 return broker_error_invalid_range(err, a->iova, 0,
                                                   "A mapping of length 0 maps nothing.");
@@ -202,12 +209,16 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
 
 int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
                   uint64_t *ret_unmapped, BrokerError *err) {
-        SessionIoas *ioas = LOOKUP_IOAS(s, ioas_id, err);
+        SessionIoas *ioas;
         Error be = ERROR_INIT;
         uint64_t last, refund = 0, unmapped = 0;
         size_t first, end;
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(ret_unmapped, -EINVAL);
+
+        ioas = LOOKUP_IOAS(s, ioas_id, err);
         if (iova == 0 && length == UINT64_MAX)
                 last = UINT64_MAX;
         else if (length == 0)
@@ -260,15 +271,21 @@ int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
 }
 
 int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, BrokerError *err) {
-        SessionIoas *src = LOOKUP_IOAS(s, a->src_ioas_id, err);
-        SessionIoas *dst = LOOKUP_IOAS(s, a->dst_ioas_id, err);
+        SessionIoas *src, *dst;
         const SessionArea *area = NULL;
         Error be = ERROR_INIT;
-        uint64_t src_last, dst_last = 0, iova = a->dst_iova;
+        uint64_t src_last, dst_last = 0, iova;
         uint32_t flags;
         size_t i;
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(a, -EINVAL);
+        assert_return(ret_iova, -EINVAL);
+
+        src = LOOKUP_IOAS(s, a->src_ioas_id, err);
+        dst = LOOKUP_IOAS(s, a->dst_ioas_id, err);
+        iova = a->dst_iova;
         if (a->length == 0)
                 return broker_error_invalid_range(err, a->src_iova, 0,
                                                   "A copy of length 0 copies nothing.");

@@ -7,16 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "log.h"
 #include "session-internal.h"
 
 /* ---- PASIDs ---------------------------------------------------------------------------- */
 
 size_t session_n_pasids(const Session *s) {
+        assert_return(s, 0);
         return s->n_pasids;
 }
 
 FaultStream *session_fault_stream(const Session *s) {
+        assert_return(s, NULL);
         return s->faults;
 }
 
@@ -237,13 +240,19 @@ static int session_alloc_pasid_tables(Session *s, const SessionDevice *d,
 
 int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
                        uint32_t *ret_hwpt_id, BrokerError *err) {
-        SessionDevice *d = LOOKUP_DEVICE(s, a->device_id, err);
+        SessionDevice *d;
         Error be = ERROR_INIT;
         uint32_t pasid = 0, parent = 0, hwpt = 0, pt;
         SessionPasid *arr;
-        bool nested = a->stage1_type != BACKEND_HWPT_DATA_NONE;
+        bool nested;
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(a, -EINVAL);
+        assert_return(ret_pasid && ret_hwpt_id, -EINVAL);
+
+        d = LOOKUP_DEVICE(s, a->device_id, err);
+        nested = a->stage1_type != BACKEND_HWPT_DATA_NONE;
         (void)LOOKUP_IOAS(s, a->ioas_id, err);
         if (d->pasid_bits == 0 || !backend_has_feature(s->host->backend, BACKEND_FEATURE_PASID))
                 return broker_error_not_supported(err, "pasid",
@@ -322,6 +331,8 @@ int session_unbind_pasid(Session *s, uint32_t device_id, uint32_t pasid, BrokerE
         SessionPasid *p;
         char id[32];
 
+        assert_return(s, -EINVAL);
+
         (void)LOOKUP_DEVICE(s, device_id, err);
         p = session_find_pasid(s, device_id, pasid);
         if (!p) {
@@ -354,6 +365,10 @@ int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void
                          FaultWatch **ret, BrokerError *err) {
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(fn, -EINVAL);
+        assert_return(ret, -EINVAL);
+
         if (device_id != FAULT_WATCH_ALL)
                 (void)LOOKUP_DEVICE(s, device_id, err);
         r = session_ensure_faults(s, err);
@@ -376,6 +391,8 @@ int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void
 }
 
 int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerError *err) {
+        assert_return(s, -EINVAL);
+
         if (code != FAULT_RESPONSE_SUCCESS && code != FAULT_RESPONSE_INVALID)
                 return invalid_parameter(err, "code", "Fault response code %" PRIu32
                                          " is neither success (0) nor invalid (1).", code);

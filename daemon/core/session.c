@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "log.h"
 #include "session-internal.h"
 
@@ -59,6 +60,8 @@ static bool device_is_harmless(const TopoDevice *d) {
 }
 
 bool session_group_viable(const TopoGroup *g) {
+        assert_return(g, false);
+
         for (size_t i = 0; i < g->n_devices; i++)
                 if (!device_is_harmless(g->devices[i]))
                         return false;
@@ -67,6 +70,9 @@ bool session_group_viable(const TopoGroup *g) {
 
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self) {
         SessionClaim *c;
+
+        assert_return(h, NULL);
+        assert_return(d, NULL);
 
         if (!d->group) {
                 c = session_host_find_claim(h, d->name);
@@ -82,13 +88,19 @@ Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const S
 }
 
 Session *session_host_claim_owner(SessionHost *h, const char *device) {
-        SessionClaim *c = session_host_find_claim(h, device);
+        SessionClaim *c;
 
+        assert_return(h, NULL);
+        assert_return(device, NULL);
+
+        c = session_host_find_claim(h, device);
         return c ? c->owner : NULL;
 }
 
 size_t session_host_count_uid(const SessionHost *h, uid_t uid) {
         size_t n = 0;
+
+        assert_return(h, 0);
 
         for (Session *s = h->sessions; s; s = s->next)
                 if (s->creds->uid == uid)
@@ -97,6 +109,8 @@ size_t session_host_count_uid(const SessionHost *h, uid_t uid) {
 }
 
 void session_host_done(SessionHost *h) {
+        assert(h);
+
         while (h->sessions)
                 session_free(h->sessions);
         for (size_t i = 0; i < h->n_claims; i++)
@@ -138,6 +152,10 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
         Error be = ERROR_INIT;
         size_t used;
         int r;
+
+        assert_return(ret, -EINVAL);
+        assert_return(host && host->backend && host->policy, -EINVAL);
+        assert_return(creds, -EINVAL);
 
         s = session_alloc(host, creds);
         if (!s)
@@ -206,34 +224,44 @@ Session *session_free(Session *s) {
 }
 
 const PeerCreds *session_creds(const Session *s) {
+        assert_return(s, NULL);
         return s->creds;
 }
 
 const char *session_describe(const Session *s) {
+        assert_return(s, NULL);
         return s->description;
 }
 
 void session_set_userdata(Session *s, void *userdata) {
+        assert(s);
         s->userdata = userdata;
 }
 
 void *session_get_userdata(const Session *s) {
+        assert_return(s, NULL);
         return s->userdata;
 }
 
 Session *session_next(const Session *s) {
+        assert_return(s, NULL);
         return s->next;
 }
 
 size_t session_n_devices(const Session *s) {
+        assert_return(s, 0);
         return s->n_devices;
 }
 
 size_t session_n_address_spaces(const Session *s) {
+        assert_return(s, 0);
         return s->n_ioas;
 }
 
 void session_principal(const Session *s, Principal *ret) {
+        assert(s);
+        assert(ret);
+
         *ret = (Principal){
                 .uid = s->creds->uid,
                 .gid = s->creds->gid,
@@ -244,6 +272,9 @@ void session_principal(const Session *s, Principal *ret) {
 }
 
 void session_get_info(const Session *s, SessionInfo *ret) {
+        assert(s);
+        assert(ret);
+
         *ret = (SessionInfo){
                 .creds = s->creds,
                 .usage = s->usage,
@@ -258,6 +289,8 @@ void session_get_info(const Session *s, SessionInfo *ret) {
 
 size_t session_usage_rows(const SessionInfo *info, SessionUsage ret[static SESSION_USAGE_MAX]) {
         size_t n = 0;
+
+        assert_return(info, 0);
 
 #define ROW(name, field)                                                                           \
         ret[n++] = (SessionUsage){ name, info->usage.field, info->quotas.field }
@@ -314,10 +347,15 @@ int session_device_missing(Session *s, uint32_t id, BrokerError *err) {
 }
 
 BackendContext *session_get_context(const Session *s) {
+        assert_return(s, NULL);
         return s->ctx;
 }
 
 int session_device_id(const Session *s, const char *name, uint32_t *ret) {
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+        assert_return(ret, -EINVAL);
+
         for (size_t i = 0; i < s->n_devices; i++)
                 if (streq(s->devices[i].name, name)) {
                         *ret = s->devices[i].id;
@@ -327,6 +365,8 @@ int session_device_id(const Session *s, const char *name, uint32_t *ret) {
 }
 
 const char *session_device_name(const Session *s, uint32_t device_id) {
+        assert_return(s, NULL);
+
         for (size_t i = 0; i < s->n_devices; i++)
                 if (s->devices[i].id == device_id)
                         return s->devices[i].name;
@@ -349,6 +389,9 @@ int session_quota_check(BrokerError *err, const char *resource, uint64_t limit, 
 int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
         Principal p;
         int fd, dup_fd;
+
+        assert_return(s, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
 
         session_principal(s, &p);
         if (!policy_allows_delegation(s->host->policy, &p)) {
@@ -410,6 +453,8 @@ int session_revalidate(Session *s,
         PolicyRuntime rt = { .device_holder = session_holder_description, .userdata = s };
         Principal p;
         int dropped = 0;
+
+        assert_return(s, -EINVAL);
 
         session_principal(s, &p);
         policy_quotas(s->host->policy, &p, &s->quotas);

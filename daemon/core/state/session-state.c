@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "json-util.h"
 #include "session-internal.h"
 #include "session-state.h"
@@ -101,10 +102,15 @@ static int ioas_to_json(const SessionIoas *a, json_object *ioas) {
 }
 
 int session_to_json(const Session *s, json_object **ret) {
-        json_object *o = json_object_new_object(), *devs = json_object_new_array(),
-                    *ioas = json_object_new_array(), *pasids = NULL;
+        json_object *o, *devs, *ioas, *pasids = NULL;
         int r = 0;
 
+        assert_return(s, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        o = json_object_new_object();
+        devs = json_object_new_array();
+        ioas = json_object_new_array();
         if (!o || !devs || !ioas) {
                 json_object_put(o);
                 json_object_put(devs);
@@ -623,6 +629,10 @@ int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendC
         json_object *devs = NULL, *ioas = NULL, *pasids = NULL;
         uint32_t scratch = 0;
         int r = 0;
+
+        assert_return(ret, -EINVAL);
+        assert_return(host && host->backend && host->policy, -EINVAL);
+        assert_return(creds && ctx && state && rc, -EINVAL);
 
         s = session_alloc(host, creds);
         if (!s) {
