@@ -346,11 +346,6 @@ int session_device_missing(Session *s, uint32_t id, BrokerError *err) {
         return broker_error_no_such_object(err, BROKER_KIND_DEVICE, id);
 }
 
-BackendContext *session_get_context(const Session *s) {
-        assert_return(s, NULL);
-        return s->ctx;
-}
-
 int session_device_id(const Session *s, const char *name, uint32_t *ret) {
         assert_return(s, -EINVAL);
         assert_return(name, -EINVAL);

@@ -18,6 +18,9 @@
  * lives in the SessionHost (the daemon-wide state the manager owns), and
  * session_free() releases everything the session held before it returns, so a
  * device is free again before any other client can observe it as busy.
+ *
+ * Restart survival (a session's record for the next daemon, and the rebuild
+ * from it) is not here: state/session-state.h.
  */
 
 #include <stdbool.h>
@@ -228,8 +231,6 @@ int session_revalidate(Session *s,
                                        void *userdata),
                        void *userdata);
 
-/* The session's backend context (its iommufd), for the fd store. */
-BackendContext *session_get_context(const Session *s);
 /* The id under which the session holds device name, -ENOENT when it does not. */
 int session_device_id(const Session *s, const char *name, uint32_t *ret);
 /* The name of the device this session knows as device_id, or NULL. */

@@ -140,6 +140,11 @@ int session_to_json(const Session *s, json_object **ret) {
         return 0;
 }
 
+BackendContext *session_get_context(const Session *s) {
+        assert_return(s, NULL);
+        return s->ctx;
+}
+
 /* ---- the rebuild ----------------------------------------------------------------------- */
 
 static int tuple_get(json_object *a, size_t n, uint64_t *v) {

@@ -27,6 +27,9 @@
  */
 int session_to_json(const Session *s, json_object **ret);
 
+/* The session's backend context (its iommufd), whose fds go to the fd store. */
+BackendContext *session_get_context(const Session *s);
+
 typedef struct SessionRestoreConfig {
         /*
          * NULL: ctx is the adopted iommufd and still holds every object; each
