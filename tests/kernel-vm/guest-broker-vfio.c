@@ -35,6 +35,7 @@
 
 #include "edu.h"
 #include "fdlist.h"
+#include "guest-broker-util.h"
 #include "guest-util.h"
 #include "vfio-abi.h"
 
@@ -477,5 +478,5 @@ int main(int argc, char **argv) {
 
         r = daemon_stop();
         tap(r == 0, "iommud exits cleanly on SIGTERM (status %d)", r);
-        return n_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tap_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -48,6 +48,7 @@
 #include <json-c/json.h>
 
 #include "edu.h"
+#include "guest-broker-util.h"
 #include "guest-util.h"
 #include "iommufd-abi.h"
 #include "json-util.h"
@@ -61,28 +62,24 @@
 #define BRIDGE_EDU "0000:01:02.0"
 #define BRIDGE_SIBLING "0000:01:01.0"
 
-/* ---- device cdevs ---- */
+
+/* ---- the daemon ---- */
+
+/* ---- calls ---- */
+
+typedef struct Reply {
+        VarlinkReply r;
+} Reply;
 
 static int open_cdev(const char *bdf) {
         char path[PATH_MAX];
-        struct dirent *de;
-        DIR *d;
-        int fd = -ENOENT;
+        int r, fd;
 
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        while ((de = readdir(d)))
-                if (strneq(de->d_name, "vfio", 4)) {
-                        snprintf(path, sizeof(path), "/dev/vfio/devices/%s", de->d_name);
-                        fd = open(path, O_RDWR | O_CLOEXEC);
-                        if (fd < 0)
-                                fd = -errno;
-                        break;
-                }
-        closedir(d);
-        return fd;
+        r = vfio_cdev_path(bdf, path, sizeof(path));
+        if (r < 0)
+                return r;
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
 }
 
 /* AttachDevice with the device's cdev fd; returns the deviceId or a negative value. */
@@ -109,6 +106,8 @@ static int64_t attach_device_released(VarlinkClient *c, int cdev, VarlinkReply *
         }
         return id;
 }
+
+/* ---- topology ---- */
 
 /* ---- DMA through a brokered address space ---- */
 
@@ -606,5 +605,5 @@ int main(int argc, char **argv) {
 
         r = daemon_stop();
         tap(r == 0, "iommud exits cleanly on SIGTERM (status %d)", r);
-        return n_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tap_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "edu.h"
+#include "guest-util.h"
 #include "macros.h"
 #include "vfio-abi.h"
 
@@ -41,35 +42,13 @@
 #define MEMSIZE (2 * PAGE)
 #define MSI_WINDOW 0xfee00000ull
 
-static unsigned n_failed;
-
-static _printf_(2, 3) void tap(bool ok, const char *fmt, ...) {
-        va_list ap;
-
-        printf("%s - ", ok ? "ok" : "not ok");
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        putchar('\n');
-        fflush(stdout);
-        if (!ok)
-                n_failed++;
-}
-
-static int step(int r, const char *bdf, const char *what) {
-        if (r < 0)
-                tap(false, "%s: %s: %s", bdf, what, strerror(-r));
-        else
-                tap(true, "%s: %s", bdf, what);
-        return r;
-}
-
 static int xioctl(int fd, unsigned long req, void *arg) {
         int r = ioctl(fd, req, arg);
 
         return r < 0 ? -errno : r;
 }
 
+/* The last component of a device's sysfs link (its iommu_group). */
 static int link_base(const char *bdf, const char *attr, char *ret, size_t size) {
         char path[PATH_MAX], target[PATH_MAX];
         const char *base;
@@ -88,15 +67,10 @@ static int link_base(const char *bdf, const char *attr, char *ret, size_t size) 
 }
 
 static bool is_bound_edu(const char *bdf) {
-        char path[PATH_MAX], buf[16] = "", drv[64];
-        _cleanup_close_ int fd = -EBADF;
+        unsigned device = 0;
 
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", bdf);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || read(fd, buf, sizeof(buf) - 1) < 0)
-                return false;
-        return strtoul(buf, NULL, 16) == EDU_DEVICE &&
-               link_base(bdf, "driver", drv, sizeof(drv)) == 0 && streq(drv, "vfio-pci");
+        return pci_sysfs_hex(bdf, "device", &device) >= 0 && device == EDU_DEVICE &&
+               pci_driver_is(bdf, "vfio-pci");
 }
 
 typedef struct Type1 {
@@ -325,5 +299,5 @@ int main(int argc, char **argv) {
                 printf("ok - no edu device bound to vfio-pci # SKIP nothing to test\n");
                 return 77;
         }
-        return n_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tap_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

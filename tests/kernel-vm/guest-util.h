@@ -2,65 +2,100 @@
 #pragma once
 
 /*
- * Shared by the guest programs that drive iommud over its socket (guest-broker on iommufd,
- * guest-broker-vfio on a stock kernel's VFIO type1): unnumbered TAP lines (the kernel-vm
- * init numbers them), the daemon under test, org.iommud.Broker calls, the topology check
- * against sysfs, the kernel's IOMMU fault log and moving a device to another driver.
+ * What the kernel-vm guest programs share: unnumbered TAP result lines (the guest's init and
+ * the host number them) and the sysfs lookups of a PCI device and its VFIO cdev.  Header-only:
+ * each guest program is one translation unit, and some are linked statically.
  */
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
-#include <stdint.h>
-#include <sys/types.h>
-
-#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "macros.h"
-#include "varlink-client.h"
 
-#define RUNTIME_DIR "/run/iommud"
-#define SOCKET_PATH RUNTIME_DIR "/org.iommud.Broker"
-#define POLICY_PATH "/tmp/iommud-policy.json"
-#define EMPTY_DIR "/tmp/iommud-empty.d"
+/* How many "not ok" lines this program printed. */
+static unsigned tap_failed;
 
-extern const char *iommud_path;    /* default /usr/sbin/iommud */
-extern const char *iommud_backend; /* --backend; NULL: auto */
-extern unsigned n_failed;          /* "not ok" lines so far */
-extern pid_t daemon_pid;
+static inline _printf_(2, 3) void tap(bool ok, const char *fmt, ...) {
+        va_list ap;
 
-_printf_(2, 3) void tap(bool ok, const char *fmt, ...);
-/* An "ok" line for what cannot be tested here; fmt carries its "# SKIP reason". */
-_printf_(1, 2) void skip(const char *fmt, ...);
-uint64_t now_ns(void);
-void sleep_ms(unsigned ms);
-int write_file(const char *path, const char *text);
-int read_file(const char *path, char *buf, size_t size);
+        printf("%s - ", ok ? "ok" : "not ok");
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        putchar('\n');
+        fflush(stdout);
+        if (!ok)
+                tap_failed++;
+}
 
-/*
- * Starts iommud with a policy that allows every device to root (opening them on its behalf
- * too) and waits for its socket; TCG is slow, so for up to a minute.
- */
-int daemon_start(void);
-/* SIGTERM, and the exit status. */
-int daemon_stop(void);
+/* A step's outcome as a TAP line naming the device; returns r to stop at the first failure. */
+static inline int step(int r, const char *bdf, const char *what) {
+        if (r < 0)
+                tap(false, "%s: %s: %s", bdf, what, strerror(-r));
+        else
+                tap(true, "%s: %s", bdf, what);
+        return r;
+}
 
-/*
- * One call; method without an interface is org.iommud.Broker's.  Returns the reply's
- * parameters (owned by *rep) and sets *ret_error to the Varlink error name (NULL on
- * success); transport failures count as an error "transport".  params is taken.
- */
-json_object *call(VarlinkClient *c, const char *method, json_object *params, const int *fds,
-                  size_t n_fds, VarlinkReply *rep, const char **ret_error);
-/* A parameter object from key, value pairs ending with NULL; values are taken. */
-json_object *params(const char *key, ...);
-json_object *u64(uint64_t v);
-uint64_t get_u64(json_object *o, const char *key);
-const char *get_str(json_object *o, const char *key);
+/* Whether the PCI device is bound to driver: /sys/bus/pci/devices/BDF/driver names it. */
+static inline bool pci_driver_is(const char *bdf, const char *driver) {
+        char path[PATH_MAX], drv[PATH_MAX];
+        ssize_t n;
 
-/* GetTopology against /sys/kernel/iommu_groups: members, type and reserved regions. */
-void test_topology(VarlinkClient *c);
-/* IOMMU fault lines in the kernel log so far. */
-unsigned count_faults(void);
-/* Mappings of a memfd named iommud-guest-broker in the daemon's address space. */
-unsigned daemon_memfd_maps(void);
-/* Moves bdf to driver (driver_override, drivers_probe); 0 when it is bound there. */
-int set_driver(const char *bdf, const char *driver);
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+        n = readlink(path, drv, sizeof(drv) - 1);
+        if (n < 0)
+                return false;
+        drv[n] = 0;
+        return streq(strrchr(drv, '/') ? strrchr(drv, '/') + 1 : drv, driver);
+}
+
+/* A hex attribute of a PCI device: /sys/bus/pci/devices/BDF/ATTR ("vendor", "device"). */
+static inline int pci_sysfs_hex(const char *bdf, const char *attr, unsigned *ret) {
+        char path[PATH_MAX], buf[32];
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = 0;
+        *ret = (unsigned)strtoul(buf, NULL, 16);
+        return 0;
+}
+
+/* The cdev node of a vfio-bound device: /sys/bus/pci/devices/BDF/vfio-dev/vfioN names
+ * /dev/vfio/devices/vfioN. */
+static inline int vfio_cdev_path(const char *bdf, char *ret, size_t size) {
+        char path[PATH_MAX];
+        struct dirent *de;
+        DIR *d;
+        int r = -ENOENT;
+
+        if (strchr(bdf, '/'))
+                return -EINVAL;
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
+        d = opendir(path);
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)))
+                if (strneq(de->d_name, "vfio", 4)) {
+                        snprintf(ret, size, "/dev/vfio/devices/%s", de->d_name);
+                        r = 0;
+                        break;
+                }
+        closedir(d);
+        return r;
+}

@@ -46,16 +46,14 @@ case $? in
 77) skip "no stock Debian kernel: run tools/kernel-vm (or IOMMUD_KVM_FETCH=1) first" ;;
 *) echo "Bail out! stock-kernel.sh failed"; exit 1 ;;
 esac
-for tool in cpio gzip; do
-        command -v "$tool" >/dev/null || skip "'$tool' is missing"
-done
-
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/iommud-stock.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/root/lib/modules/iommud"
-cp "$dir"/modules/*.ko "$dir/modules/order" "$tmp/root/lib/modules/iommud/"
-(cd "$tmp/root" && find . -print0 | sort -z | cpio --null -o -H newc -R 0:0 --quiet) |
-        gzip -1 >"$tmp/modules.cpio.gz"
+files=()
+for f in "$dir"/modules/*.ko "$dir/modules/order"; do
+        files+=(-f "$f:/lib/modules/iommud/$(basename "$f")")
+done
+"$here/mkinitramfs.sh" -x -o "$tmp/modules.cpio.gz" "${files[@]}" 2>/dev/null ||
+        { echo "Bail out! building the modules archive failed"; exit 1; }
 cat "$initramfs" "$tmp/modules.cpio.gz" >"$tmp/initrd"
 echo "# stock kernel: $dir/vmlinuz, modules: $(tr '\n' ' ' <"$dir/modules/order")"
 

@@ -18,6 +18,7 @@
 #include "backend.h"
 #include "macros.h"
 #include "simtopo.h"
+#include "topology-json.h"
 #include "topology.h"
 #include "tree-util.h"
 

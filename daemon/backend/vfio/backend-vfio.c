@@ -173,8 +173,11 @@ void *vfio_obj_find(VfioContext *c, uint32_t id, VfioObjKind kind) {
 
 static int vfio_context_new(Backend *b, BackendContext **ret, Error *err) {
         BackendVfio *v = (BackendVfio *)b;
-        VfioContext *c = calloc(1, sizeof(*c));
+        VfioContext *c;
 
+        assert_return(b, -EINVAL);
+        assert_return(ret, -EINVAL);
+        c = calloc(1, sizeof(*c));
         if (!c)
                 return error_set(err, -ENOMEM, "out of memory");
         c->base.backend = b;
@@ -227,15 +230,25 @@ static int vfio_context_fd(BackendContext *bc) {
 
 static int vfio_option(BackendContext *bc, uint32_t option_id, uint16_t op, uint32_t object_id,
                        uint64_t *val64, Error *err) {
+        assert_return(bc, -EINVAL);
+        assert_return(val64, -EINVAL);
+
         return no_iommufd(err, "IOMMU_OPTION");
 }
 
 static int vfio_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err) {
+        assert_return(bc, -EINVAL);
+        assert_return(ret, -EINVAL);
+
         return no_iommufd(err, "reading the IOMMU's hardware information");
 }
 
 static int vfio_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *ret_id,
                            Error *err) {
+        assert_return(bc, -EINVAL);
+        assert_return(args, -EINVAL);
+        assert_return(ret_id, -EINVAL);
+
         return no_iommufd(err, args->flags & BACKEND_HWPT_NEST_PARENT
                                        ? "a nesting parent page table"
                                : args->flags & BACKEND_HWPT_PASID ? "a PASID page table"
@@ -243,16 +256,26 @@ static int vfio_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32
 }
 
 static int vfio_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd, Error *err) {
+        assert_return(bc, -EINVAL);
+        assert_return(ret_id, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
         return no_iommufd(err, "an I/O page fault queue");
 }
 
 static int vfio_fault_read(BackendContext *bc, uint32_t fault_id, FaultRecord *buf, size_t n_max,
                            size_t *ret_n, Error *err) {
+        assert_return(bc, -EINVAL);
+        assert_return(buf || n_max == 0, -EINVAL);
+        assert_return(ret_n, -EINVAL);
+
         return no_iommufd(err, "an I/O page fault queue");
 }
 
 static int vfio_fault_respond(BackendContext *bc, uint32_t fault_id, uint32_t cookie, uint32_t code,
                               Error *err) {
+        assert_return(bc, -EINVAL);
+
         return no_iommufd(err, "an I/O page fault queue");
 }
 
@@ -260,8 +283,11 @@ static int vfio_fault_respond(BackendContext *bc, uint32_t fault_id, uint32_t co
 
 static int vfio_ioas_alloc(BackendContext *bc, uint32_t *ret_id, Error *err) {
         VfioContext *c = (VfioContext *)bc;
-        VfioIoas *ioas = vfio_ioas_new();
+        VfioIoas *ioas;
 
+        assert_return(bc, -EINVAL);
+        assert_return(ret_id, -EINVAL);
+        ioas = vfio_ioas_new();
         if (!ioas || vfio_obj_add(c, VFIO_OBJ_IOAS, ioas, &ioas->id) < 0) {
                 free(ioas);
                 return error_set(err, -ENOMEM, "out of memory");
@@ -272,9 +298,11 @@ static int vfio_ioas_alloc(BackendContext *bc, uint32_t *ret_id, Error *err) {
 
 static int vfio_destroy(BackendContext *bc, uint32_t id, Error *err) {
         VfioContext *c = (VfioContext *)bc;
-        VfioObj *o = obj_find(c, id);
         VfioIoas *ioas;
+        VfioObj *o;
 
+        assert_return(bc, -EINVAL);
+        o = obj_find(c, id);
         if (!o)
                 return error_set(err, -ENOENT, "object %" PRIu32 " does not exist", id);
         if (o->kind != VFIO_OBJ_IOAS)

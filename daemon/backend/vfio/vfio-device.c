@@ -241,6 +241,8 @@ int vfio_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err) {
         unsigned group;
         int r;
 
+        assert_return(b, -EINVAL);
+        assert_return(ret_name, -EINVAL);
         r = identify_group_fd(v, fd, &group, err);
         if (r < 0)
                 return r;
@@ -253,6 +255,8 @@ int vfio_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
         unsigned group;
         int fd;
 
+        assert_return(b, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
         if (!name_is_valid(name))
                 return error_set(err, -EINVAL, "\"%s\" is not a device name", name ? name : "");
         if (device_group(v, name, &group) < 0)
@@ -429,6 +433,8 @@ int vfio_device_bind(BackendContext *bc, int fd, uint32_t *ret_dev_id, Error *er
         VfioGroup *g;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(ret_dev_id, -EINVAL);
         r = resolve(vfio_of(c), fd, &ref, err);
         name = ref.name;
         if (r < 0)
@@ -582,6 +588,8 @@ int vfio_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint
         VfioIoas *ioas;
         int r;
 
+        assert_return(bc, -EINVAL);
+        assert_return(pt_id, -EINVAL);
         if (pasid != BACKEND_NO_PASID)
                 return error_set(err, -EOPNOTSUPP,
                                  "attaching at a PASID needs iommufd; this kernel offers only "
@@ -624,6 +632,7 @@ int vfio_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, Erro
         VfioContext *c = (VfioContext *)bc;
         VfioDevice *d;
 
+        assert_return(bc, -EINVAL);
         if (pasid != BACKEND_NO_PASID)
                 return error_set(err, -EOPNOTSUPP,
                                  "PASIDs need iommufd; this kernel offers only VFIO type1");
@@ -652,8 +661,10 @@ static void device_free(VfioContext *c, VfioDevice *d) {
 
 int vfio_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         VfioContext *c = (VfioContext *)bc;
-        VfioDevice *d = device_lookup(c, dev_id, err);
+        VfioDevice *d;
 
+        assert_return(bc, -EINVAL);
+        d = device_lookup(c, dev_id, err);
         if (!d)
                 return -ENOENT;
         /* Whatever a client still holds, the device must reach nothing of the context. */

@@ -223,10 +223,12 @@ static int unmap_range(BackendVfio *v, VfioIoas *ioas, uint64_t first, uint64_t 
 int vfio_dma_unmap(BackendContext *bc, uint32_t ioas_id, uint64_t iova, uint64_t length,
                    uint64_t *ret_unmapped, Error *err) {
         VfioContext *c = (VfioContext *)bc;
-        VfioIoas *ioas = ioas_lookup(c, ioas_id, err);
         uint64_t last, unmapped = 0;
+        VfioIoas *ioas;
         int r;
 
+        assert_return(bc, -EINVAL);
+        ioas = ioas_lookup(c, ioas_id, err);
         if (!ioas)
                 return -ENOENT;
         /* (0, U64_MAX) empties the IOAS, also when it is empty already. */
@@ -325,15 +327,21 @@ int vfio_dma_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_ioas_id
 
 int vfio_dma_iova_ranges(BackendContext *bc, uint32_t ioas_id, IovaRange *ranges, size_t *n_ranges,
                          uint64_t *ret_alignment, Error *err) {
-        VfioContext *c = (VfioContext *)bc;
-        VfioIoas *ioas = ioas_lookup(c, ioas_id, err);
         static const IovaRange whole = { 0, UINT64_MAX };
-        const IovaRange *usable = ioas && ioas->n_usable > 0 ? ioas->usable : &whole;
-        size_t n = ioas && ioas->n_usable > 0 ? ioas->n_usable : 1;
+        const IovaRange *usable = &whole;
+        VfioIoas *ioas;
+        size_t n = 1;
 
+        assert_return(bc, -EINVAL);
         assert_return(n_ranges, -EINVAL);
+        assert_return(ranges || *n_ranges == 0, -EINVAL);
+        ioas = ioas_lookup((VfioContext *)bc, ioas_id, err);
         if (!ioas)
                 return -ENOENT;
+        if (ioas->n_usable > 0) {
+                usable = ioas->usable;
+                n = ioas->n_usable;
+        }
         if (*n_ranges < n) {
                 *n_ranges = n;
                 return error_set(err, -EMSGSIZE,
@@ -350,8 +358,11 @@ int vfio_dma_iova_ranges(BackendContext *bc, uint32_t ioas_id, IovaRange *ranges
 int vfio_dma_allow_iovas(BackendContext *bc, uint32_t ioas_id, const IovaRange *ranges, size_t n,
                          Error *err) {
         VfioContext *c = (VfioContext *)bc;
-        VfioIoas *ioas = ioas_lookup(c, ioas_id, err);
+        VfioIoas *ioas;
 
+        assert_return(bc, -EINVAL);
+        assert_return(ranges || n == 0, -EINVAL);
+        ioas = ioas_lookup(c, ioas_id, err);
         if (!ioas)
                 return -ENOENT;
         return vfio_ioas_set_allowed(ioas, ranges, n, err);

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
 
 /*
- * What the guest programs that drive iommud over its socket share: TAP lines, the daemon
- * under test, Varlink calls, the topology check against sysfs, the kernel's fault log and
- * moving a device between drivers.
+ * What the guest programs that drive iommud over its socket share (guest-broker on iommufd,
+ * guest-broker-vfio on a stock kernel's VFIO type1): the daemon under test, calls (a method
+ * without an interface is org.iommud.Broker's), the topology check against sysfs, the
+ * kernel's IOMMU fault log and moving a device to another driver.  Header-only, like
+ * guest-util.h: each guest program is one translation unit.
  */
 
 #include <dirent.h>
@@ -22,28 +25,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "guest-util.h"
 #include "json-util.h"
+#include "macros.h"
+#include "varlink-client.h"
 
-const char *iommud_path = "/usr/sbin/iommud";
-const char *iommud_backend;
+#define RUNTIME_DIR "/run/iommud"
+#define SOCKET_PATH RUNTIME_DIR "/org.iommud.Broker"
+#define POLICY_PATH "/tmp/iommud-policy.json"
+#define EMPTY_DIR "/tmp/iommud-empty.d"
 
-unsigned n_failed;
+static const char *iommud_path = "/usr/sbin/iommud";
+/* --backend for the daemon under test; NULL: auto. */
+static const char *iommud_backend;
 
-_printf_(2, 3) void tap(bool ok, const char *fmt, ...) {
-        va_list ap;
-
-        printf("%s - ", ok ? "ok" : "not ok");
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        putchar('\n');
-        fflush(stdout);
-        if (!ok)
-                n_failed++;
-}
-
-_printf_(1, 2) void skip(const char *fmt, ...) {
+static inline _printf_(1, 2) void skip(const char *fmt, ...) {
         va_list ap;
 
         printf("ok - ");
@@ -54,20 +52,20 @@ _printf_(1, 2) void skip(const char *fmt, ...) {
         fflush(stdout);
 }
 
-uint64_t now_ns(void) {
+static inline uint64_t now_ns(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void sleep_ms(unsigned ms) {
+static inline void sleep_ms(unsigned ms) {
         struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
 
         nanosleep(&ts, NULL);
 }
 
-int write_file(const char *path, const char *text) {
+static inline int write_file(const char *path, const char *text) {
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC, 0644);
         size_t n = strlen(text);
 
@@ -78,7 +76,7 @@ int write_file(const char *path, const char *text) {
         return 0;
 }
 
-int read_file(const char *path, char *buf, size_t size) {
+static inline int read_file(const char *path, char *buf, size_t size) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         ssize_t n;
 
@@ -93,9 +91,9 @@ int read_file(const char *path, char *buf, size_t size) {
         return 0;
 }
 
-pid_t daemon_pid = -1;
+static pid_t daemon_pid = -1;
 
-int daemon_start(void) {
+static inline int daemon_start(void) {
         const char *policy =
                 "{\n"
                 "  \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
@@ -136,7 +134,7 @@ int daemon_start(void) {
         return -ETIMEDOUT;
 }
 
-int daemon_stop(void) {
+static inline int daemon_stop(void) {
         int status = 0;
 
         if (daemon_pid < 0)
@@ -152,8 +150,8 @@ int daemon_stop(void) {
  * One call; returns the reply's parameters (owned by *rep) and sets *ret_error to the Varlink
  * error name (NULL on success).  Transport failures count as an error "transport".
  */
-json_object *call(VarlinkClient *c, const char *method, json_object *params, const int *fds,
-                  size_t n_fds, VarlinkReply *rep, const char **ret_error) {
+static inline json_object *call(VarlinkClient *c, const char *method, json_object *params,
+                         const int *fds, size_t n_fds, VarlinkReply *rep, const char **ret_error) {
         _cleanup_free_ char *full = NULL;
         int r;
 
@@ -170,7 +168,7 @@ json_object *call(VarlinkClient *c, const char *method, json_object *params, con
         return rep->parameters;
 }
 
-json_object *params(const char *key, ...) {
+static inline json_object *params(const char *key, ...) {
         json_object *o = json_object_new_object();
         va_list ap;
 
@@ -181,11 +179,11 @@ json_object *params(const char *key, ...) {
         return o;
 }
 
-json_object *u64(uint64_t v) {
+static inline json_object *u64(uint64_t v) {
         return json_object_new_uint64(v);
 }
 
-uint64_t get_u64(json_object *o, const char *key) {
+static inline uint64_t get_u64(json_object *o, const char *key) {
         json_object *v;
         uint64_t x = UINT64_MAX;
 
@@ -194,7 +192,7 @@ uint64_t get_u64(json_object *o, const char *key) {
         return x;
 }
 
-const char *get_str(json_object *o, const char *key) {
+static inline const char *get_str(json_object *o, const char *key) {
         json_object *v;
 
         if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
@@ -202,7 +200,7 @@ const char *get_str(json_object *o, const char *key) {
         return "";
 }
 
-static const char *region_type_name(const char *sysfs_type) {
+static inline const char *region_type_name(const char *sysfs_type) {
         if (streq(sysfs_type, "direct-relaxable"))
                 return "direct_relaxable";
         if (streq(sysfs_type, "direct") || streq(sysfs_type, "reserved") ||
@@ -212,7 +210,8 @@ static const char *region_type_name(const char *sysfs_type) {
 }
 
 /* Compares one group of the reply with /sys/kernel/iommu_groups/ID. */
-static bool group_matches(json_object *g, unsigned *n_relaxable, char *why, size_t why_size) {
+static inline bool group_matches(json_object *g, unsigned *n_relaxable, char *why,
+                                 size_t why_size) {
         uint64_t id = get_u64(g, "id");
         char path[PATH_MAX], buf[1024], *save = NULL;
         json_object *devs = NULL, *regions = NULL;
@@ -291,7 +290,7 @@ static bool group_matches(json_object *g, unsigned *n_relaxable, char *why, size
         return true;
 }
 
-void test_topology(VarlinkClient *c) {
+static inline void test_topology(VarlinkClient *c) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
         json_object *p, *groups = NULL;
         const char *error;
@@ -329,7 +328,7 @@ void test_topology(VarlinkClient *c) {
 }
 
 /* IOMMU fault lines in the kernel log so far. */
-unsigned count_faults(void) {
+static inline unsigned count_faults(void) {
         const char *mode = getenv("IOMMUD_KVM_MODE") ?: "";
         const char *pattern = streq(mode, "amd") ? "IO_PAGE_FAULT" : "DMAR: [DMA Write";
         int size = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0), n;
@@ -348,7 +347,7 @@ unsigned count_faults(void) {
 }
 
 /* Mappings of a memfd in the daemon's address space: the MAP_FILE fallback's footprint. */
-unsigned daemon_memfd_maps(void) {
+static inline unsigned daemon_memfd_maps(void) {
         char path[64], line[512];
         unsigned n = 0;
         FILE *f;
@@ -364,7 +363,7 @@ unsigned daemon_memfd_maps(void) {
         return n;
 }
 
-int set_driver(const char *bdf, const char *driver) {
+static inline int set_driver(const char *bdf, const char *driver) {
         char path[PATH_MAX], cur[PATH_MAX];
         ssize_t n;
 
