@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "backend.h"
+#include "file-util.h"
 #include "macros.h"
 #include "simtopo.h"
 #include "topology.h"
@@ -24,19 +25,9 @@
 static const char *const bundled[] = { "workstation", "server", "arm" };
 
 static char *read_text(const char *path) {
-        FILE *f = fopen(path, "re");
-        char *buf = NULL;
-        size_t size = 0;
+        char *text = NULL;
 
-        if (!f)
-                return NULL;
-        FILE *m = open_memstream(&buf, &size);
-        assert_non_null(m);
-        for (int c; (c = fgetc(f)) != EOF;)
-                fputc(c, m);
-        fclose(f);
-        assert_int_equal(fclose(m), 0);
-        return buf;
+        return file_util_read_at(AT_FDCWD, path, 64u << 20, &text, NULL) < 0 ? NULL : text;
 }
 
 /* Materializes a topology, loads it back and returns the pretty JSON text. */
