@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bus-errors.h"
 #include "bus-harness.h"
 
 #define WAIT_ROUNDS 600 /* of 50 ms */
@@ -26,11 +27,20 @@ bool bus_harness_alive(pid_t pid) {
         return pid > 0 && waitpid(pid, NULL, WNOHANG) == 0;
 }
 
-int bus_harness_start_dbus(const char *dir, pid_t *ret_pid, char *ret_address, size_t size) {
+void bus_harness_remove_dir(const char *dir) {
+        char cmd[400];
+
+        if (!dir[0])
+                return;
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        (void)!system(cmd);
+}
+
+int bus_harness_start_dbus(const char *dir, pid_t *ret_pid, sd_bus **ret_bus) {
         const char *config = getenv("IOMMUD_BUS_CONFIG");
         char listen[300], line[256];
         pid_t pid;
-        int p[2];
+        int p[2], r;
         ssize_t n;
 
         if (!config)
@@ -60,8 +70,13 @@ int bus_harness_start_dbus(const char *dir, pid_t *ret_pid, char *ret_address, s
                 return -ECHILD;
         line[n] = '\0';
         line[strcspn(line, "\n")] = '\0';
-        snprintf(ret_address, size, "%s", line);
-        return 0;
+        if (setenv("DBUS_SYSTEM_BUS_ADDRESS", line, 1) < 0)
+                return -errno;
+        r = sd_bus_open_system(ret_bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_error_add_map(bus_error_map);
+        return r < 0 ? r : 0;
 }
 
 int bus_harness_wait_for_name(sd_bus *bus, const char *name, pid_t owner) {

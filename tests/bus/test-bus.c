@@ -55,7 +55,6 @@ typedef struct Signal {
 static struct {
         char skip[256];
         char dir[128];
-        char address[300];
         pid_t dbus_pid;
         pid_t polkit_pid;
         ItestDaemon daemon;
@@ -284,16 +283,12 @@ static int group_setup(void **state) {
         snprintf(path, sizeof(path), "%s/actions/org.iommud1.policy", env.dir);
         assert_int_equal(copy_file(policy_file, path), 0);
 
-        r = bus_harness_start_dbus(env.dir, &env.dbus_pid, env.address, sizeof(env.address));
+        r = bus_harness_start_dbus(env.dir, &env.dbus_pid, &env.bus);
         if (r < 0) {
                 snprintf(env.skip, sizeof(env.skip), "cannot start dbus-daemon: %s",
                          strerror(-r));
                 return 0;
         }
-        /* iommud and every client find the bus the way they find the system bus. */
-        setenv("DBUS_SYSTEM_BUS_ADDRESS", env.address, 1);
-        assert_int_equal(sd_bus_open_system(&env.bus), 0);
-        assert_true(sd_bus_error_add_map(bus_error_map) >= 0);
         assert_true(sd_bus_match_signal(env.bus, NULL, BUS_NAME, NULL, NULL, NULL, on_signal,
                                         NULL) >= 0);
 
@@ -317,27 +312,16 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-        char cmd[300];
-
         if (env.daemon.pid > 0)
                 assert_int_equal(itest_daemon_stop(&env.daemon), 0);
         env.bus = sd_bus_flush_close_unref(env.bus);
         bus_harness_reap(&env.polkit_pid);
         bus_harness_reap(&env.dbus_pid);
-        if (env.dir[0]) {
-                snprintf(cmd, sizeof(cmd), "rm -rf '%s'", env.dir);
-                (void)!system(cmd);
-        }
+        bus_harness_remove_dir(env.dir);
         return 0;
 }
 
-#define REQUIRE_ENV()                                                                              \
-        do {                                                                                       \
-                if (env.skip[0]) {                                                                 \
-                        print_message("skipped: %s\n", env.skip);                                  \
-                        skip();                                                                    \
-                }                                                                                  \
-        } while (0)
+#define REQUIRE_ENV() BUS_HARNESS_REQUIRE(env.skip)
 
 /* ---- call helpers -------------------------------------------------------------------------- */
 

@@ -27,6 +27,7 @@
 #include "varlink-manager.h"
 #include "policy.h"
 #include "session.h"
+#include "sim-host.h"
 #include "simtopo.h"
 #include "topology.h"
 #include "varlink-client.h"
@@ -69,21 +70,9 @@ static void on_session(Session *s, SessionEvent event, void *userdata) {
 
 static int setup(void **state) {
         Env *e = calloc(1, sizeof(*e));
-        _cleanup_(simtopo_freep) SimTopology *st = NULL;
-        char sys[128];
 
         assert_non_null(e);
-        snprintf(e->root, sizeof(e->root), "/tmp/iommud-test-manager-XXXXXX");
-        assert_non_null(mkdtemp(e->root));
-        assert_int_equal(rmdir(e->root), 0);
-        assert_int_equal(simtopo_load(&st, "workstation", NULL), 0);
-        assert_int_equal(simtopo_materialize(st, e->root, NULL), 0);
-        snprintf(sys, sizeof(sys), "%s/sys", e->root);
-        assert_int_equal(topology_load_path(&e->host.topology, sys, NULL), 0);
-        assert_int_equal(backend_sim_new(&e->host.backend, st, e->root, NULL), 0);
-        assert_int_equal(policy_load_string(&e->host.policy, "test.json", policy_text,
-                                            strlen(policy_text), NULL, NULL),
-                         0);
+        sim_host_setup(&e->host, e->root, sizeof(e->root), "workstation", policy_text);
         e->base = event_base_new();
         assert_non_null(e->base);
         assert_int_equal(varlink_server_new(&e->server, e->base, NULL), 0);
@@ -107,11 +96,7 @@ static int teardown(void **state) {
         e->mv = manager_varlink_free(e->mv);
         varlink_server_free(e->server);
         event_base_free(e->base);
-        session_host_done(&e->host);
-        backend_free(e->host.backend);
-        topology_free(e->host.topology);
-        policy_free(e->host.policy);
-        simtopo_remove(e->root);
+        sim_host_teardown(&e->host, e->root);
         free(e);
         return 0;
 }
