@@ -12,8 +12,10 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include "explain.h"
 #include "json-util.h"
 #include "log.h"
+#include "principal.h"
 #include "session.h"
 
 #ifndef F_GET_SEALS
@@ -312,13 +314,7 @@ size_t session_n_address_spaces(const Session *s) {
 }
 
 void session_principal(const Session *s, Principal *ret) {
-        *ret = (Principal){
-                .uid = s->creds->uid,
-                .gid = s->creds->gid,
-                .groups = s->creds->groups,
-                .n_groups = s->creds->n_groups,
-                .unit = s->creds->unit,
-        };
+        (void)principal_from_creds(s->creds, ret);
 }
 
 void session_get_info(const Session *s, SessionInfo *ret) {
@@ -468,33 +464,14 @@ static int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t f
 
 /* ---- devices --------------------------------------------------------------------------- */
 
-static const char *holder_cb(void *userdata, const TopoDevice *d) {
-        Session *self = userdata;
-        Session *holder = session_host_device_holder(self->host, d, self);
-
-        return holder ? holder->description : NULL;
-}
-
 int session_explain_device(Session *s, const char *name, PolicyDecision *ret, BrokerError *err) {
-        const TopoDevice *d;
-        PolicyRuntime rt = {
-                .device_holder = holder_cb,
-                .userdata = s,
-                .usage = &s->usage,
-        };
+        ExplainScope scope = EXPLAIN_SCOPE_HOST(s->host);
         Principal p;
-        int r;
 
-        d = topology_find_device(s->host->topology, name);
-        if (!d)
-                return broker_error_no_such_device(err, name);
+        scope.self = s;
+        scope.usage = &s->usage;
         session_principal(s, &p);
-        r = policy_decide(s->host->policy, s->host->topology, d, &p, &rt, ret);
-        if (r < 0)
-                return broker_error_set(err, r, BROKER_ERROR_BACKEND_ERROR,
-                                        "Evaluating the policy for %s failed: %s", name,
-                                        strerror(-r));
-        return 0;
+        return explain_device(&scope, name, &p, ret, err);
 }
 
 static int device_busy(BrokerError *err, const char *device, const char *holder) {
@@ -1393,10 +1370,13 @@ int session_revalidate(Session *s,
                        void (*on_drop)(Session *s, const char *device, const char *reason,
                                        void *userdata),
                        void *userdata) {
-        PolicyRuntime rt = { .device_holder = holder_cb, .userdata = s };
+        ExplainScope scope = EXPLAIN_SCOPE_HOST(s->host);
+        PolicyRuntime rt;
         Principal p;
         int dropped = 0;
 
+        scope.self = s;
+        (void)explain_runtime(&scope, &rt);
         session_principal(s, &p);
         policy_quotas(s->host->policy, &p, &s->quotas);
         if (s->faults)

@@ -196,19 +196,42 @@ static void test_explain_for_uid(void **state) {
         Env *e = *state;
         _cleanup_(varlink_client_freep) VarlinkClient *c = connect_client(e);
         VarlinkReply reply = VARLINK_REPLY_INIT;
+        const char *reason = NULL;
         bool allowed = true;
+        json_object *steps;
+        uint64_t uid = 0;
 
-        call(e, c, "org.iommud.Manager.ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":1000}",
-             &reply);
+        /* uids without an account on most hosts: the primary group is given. */
+        call(e, c, "org.iommud.Manager.ExplainDevice",
+             "{\"device\":\"0000:01:00.0\",\"uid\":1000,\"gid\":1000}", &reply);
         assert_null(reply.error);
         assert_int_equal(json_util_get_bool(reply.parameters, "allowed", 0, &allowed, NULL), 0);
         assert_true(allowed);
         varlink_reply_clear(&reply);
 
-        call(e, c, "org.iommud.Manager.ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":4242}",
-             &reply);
+        call(e, c, "org.iommud.Manager.ExplainDevice",
+             "{\"device\":\"0000:01:00.0\",\"uid\":4242,\"gid\":4242}", &reply);
         assert_int_equal(json_util_get_bool(reply.parameters, "allowed", 0, &allowed, NULL), 0);
         assert_false(allowed);
+        varlink_reply_clear(&reply);
+
+        /* Without one, a uid that has no account has no groups to decide with. */
+        call(e, c, "org.iommud.Manager.ExplainDevice",
+             "{\"device\":\"0000:01:00.0\",\"uid\":4000000000}", &reply);
+        assert_string_equal(reply.error, "org.iommud.Manager.NoSuchUser");
+        assert_int_equal(json_util_get_u64(reply.parameters, "uid", 0, &uid, NULL), 0);
+        assert_int_equal(uid, 4000000000);
+        varlink_reply_clear(&reply);
+
+        /* root's account: its primary group from the account database, and no grant. */
+        call(e, c, "org.iommud.Manager.ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":0}",
+             &reply);
+        assert_null(reply.error);
+        assert_int_equal(json_util_get_array(reply.parameters, "steps", 0, &steps, NULL), 0);
+        assert_int_equal(json_util_get_string(json_object_array_get_idx(steps, POLICY_STEP_PRINCIPAL),
+                                              "reason", 0, &reason, NULL),
+                         0);
+        assert_non_null(strstr(reason, "uid 0 (gid 0, groups 0"));
         varlink_reply_clear(&reply);
 
         call(e, c, "org.iommud.Manager.ExplainDevice", "{\"device\":\"0000:99:00.0\",\"uid\":0}",
