@@ -99,21 +99,6 @@ static int device_path(const char *name, char **ret) {
         return sd_bus_path_encode(BUS_DEVICE_PREFIX, name, ret);
 }
 
-static const char *region_type_name(RegionType t) {
-        switch (t) {
-        case REGION_DIRECT:
-                return "direct";
-        case REGION_DIRECT_RELAXABLE:
-                return "direct-relaxable";
-        case REGION_RESERVED:
-                return "reserved";
-        case REGION_MSI:
-                return "msi";
-        default:
-                return "unknown";
-        }
-}
-
 /* Device-only eligibility: match, driver, group, regions; nobody's grants. */
 static bool device_eligible(Bus *b, const TopoDevice *d) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
@@ -128,7 +113,7 @@ static int append_regions(sd_bus_message *m, const TopoGroup *g) {
 
         for (size_t i = 0; r >= 0 && g && i < g->n_regions; i++)
                 r = sd_bus_message_append(m, "(tts)", g->regions[i].start, g->regions[i].last,
-                                          region_type_name(g->regions[i].type));
+                                          region_type_to_string(g->regions[i].type));
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         return r;

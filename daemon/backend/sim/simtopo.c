@@ -922,7 +922,7 @@ int simtopo_generate_scale(SimTopology **ret, size_t n_devices, Error *err) {
                 if (!g->device_indexes || !g->type || !g->regions)
                         return error_set(err, -ENOMEM, "out of memory");
                 g->regions[0] = (ReservedRegion){ 0xfee00000ULL, 0xfeefffffULL, REGION_MSI,
-                                                  strdup("msi") };
+                                                  strdup(region_type_to_string(REGION_MSI)) };
                 if (!g->regions[0].type_name)
                         return error_set(err, -ENOMEM, "out of memory");
                 if (g->n_regions == 2) {
@@ -930,7 +930,8 @@ int simtopo_generate_scale(SimTopology **ret, size_t n_devices, Error *err) {
                         g->regions[1] = g->regions[0];
                         g->regions[0] = (ReservedRegion){ 0x3c000000ULL, 0x3fffffffULL,
                                                           REGION_DIRECT_RELAXABLE,
-                                                          strdup("direct-relaxable") };
+                                                          strdup(region_type_to_string(
+                                                                  REGION_DIRECT_RELAXABLE)) };
                         if (!g->regions[0].type_name)
                                 return error_set(err, -ENOMEM, "out of memory");
                 }
