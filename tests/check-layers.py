@@ -37,9 +37,9 @@ EXCEPTIONS = {
 }
 
 # Within core/, the backend is reached through its interface only.
-ONLY = {("daemon/core", "daemon/backend"): {"backend.h"},
-        ("daemon/varlink", "daemon/backend"): {"backend.h"},
-        ("daemon/dbus", "daemon/backend"): {"backend.h"}}
+ONLY = {("daemon/core", "daemon/backend"): {"backend.h", "backend-names.h"},
+        ("daemon/varlink", "daemon/backend"): {"backend.h", "backend-names.h"},
+        ("daemon/dbus", "daemon/backend"): {"backend.h", "backend-names.h"}}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

@@ -16,6 +16,7 @@
 
 #include "varlink-broker-idl.h"
 #include "varlink-broker.h"
+#include "backend-names.h"
 #include "json-util.h"
 #include "log.h"
 #include "peer-creds.h"
@@ -485,15 +486,14 @@ static int method_explain_device(VarlinkCall *call, json_object *params, Varlink
 
 static json_object *capabilities_json(uint64_t caps) {
         json_object *a = json_object_new_array();
+        const char *names[16];
+        int n;
 
         if (!a)
                 return NULL;
-        if (caps & BACKEND_HW_CAP_DIRTY_TRACKING)
-                json_object_array_add(a, json_object_new_string("dirty-tracking"));
-        if (caps & BACKEND_HW_CAP_PCI_PASID_EXEC)
-                json_object_array_add(a, json_object_new_string("pasid-exec"));
-        if (caps & BACKEND_HW_CAP_PCI_PASID_PRIV)
-                json_object_array_add(a, json_object_new_string("pasid-priv"));
+        n = backend_hw_caps_to_strv(caps, names, ELEMENTSOF(names));
+        for (int i = 0; i < n; i++)
+                json_object_array_add(a, json_object_new_string(names[i]));
         return a;
 }
 

@@ -229,6 +229,10 @@ static const ParseCase parse_cases[] = {
         { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":1,\"page_sizes\":4096,"
           "\"pasid_bits\":21}],\"groups\":[]}",
           "iommus[0].pasid_bits: 0x15 is above the maximum 0x14" },
+        { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":1,\"page_sizes\":4096,"
+          "\"capabilities\":[\"pasid-exec\",\"pasid_priv\"]}],\"groups\":[]}",
+          "iommus[0].capabilities[1]: expected one of \"dirty-tracking\", \"pasid-exec\", "
+          "\"pasid-priv\"" },
         { "{\"iommus\":[{\"name\":\"smmu0\",\"kind\":\"arm-smmu-v3\",\"aperture_last\":1,\"page_sizes\":4096}],"
           "\"groups\":[]}",
           "iommus[0].name: an arm-smmu-v3 instance is named \"smmu3.<address>\", got 'smmu0'" },

@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "backend-names.h"
 #include "backend.h"
 #include "file-util.h"
 #include "simtopo.h"
@@ -295,14 +296,17 @@ static int parse_page_sizes(json_object *o, const char *path, uint64_t *ret, Err
         return 0;
 }
 
-static const struct {
-        const char *name;
-        uint64_t bit;
-} capability_names[] = {
-        { "dirty-tracking", BACKEND_HW_CAP_DIRTY_TRACKING },
-        { "pasid-exec", BACKEND_HW_CAP_PCI_PASID_EXEC },
-        { "pasid-priv", BACKEND_HW_CAP_PCI_PASID_PRIV },
-};
+static int capability_unknown(const char *path, Error *err) {
+        const char *names[16];
+        char list[256] = "";
+        int n;
+
+        n = backend_hw_caps_to_strv(UINT64_MAX, names, ELEMENTSOF(names));
+        for (int i = 0; i < n; i++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"",
+                         i > 0 ? ", " : "", names[i]);
+        return error_set(err, -EINVAL, "%s: expected one of %s", path, list);
+}
 
 static int parse_capabilities(json_object *o, const char *path, uint64_t *ret, Error *err) {
         char p[JSON_PATH_MAX];
@@ -312,18 +316,13 @@ static int parse_capabilities(json_object *o, const char *path, uint64_t *ret, E
                 return json_get_u64(o, path, UINT64_MAX, ret, err);
         for (size_t i = 0; i < json_object_array_length(o); i++) {
                 json_object *e = json_object_array_get_idx(o, i);
-                bool found = false;
+                uint64_t bit;
 
                 jpath(p, sizeof(p), "%s[%zu]", path, i);
-                if (json_object_is_type(e, json_type_string))
-                        for (size_t k = 0; k < ELEMENTSOF(capability_names); k++)
-                                if (streq(capability_names[k].name, json_object_get_string(e))) {
-                                        caps |= capability_names[k].bit;
-                                        found = true;
-                                }
-                if (!found)
-                        return error_set(err, -EINVAL, "%s: expected one of \"dirty-tracking\", "
-                                         "\"pasid-exec\", \"pasid-priv\"", p);
+                if (!json_object_is_type(e, json_type_string) ||
+                    backend_hw_cap_from_string(json_object_get_string(e), &bit) < 0)
+                        return capability_unknown(p, err);
+                caps |= bit;
         }
         *ret = caps;
         return 0;
