@@ -354,9 +354,10 @@ static int method_allow_iovas(sd_bus_message *m, void *userdata, sd_bus_error *e
                 r = sd_bus_message_read(m, "(tt)", &start, &last);
                 if (r <= 0)
                         break;
-                if (n >= 4096)
+                if (n >= SESSION_ALLOW_IOVAS_MAX)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "More than 4096 ranges given to AllowIOVAs.");
+                                                 "More than %d ranges given to AllowIOVAs.",
+                                                 SESSION_ALLOW_IOVAS_MAX);
                 if (n == alloc) {
                         IovaRange *a = realloc(ranges, (alloc = alloc ? alloc * 2 : 8) *
                                                                 sizeof(*a));

@@ -642,11 +642,11 @@ static int method_allow_iovas(VarlinkCall *call, json_object *params, VarlinkCal
         GET(call, json_util_get_array, params, "ranges", 0, &arr);
 
         n = json_object_array_length(arr);
-        if (n > 4096)
+        if (n > SESSION_ALLOW_IOVAS_MAX)
                 return reply_invalid_parameter(call, "ranges",
-                                               "parameter 'ranges': %zu ranges, at most 4096 are "
+                                               "parameter 'ranges': %zu ranges, at most %d are "
                                                "accepted",
-                                               n);
+                                               n, SESSION_ALLOW_IOVAS_MAX);
         ranges = calloc(n + 1, sizeof(*ranges));
         if (!ranges)
                 return -ENOMEM;

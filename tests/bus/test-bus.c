@@ -41,6 +41,7 @@
 #include "bus.h"
 #include "file-util.h"
 #include "itest.h"
+#include "session.h"
 
 #define NOBODY 65534
 #define WAIT_ROUNDS 600 /* of 50 ms: a hang fails the test after 30 s */
@@ -776,6 +777,30 @@ static void test_manager_methods(void **state) {
         assert_true(gen >= 2);
 }
 
+/* AllowIOVAs with n ranges of one page each, a page apart, from start: 0 or the errno. */
+static int allow_iovas(const char *session, uint32_t ioas, uint64_t start, size_t n) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        assert_int_equal(sd_bus_message_new_method_call(env.bus, &m, BUS_NAME, session,
+                                                        BUS_SESSION_INTERFACE, "AllowIOVAs"),
+                         0);
+        assert_true(sd_bus_message_append(m, "u", ioas) >= 0);
+        assert_true(sd_bus_message_open_container(m, 'a', "(tt)") >= 0);
+        for (size_t i = 0; i < n; i++)
+                assert_true(sd_bus_message_append(m, "(tt)", start + i * 0x2000,
+                                                  start + i * 0x2000 + 0xfff) >= 0);
+        assert_true(sd_bus_message_close_container(m) >= 0);
+        r = sd_bus_call(env.bus, m, 0, &error, &reply);
+        if (r < 0)
+                r = sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS) ? -EINVAL : r;
+        sd_bus_message_unref(m);
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&error);
+        return r < 0 ? r : 0;
+}
+
 static void test_session_methods(void **state) {
         sd_bus_message *reply;
         EligibleDevice dev;
@@ -821,6 +846,9 @@ static void test_session_methods(void **state) {
         assert_true(alignment >= 1);
         if (start == 0)
                 start = alignment > 4096 ? alignment : 4096;
+        /* As many ranges as AllowIOVAs takes, and one more. */
+        assert_int_equal(allow_iovas(session, ioas, start, SESSION_ALLOW_IOVAS_MAX), 0);
+        assert_int_equal(allow_iovas(session, ioas, start, SESSION_ALLOW_IOVAS_MAX + 1), -EINVAL);
         /* Allow one window; automatic IOVAs then land inside it. */
         sd_bus_message_unref(SESSION(env.bus, session, "AllowIOVAs", "ua(tt)", ioas, 1,
                                      start, start + 0x1000000 - 1));
