@@ -11,9 +11,7 @@
 #include "assert-util.h"
 #include "macros.h"
 #include "principal.h"
-
-/* The largest passwd entry buffer tried; a larger entry is a broken database. */
-#define ACCOUNT_BUFFER_MAX (1024u * 1024u)
+#include "user-util.h"
 
 int principal_from_creds(const PeerCreds *c, Principal *ret) {
         assert_return(c, -EINVAL);
@@ -27,41 +25,6 @@ int principal_from_creds(const PeerCreds *c, Principal *ret) {
                 .unit = c->unit,
         };
         return 0;
-}
-
-/*
- * getpwuid_r() wants a buffer whose size sysconf() only hints at: grow it on
- * ERANGE.  Returns 1 with *ret_buf holding the entry's strings, 0 when no
- * account has uid, or -errno from the account database.
- */
-static int account_lookup(uid_t uid, struct passwd *pw, char **ret_buf) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 1024;
-
-        for (;;) {
-                struct passwd *result = NULL;
-                char *b;
-                int r;
-
-                b = realloc(buf, size);
-                if (!b)
-                        return -ENOMEM;
-                buf = b;
-                r = getpwuid_r(uid, pw, buf, size, &result);
-                if (r == ERANGE && size < ACCOUNT_BUFFER_MAX) {
-                        size *= 2;
-                        continue;
-                }
-                /* Not found is 0 with no result, or one of these, depending on the module. */
-                if (r == ENOENT || r == ESRCH || r == EBADF || r == EPERM)
-                        return 0;
-                if (r > 0)
-                        return -r;
-                if (!result)
-                        return 0;
-                *ret_buf = TAKE_PTR(buf);
-                return 1;
-        }
 }
 
 /* Every group of user name with primary group gid (which getgrouplist() puts first). */
@@ -96,7 +59,7 @@ int principal_account_resolve(uid_t uid, gid_t gid, PrincipalAccount *ret, Broke
         assert_return(uid != UID_INVALID, -EINVAL);
         assert_return(ret, -EINVAL);
 
-        r = account_lookup(uid, &pw, &buf);
+        r = user_util_get_by_uid(uid, &pw, &buf);
         if (r < 0)
                 return broker_error_set(err, r, BROKER_ERROR_SYSTEM_ERROR,
                                         "Looking up the account of uid %u failed: %s",

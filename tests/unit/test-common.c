@@ -15,6 +15,7 @@
 #include "file-util.h"
 #include "log.h"
 #include "macros.h"
+#include "user-util.h"
 
 static void test_error_set_returns_errno_and_message(void **state) {
         Error e = ERROR_INIT;
@@ -142,6 +143,26 @@ static void test_file_read_limits(void **state) {
         scratch_remove(dir, dfd);
 }
 
+/* root (uid 0, group 0) exists everywhere; the names below exist nowhere. */
+static void test_user_lookups(void **state) {
+        _cleanup_free_ char *b1 = NULL, *b2 = NULL, *b3 = NULL;
+        char *none = NULL;
+        struct passwd pw;
+        struct group gr;
+
+        assert_int_equal(user_util_get_by_uid(0, &pw, &b1), 1);
+        assert_string_equal(pw.pw_name, "root");
+        assert_int_equal(pw.pw_gid, 0);
+        assert_int_equal(user_util_get_by_name("root", &pw, &b2), 1);
+        assert_int_equal(pw.pw_uid, 0);
+        assert_int_equal(user_util_group_by_name("root", &gr, &b3), 1);
+        assert_int_equal(gr.gr_gid, 0);
+
+        assert_int_equal(user_util_get_by_name("iommud-no-such-user", &pw, &none), 0);
+        assert_int_equal(user_util_group_by_name("iommud-no-such-group", &gr, &none), 0);
+        assert_null(none);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_set_returns_errno_and_message),
@@ -153,6 +174,7 @@ int main(void) {
                 cmocka_unit_test(test_log_returns_negative_errno),
                 cmocka_unit_test(test_file_read_whole),
                 cmocka_unit_test(test_file_read_limits),
+                cmocka_unit_test(test_user_lookups),
         };
 
         return cmocka_run_group_tests_name("common", tests, NULL, NULL);
