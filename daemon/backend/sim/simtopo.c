@@ -927,10 +927,9 @@ int simtopo_generate_scale(SimTopology **ret, size_t n_devices, Error *err) {
                 if (g->n_regions == 2) {
                         /* An RMRR the OS may relax, as USB controllers have. */
                         g->regions[1] = g->regions[0];
-                        g->regions[0] = (ReservedRegion){ 0x3c000000ULL, 0x3fffffffULL,
-                                                          REGION_DIRECT_RELAXABLE,
-                                                          strdup(region_type_to_string(
-                                                                  REGION_DIRECT_RELAXABLE)) };
+                        g->regions[0] = (ReservedRegion){
+                                0x3c000000ULL, 0x3fffffffULL, REGION_DIRECT_RELAXABLE,
+                                strdup(region_type_to_string(REGION_DIRECT_RELAXABLE)) };
                         if (!g->regions[0].type_name)
                                 return error_set(err, -ENOMEM, "out of memory");
                 }
