@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "iommud/iommud.h"
 #include "json-util.h"
 #include "libiommud-internal.h"
@@ -31,8 +32,7 @@ struct IommudError {
 _public_ int iommud_error_new(IommudError **ret) {
         IommudError *e;
 
-        if (!ret)
-                return -EINVAL;
+        assert_return(ret, -EINVAL);
         e = calloc(1, sizeof(*e));
         if (!e)
                 return -ENOMEM;

@@ -20,6 +20,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "manager-internal.h"
+#include "session-state.h"
 
 /* The fd store names of a session's fds: its iommufd, a device's, its fault queue's. */
 #define FDNAME_IOMMUFD "s%" PRIu64 "-iommufd"

@@ -21,6 +21,8 @@ RULES = {
     "daemon/backend/kernel": ["common", "daemon/backend"],
     "daemon/backend/sim": ["common", "topology", "daemon/backend"],
     "daemon/core": ["common", "topology", "policy", "daemon/backend"],
+    # Restart survival of sessions: JSON over the core's private tables.
+    "daemon/core/state": ["common", "topology", "policy", "daemon/backend", "daemon/core"],
     "daemon/varlink": ["common", "topology", "policy", "daemon/backend", "daemon/core"],
     "daemon/dbus": ["common", "topology", "policy", "daemon/backend", "daemon/core"],
     "daemon": None,  # the composition root sees everything
@@ -34,10 +36,21 @@ EXCEPTIONS = {
     ("daemon/varlink", "daemon/backend/sim"): {"backend-sim.h", "simtopo.h"},
     # OpenSession hands a D-Bus caller a socket already connected to a broker session.
     ("daemon/dbus", "daemon/varlink"): {"varlink-broker.h", "varlink-server.h"},
+    # The broker writes each of its sessions' records into the restart state.
+    ("daemon/varlink", "daemon/core/state"): {"session-state.h"},
+}
+
+# Headers private to the folders named, whoever else may see their folder (the composition
+# root included): the session's tables are the core's and its restart state's alone.
+PRIVATE = {
+    "session-internal.h": {"daemon/core", "daemon/core/state"},
 }
 
 # Within core/, the backend is reached through its interface only.
+# The names of the hardware capabilities (backend-names.h) go with the interface for the core
+# and the transports, which report them; the restart state keeps bits, not names.
 ONLY = {("daemon/core", "daemon/backend"): {"backend.h", "backend-names.h"},
+        ("daemon/core/state", "daemon/backend"): {"backend.h"},
         ("daemon/varlink", "daemon/backend"): {"backend.h", "backend-names.h"},
         ("daemon/dbus", "daemon/backend"): {"backend.h", "backend-names.h"}}
 
@@ -71,6 +84,11 @@ def main():
             homes = headers.get(base)
             if not homes:
                 continue  # generated (config.h) or a system-style header
+            if base in PRIVATE and top not in PRIVATE[base]:
+                failures.setdefault(top, []).append(
+                    f"{os.path.relpath(path, ROOT)} includes {inc}, private to "
+                    f"{' and '.join(sorted(PRIVATE[base]))}")
+                continue
             if top in homes or allowed is None:
                 continue
             ok = False

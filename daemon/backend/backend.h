@@ -46,6 +46,16 @@ enum {
         BACKEND_HWPT_DATA_ARM_SMMUV3 = 2,
 };
 
+/* The largest vendor stage-1 table of any BACKEND_HWPT_DATA_* type (struct iommu_hwpt_vtd_s1). */
+#define BACKEND_STAGE1_DATA_MAX 24
+
+/* Same values as the kernel's IOMMU_HW_INFO_TYPE_*. */
+enum {
+        BACKEND_HW_INFO_TYPE_NONE = 0,
+        BACKEND_HW_INFO_TYPE_INTEL_VTD = 1,
+        BACKEND_HW_INFO_TYPE_ARM_SMMUV3 = 2,
+};
+
 /* Same values as the kernel's IOMMU_HW_CAP_*. */
 enum {
         BACKEND_HW_CAP_DIRTY_TRACKING = 1 << 0,
@@ -88,7 +98,7 @@ typedef struct IovaRange {
 } IovaRange;
 
 typedef struct HwInfo {
-        uint32_t type;           /* IOMMU_HW_INFO_TYPE_*: 0 none, 1 Intel VT-d, 2 Arm SMMUv3 */
+        uint32_t type;           /* BACKEND_HW_INFO_TYPE_* */
         uint8_t max_pasid_log2;  /* 0: no PASID support */
         uint64_t capabilities;   /* BACKEND_HW_CAP_* */
 } HwInfo;
@@ -214,6 +224,16 @@ struct BackendContext {
 const char *backend_feature_to_string(BackendFeature f);
 /* Names of the set bits, e.g. for GetTopology/NotSupported messages; NULL-terminated static array. */
 int backend_features_to_strv(uint64_t features, const char **ret, size_t n_max);
+
+/*
+ * The vendor stage-1 tables a nested HWPT takes, from one table: the size of the kernel's
+ * struct for a BACKEND_HWPT_DATA_* type (0: not a stage-1 type), the type an IOMMU of a
+ * BACKEND_HW_INFO_TYPE_* takes (BACKEND_HWPT_DATA_NONE: none), and the type's name in the
+ * protocol ("vtd", "arm_smmuv3"; -EINVAL for any other name).
+ */
+size_t backend_stage1_data_len(uint32_t data_type);
+uint32_t backend_hw_info_stage1_type(uint32_t hw_info_type);
+int backend_stage1_type_from_string(const char *name, uint32_t *ret);
 
 static inline bool backend_has_feature(const Backend *b, BackendFeature f) {
         return (b->features & f) != 0;

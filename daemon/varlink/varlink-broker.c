@@ -20,6 +20,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "peer-creds.h"
+#include "session-state.h"
 
 struct Broker {
         SessionHost *host;

@@ -48,6 +48,7 @@
 #include <json-c/json.h>
 
 #include "edu.h"
+#include "guest-util.h"
 #include "iommufd-abi.h"
 #include "json-util.h"
 #include "macros.h"
@@ -66,21 +67,6 @@
 #define EMPTY_DIR "/tmp/iommud-empty.d"
 
 static const char *iommud_path = "/usr/sbin/iommud";
-static unsigned n_failed;
-
-static _printf_(2, 3) void tap(bool ok, const char *fmt, ...) {
-        va_list ap;
-
-        printf("%s - ", ok ? "ok" : "not ok");
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        putchar('\n');
-        fflush(stdout);
-        if (!ok)
-                n_failed++;
-}
-
 static _printf_(1, 2) void skip(const char *fmt, ...) {
         va_list ap;
 
@@ -250,24 +236,13 @@ static const char *get_str(json_object *o, const char *key) {
 
 static int open_cdev(const char *bdf) {
         char path[PATH_MAX];
-        struct dirent *de;
-        DIR *d;
-        int fd = -ENOENT;
+        int r, fd;
 
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        while ((de = readdir(d)))
-                if (strneq(de->d_name, "vfio", 4)) {
-                        snprintf(path, sizeof(path), "/dev/vfio/devices/%s", de->d_name);
-                        fd = open(path, O_RDWR | O_CLOEXEC);
-                        if (fd < 0)
-                                fd = -errno;
-                        break;
-                }
-        closedir(d);
-        return fd;
+        r = vfio_cdev_path(bdf, path, sizeof(path));
+        if (r < 0)
+                return r;
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
 }
 
 /* AttachDevice with the device's cdev fd; returns the deviceId or a negative value. */
@@ -978,5 +953,5 @@ int main(int argc, char **argv) {
 
         r = daemon_stop();
         tap(r == 0, "iommud exits cleanly on SIGTERM (status %d)", r);
-        return n_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tap_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1000,6 +1004,84 @@ static void fault_invalid_on_detach(void **state) {
         assert_int_equal(OPS(&s->env)->destroy(f.c, f.fault, NULL), 0);
 }
 
+/* ---- contracts: what a caller may not pass ---- */
+
+/* One broken call each: a NULL context, or a NULL where the op writes or reads. */
+static int broken_call(ConfState *s, BackendContext *c, uint32_t ioas, unsigned i) {
+        const BackendOps *ops = OPS(&s->env);
+        uint64_t va = conf_va(s, 0, 0x1000);
+        size_t n = 1;
+        uint32_t id;
+
+        switch (i) {
+        case 0: return ops->destroy(NULL, ioas, NULL);
+        case 1: return ops->ioas_alloc(c, NULL, NULL);
+        case 2: return ops->ioas_map_va(c, ioas, BACKEND_MAP_READABLE, va, 0x1000, NULL, NULL);
+        case 3: return ops->ioas_iova_ranges(c, ioas, NULL, &n, NULL, NULL);
+        case 4: return ops->hwpt_alloc(c, NULL, &id, NULL);
+        case 5: return ops->device_attach(c, 1, BACKEND_NO_PASID, NULL, NULL);
+        case 6: return ops->fault_read(c, 1, NULL, 1, &n, NULL);
+        case 7: return ops->option(c, BACKEND_OPTION_RLIMIT_MODE, BACKEND_OPTION_OP_GET, 0, NULL,
+                                   NULL);
+        }
+        return 0;
+}
+#define N_BROKEN_CALLS 8u
+
+/* Runs broken call i (all of them when i is N_BROKEN_CALLS) in a child; its wait status. */
+static int broken_child(ConfState *s, BackendContext *c, uint32_t ioas, unsigned i,
+                        bool critical) {
+        int status = 0;
+        pid_t pid;
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct rlimit no_core = {};
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+                (void)setrlimit(RLIMIT_CORE, &no_core);
+                if (null >= 0)
+                        (void)dup2(null, STDERR_FILENO);
+                if (critical)
+                        (void)setenv("IOMMUD_ASSERT_RETURN_IS_CRITICAL", "1", 1);
+                else
+                        (void)unsetenv("IOMMUD_ASSERT_RETURN_IS_CRITICAL");
+                for (unsigned k = 0; k < N_BROKEN_CALLS; k++) {
+                        if (i != N_BROKEN_CALLS && i != k)
+                                continue;
+                        if (broken_call(s, c, ioas, k) != -EINVAL)
+                                _exit(10 + (int)k);
+                }
+                _exit(0);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        return status;
+}
+
+/*
+ * A caller's programming error stops at the op it called: with
+ * $IOMMUD_ASSERT_RETURN_IS_CRITICAL (tests) the process aborts there, without it (the
+ * daemon) the op returns -EINVAL and the daemon keeps serving.
+ */
+static void contracts_broken_by_caller(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c = ctx_new(s);
+        uint32_t ioas = ioas_new(s, c);
+        int status;
+
+        for (unsigned i = 0; i < N_BROKEN_CALLS; i++) {
+                status = broken_child(s, c, ioas, i, true);
+                if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+                        fail_msg("broken call %u did not abort (wait status 0x%x)", i, status);
+        }
+        status = broken_child(s, c, ioas, N_BROKEN_CALLS, false);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("broken calls did not all return -EINVAL (wait status 0x%x)", status);
+        /* Nothing happened to the context. */
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), 0);
+}
+
 /* ---- the runner ---- */
 
 typedef struct ConfTest {
@@ -1048,6 +1130,7 @@ static const ConfTest conf_tests[] = {
         T(fault_inject_read_respond),
         T(fault_pasid_records),
         T(fault_invalid_on_detach),
+        T(contracts_broken_by_caller),
 };
 #undef T
 

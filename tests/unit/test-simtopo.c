@@ -19,6 +19,7 @@
 #include "file-util.h"
 #include "macros.h"
 #include "simtopo.h"
+#include "topology-json.h"
 #include "topology.h"
 #include "tree-util.h"
 
