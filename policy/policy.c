@@ -301,8 +301,7 @@ static const char *region_action_setting(const PolicyRegionException *e, RegionT
         if (e)
                 snprintf(buf, size, "exception '%s'", e->name);
         else
-                snprintf(buf, size, "reserved-regions.%s",
-                         t == REGION_DIRECT ? "direct" : "direct-relaxable");
+                snprintf(buf, size, "reserved-regions.%s", region_type_to_string(t));
         return buf;
 }
 
@@ -371,7 +370,7 @@ static int step_regions(const Policy *p, const TopoDevice *d, Reasons *s) {
                 return step_set(s, POLICY_PASS,
                                 "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " is '%s', allowed by %s",
                                 allowed->start, allowed->last,
-                                allowed->type == REGION_DIRECT ? "direct" : "direct-relaxable",
+                                region_type_to_string(allowed->type),
                                 region_action_setting(allowed_by, allowed->type, who, sizeof(who)));
         return step_concat(s, POLICY_PASS, "no direct-mapped reserved regions in group ",
                            fmt_u(who, g->id), NULL);

@@ -48,12 +48,14 @@ PRIVATE = {
 }
 
 # Within core/, the backend is reached through its interface only.
-ONLY = {("daemon/core", "daemon/backend"): {"backend.h"},
+# The names of the hardware capabilities (backend-names.h) go with the interface for the core
+# and the transports, which report them; the restart state keeps bits, not names.
+ONLY = {("daemon/core", "daemon/backend"): {"backend.h", "backend-names.h"},
         ("daemon/core/state", "daemon/backend"): {"backend.h"},
         # The legacy VFIO ABI shares its ioctl type and base with the VFIO cdev ioctls.
         ("daemon/backend/vfio", "daemon/backend/kernel"): {"iommufd-abi.h"},
-        ("daemon/varlink", "daemon/backend"): {"backend.h"},
-        ("daemon/dbus", "daemon/backend"): {"backend.h"}}
+        ("daemon/varlink", "daemon/backend"): {"backend.h", "backend-names.h"},
+        ("daemon/dbus", "daemon/backend"): {"backend.h", "backend-names.h"}}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

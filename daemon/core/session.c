@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "assert-util.h"
+#include "explain.h"
 #include "log.h"
+#include "principal.h"
 #include "session-internal.h"
 
 /* ---- claims ---------------------------------------------------------------------------- */
@@ -45,13 +47,6 @@ void session_host_release_claim(SessionHost *h, const char *device, const Sessio
                 h->claims[i] = h->claims[--h->n_claims];
                 return;
         }
-}
-
-const char *session_holder_description(void *userdata, const TopoDevice *d) {
-        Session *self = userdata;
-        Session *holder = session_host_device_holder(self->host, d, self);
-
-        return holder ? holder->description : NULL;
 }
 
 static bool device_is_harmless(const TopoDevice *d) {
@@ -262,13 +257,7 @@ void session_principal(const Session *s, Principal *ret) {
         assert(s);
         assert(ret);
 
-        *ret = (Principal){
-                .uid = s->creds->uid,
-                .gid = s->creds->gid,
-                .groups = s->creds->groups,
-                .n_groups = s->creds->n_groups,
-                .unit = s->creds->unit,
-        };
+        (void)principal_from_creds(s->creds, ret);
 }
 
 void session_get_info(const Session *s, SessionInfo *ret) {
@@ -469,12 +458,16 @@ int session_revalidate(Session *s,
                        void (*on_drop)(Session *s, const char *device, const char *reason,
                                        void *userdata),
                        void *userdata) {
-        PolicyRuntime rt = { .device_holder = session_holder_description, .userdata = s };
+        ExplainScope scope;
+        PolicyRuntime rt;
         Principal p;
         int dropped = 0;
 
         assert_return(s, -EINVAL);
 
+        scope = EXPLAIN_SCOPE_HOST(s->host);
+        scope.self = s;
+        (void)explain_runtime(&scope, &rt);
         session_principal(s, &p);
         policy_quotas(s->host->policy, &p, &s->quotas);
         if (s->faults)

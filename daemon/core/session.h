@@ -190,6 +190,8 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
  */
 int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_t *ret_n,
                             uint64_t *ret_alignment, BrokerError *err);
+/* The most ranges one AllowIOVAs call takes, on either transport. */
+#define SESSION_ALLOW_IOVAS_MAX 4096
 int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, size_t n,
                         BrokerError *err);
 

@@ -8,6 +8,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "backend-names.h"
 #include "bus-errors.h"
 #include "bus-internal.h"
 #include "log.h"
@@ -213,20 +214,20 @@ static int check_owner(sd_bus_message *m, BusSession *bs, sd_bus_error *error) {
 
 static int reply_device_info(sd_bus_message *m, const SessionDeviceInfo *info) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r;
+        const char *names[16];
+        int n, r;
 
+        n = backend_hw_caps_to_strv(info->capabilities, names, ELEMENTSOF(names));
+        if (n < 0)
+                return n;
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "usuy", info->device_id, info->bdf, info->group,
                                           info->pasid_bits);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "s");
-        if (r >= 0 && (info->capabilities & BACKEND_HW_CAP_DIRTY_TRACKING))
-                r = sd_bus_message_append(reply, "s", "dirty-tracking");
-        if (r >= 0 && (info->capabilities & BACKEND_HW_CAP_PCI_PASID_EXEC))
-                r = sd_bus_message_append(reply, "s", "pasid-exec");
-        if (r >= 0 && (info->capabilities & BACKEND_HW_CAP_PCI_PASID_PRIV))
-                r = sd_bus_message_append(reply, "s", "pasid-priv");
+        for (int i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "s", names[i]);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -353,9 +354,10 @@ static int method_allow_iovas(sd_bus_message *m, void *userdata, sd_bus_error *e
                 r = sd_bus_message_read(m, "(tt)", &start, &last);
                 if (r <= 0)
                         break;
-                if (n >= 4096)
+                if (n >= SESSION_ALLOW_IOVAS_MAX)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "More than 4096 ranges given to AllowIOVAs.");
+                                                 "More than %d ranges given to AllowIOVAs.",
+                                                 SESSION_ALLOW_IOVAS_MAX);
                 if (n == alloc) {
                         IovaRange *a = realloc(ranges, (alloc = alloc ? alloc * 2 : 8) *
                                                                 sizeof(*a));
