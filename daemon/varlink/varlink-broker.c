@@ -965,6 +965,27 @@ static int method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFl
         return varlink_call_reply_with_fds(call, out, &fd, 1);
 }
 
+static int method_get_device_fd(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                                void *userdata) {
+        BrokerError e = BROKER_ERROR_INIT;
+        json_object *out;
+        uint32_t id;
+        int fd;
+
+        REQUIRE_SESSION(call);
+        CHECK_KNOWN(call, params, "deviceId");
+        GET(call, json_util_get_u32, params, "deviceId", 0, &id);
+        if (session_device_fd(call_session(call), id, &fd, &e) < 0)
+                return reply_error(call, &e);
+        out = json_object_new_object();
+        if (!out) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        (void)json_util_add(out, "deviceFd", json_object_new_int(0));
+        return varlink_call_reply_with_fds(call, out, &fd, 1);
+}
+
 static json_object *usage_json(const char *resource, uint64_t used, uint64_t limit) {
         json_object *o = json_object_new_object();
 
@@ -1138,6 +1159,7 @@ static const VarlinkMethod broker_methods[] = {
         { "WatchFaults", method_watch_faults },
         { "RespondFault", method_respond_fault },
         { "Delegate", method_delegate },
+        { "GetDeviceFd", method_get_device_fd },
         { "GetSession", method_get_session },
         { "JoinSession", method_join_session },
         { "WatchEvents", method_watch_events },

@@ -197,6 +197,9 @@ static int method_get_status(VarlinkCall *call, json_object *params, VarlinkCall
         (void)json_util_add(out, "features", fa);
         if (mv->cfg.topology)
                 (void)json_util_add(out, "topology", json_object_new_string(mv->cfg.topology));
+        if (mv->cfg.backend_reason)
+                (void)json_util_add(out, "backendReason",
+                                    json_object_new_string(mv->cfg.backend_reason));
         (void)json_util_add(out, "sessions", u64_node(h->n_sessions));
         (void)json_util_add(out, "groups", u64_node(h->topology->n_groups));
         (void)json_util_add(out, "devices", u64_node(h->topology->n_devices));

@@ -534,6 +534,7 @@ static const ApiMember api[] = {
         { BUS_SESSION_INTERFACE, "method", "AttachDevice", "h>usuyas" },
         { BUS_SESSION_INTERFACE, "method", "AttachDeviceByName", "s>usuyas" },
         { BUS_SESSION_INTERFACE, "method", "DetachDevice", "u>" },
+        { BUS_SESSION_INTERFACE, "method", "GetDeviceFd", "u>h" },
         { BUS_SESSION_INTERFACE, "method", "CreateAddressSpace", ">u" },
         { BUS_SESSION_INTERFACE, "method", "DestroyAddressSpace", "u>" },
         { BUS_SESSION_INTERFACE, "method", "AttachToAddressSpace", "uu>u" },
