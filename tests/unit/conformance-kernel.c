@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -179,6 +180,13 @@ static int responder_auto_invalid(ConfEnv *env, uint64_t *ret) {
         return conformance_sim_factory.auto_invalid_count(&d->sim_env, ret);
 }
 
+static int responder_ioctl(ConfEnv *env, BackendContext *c, unsigned long request, void *arg) {
+        ResponderFactoryData *d = env->userdata;
+
+        return kernel_responder_ioctl(d->responder, env->backend->ops->context_fd(c), request,
+                                      arg);
+}
+
 const ConfFactory conformance_kernel_responder_factory = {
         .name = "kernel-responder",
         .setup = responder_setup,
@@ -186,6 +194,7 @@ const ConfFactory conformance_kernel_responder_factory = {
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
+        .ioctl = responder_ioctl,
 };
 
 const ConfFactory conformance_kernel_responder_mmap_factory = {
@@ -195,6 +204,7 @@ const ConfFactory conformance_kernel_responder_mmap_factory = {
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
+        .ioctl = responder_ioctl,
 };
 
 /* ---- backend-kernel on this host ---- */
@@ -203,8 +213,8 @@ typedef struct RealFactoryData {
         char device[64];          /* BDF of the VFIO device used as the plain device */
 } RealFactoryData;
 
-/* Says once why the real-kernel factory does not run here. */
-static int real_skip(const char *reason) {
+/* Says why the real-kernel factory does not run here: once in a comment, and to each case. */
+static int real_skip(ConfEnv *env, const char *reason) {
         static bool said = false;
 
         if (!said) {
@@ -212,6 +222,7 @@ static int real_skip(const char *reason) {
                 fflush(stdout);
                 said = true;
         }
+        snprintf(env->unavailable, sizeof(env->unavailable), "%s", reason);
         return -ENODEV;
 }
 
@@ -271,9 +282,10 @@ static int real_setup(ConfEnv *env) {
         int r;
 
         if (access("/dev/iommu", F_OK) < 0)
-                return real_skip("this host has no /dev/iommu (no iommufd in the running kernel)");
+                return real_skip(env, "this host has no /dev/iommu "
+                                      "(no iommufd in the running kernel)");
         if (access("/dev/iommu", R_OK | W_OK) < 0)
-                return real_skip("/dev/iommu exists but is not readable and writeable here");
+                return real_skip(env, "/dev/iommu exists but is not readable and writeable here");
 
         d = calloc(1, sizeof(*d));
         if (!d)
@@ -282,15 +294,15 @@ static int real_setup(ConfEnv *env) {
                 snprintf(d->device, sizeof(d->device), "%s", want);
         else if (first_vfio_device(d->device, sizeof(d->device)) < 0) {
                 free(d);
-                return real_skip("no VFIO device cdev (/sys/class/vfio-dev is empty); bind a "
-                                 "device to vfio-pci or set IOMMUD_TEST_VFIO_DEVICE=<BDF>");
+                return real_skip(env, "no VFIO device cdev (/sys/class/vfio-dev is empty); "
+                                      "bind a device to vfio-pci or set "
+                                      "IOMMUD_TEST_VFIO_DEVICE=<BDF>");
         }
 
         r = backend_kernel_new(&env->backend, &cfg, &err);
         if (r < 0) {
                 free(d);
-                printf("# kernel: skipped: %s\n", error_message(&err));
-                return -ENODEV;
+                return real_skip(env, error_message(&err));
         }
         /* What is known without a topology: 4K pages, a low IOVA free on common IOMMUs. */
         env->page_size = 4096;
@@ -326,9 +338,14 @@ static int real_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
         return env->backend->ops->device_open(env->backend, d->device, ret_fd, NULL);
 }
 
+static int real_ioctl(ConfEnv *env, BackendContext *c, unsigned long request, void *arg) {
+        return ioctl(env->backend->ops->context_fd(c), request, arg) < 0 ? -errno : 0;
+}
+
 const ConfFactory conformance_kernel_real_factory = {
         .name = "kernel",
         .setup = real_setup,
         .teardown = real_teardown,
         .open_device = real_open_device,
+        .ioctl = real_ioctl,
 };

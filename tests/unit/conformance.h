@@ -36,6 +36,7 @@ struct ConfEnv {
         uint32_t nested_data_type; /* BACKEND_HWPT_DATA_* the PASID device's IOMMU accepts */
         uint32_t nested_data_len;
         void *userdata;        /* the factory's */
+        char unavailable[200]; /* why setup returned -EOPNOTSUPP/-ENODEV, when it did */
 };
 
 struct ConfFactory {
@@ -50,6 +51,12 @@ struct ConfFactory {
                             uint32_t perm, bool last_page, uint32_t grpid);
         /* Groups answered INVALID by the backend itself so far; NULL when unobservable. */
         int (*auto_invalid_count)(ConfEnv *env, uint64_t *ret);
+        /*
+         * An iommufd ioctl on the context's fd, exactly as the kernel gets it (the argument
+         * is the ABI structure, its size field included); -errno.  NULL for a backend whose
+         * operations take C arguments and have no sized structures (backend-sim).
+         */
+        int (*ioctl)(ConfEnv *env, BackendContext *c, unsigned long request, void *arg);
 };
 
 /* Runs every conformance test against every factory as one cmocka group; returns failures. */
