@@ -307,7 +307,7 @@ static void test_soak(void **state) {
         warm_end = start + seconds * 0.3;
         next_kill = start + seconds * 0.1;
         for (int i = 0; i < CLIENTS; i++) {
-                pids[i] = fork();
+                pids[i] = itest_fork();
                 assert_true(pids[i] >= 0);
                 if (pids[i] == 0)
                         soak_client(&d, seed + 1 + (uint32_t)i, deadline, reports[1]);
@@ -327,7 +327,7 @@ static void test_soak(void **state) {
                         kill(pids[i], SIGKILL);
                         assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
                         kills++;
-                        pids[i] = fork();
+                        pids[i] = itest_fork();
                         assert_true(pids[i] >= 0);
                         if (pids[i] == 0)
                                 soak_client(&d, seed + 1000u * (uint32_t)kills + (uint32_t)i,
