@@ -21,9 +21,9 @@
 #     01:02.0 edu                 bound to vfio-pci
 #
 # Fails (TAP "not ok" and exit 1) on a timeout, a kernel panic or oops, a missing completion
-# marker, or any guest "not ok".  When QEMU or a kernel image is unavailable it prints a TAP
-# skip plan ("1..0 # SKIP reason") and exits 0: under meson's TAP protocol exit 77 would count
-# as an error.  The kernel comes from -k, $IOMMUD_KVM_KERNEL, or build-kernel.sh's cache; the
+# marker, any guest "not ok" or "Bail out!".  When QEMU or a kernel image is unavailable it
+# prints a TAP skip plan ("1..0 # SKIP reason") and exits 0: under meson's TAP protocol exit 77
+# would count as an error.  The kernel comes from -k, $IOMMUD_KVM_KERNEL, or build-kernel.sh's cache; the
 # build itself is a separate step (tools/kernel-vm) unless IOMMUD_KVM_BUILD=1.
 #
 # Logs: LOGDIR/kernel-vm-NAME.console.log (the whole serial console), .tap.log, .qemu.log.
@@ -121,7 +121,8 @@ qemu_rc=$?
 elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
 # Number the guest's result lines (replacing any number a program gave them: each guest
-# program has its own plan); pass comments through, drop the programs' own plans.
+# program has its own plan); pass comments through, drop the programs' own plans.  A guest
+# program's "Bail out!" becomes a failed result: the run goes on to its host-side verdicts.
 n=0
 failed=0
 tap_re='^(not ok|ok)( [0-9]+)?(.*)$'
@@ -131,6 +132,10 @@ while IFS= read -r line; do
                 n=$((n + 1))
                 [ "${BASH_REMATCH[1]}" = "not ok" ] && failed=1
                 echo "${BASH_REMATCH[1]} $n${BASH_REMATCH[3]}"
+        elif [[ $line == "Bail out!"* ]]; then
+                n=$((n + 1))
+                failed=1
+                echo "not ok $n - a guest program bailed out: ${line#Bail out!}"
         elif [[ $line == "#"* ]]; then
                 echo "$line"
         fi
