@@ -8,6 +8,11 @@
  * be flat against the plateau it reached after warming up (a tolerance, not a
  * clock), and once the clients are gone its fds, sessions and the model's
  * objects must be back at the baseline.
+ *
+ * A leak small per call hides in the tolerance of a short run, so a longer one
+ * (CI runs 60 s) is also judged by its slope: the least-squares line through
+ * every RSS sample after the warm-up may rise by at most SLOPE_SLACK plus
+ * SLOPE_TOLERANCE of the plateau across the judged window.
  */
 
 #include <errno.h>
@@ -33,6 +38,30 @@
 /* Flat: the end may exceed the warm-up plateau by this fraction plus a fixed slack. */
 #define RSS_TOLERANCE 0.25
 #define RSS_SLACK (4 * 1024 * 1024)
+/* Sloped: the fitted rise across the judged window, for runs whose window is this long. */
+#define SLOPE_MIN_WINDOW 20.0
+#define SLOPE_TOLERANCE 0.02
+#define SLOPE_SLACK (1024 * 1024)
+
+/* An online least-squares fit of RSS against time: sums only, any number of samples. */
+typedef struct RssFit {
+        double n, sx, sy, sxy, sxx;
+} RssFit;
+
+static void rss_fit_add(RssFit *f, double x, double y) {
+        f->n += 1;
+        f->sx += x;
+        f->sy += y;
+        f->sxy += x * y;
+        f->sxx += x * x;
+}
+
+/* Bytes per second of the fitted line; 0 without two distinct samples. */
+static double rss_fit_slope(const RssFit *f) {
+        double den = f->n * f->sxx - f->sx * f->sx;
+
+        return f->n >= 2 && den > 0 ? (f->n * f->sxy - f->sx * f->sy) / den : 0;
+}
 
 typedef struct SoakReport {
         uint64_t calls, errors, reconnects, unexpected;
@@ -288,6 +317,8 @@ static void test_soak(void **state) {
         const char *seed_env = getenv("SOAK_SEED") ?: getenv("HOSTILE_SEED");
         uint32_t seed = seed_env ? (uint32_t)strtoul(seed_env, NULL, 0) : 0x50a4, rnd;
         uint64_t plateau = 0, end_rss = 0, idle_rss;
+        RssFit fit = {};
+        double rise, allowed_rise;
         SoakReport total = {};
         pid_t pids[CLIENTS];
         int reports[2], kills = 0, finished = 0;
@@ -320,6 +351,8 @@ static void test_soak(void **state) {
                         plateau = rss;
                 if (t >= deadline - seconds * 0.15 && rss > end_rss)
                         end_rss = rss;
+                if (t >= warm_end && rss > 0)
+                        rss_fit_add(&fit, t - warm_end, (double)rss);
                 /* Now and then one dies wherever it is, and another takes its place. */
                 if (t >= next_kill && t < deadline - 1.0) {
                         int i = (int)(next_rand(&rnd) % CLIENTS), status;
@@ -363,14 +396,20 @@ static void test_soak(void **state) {
 
         hostile_assert_at(&d, &base);
         idle_rss = hostile_daemon_rss(&d);
+        rise = rss_fit_slope(&fit) * (deadline - warm_end);
+        allowed_rise = (double)plateau * SLOPE_TOLERANCE + SLOPE_SLACK;
         fprintf(stderr,
                 "# soak: %llu calls (%llu refused as expected), %llu reconnects, %d kills, "
                 "%d clients finished\n"
                 "# soak: RSS plateau %.1f MiB, under load at the end %.1f MiB, idle %.1f MiB; "
-                "fds %d\n",
+                "fds %d\n"
+                "# soak: fitted RSS rise over the last %.1f s: %+.2f MiB from %.0f samples "
+                "(allowed %.2f MiB%s)\n",
                 (unsigned long long)total.calls, (unsigned long long)total.errors,
                 (unsigned long long)total.reconnects, kills, finished, plateau / 1048576.0,
-                end_rss / 1048576.0, idle_rss / 1048576.0, itest_daemon_count_fds(&d));
+                end_rss / 1048576.0, idle_rss / 1048576.0, itest_daemon_count_fds(&d),
+                deadline - warm_end, rise / 1048576.0, fit.n, allowed_rise / 1048576.0,
+                deadline - warm_end >= SLOPE_MIN_WINDOW ? "" : "; not judged in a short run");
         if (total.unexpected > 0)
                 fail_msg("%llu call(s) without a known outcome, the first: %s",
                          (unsigned long long)total.unexpected, total.first_unexpected);
@@ -381,6 +420,10 @@ static void test_soak(void **state) {
                 fail_msg("the daemon's memory grew under steady load: %.1f MiB after warming up, "
                          "%.1f MiB at the end",
                          plateau / 1048576.0, end_rss / 1048576.0);
+        if (deadline - warm_end >= SLOPE_MIN_WINDOW && rise > allowed_rise)
+                fail_msg("the daemon's memory rises under steady load: the fitted line gains "
+                         "%.2f MiB over %.1f s (allowed %.2f MiB)",
+                         rise / 1048576.0, deadline - warm_end, allowed_rise / 1048576.0);
         assert_int_equal(itest_daemon_stop(&d), 0);
 }
 
