@@ -4,7 +4,7 @@
 # Boots the kernel-vm guest under QEMU (q35, TCG) with an emulated Intel or AMD IOMMU and
 # re-emits the guest's test results as numbered TAP on stdout.
 #
-#   run-vm.sh -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME]
+#   run-vm.sh -m intel|amd|mock -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME]
 #             [-M MEMORY] [-a KERNEL-ARGS] [-T]
 #
 # -s picks guest programs by name (comma-separated, without the NN- prefix; default all);
@@ -63,13 +63,16 @@ while getopts "m:r:k:l:t:s:n:M:a:T" opt; do
         M) memory=$OPTARG ;;
         a) extra_args=$OPTARG ;;
         T) tap_only=1 ;;
-        *) die "usage: $0 -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME] [-M MEMORY] [-a KERNEL-ARGS] [-T]" ;;
+        *) die "usage: $0 -m intel|amd|mock -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME] [-M MEMORY] [-a KERNEL-ARGS] [-T]" ;;
         esac
 done
 case $mode in
 intel) iommu=(-device intel-iommu,intremap=on,caching-mode=on); iommu_arg="intel_iommu=on" ;;
 amd) iommu=(-device amd-iommu,intremap=on); iommu_arg="" ;; # AMD-Vi is on by default
-*) die "unknown mode '$mode' (intel or amd)" ;;
+# No emulated IOMMU: the kernel's mock IOMMU (IOMMUFD_TEST) is then the only one, which 6.12
+# needs to probe its device; no device can be bound to vfio-pci.
+mock) iommu=(); iommu_arg=""; vfio_devices= ;;
+*) die "unknown mode '$mode' (intel, amd or mock)" ;;
 esac
 [ -f "$initramfs" ] || die "initramfs '$initramfs' does not exist"
 
