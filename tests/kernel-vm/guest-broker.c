@@ -14,7 +14,8 @@
  *   - two sessions contend for one device; a client killed mid-session leaves nothing held;
  *   - the bridge group with a sibling on a host driver is refused by iommud with the sibling
  *     named (and by the kernel too), and is eligible once both members are on vfio-pci;
- *   - figures: a brokered Map + Unmap round trip against the same ioctls made directly.
+ *   - figures (BENCH lines): a brokered Map + Unmap round trip against the same ioctls made
+ *     directly.
  *
  * Prints unnumbered TAP lines; the kernel-vm init numbers them.
  *
@@ -47,228 +48,14 @@
 
 #include <json-c/json.h>
 
+#include "bench-report.h"
+#include "broker.h"
 #include "edu.h"
 #include "guest-util.h"
 #include "iommufd-abi.h"
 #include "json-util.h"
 #include "macros.h"
 #include "varlink-client.h"
-
-#define TEST_IOVA 0x300000ull /* edu masks DMA addresses to 28 bits */
-#define PAGE 4096
-
-#define EDU_ROOT "0000:00:03.0"
-#define BRIDGE_EDU "0000:01:02.0"
-#define BRIDGE_SIBLING "0000:01:01.0"
-
-#define RUNTIME_DIR "/run/iommud"
-#define SOCKET_PATH RUNTIME_DIR "/org.iommud.Broker"
-#define POLICY_PATH "/tmp/iommud-policy.json"
-#define EMPTY_DIR "/tmp/iommud-empty.d"
-
-static const char *iommud_path = "/usr/sbin/iommud";
-static _printf_(1, 2) void skip(const char *fmt, ...) {
-        va_list ap;
-
-        printf("ok - ");
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        putchar('\n');
-        fflush(stdout);
-}
-
-static uint64_t now_ns(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-        nanosleep(&ts, NULL);
-}
-
-static int write_file(const char *path, const char *text) {
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC, 0644);
-        size_t n = strlen(text);
-
-        if (fd < 0)
-                return -errno;
-        if (write(fd, text, n) != (ssize_t)n)
-                return -EIO;
-        return 0;
-}
-
-static int read_file(const char *path, char *buf, size_t size) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n;
-
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, size - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
-        while (n > 0 && buf[n - 1] == '\n')
-                buf[--n] = '\0';
-        return 0;
-}
-
-/* ---- the daemon ---- */
-
-static pid_t daemon_pid = -1;
-
-static int daemon_start(void) {
-        const char *policy =
-                "{\n"
-                "  \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
-                "  \"grants\": { \"root\": { \"principals\": [ { \"user\": 0 } ],\n"
-                "                           \"devices\": \"*\" } }\n"
-                "}\n";
-        uint64_t deadline;
-        int r;
-
-        (void)mkdir(EMPTY_DIR, 0755);
-        (void)mkdir(RUNTIME_DIR, 0755);
-        r = write_file(POLICY_PATH, policy);
-        if (r < 0)
-                return r;
-        daemon_pid = fork();
-        if (daemon_pid < 0)
-                return -errno;
-        if (daemon_pid == 0) {
-                execl(iommud_path, iommud_path, "--runtime-dir", RUNTIME_DIR, "--policy",
-                      POLICY_PATH, "--policy-dir", EMPTY_DIR, "--vendor-policy-dir", EMPTY_DIR,
-                      "--log-level", "notice", NULL);
-                _exit(127);
-        }
-        /* TCG is slow: allow the daemon a while to read sysfs and probe /dev/iommu. */
-        deadline = now_ns() + 60ull * 1000000000u;
-        while (now_ns() < deadline) {
-                _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
-                int status;
-
-                if (varlink_client_connect(&c, SOCKET_PATH) >= 0)
-                        return 0;
-                if (waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
-                        daemon_pid = -1;
-                        return -ECHILD;
-                }
-                sleep_ms(50);
-        }
-        return -ETIMEDOUT;
-}
-
-static int daemon_stop(void) {
-        int status = 0;
-
-        if (daemon_pid < 0)
-                return 0;
-        (void)kill(daemon_pid, SIGTERM);
-        (void)waitpid(daemon_pid, &status, 0);
-        daemon_pid = -1;
-        (void)unlink(SOCKET_PATH);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* ---- calls ---- */
-
-typedef struct Reply {
-        VarlinkReply r;
-} Reply;
-
-/*
- * One call; returns the reply's parameters (owned by *rep) and sets *ret_error to the Varlink
- * error name (NULL on success).  Transport failures count as an error "transport".
- */
-static json_object *call(VarlinkClient *c, const char *method, json_object *params,
-                         const int *fds, size_t n_fds, VarlinkReply *rep, const char **ret_error) {
-        _cleanup_free_ char *full = NULL;
-        int r;
-
-        varlink_reply_clear(rep);
-        if (asprintf(&full, "org.iommud.Broker.%s", method) < 0)
-                abort();
-        r = varlink_client_call(c, full, params, fds, n_fds, rep);
-        json_object_put(params);
-        if (r < 0) {
-                *ret_error = "transport";
-                return NULL;
-        }
-        *ret_error = rep->error;
-        return rep->parameters;
-}
-
-static json_object *params(const char *key, ...) {
-        json_object *o = json_object_new_object();
-        va_list ap;
-
-        va_start(ap, key);
-        for (const char *k = key; k; k = va_arg(ap, const char *))
-                json_object_object_add(o, k, va_arg(ap, json_object *));
-        va_end(ap);
-        return o;
-}
-
-static json_object *u64(uint64_t v) {
-        return json_object_new_uint64(v);
-}
-
-static uint64_t get_u64(json_object *o, const char *key) {
-        json_object *v;
-        uint64_t x = UINT64_MAX;
-
-        if (o && json_object_object_get_ex(o, key, &v))
-                (void)json_util_to_u64(v, &x);
-        return x;
-}
-
-static const char *get_str(json_object *o, const char *key) {
-        json_object *v;
-
-        if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-                return json_object_get_string(v);
-        return "";
-}
-
-static int open_cdev(const char *bdf) {
-        char path[PATH_MAX];
-        int r, fd;
-
-        r = vfio_cdev_path(bdf, path, sizeof(path));
-        if (r < 0)
-                return r;
-        fd = open(path, O_RDWR | O_CLOEXEC);
-        return fd < 0 ? -errno : fd;
-}
-
-/* AttachDevice with the device's cdev fd; returns the deviceId or a negative value. */
-static int64_t attach_device(VarlinkClient *c, int cdev, VarlinkReply *rep, const char **error) {
-        json_object *p = call(c, "AttachDevice", params("fd", json_object_new_int(0), NULL), &cdev,
-                              1, rep, error);
-
-        return *error ? -1 : (int64_t)get_u64(p, "deviceId");
-}
-
-/*
- * The same, for a device another session just let go of: the daemon tears a closed session
- * down from its event loop, so DeviceBusy may still answer for a moment.
- */
-static int64_t attach_device_released(VarlinkClient *c, int cdev, VarlinkReply *rep,
-                                      const char **error) {
-        int64_t id = -1;
-
-        for (unsigned i = 0; i < 100; i++) {
-                id = attach_device(c, cdev, rep, error);
-                if (!*error || !streq(*error, "org.iommud.Broker.DeviceBusy"))
-                        break;
-                sleep_ms(30);
-        }
-        return id;
-}
 
 /* ---- topology ---- */
 
@@ -283,7 +70,7 @@ static const char *region_type_name(const char *sysfs_type) {
 
 /* Compares one group of the reply with /sys/kernel/iommu_groups/ID. */
 static bool group_matches(json_object *g, unsigned *n_relaxable, char *why, size_t why_size) {
-        uint64_t id = get_u64(g, "id");
+        uint64_t id = broker_get_u64(g, "id");
         char path[PATH_MAX], buf[1024], *save = NULL;
         json_object *devs = NULL, *regions = NULL;
         size_t n_sys = 0, n_regions = 0;
@@ -291,9 +78,9 @@ static bool group_matches(json_object *g, unsigned *n_relaxable, char *why, size
         DIR *d;
 
         snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%" PRIu64 "/type", id);
-        if (read_file(path, buf, sizeof(buf)) >= 0 && !streq(buf, get_str(g, "type"))) {
+        if (broker_read_file(path, buf, sizeof(buf)) >= 0 && !streq(buf, broker_get_str(g, "type"))) {
                 snprintf(why, why_size, "group %" PRIu64 ": type %s, sysfs %s", id,
-                         get_str(g, "type"), buf);
+                         broker_get_str(g, "type"), buf);
                 return false;
         }
 
@@ -328,7 +115,7 @@ static bool group_matches(json_object *g, unsigned *n_relaxable, char *why, size
 
         json_object_object_get_ex(g, "reservedRegions", &regions);
         snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%" PRIu64 "/reserved_regions", id);
-        if (read_file(path, buf, sizeof(buf)) < 0)
+        if (broker_read_file(path, buf, sizeof(buf)) < 0)
                 buf[0] = '\0';
         for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 unsigned long long start, last;
@@ -343,9 +130,9 @@ static bool group_matches(json_object *g, unsigned *n_relaxable, char *why, size
                 for (size_t i = 0; regions && i < json_object_array_length(regions); i++) {
                         json_object *r = json_object_array_get_idx(regions, i);
 
-                        found = found || (get_u64(r, "start") == start &&
-                                          get_u64(r, "last") == last &&
-                                          streq(get_str(r, "type"), region_type_name(type)));
+                        found = found || (broker_get_u64(r, "start") == start &&
+                                          broker_get_u64(r, "last") == last &&
+                                          streq(broker_get_str(r, "type"), region_type_name(type)));
                 }
                 if (!found) {
                         snprintf(why, why_size, "group %" PRIu64 ": region %s not reported", id,
@@ -371,7 +158,7 @@ static void test_topology(VarlinkClient *c) {
         char why[2048] = "";
         DIR *d;
 
-        p = call(c, "GetTopology", NULL, NULL, 0, &rep, &error);
+        p = broker_call(c, "GetTopology", NULL, NULL, 0, &rep, &error);
         tap(!error, "GetTopology answers%s%s", error ? ": " : "", error ?: "");
         if (error)
                 return;
@@ -419,31 +206,14 @@ static unsigned count_faults(void) {
         return count;
 }
 
-/* Mappings of a memfd in the daemon's address space: the MAP_FILE fallback's footprint. */
-static unsigned daemon_memfd_maps(void) {
-        char path[64], line[512];
-        unsigned n = 0;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/maps", (int)daemon_pid);
-        f = fopen(path, "re");
-        if (!f)
-                return 0;
-        while (fgets(line, sizeof(line), f))
-                if (strstr(line, "/memfd:iommud-guest-broker"))
-                        n++;
-        fclose(f);
-        return n;
-}
-
 static void test_dma(VarlinkClient *c) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
-        _cleanup_close_ int dev = open_cdev(EDU_ROOT), mfd = -EBADF;
+        _cleanup_close_ int dev = broker_open_cdev(EDU_ROOT), mfd = -EBADF;
         struct vfio_region_info bar0 = {};
         volatile uint8_t *bar = MAP_FAILED;
         uint8_t *mem = MAP_FAILED, *src, *dst;
         uint64_t ioas, iova, faults_before;
-        const size_t memsize = 2 * PAGE;
+        const size_t memsize = 2 * BROKER_PAGE;
         json_object *p, *caps = NULL;
         const char *error;
         int64_t devid;
@@ -452,35 +222,35 @@ static void test_dma(VarlinkClient *c) {
         tap(dev >= 0, "%s: open its VFIO cdev", EDU_ROOT);
         if (dev < 0)
                 return;
-        devid = attach_device(c, dev, &rep, &error);
+        devid = broker_attach(c, dev, &rep, &error);
         tap(!error, "AttachDevice with %s's cdev fd%s%s", EDU_ROOT, error ? ": " : "",
             error ?: "");
         if (error)
                 return;
-        tap(streq(get_str(rep.parameters, "bdf"), EDU_ROOT), "AttachDevice names it %s",
-            get_str(rep.parameters, "bdf"));
+        tap(streq(broker_get_str(rep.parameters, "bdf"), EDU_ROOT), "AttachDevice names it %s",
+            broker_get_str(rep.parameters, "bdf"));
         /* QEMU's IOMMUs have no dirty tracking and edu no PASID: neither may be claimed. */
         json_object_object_get_ex(rep.parameters, "capabilities", &caps);
-        tap(caps && json_object_array_length(caps) == 0 && get_u64(rep.parameters, "pasidBits") == 0,
+        tap(caps && json_object_array_length(caps) == 0 && broker_get_u64(rep.parameters, "pasidBits") == 0,
             "no dirty tracking or PASID is claimed for it (capabilities %s, pasidBits %" PRIu64 ")",
-            caps ? json_object_to_json_string(caps) : "?", get_u64(rep.parameters, "pasidBits"));
+            caps ? json_object_to_json_string(caps) : "?", broker_get_u64(rep.parameters, "pasidBits"));
 
-        p = call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &error);
-        ioas = get_u64(p, "ioasId");
+        p = broker_call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &error);
+        ioas = broker_get_u64(p, "ioasId");
         tap(!error, "CreateAddressSpace%s%s", error ? ": " : "", error ?: "");
         if (error)
                 return;
-        p = call(c, "AttachToAddressSpace",
-                 params("deviceId", u64((uint64_t)devid), "ioasId", u64(ioas), NULL), NULL, 0,
+        p = broker_call(c, "AttachToAddressSpace",
+                 broker_params("deviceId", broker_u64((uint64_t)devid), "ioasId", broker_u64(ioas), NULL), NULL, 0,
                  &rep, &error);
-        tap(!error, "AttachToAddressSpace (hwpt %" PRIu64 ")%s%s", get_u64(p, "hwptId"),
+        tap(!error, "AttachToAddressSpace (hwpt %" PRIu64 ")%s%s", broker_get_u64(p, "hwptId"),
             error ? ": " : "", error ?: "");
         if (error)
                 return;
-        p = call(c, "BindPASID", params("deviceId", u64((uint64_t)devid), "ioasId", u64(ioas), NULL),
+        p = broker_call(c, "BindPASID", broker_params("deviceId", broker_u64((uint64_t)devid), "ioasId", broker_u64(ioas), NULL),
                  NULL, 0, &rep, &error);
         tap(error && streq(error, "org.iommud.Broker.NotSupported"),
-            "BindPASID is NotSupported (feature '%s')", get_str(p, "feature"));
+            "BindPASID is NotSupported (feature '%s')", broker_get_str(p, "feature"));
 
         mfd = memfd_create("iommud-guest-broker", MFD_CLOEXEC);
         if (mfd < 0 || ftruncate(mfd, (off_t)memsize) < 0) {
@@ -493,26 +263,26 @@ static void test_dma(VarlinkClient *c) {
                 return;
         }
         src = mem;
-        dst = mem + PAGE;
-        for (size_t i = 0; i < PAGE; i++)
+        dst = mem + BROKER_PAGE;
+        for (size_t i = 0; i < BROKER_PAGE; i++)
                 src[i] = (uint8_t)(i * 13 + 5);
-        memset(dst, 0x5a, PAGE);
+        memset(dst, 0x5a, BROKER_PAGE);
 
-        p = call(c, "Map",
-                 params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0), "offset", u64(0),
-                        "length", u64(memsize), "iova", u64(TEST_IOVA), "readable",
+        p = broker_call(c, "Map",
+                 broker_params("ioasId", broker_u64(ioas), "memoryFd", json_object_new_int(0), "offset", broker_u64(0),
+                        "length", broker_u64(memsize), "iova", broker_u64(BROKER_TEST_IOVA), "readable",
                         json_object_new_boolean(true), "writeable", json_object_new_boolean(true),
                         NULL),
                  &mfd, 1, &rep, &error);
-        iova = get_u64(p, "iova");
-        tap(!error && iova == TEST_IOVA, "Map of a memfd at IOVA %#llx%s%s", TEST_IOVA,
+        iova = broker_get_u64(p, "iova");
+        tap(!error && iova == BROKER_TEST_IOVA, "Map of a memfd at IOVA %#" PRIx64 "%s%s", BROKER_TEST_IOVA,
             error ? ": " : "", error ?: "");
         if (error)
                 goto out;
         /* 6.12 has no IOMMU_IOAS_MAP_FILE: the daemon must have mmapped the memfd itself. */
-        tap(daemon_memfd_maps() >= 1, "without IOMMU_IOAS_MAP_FILE the map went through the "
+        tap(broker_daemon_memfd_maps("iommud-guest-broker") >= 1, "without IOMMU_IOAS_MAP_FILE the map went through the "
             "daemon's mmap + IOMMU_IOAS_MAP fallback (%u mapping(s) of the memfd in iommud)",
-            daemon_memfd_maps());
+            broker_daemon_memfd_maps("iommud-guest-broker"));
 
         if (vfio_region_info(dev, VFIO_PCI_BAR0_REGION_INDEX, &bar0) < 0 ||
             !(bar0.flags & VFIO_REGION_INFO_FLAG_MMAP)) {
@@ -529,35 +299,35 @@ static void test_dma(VarlinkClient *c) {
                 tap(false, "enable bus mastering: %m");
                 goto out;
         }
-        tap(edu_dma(bar, TEST_IOVA, EDU_BUFFER, EDU_DMA_LEN, false) == 0,
+        tap(edu_dma(bar, BROKER_TEST_IOVA, EDU_BUFFER, EDU_DMA_LEN, false) == 0,
             "DMA memfd -> edu through the brokered address space completes");
-        tap(edu_dma(bar, EDU_BUFFER, TEST_IOVA + PAGE, EDU_DMA_LEN, true) == 0,
+        tap(edu_dma(bar, EDU_BUFFER, BROKER_TEST_IOVA + BROKER_PAGE, EDU_DMA_LEN, true) == 0,
             "DMA edu -> memfd completes");
         tap(memcmp(src, dst, EDU_DMA_LEN) == 0 && dst[EDU_DMA_LEN] == 0x5a,
             "%d bytes made the round trip through the brokered mapping, and no more",
             EDU_DMA_LEN);
 
-        p = call(c, "Unmap", params("ioasId", u64(ioas), "iova", u64(TEST_IOVA), "length",
-                                    u64(memsize), NULL),
+        p = broker_call(c, "Unmap", broker_params("ioasId", broker_u64(ioas), "iova", broker_u64(BROKER_TEST_IOVA), "length",
+                                    broker_u64(memsize), NULL),
                  NULL, 0, &rep, &error);
-        tap(!error && get_u64(p, "unmapped") == memsize, "Unmap reports %" PRIu64 " bytes%s%s",
-            get_u64(p, "unmapped"), error ? ": " : "", error ?: "");
-        tap(daemon_memfd_maps() == 0, "Unmap released the daemon's mmap of the memfd");
+        tap(!error && broker_get_u64(p, "unmapped") == memsize, "Unmap reports %" PRIu64 " bytes%s%s",
+            broker_get_u64(p, "unmapped"), error ? ": " : "", error ?: "");
+        tap(broker_daemon_memfd_maps("iommud-guest-broker") == 0, "Unmap released the daemon's mmap of the memfd");
 
         faults_before = count_faults();
-        memset(dst, 0xa5, PAGE);
-        tap(edu_dma(bar, EDU_BUFFER, TEST_IOVA + PAGE, EDU_DMA_LEN, true) == 0,
+        memset(dst, 0xa5, BROKER_PAGE);
+        tap(edu_dma(bar, EDU_BUFFER, BROKER_TEST_IOVA + BROKER_PAGE, EDU_DMA_LEN, true) == 0,
             "DMA edu -> the unmapped IOVA completes on the device side");
-        for (size_t i = 0; i < PAGE; i++)
+        for (size_t i = 0; i < BROKER_PAGE; i++)
                 untouched = untouched && dst[i] == 0xa5;
         tap(untouched, "after Unmap the same DMA did not reach memory");
         /* The fault is reported asynchronously (a DMAR fault interrupt, AMD's event log). */
         if (streq(getenv("IOMMUD_KVM_MODE") ?: "", "amd"))
-                skip("the kernel logged the blocked DMA as an IOMMU fault # SKIP QEMU 7.2 "
+                broker_skip("the kernel logged the blocked DMA as an IOMMU fault # SKIP QEMU 7.2 "
                      "amd-iommu blocks the access but queues no IO_PAGE_FAULT event");
         else {
                 for (unsigned i = 0; i < 50 && count_faults() <= faults_before; i++)
-                        sleep_ms(20);
+                        broker_sleep_ms(20);
                 tap(count_faults() > faults_before, "the kernel logged the blocked DMA as an "
                     "IOMMU fault (%" PRIu64 " -> %u)", faults_before, count_faults());
         }
@@ -573,20 +343,20 @@ out:
 static void test_contention(void) {
         _cleanup_(varlink_client_freep) VarlinkClient *a = NULL, *b = NULL;
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
-        _cleanup_close_ int fa = open_cdev(EDU_ROOT), fb = open_cdev(EDU_ROOT);
+        _cleanup_close_ int fa = broker_open_cdev(EDU_ROOT), fb = broker_open_cdev(EDU_ROOT);
         const char *error;
 
-        if (varlink_client_connect(&a, SOCKET_PATH) < 0 ||
-            varlink_client_connect(&b, SOCKET_PATH) < 0 || fa < 0 || fb < 0) {
+        if (varlink_client_connect(&a, BROKER_SOCKET) < 0 ||
+            varlink_client_connect(&b, BROKER_SOCKET) < 0 || fa < 0 || fb < 0) {
                 tap(false, "two sessions and two opens of %s", EDU_ROOT);
                 return;
         }
-        (void)attach_device_released(a, fa, &rep, &error);
+        (void)broker_attach_released(a, fa, &rep, &error);
         tap(!error, "session A attaches %s%s%s", EDU_ROOT, error ? ": " : "", error ?: "");
-        (void)attach_device(b, fb, &rep, &error);
+        (void)broker_attach(b, fb, &rep, &error);
         tap(error && streq(error, "org.iommud.Broker.DeviceBusy"),
             "session B is refused %s with DeviceBusy (%s; held by '%s')", EDU_ROOT,
-            error ?: "no error", get_str(rep.parameters, "heldBy"));
+            error ?: "no error", broker_get_str(rep.parameters, "heldBy"));
 }
 
 static void test_killed_client(void) {
@@ -604,24 +374,24 @@ static void test_killed_client(void) {
         if (child == 0) {
                 _cleanup_(varlink_reply_clear) VarlinkReply crep = VARLINK_REPLY_INIT;
                 VarlinkClient *cc = NULL;
-                int cfd = open_cdev(EDU_ROOT), mfd = memfd_create("iommud-guest-broker", 0);
+                int cfd = broker_open_cdev(EDU_ROOT), mfd = memfd_create("iommud-guest-broker", 0);
                 const char *e1 = NULL, *e2 = NULL, *e3 = NULL;
                 int64_t id;
                 uint64_t ioas;
                 json_object *p;
 
-                if (cfd < 0 || mfd < 0 || ftruncate(mfd, 16 * PAGE) < 0 ||
-                    varlink_client_connect(&cc, SOCKET_PATH) < 0)
+                if (cfd < 0 || mfd < 0 || ftruncate(mfd, 16 * BROKER_PAGE) < 0 ||
+                    varlink_client_connect(&cc, BROKER_SOCKET) < 0)
                         _exit(1);
-                id = attach_device_released(cc, cfd, &crep, &e1);
-                p = call(cc, "CreateAddressSpace", NULL, NULL, 0, &crep, &e2);
-                ioas = get_u64(p, "ioasId");
-                (void)call(cc, "AttachToAddressSpace",
-                           params("deviceId", u64((uint64_t)id), "ioasId", u64(ioas), NULL), NULL,
+                id = broker_attach_released(cc, cfd, &crep, &e1);
+                p = broker_call(cc, "CreateAddressSpace", NULL, NULL, 0, &crep, &e2);
+                ioas = broker_get_u64(p, "ioasId");
+                (void)broker_call(cc, "AttachToAddressSpace",
+                           broker_params("deviceId", broker_u64((uint64_t)id), "ioasId", broker_u64(ioas), NULL), NULL,
                            0, &crep, &e3);
-                (void)call(cc, "Map",
-                           params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0),
-                                  "offset", u64(0), "length", u64(16 * PAGE), "readable",
+                (void)broker_call(cc, "Map",
+                           broker_params("ioasId", broker_u64(ioas), "memoryFd", json_object_new_int(0),
+                                  "offset", broker_u64(0), "length", broker_u64(16 * BROKER_PAGE), "readable",
                                   json_object_new_boolean(true), "writeable",
                                   json_object_new_boolean(true), NULL),
                            &mfd, 1, &crep, &e1);
@@ -646,44 +416,20 @@ static void test_killed_client(void) {
                 varlink_reply_clear(&rep);
                 c = varlink_client_free(c);
                 fd = safe_close(fd);
-                fd = open_cdev(EDU_ROOT);
-                if (fd < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0)
+                fd = broker_open_cdev(EDU_ROOT);
+                if (fd < 0 || varlink_client_connect(&c, BROKER_SOCKET) < 0)
                         break;
-                (void)attach_device(c, fd, &rep, &error);
+                (void)broker_attach(c, fd, &rep, &error);
                 if (!error)
                         break;
-                sleep_ms(50);
+                broker_sleep_ms(50);
         }
         tap(!error, "after the client was killed another session binds %s again%s%s", EDU_ROOT,
             error ? ": " : "", error ?: "");
-        tap(daemon_memfd_maps() == 0, "and the killed client's memfd is no longer mapped in iommud");
+        tap(broker_daemon_memfd_maps("iommud-guest-broker") == 0, "and the killed client's memfd is no longer mapped in iommud");
 }
 
 /* ---- the bridge group ---- */
-
-static int set_driver(const char *bdf, const char *driver) {
-        char path[PATH_MAX], cur[PATH_MAX];
-        ssize_t n;
-
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-        n = readlink(path, cur, sizeof(cur) - 1);
-        if (n >= 0) {
-                snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver/unbind", bdf);
-                if (write_file(path, bdf) < 0)
-                        return -EIO;
-        }
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", bdf);
-        if (write_file(path, driver) < 0)
-                return -EIO;
-        if (write_file("/sys/bus/pci/drivers_probe", bdf) < 0)
-                return -EIO;
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-        n = readlink(path, cur, sizeof(cur) - 1);
-        if (n < 0)
-                return -ENODEV;
-        cur[n] = '\0';
-        return streq(strrchr(cur, '/') + 1, driver) ? 0 : -ENODEV;
-}
 
 static void test_bridge_group(void) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
@@ -695,32 +441,32 @@ static void test_bridge_group(void) {
         int r;
 
         if (access("/sys/bus/pci/drivers/pci-pf-stub", F_OK) < 0) {
-                skip("bridge group policy # SKIP the kernel has no pci-pf-stub host driver");
+                broker_skip("bridge group policy # SKIP the kernel has no pci-pf-stub host driver");
                 return;
         }
-        daemon_stop();
-        r = set_driver(BRIDGE_SIBLING, "pci-pf-stub");
+        broker_stop();
+        r = broker_set_driver(BRIDGE_SIBLING, "pci-pf-stub");
         tap(r >= 0, "%s moved to the host driver pci-pf-stub", BRIDGE_SIBLING);
         if (r < 0)
                 return;
-        r = daemon_start();
+        r = broker_start(false);
         tap(r >= 0, "iommud restarted on the changed topology");
         if (r < 0)
                 return;
 
-        fd = open_cdev(BRIDGE_EDU);
-        if (fd < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0)
+        fd = broker_open_cdev(BRIDGE_EDU);
+        if (fd < 0 || varlink_client_connect(&c, BROKER_SOCKET) < 0)
                 return tap(false, "connect and open %s", BRIDGE_EDU);
-        (void)attach_device(c, fd, &rep, &error);
+        (void)broker_attach(c, fd, &rep, &error);
         tap(error && streq(error, "org.iommud.Broker.PolicyDenied") &&
-                    streq(get_str(rep.parameters, "step"), "group") &&
-                    strstr(get_str(rep.parameters, "reason"), BRIDGE_SIBLING),
+                    streq(broker_get_str(rep.parameters, "step"), "group") &&
+                    strstr(broker_get_str(rep.parameters, "reason"), BRIDGE_SIBLING),
             "iommud refuses %s at the group step, naming %s: %s", BRIDGE_EDU, BRIDGE_SIBLING,
-            get_str(rep.parameters, "reason"));
+            broker_get_str(rep.parameters, "reason"));
 
         /* What the kernel would have said: a sibling on a host driver makes the group unsafe. */
         iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-        kfd = open_cdev(BRIDGE_EDU);
+        kfd = broker_open_cdev(BRIDGE_EDU);
         bind.iommufd = iommufd;
         r = (iommufd < 0 || kfd < 0) ? -EBADF :
             ioctl(kfd, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0 ? -errno : 0;
@@ -730,20 +476,20 @@ static void test_bridge_group(void) {
 
         c = varlink_client_free(c);
         fd = safe_close(fd);
-        daemon_stop();
-        r = set_driver(BRIDGE_SIBLING, "vfio-pci");
+        broker_stop();
+        r = broker_set_driver(BRIDGE_SIBLING, "vfio-pci");
         tap(r >= 0, "%s back on vfio-pci", BRIDGE_SIBLING);
-        r = daemon_start();
+        r = broker_start(false);
         if (r < 0)
                 return tap(false, "iommud restarted: %s", strerror(-r));
-        fd = open_cdev(BRIDGE_EDU);
-        if (fd < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0)
+        fd = broker_open_cdev(BRIDGE_EDU);
+        if (fd < 0 || varlink_client_connect(&c, BROKER_SOCKET) < 0)
                 return tap(false, "connect and open %s", BRIDGE_EDU);
-        p = call(c, "ExplainDevice", params("device", json_object_new_string(BRIDGE_EDU), NULL),
+        p = broker_call(c, "ExplainDevice", broker_params("device", json_object_new_string(BRIDGE_EDU), NULL),
                  NULL, 0, &rep, &error);
         tap(!error && json_object_get_boolean(json_object_object_get(p, "allowed")),
             "with both members on vfio-pci ExplainDevice says %s is allowed", BRIDGE_EDU);
-        (void)attach_device(c, fd, &rep, &error);
+        (void)broker_attach(c, fd, &rep, &error);
         tap(!error, "and AttachDevice takes it%s%s", error ? ": " : "", error ?: "");
 }
 
@@ -785,7 +531,7 @@ static uint64_t pingpong_ns(int fd, unsigned n) {
                 }
         }
         close(sv[1]);
-        t0 = now_ns();
+        t0 = broker_now_ns();
         for (unsigned i = 0; i < n; i++) {
                 char cbuf[CMSG_SPACE(sizeof(int))] = {};
                 struct iovec iov = { buf, 200 };
@@ -800,20 +546,46 @@ static uint64_t pingpong_ns(int fd, unsigned n) {
                 if (sendmsg(sv[0], &mh, 0) != 200 || read(sv[0], buf, 200) != 200)
                         break;
         }
-        t = now_ns() - t0;
+        t = broker_now_ns() - t0;
         close(sv[0]);
         (void)waitpid(child, NULL, 0);
         return t;
 }
 
+/*
+ * BENCH lines (bench/bench-report.h) for tools/bench: figures, not verdicts.  Under QEMU's TCG
+ * every instruction is emulated, both sides are inflated, and only the ratios carry over.
+ */
+static void bench_figures(uint64_t broker_ns, uint64_t direct_ns, uint64_t pingpong,
+                          uint64_t query_ns, unsigned n) {
+        const char *mode = getenv("IOMMUD_KVM_MODE") ?: "unknown";
+        char name[96];
+
+        printf("# figures: %u round trips each, %s IOMMU under TCG (compare ratios only)\n", n,
+               mode);
+        /* Brokered Map+Unmap of 64 KiB (Varlink, SCM_RIGHTS, the mmap fallback, the ioctls)
+         * against the same two ioctls made directly in this process. */
+        snprintf(name, sizeof(name), "kernel-vm-%s.map-unmap-rtt", mode);
+        bench_report(name, (double)broker_ns / n / 1000.0, "us", (double)direct_ns / n / 1000.0,
+                     BENCH_NONE, 1, 1);
+        /* ... and against the direct ioctls plus the transport's floor. */
+        snprintf(name, sizeof(name), "kernel-vm-%s.map-unmap-rtt-over-floor", mode);
+        bench_report(name, (double)broker_ns / n / 1000.0, "us",
+                     (double)(direct_ns + pingpong) / n / 1000.0, BENCH_NONE, 1, 1);
+        /* Two brokered calls that map nothing (GetIOVARanges) against two bare ping-pongs. */
+        snprintf(name, sizeof(name), "kernel-vm-%s.dispatch-pair", mode);
+        bench_report(name, (double)query_ns / n / 1000.0, "us", (double)pingpong / n / 1000.0,
+                     BENCH_NONE, 1, 1);
+}
+
 static void bench(VarlinkClient *c) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
-        _cleanup_close_ int dev = open_cdev(EDU_ROOT), mfd = -EBADF, iommufd = -EBADF,
+        _cleanup_close_ int dev = broker_open_cdev(EDU_ROOT), mfd = -EBADF, iommufd = -EBADF,
                             ddev = -EBADF;
         struct iommud_vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
         struct iommud_ioas_alloc alloc = { .size = sizeof(alloc) };
         struct iommud_vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
-        const size_t len = 16 * PAGE;
+        const size_t len = 16 * BROKER_PAGE;
         const unsigned n = 200;
         uint64_t ioas, t0, broker_ns, direct_ns, pingpong, query_ns;
         const char *error;
@@ -824,46 +596,46 @@ static void bench(VarlinkClient *c) {
         mfd = memfd_create("iommud-guest-bench", MFD_CLOEXEC);
         if (dev < 0 || mfd < 0 || ftruncate(mfd, (off_t)len) < 0)
                 return tap(false, "bench setup");
-        devid = attach_device_released(c, dev, &rep, &error);
+        devid = broker_attach_released(c, dev, &rep, &error);
         if (error)
                 return tap(false, "bench: AttachDevice: %s", error);
-        p = call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &error);
-        ioas = get_u64(p, "ioasId");
-        (void)call(c, "AttachToAddressSpace",
-                   params("deviceId", u64((uint64_t)devid), "ioasId", u64(ioas), NULL), NULL, 0,
+        p = broker_call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &error);
+        ioas = broker_get_u64(p, "ioasId");
+        (void)broker_call(c, "AttachToAddressSpace",
+                   broker_params("deviceId", broker_u64((uint64_t)devid), "ioasId", broker_u64(ioas), NULL), NULL, 0,
                    &rep, &error);
         if (error)
                 return tap(false, "bench: AttachToAddressSpace: %s", error);
 
-        t0 = now_ns();
+        t0 = broker_now_ns();
         for (unsigned i = 0; i < n && !error; i++) {
-                (void)call(c, "Map",
-                           params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0),
-                                  "offset", u64(0), "length", u64(len), "iova", u64(TEST_IOVA),
+                (void)broker_call(c, "Map",
+                           broker_params("ioasId", broker_u64(ioas), "memoryFd", json_object_new_int(0),
+                                  "offset", broker_u64(0), "length", broker_u64(len), "iova", broker_u64(BROKER_TEST_IOVA),
                                   "readable", json_object_new_boolean(true), "writeable",
                                   json_object_new_boolean(true), NULL),
                            &mfd, 1, &rep, &error);
                 if (!error)
-                        (void)call(c, "Unmap", params("ioasId", u64(ioas), "iova", u64(TEST_IOVA),
-                                                      "length", u64(len), NULL),
+                        (void)broker_call(c, "Unmap", broker_params("ioasId", broker_u64(ioas), "iova", broker_u64(BROKER_TEST_IOVA),
+                                                      "length", broker_u64(len), NULL),
                                    NULL, 0, &rep, &error);
         }
-        broker_ns = now_ns() - t0;
+        broker_ns = broker_now_ns() - t0;
         if (error)
                 return tap(false, "bench: brokered Map/Unmap: %s", error);
 
         /* Two calls that reach the backend but pin and map nothing: the dispatch cost. */
-        t0 = now_ns();
+        t0 = broker_now_ns();
         for (unsigned i = 0; i < 2 * n && !error; i++)
-                (void)call(c, "GetIOVARanges", params("ioasId", u64(ioas), NULL), NULL, 0, &rep,
+                (void)broker_call(c, "GetIOVARanges", broker_params("ioasId", broker_u64(ioas), NULL), NULL, 0, &rep,
                            &error);
-        query_ns = now_ns() - t0;
+        query_ns = broker_now_ns() - t0;
         if (error)
                 return tap(false, "bench: GetIOVARanges: %s", error);
 
         /* The same work directly: the bridge edu on this process's own iommufd. */
         iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-        ddev = open_cdev(BRIDGE_EDU);
+        ddev = broker_open_cdev(BRIDGE_EDU);
         bind.iommufd = iommufd;
         if (iommufd < 0 || ddev < 0 || ioctl(ddev, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0 ||
             ioctl(iommufd, IOMMUD_IOMMU_IOAS_ALLOC, &alloc) < 0)
@@ -874,7 +646,7 @@ static void bench(VarlinkClient *c) {
         va = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
         if (va == MAP_FAILED)
                 return tap(false, "bench: mmap: %m");
-        t0 = now_ns();
+        t0 = broker_now_ns();
         for (unsigned i = 0; i < n; i++) {
                 struct iommud_ioas_map m = {
                         .size = sizeof(m),
@@ -883,10 +655,10 @@ static void bench(VarlinkClient *c) {
                         .ioas_id = alloc.out_ioas_id,
                         .user_va = (uintptr_t)va,
                         .length = len,
-                        .iova = TEST_IOVA,
+                        .iova = BROKER_TEST_IOVA,
                 };
                 struct iommud_ioas_unmap u = {
-                        .size = sizeof(u), .ioas_id = alloc.out_ioas_id, .iova = TEST_IOVA,
+                        .size = sizeof(u), .ioas_id = alloc.out_ioas_id, .iova = BROKER_TEST_IOVA,
                         .length = len,
                 };
 
@@ -896,26 +668,12 @@ static void bench(VarlinkClient *c) {
                         return tap(false, "bench: direct map/unmap: %m");
                 }
         }
-        direct_ns = now_ns() - t0;
+        direct_ns = broker_now_ns() - t0;
         munmap(va, len);
         /* Two messages per brokered round trip (Map, Unmap): two ping-pongs. */
         pingpong = 2 * pingpong_ns(mfd, n);
 
-        printf("# figures (QEMU TCG: every instruction is emulated, so both sides are inflated "
-               "and only the ratio means anything)\n");
-        printf("#   brokered Map+Unmap of 64 KiB (varlink + SCM_RIGHTS + mmap fallback + "
-               "ioctls): %.1f us per round trip\n", (double)broker_ns / n / 1000.0);
-        printf("#   direct IOMMU_IOAS_MAP+UNMAP of 64 KiB in this process:            "
-               "%.1f us per round trip\n", (double)direct_ns / n / 1000.0);
-        printf("#   two Unix-socket ping-pongs with an fd, no daemon (transport floor): "
-               "%.1f us\n", (double)pingpong / n / 1000.0);
-        printf("#   two brokered GetIOVARanges calls (dispatch without mapping):         "
-               "%.1f us\n", (double)query_ns / n / 1000.0);
-        printf("#   ratio brokered/direct: %.2f (%u round trips each, %s IOMMU)\n",
-               (double)broker_ns / (double)direct_ns, n, getenv("IOMMUD_KVM_MODE") ?: "?");
-        printf("#   ratio brokered/(direct + transport floor): %.2f\n",
-               (double)broker_ns / (double)(direct_ns + pingpong));
-        tap(true, "measured brokered vs direct map/unmap round trips");
+        bench_figures(broker_ns, direct_ns, pingpong, query_ns, n);
 }
 
 int main(int argc, char **argv) {
@@ -923,19 +681,19 @@ int main(int argc, char **argv) {
         int r;
 
         if (argc > 1)
-                iommud_path = argv[1];
+                broker_iommud_path = argv[1];
         if (access("/dev/iommu", F_OK) < 0) {
-                skip("iommud on the kernel backend # SKIP no /dev/iommu");
+                broker_skip("iommud on the kernel backend # SKIP no /dev/iommu");
                 return 77;
         }
-        r = daemon_start();
+        r = broker_start(false);
         tap(r >= 0, "iommud starts on the kernel backend (%s)", r < 0 ? strerror(-r) : "ready");
         if (r < 0)
                 return EXIT_FAILURE;
 
-        if (varlink_client_connect(&c, SOCKET_PATH) < 0) {
-                tap(false, "connect to %s", SOCKET_PATH);
-                daemon_stop();
+        if (varlink_client_connect(&c, BROKER_SOCKET) < 0) {
+                tap(false, "connect to %s", BROKER_SOCKET);
+                broker_stop();
                 return EXIT_FAILURE;
         }
         test_topology(c);
@@ -945,13 +703,13 @@ int main(int argc, char **argv) {
         test_contention();
         test_killed_client();
 
-        if (varlink_client_connect(&c, SOCKET_PATH) >= 0)
+        if (varlink_client_connect(&c, BROKER_SOCKET) >= 0)
                 bench(c);
         c = varlink_client_free(c);
 
         test_bridge_group();
 
-        r = daemon_stop();
+        r = broker_stop();
         tap(r == 0, "iommud exits cleanly on SIGTERM (status %d)", r);
         return tap_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

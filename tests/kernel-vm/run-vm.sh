@@ -141,6 +141,9 @@ while IFS= read -r line; do
                 echo "not ok $n - a guest program bailed out: ${line#Bail out!}"
         elif [[ $line == "#"* ]]; then
                 echo "$line"
+        elif [[ $line == "BENCH "* ]]; then
+                # A figure for tools/bench (bench/bench-report.h), a comment to TAP.
+                echo "# $line"
         fi
 done <"$tap"
 
