@@ -49,171 +49,32 @@
 #include <json-c/json.h>
 
 #include "bench-report.h"
-#include "broker.h"
 #include "edu.h"
+#include "guest-broker-util.h"
 #include "guest-util.h"
 #include "iommufd-abi.h"
 #include "json-util.h"
 #include "macros.h"
 #include "varlink-client.h"
 
-/* ---- topology ---- */
+#define TEST_IOVA 0x300000ull /* edu masks DMA addresses to 28 bits */
+#define PAGE 4096
 
-static const char *region_type_name(const char *sysfs_type) {
-        if (streq(sysfs_type, "direct-relaxable"))
-                return "direct_relaxable";
-        if (streq(sysfs_type, "direct") || streq(sysfs_type, "reserved") ||
-            streq(sysfs_type, "msi"))
-                return sysfs_type;
-        return "unknown";
-}
+#define EDU_ROOT "0000:00:03.0"
+#define BRIDGE_EDU "0000:01:02.0"
+#define BRIDGE_SIBLING "0000:01:01.0"
 
-/* Compares one group of the reply with /sys/kernel/iommu_groups/ID. */
-static bool group_matches(json_object *g, unsigned *n_relaxable, char *why, size_t why_size) {
-        uint64_t id = broker_get_u64(g, "id");
-        char path[PATH_MAX], buf[1024], *save = NULL;
-        json_object *devs = NULL, *regions = NULL;
-        size_t n_sys = 0, n_regions = 0;
-        struct dirent *de;
-        DIR *d;
-
-        snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%" PRIu64 "/type", id);
-        if (broker_read_file(path, buf, sizeof(buf)) >= 0 && !streq(buf, broker_get_str(g, "type"))) {
-                snprintf(why, why_size, "group %" PRIu64 ": type %s, sysfs %s", id,
-                         broker_get_str(g, "type"), buf);
-                return false;
-        }
-
-        json_object_object_get_ex(g, "devices", &devs);
-        snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%" PRIu64 "/devices", id);
-        d = opendir(path);
-        if (!d) {
-                snprintf(why, why_size, "group %" PRIu64 " is not in sysfs", id);
-                return false;
-        }
-        while ((de = readdir(d))) {
-                bool found = false;
-
-                if (de->d_name[0] == '.')
-                        continue;
-                n_sys++;
-                for (size_t i = 0; devs && i < json_object_array_length(devs); i++)
-                        found = found || streq(json_object_get_string(
-                                                 json_object_array_get_idx(devs, i)), de->d_name);
-                if (!found) {
-                        snprintf(why, why_size, "group %" PRIu64 ": %s missing", id, de->d_name);
-                        closedir(d);
-                        return false;
-                }
-        }
-        closedir(d);
-        if (!devs || json_object_array_length(devs) != n_sys) {
-                snprintf(why, why_size, "group %" PRIu64 ": %zu devices, sysfs %zu", id,
-                         devs ? json_object_array_length(devs) : 0, n_sys);
-                return false;
-        }
-
-        json_object_object_get_ex(g, "reservedRegions", &regions);
-        snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%" PRIu64 "/reserved_regions", id);
-        if (broker_read_file(path, buf, sizeof(buf)) < 0)
-                buf[0] = '\0';
-        for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                unsigned long long start, last;
-                char type[32];
-                bool found = false;
-
-                if (sscanf(line, "%llx %llx %31s", &start, &last, type) != 3)
-                        continue;
-                n_regions++;
-                if (streq(type, "direct-relaxable"))
-                        (*n_relaxable)++;
-                for (size_t i = 0; regions && i < json_object_array_length(regions); i++) {
-                        json_object *r = json_object_array_get_idx(regions, i);
-
-                        found = found || (broker_get_u64(r, "start") == start &&
-                                          broker_get_u64(r, "last") == last &&
-                                          streq(broker_get_str(r, "type"), region_type_name(type)));
-                }
-                if (!found) {
-                        snprintf(why, why_size, "group %" PRIu64 ": region %s not reported", id,
-                                 line);
-                        return false;
-                }
-        }
-        if (!regions || json_object_array_length(regions) != n_regions) {
-                snprintf(why, why_size, "group %" PRIu64 ": %zu regions, sysfs %zu", id,
-                         regions ? json_object_array_length(regions) : 0, n_regions);
-                return false;
-        }
-        return true;
-}
-
-static void test_topology(VarlinkClient *c) {
-        _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
-        json_object *p, *groups = NULL;
-        const char *error;
-        unsigned n_relaxable = 0, n_sys = 0;
-        struct dirent *de;
-        bool all = true;
-        char why[2048] = "";
-        DIR *d;
-
-        p = broker_call(c, "GetTopology", NULL, NULL, 0, &rep, &error);
-        tap(!error, "GetTopology answers%s%s", error ? ": " : "", error ?: "");
-        if (error)
-                return;
-        json_object_object_get_ex(p, "groups", &groups);
-        d = opendir("/sys/kernel/iommu_groups");
-        while (d && (de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n_sys++;
-        if (d)
-                closedir(d);
-        tap(groups && json_object_array_length(groups) == n_sys,
-            "GetTopology lists the kernel's %u IOMMU groups (got %zu)", n_sys,
-            groups ? json_object_array_length(groups) : 0);
-        for (size_t i = 0; groups && i < json_object_array_length(groups); i++)
-                if (!group_matches(json_object_array_get_idx(groups, i), &n_relaxable, why,
-                                   sizeof(why))) {
-                        all = false;
-                        break;
-                }
-        tap(all, "every group's members, type and reserved regions match sysfs%s%s",
-            all ? "" : ": ", all ? "" : why);
-        if (streq(getenv("IOMMUD_KVM_MODE") ?: "", "intel"))
-                tap(n_relaxable >= 1, "the chipset group's direct-relaxable region is reported "
-                    "(%u found)", n_relaxable);
-}
 
 /* ---- DMA through a brokered address space ---- */
 
-/* IOMMU fault lines in the kernel log so far. */
-static unsigned count_faults(void) {
-        const char *mode = getenv("IOMMUD_KVM_MODE") ?: "";
-        const char *pattern = streq(mode, "amd") ? "IO_PAGE_FAULT" : "DMAR: [DMA Write";
-        int size = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0), n;
-        _cleanup_free_ char *buf = NULL;
-        unsigned count = 0;
-
-        if (size <= 0 || !(buf = malloc((size_t)size + 1)))
-                return 0;
-        n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, size);
-        if (n <= 0)
-                return 0;
-        buf[n] = '\0';
-        for (char *p = buf; (p = strstr(p, pattern)); p++)
-                count++;
-        return count;
-}
-
 static void test_dma(VarlinkClient *c) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
-        _cleanup_close_ int dev = broker_open_cdev(EDU_ROOT), mfd = -EBADF;
+        _cleanup_close_ int dev = open_cdev(EDU_ROOT), mfd = -EBADF;
         struct vfio_region_info bar0 = {};
         volatile uint8_t *bar = MAP_FAILED;
         uint8_t *mem = MAP_FAILED, *src, *dst;
         uint64_t ioas, iova, faults_before;
-        const size_t memsize = 2 * BROKER_PAGE;
+        const size_t memsize = 2 * PAGE;
         json_object *p, *caps = NULL;
         const char *error;
         int64_t devid;
@@ -222,35 +83,35 @@ static void test_dma(VarlinkClient *c) {
         tap(dev >= 0, "%s: open its VFIO cdev", EDU_ROOT);
         if (dev < 0)
                 return;
-        devid = broker_attach(c, dev, &rep, &error);
+        devid = attach_device(c, dev, &rep, &error);
         tap(!error, "AttachDevice with %s's cdev fd%s%s", EDU_ROOT, error ? ": " : "",
             error ?: "");
         if (error)
                 return;
-        tap(streq(broker_get_str(rep.parameters, "bdf"), EDU_ROOT), "AttachDevice names it %s",
-            broker_get_str(rep.parameters, "bdf"));
+        tap(streq(get_str(rep.parameters, "bdf"), EDU_ROOT), "AttachDevice names it %s",
+            get_str(rep.parameters, "bdf"));
         /* QEMU's IOMMUs have no dirty tracking and edu no PASID: neither may be claimed. */
         json_object_object_get_ex(rep.parameters, "capabilities", &caps);
-        tap(caps && json_object_array_length(caps) == 0 && broker_get_u64(rep.parameters, "pasidBits") == 0,
+        tap(caps && json_object_array_length(caps) == 0 && get_u64(rep.parameters, "pasidBits") == 0,
             "no dirty tracking or PASID is claimed for it (capabilities %s, pasidBits %" PRIu64 ")",
-            caps ? json_object_to_json_string(caps) : "?", broker_get_u64(rep.parameters, "pasidBits"));
+            caps ? json_object_to_json_string(caps) : "?", get_u64(rep.parameters, "pasidBits"));
 
-        p = broker_call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &error);
-        ioas = broker_get_u64(p, "ioasId");
+        p = call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &error);
+        ioas = get_u64(p, "ioasId");
         tap(!error, "CreateAddressSpace%s%s", error ? ": " : "", error ?: "");
         if (error)
                 return;
-        p = broker_call(c, "AttachToAddressSpace",
-                 broker_params("deviceId", broker_u64((uint64_t)devid), "ioasId", broker_u64(ioas), NULL), NULL, 0,
+        p = call(c, "AttachToAddressSpace",
+                 params("deviceId", u64((uint64_t)devid), "ioasId", u64(ioas), NULL), NULL, 0,
                  &rep, &error);
-        tap(!error, "AttachToAddressSpace (hwpt %" PRIu64 ")%s%s", broker_get_u64(p, "hwptId"),
+        tap(!error, "AttachToAddressSpace (hwpt %" PRIu64 ")%s%s", get_u64(p, "hwptId"),
             error ? ": " : "", error ?: "");
         if (error)
                 return;
-        p = broker_call(c, "BindPASID", broker_params("deviceId", broker_u64((uint64_t)devid), "ioasId", broker_u64(ioas), NULL),
+        p = call(c, "BindPASID", params("deviceId", u64((uint64_t)devid), "ioasId", u64(ioas), NULL),
                  NULL, 0, &rep, &error);
         tap(error && streq(error, "org.iommud.Broker.NotSupported"),
-            "BindPASID is NotSupported (feature '%s')", broker_get_str(p, "feature"));
+            "BindPASID is NotSupported (feature '%s')", get_str(p, "feature"));
 
         mfd = memfd_create("iommud-guest-broker", MFD_CLOEXEC);
         if (mfd < 0 || ftruncate(mfd, (off_t)memsize) < 0) {
@@ -263,26 +124,26 @@ static void test_dma(VarlinkClient *c) {
                 return;
         }
         src = mem;
-        dst = mem + BROKER_PAGE;
-        for (size_t i = 0; i < BROKER_PAGE; i++)
+        dst = mem + PAGE;
+        for (size_t i = 0; i < PAGE; i++)
                 src[i] = (uint8_t)(i * 13 + 5);
-        memset(dst, 0x5a, BROKER_PAGE);
+        memset(dst, 0x5a, PAGE);
 
-        p = broker_call(c, "Map",
-                 broker_params("ioasId", broker_u64(ioas), "memoryFd", json_object_new_int(0), "offset", broker_u64(0),
-                        "length", broker_u64(memsize), "iova", broker_u64(BROKER_TEST_IOVA), "readable",
+        p = call(c, "Map",
+                 params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0), "offset", u64(0),
+                        "length", u64(memsize), "iova", u64(TEST_IOVA), "readable",
                         json_object_new_boolean(true), "writeable", json_object_new_boolean(true),
                         NULL),
                  &mfd, 1, &rep, &error);
-        iova = broker_get_u64(p, "iova");
-        tap(!error && iova == BROKER_TEST_IOVA, "Map of a memfd at IOVA %#" PRIx64 "%s%s", BROKER_TEST_IOVA,
+        iova = get_u64(p, "iova");
+        tap(!error && iova == TEST_IOVA, "Map of a memfd at IOVA %#llx%s%s", TEST_IOVA,
             error ? ": " : "", error ?: "");
         if (error)
                 goto out;
         /* 6.12 has no IOMMU_IOAS_MAP_FILE: the daemon must have mmapped the memfd itself. */
-        tap(broker_daemon_memfd_maps("iommud-guest-broker") >= 1, "without IOMMU_IOAS_MAP_FILE the map went through the "
+        tap(daemon_memfd_maps() >= 1, "without IOMMU_IOAS_MAP_FILE the map went through the "
             "daemon's mmap + IOMMU_IOAS_MAP fallback (%u mapping(s) of the memfd in iommud)",
-            broker_daemon_memfd_maps("iommud-guest-broker"));
+            daemon_memfd_maps());
 
         if (vfio_region_info(dev, VFIO_PCI_BAR0_REGION_INDEX, &bar0) < 0 ||
             !(bar0.flags & VFIO_REGION_INFO_FLAG_MMAP)) {
@@ -299,35 +160,35 @@ static void test_dma(VarlinkClient *c) {
                 tap(false, "enable bus mastering: %m");
                 goto out;
         }
-        tap(edu_dma(bar, BROKER_TEST_IOVA, EDU_BUFFER, EDU_DMA_LEN, false) == 0,
+        tap(edu_dma(bar, TEST_IOVA, EDU_BUFFER, EDU_DMA_LEN, false) == 0,
             "DMA memfd -> edu through the brokered address space completes");
-        tap(edu_dma(bar, EDU_BUFFER, BROKER_TEST_IOVA + BROKER_PAGE, EDU_DMA_LEN, true) == 0,
+        tap(edu_dma(bar, EDU_BUFFER, TEST_IOVA + PAGE, EDU_DMA_LEN, true) == 0,
             "DMA edu -> memfd completes");
         tap(memcmp(src, dst, EDU_DMA_LEN) == 0 && dst[EDU_DMA_LEN] == 0x5a,
             "%d bytes made the round trip through the brokered mapping, and no more",
             EDU_DMA_LEN);
 
-        p = broker_call(c, "Unmap", broker_params("ioasId", broker_u64(ioas), "iova", broker_u64(BROKER_TEST_IOVA), "length",
-                                    broker_u64(memsize), NULL),
+        p = call(c, "Unmap", params("ioasId", u64(ioas), "iova", u64(TEST_IOVA), "length",
+                                    u64(memsize), NULL),
                  NULL, 0, &rep, &error);
-        tap(!error && broker_get_u64(p, "unmapped") == memsize, "Unmap reports %" PRIu64 " bytes%s%s",
-            broker_get_u64(p, "unmapped"), error ? ": " : "", error ?: "");
-        tap(broker_daemon_memfd_maps("iommud-guest-broker") == 0, "Unmap released the daemon's mmap of the memfd");
+        tap(!error && get_u64(p, "unmapped") == memsize, "Unmap reports %" PRIu64 " bytes%s%s",
+            get_u64(p, "unmapped"), error ? ": " : "", error ?: "");
+        tap(daemon_memfd_maps() == 0, "Unmap released the daemon's mmap of the memfd");
 
         faults_before = count_faults();
-        memset(dst, 0xa5, BROKER_PAGE);
-        tap(edu_dma(bar, EDU_BUFFER, BROKER_TEST_IOVA + BROKER_PAGE, EDU_DMA_LEN, true) == 0,
+        memset(dst, 0xa5, PAGE);
+        tap(edu_dma(bar, EDU_BUFFER, TEST_IOVA + PAGE, EDU_DMA_LEN, true) == 0,
             "DMA edu -> the unmapped IOVA completes on the device side");
-        for (size_t i = 0; i < BROKER_PAGE; i++)
+        for (size_t i = 0; i < PAGE; i++)
                 untouched = untouched && dst[i] == 0xa5;
         tap(untouched, "after Unmap the same DMA did not reach memory");
         /* The fault is reported asynchronously (a DMAR fault interrupt, AMD's event log). */
         if (streq(getenv("IOMMUD_KVM_MODE") ?: "", "amd"))
-                broker_skip("the kernel logged the blocked DMA as an IOMMU fault # SKIP QEMU 7.2 "
+                skip("the kernel logged the blocked DMA as an IOMMU fault # SKIP QEMU 7.2 "
                      "amd-iommu blocks the access but queues no IO_PAGE_FAULT event");
         else {
                 for (unsigned i = 0; i < 50 && count_faults() <= faults_before; i++)
-                        broker_sleep_ms(20);
+                        sleep_ms(20);
                 tap(count_faults() > faults_before, "the kernel logged the blocked DMA as an "
                     "IOMMU fault (%" PRIu64 " -> %u)", faults_before, count_faults());
         }
@@ -343,20 +204,20 @@ out:
 static void test_contention(void) {
         _cleanup_(varlink_client_freep) VarlinkClient *a = NULL, *b = NULL;
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
-        _cleanup_close_ int fa = broker_open_cdev(EDU_ROOT), fb = broker_open_cdev(EDU_ROOT);
+        _cleanup_close_ int fa = open_cdev(EDU_ROOT), fb = open_cdev(EDU_ROOT);
         const char *error;
 
-        if (varlink_client_connect(&a, BROKER_SOCKET) < 0 ||
-            varlink_client_connect(&b, BROKER_SOCKET) < 0 || fa < 0 || fb < 0) {
+        if (varlink_client_connect(&a, SOCKET_PATH) < 0 ||
+            varlink_client_connect(&b, SOCKET_PATH) < 0 || fa < 0 || fb < 0) {
                 tap(false, "two sessions and two opens of %s", EDU_ROOT);
                 return;
         }
-        (void)broker_attach_released(a, fa, &rep, &error);
+        (void)attach_device_released(a, fa, &rep, &error);
         tap(!error, "session A attaches %s%s%s", EDU_ROOT, error ? ": " : "", error ?: "");
-        (void)broker_attach(b, fb, &rep, &error);
+        (void)attach_device(b, fb, &rep, &error);
         tap(error && streq(error, "org.iommud.Broker.DeviceBusy"),
             "session B is refused %s with DeviceBusy (%s; held by '%s')", EDU_ROOT,
-            error ?: "no error", broker_get_str(rep.parameters, "heldBy"));
+            error ?: "no error", get_str(rep.parameters, "heldBy"));
 }
 
 static void test_killed_client(void) {
@@ -374,24 +235,24 @@ static void test_killed_client(void) {
         if (child == 0) {
                 _cleanup_(varlink_reply_clear) VarlinkReply crep = VARLINK_REPLY_INIT;
                 VarlinkClient *cc = NULL;
-                int cfd = broker_open_cdev(EDU_ROOT), mfd = memfd_create("iommud-guest-broker", 0);
+                int cfd = open_cdev(EDU_ROOT), mfd = memfd_create("iommud-guest-broker", 0);
                 const char *e1 = NULL, *e2 = NULL, *e3 = NULL;
                 int64_t id;
                 uint64_t ioas;
                 json_object *p;
 
-                if (cfd < 0 || mfd < 0 || ftruncate(mfd, 16 * BROKER_PAGE) < 0 ||
-                    varlink_client_connect(&cc, BROKER_SOCKET) < 0)
+                if (cfd < 0 || mfd < 0 || ftruncate(mfd, 16 * PAGE) < 0 ||
+                    varlink_client_connect(&cc, SOCKET_PATH) < 0)
                         _exit(1);
-                id = broker_attach_released(cc, cfd, &crep, &e1);
-                p = broker_call(cc, "CreateAddressSpace", NULL, NULL, 0, &crep, &e2);
-                ioas = broker_get_u64(p, "ioasId");
-                (void)broker_call(cc, "AttachToAddressSpace",
-                           broker_params("deviceId", broker_u64((uint64_t)id), "ioasId", broker_u64(ioas), NULL), NULL,
+                id = attach_device_released(cc, cfd, &crep, &e1);
+                p = call(cc, "CreateAddressSpace", NULL, NULL, 0, &crep, &e2);
+                ioas = get_u64(p, "ioasId");
+                (void)call(cc, "AttachToAddressSpace",
+                           params("deviceId", u64((uint64_t)id), "ioasId", u64(ioas), NULL), NULL,
                            0, &crep, &e3);
-                (void)broker_call(cc, "Map",
-                           broker_params("ioasId", broker_u64(ioas), "memoryFd", json_object_new_int(0),
-                                  "offset", broker_u64(0), "length", broker_u64(16 * BROKER_PAGE), "readable",
+                (void)call(cc, "Map",
+                           params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0),
+                                  "offset", u64(0), "length", u64(16 * PAGE), "readable",
                                   json_object_new_boolean(true), "writeable",
                                   json_object_new_boolean(true), NULL),
                            &mfd, 1, &crep, &e1);
@@ -416,17 +277,17 @@ static void test_killed_client(void) {
                 varlink_reply_clear(&rep);
                 c = varlink_client_free(c);
                 fd = safe_close(fd);
-                fd = broker_open_cdev(EDU_ROOT);
-                if (fd < 0 || varlink_client_connect(&c, BROKER_SOCKET) < 0)
+                fd = open_cdev(EDU_ROOT);
+                if (fd < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0)
                         break;
-                (void)broker_attach(c, fd, &rep, &error);
+                (void)attach_device(c, fd, &rep, &error);
                 if (!error)
                         break;
-                broker_sleep_ms(50);
+                sleep_ms(50);
         }
         tap(!error, "after the client was killed another session binds %s again%s%s", EDU_ROOT,
             error ? ": " : "", error ?: "");
-        tap(broker_daemon_memfd_maps("iommud-guest-broker") == 0, "and the killed client's memfd is no longer mapped in iommud");
+        tap(daemon_memfd_maps() == 0, "and the killed client's memfd is no longer mapped in iommud");
 }
 
 /* ---- the bridge group ---- */
@@ -441,32 +302,32 @@ static void test_bridge_group(void) {
         int r;
 
         if (access("/sys/bus/pci/drivers/pci-pf-stub", F_OK) < 0) {
-                broker_skip("bridge group policy # SKIP the kernel has no pci-pf-stub host driver");
+                skip("bridge group policy # SKIP the kernel has no pci-pf-stub host driver");
                 return;
         }
-        broker_stop();
-        r = broker_set_driver(BRIDGE_SIBLING, "pci-pf-stub");
+        daemon_stop();
+        r = set_driver(BRIDGE_SIBLING, "pci-pf-stub");
         tap(r >= 0, "%s moved to the host driver pci-pf-stub", BRIDGE_SIBLING);
         if (r < 0)
                 return;
-        r = broker_start(false);
+        r = daemon_start();
         tap(r >= 0, "iommud restarted on the changed topology");
         if (r < 0)
                 return;
 
-        fd = broker_open_cdev(BRIDGE_EDU);
-        if (fd < 0 || varlink_client_connect(&c, BROKER_SOCKET) < 0)
+        fd = open_cdev(BRIDGE_EDU);
+        if (fd < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0)
                 return tap(false, "connect and open %s", BRIDGE_EDU);
-        (void)broker_attach(c, fd, &rep, &error);
+        (void)attach_device(c, fd, &rep, &error);
         tap(error && streq(error, "org.iommud.Broker.PolicyDenied") &&
-                    streq(broker_get_str(rep.parameters, "step"), "group") &&
-                    strstr(broker_get_str(rep.parameters, "reason"), BRIDGE_SIBLING),
+                    streq(get_str(rep.parameters, "step"), "group") &&
+                    strstr(get_str(rep.parameters, "reason"), BRIDGE_SIBLING),
             "iommud refuses %s at the group step, naming %s: %s", BRIDGE_EDU, BRIDGE_SIBLING,
-            broker_get_str(rep.parameters, "reason"));
+            get_str(rep.parameters, "reason"));
 
         /* What the kernel would have said: a sibling on a host driver makes the group unsafe. */
         iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-        kfd = broker_open_cdev(BRIDGE_EDU);
+        kfd = open_cdev(BRIDGE_EDU);
         bind.iommufd = iommufd;
         r = (iommufd < 0 || kfd < 0) ? -EBADF :
             ioctl(kfd, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0 ? -errno : 0;
@@ -476,20 +337,20 @@ static void test_bridge_group(void) {
 
         c = varlink_client_free(c);
         fd = safe_close(fd);
-        broker_stop();
-        r = broker_set_driver(BRIDGE_SIBLING, "vfio-pci");
+        daemon_stop();
+        r = set_driver(BRIDGE_SIBLING, "vfio-pci");
         tap(r >= 0, "%s back on vfio-pci", BRIDGE_SIBLING);
-        r = broker_start(false);
+        r = daemon_start();
         if (r < 0)
                 return tap(false, "iommud restarted: %s", strerror(-r));
-        fd = broker_open_cdev(BRIDGE_EDU);
-        if (fd < 0 || varlink_client_connect(&c, BROKER_SOCKET) < 0)
+        fd = open_cdev(BRIDGE_EDU);
+        if (fd < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0)
                 return tap(false, "connect and open %s", BRIDGE_EDU);
-        p = broker_call(c, "ExplainDevice", broker_params("device", json_object_new_string(BRIDGE_EDU), NULL),
+        p = call(c, "ExplainDevice", params("device", json_object_new_string(BRIDGE_EDU), NULL),
                  NULL, 0, &rep, &error);
         tap(!error && json_object_get_boolean(json_object_object_get(p, "allowed")),
             "with both members on vfio-pci ExplainDevice says %s is allowed", BRIDGE_EDU);
-        (void)broker_attach(c, fd, &rep, &error);
+        (void)attach_device(c, fd, &rep, &error);
         tap(!error, "and AttachDevice takes it%s%s", error ? ": " : "", error ?: "");
 }
 
@@ -531,7 +392,7 @@ static uint64_t pingpong_ns(int fd, unsigned n) {
                 }
         }
         close(sv[1]);
-        t0 = broker_now_ns();
+        t0 = now_ns();
         for (unsigned i = 0; i < n; i++) {
                 char cbuf[CMSG_SPACE(sizeof(int))] = {};
                 struct iovec iov = { buf, 200 };
@@ -546,7 +407,7 @@ static uint64_t pingpong_ns(int fd, unsigned n) {
                 if (sendmsg(sv[0], &mh, 0) != 200 || read(sv[0], buf, 200) != 200)
                         break;
         }
-        t = broker_now_ns() - t0;
+        t = now_ns() - t0;
         close(sv[0]);
         (void)waitpid(child, NULL, 0);
         return t;
@@ -580,12 +441,12 @@ static void bench_figures(uint64_t broker_ns, uint64_t direct_ns, uint64_t pingp
 
 static void bench(VarlinkClient *c) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
-        _cleanup_close_ int dev = broker_open_cdev(EDU_ROOT), mfd = -EBADF, iommufd = -EBADF,
+        _cleanup_close_ int dev = open_cdev(EDU_ROOT), mfd = -EBADF, iommufd = -EBADF,
                             ddev = -EBADF;
         struct iommud_vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
         struct iommud_ioas_alloc alloc = { .size = sizeof(alloc) };
         struct iommud_vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
-        const size_t len = 16 * BROKER_PAGE;
+        const size_t len = 16 * PAGE;
         const unsigned n = 200;
         uint64_t ioas, t0, broker_ns, direct_ns, pingpong, query_ns;
         const char *error;
@@ -596,46 +457,46 @@ static void bench(VarlinkClient *c) {
         mfd = memfd_create("iommud-guest-bench", MFD_CLOEXEC);
         if (dev < 0 || mfd < 0 || ftruncate(mfd, (off_t)len) < 0)
                 return tap(false, "bench setup");
-        devid = broker_attach_released(c, dev, &rep, &error);
+        devid = attach_device_released(c, dev, &rep, &error);
         if (error)
                 return tap(false, "bench: AttachDevice: %s", error);
-        p = broker_call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &error);
-        ioas = broker_get_u64(p, "ioasId");
-        (void)broker_call(c, "AttachToAddressSpace",
-                   broker_params("deviceId", broker_u64((uint64_t)devid), "ioasId", broker_u64(ioas), NULL), NULL, 0,
+        p = call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &error);
+        ioas = get_u64(p, "ioasId");
+        (void)call(c, "AttachToAddressSpace",
+                   params("deviceId", u64((uint64_t)devid), "ioasId", u64(ioas), NULL), NULL, 0,
                    &rep, &error);
         if (error)
                 return tap(false, "bench: AttachToAddressSpace: %s", error);
 
-        t0 = broker_now_ns();
+        t0 = now_ns();
         for (unsigned i = 0; i < n && !error; i++) {
-                (void)broker_call(c, "Map",
-                           broker_params("ioasId", broker_u64(ioas), "memoryFd", json_object_new_int(0),
-                                  "offset", broker_u64(0), "length", broker_u64(len), "iova", broker_u64(BROKER_TEST_IOVA),
+                (void)call(c, "Map",
+                           params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0),
+                                  "offset", u64(0), "length", u64(len), "iova", u64(TEST_IOVA),
                                   "readable", json_object_new_boolean(true), "writeable",
                                   json_object_new_boolean(true), NULL),
                            &mfd, 1, &rep, &error);
                 if (!error)
-                        (void)broker_call(c, "Unmap", broker_params("ioasId", broker_u64(ioas), "iova", broker_u64(BROKER_TEST_IOVA),
-                                                      "length", broker_u64(len), NULL),
+                        (void)call(c, "Unmap", params("ioasId", u64(ioas), "iova", u64(TEST_IOVA),
+                                                      "length", u64(len), NULL),
                                    NULL, 0, &rep, &error);
         }
-        broker_ns = broker_now_ns() - t0;
+        broker_ns = now_ns() - t0;
         if (error)
                 return tap(false, "bench: brokered Map/Unmap: %s", error);
 
         /* Two calls that reach the backend but pin and map nothing: the dispatch cost. */
-        t0 = broker_now_ns();
+        t0 = now_ns();
         for (unsigned i = 0; i < 2 * n && !error; i++)
-                (void)broker_call(c, "GetIOVARanges", broker_params("ioasId", broker_u64(ioas), NULL), NULL, 0, &rep,
+                (void)call(c, "GetIOVARanges", params("ioasId", u64(ioas), NULL), NULL, 0, &rep,
                            &error);
-        query_ns = broker_now_ns() - t0;
+        query_ns = now_ns() - t0;
         if (error)
                 return tap(false, "bench: GetIOVARanges: %s", error);
 
         /* The same work directly: the bridge edu on this process's own iommufd. */
         iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-        ddev = broker_open_cdev(BRIDGE_EDU);
+        ddev = open_cdev(BRIDGE_EDU);
         bind.iommufd = iommufd;
         if (iommufd < 0 || ddev < 0 || ioctl(ddev, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0 ||
             ioctl(iommufd, IOMMUD_IOMMU_IOAS_ALLOC, &alloc) < 0)
@@ -646,7 +507,7 @@ static void bench(VarlinkClient *c) {
         va = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
         if (va == MAP_FAILED)
                 return tap(false, "bench: mmap: %m");
-        t0 = broker_now_ns();
+        t0 = now_ns();
         for (unsigned i = 0; i < n; i++) {
                 struct iommud_ioas_map m = {
                         .size = sizeof(m),
@@ -655,10 +516,10 @@ static void bench(VarlinkClient *c) {
                         .ioas_id = alloc.out_ioas_id,
                         .user_va = (uintptr_t)va,
                         .length = len,
-                        .iova = BROKER_TEST_IOVA,
+                        .iova = TEST_IOVA,
                 };
                 struct iommud_ioas_unmap u = {
-                        .size = sizeof(u), .ioas_id = alloc.out_ioas_id, .iova = BROKER_TEST_IOVA,
+                        .size = sizeof(u), .ioas_id = alloc.out_ioas_id, .iova = TEST_IOVA,
                         .length = len,
                 };
 
@@ -668,7 +529,7 @@ static void bench(VarlinkClient *c) {
                         return tap(false, "bench: direct map/unmap: %m");
                 }
         }
-        direct_ns = broker_now_ns() - t0;
+        direct_ns = now_ns() - t0;
         munmap(va, len);
         /* Two messages per brokered round trip (Map, Unmap): two ping-pongs. */
         pingpong = 2 * pingpong_ns(mfd, n);
@@ -681,19 +542,20 @@ int main(int argc, char **argv) {
         int r;
 
         if (argc > 1)
-                broker_iommud_path = argv[1];
+                iommud_path = argv[1];
+        iommud_backend = "iommufd";
         if (access("/dev/iommu", F_OK) < 0) {
-                broker_skip("iommud on the kernel backend # SKIP no /dev/iommu");
+                skip("iommud on the kernel backend # SKIP no /dev/iommu");
                 return 77;
         }
-        r = broker_start(false);
+        r = daemon_start();
         tap(r >= 0, "iommud starts on the kernel backend (%s)", r < 0 ? strerror(-r) : "ready");
         if (r < 0)
                 return EXIT_FAILURE;
 
-        if (varlink_client_connect(&c, BROKER_SOCKET) < 0) {
-                tap(false, "connect to %s", BROKER_SOCKET);
-                broker_stop();
+        if (varlink_client_connect(&c, SOCKET_PATH) < 0) {
+                tap(false, "connect to %s", SOCKET_PATH);
+                daemon_stop();
                 return EXIT_FAILURE;
         }
         test_topology(c);
@@ -703,13 +565,13 @@ int main(int argc, char **argv) {
         test_contention();
         test_killed_client();
 
-        if (varlink_client_connect(&c, BROKER_SOCKET) >= 0)
+        if (varlink_client_connect(&c, SOCKET_PATH) >= 0)
                 bench(c);
         c = varlink_client_free(c);
 
         test_bridge_group();
 
-        r = broker_stop();
+        r = daemon_stop();
         tap(r == 0, "iommud exits cleanly on SIGTERM (status %d)", r);
         return tap_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

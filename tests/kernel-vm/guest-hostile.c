@@ -29,26 +29,44 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "broker.h"
+#include "guest-broker-util.h"
 #include "guest-util.h"
 #include "iommufd-abi.h"
 #include "macros.h"
 
-#define PAGE BROKER_PAGE
+#define PAGE 4096
+#define TEST_IOVA UINT64_C(0x300000) /* edu masks DMA addresses to 28 bits */
+#define EDU_ROOT "0000:00:03.0"
+#define BRIDGE_EDU "0000:01:02.0"
+
+/* Map of length bytes of fd from offset at iova (UINT64_MAX: iommud picks); the IOVA, or
+ * UINT64_MAX with *error set. */
+static uint64_t map(VarlinkClient *c, uint64_t ioas, int fd, uint64_t offset, uint64_t length,
+                    uint64_t iova, VarlinkReply *rep, const char **error) {
+        json_object *p = params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0), "offset",
+                                u64(offset), "length", u64(length), "readable",
+                                json_object_new_boolean(true), "writeable",
+                                json_object_new_boolean(true), NULL);
+
+        if (iova != UINT64_MAX)
+                json_object_object_add(p, "iova", u64(iova));
+        p = call(c, "Map", p, &fd, 1, rep, error);
+        return *error ? UINT64_MAX : get_u64(p, "iova");
+}
 
 /* The device iommud lists as held by someone, or "" (GetTopology's heldBy). */
 static const char *held_by(VarlinkClient *c, const char *bdf, VarlinkReply *rep) {
         json_object *p, *devs = NULL;
         const char *error;
 
-        p = broker_call(c, "GetTopology", NULL, NULL, 0, rep, &error);
+        p = call(c, "GetTopology", NULL, NULL, 0, rep, &error);
         if (error || !json_object_object_get_ex(p, "devices", &devs))
                 return "?";
         for (size_t i = 0; i < json_object_array_length(devs); i++) {
                 json_object *d = json_object_array_get_idx(devs, i);
 
-                if (streq(broker_get_str(d, "name"), bdf))
-                        return broker_get_str(d, "heldBy");
+                if (streq(get_str(d, "name"), bdf))
+                        return get_str(d, "heldBy");
         }
         return "?";
 }
@@ -63,8 +81,8 @@ typedef struct Held {
 static void held_now(VarlinkClient *c, const char *bdf, Held *ret) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
 
-        ret->fds = broker_daemon_fds();
-        ret->maps = broker_daemon_memfd_maps("");
+        ret->fds = daemon_fds();
+        ret->maps = daemon_memfd_maps_named("");
         snprintf(ret->holder, sizeof(ret->holder), "%s", held_by(c, bdf, &rep));
 }
 
@@ -83,26 +101,26 @@ static void tap_unchanged(VarlinkClient *c, const char *bdf, const Held *before,
 /* A cdev where memory is expected: Map must not mmap a device region into the IOAS. */
 static void test_cdev_as_memory(VarlinkClient *c) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
-        _cleanup_close_ int dev = broker_open_cdev(EDU_ROOT), mem = -EBADF;
+        _cleanup_close_ int dev = open_cdev(EDU_ROOT), mem = -EBADF;
         const char *error, *e2;
         json_object *p;
         uint64_t ioas;
         Held before;
 
-        mem = broker_open_cdev(BRIDGE_EDU);
+        mem = open_cdev(BRIDGE_EDU);
         if (dev < 0 || mem < 0)
                 return tap(false, "cdev as memory: open the cdevs of %s and %s", EDU_ROOT,
                            BRIDGE_EDU);
-        (void)broker_attach_released(c, dev, &rep, &error);
-        p = broker_call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &e2);
-        ioas = broker_get_u64(p, "ioasId");
+        (void)attach_device_released(c, dev, &rep, &error);
+        p = call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &e2);
+        ioas = get_u64(p, "ioasId");
         if (error || e2)
                 return tap(false, "cdev as memory: a session with %s and an address space: %s",
                            EDU_ROOT, error ?: e2);
         held_now(c, BRIDGE_EDU, &before);
-        (void)broker_map(c, ioas, mem, 0, PAGE, BROKER_TEST_IOVA, &rep, &error);
+        (void)map(c, ioas, mem, 0, PAGE, TEST_IOVA, &rep, &error);
         tap(error != NULL, "cdev as memory: Map with %s's cdev as memoryFd is refused (%s: %s)",
-            BRIDGE_EDU, error ?: "accepted", broker_get_str(rep.parameters, "reason"));
+            BRIDGE_EDU, error ?: "accepted", get_str(rep.parameters, "reason"));
         tap_unchanged(c, BRIDGE_EDU, &before, "cdev as memory");
 }
 
@@ -113,9 +131,9 @@ static void attach_refused(VarlinkClient *c, int fd, const char *what) {
         Held before;
 
         held_now(c, BRIDGE_EDU, &before);
-        (void)broker_attach(c, fd, &rep, &error);
+        (void)attach_device(c, fd, &rep, &error);
         tap(error != NULL, "%s as a device: AttachDevice is refused (%s: %s)", what,
-            error ?: "accepted", broker_get_str(rep.parameters, "reason"));
+            error ?: "accepted", get_str(rep.parameters, "reason"));
         tap_unchanged(c, BRIDGE_EDU, &before, what);
 }
 
@@ -145,7 +163,7 @@ static void test_cdev_bound_by_client(VarlinkClient *c) {
         struct iommud_ioas_alloc alloc = { .size = sizeof(alloc) };
         _cleanup_close_ int iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC), fd = -EBADF;
 
-        fd = broker_open_cdev(BRIDGE_EDU);
+        fd = open_cdev(BRIDGE_EDU);
         bind.iommufd = iommufd;
         if (iommufd < 0 || fd < 0 || ioctl(fd, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0)
                 return tap(false, "the client binds %s to an iommufd of its own: %m", BRIDGE_EDU);
@@ -163,22 +181,23 @@ int main(int argc, char **argv) {
         int r;
 
         if (argc > 1)
-                broker_iommud_path = argv[1];
+                iommud_path = argv[1];
         if (access("/dev/iommu", F_OK) < 0) {
-                broker_skip("hostile fds on the kernel backend # SKIP no /dev/iommu");
+                skip("hostile fds on the kernel backend # SKIP no /dev/iommu");
                 return 77;
         }
-        r = broker_start(false);
+        iommud_backend = "iommufd";
+        r = daemon_start();
         tap(r >= 0, "iommud starts on the kernel backend (%s)", r < 0 ? strerror(-r) : "ready");
-        if (r < 0 || varlink_client_connect(&c, BROKER_SOCKET) < 0 ||
-            varlink_client_connect(&c2, BROKER_SOCKET) < 0)
-                return tap(false, "connect to %s", BROKER_SOCKET), EXIT_FAILURE;
+        if (r < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0 ||
+            varlink_client_connect(&c2, SOCKET_PATH) < 0)
+                return tap(false, "connect to %s", SOCKET_PATH), EXIT_FAILURE;
         test_cdev_as_memory(c);
         test_group_and_iommu_as_device(c2);
         test_cdev_bound_by_client(c2);
         c = varlink_client_free(c);
         c2 = varlink_client_free(c2);
-        r = broker_stop();
+        r = daemon_stop();
         tap(r == 0, "iommud exits cleanly on SIGTERM (status %d)", r);
         return tap_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -32,14 +32,33 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "edu.h"
+#include "guest-broker-util.h"
+#include "guest-fdstore.h"
 #include "guest-util.h"
 #include "macros.h"
 
-#define PAGE BROKER_PAGE
+#define PAGE 4096
+#define TEST_IOVA UINT64_C(0x300000) /* edu masks DMA addresses to 28 bits */
+#define EDU_ROOT "0000:00:03.0"
+#define BRIDGE_EDU "0000:01:02.0"
 #define MEMFD_NAME "iommud-guest-sessions"
 #define MSI_START UINT64_C(0xfee00000)
+
+/* Map of length bytes of fd from offset at iova (UINT64_MAX: iommud picks); the IOVA, or
+ * UINT64_MAX with *error set. */
+static uint64_t map(VarlinkClient *c, uint64_t ioas, int fd, uint64_t offset, uint64_t length,
+                    uint64_t iova, VarlinkReply *rep, const char **error) {
+        json_object *p = params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0), "offset",
+                                u64(offset), "length", u64(length), "readable",
+                                json_object_new_boolean(true), "writeable",
+                                json_object_new_boolean(true), NULL);
+
+        if (iova != UINT64_MAX)
+                json_object_object_add(p, "iova", u64(iova));
+        p = call(c, "Map", p, &fd, 1, rep, error);
+        return *error ? UINT64_MAX : get_u64(p, "iova");
+}
 
 /* The client's side of the device: its own cdev fd, BAR0, and two pages of a memfd. */
 typedef struct Edu {
@@ -55,7 +74,7 @@ typedef struct Edu {
 static int edu_open(Edu *e) {
         e->bar = MAP_FAILED;
         e->mem = MAP_FAILED;
-        e->fd = broker_open_cdev(EDU_ROOT);
+        e->fd = open_cdev(EDU_ROOT);
         e->mfd = memfd_create(MEMFD_NAME, MFD_CLOEXEC);
         if (e->fd < 0 || e->mfd < 0 || ftruncate(e->mfd, 2 * PAGE) < 0)
                 return -errno;
@@ -102,17 +121,17 @@ static bool dma_blocked(Edu *e, uint64_t dst) {
 }
 
 static uint64_t new_ioas(VarlinkClient *c, VarlinkReply *rep, const char **error) {
-        json_object *p = broker_call(c, "CreateAddressSpace", NULL, NULL, 0, rep, error);
+        json_object *p = call(c, "CreateAddressSpace", NULL, NULL, 0, rep, error);
 
-        return *error ? UINT64_MAX : broker_get_u64(p, "ioasId");
+        return *error ? UINT64_MAX : get_u64(p, "ioasId");
 }
 
 static const char *attach_to(VarlinkClient *c, Edu *e, uint64_t ioas, VarlinkReply *rep) {
         const char *error;
 
-        (void)broker_call(c, "AttachToAddressSpace",
-                          broker_params("deviceId", broker_u64((uint64_t)e->dev_id), "ioasId",
-                                        broker_u64(ioas), NULL),
+        (void)call(c, "AttachToAddressSpace",
+                          params("deviceId", u64((uint64_t)e->dev_id), "ioasId",
+                                        u64(ioas), NULL),
                           NULL, 0, rep, &error);
         return error;
 }
@@ -121,7 +140,7 @@ static const char *simple_call(VarlinkClient *c, const char *method, json_object
                                VarlinkReply *rep) {
         const char *error;
 
-        (void)broker_call(c, method, params, NULL, 0, rep, &error);
+        (void)call(c, method, params, NULL, 0, rep, &error);
         return error;
 }
 
@@ -136,11 +155,11 @@ static void test_destroy(VarlinkClient *c, Edu *e) {
 
         a = new_ioas(c, &rep, &error);
         e2 = error ?: attach_to(c, e, a, &rep);
-        iova = broker_map(c, a, e->mfd, 0, 2 * PAGE, BROKER_TEST_IOVA, &rep, &error);
+        iova = map(c, a, e->mfd, 0, 2 * PAGE, TEST_IOVA, &rep, &error);
         tap(!e2 && !error && dma_roundtrip(e, iova, iova + PAGE),
             "destroy: edu DMAs through a mapping of address space %" PRIu64 "%s%s", a,
             OK(e2 ?: error));
-        error = simple_call(c, "DestroyAddressSpace", broker_params("ioasId", broker_u64(a), NULL),
+        error = simple_call(c, "DestroyAddressSpace", params("ioasId", u64(a), NULL),
                             &rep);
         tap(error && streq(error, "org.iommud.Broker.ObjectInUse"),
             "destroy: DestroyAddressSpace with the device attached is ObjectInUse (%s)",
@@ -148,15 +167,15 @@ static void test_destroy(VarlinkClient *c, Edu *e) {
         b = new_ioas(c, &rep, &error);
         e2 = error ?: attach_to(c, e, b, &rep);
         error = e2 ?: simple_call(c, "DestroyAddressSpace",
-                                  broker_params("ioasId", broker_u64(a), NULL), &rep);
+                                  params("ioasId", u64(a), NULL), &rep);
         tap(!error, "destroy: once edu moved to address space %" PRIu64 ", %" PRIu64 " goes%s%s",
             b, a, OK(error));
-        tap(broker_daemon_memfd_maps(MEMFD_NAME) == 0,
+        tap(daemon_memfd_maps_named(MEMFD_NAME) == 0,
             "destroy: the daemon no longer maps the memfd the destroyed address space mapped");
-        iova = broker_map(c, a, e->mfd, 0, PAGE, UINT64_MAX, &rep, &error);
+        iova = map(c, a, e->mfd, 0, PAGE, UINT64_MAX, &rep, &error);
         tap(error && streq(error, "org.iommud.Broker.NoSuchObject"),
             "destroy: Map into it is NoSuchObject (%s)", error ?: "accepted");
-        tap(dma_blocked(e, BROKER_TEST_IOVA + PAGE),
+        tap(dma_blocked(e, TEST_IOVA + PAGE),
             "destroy: DMA through its old IOVA no longer reaches memory");
 }
 
@@ -170,7 +189,7 @@ static void test_copy(VarlinkClient *c, Edu *e) {
         json_object *p;
 
         src = new_ioas(c, &rep, &error);
-        iova = broker_map(c, src, e->mfd, 0, 2 * PAGE, src_iova, &rep, &error);
+        iova = map(c, src, e->mfd, 0, 2 * PAGE, src_iova, &rep, &error);
         dst = new_ioas(c, &rep, &e2);
         e2 = e2 ?: attach_to(c, e, dst, &rep);
         tap(!error && !e2 && iova == src_iova,
@@ -178,35 +197,35 @@ static void test_copy(VarlinkClient *c, Edu *e) {
             "%s%s", src, dst, OK(error ?: e2));
         tap(dma_blocked(e, dst_iova + PAGE), "copy: before the copy nothing is at 0x%" PRIx64,
             dst_iova + PAGE);
-        p = broker_call(c, "Copy",
-                        broker_params("srcIoasId", broker_u64(src), "srcIova", broker_u64(src_iova),
-                                      "dstIoasId", broker_u64(dst), "dstIova",
-                                      broker_u64(dst_iova), "length", broker_u64(2 * PAGE), NULL),
+        p = call(c, "Copy",
+                        params("srcIoasId", u64(src), "srcIova", u64(src_iova),
+                                      "dstIoasId", u64(dst), "dstIova",
+                                      u64(dst_iova), "length", u64(2 * PAGE), NULL),
                         NULL, 0, &rep, &error);
-        tap(!error && broker_get_u64(p, "iova") == dst_iova, "copy: Copy to 0x%" PRIx64 "%s%s",
+        tap(!error && get_u64(p, "iova") == dst_iova, "copy: Copy to 0x%" PRIx64 "%s%s",
             dst_iova, OK(error));
         tap(dma_roundtrip(e, dst_iova, dst_iova + PAGE),
             "copy: edu DMAs through the copied mapping");
-        p = broker_call(c, "Copy",
-                        broker_params("srcIoasId", broker_u64(src), "srcIova", broker_u64(src_iova),
-                                      "dstIoasId", broker_u64(dst), "length",
-                                      broker_u64(3 * PAGE), NULL),
+        p = call(c, "Copy",
+                        params("srcIoasId", u64(src), "srcIova", u64(src_iova),
+                                      "dstIoasId", u64(dst), "length",
+                                      u64(3 * PAGE), NULL),
                         NULL, 0, &rep, &error);
         tap(error != NULL, "copy: a source range beyond the mapping is refused (%s)",
             error ?: "accepted");
         error = simple_call(c, "Unmap",
-                            broker_params("ioasId", broker_u64(dst), "iova", broker_u64(0),
-                                          "length", broker_u64(UINT64_C(1) << 40), NULL),
+                            params("ioasId", u64(dst), "iova", u64(0),
+                                          "length", u64(UINT64_C(1) << 40), NULL),
                             &rep);
-        tap(!error && broker_get_u64(rep.parameters, "unmapped") == 2 * PAGE,
+        tap(!error && get_u64(rep.parameters, "unmapped") == 2 * PAGE,
             "copy: the refused copy left nothing: unmapping all of %" PRIu64 " finds %" PRIu64
-            " bytes", dst, broker_get_u64(rep.parameters, "unmapped"));
+            " bytes", dst, get_u64(rep.parameters, "unmapped"));
 }
 
 /* ---- AllowIOVAs ---- */
 
 static json_object *range(uint64_t start, uint64_t last) {
-        return broker_params("start", broker_u64(start), "last", broker_u64(last), NULL);
+        return params("start", u64(start), "last", u64(last), NULL);
 }
 
 static void test_allow_iovas(VarlinkClient *c, Edu *e) {
@@ -220,21 +239,21 @@ static void test_allow_iovas(VarlinkClient *c, Edu *e) {
         e2 = error ?: attach_to(c, e, ioas, &rep);
         json_object_array_add(ranges, range(lo, hi));
         error = e2 ?: simple_call(c, "AllowIOVAs",
-                                  broker_params("ioasId", broker_u64(ioas), "ranges", ranges, NULL),
+                                  params("ioasId", u64(ioas), "ranges", ranges, NULL),
                                   &rep);
         tap(!error, "allow: AllowIOVAs 0x%" PRIx64 "-0x%" PRIx64 " on an attached address space%s%s",
             lo, hi, OK(error));
-        iova = broker_map(c, ioas, e->mfd, 0, 2 * PAGE, UINT64_MAX, &rep, &error);
+        iova = map(c, ioas, e->mfd, 0, 2 * PAGE, UINT64_MAX, &rep, &error);
         tap(!error && iova == lo, "allow: an automatic Map lands at 0x%" PRIx64 " (got 0x%" PRIx64
             ")%s%s", lo, iova, OK(error));
         tap(dma_roundtrip(e, iova, iova + PAGE), "allow: edu DMAs there");
-        iova = broker_map(c, ioas, e->mfd, 0, PAGE, UINT64_MAX, &rep, &error);
+        iova = map(c, ioas, e->mfd, 0, PAGE, UINT64_MAX, &rep, &error);
         tap(error != NULL, "allow: with the allowed range full the next automatic Map is refused "
             "(%s)", error ?: "accepted");
         ranges = json_object_new_array();
         json_object_array_add(ranges, range(MSI_START - PAGE, MSI_START + PAGE - 1));
         error = simple_call(c, "AllowIOVAs",
-                            broker_params("ioasId", broker_u64(ioas), "ranges", ranges, NULL),
+                            params("ioasId", u64(ioas), "ranges", ranges, NULL),
                             &rep);
         tap(error != NULL, "allow: a range over the MSI window 0x%" PRIx64 " is refused (%s)",
             MSI_START, error ?: "accepted");
@@ -250,32 +269,32 @@ static void test_restart_join(VarlinkClient **c, Edu *e, const char *token) {
 
         ioas = new_ioas(*c, &rep, &error);
         e2 = error ?: attach_to(*c, e, ioas, &rep);
-        iova = broker_map(*c, ioas, e->mfd, 0, 2 * PAGE, BROKER_TEST_IOVA, &rep, &error);
+        iova = map(*c, ioas, e->mfd, 0, 2 * PAGE, TEST_IOVA, &rep, &error);
         tap(!e2 && !error && dma_roundtrip(e, iova, iova + PAGE),
             "restart: edu DMAs through address space %" PRIu64 " before the restart%s%s", ioas,
             OK(e2 ?: error));
-        tap(broker_stored("iommud-state-") == 2 && broker_stored("s") >= 2,
+        tap(fdstore_count("iommud-state-") == 2 && fdstore_count("s") >= 2,
             "restart: the fd store holds the state and the session's iommufd and device "
-            "(%zu state, %zu session fds)", broker_stored("iommud-state-"), broker_stored("s"));
-        r = broker_restart();
+            "(%zu state, %zu session fds)", fdstore_count("iommud-state-"), fdstore_count("s"));
+        r = fdstore_restart();
         tap(r >= 0, "restart: iommud stopped and started again on the stored fds (%s)",
             r < 0 ? strerror(-r) : "ready");
         *c = varlink_client_free(*c);
-        if (r < 0 || varlink_client_connect(c, BROKER_SOCKET) < 0)
+        if (r < 0 || varlink_client_connect(c, SOCKET_PATH) < 0)
                 return tap(false, "restart: connect to the new iommud");
         error = simple_call(*c, "JoinSession",
-                            broker_params("token", json_object_new_string(token), NULL), &rep);
+                            params("token", json_object_new_string(token), NULL), &rep);
         tap(!error, "restart: JoinSession with the token reclaims the session%s%s", OK(error));
-        tap(dma_roundtrip(e, BROKER_TEST_IOVA, BROKER_TEST_IOVA + PAGE),
+        tap(dma_roundtrip(e, TEST_IOVA, TEST_IOVA + PAGE),
             "restart: edu DMAs through the same IOVA after the restart");
         error = simple_call(*c, "Unmap",
-                            broker_params("ioasId", broker_u64(ioas), "iova",
-                                          broker_u64(BROKER_TEST_IOVA), "length",
-                                          broker_u64(2 * PAGE), NULL),
+                            params("ioasId", u64(ioas), "iova",
+                                          u64(TEST_IOVA), "length",
+                                          u64(2 * PAGE), NULL),
                             &rep);
-        tap(!error && broker_get_u64(rep.parameters, "unmapped") == 2 * PAGE,
+        tap(!error && get_u64(rep.parameters, "unmapped") == 2 * PAGE,
             "restart: the reclaimed mapping unmaps by its old id and IOVA%s%s", OK(error));
-        tap(dma_blocked(e, BROKER_TEST_IOVA + PAGE), "restart: and DMA there is blocked again");
+        tap(dma_blocked(e, TEST_IOVA + PAGE), "restart: and DMA there is blocked again");
 }
 
 int main(int argc, char **argv) {
@@ -288,18 +307,21 @@ int main(int argc, char **argv) {
         int r;
 
         if (argc > 1)
-                broker_iommud_path = argv[1];
+                iommud_path = argv[1];
         if (access("/dev/iommu", F_OK) < 0) {
-                broker_skip("iommud sessions on the kernel backend # SKIP no /dev/iommu");
+                skip("iommud sessions on the kernel backend # SKIP no /dev/iommu");
                 return 77;
         }
-        r = broker_start(true);
+        iommud_backend = "iommufd";
+        r = fdstore_enable();
+        if (r >= 0)
+                r = daemon_start();
         tap(r >= 0, "iommud starts with an fd store (%s)", r < 0 ? strerror(-r) : "ready");
-        if (r < 0 || varlink_client_connect(&c, BROKER_SOCKET) < 0 || edu_open(&e) < 0)
+        if (r < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0 || edu_open(&e) < 0)
                 return tap(false, "connect and open %s", EDU_ROOT), EXIT_FAILURE;
-        p = broker_call(c, "GetSession", NULL, NULL, 0, &rep, &error);
-        token = strdup(broker_get_str(p, "token"));
-        e.dev_id = broker_attach(c, e.fd, &rep, &error);
+        p = call(c, "GetSession", NULL, NULL, 0, &rep, &error);
+        token = strdup(get_str(p, "token"));
+        e.dev_id = attach_device(c, e.fd, &rep, &error);
         tap(!error && token && token[0], "AttachDevice %s into a session with a token%s%s",
             EDU_ROOT, OK(error));
         if (error)
@@ -314,8 +336,8 @@ int main(int argc, char **argv) {
         test_allow_iovas(c, &e);
         test_restart_join(&c, &e, token);
         c = varlink_client_free(c);
-        r = broker_stop();
+        r = daemon_stop();
         tap(r == 0, "iommud exits cleanly on SIGTERM (status %d)", r);
-        broker_store_clear();
+        fdstore_clear();
         return tap_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
