@@ -887,11 +887,11 @@ static void hwpt_nested_data_validation(void **state) {
         /* Nesting by the data the factory's IOMMU takes: the feature probe infers NESTING from
          * IOMMU_HWPT_INVALIDATE, which the responder does not answer. */
         conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
-        if (s->env.nested_data_len == 0)
-                conf_skip(s, "no nested HWPT data for this IOMMU");
         c = ctx_new(s);
         ioas = ioas_new(s, c);
         a.dev_id = dev = bind(s, c, CONF_DEV_PASID);
+        if (s->env.nested_data_len == 0)
+                conf_skip(s, "no nested HWPT data for this IOMMU");
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_NEST_PARENT, &parent), 0);
         a.pt_id = parent;
         a.data_type = s->env.nested_data_type;
