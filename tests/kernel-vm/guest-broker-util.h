@@ -393,6 +393,22 @@ static inline int daemon_fds(void) {
         return n;
 }
 
+/* Map of length bytes of fd from offset at iova (UINT64_MAX: iommud picks); the IOVA, or
+ * UINT64_MAX with *error set. */
+static inline uint64_t map_at(VarlinkClient *c, uint64_t ioas, int fd, uint64_t offset,
+                              uint64_t length, uint64_t iova, VarlinkReply *rep,
+                              const char **error) {
+        json_object *p = params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0), "offset",
+                                u64(offset), "length", u64(length), "readable",
+                                json_object_new_boolean(true), "writeable",
+                                json_object_new_boolean(true), NULL);
+
+        if (iova != UINT64_MAX)
+                json_object_object_add(p, "iova", u64(iova));
+        p = call(c, "Map", p, &fd, 1, rep, error);
+        return *error ? UINT64_MAX : get_u64(p, "iova");
+}
+
 static inline int open_cdev(const char *bdf) {
         char path[PATH_MAX];
         int r, fd;

@@ -39,21 +39,6 @@
 #define EDU_ROOT "0000:00:03.0"
 #define BRIDGE_EDU "0000:01:02.0"
 
-/* Map of length bytes of fd from offset at iova (UINT64_MAX: iommud picks); the IOVA, or
- * UINT64_MAX with *error set. */
-static uint64_t map(VarlinkClient *c, uint64_t ioas, int fd, uint64_t offset, uint64_t length,
-                    uint64_t iova, VarlinkReply *rep, const char **error) {
-        json_object *p = params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0), "offset",
-                                u64(offset), "length", u64(length), "readable",
-                                json_object_new_boolean(true), "writeable",
-                                json_object_new_boolean(true), NULL);
-
-        if (iova != UINT64_MAX)
-                json_object_object_add(p, "iova", u64(iova));
-        p = call(c, "Map", p, &fd, 1, rep, error);
-        return *error ? UINT64_MAX : get_u64(p, "iova");
-}
-
 /* The device iommud lists as held by someone, or "" (GetTopology's heldBy). */
 static const char *held_by(VarlinkClient *c, const char *bdf, VarlinkReply *rep) {
         json_object *p, *devs = NULL;
@@ -118,7 +103,7 @@ static void test_cdev_as_memory(VarlinkClient *c) {
                 return tap(false, "cdev as memory: a session with %s and an address space: %s",
                            EDU_ROOT, error ?: e2);
         held_now(c, BRIDGE_EDU, &before);
-        (void)map(c, ioas, mem, 0, PAGE, TEST_IOVA, &rep, &error);
+        (void)map_at(c, ioas, mem, 0, PAGE, TEST_IOVA, &rep, &error);
         tap(error != NULL, "cdev as memory: Map with %s's cdev as memoryFd is refused (%s: %s)",
             BRIDGE_EDU, error ?: "accepted", get_str(rep.parameters, "reason"));
         tap_unchanged(c, BRIDGE_EDU, &before, "cdev as memory");

@@ -45,21 +45,6 @@
 #define MEMFD_NAME "iommud-guest-sessions"
 #define MSI_START UINT64_C(0xfee00000)
 
-/* Map of length bytes of fd from offset at iova (UINT64_MAX: iommud picks); the IOVA, or
- * UINT64_MAX with *error set. */
-static uint64_t map(VarlinkClient *c, uint64_t ioas, int fd, uint64_t offset, uint64_t length,
-                    uint64_t iova, VarlinkReply *rep, const char **error) {
-        json_object *p = params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0), "offset",
-                                u64(offset), "length", u64(length), "readable",
-                                json_object_new_boolean(true), "writeable",
-                                json_object_new_boolean(true), NULL);
-
-        if (iova != UINT64_MAX)
-                json_object_object_add(p, "iova", u64(iova));
-        p = call(c, "Map", p, &fd, 1, rep, error);
-        return *error ? UINT64_MAX : get_u64(p, "iova");
-}
-
 /* The client's side of the device: its own cdev fd, BAR0, and two pages of a memfd. */
 typedef struct Edu {
         int fd;
@@ -155,7 +140,7 @@ static void test_destroy(VarlinkClient *c, Edu *e) {
 
         a = new_ioas(c, &rep, &error);
         e2 = error ?: attach_to(c, e, a, &rep);
-        iova = map(c, a, e->mfd, 0, 2 * PAGE, TEST_IOVA, &rep, &error);
+        iova = map_at(c, a, e->mfd, 0, 2 * PAGE, TEST_IOVA, &rep, &error);
         tap(!e2 && !error && dma_roundtrip(e, iova, iova + PAGE),
             "destroy: edu DMAs through a mapping of address space %" PRIu64 "%s%s", a,
             OK(e2 ?: error));
@@ -172,7 +157,7 @@ static void test_destroy(VarlinkClient *c, Edu *e) {
             b, a, OK(error));
         tap(daemon_memfd_maps_named(MEMFD_NAME) == 0,
             "destroy: the daemon no longer maps the memfd the destroyed address space mapped");
-        iova = map(c, a, e->mfd, 0, PAGE, UINT64_MAX, &rep, &error);
+        iova = map_at(c, a, e->mfd, 0, PAGE, UINT64_MAX, &rep, &error);
         tap(error && streq(error, "org.iommud.Broker.NoSuchObject"),
             "destroy: Map into it is NoSuchObject (%s)", error ?: "accepted");
         tap(dma_blocked(e, TEST_IOVA + PAGE),
@@ -189,7 +174,7 @@ static void test_copy(VarlinkClient *c, Edu *e) {
         json_object *p;
 
         src = new_ioas(c, &rep, &error);
-        iova = map(c, src, e->mfd, 0, 2 * PAGE, src_iova, &rep, &error);
+        iova = map_at(c, src, e->mfd, 0, 2 * PAGE, src_iova, &rep, &error);
         dst = new_ioas(c, &rep, &e2);
         e2 = e2 ?: attach_to(c, e, dst, &rep);
         tap(!error && !e2 && iova == src_iova,
@@ -243,11 +228,11 @@ static void test_allow_iovas(VarlinkClient *c, Edu *e) {
                                   &rep);
         tap(!error, "allow: AllowIOVAs 0x%" PRIx64 "-0x%" PRIx64 " on an attached address space%s%s",
             lo, hi, OK(error));
-        iova = map(c, ioas, e->mfd, 0, 2 * PAGE, UINT64_MAX, &rep, &error);
+        iova = map_at(c, ioas, e->mfd, 0, 2 * PAGE, UINT64_MAX, &rep, &error);
         tap(!error && iova == lo, "allow: an automatic Map lands at 0x%" PRIx64 " (got 0x%" PRIx64
             ")%s%s", lo, iova, OK(error));
         tap(dma_roundtrip(e, iova, iova + PAGE), "allow: edu DMAs there");
-        iova = map(c, ioas, e->mfd, 0, PAGE, UINT64_MAX, &rep, &error);
+        iova = map_at(c, ioas, e->mfd, 0, PAGE, UINT64_MAX, &rep, &error);
         tap(error != NULL, "allow: with the allowed range full the next automatic Map is refused "
             "(%s)", error ?: "accepted");
         ranges = json_object_new_array();
@@ -269,7 +254,7 @@ static void test_restart_join(VarlinkClient **c, Edu *e, const char *token) {
 
         ioas = new_ioas(*c, &rep, &error);
         e2 = error ?: attach_to(*c, e, ioas, &rep);
-        iova = map(*c, ioas, e->mfd, 0, 2 * PAGE, TEST_IOVA, &rep, &error);
+        iova = map_at(*c, ioas, e->mfd, 0, 2 * PAGE, TEST_IOVA, &rep, &error);
         tap(!e2 && !error && dma_roundtrip(e, iova, iova + PAGE),
             "restart: edu DMAs through address space %" PRIu64 " before the restart%s%s", ioas,
             OK(e2 ?: error));
