@@ -15,6 +15,7 @@ Prints TAP.  --update rewrites the golden files instead of comparing.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -26,6 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_test():
+    """preexec_fn of every child: SIGKILL when this test dies, so none outlives a failure."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 UID = os.getuid()
 GID = os.getgid()
@@ -86,7 +94,8 @@ class Monitor:
     """`iommuctl --json monitor` and the events it printed so far."""
 
     def __init__(self, iommuctl, env):
-        self.p = subprocess.Popen([iommuctl, "--json", "monitor"], stdout=subprocess.PIPE,
+        self.p = subprocess.Popen([iommuctl, "--json", "monitor"], preexec_fn=die_with_test,
+                                  stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env)
         self.events = []
         self.pending = b""
@@ -143,7 +152,7 @@ class Runner:
             [self.args.iommud, "--sim", self.args.topology, "--runtime-dir", self.rt,
              "--vendor-policy-dir", os.path.join(self.tmp, "vendor"),
              "--policy-dir", os.path.join(self.tmp, "policy.d"), "--policy", self.policy],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, preexec_fn=die_with_test)
         # Wait until it accepts connections (or exits); the cap only bounds a broken start.
         for _ in range(400):
             if self.daemon.poll() is not None:
@@ -339,6 +348,7 @@ class Runner:
         # Each reload is session-opened, policy-reloaded, session-closed: any 3 in a row
         # hold a policy-reloaded.
         p = subprocess.Popen([self.args.iommuctl, "monitor", "--count", "3"],
+                             preexec_fn=die_with_test,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
                              text=True)
         try:
