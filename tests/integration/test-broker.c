@@ -692,7 +692,7 @@ static void test_denied_other_principal(void **state) {
         assert_non_null(find_device(f->c, pred_eligible, NULL, cdev, sizeof(cdev)));
         if (getuid() != 0)
                 skip();
-        pid = fork();
+        pid = itest_fork();
         assert_true(pid >= 0);
         if (pid == 0) {
                 ItestClient *c;
@@ -701,6 +701,7 @@ static void test_denied_other_principal(void **state) {
 
                 if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
                         _exit(2);
+                itest_die_with_parent();
                 if (itest_client_connect(&c, f->daemon.socket) < 0)
                         _exit(3);
                 r = itest_call(c, "org.iommud.Broker.AttachDevice",
@@ -927,7 +928,7 @@ static void test_sigkill_mid_session(void **state) {
 
         assert_non_null(find_device(f->c, pred_eligible, NULL, cdev, sizeof(cdev)));
         assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
-        pid = fork();
+        pid = itest_fork();
         assert_true(pid >= 0);
         if (pid == 0) {
                 ItestClient *c;
