@@ -235,6 +235,9 @@ static const ParseCase parse_cases[] = {
         { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":-1,\"page_sizes\":[\"4K\"]}],"
           "\"groups\":[]}",
           "iommus[0].aperture_last: -1 is negative" },
+        { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":18446744073709551616,"
+          "\"page_sizes\":[\"4K\"]}],\"groups\":[]}",
+          "iommus[0].aperture_last: expected a hex string or integer" },
         { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":1,\"page_sizes\":4096,"
           "\"pasid_bits\":21}],\"groups\":[]}",
           "iommus[0].pasid_bits: 0x15 is above the maximum 0x14" },

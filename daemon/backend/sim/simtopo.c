@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "backend.h"
+#include "json-util.h"
 #include "simtopo.h"
 
 #define SIMTOPO_DEFAULT_CDEV_MAJOR 511u
@@ -772,7 +773,7 @@ int simtopo_parse(SimTopology **ret, const char *json_text, size_t len, Error *e
                 }
 
         t = calloc(1, sizeof(*t));
-        if (!t) {
+        if (!t || json_util_fix_big_integers(root, json_text, len) < 0) {
                 json_object_put(root);
                 return error_set(err, -ENOMEM, "out of memory");
         }
