@@ -2,7 +2,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,6 +17,7 @@
 #include <event2/event_struct.h>
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "fdlist.h"
 #include "json-util.h"
 #include "log.h"
@@ -95,6 +99,7 @@ struct VarlinkCall {
         FdList *fds;
         const char *method;
         const VarlinkInterface *iface;
+        const VarlinkMethod *entry; /* NULL until the method is found */
         VarlinkCallFlags flags;
         bool done;
 };
@@ -139,9 +144,15 @@ static int service_get_info(VarlinkCall *call, json_object *parameters, VarlinkC
 static int service_get_interface_description(VarlinkCall *call, json_object *parameters,
                                              VarlinkCallFlags flags, void *userdata);
 
+static const JsonDispatchField get_interface_description_parameters[] = {
+        { "interface", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, 0 },
+        {},
+};
+
 static const VarlinkMethod varlink_service_methods[] = {
         { "GetInfo", service_get_info },
-        { "GetInterfaceDescription", service_get_interface_description },
+        { "GetInterfaceDescription", service_get_interface_description,
+          get_interface_description_parameters },
         {},
 };
 
@@ -185,24 +196,29 @@ VarlinkCall *varlink_call_unref(VarlinkCall *call) {
 }
 
 VarlinkConnection *varlink_call_get_connection(VarlinkCall *call) {
+        assert_return(call, NULL);
         return call->conn;
 }
 
 const char *varlink_call_get_method(VarlinkCall *call) {
+        assert_return(call, NULL);
         return call->method;
 }
 
 VarlinkCallFlags varlink_call_get_flags(VarlinkCall *call) {
+        assert_return(call, 0);
         return call->flags;
 }
 
 size_t varlink_call_get_n_fds(VarlinkCall *call) {
+        assert_return(call, 0);
         return fdlist_count(call->fds);
 }
 
 int varlink_call_take_fd(VarlinkCall *call, size_t index, int *ret_fd) {
         int fd;
 
+        assert_return(call && ret_fd, -EINVAL);
         fd = fdlist_take(call->fds, index);
         if (fd < 0)
                 return fd;
@@ -234,10 +250,14 @@ static void connection_call_done(VarlinkConnection *c, VarlinkCall *call) {
 static int call_send(VarlinkCall *call, const char *error, json_object *params,
                      const char *params_text, size_t params_len, bool continues, FdList *fds_in) {
         _cleanup_(fdlist_freep) FdList *fds = fds_in;
-        VarlinkConnection *c = call->conn;
+        VarlinkConnection *c;
         VarlinkWriter *w;
         int r;
 
+        if (!call)
+                json_object_put(params); /* taken in every case, as promised */
+        assert_return(call, -EINVAL);
+        c = call->conn;
         if (call->done) {
                 json_object_put(params);
                 return -EALREADY;
@@ -303,6 +323,7 @@ int varlink_call_reply(VarlinkCall *call, json_object *params) {
 }
 
 int varlink_call_reply_text(VarlinkCall *call, const char *params, size_t len) {
+        assert_return(params && len > 0, -EINVAL);
         return call_send(call, NULL, NULL, params, len, false, NULL);
 }
 
@@ -310,6 +331,7 @@ int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds
         FdList *l = NULL;
         int r;
 
+        assert_return(fds || n_fds == 0, -EINVAL);
         if (n_fds > VARLINK_FDS_MAX) {
                 r = -E2BIG;
                 goto fail;
@@ -330,6 +352,7 @@ int varlink_call_reply_more(VarlinkCall *call, json_object *params) {
 }
 
 int varlink_call_reply_more_text(VarlinkCall *call, const char *params, size_t len) {
+        assert_return(params && len > 0, -EINVAL);
         return call_send(call, NULL, NULL, params, len, true, NULL);
 }
 
@@ -338,8 +361,10 @@ int varlink_call_error(VarlinkCall *call, const char *error_name, json_object *p
 }
 
 int varlink_call_error_invalid_parameter(VarlinkCall *call, const char *parameter) {
-        json_object *p = json_object_new_object();
+        json_object *p;
 
+        assert_return(call && parameter, -EINVAL);
+        p = json_object_new_object();
         if (!p || json_util_add(p, "parameter", json_object_new_string(parameter)) < 0) {
                 json_object_put(p);
                 return -ENOMEM;
@@ -347,10 +372,79 @@ int varlink_call_error_invalid_parameter(VarlinkCall *call, const char *paramete
         return varlink_call_error(call, VARLINK_ERROR_INVALID_PARAMETER, p);
 }
 
+int varlink_call_invalid_parameter(VarlinkCall *call, const char *parameter, const char *fmt, ...) {
+        char reason[ERROR_MESSAGE_MAX];
+        va_list ap;
+        int r;
+
+        assert_return(call && parameter && fmt, -EINVAL);
+
+        va_start(ap, fmt);
+        (void)vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        /* The standard error carries only the parameter's name; the sentence goes to the log. */
+        log_debug("%s: invalid parameter '%s': %s", call->method, parameter, reason);
+        r = varlink_call_error_invalid_parameter(call, parameter);
+        return r < 0 ? r : -EINVAL;
+}
+
+/* Closes the fds dispatch took for the FD_INDEX members before end. */
+static void dispatch_close_fds(const JsonDispatchField *table, const JsonDispatchField *end,
+                               void *target) {
+        for (const JsonDispatchField *f = table; f < end; f++)
+                if (f->type == JSON_DISPATCH_FD_INDEX) {
+                        JsonDispatchFd *d = (JsonDispatchFd *)((uint8_t *)target + f->offset);
+
+                        d->fd = safe_close(d->fd);
+                }
+}
+
+static int dispatch_take_fds(VarlinkCall *call, const JsonDispatchField *table, void *target) {
+        for (const JsonDispatchField *f = table; f && f->name; f++) {
+                JsonDispatchFd *d = (JsonDispatchFd *)((uint8_t *)target + f->offset);
+                int r;
+
+                if (f->type != JSON_DISPATCH_FD_INDEX || d->index == JSON_DISPATCH_FD_NONE)
+                        continue;
+                r = varlink_call_take_fd(call, d->index, &d->fd);
+                if (r >= 0)
+                        continue;
+                dispatch_close_fds(table, f, target);
+                if (r == -ENXIO)
+                        return varlink_call_invalid_parameter(
+                                call, f->name, "fd index %" PRIu32 " does not exist, the call "
+                                "carried %zu fd(s)", d->index, varlink_call_get_n_fds(call));
+                return varlink_call_invalid_parameter(call, f->name, "fd index %" PRIu32
+                                                      " was already used by another parameter",
+                                                      d->index);
+        }
+        return 0;
+}
+
+int varlink_call_dispatch(VarlinkCall *call, json_object *parameters,
+                          const JsonDispatchField *table, void *target) {
+        const char *field = NULL;
+        Error e = ERROR_INIT;
+        int r;
+
+        assert_return(call && parameters, -EINVAL);
+        /* The IDL check covers the method's table: decoding with another one escapes it. */
+        assert_return(!call->entry || call->entry->parameters == table, -EINVAL);
+
+        r = json_dispatch(parameters, table, target, "", &field, &e);
+        if (r == -EINVAL)
+                return varlink_call_invalid_parameter(call, field ?: "parameters", "%s",
+                                                      error_message(&e));
+        if (r < 0)
+                return r;
+        return dispatch_take_fds(call, table, target);
+}
+
 int varlink_call_error_errno(VarlinkCall *call, int error, const char *message) {
         json_object *p;
         int r;
 
+        assert_return(call, -EINVAL);
         error = error < 0 ? -error : error;
         if (!call->iface || !call->iface->errno_error) {
                 if (call->done)
@@ -386,6 +480,9 @@ static int service_get_info(VarlinkCall *call, json_object *parameters, VarlinkC
         json_object *p, *list;
         int r;
 
+        r = varlink_call_dispatch(call, parameters, NULL, NULL);
+        if (r < 0)
+                return r;
         p = json_object_new_object();
         list = json_object_new_array();
         if (!p || !list) {
@@ -434,11 +531,14 @@ static int error_with_string(VarlinkCall *call, const char *error, const char *k
 static int service_get_interface_description(VarlinkCall *call, json_object *parameters,
                                              VarlinkCallFlags flags, void *userdata) {
         const VarlinkInterface *iface;
-        const char *name;
+        const char *name = NULL;
         json_object *p;
+        int r;
 
-        if (json_util_get_string(parameters, "interface", 0, &name, NULL) < 0)
-                return varlink_call_error_invalid_parameter(call, "interface");
+        r = varlink_call_dispatch(call, parameters, get_interface_description_parameters,
+                                  &name);
+        if (r < 0)
+                return r;
         iface = server_find_interface(call->conn->server, name, strlen(name));
         if (!iface)
                 return error_with_string(call, VARLINK_ERROR_INTERFACE_NOT_FOUND, "interface", name);
@@ -472,30 +572,37 @@ VarlinkConnection *varlink_connection_unref(VarlinkConnection *c) {
 }
 
 void varlink_connection_set_userdata(VarlinkConnection *c, void *userdata) {
+        assert(c);
         c->userdata = userdata;
 }
 
 void *varlink_connection_get_userdata(VarlinkConnection *c) {
+        assert_return(c, NULL);
         return c->userdata;
 }
 
 const struct ucred *varlink_connection_get_ucred(VarlinkConnection *c) {
+        assert_return(c, NULL);
         return &c->ucred;
 }
 
 int varlink_connection_get_pidfd(VarlinkConnection *c) {
+        assert_return(c, -EBADF);
         return c->pidfd >= 0 ? c->pidfd : -EBADF;
 }
 
 size_t varlink_connection_get_queued_output(VarlinkConnection *c) {
+        assert_return(c, 0);
         return c->writer ? varlink_writer_queued(c->writer) : 0;
 }
 
 bool varlink_connection_is_connected(VarlinkConnection *c) {
+        assert_return(c, false);
         return !c->dead && !c->closing;
 }
 
 void varlink_connection_close(VarlinkConnection *c) {
+        assert(c);
         if (c->dead || c->closing)
                 return;
         c->closing = true;
@@ -668,9 +775,11 @@ static int connection_dispatch(VarlinkConnection *c, json_object *message, FdLis
                         r = error_with_string(call, VARLINK_ERROR_METHOD_NOT_FOUND, "method", method);
                 else if (upgrade)
                         r = varlink_call_error_invalid_parameter(call, "upgrade");
-                else
+                else {
+                        call->entry = m;
                         r = m->handler(call, params ?: s->empty, call->flags,
                                        call->iface->userdata ?: s->userdata);
+                }
         }
 
         if (call->done)
@@ -886,15 +995,17 @@ static int server_add_connection(VarlinkServer *s, int fd_in, const struct ucred
 }
 
 int varlink_server_add_connection(VarlinkServer *s, int fd, VarlinkConnection **ret) {
+        if (!s)
+                safe_close(fd); /* taken in every case */
+        assert_return(s, -EINVAL);
         return server_add_connection(s, fd, NULL, ret);
 }
 
 int varlink_server_add_connection_as(VarlinkServer *s, int fd, const struct ucred *as,
                                      VarlinkConnection **ret) {
-        if (!as) {
-                safe_close(fd);
-                return -EINVAL;
-        }
+        if (!s || !as)
+                safe_close(fd); /* taken in every case */
+        assert_return(s && as, -EINVAL);
         return server_add_connection(s, fd, as, ret);
 }
 
@@ -936,6 +1047,7 @@ int varlink_server_listen_fd(VarlinkServer *s, int fd_in) {
         Listener *l, **a;
         int flags;
 
+        assert_return(s, -EINVAL);
         flags = fcntl(fd, F_GETFL);
         if (flags < 0 || (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0))
                 return negative_errno();
@@ -958,8 +1070,10 @@ int varlink_server_listen_unix(const char *path, mode_t mode) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        size_t len = strlen(path);
+        size_t len;
 
+        assert_return(path, -EINVAL);
+        len = strlen(path);
         if (len == 0 || len >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         memcpy(sa.sun_path, path, len);
@@ -999,8 +1113,7 @@ int varlink_server_new(VarlinkServer **ret, struct event_base *base, const Varli
         _cleanup_(varlink_server_freep) VarlinkServer *s = NULL;
         int r;
 
-        if (!base)
-                return -EINVAL;
+        assert_return(ret && base, -EINVAL);
         if (limits && (limits->max_fds_per_message > VARLINK_FDS_MAX || limits->max_message_bytes == 0))
                 return -EINVAL;
 
@@ -1043,21 +1156,25 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
 }
 
 void varlink_server_set_userdata(VarlinkServer *s, void *userdata) {
+        assert(s);
         s->userdata = userdata;
 }
 
 void *varlink_server_get_userdata(VarlinkServer *s) {
+        assert_return(s, NULL);
         return s->userdata;
 }
 
 void varlink_server_set_hooks(VarlinkServer *s, VarlinkConnectFn on_connect,
                               VarlinkDisconnectFn on_disconnect) {
+        assert(s);
         s->on_connect = on_connect;
         s->on_disconnect = on_disconnect;
 }
 
 void varlink_server_set_info(VarlinkServer *s, const char *vendor, const char *product,
                              const char *version, const char *url) {
+        assert(s);
         if (vendor)
                 s->vendor = vendor;
         if (product)
@@ -1071,8 +1188,8 @@ void varlink_server_set_info(VarlinkServer *s, const char *vendor, const char *p
 int varlink_server_add_interface(VarlinkServer *s, const VarlinkInterface *iface) {
         const VarlinkInterface **a;
 
-        if (!iface || !iface->name || !iface->description || !error_name_valid(iface->name))
-                return -EINVAL;
+        assert_return(s && iface && iface->name && iface->description, -EINVAL);
+        assert_return(error_name_valid(iface->name), -EINVAL);
         if (server_find_interface(s, iface->name, strlen(iface->name)))
                 return -EEXIST;
         a = realloc(s->interfaces, (s->n_interfaces + 1) * sizeof(*a));
@@ -1084,5 +1201,6 @@ int varlink_server_add_interface(VarlinkServer *s, const VarlinkInterface *iface
 }
 
 unsigned varlink_server_n_connections(const VarlinkServer *s) {
+        assert_return(s, 0);
         return s->n_connections;
 }
