@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,22 +180,6 @@ static int reply_error_fd(VarlinkCall *call, BrokerError *e, uint32_t index) {
         return reply_error(call, e);
 }
 
-static int reply_invalid_parameter(VarlinkCall *call, const char *parameter, const char *fmt, ...)
-        _printf_(3, 4);
-static int reply_invalid_parameter(VarlinkCall *call, const char *parameter, const char *fmt, ...) {
-        char reason[ERROR_MESSAGE_MAX];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(reason, sizeof(reason), fmt, ap);
-        va_end(ap);
-
-        /* The standard error carries only the parameter's name; the sentence goes to the log. */
-        log_debug("%s: invalid parameter '%s': %s", varlink_call_get_method(call), parameter,
-                  reason);
-        return varlink_call_error_invalid_parameter(call, parameter);
-}
-
 static BrokerSession *call_broker_session(VarlinkCall *call) {
         return varlink_connection_get_userdata(varlink_call_get_connection(call));
 }
@@ -209,96 +192,6 @@ static Session *call_session(VarlinkCall *call) {
 
 /* A connection whose session was reaped (its client died) serves nothing more. */
 #define REQUIRE_SESSION(call)                                                                              do {                                                                                                       if (!call_session(call)) {                                                                                 varlink_connection_close(varlink_call_get_connection(call));                                       return -ENOTCONN;                                                                          }                                                                                          } while (0)
-
-/*
- * Rejects members a method does not know: a typo ("iova " for "iova") must not
- * silently turn a fixed mapping into an automatic one.
- */
-static int check_known(VarlinkCall *call, json_object *params, const char *const *known) {
-        json_object_object_foreach(params, key, val) {
-                bool ok = false;
-
-                (void)val;
-                for (const char *const *k = known; *k; k++)
-                        if (streq(*k, key)) {
-                                ok = true;
-                                break;
-                        }
-                if (!ok)
-                        return reply_invalid_parameter(call, key,
-                                                       "parameter '%s' is not known to %s", key,
-                                                       varlink_call_get_method(call)) < 0
-                                       ? -ENOMEM
-                                       : 1;
-        }
-        return 0;
-}
-
-#define CHECK_KNOWN(call, params, ...)                                                             \
-        do {                                                                                       \
-                static const char *const _known[] = { __VA_ARGS__, NULL };                         \
-                int _r = check_known((call), (params), _known);                                    \
-                if (_r != 0)                                                                       \
-                        return _r < 0 ? _r : 0;                                                    \
-        } while (0)
-
-#define CHECK_NO_PARAMS(call, params)                                                              \
-        do {                                                                                       \
-                static const char *const _known[] = { NULL };                                      \
-                int _r = check_known((call), (params), _known);                                    \
-                if (_r != 0)                                                                       \
-                        return _r < 0 ? _r : 0;                                                    \
-        } while (0)
-
-/* Runs a json_util getter; on failure replies InvalidParameter naming the member. */
-#define GET(call, getter, params, name, flags, ret)                                                \
-        do {                                                                                       \
-                Error _e = ERROR_INIT;                                                             \
-                if (getter((params), (name), (flags), (ret), &_e) < 0)                             \
-                        return reply_invalid_parameter((call), (name), "%s",                       \
-                                                       error_message(&_e));                        \
-        } while (0)
-
-static int take_fd_param(VarlinkCall *call, json_object *params, const char *name, int *ret_fd,
-                         bool *ret_present) {
-        uint32_t index = UINT32_MAX;
-        Error e = ERROR_INIT;
-        int r, fd;
-
-        r = json_util_get_u32(params, name, JSON_UTIL_OPTIONAL, &index, &e);
-        if (r < 0)
-                return reply_invalid_parameter(call, name, "%s", error_message(&e)) < 0 ? -ENOMEM
-                                                                                      : 1;
-        if (index == UINT32_MAX) {
-                *ret_present = false;
-                return 0;
-        }
-        r = varlink_call_take_fd(call, index, &fd);
-        if (r == -ENXIO)
-                return reply_invalid_parameter(call, name,
-                                               "parameter '%s': fd index %" PRIu32
-                                               " does not exist, the call carried %zu fd(s)",
-                                               name, index, varlink_call_get_n_fds(call)) < 0
-                               ? -ENOMEM
-                               : 1;
-        if (r < 0)
-                return reply_invalid_parameter(call, name,
-                                               "parameter '%s': fd index %" PRIu32
-                                               " was already used by another parameter",
-                                               name, index) < 0
-                               ? -ENOMEM
-                               : 1;
-        *ret_fd = fd;
-        *ret_present = true;
-        return 0;
-}
-
-#define TAKE_FD_PARAM(call, params, name, ret_fd, ret_present)                                     \
-        do {                                                                                       \
-                int _r = take_fd_param((call), (params), (name), (ret_fd), (ret_present));         \
-                if (_r != 0)                                                                       \
-                        return _r < 0 ? _r : 0;                                                    \
-        } while (0)
 
 /* Methods after which the state a restarted daemon needs has changed. */
 static bool method_mutates(const char *method) {
@@ -455,9 +348,12 @@ static int method_get_topology(VarlinkCall *call, json_object *params, VarlinkCa
         Broker *b = userdata;
         const Topology *t = b->host->topology;
         json_object *out, *groups, *devices;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_NO_PARAMS(call, params);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
 
         out = json_object_new_object();
         groups = json_object_new_array();
@@ -477,16 +373,23 @@ static int method_get_topology(VarlinkCall *call, json_object *params, VarlinkCa
         return reply(call, out);
 }
 
+static const JsonDispatchField explain_device_parameters[] = {
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, 0 },
+        {},
+};
+
 static int method_explain_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                  void *userdata) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
         BrokerError e = BROKER_ERROR_INIT;
-        const char *device;
+        const char *device = NULL;
         json_object *out;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "device");
-        GET(call, json_util_get_string, params, "device", 0, &device);
+        r = varlink_call_dispatch(call, params, explain_device_parameters, &device);
+        if (r < 0)
+                return r;
 
         if (session_explain_device(call_session(call), device, &dec, &e) < 0)
                 return reply_error(call, &e);
@@ -512,34 +415,43 @@ static json_object *capabilities_json(uint64_t caps) {
         return a;
 }
 
+typedef struct AttachDeviceParams {
+        JsonDispatchFd fd;
+        const char *device;
+} AttachDeviceParams;
+
+static const JsonDispatchField attach_device_parameters[] = {
+        { "fd", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_NULLABLE, offsetof(AttachDeviceParams, fd) },
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE,
+          offsetof(AttachDeviceParams, device) },
+        {},
+};
+
 static int method_attach_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                 void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
+        AttachDeviceParams p = {};
         SessionDeviceInfo info;
         _cleanup_close_ int fd = -EBADF;
-        const char *device = NULL;
-        uint32_t fd_index = 0;
-        bool have_fd = false;
         json_object *out;
         int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "fd", "device");
-        GET(call, json_util_get_string, params, "device", JSON_UTIL_OPTIONAL, &device);
-        TAKE_FD_PARAM(call, params, "fd", &fd, &have_fd);
-        if (have_fd)
-                (void)json_util_get_u32(params, "fd", 0, &fd_index, NULL);
-        if (have_fd == !!device)
-                return reply_invalid_parameter(call, have_fd ? "device" : "fd",
-                                               "exactly one of 'fd' (a VFIO device fd) and "
-                                               "'device' (a device name) must be given");
+        r = varlink_call_dispatch(call, params, attach_device_parameters, &p);
+        if (r < 0)
+                return r;
+        fd = p.fd.fd;
+        if ((fd >= 0) == !!p.device)
+                return varlink_call_invalid_parameter(call, fd >= 0 ? "device" : "fd",
+                                                      "exactly one of 'fd' (a VFIO device fd) "
+                                                      "and 'device' (a device name) must be given");
 
-        if (have_fd)
+        if (fd >= 0)
                 r = session_attach_device_fd(call_session(call), fd, &info, &e);
         else
-                r = session_attach_device_name(call_session(call), device, &info, &e);
+                r = session_attach_device_name(call_session(call), p.device, &info, &e);
         if (r < 0)
-                return reply_error_fd(call, &e, fd_index);
+                return reply_error_fd(call, &e, p.fd.index);
 
         out = json_object_new_object();
         if (!out)
@@ -553,14 +465,27 @@ static int method_attach_device(VarlinkCall *call, json_object *params, VarlinkC
         return reply(call, out);
 }
 
+/* {deviceId}, {ioasId}: the parameters of the methods that name one object. */
+static const JsonDispatchField device_id_parameters[] = {
+        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, 0 },
+        {},
+};
+
+static const JsonDispatchField ioas_id_parameters[] = {
+        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, 0 },
+        {},
+};
+
 static int method_detach_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                 void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
-        uint32_t id;
+        uint32_t id = 0;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "deviceId");
-        GET(call, json_util_get_u32, params, "deviceId", 0, &id);
+        r = varlink_call_dispatch(call, params, device_id_parameters, &id);
+        if (r < 0)
+                return r;
         if (session_detach_device(call_session(call), id, &e) < 0)
                 return reply_error(call, &e);
         return reply(call, NULL);
@@ -571,9 +496,12 @@ static int method_create_address_space(VarlinkCall *call, json_object *params,
         BrokerError e = BROKER_ERROR_INIT;
         json_object *out;
         uint32_t id;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_NO_PARAMS(call, params);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         if (session_create_address_space(call_session(call), &id, &e) < 0)
                 return reply_error(call, &e);
         out = json_object_new_object();
@@ -586,27 +514,44 @@ static int method_create_address_space(VarlinkCall *call, json_object *params,
 static int method_destroy_address_space(VarlinkCall *call, json_object *params,
                                         VarlinkCallFlags flags, void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
-        uint32_t id;
+        uint32_t id = 0;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "ioasId");
-        GET(call, json_util_get_u32, params, "ioasId", 0, &id);
+        r = varlink_call_dispatch(call, params, ioas_id_parameters, &id);
+        if (r < 0)
+                return r;
         if (session_destroy_address_space(call_session(call), id, &e) < 0)
                 return reply_error(call, &e);
         return reply(call, NULL);
 }
 
+typedef struct DeviceIoasParams {
+        uint32_t device_id, ioas_id;
+} DeviceIoasParams;
+
+static const JsonDispatchField attach_to_address_space_parameters[] = {
+        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(DeviceIoasParams, device_id) },
+        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(DeviceIoasParams, ioas_id) },
+        {},
+};
+
 static int method_attach_to_address_space(VarlinkCall *call, json_object *params,
                                           VarlinkCallFlags flags, void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
-        uint32_t dev, ioas, hwpt;
+        DeviceIoasParams p = {};
         json_object *out;
+        uint32_t hwpt;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "deviceId", "ioasId");
-        GET(call, json_util_get_u32, params, "deviceId", 0, &dev);
-        GET(call, json_util_get_u32, params, "ioasId", 0, &ioas);
-        if (session_attach_to_address_space(call_session(call), dev, ioas, &hwpt, &e) < 0)
+        r = varlink_call_dispatch(call, params, attach_to_address_space_parameters, &p);
+        if (r < 0)
+                return r;
+        if (session_attach_to_address_space(call_session(call), p.device_id, p.ioas_id, &hwpt,
+                                            &e) < 0)
                 return reply_error(call, &e);
         out = json_object_new_object();
         if (!out)
@@ -621,12 +566,14 @@ static int method_get_iova_ranges(VarlinkCall *call, json_object *params, Varlin
         _cleanup_free_ IovaRange *ranges = NULL;
         json_object *out, *arr;
         uint64_t alignment;
+        uint32_t id = 0;
         size_t n;
-        uint32_t id;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "ioasId");
-        GET(call, json_util_get_u32, params, "ioasId", 0, &id);
+        r = varlink_call_dispatch(call, params, ioas_id_parameters, &id);
+        if (r < 0)
+                return r;
         if (session_get_iova_ranges(call_session(call), id, &ranges, &n, &alignment, &e) < 0)
                 return reply_error(call, &e);
         out = json_object_new_object();
@@ -643,113 +590,143 @@ static int method_get_iova_ranges(VarlinkCall *call, json_object *params, Varlin
         return reply(call, out);
 }
 
+typedef struct AllowIovasParams {
+        uint32_t ioas_id;
+        IovaRange *ranges;
+        size_t n_ranges;
+} AllowIovasParams;
+
+static const JsonDispatchField iova_range_fields[] = {
+        { "start", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(IovaRange, start) },
+        { "last", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(IovaRange, last) },
+        {},
+};
+
+static const JsonDispatchField iova_range_element = {
+        .type = JSON_DISPATCH_OBJECT,
+        .fields = iova_range_fields,
+};
+
+static const JsonDispatchField allow_iovas_parameters[] = {
+        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(AllowIovasParams, ioas_id) },
+        { "ranges", JSON_DISPATCH_ARRAY, JSON_DISPATCH_REQUIRED, offsetof(AllowIovasParams, ranges),
+          .max = 4096, .element = &iova_range_element, .element_size = sizeof(IovaRange),
+          .count_offset = offsetof(AllowIovasParams, n_ranges) },
+        {},
+};
+
+static void allow_iovas_params_clear(AllowIovasParams *p) {
+        json_dispatch_clear(allow_iovas_parameters, p);
+}
+
 static int method_allow_iovas(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                               void *userdata) {
+        _cleanup_(allow_iovas_params_clear) AllowIovasParams p = {};
         BrokerError e = BROKER_ERROR_INIT;
-        _cleanup_free_ IovaRange *ranges = NULL;
-        json_object *arr;
-        uint32_t id;
-        size_t n;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "ioasId", "ranges");
-        GET(call, json_util_get_u32, params, "ioasId", 0, &id);
-        GET(call, json_util_get_array, params, "ranges", 0, &arr);
-
-        n = json_object_array_length(arr);
-        if (n > 4096)
-                return reply_invalid_parameter(call, "ranges",
-                                               "parameter 'ranges': %zu ranges, at most 4096 are "
-                                               "accepted",
-                                               n);
-        ranges = calloc(n + 1, sizeof(*ranges));
-        if (!ranges)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                json_object *r = json_object_array_get_idx(arr, i);
-                Error ge = ERROR_INIT;
-
-                if (!json_object_is_type(r, json_type_object))
-                        return reply_invalid_parameter(call, "ranges",
-                                                       "parameter 'ranges[%zu]': expected an "
-                                                       "object {start, last}, got %s",
-                                                       i, json_util_type_phrase(r));
-                if (json_util_get_u64(r, "start", 0, &ranges[i].start, &ge) < 0 ||
-                    json_util_get_u64(r, "last", 0, &ranges[i].last, &ge) < 0)
-                        return reply_invalid_parameter(call, "ranges", "ranges[%zu]: %s", i,
-                                                       error_message(&ge));
-        }
-        if (session_allow_iovas(call_session(call), id, ranges, n, &e) < 0)
+        r = varlink_call_dispatch(call, params, allow_iovas_parameters, &p);
+        if (r < 0)
+                return r;
+        if (session_allow_iovas(call_session(call), p.ioas_id, p.ranges, p.n_ranges, &e) < 0)
                 return reply_error(call, &e);
         return reply(call, NULL);
 }
+
+typedef struct MapParams {
+        SessionMapArgs args;
+        JsonDispatchFd memory;
+} MapParams;
+
+static const JsonDispatchField map_parameters[] = {
+        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(MapParams, args.ioas_id) },
+        { "memoryFd", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_REQUIRED, offsetof(MapParams, memory) },
+        { "offset", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(MapParams, args.offset) },
+        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(MapParams, args.length) },
+        { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_NULLABLE, offsetof(MapParams, args.iova),
+          .presence = JSON_DISPATCH_PRESENCE(MapParams, args.fixed_iova) },
+        { "readable", JSON_DISPATCH_BOOL, JSON_DISPATCH_REQUIRED,
+          offsetof(MapParams, args.readable) },
+        { "writeable", JSON_DISPATCH_BOOL, JSON_DISPATCH_REQUIRED,
+          offsetof(MapParams, args.writeable) },
+        {},
+};
 
 static int method_map(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                       void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
         _cleanup_close_ int fd = -EBADF;
-        SessionMapArgs a = {};
-        uint32_t fd_index = 0;
-        bool have_fd = false;
-        json_object *iova_node = NULL;
+        MapParams p = {};
         uint64_t iova;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "ioasId", "memoryFd", "offset", "length", "iova", "readable",
-                    "writeable");
-        GET(call, json_util_get_u32, params, "ioasId", 0, &a.ioas_id);
-        GET(call, json_util_get_u64, params, "offset", 0, &a.offset);
-        GET(call, json_util_get_u64, params, "length", 0, &a.length);
-        GET(call, json_util_get_bool, params, "readable", 0, &a.readable);
-        GET(call, json_util_get_bool, params, "writeable", 0, &a.writeable);
-        GET(call, json_util_get_u32, params, "memoryFd", 0, &fd_index);
-        GET(call, json_util_get_u64, params, "iova", JSON_UTIL_OPTIONAL, &a.iova);
-        if (json_object_object_get_ex(params, "iova", &iova_node) && iova_node)
-                a.fixed_iova = true;
-        TAKE_FD_PARAM(call, params, "memoryFd", &fd, &have_fd);
-        if (!have_fd)
-                return reply_invalid_parameter(call, "memoryFd",
-                                               "parameter 'memoryFd' is missing: the index of "
-                                               "the memfd sent with the call");
-        a.fd = fd;
+        r = varlink_call_dispatch(call, params, map_parameters, &p);
+        if (r < 0)
+                return r;
+        p.args.fd = fd = p.memory.fd;
 
-        if (session_map(call_session(call), &a, &iova, &e) < 0)
-                return reply_error_fd(call, &e, fd_index);
+        if (session_map(call_session(call), &p.args, &iova, &e) < 0)
+                return reply_error_fd(call, &e, p.memory.index);
         return reply_u64(call, "iova", iova);
 }
+
+typedef struct UnmapParams {
+        uint32_t ioas_id;
+        uint64_t iova, length;
+} UnmapParams;
+
+static const JsonDispatchField unmap_parameters[] = {
+        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, ioas_id) },
+        { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, iova) },
+        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, length) },
+        {},
+};
 
 static int method_unmap(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                         void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
-        uint64_t iova, length, unmapped;
-        uint32_t id;
+        UnmapParams p = {};
+        uint64_t unmapped;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "ioasId", "iova", "length");
-        GET(call, json_util_get_u32, params, "ioasId", 0, &id);
-        GET(call, json_util_get_u64, params, "iova", 0, &iova);
-        GET(call, json_util_get_u64, params, "length", 0, &length);
-        if (session_unmap(call_session(call), id, iova, length, &unmapped, &e) < 0)
+        r = varlink_call_dispatch(call, params, unmap_parameters, &p);
+        if (r < 0)
+                return r;
+        if (session_unmap(call_session(call), p.ioas_id, p.iova, p.length, &unmapped, &e) < 0)
                 return reply_error(call, &e);
         return reply_u64(call, "unmapped", unmapped);
 }
+
+static const JsonDispatchField copy_parameters[] = {
+        { "srcIoasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(SessionCopyArgs, src_ioas_id) },
+        { "srcIova", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED,
+          offsetof(SessionCopyArgs, src_iova) },
+        { "dstIoasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(SessionCopyArgs, dst_ioas_id) },
+        { "dstIova", JSON_DISPATCH_UINT64, JSON_DISPATCH_NULLABLE,
+          offsetof(SessionCopyArgs, dst_iova),
+          .presence = JSON_DISPATCH_PRESENCE(SessionCopyArgs, fixed_iova) },
+        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(SessionCopyArgs, length) },
+        {},
+};
 
 static int method_copy(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                        void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
         SessionCopyArgs a = {};
-        json_object *out, *node = NULL;
+        json_object *out;
         uint64_t iova;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "srcIoasId", "srcIova", "dstIoasId", "dstIova", "length");
-        GET(call, json_util_get_u32, params, "srcIoasId", 0, &a.src_ioas_id);
-        GET(call, json_util_get_u64, params, "srcIova", 0, &a.src_iova);
-        GET(call, json_util_get_u32, params, "dstIoasId", 0, &a.dst_ioas_id);
-        GET(call, json_util_get_u64, params, "dstIova", JSON_UTIL_OPTIONAL, &a.dst_iova);
-        GET(call, json_util_get_u64, params, "length", 0, &a.length);
-        if (json_object_object_get_ex(params, "dstIova", &node) && node)
-                a.fixed_iova = true;
+        r = varlink_call_dispatch(call, params, copy_parameters, &a);
+        if (r < 0)
+                return r;
         if (session_copy(call_session(call), &a, &iova, &e) < 0)
                 return reply_error(call, &e);
         out = json_object_new_object();
@@ -783,45 +760,63 @@ static int hex_decode(const char *hex, uint8_t **ret, size_t *ret_len) {
         return 0;
 }
 
+typedef struct BindPasidParams {
+        SessionBindPasidArgs args;
+        struct {
+                uint32_t type;
+                const char *data;
+        } stage1;
+        bool has_stage1;
+} BindPasidParams;
+
+static const JsonDispatchEnum stage1_types[] = {
+        { "vtd", BACKEND_HWPT_DATA_VTD_S1 },
+        { "arm_smmuv3", BACKEND_HWPT_DATA_ARM_SMMUV3 },
+        {},
+};
+
+static const JsonDispatchField stage1_fields[] = {
+        { "type", JSON_DISPATCH_ENUM, JSON_DISPATCH_REQUIRED, 0, .enums = stage1_types },
+        { "data", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
+          offsetof(BindPasidParams, stage1.data) - offsetof(BindPasidParams, stage1) },
+        {},
+};
+
+static const JsonDispatchField bind_pasid_parameters[] = {
+        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(BindPasidParams, args.device_id) },
+        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(BindPasidParams, args.ioas_id) },
+        { "pasid", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(BindPasidParams, args.pasid),
+          .presence = JSON_DISPATCH_PRESENCE(BindPasidParams, args.has_pasid) },
+        { "faults", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE, offsetof(BindPasidParams, args.faults) },
+        { "stage1", JSON_DISPATCH_OBJECT, JSON_DISPATCH_NULLABLE, offsetof(BindPasidParams, stage1),
+          .presence = JSON_DISPATCH_PRESENCE(BindPasidParams, has_stage1), .fields = stage1_fields },
+        {},
+};
+
 static int method_bind_pasid(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                              void *userdata) {
         _cleanup_free_ uint8_t *data = NULL;
         BrokerError e = BROKER_ERROR_INIT;
-        SessionBindPasidArgs a = {};
-        json_object *out, *node = NULL, *stage1 = NULL;
+        BindPasidParams p = {};
+        json_object *out;
         uint32_t pasid, hwpt;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "deviceId", "ioasId", "pasid", "faults", "stage1");
-        GET(call, json_util_get_u32, params, "deviceId", 0, &a.device_id);
-        GET(call, json_util_get_u32, params, "ioasId", 0, &a.ioas_id);
-        GET(call, json_util_get_u32, params, "pasid", JSON_UTIL_OPTIONAL, &a.pasid);
-        GET(call, json_util_get_bool, params, "faults", JSON_UTIL_OPTIONAL, &a.faults);
-        if (json_object_object_get_ex(params, "pasid", &node) && node)
-                a.has_pasid = true;
-        if (json_object_object_get_ex(params, "stage1", &stage1) && stage1) {
-                const char *type = NULL, *hex = NULL;
-
-                if (!json_object_is_type(stage1, json_type_object))
-                        return reply_invalid_parameter(call, "stage1", "stage1 is not an object");
-                CHECK_KNOWN(call, stage1, "type", "data");
-                GET(call, json_util_get_string, stage1, "type", 0, &type);
-                GET(call, json_util_get_string, stage1, "data", 0, &hex);
-                if (streq(type, "vtd"))
-                        a.stage1_type = BACKEND_HWPT_DATA_VTD_S1;
-                else if (streq(type, "arm_smmuv3"))
-                        a.stage1_type = BACKEND_HWPT_DATA_ARM_SMMUV3;
-                else
-                        return reply_invalid_parameter(call, "stage1",
-                                                       "stage1.type '%s' is not vtd or arm_smmuv3",
-                                                       type);
-                if (hex_decode(hex, &data, &a.stage1_len) < 0)
-                        return reply_invalid_parameter(call, "stage1",
-                                                       "stage1.data is not a hex string of whole "
-                                                       "bytes");
-                a.stage1_data = data;
+        r = varlink_call_dispatch(call, params, bind_pasid_parameters, &p);
+        if (r < 0)
+                return r;
+        if (p.has_stage1) {
+                p.args.stage1_type = p.stage1.type;
+                if (hex_decode(p.stage1.data, &data, &p.args.stage1_len) < 0)
+                        return varlink_call_invalid_parameter(call, "stage1",
+                                                              "stage1.data is not a hex string "
+                                                              "of whole bytes");
+                p.args.stage1_data = data;
         }
-        if (session_bind_pasid(call_session(call), &a, &pasid, &hwpt, &e) < 0)
+        if (session_bind_pasid(call_session(call), &p.args, &pasid, &hwpt, &e) < 0)
                 return reply_error(call, &e);
         out = json_object_new_object();
         if (!out)
@@ -831,16 +826,28 @@ static int method_bind_pasid(VarlinkCall *call, json_object *params, VarlinkCall
         return reply(call, out);
 }
 
+typedef struct UnbindPasidParams {
+        uint32_t device_id, pasid;
+} UnbindPasidParams;
+
+static const JsonDispatchField unbind_pasid_parameters[] = {
+        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(UnbindPasidParams, device_id) },
+        { "pasid", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(UnbindPasidParams, pasid) },
+        {},
+};
+
 static int method_unbind_pasid(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
-        uint32_t dev, pasid;
+        UnbindPasidParams p = {};
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "deviceId", "pasid");
-        GET(call, json_util_get_u32, params, "deviceId", 0, &dev);
-        GET(call, json_util_get_u32, params, "pasid", 0, &pasid);
-        if (session_unbind_pasid(call_session(call), dev, pasid, &e) < 0)
+        r = varlink_call_dispatch(call, params, unbind_pasid_parameters, &p);
+        if (r < 0)
+                return r;
+        if (session_unbind_pasid(call_session(call), p.device_id, p.pasid, &e) < 0)
                 return reply_error(call, &e);
         return reply(call, NULL);
 }
@@ -899,6 +906,13 @@ static int deliver_fault(FaultWatch *fw, const FaultEvent *ev, void *userdata) {
         return varlink_call_reply_more_text(w->call, buf, (size_t)(p - buf));
 }
 
+/* FAULT_WATCH_ALL stands for "every device": no device has that id. */
+static const JsonDispatchField watch_faults_parameters[] = {
+        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, 0,
+          .max = FAULT_WATCH_ALL - 1 },
+        {},
+};
+
 static int method_watch_faults(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
@@ -908,14 +922,11 @@ static int method_watch_faults(VarlinkCall *call, json_object *params, VarlinkCa
         int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "deviceId");
-        GET(call, json_util_get_u32, params, "deviceId", JSON_UTIL_OPTIONAL, &dev);
+        r = varlink_call_dispatch(call, params, watch_faults_parameters, &dev);
+        if (r < 0)
+                return r;
         if (!(flags & VARLINK_CALL_MORE))
                 return varlink_call_error(call, VARLINK_ERROR_EXPECTED_MORE, NULL);
-        if (dev == FAULT_WATCH_ALL && json_object_object_get_ex(params, "deviceId", NULL) &&
-            json_object_object_get(params, "deviceId"))
-                return reply_invalid_parameter(call, "deviceId", "deviceId %" PRIu32
-                                               " is not a device id", dev);
 
         bs = call_broker_session(call);
         w = calloc(1, sizeof(*w));
@@ -937,25 +948,35 @@ static int method_watch_faults(VarlinkCall *call, json_object *params, VarlinkCa
         return 0;
 }
 
+typedef struct RespondFaultParams {
+        uint64_t cookie;
+        uint32_t code;
+} RespondFaultParams;
+
+static const JsonDispatchEnum fault_response_codes[] = {
+        { "success", FAULT_RESPONSE_SUCCESS },
+        { "invalid", FAULT_RESPONSE_INVALID },
+        {},
+};
+
+static const JsonDispatchField respond_fault_parameters[] = {
+        { "cookie", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(RespondFaultParams, cookie) },
+        { "code", JSON_DISPATCH_ENUM, JSON_DISPATCH_REQUIRED, offsetof(RespondFaultParams, code),
+          .enums = fault_response_codes },
+        {},
+};
+
 static int method_respond_fault(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                 void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
-        const char *code;
-        uint64_t cookie;
-        uint32_t c;
+        RespondFaultParams p = {};
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "cookie", "code");
-        GET(call, json_util_get_u64, params, "cookie", 0, &cookie);
-        GET(call, json_util_get_string, params, "code", 0, &code);
-        if (streq(code, "success"))
-                c = FAULT_RESPONSE_SUCCESS;
-        else if (streq(code, "invalid"))
-                c = FAULT_RESPONSE_INVALID;
-        else
-                return reply_invalid_parameter(call, "code", "code '%s' is not success or invalid",
-                                               code);
-        if (session_respond_fault(call_session(call), cookie, c, &e) < 0)
+        r = varlink_call_dispatch(call, params, respond_fault_parameters, &p);
+        if (r < 0)
+                return r;
+        if (session_respond_fault(call_session(call), p.cookie, p.code, &e) < 0)
                 return reply_error(call, &e);
         return reply(call, NULL);
 }
@@ -964,10 +985,12 @@ static int method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFl
                            void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
         json_object *out;
-        int fd;
+        int fd, r;
 
         REQUIRE_SESSION(call);
-        CHECK_NO_PARAMS(call, params);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         if (session_delegate(call_session(call), &fd, &e) < 0)
                 return reply_error(call, &e);
         out = json_object_new_object();
@@ -999,9 +1022,12 @@ static int method_get_session(VarlinkCall *call, json_object *params, VarlinkCal
         SessionInfo info;
         json_object *out, *pr, *groups, *usage;
         size_t n_rows;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_NO_PARAMS(call, params);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         bs = call_broker_session(call);
         session_get_info(bs->session, &info);
 
@@ -1062,18 +1088,24 @@ static BrokerSession *broker_find_token(Broker *b, const char *token) {
         return NULL;
 }
 
+static const JsonDispatchField join_session_parameters[] = {
+        { "token", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, 0 },
+        {},
+};
+
 static int method_join_session(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                void *userdata) {
         Broker *b = userdata;
         VarlinkConnection *c = varlink_call_get_connection(call);
         BrokerSession *cur, *target;
         BrokerError e = BROKER_ERROR_INIT;
-        const char *token;
+        const char *token = NULL;
         int r;
 
         REQUIRE_SESSION(call);
-        CHECK_KNOWN(call, params, "token");
-        GET(call, json_util_get_string, params, "token", 0, &token);
+        r = varlink_call_dispatch(call, params, join_session_parameters, &token);
+        if (r < 0)
+                return r;
 
         cur = call_broker_session(call);
         target = broker_find_token(b, token);
@@ -1120,9 +1152,12 @@ static int method_watch_events(VarlinkCall *call, json_object *params, VarlinkCa
                                void *userdata) {
         BrokerSession *bs;
         VarlinkCall **w;
+        int r;
 
         REQUIRE_SESSION(call);
-        CHECK_NO_PARAMS(call, params);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         if (!(flags & VARLINK_CALL_MORE))
                 return varlink_call_error(call, VARLINK_ERROR_EXPECTED_MORE, NULL);
         bs = call_broker_session(call);
@@ -1136,24 +1171,25 @@ static int method_watch_events(VarlinkCall *call, json_object *params, VarlinkCa
 
 static const VarlinkMethod broker_methods[] = {
         { "GetTopology", method_get_topology },
-        { "ExplainDevice", method_explain_device },
-        { "AttachDevice", method_attach_device },
-        { "DetachDevice", method_detach_device },
+        { "ExplainDevice", method_explain_device, explain_device_parameters },
+        { "AttachDevice", method_attach_device, attach_device_parameters },
+        { "DetachDevice", method_detach_device, device_id_parameters },
         { "CreateAddressSpace", method_create_address_space },
-        { "DestroyAddressSpace", method_destroy_address_space },
-        { "AttachToAddressSpace", method_attach_to_address_space },
-        { "GetIOVARanges", method_get_iova_ranges },
-        { "AllowIOVAs", method_allow_iovas },
-        { "Map", method_map },
-        { "Unmap", method_unmap },
-        { "Copy", method_copy },
-        { "BindPASID", method_bind_pasid },
-        { "UnbindPASID", method_unbind_pasid },
-        { "WatchFaults", method_watch_faults },
-        { "RespondFault", method_respond_fault },
+        { "DestroyAddressSpace", method_destroy_address_space, ioas_id_parameters },
+        { "AttachToAddressSpace", method_attach_to_address_space,
+          attach_to_address_space_parameters },
+        { "GetIOVARanges", method_get_iova_ranges, ioas_id_parameters },
+        { "AllowIOVAs", method_allow_iovas, allow_iovas_parameters },
+        { "Map", method_map, map_parameters },
+        { "Unmap", method_unmap, unmap_parameters },
+        { "Copy", method_copy, copy_parameters },
+        { "BindPASID", method_bind_pasid, bind_pasid_parameters },
+        { "UnbindPASID", method_unbind_pasid, unbind_pasid_parameters },
+        { "WatchFaults", method_watch_faults, watch_faults_parameters },
+        { "RespondFault", method_respond_fault, respond_fault_parameters },
         { "Delegate", method_delegate },
         { "GetSession", method_get_session },
-        { "JoinSession", method_join_session },
+        { "JoinSession", method_join_session, join_session_parameters },
         { "WatchEvents", method_watch_events },
         {},
 };
