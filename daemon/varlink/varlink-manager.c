@@ -170,9 +170,12 @@ static int method_get_status(VarlinkCall *call, json_object *params, VarlinkCall
         const char *features[64];
         json_object *out, *fa;
         size_t eligible = 0;
-        int n;
+        int n, r;
 
         REQUIRE_ADMIN(call);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < h->topology->n_devices; i++) {
                 _cleanup_(policy_decision_clear) PolicyDecision dec = {};
 
@@ -254,8 +257,12 @@ static int method_list_sessions(VarlinkCall *call, json_object *params, VarlinkC
                                 void *userdata) {
         ManagerVarlink *mv = userdata;
         json_object *out, *a;
+        int r;
 
         REQUIRE_ADMIN(call);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         out = json_object_new_object();
         a = json_object_new_array();
         if (!out || !a) {
@@ -276,11 +283,28 @@ static const char *holder_of(void *userdata, const TopoDevice *d) {
         return s ? session_describe(s) : NULL;
 }
 
+typedef struct ExplainDeviceParams {
+        const char *device;
+        uint32_t uid;
+        uint32_t gid;
+        const char *unit;
+} ExplainDeviceParams;
+
+static const JsonDispatchField explain_device_parameters[] = {
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
+          offsetof(ExplainDeviceParams, device) },
+        { "uid", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(ExplainDeviceParams, uid) },
+        { "gid", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(ExplainDeviceParams, gid) },
+        { "unit", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE, offsetof(ExplainDeviceParams, unit) },
+        {},
+};
+
 static int method_explain_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                  void *userdata) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
         ManagerVarlink *mv = userdata;
         SessionHost *h = mv->cfg.host;
+        ExplainDeviceParams ep = { .gid = UINT32_MAX };
         const char *device = NULL, *unit = NULL;
         uint32_t uid = 0, gid = UINT32_MAX;
         const TopoDevice *d;
@@ -290,20 +314,13 @@ static int method_explain_device(VarlinkCall *call, json_object *params, Varlink
         int r;
 
         REQUIRE_ADMIN(call);
-        json_object_object_foreach(params, key, value) {
-                (void)value;
-                if (!streq(key, "device") && !streq(key, "uid") && !streq(key, "gid") &&
-                    !streq(key, "unit"))
-                        return varlink_call_error_invalid_parameter(call, key);
-        }
-        if (json_util_get_string(params, "device", 0, &device, NULL) < 0)
-                return varlink_call_error_invalid_parameter(call, "device");
-        if (json_util_get_u32(params, "uid", 0, &uid, NULL) < 0)
-                return varlink_call_error_invalid_parameter(call, "uid");
-        if (json_util_get_u32(params, "gid", JSON_UTIL_OPTIONAL, &gid, NULL) < 0)
-                return varlink_call_error_invalid_parameter(call, "gid");
-        if (json_util_get_string(params, "unit", JSON_UTIL_OPTIONAL, &unit, NULL) < 0)
-                return varlink_call_error_invalid_parameter(call, "unit");
+        r = varlink_call_dispatch(call, params, explain_device_parameters, &ep);
+        if (r < 0)
+                return r;
+        device = ep.device;
+        uid = ep.uid;
+        gid = ep.gid;
+        unit = ep.unit;
 
         d = topology_find_device(h->topology, device);
         if (!d) {
@@ -334,6 +351,9 @@ static int method_reload_policy(VarlinkCall *call, json_object *params, VarlinkC
         int r;
 
         REQUIRE_ADMIN(call);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         if (!mv->cfg.reload_policy)
                 return varlink_call_error(call, VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, NULL);
         r = mv->cfg.reload_policy(mv->cfg.userdata, &diags);
@@ -364,8 +384,12 @@ static int method_monitor(VarlinkCall *call, json_object *params, VarlinkCallFla
                           void *userdata) {
         ManagerVarlink *mv = userdata;
         VarlinkCall **a;
+        int r;
 
         REQUIRE_ADMIN(call);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         if (!(flags & VARLINK_CALL_MORE))
                 return varlink_call_error(call, VARLINK_ERROR_EXPECTED_MORE, NULL);
         /* Drop subscribers whose connections went away without an event to notice it. */
@@ -385,7 +409,7 @@ static int method_monitor(VarlinkCall *call, json_object *params, VarlinkCallFla
 static const VarlinkMethod manager_methods[] = {
         { "GetStatus", method_get_status },
         { "ListSessions", method_list_sessions },
-        { "ExplainDevice", method_explain_device },
+        { "ExplainDevice", method_explain_device, explain_device_parameters },
         { "ReloadPolicy", method_reload_policy },
         { "Monitor", method_monitor },
         {},
