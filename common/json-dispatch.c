@@ -158,7 +158,8 @@ static int value_unsigned(const JsonDispatchField *f, const JsonDispatchValue *v
                 if (!(f->flags & JSON_DISPATCH_HEX))
                         break;
                 if (parse_hex(v, ret) < 0)
-                        return error_set(err, -EINVAL, "%s: expected a hex string or integer, got '%s'",
+                        return error_set(err, -EINVAL,
+                                         "%s: expected a hex string or integer, got '%s'",
                                          path_or_top(path), v->text);
                 return 0;
         case JSON_DISPATCH_KIND_NUMBER:
@@ -413,7 +414,7 @@ static void tree_value(json_object *o, JsonDispatchValue *ret) {
                 break;
         case json_type_int:
                 ret->kind = JSON_DISPATCH_KIND_INTEGER;
-                /* json-c keeps values above INT64_MAX as unsigned; int64 reads them as INT64_MAX. */
+                /* json-c keeps values above INT64_MAX as unsigned; int64 reads INT64_MAX. */
                 i = json_object_get_int64(o);
                 ret->negative = i < 0;
                 ret->magnitude = i < 0 ? (uint64_t)0 - (uint64_t)i : json_object_get_uint64(o);

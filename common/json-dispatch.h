@@ -13,9 +13,12 @@
  *     typedef struct UnmapParams { uint32_t ioas_id; uint64_t iova, length; } UnmapParams;
  *
  *     static const JsonDispatchField unmap_fields[] = {
- *             { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, ioas_id) },
- *             { "iova",   JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, iova) },
- *             { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, length) },
+ *             { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+ *               offsetof(UnmapParams, ioas_id) },
+ *             { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED,
+ *               offsetof(UnmapParams, iova) },
+ *             { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED,
+ *               offsetof(UnmapParams, length) },
  *             {},
  *     };
  *

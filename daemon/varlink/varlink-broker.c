@@ -11,59 +11,29 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <event2/event.h>
 #include <json-c/json.h>
 
-#include "varlink-broker-idl.h"
-#include "varlink-broker.h"
 #include "json-util.h"
 #include "log.h"
 #include "peer-creds.h"
-
-struct Broker {
-        SessionHost *host;
-        const char *dev_root;
-        const char *proc_root;
-        PeerCreds *pending_creds; /* for the connection broker_open_connection() adds */
-        struct event_base *base;
-        uint64_t reclaim_grace_ms;
-        void (*changed)(void *userdata);
-        void *changed_userdata;
-        uint64_t next_serial;
-};
-
-/* A WatchFaults stream: the call it replies to and the router's watch. */
-typedef struct BrokerWatch BrokerWatch;
-struct BrokerWatch {
-        BrokerWatch *next;
-        VarlinkConnection *conn;
-        VarlinkCall *call;
-        FaultWatch *watch;
-};
+#include "varlink-broker-idl.h"
+#include "varlink-broker-internal.h"
 
 /*
- * What the transport adds to a session: the connections that share it
- * (JoinSession) and the token that lets another connection join.  The
- * session lives until its last connection closes.
+ * The org.iommud.Broker front end: the broker and its sessions, how replies and
+ * errors are written, the method table, connections, events and restart survival.
+ * The methods live by area in varlink-broker-{topology,devices,ioas,pasid,session}.c.
  */
-typedef struct BrokerSession {
-        Broker *broker;
-        Session *session;
-        VarlinkConnection **conns;
-        size_t n_conns;
-        char token[33];
-        uint64_t serial;          /* names its fds in the fd store */
-        VarlinkCall **event_streams; /* WatchEvents() streams */
-        size_t n_event_streams;
-        BrokerWatch *watches;     /* WatchFaults() streams */
-        struct event *grace;      /* a restored session nobody reclaimed yet */
-} BrokerSession;
 
-static void broker_changed(Broker *b) {
+/* ---- sessions -------------------------------------------------------------------------- */
+
+void broker_changed(Broker *b) {
         if (b && b->changed)
                 b->changed(b->changed_userdata);
 }
 
-/* Ends the fault streams of c (every stream when c is NULL); what they left unanswered is INVALID. */
+/* Ends the fault streams of c (all when c is NULL); what they left unanswered is INVALID. */
 static void broker_session_end_watches(BrokerSession *bs, VarlinkConnection *c) {
         for (BrokerWatch **p = &bs->watches; *p;) {
                 BrokerWatch *w = *p;
@@ -79,7 +49,7 @@ static void broker_session_end_watches(BrokerSession *bs, VarlinkConnection *c) 
         }
 }
 
-static void broker_session_free(BrokerSession *bs) {
+void broker_session_free(BrokerSession *bs) {
         Broker *b;
 
         if (!bs)
@@ -100,7 +70,7 @@ static void broker_session_free(BrokerSession *bs) {
         broker_changed(b);
 }
 
-static int broker_session_add_conn(BrokerSession *bs, VarlinkConnection *c) {
+int broker_session_add_conn(BrokerSession *bs, VarlinkConnection *c) {
         VarlinkConnection **a = realloc(bs->conns, (bs->n_conns + 1) * sizeof(*a));
 
         if (!a)
@@ -139,11 +109,11 @@ static void broker_session_remove_conn(BrokerSession *bs, VarlinkConnection *c) 
 
 /* ---- replies --------------------------------------------------------------------------- */
 
-static json_object *u64_node(uint64_t v) {
+json_object *broker_u64_node(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
 }
 
-static int reply_error(VarlinkCall *call, const BrokerError *e) {
+int broker_reply_error(VarlinkCall *call, const BrokerError *e) {
         json_object *p = json_object_new_object();
 
         if (!p)
@@ -157,7 +127,7 @@ static int reply_error(VarlinkCall *call, const BrokerError *e) {
                         v = json_object_new_string(bp->str);
                         break;
                 case BROKER_PARAM_U64:
-                        v = u64_node(bp->u64);
+                        v = broker_u64_node(bp->u64);
                         break;
                 case BROKER_PARAM_I64:
                         v = json_object_new_int64(bp->i64);
@@ -174,24 +144,21 @@ static int reply_error(VarlinkCall *call, const BrokerError *e) {
 }
 
 /* InvalidFd names the index of the fd the client sent. */
-static int reply_error_fd(VarlinkCall *call, BrokerError *e, uint32_t index) {
+int broker_reply_error_fd(VarlinkCall *call, BrokerError *e, uint32_t index) {
         if (e->error.name && streq(e->error.name, BROKER_ERROR_INVALID_FD))
                 broker_error_add_u64(e, "index", index);
-        return reply_error(call, e);
+        return broker_reply_error(call, e);
 }
 
-static BrokerSession *call_broker_session(VarlinkCall *call) {
+BrokerSession *broker_call_broker_session(VarlinkCall *call) {
         return varlink_connection_get_userdata(varlink_call_get_connection(call));
 }
 
-static Session *call_session(VarlinkCall *call) {
-        BrokerSession *bs = call_broker_session(call);
+Session *broker_call_session(VarlinkCall *call) {
+        BrokerSession *bs = broker_call_broker_session(call);
 
         return bs ? bs->session : NULL;
 }
-
-/* A connection whose session was reaped (its client died) serves nothing more. */
-#define REQUIRE_SESSION(call)                                                                              do {                                                                                                       if (!call_session(call)) {                                                                                 varlink_connection_close(varlink_call_get_connection(call));                                       return -ENOTCONN;                                                                          }                                                                                          } while (0)
 
 /* Methods after which the state a restarted daemon needs has changed. */
 static bool method_mutates(const char *method) {
@@ -208,7 +175,7 @@ static bool method_mutates(const char *method) {
         return false;
 }
 
-static int reply(VarlinkCall *call, json_object *p) {
+int broker_reply(VarlinkCall *call, json_object *p) {
         BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
 
         /* Recorded before the client hears of it: a crash right after the reply loses nothing. */
@@ -217,8 +184,8 @@ static int reply(VarlinkCall *call, json_object *p) {
         return varlink_call_reply(call, p);
 }
 
-/* reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
-static int reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
+/* broker_reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
+int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
         BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
         char text[96];
         int n;
@@ -230,967 +197,39 @@ static int reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
         return varlink_call_reply_text(call, text, (size_t)n);
 }
 
-/* ---- methods --------------------------------------------------------------------------- */
-
-static json_object *range_json(uint64_t start, uint64_t last) {
+json_object *broker_range_json(uint64_t start, uint64_t last) {
         json_object *o = json_object_new_object();
 
         if (!o)
                 return NULL;
-        (void)json_util_add(o, "start", u64_node(start));
-        (void)json_util_add(o, "last", u64_node(last));
+        (void)json_util_add(o, "start", broker_u64_node(start));
+        (void)json_util_add(o, "last", broker_u64_node(last));
         return o;
 }
 
-
-static json_object *decision_steps_json(const PolicyDecision *d) {
-        json_object *steps = json_object_new_array();
-
-        if (!steps)
-                return NULL;
-        for (size_t i = 0; i < d->n_steps; i++) {
-                json_object *s = json_object_new_object();
-
-                if (!s)
-                        break;
-                (void)json_util_add(s, "step",
-                                    json_object_new_string(policy_step_to_string(d->steps[i].step)));
-                (void)json_util_add(
-                        s, "verdict",
-                        json_object_new_string(policy_verdict_to_string(d->steps[i].verdict)));
-                (void)json_util_add(s, "reason",
-                                    json_object_new_string(d->steps[i].reason ?: ""));
-                json_object_array_add(steps, s);
-        }
-        return steps;
-}
-
-static const char *region_type_idl(RegionType t) {
-        switch (t) {
-        case REGION_DIRECT:
-                return "direct";
-        case REGION_DIRECT_RELAXABLE:
-                return "direct_relaxable";
-        case REGION_RESERVED:
-                return "reserved";
-        case REGION_MSI:
-                return "msi";
-        default:
-                return "unknown";
-        }
-}
-
-static json_object *group_json(const TopoGroup *g) {
-        json_object *o = json_object_new_object(), *devs = json_object_new_array(),
-                    *regions = json_object_new_array();
-        const char *iommu = NULL;
-
-        if (!o || !devs || !regions) {
-                json_object_put(o);
-                json_object_put(devs);
-                json_object_put(regions);
-                return NULL;
-        }
-        for (size_t i = 0; i < g->n_devices; i++) {
-                json_object_array_add(devs, json_object_new_string(g->devices[i]->name));
-                if (!iommu && g->devices[i]->iommu)
-                        iommu = g->devices[i]->iommu->name;
-        }
-        for (size_t i = 0; i < g->n_regions; i++) {
-                json_object *r = range_json(g->regions[i].start, g->regions[i].last);
-
-                (void)json_util_add(r, "type",
-                                    json_object_new_string(region_type_idl(g->regions[i].type)));
-                json_object_array_add(regions, r);
-        }
-        (void)json_util_add(o, "id", json_object_new_int64(g->id));
-        if (g->type)
-                (void)json_util_add(o, "type", json_object_new_string(g->type));
-        (void)json_util_add(o, "viable", json_object_new_boolean(session_group_viable(g)));
-        (void)json_util_add(o, "devices", devs);
-        (void)json_util_add(o, "reservedRegions", regions);
-        if (iommu)
-                (void)json_util_add(o, "iommu", json_object_new_string(iommu));
-        return o;
-}
-
-static json_object *device_json(Broker *b, Session *s, const TopoDevice *d) {
-        _cleanup_(policy_decision_clear) PolicyDecision dec = {};
-        json_object *o = json_object_new_object();
-        Session *holder;
-
-        if (!o)
-                return NULL;
-        (void)json_util_add(o, "name", json_object_new_string(d->name));
-        (void)json_util_add(o, "vendor", json_object_new_int64(d->vendor));
-        (void)json_util_add(o, "device", json_object_new_int64(d->device));
-        (void)json_util_add(o, "class", json_object_new_int64(d->class));
-        if (d->driver)
-                (void)json_util_add(o, "driver", json_object_new_string(d->driver));
-        if (d->group)
-                (void)json_util_add(o, "group", json_object_new_int64(d->group->id));
-        if (d->cdev_name)
-                (void)json_util_add(o, "cdev", json_object_new_string(d->cdev_name));
-        if (d->numa_node >= 0)
-                (void)json_util_add(o, "numaNode", json_object_new_int64(d->numa_node));
-        (void)json_util_add(o, "eligible",
-                            json_object_new_boolean(session_explain_device(s, d->name, &dec,
-                                                                           NULL) >= 0 &&
-                                                    dec.allowed));
-        holder = session_host_claim_owner(b->host, d->name);
-        if (holder)
-                (void)json_util_add(o, "heldBy", json_object_new_string(session_describe(holder)));
-        return o;
-}
-
-static int method_get_topology(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                               void *userdata) {
-        Broker *b = userdata;
-        const Topology *t = b->host->topology;
-        json_object *out, *groups, *devices;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, NULL, NULL);
-        if (r < 0)
-                return r;
-
-        out = json_object_new_object();
-        groups = json_object_new_array();
-        devices = json_object_new_array();
-        if (!out || !groups || !devices) {
-                json_object_put(out);
-                json_object_put(groups);
-                json_object_put(devices);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < t->n_groups; i++)
-                json_object_array_add(groups, group_json(t->groups[i]));
-        for (size_t i = 0; i < t->n_devices; i++)
-                json_object_array_add(devices, device_json(b, call_session(call), t->devices[i]));
-        (void)json_util_add(out, "groups", groups);
-        (void)json_util_add(out, "devices", devices);
-        return reply(call, out);
-}
-
-static const JsonDispatchField explain_device_parameters[] = {
-        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, 0 },
-        {},
-};
-
-static int method_explain_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                                 void *userdata) {
-        _cleanup_(policy_decision_clear) PolicyDecision dec = {};
-        BrokerError e = BROKER_ERROR_INIT;
-        const char *device = NULL;
-        json_object *out;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, explain_device_parameters, &device);
-        if (r < 0)
-                return r;
-
-        if (session_explain_device(call_session(call), device, &dec, &e) < 0)
-                return reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out)
-                return -ENOMEM;
-        (void)json_util_add(out, "allowed", json_object_new_boolean(dec.allowed));
-        (void)json_util_add(out, "steps", decision_steps_json(&dec));
-        return reply(call, out);
-}
-
-static json_object *capabilities_json(uint64_t caps) {
-        json_object *a = json_object_new_array();
-
-        if (!a)
-                return NULL;
-        if (caps & BACKEND_HW_CAP_DIRTY_TRACKING)
-                json_object_array_add(a, json_object_new_string("dirty-tracking"));
-        if (caps & BACKEND_HW_CAP_PCI_PASID_EXEC)
-                json_object_array_add(a, json_object_new_string("pasid-exec"));
-        if (caps & BACKEND_HW_CAP_PCI_PASID_PRIV)
-                json_object_array_add(a, json_object_new_string("pasid-priv"));
-        return a;
-}
-
-typedef struct AttachDeviceParams {
-        JsonDispatchFd fd;
-        const char *device;
-} AttachDeviceParams;
-
-static const JsonDispatchField attach_device_parameters[] = {
-        { "fd", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_NULLABLE, offsetof(AttachDeviceParams, fd) },
-        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE,
-          offsetof(AttachDeviceParams, device) },
-        {},
-};
-
-static int method_attach_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                                void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        AttachDeviceParams p = {};
-        SessionDeviceInfo info;
-        _cleanup_close_ int fd = -EBADF;
-        json_object *out;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, attach_device_parameters, &p);
-        if (r < 0)
-                return r;
-        fd = p.fd.fd;
-        if ((fd >= 0) == !!p.device)
-                return varlink_call_invalid_parameter(call, fd >= 0 ? "device" : "fd",
-                                                      "exactly one of 'fd' (a VFIO device fd) "
-                                                      "and 'device' (a device name) must be given");
-
-        if (fd >= 0)
-                r = session_attach_device_fd(call_session(call), fd, &info, &e);
-        else
-                r = session_attach_device_name(call_session(call), p.device, &info, &e);
-        if (r < 0)
-                return reply_error_fd(call, &e, p.fd.index);
-
-        out = json_object_new_object();
-        if (!out)
-                return -ENOMEM;
-        (void)json_util_add(out, "deviceId", json_object_new_int64(info.device_id));
-        (void)json_util_add(out, "bdf", json_object_new_string(info.bdf));
-        if (info.group != UINT32_MAX)
-                (void)json_util_add(out, "group", json_object_new_int64(info.group));
-        (void)json_util_add(out, "pasidBits", json_object_new_int64(info.pasid_bits));
-        (void)json_util_add(out, "capabilities", capabilities_json(info.capabilities));
-        return reply(call, out);
-}
-
-/* {deviceId}, {ioasId}: the parameters of the methods that name one object. */
-static const JsonDispatchField device_id_parameters[] = {
-        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, 0 },
-        {},
-};
-
-static const JsonDispatchField ioas_id_parameters[] = {
-        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, 0 },
-        {},
-};
-
-static int method_detach_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                                void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        uint32_t id = 0;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, device_id_parameters, &id);
-        if (r < 0)
-                return r;
-        if (session_detach_device(call_session(call), id, &e) < 0)
-                return reply_error(call, &e);
-        return reply(call, NULL);
-}
-
-static int method_create_address_space(VarlinkCall *call, json_object *params,
-                                       VarlinkCallFlags flags, void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        json_object *out;
-        uint32_t id;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, NULL, NULL);
-        if (r < 0)
-                return r;
-        if (session_create_address_space(call_session(call), &id, &e) < 0)
-                return reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out)
-                return -ENOMEM;
-        (void)json_util_add(out, "ioasId", json_object_new_int64(id));
-        return reply(call, out);
-}
-
-static int method_destroy_address_space(VarlinkCall *call, json_object *params,
-                                        VarlinkCallFlags flags, void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        uint32_t id = 0;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, ioas_id_parameters, &id);
-        if (r < 0)
-                return r;
-        if (session_destroy_address_space(call_session(call), id, &e) < 0)
-                return reply_error(call, &e);
-        return reply(call, NULL);
-}
-
-typedef struct DeviceIoasParams {
-        uint32_t device_id, ioas_id;
-} DeviceIoasParams;
-
-static const JsonDispatchField attach_to_address_space_parameters[] = {
-        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
-          offsetof(DeviceIoasParams, device_id) },
-        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
-          offsetof(DeviceIoasParams, ioas_id) },
-        {},
-};
-
-static int method_attach_to_address_space(VarlinkCall *call, json_object *params,
-                                          VarlinkCallFlags flags, void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        DeviceIoasParams p = {};
-        json_object *out;
-        uint32_t hwpt;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, attach_to_address_space_parameters, &p);
-        if (r < 0)
-                return r;
-        if (session_attach_to_address_space(call_session(call), p.device_id, p.ioas_id, &hwpt,
-                                            &e) < 0)
-                return reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out)
-                return -ENOMEM;
-        (void)json_util_add(out, "hwptId", json_object_new_int64(hwpt));
-        return reply(call, out);
-}
-
-static int method_get_iova_ranges(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                                  void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        _cleanup_free_ IovaRange *ranges = NULL;
-        json_object *out, *arr;
-        uint64_t alignment;
-        uint32_t id = 0;
-        size_t n;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, ioas_id_parameters, &id);
-        if (r < 0)
-                return r;
-        if (session_get_iova_ranges(call_session(call), id, &ranges, &n, &alignment, &e) < 0)
-                return reply_error(call, &e);
-        out = json_object_new_object();
-        arr = json_object_new_array();
-        if (!out || !arr) {
-                json_object_put(out);
-                json_object_put(arr);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++)
-                json_object_array_add(arr, range_json(ranges[i].start, ranges[i].last));
-        (void)json_util_add(out, "ranges", arr);
-        (void)json_util_add(out, "alignment", u64_node(alignment));
-        return reply(call, out);
-}
-
-typedef struct AllowIovasParams {
-        uint32_t ioas_id;
-        IovaRange *ranges;
-        size_t n_ranges;
-} AllowIovasParams;
-
-static const JsonDispatchField iova_range_fields[] = {
-        { "start", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(IovaRange, start) },
-        { "last", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(IovaRange, last) },
-        {},
-};
-
-static const JsonDispatchField iova_range_element = {
-        .type = JSON_DISPATCH_OBJECT,
-        .fields = iova_range_fields,
-};
-
-static const JsonDispatchField allow_iovas_parameters[] = {
-        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
-          offsetof(AllowIovasParams, ioas_id) },
-        { "ranges", JSON_DISPATCH_ARRAY, JSON_DISPATCH_REQUIRED, offsetof(AllowIovasParams, ranges),
-          .max = 4096, .element = &iova_range_element, .element_size = sizeof(IovaRange),
-          .count_offset = offsetof(AllowIovasParams, n_ranges) },
-        {},
-};
-
-static void allow_iovas_params_clear(AllowIovasParams *p) {
-        json_dispatch_clear(allow_iovas_parameters, p);
-}
-
-static int method_allow_iovas(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                              void *userdata) {
-        _cleanup_(allow_iovas_params_clear) AllowIovasParams p = {};
-        BrokerError e = BROKER_ERROR_INIT;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, allow_iovas_parameters, &p);
-        if (r < 0)
-                return r;
-        if (session_allow_iovas(call_session(call), p.ioas_id, p.ranges, p.n_ranges, &e) < 0)
-                return reply_error(call, &e);
-        return reply(call, NULL);
-}
-
-typedef struct MapParams {
-        SessionMapArgs args;
-        JsonDispatchFd memory;
-} MapParams;
-
-static const JsonDispatchField map_parameters[] = {
-        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(MapParams, args.ioas_id) },
-        { "memoryFd", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_REQUIRED, offsetof(MapParams, memory) },
-        { "offset", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(MapParams, args.offset) },
-        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(MapParams, args.length) },
-        { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_NULLABLE, offsetof(MapParams, args.iova),
-          .presence = JSON_DISPATCH_PRESENCE(MapParams, args.fixed_iova) },
-        { "readable", JSON_DISPATCH_BOOL, JSON_DISPATCH_REQUIRED,
-          offsetof(MapParams, args.readable) },
-        { "writeable", JSON_DISPATCH_BOOL, JSON_DISPATCH_REQUIRED,
-          offsetof(MapParams, args.writeable) },
-        {},
-};
-
-static int method_map(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                      void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        _cleanup_close_ int fd = -EBADF;
-        MapParams p = {};
-        uint64_t iova;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, map_parameters, &p);
-        if (r < 0)
-                return r;
-        p.args.fd = fd = p.memory.fd;
-
-        if (session_map(call_session(call), &p.args, &iova, &e) < 0)
-                return reply_error_fd(call, &e, p.memory.index);
-        return reply_u64(call, "iova", iova);
-}
-
-typedef struct UnmapParams {
-        uint32_t ioas_id;
-        uint64_t iova, length;
-} UnmapParams;
-
-static const JsonDispatchField unmap_parameters[] = {
-        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, ioas_id) },
-        { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, iova) },
-        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, length) },
-        {},
-};
-
-static int method_unmap(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                        void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        UnmapParams p = {};
-        uint64_t unmapped;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, unmap_parameters, &p);
-        if (r < 0)
-                return r;
-        if (session_unmap(call_session(call), p.ioas_id, p.iova, p.length, &unmapped, &e) < 0)
-                return reply_error(call, &e);
-        return reply_u64(call, "unmapped", unmapped);
-}
-
-static const JsonDispatchField copy_parameters[] = {
-        { "srcIoasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
-          offsetof(SessionCopyArgs, src_ioas_id) },
-        { "srcIova", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED,
-          offsetof(SessionCopyArgs, src_iova) },
-        { "dstIoasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
-          offsetof(SessionCopyArgs, dst_ioas_id) },
-        { "dstIova", JSON_DISPATCH_UINT64, JSON_DISPATCH_NULLABLE,
-          offsetof(SessionCopyArgs, dst_iova),
-          .presence = JSON_DISPATCH_PRESENCE(SessionCopyArgs, fixed_iova) },
-        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(SessionCopyArgs, length) },
-        {},
-};
-
-static int method_copy(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                       void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        SessionCopyArgs a = {};
-        json_object *out;
-        uint64_t iova;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, copy_parameters, &a);
-        if (r < 0)
-                return r;
-        if (session_copy(call_session(call), &a, &iova, &e) < 0)
-                return reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out)
-                return -ENOMEM;
-        (void)json_util_add(out, "iova", u64_node(iova));
-        return reply(call, out);
-}
-
-static int hex_decode(const char *hex, uint8_t **ret, size_t *ret_len) {
-        size_t n = strlen(hex);
-        uint8_t *buf;
-
-        if (n == 0 || n % 2 != 0)
-                return -EINVAL;
-        buf = malloc(n / 2);
-        if (!buf)
-                return -ENOMEM;
-        for (size_t i = 0; i < n / 2; i++) {
-                unsigned v;
-
-                if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
-                    !isxdigit((unsigned char)hex[2 * i + 1])) {
-                        free(buf);
-                        return -EINVAL;
-                }
-                buf[i] = (uint8_t)v;
-        }
-        *ret = buf;
-        *ret_len = n / 2;
-        return 0;
-}
-
-typedef struct BindPasidParams {
-        SessionBindPasidArgs args;
-        struct {
-                uint32_t type;
-                const char *data;
-        } stage1;
-        bool has_stage1;
-} BindPasidParams;
-
-static const JsonDispatchEnum stage1_types[] = {
-        { "vtd", BACKEND_HWPT_DATA_VTD_S1 },
-        { "arm_smmuv3", BACKEND_HWPT_DATA_ARM_SMMUV3 },
-        {},
-};
-
-static const JsonDispatchField stage1_fields[] = {
-        { "type", JSON_DISPATCH_ENUM, JSON_DISPATCH_REQUIRED, 0, .enums = stage1_types },
-        { "data", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
-          offsetof(BindPasidParams, stage1.data) - offsetof(BindPasidParams, stage1) },
-        {},
-};
-
-static const JsonDispatchField bind_pasid_parameters[] = {
-        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
-          offsetof(BindPasidParams, args.device_id) },
-        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
-          offsetof(BindPasidParams, args.ioas_id) },
-        { "pasid", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(BindPasidParams, args.pasid),
-          .presence = JSON_DISPATCH_PRESENCE(BindPasidParams, args.has_pasid) },
-        { "faults", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE, offsetof(BindPasidParams, args.faults) },
-        { "stage1", JSON_DISPATCH_OBJECT, JSON_DISPATCH_NULLABLE, offsetof(BindPasidParams, stage1),
-          .presence = JSON_DISPATCH_PRESENCE(BindPasidParams, has_stage1), .fields = stage1_fields },
-        {},
-};
-
-static int method_bind_pasid(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                             void *userdata) {
-        _cleanup_free_ uint8_t *data = NULL;
-        BrokerError e = BROKER_ERROR_INIT;
-        BindPasidParams p = {};
-        json_object *out;
-        uint32_t pasid, hwpt;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, bind_pasid_parameters, &p);
-        if (r < 0)
-                return r;
-        if (p.has_stage1) {
-                p.args.stage1_type = p.stage1.type;
-                if (hex_decode(p.stage1.data, &data, &p.args.stage1_len) < 0)
-                        return varlink_call_invalid_parameter(call, "stage1",
-                                                              "stage1.data is not a hex string "
-                                                              "of whole bytes");
-                p.args.stage1_data = data;
-        }
-        if (session_bind_pasid(call_session(call), &p.args, &pasid, &hwpt, &e) < 0)
-                return reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out)
-                return -ENOMEM;
-        (void)json_util_add(out, "pasid", json_object_new_int64(pasid));
-        (void)json_util_add(out, "hwptId", json_object_new_int64(hwpt));
-        return reply(call, out);
-}
-
-typedef struct UnbindPasidParams {
-        uint32_t device_id, pasid;
-} UnbindPasidParams;
-
-static const JsonDispatchField unbind_pasid_parameters[] = {
-        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
-          offsetof(UnbindPasidParams, device_id) },
-        { "pasid", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(UnbindPasidParams, pasid) },
-        {},
-};
-
-static int method_unbind_pasid(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                               void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        UnbindPasidParams p = {};
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, unbind_pasid_parameters, &p);
-        if (r < 0)
-                return r;
-        if (session_unbind_pasid(call_session(call), p.device_id, p.pasid, &e) < 0)
-                return reply_error(call, &e);
-        return reply(call, NULL);
-}
-
-/* Appends the decimal digits of v at p; returns the end. */
-static char *put_u64(char *p, uint64_t v) {
-        char tmp[20];
-        size_t n = 0;
-
-        do
-                tmp[n++] = (char)('0' + v % 10);
-        while ((v /= 10) > 0);
-        while (n > 0)
-                *p++ = tmp[--n];
-        return p;
-}
-
-static char *put_text(char *p, const char *s) {
-        size_t n = strlen(s);
-
-        memcpy(p, s, n);
-        return p + n;
-}
-
-static char *put_bool(char *p, const char *key, bool b) {
-        return put_text(put_text(p, key), b ? "true" : "false");
-}
-
-/*
- * One record of a WatchFaults stream.  Formatted straight into text: faults
- * are the one stream whose rate the device sets, and building a dozen json-c
- * objects per record only to serialize and free them at once cost more than
- * the rest of the fault's way through the daemon (snprintf() alone costs
- * several times these few appends).  Same members, same order as the objects
- * had; every value is a number or a boolean, so nothing needs escaping.
- */
-static int deliver_fault(FaultWatch *fw, const FaultEvent *ev, void *userdata) {
-        BrokerWatch *w = userdata;
-        char buf[320], *p = buf; /* 230 bytes at most */
-
-        p = put_u64(put_text(p, "{\"fault\":{\"cookie\":"), ev->cookie);
-        p = put_u64(put_text(p, ",\"deviceId\":"), ev->device_id);
-        if (ev->pasid_valid)
-                p = put_u64(put_text(p, ",\"pasid\":"), ev->pasid);
-        p = put_u64(put_text(p, ",\"groupId\":"), ev->group_id);
-        p = put_u64(put_text(p, ",\"address\":"), ev->address);
-        p = put_u64(put_text(p, ",\"length\":"), ev->length);
-        p = put_bool(p, ",\"read\":", ev->perm & FAULT_PERM_READ);
-        p = put_bool(p, ",\"write\":", ev->perm & FAULT_PERM_WRITE);
-        p = put_bool(p, ",\"exec\":", ev->perm & FAULT_PERM_EXEC);
-        p = put_bool(p, ",\"privileged\":", ev->perm & FAULT_PERM_PRIV);
-        p = put_bool(p, ",\"lastPage\":", ev->last_page);
-        p = put_text(p, "}}");
-        assert((size_t)(p - buf) < sizeof(buf));
-        /* -ENOBUFS: the client does not read; the router answers INVALID for it. */
-        return varlink_call_reply_more_text(w->call, buf, (size_t)(p - buf));
-}
-
-/* FAULT_WATCH_ALL stands for "every device": no device has that id. */
-static const JsonDispatchField watch_faults_parameters[] = {
-        { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, 0,
-          .max = FAULT_WATCH_ALL - 1 },
-        {},
-};
-
-static int method_watch_faults(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                               void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        BrokerSession *bs;
-        BrokerWatch *w;
-        uint32_t dev = FAULT_WATCH_ALL;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, watch_faults_parameters, &dev);
-        if (r < 0)
-                return r;
-        if (!(flags & VARLINK_CALL_MORE))
-                return varlink_call_error(call, VARLINK_ERROR_EXPECTED_MORE, NULL);
-
-        bs = call_broker_session(call);
-        w = calloc(1, sizeof(*w));
-        if (!w)
-                return -ENOMEM;
-        w->conn = varlink_call_get_connection(call);
-        w->call = varlink_call_ref(call);
-        /* Linked first: faults already queued are delivered from inside the watch call. */
-        w->next = bs->watches;
-        bs->watches = w;
-        r = session_watch_faults(bs->session, dev, deliver_fault, w, &w->watch, &e);
-        if (r < 0) {
-                bs->watches = w->next;
-                varlink_call_unref(w->call);
-                free(w);
-                return reply_error(call, &e);
-        }
-        /* The stream has no final reply: it ends when the client closes the connection. */
-        return 0;
-}
-
-typedef struct RespondFaultParams {
-        uint64_t cookie;
-        uint32_t code;
-} RespondFaultParams;
-
-static const JsonDispatchEnum fault_response_codes[] = {
-        { "success", FAULT_RESPONSE_SUCCESS },
-        { "invalid", FAULT_RESPONSE_INVALID },
-        {},
-};
-
-static const JsonDispatchField respond_fault_parameters[] = {
-        { "cookie", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(RespondFaultParams, cookie) },
-        { "code", JSON_DISPATCH_ENUM, JSON_DISPATCH_REQUIRED, offsetof(RespondFaultParams, code),
-          .enums = fault_response_codes },
-        {},
-};
-
-static int method_respond_fault(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                                void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        RespondFaultParams p = {};
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, respond_fault_parameters, &p);
-        if (r < 0)
-                return r;
-        if (session_respond_fault(call_session(call), p.cookie, p.code, &e) < 0)
-                return reply_error(call, &e);
-        return reply(call, NULL);
-}
-
-static int method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                           void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
-        json_object *out;
-        int fd, r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, NULL, NULL);
-        if (r < 0)
-                return r;
-        if (session_delegate(call_session(call), &fd, &e) < 0)
-                return reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out) {
-                safe_close(fd);
-                return -ENOMEM;
-        }
-        (void)json_util_add(out, "iommufd", json_object_new_int(0));
-        return varlink_call_reply_with_fds(call, out, &fd, 1);
-}
-
-static json_object *usage_json(const char *resource, uint64_t used, uint64_t limit) {
-        json_object *o = json_object_new_object();
-
-        if (!o)
-                return NULL;
-        (void)json_util_add(o, "resource", json_object_new_string(resource));
-        (void)json_util_add(o, "used", u64_node(used));
-        if (limit != UINT64_MAX)
-                (void)json_util_add(o, "limit", u64_node(limit));
-        return o;
-}
-
-static int method_get_session(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                              void *userdata) {
-        Broker *b = userdata;
-        SessionUsage rows[SESSION_USAGE_MAX];
-        BrokerSession *bs;
-        SessionInfo info;
-        json_object *out, *pr, *groups, *usage;
-        size_t n_rows;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, NULL, NULL);
-        if (r < 0)
-                return r;
-        bs = call_broker_session(call);
-        session_get_info(bs->session, &info);
-
-        out = json_object_new_object();
-        pr = json_object_new_object();
-        groups = json_object_new_array();
-        usage = json_object_new_array();
-        if (!out || !pr || !groups || !usage) {
-                json_object_put(out);
-                json_object_put(pr);
-                json_object_put(groups);
-                json_object_put(usage);
-                return -ENOMEM;
-        }
-        (void)json_util_add(pr, "uid", json_object_new_int64(info.creds->uid));
-        (void)json_util_add(pr, "gid", json_object_new_int64(info.creds->gid));
-        (void)json_util_add(pr, "pid", json_object_new_int64(info.creds->pid));
-        for (size_t i = 0; i < info.creds->n_groups; i++)
-                json_object_array_add(groups, json_object_new_int64(info.creds->groups[i]));
-        (void)json_util_add(pr, "groups", groups);
-        if (info.creds->unit)
-                (void)json_util_add(pr, "unit", json_object_new_string(info.creds->unit));
-
-        n_rows = session_usage_rows(&info, rows);
-        for (size_t i = 0; i < n_rows; i++)
-                json_object_array_add(usage,
-                                      usage_json(rows[i].resource, rows[i].used, rows[i].limit));
-        json_object_array_add(usage,
-                              usage_json(BROKER_RESOURCE_CONNECTIONS,
-                                         session_host_count_uid(b->host, info.creds->uid),
-                                         info.quotas.connections));
-
-        (void)json_util_add(out, "principal", pr);
-        (void)json_util_add(out, "usage", usage);
-        {
-                json_object *fc = json_object_new_object();
-
-                if (fc) {
-                        (void)json_util_add(fc, "delivered", u64_node(info.faults.delivered));
-                        (void)json_util_add(fc, "answered", u64_node(info.faults.answered));
-                        (void)json_util_add(fc, "timedOut", u64_node(info.faults.timed_out));
-                        (void)json_util_add(fc, "dropped", u64_node(info.faults.dropped));
-                        (void)json_util_add(fc, "pending", u64_node(info.faults.pending));
-                        (void)json_util_add(out, "faults", fc);
-                }
-        }
-        (void)json_util_add(out, "token", json_object_new_string(bs->token));
-        return reply(call, out);
-}
-
-static BrokerSession *broker_find_token(Broker *b, const char *token) {
-        for (Session *s = b->host->sessions; s; s = session_next(s)) {
-                BrokerSession *bs = session_get_userdata(s);
-
-                if (bs && streq(bs->token, token))
-                        return bs;
-        }
-        return NULL;
-}
-
-static const JsonDispatchField join_session_parameters[] = {
-        { "token", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, 0 },
-        {},
-};
-
-static int method_join_session(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                               void *userdata) {
-        Broker *b = userdata;
-        VarlinkConnection *c = varlink_call_get_connection(call);
-        BrokerSession *cur, *target;
-        BrokerError e = BROKER_ERROR_INIT;
-        const char *token = NULL;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, join_session_parameters, &token);
-        if (r < 0)
-                return r;
-
-        cur = call_broker_session(call);
-        target = broker_find_token(b, token);
-        /* Another principal's token is as unknown as a made-up one. */
-        if (!target || session_creds(target->session)->uid != session_creds(cur->session)->uid) {
-                broker_error_set(&e, -ENOENT, BROKER_ERROR_NO_SUCH_OBJECT,
-                                 "No session of this principal has that token.");
-                broker_error_add_string(&e, "kind", BROKER_KIND_SESSION);
-                broker_error_add_string(&e, "id", token);
-                return reply_error(call, &e);
-        }
-        if (target == cur)
-                return reply(call, NULL);
-        if (cur->n_conns > 1 || session_n_devices(cur->session) > 0 ||
-            session_n_address_spaces(cur->session) > 0) {
-                broker_error_set(&e, -EBUSY, BROKER_ERROR_OBJECT_IN_USE,
-                                 "This connection's session already holds devices, address "
-                                 "spaces or other connections; join from a fresh connection.");
-                broker_error_add_string(&e, "kind", BROKER_KIND_SESSION);
-                broker_error_add_u64(&e, "id", 0);
-                broker_error_add_string(&e, "reason", e.error.message);
-                return reply_error(call, &e);
-        }
-        r = broker_session_add_conn(target, c);
-        if (r < 0)
-                return r;
-        if (target->grace) {
-                /* A session that survived a restart is reclaimed: it stays. */
-                event_free(target->grace);
-                target->grace = NULL;
-                log_info("Session of %s reclaimed after the restart.",
-                         session_describe(target->session));
-        }
-        /* The fresh session of this connection goes; c now belongs to target. */
-        for (size_t i = 0; i < cur->n_conns; i++)
-                if (cur->conns[i] == c)
-                        cur->conns[i] = cur->conns[--cur->n_conns];
-        if (cur->n_conns == 0)
-                broker_session_free(cur);
-        return reply(call, NULL);
-}
-
-static int method_watch_events(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                               void *userdata) {
-        BrokerSession *bs;
-        VarlinkCall **w;
-        int r;
-
-        REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, NULL, NULL);
-        if (r < 0)
-                return r;
-        if (!(flags & VARLINK_CALL_MORE))
-                return varlink_call_error(call, VARLINK_ERROR_EXPECTED_MORE, NULL);
-        bs = call_broker_session(call);
-        w = realloc(bs->event_streams, (bs->n_event_streams + 1) * sizeof(*w));
-        if (!w)
-                return -ENOMEM;
-        bs->event_streams = w;
-        bs->event_streams[bs->n_event_streams++] = varlink_call_ref(call);
-        return 0;
-}
 
 static const VarlinkMethod broker_methods[] = {
-        { "GetTopology", method_get_topology },
-        { "ExplainDevice", method_explain_device, explain_device_parameters },
-        { "AttachDevice", method_attach_device, attach_device_parameters },
-        { "DetachDevice", method_detach_device, device_id_parameters },
-        { "CreateAddressSpace", method_create_address_space },
-        { "DestroyAddressSpace", method_destroy_address_space, ioas_id_parameters },
-        { "AttachToAddressSpace", method_attach_to_address_space,
-          attach_to_address_space_parameters },
-        { "GetIOVARanges", method_get_iova_ranges, ioas_id_parameters },
-        { "AllowIOVAs", method_allow_iovas, allow_iovas_parameters },
-        { "Map", method_map, map_parameters },
-        { "Unmap", method_unmap, unmap_parameters },
-        { "Copy", method_copy, copy_parameters },
-        { "BindPASID", method_bind_pasid, bind_pasid_parameters },
-        { "UnbindPASID", method_unbind_pasid, unbind_pasid_parameters },
-        { "WatchFaults", method_watch_faults, watch_faults_parameters },
-        { "RespondFault", method_respond_fault, respond_fault_parameters },
-        { "Delegate", method_delegate },
-        { "GetSession", method_get_session },
-        { "JoinSession", method_join_session, join_session_parameters },
-        { "WatchEvents", method_watch_events },
+        { "GetTopology", broker_method_get_topology },
+        { "ExplainDevice", broker_method_explain_device, broker_explain_device_parameters },
+        { "AttachDevice", broker_method_attach_device, broker_attach_device_parameters },
+        { "DetachDevice", broker_method_detach_device, broker_device_id_parameters },
+        { "CreateAddressSpace", broker_method_create_address_space },
+        { "DestroyAddressSpace", broker_method_destroy_address_space, broker_ioas_id_parameters },
+        { "AttachToAddressSpace", broker_method_attach_to_address_space,
+          broker_attach_to_address_space_parameters },
+        { "GetIOVARanges", broker_method_get_iova_ranges, broker_ioas_id_parameters },
+        { "AllowIOVAs", broker_method_allow_iovas, broker_allow_iovas_parameters },
+        { "Map", broker_method_map, broker_map_parameters },
+        { "Unmap", broker_method_unmap, broker_unmap_parameters },
+        { "Copy", broker_method_copy, broker_copy_parameters },
+        { "BindPASID", broker_method_bind_pasid, broker_bind_pasid_parameters },
+        { "UnbindPASID", broker_method_unbind_pasid, broker_unbind_pasid_parameters },
+        { "WatchFaults", broker_method_watch_faults, broker_watch_faults_parameters },
+        { "RespondFault", broker_method_respond_fault, broker_respond_fault_parameters },
+        { "Delegate", broker_method_delegate },
+        { "GetSession", broker_method_get_session },
+        { "JoinSession", broker_method_join_session, broker_join_session_parameters },
+        { "WatchEvents", broker_method_watch_events },
         {},
 };
 
@@ -1422,7 +461,7 @@ int broker_session_to_json(const Session *s, json_object **ret) {
         (void)json_util_add(creds, "groups", groups);
         if (c->unit)
                 (void)json_util_add(creds, "unit", json_object_new_string(c->unit));
-        (void)json_util_add(o, "serial", u64_node(bs->serial));
+        (void)json_util_add(o, "serial", broker_u64_node(bs->serial));
         (void)json_util_add(o, "token", json_object_new_string(bs->token));
         (void)json_util_add(o, "principal", creds);
         (void)json_util_add(o, "session", state);

@@ -446,7 +446,8 @@ int varlink_idl_check_interface(const VarlinkInterface *iface, Error *err) {
                 if (!dot || (size_t)(dot - iface->errno_error) != strlen(iface->name) ||
                     !strneq(iface->errno_error, iface->name, strlen(iface->name)) ||
                     !varlink_idl_has_error(idl, dot + 1))
-                        return error_set(err, -EBADMSG, "interface %s: errno error %s is not in the IDL",
+                        return error_set(err, -EBADMSG,
+                                         "interface %s: errno error %s is not in the IDL",
                                          iface->name, iface->errno_error);
         }
         return 0;

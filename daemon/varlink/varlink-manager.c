@@ -295,7 +295,8 @@ static const JsonDispatchField explain_device_parameters[] = {
           offsetof(ExplainDeviceParams, device) },
         { "uid", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(ExplainDeviceParams, uid) },
         { "gid", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(ExplainDeviceParams, gid) },
-        { "unit", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE, offsetof(ExplainDeviceParams, unit) },
+        { "unit", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE,
+          offsetof(ExplainDeviceParams, unit) },
         {},
 };
 

@@ -44,8 +44,10 @@ typedef struct InjectFaultParams {
 } InjectFaultParams;
 
 static const JsonDispatchField inject_fault_parameters[] = {
-        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, offsetof(InjectFaultParams, device) },
-        { "pasid", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(InjectFaultParams, pasid) },
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
+          offsetof(InjectFaultParams, device) },
+        { "pasid", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE,
+          offsetof(InjectFaultParams, pasid) },
         { "address", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED,
           offsetof(InjectFaultParams, address) },
         { "read", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE, offsetof(InjectFaultParams, read) },
@@ -55,7 +57,8 @@ static const JsonDispatchField inject_fault_parameters[] = {
           offsetof(InjectFaultParams, privileged) },
         { "lastPage", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE,
           offsetof(InjectFaultParams, last_page) },
-        { "groupId", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(InjectFaultParams, group) },
+        { "groupId", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE,
+          offsetof(InjectFaultParams, group) },
         { "count", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(InjectFaultParams, count),
           .min = 1, .max = SIMULATOR_MAX_COUNT },
         {},
@@ -165,8 +168,10 @@ typedef struct SetDriverParams {
 } SetDriverParams;
 
 static const JsonDispatchField set_driver_parameters[] = {
-        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, offsetof(SetDriverParams, device) },
-        { "driver", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE, offsetof(SetDriverParams, driver) },
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
+          offsetof(SetDriverParams, device) },
+        { "driver", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE,
+          offsetof(SetDriverParams, driver) },
         {},
 };
 
