@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "assert-util.h"
 #include "simtopo-internal.h"
 #include "simtopo.h"
 
@@ -111,6 +112,46 @@ static void device_dir(const SimDevice *d, char *buf, size_t size) {
                 snprintf(buf, size, "devices/platform/%s", d->name);
 }
 
+/* The PCI attributes of the device's directory, fd. */
+static int materialize_pci_attributes(const SimDevice *d, int fd) {
+        int r;
+
+        if ((r = write_at(fd, "vendor", 0644, "0x%04x\n", d->vendor)) < 0 ||
+            (r = write_at(fd, "device", 0644, "0x%04x\n", d->device)) < 0 ||
+            (r = write_at(fd, "subsystem_vendor", 0644, "0x%04x\n", d->subsystem_vendor)) < 0 ||
+            (r = write_at(fd, "subsystem_device", 0644, "0x%04x\n", d->subsystem_device)) < 0 ||
+            (r = write_at(fd, "class", 0644, "0x%06x\n", d->class)) < 0)
+                return r;
+        /* Byte for byte what the driver core and pci_uevent() print. */
+        return write_at(fd, "uevent", 0644,
+                        "%s%s%s"
+                        "PCI_CLASS=%04X\n"
+                        "PCI_ID=%04X:%04X\n"
+                        "PCI_SUBSYS_ID=%04X:%04X\n"
+                        "PCI_SLOT_NAME=%s\n"
+                        "MODALIAS=pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02x\n",
+                        d->driver ? "DRIVER=" : "", d->driver ?: "", d->driver ? "\n" : "",
+                        d->class, d->vendor, d->device, d->subsystem_vendor, d->subsystem_device,
+                        d->name, d->vendor, d->device, d->subsystem_vendor, d->subsystem_device,
+                        (d->class >> 16) & 0xff, (d->class >> 8) & 0xff, d->class & 0xff);
+}
+
+/* The vfio cdev of the device in directory dir (fd): its sysfs entries and its node. */
+static int materialize_cdev(const SimTopology *t, const SimDevice *d, const char *dir, int fd,
+                            int root_fd, int sys_fd) {
+        char path[256];
+        int r;
+
+        snprintf(path, sizeof(path), "vfio-dev/vfio%u/dev", d->cdev_minor);
+        if ((r = write_at(fd, path, 0644, "%u:%u\n", t->cdev_major, d->cdev_minor)) < 0)
+                return r;
+        snprintf(path, sizeof(path), "dev/char/%u:%u", t->cdev_major, d->cdev_minor);
+        if ((r = symlink_at(sys_fd, path, "../../%s/vfio-dev/vfio%u", dir, d->cdev_minor)) < 0)
+                return r;
+        snprintf(path, sizeof(path), "dev/vfio/devices/vfio%u", d->cdev_minor);
+        return write_at(root_fd, path, 0666, "%s", "");
+}
+
 static int materialize_device(const SimTopology *t, const SimDevice *d, int root_fd, int sys_fd) {
         const SimGroup *g = &t->groups[d->group_index];
         const SimIommu *m = &t->iommus[g->iommu_index];
@@ -129,29 +170,8 @@ static int materialize_device(const SimTopology *t, const SimDevice *d, int root
                 return -errno;
 
         /* Both device directories sit three levels below ROOT/sys, so links share a shape. */
-        if (pci) {
-                if ((r = write_at(fd, "vendor", 0644, "0x%04x\n", d->vendor)) < 0 ||
-                    (r = write_at(fd, "device", 0644, "0x%04x\n", d->device)) < 0 ||
-                    (r = write_at(fd, "subsystem_vendor", 0644, "0x%04x\n", d->subsystem_vendor)) < 0 ||
-                    (r = write_at(fd, "subsystem_device", 0644, "0x%04x\n", d->subsystem_device)) < 0 ||
-                    (r = write_at(fd, "class", 0644, "0x%06x\n", d->class)) < 0)
-                        return r;
-                /* Byte for byte what the driver core and pci_uevent() print. */
-                if ((r = write_at(fd, "uevent", 0644,
-                                  "%s%s%s"
-                                  "PCI_CLASS=%04X\n"
-                                  "PCI_ID=%04X:%04X\n"
-                                  "PCI_SUBSYS_ID=%04X:%04X\n"
-                                  "PCI_SLOT_NAME=%s\n"
-                                  "MODALIAS=pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02x\n",
-                                  d->driver ? "DRIVER=" : "", d->driver ?: "",
-                                  d->driver ? "\n" : "", d->class, d->vendor, d->device,
-                                  d->subsystem_vendor, d->subsystem_device, d->name, d->vendor,
-                                  d->device, d->subsystem_vendor, d->subsystem_device,
-                                  (d->class >> 16) & 0xff, (d->class >> 8) & 0xff,
-                                  d->class & 0xff)) < 0)
-                        return r;
-        }
+        if (pci && (r = materialize_pci_attributes(d, fd)) < 0)
+                return r;
         if ((r = write_at(fd, "numa_node", 0644, "%d\n", d->numa_node)) < 0 ||
             (r = symlink_at(fd, "subsystem", "../../../bus/%s", bus)) < 0 ||
             (r = symlink_at(fd, "iommu_group", "../../../kernel/iommu_groups/%u", g->id)) < 0 ||
@@ -175,18 +195,58 @@ static int materialize_device(const SimTopology *t, const SimDevice *d, int root
                 if ((r = symlink_at(sys_fd, path, "../../../../%s", dir)) < 0)
                         return r;
         }
-        if (d->cdev) {
-                snprintf(path, sizeof(path), "vfio-dev/vfio%u/dev", d->cdev_minor);
-                if ((r = write_at(fd, path, 0644, "%u:%u\n", t->cdev_major, d->cdev_minor)) < 0)
-                        return r;
-                snprintf(path, sizeof(path), "dev/char/%u:%u", t->cdev_major, d->cdev_minor);
-                if ((r = symlink_at(sys_fd, path, "../../%s/vfio-dev/vfio%u", dir,
-                                    d->cdev_minor)) < 0)
-                        return r;
-                snprintf(path, sizeof(path), "dev/vfio/devices/vfio%u", d->cdev_minor);
-                if ((r = write_at(root_fd, path, 0666, "%s", "")) < 0)
+        if (d->cdev)
+                return materialize_cdev(t, d, dir, fd, root_fd, sys_fd);
+        return 0;
+}
+
+static int materialize_iommu(const SimIommu *m, int sys_fd) {
+        char path[128];
+        int r;
+
+        snprintf(path, sizeof(path), "devices/virtual/iommu/%s/devices", m->name);
+        if ((r = mkdir_p_at(sys_fd, path)) < 0)
+                return r;
+        if (streq(m->kind, "intel") || streq(m->kind, "amd")) {
+                snprintf(path, sizeof(path), "devices/virtual/iommu/%s/%s-iommu", m->name,
+                         m->kind);
+                if ((r = mkdir_p_at(sys_fd, path)) < 0)
                         return r;
         }
+        snprintf(path, sizeof(path), "class/iommu/%s", m->name);
+        return symlink_at(sys_fd, path, "../../devices/virtual/iommu/%s", m->name);
+}
+
+static int materialize_group(const SimGroup *g, int sys_fd) {
+        _cleanup_free_ char *regions = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char path[64];
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        snprintf(path, sizeof(path), "kernel/iommu_groups/%u/devices", g->id);
+        if ((r = mkdir_p_at(sys_fd, path)) < 0)
+                return r;
+        snprintf(path, sizeof(path), "kernel/iommu_groups/%u/type", g->id);
+        if ((r = write_at(sys_fd, path, 0644, "%s\n", g->type)) < 0)
+                return r;
+
+        /* Exactly the kernel's "0x%016llx 0x%016llx %s\n" per region. */
+        f = open_memstream(&regions, &size);
+        if (!f)
+                return -ENOMEM;
+        for (size_t k = 0; k < g->n_regions; k++)
+                fprintf(f, "0x%016" PRIx64 " 0x%016" PRIx64 " %s\n", g->regions[k].start,
+                        g->regions[k].last, g->regions[k].type_name);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        snprintf(path, sizeof(path), "kernel/iommu_groups/%u/reserved_regions", g->id);
+        fd = openat(sys_fd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, regions, size) != (ssize_t)size)
+                return -EIO;
         return 0;
 }
 
@@ -207,61 +267,15 @@ static int materialize_tree(const SimTopology *t, int root_fd) {
             (r = mkdir_p_at(root_fd, "dev/vfio/devices")) < 0)
                 return r;
 
-        for (size_t i = 0; i < t->n_iommus; i++) {
-                const SimIommu *m = &t->iommus[i];
-                char path[128];
-
-                snprintf(path, sizeof(path), "devices/virtual/iommu/%s/devices", m->name);
-                if ((r = mkdir_p_at(sys_fd, path)) < 0)
+        for (size_t i = 0; i < t->n_iommus; i++)
+                if ((r = materialize_iommu(&t->iommus[i], sys_fd)) < 0)
                         return r;
-                if (streq(m->kind, "intel") || streq(m->kind, "amd")) {
-                        snprintf(path, sizeof(path), "devices/virtual/iommu/%s/%s-iommu", m->name,
-                                 m->kind);
-                        if ((r = mkdir_p_at(sys_fd, path)) < 0)
-                                return r;
-                }
-                snprintf(path, sizeof(path), "class/iommu/%s", m->name);
-                if ((r = symlink_at(sys_fd, path, "../../devices/virtual/iommu/%s", m->name)) < 0)
+        for (size_t i = 0; i < t->n_groups; i++)
+                if ((r = materialize_group(&t->groups[i], sys_fd)) < 0)
                         return r;
-        }
-
-        for (size_t i = 0; i < t->n_groups; i++) {
-                const SimGroup *g = &t->groups[i];
-                _cleanup_free_ char *regions = NULL;
-                _cleanup_close_ int fd = -EBADF;
-                char path[64];
-
-                snprintf(path, sizeof(path), "kernel/iommu_groups/%u/devices", g->id);
-                if ((r = mkdir_p_at(sys_fd, path)) < 0)
+        for (size_t i = 0; i < t->n_devices; i++)
+                if ((r = materialize_device(t, &t->devices[i], root_fd, sys_fd)) < 0)
                         return r;
-                snprintf(path, sizeof(path), "kernel/iommu_groups/%u/type", g->id);
-                if ((r = write_at(sys_fd, path, 0644, "%s\n", g->type)) < 0)
-                        return r;
-
-                /* Exactly the kernel's "0x%016llx 0x%016llx %s\n" per region. */
-                size_t size = 0;
-                FILE *f = open_memstream(&regions, &size);
-                if (!f)
-                        return -ENOMEM;
-                for (size_t k = 0; k < g->n_regions; k++)
-                        fprintf(f, "0x%016" PRIx64 " 0x%016" PRIx64 " %s\n", g->regions[k].start,
-                                g->regions[k].last, g->regions[k].type_name);
-                if (fclose(f) != 0)
-                        return -ENOMEM;
-                snprintf(path, sizeof(path), "kernel/iommu_groups/%u/reserved_regions", g->id);
-                fd = openat(sys_fd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                            0644);
-                if (fd < 0)
-                        return -errno;
-                if (write(fd, regions, size) != (ssize_t)size)
-                        return -EIO;
-        }
-
-        for (size_t i = 0; i < t->n_devices; i++) {
-                r = materialize_device(t, &t->devices[i], root_fd, sys_fd);
-                if (r < 0)
-                        return r;
-        }
 
         if ((r = write_at(root_fd, "proc/devices", 0644,
                           "Character devices:\n 10 misc\n%3u vfio-dev\n\nBlock devices:\n",
@@ -275,6 +289,8 @@ int simtopo_materialize(const SimTopology *t, const char *root, Error *err) {
         _cleanup_close_ int root_fd = -EBADF;
         struct dirent *de;
         int r;
+
+        assert_return(t && root, -EINVAL);
 
         if (mkdir(root, 0755) < 0 && errno != EEXIST)
                 return error_set(err, -errno, "cannot create %s: %m", root);
@@ -353,6 +369,8 @@ int simtopo_remove(const char *root) {
         struct stat st;
         int r = 0;
 
+        assert_return(root, -EINVAL);
+
         root_fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (root_fd < 0)
                 return -errno;
@@ -401,6 +419,8 @@ int simtopo_rematerialize_sys(const SimTopology *t, const char *root, Error *err
         _cleanup_close_ int root_fd = -EBADF, staging_fd = -EBADF;
         struct stat st;
         int r;
+
+        assert_return(t && root, -EINVAL);
 
         root_fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (root_fd < 0)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "backend.h"
 #include "simtopo-internal.h"
 #include "simtopo.h"
@@ -75,32 +76,12 @@ static int scale_add_device(SimTopology *t, size_t gi, const ScaleKind *k, unsig
         return 0;
 }
 
-int simtopo_generate_scale(SimTopology **ret, size_t n_devices, Error *err) {
-        _cleanup_(simtopo_freep) SimTopology *t = NULL;
-        unsigned minor = 0, slot = 0;
-        int r;
-
-        if (n_devices == 0 || n_devices > SIMTOPO_SCALE_MAX)
-                return error_set(err, -ERANGE, "scale topology size %zu is not between 1 and %u",
-                                 n_devices, SIMTOPO_SCALE_MAX);
-        t = calloc(1, sizeof(*t));
-        if (!t)
-                return error_set(err, -ENOMEM, "out of memory");
-        t->cdev_major = SIMTOPO_DEFAULT_CDEV_MAJOR;
-        if (asprintf(&t->name, "scale:%zu", n_devices) < 0) {
-                t->name = NULL;
-                return error_set(err, -ENOMEM, "out of memory");
-        }
-        t->description = strdup("Generated: many Intel-style IOMMUs, mostly single-device "
-                                "groups, some multi-function and bridged groups");
+/* Up to 16 identical Intel IOMMUs, one per 512 devices. */
+static int scale_add_iommus(SimTopology *t, size_t n_devices) {
         t->n_iommus = MIN(MAX((n_devices + 511) / 512, (size_t)1), (size_t)16);
         t->iommus = calloc(t->n_iommus, sizeof(*t->iommus));
-        /* At most one group per device. */
-        t->groups = calloc(n_devices, sizeof(*t->groups));
-        t->devices = calloc(n_devices, sizeof(*t->devices));
-        if (!t->description || !t->iommus || !t->groups || !t->devices)
-                return error_set(err, -ENOMEM, "out of memory");
-
+        if (!t->iommus)
+                return -ENOMEM;
         for (size_t i = 0; i < t->n_iommus; i++) {
                 SimIommu *m = &t->iommus[i];
 
@@ -117,66 +98,108 @@ int simtopo_generate_scale(SimTopology **ret, size_t n_devices, Error *err) {
                 };
                 if (asprintf(&m->name, "dmar%zu", i) < 0) {
                         m->name = NULL;
-                        return error_set(err, -ENOMEM, "out of memory");
+                        return -ENOMEM;
                 }
                 if (!(m->kind = strdup("intel")))
-                        return error_set(err, -ENOMEM, "out of memory");
+                        return -ENOMEM;
         }
+        return 0;
+}
+
+/* The group's reserved regions: MSI everywhere, and every 64th a relaxable RMRR before it. */
+static int scale_group_regions(SimGroup *g, size_t gi) {
+        g->n_regions = gi % 64 == 7 ? 2 : 1;
+        g->regions = calloc(g->n_regions, sizeof(*g->regions));
+        if (!g->regions)
+                return -ENOMEM;
+        g->regions[g->n_regions - 1] = (ReservedRegion){ 0xfee00000ULL, 0xfeefffffULL, REGION_MSI,
+                                                         strdup("msi") };
+        if (!g->regions[g->n_regions - 1].type_name)
+                return -ENOMEM;
+        if (g->n_regions == 2) {
+                /* An RMRR the OS may relax, as USB controllers have. */
+                g->regions[0] = (ReservedRegion){ 0x3c000000ULL, 0x3fffffffULL,
+                                                  REGION_DIRECT_RELAXABLE,
+                                                  strdup("direct-relaxable") };
+                if (!g->regions[0].type_name)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Adds group t->n_groups with up to left devices from *slot on. */
+static int scale_add_group(SimTopology *t, size_t left, unsigned iommu, unsigned *slot,
+                           unsigned *minor) {
+        size_t gi = t->n_groups, size = 1;
+        bool bridged = gi % 32 == 9;
+        SimGroup *g = &t->groups[gi];
+        int r;
+
+        /* Every 16th group is a 4-function card, every 32nd a bridge with two devices. */
+        if (gi % 16 == 5)
+                size = MIN(left, (size_t)4);
+        else if (bridged)
+                size = MIN(left, (size_t)3);
+
+        t->n_groups++;
+        g->id = (unsigned)gi;
+        g->iommu_index = iommu;
+        g->device_indexes = calloc(size, sizeof(*g->device_indexes));
+        g->type = strdup(gi % 3 == 0 ? "DMA" : "DMA-FQ");
+        if (!g->device_indexes || !g->type || scale_group_regions(g, gi) < 0)
+                return -ENOMEM;
+        for (unsigned fn = 0; fn < size; fn++) {
+                const ScaleKind *k;
+
+                if (size == 1)
+                        k = &scale_kinds[gi % ELEMENTSOF(scale_kinds)];
+                else if (bridged)
+                        k = fn == 0 ? &scale_bridge : &scale_kinds[1];
+                else
+                        k = &scale_function;
+                /* Bridged devices get their own slots; functions share one. */
+                if (fn > 0 && bridged)
+                        (*slot)++;
+                r = scale_add_device(t, gi, k, *slot, bridged ? 0 : fn, iommu % 2, minor);
+                if (r < 0)
+                        return r;
+        }
+        (*slot)++;
+        return 0;
+}
+
+int simtopo_generate_scale(SimTopology **ret, size_t n_devices, Error *err) {
+        _cleanup_(simtopo_freep) SimTopology *t = NULL;
+        unsigned minor = 0, slot = 0;
+        int r;
+
+        assert_return(ret, -EINVAL);
+
+        if (n_devices == 0 || n_devices > SIMTOPO_SCALE_MAX)
+                return error_set(err, -ERANGE, "scale topology size %zu is not between 1 and %u",
+                                 n_devices, SIMTOPO_SCALE_MAX);
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return error_set(err, -ENOMEM, "out of memory");
+        t->cdev_major = SIMTOPO_DEFAULT_CDEV_MAJOR;
+        if (asprintf(&t->name, "scale:%zu", n_devices) < 0) {
+                t->name = NULL;
+                return error_set(err, -ENOMEM, "out of memory");
+        }
+        t->description = strdup("Generated: many Intel-style IOMMUs, mostly single-device "
+                                "groups, some multi-function and bridged groups");
+        /* At most one group per device. */
+        t->groups = calloc(n_devices, sizeof(*t->groups));
+        t->devices = calloc(n_devices, sizeof(*t->devices));
+        if (!t->description || !t->groups || !t->devices || scale_add_iommus(t, n_devices) < 0)
+                return error_set(err, -ENOMEM, "out of memory");
 
         while (t->n_devices < n_devices) {
-                size_t gi = t->n_groups, left = n_devices - t->n_devices, size;
-                SimGroup *g = &t->groups[gi];
                 unsigned iommu = (unsigned)((t->n_devices * t->n_iommus) / n_devices);
 
-                /* Every 16th group is a 4-function card, every 32nd a bridge with two devices. */
-                if (gi % 16 == 5)
-                        size = MIN(left, (size_t)4);
-                else if (gi % 32 == 9)
-                        size = MIN(left, (size_t)3);
-                else
-                        size = 1;
-
-                t->n_groups++;
-                g->id = (unsigned)gi;
-                g->iommu_index = iommu;
-                g->device_indexes = calloc(size, sizeof(*g->device_indexes));
-                g->type = strdup(gi % 3 == 0 ? "DMA" : "DMA-FQ");
-                g->n_regions = gi % 64 == 7 ? 2 : 1;
-                g->regions = calloc(g->n_regions, sizeof(*g->regions));
-                if (!g->device_indexes || !g->type || !g->regions)
-                        return error_set(err, -ENOMEM, "out of memory");
-                g->regions[0] = (ReservedRegion){ 0xfee00000ULL, 0xfeefffffULL, REGION_MSI,
-                                                  strdup("msi") };
-                if (!g->regions[0].type_name)
-                        return error_set(err, -ENOMEM, "out of memory");
-                if (g->n_regions == 2) {
-                        /* An RMRR the OS may relax, as USB controllers have. */
-                        g->regions[1] = g->regions[0];
-                        g->regions[0] = (ReservedRegion){ 0x3c000000ULL, 0x3fffffffULL,
-                                                          REGION_DIRECT_RELAXABLE,
-                                                          strdup("direct-relaxable") };
-                        if (!g->regions[0].type_name)
-                                return error_set(err, -ENOMEM, "out of memory");
-                }
-
-                for (unsigned fn = 0; fn < size; fn++) {
-                        const ScaleKind *k;
-
-                        if (size == 1)
-                                k = &scale_kinds[gi % ELEMENTSOF(scale_kinds)];
-                        else if (gi % 32 == 9)
-                                k = fn == 0 ? &scale_bridge : &scale_kinds[1];
-                        else
-                                k = &scale_function;
-                        /* Bridged devices get their own slots; functions share one. */
-                        if (fn > 0 && gi % 32 == 9)
-                                slot++;
-                        r = scale_add_device(t, gi, k, slot, gi % 32 == 9 ? 0 : fn, iommu % 2,
-                                             &minor);
-                        if (r < 0)
-                                return error_set(err, r, "out of memory");
-                }
-                slot++;
+                r = scale_add_group(t, n_devices - t->n_devices, iommu, &slot, &minor);
+                if (r < 0)
+                        return error_set(err, r, "out of memory");
         }
         r = simtopo_finish(t, NULL, err);
         if (r < 0)

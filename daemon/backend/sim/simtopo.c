@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "assert-util.h"
 #include "simtopo-internal.h"
 #include "simtopo.h"
 
@@ -182,6 +183,8 @@ static int simtopo_load_file(SimTopology **ret, const char *path, const char *de
 int simtopo_load(SimTopology **ret, const char *name_or_path, Error *err) {
         const char *dirs[3];
         size_t n_dirs = 0;
+
+        assert_return(ret && name_or_path, -EINVAL);
 
         if (!name_or_path || !name_or_path[0])
                 return error_set(err, -EINVAL, "empty topology name");
