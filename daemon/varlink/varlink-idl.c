@@ -191,13 +191,15 @@ static int parse_paren(Parser *ps, char token, Error *err) {
                         ps->open_line = ps->line;
                         ps->in_input = ps->method_input;
                         ps->method_input = false;
+                        ps->in_type = false;
+                        ps->word = NULL;
                 }
                 return 0;
         }
         if (--ps->depth < 0)
                 return error_set(err, -EBADMSG, "line %u: ')' without '('", ps->line);
         if (ps->depth == 0)
-                ps->in_input = false;
+                ps->in_input = ps->in_type = false; /* "name:" may end without a type */
         return 0;
 }
 

@@ -109,6 +109,21 @@ static void test_good_idl_details(void **state) {
         assert_null(varlink_idl_method_parameters(idl, "Pair"));
 }
 
+/* A parameter whose type is missing ends with its parentheses: the next method starts afresh. */
+static void test_parameter_without_type(void **state) {
+        _cleanup_(varlink_idl_freep) VarlinkIdl *idl = NULL;
+        const VarlinkIdlParameters *p;
+
+        assert_int_equal(varlink_idl_parse("interface a.b\nmethod A(x:) -> ()\n"
+                                           "method B(y: int) -> ()\n", &idl, NULL), 0);
+        p = varlink_idl_method_parameters(idl, "A");
+        assert_int_equal(p->n, 1);
+        assert_null(p->items[0].type);
+        p = varlink_idl_method_parameters(idl, "B");
+        assert_int_equal(p->n, 1);
+        assert_string_equal(p->items[0].type, "int");
+}
+
 static int dummy(VarlinkCall *call, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         return 0;
 }
@@ -211,6 +226,7 @@ int main(void) {
                 cmocka_unit_test(test_broker_idl_lists_the_api),
                 cmocka_unit_test(test_bad_idl),
                 cmocka_unit_test(test_good_idl_details),
+                cmocka_unit_test(test_parameter_without_type),
                 cmocka_unit_test(test_check_interface),
                 cmocka_unit_test(test_check_parameters),
         };
