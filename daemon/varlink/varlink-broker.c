@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "json-util.h"
 #include "log.h"
 #include "peer-creds.h"
@@ -331,8 +332,10 @@ static void on_disconnect(VarlinkServer *server, VarlinkConnection *c, void *use
 }
 
 int broker_new(Broker **ret, SessionHost *host, const char *dev_root, const char *proc_root) {
-        Broker *b = calloc(1, sizeof(*b));
+        Broker *b;
 
+        assert_return(ret && host, -EINVAL);
+        b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
         b->host = host;
@@ -353,8 +356,11 @@ Broker *broker_free(Broker *b) {
 int broker_open_connection(Broker *b, VarlinkServer *s, PeerCreds *creds, int *ret_fd) {
         _cleanup_(peer_creds_freep) PeerCreds *c = creds;
         /* The D-Bus caller's, so that limits and admin checks see the client, not iommud. */
-        struct ucred as = { .pid = c->pid, .uid = c->uid, .gid = c->gid };
+        struct ucred as;
         int pair[2], r;
+
+        assert_return(b && s && c && ret_fd, -EINVAL);
+        as = (struct ucred){ .pid = c->pid, .uid = c->uid, .gid = c->gid };
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
                 return negative_errno();
@@ -377,6 +383,7 @@ int broker_open_connection(Broker *b, VarlinkServer *s, PeerCreds *creds, int *r
 int broker_attach(Broker *b, VarlinkServer *s) {
         int r;
 
+        assert_return(b && s, -EINVAL);
         r = varlink_server_add_interface(s, &broker_interface);
         if (r < 0)
                 return r;
@@ -433,11 +440,14 @@ uint64_t broker_session_serial(const Session *s) {
 }
 
 int broker_session_to_json(const Session *s, json_object **ret) {
-        BrokerSession *bs = session_get_userdata(s);
-        const PeerCreds *c = session_creds(s);
         json_object *o, *creds, *groups, *state = NULL;
+        const PeerCreds *c;
+        BrokerSession *bs;
         int r;
 
+        assert_return(s && ret, -EINVAL);
+        bs = session_get_userdata(s);
+        c = session_creds(s);
         if (!bs)
                 return -ENOENT;
         r = session_to_json(s, &state);
@@ -492,11 +502,13 @@ void broker_release_sessions(Broker *b) {
 
 int broker_adopt_session(Broker *b, Session *s, uint64_t serial, const char *token) {
         BrokerSession *bs;
-        struct timeval tv = {
+        struct timeval tv;
+
+        assert_return(b && s && token, -EINVAL);
+        tv = (struct timeval){
                 .tv_sec = (time_t)(b->reclaim_grace_ms / 1000),
                 .tv_usec = (suseconds_t)(b->reclaim_grace_ms % 1000 * 1000),
         };
-
         if (strlen(token) >= sizeof(bs->token))
                 return -EINVAL;
         bs = calloc(1, sizeof(*bs));

@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "json-util.h"
 #include "varlink-manager-idl.h"
 #include "varlink-manager.h"
@@ -419,8 +420,7 @@ static const VarlinkMethod manager_methods[] = {
 int manager_varlink_new(ManagerVarlink **ret, const ManagerVarlinkConfig *cfg) {
         ManagerVarlink *mv;
 
-        if (!cfg || !cfg->host)
-                return -EINVAL;
+        assert_return(ret && cfg && cfg->host, -EINVAL);
         mv = calloc(1, sizeof(*mv));
         if (!mv)
                 return -ENOMEM;

@@ -5,6 +5,7 @@
 
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "backend-sim.h"
 #include "json-util.h"
 #include "varlink-simulator.h"
@@ -247,9 +248,8 @@ const VarlinkInterface *simulator_interface_get(void) {
 }
 
 int simulator_attach(VarlinkServer *s, const SimulatorHooks *h) {
-        if (!h || !h->backend || !backend_is_sim(h->backend) || !h->set_driver ||
-            !h->remove_device || !h->add_device)
-                return -EINVAL;
+        assert_return(s && h && h->backend && backend_is_sim(h->backend), -EINVAL);
+        assert_return(h->set_driver && h->remove_device && h->add_device, -EINVAL);
         hooks = h;
         return varlink_server_add_interface(s, &simulator_interface);
 }
