@@ -400,9 +400,10 @@ int json_dispatch_finish(const JsonDispatchField *table, uint64_t seen, void *ta
 
 /* ---- the json-c driver ------------------------------------------------------------------- */
 
-static void tree_value(json_object *o, JsonDispatchValue *ret) {
+void json_dispatch_value_of(json_object *o, JsonDispatchValue *ret) {
         int64_t i;
 
+        assert(ret);
         *ret = (JsonDispatchValue){};
         switch (json_object_get_type(o)) {
         case json_type_null:
@@ -452,7 +453,7 @@ static int tree_member(const JsonDispatchField *f, json_object *v, void *target,
         JsonDispatchValue value;
         int r;
 
-        tree_value(v, &value);
+        json_dispatch_value_of(v, &value);
         if (f->type == JSON_DISPATCH_OBJECT && value.kind == JSON_DISPATCH_KIND_OBJECT)
                 r = tree_object(v, f->fields, (uint8_t *)target + f->offset, path, NULL, err);
         else if (f->type == JSON_DISPATCH_ARRAY && value.kind == JSON_DISPATCH_KIND_ARRAY)
@@ -510,7 +511,7 @@ static int tree_object(json_object *o, const JsonDispatchField *table, void *tar
                 const JsonDispatchField *f;
                 JsonDispatchValue value;
 
-                tree_value(v, &value);
+                json_dispatch_value_of(v, &value);
                 f = json_dispatch_find(table, key, strlen(key), value.kind);
                 json_dispatch_path_member(p, sizeof(p), path, key);
                 if (!f)

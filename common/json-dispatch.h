@@ -181,6 +181,9 @@ int json_dispatch_seen(const JsonDispatchField *table, const JsonDispatchField *
 int json_dispatch_finish(const JsonDispatchField *table, uint64_t seen, void *target,
                          const char *path, const char **ret_field, Error *err);
 
+/* The value a json-c node holds, as the tree driver hands it to the steps above. */
+void json_dispatch_value_of(json_object *o, JsonDispatchValue *ret);
+
 /* "a.b", "a[3]": the path of a member or an element below path (cut to size). */
 void json_dispatch_path_member(char *buf, size_t size, const char *path, const char *name);
 void json_dispatch_path_element(char *buf, size_t size, const char *path, size_t index);

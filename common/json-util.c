@@ -275,6 +275,18 @@ static int replace_number(const Slot *slot, const char *start, const char *end) 
 
 static int walk_value(Cursor *c, const Slot *slot, json_object *node);
 
+/* A member or an element, and the comma after it. */
+static int walk_member(Cursor *c, const Slot *slot, json_object *node) {
+        int r = walk_value(c, slot, node);
+
+        if (r <= 0)
+                return r;
+        skip_space(c);
+        if (c->p < c->end && *c->p == ',')
+                c->p++;
+        return 1;
+}
+
 static int walk_object(Cursor *c, json_object *node) {
         bool is_object = json_object_is_type(node, json_type_object);
 
@@ -293,12 +305,9 @@ static int walk_object(Cursor *c, json_object *node) {
                 c->p++;
                 if (is_object)
                         (void)json_object_object_get_ex(node, key, &child);
-                r = walk_value(c, &(Slot){ .parent = node, .key = key }, child);
+                r = walk_member(c, &(Slot){ .parent = node, .key = key }, child);
                 if (r <= 0)
                         return r;
-                skip_space(c);
-                if (c->p < c->end && *c->p == ',')
-                        c->p++;
         }
         c->p++;
         return 1;
@@ -320,12 +329,9 @@ static int walk_array(Cursor *c, json_object *node) {
                 child = is_array && i < json_object_array_length(node)
                                 ? json_object_array_get_idx(node, i)
                                 : NULL;
-                r = walk_value(c, &(Slot){ .parent = node, .index = i }, child);
+                r = walk_member(c, &(Slot){ .parent = node, .index = i }, child);
                 if (r <= 0)
                         return r;
-                skip_space(c);
-                if (c->p < c->end && *c->p == ',')
-                        c->p++;
         }
         c->p++;
         return 1;

@@ -9,7 +9,7 @@
  *   - by json_dispatch(), the json-c tree driver;
  *   - by the driver steps a streaming tokenizer takes (json_dispatch_find(),
  *     json_dispatch_value(), json_dispatch_seen(), json_dispatch_finish()),
- *     fed with values made here from the tree.
+ *     fed with the values of the tree's members one by one.
  *
  * Both must accept and refuse the same documents, with the same member and
  * sentence, and decode the same values; every value decoded must lie within its
@@ -104,44 +104,6 @@ static const JsonDispatchField nested_fields[] = {
         {},
 };
 
-/* What a streaming tokenizer would hand the table for one member's value. */
-static void value_of(json_object *o, JsonDispatchValue *ret) {
-        int64_t i;
-
-        *ret = (JsonDispatchValue){};
-        switch (json_object_get_type(o)) {
-        case json_type_null:
-                ret->kind = JSON_DISPATCH_KIND_NULL;
-                break;
-        case json_type_boolean:
-                ret->kind = JSON_DISPATCH_KIND_BOOLEAN;
-                ret->boolean = json_object_get_boolean(o);
-                break;
-        case json_type_int:
-                i = json_object_get_int64(o);
-                ret->kind = JSON_DISPATCH_KIND_INTEGER;
-                ret->negative = i < 0;
-                ret->magnitude = i < 0 ? (uint64_t)0 - (uint64_t)i : json_object_get_uint64(o);
-                break;
-        case json_type_double:
-                ret->kind = JSON_DISPATCH_KIND_NUMBER;
-                ret->text = json_object_get_string(o);
-                ret->length = strlen(ret->text);
-                break;
-        case json_type_string:
-                ret->kind = JSON_DISPATCH_KIND_STRING;
-                ret->text = json_object_get_string(o);
-                ret->length = (size_t)json_object_get_string_len(o);
-                break;
-        case json_type_array:
-                ret->kind = JSON_DISPATCH_KIND_ARRAY;
-                break;
-        case json_type_object:
-                ret->kind = JSON_DISPATCH_KIND_OBJECT;
-                break;
-        }
-}
-
 /* The driver steps over a flat object whose table has scalars only. */
 static int steps_dispatch(json_object *o, const JsonDispatchField *table, void *target,
                           const char **ret_field, Error *err) {
@@ -157,7 +119,7 @@ static int steps_dispatch(json_object *o, const JsonDispatchField *table, void *
                 const JsonDispatchField *f;
                 JsonDispatchValue value;
 
-                value_of(v, &value);
+                json_dispatch_value_of(v, &value);
                 f = json_dispatch_find(table, key, strlen(key), value.kind);
                 json_dispatch_path_member(path, sizeof(path), "", key);
                 if (!f)
