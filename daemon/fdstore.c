@@ -11,6 +11,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "assert-util.h"
 #include "fdstore.h"
 
 #define STATE_MAGIC "IOMMUDST"
@@ -64,6 +65,8 @@ int fdstore_new(FdStore **ret, bool enabled) {
         _cleanup_(fdstore_freep) FdStore *s = NULL;
         char **names = NULL;
         int n;
+
+        assert_return(ret, -EINVAL);
 
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -133,11 +136,18 @@ bool fdstore_enabled(const FdStore *s) {
 }
 
 FdStoreEntry *fdstore_passed(FdStore *s, size_t *ret_n) {
+        assert_return(s, NULL);
+        assert_return(ret_n, NULL);
+
         *ret_n = s->n_passed;
         return s->passed;
 }
 
 int fdstore_take(FdStore *s, const char *name, int *ret_fd) {
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
         for (size_t i = 0; i < s->n_passed; i++)
                 if (s->passed[i].fd >= 0 && s->passed[i].name && streq(s->passed[i].name, name)) {
                         *ret_fd = TAKE_FD(s->passed[i].fd);
@@ -148,6 +158,8 @@ int fdstore_take(FdStore *s, const char *name, int *ret_fd) {
 
 size_t fdstore_close_unused(FdStore *s) {
         size_t n = 0;
+
+        assert_return(s, 0);
 
         for (size_t i = 0; i < s->n_passed; i++)
                 if (s->passed[i].fd >= 0) {
@@ -188,6 +200,9 @@ int fdstore_read_state(FdStore *s, char **ret, Error *err) {
         _cleanup_free_ char *best = NULL;
         uint64_t best_gen = 0;
         int last_r = -ENOENT;
+
+        assert_return(s, -EINVAL);
+        assert_return(ret, -EINVAL);
 
         for (unsigned k = 0; k < 2; k++) {
                 char *p = NULL;
@@ -262,6 +277,9 @@ static int remove_one(FdStore *s, size_t i) {
 int fdstore_sync(FdStore *s, const char *const *names, const int *fds, size_t n, Error *err) {
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(n == 0 || (names && fds), -EINVAL);
+
         if (!s->enabled)
                 return 0;
         for (size_t i = 0; i < s->n_stored;) {
@@ -309,6 +327,9 @@ int fdstore_write_state(FdStore *s, const char *payload, size_t len, Error *err)
         uint32_t version = FDSTORE_STATE_VERSION, l = (uint32_t)len, crc;
         unsigned k;
         int fd, r;
+
+        assert_return(s, -EINVAL);
+        assert_return(payload || len == 0, -EINVAL);
 
         if (!s->enabled)
                 return 0;

@@ -5,10 +5,13 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "log.h"
 #include "manager.h"
 #include "policy.h"
@@ -57,118 +60,147 @@ static void help(void) {
                IOMMUD_RUNTIME_DIR, IOMMUD_SOCKET_NAME);
 }
 
-enum {
-        ARG_VERSION = 0x100,
-        ARG_SIM,
-        ARG_SYSFS_ROOT,
-        ARG_POLICY,
-        ARG_POLICY_DIR,
-        ARG_VENDOR_POLICY_DIR,
-        ARG_RUNTIME_DIR,
-        ARG_SOCKET,
-        ARG_BUS_ADDRESS,
-        ARG_NO_BUS,
-        ARG_LOG_LEVEL,
-        ARG_CHECK_CONFIG,
-        ARG_EXPLAIN,
-        ARG_AS_UID,
-        ARG_FD_STORE,
+static int option_help(const char *arg, Options *o) {
+        help();
+        return 0;
+}
+
+static int option_version(const char *arg, Options *o) {
+        printf("iommud %s\n", PACKAGE_VERSION);
+        return 0;
+}
+
+static int option_log_level(const char *arg, Options *o) {
+        int r = log_level_from_string(arg);
+
+        if (r < 0)
+                return log_error_errno(r, "Invalid --log-level '%s': expected debug, info, "
+                                       "notice, warning, err, crit or 0-7.",
+                                       arg);
+        log_set_max_level(r);
+        return 1;
+}
+
+static int option_as_uid(const char *arg, Options *o) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(arg, &end, 10);
+        if (errno != 0 || end == arg || *end || arg[0] == '-' || v >= (uid_t)-1)
+                return log_error_errno(EINVAL, "Invalid --as-uid '%s': expected a numeric uid.",
+                                       arg);
+        o->as_uid = (uid_t)v;
+        o->as_uid_set = true;
+        return 1;
+}
+
+/*
+ * Every option is one entry: a string option stores its argument and a flag
+ * stores true in the field of Options at offset; the others call parse(),
+ * which returns 1 to go on, 0 to exit successfully, negative on a usage error.
+ * The order is getopt_long()'s, which names ambiguous abbreviations in it.
+ */
+typedef enum OptionKind {
+        OPTION_STRING,
+        OPTION_FLAG,
+        OPTION_CALL,
+} OptionKind;
+
+typedef struct OptionSpec {
+        const char *name;
+        char short_name; /* 0: none */
+        int has_arg;     /* no_argument or required_argument */
+        OptionKind kind;
+        size_t offset;
+        int (*parse)(const char *arg, Options *o);
+} OptionSpec;
+
+/* The offset of field in Options; a field not of type t does not build. */
+#define OPTION_FIELD_IS(field, t) __builtin_types_compatible_p(__typeof__(((Options *)0)->field), t)
+#define OPTION_OFFSET(field, t)                                                                    \
+        (offsetof(Options, field) + 0 * sizeof(char[OPTION_FIELD_IS(field, t) ? 1 : -1]))
+#define OPTION_STR(n, field)                                                                       \
+        { n, 0, required_argument, OPTION_STRING, OPTION_OFFSET(field, const char *), NULL }
+#define OPTION_BOOL(n, field) { n, 0, no_argument, OPTION_FLAG, OPTION_OFFSET(field, bool), NULL }
+#define OPTION_FN(n, s, a, fn) { n, s, a, OPTION_CALL, 0, fn }
+
+static const OptionSpec option_specs[] = {
+        OPTION_FN("help", 'h', no_argument, option_help),
+        OPTION_FN("version", 0, no_argument, option_version),
+        OPTION_STR("sim", cfg.sim),
+        OPTION_STR("sysfs-root", cfg.sysfs_root),
+        OPTION_STR("policy", cfg.policy_paths.file),
+        OPTION_STR("policy-dir", cfg.policy_paths.admin_dir),
+        OPTION_STR("vendor-policy-dir", cfg.policy_paths.vendor_dir),
+        OPTION_STR("runtime-dir", cfg.runtime_dir),
+        OPTION_STR("socket", cfg.socket_path),
+        OPTION_STR("bus-address", cfg.bus_address),
+        OPTION_BOOL("no-bus", cfg.no_bus),
+        OPTION_FN("log-level", 0, required_argument, option_log_level),
+        OPTION_BOOL("check-config", check_config),
+        OPTION_STR("explain", explain),
+        OPTION_FN("as-uid", 0, required_argument, option_as_uid),
+        OPTION_BOOL("fd-store", cfg.fd_store),
 };
+
+/* getopt_long() returns OPTION_VAL + the index of a long option, a short one as itself. */
+#define OPTION_VAL 0x100
+
+static const OptionSpec *option_find(int c) {
+        if (c >= OPTION_VAL && (size_t)(c - OPTION_VAL) < ELEMENTSOF(option_specs))
+                return &option_specs[c - OPTION_VAL];
+        for (size_t i = 0; c > 0 && i < ELEMENTSOF(option_specs); i++)
+                if (option_specs[i].short_name == c)
+                        return &option_specs[i];
+        return NULL; /* '?': getopt_long() said what was wrong */
+}
+
+static int option_apply(const OptionSpec *spec, const char *arg, Options *o) {
+        uint8_t *field;
+
+        if (!spec)
+                return -EINVAL;
+        field = (uint8_t *)o + spec->offset;
+        switch (spec->kind) {
+        case OPTION_STRING:
+                *(const char **)(void *)field = arg;
+                return 1;
+        case OPTION_FLAG:
+                *(bool *)(void *)field = true;
+                return 1;
+        case OPTION_CALL:
+                return spec->parse(arg, o);
+        }
+        assert_not_reached();
+}
 
 /* Returns 1 to go on, 0 to exit successfully, negative on a usage error. */
 static int parse_argv(int argc, char *argv[], Options *o) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "sim", required_argument, NULL, ARG_SIM },
-                { "sysfs-root", required_argument, NULL, ARG_SYSFS_ROOT },
-                { "policy", required_argument, NULL, ARG_POLICY },
-                { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
-                { "vendor-policy-dir", required_argument, NULL, ARG_VENDOR_POLICY_DIR },
-                { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
-                { "socket", required_argument, NULL, ARG_SOCKET },
-                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
-                { "no-bus", no_argument, NULL, ARG_NO_BUS },
-                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
-                { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
-                { "explain", required_argument, NULL, ARG_EXPLAIN },
-                { "as-uid", required_argument, NULL, ARG_AS_UID },
-                { "fd-store", no_argument, NULL, ARG_FD_STORE },
-                {},
-        };
+        struct option options[ELEMENTSOF(option_specs) + 1] = {};
+        char shorts[2 * ELEMENTSOF(option_specs) + 1] = "";
+        size_t n = 0;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("iommud %s\n", PACKAGE_VERSION);
-                        return 0;
-                case ARG_SIM:
-                        o->cfg.sim = optarg;
-                        break;
-                case ARG_SYSFS_ROOT:
-                        o->cfg.sysfs_root = optarg;
-                        break;
-                case ARG_POLICY:
-                        o->cfg.policy_paths.file = optarg;
-                        break;
-                case ARG_POLICY_DIR:
-                        o->cfg.policy_paths.admin_dir = optarg;
-                        break;
-                case ARG_VENDOR_POLICY_DIR:
-                        o->cfg.policy_paths.vendor_dir = optarg;
-                        break;
-                case ARG_RUNTIME_DIR:
-                        o->cfg.runtime_dir = optarg;
-                        break;
-                case ARG_SOCKET:
-                        o->cfg.socket_path = optarg;
-                        break;
-                case ARG_BUS_ADDRESS:
-                        o->cfg.bus_address = optarg;
-                        break;
-                case ARG_NO_BUS:
-                        o->cfg.no_bus = true;
-                        break;
-                case ARG_LOG_LEVEL:
-                        r = log_level_from_string(optarg);
-                        if (r < 0)
-                                return log_error_errno(r, "Invalid --log-level '%s': expected "
-                                                       "debug, info, notice, warning, err, crit "
-                                                       "or 0-7.",
-                                                       optarg);
-                        log_set_max_level(r);
-                        break;
-                case ARG_FD_STORE:
-                        o->cfg.fd_store = true;
-                        break;
-                case ARG_CHECK_CONFIG:
-                        o->check_config = true;
-                        break;
-                case ARG_EXPLAIN:
-                        o->explain = optarg;
-                        break;
-                case ARG_AS_UID: {
-                        char *end;
-                        unsigned long v;
+        for (size_t i = 0; i < ELEMENTSOF(option_specs); i++) {
+                const OptionSpec *spec = &option_specs[i];
 
-                        errno = 0;
-                        v = strtoul(optarg, &end, 10);
-                        if (errno != 0 || end == optarg || *end || optarg[0] == '-' ||
-                            v >= (uid_t)-1)
-                                return log_error_errno(EINVAL, "Invalid --as-uid '%s': expected "
-                                                       "a numeric uid.",
-                                                       optarg);
-                        o->as_uid = (uid_t)v;
-                        o->as_uid_set = true;
-                        break;
+                options[i] = (struct option){
+                        .name = spec->name,
+                        .has_arg = spec->has_arg,
+                        .val = OPTION_VAL + (int)i,
+                };
+                if (spec->short_name) {
+                        shorts[n++] = spec->short_name;
+                        if (spec->has_arg == required_argument)
+                                shorts[n++] = ':';
                 }
-                default:
-                        return -EINVAL;
-                }
+        }
+        while ((c = getopt_long(argc, argv, shorts, options, NULL)) >= 0) {
+                r = option_apply(option_find(c), optarg, o);
+                if (r <= 0)
+                        return r;
+        }
 
         if (optind < argc)
                 return log_error_errno(EINVAL, "Unexpected argument '%s'; see --help.",

@@ -12,8 +12,6 @@
 
 #include <stdbool.h>
 
-#include <json-c/json.h>
-
 #include "error.h"
 #include "macros.h"
 #include "policy.h"
@@ -48,12 +46,8 @@ void manager_exit(Manager *m);
  * diagnostic.  Sessions that lose a grant get the affected devices detached.
  */
 int manager_reload_policy(Manager *m);
-/* The same; on failure, every diagnostic as a string in *ret_diagnostics (NULL-terminated, freed by the caller). */
-int manager_reload_policy_full(Manager *m, char ***ret_diagnostics);
-
 /*
- * Tells org.iommud.Manager Monitor() subscribers that something happened:
- * type "session-opened", "policy-reloaded", ...; payload (may be NULL, taken)
- * adds members such as session, uid, device, generation.
+ * The same; on failure, every diagnostic as a string in *ret_diagnostics
+ * (NULL-terminated, freed by the caller).
  */
-void manager_emit_event(Manager *m, const char *type, const char *message, json_object *payload);
+int manager_reload_policy_full(Manager *m, char ***ret_diagnostics);

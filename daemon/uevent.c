@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <linux/netlink.h>
 
+#include "assert-util.h"
 #include "uevent.h"
 
 struct UeventMonitor {
@@ -19,6 +20,9 @@ struct UeventMonitor {
 int uevent_parse(const char *buf, size_t len, Uevent *ret) {
         Uevent u = {};
         const char *p = buf, *end = buf + len;
+
+        assert_return(buf || len == 0, -EINVAL);
+        assert_return(ret, -EINVAL);
 
         /* The header "ACTION@DEVPATH" tells kernel messages from udev's binary ones. */
         if (len == 0 || !memchr(buf, '@', strnlen(buf, len)) || memchr(buf, '\0', len) == NULL)
@@ -49,6 +53,8 @@ bool uevent_is_relevant(const Uevent *u) {
         static const char *const subsystems[] = { "pci", "platform", "vfio-dev", "iommu", NULL };
         bool a = false, s = false;
 
+        assert_return(u && u->action, false);
+
         for (size_t i = 0; actions[i]; i++)
                 a = a || streq(u->action, actions[i]);
         for (size_t i = 0; u->subsystem && subsystems[i]; i++)
@@ -77,6 +83,10 @@ int uevent_monitor_new(UeventMonitor **ret, struct event_base *base, UeventFn fn
         struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
         UeventMonitor *m;
         int fd;
+
+        assert_return(ret, -EINVAL);
+        assert_return(base, -EINVAL);
+        assert_return(fn, -EINVAL);
 
         fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
         if (fd < 0)

@@ -987,6 +987,55 @@ static void test_simulator_access(void **state) {
         harness_stop(&h);
 }
 
+/*
+ * A start that fails after the simulated host was loaded (here: a runtime
+ * directory below a regular file) says why and exits with 1, freeing what it
+ * built once.
+ */
+static void test_failed_start_exits(void **state) {
+        const char *binary = getenv("IOMMUD_BINARY");
+        char dir[] = "/tmp/iommud-lifecycle-XXXXXX", file[320], runtime[340], log[320], none[320];
+        char buf[4096];
+        int status, fd;
+        ssize_t n;
+        pid_t pid;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(file, sizeof(file), "%s/file", dir);
+        snprintf(runtime, sizeof(runtime), "%s/runtime", file);
+        snprintf(log, sizeof(log), "%s/log", dir);
+        snprintf(none, sizeof(none), "%s/none", dir); /* no policy at all: the defaults */
+        fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        close(fd);
+        fd = open(log, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (dup2(fd, STDERR_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0)
+                        _exit(126);
+                unsetenv("NOTIFY_SOCKET");
+                unsetenv("LISTEN_FDS");
+                execl(binary, binary, "--sim", "workstation", "--runtime-dir", runtime,
+                      "--no-bus", "--policy", none, "--policy-dir", none, "--vendor-policy-dir",
+                      none, NULL);
+                _exit(127);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 1);
+        n = pread(fd, buf, sizeof(buf) - 1, 0);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        assert_non_null(strstr(buf, "Creating runtime directory"));
+        close(fd);
+        assert_int_equal(unlink(log), 0);
+        assert_int_equal(unlink(file), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_restart_keeps_mappings),
@@ -998,6 +1047,7 @@ int main(void) {
                 cmocka_unit_test(test_restart_keeps_pasids),
                 cmocka_unit_test(test_hotplug_remove_with_pasid),
                 cmocka_unit_test(test_simulator_access),
+                cmocka_unit_test(test_failed_start_exits),
         };
 
         signal(SIGPIPE, SIG_IGN);

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The manager's own files share this: the Manager and what one of them asks of
+ * another.  By concern, after systemd's timesyncd and hostnamed:
+ *
+ *   manager.c          composition and lifetime: builds every layer in order, listens,
+ *                      runs the loop, reloads the policy, tears everything down
+ *   manager-events.c   the fan-out of what happened: session hooks, fault notices,
+ *                      devices a session lost, org.iommud.Manager Monitor() events
+ *   manager-hotplug.c  kernel uevents and the topology reload they cause
+ *   manager-sim.c      the simulated host: its model, hotplug, org.iommud.Simulator
+ *   manager-restart.c  restart survival: state and fds in the service manager's fd store
+ *
+ * Only daemon/manager*.c include it; everything else sees manager.h.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "bus.h"
+#include "error.h"
+#include "fault-router.h"
+#include "fdstore.h"
+#include "manager.h"
+#include "policy.h"
+#include "session.h"
+#include "simtopo.h"
+#include "topology.h"
+#include "uevent.h"
+#include "varlink-broker.h"
+#include "varlink-manager.h"
+#include "varlink-server.h"
+#include "varlink-simulator.h"
+
+/*
+ * The version of the JSON state in the fd store's slots (the slot framing has
+ * its own, FDSTORE_STATE_VERSION).  1: sessions with devices, address spaces
+ * and mappings.  2: also each session's fault queue and PASID binds.  A daemon
+ * restores every version up to its own.
+ */
+#define MANAGER_STATE_VERSION 2u
+
+struct Manager {
+        char *runtime_dir;
+        char *socket_path;
+        char *sysfs_root;
+        char *dev_root;
+        char *proc_root;
+        char *sim_root; /* materialized simulated host, removed on exit */
+        PolicyPaths policy_paths;
+        char *policy_vendor_dir, *policy_admin_dir, *policy_file;
+
+        struct event_base *base;
+        struct event *sig_term, *sig_int, *sig_hup, *watchdog;
+        uint64_t watchdog_usec;
+
+        SessionHost host;
+        Broker *broker;
+        ManagerVarlink *admin;  /* org.iommud.Manager */
+        char *topology_name;    /* the simulated topology's, NULL for the kernel */
+        VarlinkServer *server;
+        Bus *bus;
+        char *bus_address;
+        bool no_bus;
+        bool socket_bound; /* we created socket_path and remove it on exit */
+
+        /* Restart survival and hotplug. */
+        FdStore *fdstore;
+        json_object *restore_state; /* the state a previous daemon left, until restored */
+        bool preserving;            /* exiting with the fd store holding everything */
+        SimTopology *sim_topo;      /* the simulated host as it is now */
+        char *sim_name;
+        json_object *sim_changes;   /* [[op, device, driver?]...] since start, for the state */
+        SimulatorHooks sim_hooks;
+        UeventMonitor *uevents;
+        struct event *hotplug;      /* coalesces a burst of uevents into one reload */
+};
+
+/* manager.c */
+int manager_make_runtime_dir(Manager *m, Error *err);
+/* STATUS= for the service manager: sessions, claims, policy generation, backend. */
+void manager_notify_status(Manager *m);
+
+/* manager-events.c */
+/* The one session hook of the host (SessionHookFn). */
+void manager_on_session(Session *s, SessionEvent event, void *userdata);
+/* The fault router's notice of every fault group it delivers or answers itself. */
+void manager_on_fault(FaultStream *fs, const FaultEvent *ev, bool delivered,
+                      FaultClosedReason reason, void *userdata);
+/* session_revalidate()'s on_drop: a session lost a device to hotplug or a policy reload. */
+void manager_on_device_lost(Session *s, const char *device, const char *reason, void *userdata);
+/* Tells Monitor() subscribers how the devices differ between old and the current topology. */
+void manager_emit_topology_events(Manager *m, const Topology *old);
+void manager_emit_policy_reloaded(Manager *m, uint64_t generation);
+/*
+ * Tells org.iommud.Manager Monitor() subscribers that something happened:
+ * type "session-opened", "policy-reloaded", ...; payload (may be NULL, taken)
+ * adds members such as session, uid, device, generation.
+ */
+void manager_emit_event(Manager *m, const char *type, const char *message, json_object *payload);
+
+/* manager-hotplug.c */
+/* Reads the topology again and revalidates every session against it. */
+int manager_hotplug_reload(Manager *m);
+/* Watches kernel uevents; without them hotplug goes unnoticed until a restart. */
+void manager_hotplug_watch(Manager *m);
+
+/* manager-sim.c */
+/* Loads and materializes the simulated host named name and starts the simulated backend. */
+int manager_sim_setup(Manager *m, const char *name, Error *err);
+/* Registers org.iommud.Simulator: fault injection, the model's counters and hotplug. */
+int manager_sim_attach(Manager *m, Error *err);
+/* Adds the simulated host's "sim" member (topology and changes) to the state. */
+void manager_sim_serialize(Manager *m, json_object *root);
+
+/* manager-restart.c */
+/* Takes the fds the service manager passed and the state a previous daemon left. */
+int manager_fdstore_open(Manager *m, bool fd_store, Error *err);
+/* Writes every session's state and fds to the fd store (when there is one). */
+void manager_persist(Manager *m);
+void manager_persist_cb(void *userdata);
+/* Takes over the sessions of the state a previous daemon left, then persists. */
+void manager_restore(Manager *m);
