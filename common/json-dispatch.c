@@ -15,18 +15,35 @@
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
-static const char *path_or_top(const char *path) {
-        return path && path[0] ? path : "(top level)";
+/* Appends path to buf (size bytes, at least 1) from offset n; returns the new length. */
+static size_t path_append(const JsonDispatchPath *path, char *buf, size_t size) {
+        size_t n = path->parent ? path_append(path->parent, buf, size) : 0;
+        int k;
+
+        if (n + 1 >= size)
+                return n;
+        if (path->name)
+                k = snprintf(buf + n, size - n, "%s%s", n > 0 && path->name[0] ? "." : "",
+                             path->name);
+        else
+                k = snprintf(buf + n, size - n, "[%zu]", path->index);
+        return k < 0 ? n : MIN(n + (size_t)k, size - 1);
 }
 
-void json_dispatch_path_member(char *buf, size_t size, const char *path, const char *name) {
+const char *json_dispatch_path_format(const JsonDispatchPath *path, char *buf, size_t size) {
+        assert_return(buf && size > 0, "");
+
         /* A path that does not fit is cut short: it only ever goes into a message. */
-        (void)snprintf(buf, size, "%s%s%s", path ?: "", path && path[0] ? "." : "", name);
+        buf[0] = '\0';
+        if (!path || path_append(path, buf, size) == 0)
+                (void)snprintf(buf, size, "(top level)");
+        return buf;
 }
 
-void json_dispatch_path_element(char *buf, size_t size, const char *path, size_t index) {
-        (void)snprintf(buf, size, "%s[%zu]", path ?: "", index);
-}
+/* The path as text, in a buffer that lives as long as the enclosing block: for messages only. */
+#define path_or_top(path)                                                                          \
+        json_dispatch_path_format((path), (char[JSON_DISPATCH_PATH_MAX]){ 0 },                     \
+                                  JSON_DISPATCH_PATH_MAX)
 
 static const char *kind_phrase(const JsonDispatchValue *v) {
         switch (v->kind) {
@@ -91,7 +108,7 @@ static const char *expected_phrase(const JsonDispatchField *f, char *buf, size_t
         return "another value";
 }
 
-static int fail_type(const JsonDispatchField *f, const JsonDispatchValue *v, const char *path,
+static int fail_type(const JsonDispatchField *f, const JsonDispatchValue *v, const JsonDispatchPath *path,
                      Error *err) {
         char buf[256];
 
@@ -144,7 +161,7 @@ static int parse_hex(const JsonDispatchValue *v, uint64_t *ret) {
 
 /* The unsigned value of v, or a message saying why there is none. */
 static int value_unsigned(const JsonDispatchField *f, const JsonDispatchValue *v, uint64_t *ret,
-                          const char *path, Error *err) {
+                          const JsonDispatchPath *path, Error *err) {
         char limit[32];
 
         switch (v->kind) {
@@ -178,7 +195,7 @@ static int value_unsigned(const JsonDispatchField *f, const JsonDispatchValue *v
 }
 
 static int dispatch_unsigned(const JsonDispatchField *f, const JsonDispatchValue *v, void *p,
-                             const char *path, Error *err) {
+                             const JsonDispatchPath *path, Error *err) {
         uint64_t u = 0, max = f->max ?: unsigned_type_max(f->type);
         char shown[32], limit[32];
         int r;
@@ -186,13 +203,14 @@ static int dispatch_unsigned(const JsonDispatchField *f, const JsonDispatchValue
         r = value_unsigned(f, v, &u, path, err);
         if (r < 0)
                 return r;
-        format_unsigned(f, u, shown, sizeof(shown));
         if (u > max) {
+                format_unsigned(f, u, shown, sizeof(shown));
                 format_unsigned(f, max, limit, sizeof(limit));
                 return error_set(err, -EINVAL, "%s: %s is above the maximum %s",
                                  path_or_top(path), shown, limit);
         }
         if (f->min > 0 && u < (uint64_t)f->min) {
+                format_unsigned(f, u, shown, sizeof(shown));
                 format_unsigned(f, (uint64_t)f->min, limit, sizeof(limit));
                 return error_set(err, -EINVAL, "%s: %s is below the minimum %s",
                                  path_or_top(path), shown, limit);
@@ -217,7 +235,7 @@ static int dispatch_unsigned(const JsonDispatchField *f, const JsonDispatchValue
 }
 
 static int dispatch_int(const JsonDispatchField *f, const JsonDispatchValue *v, int *p,
-                        const char *path, Error *err) {
+                        const JsonDispatchPath *path, Error *err) {
         bool ranged = f->min != 0 || f->max != 0;
         int64_t lo = ranged ? f->min : INT_MIN, hi = ranged ? (int64_t)f->max : INT_MAX;
 
@@ -237,7 +255,7 @@ static int dispatch_int(const JsonDispatchField *f, const JsonDispatchValue *v, 
 }
 
 static int dispatch_string(const JsonDispatchField *f, const JsonDispatchValue *v, void *p,
-                           const char *path, Error *err) {
+                           const JsonDispatchPath *path, Error *err) {
         char *copy;
 
         if (v->kind != JSON_DISPATCH_KIND_STRING)
@@ -261,7 +279,7 @@ static int dispatch_string(const JsonDispatchField *f, const JsonDispatchValue *
 }
 
 static int dispatch_enum(const JsonDispatchField *f, const JsonDispatchValue *v, uint32_t *p,
-                         const char *path, Error *err) {
+                         const JsonDispatchPath *path, Error *err) {
         char buf[256];
 
         if (v->kind == JSON_DISPATCH_KIND_STRING && strlen(v->text) == v->length)
@@ -277,7 +295,7 @@ static int dispatch_enum(const JsonDispatchField *f, const JsonDispatchValue *v,
 }
 
 static int dispatch_scalar(const JsonDispatchField *f, const JsonDispatchValue *v, void *p,
-                           const char *path, Error *err) {
+                           const JsonDispatchPath *path, Error *err) {
         switch (f->type) {
         case JSON_DISPATCH_BOOL:
                 if (v->kind != JSON_DISPATCH_KIND_BOOLEAN)
@@ -313,7 +331,7 @@ static void mark_present(const JsonDispatchField *f, void *target) {
 }
 
 int json_dispatch_value(const JsonDispatchField *f, const JsonDispatchValue *v, void *target,
-                        const char *path, Error *err) {
+                        const JsonDispatchPath *path, Error *err) {
         int r;
 
         assert_return(f && v && target, -EINVAL);
@@ -343,7 +361,9 @@ const JsonDispatchField *json_dispatch_find(const JsonDispatchField *table, cons
 
         if (!table || !name)
                 return NULL;
-        while (f->name && !(strlen(f->name) == len && memcmp(f->name, name, len) == 0))
+        /* The first byte rules out most entries without a call. */
+        while (f->name && !(f->name[0] == name[0] && strncmp(f->name, name, len) == 0 &&
+                            f->name[len] == '\0'))
                 f++;
         if (!f->name)
                 return NULL;
@@ -374,9 +394,7 @@ static bool name_seen(const JsonDispatchField *table, size_t i, uint64_t seen) {
 }
 
 int json_dispatch_finish(const JsonDispatchField *table, uint64_t seen, void *target,
-                         const char *path, const char **ret_field, Error *err) {
-        char p[JSON_DISPATCH_PATH_MAX];
-
+                         const JsonDispatchPath *path, const char **ret_field, Error *err) {
         for (size_t i = 0; table && table[i].name; i++) {
                 const JsonDispatchField *f = &table[i];
 
@@ -386,10 +404,11 @@ int json_dispatch_finish(const JsonDispatchField *table, uint64_t seen, void *ta
                     name_seen(table, i, seen))
                         continue;
                 if (f->flags & JSON_DISPATCH_REQUIRED) {
-                        json_dispatch_path_member(p, sizeof(p), path, f->name);
+                        const JsonDispatchPath member = { .parent = path, .name = f->name };
+
                         if (ret_field)
                                 *ret_field = f->name;
-                        return error_set(err, -EINVAL, "%s: missing", p);
+                        return error_set(err, -EINVAL, "%s: missing", path_or_top(&member));
                 }
                 if (f->type == JSON_DISPATCH_FD_INDEX)
                         *(JsonDispatchFd *)((uint8_t *)target + f->offset) =
@@ -441,15 +460,15 @@ void json_dispatch_value_of(json_object *o, JsonDispatchValue *ret) {
 }
 
 static int tree_object(json_object *o, const JsonDispatchField *table, void *target,
-                       const char *path, const char **ret_field, Error *err);
+                       const JsonDispatchPath *path, const char **ret_field, Error *err);
 static void clear_field(const JsonDispatchField *f, void *target);
 
 static int tree_array(const JsonDispatchField *f, json_object *a, void *target,
-                      const char *path, Error *err);
+                      const JsonDispatchPath *path, Error *err);
 
 /* Decodes the value of member f (at path) into the struct at target. */
 static int tree_member(const JsonDispatchField *f, json_object *v, void *target,
-                       const char *path, Error *err) {
+                       const JsonDispatchPath *path, Error *err) {
         JsonDispatchValue value;
         int r;
 
@@ -467,10 +486,9 @@ static int tree_member(const JsonDispatchField *f, json_object *v, void *target,
 }
 
 static int tree_array(const JsonDispatchField *f, json_object *a, void *target,
-                      const char *path, Error *err) {
+                      const JsonDispatchPath *path, Error *err) {
         size_t n = json_object_array_length(a);
         uint8_t *base = (uint8_t *)target + f->offset;
-        char p[JSON_DISPATCH_PATH_MAX];
 
         assert_return(f->element, -EINVAL);
         if (f->max > 0 && n > f->max)
@@ -490,8 +508,8 @@ static int tree_array(const JsonDispatchField *f, json_object *a, void *target,
                                         : base;
                 int r;
 
-                json_dispatch_path_element(p, sizeof(p), path, i);
-                r = tree_member(f->element, json_object_array_get_idx(a, i), element, p, err);
+                r = tree_member(f->element, json_object_array_get_idx(a, i), element,
+                                &(JsonDispatchPath){ .parent = path, .index = i }, err);
                 if (r < 0)
                         return r;
         }
@@ -499,8 +517,7 @@ static int tree_array(const JsonDispatchField *f, json_object *a, void *target,
 }
 
 static int tree_object(json_object *o, const JsonDispatchField *table, void *target,
-                       const char *path, const char **ret_field, Error *err) {
-        char p[JSON_DISPATCH_PATH_MAX];
+                       const JsonDispatchPath *path, const char **ret_field, Error *err) {
         uint64_t seen = 0;
         int r;
 
@@ -508,16 +525,16 @@ static int tree_object(json_object *o, const JsonDispatchField *table, void *tar
                 return error_set(err, -EINVAL, "%s: expected an object, got %s",
                                  path_or_top(path), json_util_type_phrase(o));
         json_object_object_foreach(o, key, v) {
+                const JsonDispatchPath p = { .parent = path, .name = key };
                 const JsonDispatchField *f;
                 JsonDispatchValue value;
 
                 json_dispatch_value_of(v, &value);
                 f = json_dispatch_find(table, key, strlen(key), value.kind);
-                json_dispatch_path_member(p, sizeof(p), path, key);
                 if (!f)
-                        r = error_set(err, -EINVAL, "%s: unknown key", p);
+                        r = error_set(err, -EINVAL, "%s: unknown key", path_or_top(&p));
                 else
-                        r = tree_member(f, v, target, p, err);
+                        r = tree_member(f, v, target, &p, err);
                 if (r >= 0)
                         r = json_dispatch_seen(table, f, &seen);
                 if (r < 0) {
@@ -535,7 +552,8 @@ int json_dispatch(json_object *o, const JsonDispatchField *table, void *target,
 
         if (ret_field)
                 *ret_field = NULL;
-        return tree_object(o, table, target, path ?: "", ret_field, err);
+        return tree_object(o, table, target, &(JsonDispatchPath){ .name = path ?: "" }, ret_field,
+                           err);
 }
 
 /* ---- freeing ----------------------------------------------------------------------------- */

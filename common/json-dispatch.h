@@ -27,7 +27,9 @@
  * json_dispatch_find() and, for scalar values, json_dispatch_value() with a
  * JsonDispatchValue it filled from the bytes; it nests by itself for OBJECT and ARRAY
  * members (the same steps with .fields or .element); at the end of each object it calls
- * json_dispatch_finish().  Both drivers keep these rules:
+ * json_dispatch_finish().  Paths are chains on the driver's stack, formatted only for a
+ * message, so a document without mistakes costs no string work.  Both drivers keep these
+ * rules:
  *   - members are decoded in document order, and the first failure ends the decoding;
  *   - a member given twice counts once, with its last value (what json-c keeps);
  *   - null is accepted, as if the member were absent, only by NULLABLE fields;
@@ -113,9 +115,20 @@ typedef struct JsonDispatchEnum {
         uint32_t value;
 } JsonDispatchEnum;
 
+/*
+ * Where a value sits, for messages: a chain from the member or element to the top, kept on
+ * the driver's stack and formatted only when a message needs it ("groups[3].devices[1]").
+ */
+typedef struct JsonDispatchPath JsonDispatchPath;
+struct JsonDispatchPath {
+        const JsonDispatchPath *parent; /* NULL at the top */
+        const char *name;               /* a member's name; NULL for an array element */
+        size_t index;                   /* an element's index */
+};
+
 /* CUSTOM: stores v at target (the struct + .offset); -EINVAL with "PATH: ..." in err. */
-typedef int (*JsonDispatchCallback)(const JsonDispatchValue *v, void *target, const char *path,
-                                    Error *err);
+typedef int (*JsonDispatchCallback)(const JsonDispatchValue *v, void *target,
+                                    const JsonDispatchPath *path, Error *err);
 
 typedef struct JsonDispatchField JsonDispatchField;
 
@@ -173,17 +186,16 @@ const JsonDispatchField *json_dispatch_find(const JsonDispatchField *table, cons
                                             size_t len, JsonDispatchKind kind);
 /* Decodes one non-container value for f into the struct at target (path names the member). */
 int json_dispatch_value(const JsonDispatchField *f, const JsonDispatchValue *v, void *target,
-                        const char *path, Error *err);
+                        const JsonDispatchPath *path, Error *err);
 /* Records f (an entry of table) as given in seen (one bit per entry). */
 int json_dispatch_seen(const JsonDispatchField *table, const JsonDispatchField *f,
                        uint64_t *seen);
 /* At the end of an object: refuses missing required members, marks absent fds. */
 int json_dispatch_finish(const JsonDispatchField *table, uint64_t seen, void *target,
-                         const char *path, const char **ret_field, Error *err);
+                         const JsonDispatchPath *path, const char **ret_field, Error *err);
 
 /* The value a json-c node holds, as the tree driver hands it to the steps above. */
 void json_dispatch_value_of(json_object *o, JsonDispatchValue *ret);
 
-/* "a.b", "a[3]": the path of a member or an element below path (cut to size). */
-void json_dispatch_path_member(char *buf, size_t size, const char *path, const char *name);
-void json_dispatch_path_element(char *buf, size_t size, const char *path, size_t index);
+/* path as text in buf ("a.b[3].c", cut to size), "(top level)" for the top; returns buf. */
+const char *json_dispatch_path_format(const JsonDispatchPath *path, char *buf, size_t size);

@@ -46,9 +46,13 @@ typedef struct Scalars {
 static const JsonDispatchEnum words[] = { { "success", 0 }, { "invalid", 1 }, {} };
 
 /* Any integer is taken; its low bits are OR-ed in. */
-static int mask_add(const JsonDispatchValue *v, void *target, const char *path, Error *err) {
+static int mask_add(const JsonDispatchValue *v, void *target, const JsonDispatchPath *path,
+                    Error *err) {
+        char p[JSON_DISPATCH_PATH_MAX];
+
         if (v->kind != JSON_DISPATCH_KIND_INTEGER)
-                return error_set(err, -EINVAL, "%s: expected an integer", path);
+                return error_set(err, -EINVAL, "%s: expected an integer",
+                                 json_dispatch_path_format(path, p, sizeof(p)));
         *(uint64_t *)target |= v->magnitude & 0xff;
         return 0;
 }
@@ -107,6 +111,7 @@ static const JsonDispatchField nested_fields[] = {
 /* The driver steps over a flat object whose table has scalars only. */
 static int steps_dispatch(json_object *o, const JsonDispatchField *table, void *target,
                           const char **ret_field, Error *err) {
+        const JsonDispatchPath top = { .name = "" };
         uint64_t seen = 0;
         int r;
 
@@ -115,17 +120,18 @@ static int steps_dispatch(json_object *o, const JsonDispatchField *table, void *
                 return error_set(err, -EINVAL, "(top level): expected an object, got %s",
                                  json_util_type_phrase(o));
         json_object_object_foreach(o, key, v) {
-                char path[JSON_DISPATCH_PATH_MAX];
+                const JsonDispatchPath path = { .parent = &top, .name = key };
+                char text[JSON_DISPATCH_PATH_MAX];
                 const JsonDispatchField *f;
                 JsonDispatchValue value;
 
                 json_dispatch_value_of(v, &value);
                 f = json_dispatch_find(table, key, strlen(key), value.kind);
-                json_dispatch_path_member(path, sizeof(path), "", key);
                 if (!f)
-                        r = error_set(err, -EINVAL, "%s: unknown key", path);
+                        r = error_set(err, -EINVAL, "%s: unknown key",
+                                      json_dispatch_path_format(&path, text, sizeof(text)));
                 else
-                        r = json_dispatch_value(f, &value, target, path, err);
+                        r = json_dispatch_value(f, &value, target, &path, err);
                 if (r >= 0)
                         r = json_dispatch_seen(table, f, &seen);
                 if (r < 0) {
@@ -133,7 +139,7 @@ static int steps_dispatch(json_object *o, const JsonDispatchField *table, void *
                         return r;
                 }
         }
-        return json_dispatch_finish(table, seen, target, "", ret_field, err);
+        return json_dispatch_finish(table, seen, target, &top, ret_field, err);
 }
 
 static void same_values(const Scalars *a, const Scalars *b) {

@@ -56,10 +56,14 @@ static const JsonDispatchField inner_fields[] = {
 };
 
 /* Names OR-ed into a mask: an array folded into one field by a callback. */
-static int mask_add(const JsonDispatchValue *v, void *target, const char *path, Error *err) {
+static int mask_add(const JsonDispatchValue *v, void *target, const JsonDispatchPath *path,
+                    Error *err) {
+        char p[JSON_DISPATCH_PATH_MAX];
+
         if (v->kind != JSON_DISPATCH_KIND_STRING || strlen(v->text) != 1 || v->text[0] < 'a' ||
             v->text[0] > 'z')
-                return error_set(err, -EINVAL, "%s: expected one letter", path);
+                return error_set(err, -EINVAL, "%s: expected one letter",
+                                 json_dispatch_path_format(path, p, sizeof(p)));
         *(uint64_t *)target |= UINT64_C(1) << (v->text[0] - 'a');
         return 0;
 }
@@ -262,17 +266,19 @@ static void test_driver_steps(void **state) {
                         json_dispatch_find(fields, m->name, strlen(m->name), m->v.kind);
 
                 assert_non_null(f);
-                assert_int_equal(json_dispatch_value(f, &m->v, &p, m->name, &err), 0);
+                assert_int_equal(json_dispatch_value(f, &m->v, &p,
+                                                     &(JsonDispatchPath){ .name = m->name }, &err),
+                                 0);
                 assert_int_equal(json_dispatch_seen(fields, f, &seen), 0);
         }
-        assert_int_equal(json_dispatch_finish(fields, seen, &p, "", &field, &err), 0);
+        assert_int_equal(json_dispatch_finish(fields, seen, &p, NULL, &field, &err), 0);
         assert_int_equal(p.id, 42);
         assert_int_equal(p.code, 0);
         assert_true(p.has_iova && p.iova == UINT64_MAX);
         assert_int_equal(p.fd.index, JSON_DISPATCH_FD_NONE);
 
         assert_int_equal(json_dispatch_value(json_dispatch_find(fields, "iova", 4, big.kind), &big,
-                                             &p, "iova", &err),
+                                             &p, &(JsonDispatchPath){ .name = "iova" }, &err),
                          -EINVAL);
         assert_string_equal(err.message,
                             "iova: 18446744073709551616 is above the maximum 18446744073709551615");
@@ -283,8 +289,26 @@ static void test_driver_steps(void **state) {
                          JSON_DISPATCH_UINT64);
         assert_null(json_dispatch_find(fields, "masks", 5, JSON_DISPATCH_KIND_STRING));
         assert_null(json_dispatch_find(fields, "mas", 3, JSON_DISPATCH_KIND_STRING));
-        assert_int_equal(json_dispatch_finish(fields, 0, &p, "x", &field, &err), -EINVAL);
+        assert_int_equal(json_dispatch_finish(fields, 0, &p, &(JsonDispatchPath){ .name = "x" },
+                                              &field, &err),
+                         -EINVAL);
         assert_string_equal(err.message, "x.id: missing");
+
+        /* Paths are formatted only for messages: chains of members and elements. */
+        {
+                const JsonDispatchPath top = { .name = "" }, groups = { &top, "groups" },
+                                       third = { &groups, NULL, 3 }, cls = { &third, "class" };
+                char buf[JSON_DISPATCH_PATH_MAX], small[8];
+
+                assert_string_equal(json_dispatch_path_format(&cls, buf, sizeof(buf)),
+                                    "groups[3].class");
+                assert_string_equal(json_dispatch_path_format(&top, buf, sizeof(buf)),
+                                    "(top level)");
+                assert_string_equal(json_dispatch_path_format(NULL, buf, sizeof(buf)),
+                                    "(top level)");
+                assert_string_equal(json_dispatch_path_format(&cls, small, sizeof(small)),
+                                    "groups[");
+        }
 }
 
 /* A document decoded twice into one struct: the first array and copied string are freed. */

@@ -83,13 +83,15 @@ static int page_size_parse(const char *s, uint64_t *ret) {
 }
 
 /* One element of "page_sizes": its size OR-ed into the bitmap. */
-static int page_size_add(const JsonDispatchValue *v, void *target, const char *path, Error *err) {
+static int page_size_add(const JsonDispatchValue *v, void *target, const JsonDispatchPath *path,
+                         Error *err) {
+        char p[JSON_DISPATCH_PATH_MAX];
         uint64_t size;
 
         if (v->kind != JSON_DISPATCH_KIND_STRING || page_size_parse(v->text, &size) < 0)
                 return error_set(err, -EINVAL,
                                  "%s: expected a power-of-two size such as \"4K\", \"2M\" or \"1G\"",
-                                 path);
+                                 json_dispatch_path_format(path, p, sizeof(p)));
         *(uint64_t *)target |= size;
         return 0;
 }
@@ -102,8 +104,10 @@ static const JsonDispatchEnum capability_names[] = {
 };
 
 /* One element of "capabilities": its bit OR-ed into the mask. */
-static int capability_add(const JsonDispatchValue *v, void *target, const char *path,
-                          Error *err) {
+static int capability_add(const JsonDispatchValue *v, void *target,
+                          const JsonDispatchPath *path, Error *err) {
+        char p[JSON_DISPATCH_PATH_MAX];
+
         if (v->kind == JSON_DISPATCH_KIND_STRING)
                 for (const JsonDispatchEnum *c = capability_names; c->name; c++)
                         if (streq(c->name, v->text)) {
@@ -112,7 +116,7 @@ static int capability_add(const JsonDispatchValue *v, void *target, const char *
                         }
         return error_set(err, -EINVAL,
                          "%s: expected one of \"dirty-tracking\", \"pasid-exec\", \"pasid-priv\"",
-                         path);
+                         json_dispatch_path_format(path, p, sizeof(p)));
 }
 
 static const JsonDispatchField page_size_element = { .type = JSON_DISPATCH_CUSTOM,
@@ -219,6 +223,15 @@ static const JsonDispatchField topology_fields[] = {
 
 /* ---- what the tables cannot check ---- */
 
+/* "PATH.ARRAY[i]", for messages. */
+static const char *element_path(char *buf, size_t size, const char *path, const char *array,
+                                size_t i) {
+        const JsonDispatchPath root = { .name = path }, member = { .parent = &root, .name = array };
+
+        return json_dispatch_path_format(&(JsonDispatchPath){ .parent = &member, .index = i },
+                                         buf, size);
+}
+
 static bool one_word(const char *s) {
         return s[0] && !strpbrk(s, " \t\n");
 }
@@ -263,7 +276,7 @@ static int build_iommus(SimTopology *t, TopologyDesc *desc, Error *err) {
         if (!t->iommus)
                 return error_set(err, -ENOMEM, "out of memory");
         for (size_t i = 0; i < desc->n_iommus; i++) {
-                json_dispatch_path_element(p, sizeof(p), "iommus", i);
+                element_path(p, sizeof(p), "", "iommus", i);
                 r = check_iommu(&desc->iommus[i], p, err);
                 if (r < 0)
                         return r;
@@ -338,10 +351,9 @@ static int build_regions(SimGroup *g, GroupDesc *desc, const char *path, Error *
 /* The group's devices move to the topology's list; paths[i] names device i for messages. */
 static int build_devices(SimTopology *t, SimGroup *g, GroupDesc *desc, const char *path,
                          char **paths, Error *err) {
-        char base[JSON_DISPATCH_PATH_MAX], p[JSON_DISPATCH_PATH_MAX];
+        char p[JSON_DISPATCH_PATH_MAX];
         int r;
 
-        json_dispatch_path_member(base, sizeof(base), path, "devices");
         if (desc->n_devices == 0)
                 return error_set(err, -EINVAL, "%s.devices: a group needs at least one device",
                                  path);
@@ -349,7 +361,7 @@ static int build_devices(SimTopology *t, SimGroup *g, GroupDesc *desc, const cha
         if (!g->device_indexes)
                 return error_set(err, -ENOMEM, "out of memory");
         for (size_t i = 0; i < desc->n_devices; i++) {
-                json_dispatch_path_element(p, sizeof(p), base, i);
+                element_path(p, sizeof(p), path, "devices", i);
                 r = check_device(&desc->devices[i], p, err);
                 if (r < 0)
                         return r;
@@ -417,7 +429,7 @@ static int build_groups(SimTopology *t, TopologyDesc *desc, Error *err) {
                               !(paths = calloc(n_devices, sizeof(*paths)))))
                 return error_set(err, -ENOMEM, "out of memory");
         for (size_t i = 0; i < desc->n_groups && r >= 0; i++) {
-                json_dispatch_path_element(p, sizeof(p), "groups", i);
+                element_path(p, sizeof(p), "", "groups", i);
                 t->n_groups++;
                 r = build_group(t, &t->groups[i], &desc->groups[i], p, paths, err);
         }
