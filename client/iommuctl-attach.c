@@ -145,6 +145,79 @@ static json_object *range_json(uint64_t start, uint64_t last) {
         return o;
 }
 
+/* What map did, for its JSON form. */
+typedef struct MapRun {
+        uint32_t ioas, hwpt;
+        IommudIOVARange *ranges;
+        size_t n_ranges;
+        uint64_t alignment, iova, unmapped;
+} MapRun;
+
+static void map_run_done(MapRun *m) {
+        free(m->ranges);
+}
+
+/* A new address space with the device attached, and the IOVA ranges it offers. */
+static int map_address_space(Ctl *ctl, const IommudAttachment *a, MapRun *m) {
+        int r;
+
+        r = iommud_create_address_space(ctl->client, &m->ioas, ctl->error);
+        if (r < 0)
+                return -ctl_fail(ctl, r, "Creating an address space failed");
+        r = iommud_attach_to_address_space(ctl->client, a->device_id, m->ioas, &m->hwpt,
+                                           ctl->error);
+        if (r < 0)
+                return -ctl_fail(ctl, r, "Attaching the device to the address space failed");
+        r = iommud_get_iova_ranges(ctl->client, m->ioas, &m->ranges, &m->n_ranges, &m->alignment,
+                                   ctl->error);
+        if (r < 0)
+                return -ctl_fail(ctl, r, "Reading the IOVA ranges failed");
+        if (!ctl->json) {
+                printf("Created address space %" PRIu32 "; the device got page table %" PRIu32 ".\n",
+                       m->ioas, m->hwpt);
+                printf("Usable IOVA ranges (alignment %" PRIu64 "):\n", m->alignment);
+                for (size_t i = 0; i < m->n_ranges; i++)
+                        printf("  0x%016" PRIx64 "-0x%016" PRIx64 "\n", m->ranges[i].start,
+                               m->ranges[i].last);
+        }
+        return 0;
+}
+
+/* Maps size bytes of memfd where iommud chooses, and unmaps them again. */
+static int map_and_unmap(Ctl *ctl, int memfd, uint64_t size, MapRun *m) {
+        int r;
+
+        r = iommud_map(ctl->client, m->ioas, memfd, 0, size, NULL,
+                       IOMMUD_MAP_READABLE | IOMMUD_MAP_WRITEABLE, &m->iova, ctl->error);
+        if (r < 0)
+                return -ctl_fail(ctl, r, "Mapping the memfd failed");
+        if (!ctl->json)
+                printf("Mapped %" PRIu64 " bytes of a memfd at IOVA 0x%" PRIx64 "-0x%" PRIx64
+                       " (read-write).\n", size, m->iova, m->iova + size - 1);
+
+        r = iommud_unmap(ctl->client, m->ioas, m->iova, size, &m->unmapped, ctl->error);
+        if (r < 0)
+                return -ctl_fail(ctl, r, "Unmapping failed");
+        if (!ctl->json)
+                printf("Unmapped %" PRIu64 " bytes.\n", m->unmapped);
+        return 0;
+}
+
+static int map_print_json(json_object *out, const MapRun *m, uint64_t size) {
+        json_object *jr = json_object_new_array();
+
+        for (size_t i = 0; i < m->n_ranges; i++)
+                json_object_array_add(jr, range_json(m->ranges[i].start, m->ranges[i].last));
+        json_object_object_add(out, "ioasId", json_object_new_int64(m->ioas));
+        json_object_object_add(out, "hwptId", json_object_new_int64(m->hwpt));
+        json_object_object_add(out, "alignment", json_object_new_uint64(m->alignment));
+        json_object_object_add(out, "ranges", jr);
+        json_object_object_add(out, "iova", json_object_new_uint64(m->iova));
+        json_object_object_add(out, "length", json_object_new_uint64(size));
+        json_object_object_add(out, "unmapped", json_object_new_uint64(m->unmapped));
+        return ctl_print_json(out) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+}
+
 int verb_map(Ctl *ctl, int argc, char **argv) {
         static const struct option options[] = {
                 { "size", required_argument, NULL, 'S' },
@@ -152,13 +225,9 @@ int verb_map(Ctl *ctl, int argc, char **argv) {
         };
         _cleanup_(iommud_attachment_freep) IommudAttachment *a = NULL;
         _cleanup_(json_object_putp) json_object *out = json_object_new_object();
-        _cleanup_free_ IommudIOVARange *ranges = NULL;
         _cleanup_close_ int memfd = -EBADF;
-        uint64_t alignment = 0, iova = 0, unmapped = 0;
-        uint32_t ioas = 0, hwpt = 0;
+        _cleanup_(map_run_done) MapRun m = {};
         MapArgs args = {};
-        json_object *jr;
-        size_t n_ranges = 0;
         int r;
 
         r = ctl_parse(ctl, argc, argv, options, "", opt_map, &args);
@@ -182,61 +251,19 @@ int verb_map(Ctl *ctl, int argc, char **argv) {
         }
 
         r = attach(ctl, argv[r], &a, out);
+        if (r >= 0)
+                r = map_address_space(ctl, a, &m);
+        if (r >= 0)
+                r = map_and_unmap(ctl, memfd, args.size, &m);
+        if (r >= 0)
+                r = detach(ctl, a);
         if (r < 0)
                 return -r;
-
-        r = iommud_create_address_space(ctl->client, &ioas, ctl->error);
-        if (r < 0)
-                return ctl_fail(ctl, r, "Creating an address space failed");
-        r = iommud_attach_to_address_space(ctl->client, a->device_id, ioas, &hwpt, ctl->error);
-        if (r < 0)
-                return ctl_fail(ctl, r, "Attaching the device to the address space failed");
-        r = iommud_get_iova_ranges(ctl->client, ioas, &ranges, &n_ranges, &alignment, ctl->error);
-        if (r < 0)
-                return ctl_fail(ctl, r, "Reading the IOVA ranges failed");
-        if (!ctl->json) {
-                printf("Created address space %" PRIu32 "; the device got page table %" PRIu32 ".\n",
-                       ioas, hwpt);
-                printf("Usable IOVA ranges (alignment %" PRIu64 "):\n", alignment);
-                for (size_t i = 0; i < n_ranges; i++)
-                        printf("  0x%016" PRIx64 "-0x%016" PRIx64 "\n", ranges[i].start,
-                               ranges[i].last);
-        }
-
-        r = iommud_map(ctl->client, ioas, memfd, 0, args.size, NULL,
-                       IOMMUD_MAP_READABLE | IOMMUD_MAP_WRITEABLE, &iova, ctl->error);
-        if (r < 0)
-                return ctl_fail(ctl, r, "Mapping the memfd failed");
-        if (!ctl->json)
-                printf("Mapped %" PRIu64 " bytes of a memfd at IOVA 0x%" PRIx64 "-0x%" PRIx64
-                       " (read-write).\n", args.size, iova, iova + args.size - 1);
-
-        r = iommud_unmap(ctl->client, ioas, iova, args.size, &unmapped, ctl->error);
-        if (r < 0)
-                return ctl_fail(ctl, r, "Unmapping failed");
-        if (!ctl->json)
-                printf("Unmapped %" PRIu64 " bytes.\n", unmapped);
-
-        r = detach(ctl, a);
-        if (r < 0)
-                return -r;
-        r = iommud_destroy_address_space(ctl->client, ioas, ctl->error);
+        r = iommud_destroy_address_space(ctl->client, m.ioas, ctl->error);
         if (r < 0)
                 return ctl_fail(ctl, r, "Destroying the address space failed");
-        if (!ctl->json) {
-                printf("Destroyed address space %" PRIu32 ".\n", ioas);
-                return CTL_EXIT_OK;
-        }
-
-        jr = json_object_new_array();
-        for (size_t i = 0; i < n_ranges; i++)
-                json_object_array_add(jr, range_json(ranges[i].start, ranges[i].last));
-        json_object_object_add(out, "ioasId", json_object_new_int64(ioas));
-        json_object_object_add(out, "hwptId", json_object_new_int64(hwpt));
-        json_object_object_add(out, "alignment", json_object_new_uint64(alignment));
-        json_object_object_add(out, "ranges", jr);
-        json_object_object_add(out, "iova", json_object_new_uint64(iova));
-        json_object_object_add(out, "length", json_object_new_uint64(args.size));
-        json_object_object_add(out, "unmapped", json_object_new_uint64(unmapped));
-        return ctl_print_json(out) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+        if (ctl->json)
+                return map_print_json(out, &m, args.size);
+        printf("Destroyed address space %" PRIu32 ".\n", m.ioas);
+        return CTL_EXIT_OK;
 }

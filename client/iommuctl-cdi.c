@@ -50,6 +50,56 @@ static int opt_cdi(Ctl *ctl, int c, const char *arg, void *userdata) {
         return 0;
 }
 
+/* A CDI spec needs at least one device: remove a stale one rather than write it. */
+static int remove_stale_spec(const CdiArgs *args) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/%s", args->output, CDI_FILE_NAME);
+        if (!args->to_stdout && unlink(path) < 0 && errno != ENOENT) {
+                fprintf(stderr, "No device is eligible, and removing the old %s failed: "
+                                "%m.\n", path);
+                return CTL_EXIT_FAILURE;
+        }
+        fprintf(stderr, "No device is eligible for you, so there is no CDI spec%s%s.\n",
+                args->to_stdout ? "" : " at ", args->to_stdout ? "" : path);
+        return CTL_EXIT_OK;
+}
+
+/* Writes the spec (text, with n devices) to the output directory and says so. */
+static int write_spec(Ctl *ctl, const CdiArgs *args, const char *text, size_t n) {
+        int r;
+
+        if (mkdir(args->output, 0755) < 0 && errno != EEXIST) {
+                fprintf(stderr, "Cannot create %s: %m.\n", args->output);
+                return CTL_EXIT_FAILURE;
+        }
+        {
+                _cleanup_free_ char *with_nl = NULL;
+
+                if (asprintf(&with_nl, "%s\n", text) < 0)
+                        return CTL_EXIT_FAILURE;
+                r = cdi_write_atomic(args->output, CDI_FILE_NAME, with_nl);
+        }
+        if (r < 0) {
+                fprintf(stderr, "Cannot write %s/%s: %s.\n", args->output, CDI_FILE_NAME,
+                        strerror(-r));
+                return CTL_EXIT_FAILURE;
+        }
+        if (ctl->json) {
+                _cleanup_(json_object_putp) json_object *out = json_object_new_object();
+                char path[4096];
+
+                snprintf(path, sizeof(path), "%s/%s", args->output, CDI_FILE_NAME);
+                json_object_object_add(out, "path", json_object_new_string(path));
+                json_object_object_add(out, "kind", json_object_new_string(CDI_KIND));
+                json_object_object_add(out, "devices", json_object_new_int64((int64_t)n));
+                return ctl_print_json(out) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+        }
+        printf("Wrote %s/%s with %zu device%s of kind %s.\n", args->output, CDI_FILE_NAME, n,
+               n == 1 ? "" : "s", CDI_KIND);
+        return CTL_EXIT_OK;
+}
+
 int verb_cdi(Ctl *ctl, int argc, char **argv) {
         static const struct option options[] = {
                 { "output", required_argument, NULL, 'o' },
@@ -95,20 +145,8 @@ int verb_cdi(Ctl *ctl, int argc, char **argv) {
         }
         if (r < 0)
                 return CTL_EXIT_FAILURE;
-        if (n == 0) {
-                /* A CDI spec needs at least one device: remove a stale one rather than write it. */
-                char path[4096];
-
-                snprintf(path, sizeof(path), "%s/%s", args.output, CDI_FILE_NAME);
-                if (!args.to_stdout && unlink(path) < 0 && errno != ENOENT) {
-                        fprintf(stderr, "No device is eligible, and removing the old %s failed: "
-                                        "%m.\n", path);
-                        return CTL_EXIT_FAILURE;
-                }
-                fprintf(stderr, "No device is eligible for you, so there is no CDI spec%s%s.\n",
-                        args.to_stdout ? "" : " at ", args.to_stdout ? "" : path);
-                return CTL_EXIT_OK;
-        }
+        if (n == 0)
+                return remove_stale_spec(&args);
         text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PRETTY |
                                                             JSON_C_TO_STRING_SPACED |
                                                             JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -116,34 +154,5 @@ int verb_cdi(Ctl *ctl, int argc, char **argv) {
                 puts(text);
                 return CTL_EXIT_OK;
         }
-
-        if (mkdir(args.output, 0755) < 0 && errno != EEXIST) {
-                fprintf(stderr, "Cannot create %s: %m.\n", args.output);
-                return CTL_EXIT_FAILURE;
-        }
-        {
-                _cleanup_free_ char *with_nl = NULL;
-
-                if (asprintf(&with_nl, "%s\n", text) < 0)
-                        return CTL_EXIT_FAILURE;
-                r = cdi_write_atomic(args.output, CDI_FILE_NAME, with_nl);
-        }
-        if (r < 0) {
-                fprintf(stderr, "Cannot write %s/%s: %s.\n", args.output, CDI_FILE_NAME,
-                        strerror(-r));
-                return CTL_EXIT_FAILURE;
-        }
-        if (ctl->json) {
-                _cleanup_(json_object_putp) json_object *out = json_object_new_object();
-                char path[4096];
-
-                snprintf(path, sizeof(path), "%s/%s", args.output, CDI_FILE_NAME);
-                json_object_object_add(out, "path", json_object_new_string(path));
-                json_object_object_add(out, "kind", json_object_new_string(CDI_KIND));
-                json_object_object_add(out, "devices", json_object_new_int64((int64_t)n));
-                return ctl_print_json(out) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
-        }
-        printf("Wrote %s/%s with %zu device%s of kind %s.\n", args.output, CDI_FILE_NAME, n,
-               n == 1 ? "" : "s", CDI_KIND);
-        return CTL_EXIT_OK;
+        return write_spec(ctl, &args, text, n);
 }

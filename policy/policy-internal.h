@@ -2,8 +2,9 @@
 #pragma once
 
 /*
- * The policy's in-memory model, shared by the loader (policy-config.c) and the
- * decision engine (policy.c).  Nothing outside policy/ includes this.
+ * The policy's in-memory model, shared by the loader (policy-config.c and the
+ * parser files of policy-parser.h) and the decision engine (policy.c).
+ * Nothing outside policy/ and its tests includes this.
  */
 
 #include <stdbool.h>
@@ -151,3 +152,23 @@ bool device_matcher_match(const DeviceMatcher *m, const TopoDevice *d);
 /* Index of the first matcher in l that matches d, or -1. */
 ssize_t matcher_list_match(const MatcherList *l, const TopoDevice *d);
 bool principal_matcher_match(const PrincipalMatcher *m, const Principal *p);
+/* The first principal matcher of g that matches p, or NULL. */
+const PrincipalMatcher *policy_grant_match_principal(const PolicyGrant *g, const Principal *p);
+/* Whether g covers d; on success names the pool (NULL: the grant's own devices) and matcher. */
+bool policy_grant_covers(const PolicyGrant *g, const TopoDevice *d, const PolicyPool **ret_pool,
+                         const DeviceMatcher **ret_matcher);
+
+/* policy-model.c: a Policy of built-in defaults, and releasing what the model holds. */
+int policy_new_defaults(Policy **ret);
+void device_matcher_done(DeviceMatcher *m);
+void matcher_list_done(MatcherList *l);
+/* Each frees one named entry (a void * so that one list function serves them all). */
+void policy_rule_free(void *p);
+void policy_pool_free(void *p);
+void policy_region_exception_free(void *p);
+void policy_grant_free(void *p);
+/* Replaces the entry of the same name in place, or appends.  Takes item, also on failure. */
+int policy_named_list_put(void ***items, size_t *n, void *item, void (*free_one)(void *));
+/* Frees and removes the entry called name, if there is one. */
+void policy_named_list_remove(void ***items, size_t *n, const char *name,
+                              void (*free_one)(void *));

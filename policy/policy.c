@@ -9,16 +9,15 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "macros.h"
 #include "policy-internal.h"
 #include "policy.h"
@@ -48,142 +47,9 @@ const char *policy_verdict_to_string(PolicyVerdict v) {
         return NULL;
 }
 
-/* ---- matching ------------------------------------------------------------------------- */
-
-GlobKind policy_glob_kind(const char *pattern) {
-        if (strpbrk(pattern, "[\\"))
-                return GLOB_FNMATCH;
-        if (strpbrk(pattern, "*?") == pattern + strlen(pattern) - 1 && pattern[strlen(pattern) - 1] == '*')
-                return GLOB_PREFIX;
-        if (strpbrk(pattern, "*?"))
-                return GLOB_SIMPLE;
-        return GLOB_EXACT;
-}
-
-static inline char fold(char c, bool casefold) {
-        return casefold && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-bool policy_glob_match(const char *pattern, GlobKind kind, const char *s, bool casefold) {
-        const char *star_p = NULL, *star_s = NULL, *p = pattern;
-
-        if (kind == GLOB_FNMATCH)
-                return fnmatch(pattern, s, casefold ? FNM_CASEFOLD : 0) == 0;
-        if (kind == GLOB_EXACT)
-                return casefold ? strcasecmp(pattern, s) == 0 : streq(pattern, s);
-        if (kind == GLOB_PREFIX) {
-                /* Everything but the final '*'. */
-                size_t n = strlen(pattern) - 1;
-
-                return casefold ? strncasecmp(pattern, s, n) == 0 : strneq(pattern, s, n);
-        }
-
-        /* '*' and '?' only: backtrack to the last star, which is linear enough here. */
-        while (*s) {
-                if (*p == '*') {
-                        star_p = ++p;
-                        star_s = s;
-                } else if (*p == '?' || (*p && fold(*p, casefold) == fold(*s, casefold))) {
-                        p++;
-                        s++;
-                } else if (star_p) {
-                        p = star_p;
-                        s = ++star_s;
-                } else
-                        return false;
-        }
-        while (*p == '*')
-                p++;
-        return *p == 0;
-}
-
-bool device_matcher_match(const DeviceMatcher *m, const TopoDevice *d) {
-        if (m->has_id && ((m->vendor >= 0 && (uint16_t)m->vendor != d->vendor) ||
-                          (m->device >= 0 && (uint16_t)m->device != d->device)))
-                return false;
-        if (m->has_class && (d->class & m->class_mask) != m->class_value)
-                return false;
-        if (m->bdf) {
-                if (!d->name)
-                        return false;
-                if (!policy_glob_match(m->bdf, m->bdf_kind, d->name, true))
-                        return false;
-        }
-        if (m->driver) {
-                if (!d->driver)
-                        return false;
-                if (!policy_glob_match(m->driver, m->driver_kind, d->driver, false))
-                        return false;
-        }
-        return true;
-}
-
-ssize_t matcher_list_match(const MatcherList *l, const TopoDevice *d) {
-        for (size_t i = 0; i < l->n; i++)
-                if (device_matcher_match(&l->items[i], d))
-                        return (ssize_t)i;
-        return -1;
-}
-
-bool principal_matcher_match(const PrincipalMatcher *m, const Principal *p) {
-        if (m->has_uid && p->uid != m->uid)
-                return false;
-        if (m->has_gid && p->gid != m->gid) {
-                bool found = false;
-
-                for (size_t i = 0; i < p->n_groups; i++)
-                        if (p->groups[i] == m->gid) {
-                                found = true;
-                                break;
-                        }
-                if (!found)
-                        return false;
-        }
-        if (m->unit && (!p->unit || !policy_glob_match(m->unit, m->unit_kind, p->unit, false)))
-                return false;
-        return true;
-}
-
-/* The first principal matcher of g that matches p, or NULL. */
-static const PrincipalMatcher *grant_match_principal(const PolicyGrant *g, const Principal *p) {
-        for (size_t i = 0; i < g->n_principals; i++)
-                if (principal_matcher_match(&g->principals[i], p))
-                        return &g->principals[i];
-        return NULL;
-}
-
-/* Whether g covers d; on success names the pool and matcher that did. */
-static bool grant_covers(const PolicyGrant *g, const TopoDevice *d, const PolicyPool **ret_pool,
-                         const DeviceMatcher **ret_matcher) {
-        ssize_t k;
-
-        k = matcher_list_match(&g->devices, d);
-        if (k >= 0) {
-                *ret_pool = NULL;
-                *ret_matcher = &g->devices.items[k];
-                return true;
-        }
-        for (size_t i = 0; i < g->n_pools; i++) {
-                const PolicyPool *pool = g->pools[i].pool;
-
-                if (!pool)
-                        continue;
-                k = matcher_list_match(&pool->devices, d);
-                if (k >= 0) {
-                        *ret_pool = pool;
-                        *ret_matcher = &pool->devices.items[k];
-                        return true;
-                }
-        }
-        return false;
-}
-
 static bool driver_is_vfio(const char *driver) {
         return driver && strneq(driver, "vfio", 4);
 }
-
-
-/* ---- steps ---------------------------------------------------------------------------- */
 
 /*
  * The reasons of one decision are built in one buffer (on the stack while it
@@ -370,6 +236,12 @@ static int step_driver(const TopoDevice *d, Reasons *s) {
                 return step_set(s, POLICY_FAIL,
                                 "%s is bound to host driver %s, not to a VFIO driver such as vfio-pci",
                                 dev_name(d), d->driver);
+        /* Without iommufd the legacy group file is the way to the device. */
+        if (!d->has_cdev && d->group && d->group->vfio_group_node)
+                return step_set(s, POLICY_PASS,
+                                "bound to %s, reached through its group file /dev/vfio/%u (no "
+                                "VFIO cdev: the legacy VFIO API)",
+                                d->driver, d->group->id);
         if (!d->has_cdev)
                 return step_set(s, POLICY_FAIL,
                                 "%s is bound to %s but has no VFIO device cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)",
@@ -429,8 +301,7 @@ static const char *region_action_setting(const PolicyRegionException *e, RegionT
         if (e)
                 snprintf(buf, size, "exception '%s'", e->name);
         else
-                snprintf(buf, size, "reserved-regions.%s",
-                         t == REGION_DIRECT ? "direct" : "direct-relaxable");
+                snprintf(buf, size, "reserved-regions.%s", region_type_to_string(t));
         return buf;
 }
 
@@ -499,7 +370,7 @@ static int step_regions(const Policy *p, const TopoDevice *d, Reasons *s) {
                 return step_set(s, POLICY_PASS,
                                 "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " is '%s', allowed by %s",
                                 allowed->start, allowed->last,
-                                allowed->type == REGION_DIRECT ? "direct" : "direct-relaxable",
+                                region_type_to_string(allowed->type),
                                 region_action_setting(allowed_by, allowed->type, who, sizeof(who)));
         return step_concat(s, POLICY_PASS, "no direct-mapped reserved regions in group ",
                            fmt_u(who, g->id), NULL);
@@ -548,7 +419,7 @@ static int step_principal(const Policy *p, const TopoDevice *d, const Principal 
                 const PrincipalMatcher *pm;
                 uint64_t q;
 
-                pm = grant_match_principal(g, pr);
+                pm = policy_grant_match_principal(g, pr);
                 if (!pm)
                         continue;
                 if (!named)
@@ -557,7 +428,7 @@ static int step_principal(const Policy *p, const TopoDevice *d, const Principal 
                 q = g->quotas.set & (1u << QUOTA_DEVICES) ? g->quotas.v[QUOTA_DEVICES]
                                                           : p->default_quotas[QUOTA_DEVICES];
                 quota = MAX(quota, q);
-                if (!granted && grant_covers(g, d, &pool, &dm)) {
+                if (!granted && policy_grant_covers(g, d, &pool, &dm)) {
                         granted = g;
                         granted_pm = pm;
                 }
@@ -585,16 +456,70 @@ static int step_principal(const Policy *p, const TopoDevice *d, const Principal 
         return step_set(s, POLICY_FAIL, "no grant names %s: it may use no device", who);
 }
 
+static int step_exclusive(const PolicyRuntime *rt, const TopoDevice *d, Reasons *s) {
+        const char *holder;
+
+        if (!rt || !rt->device_holder)
+                return step_set(s, POLICY_SKIP, "no session state given");
+        holder = rt->device_holder(rt->userdata, d);
+        if (holder)
+                return step_set(s, POLICY_FAIL, "held by %s", holder);
+        return step_concat(s, POLICY_PASS, "not held by another session", NULL);
+}
+
+static int step_quota(const PolicyRuntime *rt, bool granted, uint64_t device_quota, Reasons *s) {
+        char used[24], limit[24];
+
+        if (!granted)
+                return step_set(s, POLICY_SKIP, "no grant applies, so there is no quota to check");
+        if (!rt || !rt->usage)
+                return step_set(s, POLICY_SKIP, "no usage given");
+        if (device_quota == UINT64_MAX)
+                return step_set(s, POLICY_PASS, "no device quota (%" PRIu64 " in use)",
+                                rt->usage->devices);
+        if (rt->usage->devices >= device_quota)
+                return step_set(s, POLICY_FAIL,
+                                "device quota %" PRIu64 " reached (%" PRIu64 " in use)",
+                                device_quota, rt->usage->devices);
+        return step_concat(s, POLICY_PASS, fmt_u(used, rt->usage->devices), " of ",
+                           fmt_u(limit, device_quota), " devices in use", NULL);
+}
+
+/* The steps about who asks; without a principal each is skipped with one reason. */
+static int steps_principal(const Policy *p, const TopoDevice *d, const Principal *principal,
+                           const PolicyRuntime *rt, Reasons *R, char **ret_pool) {
+        uint64_t device_quota = 0;
+        bool granted;
+        int r;
+
+        if (!principal) {
+                const char *why = "no principal given: device eligibility only";
+
+                r = step_concat(reasons_at(R, POLICY_STEP_PRINCIPAL), POLICY_SKIP, why, NULL);
+                if (r >= 0)
+                        r = step_concat(reasons_at(R, POLICY_STEP_EXCLUSIVE), POLICY_SKIP, why, NULL);
+                if (r >= 0)
+                        r = step_concat(reasons_at(R, POLICY_STEP_QUOTA), POLICY_SKIP, why, NULL);
+                return r;
+        }
+        r = step_principal(p, d, principal, reasons_at(R, POLICY_STEP_PRINCIPAL), ret_pool,
+                           &device_quota);
+        if (r >= 0)
+                r = step_exclusive(rt, d, reasons_at(R, POLICY_STEP_EXCLUSIVE));
+        if (r < 0)
+                return r;
+        granted = R->verdict[POLICY_STEP_PRINCIPAL] == POLICY_PASS;
+        return step_quota(rt, granted, device_quota, reasons_at(R, POLICY_STEP_QUOTA));
+}
+
 int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                   const Principal *principal, const PolicyRuntime *rt, PolicyDecision *ret) {
         PolicyDecision dec = { .n_steps = _POLICY_STEP_MAX };
-        uint64_t device_quota = 0;
         Reasons R;
         char *block;
         int r;
 
-        if (!p || !d || !ret)
-                return -EINVAL;
+        assert_return(p && d && ret, -EINVAL);
         (void)t;
         reasons_init(&R);
 
@@ -605,60 +530,8 @@ int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                 r = step_group(d, reasons_at(&R, POLICY_STEP_GROUP));
         if (r >= 0)
                 r = step_regions(p, d, reasons_at(&R, POLICY_STEP_REGIONS));
-
-        if (r >= 0 && !principal) {
-                const char *why = "no principal given: device eligibility only";
-
-                r = step_concat(reasons_at(&R, POLICY_STEP_PRINCIPAL), POLICY_SKIP, why, NULL);
-                if (r >= 0)
-                        r = step_concat(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_SKIP, why, NULL);
-                if (r >= 0)
-                        r = step_concat(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP, why, NULL);
-        } else if (r >= 0) {
-                r = step_principal(p, d, principal, reasons_at(&R, POLICY_STEP_PRINCIPAL), &dec.pool,
-                                   &device_quota);
-
-                if (r >= 0) {
-                        const char *holder;
-
-                        if (!rt || !rt->device_holder)
-                                r = step_set(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_SKIP,
-                                             "no session state given");
-                        else if ((holder = rt->device_holder(rt->userdata, d)))
-                                r = step_set(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_FAIL, "held by %s",
-                                             holder);
-                        else
-                                r = step_concat(reasons_at(&R, POLICY_STEP_EXCLUSIVE), POLICY_PASS,
-                                                "not held by another session", NULL);
-                }
-
-                if (r >= 0) {
-
-                        if (R.verdict[POLICY_STEP_PRINCIPAL] != POLICY_PASS)
-                                r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP,
-                                             "no grant applies, so there is no quota to check");
-                        else if (!rt || !rt->usage)
-                                r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_SKIP, "no usage given");
-                        else {
-                                if (device_quota == UINT64_MAX)
-                                        r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_PASS,
-                                                     "no device quota (%" PRIu64 " in use)",
-                                                     rt->usage->devices);
-                                else if (rt->usage->devices >= device_quota)
-                                        r = step_set(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_FAIL,
-                                                     "device quota %" PRIu64 " reached (%" PRIu64 " in use)",
-                                                     device_quota, rt->usage->devices);
-                                else {
-                                        char used[24], limit[24];
-
-                                        r = step_concat(reasons_at(&R, POLICY_STEP_QUOTA), POLICY_PASS,
-                                                        fmt_u(used, rt->usage->devices), " of ",
-                                                        fmt_u(limit, device_quota), " devices in use",
-                                                        NULL);
-                                }
-                        }
-                }
-        }
+        if (r >= 0)
+                r = steps_principal(p, d, principal, rt, &R, &dec.pool);
         if (r >= 0) {
                 block = malloc(R.n);
                 if (!block)
@@ -702,6 +575,8 @@ void policy_decision_clear(PolicyDecision *d) {
 int policy_decision_to_json(const PolicyDecision *d, json_object **ret) {
         json_object *o = NULL, *steps = NULL;
 
+        assert_return(d && ret, -EINVAL);
+
         o = json_object_new_object();
         steps = json_object_new_array();
         if (!o || !steps)
@@ -739,6 +614,8 @@ oom:
 }
 
 int policy_decision_print(const PolicyDecision *d, const TopoDevice *dev, FILE *f) {
+        assert_return(d && f, -EINVAL);
+
         if (dev) {
                 fprintf(f, "%s [%04x:%04x] class 0x%06x, driver %s", dev_name(dev), dev->vendor,
                         dev->device, dev->class, dev->driver ?: "(none)");
@@ -760,109 +637,4 @@ int policy_decision_print(const PolicyDecision *d, const TopoDevice *dev, FILE *
         }
         fflush(f);
         return ferror(f) ? -EIO : 0;
-}
-
-/* ---- per-principal settings ----------------------------------------------------------- */
-
-void policy_quotas(const Policy *p, const Principal *principal, PolicyQuotas *ret) {
-        uint64_t v[_QUOTA_FIELD_MAX] = {};
-        bool any = false;
-
-        if (!principal) {
-                memcpy(v, p->default_quotas, sizeof(v));
-                any = true;
-        } else
-                for (size_t i = 0; i < p->n_grants; i++) {
-                        const PolicyGrant *g = p->grants[i];
-
-                        if (!grant_match_principal(g, principal))
-                                continue;
-                        any = true;
-                        /* Several grants: the most generous value of each quota. */
-                        for (QuotaField q = 0; q < _QUOTA_FIELD_MAX; q++) {
-                                uint64_t x = g->quotas.set & (1u << q) ? g->quotas.v[q]
-                                                                       : p->default_quotas[q];
-                                v[q] = MAX(v[q], x);
-                        }
-                }
-        /* Without a grant nothing may be allocated, but the principal may still connect and ask. */
-        if (!any)
-                v[QUOTA_CONNECTIONS] = p->default_quotas[QUOTA_CONNECTIONS];
-
-        *ret = (PolicyQuotas){
-                .pinned_bytes = v[QUOTA_PINNED_BYTES],
-                .address_spaces = v[QUOTA_ADDRESS_SPACES],
-                .mappings = v[QUOTA_MAPPINGS],
-                .devices = v[QUOTA_DEVICES],
-                .pasids = v[QUOTA_PASIDS],
-                .fault_queue_depth = v[QUOTA_FAULT_QUEUE_DEPTH],
-                .connections = v[QUOTA_CONNECTIONS],
-        };
-}
-
-const PolicyLimits *policy_limits(const Policy *p) {
-        return &p->limits;
-}
-
-int policy_iova_windows(const Policy *p, const Principal *principal, const TopoDevice *d,
-                        const IovaWindow **ret, size_t *ret_n) {
-        if (!principal)
-                return -EPERM;
-        for (size_t i = 0; i < p->n_grants; i++) {
-                const PolicyGrant *g = p->grants[i];
-                const PolicyPool *pool;
-                const DeviceMatcher *dm;
-
-                if (!grant_match_principal(g, principal))
-                        continue;
-                if (d && !grant_covers(g, d, &pool, &dm))
-                        continue;
-                /* The first grant (in policy order) that gives the device decides. */
-                *ret = g->windows;
-                *ret_n = g->n_windows;
-                return 0;
-        }
-        return -EPERM;
-}
-
-void policy_pasid_range(const Policy *p, const Principal *principal, uint32_t *ret_min,
-                        uint32_t *ret_max) {
-        uint32_t lo = UINT32_MAX, hi = 0;
-
-        for (size_t i = 0; principal && i < p->n_grants; i++) {
-                const PolicyGrant *g = p->grants[i];
-
-                if (!grant_match_principal(g, principal))
-                        continue;
-                lo = MIN(lo, g->has_pasids ? g->pasid_min : PASID_MIN_DEFAULT);
-                hi = MAX(hi, g->has_pasids ? g->pasid_max : PASID_MAX_DEFAULT);
-        }
-        if (lo > hi) {
-                /* No grant: an empty range. */
-                lo = PASID_MIN_DEFAULT;
-                hi = 0;
-        }
-        *ret_min = lo;
-        *ret_max = hi;
-}
-
-bool policy_allows_delegation(const Policy *p, const Principal *principal) {
-        for (size_t i = 0; principal && i < p->n_grants; i++)
-                if (p->grants[i]->delegation && grant_match_principal(p->grants[i], principal))
-                        return true;
-        return false;
-}
-
-bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
-                                  const TopoDevice *d) {
-        for (size_t i = 0; principal && d && i < p->n_grants; i++) {
-                const PolicyGrant *g = p->grants[i];
-                const PolicyPool *pool;
-                const DeviceMatcher *dm;
-
-                if (g->open_on_behalf && grant_match_principal(g, principal) &&
-                    grant_covers(g, d, &pool, &dm))
-                        return true;
-        }
-        return false;
 }

@@ -20,7 +20,10 @@ RULES = {
     "daemon/backend": ["common"],
     "daemon/backend/kernel": ["common", "daemon/backend"],
     "daemon/backend/sim": ["common", "topology", "daemon/backend"],
+    "daemon/backend/vfio": ["common", "daemon/backend", "daemon/backend/kernel"],
     "daemon/core": ["common", "topology", "policy", "daemon/backend"],
+    # Restart survival of sessions: JSON over the core's private tables.
+    "daemon/core/state": ["common", "topology", "policy", "daemon/backend", "daemon/core"],
     "daemon/varlink": ["common", "topology", "policy", "daemon/backend", "daemon/core"],
     "daemon/dbus": ["common", "topology", "policy", "daemon/backend", "daemon/core"],
     "daemon": None,  # the composition root sees everything
@@ -34,12 +37,25 @@ EXCEPTIONS = {
     ("daemon/varlink", "daemon/backend/sim"): {"backend-sim.h", "simtopo.h"},
     # OpenSession hands a D-Bus caller a socket already connected to a broker session.
     ("daemon/dbus", "daemon/varlink"): {"varlink-broker.h", "varlink-server.h"},
+    # The broker writes each of its sessions' records into the restart state.
+    ("daemon/varlink", "daemon/core/state"): {"session-state.h"},
+}
+
+# Headers private to the folders named, whoever else may see their folder (the composition
+# root included): the session's tables are the core's and its restart state's alone.
+PRIVATE = {
+    "session-internal.h": {"daemon/core", "daemon/core/state"},
 }
 
 # Within core/, the backend is reached through its interface only.
-ONLY = {("daemon/core", "daemon/backend"): {"backend.h"},
-        ("daemon/varlink", "daemon/backend"): {"backend.h"},
-        ("daemon/dbus", "daemon/backend"): {"backend.h"}}
+# The names of the hardware capabilities (backend-names.h) go with the interface for the core
+# and the transports, which report them; the restart state keeps bits, not names.
+ONLY = {("daemon/core", "daemon/backend"): {"backend.h", "backend-names.h"},
+        ("daemon/core/state", "daemon/backend"): {"backend.h"},
+        # The legacy VFIO ABI shares its ioctl type and base with the VFIO cdev ioctls.
+        ("daemon/backend/vfio", "daemon/backend/kernel"): {"iommufd-abi.h"},
+        ("daemon/varlink", "daemon/backend"): {"backend.h", "backend-names.h"},
+        ("daemon/dbus", "daemon/backend"): {"backend.h", "backend-names.h"}}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
@@ -71,6 +87,11 @@ def main():
             homes = headers.get(base)
             if not homes:
                 continue  # generated (config.h) or a system-style header
+            if base in PRIVATE and top not in PRIVATE[base]:
+                failures.setdefault(top, []).append(
+                    f"{os.path.relpath(path, ROOT)} includes {inc}, private to "
+                    f"{' and '.join(sorted(PRIVATE[base]))}")
+                continue
             if top in homes or allowed is None:
                 continue
             ok = False

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "simtopo.h"
+#include "topology-json.h"
 #include "topology.h"
 
 static int usage(FILE *f) {

@@ -17,25 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <json-c/json.h>
-
 #include "error.h"
-
-typedef enum RegionType {
-        REGION_DIRECT,           /* firmware needs a 1:1 map (RMRR/IVMD/RMR): never to userspace */
-        REGION_DIRECT_RELAXABLE, /* 1:1 map the OS may drop (USB, iGPU RMRRs) */
-        REGION_RESERVED,         /* no DMA here */
-        REGION_MSI,              /* hardware or software MSI window */
-        REGION_UNKNOWN,          /* a type this code does not know: kept, treated as reserved */
-        _REGION_TYPE_MAX,
-} RegionType;
-
-typedef struct ReservedRegion {
-        uint64_t start;
-        uint64_t last;   /* inclusive, as sysfs prints it */
-        RegionType type;
-        char *type_name; /* exactly as read, e.g. "direct-relaxable" or an unknown word */
-} ReservedRegion;
+#include "reserved-regions.h"
 
 typedef struct TopoDevice TopoDevice;
 typedef struct TopoGroup TopoGroup;
@@ -67,6 +50,8 @@ struct TopoGroup {
         TopoDevice **devices;    /* members, sorted by name */
         size_t n_devices;
         bool broken;             /* something in this group could not be read; see problems */
+        bool vfio_group_node;    /* class/vfio/<id>: a VFIO driver made /dev/vfio/<id> (the legacy
+                                    group API, which kernels without VFIO cdevs have only) */
 };
 
 struct IommuInstance {
@@ -112,18 +97,3 @@ TopoGroup *topology_find_group(const Topology *t, unsigned id);
 
 /* PCI class 0x0604xx (PCI-to-PCI bridge) and friends that may share a group harmlessly. */
 bool topo_device_is_bridge(const TopoDevice *d);
-
-/* Stable JSON: {"groups":[...],"devices":[...],"iommus":[...],"problems":[...]}. */
-int topology_to_json(const Topology *t, json_object **ret);
-int topo_device_to_json(const TopoDevice *d, json_object **ret);
-
-const char *region_type_to_string(RegionType t);
-RegionType region_type_from_string(const char *s); /* unknown words give REGION_UNKNOWN */
-
-/*
- * Parses one group's reserved_regions text ("0x%016llx 0x%016llx TYPE" per
- * line).  On a bad line returns -EINVAL with err naming the line number.
- */
-int reserved_regions_parse(const char *text, size_t len, ReservedRegion **ret, size_t *ret_n,
-                           Error *err);
-void reserved_regions_free(ReservedRegion *r, size_t n);

@@ -2,9 +2,10 @@
 #pragma once
 
 /*
- * The IOMMU backend: one ops table, two implementations.
+ * The IOMMU backend: one ops table, three implementations.
  *
  *   backend-kernel  real ioctls on /dev/iommu and vfio cdevs (production)
+ *   backend-vfio    the legacy VFIO type1 API, for kernels without iommufd
  *   backend-sim     a faithful model of iommufd semantics (tests, demos, benchmarks)
  *
  * A Backend is the daemon-wide instance; a BackendContext is one iommufd: the
@@ -44,6 +45,16 @@ enum {
         BACKEND_HWPT_DATA_NONE = 0,
         BACKEND_HWPT_DATA_VTD_S1 = 1,
         BACKEND_HWPT_DATA_ARM_SMMUV3 = 2,
+};
+
+/* The largest vendor stage-1 table of any BACKEND_HWPT_DATA_* type (struct iommu_hwpt_vtd_s1). */
+#define BACKEND_STAGE1_DATA_MAX 24
+
+/* Same values as the kernel's IOMMU_HW_INFO_TYPE_*. */
+enum {
+        BACKEND_HW_INFO_TYPE_NONE = 0,
+        BACKEND_HW_INFO_TYPE_INTEL_VTD = 1,
+        BACKEND_HW_INFO_TYPE_ARM_SMMUV3 = 2,
 };
 
 /* Same values as the kernel's IOMMU_HW_CAP_*. */
@@ -88,7 +99,7 @@ typedef struct IovaRange {
 } IovaRange;
 
 typedef struct HwInfo {
-        uint32_t type;           /* IOMMU_HW_INFO_TYPE_*: 0 none, 1 Intel VT-d, 2 Arm SMMUv3 */
+        uint32_t type;           /* BACKEND_HW_INFO_TYPE_* */
         uint8_t max_pasid_log2;  /* 0: no PASID support */
         uint64_t capabilities;   /* BACKEND_HW_CAP_* */
 } HwInfo;
@@ -132,7 +143,7 @@ typedef struct BackendContext BackendContext;
 typedef struct BackendOps BackendOps;
 
 struct BackendOps {
-        const char *name; /* "kernel", "sim" */
+        const char *name; /* "kernel", "vfio", "sim" */
 
         void (*free)(Backend *b);
 
@@ -188,6 +199,12 @@ struct BackendOps {
                              Error *err);
         int (*device_detach)(BackendContext *c, uint32_t dev_id, uint32_t pasid, Error *err);
         int (*hw_info)(BackendContext *c, uint32_t dev_id, HwInfo *ret, Error *err);
+        /*
+         * A new VFIO device fd of a bound device for its client (owned by the caller),
+         * where a client cannot open one itself: with the legacy group API the backend
+         * holds the group file.  NULL where clients bring their own (iommufd cdevs).
+         */
+        int (*device_fd)(BackendContext *c, uint32_t dev_id, int *ret_fd, Error *err);
 
         int (*hwpt_alloc)(BackendContext *c, const HwptAllocArgs *args, uint32_t *ret_id,
                           Error *err);
@@ -214,6 +231,16 @@ struct BackendContext {
 const char *backend_feature_to_string(BackendFeature f);
 /* Names of the set bits, e.g. for GetTopology/NotSupported messages; NULL-terminated static array. */
 int backend_features_to_strv(uint64_t features, const char **ret, size_t n_max);
+
+/*
+ * The vendor stage-1 tables a nested HWPT takes, from one table: the size of the kernel's
+ * struct for a BACKEND_HWPT_DATA_* type (0: not a stage-1 type), the type an IOMMU of a
+ * BACKEND_HW_INFO_TYPE_* takes (BACKEND_HWPT_DATA_NONE: none), and the type's name in the
+ * protocol ("vtd", "arm_smmuv3"; -EINVAL for any other name).
+ */
+size_t backend_stage1_data_len(uint32_t data_type);
+uint32_t backend_hw_info_stage1_type(uint32_t hw_info_type);
+int backend_stage1_type_from_string(const char *name, uint32_t *ret);
 
 static inline bool backend_has_feature(const Backend *b, BackendFeature f) {
         return (b->features & f) != 0;

@@ -18,13 +18,14 @@
  * lives in the SessionHost (the daemon-wide state the manager owns), and
  * session_free() releases everything the session held before it returns, so a
  * device is free again before any other client can observe it as busy.
+ *
+ * Restart survival (a session's record for the next daemon, and the rebuild
+ * from it) is not here: state/session-state.h.
  */
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include <json-c/json.h>
 
 #include "backend.h"
 #include "broker-errors.h"
@@ -128,16 +129,16 @@ typedef struct SessionInfo {
         FaultCounters faults;     /* all zero until the session has a fault queue */
 } SessionInfo;
 
-/* The largest user stage-1 table BindPASID takes (struct iommu_hwpt_vtd_s1). */
-#define SESSION_STAGE1_MAX 24
-
 typedef struct SessionBindPasidArgs {
         uint32_t device_id;
         uint32_t ioas_id;
         bool has_pasid;           /* else iommud picks the lowest free PASID the policy allows */
         uint32_t pasid;
         bool faults;              /* deliver this PASID's I/O page faults to WatchFaults */
-        /* A user stage-1 table (vSVA), nested over the IOAS; BACKEND_HWPT_DATA_NONE: none. */
+        /*
+         * A user stage-1 table (vSVA), nested over the IOAS; BACKEND_HWPT_DATA_NONE: none.
+         * At most BACKEND_STAGE1_DATA_MAX bytes, as backend_stage1_data_len() says.
+         */
         uint32_t stage1_type;
         const void *stage1_data;
         size_t stage1_len;
@@ -189,6 +190,8 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
  */
 int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_t *ret_n,
                             uint64_t *ret_alignment, BrokerError *err);
+/* The most ranges one AllowIOVAs call takes, on either transport. */
+#define SESSION_ALLOW_IOVAS_MAX 4096
 int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, size_t n,
                         BrokerError *err);
 
@@ -197,6 +200,12 @@ int session_map(Session *s, const SessionMapArgs *args, uint64_t *ret_iova, Brok
 int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
                   uint64_t *ret_unmapped, BrokerError *err);
 int session_copy(Session *s, const SessionCopyArgs *args, uint64_t *ret_iova, BrokerError *err);
+
+/*
+ * A VFIO device fd of an attached device for the client, where it cannot open one
+ * itself (the legacy VFIO API, whose group file iommud holds).  Owned by the caller.
+ */
+int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *err);
 
 /* A duplicate of the session's iommufd, where the policy allows delegation. */
 int session_delegate(Session *s, int *ret_fd, BrokerError *err);
@@ -230,50 +239,6 @@ int session_revalidate(Session *s,
                                        void *userdata),
                        void *userdata);
 
-/*
- * Restart survival.  session_to_json() records what a restarted daemon needs
- * to take the session over: devices (id, name, address space, page table),
- * address spaces (id, allowed list, mappings as [iova, length, flags]) and,
- * since state version 2, the fault queue's id and the PASID binds (device,
- * PASID, address space, page table, nesting parent and stage-1 table, whether
- * faults were requested).  Usage is not recorded: it follows from the rest.
- * Pending faults are not recorded: their cookies die with the process.
- */
-int session_to_json(const Session *s, json_object **ret);
-
-typedef struct SessionRestoreConfig {
-        /*
-         * NULL: ctx is the adopted iommufd and still holds every object; each
-         * recorded one is checked against it (IOAS by IOVA_RANGES, device by
-         * HW_INFO, every mapping by copying it into a scratch IOAS, a PASID by
-         * attaching its recorded page table again, a replace with itself) and what
-         * does not match is dropped.  Otherwise ctx is fresh and the objects are
-         * recreated under their recorded ids (prepare_id() is called before each
-         * allocation): the simulated backend, whose state lived in the old process.
-         */
-        void (*prepare_id)(BackendContext *c, uint32_t id);
-        /*
-         * Adopted contexts only: the fd of fault queue fault_id that ctx took
-         * over (borrowed), negative when it has none.  NULL: no fault queue
-         * survives, and PASIDs bound with faults are unbound.
-         */
-        int (*fault_fd)(BackendContext *c, uint32_t fault_id);
-        /* Each record dropped, with a sentence saying which and why. */
-        void (*on_drop)(Session *s, const char *what, void *userdata);
-        void *userdata;
-} SessionRestoreConfig;
-
-/*
- * Rebuilds a session from its record over ctx for creds (both taken in every
- * case) and links it into host.  Fails only for lack of memory;
- * everything else is dropped and reported.  Call session_revalidate()
- * afterwards: topology and policy may have changed meanwhile.
- */
-int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendContext *ctx,
-                    json_object *state, const SessionRestoreConfig *rc);
-
-/* The session's backend context (its iommufd), for the fd store. */
-BackendContext *session_get_context(const Session *s);
 /* The id under which the session holds device name, -ENOENT when it does not. */
 int session_device_id(const Session *s, const char *name, uint32_t *ret);
 /* The name of the device this session knows as device_id, or NULL. */

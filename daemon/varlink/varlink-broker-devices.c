@@ -2,7 +2,7 @@
 
 /*
  * org.iommud.Broker: devices in a session and in its address spaces (AttachDevice,
- * DetachDevice, AttachToAddressSpace).
+ * DetachDevice, GetDeviceFd, AttachToAddressSpace).
  */
 
 #include <errno.h>
@@ -11,20 +11,20 @@
 
 #include <json-c/json.h>
 
+#include "backend-names.h"
 #include "json-util.h"
 #include "varlink-broker-internal.h"
 
 static json_object *capabilities_json(uint64_t caps) {
         json_object *a = json_object_new_array();
+        const char *names[16];
+        int n;
 
         if (!a)
                 return NULL;
-        if (caps & BACKEND_HW_CAP_DIRTY_TRACKING)
-                json_object_array_add(a, json_object_new_string("dirty-tracking"));
-        if (caps & BACKEND_HW_CAP_PCI_PASID_EXEC)
-                json_object_array_add(a, json_object_new_string("pasid-exec"));
-        if (caps & BACKEND_HW_CAP_PCI_PASID_PRIV)
-                json_object_array_add(a, json_object_new_string("pasid-priv"));
+        n = backend_hw_caps_to_strv(caps, names, ELEMENTSOF(names));
+        for (int i = 0; i < n; i++)
+                json_object_array_add(a, json_object_new_string(names[i]));
         return a;
 }
 
@@ -78,8 +78,7 @@ int broker_method_attach_device(VarlinkCall *call, json_object *params, VarlinkC
         return broker_reply(call, out);
 }
 
-
-/* {deviceId}: DetachDevice names one device. */
+/* {deviceId}: DetachDevice and GetDeviceFd name one device. */
 const JsonDispatchField broker_device_id_parameters[] = {
         { "deviceId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, 0 },
         {},
@@ -98,6 +97,28 @@ int broker_method_detach_device(VarlinkCall *call, json_object *params, VarlinkC
         if (session_detach_device(broker_call_session(call), id, &e) < 0)
                 return broker_reply_error(call, &e);
         return broker_reply(call, NULL);
+}
+
+int broker_method_get_device_fd(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                                void *userdata) {
+        BrokerError e = BROKER_ERROR_INIT;
+        json_object *out;
+        uint32_t id = 0;
+        int fd, r;
+
+        REQUIRE_SESSION(call);
+        r = varlink_call_dispatch(call, params, broker_device_id_parameters, &id);
+        if (r < 0)
+                return r;
+        if (session_device_fd(broker_call_session(call), id, &fd, &e) < 0)
+                return broker_reply_error(call, &e);
+        out = json_object_new_object();
+        if (!out) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        (void)json_util_add(out, "deviceFd", json_object_new_int(0));
+        return varlink_call_reply_with_fds(call, out, &fd, 1);
 }
 
 typedef struct DeviceIoasParams {

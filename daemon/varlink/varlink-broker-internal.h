@@ -104,6 +104,7 @@ extern const JsonDispatchField broker_explain_device_parameters[];
 /* varlink-broker-devices.c */
 BROKER_METHOD(attach_device);
 BROKER_METHOD(detach_device);
+BROKER_METHOD(get_device_fd);
 BROKER_METHOD(attach_to_address_space);
 extern const JsonDispatchField broker_attach_device_parameters[];
 extern const JsonDispatchField broker_device_id_parameters[];

@@ -107,7 +107,8 @@ const JsonDispatchField broker_allow_iovas_parameters[] = {
         { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
           offsetof(AllowIovasParams, ioas_id) },
         { "ranges", JSON_DISPATCH_ARRAY, JSON_DISPATCH_REQUIRED, offsetof(AllowIovasParams, ranges),
-          .max = 4096, .element = &iova_range_element, .element_size = sizeof(IovaRange),
+          .max = SESSION_ALLOW_IOVAS_MAX, .element = &iova_range_element,
+          .element_size = sizeof(IovaRange),
           .count_offset = offsetof(AllowIovasParams, n_ranges) },
         {},
 };

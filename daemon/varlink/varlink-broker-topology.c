@@ -34,21 +34,6 @@ static json_object *decision_steps_json(const PolicyDecision *d) {
         return steps;
 }
 
-static const char *region_type_idl(RegionType t) {
-        switch (t) {
-        case REGION_DIRECT:
-                return "direct";
-        case REGION_DIRECT_RELAXABLE:
-                return "direct_relaxable";
-        case REGION_RESERVED:
-                return "reserved";
-        case REGION_MSI:
-                return "msi";
-        default:
-                return "unknown";
-        }
-}
-
 static json_object *group_json(const TopoGroup *g) {
         json_object *o = json_object_new_object(), *devs = json_object_new_array(),
                     *regions = json_object_new_array();
@@ -69,7 +54,7 @@ static json_object *group_json(const TopoGroup *g) {
                 json_object *r = broker_range_json(g->regions[i].start, g->regions[i].last);
 
                 (void)json_util_add(r, "type",
-                                    json_object_new_string(region_type_idl(g->regions[i].type)));
+                                    json_object_new_string(region_type_to_idl(g->regions[i].type)));
                 json_object_array_add(regions, r);
         }
         (void)json_util_add(o, "id", json_object_new_int64(g->id));

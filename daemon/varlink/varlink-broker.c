@@ -18,6 +18,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "peer-creds.h"
+#include "session-state.h"
 #include "varlink-broker-idl.h"
 #include "varlink-broker-internal.h"
 
@@ -228,6 +229,7 @@ static const VarlinkMethod broker_methods[] = {
         { "WatchFaults", broker_method_watch_faults, broker_watch_faults_parameters },
         { "RespondFault", broker_method_respond_fault, broker_respond_fault_parameters },
         { "Delegate", broker_method_delegate },
+        { "GetDeviceFd", broker_method_get_device_fd, broker_device_id_parameters },
         { "GetSession", broker_method_get_session },
         { "JoinSession", broker_method_join_session, broker_join_session_parameters },
         { "WatchEvents", broker_method_watch_events },

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
-#include "topology.h"
+#include "reserved-regions.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ReservedRegion *regions = NULL;

@@ -24,6 +24,7 @@
 
 #include "fuzz.h"
 #include "macros.h"
+#include "topology-json.h"
 #include "topology.h"
 
 typedef struct SysfsFile {

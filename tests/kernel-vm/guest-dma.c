@@ -35,6 +35,7 @@
 #include <linux/vfio.h>
 
 #include "edu.h"
+#include "guest-util.h"
 #include "iommufd-abi.h"
 #include "macros.h"
 
@@ -42,87 +43,16 @@
 #define TEST_IOVA 0x200000ull
 #define TEST_PAGES 2
 
-static unsigned n_failed;
-
-static _printf_(2, 3) void tap(bool ok, const char *fmt, ...) {
-        va_list ap;
-
-        printf("%s - ", ok ? "ok" : "not ok");
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        putchar('\n');
-        fflush(stdout);
-        if (!ok)
-                n_failed++;
-}
-
-/* A step's outcome as a TAP line; returns r so callers can stop at the first failure. */
-static int step(int r, const char *bdf, const char *what) {
-        if (r < 0)
-                tap(false, "%s: %s: %s", bdf, what, strerror(-r));
-        else
-                tap(true, "%s: %s", bdf, what);
-        return r;
-}
-
 static int xioctl(int fd, unsigned long req, void *arg) {
         return ioctl(fd, req, arg) < 0 ? -errno : 0;
 }
 
-static int read_sysfs_hex(const char *bdf, const char *attr, unsigned *ret) {
-        char path[PATH_MAX], buf[32];
-        _cleanup_close_ int fd = -EBADF;
-        ssize_t n;
-
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = 0;
-        *ret = (unsigned)strtoul(buf, NULL, 16);
-        return 0;
-}
-
-/* The cdev node of a vfio-bound device: /sys/bus/pci/devices/BDF/vfio-dev/vfioN. */
-static int find_cdev(const char *bdf, char *ret, size_t size) {
-        char path[PATH_MAX];
-        DIR *d;
-        struct dirent *de;
-        int r = -ENOENT;
-
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        while ((de = readdir(d)))
-                if (strneq(de->d_name, "vfio", 4)) {
-                        snprintf(ret, size, "/dev/vfio/devices/%s", de->d_name);
-                        r = 0;
-                        break;
-                }
-        closedir(d);
-        return r;
-}
-
 static bool is_bound_edu(const char *bdf) {
-        char path[PATH_MAX], drv[PATH_MAX];
-        unsigned vendor, device;
-        ssize_t n;
+        unsigned vendor = 0, device = 0;
 
-        if (read_sysfs_hex(bdf, "vendor", &vendor) < 0 || read_sysfs_hex(bdf, "device", &device) < 0)
-                return false;
-        if (vendor != EDU_VENDOR || device != EDU_DEVICE)
-                return false;
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-        n = readlink(path, drv, sizeof(drv) - 1);
-        if (n < 0)
-                return false;
-        drv[n] = 0;
-        return streq(strrchr(drv, '/') ? strrchr(drv, '/') + 1 : drv, "vfio-pci");
+        return pci_sysfs_hex(bdf, "vendor", &vendor) >= 0 &&
+               pci_sysfs_hex(bdf, "device", &device) >= 0 && vendor == EDU_VENDOR &&
+               device == EDU_DEVICE && pci_driver_is(bdf, "vfio-pci");
 }
 
 static int print_iova_ranges(int iommufd, uint32_t ioas, const char *bdf) {
@@ -173,7 +103,7 @@ static int test_device(const char *bdf) {
         uint32_t ident;
         int r;
 
-        r = step(find_cdev(bdf, cdev, sizeof(cdev)), bdf, "has a VFIO device cdev");
+        r = step(vfio_cdev_path(bdf, cdev, sizeof(cdev)), bdf, "has a VFIO device cdev");
         if (r < 0)
                 return r;
         printf("# %s: %s\n", bdf, cdev);
@@ -329,5 +259,5 @@ int main(int argc, char **argv) {
                 printf("ok - no edu device bound to vfio-pci # SKIP nothing to test\n");
                 return 77;
         }
-        return n_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tap_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -4,12 +4,14 @@
 # Boots the kernel-vm guest under QEMU (q35, TCG) with an emulated Intel or AMD IOMMU and
 # re-emits the guest's test results as numbered TAP on stdout.
 #
-#   run-vm.sh -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME] [-T]
+#   run-vm.sh -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME]
+#             [-M MEMORY] [-a KERNEL-ARGS] [-T]
 #
 # -s picks guest programs by name (comma-separated, without the NN- prefix; default all);
 # -n names this run in the log files (default: the mode); -T leaves the verdict to the TAP
 # lines and exits 0 after a failure too (meson's TAP protocol calls any non-zero exit an
-# error, which a should_fail test cannot expect).
+# error, which a should_fail test cannot expect).  -M sets the guest's RAM (default 1G), -a adds
+# to the kernel command line.
 #
 # Guest machine (fixed addresses; guest-topology.sh knows them):
 #   00:03.0 edu (1234:11e8)       bound to vfio-pci
@@ -47,7 +49,9 @@ die() { echo "run-vm: ERROR: $*" >&2; echo "Bail out! $*"; exit 1; }
 tests=
 name=
 tap_only=0
-while getopts "m:r:k:l:t:s:n:T" opt; do
+memory=1G
+extra_args=
+while getopts "m:r:k:l:t:s:n:M:a:T" opt; do
         case $opt in
         m) mode=$OPTARG ;;
         r) initramfs=$OPTARG ;;
@@ -56,8 +60,10 @@ while getopts "m:r:k:l:t:s:n:T" opt; do
         t) vm_timeout=$OPTARG ;;
         s) tests=$OPTARG ;;
         n) name=$OPTARG ;;
+        M) memory=$OPTARG ;;
+        a) extra_args=$OPTARG ;;
         T) tap_only=1 ;;
-        *) die "usage: $0 -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME] [-T]" ;;
+        *) die "usage: $0 -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME] [-M MEMORY] [-a KERNEL-ARGS] [-T]" ;;
         esac
 done
 case $mode in
@@ -99,7 +105,7 @@ tap=$logdir/kernel-vm-$name.tap.log
 
 start=$(date +%s.%N)
 timeout --kill-after=10 "$vm_timeout" "$qemu" \
-        -machine q35,kernel-irqchip=split -accel "$accel" -m 1G -smp 1 \
+        -machine q35,kernel-irqchip=split -accel "$accel" -m "$memory" -smp 1 \
         -nodefaults -no-reboot -display none \
         "${iommu[@]}" \
         -device edu,addr=03.0 \
@@ -108,7 +114,7 @@ timeout --kill-after=10 "$vm_timeout" "$qemu" \
         -device pci-testdev,bus=br0,addr=01.0 \
         -device edu,bus=br0,addr=02.0 \
         -kernel "$kernel" -initrd "$initramfs" \
-        -append "console=ttyS0 $iommu_arg no_timer_check panic=-1 oops=panic iommud.mode=$mode iommud.vfio=$vfio_devices iommud.timeout=$((vm_timeout / 2))${tests:+ iommud.tests=$tests}" \
+        -append "console=ttyS0 $iommu_arg no_timer_check panic=-1 oops=panic iommud.mode=$mode iommud.vfio=$vfio_devices iommud.timeout=$((vm_timeout / 2))${tests:+ iommud.tests=$tests}${extra_args:+ $extra_args}" \
         -serial "file:$console" -serial "file:$tap" \
         </dev/null >"$logdir/kernel-vm-$name.qemu.log" 2>&1
 qemu_rc=$?

@@ -760,6 +760,53 @@ static void test_fallback_unmap_releases_exactly_what_went(void **state) {
         assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 0);
 }
 
+/*
+ * Enough areas for the bookkeeping to span several nodes of its tree, and entries the kernel
+ * dropped in a refused, non-atomic unmap: they stay until a new mapping takes their place or
+ * a later unmap covers them.
+ */
+static void test_fallback_many_areas_stale_entries(void **state) {
+        Env *e = *state;
+        Error err = ERROR_INIT;
+        _cleanup_close_ int mem = test_memfd(64 * PAGE);
+        const uint64_t base = 0x1000000;
+        uint64_t iova, unmapped;
+
+        for (unsigned i = 0; i < 64; i++) {
+                iova = base + 2 * i * PAGE;
+                assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW | BACKEND_MAP_FIXED_IOVA,
+                                                     mem, i * PAGE, PAGE, &iova, &err),
+                                 0);
+        }
+        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 64);
+
+        /* Cuts area 40: the kernel has dropped areas 0-39 and says ENOENT; the mmaps stay. */
+        assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, base, 80 * PAGE + 100, &unmapped,
+                                          &err),
+                         -ENOENT);
+        assert_int_equal(e->resp->n_munmaps, 0);
+        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 64);
+
+        /* A new mapping where area 10 was replaces its stale entry. */
+        iova = base + 20 * PAGE;
+        assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW | BACKEND_MAP_FIXED_IOVA, mem, 0,
+                                             PAGE, &iova, &err),
+                         0);
+        assert_int_equal(e->resp->n_munmaps, 1);
+        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 64);
+
+        /* Unmapping the span of areas 0-39 releases the new area and the 39 stale ones. */
+        assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, base, 80 * PAGE, &unmapped, &err), 0);
+        assert_int_equal(unmapped, PAGE);
+        assert_int_equal(e->resp->n_munmaps, 41);
+        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 24);
+
+        /* Areas 40-63 go with the IOAS. */
+        assert_int_equal(K(e)->destroy(e->ctx, e->ioas, &err), 0);
+        assert_int_equal(e->resp->n_munmaps, 65);
+        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 0);
+}
+
 static void test_fallback_copy_shares_mapping(void **state) {
         Env *e = *state;
         Error err = ERROR_INIT;
@@ -934,6 +981,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_map_file_fallback, setup_no_map_file,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_fallback_unmap_releases_exactly_what_went,
+                                                setup_no_map_file, teardown),
+                cmocka_unit_test_setup_teardown(test_fallback_many_areas_stale_entries,
                                                 setup_no_map_file, teardown),
                 cmocka_unit_test_setup_teardown(test_fallback_copy_shares_mapping,
                                                 setup_no_map_file, teardown),

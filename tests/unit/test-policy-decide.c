@@ -9,12 +9,12 @@
 
 #include <cmocka.h>
 #include <fnmatch.h>
+#include <limits.h>
 
 #include "fake-topology.h"
 #include "macros.h"
 #include "policy-internal.h"
 #include "policy.h"
-#include "simtopo.h"
 
 /* ---- the host ------------------------------------------------------------------------- */
 
@@ -388,6 +388,25 @@ static void test_decisions(void **state) {
         assert_int_equal(failed, 0);
 }
 
+/* Without iommufd (no VFIO cdevs), a device is reached through its group's legacy file. */
+static void test_legacy_group_file(void **state) {
+        const Fixture *f = *state;
+        TopoDevice *d = fake_topology_device(f->topology, "0000:0a:00.0");
+        PolicyDecision dec;
+
+        assert_non_null(d);
+        assert_false(d->has_cdev);
+        d->group->vfio_group_node = true;
+        assert_int_equal(policy_decide(f->policies[POLICY_MAIN], f->topology, d, NULL, NULL, &dec),
+                         0);
+        d->group->vfio_group_node = false;
+        assert_int_equal(dec.steps[POLICY_STEP_DRIVER].verdict, POLICY_PASS);
+        assert_string_equal(dec.steps[POLICY_STEP_DRIVER].reason,
+                            "bound to vfio-pci, reached through its group file /dev/vfio/10 (no "
+                            "VFIO cdev: the legacy VFIO API)");
+        policy_decision_clear(&dec);
+}
+
 static void test_decision_json(void **state) {
         const Fixture *f = *state;
         PolicyDecision dec;
@@ -522,16 +541,12 @@ static void test_bundled_topologies(void **state) {
 
         assert_int_equal(policy_load(&p, &paths, NULL, NULL), 0);
         for (size_t k = 0; k < ELEMENTSOF(names); k++) {
-                _cleanup_(simtopo_freep) SimTopology *sim = NULL;
                 _cleanup_(topology_freep) Topology *t = NULL;
-                char dir[] = "/tmp/iommud-policy-topo-XXXXXX", sys[64];
+                char sys[PATH_MAX];
                 Error err = ERROR_INIT;
                 size_t n_allowed = 0;
 
-                assert_int_equal(simtopo_load(&sim, names[k], &err), 0);
-                assert_non_null(mkdtemp(dir));
-                assert_int_equal(simtopo_materialize(sim, dir, &err), 0);
-                snprintf(sys, sizeof(sys), "%s/sys", dir);
+                snprintf(sys, sizeof(sys), "%s/sim-sysfs-%s/sys", IOMMUD_SIM_SYSFS, names[k]);
                 assert_int_equal(topology_load_path(&t, sys, &err), 0);
                 assert_true(t->n_devices > 0);
 
@@ -562,13 +577,13 @@ static void test_bundled_topologies(void **state) {
                 }
                 printf("# %s: %zu of %zu devices eligible under the shipped policy\n", names[k],
                        n_allowed, t->n_devices);
-                assert_int_equal(simtopo_remove(dir), 0);
         }
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_decisions),
+                cmocka_unit_test(test_legacy_group_file),
                 cmocka_unit_test(test_decision_json),
                 cmocka_unit_test(test_decision_print),
                 cmocka_unit_test(test_grant_settings_per_device),

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -21,6 +23,7 @@
 #include "backend-sim.h"
 #include "policy.h"
 #include "session.h"
+#include "sim-host.h"
 #include "simtopo.h"
 #include "topology.h"
 
@@ -37,21 +40,9 @@ static const char policy_text[] =
 
 static int setup(void **state) {
         Env *e = calloc(1, sizeof(*e));
-        _cleanup_(simtopo_freep) SimTopology *st = NULL;
-        char sys[128];
 
         assert_non_null(e);
-        snprintf(e->root, sizeof(e->root), "/tmp/iommud-test-session-XXXXXX");
-        assert_non_null(mkdtemp(e->root));
-        assert_int_equal(rmdir(e->root), 0);
-        assert_int_equal(simtopo_load(&st, "server", NULL), 0);
-        assert_int_equal(simtopo_materialize(st, e->root, NULL), 0);
-        snprintf(sys, sizeof(sys), "%s/sys", e->root);
-        assert_int_equal(topology_load_path(&e->host.topology, sys, NULL), 0);
-        assert_int_equal(backend_sim_new(&e->host.backend, st, e->root, NULL), 0);
-        assert_int_equal(policy_load_string(&e->host.policy, "test.json", policy_text,
-                                            strlen(policy_text), NULL, NULL),
-                         0);
+        sim_host_setup(&e->host, e->root, sizeof(e->root), "server", policy_text);
         *state = e;
         return 0;
 }
@@ -62,10 +53,7 @@ static int teardown(void **state) {
         session_host_done(&e->host);
         assert_int_equal(e->host.n_sessions, 0);
         assert_int_equal(e->host.n_claims, 0);
-        backend_free(e->host.backend);
-        topology_free(e->host.topology);
-        policy_free(e->host.policy);
-        simtopo_remove(e->root);
+        sim_host_teardown(&e->host, e->root);
         free(e);
         return 0;
 }
@@ -389,6 +377,77 @@ static void test_revalidate_drops_lost_grants(void **state) {
         session_free(s);
 }
 
+/*
+ * A caller that breaks a contract of the core (a NULL session or argument) is stopped at the
+ * boundary: the call aborts when $IOMMUD_ASSERT_RETURN_IS_CRITICAL is set, as in every suite,
+ * and returns the contract's value otherwise, where it would have crashed further in.
+ */
+static int contracts_broken(Session *s, uint32_t ioas_id) {
+        SessionMapArgs m = { .ioas_id = ioas_id, .fd = -EBADF, .length = 4096, .readable = true };
+        SessionBindPasidArgs b = { .ioas_id = ioas_id };
+        IovaRange *ranges = NULL;
+        uint64_t u64, align;
+        uint32_t u32;
+        size_t n;
+
+        if (session_map(NULL, &m, &u64, NULL) != -EINVAL ||
+            session_map(s, NULL, &u64, NULL) != -EINVAL ||
+            session_map(s, &m, NULL, NULL) != -EINVAL)
+                return 1;
+        if (session_new(NULL, NULL, NULL, NULL) != -EINVAL ||
+            session_allow_iovas(s, ioas_id, NULL, 1, NULL) != -EINVAL ||
+            session_get_iova_ranges(s, ioas_id, &ranges, &n, NULL, NULL) != -EINVAL ||
+            session_bind_pasid(s, &b, NULL, &u32, NULL) != -EINVAL ||
+            session_detach_device(NULL, 1, NULL) != -EINVAL)
+                return 2;
+        if (session_describe(NULL) || session_n_devices(NULL) != 0 ||
+            session_host_claim_owner(NULL, "0000:00:00.0") ||
+            session_get_iova_ranges(s, ioas_id, &ranges, &n, &align, NULL) != 0)
+                return 3;
+        free(ranges);
+        return 0;
+}
+
+static int run_broken_contracts(Session *s, uint32_t ioas_id, bool critical) {
+        int status;
+        pid_t pid;
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                /* cmocka's handlers would carry on with the next test in this child. */
+                for (int sig = 1; sig < NSIG; sig++)
+                        if (sig != SIGKILL && sig != SIGSTOP)
+                                (void)signal(sig, SIG_DFL);
+                /* The abort message is expected; keep it out of the test log. */
+                (void)freopen("/dev/null", "w", stderr);
+                if (!critical)
+                        unsetenv("IOMMUD_ASSERT_RETURN_IS_CRITICAL");
+                else
+                        setenv("IOMMUD_ASSERT_RETURN_IS_CRITICAL", "1", 1);
+                _exit(contracts_broken(s, ioas_id));
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        return status;
+}
+
+static void test_contracts_stop_at_the_boundary(void **state) {
+        Env *e = *state;
+        _cleanup_(session_freep) Session *s = new_session(e, 1000, 100);
+        uint32_t ioas_id;
+        int status;
+
+        assert_int_equal(session_create_address_space(s, &ioas_id, NULL), 0);
+
+        status = run_broken_contracts(s, ioas_id, true);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGABRT);
+
+        status = run_broken_contracts(s, ioas_id, false);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_quota_charge_and_refund),
@@ -398,6 +457,8 @@ int main(void) {
                 cmocka_unit_test(test_lifetime_hook),
                 cmocka_unit_test(test_bad_fds),
                 cmocka_unit_test(test_other_principal_denied),
+                cmocka_unit_test(test_contracts_stop_at_the_boundary),
+                /* Last: it leaves the host with a policy that grants nothing. */
                 cmocka_unit_test(test_revalidate_drops_lost_grants),
         };
 

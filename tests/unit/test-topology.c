@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,7 +17,7 @@
 #include <json-c/json.h>
 
 #include "macros.h"
-#include "simtopo.h"
+#include "topology-json.h"
 #include "topology.h"
 #include "tree-util.h"
 
@@ -101,6 +102,18 @@ static void test_region_type_strings(void **state) {
         assert_int_equal(region_type_from_string("MSI"), REGION_UNKNOWN);
         assert_int_equal(region_type_from_string(NULL), REGION_UNKNOWN);
         assert_null(region_type_to_string(_REGION_TYPE_MAX));
+        assert_null(region_type_to_idl(_REGION_TYPE_MAX));
+        /* The IDL's spelling is the kernel's with '_' for '-', which a Varlink enum cannot hold. */
+        for (RegionType t = 0; t < _REGION_TYPE_MAX; t++) {
+                char expected[32];
+
+                snprintf(expected, sizeof(expected), "%s", region_type_to_string(t));
+                for (char *c = expected; *c; c++)
+                        if (*c == '-')
+                                *c = '_';
+                assert_string_equal(region_type_to_idl(t), expected);
+        }
+        assert_string_equal(region_type_to_idl(REGION_DIRECT_RELAXABLE), "direct_relaxable");
 }
 
 /* ---- a small hand-written tree ---- */
@@ -162,6 +175,11 @@ static void test_load_hand_written_tree(void **state) {
         put_file(root, "kernel/iommu_groups/10/reserved_regions", "");
         put_link(root, "kernel/iommu_groups/10/devices/0000:00:14.0",
                  "../../../../devices/pci0000:00/0000:00:14.0");
+        /* 6.1 registers a vfio-dev entry without a node: no cdev, and no problem either. */
+        put_dir(root, "devices/pci0000:00/0000:00:02.0/vfio-dev/vfio9");
+        /* Group 10's legacy VFIO group file (/dev/vfio/10) too. */
+        put_file(root, "devices/virtual/vfio/10/dev", "242:0\n");
+        put_link(root, "class/vfio/10", "../../devices/virtual/vfio/10");
 
         assert_int_equal(topology_load_path(&t, root, &err), 0);
         for (size_t i = 0; i < t->n_problems; i++)
@@ -182,6 +200,8 @@ static void test_load_hand_written_tree(void **state) {
         assert_false(g0->broken);
         assert_string_equal(g10->type, "DMA-FQ");
         assert_int_equal(g10->n_regions, 0);
+        assert_false(g0->vfio_group_node);
+        assert_true(g10->vfio_group_node);
 
         TopoDevice *igpu = topology_find_device(t, "0000:00:02.0");
         assert_non_null(igpu);
@@ -390,21 +410,29 @@ static void apply_mutation(const char *sys, const Mutation *m) {
         }
 }
 
+/* The sysfs tree of a bundled simulated host, as the build wrote it: read only. */
+static void sim_host_sys(char *buf, size_t size, const char *name) {
+        assert_true((size_t)snprintf(buf, size, "%s/sim-sysfs-%s/sys", IOMMUD_SIM_SYSFS, name) <
+                    size);
+}
+
+/* A copy of that tree in a fresh directory, to damage. */
+static char *sim_host_copy(const char *name) {
+        char *root = tree_tmpdir("topology"), src[PATH_MAX];
+
+        assert_true((size_t)snprintf(src, sizeof(src), "%s/sim-sysfs-%s", IOMMUD_SIM_SYSFS,
+                                     name) < sizeof(src));
+        tree_copy(src, root);
+        return root;
+}
+
 static void test_damaged_trees(void **state) {
-        _cleanup_(simtopo_freep) SimTopology *st = NULL;
         _cleanup_(topology_freep) Topology *clean = NULL;
         json_object *clean_json = NULL, *clean_groups, *clean_devices;
+        char clean_sys[PATH_MAX];
 
-        assert_int_equal(simtopo_load(&st, "workstation", NULL), 0);
-        {
-                _cleanup_free_ char *root = tree_tmpdir("topology");
-                char sys[PATH_MAX];
-
-                assert_int_equal(simtopo_materialize(st, root, NULL), 0);
-                tree_path(sys, sizeof(sys), root, "sys");
-                assert_int_equal(topology_load_path(&clean, sys, NULL), 0);
-                assert_int_equal(simtopo_remove(root), 0);
-        }
+        sim_host_sys(clean_sys, sizeof(clean_sys), "workstation");
+        assert_int_equal(topology_load_path(&clean, clean_sys, NULL), 0);
         assert_int_equal(clean->n_problems, 0);
         assert_int_equal(clean->n_groups, 7);
         assert_int_equal(topology_to_json(clean, &clean_json), 0);
@@ -413,14 +441,13 @@ static void test_damaged_trees(void **state) {
 
         for (size_t i = 0; i < ELEMENTSOF(bad_cases); i++) {
                 const BadCase *c = &bad_cases[i];
-                _cleanup_free_ char *root = tree_tmpdir("topology");
+                _cleanup_free_ char *root = sim_host_copy("workstation");
                 _cleanup_(topology_freep) Topology *t = NULL;
                 char sys[PATH_MAX];
                 Error err = ERROR_INIT;
                 size_t n_expected = 0;
 
                 printf("# case: %s\n", c->name);
-                assert_int_equal(simtopo_materialize(st, root, NULL), 0);
                 tree_path(sys, sizeof(sys), root, "sys");
                 for (size_t k = 0; k < ELEMENTSOF(c->mutations); k++)
                         apply_mutation(sys, &c->mutations[k]);
@@ -477,17 +504,16 @@ static void test_damaged_trees(void **state) {
                         }
                         json_object_put(gj);
                 }
-                assert_int_equal(simtopo_remove(root), 0);
+                tree_rm_rf(root);
         }
 
         json_object_put(clean_json);
 }
 
-static Topology *load_damaged(const SimTopology *st, const Mutation m[static 2], char **ret_root) {
-        char *root = tree_tmpdir("topology"), sys[PATH_MAX];
+static Topology *load_damaged(const Mutation m[static 2], char **ret_root) {
+        char *root = sim_host_copy("workstation"), sys[PATH_MAX];
         Topology *t = NULL;
 
-        assert_int_equal(simtopo_materialize(st, root, NULL), 0);
         tree_path(sys, sizeof(sys), root, "sys");
         apply_mutation(sys, &m[0]);
         apply_mutation(sys, &m[1]);
@@ -497,50 +523,47 @@ static Topology *load_damaged(const SimTopology *st, const Mutation m[static 2],
 }
 
 static void test_damaged_groups_keep_what_was_read(void **state) {
-        _cleanup_(simtopo_freep) SimTopology *st = NULL;
         Topology *t;
         char *root;
         TopoDevice *d;
         TopoGroup *g;
 
-        assert_int_equal(simtopo_load(&st, "workstation", NULL), 0);
-
         /* A bad line drops only that line. */
-        t = load_damaged(st, bad_cases[2].mutations, &root);
+        t = load_damaged(bad_cases[2].mutations, &root);
         g = topology_find_group(t, 1);
         assert_int_equal(g->n_regions, 1);
         assert_int_equal(g->regions[0].type, REGION_MSI);
         assert_string_equal(g->type, "DMA-FQ");
         assert_int_equal(g->n_devices, 1);
-        topology_free(t), simtopo_remove(root), free(root);
+        topology_free(t), tree_rm_rf(root), free(root);
 
         /* An unknown type is kept and does not break the group. */
-        t = load_damaged(st, bad_cases[7].mutations, &root);
+        t = load_damaged(bad_cases[7].mutations, &root);
         g = topology_find_group(t, 1);
         assert_false(g->broken);
         assert_int_equal(g->n_regions, 3);
         assert_int_equal(g->regions[1].type, REGION_UNKNOWN);
         assert_string_equal(g->regions[1].type_name, "sw-shadow");
-        topology_free(t), simtopo_remove(root), free(root);
+        topology_free(t), tree_rm_rf(root), free(root);
 
         /* A missing vendor leaves the other IDs and the driver. */
-        t = load_damaged(st, bad_cases[10].mutations, &root);
+        t = load_damaged(bad_cases[10].mutations, &root);
         d = topology_find_device(t, "0000:00:02.0");
         assert_int_equal(d->vendor, 0);
         assert_int_equal(d->device, 0xa780);
         assert_int_equal(d->class, 0x030000);
         assert_string_equal(d->driver, "i915");
-        topology_free(t), simtopo_remove(root), free(root);
+        topology_free(t), tree_rm_rf(root), free(root);
 
         /* A dangling driver link is not reported as a driver. */
-        t = load_damaged(st, bad_cases[16].mutations, &root);
+        t = load_damaged(bad_cases[16].mutations, &root);
         d = topology_find_device(t, "0000:00:02.0");
         assert_null(d->driver);
         assert_int_equal(d->vendor, 0x8086);
-        topology_free(t), simtopo_remove(root), free(root);
+        topology_free(t), tree_rm_rf(root), free(root);
 
         /* An escaping member link keeps the member by name, with nothing read through it. */
-        t = load_damaged(st, bad_cases[23].mutations, &root);
+        t = load_damaged(bad_cases[23].mutations, &root);
         d = topology_find_device(t, "0000:01:00.0");
         assert_non_null(d);
         assert_true(d->is_pci);
@@ -551,10 +574,10 @@ static void test_damaged_groups_keep_what_was_read(void **state) {
         assert_int_equal(d->group->id, 12);
         /* ...which the class/iommu listing still places behind dmar0. */
         assert_string_equal(d->iommu->name, "dmar0");
-        topology_free(t), simtopo_remove(root), free(root);
+        topology_free(t), tree_rm_rf(root), free(root);
 
         /* A garbled uevent is read from the attribute files and the driver link instead. */
-        t = load_damaged(st, bad_cases[ELEMENTSOF(bad_cases) - 2].mutations, &root);
+        t = load_damaged(bad_cases[ELEMENTSOF(bad_cases) - 2].mutations, &root);
         d = topology_find_device(t, "0000:00:02.0");
         assert_int_equal(d->vendor, 0x8086);
         assert_int_equal(d->device, 0xa780);
@@ -562,7 +585,7 @@ static void test_damaged_groups_keep_what_was_read(void **state) {
         assert_int_equal(d->subsystem_device, 0x8882);
         assert_int_equal(d->class, 0x030000);
         assert_string_equal(d->driver, "i915");
-        topology_free(t), simtopo_remove(root), free(root);
+        topology_free(t), tree_rm_rf(root), free(root);
 
         /* A complete uevent is the whole answer: without DRIVER= the device is unbound,
          * whatever a stale driver link says, and the attribute files are not read. */
@@ -572,49 +595,100 @@ static void test_damaged_groups_keep_what_was_read(void **state) {
                         { OP_UNLINK, IGPU "/vendor" },
                 };
 
-                t = load_damaged(st, unbound, &root);
+                t = load_damaged(unbound, &root);
                 assert_int_equal(t->n_problems, 0);
                 d = topology_find_device(t, "0000:00:02.0");
                 assert_null(d->driver);
                 assert_int_equal(d->vendor, 0x8086);
                 assert_false(d->group->broken);
-                topology_free(t), simtopo_remove(root), free(root);
+                topology_free(t), tree_rm_rf(root), free(root);
         }
 
         /* A garbled vfio dev file means no cdev. */
-        t = load_damaged(st, bad_cases[22].mutations, &root);
+        t = load_damaged(bad_cases[22].mutations, &root);
         d = topology_find_device(t, "0000:01:00.0");
         assert_false(d->has_cdev);
         assert_null(d->cdev_name);
         assert_string_equal(d->driver, "vfio-pci");
         assert_ptr_equal(topology_find_device_by_cdev(t, 511, 1), topology_find_device(t, "0000:03:00.0"));
-        topology_free(t), simtopo_remove(root), free(root);
+        topology_free(t), tree_rm_rf(root), free(root);
+}
+
+/*
+ * Every member link under kernel/iommu_groups names a device the lookups find in
+ * that group, and every vfio cdev in dev/char the device whose vfio-dev holds it.
+ */
+static void check_lookups_against_tree(const Topology *t, const char *sys) {
+        char path[PATH_MAX], target[PATH_MAX];
+        size_t n_members = 0, n_cdevs = 0, n_with_cdev = 0;
+        struct dirent *de, *me;
+        DIR *groups, *members, *chars;
+
+        tree_path(path, sizeof(path), sys, "kernel/iommu_groups");
+        assert_non_null(groups = opendir(path));
+        while ((de = readdir(groups))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                assert_true((size_t)snprintf(path, sizeof(path), "%s/kernel/iommu_groups/%s/devices",
+                                             sys, de->d_name) < sizeof(path));
+                assert_non_null(members = opendir(path));
+                while ((me = readdir(members))) {
+                        const TopoDevice *d = topology_find_device(t, me->d_name);
+
+                        if (me->d_name[0] == '.')
+                                continue;
+                        assert_non_null(d);
+                        assert_string_equal(d->name, me->d_name);
+                        assert_ptr_equal(topology_find_group(t, (unsigned)atoi(de->d_name)),
+                                         d->group);
+                        n_members++;
+                }
+                closedir(members);
+        }
+        closedir(groups);
+        assert_int_equal(n_members, t->n_devices);
+
+        /* dev/char/MAJ:MIN -> ../../devices/.../BDF/vfio-dev/vfioN */
+        tree_path(path, sizeof(path), sys, "dev/char");
+        assert_non_null(chars = opendir(path));
+        while ((de = readdir(chars))) {
+                unsigned major, minor;
+                const TopoDevice *d;
+                char *vfio_dev, *name;
+                ssize_t n;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                assert_int_equal(sscanf(de->d_name, "%u:%u", &major, &minor), 2);
+                assert_true((size_t)snprintf(path, sizeof(path), "%s/dev/char/%s", sys,
+                                             de->d_name) < sizeof(path));
+                n = readlink(path, target, sizeof(target) - 1);
+                assert_true(n > 0);
+                target[n] = '\0';
+                assert_non_null(vfio_dev = strstr(target, "/vfio-dev/"));
+                *vfio_dev = '\0';
+                name = strrchr(target, '/') + 1;
+                d = topology_find_device(t, name);
+                assert_non_null(d);
+                assert_ptr_equal(topology_find_device_by_cdev(t, major, minor), d);
+                assert_int_equal(d->cdev_minor, minor);
+                n_cdevs++;
+        }
+        closedir(chars);
+        for (size_t i = 0; i < t->n_devices; i++)
+                n_with_cdev += t->devices[i]->has_cdev;
+        assert_int_equal(n_cdevs, n_with_cdev);
+        assert_true(n_cdevs > 0);
 }
 
 static void test_lookups(void **state) {
-        _cleanup_(simtopo_freep) SimTopology *st = NULL;
         _cleanup_(topology_freep) Topology *t = NULL;
-        char *root;
-        Mutation none[2] = { { OP_NONE }, { OP_NONE } };
+        char sys[PATH_MAX];
 
-        assert_int_equal(simtopo_load(&st, "server", NULL), 0);
-        t = load_damaged(st, none, &root);
-        assert_int_equal(simtopo_remove(root), 0);
-        free(root);
+        sim_host_sys(sys, sizeof(sys), "server");
+        assert_int_equal(topology_load_path(&t, sys, NULL), 0);
+        check_lookups_against_tree(t, sys);
 
-        for (size_t i = 0; i < st->n_devices; i++) {
-                const SimDevice *sd = &st->devices[i];
-                TopoDevice *d = topology_find_device(t, sd->name);
-
-                assert_non_null(d);
-                assert_string_equal(d->name, sd->name);
-                if (sd->cdev) {
-                        assert_ptr_equal(topology_find_device_by_cdev(t, 511, sd->cdev_minor), d);
-                        assert_int_equal(d->cdev_minor, sd->cdev_minor);
-                } else
-                        assert_false(d->has_cdev);
-                assert_ptr_equal(topology_find_group(t, st->groups[sd->group_index].id), d->group);
-        }
         for (size_t i = 0; i < t->n_groups; i++)
                 assert_ptr_equal(topology_find_group(t, t->groups[i]->id), t->groups[i]);
         assert_null(topology_find_device_by_cdev(t, 510, 0));

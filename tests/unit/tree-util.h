@@ -8,6 +8,7 @@
  */
 
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,12 +87,58 @@ static inline void tree_unlink(const char *root, const char *rel) {
         assert_int_equal(unlink(path), 0);
 }
 
-static inline void tree_rm_rf(const char *path) {
-        char cmd[PATH_MAX + 16];
+/* Copies the tree at src into the existing directory root: symlinks as symlinks, modes kept. */
+static const char *tree_copy_dst;
+static size_t tree_copy_src_len;
 
+static inline int tree_copy_one(const char *path, const struct stat *st, int type,
+                                struct FTW *ftw) {
+        char dst[PATH_MAX], buf[PATH_MAX];
+        ssize_t n;
+        FILE *in, *out;
+
+        (void)ftw;
+        tree_path(dst, sizeof(dst), tree_copy_dst, path + tree_copy_src_len);
+        switch (type) {
+        case FTW_D:
+                assert_true(mkdir(dst, st->st_mode & 07777) == 0 || errno == EEXIST);
+                break;
+        case FTW_SL:
+                n = readlink(path, buf, sizeof(buf) - 1);
+                assert_true(n > 0);
+                buf[n] = '\0';
+                assert_int_equal(symlink(buf, dst), 0);
+                break;
+        case FTW_F:
+                assert_non_null(in = fopen(path, "re"));
+                assert_non_null(out = fopen(dst, "we"));
+                while ((n = (ssize_t)fread(buf, 1, sizeof(buf), in)) > 0)
+                        assert_int_equal(fwrite(buf, 1, (size_t)n, out), (size_t)n);
+                assert_int_equal(fclose(in), 0);
+                assert_int_equal(fclose(out), 0);
+                assert_int_equal(chmod(dst, st->st_mode & 07777), 0);
+                break;
+        default:
+                fail_msg("cannot copy %s", path);
+        }
+        return 0;
+}
+
+static inline void tree_copy(const char *src, const char *root) {
+        tree_copy_dst = root;
+        tree_copy_src_len = strlen(src);
+        assert_int_equal(nftw(src, tree_copy_one, 16, FTW_PHYS), 0);
+}
+
+static inline int tree_rm_one(const char *path, const struct stat *st, int type,
+                              struct FTW *ftw) {
+        (void)st, (void)type, (void)ftw;
+        assert_int_equal(remove(path), 0);
+        return 0;
+}
+
+static inline void tree_rm_rf(const char *path) {
         /* Only trees made by tree_tmpdir(). */
         assert_true(strstr(path, "/iommud-test-") != NULL);
-        assert_true(strchr(path, 0x27) == NULL);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-        assert_int_equal(system(cmd), 0);
+        assert_int_equal(nftw(path, tree_rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
 }

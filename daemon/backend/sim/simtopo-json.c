@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 
 #include "assert-util.h"
+#include "backend-names.h"
 #include "backend.h"
 #include "json-dispatch.h"
 #include "json-util.h"
@@ -96,27 +97,30 @@ static int page_size_add(const JsonDispatchValue *v, void *target, const JsonDis
         return 0;
 }
 
-static const JsonDispatchEnum capability_names[] = {
-        { "dirty-tracking", BACKEND_HW_CAP_DIRTY_TRACKING },
-        { "pasid-exec", BACKEND_HW_CAP_PCI_PASID_EXEC },
-        { "pasid-priv", BACKEND_HW_CAP_PCI_PASID_PRIV },
-        {},
-};
+/* The names come from the capability table (backend-names.h), so that a capability added
+ * there is one a description may name. */
+static int capability_unknown(const char *path, Error *err) {
+        const char *names[16];
+        char list[256] = "";
+        int n;
+
+        n = backend_hw_caps_to_strv(UINT64_MAX, names, ELEMENTSOF(names));
+        for (int i = 0; i < n; i++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"",
+                         i > 0 ? ", " : "", names[i]);
+        return error_set(err, -EINVAL, "%s: expected one of %s", path, list);
+}
 
 /* One element of "capabilities": its bit OR-ed into the mask. */
 static int capability_add(const JsonDispatchValue *v, void *target,
                           const JsonDispatchPath *path, Error *err) {
         char p[JSON_DISPATCH_PATH_MAX];
+        uint64_t bit;
 
-        if (v->kind == JSON_DISPATCH_KIND_STRING)
-                for (const JsonDispatchEnum *c = capability_names; c->name; c++)
-                        if (streq(c->name, v->text)) {
-                                *(uint64_t *)target |= c->value;
-                                return 0;
-                        }
-        return error_set(err, -EINVAL,
-                         "%s: expected one of \"dirty-tracking\", \"pasid-exec\", \"pasid-priv\"",
-                         json_dispatch_path_format(path, p, sizeof(p)));
+        if (v->kind != JSON_DISPATCH_KIND_STRING || backend_hw_cap_from_string(v->text, &bit) < 0)
+                return capability_unknown(json_dispatch_path_format(path, p, sizeof(p)), err);
+        *(uint64_t *)target |= bit;
+        return 0;
 }
 
 static const JsonDispatchField page_size_element = { .type = JSON_DISPATCH_CUSTOM,

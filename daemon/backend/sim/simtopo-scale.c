@@ -112,15 +112,16 @@ static int scale_group_regions(SimGroup *g, size_t gi) {
         g->regions = calloc(g->n_regions, sizeof(*g->regions));
         if (!g->regions)
                 return -ENOMEM;
-        g->regions[g->n_regions - 1] = (ReservedRegion){ 0xfee00000ULL, 0xfeefffffULL, REGION_MSI,
-                                                         strdup("msi") };
+        g->regions[g->n_regions - 1] = (ReservedRegion){
+                0xfee00000ULL, 0xfeefffffULL, REGION_MSI,
+                strdup(region_type_to_string(REGION_MSI)) };
         if (!g->regions[g->n_regions - 1].type_name)
                 return -ENOMEM;
         if (g->n_regions == 2) {
                 /* An RMRR the OS may relax, as USB controllers have. */
-                g->regions[0] = (ReservedRegion){ 0x3c000000ULL, 0x3fffffffULL,
-                                                  REGION_DIRECT_RELAXABLE,
-                                                  strdup("direct-relaxable") };
+                g->regions[0] = (ReservedRegion){
+                        0x3c000000ULL, 0x3fffffffULL, REGION_DIRECT_RELAXABLE,
+                        strdup(region_type_to_string(REGION_DIRECT_RELAXABLE)) };
                 if (!g->regions[0].type_name)
                         return -ENOMEM;
         }

@@ -15,8 +15,11 @@
 #include <unistd.h>
 
 #include "assert-util.h"
+#include "file-util.h"
 #include "simtopo-internal.h"
 #include "simtopo.h"
+
+#define SIMTOPO_FILE_MAX (64u << 20) /* the largest description file read */
 
 /* ---- freeing ---- */
 
@@ -124,41 +127,6 @@ const SimDevice *simtopo_find_device(const SimTopology *t, const char *name) {
 
 /* ---- finding descriptions ---- */
 
-static int read_whole_file(const char *path, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t len = 0, allocated = 0;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        for (;;) {
-                if (len + 4096 + 1 > allocated) {
-                        size_t na = MAX(allocated * 2, (size_t)16384);
-                        if (na > 64u << 20)
-                                return -EFBIG;
-                        char *nb = realloc(buf, na);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                        allocated = na;
-                }
-                ssize_t n = read(fd, buf + len, allocated - len - 1);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
 static int simtopo_load_file(SimTopology **ret, const char *path, const char *default_name,
                              Error *err) {
         _cleanup_free_ char *text = NULL;
@@ -166,7 +134,7 @@ static int simtopo_load_file(SimTopology **ret, const char *path, const char *de
         SimTopology *t;
         int r;
 
-        r = read_whole_file(path, &text, &len);
+        r = file_util_read_at(AT_FDCWD, path, SIMTOPO_FILE_MAX, &text, &len);
         if (r < 0)
                 return error_set(err, r, "cannot read topology %s: %s", path, strerror(-r));
         r = simtopo_parse(&t, text, len, err);

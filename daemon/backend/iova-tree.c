@@ -231,73 +231,55 @@ static void node_split(IovaTreeNode *x, IovaTreeNode *r, unsigned *i, bool appen
         node_open(*x_at, *i);
 }
 
-int iova_tree_insert(IovaTree *t, IovaNode *node) {
-        PathStep path[MAX_DEPTH];
-        IovaTreeNode *spare[MAX_DEPTH + 2] = {}, *x, *right = NULL;
-        unsigned depth, pos, n_spare = 0, used = 0;
-        bool rightmost = true;
-        Leaf *leaf;
-
-        if (node->start > node->last)
-                return -EINVAL;
-
-        if (!t->root) {
-                leaf = node_alloc(0);
-                if (!leaf)
-                        return -ENOMEM;
-                leaf->hdr.n = 1;
-                leaf_put(leaf, 0, node->start, node->last, node);
-                t->root = &leaf->hdr;
-                t->n = 1;
-                return 0;
-        }
-
-        leaf = descend(t, node->start, path, &depth);
-        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
-        /* The area before pos ends below start; the one at pos must begin after last. */
-        if (pos < leaf->hdr.n && leaf->start[pos] <= node->last)
-                return -EEXIST;
-
-        /* Allocate every node the splits will need up front, so failure leaves the tree as it was. */
-        if (leaf->hdr.n == LEAF_MAX) {
-                unsigned d = depth;
-
-                n_spare = 1;
-                while (d > 0 && path[d - 1].node->hdr.n == INNER_MAX) {
-                        d--;
-                        n_spare++;
-                }
-                if (d == 0)
-                        n_spare++; /* a new root */
-                for (unsigned k = 0; k < n_spare; k++) {
-                        spare[k] = node_alloc(k == 0 ? 0 : 1);
-                        if (!spare[k]) {
-                                for (unsigned j = 0; j < k; j++)
-                                        free(spare[j]);
-                                return -ENOMEM;
-                        }
-                }
-        }
+/* Whether the path runs down the right edge of the tree. */
+static bool path_rightmost(const PathStep *path, unsigned depth) {
         for (unsigned d = 0; d < depth; d++)
-                rightmost = rightmost && path[d].idx == path[d].node->hdr.n - 1u;
+                if (path[d].idx != path[d].node->hdr.n - 1u)
+                        return false;
+        return true;
+}
 
-        x = &leaf->hdr;
-        if (leaf->hdr.n < LEAF_MAX)
-                node_open(x, pos);
-        else {
-                IovaTreeNode *at;
+/*
+ * Allocates every node the splits of an insert into a full leaf will need: the leaf's new
+ * sibling, one for each full parent above it, and a new root when the split reaches it.
+ * Done up front, so failure leaves the tree as it was.
+ */
+static int alloc_spares(const PathStep *path, unsigned depth, IovaTreeNode **spare,
+                        unsigned *ret_n) {
+        unsigned d = depth, n_spare = 1;
 
-                right = spare[used++];
-                node_split(x, right, &pos, rightmost && pos == LEAF_MAX, &at);
-                leaf = to_leaf(at);
+        while (d > 0 && path[d - 1].node->hdr.n == INNER_MAX) {
+                d--;
+                n_spare++;
         }
-        leaf_put(leaf, pos, node->start, node->last, node);
+        if (d == 0)
+                n_spare++; /* a new root */
+        for (unsigned k = 0; k < n_spare; k++) {
+                spare[k] = node_alloc(k == 0 ? 0 : 1);
+                if (!spare[k]) {
+                        for (unsigned j = 0; j < k; j++)
+                                free(spare[j]);
+                        return -ENOMEM;
+                }
+        }
+        *ret_n = n_spare;
+        return 0;
+}
 
+/*
+ * Walks up from *x, which just took an entry, refreshing each parent's summary of its child
+ * and, while a split left a new node right of the child, inserting that node into the
+ * parent (splitting the parent in turn, with nodes from spare).  Returns the node that the
+ * root itself split off, NULL when it did not split; *x ends at the root.
+ */
+static IovaTreeNode *insert_upwards(PathStep *path, unsigned depth, IovaTreeNode **x,
+                                    IovaTreeNode *right, IovaTreeNode **spare,
+                                    unsigned *used) {
         for (unsigned d = depth; d-- > 0;) {
                 Inner *p = path[d].node;
                 unsigned i = path[d].idx + 1;
 
-                if (!inner_set(p, path[d].idx, x) && !right)
+                if (!inner_set(p, path[d].idx, *x) && !right)
                         break; /* nothing above can change either */
                 if (right) {
                         IovaTreeNode *at = &p->hdr, *r = NULL;
@@ -305,15 +287,64 @@ int iova_tree_insert(IovaTree *t, IovaNode *node) {
                         if (p->hdr.n < INNER_MAX)
                                 node_open(&p->hdr, i);
                         else {
-                                r = spare[used++];
+                                r = spare[(*used)++];
                                 node_split(&p->hdr, r, &i, false, &at);
                         }
                         inner_fill(to_inner(at), i, right);
                         /* The split may have moved the entry just refreshed. */
                         right = r;
                 }
-                x = &p->hdr;
+                *x = &p->hdr;
         }
+        return right;
+}
+
+static int insert_first(IovaTree *t, IovaNode *node) {
+        Leaf *leaf = node_alloc(0);
+
+        if (!leaf)
+                return -ENOMEM;
+        leaf->hdr.n = 1;
+        leaf_put(leaf, 0, node->start, node->last, node);
+        t->root = &leaf->hdr;
+        t->n = 1;
+        return 0;
+}
+
+int iova_tree_insert(IovaTree *t, IovaNode *node) {
+        PathStep path[MAX_DEPTH];
+        IovaTreeNode *spare[MAX_DEPTH + 2] = {}, *x, *right = NULL;
+        unsigned depth, pos, n_spare = 0, used = 0;
+        Leaf *leaf;
+        int r;
+
+        if (node->start > node->last)
+                return -EINVAL;
+        if (!t->root)
+                return insert_first(t, node);
+
+        leaf = descend(t, node->start, path, &depth);
+        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
+        /* The area before pos ends below start; the one at pos must begin after last. */
+        if (pos < leaf->hdr.n && leaf->start[pos] <= node->last)
+                return -EEXIST;
+
+        x = &leaf->hdr;
+        if (leaf->hdr.n < LEAF_MAX)
+                node_open(x, pos);
+        else {
+                IovaTreeNode *at;
+
+                r = alloc_spares(path, depth, spare, &n_spare);
+                if (r < 0)
+                        return r;
+                right = spare[used++];
+                node_split(x, right, &pos, path_rightmost(path, depth) && pos == LEAF_MAX, &at);
+                leaf = to_leaf(at);
+        }
+        leaf_put(leaf, pos, node->start, node->last, node);
+
+        right = insert_upwards(path, depth, &x, right, spare, &used);
         if (right) {
                 Inner *root = to_inner(spare[used++]);
 
@@ -384,7 +415,7 @@ void iova_tree_remove(IovaTree *t, IovaNode *node) {
         PathStep path[MAX_DEPTH];
         IovaTreeNode *x;
         unsigned depth, pos;
-        bool rightmost = true;
+        bool rightmost;
         Leaf *leaf;
 
         leaf = descend(t, node->start, path, &depth);
@@ -393,8 +424,7 @@ void iova_tree_remove(IovaTree *t, IovaNode *node) {
         leaf_move(leaf, pos, leaf, pos + 1, leaf->hdr.n - pos - 1);
         leaf->hdr.n--;
         t->n--;
-        for (unsigned d = 0; d < depth; d++)
-                rightmost = rightmost && path[d].idx == path[d].node->hdr.n - 1u;
+        rightmost = path_rightmost(path, depth);
 
         x = &leaf->hdr;
         for (unsigned d = depth; d-- > 0;) {

@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Devices: identifying a device fd through sysfs, opening a device's cdev, binding it to a
+ * context (VFIO_DEVICE_BIND_IOMMUFD), attaching and detaching its RID or a PASID, HW info
+ * and HWPT allocation.
+ */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "assert-util.h"
+#include "iommufd-abi.h"
+#include "kernel-private.h"
+
+/* ---- device fds ---- */
+
+static const char *fd_kind(mode_t mode) {
+        if (S_ISFIFO(mode))
+                return "a pipe";
+        if (S_ISSOCK(mode))
+                return "a socket";
+        if (S_ISREG(mode))
+                return "a regular file";
+        if (S_ISDIR(mode))
+                return "a directory";
+        if (S_ISBLK(mode))
+                return "a block device";
+        if (S_ISLNK(mode))
+                return "a symbolic link";
+        return "not a device";
+}
+
+int kernel_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err) {
+        BackendKernel *k = (BackendKernel *)b;
+        char link[32], target[PATH_MAX], *slash, *name;
+        const char *leaf, *parent;
+        struct stat st;
+        ssize_t n;
+        int flags;
+
+        assert_return(b, -EINVAL);
+        assert_return(ret_name, -EINVAL);
+
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
+                return error_set(err, -EBADF, "fd %d is not an open file descriptor", fd);
+        if (flags & O_PATH)
+                return error_set(err, -EBADF,
+                                 "fd %d is an O_PATH descriptor, not an open VFIO device", fd);
+        if (fstat(fd, &st) < 0)
+                return error_set(err, negative_errno(), "cannot stat fd %d: %m", fd);
+        if (!S_ISCHR(st.st_mode))
+                return error_set(err, -EBADF, "fd %d is %s, not a VFIO device", fd,
+                                 fd_kind(st.st_mode));
+
+        snprintf(link, sizeof(link), "dev/char/%u:%u", major(st.st_rdev), minor(st.st_rdev));
+        n = readlinkat(k->sysfs_fd, link, target, sizeof(target) - 1);
+        if (n < 0)
+                return error_set(err, -ENODEV,
+                                 "fd %d is character device %u:%u, which sysfs does not know",
+                                 fd, major(st.st_rdev), minor(st.st_rdev));
+        target[n] = '\0';
+
+        /* .../<device>/vfio-dev/vfioN: the device is two levels up. */
+        slash = strrchr(target, '/');
+        leaf = slash ? slash + 1 : target;
+        if (slash)
+                *slash = '\0';
+        slash = strrchr(target, '/');
+        parent = slash ? slash + 1 : NULL;
+        if (!slash || !streq(parent, "vfio-dev") || !strneq(leaf, "vfio", 4))
+                return error_set(err, -ENODEV,
+                                 "fd %d is character device %u:%u (%s), not a VFIO device cdev",
+                                 fd, major(st.st_rdev), minor(st.st_rdev), leaf);
+        *slash = '\0';
+        slash = strrchr(target, '/');
+        name = strdup(slash ? slash + 1 : target);
+        if (!name)
+                return error_set(err, -ENOMEM, "out of memory");
+        if (name[0] == '\0' || streq(name, "..") || streq(name, ".")) {
+                free(name);
+                return error_set(err, -ENODEV, "fd %d: sysfs link %s names no device", fd, link);
+        }
+        *ret_name = name;
+        return 0;
+}
+
+static bool device_name_is_valid(const char *name) {
+        return name && name[0] != '\0' && !strchr(name, '/') && !streq(name, ".") &&
+                !streq(name, "..");
+}
+
+int kernel_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
+        BackendKernel *k = (BackendKernel *)b;
+        _cleanup_free_ char *dir = NULL, *node = NULL, *cdev = NULL;
+        _cleanup_close_ int dfd = -EBADF;
+        DIR *d;
+        int fd;
+
+        assert_return(b, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        if (!device_name_is_valid(name))
+                return error_set(err, -EINVAL, "\"%s\" is not a device name", name ? name : "");
+        if (asprintf(&dir, "bus/pci/devices/%s/vfio-dev", name) < 0)
+                return error_set(err, -ENOMEM, "out of memory");
+        dfd = openat(k->sysfs_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return error_set(err, -ENODEV, "device %s has no VFIO cdev (no %s in sysfs)",
+                                 name, dir);
+        d = fdopendir(dfd);
+        if (!d)
+                return error_set(err, negative_errno(), "cannot read %s: %m", dir);
+        TAKE_FD(dfd);
+        for (struct dirent *de; (de = readdir(d));)
+                if (strneq(de->d_name, "vfio", 4) && de->d_name[4] != '\0') {
+                        cdev = strdup(de->d_name);
+                        break;
+                }
+        closedir(d);
+        if (!cdev)
+                return error_set(err, -ENODEV, "device %s has no vfioN entry under %s", name,
+                                 dir);
+        if (asprintf(&node, "%s/vfio/devices/%s", k->dev_root, cdev) < 0)
+                return error_set(err, -ENOMEM, "out of memory");
+        fd = k->sys->open(k->userdata, node, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return error_set(err, fd, "cannot open %s for device %s: %s", node, name,
+                                 strerror(-fd));
+        *ret_fd = fd;
+        return 0;
+}
+
+/* ---- binding and attaching ---- */
+
+int kernel_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id,
+                       Error *err) {
+        KernelContext *c = (KernelContext *)bc;
+        struct iommud_vfio_device_bind_iommufd b = { .argsz = sizeof(b) };
+        BackendKernel *k;
+        int fd, r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret_dev_id, -EINVAL);
+
+        k = kernel_of(bc);
+        b.iommufd = c->iommufd;
+        /* Bound state belongs to the open file description; our dup keeps it alive. */
+        fd = fcntl(device_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return error_set(err, negative_errno(), "cannot duplicate device fd %d: %m",
+                                 device_fd);
+        r = sys_ioctl(c, fd, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &b);
+        if (r < 0) {
+                sys_close(k, fd);
+                switch (r) {
+                case -EBUSY:
+                        return error_set(err, r,
+                                         "the device is in use through its legacy VFIO group");
+                case -EINVAL:
+                        return error_set(err, r,
+                                         "the device fd is already bound to an iommufd, or "
+                                         "the device needs a firmware 1:1 (direct) mapping");
+                case -EBADFD:
+                        return error_set(err, r, "the context fd is not an iommufd");
+                case -ENODEV:
+                        return error_set(err, r, "the device has no IOMMU group");
+                case -EPERM:
+                        return error_set(err, r,
+                                         "the device's group is owned elsewhere (another "
+                                         "iommufd, a VFIO container or a host driver on a "
+                                         "sibling) or its MSIs are not isolated");
+                case -ENOTTY:
+                        return error_set(err, r,
+                                         "the fd does not answer VFIO_DEVICE_BIND_IOMMUFD: not "
+                                         "a VFIO device cdev");
+                default:
+                        return kernel_error(err, r, "VFIO_DEVICE_BIND_IOMMUFD");
+                }
+        }
+        r = kernel_fd_add(&c->devices, &c->n_devices, b.out_devid, fd);
+        if (r < 0) {
+                sys_close(k, fd);
+                return error_set(err, r, "out of memory");
+        }
+        *ret_dev_id = b.out_devid;
+        return 0;
+}
+
+int kernel_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
+        KernelContext *c = (KernelContext *)bc;
+        KernelFd *d;
+
+        assert_return(bc, -EINVAL);
+
+        d = kernel_fd_find(c->devices, c->n_devices, dev_id);
+        if (!d)
+                return error_set(err, -ENOENT, "device %" PRIu32 " is not bound to this context",
+                                 dev_id);
+        /* Closing our copy of the cdev detaches and unbinds it. */
+        sys_close(kernel_of(bc), d->fd);
+        kernel_fd_remove(c->devices, &c->n_devices, d);
+        return 0;
+}
+
+int kernel_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid,
+                         uint32_t *pt_id, Error *err) {
+        KernelContext *c = (KernelContext *)bc;
+        struct iommud_vfio_device_attach_iommufd_pt a = {
+                .argsz = sizeof(a),
+                .flags = pasid != BACKEND_NO_PASID ? IOMMUD_VFIO_DEVICE_ATTACH_PASID : 0,
+                .pasid = pasid != BACKEND_NO_PASID ? pasid : 0,
+        };
+        KernelFd *d;
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(pt_id, -EINVAL);
+
+        a.pt_id = *pt_id;
+        d = kernel_fd_find(c->devices, c->n_devices, dev_id);
+        if (!d)
+                return error_set(err, -ENOENT, "device %" PRIu32 " is not bound to this context",
+                                 dev_id);
+        r = sys_ioctl(c, d->fd, IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+        switch (r) {
+        case 0:
+                *pt_id = a.pt_id;
+                return 0;
+        case -EADDRINUSE:
+                return error_set(err, r,
+                                 "a reserved region of the device collides with an existing "
+                                 "mapping in %" PRIu32,
+                                 *pt_id);
+        case -ENOENT:
+                return error_set(err, r, "IOAS or HWPT %" PRIu32 " does not exist", *pt_id);
+        case -EBUSY:
+                return error_set(err, r, "device %" PRIu32 " is being reset", dev_id);
+        case -EOPNOTSUPP:
+                if (pasid != BACKEND_NO_PASID)
+                        return error_set(err, r,
+                                         "device %" PRIu32 " cannot attach at PASID %" PRIu32,
+                                         dev_id, pasid);
+                return error_set(err, r, "device %" PRIu32 " cannot use %" PRIu32, dev_id,
+                                 *pt_id);
+        case -EINVAL:
+                if (pasid != BACKEND_NO_PASID)
+                        return error_set(err, r,
+                                         "PASID %" PRIu32 " or page table %" PRIu32
+                                         " is not valid for device %" PRIu32,
+                                         pasid, *pt_id, dev_id);
+                return error_set(err, r,
+                                 "page table %" PRIu32 " is not compatible with device %" PRIu32,
+                                 *pt_id, dev_id);
+        default:
+                return kernel_error(err, r, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+        }
+}
+
+int kernel_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid,
+                         Error *err) {
+        KernelContext *c = (KernelContext *)bc;
+        struct iommud_vfio_device_detach_iommufd_pt a = {
+                .argsz = sizeof(a),
+                .flags = pasid != BACKEND_NO_PASID ? IOMMUD_VFIO_DEVICE_DETACH_PASID : 0,
+                .pasid = pasid != BACKEND_NO_PASID ? pasid : 0,
+        };
+        KernelFd *d;
+        int r;
+
+        assert_return(bc, -EINVAL);
+
+        d = kernel_fd_find(c->devices, c->n_devices, dev_id);
+        if (!d)
+                return error_set(err, -ENOENT, "device %" PRIu32 " is not bound to this context",
+                                 dev_id);
+        r = sys_ioctl(c, d->fd, IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT, &a);
+        switch (r) {
+        case 0:
+                return 0;
+        case -EINVAL:
+                if (pasid != BACKEND_NO_PASID)
+                        return error_set(err, r,
+                                         "PASID %" PRIu32 " of device %" PRIu32
+                                         " is not valid or not attached",
+                                         pasid, dev_id);
+                return error_set(err, r, "device %" PRIu32 " is not attached", dev_id);
+        case -EOPNOTSUPP:
+                return error_set(err, r, "device %" PRIu32 " does not support PASID %" PRIu32,
+                                 dev_id, pasid);
+        default:
+                return kernel_error(err, r, "VFIO_DEVICE_DETACH_IOMMUFD_PT");
+        }
+}
+
+int kernel_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err) {
+        KernelContext *c = (KernelContext *)bc;
+        struct iommud_hw_info h = { .size = sizeof(h), .dev_id = dev_id };
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_GET_HW_INFO, &h);
+        switch (r) {
+        case 0:
+                *ret = (HwInfo){
+                        .type = h.out_data_type,
+                        .max_pasid_log2 = h.out_max_pasid_log2,
+                        .capabilities = h.out_capabilities,
+                };
+                return 0;
+        case -ENOENT:
+                return error_set(err, r, "device %" PRIu32 " is not bound to this context",
+                                 dev_id);
+        default:
+                return kernel_error(err, r, "IOMMU_GET_HW_INFO");
+        }
+}
+
+int kernel_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *ret_id,
+                      Error *err) {
+        KernelContext *c = (KernelContext *)bc;
+        struct iommud_hwpt_alloc h;
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(args, -EINVAL);
+        assert_return(ret_id, -EINVAL);
+
+        h = (struct iommud_hwpt_alloc){
+                .size = sizeof(h),
+                .flags = args->flags,
+                .dev_id = args->dev_id,
+                .pt_id = args->pt_id,
+                .data_type = args->data_type,
+                .data_len = args->data_len,
+                .data_uptr = (uint64_t)(uintptr_t)args->data,
+                .fault_id = (args->flags & IOMMUD_IOMMU_HWPT_FAULT_ID_VALID) ? args->fault_id : 0,
+        };
+        r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_HWPT_ALLOC, &h);
+        switch (r) {
+        case 0:
+                *ret_id = h.out_hwpt_id;
+                return 0;
+        case -ENOENT:
+                return error_set(err, r,
+                                 "device %" PRIu32 ", page table %" PRIu32
+                                 " or fault queue %" PRIu32 " does not exist",
+                                 args->dev_id, args->pt_id, args->fault_id);
+        case -EOPNOTSUPP:
+                return error_set(err, r,
+                                 "HWPT flags 0x%" PRIx32 " or data type %" PRIu32
+                                 " are not supported for device %" PRIu32,
+                                 args->flags, args->data_type, args->dev_id);
+        case -EINVAL:
+                return error_set(err, r,
+                                 "page table %" PRIu32 " cannot be the parent of this HWPT "
+                                 "(nested over nested, parent without NEST_PARENT, or bad data)",
+                                 args->pt_id);
+        default:
+                return kernel_error(err, r, "IOMMU_HWPT_ALLOC");
+        }
+}

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Devices: identifying a device fd a client passed, opening a device's node, binding a
+ * device to a context (group ownership and viability), unbinding, HW info.
+ */
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "assert-util.h"
+#include "sim-private.h"
+
+/* ---- device fds ---- */
+
+static bool driver_is_viable(const SimDevModel *m) {
+        if (!m->driver)
+                return true;
+        if (strneq(m->driver, "vfio", 4) || streq(m->driver, "pci-stub"))
+                return true;
+        return (m->class >> 8) == 0x0604 || (m->class >> 8) == 0x0600; /* bridges */
+}
+
+static int sim_device_fd_identify_model(SimBackend *s, int fd, size_t *ret, Error *err) {
+        struct stat st;
+        int fl;
+
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+                return error_set(err, -EBADF, "fd %d is not open", fd);
+        if (fl & O_PATH)
+                return error_set(err, -EBADF, "fd %d is an O_PATH fd, not an open device", fd);
+        if (fstat(fd, &st) < 0)
+                return error_set(err, -EBADF, "fd %d cannot be inspected", fd);
+        if (!S_ISREG(st.st_mode))
+                return error_set(err, -ENODEV, "fd %d is a %s, not a VFIO device", fd,
+                                 S_ISDIR(st.st_mode) ? "directory" :
+                                 S_ISFIFO(st.st_mode) ? "pipe" :
+                                 S_ISSOCK(st.st_mode) ? "socket" :
+                                 S_ISCHR(st.st_mode) ? "character device that is not a VFIO cdev" :
+                                 "special file");
+
+        for (size_t i = 0; i < s->n_devices; i++) {
+                SimDevModel *m = &s->devices[i];
+
+                if (!m->cdev)
+                        continue;
+                for (size_t k = 0; k < m->n_nodes; k++)
+                        if (m->nodes[k].dev == st.st_dev && m->nodes[k].ino == st.st_ino) {
+                                *ret = i;
+                                return 0;
+                        }
+                if (s->root) {
+                        char path[PATH_MAX];
+                        struct stat nst;
+
+                        snprintf(path, sizeof(path), "%s/dev/vfio/devices/vfio%u", s->root,
+                                 m->cdev_minor);
+                        if (stat(path, &nst) == 0 && nst.st_dev == st.st_dev &&
+                            nst.st_ino == st.st_ino) {
+                                *ret = i;
+                                return 0;
+                        }
+                }
+        }
+        return error_set(err, -ENODEV, "fd %d is a regular file, not a VFIO device node", fd);
+}
+
+int sim_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err) {
+        SimBackend *s = to_sim(b);
+        size_t i;
+        char *n;
+        int r;
+
+        assert_return(b, -EINVAL);
+        assert_return(ret_name, -EINVAL);
+
+        r = sim_device_fd_identify_model(s, fd, &i, err);
+        if (r < 0)
+                return r;
+        n = strdup(s->devices[i].name);
+        if (!n)
+                return error_set(err, -ENOMEM, "Out of memory");
+        *ret_name = n;
+        return 0;
+}
+
+int sim_device_find(SimBackend *s, const char *name, size_t *ret) {
+        for (size_t i = 0; i < s->n_devices; i++)
+                if (streq(s->devices[i].name, name)) {
+                        *ret = i;
+                        return 0;
+                }
+        return -ENODEV;
+}
+
+int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
+        SimBackend *s = to_sim(b);
+        _cleanup_close_ int fd = -EBADF, keep = -EBADF;
+        SimDevModel *m;
+        struct stat st;
+        size_t i;
+        char buf[64];
+
+        assert_return(b, -EINVAL);
+        assert_return(name, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        if (sim_device_find(s, name, &i) < 0)
+                return error_set(err, -ENODEV, "No device %s", name);
+        m = &s->devices[i];
+        if (!m->cdev)
+                return error_set(err, -ENODEV, "Device %s has no VFIO cdev", name);
+
+        if (s->root) {
+                char path[PATH_MAX];
+
+                snprintf(path, sizeof(path), "%s/dev/vfio/devices/vfio%u", s->root, m->cdev_minor);
+                fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return error_set(err, negative_errno(), "Opening %s failed", path);
+                *ret_fd = TAKE_FD(fd);
+                return 0;
+        }
+
+        /* Test hook: a memfd stands for the node; keep one copy so its inode stays unique. */
+        snprintf(buf, sizeof(buf), "vfio%u", m->cdev_minor);
+        fd = memfd_create(buf, MFD_CLOEXEC);
+        if (fd < 0)
+                return error_set(err, negative_errno(), "Creating a node for %s failed", name);
+        if (fstat(fd, &st) < 0)
+                return error_set(err, negative_errno(), "Inspecting the node of %s failed", name);
+        keep = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (keep < 0)
+                return error_set(err, negative_errno(), "Duplicating the node of %s failed", name);
+        {
+                SimIdentity *v = realloc(m->nodes, (m->n_nodes + 1) * sizeof(SimIdentity));
+                int *f;
+
+                if (!v)
+                        return error_set(err, -ENOMEM, "Out of memory");
+                m->nodes = v;
+                f = realloc(m->node_fds, (m->n_nodes + 1) * sizeof(int));
+                if (!f)
+                        return error_set(err, -ENOMEM, "Out of memory");
+                m->node_fds = f;
+                m->nodes[m->n_nodes] = (SimIdentity){ st.st_dev, st.st_ino };
+                m->node_fds[m->n_nodes] = TAKE_FD(keep);
+                m->n_nodes++;
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* ---- binding ---- */
+
+int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Error *err) {
+        SimContext *c = to_ctx(bc);
+        SimGroupModel *g;
+        SimBackend *s;
+        SimDevModel *m;
+        SimDev *d;
+        size_t i;
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret_dev_id, -EINVAL);
+
+        s = c->sim;
+        r = sim_device_fd_identify_model(s, device_fd, &i, err);
+        if (r < 0)
+                return r;
+        m = &s->devices[i];
+        g = &s->groups[m->group];
+        if (m->ctx)
+                return error_set(err, -EINVAL, "Device %s is already bound", m->name);
+        if (g->owner && g->owner != c)
+                return error_set(err, -EPERM, "IOMMU group %u of %s is owned by another iommufd",
+                                 g->id, m->name);
+        for (size_t k = 0; k < g->n_devices; k++) {
+                SimDevModel *sib = &s->devices[g->devices[k]];
+
+                if (sib != m && !driver_is_viable(sib))
+                        return error_set(err, -EPERM,
+                                         "IOMMU group %u of %s is not viable: %s is bound to %s",
+                                         g->id, m->name, sib->name, sib->driver);
+        }
+        SIM_FOREACH(reg, g->regions, g->n_regions)
+                if (reg->type == REGION_DIRECT)
+                        return error_set(err, -EINVAL,
+                                         "Device %s needs a firmware 1:1 mapping of 0x%" PRIx64
+                                         "-0x%" PRIx64,
+                                         m->name, reg->start, reg->last);
+
+        d = calloc(1, sizeof(SimDev));
+        if (!d)
+                return error_set(err, -ENOMEM, "Out of memory for a device");
+        d->model = i;
+        r = sim_obj_add(c, &d->obj, SIM_OBJ_DEVICE, err);
+        if (r < 0) {
+                free(d);
+                return r;
+        }
+        m->ctx = c;
+        m->dev_id = d->obj.id;
+        g->owner = c;
+        g->n_bound++;
+        *ret_dev_id = d->obj.id;
+        return 0;
+}
+
+void sim_device_free(SimContext *c, SimDev *d) {
+        SimDevModel *m = sim_dev_model(c, d);
+        SimGroupModel *g = sim_dev_group(c, d);
+
+        sim_device_detach_all(c, d);
+        m->ctx = NULL;
+        m->dev_id = 0;
+        if (--g->n_bound == 0)
+                g->owner = NULL;
+        sim_obj_remove(c, &d->obj);
+        free(d->pasids);
+        free(d->partial);
+        free(d);
+}
+
+int sim_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
+        SimContext *c = to_ctx(bc);
+        SimDev *d;
+        int r;
+
+        assert_return(bc, -EINVAL);
+
+        r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
+        if (r < 0)
+                return r;
+        sim_device_free(c, d);
+        return 0;
+}
+
+int sim_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err) {
+        SimContext *c = to_ctx(bc);
+        SimIommuModel *m;
+        SimDev *d;
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
+        if (r < 0)
+                return r;
+        m = sim_dev_iommu(c, d);
+        *ret = (HwInfo){
+                .type = m->hw_info_type,
+                .max_pasid_log2 = sim_dev_pasid_width(c, d),
+                .capabilities = m->capabilities |
+                                (m->dirty_tracking ? BACKEND_HW_CAP_DIRTY_TRACKING : 0),
+        };
+        return 0;
+}

@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What the files of the simulated backend share: the host model copied from the topology,
+ * the per-context objects (IOAS, HWPT, device, fault queue) and the functions one file
+ * calls in another.  Nothing outside sim/ includes this; backend-sim.h is the interface.
+ *
+ *   backend-sim.c        the backend: the host model, the ops table, lifecycle hooks
+ *   sim-context.c        contexts, their object table, destroy and IOMMU_OPTION
+ *   sim-ioas.c           IOAS areas: map, unmap, copy, automatic IOVAs
+ *   sim-ioas-ranges.c    IOAS reserved and allowed ranges, alignment, paging domains
+ *   sim-hwpt.c           HWPT allocation, paging and nested
+ *   sim-device.c         device fds, binding, HW info
+ *   sim-device-attach.c  RID and PASID attachments
+ *   sim-fault.c          fault queues and the faults devices raise into them
+ *
+ * An IOAS keeps its areas in an IovaTree (../iova-tree.h).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend-sim.h"
+#include "error.h"
+#include "iova-tree.h"
+#include "macros.h"
+
+typedef struct SimBackend SimBackend;
+typedef struct SimContext SimContext;
+typedef struct SimDevModel SimDevModel;
+typedef struct SimHwpt SimHwpt;
+typedef struct SimFaultQueue SimFaultQueue;
+
+/* ---- the host model (copied from the topology) ---- */
+
+typedef struct SimIommuModel {
+        char *name;
+        uint32_t hw_info_type;
+        uint64_t aperture_start, aperture_last;
+        uint64_t page_sizes;
+        uint8_t pasid_bits;
+        uint64_t capabilities;
+        bool nesting, dirty_tracking, fault_queue;
+} SimIommuModel;
+
+typedef struct SimGroupModel {
+        unsigned id;
+        size_t iommu;
+        ReservedRegion *regions; /* type_name not copied */
+        size_t n_regions;
+        size_t *devices;
+        size_t n_devices;
+        SimContext *owner; /* context holding the group's DMA ownership */
+        unsigned n_bound;
+} SimGroupModel;
+
+typedef struct SimIdentity {
+        dev_t dev;
+        ino_t ino;
+} SimIdentity;
+
+struct SimDevModel {
+        char *name;
+        char *driver;
+        uint32_t class;
+        bool cdev;
+        unsigned cdev_minor;
+        uint8_t pasid_bits;
+        size_t group;
+        /* test-hook nodes handed out by device_open() without a root */
+        int *node_fds;
+        SimIdentity *nodes;
+        size_t n_nodes;
+        /* bound state */
+        SimContext *ctx;
+        uint32_t dev_id;
+};
+
+struct SimBackend {
+        Backend base;
+        char *root;
+        SimIommuModel *iommus;
+        size_t n_iommus;
+        SimGroupModel *groups;
+        size_t n_groups;
+        SimDevModel *devices;
+        size_t n_devices;
+        bool unprivileged;
+        BackendSimStats stats;
+};
+
+/* ---- per-context objects ---- */
+
+typedef enum SimObjType {
+        SIM_OBJ_IOAS,
+        SIM_OBJ_HWPT_PAGING,
+        SIM_OBJ_HWPT_NESTED,
+        SIM_OBJ_DEVICE,
+        SIM_OBJ_FAULT,
+} SimObjType;
+
+typedef struct SimObject {
+        uint32_t id;
+        SimObjType type;
+} SimObject;
+
+enum {
+        AREA_PAGES_WRITABLE = 1u << 8, /* the pinned source may be written (copy rule) */
+};
+
+/* One mapped area: 32 bytes, plus its 24-byte entry in a leaf of the area tree. */
+typedef struct SimArea {
+        IovaNode node;
+        uint64_t source; /* user VA or file offset of the first byte */
+        uint32_t flags;  /* BACKEND_MAP_READABLE/WRITEABLE | AREA_PAGES_WRITABLE */
+} SimArea;
+
+typedef struct SimReserved {
+        uint64_t start, last;
+        const void *owner; /* a SimDev (device region) or a SimHwpt (aperture gap) */
+} SimReserved;
+
+typedef struct SimIoas {
+        SimObject obj;
+        IovaTree areas;
+        SimReserved *resv;
+        size_t n_resv;
+        IovaRange *allowed; /* sorted */
+        size_t n_allowed;
+        SimHwpt **domains;  /* paging HWPTs built on this IOAS */
+        size_t n_domains;
+        uint64_t alignment;
+        bool disable_large_pages;
+        unsigned users;
+} SimIoas;
+
+struct SimHwpt {
+        SimObject obj;
+        uint32_t flags;
+        size_t iommu;
+        SimIoas *ioas;     /* paging */
+        SimHwpt *parent;   /* nested */
+        SimFaultQueue *fault;
+        uint32_t data_type;
+        bool auto_domain;
+        unsigned users;    /* attachments and nested children */
+};
+
+typedef struct SimAttach {
+        uint32_t pasid;
+        SimHwpt *hwpt;
+} SimAttach;
+
+typedef struct SimDev {
+        SimObject obj;
+        size_t model;
+        SimHwpt *rid;      /* RID attachment */
+        SimAttach *pasids;
+        size_t n_pasids;
+        FaultRecord *partial; /* faults waiting for their group's last page */
+        size_t n_partial;
+} SimDev;
+
+typedef struct SimFaultGroup SimFaultGroup;
+struct SimFaultGroup {
+        SimFaultGroup *next;
+        uint32_t dev_id;
+        uint32_t pasid;
+        uint32_t cookie;
+        size_t n;
+        FaultRecord *records;
+};
+
+struct SimFaultQueue {
+        SimObject obj;
+        int efd;
+        SimFaultGroup *queued, **queued_tail;
+        /* Read, awaiting a response; oldest first, so in-order answers find theirs at the head. */
+        SimFaultGroup *waiting, **waiting_tail;
+        uint32_t next_cookie;
+        unsigned users;
+};
+
+struct SimContext {
+        BackendContext base;
+        SimBackend *sim;
+        SimObject **objs; /* indexed by id; 0 unused */
+        size_t n_objs;    /* capacity */
+        size_t n_live;
+        uint32_t free_hint;
+        uint64_t mapped_bytes;
+        bool rlimit_per_process;
+};
+
+/* FOREACH_ARRAY that never does arithmetic on a NULL array (empty lists are NULL here). */
+#define SIM_FOREACH(i, array, num)                                                                 \
+        for (__typeof__(array[0]) *i = (array), *_end_##i = (num) > 0 ? (array) + (num) : (array); \
+             i < _end_##i; i++)
+
+static inline SimBackend *to_sim(Backend *b) {
+        return (SimBackend *)b;
+}
+
+static inline SimContext *to_ctx(BackendContext *c) {
+        return (SimContext *)c;
+}
+
+/* ---- the model of an object ---- */
+
+static inline uint64_t sim_lowest_bit(uint64_t v) {
+        return v & -v;
+}
+
+static inline SimIommuModel *sim_hwpt_iommu(SimContext *c, SimHwpt *h) {
+        return &c->sim->iommus[h->iommu];
+}
+
+static inline SimDevModel *sim_dev_model(SimContext *c, SimDev *d) {
+        return &c->sim->devices[d->model];
+}
+
+static inline SimGroupModel *sim_dev_group(SimContext *c, SimDev *d) {
+        return &c->sim->groups[sim_dev_model(c, d)->group];
+}
+
+static inline SimIommuModel *sim_dev_iommu(SimContext *c, SimDev *d) {
+        return &c->sim->iommus[sim_dev_group(c, d)->iommu];
+}
+
+static inline uint8_t sim_dev_pasid_width(SimContext *c, SimDev *d) {
+        return MIN(sim_dev_model(c, d)->pasid_bits, sim_dev_iommu(c, d)->pasid_bits);
+}
+
+/* The IOAS a HWPT translates through (a nested one through its parent's). */
+static inline SimIoas *sim_hwpt_ioas(SimHwpt *h) {
+        return h->parent ? h->parent->ioas : h->ioas;
+}
+
+/* ---- object table (sim-context.c) ---- */
+
+const char *sim_obj_type_name(SimObjType t);
+int sim_obj_add(SimContext *c, SimObject *o, SimObjType type, Error *err);
+void sim_obj_remove(SimContext *c, SimObject *o);
+
+static inline SimObject *sim_obj_get(SimContext *c, uint32_t id) {
+        if (id == 0 || id >= c->n_objs)
+                return NULL;
+        return c->objs[id];
+}
+
+/* The object id of the given type; -ENOENT when there is none or it is of another type. */
+int sim_obj_lookup(SimContext *c, uint32_t id, SimObjType type, void **ret, Error *err);
+
+/* ---- IOAS (sim-ioas.c, sim-ioas-ranges.c) ---- */
+
+void sim_ioas_free(SimContext *c, SimIoas *ioas);
+/* Reserves [start, last] for owner; EADDRINUSE when an area or allowed range is there. */
+int sim_ioas_reserve(SimIoas *ioas, uint64_t start, uint64_t last, const void *owner, Error *err);
+void sim_ioas_unreserve(SimIoas *ioas, const void *owner);
+bool sim_ioas_owner_has_reserved(SimIoas *ioas, const void *owner);
+/* Merges the reserved ranges into a sorted, disjoint list. */
+int sim_ioas_reserved_sorted(SimIoas *ioas, IovaRange **ret, size_t *ret_n);
+uint64_t sim_ioas_compute_alignment(SimContext *c, SimIoas *ioas, const SimHwpt *skip,
+                                    const SimHwpt *extra, bool disable_large_pages);
+/* Raising the alignment requires every existing area to obey it (else EADDRINUSE). */
+int sim_ioas_check_alignment(SimIoas *ioas, uint64_t alignment, Error *err);
+/* Adds a paging domain: aperture gaps become reserved, alignment rises. */
+int sim_ioas_add_domain(SimContext *c, SimIoas *ioas, SimHwpt *h, Error *err);
+void sim_ioas_remove_domain(SimContext *c, SimIoas *ioas, SimHwpt *h);
+
+/* Inline: every fixed map asks. */
+static inline bool sim_ioas_reserved_overlaps(SimIoas *ioas, uint64_t start, uint64_t last) {
+        SIM_FOREACH(r, ioas->resv, ioas->n_resv)
+                if (r->start <= last && r->last >= start)
+                        return true;
+        return false;
+}
+
+/* ---- HWPTs (sim-hwpt.c) ---- */
+
+void sim_hwpt_free(SimContext *c, SimHwpt *h);
+int sim_hwpt_paging_new(SimContext *c, SimIoas *ioas, size_t iommu, uint32_t flags,
+                        SimFaultQueue *fault, bool auto_domain, SimHwpt **ret, Error *err);
+
+/* ---- devices (sim-device.c, sim-device-attach.c) ---- */
+
+int sim_device_find(SimBackend *s, const char *name, size_t *ret);
+void sim_device_free(SimContext *c, SimDev *d);
+/* The HWPT attached to d at pasid (BACKEND_NO_PASID: the RID), or NULL. */
+SimHwpt *sim_device_attached(SimDev *d, uint32_t pasid);
+/* Detaches every PASID and the RID of d. */
+void sim_device_detach_all(SimContext *c, SimDev *d);
+
+/* ---- fault queues (sim-fault.c) ---- */
+
+/* Answers INVALID every group of (dev_id, pasid) (or every group when all) in q. */
+void sim_fault_auto_respond(SimContext *c, SimFaultQueue *q, bool all, uint32_t dev_id,
+                            uint32_t pasid);
+void sim_fault_queue_free(SimContext *c, SimFaultQueue *q);
+
+/* ---- the operations, one per BackendOps member (the table is in backend-sim.c) ---- */
+
+int sim_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err);
+int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err);
+int sim_context_new(Backend *b, BackendContext **ret, Error *err);
+void sim_context_free(BackendContext *bc);
+int sim_context_fd(BackendContext *c);
+int sim_option(BackendContext *bc, uint32_t option_id, uint16_t op, uint32_t object_id,
+               uint64_t *val64, Error *err);
+int sim_ioas_alloc(BackendContext *bc, uint32_t *ret_id, Error *err);
+int sim_destroy(BackendContext *bc, uint32_t id, Error *err);
+int sim_ioas_map_file(BackendContext *bc, uint32_t ioas_id, uint32_t flags, int fd,
+                      uint64_t start, uint64_t length, uint64_t *iova, Error *err);
+int sim_ioas_map_va(BackendContext *bc, uint32_t ioas_id, uint32_t flags, uint64_t user_va,
+                    uint64_t length, uint64_t *iova, Error *err);
+int sim_ioas_unmap(BackendContext *bc, uint32_t ioas_id, uint64_t iova, uint64_t length,
+                   uint64_t *ret_unmapped, Error *err);
+int sim_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_ioas_id, uint32_t flags,
+                  uint64_t src_iova, uint64_t length, uint64_t *dst_iova, Error *err);
+int sim_ioas_iova_ranges(BackendContext *bc, uint32_t ioas_id, IovaRange *ranges,
+                         size_t *n_ranges, uint64_t *ret_alignment, Error *err);
+int sim_ioas_allow_iovas(BackendContext *bc, uint32_t ioas_id, const IovaRange *ranges,
+                         size_t n, Error *err);
+int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Error *err);
+int sim_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err);
+int sim_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint32_t *pt_id,
+                      Error *err);
+int sim_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, Error *err);
+int sim_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err);
+int sim_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *ret_id, Error *err);
+int sim_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd, Error *err);
+int sim_fault_read(BackendContext *bc, uint32_t fault_id, FaultRecord *buf, size_t n_max,
+                   size_t *ret_n, Error *err);
+int sim_fault_respond(BackendContext *bc, uint32_t fault_id, uint32_t cookie, uint32_t code,
+                      Error *err);

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assert-util.h"
+#include "explain.h"
+#include "log.h"
+#include "session-internal.h"
+
+/* ---- devices --------------------------------------------------------------------------- */
+
+int session_explain_device(Session *s, const char *name, PolicyDecision *ret, BrokerError *err) {
+        ExplainScope scope;
+        Principal p;
+
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        scope = EXPLAIN_SCOPE_HOST(s->host);
+        scope.self = s;
+        scope.usage = &s->usage;
+        session_principal(s, &p);
+        return explain_device(&scope, name, &p, ret, err);
+}
+
+void session_device_release(Session *s, SessionDevice *d) {
+        Error be = ERROR_INIT;
+        int r;
+
+        r = OPS(s)->device_unbind(s->ctx, d->id, &be);
+        if (r < 0)
+                log_debug("Unbinding device %s (id %" PRIu32 ") failed, ignoring: %s", d->name,
+                          d->id, error_message(&be));
+        session_host_release_claim(s->host, d->name, s);
+        free(d->name);
+        d->name = NULL;
+}
+
+static int device_busy(BrokerError *err, const char *device, const char *holder) {
+        broker_error_set(err, -EBUSY, BROKER_ERROR_DEVICE_BUSY,
+                         "Device %s or a device of its IOMMU group is held by %s.", device,
+                         holder);
+        broker_error_add_string(err, "device", device);
+        broker_error_add_string(err, "heldBy", holder);
+        return -EBUSY;
+}
+
+static int policy_denied(BrokerError *err, const char *device, const char *step,
+                         const char *reason) {
+        broker_error_set(err, -EPERM, BROKER_ERROR_POLICY_DENIED,
+                         "Device %s refused at step %s: %s", device, step, reason);
+        broker_error_add_string(err, "device", device);
+        broker_error_add_string(err, "step", step);
+        broker_error_add_string(err, "reason", reason);
+        return -EPERM;
+}
+
+/* Everything before the bind: quota, lookup, exclusivity, policy. */
+static int session_admit_device(Session *s, const char *name, const TopoDevice **ret,
+                                BrokerError *err) {
+        _cleanup_(policy_decision_clear) PolicyDecision dec = {};
+        const TopoDevice *d;
+        SessionDevice *mine;
+        Session *holder;
+        int r;
+
+        d = topology_find_device(s->host->topology, name);
+        if (!d)
+                return broker_error_no_such_device(err, name);
+
+        holder = session_host_device_holder(s->host, d, s);
+        while (holder && s->host->reap_if_gone &&
+               s->host->reap_if_gone(holder, s->host->reap_userdata))
+                holder = session_host_device_holder(s->host, d, s);
+
+        mine = session_find_device_by_name(s, name);
+        if (mine) {
+                char self[64];
+
+                snprintf(self, sizeof(self), "this session (deviceId %" PRIu32 ")", mine->id);
+                return device_busy(err, name, self);
+        }
+
+        r = session_explain_device(s, name, &dec, err);
+        if (r < 0)
+                return r;
+        if (!dec.allowed) {
+                const char *reason = "denied";
+
+                for (size_t i = 0; i < dec.n_steps; i++)
+                        if (dec.steps[i].step == dec.failed_step && dec.steps[i].reason)
+                                reason = dec.steps[i].reason;
+                if (dec.failed_step == POLICY_STEP_EXCLUSIVE) {
+                        holder = session_host_device_holder(s->host, d, s);
+                        return device_busy(err, name, holder ? holder->description : reason);
+                }
+                if (dec.failed_step == POLICY_STEP_QUOTA)
+                        return session_quota_check(err, BROKER_RESOURCE_DEVICES,
+                                                   s->quotas.devices, s->quotas.devices, 1);
+                return policy_denied(err, name, policy_step_to_string(dec.failed_step), reason);
+        }
+
+        /* The claim table is authoritative even if the policy skipped the step. */
+        holder = session_host_device_holder(s->host, d, s);
+        if (holder)
+                return device_busy(err, name, holder->description);
+
+        /* After the policy, so that a principal without a grant hears why, not "quota 0". */
+        r = session_quota_check(err, BROKER_RESOURCE_DEVICES, s->quotas.devices, s->usage.devices,
+                                1);
+        if (r < 0)
+                return r;
+
+        *ret = d;
+        return 0;
+}
+
+static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionDeviceInfo *ret,
+                               BrokerError *err) {
+        _cleanup_free_ char *name = NULL;
+        SessionDevice *devs;
+        Error be = ERROR_INIT;
+        HwInfo info = {};
+        uint32_t dev_id;
+        int r;
+
+        /* Allocate everything first: after the bind nothing may fail. */
+        name = strdup(d->name);
+        if (!name)
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
+        devs = realloc(s->devices, (s->n_devices + 1) * sizeof(*devs));
+        if (!devs)
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
+        s->devices = devs;
+        r = session_host_add_claim(s->host, d->name, s);
+        if (r < 0)
+                return broker_error_system(err, r, "Allocating memory");
+
+        r = OPS(s)->device_bind(s->ctx, fd, &dev_id, &be);
+        if (r < 0) {
+                session_host_release_claim(s->host, d->name, s);
+                switch (r) {
+                case -EPERM:
+                        return policy_denied(err, d->name, "bind", error_message(&be));
+                case -EBUSY:
+                        return device_busy(err, d->name, error_message(&be));
+                case -EBADF:
+                case -EBADFD:
+                case -ENOTTY:
+                        return broker_error_invalid_fd(err, -EBADF, "%s", error_message(&be));
+                default:
+                        return broker_error_from_backend(err, "bind", &be);
+                }
+        }
+
+        if (backend_has_feature(s->host->backend, BACKEND_FEATURE_HW_INFO) &&
+            OPS(s)->hw_info(s->ctx, dev_id, &info, &be) < 0) {
+                log_debug("hw_info for %s failed, reporting no PASID or capabilities: %s",
+                          d->name, error_message(&be));
+                info = (HwInfo){};
+        }
+
+        s->devices[s->n_devices++] = (SessionDevice){
+                .id = dev_id,
+                .name = TAKE_PTR(name),
+                .pasid_bits = info.max_pasid_log2,
+                .capabilities = info.capabilities,
+        };
+        s->usage.devices++;
+
+        if (ret) {
+                *ret = (SessionDeviceInfo){
+                        .device_id = dev_id,
+                        .group = d->group ? d->group->id : UINT32_MAX,
+                        .pasid_bits = info.max_pasid_log2,
+                        .capabilities = info.capabilities,
+                };
+                snprintf(ret->bdf, sizeof(ret->bdf), "%s", d->name);
+        }
+        return 0;
+}
+
+int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
+        _cleanup_free_ char *name = NULL;
+        const TopoDevice *d;
+        Error be = ERROR_INIT;
+        int r;
+
+        assert_return(s, -EINVAL);
+
+        r = OPS(s)->device_fd_identify(s->host->backend, fd, &name, &be);
+        if (r < 0)
+                return broker_error_invalid_fd(err, r, "%s", error_message(&be));
+
+        r = session_admit_device(s, name, &d, err);
+        if (r < 0)
+                return r;
+        return session_bind_device(s, d, fd, ret, err);
+}
+
+int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
+                               BrokerError *err) {
+        _cleanup_close_ int fd = -EBADF;
+        const TopoDevice *d;
+        Error be = ERROR_INIT;
+        Principal p;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+
+        r = session_admit_device(s, name, &d, err);
+        if (r < 0)
+                return r;
+
+        session_principal(s, &p);
+        if (!policy_allows_open_on_behalf(s->host->policy, &p, d))
+                return policy_denied(err, name, "open-on-behalf",
+                                     "the policy does not let iommud open this device for the "
+                                     "caller; pass the device's VFIO cdev fd instead");
+
+        r = OPS(s)->device_open(s->host->backend, name, &fd, &be);
+        if (r < 0)
+                return broker_error_from_backend(err, "open the device", &be);
+        return session_bind_device(s, d, fd, ret, err);
+}
+
+void session_remove_device(Session *s, SessionDevice *d) {
+        SessionIoas *ioas = d->ioas_id ? session_find_ioas(s, d->ioas_id) : NULL;
+
+        if (ioas && ioas->n_attached > 0)
+                ioas->n_attached--;
+        session_drop_device_pasids(s, d->id);
+        session_device_release(s, d);
+        *d = s->devices[--s->n_devices];
+        s->usage.devices--;
+}
+
+int session_detach_device(Session *s, uint32_t device_id, BrokerError *err) {
+        SessionDevice *d;
+
+        assert_return(s, -EINVAL);
+
+        d = LOOKUP_DEVICE(s, device_id, err);
+        session_remove_device(s, d);
+        return 0;
+}
