@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "backend.h"
 #include "json-util.h"
 #include "varlink-broker-internal.h"
 
@@ -51,14 +52,23 @@ typedef struct BindPasidParams {
         bool has_stage1;
 } BindPasidParams;
 
-static const JsonDispatchEnum stage1_types[] = {
-        { "vtd", BACKEND_HWPT_DATA_VTD_S1 },
-        { "arm_smmuv3", BACKEND_HWPT_DATA_ARM_SMMUV3 },
-        {},
-};
+/* Stage1.type: a name of the backend's stage-1 table, its BACKEND_HWPT_DATA_* type stored. */
+static int stage1_type_parse(const JsonDispatchValue *v, void *target,
+                             const JsonDispatchPath *path, Error *err) {
+        char p[JSON_DISPATCH_PATH_MAX];
+
+        json_dispatch_path_format(path, p, sizeof(p));
+        if (v->kind != JSON_DISPATCH_KIND_STRING)
+                return error_set(err, -EINVAL, "%s: expected a string", p);
+        if (strlen(v->text) != v->length ||
+            backend_stage1_type_from_string(v->text, (uint32_t *)target) < 0)
+                return error_set(err, -EINVAL, "%s: '%s' is none of the stage-1 types of "
+                                 "Stage1.type", p, v->text);
+        return 0;
+}
 
 static const JsonDispatchField stage1_fields[] = {
-        { "type", JSON_DISPATCH_ENUM, JSON_DISPATCH_REQUIRED, 0, .enums = stage1_types },
+        { "type", JSON_DISPATCH_CUSTOM, JSON_DISPATCH_REQUIRED, 0, .callback = stage1_type_parse },
         { "data", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
           offsetof(BindPasidParams, stage1.data) - offsetof(BindPasidParams, stage1) },
         {},
