@@ -102,7 +102,6 @@ int broker_method_detach_device(VarlinkCall *call, json_object *params, VarlinkC
 int broker_method_get_device_fd(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                 void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
-        json_object *out;
         uint32_t id = 0;
         int fd, r;
 
@@ -112,13 +111,7 @@ int broker_method_get_device_fd(VarlinkCall *call, json_object *params, VarlinkC
                 return r;
         if (session_device_fd(broker_call_session(call), id, &fd, &e) < 0)
                 return broker_reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out) {
-                safe_close(fd);
-                return -ENOMEM;
-        }
-        (void)json_util_add(out, "deviceFd", json_object_new_int(0));
-        return varlink_call_reply_with_fds(call, out, &fd, 1);
+        return broker_reply_fd(call, "deviceFd", fd);
 }
 
 typedef struct DeviceIoasParams {

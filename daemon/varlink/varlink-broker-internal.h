@@ -76,6 +76,8 @@ Session *broker_call_session(VarlinkCall *call);
 int broker_reply(VarlinkCall *call, json_object *p);
 /* broker_reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
 int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value);
+/* {"<key>": 0} with fd as the one fd of the reply (index 0); takes fd in every case. */
+int broker_reply_fd(VarlinkCall *call, const char *key, int fd);
 /* The protocol error e, with its IDL parameters. */
 int broker_reply_error(VarlinkCall *call, const BrokerError *e);
 /* The same, with the index of the fd the client sent for an InvalidFd. */

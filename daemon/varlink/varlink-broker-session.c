@@ -19,7 +19,6 @@
 int broker_method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                            void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
-        json_object *out;
         int fd, r;
 
         REQUIRE_SESSION(call);
@@ -28,13 +27,7 @@ int broker_method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFl
                 return r;
         if (session_delegate(broker_call_session(call), &fd, &e) < 0)
                 return broker_reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out) {
-                safe_close(fd);
-                return -ENOMEM;
-        }
-        (void)json_util_add(out, "iommufd", json_object_new_int(0));
-        return varlink_call_reply_with_fds(call, out, &fd, 1);
+        return broker_reply_fd(call, "iommufd", fd);
 }
 
 static json_object *usage_json(const char *resource, uint64_t used, uint64_t limit) {

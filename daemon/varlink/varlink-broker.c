@@ -199,6 +199,17 @@ int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
         return varlink_call_reply_text(call, text, (size_t)n);
 }
 
+int broker_reply_fd(VarlinkCall *call, const char *key, int fd) {
+        json_object *out = json_object_new_object();
+
+        if (!out) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        (void)json_util_add(out, key, json_object_new_int(0));
+        return varlink_call_reply_with_fds(call, out, &fd, 1);
+}
+
 json_object *broker_range_json(uint64_t start, uint64_t last) {
         json_object *o = json_object_new_object();
 
