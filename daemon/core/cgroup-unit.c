@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,63 +89,47 @@ int cgroup_unit_name(const char *path, char **ret) {
         return 0;
 }
 
-static int refuse(char **ret_refused, const char *fmt, ...) _printf_(2, 3);
-static int refuse(char **ret_refused, const char *fmt, ...) {
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(ret_refused, fmt, ap);
-        va_end(ap);
-        if (r < 0) {
-                *ret_refused = NULL;
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 /*
  * Whether the directory fd, at the first len bytes of path, is the system manager's:
- * 1 when it is, 0 with *ret_refused saying why not.
+ * 1 when it is, -EPERM with err saying why not.
  */
-static int check_ancestor(int fd, const char *path, size_t len, const char *unit,
-                          char **ret_refused) {
+static int check_ancestor(int fd, const char *path, size_t len, const char *unit, Error *err) {
         const char *shown = len > 0 ? path : "/";
         int shown_len = len > 0 ? (int)len : 1;
         struct stat st;
 
         if (fstat(fd, &st) < 0)
-                return refuse(ret_refused, "%s cannot be checked: %.*s: %s", unit, shown_len,
-                              shown, strerror(errno));
+                return error_set(err, -EPERM, "%s cannot be checked: %.*s: %s", unit, shown_len,
+                                 shown, strerror(errno));
         if (st.st_uid != 0)
-                return refuse(ret_refused,
-                              "%s is inside %.*s, which belongs to uid %u (a delegated subtree)",
-                              unit, shown_len, shown, (unsigned)st.st_uid);
+                return error_set(err, -EPERM,
+                                 "%s is inside %.*s, which belongs to uid %u (a delegated subtree)",
+                                 unit, shown_len, shown, (unsigned)st.st_uid);
         if (st.st_mode & (S_IWGRP | S_IWOTH))
-                return refuse(ret_refused, "%s is inside %.*s, which others may write to (mode %04o)",
-                              unit, shown_len, shown, (unsigned)(st.st_mode & 07777));
+                return error_set(err, -EPERM,
+                                 "%s is inside %.*s, which others may write to (mode %04o)", unit,
+                                 shown_len, shown, (unsigned)(st.st_mode & 07777));
         FOREACH_ARRAY(x, delegate_xattrs, ELEMENTSOF(delegate_xattrs)) {
                 if (fgetxattr(fd, *x, NULL, 0) >= 0)
-                        return refuse(ret_refused, "%s is inside %.*s, which is delegated (%s)",
-                                      unit, shown_len, shown, *x);
+                        return error_set(err, -EPERM, "%s is inside %.*s, which is delegated (%s)",
+                                         unit, shown_len, shown, *x);
                 if (errno != ENODATA && errno != ENOTSUP && errno != EOPNOTSUPP)
-                        return refuse(ret_refused, "%s cannot be checked: %s of %.*s: %s", unit,
-                                      *x, shown_len, shown, strerror(errno));
+                        return error_set(err, -EPERM, "%s cannot be checked: %s of %.*s: %s", unit,
+                                         *x, shown_len, shown, strerror(errno));
         }
         return 1;
 }
 
 /* Walks from root down to the unit's own cgroup; 1 when every directory above it passes. */
-static int walk(const char *root, const char *path, size_t unit_at, const char *unit,
-                char **ret_refused) {
+static int walk(const char *root, const char *path, size_t unit_at, const char *unit, Error *err) {
         _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         _cleanup_free_ char *name = NULL;
         size_t at = 0;
         int r;
 
         if (fd < 0)
-                return refuse(ret_refused, "%s cannot be checked: %s: %s", unit, root,
-                              strerror(errno));
+                return error_set(err, -EPERM, "%s cannot be checked: %s: %s", unit, root,
+                                 strerror(errno));
         for (;;) {
                 size_t n;
                 int next;
@@ -155,19 +138,19 @@ static int walk(const char *root, const char *path, size_t unit_at, const char *
                 n = strcspn(path + at, "/");
                 /* Only above the unit: its own name is what the directories above vouch for. */
                 if (at <= unit_at) {
-                        r = check_ancestor(fd, path, at > 0 ? at - 1 : 0, unit, ret_refused);
-                        if (r <= 0)
+                        r = check_ancestor(fd, path, at > 0 ? at - 1 : 0, unit, err);
+                        if (r < 0)
                                 return r;
                 }
                 if ((n == 1 && path[at] == '.') || (n == 2 && strneq(path + at, "..", 2)))
-                        return refuse(ret_refused, "%s is outside iommud's cgroup namespace",
-                                      unit);
+                        return error_set(err, -EPERM, "%s is outside iommud's cgroup namespace",
+                                         unit);
                 if (at == unit_at && is_user_manager(path + at, n))
-                        return refuse(ret_refused, "%s is a user's own service manager", unit);
+                        return error_set(err, -EPERM, "%s is a user's own service manager", unit);
                 if (at < unit_at && is_user_manager(path + at, n))
-                        return refuse(ret_refused,
-                                      "%s is under %.*s, a user's own service manager", unit,
-                                      (int)n, path + at);
+                        return error_set(err, -EPERM,
+                                         "%s is under %.*s, a user's own service manager", unit,
+                                         (int)n, path + at);
                 if (at > unit_at)
                         return 1;
                 free(name);
@@ -176,36 +159,32 @@ static int walk(const char *root, const char *path, size_t unit_at, const char *
                         return -ENOMEM;
                 next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (next < 0)
-                        return refuse(ret_refused, "%s cannot be checked: %.*s: %s", unit,
-                                      (int)(at + n), path, strerror(errno));
+                        return error_set(err, -EPERM, "%s cannot be checked: %.*s: %s", unit,
+                                         (int)(at + n), path, strerror(errno));
                 safe_close(fd);
                 fd = next;
                 at += n;
         }
 }
 
-int cgroup_unit_check(const char *root, const char *path, char **ret_unit, char **ret_refused) {
-        _cleanup_free_ char *unit = NULL, *refused = NULL;
+int cgroup_unit_check(const char *root, const char *path, char **ret_unit, Error *err) {
+        _cleanup_free_ char *unit = NULL;
         size_t at, n;
         int r;
 
-        if (!find_unit(path, &at, &n)) {
-                *ret_unit = *ret_refused = NULL;
+        if (!find_unit(path, &at, &n))
                 return 0;
-        }
         unit = strndup(path + at, n);
         if (!unit)
                 return -ENOMEM;
         if (!root && cgroup_unit_find_root(&root) < 0)
-                r = refuse(&refused, "%s cannot be checked: no cgroup2 hierarchy is mounted",
-                           unit);
-        else
-                r = walk(root, path, at, unit, &refused);
+                return error_set(err, -EPERM,
+                                 "%s cannot be checked: no cgroup2 hierarchy is mounted", unit);
+        r = walk(root, path, at, unit, err);
         if (r < 0)
                 return r;
-        *ret_unit = r > 0 ? TAKE_PTR(unit) : NULL;
-        *ret_refused = TAKE_PTR(refused);
-        return r > 0;
+        *ret_unit = TAKE_PTR(unit);
+        return 1;
 }
 
 int cgroup_unit_find_root(const char **ret) {

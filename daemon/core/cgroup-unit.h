@@ -16,6 +16,8 @@
  * the machine-*.scope units of libvirt's VMs this way).
  */
 
+#include "error.h"
+
 /*
  * The cgroup2 path in the text of /proc/PID/cgroup ("0::PATH").  -ENXIO when
  * there is none; -EBADMSG when there is more than one, which only a cgroup
@@ -35,12 +37,11 @@ int cgroup_unit_name(const char *path, char **ret);
  * The unit the cgroup at path (as /proc/PID/cgroup gives it) proves, checked
  * against the cgroup2 tree at root (NULL: where cgroup2 is mounted, see
  * cgroup_unit_find_root()).  Returns 1 and *ret_unit when the unit is the
- * system manager's; 0 with *ret_unit NULL and *ret_refused NULL when the path
- * names no unit at all; 0 with *ret_refused, a phrase saying why the unit
- * named was not taken ("machine-qemu-evil.scope is under user@1000.service, a
- * user's own service manager"), when it is not.  -ENOMEM otherwise.
+ * system manager's; 0 when the path names no unit at all; -EPERM with err
+ * saying why the unit named was not taken ("machine-qemu-evil.scope is under
+ * user@1000.service, a user's own service manager") when it is not; -ENOMEM.
  */
-int cgroup_unit_check(const char *root, const char *path, char **ret_unit, char **ret_refused);
+int cgroup_unit_check(const char *root, const char *path, char **ret_unit, Error *err);
 
 /*
  * Where the cgroup2 hierarchy is mounted: /sys/fs/cgroup (unified) or

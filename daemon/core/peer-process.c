@@ -5,7 +5,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,21 +25,6 @@ uint64_t peer_process_now(void) {
 
         (void)clock_gettime(CLOCK_BOOTTIME, &ts);
         return (uint64_t)ts.tv_sec * UINT64_C(1000000) + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static int why(char **ret_why, const char *fmt, ...) _printf_(2, 3);
-static int why(char **ret_why, const char *fmt, ...) {
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(ret_why, fmt, ap);
-        va_end(ap);
-        if (r < 0) {
-                *ret_why = NULL;
-                return -ENOMEM;
-        }
-        return -ESRCH;
 }
 
 int peer_process_parse_start(const char *text, uint64_t *ret_ticks) {
@@ -86,28 +70,28 @@ static int pidfd_get_pid(int pidfd, pid_t *ret) {
 }
 
 /* The transport's pidfd: the peer by construction, so only its pid needs to agree. */
-static int pin_given(const PeerProcess *p, char **ret_why) {
+static int pin_given(const PeerProcess *p, Error *err) {
         _cleanup_close_ int fd = fcntl(p->pidfd, F_DUPFD_CLOEXEC, 3);
         pid_t pid;
         int r;
 
         if (fd < 0)
-                return why(ret_why, "the pidfd of pid %d cannot be used: %s", (int)p->pid,
-                           strerror(errno));
+                return error_set(err, -ESRCH, "the pidfd of pid %d cannot be used: %s", (int)p->pid,
+                                 strerror(errno));
         r = pidfd_get_pid(fd, &pid);
         if (r < 0)
-                return why(ret_why, "the pidfd of pid %d cannot be read: %s", (int)p->pid,
-                           strerror(-r));
+                return error_set(err, -ESRCH, "the pidfd of pid %d cannot be read: %s", (int)p->pid,
+                                 strerror(-r));
         if (pid <= 0)
-                return why(ret_why, "pid %d has exited", (int)p->pid);
+                return error_set(err, -ESRCH, "pid %d has exited", (int)p->pid);
         if (pid != p->pid)
-                return why(ret_why, "the connection's pidfd names pid %d, not pid %d", (int)pid,
-                           (int)p->pid);
+                return error_set(err, -ESRCH, "the connection's pidfd names pid %d, not pid %d",
+                                 (int)pid, (int)p->pid);
         return TAKE_FD(fd);
 }
 
 /* No pidfd from the transport: the process with that pid now, if it is old enough. */
-static int pin_by_pid(const PeerProcess *p, const char *proc_root, char **ret_why) {
+static int pin_by_pid(const PeerProcess *p, const char *proc_root, Error *err) {
         _cleanup_close_ int fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
         _cleanup_free_ char *stat = NULL;
         char path[PATH_MAX];
@@ -116,37 +100,38 @@ static int pin_by_pid(const PeerProcess *p, const char *proc_root, char **ret_wh
         int r;
 
         if (fd < 0)
-                return why(ret_why, "pid %d cannot be pinned: %s", (int)p->pid, strerror(errno));
+                return error_set(err, -ESRCH, "pid %d cannot be pinned: %s", (int)p->pid,
+                                 strerror(errno));
         snprintf(path, sizeof(path), "%s/%d/stat", proc_root, (int)p->pid);
         r = file_util_read_at(AT_FDCWD, path, 4096, &stat, NULL);
         if (r >= 0)
                 r = peer_process_parse_start(stat, &ticks);
         if (r < 0)
-                return why(ret_why, "the start time of pid %d cannot be read: %s", (int)p->pid,
-                           strerror(-r));
+                return error_set(err, -ESRCH, "the start time of pid %d cannot be read: %s",
+                                 (int)p->pid, strerror(-r));
         if (hz <= 0)
                 hz = 100;
         start = ticks / (uint64_t)hz * UINT64_C(1000000) +
                 ticks % (uint64_t)hz * UINT64_C(1000000) / (uint64_t)hz;
         if (start > p->accepted_usec)
-                return why(ret_why, "pid %d started after the connection was accepted",
-                           (int)p->pid);
+                return error_set(err, -ESRCH, "pid %d started after the connection was accepted",
+                                 (int)p->pid);
         return TAKE_FD(fd);
 }
 
-int peer_process_pin(const PeerProcess *p, const char *proc_root, char **ret_why) {
+int peer_process_pin(const PeerProcess *p, const char *proc_root, Error *err) {
         if (p->pid <= 0)
-                return why(ret_why, "the connection names no process");
+                return error_set(err, -ESRCH, "the connection names no process");
         if (p->pidfd >= 0)
-                return pin_given(p, ret_why);
+                return pin_given(p, err);
         if (p->pidfd != -EBADF)
-                return why(ret_why, "the pidfd of pid %d is unavailable: %s", (int)p->pid,
-                           strerror(-p->pidfd));
-        return pin_by_pid(p, proc_root ?: "/proc", ret_why);
+                return error_set(err, -ESRCH, "the pidfd of pid %d is unavailable: %s", (int)p->pid,
+                                 strerror(-p->pidfd));
+        return pin_by_pid(p, proc_root ?: "/proc", err);
 }
 
 int peer_process_alive(int pidfd) {
-        struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+        struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
         int r = poll(&pfd, 1, 0);
 
         if (r < 0)

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "error.h"
+
 typedef struct PeerProcess {
         pid_t pid;              /* as SO_PEERCRED or the bus recorded it; <= 0: none */
         /*
@@ -36,11 +38,11 @@ uint64_t peer_process_now(void);
 
 /*
  * A pidfd (≥ 0, the caller closes it) of p's process, checked as above with its
- * /proc/PID/stat under proc_root (NULL: /proc).  -ESRCH with *ret_why, a phrase
- * ("pid 42 started after the connection was accepted"), when the process is not
- * verifiably the peer; -ENOMEM.
+ * /proc/PID/stat under proc_root (NULL: /proc).  -ESRCH with err saying why
+ * ("pid 42 started after the connection was accepted") when the process is not
+ * verifiably the peer.
  */
-int peer_process_pin(const PeerProcess *p, const char *proc_root, char **ret_why);
+int peer_process_pin(const PeerProcess *p, const char *proc_root, Error *err);
 
 /* 1 while pidfd's process runs, 0 once it has exited, or -errno. */
 int peer_process_alive(int pidfd);

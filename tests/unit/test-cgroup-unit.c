@@ -5,7 +5,7 @@
  * under /tmp: ownership, modes and the delegation xattrs are what the rule
  * looks at, and a plain directory has them all.  Making directories owned by
  * root and by another uid needs root; the real cgroup2 tree is exercised by
- * the integration and bus suites.
+ * the integration and bus suites.  Without root the suite is skipped.
  */
 
 #include <errno.h>
@@ -54,30 +54,27 @@ static void path_of(const char *rel, char *buf, size_t size) {
 
 /* Checks "/rel": unit wanted (NULL: none), and a refusal containing refused (NULL: none). */
 static void expect(const char *rel, const char *unit, const char *refused) {
-        char path[512], *got_unit = (char *)1, *got_refused = (char *)1;
+        char path[512], *got = NULL;
+        Error err = ERROR_INIT;
         int r;
 
         snprintf(path, sizeof(path), "/%s", rel);
-        r = cgroup_unit_check(root, path, &got_unit, &got_refused);
-        if (got_refused)
-                print_message("# %s: %s\n", path, got_refused);
-        assert_int_equal(r, unit ? 1 : 0);
-        if (unit)
-                assert_string_equal(got_unit, unit);
-        else
-                assert_null(got_unit);
-        if (refused) {
-                assert_non_null(got_refused);
-                assert_non_null(strstr(got_refused, refused));
+        r = cgroup_unit_check(root, path, &got, &err);
+        if (err.error)
+                print_message("# %s: %s\n", path, err.message);
+        if (unit) {
+                assert_int_equal(r, 1);
+                assert_string_equal(got, unit);
         } else
-                assert_null(got_refused);
-        free(got_unit);
-        free(got_refused);
+                assert_int_equal(r, refused ? -EPERM : 0);
+        if (refused)
+                assert_non_null(strstr(err.message, refused));
+        else
+                assert_int_equal(err.error, 0);
+        free(got);
 }
 
 static int setup(void **state) {
-        if (geteuid() != 0)
-                return 0;
         assert_non_null(mkdtemp(root));
         assert_int_equal(chmod(root, 0755), 0);
         return 0;
@@ -86,21 +83,10 @@ static int setup(void **state) {
 static int teardown(void **state) {
         char cmd[600];
 
-        if (geteuid() != 0)
-                return 0;
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
         assert_int_equal(system(cmd), 0);
         return 0;
 }
-
-#define REQUIRE_ROOT()                                                                             \
-        do {                                                                                       \
-                if (geteuid() != 0) {                                                              \
-                        print_message("# skipped: needs root to make directories of other "   \
-                                      "owners\n");                                                 \
-                        skip();                                                                    \
-                }                                                                                  \
-        } while (0)
 
 static void test_parse_proc(void **state) {
         char *path = NULL;
@@ -162,7 +148,6 @@ static void test_unit_names(void **state) {
 }
 
 static void test_system_units(void **state) {
-        REQUIRE_ROOT();
         make_dirs("machine.slice/machine-qemu-good.scope/libvirt/emulator");
         make_dirs("system.slice/foo.service");
         make_dirs("user.slice/user-1000.slice/session-2.scope");
@@ -185,7 +170,6 @@ static void test_user_manager(void **state) {
                           "machine-qemu-evil.scope";
         char path[512];
 
-        REQUIRE_ROOT();
         make_dirs(rel);
         /* Even left root's (no delegation seen at all), the user's manager is no source. */
         expect(rel, NULL, "machine-qemu-evil.scope is under user@65534.service, a user's own "
@@ -201,7 +185,6 @@ static void test_user_manager(void **state) {
 static void test_delegated_subtrees(void **state) {
         char path[512];
 
-        REQUIRE_ROOT();
         /* A service with Delegate=yes and User=: its cgroup is chowned to the user. */
         make_dirs("system.slice/chowned.service/machine-qemu-evil.scope");
         path_of("system.slice/chowned.service", path, sizeof(path));
@@ -225,28 +208,21 @@ static void test_delegated_subtrees(void **state) {
 }
 
 static void test_delegation_xattrs(void **state) {
-        static const char *const xattrs[] = { "trusted.delegate", "user.delegate" };
-        char path[512], rel[128];
+        char path[512];
 
-        REQUIRE_ROOT();
-        FOREACH_ARRAY(x, xattrs, ELEMENTSOF(xattrs)) {
-                snprintf(rel, sizeof(rel), "system.slice/root-%s.service/machine-qemu-evil.scope",
-                         *x);
-                make_dirs(rel);
-                /* Owned by root, delegated all the same (Delegate=yes without User=). */
-                snprintf(path, sizeof(path), "%s/system.slice/root-%s.service", root, *x);
-                if (setxattr(path, *x, "1", 1, 0) < 0) {
-                        print_message("# skipped %s: %s\n", *x, strerror(errno));
-                        continue;
-                }
-                expect(rel, NULL, *x);
-        }
+        /* Owned by root, delegated all the same (Delegate=yes without User=). */
+        make_dirs("system.slice/root.service/machine-qemu-evil.scope");
+        path_of("system.slice/root.service", path, sizeof(path));
+        assert_int_equal(setxattr(path, "trusted.delegate", "1", 1, 0), 0);
+        expect("system.slice/root.service/machine-qemu-evil.scope", NULL,
+               "inside /system.slice/root.service, which is delegated (trusted.delegate)");
+        /* (user.delegate, which not every file system here takes, is tested on cgroup2 by
+         * the integration suite.) */
 
         /* systemd-machined delegates its machine scopes: the scope is the unit still. */
         make_dirs("machine.slice/machine-qemu-delegated.scope/libvirt/emulator");
         path_of("machine.slice/machine-qemu-delegated.scope", path, sizeof(path));
-        if (setxattr(path, "trusted.delegate", "1", 1, 0) < 0)
-                skip();
+        assert_int_equal(setxattr(path, "trusted.delegate", "1", 1, 0), 0);
         expect("machine.slice/machine-qemu-delegated.scope/libvirt/emulator",
                "machine-qemu-delegated.scope", NULL);
         /* But nothing inside it names a unit of its own. */
@@ -280,5 +256,10 @@ int main(void) {
                 cmocka_unit_test(test_find_root),
         };
 
+        /* A whole-suite skip is a TAP plan of zero (cmocka's skip() is a failure to meson). */
+        if (geteuid() != 0) {
+                printf("1..0 # SKIP needs root to make directories of other owners\n");
+                return 0;
+        }
         return cmocka_run_group_tests_name("cgroup-unit", tests, setup, teardown);
 }
