@@ -181,7 +181,11 @@ int peer_creds_from_socket(PeerCreds **ret, int fd, uint64_t accepted_usec, cons
                 return error_set(err, -errno, "SO_PEERCRED on fd %d failed: %s", fd,
                                  strerror(errno));
         r = socket_groups(fd, &groups, &n_groups);
-        if (r < 0)
+        /* Before Linux 4.13 there is none: no supplementary groups, which only narrows. */
+        if (r == -ENOPROTOOPT)
+                log_debug("No SO_PEERGROUPS in this kernel: pid %d has no supplementary groups",
+                          (int)uc.pid);
+        else if (r < 0)
                 return error_set(err, r, "SO_PEERGROUPS on fd %d failed: %s", fd, strerror(-r));
         len = sizeof(pidfd);
         /* Before Linux 6.5 there is none; where there is, a peer that is gone has none. */
