@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -27,6 +26,7 @@
 #include <cmocka.h>
 
 #include "error.h"
+#include "child-util.h"
 #include "macros.h"
 #include "peer-process.h"
 
@@ -42,24 +42,6 @@ static struct {
 
 static int pidfd_open_(pid_t pid) {
         return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-static pid_t spawn_sleeper(void) {
-        pid_t pid = fork();
-
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                /* Gone with the test, whatever becomes of it. */
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-                for (;;)
-                        pause();
-        }
-        return pid;
-}
-
-static void reap(pid_t pid) {
-        (void)kill(pid, SIGKILL);
-        assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
 /* PROC/pid/stat with the given start time in clock ticks; the command name has ") (" in it. */
@@ -81,14 +63,14 @@ static int setup(void **state) {
         snprintf(env.proc, sizeof(env.proc), "/tmp/iommud-test-proc-XXXXXX");
         assert_non_null(mkdtemp(env.proc));
         env.hz = sysconf(_SC_CLK_TCK);
-        env.child = spawn_sleeper();
+        env.child = child_spawn_sleeper();
         return 0;
 }
 
 static int teardown(void **state) {
         char cmd[128];
 
-        reap(env.child);
+        child_reap(env.child);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", env.proc);
         assert_int_equal(system(cmd), 0);
         return 0;
@@ -152,11 +134,11 @@ static void test_start_time(void **state) {
 }
 
 static void test_pid_gone(void **state) {
-        pid_t pid = spawn_sleeper();
+        pid_t pid = child_spawn_sleeper();
         Error why = ERROR_INIT;
         int fd;
 
-        reap(pid);
+        child_reap(pid);
         fd = peer_process_pin(&(PeerProcess){ .pid = pid, .pidfd = -EBADF,
                                               .accepted_usec = peer_process_now() },
                               NULL, &why);
@@ -170,7 +152,7 @@ static void test_pid_gone(void **state) {
 
 /* The transport's own pidfd: the peer by construction, unless it has exited. */
 static void test_given_pidfd(void **state) {
-        pid_t pid = spawn_sleeper();
+        pid_t pid = child_spawn_sleeper();
         int given = pidfd_open_(pid), fd;
         Error why = ERROR_INIT;
 

@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "child-util.h"
 #include "macros.h"
 #include "peer-creds.h"
 
@@ -41,24 +42,6 @@ static void write_file(const char *path, const char *text) {
         assert_non_null(f);
         fputs(text, f);
         fclose(f);
-}
-
-static pid_t spawn_sleeper(void) {
-        pid_t pid = fork();
-
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                /* Gone with the test, whatever becomes of it. */
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-                for (;;)
-                        pause();
-        }
-        return pid;
-}
-
-static void reap(pid_t pid) {
-        (void)kill(pid, SIGKILL);
-        assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
 /*
@@ -79,7 +62,7 @@ static void fake_host_make(FakeHost *h, const char *cgroup_path) {
         assert_non_null(mkdtemp(h->proc));
         assert_non_null(mkdtemp(h->cgroup));
         assert_int_equal(chmod(h->cgroup, 0755), 0);
-        h->pid = spawn_sleeper();
+        h->pid = child_spawn_sleeper();
         snprintf(path, sizeof(path), "%s/%d", h->proc, (int)h->pid);
         assert_int_equal(mkdir(path, 0755), 0);
         snprintf(path, sizeof(path), "%s/%d/status", h->proc, (int)h->pid);
@@ -105,7 +88,7 @@ static void fake_host_stat(FakeHost *h, unsigned long long start_ticks) {
 static void fake_host_free(FakeHost *h) {
         char cmd[256];
 
-        reap(h->pid);
+        child_reap(h->pid);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", h->proc, h->cgroup);
         assert_int_equal(system(cmd), 0);
 }
@@ -250,7 +233,7 @@ static void test_socket_groups(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(groups); i++)
                 assert_int_equal(c->groups[i], groups[i]);
         peer_creds_free(c);
-        reap(pid);
+        child_reap(pid);
         close(fd);
         close(l);
         close(ready[0]);
