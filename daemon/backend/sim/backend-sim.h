@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "backend.h"
 #include "error.h"
@@ -56,6 +57,10 @@ typedef struct BackendSimStats {
         uint64_t auto_invalid;       /* groups answered INVALID by detach, destroy or context free */
         uint64_t contexts;           /* contexts alive now (one per session) */
         uint64_t objects;            /* objects alive now in every context (IOAS, HWPT, device, fault) */
+        uint64_t mappings;           /* areas alive now in every IOAS (copies count again) */
+        uint64_t pinned_bytes;       /* bytes pinned now (whole pages; shared pages once) */
+        uint64_t locked_bytes;       /* of those, charged to a user or a process now */
+        uint64_t memory_files;       /* memory files the model keeps open for areas */
 } BackendSimStats;
 
 void backend_sim_get_stats(const Backend *b, BackendSimStats *ret);
@@ -86,3 +91,22 @@ void backend_sim_context_set_next_id(BackendContext *c, uint32_t id);
 
 /* Whether the simulated caller holds CAP_SYS_RESOURCE (RLIMIT_MODE SET); default true. */
 void backend_sim_set_privileged(Backend *b, bool privileged);
+
+/*
+ * The mapper's memory limits, as the kernel reads them when it pins: with CAP_IPC_LOCK
+ * (the default, as the daemon runs) pins are charged to nobody; without it they are charged
+ * to the mapper's user (RLIMIT_MODE 0) or process (RLIMIT_MODE 1), and a pin that takes that
+ * account past limit bytes (its RLIMIT_MEMLOCK; default unlimited) fails with ENOMEM.
+ * Applies to maps made from now on, as the kernel decides at map time.
+ */
+void backend_sim_set_memlock(Backend *b, bool cap_ipc_lock, uint64_t limit);
+/* Who maps through c (default: the process that made it, with its uid); -ENOMEM. */
+int backend_sim_context_set_owner(BackendContext *c, uid_t uid, pid_t pid);
+/* Bytes charged now to a user (process false: id is a uid) or a process (a pid). */
+int backend_sim_locked_bytes(const Backend *b, bool process, uint32_t id, uint64_t *ret);
+/*
+ * c stands for a context an earlier daemon process made (a restart over the simulated
+ * host): the user VAs it maps are that process's memory, which pinned pages keep alive.
+ * They are taken as present; a DMA through them reaches nothing.
+ */
+void backend_sim_context_adopt_memory(BackendContext *c);
