@@ -350,13 +350,169 @@ static void test_adopted_memory(void **state) {
         BackendContext *c = ctx(e);
         uint32_t ioas = ioas_new(e, c);
         uint64_t at = IOVA;
+        char buf[16] = "untouched";
 
         backend_sim_context_adopt_memory(c);
         assert_int_equal(e->b->ops->ioas_map_va(c, ioas, BACKEND_MAP_FIXED_IOVA | RW, IOVA,
                                                 4 * P, &at, NULL), 0);
         attach(e, c, e->dev_fd, ioas);
         assert_int_equal(stats(e).pinned_bytes, 4 * P);
+        assert_int_equal(backend_sim_dma(e->b, DEV, BACKEND_NO_PASID, IOVA, buf, sizeof(buf),
+                                         true, NULL, NULL), 0);
+        assert_int_equal(backend_sim_dma(e->b, DEV, BACKEND_NO_PASID, IOVA, buf, sizeof(buf),
+                                         false, NULL, NULL), 0);
+        assert_int_equal(buf[0], 0);
         backend_context_free(c);
+}
+
+/* ---- DMA ---- */
+
+static int dma(Env *e, const char *dev, uint32_t pasid, uint64_t iova, void *buf, size_t len,
+               bool write, BackendSimDmaFault *f) {
+        return backend_sim_dma(e->b, dev, pasid, iova, buf, len, write, f, NULL);
+}
+
+static void assert_file(int fd, uint64_t off, const char *want, size_t len) {
+        char got[64] = "";
+
+        assert_true(len <= sizeof(got));
+        assert_int_equal(pread(fd, got, len, (off_t)off), (ssize_t)len);
+        assert_memory_equal(got, want, len);
+}
+
+static void assert_fault(const BackendSimDmaFault *f, uint64_t addr, uint32_t perm,
+                         BackendSimDmaFaultReason reason) {
+        assert_int_equal(f->addr, addr);
+        assert_int_equal(f->perm, perm);
+        assert_int_equal(f->reason, reason);
+}
+
+static void test_dma_reaches_the_memory_fd(void **state) {
+        Env *e = *state;
+        BackendContext *c = ctx(e);
+        uint32_t ioas = ioas_new(e, c), dev;
+        int fd = memfd(8 * P);
+        BackendSimDmaFault f = {}, last = {};
+        char buf[8] = "";
+        uint64_t n = 0;
+
+        dev = attach(e, c, e->dev_fd, ioas);
+        assert_int_equal(map_file(e, c, ioas, fd, 0, 2 * P, IOVA, RW), 0);
+        assert_int_equal(map_file(e, c, ioas, fd, 5 * P, P, IOVA + 2 * P, RW), 0);
+        assert_int_equal(map_file(e, c, ioas, fd, 7 * P, P, IOVA + 4 * P, BACKEND_MAP_READABLE), 0);
+        /* Within an area, and across two areas that follow each other in IOVA space. */
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + P - 2, "hello", 5, true, &f), 0);
+        assert_file(fd, P - 2, "hello", 5);
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + 2 * P - 4, "abcdefgh", 8, true, &f),
+                         0);
+        assert_file(fd, 2 * P - 4, "abcd", 4);
+        assert_file(fd, 5 * P, "efgh", 4);
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + P - 2, buf, 5, false, &f), 0);
+        assert_memory_equal(buf, "hello", 5);
+        assert_int_equal(pwrite(fd, "ro", 2, (off_t)(7 * P)), 2);
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + 4 * P, buf, 2, false, &f), 0);
+        assert_memory_equal(buf, "ro", 2);
+
+        /* Refused whole: no permission, nothing mapped, a range that runs off an area. */
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + 4 * P, "xx", 2, true, &f), -EFAULT);
+        assert_fault(&f, IOVA + 4 * P, 0x2, BACKEND_SIM_DMA_PERMISSION);
+        assert_file(fd, 7 * P, "ro", 2);
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + 3 * P - 2, "wxyz", 4, true, &f),
+                         -EFAULT);
+        assert_fault(&f, IOVA + 3 * P, 0x2, BACKEND_SIM_DMA_UNMAPPED);
+        assert_file(fd, 6 * P - 2, "\0\0", 2);
+        assert_int_equal(backend_sim_device_dma_faults(e->b, DEV, &n, &last), 0);
+        assert_int_equal(n, 2);
+        assert_fault(&last, IOVA + 3 * P, 0x2, BACKEND_SIM_DMA_UNMAPPED);
+
+        /* After the unmap the same DMA faults; after the detach the device is blocked. */
+        assert_int_equal(unmap(e, c, ioas, IOVA, 2 * P), 0);
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + P - 2, "hello", 5, true, &f),
+                         -EFAULT);
+        assert_fault(&f, IOVA + P - 2, 0x2, BACKEND_SIM_DMA_UNMAPPED);
+        assert_int_equal(e->b->ops->device_detach(c, dev, BACKEND_NO_PASID, NULL), 0);
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + 4 * P, buf, 1, false, &f), -EFAULT);
+        assert_fault(&f, IOVA + 4 * P, 0x1, BACKEND_SIM_DMA_BLOCKED);
+        /* A device bound nowhere is blocked too; an unknown one is no device. */
+        assert_int_equal(dma(e, DEV2, BACKEND_NO_PASID, IOVA, buf, 1, false, &f), -EFAULT);
+        assert_fault(&f, IOVA, 0x1, BACKEND_SIM_DMA_BLOCKED);
+        assert_int_equal(dma(e, "0000:99:00.0", BACKEND_NO_PASID, IOVA, buf, 1, false, &f),
+                         -ENODEV);
+        assert_int_equal(stats(e).dma_transfers, 4);
+        assert_int_equal(stats(e).dma_faults, 5);
+        backend_context_free(c);
+        close(fd);
+}
+
+/* A page table with a fault queue receives the DMA faults of the devices attached to it. */
+static void test_dma_fault_goes_to_the_queue(void **state) {
+        Env *e = *state;
+        BackendContext *c = ctx(e);
+        uint32_t ioas = ioas_new(e, c), dev = 0, fq, hwpt, pt;
+        FaultRecord rec[2];
+        size_t n = 0;
+        int qfd;
+        char byte = 1;
+
+        assert_int_equal(e->b->ops->fault_queue_alloc(c, &fq, &qfd, NULL), 0);
+        assert_int_equal(e->b->ops->device_bind(c, e->dev_fd, &dev, NULL), 0);
+        {
+                HwptAllocArgs a = { .flags = BACKEND_HWPT_FAULT_ID_VALID, .dev_id = dev,
+                                    .pt_id = ioas, .fault_id = fq };
+
+                assert_int_equal(e->b->ops->hwpt_alloc(c, &a, &hwpt, NULL), 0);
+        }
+        pt = hwpt;
+        assert_int_equal(e->b->ops->device_attach(c, dev, BACKEND_NO_PASID, &pt, NULL), 0);
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + 0x123, &byte, 1, true, NULL),
+                         -EFAULT);
+        assert_int_equal(e->b->ops->fault_read(c, fq, rec, 2, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(rec[0].dev_id, dev);
+        assert_int_equal(rec[0].addr, IOVA);
+        assert_int_equal(rec[0].perm, FAULT_PERM_WRITE);
+        assert_int_equal(rec[0].flags, FAULT_FLAG_LAST_PAGE);
+        backend_context_free(c);
+}
+
+/* A PASID-tagged DMA goes through the PASID's page table, an untagged one through the RID's. */
+static void test_dma_by_pasid(void **state) {
+        Env *e = *state;
+        BackendContext *c = ctx(e);
+        uint32_t ioas = ioas_new(e, c), dev = 0, pt = ioas;
+        BackendSimDmaFault f = {};
+        int fd = memfd(P);
+
+        assert_int_equal(e->b->ops->device_bind(c, e->dev_fd, &dev, NULL), 0);
+        assert_int_equal(e->b->ops->device_attach(c, dev, 7, &pt, NULL), 0);
+        assert_int_equal(map_file(e, c, ioas, fd, 0, P, IOVA, RW), 0);
+        assert_int_equal(dma(e, DEV, 7, IOVA + 8, "pasid", 5, true, &f), 0);
+        assert_file(fd, 8, "pasid", 5);
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA, "rid", 3, true, &f), -EFAULT);
+        assert_fault(&f, IOVA, 0x2, BACKEND_SIM_DMA_BLOCKED);
+        assert_int_equal(f.pasid, BACKEND_NO_PASID);
+        assert_int_equal(dma(e, DEV, 8, IOVA, "other", 5, true, &f), -EFAULT);
+        assert_int_equal(f.pasid, 8);
+        backend_context_free(c);
+        close(fd);
+}
+
+/* A user VA map: the device reaches the mapper's own memory. */
+static void test_dma_reaches_user_memory(void **state) {
+        Env *e = *state;
+        BackendContext *c = ctx(e);
+        uint32_t ioas = ioas_new(e, c);
+        char *mem = mmap(NULL, 2 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        uint64_t at = IOVA;
+
+        assert_true(mem != MAP_FAILED);
+        attach(e, c, e->dev_fd, ioas);
+        assert_int_equal(e->b->ops->ioas_map_va(c, ioas, BACKEND_MAP_FIXED_IOVA | RW,
+                                                (uint64_t)(uintptr_t)mem, 2 * P, &at, NULL), 0);
+        assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + P + 1, "va", 2, true, NULL), 0);
+        assert_memory_equal(mem + P + 1, "va", 2);
+        backend_context_free(c);
+        munmap(mem, 2 * P);
 }
 
 int main(void) {
@@ -368,6 +524,13 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_copy_shares_pages, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_va_pins, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_adopted_memory, env_setup, env_teardown),
+                cmocka_unit_test_setup_teardown(test_dma_reaches_the_memory_fd, env_setup,
+                                                env_teardown),
+                cmocka_unit_test_setup_teardown(test_dma_fault_goes_to_the_queue, env_setup,
+                                                env_teardown),
+                cmocka_unit_test_setup_teardown(test_dma_by_pasid, env_setup, env_teardown),
+                cmocka_unit_test_setup_teardown(test_dma_reaches_user_memory, env_setup,
+                                                env_teardown),
         };
 
         return cmocka_run_group_tests_name("sim-memory", tests, NULL, NULL);

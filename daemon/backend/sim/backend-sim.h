@@ -49,6 +49,44 @@ bool backend_is_sim(const Backend *b);
 int backend_sim_inject_fault(Backend *b, const char *device_name, uint32_t pasid, uint64_t addr,
                              uint32_t perm, bool last_page, uint32_t grpid, Error *err);
 
+/* Why the IOMMU refused a device's DMA. */
+typedef enum BackendSimDmaFaultReason {
+        BACKEND_SIM_DMA_BLOCKED,    /* the device (its RID or that PASID) is attached to nothing */
+        BACKEND_SIM_DMA_UNMAPPED,   /* nothing is mapped at the address */
+        BACKEND_SIM_DMA_PERMISSION, /* mapped without the access the DMA needs */
+} BackendSimDmaFaultReason;
+
+/* A DMA the IOMMU refused, as its fault log (a DMAR fault, an IO_PAGE_FAULT) reports it. */
+typedef struct BackendSimDmaFault {
+        uint64_t addr;   /* the first IOVA that could not be reached */
+        uint32_t pasid;  /* BACKEND_NO_PASID: untagged DMA (the RID) */
+        uint32_t perm;   /* FAULT_PERM_READ or FAULT_PERM_WRITE */
+        BackendSimDmaFaultReason reason;
+} BackendSimDmaFault;
+
+const char *backend_sim_dma_fault_reason_to_string(BackendSimDmaFaultReason r);
+
+/*
+ * A DMA of length bytes at iova by device_name, tagged with pasid (BACKEND_NO_PASID: untagged,
+ * through the RID): write copies buf into memory, else memory into buf.  It translates through
+ * the page table the device is attached to now, in whichever context bound it (also one the
+ * daemon closed while a client keeps the bound device file), and reaches the memory of the
+ * areas there (their memory fd, or the mapper's VAs), honouring their permissions.
+ *
+ * -EFAULT when the IOMMU refuses any byte of it (the device attached to nothing, an address
+ * not mapped, a permission missing): nothing is transferred, *ret_fault (may be NULL) says
+ * where and why, the device's fault log records it and, when the page table has a fault
+ * queue, it is delivered there as a group of one record.  -ENODEV: no such device;
+ * -EOPNOTSUPP: through a nested page table (stage-1 tables are not modelled); -EIO: the
+ * memory refused the access (a file sealed since it was mapped).
+ */
+int backend_sim_dma(Backend *b, const char *device_name, uint32_t pasid, uint64_t iova, void *buf,
+                    size_t length, bool write, BackendSimDmaFault *ret_fault, Error *err);
+
+/* The DMA faults of device_name so far and the last one (*ret_last untouched when none). */
+int backend_sim_device_dma_faults(const Backend *b, const char *device_name, uint64_t *ret_n,
+                                  BackendSimDmaFault *ret_last);
+
 typedef struct BackendSimStats {
         uint64_t faults_injected;    /* records accepted by backend_sim_inject_fault() */
         uint64_t groups_delivered;   /* groups handed out by fault_read */
@@ -61,6 +99,8 @@ typedef struct BackendSimStats {
         uint64_t pinned_bytes;       /* bytes pinned now (whole pages; shared pages once) */
         uint64_t locked_bytes;       /* of those, charged to a user or a process now */
         uint64_t memory_files;       /* memory files the model keeps open for areas */
+        uint64_t dma_transfers;      /* DMAs that reached memory (backend_sim_dma()) */
+        uint64_t dma_faults;         /* DMAs the IOMMU refused */
 } BackendSimStats;
 
 void backend_sim_get_stats(const Backend *b, BackendSimStats *ret);

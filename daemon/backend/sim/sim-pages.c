@@ -444,3 +444,51 @@ void sim_ioas_unpin_all(SimContext *c, SimIoas *ioas) {
         for (IovaNode *n = iova_tree_first(&ioas->areas); n; n = iova_tree_next(&ioas->areas, n))
                 sim_area_unpin(c, (SimArea *)n);
 }
+
+/* ---- what a device reaches ---- */
+
+/* pread()/pwrite() of the part before the file's end; the rest lies in pages it no longer has. */
+static int file_access(SimFile *f, uint64_t off, char *buf, size_t length, bool write) {
+        struct stat st;
+        size_t done = 0, inside;
+
+        if (fstat(f->fd, &st) < 0)
+                return -EIO;
+        inside = off >= (uint64_t)st.st_size ? 0 : (size_t)MIN((uint64_t)length,
+                                                                (uint64_t)st.st_size - off);
+        while (done < inside) {
+                ssize_t k = write ? pwrite(f->fd, buf + done, inside - done, (off_t)(off + done))
+                                  : pread(f->fd, buf + done, inside - done, (off_t)(off + done));
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                done += (size_t)k;
+        }
+        if (!write && done < length)
+                memset(buf + done, 0, length - done);
+        return 0;
+}
+
+int sim_area_access(SimArea *a, uint64_t off, void *buf, size_t length, bool write) {
+        SimPages *p = a->pages;
+        struct iovec local = { buf, length }, remote;
+
+        if (p && p->file)
+                return file_access(p->file, a->source + off, buf, length, write);
+        if ((a->flags & AREA_PHANTOM) || (p && p->phantom)) {
+                if (!write)
+                        memset(buf, 0, length);
+                return 0;
+        }
+        /* The mapper's own memory; where it unmapped it, the pinned pages are nobody's. */
+        remote = (struct iovec){ (void *)(uintptr_t)(a->source + off), length };
+        if ((write ? process_vm_writev(getpid(), &local, 1, &remote, 1, 0)
+                   : process_vm_readv(getpid(), &local, 1, &remote, 1, 0)) != (ssize_t)length &&
+            !write)
+                memset(buf, 0, length);
+        return 0;
+}

@@ -15,6 +15,7 @@
  *   sim-device-attach.c  RID and PASID attachments
  *   sim-fault.c          fault queues and the faults devices raise into them
  *   sim-pages.c          the memory areas map: files, pages, pins and who they are charged to
+ *   sim-dma.c            device DMA through the page table a device is attached to
  *
  * An IOAS keeps its areas in an IovaTree (../iova-tree.h).
  */
@@ -81,6 +82,9 @@ struct SimDevModel {
         /* bound state */
         SimContext *ctx;
         uint32_t dev_id;
+        /* DMA the IOMMU refused (sim-dma.c): how many, and the last one */
+        uint64_t dma_faults;
+        BackendSimDmaFault last_dma_fault;
 };
 
 /* Whom pinned pages are charged to, as the kernel's iopt_pages account_mode. */
@@ -372,6 +376,8 @@ void sim_area_unpin(SimContext *c, SimArea *a);
 /* The first domain arrives: every area is pinned, all or none; the last one leaves. */
 int sim_ioas_pin_all(SimContext *c, SimIoas *ioas, Error *err);
 void sim_ioas_unpin_all(SimContext *c, SimIoas *ioas);
+/* Reads or writes length bytes at source offset off of a's memory (DMA); -EIO. */
+int sim_area_access(SimArea *a, uint64_t off, void *buf, size_t length, bool write);
 
 /* ---- fault queues (sim-fault.c) ---- */
 
@@ -379,6 +385,8 @@ void sim_ioas_unpin_all(SimContext *c, SimIoas *ioas);
 void sim_fault_auto_respond(SimContext *c, SimFaultQueue *q, bool all, uint32_t dev_id,
                             uint32_t pasid);
 void sim_fault_queue_free(SimContext *c, SimFaultQueue *q);
+/* Adds a record d raised; its last page queues its group in q.  -ENOMEM. */
+int sim_fault_raise(SimDev *d, SimFaultQueue *q, const FaultRecord *rec);
 
 /* ---- the operations, one per BackendOps member (the table is in backend-sim.c) ---- */
 
