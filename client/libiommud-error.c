@@ -197,6 +197,11 @@ static char *compose_message(const char *name, json_object *p) {
                  strpbrk(param_str(p, "id", ""), ":."))
                 /* A device name rather than a session's device id. */
                 r = asprintf(&m, "there is no device %s on this host", param_str(p, "id", "?"));
+        else if (streq(s, "NoSuchDevice")) /* org.iommud.Manager's */
+                r = asprintf(&m, "there is no device %s on this host", param_str(p, "device", "?"));
+        else if (streq(s, "NoSuchUser"))
+                r = asprintf(&m, "uid %" PRIu64 " has no user account on this host",
+                             param_u64(p, "uid"));
         else if (streq(s, "NoSuchObject"))
                 r = asprintf(&m, "there is no %s %s in this session", param_str(p, "kind", "object"),
                              param_str(p, "id", "with that id"));

@@ -84,6 +84,10 @@ static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
 }
 
+/* No user, no group: what the kernel and NSS use for "none". */
+#define UID_INVALID ((uid_t)-1)
+#define GID_INVALID ((gid_t)-1)
+
 /* Safe on an empty array whose pointer is NULL (NULL + 0 is undefined in C). */
 #define FOREACH_ARRAY(i, array, num)                                                               \
         for (__typeof__(array[0]) *i = (array), *_end_##i = i ? i + (num) : i; i < _end_##i; i++)

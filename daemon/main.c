@@ -2,9 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +10,7 @@
 #include <string.h>
 
 #include "assert-util.h"
+#include "explain.h"
 #include "log.h"
 #include "manager.h"
 #include "policy.h"
@@ -34,8 +33,11 @@ static void help(void) {
                "     --sim TOPOLOGY            Simulate a host: a bundled topology name\n"
                "                               (workstation, server, arm, scale[:N]) or a\n"
                "                               .json path, materialized below RUNTIME_DIR/sim\n"
-               "                               and served by the simulated backend (default:\n"
-               "                               the kernel backend, never a silent fallback)\n"
+               "                               and served by the simulated backend\n"
+               "     --backend NAME            auto (default: iommufd when /dev/iommu works,\n"
+               "                               else VFIO type1), iommufd (or kernel), vfio,\n"
+               "                               or sim (with --sim); a forced backend that does\n"
+               "                               not work is an error, never a fallback\n"
                "     --sysfs-root PATH         Read the topology below PATH (default /sys)\n"
                "     --policy FILE             Admin policy file (default %s)\n"
                "     --policy-dir DIR          Admin drop-in directory (default %s)\n"
@@ -129,6 +131,7 @@ static const OptionSpec option_specs[] = {
         OPTION_FN("help", 'h', no_argument, option_help),
         OPTION_FN("version", 0, no_argument, option_version),
         OPTION_STR("sim", cfg.sim),
+        OPTION_STR("backend", cfg.backend),
         OPTION_STR("sysfs-root", cfg.sysfs_root),
         OPTION_STR("policy", cfg.policy_paths.file),
         OPTION_STR("policy-dir", cfg.policy_paths.admin_dir),
@@ -231,14 +234,12 @@ static int run_explain(const Options *o) {
         _cleanup_(policy_freep) Policy *p = NULL;
         _cleanup_(topology_freep) Topology *t = NULL;
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
-        _cleanup_free_ gid_t *groups = NULL;
         char tmp[] = "/tmp/iommud-explain-XXXXXX";
         _cleanup_free_ char *sysfs = NULL;
         bool sim_tree = false;
         PolicyDiagnostics diags = {};
-        Principal principal = {}, *pp = NULL;
+        BrokerError e = BROKER_ERROR_INIT;
         Error err = ERROR_INIT;
-        const TopoDevice *d;
         int r, ret = EXIT_FAILURE;
 
         r = policy_load(&p, &o->cfg.policy_paths, &diags, &err);
@@ -281,38 +282,15 @@ static int run_explain(const Options *o) {
                 log_error_errno(r, "Reading the IOMMU topology failed: %s", error_message(&err));
                 goto finish;
         }
-        d = topology_find_device(t, o->explain);
-        if (!d) {
-                log_error("No device %s in the IOMMU topology.", o->explain);
-                goto finish;
-        }
-
-        if (o->as_uid_set) {
-                struct passwd *pw = getpwuid(o->as_uid);
-                int n = 64;
-
-                principal.uid = o->as_uid;
-                principal.gid = pw ? pw->pw_gid : (gid_t)o->as_uid;
-                if (pw) {
-                        groups = calloc((size_t)n, sizeof(gid_t));
-                        if (!groups) {
-                                log_oom();
-                                goto finish;
-                        }
-                        if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
-                                n = 0;
-                        principal.groups = groups;
-                        principal.n_groups = (size_t)n;
-                }
-                pp = &principal;
-        }
-
-        r = policy_decide(p, t, d, pp, NULL, &dec);
+        /* Offline no session can say who holds the device: the exclusive step is skipped. */
+        r = explain_device_for(&(ExplainScope){ .policy = p, .topology = t }, o->explain,
+                               &EXPLAIN_SUBJECT_UID(o->as_uid_set ? o->as_uid : UID_INVALID),
+                               &dec, &e);
         if (r < 0) {
-                log_error_errno(r, "Evaluating the policy for %s failed: %m", o->explain);
+                log_error_errno(r, "%s", error_message(&e.error));
                 goto finish;
         }
-        (void)policy_decision_print(&dec, d, stdout);
+        (void)policy_decision_print(&dec, topology_find_device(t, o->explain), stdout);
         ret = dec.allowed ? EXIT_SUCCESS : EXIT_FAILURE;
 finish:
         if (sim_tree)

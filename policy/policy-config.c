@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 
 #include "assert-util.h"
+#include "file-util.h"
 #include "json-pos.h"
 #include "macros.h"
 #include "policy-parser.h"
@@ -122,54 +123,6 @@ static int policy_apply_text(Policy *p, const char *filename, const char *text, 
         return r;
 }
 
-static int read_file_at(int dirfd, const char *name, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0, size = 0;
-        struct stat st;
-
-        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        for (;;) {
-                ssize_t k;
-
-                if (n == size) {
-                        char *b;
-
-                        if (size >= POLICY_FILE_MAX)
-                                return -EFBIG;
-                        size = size ? size * 2 : 4096;
-                        b = realloc(buf, size + 1);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                }
-                k = read(fd, buf + n, size - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-        }
-        if (!buf) {
-                buf = strdup("");
-                if (!buf)
-                        return -ENOMEM;
-        }
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_len = n;
-        return 0;
-}
-
 static int policy_apply_file(Policy *p, int dirfd, const char *dir, const char *name,
                              bool missing_ok, PolicyDiagnostics *diags) {
         _cleanup_free_ char *text = NULL, *display = NULL;
@@ -178,7 +131,7 @@ static int policy_apply_file(Policy *p, int dirfd, const char *dir, const char *
 
         if (asprintf(&display, "%s%s%s", dir ?: "", dir ? "/" : "", name) < 0)
                 return -ENOMEM;
-        r = read_file_at(dirfd, name, &text, &len);
+        r = file_util_read_at(dirfd, name, POLICY_FILE_MAX, &text, &len);
         if (r == -ENOENT && missing_ok)
                 return 0;
         if (r == -ENOMEM)

@@ -13,6 +13,7 @@
 
 #include "macros.h"
 #include "policy-parser.h"
+#include "user-util.h"
 
 static bool all_digits(const char *s) {
         if (!*s)
@@ -36,36 +37,20 @@ static int parse_id_number(const char *s, uint32_t *ret) {
         return 0;
 }
 
-/* getpwnam_r() and getgrnam_r() need a caller buffer whose size cannot be known up front (a
- * group entry carries its whole member list), so grow it until the entry fits. */
 static int lookup_id(const char *name, bool group, uint32_t *ret) {
         _cleanup_free_ char *buf = NULL;
-        size_t size = 4096;
+        struct passwd pw;
+        struct group gr;
+        int r;
 
-        for (;;) {
-                struct passwd pw, *pw_result = NULL;
-                struct group gr, *gr_result = NULL;
-                int r;
-
-                free(buf);
-                buf = malloc(size);
-                if (!buf)
-                        return -ENOMEM;
-                if (group)
-                        r = getgrnam_r(name, &gr, buf, size, &gr_result);
-                else
-                        r = getpwnam_r(name, &pw, buf, size, &pw_result);
-                if (r == ERANGE && size < 1024 * 1024) {
-                        size *= 2;
-                        continue;
-                }
-                if (r > 0)
-                        return -r;
-                if (group ? !gr_result : !pw_result)
-                        return -ESRCH;
-                *ret = group ? gr.gr_gid : pw.pw_uid;
-                return 0;
-        }
+        r = group ? user_util_group_by_name(name, &gr, &buf) :
+                    user_util_get_by_name(name, &pw, &buf);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ESRCH;
+        *ret = group ? gr.gr_gid : pw.pw_uid;
+        return 0;
 }
 
 /* A user or group given by name or number; resolves names now. */

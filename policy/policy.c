@@ -236,6 +236,12 @@ static int step_driver(const TopoDevice *d, Reasons *s) {
                 return step_set(s, POLICY_FAIL,
                                 "%s is bound to host driver %s, not to a VFIO driver such as vfio-pci",
                                 dev_name(d), d->driver);
+        /* Without iommufd the legacy group file is the way to the device. */
+        if (!d->has_cdev && d->group && d->group->vfio_group_node)
+                return step_set(s, POLICY_PASS,
+                                "bound to %s, reached through its group file /dev/vfio/%u (no "
+                                "VFIO cdev: the legacy VFIO API)",
+                                d->driver, d->group->id);
         if (!d->has_cdev)
                 return step_set(s, POLICY_FAIL,
                                 "%s is bound to %s but has no VFIO device cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)",
@@ -295,8 +301,7 @@ static const char *region_action_setting(const PolicyRegionException *e, RegionT
         if (e)
                 snprintf(buf, size, "exception '%s'", e->name);
         else
-                snprintf(buf, size, "reserved-regions.%s",
-                         t == REGION_DIRECT ? "direct" : "direct-relaxable");
+                snprintf(buf, size, "reserved-regions.%s", region_type_to_string(t));
         return buf;
 }
 
@@ -365,7 +370,7 @@ static int step_regions(const Policy *p, const TopoDevice *d, Reasons *s) {
                 return step_set(s, POLICY_PASS,
                                 "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " is '%s', allowed by %s",
                                 allowed->start, allowed->last,
-                                allowed->type == REGION_DIRECT ? "direct" : "direct-relaxable",
+                                region_type_to_string(allowed->type),
                                 region_action_setting(allowed_by, allowed->type, who, sizeof(who)));
         return step_concat(s, POLICY_PASS, "no direct-mapped reserved regions in group ",
                            fmt_u(who, g->id), NULL);

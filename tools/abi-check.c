@@ -29,42 +29,8 @@
 
 #include "iommufd-abi.h"
 
-#define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
+#include "abi-check.h"
 
-/* Each check is a compile-time assertion and one count at run time. */
-#define SAME_VALUE(ours, theirs)                                                                   \
-        do {                                                                                       \
-                _Static_assert((unsigned long)(ours) == (unsigned long)(theirs),                   \
-                               #ours " != " #theirs);                                              \
-                n_checks++;                                                                        \
-        } while (0)
-
-#define SAME_SIZE(ours, theirs)                                                                    \
-        do {                                                                                       \
-                _Static_assert(sizeof(struct ours) == sizeof(struct theirs),                       \
-                               "sizeof " #ours " != sizeof " #theirs);                             \
-                n_checks++;                                                                        \
-        } while (0)
-
-/* Ours may have grown at the end; the kernel's prefix must be identical. */
-#define EXTENDS_SIZE(ours, theirs)                                                                 \
-        do {                                                                                       \
-                _Static_assert(sizeof(struct ours) >= sizeof(struct theirs),                       \
-                               "sizeof " #ours " < sizeof " #theirs);                              \
-                n_checks++;                                                                        \
-        } while (0)
-
-#define SAME_FIELD(ours, of, theirs, tf)                                                           \
-        do {                                                                                       \
-                _Static_assert(offsetof(struct ours, of) == offsetof(struct theirs, tf),           \
-                               "offset of " #ours "." #of " != " #theirs "." #tf);                 \
-                _Static_assert(FIELD_SIZE(struct ours, of) == FIELD_SIZE(struct theirs, tf),       \
-                               "width of " #ours "." #of " != " #theirs "." #tf);                  \
-                n_checks++;                                                                        \
-        } while (0)
-
-/* Same field name on both sides. */
-#define SAME(ours, theirs, f) SAME_FIELD(ours, f, theirs, f)
 /* Ours has "reserved" where the kernel has "__reserved". */
 #define SAME_RSV(ours, theirs) SAME_FIELD(ours, reserved, theirs, __reserved)
 

@@ -52,6 +52,8 @@
 #define BROKER_KIND_SESSION "session"
 #define BROKER_KIND_PASID "pasid"
 #define BROKER_KIND_FAULT "fault"
+/* Only from management calls about a uid: a uid without a user account. */
+#define BROKER_KIND_USER "user"
 
 #define BROKER_ERROR_PARAMS_MAX 6
 #define BROKER_ERROR_STRING_MAX 192

@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "file-util.h"
 #include "log.h"
 #include "peer-creds.h"
 
@@ -106,43 +108,10 @@ int proc_status_get_groups(const char *text, gid_t **ret, size_t *ret_n) {
 }
 
 static int read_proc_file(const char *proc_root, pid_t pid, const char *name, char **ret) {
-        char path[4096];
-        _cleanup_free_ char *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t n = 0, n_alloc = 0;
+        char path[PATH_MAX];
 
         snprintf(path, sizeof(path), "%s/%d/%s", proc_root, (int)pid, name);
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        for (;;) {
-                ssize_t k;
-
-                if (n_alloc - n < 1024) {
-                        size_t m = n_alloc ? n_alloc * 2 : 4096;
-                        char *b;
-
-                        if (m > 1024 * 1024)
-                                return -EFBIG;
-                        b = realloc(buf, m);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        n_alloc = m;
-                }
-                k = read(fd, buf + n, n_alloc - n - 1);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-        }
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        return 0;
+        return file_util_read_at(AT_FDCWD, path, 1024 * 1024, ret, NULL);
 }
 
 int peer_creds_new(PeerCreds **ret, const char *proc_root, pid_t pid, uid_t uid, gid_t gid,

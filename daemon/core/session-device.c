@@ -8,36 +8,25 @@
 #include <string.h>
 
 #include "assert-util.h"
+#include "explain.h"
 #include "log.h"
 #include "session-internal.h"
 
 /* ---- devices --------------------------------------------------------------------------- */
 
 int session_explain_device(Session *s, const char *name, PolicyDecision *ret, BrokerError *err) {
-        const TopoDevice *d;
-        PolicyRuntime rt;
+        ExplainScope scope;
         Principal p;
-        int r;
 
         assert_return(s, -EINVAL);
         assert_return(name, -EINVAL);
         assert_return(ret, -EINVAL);
 
-        rt = (PolicyRuntime){
-                .device_holder = session_holder_description,
-                .userdata = s,
-                .usage = &s->usage,
-        };
-        d = topology_find_device(s->host->topology, name);
-        if (!d)
-                return broker_error_no_such_device(err, name);
+        scope = EXPLAIN_SCOPE_HOST(s->host);
+        scope.self = s;
+        scope.usage = &s->usage;
         session_principal(s, &p);
-        r = policy_decide(s->host->policy, s->host->topology, d, &p, &rt, ret);
-        if (r < 0)
-                return broker_error_set(err, r, BROKER_ERROR_BACKEND_ERROR,
-                                        "Evaluating the policy for %s failed: %s", name,
-                                        strerror(-r));
-        return 0;
+        return explain_device(&scope, name, &p, ret, err);
 }
 
 void session_device_release(Session *s, SessionDevice *d) {

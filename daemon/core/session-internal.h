@@ -97,8 +97,6 @@ struct Session {
 SessionClaim *session_host_find_claim(SessionHost *h, const char *device);
 int session_host_add_claim(SessionHost *h, const char *device, Session *owner);
 void session_host_release_claim(SessionHost *h, const char *device, const Session *owner);
-/* PolicyRuntime.device_holder for userdata = the asking session. */
-const char *session_holder_description(void *userdata, const TopoDevice *d);
 
 /*
  * A session of creds (not taken) with its description and quotas, not linked into host

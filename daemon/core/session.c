@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "assert-util.h"
+#include "explain.h"
 #include "log.h"
+#include "principal.h"
 #include "session-internal.h"
 
 /* ---- claims ---------------------------------------------------------------------------- */
@@ -45,13 +47,6 @@ void session_host_release_claim(SessionHost *h, const char *device, const Sessio
                 h->claims[i] = h->claims[--h->n_claims];
                 return;
         }
-}
-
-const char *session_holder_description(void *userdata, const TopoDevice *d) {
-        Session *self = userdata;
-        Session *holder = session_host_device_holder(self->host, d, self);
-
-        return holder ? holder->description : NULL;
 }
 
 static bool device_is_harmless(const TopoDevice *d) {
@@ -262,13 +257,7 @@ void session_principal(const Session *s, Principal *ret) {
         assert(s);
         assert(ret);
 
-        *ret = (Principal){
-                .uid = s->creds->uid,
-                .gid = s->creds->gid,
-                .groups = s->creds->groups,
-                .n_groups = s->creds->n_groups,
-                .unit = s->creds->unit,
-        };
+        (void)principal_from_creds(s->creds, ret);
 }
 
 void session_get_info(const Session *s, SessionInfo *ret) {
@@ -381,6 +370,30 @@ int session_quota_check(BrokerError *err, const char *resource, uint64_t limit, 
 
 /* ---- delegation ------------------------------------------------------------------------ */
 
+int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *err) {
+        SessionDevice *d = LOOKUP_DEVICE(s, device_id, err);
+        Error be = ERROR_INIT;
+        int r;
+
+        if (!OPS(s)->device_fd)
+                return broker_error_not_supported(err, "device-fd",
+                                                  "With the %s backend a client opens its device "
+                                                  "itself and passes the fd to AttachDevice.",
+                                                  s->host->backend->ops->name);
+        if (d->ioas_id == 0) {
+                broker_error_set(err, -EINVAL, BROKER_ERROR_INVALID_PARAMETER,
+                                 "Device %s (id %" PRIu32 ") is not attached to an address "
+                                 "space: its VFIO fd exists only then.",
+                                 d->name, device_id);
+                broker_error_add_string(err, "parameter", "deviceId");
+                return -EINVAL;
+        }
+        r = OPS(s)->device_fd(s->ctx, d->id, ret_fd, &be);
+        if (r < 0)
+                return broker_error_from_backend(err, "open the device", &be);
+        return 0;
+}
+
 int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
         Principal p;
         int fd, dup_fd;
@@ -445,12 +458,16 @@ int session_revalidate(Session *s,
                        void (*on_drop)(Session *s, const char *device, const char *reason,
                                        void *userdata),
                        void *userdata) {
-        PolicyRuntime rt = { .device_holder = session_holder_description, .userdata = s };
+        ExplainScope scope;
+        PolicyRuntime rt;
         Principal p;
         int dropped = 0;
 
         assert_return(s, -EINVAL);
 
+        scope = EXPLAIN_SCOPE_HOST(s->host);
+        scope.self = s;
+        (void)explain_runtime(&scope, &rt);
         session_principal(s, &p);
         policy_quotas(s->host->policy, &p, &s->quotas);
         if (s->faults)

@@ -190,6 +190,8 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
  */
 int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_t *ret_n,
                             uint64_t *ret_alignment, BrokerError *err);
+/* The most ranges one AllowIOVAs call takes, on either transport. */
+#define SESSION_ALLOW_IOVAS_MAX 4096
 int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, size_t n,
                         BrokerError *err);
 
@@ -198,6 +200,12 @@ int session_map(Session *s, const SessionMapArgs *args, uint64_t *ret_iova, Brok
 int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
                   uint64_t *ret_unmapped, BrokerError *err);
 int session_copy(Session *s, const SessionCopyArgs *args, uint64_t *ret_iova, BrokerError *err);
+
+/*
+ * A VFIO device fd of an attached device for the client, where it cannot open one
+ * itself (the legacy VFIO API, whose group file iommud holds).  Owned by the caller.
+ */
+int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *err);
 
 /* A duplicate of the session's iommufd, where the policy allows delegation. */
 int session_delegate(Session *s, int *ret_fd, BrokerError *err);

@@ -18,10 +18,6 @@
 #include "macros.h"
 #include "peer-creds.h"
 
-#ifndef UID_INVALID
-#define UID_INVALID ((uid_t)-1)
-#endif
-
 #define BUS_POLKIT_ACTION_OPEN_SESSION "org.iommud1.open-session"
 #define BUS_POLKIT_ACTION_RELOAD "org.iommud1.reload"
 #define BUS_POLKIT_ACTION_MANAGE "org.iommud1.manage"

@@ -8,6 +8,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "backend-names.h"
 #include "bus-errors.h"
 #include "bus-internal.h"
 #include "log.h"
@@ -213,20 +214,20 @@ static int check_owner(sd_bus_message *m, BusSession *bs, sd_bus_error *error) {
 
 static int reply_device_info(sd_bus_message *m, const SessionDeviceInfo *info) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r;
+        const char *names[16];
+        int n, r;
 
+        n = backend_hw_caps_to_strv(info->capabilities, names, ELEMENTSOF(names));
+        if (n < 0)
+                return n;
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "usuy", info->device_id, info->bdf, info->group,
                                           info->pasid_bits);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "s");
-        if (r >= 0 && (info->capabilities & BACKEND_HW_CAP_DIRTY_TRACKING))
-                r = sd_bus_message_append(reply, "s", "dirty-tracking");
-        if (r >= 0 && (info->capabilities & BACKEND_HW_CAP_PCI_PASID_EXEC))
-                r = sd_bus_message_append(reply, "s", "pasid-exec");
-        if (r >= 0 && (info->capabilities & BACKEND_HW_CAP_PCI_PASID_PRIV))
-                r = sd_bus_message_append(reply, "s", "pasid-priv");
+        for (int i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "s", names[i]);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -353,9 +354,10 @@ static int method_allow_iovas(sd_bus_message *m, void *userdata, sd_bus_error *e
                 r = sd_bus_message_read(m, "(tt)", &start, &last);
                 if (r <= 0)
                         break;
-                if (n >= 4096)
+                if (n >= SESSION_ALLOW_IOVAS_MAX)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "More than 4096 ranges given to AllowIOVAs.");
+                                                 "More than %d ranges given to AllowIOVAs.",
+                                                 SESSION_ALLOW_IOVAS_MAX);
                 if (n == alloc) {
                         IovaRange *a = realloc(ranges, (alloc = alloc ? alloc * 2 : 8) *
                                                                 sizeof(*a));
@@ -522,6 +524,20 @@ static int method_respond_fault(sd_bus_message *m, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static int method_get_device_fd(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        SESSION_CALL(m, userdata, error);
+        _cleanup_close_ int fd = -EBADF;
+        uint32_t id;
+        int r;
+
+        r = sd_bus_message_read(m, "u", &id);
+        if (r < 0)
+                return r;
+        if (session_device_fd(bs->session, id, &fd, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        return sd_bus_reply_method_return(m, "h", fd);
+}
+
 static int method_delegate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         SESSION_CALL(m, userdata, error);
         _cleanup_close_ int fd = -EBADF;
@@ -612,6 +628,9 @@ const sd_bus_vtable bus_session_vtable[] = {
                                 method_attach_device_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DetachDevice", SD_BUS_ARGS("u", device_id), SD_BUS_NO_RESULT,
                                 method_detach_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetDeviceFd", SD_BUS_ARGS("u", device_id),
+                                SD_BUS_RESULT("h", device_fd), method_get_device_fd,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CreateAddressSpace", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("u", ioas_id), method_create_address_space,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

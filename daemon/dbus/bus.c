@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
-#include <grp.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +12,7 @@
 #include "backend.h"
 #include "bus-errors.h"
 #include "bus-internal.h"
+#include "explain.h"
 #include "log.h"
 #include "policy.h"
 
@@ -100,27 +99,6 @@ static int device_path(const char *name, char **ret) {
         return sd_bus_path_encode(BUS_DEVICE_PREFIX, name, ret);
 }
 
-static const char *region_type_name(RegionType t) {
-        switch (t) {
-        case REGION_DIRECT:
-                return "direct";
-        case REGION_DIRECT_RELAXABLE:
-                return "direct-relaxable";
-        case REGION_RESERVED:
-                return "reserved";
-        case REGION_MSI:
-                return "msi";
-        default:
-                return "unknown";
-        }
-}
-
-static const char *holder_cb(void *userdata, const TopoDevice *d) {
-        Session *s = session_host_device_holder(userdata, d, NULL);
-
-        return s ? session_describe(s) : NULL;
-}
-
 /* Device-only eligibility: match, driver, group, regions; nobody's grants. */
 static bool device_eligible(Bus *b, const TopoDevice *d) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
@@ -135,7 +113,7 @@ static int append_regions(sd_bus_message *m, const TopoGroup *g) {
 
         for (size_t i = 0; r >= 0 && g && i < g->n_regions; i++)
                 r = sd_bus_message_append(m, "(tts)", g->regions[i].start, g->regions[i].last,
-                                          region_type_name(g->regions[i].type));
+                                          region_type_to_string(g->regions[i].type));
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         return r;
@@ -276,60 +254,30 @@ static int method_list_groups(sd_bus_message *m, void *userdata, sd_bus_error *e
         return sd_bus_send(NULL, reply, NULL);
 }
 
-/* The principal of uid as its account says (the groups it would log in with). */
-static int principal_for_uid(uid_t uid, Principal *p, gid_t **ret_groups) {
-        struct passwd *pw = getpwuid(uid);
-        _cleanup_free_ gid_t *groups = NULL;
-        int n = 64;
-
-        *p = (Principal){ .uid = uid, .gid = pw ? pw->pw_gid : (gid_t)uid };
-        if (pw) {
-                groups = calloc((size_t)n, sizeof(gid_t));
-                if (!groups)
-                        return -ENOMEM;
-                if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
-                        n = 0;
-                p->groups = groups;
-                p->n_groups = (size_t)n;
-        }
-        *ret_groups = TAKE_PTR(groups);
-        return 0;
-}
-
-static int run_explain(Bus *b, BusPending *p, PeerCreds **creds, sd_bus_error *error) {
+/* Replies to call with the decision for device and who, or fills error. */
+static int reply_explain(Bus *b, sd_bus_message *call, const char *device,
+                         const ExplainSubject *who, sd_bus_error *error) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        sd_bus_message *call = bus_auth_get_call(p->auth);
-        _cleanup_free_ gid_t *groups = NULL;
-        PolicyRuntime rt = { .device_holder = holder_cb, .userdata = b->cfg.host };
-        const TopoDevice *d;
-        Principal pr;
+        BrokerError e = BROKER_ERROR_INIT;
         int r;
 
-        d = topology_find_device(b->cfg.host->topology, p->device);
-        if (!d)
-                return sd_bus_error_setf(error, BROKER_ERROR_NO_SUCH_OBJECT,
-                                         "No device %s in the IOMMU topology.", p->device);
-        if ((uid_t)p->uid == (*creds)->uid)
-                pr = (Principal){ .uid = (*creds)->uid, .gid = (*creds)->gid,
-                                  .groups = (*creds)->groups, .n_groups = (*creds)->n_groups,
-                                  .unit = (*creds)->unit };
-        else {
-                r = principal_for_uid((uid_t)p->uid, &pr, &groups);
-                if (r < 0)
-                        return r;
-        }
-        r = policy_decide(b->cfg.host->policy, b->cfg.host->topology, d, &pr, &rt, &dec);
+        r = explain_device_for(&EXPLAIN_SCOPE_HOST(b->cfg.host), device, who, &dec, &e);
         if (r < 0)
-                return sd_bus_error_setf(error, BROKER_ERROR_BACKEND_ERROR,
-                                         "Evaluating the policy for %s failed: %s", p->device,
-                                         strerror(-r));
+                return bus_error_from_broker(error, &e);
         r = sd_bus_message_new_method_return(call, &reply);
         if (r >= 0)
                 r = append_decision(reply, &dec);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static int run_explain(Bus *b, BusPending *p, PeerCreds **creds, sd_bus_error *error) {
+        ExplainSubject who = EXPLAIN_SUBJECT_UID((uid_t)p->uid);
+
+        who.caller = *creds;
+        return reply_explain(b, bus_auth_get_call(p->auth), p->device, &who, error);
 }
 
 static int method_explain_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -342,25 +290,9 @@ static int method_explain_device(sd_bus_message *m, void *userdata, sd_bus_error
         r = sd_bus_message_read(m, "su", &device, &uid);
         if (r < 0)
                 return r;
-        if (uid == UINT32_MAX) {
-                _cleanup_(policy_decision_clear) PolicyDecision dec = {};
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-                const TopoDevice *d = topology_find_device(b->cfg.host->topology, device);
-
-                if (!d)
-                        return sd_bus_error_setf(error, BROKER_ERROR_NO_SUCH_OBJECT,
-                                                 "No device %s in the IOMMU topology.", device);
-                r = policy_decide(b->cfg.host->policy, b->cfg.host->topology, d, NULL, NULL,
-                                  &dec);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_new_method_return(m, &reply);
-                if (r >= 0)
-                        r = append_decision(reply, &dec);
-                if (r < 0)
-                        return r;
-                return sd_bus_send(NULL, reply, NULL);
-        }
+        /* The device's own eligibility needs no authorization. */
+        if (uid == UID_INVALID)
+                return reply_explain(b, m, device, &EXPLAIN_SUBJECT_UID(UID_INVALID), error);
         /* About oneself: no authorization; about another user: manage. */
         r = bus_defer(b, m, BUS_POLKIT_ACTION_MANAGE, (uid_t)uid, run_explain, &p);
         if (r < 0)

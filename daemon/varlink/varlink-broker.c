@@ -16,6 +16,7 @@
 
 #include "varlink-broker-idl.h"
 #include "varlink-broker.h"
+#include "backend-names.h"
 #include "json-util.h"
 #include "log.h"
 #include "peer-creds.h"
@@ -373,21 +374,6 @@ static json_object *decision_steps_json(const PolicyDecision *d) {
         return steps;
 }
 
-static const char *region_type_idl(RegionType t) {
-        switch (t) {
-        case REGION_DIRECT:
-                return "direct";
-        case REGION_DIRECT_RELAXABLE:
-                return "direct_relaxable";
-        case REGION_RESERVED:
-                return "reserved";
-        case REGION_MSI:
-                return "msi";
-        default:
-                return "unknown";
-        }
-}
-
 static json_object *group_json(const TopoGroup *g) {
         json_object *o = json_object_new_object(), *devs = json_object_new_array(),
                     *regions = json_object_new_array();
@@ -408,7 +394,7 @@ static json_object *group_json(const TopoGroup *g) {
                 json_object *r = range_json(g->regions[i].start, g->regions[i].last);
 
                 (void)json_util_add(r, "type",
-                                    json_object_new_string(region_type_idl(g->regions[i].type)));
+                                    json_object_new_string(region_type_to_idl(g->regions[i].type)));
                 json_object_array_add(regions, r);
         }
         (void)json_util_add(o, "id", json_object_new_int64(g->id));
@@ -501,15 +487,14 @@ static int method_explain_device(VarlinkCall *call, json_object *params, Varlink
 
 static json_object *capabilities_json(uint64_t caps) {
         json_object *a = json_object_new_array();
+        const char *names[16];
+        int n;
 
         if (!a)
                 return NULL;
-        if (caps & BACKEND_HW_CAP_DIRTY_TRACKING)
-                json_object_array_add(a, json_object_new_string("dirty-tracking"));
-        if (caps & BACKEND_HW_CAP_PCI_PASID_EXEC)
-                json_object_array_add(a, json_object_new_string("pasid-exec"));
-        if (caps & BACKEND_HW_CAP_PCI_PASID_PRIV)
-                json_object_array_add(a, json_object_new_string("pasid-priv"));
+        n = backend_hw_caps_to_strv(caps, names, ELEMENTSOF(names));
+        for (int i = 0; i < n; i++)
+                json_object_array_add(a, json_object_new_string(names[i]));
         return a;
 }
 
@@ -658,11 +643,11 @@ static int method_allow_iovas(VarlinkCall *call, json_object *params, VarlinkCal
         GET(call, json_util_get_array, params, "ranges", 0, &arr);
 
         n = json_object_array_length(arr);
-        if (n > 4096)
+        if (n > SESSION_ALLOW_IOVAS_MAX)
                 return reply_invalid_parameter(call, "ranges",
-                                               "parameter 'ranges': %zu ranges, at most 4096 are "
+                                               "parameter 'ranges': %zu ranges, at most %d are "
                                                "accepted",
-                                               n);
+                                               n, SESSION_ALLOW_IOVAS_MAX);
         ranges = calloc(n + 1, sizeof(*ranges));
         if (!ranges)
                 return -ENOMEM;
@@ -980,6 +965,27 @@ static int method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFl
         return varlink_call_reply_with_fds(call, out, &fd, 1);
 }
 
+static int method_get_device_fd(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                                void *userdata) {
+        BrokerError e = BROKER_ERROR_INIT;
+        json_object *out;
+        uint32_t id;
+        int fd;
+
+        REQUIRE_SESSION(call);
+        CHECK_KNOWN(call, params, "deviceId");
+        GET(call, json_util_get_u32, params, "deviceId", 0, &id);
+        if (session_device_fd(call_session(call), id, &fd, &e) < 0)
+                return reply_error(call, &e);
+        out = json_object_new_object();
+        if (!out) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        (void)json_util_add(out, "deviceFd", json_object_new_int(0));
+        return varlink_call_reply_with_fds(call, out, &fd, 1);
+}
+
 static json_object *usage_json(const char *resource, uint64_t used, uint64_t limit) {
         json_object *o = json_object_new_object();
 
@@ -1153,6 +1159,7 @@ static const VarlinkMethod broker_methods[] = {
         { "WatchFaults", method_watch_faults },
         { "RespondFault", method_respond_fault },
         { "Delegate", method_delegate },
+        { "GetDeviceFd", method_get_device_fd },
         { "GetSession", method_get_session },
         { "JoinSession", method_join_session },
         { "WatchEvents", method_watch_events },

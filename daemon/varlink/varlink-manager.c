@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "explain.h"
 #include "json-util.h"
 #include "varlink-manager-idl.h"
 #include "varlink-manager.h"
@@ -18,6 +19,7 @@
 #define MANAGER_ERROR_NOT_AUTHORIZED MANAGER_INTERFACE ".NotAuthorized"
 #define MANAGER_ERROR_POLICY_INVALID MANAGER_INTERFACE ".PolicyInvalid"
 #define MANAGER_ERROR_NO_SUCH_DEVICE MANAGER_INTERFACE ".NoSuchDevice"
+#define MANAGER_ERROR_NO_SUCH_USER MANAGER_INTERFACE ".NoSuchUser"
 
 typedef struct SessionId {
         Session *session;
@@ -195,6 +197,9 @@ static int method_get_status(VarlinkCall *call, json_object *params, VarlinkCall
         (void)json_util_add(out, "features", fa);
         if (mv->cfg.topology)
                 (void)json_util_add(out, "topology", json_object_new_string(mv->cfg.topology));
+        if (mv->cfg.backend_reason)
+                (void)json_util_add(out, "backendReason",
+                                    json_object_new_string(mv->cfg.backend_reason));
         (void)json_util_add(out, "sessions", u64_node(h->n_sessions));
         (void)json_util_add(out, "groups", u64_node(h->topology->n_groups));
         (void)json_util_add(out, "devices", u64_node(h->topology->n_devices));
@@ -270,22 +275,31 @@ static int method_list_sessions(VarlinkCall *call, json_object *params, VarlinkC
         return varlink_call_reply(call, out);
 }
 
-static const char *holder_of(void *userdata, const TopoDevice *d) {
-        Session *s = session_host_device_holder(userdata, d, NULL);
+/* The Manager's own names for what explain_device_for() reports as NoSuchObject. */
+static int reply_explain_error(VarlinkCall *call, const BrokerError *e, int r) {
+        const BrokerErrorParam *kind = broker_error_get(e, "kind"), *id = broker_error_get(e, "id");
+        json_object *p;
 
-        return s ? session_describe(s) : NULL;
+        if (!e->error.name || !streq(e->error.name, BROKER_ERROR_NO_SUCH_OBJECT) || !kind || !id)
+                return r;
+        p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        if (streq(kind->str, BROKER_KIND_USER)) {
+                (void)json_util_add(p, "uid", u64_node(strtoull(id->str, NULL, 10)));
+                return varlink_call_error(call, MANAGER_ERROR_NO_SUCH_USER, p);
+        }
+        (void)json_util_add(p, "device", json_object_new_string(id->str));
+        return varlink_call_error(call, MANAGER_ERROR_NO_SUCH_DEVICE, p);
 }
 
 static int method_explain_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                  void *userdata) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
         ManagerVarlink *mv = userdata;
-        SessionHost *h = mv->cfg.host;
-        const char *device = NULL, *unit = NULL;
-        uint32_t uid = 0, gid = UINT32_MAX;
-        const TopoDevice *d;
-        PolicyRuntime rt = { .device_holder = holder_of, .userdata = h };
-        Principal p;
+        BrokerError e = BROKER_ERROR_INIT;
+        ExplainSubject who = EXPLAIN_SUBJECT_UID(0);
+        const char *device = NULL;
         json_object *out = NULL;
         int r;
 
@@ -298,25 +312,16 @@ static int method_explain_device(VarlinkCall *call, json_object *params, Varlink
         }
         if (json_util_get_string(params, "device", 0, &device, NULL) < 0)
                 return varlink_call_error_invalid_parameter(call, "device");
-        if (json_util_get_u32(params, "uid", 0, &uid, NULL) < 0)
+        if (json_util_get_u32(params, "uid", 0, &who.uid, NULL) < 0)
                 return varlink_call_error_invalid_parameter(call, "uid");
-        if (json_util_get_u32(params, "gid", JSON_UTIL_OPTIONAL, &gid, NULL) < 0)
+        if (json_util_get_u32(params, "gid", JSON_UTIL_OPTIONAL, &who.gid, NULL) < 0)
                 return varlink_call_error_invalid_parameter(call, "gid");
-        if (json_util_get_string(params, "unit", JSON_UTIL_OPTIONAL, &unit, NULL) < 0)
+        if (json_util_get_string(params, "unit", JSON_UTIL_OPTIONAL, &who.unit, NULL) < 0)
                 return varlink_call_error_invalid_parameter(call, "unit");
 
-        d = topology_find_device(h->topology, device);
-        if (!d) {
-                json_object *e = json_object_new_object();
-
-                (void)json_util_add(e, "device", json_object_new_string(device));
-                return varlink_call_error(call, MANAGER_ERROR_NO_SUCH_DEVICE, e);
-        }
-        /* Without a gid, the user's primary group is unknown here: use the uid's number. */
-        p = (Principal){ .uid = uid, .gid = gid == UINT32_MAX ? uid : gid, .unit = unit };
-        r = policy_decide(h->policy, h->topology, d, &p, &rt, &dec);
+        r = explain_device_for(&EXPLAIN_SCOPE_HOST(mv->cfg.host), device, &who, &dec, &e);
         if (r < 0)
-                return r;
+                return reply_explain_error(call, &e, r);
         r = policy_decision_to_json(&dec, &out);
         if (r < 0)
                 return r;

@@ -37,8 +37,11 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-errors.h"
+#include "bus-harness.h"
 #include "bus.h"
+#include "file-util.h"
 #include "itest.h"
+#include "session.h"
 
 #define NOBODY 65534
 #define WAIT_ROUNDS 600 /* of 50 ms: a hang fails the test after 30 s */
@@ -53,7 +56,6 @@ typedef struct Signal {
 static struct {
         char skip[256];
         char dir[128];
-        char address[300];
         pid_t dbus_pid;
         pid_t polkit_pid;
         ItestDaemon daemon;
@@ -64,101 +66,18 @@ static struct {
 
 /* ---- processes ----------------------------------------------------------------------------- */
 
-static int write_file(const char *path, const char *text) {
-        FILE *f = fopen(path, "we");
-
-        if (!f)
-                return -errno;
-        fputs(text, f);
-        if (fclose(f) != 0)
-                return -errno;
-        return chmod(path, 0644) < 0 ? -errno : 0;
-}
-
 static int copy_file(const char *from, const char *to) {
-        char buf[65536];
-        FILE *f = fopen(from, "re");
-        size_t n;
+        _cleanup_free_ char *text = NULL;
+        int r;
 
-        if (!f)
-                return -errno;
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        return write_file(to, buf);
-}
-
-static void reap(pid_t *pid) {
-        if (*pid <= 0)
-                return;
-        kill(*pid, SIGTERM);
-        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
-                ;
-        *pid = 0;
-}
-
-static bool alive(pid_t pid) {
-        return pid > 0 && waitpid(pid, NULL, WNOHANG) == 0;
-}
-
-static int start_dbus(void) {
-        const char *config = getenv("IOMMUD_BUS_CONFIG");
-        char listen[200], line[256];
-        int p[2];
-        ssize_t n;
-
-        if (!config)
-                return -ENOENT;
-        snprintf(listen, sizeof(listen), "unix:path=%s/bus", env.dir);
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return -errno;
-        env.dbus_pid = fork();
-        if (env.dbus_pid < 0)
-                return -errno;
-        if (env.dbus_pid == 0) {
-                char config_arg[300], address_arg[300];
-
-                dup2(p[1], 3);
-                snprintf(config_arg, sizeof(config_arg), "--config-file=%s", config);
-                snprintf(address_arg, sizeof(address_arg), "--address=%s", listen);
-                execlp("dbus-daemon", "dbus-daemon", config_arg, address_arg, "--nofork",
-                       "--print-address=3", "--nosyslog", NULL);
-                _exit(127);
-        }
-        close(p[1]);
-        /* The daemon prints its address once it listens; EOF means it died. */
-        n = read(p[0], line, sizeof(line) - 1);
-        close(p[0]);
-        if (n <= 0)
-                return -ECHILD;
-        line[n] = '\0';
-        line[strcspn(line, "\n")] = '\0';
-        snprintf(env.address, sizeof(env.address), "%s", line);
-        return 0;
+        r = file_util_read_at(AT_FDCWD, from, 1024 * 1024, &text, NULL);
+        if (r < 0)
+                return r;
+        return itest_write_file(to, text);
 }
 
 static int wait_for_name(const char *name, pid_t owner) {
-        for (unsigned i = 0; i < WAIT_ROUNDS; i++) {
-                sd_bus_message *reply = NULL;
-                int has = 0, r;
-
-                r = sd_bus_call_method(env.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus", "NameHasOwner", NULL, &reply, "s",
-                                       name);
-                if (r >= 0)
-                        r = sd_bus_message_read(reply, "b", &has);
-                sd_bus_message_unref(reply);
-                if (r < 0)
-                        return r;
-                if (has)
-                        return 0;
-                if (owner > 0 && !alive(owner))
-                        return -ECHILD;
-                (void)sd_bus_wait(env.bus, 50000);
-                while (sd_bus_process(env.bus, NULL) > 0)
-                        ;
-        }
-        return -ETIMEDOUT;
+        return bus_harness_wait_for_name(env.bus, name, owner);
 }
 
 /* polkitd with exactly one rules file, in a mount namespace of its own. */
@@ -171,7 +90,7 @@ static int start_polkit(const char *rules) {
         snprintf(actions, sizeof(actions), "%s/actions", env.dir);
         snprintf(log, sizeof(log), "%s/polkitd.log", env.dir);
         snprintf(path, sizeof(path), "%s/50-iommud-test.rules", rules_dir);
-        r = write_file(path, rules);
+        r = itest_write_file(path, rules);
         if (r < 0)
                 return r;
 
@@ -204,7 +123,7 @@ static int start_polkit(const char *rules) {
 }
 
 static int restart_polkit(const char *rules) {
-        reap(&env.polkit_pid);
+        bus_harness_reap(&env.polkit_pid);
         return start_polkit(rules);
 }
 
@@ -365,16 +284,12 @@ static int group_setup(void **state) {
         snprintf(path, sizeof(path), "%s/actions/org.iommud1.policy", env.dir);
         assert_int_equal(copy_file(policy_file, path), 0);
 
-        r = start_dbus();
+        r = bus_harness_start_dbus(env.dir, &env.dbus_pid, &env.bus);
         if (r < 0) {
                 snprintf(env.skip, sizeof(env.skip), "cannot start dbus-daemon: %s",
                          strerror(-r));
                 return 0;
         }
-        /* iommud and every client find the bus the way they find the system bus. */
-        setenv("DBUS_SYSTEM_BUS_ADDRESS", env.address, 1);
-        assert_int_equal(sd_bus_open_system(&env.bus), 0);
-        assert_true(sd_bus_error_add_map(bus_error_map) >= 0);
         assert_true(sd_bus_match_signal(env.bus, NULL, BUS_NAME, NULL, NULL, NULL, on_signal,
                                         NULL) >= 0);
 
@@ -389,7 +304,7 @@ static int group_setup(void **state) {
         policy = itest_policy_for_self(grant_extras);
         assert_non_null(policy);
         snprintf(path, sizeof(path), "%s/topology.json", env.dir);
-        assert_int_equal(write_file(path, topology), 0);
+        assert_int_equal(itest_write_file(path, topology), 0);
         assert_int_equal(itest_daemon_start(&env.daemon, path, policy), 0);
         free(policy);
         assert_int_equal(wait_for_name(BUS_NAME, env.daemon.pid), 0);
@@ -398,27 +313,16 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-        char cmd[300];
-
         if (env.daemon.pid > 0)
                 assert_int_equal(itest_daemon_stop(&env.daemon), 0);
         env.bus = sd_bus_flush_close_unref(env.bus);
-        reap(&env.polkit_pid);
-        reap(&env.dbus_pid);
-        if (env.dir[0]) {
-                snprintf(cmd, sizeof(cmd), "rm -rf '%s'", env.dir);
-                (void)!system(cmd);
-        }
+        bus_harness_reap(&env.polkit_pid);
+        bus_harness_reap(&env.dbus_pid);
+        bus_harness_remove_dir(env.dir);
         return 0;
 }
 
-#define REQUIRE_ENV()                                                                              \
-        do {                                                                                       \
-                if (env.skip[0]) {                                                                 \
-                        print_message("skipped: %s\n", env.skip);                                  \
-                        skip();                                                                    \
-                }                                                                                  \
-        } while (0)
+#define REQUIRE_ENV() BUS_HARNESS_REQUIRE(env.skip)
 
 /* ---- call helpers -------------------------------------------------------------------------- */
 
@@ -630,6 +534,7 @@ static const ApiMember api[] = {
         { BUS_SESSION_INTERFACE, "method", "AttachDevice", "h>usuyas" },
         { BUS_SESSION_INTERFACE, "method", "AttachDeviceByName", "s>usuyas" },
         { BUS_SESSION_INTERFACE, "method", "DetachDevice", "u>" },
+        { BUS_SESSION_INTERFACE, "method", "GetDeviceFd", "u>h" },
         { BUS_SESSION_INTERFACE, "method", "CreateAddressSpace", ">u" },
         { BUS_SESSION_INTERFACE, "method", "DestroyAddressSpace", "u>" },
         { BUS_SESSION_INTERFACE, "method", "AttachToAddressSpace", "uu>u" },
@@ -873,6 +778,30 @@ static void test_manager_methods(void **state) {
         assert_true(gen >= 2);
 }
 
+/* AllowIOVAs with n ranges of one page each, a page apart, from start: 0 or the errno. */
+static int allow_iovas(const char *session, uint32_t ioas, uint64_t start, size_t n) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        assert_int_equal(sd_bus_message_new_method_call(env.bus, &m, BUS_NAME, session,
+                                                        BUS_SESSION_INTERFACE, "AllowIOVAs"),
+                         0);
+        assert_true(sd_bus_message_append(m, "u", ioas) >= 0);
+        assert_true(sd_bus_message_open_container(m, 'a', "(tt)") >= 0);
+        for (size_t i = 0; i < n; i++)
+                assert_true(sd_bus_message_append(m, "(tt)", start + i * 0x2000,
+                                                  start + i * 0x2000 + 0xfff) >= 0);
+        assert_true(sd_bus_message_close_container(m) >= 0);
+        r = sd_bus_call(env.bus, m, 0, &error, &reply);
+        if (r < 0)
+                r = sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS) ? -EINVAL : r;
+        sd_bus_message_unref(m);
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&error);
+        return r < 0 ? r : 0;
+}
+
 static void test_session_methods(void **state) {
         sd_bus_message *reply;
         EligibleDevice dev;
@@ -918,6 +847,9 @@ static void test_session_methods(void **state) {
         assert_true(alignment >= 1);
         if (start == 0)
                 start = alignment > 4096 ? alignment : 4096;
+        /* As many ranges as AllowIOVAs takes, and one more. */
+        assert_int_equal(allow_iovas(session, ioas, start, SESSION_ALLOW_IOVAS_MAX), 0);
+        assert_int_equal(allow_iovas(session, ioas, start, SESSION_ALLOW_IOVAS_MAX + 1), -EINVAL);
         /* Allow one window; automatic IOVAs then land inside it. */
         sd_bus_message_unref(SESSION(env.bus, session, "AllowIOVAs", "ua(tt)", ioas, 1,
                                      start, start + 0x1000000 - 1));

@@ -6,31 +6,19 @@
  * usage: check-man-idl PAGE.scd IDL...   (prints TAP)
  */
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "file-util.h"
 #include "macros.h"
 #include "varlink-idl.h"
 
 static char *read_file(const char *path) {
-        FILE *f = fopen(path, "re");
-        char *buf = NULL;
-        size_t size = 0;
-        long n;
+        char *text = NULL;
 
-        if (!f)
-                return NULL;
-        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-                size = (size_t)n;
-                buf = calloc(1, size + 1);
-                if (buf && fread(buf, 1, size, f) != size) {
-                        free(buf);
-                        buf = NULL;
-                }
-        }
-        fclose(f);
-        return buf;
+        return file_util_read_at(AT_FDCWD, path, 16u << 20, &text, NULL) < 0 ? NULL : text;
 }
 
 int main(int argc, char *argv[]) {

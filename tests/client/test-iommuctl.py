@@ -474,7 +474,9 @@ def main():
         if refused:
             g("explain-refused", "explain", refused[0], expect=3)
             g("attach-refused", "attach", refused[0], expect=3)
-            g("explain-uid", "explain", refused[0], "--uid", "4242", expect=3)
+            # nobody as the account database has it; a uid without an account is an error.
+            g("explain-uid", "explain", refused[0], "--uid", "65534", expect=3)
+            g("explain-uid-unknown", "explain", refused[0], "--uid", "4000000000", expect=1)
 
         g("error-no-device", "explain", expect=2)
         g("error-unknown-device", "explain", "0000:ff:1f.7")

@@ -16,57 +16,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file-util.h"
 #include "fuzz.h"
 #include "macros.h"
 
-static int read_all(int fd, uint8_t **ret, size_t *ret_size) {
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t size = 0, allocated = 0;
-
-        for (;;) {
-                ssize_t n;
-
-                if (allocated - size < 4096) {
-                        uint8_t *p;
-
-                        allocated = allocated * 2 + 4096;
-                        p = realloc(buf, allocated);
-                        if (!p)
-                                return -ENOMEM;
-                        buf = p;
-                }
-                n = read(fd, buf + size, allocated - size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                size += (size_t)n;
-        }
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
-}
-
 static int replay_file(int dir_fd, const char *path) {
-        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *text = NULL;
         _cleanup_free_ uint8_t *data = NULL;
         size_t size = 0;
         int r;
 
-        fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                fprintf(stderr, "%s: %s\n", path, strerror(errno));
-                return -errno;
-        }
-        r = read_all(fd, &data, &size);
+        r = file_util_read_at(dir_fd, path, 64u << 20, &text, &size);
         if (r < 0) {
                 fprintf(stderr, "%s: %s\n", path, strerror(-r));
                 return r;
         }
         /* As libFuzzer does: the exact bytes, in a buffer of exactly that size. */
+        data = malloc(size ?: 1);
+        if (!data)
+                return -ENOMEM;
+        memcpy(data, text, size);
         LLVMFuzzerTestOneInput(data, size);
         return 0;
 }

@@ -391,10 +391,30 @@ static char *padded_call(size_t total) {
         return m;
 }
 
+/* org.iommud.Broker.AllowIOVAs takes at most this many ranges (the IDL says so). */
+#define ALLOW_IOVAS_MAX 4096
+
+/* {"method":"...AllowIOVAs","parameters":{"ioasId":ioas,"ranges":[n ranges a page apart]}}. */
+static json_object *allow_iovas_params(uint64_t ioas, size_t n) {
+        json_object *ranges = json_object_new_array();
+
+        assert_non_null(ranges);
+        for (size_t i = 0; i < n; i++) {
+                json_object *r = json_object_new_object();
+
+                assert_non_null(r);
+                json_object_object_add(r, "start", hostile_u64(0x100000 + i * 0x2000));
+                json_object_object_add(r, "last", hostile_u64(0x100000 + i * 0x2000 + 0xfff));
+                json_object_array_add(ranges, r);
+        }
+        return itest_params("ioasId", hostile_u64(ioas), "ranges", ranges, NULL);
+}
+
 static void test_big_messages(void **state) {
         Fixture *f = *state;
         ItestClient *c;
         json_object *r;
+        uint64_t ioas;
         char *m;
 
         /* Exactly the limit: parsed, and refused for its unknown member, not for its size. */
@@ -425,6 +445,24 @@ static void test_big_messages(void **state) {
         (void)hostile_send(c->fd, m, 4 * HOSTILE_MAX_MESSAGE, NULL, 0);
         free(m);
         assert_closed(c, "an endless frame");
+        itest_client_free(c);
+
+        /* The most ranges AllowIOVAs takes, and one more: refused, naming the parameter. */
+        c = connect_served_eventually(f);
+        r = hostile_call(c, "org.iommud.Broker.CreateAddressSpace", NULL, NULL, 0);
+        assert_reply_ok(r);
+        ioas = itest_get_u64(itest_reply_params(r), "ioasId");
+        json_object_put(r);
+        r = hostile_call(c, "org.iommud.Broker.AllowIOVAs",
+                         allow_iovas_params(ioas, ALLOW_IOVAS_MAX), NULL, 0);
+        assert_reply_ok(r);
+        json_object_put(r);
+        r = hostile_call(c, "org.iommud.Broker.AllowIOVAs",
+                         allow_iovas_params(ioas, ALLOW_IOVAS_MAX + 1), NULL, 0);
+        assert_reply_error(r, "org.varlink.service.InvalidParameter");
+        assert_string_equal(itest_get_string(itest_reply_params(r), "parameter"), "ranges");
+        json_object_put(r);
+        assert_true(served(c));
         itest_client_free(c);
 }
 

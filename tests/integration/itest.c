@@ -20,7 +20,7 @@
 
 #include "itest.h"
 
-static int write_text(const char *path, const char *text) {
+int itest_write_file(const char *path, const char *text) {
         FILE *f = fopen(path, "we");
 
         if (!f)
@@ -28,7 +28,7 @@ static int write_text(const char *path, const char *text) {
         fputs(text, f);
         if (fclose(f) != 0)
                 return -errno;
-        return 0;
+        return chmod(path, 0644) < 0 ? -errno : 0;
 }
 
 char *itest_policy_for_self(const char *extra) {
@@ -73,7 +73,7 @@ int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_
         snprintf(notify, sizeof(notify), "%s/notify", d->dir);
         if (mkdir(empty, 0755) < 0)
                 return -errno;
-        r = write_text(d->policy, policy_json);
+        r = itest_write_file(d->policy, policy_json);
         if (r < 0)
                 return r;
 

@@ -31,6 +31,8 @@ int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_
 int itest_daemon_stop(ItestDaemon *d);
 /* Number of fds the daemon has open (/proc/PID/fd). */
 int itest_daemon_count_fds(const ItestDaemon *d);
+/* Writes text to path, mode 0644 whatever the umask (daemons of other users read it). */
+int itest_write_file(const char *path, const char *text);
 /* A policy granting the caller's uid every device, with the given quota overrides (JSON members). */
 char *itest_policy_for_self(const char *extra_grant_members);
 

@@ -400,6 +400,7 @@ static void test_attach_by_name_and_delegate(void **state) {
         Fixture *f = *state;
         const char *name = find_device(f->c, pred_eligible, NULL, NULL, 0);
         json_object *r;
+        uint64_t id;
         char n[64];
 
         assert_non_null(name);
@@ -408,6 +409,14 @@ static void test_attach_by_name_and_delegate(void **state) {
                  itest_params("device", json_object_new_string(n), NULL));
         assert_ok(r);
         assert_string_equal(itest_get_string(itest_reply_params(r), "bdf"), n);
+        id = itest_get_u64(itest_reply_params(r), "deviceId");
+        json_object_put(r);
+
+        /* Clients of the simulated host pass their own device nodes: no fd comes back. */
+        r = call(f->c, "org.iommud.Broker.GetDeviceFd",
+                 itest_params("deviceId", json_object_new_int64((int64_t)id), NULL));
+        assert_error(r, "org.iommud.Broker.NotSupported");
+        assert_int_equal(f->c->n_rfds, 0);
         json_object_put(r);
 
         r = call(f->c, "org.iommud.Broker.Delegate", NULL);

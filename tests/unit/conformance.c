@@ -17,10 +17,8 @@
 
 #include <cmocka.h>
 
-#include "backend-sim.h"
 #include "conformance.h"
 #include "macros.h"
-#include "simtopo-builder.h"
 
 /* ---- per-test state: the env plus everything to release at teardown ---- */
 
@@ -67,6 +65,13 @@ _printf_(2, 3) static _Noreturn void conf_skip(ConfState *s, const char *fmt, ..
         va_end(ap);
         print_message("# SKIP %s\n", buf);
         longjmp(s->skip_jmp, 1);
+}
+
+/* Skips a test whose subject the backend does not offer (e.g. HWPT objects on VFIO type1). */
+static void conf_require(ConfState *s, BackendFeature f) {
+        if (!backend_has_feature(s->env.backend, f))
+                conf_skip(s, "backend %s does not offer %s", s->env.factory->name,
+                          backend_feature_to_string(f));
 }
 
 static ConfState *state_of(void **state) {
@@ -456,13 +461,28 @@ static void behaviour_10_copy(void **state) {
 static void behaviour_11_destroy_in_use_ebusy(void **state) {
         ConfState *s = state_of(state);
         BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN), hwpt = 0, manual = 0;
+        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN), hwpt = 0;
 
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, &hwpt), 0);
         assert_int_not_equal(hwpt, ioas);
         assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), -EBUSY);
         assert_int_equal(OPS(&s->env)->destroy(c, hwpt, NULL), -EBUSY);
+        /* The automatic domain goes with the last device attached to it. */
+        assert_int_equal(OPS(&s->env)->device_detach(c, dev, BACKEND_NO_PASID, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, hwpt, NULL), -ENOENT);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), 0);
+}
 
+static void behaviour_11_destroy_manual_hwpt_in_use_ebusy(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c;
+        uint32_t ioas, dev, manual = 0;
+
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
+        dev = bind(s, c, CONF_DEV_PLAIN);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), 0);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, 0, &manual), 0);
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, manual, NULL), 0);
         assert_int_equal(OPS(&s->env)->destroy(c, manual, NULL), -EBUSY);
@@ -498,17 +518,19 @@ static void behaviour_12_domain_alignment(void **state) {
 
 static void behaviour_13_hwpt_alloc_errors(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PASID), plain = 0, parent = 0;
-        uint32_t nested = 0;
+        BackendContext *c;
+        uint32_t ioas, dev, plain = 0, parent = 0, nested = 0;
         uint8_t data[64] = {};
         HwptAllocArgs a = {
-                .dev_id = dev,
                 .data_type = s->env.nested_data_type,
                 .data = data,
                 .data_len = s->env.nested_data_len,
         };
 
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
+        a.dev_id = dev = bind(s, c, CONF_DEV_PASID);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, 1u << 30, NULL), -EOPNOTSUPP);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, 0, &plain), 0);
         /* Unknown data type for a paging HWPT. */
@@ -550,7 +572,8 @@ static void behaviour_14_auto_hwpt_gone_after_move(void **state) {
         assert_int_not_equal(h1, h2);
         assert_int_equal(OPS(&s->env)->destroy(c, h1, NULL), -ENOENT);
         /* IOMMU_HWPT_ALLOC turns a failed pt_id lookup into EINVAL (iommufd_hwpt_alloc()). */
-        assert_int_equal(hwpt_alloc(s, c, dev, h1, 0, NULL), -EINVAL);
+        if (backend_has_feature(s->env.backend, BACKEND_FEATURE_HWPT_ALLOC))
+                assert_int_equal(hwpt_alloc(s, c, dev, h1, 0, NULL), -EINVAL);
         assert_int_equal(OPS(&s->env)->destroy(c, ioas1, NULL), 0);
 }
 
@@ -653,8 +676,31 @@ static void attach_again_replaces(void **state) {
         ConfState *s = state_of(state);
         BackendContext *c = ctx_new(s);
         uint32_t ioas1 = ioas_new(s, c), ioas2 = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN);
-        uint32_t manual = 0, h = 0;
+        uint32_t h1 = 0, h2 = 0;
+        uint64_t iova = 0;
 
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas1, &h1), 0);
+        assert_int_equal(map_fixed(s, c, ioas2, BASE, P), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas2, &h2), 0);
+        assert_int_not_equal(h1, h2);
+        /* The device is in the new IOAS: its mapping is there, the old IOAS is free. */
+        assert_int_equal(map_fixed(s, c, ioas2, BASE, P), -EEXIST);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas2, NULL), -EBUSY);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas1, NULL), 0);
+        assert_int_equal(map_auto(s, c, ioas2, 0, P, &iova), 0);
+        assert_int_not_equal(iova, BASE);
+}
+
+static void attach_manual_hwpt_replaces(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c;
+        uint32_t ioas1, ioas2, dev, manual = 0, h = 0;
+
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas1 = ioas_new(s, c);
+        ioas2 = ioas_new(s, c);
+        dev = bind(s, c, CONF_DEV_PLAIN);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas2, 0, &manual), 0);
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas1, &h), 0);
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, manual, &h), 0);
@@ -696,10 +742,14 @@ static void context_free_releases_everything(void **state) {
 
 static void hwpt_dirty_tracking_where_supported(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c);
+        BackendContext *c;
+        uint32_t ioas;
         const ConfRole roles[] = { CONF_DEV_PLAIN, CONF_DEV_PASID };
 
+        conf_require(s, BACKEND_FEATURE_HW_INFO);
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
         FOREACH_ARRAY(role, roles, ELEMENTSOF(roles)) {
                 uint32_t dev = bind(s, c, *role);
                 HwInfo info;
@@ -713,13 +763,17 @@ static void hwpt_dirty_tracking_where_supported(void **state) {
 
 static void hwpt_nested_data_validation(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PASID), parent = 0, id;
+        BackendContext *c;
+        uint32_t ioas, dev, parent = 0, id;
         uint8_t data[64] = {};
-        HwptAllocArgs a = { .dev_id = dev, .data = data };
+        HwptAllocArgs a = { .data = data };
 
+        conf_require(s, BACKEND_FEATURE_NESTING);
         if (s->env.nested_data_len == 0)
                 conf_skip(s, "no nested HWPT data for this IOMMU");
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
+        a.dev_id = dev = bind(s, c, CONF_DEV_PASID);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_NEST_PARENT, &parent), 0);
         a.pt_id = parent;
         a.data_type = s->env.nested_data_type;
@@ -740,11 +794,15 @@ static void hwpt_nested_data_validation(void **state) {
 
 static void pasid_attach_rules(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PASID), plain;
-        uint32_t ph = 0, np = 0, h = 0;
+        BackendContext *c;
+        uint32_t ioas, dev, plain, ph = 0, np = 0, h = 0;
         HwInfo info;
 
+        conf_require(s, BACKEND_FEATURE_PASID);
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
+        dev = bind(s, c, CONF_DEV_PASID);
         assert_int_equal(OPS(&s->env)->hw_info(c, dev, &info, NULL), 0);
         assert_true(info.max_pasid_log2 > 0);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_PASID, &ph), 0);
@@ -773,11 +831,13 @@ static void pasid_attach_rules(void **state) {
 
 static void option_rlimit_mode_and_huge_pages(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
+        BackendContext *c;
         uint64_t v = 7;
         uint32_t ioas;
         int r;
 
+        conf_require(s, BACKEND_FEATURE_OPTION);
+        c = ctx_new(s);
         assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_RLIMIT_MODE,
                                               BACKEND_OPTION_OP_GET, 0, &v, NULL), 0);
         assert_int_equal(v, 0);
@@ -876,6 +936,7 @@ typedef struct FaultSetup {
 } FaultSetup;
 
 static void fault_setup(ConfState *s, FaultSetup *f) {
+        conf_require(s, BACKEND_FEATURE_FAULT_QUEUE);
         if (!s->env.factory->inject_fault)
                 conf_skip(s, "faults cannot be injected");
         f->c = ctx_new(s);
@@ -1108,6 +1169,7 @@ static const ConfTest conf_tests[] = {
         T(behaviour_09_iova_ranges),
         T(behaviour_10_copy),
         T(behaviour_11_destroy_in_use_ebusy),
+        T(behaviour_11_destroy_manual_hwpt_in_use_ebusy),
         T(behaviour_12_domain_alignment),
         T(behaviour_13_hwpt_alloc_errors),
         T(behaviour_14_auto_hwpt_gone_after_move),
@@ -1119,6 +1181,7 @@ static const ConfTest conf_tests[] = {
         T(group_devices_share_hwpt),
         T(attach_reserved_collision_eaddrinuse),
         T(attach_again_replaces),
+        T(attach_manual_hwpt_replaces),
         T(object_ids_shared_across_types),
         T(context_free_releases_everything),
         T(hwpt_dirty_tracking_where_supported),
@@ -1220,117 +1283,3 @@ int conformance_run(const ConfFactory *const *factories, size_t n_factories) {
         free(cases);
         return r;
 }
-
-/* ---- the backend-sim factory ---- */
-
-typedef struct SimFactoryData {
-        SimTopology *topo;
-        const char *names[_CONF_ROLE_MAX];
-} SimFactoryData;
-
-#define SIM_MSI_START UINT64_C(0xfee00000)
-#define SIM_MSI_LAST UINT64_C(0xfeefffff)
-
-static int sim_setup(ConfEnv *env) {
-        SimFactoryData *d = calloc(1, sizeof(SimFactoryData));
-        SimTopology *t;
-        size_t big, small, g;
-        int r;
-
-        if (!d)
-                return -ENOMEM;
-        t = d->topo = tb_new("conformance");
-        /* A PASID/nesting/dirty/fault-capable IOMMU and a plain one. */
-        big = tb_iommu(t, &(SimIommu){
-                .name = (char *)"dmar0", .kind = (char *)"intel", .hw_info_type = 1,
-                .aperture_start = 0, .aperture_last = (UINT64_C(1) << 48) - 1,
-                .page_sizes = UINT64_C(0x1000) | UINT64_C(0x200000) | UINT64_C(0x40000000),
-                .pasid_bits = 20, .capabilities = BACKEND_HW_CAP_PCI_PASID_EXEC,
-                .nesting = true, .dirty_tracking = true, .fault_queue = true,
-        });
-        small = tb_iommu(t, &(SimIommu){
-                .name = (char *)"dmar1", .kind = (char *)"intel", .hw_info_type = 1,
-                .aperture_start = 0, .aperture_last = (UINT64_C(1) << 39) - 1,
-                .page_sizes = UINT64_C(0x1000) | UINT64_C(0x200000),
-        });
-
-        g = tb_group(t, 1, small);
-        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
-        tb_device(t, g, d->names[CONF_DEV_PLAIN] = "0000:01:00.0", "vfio-pci", 0x010802, 0, 0);
-
-        g = tb_group(t, 2, big);
-        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
-        tb_device(t, g, d->names[CONF_DEV_PASID] = "0000:02:00.0", "vfio-pci", 0x020000, 1, 20);
-
-        g = tb_group(t, 3, small);
-        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
-        tb_device(t, g, d->names[CONF_DEV_GROUP_A] = "0000:03:00.0", "vfio-pci", 0x020000, 2, 0);
-        tb_device(t, g, d->names[CONF_DEV_GROUP_B] = "0000:03:00.1", "vfio-pci", 0x020000, 3, 0);
-        tb_device(t, g, "0000:03:00.2", "pcieport", 0x060400, -1, 0); /* a bridge is harmless */
-
-        g = tb_group(t, 4, small);
-        tb_device(t, g, d->names[CONF_DEV_HOST_SIBLING] = "0000:04:00.0", "vfio-pci", 0x020000, 4,
-                  0);
-        tb_device(t, g, "0000:04:00.1", "e1000e", 0x020000, -1, 0);
-
-        g = tb_group(t, 5, small);
-        tb_region(t, g, 0xe0000000, 0xe00fffff, REGION_DIRECT);
-        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
-        tb_device(t, g, d->names[CONF_DEV_DIRECT] = "0000:05:00.0", "vfio-pci", 0x0c0330, 5, 0);
-
-        r = backend_sim_new(&env->backend, t, NULL, NULL);
-        if (r < 0) {
-                tb_free(t);
-                free(d);
-                return r;
-        }
-        env->page_size = 0x1000;
-        env->base = UINT64_C(0x40000000);
-        env->plain_resv = (IovaRange){ SIM_MSI_START, SIM_MSI_LAST };
-        env->auto_align_max = BACKEND_SIM_AUTO_ALIGN_MAX;
-        env->nested_data_type = BACKEND_HWPT_DATA_VTD_S1;
-        env->nested_data_len = 24;
-        env->userdata = d;
-        return 0;
-}
-
-static void sim_teardown(ConfEnv *env) {
-        SimFactoryData *d = env->userdata;
-
-        backend_free(env->backend);
-        tb_free(d->topo);
-        free(d);
-}
-
-static int sim_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
-        SimFactoryData *d = env->userdata;
-
-        if (!d->names[role])
-                return -EOPNOTSUPP;
-        return env->backend->ops->device_open(env->backend, d->names[role], ret_fd, NULL);
-}
-
-static int sim_inject(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t addr, uint32_t perm,
-                      bool last_page, uint32_t grpid) {
-        SimFactoryData *d = env->userdata;
-
-        return backend_sim_inject_fault(env->backend, d->names[role], pasid, addr, perm, last_page,
-                                        grpid, NULL);
-}
-
-static int sim_auto_invalid(ConfEnv *env, uint64_t *ret) {
-        BackendSimStats st;
-
-        backend_sim_get_stats(env->backend, &st);
-        *ret = st.auto_invalid;
-        return 0;
-}
-
-const ConfFactory conformance_sim_factory = {
-        .name = "sim",
-        .setup = sim_setup,
-        .teardown = sim_teardown,
-        .open_device = sim_open_device,
-        .inject_fault = sim_inject,
-        .auto_invalid_count = sim_auto_invalid,
-};

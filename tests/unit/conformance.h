@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "simtopo.h"
 
 typedef enum ConfRole {
         CONF_DEV_PLAIN,        /* vfio device alone in its group; 4K IOMMU without PASID */
@@ -52,6 +53,17 @@ struct ConfFactory {
         int (*auto_invalid_count)(ConfEnv *env, uint64_t *ret);
 };
 
+/* The MSI window of the conformance topology's groups: the plain device's reserved region. */
+#define CONF_MSI_START UINT64_C(0xfee00000)
+#define CONF_MSI_LAST UINT64_C(0xfeefffff)
+
+/*
+ * The host every model-backed factory serves: devices in each role (their names go to
+ * names[role]), a small 4K/2M IOMMU with a 39-bit aperture and a large one with PASID,
+ * nesting, dirty tracking and faults.  Free with tb_free().
+ */
+SimTopology *conformance_topology(const char *names[_CONF_ROLE_MAX]);
+
 /* Runs every conformance test against every factory as one cmocka group; returns failures. */
 int conformance_run(const ConfFactory *const *factories, size_t n_factories);
 
@@ -64,3 +76,8 @@ extern const ConfFactory conformance_kernel_responder_factory;
 extern const ConfFactory conformance_kernel_responder_mmap_factory;
 /* backend-kernel on this host's /dev/iommu; skipped, with the reason, without it or a VFIO device. */
 extern const ConfFactory conformance_kernel_real_factory;
+
+/* backend-vfio through the VFIO responder over the conformance topology (conformance-vfio.c). */
+extern const ConfFactory conformance_vfio_responder_factory;
+/* backend-vfio on this host's /dev/vfio; skipped, with the reason, without it or a VFIO device. */
+extern const ConfFactory conformance_vfio_real_factory;

@@ -95,10 +95,7 @@ Topology *fake_topology_new(const FakeDevice *devices, size_t n_devices, const F
                         .start = regions[i].start,
                         .last = regions[i].last,
                         .type = regions[i].type,
-                        .type_name = xstrdup(regions[i].type == REGION_DIRECT ? "direct"
-                                             : regions[i].type == REGION_DIRECT_RELAXABLE ? "direct-relaxable"
-                                             : regions[i].type == REGION_MSI ? "msi"
-                                                                             : "reserved"),
+                        .type_name = xstrdup(region_type_to_string(regions[i].type)),
                 };
         }
         for (size_t i = 0; i < n_broken; i++) {

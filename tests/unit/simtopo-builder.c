@@ -82,14 +82,10 @@ size_t tb_group(SimTopology *t, unsigned id, size_t iommu_index) {
 
 void tb_region(SimTopology *t, size_t group_index, uint64_t start, uint64_t last, RegionType type) {
         SimGroup *g = &t->groups[group_index];
-        static const char *const names[] = {
-                [REGION_DIRECT] = "direct", [REGION_DIRECT_RELAXABLE] = "direct-relaxable",
-                [REGION_RESERVED] = "reserved", [REGION_MSI] = "msi", [REGION_UNKNOWN] = "unknown",
-        };
 
         g->regions = xrealloc(g->regions, (g->n_regions + 1) * sizeof(ReservedRegion));
         g->regions[g->n_regions++] = (ReservedRegion){
-                .start = start, .last = last, .type = type, .type_name = xstrdup(names[type]),
+                .start = start, .last = last, .type = type, .type_name = xstrdup(region_type_to_string(type)),
         };
 }
 

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "backend-names.h"
 #include "backend-sim.h"
 #include "macros.h"
 #include "simtopo-builder.h"
@@ -167,6 +168,36 @@ static void test_features_and_hw_info(void **state) {
         close(fd);
 }
 
+/* One table names the hardware capabilities for both transports and the topology files. */
+static void test_hw_cap_names(void **state) {
+        const char *names[4];
+        uint64_t bit = 0;
+
+        assert_string_equal(backend_hw_cap_to_string(BACKEND_HW_CAP_DIRTY_TRACKING),
+                            "dirty-tracking");
+        assert_null(backend_hw_cap_to_string(0));
+        assert_null(backend_hw_cap_to_string(BACKEND_HW_CAP_PCI_PASID_EXEC |
+                                             BACKEND_HW_CAP_PCI_PASID_PRIV));
+        assert_int_equal(backend_hw_cap_from_string("pasid-priv", &bit), 0);
+        assert_int_equal(bit, BACKEND_HW_CAP_PCI_PASID_PRIV);
+        assert_int_equal(backend_hw_cap_from_string("pasid_priv", &bit), -EINVAL);
+
+        /* In bit order, NULL-terminated; unnamed bits are left out. */
+        assert_int_equal(backend_hw_caps_to_strv(BACKEND_HW_CAP_PCI_PASID_PRIV |
+                                                 BACKEND_HW_CAP_DIRTY_TRACKING | (1u << 30),
+                                                 names, ELEMENTSOF(names)),
+                         2);
+        assert_string_equal(names[0], "dirty-tracking");
+        assert_string_equal(names[1], "pasid-priv");
+        assert_null(names[2]);
+        assert_int_equal(backend_hw_caps_to_strv(UINT64_MAX, names, ELEMENTSOF(names)), 3);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(backend_hw_cap_from_string(names[i], &bit), 0);
+        assert_int_equal(backend_hw_caps_to_strv(UINT64_MAX, names, 3), -ENOBUFS);
+        assert_int_equal(backend_hw_caps_to_strv(0, names, 1), 0);
+        assert_null(names[0]);
+}
+
 static void test_relaxable_region_not_reserved(void **state) {
         SimTopology *t = topo_small();
         _cleanup_(backend_freep) Backend *b = NULL;
@@ -282,6 +313,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_identify_through_root),
                 cmocka_unit_test(test_features_and_hw_info),
+                cmocka_unit_test(test_hw_cap_names),
                 cmocka_unit_test(test_relaxable_region_not_reserved),
                 cmocka_unit_test(test_hooks),
         };

@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "error.h"
+#include "file-util.h"
 #include "log.h"
 #include "macros.h"
+#include "user-util.h"
 
 static void test_error_set_returns_errno_and_message(void **state) {
         Error e = ERROR_INIT;
@@ -74,6 +80,89 @@ static void test_log_returns_negative_errno(void **state) {
         log_set_max_level(saved);
 }
 
+/* A file of n bytes 'a'..'z' repeated, in a fresh directory; returns the directory's fd. */
+static int scratch_file(char *dir, size_t n) {
+        char path[128];
+        FILE *f;
+        int dfd;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/f", dir);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        for (size_t i = 0; i < n; i++)
+                fputc('a' + (int)(i % 26), f);
+        assert_int_equal(fclose(f), 0);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        return dfd;
+}
+
+static void scratch_remove(char *dir, int dfd) {
+        assert_int_equal(unlinkat(dfd, "f", 0), 0);
+        close(dfd);
+        assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_file_read_whole(void **state) {
+        /* Empty, one buffer exactly, and several growths of the buffer. */
+        static const size_t sizes[] = { 0, 1, 4096, 4097, 100000 };
+
+        for (size_t k = 0; k < ELEMENTSOF(sizes); k++) {
+                char dir[] = "/tmp/iommud-test-file-XXXXXX";
+                int dfd = scratch_file(dir, sizes[k]);
+                char *text = NULL;
+                size_t len = SIZE_MAX;
+
+                assert_int_equal(file_util_read_at(dfd, "f", sizes[k], &text, &len), 0);
+                assert_int_equal(len, sizes[k]);
+                assert_int_equal(strlen(text), sizes[k]);
+                for (size_t i = 0; i < len; i++)
+                        assert_int_equal(text[i], 'a' + (int)(i % 26));
+                free(text);
+                scratch_remove(dir, dfd);
+        }
+}
+
+static void test_file_read_limits(void **state) {
+        char dir[] = "/tmp/iommud-test-file-XXXXXX";
+        int dfd = scratch_file(dir, 5000);
+        char path[128], *text = (char *)"untouched";
+
+        /* One byte over the limit, whether it fits the first buffer or not. */
+        assert_int_equal(file_util_read_at(dfd, "f", 4999, &text, NULL), -EFBIG);
+        assert_int_equal(file_util_read_at(dfd, "f", 100, &text, NULL), -EFBIG);
+        assert_string_equal(text, "untouched");
+        assert_int_equal(file_util_read_at(dfd, "missing", 100, &text, NULL), -ENOENT);
+        assert_int_equal(file_util_read_at(dfd, ".", 100, &text, NULL), -EISDIR);
+        /* AT_FDCWD with an absolute path, as for /proc files. */
+        snprintf(path, sizeof(path), "%s/f", dir);
+        assert_int_equal(file_util_read_at(AT_FDCWD, path, 5000, &text, NULL), 0);
+        assert_int_equal(strlen(text), 5000);
+        free(text);
+        scratch_remove(dir, dfd);
+}
+
+/* root (uid 0, group 0) exists everywhere; the names below exist nowhere. */
+static void test_user_lookups(void **state) {
+        _cleanup_free_ char *b1 = NULL, *b2 = NULL, *b3 = NULL;
+        char *none = NULL;
+        struct passwd pw;
+        struct group gr;
+
+        assert_int_equal(user_util_get_by_uid(0, &pw, &b1), 1);
+        assert_string_equal(pw.pw_name, "root");
+        assert_int_equal(pw.pw_gid, 0);
+        assert_int_equal(user_util_get_by_name("root", &pw, &b2), 1);
+        assert_int_equal(pw.pw_uid, 0);
+        assert_int_equal(user_util_group_by_name("root", &gr, &b3), 1);
+        assert_int_equal(gr.gr_gid, 0);
+
+        assert_int_equal(user_util_get_by_name("iommud-no-such-user", &pw, &none), 0);
+        assert_int_equal(user_util_group_by_name("iommud-no-such-group", &gr, &none), 0);
+        assert_null(none);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_set_returns_errno_and_message),
@@ -83,6 +172,9 @@ int main(void) {
                 cmocka_unit_test(test_take_fd_and_ptr),
                 cmocka_unit_test(test_log_level_from_string),
                 cmocka_unit_test(test_log_returns_negative_errno),
+                cmocka_unit_test(test_file_read_whole),
+                cmocka_unit_test(test_file_read_limits),
+                cmocka_unit_test(test_user_lookups),
         };
 
         return cmocka_run_group_tests_name("common", tests, NULL, NULL);

@@ -27,6 +27,7 @@
 #include "varlink-manager.h"
 #include "policy.h"
 #include "session.h"
+#include "sim-host.h"
 #include "simtopo.h"
 #include "topology.h"
 #include "varlink-client.h"
@@ -69,21 +70,9 @@ static void on_session(Session *s, SessionEvent event, void *userdata) {
 
 static int setup(void **state) {
         Env *e = calloc(1, sizeof(*e));
-        _cleanup_(simtopo_freep) SimTopology *st = NULL;
-        char sys[128];
 
         assert_non_null(e);
-        snprintf(e->root, sizeof(e->root), "/tmp/iommud-test-manager-XXXXXX");
-        assert_non_null(mkdtemp(e->root));
-        assert_int_equal(rmdir(e->root), 0);
-        assert_int_equal(simtopo_load(&st, "workstation", NULL), 0);
-        assert_int_equal(simtopo_materialize(st, e->root, NULL), 0);
-        snprintf(sys, sizeof(sys), "%s/sys", e->root);
-        assert_int_equal(topology_load_path(&e->host.topology, sys, NULL), 0);
-        assert_int_equal(backend_sim_new(&e->host.backend, st, e->root, NULL), 0);
-        assert_int_equal(policy_load_string(&e->host.policy, "test.json", policy_text,
-                                            strlen(policy_text), NULL, NULL),
-                         0);
+        sim_host_setup(&e->host, e->root, sizeof(e->root), "workstation", policy_text);
         e->base = event_base_new();
         assert_non_null(e->base);
         assert_int_equal(varlink_server_new(&e->server, e->base, NULL), 0);
@@ -107,11 +96,7 @@ static int teardown(void **state) {
         e->mv = manager_varlink_free(e->mv);
         varlink_server_free(e->server);
         event_base_free(e->base);
-        session_host_done(&e->host);
-        backend_free(e->host.backend);
-        topology_free(e->host.topology);
-        policy_free(e->host.policy);
-        simtopo_remove(e->root);
+        sim_host_teardown(&e->host, e->root);
         free(e);
         return 0;
 }
@@ -211,19 +196,42 @@ static void test_explain_for_uid(void **state) {
         Env *e = *state;
         _cleanup_(varlink_client_freep) VarlinkClient *c = connect_client(e);
         VarlinkReply reply = VARLINK_REPLY_INIT;
+        const char *reason = NULL;
         bool allowed = true;
+        json_object *steps;
+        uint64_t uid = 0;
 
-        call(e, c, "org.iommud.Manager.ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":1000}",
-             &reply);
+        /* uids without an account on most hosts: the primary group is given. */
+        call(e, c, "org.iommud.Manager.ExplainDevice",
+             "{\"device\":\"0000:01:00.0\",\"uid\":1000,\"gid\":1000}", &reply);
         assert_null(reply.error);
         assert_int_equal(json_util_get_bool(reply.parameters, "allowed", 0, &allowed, NULL), 0);
         assert_true(allowed);
         varlink_reply_clear(&reply);
 
-        call(e, c, "org.iommud.Manager.ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":4242}",
-             &reply);
+        call(e, c, "org.iommud.Manager.ExplainDevice",
+             "{\"device\":\"0000:01:00.0\",\"uid\":4242,\"gid\":4242}", &reply);
         assert_int_equal(json_util_get_bool(reply.parameters, "allowed", 0, &allowed, NULL), 0);
         assert_false(allowed);
+        varlink_reply_clear(&reply);
+
+        /* Without one, a uid that has no account has no groups to decide with. */
+        call(e, c, "org.iommud.Manager.ExplainDevice",
+             "{\"device\":\"0000:01:00.0\",\"uid\":4000000000}", &reply);
+        assert_string_equal(reply.error, "org.iommud.Manager.NoSuchUser");
+        assert_int_equal(json_util_get_u64(reply.parameters, "uid", 0, &uid, NULL), 0);
+        assert_int_equal(uid, 4000000000);
+        varlink_reply_clear(&reply);
+
+        /* root's account: its primary group from the account database, and no grant. */
+        call(e, c, "org.iommud.Manager.ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":0}",
+             &reply);
+        assert_null(reply.error);
+        assert_int_equal(json_util_get_array(reply.parameters, "steps", 0, &steps, NULL), 0);
+        assert_int_equal(json_util_get_string(json_object_array_get_idx(steps, POLICY_STEP_PRINCIPAL),
+                                              "reason", 0, &reason, NULL),
+                         0);
+        assert_non_null(strstr(reason, "uid 0 (gid 0, groups 0"));
         varlink_reply_clear(&reply);
 
         call(e, c, "org.iommud.Manager.ExplainDevice", "{\"device\":\"0000:99:00.0\",\"uid\":0}",

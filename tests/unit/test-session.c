@@ -23,6 +23,7 @@
 #include "backend-sim.h"
 #include "policy.h"
 #include "session.h"
+#include "sim-host.h"
 #include "simtopo.h"
 #include "topology.h"
 
@@ -39,21 +40,9 @@ static const char policy_text[] =
 
 static int setup(void **state) {
         Env *e = calloc(1, sizeof(*e));
-        _cleanup_(simtopo_freep) SimTopology *st = NULL;
-        char sys[128];
 
         assert_non_null(e);
-        snprintf(e->root, sizeof(e->root), "/tmp/iommud-test-session-XXXXXX");
-        assert_non_null(mkdtemp(e->root));
-        assert_int_equal(rmdir(e->root), 0);
-        assert_int_equal(simtopo_load(&st, "server", NULL), 0);
-        assert_int_equal(simtopo_materialize(st, e->root, NULL), 0);
-        snprintf(sys, sizeof(sys), "%s/sys", e->root);
-        assert_int_equal(topology_load_path(&e->host.topology, sys, NULL), 0);
-        assert_int_equal(backend_sim_new(&e->host.backend, st, e->root, NULL), 0);
-        assert_int_equal(policy_load_string(&e->host.policy, "test.json", policy_text,
-                                            strlen(policy_text), NULL, NULL),
-                         0);
+        sim_host_setup(&e->host, e->root, sizeof(e->root), "server", policy_text);
         *state = e;
         return 0;
 }
@@ -64,10 +53,7 @@ static int teardown(void **state) {
         session_host_done(&e->host);
         assert_int_equal(e->host.n_sessions, 0);
         assert_int_equal(e->host.n_claims, 0);
-        backend_free(e->host.backend);
-        topology_free(e->host.topology);
-        policy_free(e->host.policy);
-        simtopo_remove(e->root);
+        sim_host_teardown(&e->host, e->root);
         free(e);
         return 0;
 }

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "backend.h"
+#include "file-util.h"
 #include "macros.h"
 #include "simtopo.h"
 #include "topology-json.h"
@@ -25,19 +26,9 @@
 static const char *const bundled[] = { "workstation", "server", "arm" };
 
 static char *read_text(const char *path) {
-        FILE *f = fopen(path, "re");
-        char *buf = NULL;
-        size_t size = 0;
+        char *text = NULL;
 
-        if (!f)
-                return NULL;
-        FILE *m = open_memstream(&buf, &size);
-        assert_non_null(m);
-        for (int c; (c = fgetc(f)) != EOF;)
-                fputc(c, m);
-        fclose(f);
-        assert_int_equal(fclose(m), 0);
-        return buf;
+        return file_util_read_at(AT_FDCWD, path, 64u << 20, &text, NULL) < 0 ? NULL : text;
 }
 
 /* Materializes a topology, loads it back and returns the pretty JSON text. */
@@ -239,6 +230,10 @@ static const ParseCase parse_cases[] = {
         { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":1,\"page_sizes\":4096,"
           "\"pasid_bits\":21}],\"groups\":[]}",
           "iommus[0].pasid_bits: 0x15 is above the maximum 0x14" },
+        { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":1,\"page_sizes\":4096,"
+          "\"capabilities\":[\"pasid-exec\",\"pasid_priv\"]}],\"groups\":[]}",
+          "iommus[0].capabilities[1]: expected one of \"dirty-tracking\", \"pasid-exec\", "
+          "\"pasid-priv\"" },
         { "{\"iommus\":[{\"name\":\"smmu0\",\"kind\":\"arm-smmu-v3\",\"aperture_last\":1,\"page_sizes\":4096}],"
           "\"groups\":[]}",
           "iommus[0].name: an arm-smmu-v3 instance is named \"smmu3.<address>\", got 'smmu0'" },

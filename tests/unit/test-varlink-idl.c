@@ -13,7 +13,7 @@
 
 /* The socket API of DESIGN.md: every name here must be in the IDL. */
 static const char *const broker_methods[] = {
-        "GetTopology",  "ExplainDevice", "AttachDevice", "DetachDevice",
+        "GetTopology",  "ExplainDevice", "AttachDevice", "DetachDevice", "GetDeviceFd",
         "CreateAddressSpace", "DestroyAddressSpace", "AttachToAddressSpace", "GetIOVARanges",
         "AllowIOVAs",   "Map",           "Unmap",        "Copy",
         "BindPASID",    "UnbindPASID",   "WatchFaults",  "RespondFault",

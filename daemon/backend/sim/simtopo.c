@@ -13,13 +13,16 @@
 
 #include <json-c/json.h>
 
+#include "backend-names.h"
 #include "backend.h"
+#include "file-util.h"
 #include "simtopo.h"
 
 #define SIMTOPO_DEFAULT_CDEV_MAJOR 511u
 #define SIMTOPO_SCALE_DEFAULT 4096u
 #define SIMTOPO_SCALE_MAX (1u << 20)
 #define SIMTOPO_MARKER ".iommud-simtopo"
+#define SIMTOPO_FILE_MAX (64u << 20) /* the largest description file read */
 #define JSON_PATH_MAX 256
 
 /* ---- freeing ---- */
@@ -293,14 +296,17 @@ static int parse_page_sizes(json_object *o, const char *path, uint64_t *ret, Err
         return 0;
 }
 
-static const struct {
-        const char *name;
-        uint64_t bit;
-} capability_names[] = {
-        { "dirty-tracking", BACKEND_HW_CAP_DIRTY_TRACKING },
-        { "pasid-exec", BACKEND_HW_CAP_PCI_PASID_EXEC },
-        { "pasid-priv", BACKEND_HW_CAP_PCI_PASID_PRIV },
-};
+static int capability_unknown(const char *path, Error *err) {
+        const char *names[16];
+        char list[256] = "";
+        int n;
+
+        n = backend_hw_caps_to_strv(UINT64_MAX, names, ELEMENTSOF(names));
+        for (int i = 0; i < n; i++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"",
+                         i > 0 ? ", " : "", names[i]);
+        return error_set(err, -EINVAL, "%s: expected one of %s", path, list);
+}
 
 static int parse_capabilities(json_object *o, const char *path, uint64_t *ret, Error *err) {
         char p[JSON_PATH_MAX];
@@ -310,18 +316,13 @@ static int parse_capabilities(json_object *o, const char *path, uint64_t *ret, E
                 return json_get_u64(o, path, UINT64_MAX, ret, err);
         for (size_t i = 0; i < json_object_array_length(o); i++) {
                 json_object *e = json_object_array_get_idx(o, i);
-                bool found = false;
+                uint64_t bit;
 
                 jpath(p, sizeof(p), "%s[%zu]", path, i);
-                if (json_object_is_type(e, json_type_string))
-                        for (size_t k = 0; k < ELEMENTSOF(capability_names); k++)
-                                if (streq(capability_names[k].name, json_object_get_string(e))) {
-                                        caps |= capability_names[k].bit;
-                                        found = true;
-                                }
-                if (!found)
-                        return error_set(err, -EINVAL, "%s: expected one of \"dirty-tracking\", "
-                                         "\"pasid-exec\", \"pasid-priv\"", p);
+                if (!json_object_is_type(e, json_type_string) ||
+                    backend_hw_cap_from_string(json_object_get_string(e), &bit) < 0)
+                        return capability_unknown(p, err);
+                caps |= bit;
         }
         *ret = caps;
         return 0;
@@ -920,15 +921,15 @@ int simtopo_generate_scale(SimTopology **ret, size_t n_devices, Error *err) {
                 if (!g->device_indexes || !g->type || !g->regions)
                         return error_set(err, -ENOMEM, "out of memory");
                 g->regions[0] = (ReservedRegion){ 0xfee00000ULL, 0xfeefffffULL, REGION_MSI,
-                                                  strdup("msi") };
+                                                  strdup(region_type_to_string(REGION_MSI)) };
                 if (!g->regions[0].type_name)
                         return error_set(err, -ENOMEM, "out of memory");
                 if (g->n_regions == 2) {
                         /* An RMRR the OS may relax, as USB controllers have. */
                         g->regions[1] = g->regions[0];
-                        g->regions[0] = (ReservedRegion){ 0x3c000000ULL, 0x3fffffffULL,
-                                                          REGION_DIRECT_RELAXABLE,
-                                                          strdup("direct-relaxable") };
+                        g->regions[0] = (ReservedRegion){
+                                0x3c000000ULL, 0x3fffffffULL, REGION_DIRECT_RELAXABLE,
+                                strdup(region_type_to_string(REGION_DIRECT_RELAXABLE)) };
                         if (!g->regions[0].type_name)
                                 return error_set(err, -ENOMEM, "out of memory");
                 }
@@ -961,41 +962,6 @@ int simtopo_generate_scale(SimTopology **ret, size_t n_devices, Error *err) {
 
 /* ---- finding descriptions ---- */
 
-static int read_whole_file(const char *path, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t len = 0, allocated = 0;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        for (;;) {
-                if (len + 4096 + 1 > allocated) {
-                        size_t na = MAX(allocated * 2, (size_t)16384);
-                        if (na > 64u << 20)
-                                return -EFBIG;
-                        char *nb = realloc(buf, na);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                        allocated = na;
-                }
-                ssize_t n = read(fd, buf + len, allocated - len - 1);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
 static int simtopo_load_file(SimTopology **ret, const char *path, const char *default_name,
                              Error *err) {
         _cleanup_free_ char *text = NULL;
@@ -1003,7 +969,7 @@ static int simtopo_load_file(SimTopology **ret, const char *path, const char *de
         SimTopology *t;
         int r;
 
-        r = read_whole_file(path, &text, &len);
+        r = file_util_read_at(AT_FDCWD, path, SIMTOPO_FILE_MAX, &text, &len);
         if (r < 0)
                 return error_set(err, r, "cannot read topology %s: %s", path, strerror(-r));
         r = simtopo_parse(&t, text, len, err);
