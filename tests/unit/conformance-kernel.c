@@ -16,6 +16,7 @@
  */
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -24,10 +25,13 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <linux/capability.h>
 
 #include "backend-kernel.h"
 #include "conformance.h"
@@ -179,6 +183,19 @@ static int responder_auto_invalid(ConfEnv *env, uint64_t *ret) {
         return conformance_sim_factory.auto_invalid_count(&d->sim_env, ret);
 }
 
+/* The model pins and charges what the responder maps for backend-kernel. */
+static int responder_set_memlock(ConfEnv *env, bool cap_ipc_lock, uint64_t limit) {
+        ResponderFactoryData *d = env->userdata;
+
+        return conformance_sim_factory.set_memlock(&d->sim_env, cap_ipc_lock, limit);
+}
+
+static int responder_locked_bytes(ConfEnv *env, uint64_t *ret) {
+        ResponderFactoryData *d = env->userdata;
+
+        return conformance_sim_factory.locked_bytes(&d->sim_env, ret);
+}
+
 const ConfFactory conformance_kernel_responder_factory = {
         .name = "kernel-responder",
         .setup = responder_setup,
@@ -186,6 +203,8 @@ const ConfFactory conformance_kernel_responder_factory = {
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
+        .set_memlock = responder_set_memlock,
+        .locked_bytes = responder_locked_bytes,
 };
 
 const ConfFactory conformance_kernel_responder_mmap_factory = {
@@ -195,13 +214,76 @@ const ConfFactory conformance_kernel_responder_mmap_factory = {
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
+        .set_memlock = responder_set_memlock,
+        .locked_bytes = responder_locked_bytes,
 };
 
 /* ---- backend-kernel on this host ---- */
 
 typedef struct RealFactoryData {
         char device[64];          /* BDF of the VFIO device used as the plain device */
+        struct rlimit memlock;    /* RLIMIT_MEMLOCK and CAP_IPC_LOCK as setup found them */
+        bool ipc_lock;
 } RealFactoryData;
+
+/*
+ * Whether CAP_IPC_LOCK is in the effective set (the one capable() reads) in *ret_was; with
+ * set, raises or drops it there.
+ */
+static int real_cap_ipc_lock(bool set, bool on, bool *ret_was) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {};
+        const uint32_t bit = UINT32_C(1) << CAP_IPC_LOCK;
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -errno;
+        if (ret_was)
+                *ret_was = d[0].effective & bit;
+        if (!set)
+                return 0;
+        if (on && !(d[0].permitted & bit))
+                return -EPERM;
+        d[0].effective = on ? d[0].effective | bit : d[0].effective & ~bit;
+        if (syscall(SYS_capset, &h, d) < 0)
+                return -errno;
+        return 0;
+}
+
+static int real_set_memlock(ConfEnv *env, bool cap_ipc_lock, uint64_t limit) {
+        RealFactoryData *d = env->userdata;
+        struct rlimit rl = {
+                .rlim_cur = limit == UINT64_MAX ? RLIM_INFINITY : (rlim_t)limit,
+                .rlim_max = d->memlock.rlim_max,
+        };
+        int r;
+
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+                rl.rlim_max = rl.rlim_cur;
+        r = real_cap_ipc_lock(true, cap_ipc_lock, NULL);
+        if (r < 0)
+                return r;
+        return setrlimit(RLIMIT_MEMLOCK, &rl) < 0 ? -errno : 0;
+}
+
+/* The process's locked memory: VmLck of /proc/self/status, in kB there. */
+static int real_locked_bytes(ConfEnv *env, uint64_t *ret) {
+        FILE *f = fopen("/proc/self/status", "re");
+        unsigned long long kb;
+        char line[256];
+        int r = -ENOENT;
+
+        (void)env;
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmLck: %llu kB", &kb) == 1) {
+                        *ret = (uint64_t)kb * 1024;
+                        r = 0;
+                        break;
+                }
+        fclose(f);
+        return r;
+}
 
 /* Says once why the real-kernel factory does not run here. */
 static int real_skip(const char *reason) {
@@ -307,14 +389,21 @@ static int real_setup(ConfEnv *env) {
         }
         env->nested_data_type = BACKEND_HWPT_DATA_NONE;
         env->nested_data_len = 0;
+        (void)getrlimit(RLIMIT_MEMLOCK, &d->memlock);
+        (void)real_cap_ipc_lock(false, false, &d->ipc_lock);
         env->userdata = d;
         return 0;
 }
 
 static void real_teardown(ConfEnv *env) {
+        RealFactoryData *d = env->userdata;
+
         backend_free(env->backend);
         env->backend = NULL;
-        free(env->userdata);
+        /* A case may have lowered them: the next one starts from what this one found. */
+        (void)real_cap_ipc_lock(true, d->ipc_lock, NULL);
+        (void)setrlimit(RLIMIT_MEMLOCK, &d->memlock);
+        free(d);
 }
 
 static int real_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
@@ -331,4 +420,6 @@ const ConfFactory conformance_kernel_real_factory = {
         .setup = real_setup,
         .teardown = real_teardown,
         .open_device = real_open_device,
+        .set_memlock = real_set_memlock,
+        .locked_bytes = real_locked_bytes,
 };

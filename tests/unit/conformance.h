@@ -51,6 +51,14 @@ struct ConfFactory {
                             uint32_t perm, bool last_page, uint32_t grpid);
         /* Groups answered INVALID by the backend itself so far; NULL when unobservable. */
         int (*auto_invalid_count)(ConfEnv *env, uint64_t *ret);
+        /*
+         * The caller's limits for the maps it makes next: whether it holds CAP_IPC_LOCK, and
+         * its RLIMIT_MEMLOCK in bytes (UINT64_MAX: unlimited); -EPERM when it cannot take
+         * them.  The factory's teardown puts back what setup found.  NULL: not changeable.
+         */
+        int (*set_memlock)(ConfEnv *env, bool cap_ipc_lock, uint64_t limit);
+        /* Bytes of locked memory charged to the calling process now; NULL: unobservable. */
+        int (*locked_bytes)(ConfEnv *env, uint64_t *ret);
 };
 
 /* The MSI window of the conformance topology's groups: the plain device's reserved region. */
