@@ -89,35 +89,43 @@ static int map_fixed(BackendContext *c, uint32_t ioas, uint64_t iova, uint64_t l
                                             iova, len, &at, NULL);
 }
 
-static void run(size_t n, bool sequential, Result *res) {
+/* An IOAS of its own with n one-page areas two pages apart; the heap bytes each took. */
+static void populate(size_t n, Backend **ret_b, BackendContext **ret_c, uint32_t *ret_ioas,
+                     Result *res) {
         static const SimTopology empty = { .name = (char *)"empty" };
-        Backend *b = NULL;
-        BackendContext *c = NULL;
-        uint64_t idx[BATCH], iovas[BATCH], t0, unmapped;
-        double samples[_OP_MAX][N_BATCHES];
         struct mallinfo2 before, after;
-        uint32_t ioas;
         int r;
 
-        r = backend_sim_new(&b, &empty, NULL, NULL);
+        r = backend_sim_new(ret_b, &empty, NULL, NULL);
         if (r < 0)
                 die("backend_sim_new", r);
-        r = b->ops->context_new(b, &c, NULL);
+        r = (*ret_b)->ops->context_new(*ret_b, ret_c, NULL);
         if (r < 0)
                 die("context_new", r);
-        r = b->ops->ioas_alloc(c, &ioas, NULL);
+        r = (*ret_b)->ops->ioas_alloc(*ret_c, ret_ioas, NULL);
         if (r < 0)
                 die("ioas_alloc", r);
 
         before = mallinfo2();
         for (size_t i = 0; i < n; i++) {
-                r = map_fixed(c, ioas, BASE + i * 2 * PAGE, PAGE);
+                r = map_fixed(*ret_c, *ret_ioas, BASE + i * 2 * PAGE, PAGE);
                 if (r < 0)
                         die("populating", r);
         }
         after = mallinfo2();
         res->n = n;
         res->bytes_per_area = (double)(after.uordblks - before.uordblks) / (double)n;
+}
+
+static void run(size_t n, bool sequential, Result *res) {
+        Backend *b = NULL;
+        BackendContext *c = NULL;
+        uint64_t idx[BATCH], iovas[BATCH], t0, unmapped;
+        double samples[_OP_MAX][N_BATCHES];
+        uint32_t ioas;
+        int r;
+
+        populate(n, &b, &c, &ioas, res);
 
         for (size_t bt = 0; bt < N_BATCHES; bt++) {
                 uint64_t start = next_rand() % (n - BATCH + 1);
