@@ -16,6 +16,8 @@ typedef struct ConfState ConfState;
 ConfState *conf_case_state(void **state);
 ConfEnv *conf_case_env(ConfState *s);
 _Noreturn void conf_case_skip(ConfState *s, const char *reason);
+/* Skips the case unless the backend offers f ("backend NAME does not offer FEATURE"). */
+void conf_case_require(ConfState *s, BackendFeature f);
 BackendContext *conf_case_context(ConfState *s);
 /* Binds a fresh fd of the device in role to c (skips when the factory has none). */
 uint32_t conf_case_bind(ConfState *s, BackendContext *c, ConfRole role);

@@ -35,8 +35,7 @@ static BackendContext *per_process_context(ConfState *s) {
         uint64_t v = 1;
         int r;
 
-        if (!backend_has_feature(conf_case_env(s)->backend, BACKEND_FEATURE_OPTION))
-                conf_case_skip(s, "the backend has no IOMMU_OPTION (RLIMIT_MODE)");
+        conf_case_require(s, BACKEND_FEATURE_OPTION); /* RLIMIT_MODE */
         if (!conf_case_env(s)->factory->set_memlock || !conf_case_env(s)->factory->locked_bytes)
                 conf_case_skip(s, "the factory cannot set or observe locked memory");
         c = conf_case_context(s);
@@ -187,9 +186,7 @@ void memory_unpinnable_va_efault(void **state) {
         char *hole;
 
         /* VFIO type1 pins at VFIO_IOMMU_MAP_DMA, into a container: no IOAS without a domain. */
-        if (!backend_has_feature(conf_case_env(s)->backend, BACKEND_FEATURE_HWPT_ALLOC))
-                conf_case_skip(s, "pins that follow domains are iommufd's (the backend has no "
-                               "HWPTs)");
+        conf_case_require(s, BACKEND_FEATURE_HWPT_ALLOC);
         c = conf_case_context(s);
         ioas = conf_case_ioas(s, c);
         dev = conf_case_bind(s, c, CONF_DEV_PLAIN);
