@@ -152,13 +152,14 @@ static int file_get(SimBackend *s, int fd, const struct stat *st, SimFile **ret,
 
         if (i < s->n_files && file_cmp(st->st_dev, st->st_ino, s->files[i]) == 0) {
                 f = s->files[i];
-                if (!fd_writable(f->fd) && fd_writable(fd)) {
+                if (!f->writable && fd_writable(fd)) {
                         copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
                         if (copy < 0)
                                 return error_set(err, negative_errno(),
                                                  "Keeping a copy of memory fd %d failed", fd);
                         safe_close(f->fd);
                         f->fd = TAKE_FD(copy);
+                        f->writable = true;
                 }
                 f->refs++;
                 *ret = f;
@@ -175,7 +176,8 @@ static int file_get(SimBackend *s, int fd, const struct stat *st, SimFile **ret,
         f = calloc(1, sizeof(SimFile));
         if (!f)
                 return error_set(err, -ENOMEM, "Out of memory for a memory file");
-        *f = (SimFile){ .fd = TAKE_FD(copy), .dev = st->st_dev, .ino = st->st_ino, .refs = 1 };
+        *f = (SimFile){ .fd = TAKE_FD(copy), .writable = fd_writable(fd), .dev = st->st_dev,
+                        .ino = st->st_ino, .refs = 1 };
         memmove(&s->files[i + 1], &s->files[i], (s->n_files - i) * sizeof(SimFile *));
         s->files[i] = f;
         s->n_files++;
@@ -230,6 +232,8 @@ int sim_pages_new_file(SimContext *c, int fd, const struct stat *st, SimAccountM
         }
         p->account = mode_account(c, mode);
         p->refs = 1;
+        p->spans = &p->first_span;
+        p->max_spans = 1;
         *ret = p;
         return 0;
 }
@@ -240,7 +244,8 @@ void sim_pages_unref(SimContext *c, SimPages *p) {
         assert(p->n_spans == 0 && p->pinned == 0);
         if (p->file)
                 file_put(c->sim, p->file);
-        free(p->spans);
+        if (p->spans != &p->first_span)
+                free(p->spans);
         free(p);
 }
 
@@ -269,16 +274,13 @@ int sim_area_share(SimContext *c, SimArea *a, SimPages **ret) {
         p->account = mode_account(c, area_mode(a));
         p->phantom = a->flags & AREA_PHANTOM;
         p->refs = 1;
+        p->spans = &p->first_span;
+        p->max_spans = 1;
         if (a->flags & AREA_PINNED) {
                 /* What the area pinned alone, and was charged for, moves to the pages. */
-                p->spans = malloc(sizeof(SimSpan));
-                if (!p->spans) {
-                        free(p);
-                        return -ENOMEM;
-                }
-                p->spans[0] = area_span(a);
+                p->first_span = area_span(a);
                 p->n_spans = 1;
-                p->pinned = p->spans[0].end - p->spans[0].start;
+                p->pinned = p->first_span.end - p->first_span.start;
         }
         a->pages = p;
         *ret = p;
@@ -350,6 +352,23 @@ static int va_check(uint64_t va, uint64_t length, bool write, Error *err) {
         return 0;
 }
 
+/* Room for one more span: the inline one first, then an array that doubles. */
+static int pages_grow_spans(SimPages *p) {
+        SimSpan *v;
+
+        if (p->n_spans < p->max_spans)
+                return 0;
+        v = malloc(2 * p->max_spans * sizeof(SimSpan));
+        if (!v)
+                return -ENOMEM;
+        memcpy(v, p->spans, p->n_spans * sizeof(SimSpan));
+        if (p->spans != &p->first_span)
+                free(p->spans);
+        p->spans = v;
+        p->max_spans *= 2;
+        return 0;
+}
+
 int sim_area_pin(SimContext *c, SimArea *a, Error *err) {
         SimSpan span = area_span(a);
         SimPages *p = a->pages;
@@ -371,11 +390,12 @@ int sim_area_pin(SimContext *c, SimArea *a, Error *err) {
                 if (r < 0)
                         return r;
         } else {
-                SimSpan *v = realloc(p->spans, (p->n_spans + 1) * sizeof(SimSpan));
+                SimSpan *v;
 
-                if (!v)
-                        return error_set(err, -ENOMEM, "Out of memory for pinned pages");
-                p->spans = v;
+                r = pages_grow_spans(p);
+                if (r < 0)
+                        return error_set(err, r, "Out of memory for pinned pages");
+                v = p->spans;
                 v[p->n_spans++] = span;
                 grown = spans_union(v, p->n_spans);
                 delta = grown - p->pinned;

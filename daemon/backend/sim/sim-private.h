@@ -105,6 +105,7 @@ struct SimAccount {
 /* A memory file maps refer to: the model's own copy of the fd, one per inode. */
 struct SimFile {
         int fd;
+        bool writable; /* fd is open read-write */
         dev_t dev;
         ino_t ino;
         unsigned refs; /* pages that map it */
@@ -173,10 +174,11 @@ struct SimPages {
         SimFile *file;       /* NULL: user VAs */
         SimAccount *account; /* charged for the pins; NULL: nobody */
         uint64_t pinned;     /* bytes pinned now: the union of spans */
-        SimSpan *spans;      /* one per pinned area */
-        uint32_t n_spans;
+        SimSpan *spans;      /* one per pinned area: first_span, or an array */
+        uint32_t n_spans, max_spans;
         uint32_t refs;       /* areas */
         bool phantom;
+        SimSpan first_span;  /* a map's own area needs no array */
 };
 
 typedef struct SimReserved {
