@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,13 +190,25 @@ int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerE
         _cleanup_free_ char *name = NULL;
         const TopoDevice *d;
         Error be = ERROR_INIT;
-        int r;
+        int r, fl;
 
         assert_return(s, -EINVAL);
 
         r = OPS(s)->device_fd_identify(s->host->backend, fd, &name, &be);
         if (r < 0)
                 return broker_error_invalid_fd(err, r, "%s", error_message(&be));
+        /*
+         * The kernel does not check the access mode of a file it binds: a read-only open shows
+         * only that the node let its holder read, not that the holder may drive the device.
+         */
+        fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && (fl & O_ACCMODE) != O_RDWR)
+                return broker_error_invalid_fd(err, -EBADF,
+                                               "The fd of device %s is open %s; a VFIO device "
+                                               "fd must be opened read-write (O_RDWR).",
+                                               name,
+                                               (fl & O_ACCMODE) == O_RDONLY ? "read-only"
+                                                                            : "write-only");
 
         r = session_admit_device(s, name, &d, err);
         if (r < 0)

@@ -14,8 +14,31 @@
 #ifndef F_GET_SEALS
 #define F_GET_SEALS 1034
 #endif
+#ifndef F_SEAL_WRITE
+#define F_SEAL_WRITE 0x0008
+#endif
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
 
 /* ---- mappings -------------------------------------------------------------------------- */
+
+/*
+ * A memfd sealed against writes promises its readers that its contents no longer change: a
+ * device writing through a writeable mapping would break that promise behind the seal (the
+ * kernel's own MAP_FILE takes no write mapping of the file, and pinned pages ignore seals).
+ */
+static int check_write_seals(int fd, BrokerError *err) {
+        int seals = fcntl(fd, F_GET_SEALS);
+
+        if (seals < 0 || !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+                return 0;
+        return broker_error_invalid_fd(err, -EPERM,
+                                       "The memory fd is sealed against writes (%s): a device "
+                                       "must not write to it, map it with writeable false.",
+                                       (seals & F_SEAL_WRITE) ? "F_SEAL_WRITE"
+                                                              : "F_SEAL_FUTURE_WRITE");
+}
 
 static int check_memory_fd(int fd, uint64_t offset, uint64_t length, bool writeable,
                            BrokerError *err) {
@@ -65,6 +88,12 @@ static int check_memory_fd(int fd, uint64_t offset, uint64_t length, bool writea
                 return broker_error_invalid_fd(err, -EBADF,
                                                "A writeable mapping needs a memory fd opened "
                                                "read-write, this one is read-only.");
+        if (writeable) {
+                int r = check_write_seals(fd, err);
+
+                if (r < 0)
+                        return r;
+        }
         if (ADD_OVERFLOW(offset, length, &end) || end > (uint64_t)st.st_size)
                 return broker_error_invalid_range(err, offset, length,
                         "Offset 0x%" PRIx64 " + length 0x%" PRIx64

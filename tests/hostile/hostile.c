@@ -146,6 +146,9 @@ static bool snapshot_once(const ItestDaemon *d, HostileSnapshot *ret) {
                          r ? json_object_to_json_string(r) : "(no reply)");
         s.contexts = itest_get_u64(itest_reply_params(r), "contexts") - 1;
         s.objects = itest_get_u64(itest_reply_params(r), "objects");
+        s.mappings = itest_get_u64(itest_reply_params(r), "mappings");
+        s.pinned = itest_get_u64(itest_reply_params(r), "pinnedBytes");
+        s.memory_files = itest_get_u64(itest_reply_params(r), "memoryFiles");
         json_object_put(r);
 
         r = itest_call(c, "org.iommud.Broker.GetTopology", NULL, NULL, 0);
@@ -175,13 +178,17 @@ void hostile_snapshot(const ItestDaemon *d, HostileSnapshot *ret) {
 
 bool hostile_snapshot_equal(const HostileSnapshot *a, const HostileSnapshot *b) {
         return a->fds == b->fds && a->sessions == b->sessions && a->contexts == b->contexts &&
-               a->objects == b->objects && strcmp(a->held, b->held) == 0;
+               a->objects == b->objects && a->mappings == b->mappings && a->pinned == b->pinned &&
+               a->memory_files == b->memory_files && strcmp(a->held, b->held) == 0;
 }
 
 void hostile_snapshot_format(const HostileSnapshot *s, char *buf, size_t size) {
-        snprintf(buf, size, "fds %d, sessions %llu, contexts %llu, objects %llu, held [%s]", s->fds,
-                 (unsigned long long)s->sessions, (unsigned long long)s->contexts,
-                 (unsigned long long)s->objects, s->held);
+        snprintf(buf, size,
+                 "fds %d, sessions %llu, contexts %llu, objects %llu, mappings %llu, pinned %llu, "
+                 "memory files %llu, held [%s]",
+                 s->fds, (unsigned long long)s->sessions, (unsigned long long)s->contexts,
+                 (unsigned long long)s->objects, (unsigned long long)s->mappings,
+                 (unsigned long long)s->pinned, (unsigned long long)s->memory_files, s->held);
 }
 
 void hostile_assert_at(const ItestDaemon *d, const HostileSnapshot *want) {

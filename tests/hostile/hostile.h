@@ -5,7 +5,8 @@
  * Shared pieces of the adversary suites (hostile, soak): a daemon on the
  * simulated "server" host with deliberately small transport limits, a
  * snapshot of everything a departed client could leave behind (fds, live
- * sessions, the model's contexts and objects, device claims), and raw sends
+ * sessions, the model's contexts, objects, mappings, pinned memory and memory
+ * files, device claims), and raw sends
  * that the well-behaved itest client cannot make.
  */
 
@@ -35,6 +36,9 @@ typedef struct HostileSnapshot {
         uint64_t sessions;     /* sessions of the caller's uid, the probe's own excluded */
         uint64_t contexts;     /* the model's live contexts, the probe's own excluded */
         uint64_t objects;      /* the model's live objects */
+        uint64_t mappings;     /* the mappings the model holds for the daemon */
+        uint64_t pinned;       /* bytes they pin */
+        uint64_t memory_files; /* memory files the model keeps open for them */
         char held[512];        /* "device=holder;..." for every claimed device */
 } HostileSnapshot;
 
