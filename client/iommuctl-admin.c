@@ -333,6 +333,22 @@ static int policy_path(const char *root, const char *explicit, const char *def, 
         return *ret ? 0 : -ENOMEM;
 }
 
+/*
+ * What iommud refuses on this host besides the files themselves: IOVA windows over the reserved
+ * regions of the IOMMU groups (ROOT/sys with --root).  A host whose groups cannot be read has
+ * nothing to check against.
+ */
+static int check_host(const char *root, const Policy *p, PolicyDiagnostics *diags) {
+        _cleanup_(topology_freep) Topology *t = NULL;
+        _cleanup_free_ char *sysfs = NULL;
+
+        if (asprintf(&sysfs, "%s/sys", root ?: "") < 0)
+                return -ENOMEM;
+        if (topology_load_path(&t, sysfs, NULL) < 0)
+                return 0;
+        return policy_check_host(p, t, diags);
+}
+
 int verb_check_config(Ctl *ctl, int argc, char **argv) {
         static const struct option options[] = {
                 { "root", required_argument, NULL, 'R' },
@@ -362,6 +378,11 @@ int verb_check_config(Ctl *ctl, int argc, char **argv) {
         paths = (PolicyPaths){ .vendor_dir = vendor, .admin_dir = admin, .file = file };
 
         r = policy_load(&p, &paths, &diags, &err);
+        if (r >= 0) {
+                r = check_host(args.root, p, &diags);
+                if (r < 0)
+                        error_set(&err, r, "the policy does not fit this host's IOMMU groups");
+        }
         if (ctl->json) {
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
                 json_object *a = json_object_new_array();

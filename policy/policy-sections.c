@@ -383,7 +383,8 @@ static int parse_iova_windows(Parser *P, json_object *v, const char *path, Polic
                 return r;
         n = json_object_array_length(v);
         g->windows = calloc(n ?: 1, sizeof(IovaWindow));
-        if (!g->windows) {
+        g->window_sources = calloc(n ?: 1, sizeof(PolicySource));
+        if (!g->windows || !g->window_sources) {
                 P->fatal = true;
                 return -ENOMEM;
         }
@@ -424,6 +425,9 @@ static int parse_iova_windows(Parser *P, json_object *v, const char *path, Polic
                                                start, last);
                         continue;
                 }
+                /* Checked against the host's reserved regions later: policy_check_host(). */
+                if (policy_source_remember(P, child, &g->window_sources[g->n_windows]) < 0)
+                        return -ENOMEM;
                 g->windows[g->n_windows++] = (IovaWindow){ .start = start, .last = last };
         }
         return r;
@@ -485,7 +489,6 @@ static int parse_pool_refs(Parser *P, json_object *v, const char *path, PolicyGr
                 goto oom;
         for (size_t i = 0; i < n; i++) {
                 char child[JPATH_MAX];
-                const JsonPos *pos;
                 PoolRef *ref;
                 const char *s;
 
@@ -495,17 +498,10 @@ static int parse_pool_refs(Parser *P, json_object *v, const char *path, PolicyGr
                         continue;
                 }
                 /* Resolved after every file is merged; remember where the name was written. */
-                pos = json_pos_index_find(&P->idx, child);
                 ref = &g->pools[g->n_pools++];
                 ref->name = strdup(s);
-                ref->source.file = strdup(P->file);
-                ref->source.path = strdup(child);
-                if (!ref->name || !ref->source.file || !ref->source.path)
+                if (!ref->name || policy_source_remember(P, child, &ref->source) < 0)
                         goto oom;
-                if (pos) {
-                        ref->source.line = pos->line;
-                        ref->source.column = pos->column;
-                }
         }
         return r;
 oom:

@@ -196,6 +196,24 @@ int policy_parse_u64(Parser *P, json_object *v, const char *path, uint64_t *ret)
         return 0;
 }
 
+int policy_source_remember(Parser *P, const char *path, PolicySource *ret) {
+        const JsonPos *pos = json_pos_index_find(&P->idx, path);
+
+        *ret = (PolicySource){ .file = strdup(P->file), .path = strdup(path) };
+        if (!ret->file || !ret->path) {
+                free(ret->file);
+                free(ret->path);
+                *ret = (PolicySource){};
+                P->fatal = true;
+                return -ENOMEM;
+        }
+        if (pos) {
+                ret->line = pos->line;
+                ret->column = pos->column;
+        }
+        return 0;
+}
+
 /* Reports every key of obj that is not in allowed (NULL-terminated). */
 int policy_check_keys(Parser *P, json_object *obj, const char *path, const char *const *allowed) {
         int r = 0;
