@@ -110,8 +110,17 @@ int broker_error_invalid_range(BrokerError *e, uint64_t start, uint64_t length, 
                                ...) _printf_(4, 5);
 
 /*
- * Turns a backend failure (errno + the backend's sentence in be) into the
- * protocol error for operation op ("map", "unmap", "bind", ...).  Returns the
- * errno.
+ * Turns a backend failure (errno + the backend's sentence in be) of operation op ("bind",
+ * "attach", "allocate an address space", ...) on an object, not on a range, into the protocol
+ * error with the parameters its IDL declares: out of memory is SystemError {errno, message}, an
+ * operation the kernel lacks NotSupported {feature: op}, anything else BackendError {errno,
+ * message} (the kernel refused what the policy allowed).  Returns the errno.
  */
 int broker_error_from_backend(BrokerError *e, const char *op, const Error *be);
+/*
+ * The same for an operation on the IOVA range [start, start + length) ("map", "unmap",
+ * "copy"): an overlap (EEXIST, EADDRINUSE) is IOVAInUse {start, length}, a range the kernel
+ * refuses (EINVAL, ENOENT, ENOSPC, ERANGE, EOVERFLOW) InvalidRange {start, length, reason}.
+ */
+int broker_error_from_backend_range(BrokerError *e, const char *op, const Error *be,
+                                    uint64_t start, uint64_t length);

@@ -95,7 +95,8 @@ static int map_error(BrokerError *err, const Error *be, uint64_t iova, bool fixe
                 return broker_error_invalid_fd(err, -EBADF, "The memory fd cannot be mapped: %s",
                                                error_message(be));
         default:
-                return broker_error_from_backend(err, fixed ? "map at a fixed IOVA" : "map", be);
+                return broker_error_from_backend_range(err, fixed ? "map at a fixed IOVA" : "map",
+                                                       be, iova, length);
         }
 }
 
@@ -259,7 +260,7 @@ int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
 
         r = OPS(s)->ioas_unmap(s->ctx, ioas_id, iova, length, &unmapped, &be);
         if (r < 0)
-                return broker_error_from_backend(err, "unmap", &be);
+                return broker_error_from_backend_range(err, "unmap", &be, iova, length);
 
         memmove(&ioas->areas[first], &ioas->areas[end],
                 (ioas->n_areas - end) * sizeof(SessionArea));

@@ -351,13 +351,13 @@ static void op_attach_to_ioas(Model *m, int si) {
                 want = E_NO_SUCH;
         else if (d->ioas_id != ioas_id) {
                 /* The devices of a group share one page table: a first attach must go where
-                 * the group's other devices are. */
+                 * the group's other devices are, the other device is in use there. */
                 if (d->ioas_id == 0)
                         for (size_t k = 0; k < s->n_devs; k++)
                                 if (&s->devs[k] != d &&
                                     devices[s->devs[k].def].group == devices[d->def].group &&
                                     s->devs[k].ioas_id != 0 && s->devs[k].ioas_id != ioas_id)
-                                        want = E_RANGE;
+                                        want = E_IN_USE;
                 /* The device's reserved regions must be free in the target. */
                 for (size_t k = 0; k < io->n_areas && !want; k++)
                         for (size_t j = 0; j < sizeof(reserved) / sizeof(reserved[0]); j++)
