@@ -459,14 +459,10 @@ static int method_bind_pasid(sd_bus_message *m, void *userdata, sd_bus_error *er
         a.faults = flags & BUS_PASID_FAULTS;
         if (streq(stage1_type, ""))
                 a.stage1_type = BACKEND_HWPT_DATA_NONE;
-        else if (streq(stage1_type, "vtd"))
-                a.stage1_type = BACKEND_HWPT_DATA_VTD_S1;
-        else if (streq(stage1_type, "arm_smmuv3"))
-                a.stage1_type = BACKEND_HWPT_DATA_ARM_SMMUV3;
-        else
+        else if (backend_stage1_type_from_string(stage1_type, &a.stage1_type) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Stage-1 type '%s' is not \"\", \"vtd\" or "
-                                         "\"arm_smmuv3\".",
+                                         "Stage-1 type '%s' is neither \"\" (none) nor a "
+                                         "stage-1 type of org.iommud1(5).",
                                          stage1_type);
         if (a.stage1_type != BACKEND_HWPT_DATA_NONE) {
                 a.stage1_data = data;

@@ -5,7 +5,8 @@
  * What the guest programs that drive iommud over its socket share (guest-broker on iommufd,
  * guest-broker-vfio on a stock kernel's VFIO type1): the daemon under test, calls (a method
  * without an interface is org.iommud.Broker's), the topology check against sysfs, the
- * kernel's IOMMU fault log and moving a device to another driver.  Header-only, like
+ * kernel's IOMMU fault log, device cdevs and AttachDevice, what the daemon holds (fds, memfd
+ * mappings) and moving a device to another driver.  Header-only, like
  * guest-util.h: each guest program is one translation unit.
  */
 
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/klog.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -92,6 +94,8 @@ static inline int read_file(const char *path, char *buf, size_t size) {
 }
 
 static pid_t daemon_pid = -1;
+/* Run in the daemon's process before exec (guest-fdstore.h hands it the fd store there). */
+static void (*daemon_child_hook)(void);
 
 static inline int daemon_start(void) {
         const char *policy =
@@ -112,6 +116,10 @@ static inline int daemon_start(void) {
         if (daemon_pid < 0)
                 return -errno;
         if (daemon_pid == 0) {
+                /* It dies with the test: a failed test must not leave it holding the console. */
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (daemon_child_hook)
+                        daemon_child_hook();
                 execl(iommud_path, iommud_path, "--runtime-dir", RUNTIME_DIR, "--policy",
                       POLICY_PATH, "--policy-dir", EMPTY_DIR, "--vendor-policy-dir", EMPTY_DIR,
                       "--log-level", "notice", "--backend", iommud_backend ?: "auto", NULL);
@@ -346,21 +354,96 @@ static inline unsigned count_faults(void) {
         return count;
 }
 
-/* Mappings of a memfd in the daemon's address space: the MAP_FILE fallback's footprint. */
-static inline unsigned daemon_memfd_maps(void) {
-        char path[64], line[512];
+/* Mappings of memfds named name* in the daemon (the MAP_FILE fallback's footprint). */
+static inline unsigned daemon_memfd_maps_named(const char *name) {
+        char path[64], line[512], want[128];
         unsigned n = 0;
         FILE *f;
 
         snprintf(path, sizeof(path), "/proc/%d/maps", (int)daemon_pid);
+        snprintf(want, sizeof(want), "/memfd:%s", name);
         f = fopen(path, "re");
         if (!f)
                 return 0;
         while (fgets(line, sizeof(line), f))
-                if (strstr(line, "/memfd:iommud-guest-broker"))
+                if (strstr(line, want))
                         n++;
         fclose(f);
         return n;
+}
+
+static inline unsigned daemon_memfd_maps(void) {
+        return daemon_memfd_maps_named("iommud-guest-broker");
+}
+
+/* Open fds of the daemon (/proc/PID/fd), -errno. */
+static inline int daemon_fds(void) {
+        char path[64];
+        struct dirent *de;
+        DIR *d;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)daemon_pid);
+        d = opendir(path);
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+/* Map of length bytes of fd from offset at iova (UINT64_MAX: iommud picks); the IOVA, or
+ * UINT64_MAX with *error set. */
+static inline uint64_t map_at(VarlinkClient *c, uint64_t ioas, int fd, uint64_t offset,
+                              uint64_t length, uint64_t iova, VarlinkReply *rep,
+                              const char **error) {
+        json_object *p = params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0), "offset",
+                                u64(offset), "length", u64(length), "readable",
+                                json_object_new_boolean(true), "writeable",
+                                json_object_new_boolean(true), NULL);
+
+        if (iova != UINT64_MAX)
+                json_object_object_add(p, "iova", u64(iova));
+        p = call(c, "Map", p, &fd, 1, rep, error);
+        return *error ? UINT64_MAX : get_u64(p, "iova");
+}
+
+static inline int open_cdev(const char *bdf) {
+        char path[PATH_MAX];
+        int r, fd;
+
+        r = vfio_cdev_path(bdf, path, sizeof(path));
+        if (r < 0)
+                return r;
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+/* AttachDevice with the device's cdev fd; returns the deviceId or a negative value. */
+static inline int64_t attach_device(VarlinkClient *c, int cdev, VarlinkReply *rep,
+                                    const char **error) {
+        json_object *p = call(c, "AttachDevice", params("fd", json_object_new_int(0), NULL), &cdev,
+                              1, rep, error);
+
+        return *error ? -1 : (int64_t)get_u64(p, "deviceId");
+}
+
+/*
+ * The same, for a device another session just let go of: the daemon tears a closed session
+ * down from its event loop, so DeviceBusy may still answer for a moment.
+ */
+static inline int64_t attach_device_released(VarlinkClient *c, int cdev, VarlinkReply *rep,
+                                             const char **error) {
+        int64_t id = -1;
+
+        for (unsigned i = 0; i < 100; i++) {
+                id = attach_device(c, cdev, rep, error);
+                if (!*error || !streq(*error, "org.iommud.Broker.DeviceBusy"))
+                        break;
+                sleep_ms(30);
+        }
+        return id;
 }
 
 static inline int set_driver(const char *bdf, const char *driver) {

@@ -14,7 +14,8 @@
  *   - two sessions contend for one device; a client killed mid-session leaves nothing held;
  *   - the bridge group with a sibling on a host driver is refused by iommud with the sibling
  *     named (and by the kernel too), and is eligible once both members are on vfio-pci;
- *   - figures: a brokered Map + Unmap round trip against the same ioctls made directly.
+ *   - figures (BENCH lines): a brokered Map + Unmap round trip against the same ioctls made
+ *     directly.
  *
  * Prints unnumbered TAP lines; the kernel-vm init numbers them.
  *
@@ -47,6 +48,7 @@
 
 #include <json-c/json.h>
 
+#include "bench-report.h"
 #include "edu.h"
 #include "guest-broker-util.h"
 #include "guest-util.h"
@@ -62,52 +64,6 @@
 #define BRIDGE_EDU "0000:01:02.0"
 #define BRIDGE_SIBLING "0000:01:01.0"
 
-
-/* ---- the daemon ---- */
-
-/* ---- calls ---- */
-
-typedef struct Reply {
-        VarlinkReply r;
-} Reply;
-
-static int open_cdev(const char *bdf) {
-        char path[PATH_MAX];
-        int r, fd;
-
-        r = vfio_cdev_path(bdf, path, sizeof(path));
-        if (r < 0)
-                return r;
-        fd = open(path, O_RDWR | O_CLOEXEC);
-        return fd < 0 ? -errno : fd;
-}
-
-/* AttachDevice with the device's cdev fd; returns the deviceId or a negative value. */
-static int64_t attach_device(VarlinkClient *c, int cdev, VarlinkReply *rep, const char **error) {
-        json_object *p = call(c, "AttachDevice", params("fd", json_object_new_int(0), NULL), &cdev,
-                              1, rep, error);
-
-        return *error ? -1 : (int64_t)get_u64(p, "deviceId");
-}
-
-/*
- * The same, for a device another session just let go of: the daemon tears a closed session
- * down from its event loop, so DeviceBusy may still answer for a moment.
- */
-static int64_t attach_device_released(VarlinkClient *c, int cdev, VarlinkReply *rep,
-                                      const char **error) {
-        int64_t id = -1;
-
-        for (unsigned i = 0; i < 100; i++) {
-                id = attach_device(c, cdev, rep, error);
-                if (!*error || !streq(*error, "org.iommud.Broker.DeviceBusy"))
-                        break;
-                sleep_ms(30);
-        }
-        return id;
-}
-
-/* ---- topology ---- */
 
 /* ---- DMA through a brokered address space ---- */
 
@@ -457,20 +413,90 @@ static uint64_t pingpong_ns(int fd, unsigned n) {
         return t;
 }
 
-static void bench(VarlinkClient *c) {
-        _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
-        _cleanup_close_ int dev = open_cdev(EDU_ROOT), mfd = -EBADF, iommufd = -EBADF,
-                            ddev = -EBADF;
-        struct iommud_vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+/*
+ * BENCH lines (bench/bench-report.h) for tools/bench: figures, not verdicts.  Under QEMU's TCG
+ * every instruction is emulated, both sides are inflated, and only the ratios carry over.
+ */
+static void bench_figures(uint64_t broker_ns, uint64_t direct_ns, uint64_t pingpong,
+                          uint64_t query_ns, unsigned n) {
+        const char *mode = getenv("IOMMUD_KVM_MODE") ?: "unknown";
+        char name[96];
+
+        printf("# figures: %u round trips each, %s IOMMU under TCG (compare ratios only)\n", n,
+               mode);
+        /* Brokered Map+Unmap of 64 KiB (Varlink, SCM_RIGHTS, the mmap fallback, the ioctls)
+         * against the same two ioctls made directly in this process. */
+        snprintf(name, sizeof(name), "kernel-vm-%s.map-unmap-rtt", mode);
+        bench_report(name, (double)broker_ns / n / 1000.0, "us", (double)direct_ns / n / 1000.0,
+                     BENCH_NONE, 1, 1);
+        /* ... and against the direct ioctls plus the transport's floor. */
+        snprintf(name, sizeof(name), "kernel-vm-%s.map-unmap-rtt-over-floor", mode);
+        bench_report(name, (double)broker_ns / n / 1000.0, "us",
+                     (double)(direct_ns + pingpong) / n / 1000.0, BENCH_NONE, 1, 1);
+        /* Two brokered calls that map nothing (GetIOVARanges) against two bare ping-pongs. */
+        snprintf(name, sizeof(name), "kernel-vm-%s.dispatch-pair", mode);
+        bench_report(name, (double)query_ns / n / 1000.0, "us", (double)pingpong / n / 1000.0,
+                     BENCH_NONE, 1, 1);
+}
+
+/*
+ * The same work as the brokered Map+Unmap, directly: the bridge edu on this process's own
+ * iommufd, n round trips of len bytes of mfd.  The nanoseconds they took, 0 on a failure.
+ */
+static uint64_t direct_map_unmap_ns(int mfd, size_t len, unsigned n) {
+        _cleanup_close_ int iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC), ddev = -EBADF;
+        struct iommud_vfio_device_bind_iommufd bind = { .argsz = sizeof(bind), .iommufd = iommufd };
         struct iommud_ioas_alloc alloc = { .size = sizeof(alloc) };
         struct iommud_vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
+        uint64_t t0, t;
+        bool ok = true;
+        void *va;
+
+        ddev = open_cdev(BRIDGE_EDU);
+        if (iommufd < 0 || ddev < 0 || ioctl(ddev, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0 ||
+            ioctl(iommufd, IOMMUD_IOMMU_IOAS_ALLOC, &alloc) < 0)
+                return tap(false, "bench: direct setup: %m"), 0;
+        attach.pt_id = alloc.out_ioas_id;
+        if (ioctl(ddev, IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) < 0)
+                return tap(false, "bench: direct attach: %m"), 0;
+        va = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+        if (va == MAP_FAILED)
+                return tap(false, "bench: mmap: %m"), 0;
+        t0 = now_ns();
+        for (unsigned i = 0; i < n && ok; i++) {
+                struct iommud_ioas_map m = {
+                        .size = sizeof(m),
+                        .flags = IOMMUD_IOMMU_IOAS_MAP_FIXED_IOVA |
+                                 IOMMUD_IOMMU_IOAS_MAP_READABLE | IOMMUD_IOMMU_IOAS_MAP_WRITEABLE,
+                        .ioas_id = alloc.out_ioas_id,
+                        .user_va = (uintptr_t)va,
+                        .length = len,
+                        .iova = TEST_IOVA,
+                };
+                struct iommud_ioas_unmap u = {
+                        .size = sizeof(u), .ioas_id = alloc.out_ioas_id, .iova = TEST_IOVA,
+                        .length = len,
+                };
+
+                ok = ioctl(iommufd, IOMMUD_IOMMU_IOAS_MAP, &m) == 0 &&
+                     ioctl(iommufd, IOMMUD_IOMMU_IOAS_UNMAP, &u) == 0;
+        }
+        t = now_ns() - t0;
+        if (!ok)
+                tap(false, "bench: direct map/unmap: %m");
+        munmap(va, len);
+        return ok ? t : 0;
+}
+
+static void bench(VarlinkClient *c) {
+        _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
+        _cleanup_close_ int dev = open_cdev(EDU_ROOT), mfd = -EBADF;
         const size_t len = 16 * PAGE;
         const unsigned n = 200;
         uint64_t ioas, t0, broker_ns, direct_ns, pingpong, query_ns;
         const char *error;
         json_object *p;
         int64_t devid;
-        void *va;
 
         mfd = memfd_create("iommud-guest-bench", MFD_CLOEXEC);
         if (dev < 0 || mfd < 0 || ftruncate(mfd, (off_t)len) < 0)
@@ -488,12 +514,7 @@ static void bench(VarlinkClient *c) {
 
         t0 = now_ns();
         for (unsigned i = 0; i < n && !error; i++) {
-                (void)call(c, "Map",
-                           params("ioasId", u64(ioas), "memoryFd", json_object_new_int(0),
-                                  "offset", u64(0), "length", u64(len), "iova", u64(TEST_IOVA),
-                                  "readable", json_object_new_boolean(true), "writeable",
-                                  json_object_new_boolean(true), NULL),
-                           &mfd, 1, &rep, &error);
+                (void)map_at(c, ioas, mfd, 0, len, TEST_IOVA, &rep, &error);
                 if (!error)
                         (void)call(c, "Unmap", params("ioasId", u64(ioas), "iova", u64(TEST_IOVA),
                                                       "length", u64(len), NULL),
@@ -512,61 +533,12 @@ static void bench(VarlinkClient *c) {
         if (error)
                 return tap(false, "bench: GetIOVARanges: %s", error);
 
-        /* The same work directly: the bridge edu on this process's own iommufd. */
-        iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-        ddev = open_cdev(BRIDGE_EDU);
-        bind.iommufd = iommufd;
-        if (iommufd < 0 || ddev < 0 || ioctl(ddev, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0 ||
-            ioctl(iommufd, IOMMUD_IOMMU_IOAS_ALLOC, &alloc) < 0)
-                return tap(false, "bench: direct setup: %m");
-        attach.pt_id = alloc.out_ioas_id;
-        if (ioctl(ddev, IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) < 0)
-                return tap(false, "bench: direct attach: %m");
-        va = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-        if (va == MAP_FAILED)
-                return tap(false, "bench: mmap: %m");
-        t0 = now_ns();
-        for (unsigned i = 0; i < n; i++) {
-                struct iommud_ioas_map m = {
-                        .size = sizeof(m),
-                        .flags = IOMMUD_IOMMU_IOAS_MAP_FIXED_IOVA |
-                                 IOMMUD_IOMMU_IOAS_MAP_READABLE | IOMMUD_IOMMU_IOAS_MAP_WRITEABLE,
-                        .ioas_id = alloc.out_ioas_id,
-                        .user_va = (uintptr_t)va,
-                        .length = len,
-                        .iova = TEST_IOVA,
-                };
-                struct iommud_ioas_unmap u = {
-                        .size = sizeof(u), .ioas_id = alloc.out_ioas_id, .iova = TEST_IOVA,
-                        .length = len,
-                };
-
-                if (ioctl(iommufd, IOMMUD_IOMMU_IOAS_MAP, &m) < 0 ||
-                    ioctl(iommufd, IOMMUD_IOMMU_IOAS_UNMAP, &u) < 0) {
-                        munmap(va, len);
-                        return tap(false, "bench: direct map/unmap: %m");
-                }
-        }
-        direct_ns = now_ns() - t0;
-        munmap(va, len);
+        direct_ns = direct_map_unmap_ns(mfd, len, n);
+        if (direct_ns == 0)
+                return;
         /* Two messages per brokered round trip (Map, Unmap): two ping-pongs. */
         pingpong = 2 * pingpong_ns(mfd, n);
-
-        printf("# figures (QEMU TCG: every instruction is emulated, so both sides are inflated "
-               "and only the ratio means anything)\n");
-        printf("#   brokered Map+Unmap of 64 KiB (varlink + SCM_RIGHTS + mmap fallback + "
-               "ioctls): %.1f us per round trip\n", (double)broker_ns / n / 1000.0);
-        printf("#   direct IOMMU_IOAS_MAP+UNMAP of 64 KiB in this process:            "
-               "%.1f us per round trip\n", (double)direct_ns / n / 1000.0);
-        printf("#   two Unix-socket ping-pongs with an fd, no daemon (transport floor): "
-               "%.1f us\n", (double)pingpong / n / 1000.0);
-        printf("#   two brokered GetIOVARanges calls (dispatch without mapping):         "
-               "%.1f us\n", (double)query_ns / n / 1000.0);
-        printf("#   ratio brokered/direct: %.2f (%u round trips each, %s IOMMU)\n",
-               (double)broker_ns / (double)direct_ns, n, getenv("IOMMUD_KVM_MODE") ?: "?");
-        printf("#   ratio brokered/(direct + transport floor): %.2f\n",
-               (double)broker_ns / (double)(direct_ns + pingpong));
-        tap(true, "measured brokered vs direct map/unmap round trips");
+        bench_figures(broker_ns, direct_ns, pingpong, query_ns, n);
 }
 
 int main(int argc, char **argv) {

@@ -135,7 +135,8 @@ typedef struct RealData {
         char group_a[64], group_b[64]; /* two vfio-pci devices of one group, if there are */
 } RealData;
 
-static int real_skip(const char *reason) {
+/* Says why the factory does not run here: once in a comment, and to each case. */
+static int real_skip(ConfEnv *env, const char *reason) {
         static bool said = false;
 
         if (!said) {
@@ -143,6 +144,7 @@ static int real_skip(const char *reason) {
                 fflush(stdout);
                 said = true;
         }
+        snprintf(env->unavailable, sizeof(env->unavailable), "%s", reason);
         return -ENODEV;
 }
 
@@ -232,7 +234,7 @@ static int real_setup(ConfEnv *env) {
         RealData *d;
 
         if (access("/dev/vfio/vfio", F_OK) < 0)
-                return real_skip("this host has no /dev/vfio/vfio (no VFIO container support)");
+                return real_skip(env, "this host has no /dev/vfio/vfio (no VFIO container support)");
         d = calloc(1, sizeof(*d));
         if (!d)
                 return -ENOMEM;
@@ -240,20 +242,30 @@ static int real_setup(ConfEnv *env) {
                 snprintf(d->device, sizeof(d->device), "%s", want);
         else if (first_vfio_pci_device(d->device, sizeof(d->device)) < 0) {
                 free(d);
-                return real_skip("no device is bound to vfio-pci; bind one or set "
-                                 "IOMMUD_TEST_VFIO_DEVICE=<BDF>");
+                return real_skip(env, "no device is bound to vfio-pci; bind one or set "
+                                      "IOMMUD_TEST_VFIO_DEVICE=<BDF>");
         }
         find_group_pair(d);
         if (backend_vfio_new(&env->backend, &cfg, &err) < 0) {
                 free(d);
-                printf("# vfio: skipped: %s\n", error_message(&err));
-                return -ENODEV;
+                return real_skip(env, error_message(&err));
         }
         env->page_size = 4096;
         env->base = UINT64_C(0x40000000);
         env->plain_resv = msi_region(d->device);
         env->auto_align_max = BACKEND_VFIO_AUTO_ALIGN_MAX;
         env->userdata = d;
+        /* What the skips of the roles this factory has no device for say. */
+        snprintf(env->missing[CONF_DEV_PASID], sizeof(env->missing[0]),
+                 "VFIO type1 attaches no PASID");
+        snprintf(env->missing[CONF_DEV_GROUP_A], sizeof(env->missing[0]),
+                 "no IOMMU group has two devices on vfio-pci");
+        snprintf(env->missing[CONF_DEV_GROUP_B], sizeof(env->missing[0]), "%s",
+                 env->missing[CONF_DEV_GROUP_A]);
+        snprintf(env->missing[CONF_DEV_HOST_SIBLING], sizeof(env->missing[0]),
+                 "the vfio factory moves no group member to a host driver");
+        snprintf(env->missing[CONF_DEV_DIRECT], sizeof(env->missing[0]),
+                 "the vfio factory looks for no group with a firmware 'direct' region");
         return 0;
 }
 

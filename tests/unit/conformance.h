@@ -36,7 +36,10 @@ struct ConfEnv {
         uint64_t auto_align_max; /* the largest alignment an automatic IOVA gets (huge page) */
         uint32_t nested_data_type; /* BACKEND_HWPT_DATA_* the PASID device's IOMMU accepts */
         uint32_t nested_data_len;
+        bool faults_need_nesting; /* fault queues attach to nested HWPTs only (Linux 6.12) */
         void *userdata;        /* the factory's */
+        char unavailable[200]; /* why setup returned -EOPNOTSUPP/-ENODEV, when it did */
+        char missing[_CONF_ROLE_MAX][160]; /* why open_device has no device in a role */
 };
 
 struct ConfFactory {
@@ -46,11 +49,23 @@ struct ConfFactory {
         void (*teardown)(ConfEnv *env);
         /* A fresh fd of the device in that role; -EOPNOTSUPP when there is none. */
         int (*open_device)(ConfEnv *env, ConfRole role, int *ret_fd);
-        /* Raises a fault from the device in that role; NULL when faults cannot be injected. */
+        /*
+         * Raises a fault from the device in that role; NULL when faults cannot be injected.
+         * A fault nothing takes gives -ENOENT, or 0 where the device cannot know (the kernel
+         * answers it); -EOPNOTSUPP for a page that is not its group's last, where every
+         * fault is a group of its own.
+         */
         int (*inject_fault)(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t addr,
                             uint32_t perm, bool last_page, uint32_t grpid);
+        bool inject_unrouted_unknown; /* inject_fault gives 0, not -ENOENT, for an unrouted one */
         /* Groups answered INVALID by the backend itself so far; NULL when unobservable. */
         int (*auto_invalid_count)(ConfEnv *env, uint64_t *ret);
+        /*
+         * An iommufd ioctl on the context's fd, exactly as the kernel gets it (the argument
+         * is the ABI structure, its size field included); -errno.  NULL for a backend whose
+         * operations take C arguments and have no sized structures (backend-sim).
+         */
+        int (*ioctl)(ConfEnv *env, BackendContext *c, unsigned long request, void *arg);
 };
 
 /* The MSI window of the conformance topology's groups: the plain device's reserved region. */

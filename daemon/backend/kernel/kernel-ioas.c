@@ -76,6 +76,9 @@ int kernel_destroy(BackendContext *bc, uint32_t id, Error *err) {
 
         assert_return(bc, -EINVAL);
 
+        f = kernel_fd_find(c->faults, c->n_faults, id);
+        if (f && !c->adopted)
+                return kernel_fault_destroy(c, f, err);
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_DESTROY, &d);
         switch (r) {
         case 0:
@@ -93,7 +96,7 @@ int kernel_destroy(BackendContext *bc, uint32_t id, Error *err) {
 
         /* The kernel dropped the IOAS's areas, or the fault object: release our side. */
         kernel_fallback_drop(c, id);
-        f = kernel_fd_find(c->faults, c->n_faults, id);
+        kernel_fault_use_drop(c, id);
         if (f) {
                 sys_close(kernel_of(bc), f->fd);
                 kernel_fd_remove(c->faults, &c->n_faults, f);
