@@ -107,12 +107,12 @@ int broker_error_system(BrokerError *e, int r, const char *what) {
         return r;
 }
 
-int broker_error_quota(BrokerError *e, const char *resource, uint64_t limit, uint64_t used,
-                       uint64_t requested) {
+int broker_error_quota(BrokerError *e, const char *resource, const char *whose, uint64_t limit,
+                       uint64_t used, uint64_t requested) {
         broker_error_set(e, -EDQUOT, BROKER_ERROR_QUOTA_EXCEEDED,
-                         "Quota %s exceeded: %" PRIu64 " in use, %" PRIu64
+                         "Quota %s of %s exceeded: %" PRIu64 " in use across its sessions, %" PRIu64
                          " more requested, limit %" PRIu64 ".",
-                         resource, used, requested, limit);
+                         resource, whose, used, requested, limit);
         broker_error_add_string(e, "resource", resource);
         broker_error_add_u64(e, "limit", limit);
         broker_error_add_u64(e, "used", used);

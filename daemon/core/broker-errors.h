@@ -101,8 +101,9 @@ int broker_error_no_such_object(BrokerError *e, const char *kind, uint32_t id);
 int broker_error_no_such_device(BrokerError *e, const char *name);
 /* SystemError {errno, message}: a failure inside iommud (out of memory). */
 int broker_error_system(BrokerError *e, int r, const char *what);
-int broker_error_quota(BrokerError *e, const char *resource, uint64_t limit, uint64_t used,
-                       uint64_t requested);
+/* QuotaExceeded {resource, limit, used}; whose names the principal ("uid 1000 (2 sessions)"). */
+int broker_error_quota(BrokerError *e, const char *resource, const char *whose, uint64_t limit,
+                       uint64_t used, uint64_t requested);
 int broker_error_not_supported(BrokerError *e, const char *feature, const char *fmt, ...)
         _printf_(3, 4);
 int broker_error_invalid_fd(BrokerError *e, int r, const char *fmt, ...) _printf_(3, 4);

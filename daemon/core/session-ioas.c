@@ -197,27 +197,28 @@ int session_create_address_space(Session *s, uint32_t *ret_ioas_id, BrokerError 
         assert_return(s, -EINVAL);
         assert_return(ret_ioas_id, -EINVAL);
 
-        r = session_quota_check(err, BROKER_RESOURCE_ADDRESS_SPACES, s->quotas.address_spaces,
-                                s->usage.address_spaces, 1);
-        if (r < 0)
-                return r;
         arr = realloc(s->ioas, (s->n_ioas + 1) * sizeof(*arr));
         if (!arr)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->ioas = arr;
+        r = session_charge(s, SESSION_RESOURCE_ADDRESS_SPACES, 1, err);
+        if (r < 0)
+                return r;
 
         r = OPS(s)->ioas_alloc(s->ctx, &id, &be);
-        if (r < 0)
+        if (r < 0) {
+                session_refund(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
                 return broker_error_from_backend(err, "allocate an address space", &be);
+        }
 
         s->ioas[s->n_ioas] = (SessionIoas){ .id = id };
         r = session_apply_allowed(s, &s->ioas[s->n_ioas], err);
         if (r < 0) {
                 (void)OPS(s)->destroy(s->ctx, id, NULL);
+                session_refund(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
                 return r;
         }
         s->n_ioas++;
-        s->usage.address_spaces++;
         *ret_ioas_id = id;
         return 0;
 }
@@ -231,9 +232,8 @@ uint64_t session_ioas_mapped_bytes(const SessionIoas *ioas) {
 }
 
 void session_remove_ioas(Session *s, SessionIoas *ioas) {
-        s->usage.pinned_bytes -= session_ioas_mapped_bytes(ioas);
-        s->usage.mappings -= ioas->n_areas;
-        s->usage.address_spaces--;
+        session_refund_mappings(s, ioas->n_areas, session_ioas_mapped_bytes(ioas));
+        session_refund(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
         free(ioas->areas);
         free(ioas->allowed);
         *ioas = s->ioas[--s->n_ioas];

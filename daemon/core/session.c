@@ -92,17 +92,6 @@ Session *session_host_claim_owner(SessionHost *h, const char *device) {
         return c ? c->owner : NULL;
 }
 
-size_t session_host_count_uid(const SessionHost *h, uid_t uid) {
-        size_t n = 0;
-
-        assert_return(h, 0);
-
-        for (Session *s = h->sessions; s; s = s->next)
-                if (s->creds->uid == uid)
-                        n++;
-        return n;
-}
-
 void session_host_done(SessionHost *h) {
         assert(h);
 
@@ -113,6 +102,8 @@ void session_host_done(SessionHost *h) {
         free(h->claims);
         h->claims = NULL;
         h->n_claims = 0;
+        /* Each session took its row of the usage table with it. */
+        assert(!h->principals);
 }
 
 /* ---- lifetime -------------------------------------------------------------------------- */
@@ -124,12 +115,29 @@ Session *session_alloc(SessionHost *host, PeerCreds *creds) {
         s = calloc(1, sizeof(*s));
         if (!s)
                 return NULL;
+        s->principal = session_principal_ref(host, creds->uid);
+        if (!s->principal) {
+                free(s);
+                return NULL;
+        }
         s->host = host;
         s->creds = creds;
         peer_creds_describe(creds, s->description, sizeof(s->description));
         session_principal(s, &p);
         policy_quotas(host->policy, &p, &s->quotas);
         return s;
+}
+
+void session_discard(Session *s) {
+        if (!s)
+                return;
+        session_refund_all(s);
+        session_principal_unref(s->host, s->principal);
+        free(s);
+}
+
+static void session_discardp(Session **s) {
+        session_discard(*s);
 }
 
 void session_link(Session *s) {
@@ -143,9 +151,8 @@ void session_link(Session *s) {
 }
 
 int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err) {
-        _cleanup_free_ Session *s = NULL;
+        _cleanup_(session_discardp) Session *s = NULL;
         Error be = ERROR_INIT;
-        size_t used;
         int r;
 
         assert_return(ret, -EINVAL);
@@ -156,12 +163,11 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
         if (!s)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
 
-        /* Checked here so that the socket and the bus count one limit the same way, and before
+        /* Charged here so that the socket and the bus count one limit the same way, and before
          * anything is opened for a client that is refused. */
-        used = session_host_count_uid(host, creds->uid);
-        if (used >= s->quotas.connections)
-                return broker_error_quota(err, BROKER_RESOURCE_CONNECTIONS, s->quotas.connections,
-                                          used, 1);
+        r = session_add_connection(s, err);
+        if (r < 0)
+                return r;
 
         r = host->backend->ops->context_new(host->backend, &s->ctx, &be);
         if (r < 0)
@@ -202,6 +208,9 @@ Session *session_free(Session *s) {
         free(s->gone);
         /* Closing the context destroys every remaining kernel object of this session at once. */
         backend_context_free(s->ctx);
+        /* What the session held is its principal's again, before anyone hears it is gone. */
+        session_refund_all(s);
+        session_principal_unref(s->host, s->principal);
 
         if (s->prev)
                 s->prev->next = s->next;
@@ -267,6 +276,7 @@ void session_get_info(const Session *s, SessionInfo *ret) {
         *ret = (SessionInfo){
                 .creds = s->creds,
                 .usage = s->usage,
+                .principal_usage = s->principal->used,
                 .quotas = s->quotas,
                 .policy_generation = policy_generation(s->host->policy),
         };
@@ -274,23 +284,6 @@ void session_get_info(const Session *s, SessionInfo *ret) {
                 fault_stream_get_counters(s->faults, &ret->faults);
                 ret->usage.fault_queue_depth = ret->faults.pending;
         }
-}
-
-size_t session_usage_rows(const SessionInfo *info, SessionUsage ret[static SESSION_USAGE_MAX]) {
-        size_t n = 0;
-
-        assert_return(info, 0);
-
-#define ROW(name, field)                                                                           \
-        ret[n++] = (SessionUsage){ name, info->usage.field, info->quotas.field }
-        ROW(BROKER_RESOURCE_PINNED_BYTES, pinned_bytes);
-        ROW(BROKER_RESOURCE_ADDRESS_SPACES, address_spaces);
-        ROW(BROKER_RESOURCE_MAPPINGS, mappings);
-        ROW(BROKER_RESOURCE_DEVICES, devices);
-        ROW(BROKER_RESOURCE_PASIDS, pasids);
-        ROW(BROKER_RESOURCE_FAULT_QUEUE_DEPTH, fault_queue_depth);
-#undef ROW
-        return n;
 }
 
 /* ---- lookups --------------------------------------------------------------------------- */
@@ -355,17 +348,6 @@ const char *session_device_name(const Session *s, uint32_t device_id) {
                 if (s->devices[i].id == device_id)
                         return s->devices[i].name;
         return NULL;
-}
-
-/* ---- quotas ---------------------------------------------------------------------------- */
-
-int session_quota_check(BrokerError *err, const char *resource, uint64_t limit, uint64_t used,
-                        uint64_t want) {
-        uint64_t total;
-
-        if (ADD_OVERFLOW(used, want, &total) || total > limit)
-                return broker_error_quota(err, resource, limit, used, want);
-        return 0;
 }
 
 /* ---- delegation ------------------------------------------------------------------------ */

@@ -105,8 +105,11 @@ static void broker_session_remove_conn(BrokerSession *bs, VarlinkConnection *c) 
                         break;
                 }
         varlink_connection_set_userdata(c, NULL);
+        /* The last connection's count goes with the session; a joined one's here. */
         if (bs->n_conns == 0)
                 broker_session_free(bs);
+        else
+                session_remove_connection(bs->session);
 }
 
 /* ---- replies --------------------------------------------------------------------------- */

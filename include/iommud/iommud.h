@@ -836,9 +836,12 @@ typedef struct IommudFaultCounters {
 
 typedef struct IommudUsage {
         const char *resource;    /* "pinnedBytes", "addressSpaces", "mappings", ... */
-        uint64_t used;
+        uint64_t used;           /* this session's */
         bool has_limit;
-        uint64_t limit;
+        uint64_t limit;          /* on principal_used: quotas are the uid's, on every transport */
+        /* What every session of the uid holds together; false for faultQueueDepth (per session). */
+        bool has_principal_used;
+        uint64_t principal_used;
 } IommudUsage;
 
 /**

@@ -130,7 +130,8 @@ static void test_broker_error_params(void **state) {
         BrokerError e = BROKER_ERROR_INIT;
         const BrokerErrorParam *p;
 
-        assert_int_equal(broker_error_quota(&e, BROKER_RESOURCE_PINNED_BYTES, 4096, 4096, 1),
+        assert_int_equal(broker_error_quota(&e, BROKER_RESOURCE_PINNED_BYTES,
+                                            "uid 1000 (1 session)", 4096, 4096, 1),
                          -EDQUOT);
         assert_string_equal(e.error.name, "org.iommud.Broker.QuotaExceeded");
         p = broker_error_get(&e, "limit");

@@ -43,12 +43,10 @@ static const char policy_text[] =
 
 static int setup(void **state) {
         Env *e = calloc(1, sizeof(*e));
-        PeerCreds *c = NULL;
 
         assert_non_null(e);
         sim_host_setup(&e->host, e->root, sizeof(e->root), "server", policy_text);
-        assert_int_equal(peer_creds_new(&c, "/nonexistent", 0, 1000, 1000, NULL), 0);
-        assert_int_equal(session_new(&e->s, &e->host, c, NULL), 0);
+        e->s = sim_host_session(&e->host, 1000, 0);
         *state = e;
         return 0;
 }
@@ -63,15 +61,9 @@ static int teardown(void **state) {
 }
 
 static uint32_t attach(Env *e, const char *name) {
-        const TopoDevice *d = topology_find_device(e->host.topology, name);
+        int fd = sim_host_open_device(&e->host, e->root, name);
         SessionDeviceInfo info;
-        char path[256];
-        int fd;
 
-        assert_non_null(d);
-        snprintf(path, sizeof(path), "%s/dev/vfio/devices/%s", e->root, d->cdev_name);
-        fd = open(path, O_RDWR | O_CLOEXEC);
-        assert_true(fd >= 0);
         assert_int_equal(session_attach_device_fd(e->s, fd, &info, NULL), 0);
         close(fd);
         return info.device_id;

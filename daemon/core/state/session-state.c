@@ -290,9 +290,10 @@ static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *
         if (!arr)
                 goto oom;
         s->ioas = arr;
-        s->usage.address_spaces++;
-        s->usage.mappings += ioas.n_areas;
-        s->usage.pinned_bytes += session_ioas_mapped_bytes(&ioas);
+        /* Granted before the restart: charged to the principal again without a check. */
+        session_charge_held(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
+        session_charge_held(s, SESSION_RESOURCE_MAPPINGS, ioas.n_areas);
+        session_charge_held(s, SESSION_RESOURCE_PINNED_BYTES, session_ioas_mapped_bytes(&ioas));
         s->ioas[s->n_ioas++] = ioas;
         return 0;
 oom:
@@ -408,7 +409,7 @@ static int restore_device(Session *s, json_object *j, const SessionRestoreConfig
                 .pasid_bits = info.max_pasid_log2,
                 .capabilities = info.capabilities,
         };
-        s->usage.devices++;
+        session_charge_held(s, SESSION_RESOURCE_DEVICES, 1);
         return 0;
 }
 
@@ -624,7 +625,7 @@ static int restore_pasid(Session *s, json_object *j, const SessionRestoreConfig 
         if (p.stage1_len == 0)
                 p.stage1_type = BACKEND_HWPT_DATA_NONE;
         s->pasids[s->n_pasids++] = p;
-        s->usage.pasids++;
+        session_charge_held(s, SESSION_RESOURCE_PASIDS, 1);
         return 0;
 }
 
