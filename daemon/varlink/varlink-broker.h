@@ -56,6 +56,14 @@ int broker_session_to_json(const Session *s, json_object **ret);
  * limit (absent when unlimited).
  */
 json_object *broker_usage_json(const SessionUsage *u);
+
+typedef struct VarlinkIdl VarlinkIdl;
+/*
+ * Whether e is an error org.iommud.Broker declares (or org.varlink.service.InvalidParameter)
+ * with exactly its parameters: every required one, no other, each of the declared type.
+ * -EBADMSG naming the difference.  Every error the broker sends is held to it.
+ */
+int broker_error_check_idl(const VarlinkIdl *idl, const BrokerError *e, Error *err);
 /* The number naming the session's fds in the fd store ("s<serial>-..."). */
 uint64_t broker_session_serial(const Session *s);
 /*
