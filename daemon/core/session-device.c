@@ -193,6 +193,8 @@ int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerE
 
         assert_return(s, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         r = OPS(s)->device_fd_identify(s->host->backend, fd, &name, &be);
         if (r < 0)
                 return broker_error_invalid_fd(err, r, "%s", error_message(&be));
@@ -213,6 +215,8 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
 
         assert_return(s, -EINVAL);
         assert_return(name, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         r = session_admit_device(s, name, &d, err);
         if (r < 0)
@@ -245,6 +249,8 @@ int session_detach_device(Session *s, uint32_t device_id, BrokerError *err) {
         SessionDevice *d;
 
         assert_return(s, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         d = LOOKUP_DEVICE(s, device_id, err);
         session_remove_device(s, d);

@@ -6,7 +6,8 @@
  * (daemon/core/state/): the tables a Session keeps and the functions its files
  * share.  Every other layer sees sessions through session.h only.
  *
- *   session.c         claims, lifetime, lookups, delegation, reload
+ *   session.c         claims, lifetime, lookups, reload
+ *   session-delegate.c  device fds for clients, delegation of a fresh iommufd
  *   session-quota.c   the usage table per principal, charges and refunds, usage reports
  *   session-device.c  explain, attach and detach of devices
  *   session-ioas.c    address spaces, the policy's IOVA windows, the record of mappings
@@ -108,6 +109,7 @@ struct Session {
         SessionPasid *pasids;
         size_t n_pasids;
         FaultStream *faults;  /* the session's fault queue, made on first use */
+        bool delegated;       /* the client has an iommufd of its own: iommud mediates nothing */
 };
 
 /* The backend's operations, on s->ctx. */
@@ -152,6 +154,16 @@ int session_device_missing(Session *s, uint32_t id, BrokerError *err);
                                                            (id));                                  \
                 _i;                                                                                \
         })
+
+/* ---- session-delegate.c ----------------------------------------------------------------- */
+
+/* NotSupported {feature: "mediation"}: what every mediated method answers after Delegate. */
+int session_refuse_delegated(const Session *s, BrokerError *err);
+#define REFUSE_IF_DELEGATED(s, err)                                                                \
+        do {                                                                                       \
+                if ((s)->delegated)                                                                \
+                        return session_refuse_delegated((s), (err));                               \
+        } while (false)
 
 /* ---- session-quota.c -------------------------------------------------------------------- */
 

@@ -197,6 +197,8 @@ int session_create_address_space(Session *s, uint32_t *ret_ioas_id, BrokerError 
         assert_return(s, -EINVAL);
         assert_return(ret_ioas_id, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         arr = realloc(s->ioas, (s->n_ioas + 1) * sizeof(*arr));
         if (!arr)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
@@ -245,6 +247,8 @@ int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err
         int r;
 
         assert_return(s, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         ioas = LOOKUP_IOAS(s, ioas_id, err);
         for (size_t i = 0; i < s->n_pasids; i++)
@@ -378,6 +382,8 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
         assert_return(s, -EINVAL);
         assert_return(ret_hwpt_id, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         d = LOOKUP_DEVICE(s, device_id, err);
         ioas = LOOKUP_IOAS(s, ioas_id, err);
         td = topology_find_device(s->host->topology, d->name);
@@ -416,6 +422,8 @@ int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_
 
         assert_return(s, -EINVAL);
         assert_return(ret && ret_n && ret_alignment, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         LOOKUP_IOAS(s, ioas_id, err);
         for (;;) {
@@ -466,6 +474,8 @@ int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, s
 
         assert_return(s, -EINVAL);
         assert_return(ranges || n == 0, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         ioas = LOOKUP_IOAS(s, ioas_id, err);
         for (size_t i = 0; i < n; i++) {

@@ -136,6 +136,8 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
         assert_return(a, -EINVAL);
         assert_return(ret_iova, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         ioas = LOOKUP_IOAS(s, a->ioas_id, err);
         iova = a->iova;
         if (a->length == 0)
@@ -207,6 +209,8 @@ int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
         assert_return(s, -EINVAL);
         assert_return(ret_unmapped, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         ioas = LOOKUP_IOAS(s, ioas_id, err);
         if (iova == 0 && length == UINT64_MAX)
                 last = UINT64_MAX;
@@ -270,6 +274,8 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
         assert_return(s, -EINVAL);
         assert_return(a, -EINVAL);
         assert_return(ret_iova, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         src = LOOKUP_IOAS(s, a->src_ioas_id, err);
         dst = LOOKUP_IOAS(s, a->dst_ioas_id, err);

@@ -251,6 +251,8 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
         assert_return(a, -EINVAL);
         assert_return(ret_pasid && ret_hwpt_id, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         d = LOOKUP_DEVICE(s, a->device_id, err);
         nested = a->stage1_type != BACKEND_HWPT_DATA_NONE;
         (void)LOOKUP_IOAS(s, a->ioas_id, err);
@@ -338,6 +340,8 @@ int session_unbind_pasid(Session *s, uint32_t device_id, uint32_t pasid, BrokerE
 
         assert_return(s, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         (void)LOOKUP_DEVICE(s, device_id, err);
         p = session_find_pasid(s, device_id, pasid);
         if (!p) {
@@ -374,6 +378,8 @@ int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void
         assert_return(fn, -EINVAL);
         assert_return(ret, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         if (device_id != FAULT_WATCH_ALL)
                 (void)LOOKUP_DEVICE(s, device_id, err);
         r = session_ensure_faults(s, err);
@@ -397,6 +403,8 @@ int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void
 
 int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerError *err) {
         assert_return(s, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         if (code != FAULT_RESPONSE_SUCCESS && code != FAULT_RESPONSE_INVALID)
                 return invalid_parameter(err, "code", "Fault response code %" PRIu32

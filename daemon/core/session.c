@@ -350,66 +350,6 @@ const char *session_device_name(const Session *s, uint32_t device_id) {
         return NULL;
 }
 
-/* ---- delegation ------------------------------------------------------------------------ */
-
-int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *err) {
-        SessionDevice *d = LOOKUP_DEVICE(s, device_id, err);
-        Error be = ERROR_INIT;
-        int r;
-
-        if (!OPS(s)->device_fd)
-                return broker_error_not_supported(err, "device-fd",
-                                                  "With the %s backend a client opens its device "
-                                                  "itself and passes the fd to AttachDevice.",
-                                                  s->host->backend->ops->name);
-        if (d->ioas_id == 0) {
-                broker_error_set(err, -EINVAL, BROKER_ERROR_INVALID_PARAMETER,
-                                 "Device %s (id %" PRIu32 ") is not attached to an address "
-                                 "space: its VFIO fd exists only then.",
-                                 d->name, device_id);
-                broker_error_add_string(err, "parameter", "deviceId");
-                return -EINVAL;
-        }
-        r = OPS(s)->device_fd(s->ctx, d->id, ret_fd, &be);
-        if (r < 0)
-                return broker_error_from_backend(err, "open the device", &be);
-        return 0;
-}
-
-int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
-        Principal p;
-        int fd, dup_fd;
-
-        assert_return(s, -EINVAL);
-        assert_return(ret_fd, -EINVAL);
-
-        session_principal(s, &p);
-        if (!policy_allows_delegation(s->host->policy, &p)) {
-                broker_error_set(err, -EPERM, BROKER_ERROR_POLICY_DENIED,
-                                 "The policy does not allow %s to receive an iommufd.",
-                                 s->description);
-                broker_error_add_string(err, "device", "");
-                broker_error_add_string(err, "step", "delegation");
-                broker_error_add_string(err, "reason",
-                                        "delegation is not granted to this principal");
-                return -EPERM;
-        }
-        fd = OPS(s)->context_fd(s->ctx);
-        if (fd == -EOPNOTSUPP)
-                return broker_error_not_supported(err, "delegation",
-                                                  "The %s backend has no iommufd to delegate.",
-                                                  s->host->backend->ops->name);
-        if (fd < 0)
-                return broker_error_set(err, fd, BROKER_ERROR_BACKEND_ERROR,
-                                        "The session has no iommufd: %s", strerror(-fd));
-        dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (dup_fd < 0)
-                return broker_error_set(err, -errno, BROKER_ERROR_BACKEND_ERROR,
-                                        "Duplicating the iommufd failed: %s", strerror(errno));
-        *ret_fd = dup_fd;
-        return 0;
-}
-
 /* ---- reload ---------------------------------------------------------------------------- */
 
 static void session_remember_gone(Session *s, uint32_t id, const char *name, const char *reason) {

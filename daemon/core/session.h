@@ -218,8 +218,17 @@ int session_copy(Session *s, const SessionCopyArgs *args, uint64_t *ret_iova, Br
  */
 int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *err);
 
-/* A duplicate of the session's iommufd, where the policy allows delegation. */
+/*
+ * A fresh iommufd for the client (owned by the caller), where the policy allows delegation
+ * (PolicyDenied step "delegation"), the backend has one and can switch it to per-process
+ * accounting (IOMMU_OPTION_RLIMIT_MODE 1: what the client pins is charged to the process that
+ * maps, against its RLIMIT_MEMLOCK; NotSupported "delegation" otherwise), and the session holds
+ * nothing and has not delegated before (ObjectInUse kind "session").  iommud keeps no copy.
+ * From then on every method that would act on the session's iommufd answers NotSupported
+ * {feature: "mediation"}; the session stays, and counts as a connection.
+ */
 int session_delegate(Session *s, int *ret_fd, BrokerError *err);
+bool session_is_delegated(const Session *s);
 
 /*
  * Another connection of the client joins s (JoinSession) or leaves it while

@@ -121,6 +121,9 @@ int session_to_json(const Session *s, json_object **ret) {
         (void)json_util_add(o, "addressSpaces", ioas);
         if (s->faults)
                 (void)json_util_add(o, "faultQueue", u64_json(fault_stream_fault_id(s->faults)));
+        /* A restarted daemon must not mediate for a client that has its own iommufd. */
+        if (s->delegated)
+                (void)json_util_add(o, "delegated", json_object_new_boolean(true));
         if (s->n_pasids > 0) {
                 pasids = json_object_new_array();
                 if (!pasids || json_util_add(o, "pasids", pasids) < 0)
@@ -648,6 +651,7 @@ int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendC
         }
         s->ctx = ctx;
         session_link(s);
+        s->delegated = json_object_get_boolean(json_object_object_get(state, "delegated"));
 
         if (json_util_get_array(state, "addressSpaces", 0, &ioas, NULL) < 0 ||
             json_util_get_array(state, "devices", 0, &devs, NULL) < 0) {
