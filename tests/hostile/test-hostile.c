@@ -137,7 +137,7 @@ static int group_setup(void **state) {
         assert_reply_ok(r);
         json_object_put(r);
         hostile_snapshot(&f->daemon, &f->base);
-        assert_int_equal(f->base.sessions, 1);
+        assert_int_equal(f->base.connections, 1);
         assert_int_equal(f->base.contexts, 1);
         /* The bystander's device, address space and page table; its mapping, pinned. */
         assert_true(f->base.objects >= 3);
