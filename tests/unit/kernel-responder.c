@@ -251,6 +251,8 @@ static int h_set_dirty(KernelResponder *r, BackendContext *ctx, void *p) {
         struct iommud_hwpt_set_dirty_tracking *c = p;
 
         RSV_CHECK(r, c->flags & ~IOMMUD_IOMMU_HWPT_DIRTY_TRACKING_ENABLE);
+        if (!inner_ops(r)->hwpt_set_dirty_tracking)
+                return -EOPNOTSUPP;
         return inner_ops(r)->hwpt_set_dirty_tracking(
                 ctx, c->hwpt_id, c->flags & IOMMUD_IOMMU_HWPT_DIRTY_TRACKING_ENABLE, NULL);
 }
@@ -268,6 +270,8 @@ static int h_get_dirty(KernelResponder *r, BackendContext *ctx, void *p) {
 
         RSV_CHECK(r, c->reserved != 0 ||
                              (c->flags & ~IOMMUD_IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR));
+        if (!inner_ops(r)->hwpt_get_dirty_bitmap)
+                return -EOPNOTSUPP;
         if (!a.data)
                 return -EFAULT;
         return inner_ops(r)->hwpt_get_dirty_bitmap(ctx, &a, NULL);
