@@ -87,11 +87,14 @@ int session_dirty_page_table(Session *s, const SessionDevice *d, const TopoDevic
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         ioas->dirty_hwpts = arr;
         r = OPS(s)->hwpt_alloc(s->ctx, &a, &id, &be);
-        if (r == -EOPNOTSUPP)
-                return broker_error_not_supported(err, "dirty-tracking",
-                                                  "Address space %" PRIu32 " tracks dirty pages, "
-                                                  "but the IOMMU of device %s cannot: %s",
-                                                  ioas->id, d->name, error_message(&be));
+        if (r == -EOPNOTSUPP) {
+                (void)broker_error_not_supported(err, "dirty-tracking",
+                                                 "Address space %" PRIu32 " tracks dirty pages, "
+                                                 "but the IOMMU of device %s cannot: %s",
+                                                 ioas->id, d->name, error_message(&be));
+                broker_error_add_string(err, "device", d->name);
+                return -EOPNOTSUPP;
+        }
         if (r < 0)
                 return broker_error_from_backend(err, "allocate a dirty-tracking page table",
                                                  &be);
