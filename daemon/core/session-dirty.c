@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,21 +161,6 @@ uint64_t session_dirty_bitmap_bytes(uint64_t length, uint64_t page_size) {
         return (bits / 64 + (bits % 64 != 0)) * sizeof(uint64_t);
 }
 
-static int invalid_parameter(BrokerError *err, const char *parameter, const char *fmt, ...)
-        _printf_(3, 4);
-
-static int invalid_parameter(BrokerError *err, const char *parameter, const char *fmt, ...) {
-        char msg[BROKER_ERROR_STRING_MAX];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        broker_error_set(err, -EINVAL, BROKER_ERROR_INVALID_PARAMETER, "%s", msg);
-        broker_error_add_string(err, "parameter", parameter);
-        return -EINVAL;
-}
-
 /* What a bitmap request must be before anything is read: *ret_last is its last IOVA. */
 static int dirty_check_args(Session *s, const SessionDirtyArgs *a, SessionIoas **ret_ioas,
                             uint64_t *ret_last, BrokerError *err) {
@@ -185,8 +169,9 @@ static int dirty_check_args(Session *s, const SessionDirtyArgs *a, SessionIoas *
         if (r < 0)
                 return r;
         if (a->page_size == 0 || (a->page_size & (a->page_size - 1)))
-                return invalid_parameter(err, "pageSize", "pageSize %" PRIu64 " is not a power "
-                                         "of two.", a->page_size);
+                return session_invalid_parameter(err, "pageSize",
+                                                 "pageSize %" PRIu64 " is not a power of two.",
+                                                 a->page_size);
         if (a->length == 0 || ADD_OVERFLOW(a->iova, a->length - 1, ret_last))
                 return broker_error_invalid_range(err, a->iova, a->length,
                                                   "IOVA 0x%" PRIx64 " + length 0x%" PRIx64
@@ -204,9 +189,10 @@ static int dirty_check_args(Session *s, const SessionDirtyArgs *a, SessionIoas *
                                                   a->length, a->page_size,
                                                   SESSION_DIRTY_BITMAP_MAX);
         if (!(*ret_ioas)->dirty_enabled)
-                return invalid_parameter(err, "ioasId", "Dirty tracking of address space %"
-                                         PRIu32 " is off; SetDirtyTracking turns it on.",
-                                         a->ioas_id);
+                return session_invalid_parameter(err, "ioasId",
+                                                 "Dirty tracking of address space %" PRIu32
+                                                 " is off; SetDirtyTracking turns it on.",
+                                                 a->ioas_id);
         return 0;
 }
 

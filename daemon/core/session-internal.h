@@ -216,6 +216,9 @@ int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t first, u
 int session_apply_allowed(Session *s, SessionIoas *ioas, BrokerError *err);
 /* Refunds what ioas held and drops it from the table; the kernel object is the caller's. */
 void session_remove_ioas(Session *s, SessionIoas *ioas);
+/* InvalidParameter {parameter} with the sentence; returns -EINVAL. */
+int session_invalid_parameter(BrokerError *err, const char *parameter, const char *fmt, ...)
+        _printf_(3, 4);
 /*
  * The dirty-tracking page table of ioas device d (topology entry td, may be NULL) attaches to:
  * the one of its IOMMU instance, or a new one (*ret_new), tracking if the address space is.

@@ -4,7 +4,8 @@
  * Dirty tracking as iommufd gives it (IOMMU_HWPT_SET_DIRTY_TRACKING, IOMMU_HWPT_GET_DIRTY_BITMAP):
  * only HWPTs allocated with the flag track; a read wants tracking on; device writes set the bits
  * of the pages they touch at the bitmap's granularity; a read clears what it reports unless
- * NO_CLEAR; enabling starts from a clean snapshot; an unmap takes the bits with the IOPTEs.
+ * NO_CLEAR; enabling starts from a clean snapshot; an unmap takes the bits with the IOPTEs; a
+ * range with a hole fails, after the kernel read what came before it.
  * The writes come from the factory's device (backend-sim's DMA, the kernel's mock IOMMU).
  */
 
@@ -142,10 +143,9 @@ void dirty_bitmap_granularity_and_range(void **state) {
         /* Eight pages a bit. */
         assert_int_equal(read_bits(s, &d, 0, 1, 8 * P, BACKEND_DIRTY_NO_CLEAR, &v), 0);
         assert_int_equal(v, 0x1);
-        /* Not whole pages of the bitmap, nothing, a wrap, a hole, an unknown flag. */
+        /* Not whole pages of the bitmap, nothing, an unknown flag, a wrap: refused, nothing read. */
         assert_int_equal(read_bits(s, &d, 1, 2, 2 * P, 0, &v), -EINVAL);
         assert_int_equal(read_bits(s, &d, 0, 0, P, 0, &v), -EINVAL);
-        assert_int_equal(read_bits(s, &d, 0, 16, P, 0, &v), -EINVAL);
         assert_int_equal(read_bits(s, &d, 0, 8, P, 0x80, &v), -EOPNOTSUPP);
         {
                 uint64_t bits[1] = {};
@@ -154,8 +154,13 @@ void dirty_bitmap_granularity_and_range(void **state) {
 
                 assert_int_equal(OPS(s)->hwpt_get_dirty_bitmap(d.c, &a, NULL), -EOVERFLOW);
         }
-        /* What failed cleared nothing. */
-        assert_int_equal(bits_of(s, &d, 0), 0x18);
+        assert_int_equal(bits_of(s, &d, BACKEND_DIRTY_NO_CLEAR), 0x18);
+        /*
+         * A range with a hole fails after the mapped run before it was read and cleared (the
+         * kernel walks the areas in order: "the dirty state becomes unknown").
+         */
+        assert_int_equal(read_bits(s, &d, 0, 16, P, 0, &v), -EINVAL);
+        assert_int_equal(bits_of(s, &d, 0), 0);
 }
 
 void dirty_enable_clears_and_unmap_forgets(void **state) {

@@ -5,7 +5,8 @@
  * BACKEND_HWPT_DIRTY_TRACKING has a dirty bit per IOPTE (one BACKEND_SIM_PAGE_SIZE page here),
  * which a device write through it sets while tracking is on.  Enabling clears every bit first
  * (iopt_set_dirty_tracking()); a read wants tracking on, a range aligned to the IOAS and to
- * the page size and mapped without a hole, and clears what it reports unless NO_CLEAR; an
+ * the page size and mapped without a hole (what comes before a hole is read, and cleared,
+ * before the read fails), and clears what it reports unless NO_CLEAR; an
  * unmap takes the IOPTEs, and their bits, away.  The bits of a HWPT are its dirty page
  * numbers, sorted.
  */
@@ -130,23 +131,47 @@ static int dirty_check_range(const SimIoas *ioas, const DirtyBitmapArgs *a, uint
         return 0;
 }
 
-/* Every byte of [iova, last] is mapped: the kernel's contiguous-area walk. */
-static int dirty_check_mapped(const SimIoas *ioas, uint64_t iova, uint64_t last, Error *err) {
+/*
+ * Every byte of [iova, last] is mapped: the kernel's contiguous-area walk.  Where it is not,
+ * *ret_hole is the first IOVA that is not (the kernel has read, and cleared, what came before).
+ */
+static int dirty_check_mapped(const SimIoas *ioas, uint64_t iova, uint64_t last,
+                              uint64_t *ret_hole, Error *err) {
         uint64_t cur = iova;
 
         for (IovaNode *n = iova_tree_find(&ioas->areas, iova);; n = iova_tree_next(&ioas->areas, n)) {
-                if (!n || n->start > cur)
+                if (!n || n->start > cur) {
+                        *ret_hole = cur;
                         return error_set(err, -EINVAL, "IOVA 0x%" PRIx64 " in the dirty bitmap's "
                                          "range is not mapped", cur);
+                }
                 if (n->last >= last)
                         return 0;
                 cur = n->last + 1;
         }
 }
 
+/* Sets the bits of [a->iova, last]'s dirty pages; clears them unless NO_CLEAR. */
+static void dirty_report(SimHwpt *h, const DirtyBitmapArgs *a, uint64_t last) {
+        size_t first = dirty_lower_bound(h, a->iova >> PAGE_SHIFT), end;
+
+        for (end = first; end < h->n_dirty && h->dirty[end] <= last >> PAGE_SHIFT; end++) {
+                /* An IOPTE larger than page_size sets each bit it covers. */
+                uint64_t lo = MAX(h->dirty[end] << PAGE_SHIFT, a->iova);
+                uint64_t hi = MIN((h->dirty[end] << PAGE_SHIFT) + BACKEND_SIM_PAGE_SIZE - 1, last);
+
+                for (uint64_t bit = (lo - a->iova) / a->page_size;
+                     bit <= (hi - a->iova) / a->page_size; bit++)
+                        a->data[bit / 64] |= UINT64_C(1) << (bit % 64);
+        }
+        if (!(a->flags & BACKEND_DIRTY_NO_CLEAR) && end > first) {
+                memmove(h->dirty + first, h->dirty + end, (h->n_dirty - end) * sizeof(uint64_t));
+                h->n_dirty -= end - first;
+        }
+}
+
 int sim_hwpt_get_dirty_bitmap(BackendContext *bc, const DirtyBitmapArgs *a, Error *err) {
-        size_t first, end;
-        uint64_t last = 0;
+        uint64_t last = 0, hole = 0;
         SimHwpt *h;
         int r;
 
@@ -166,23 +191,12 @@ int sim_hwpt_get_dirty_bitmap(BackendContext *bc, const DirtyBitmapArgs *a, Erro
         if (!h->dirty_enabled)
                 return error_set(err, -EINVAL, "Dirty tracking of HWPT %" PRIu32 " is off",
                                  a->hwpt_id);
-        r = dirty_check_mapped(h->ioas, a->iova, last, err);
+        /* A hole fails the read after what came before it was read, and cleared, as the kernel. */
+        r = dirty_check_mapped(h->ioas, a->iova, last, &hole, err);
+        if (r < 0 && hole > a->iova)
+                dirty_report(h, a, hole - 1);
         if (r < 0)
                 return r;
-
-        first = dirty_lower_bound(h, a->iova >> PAGE_SHIFT);
-        for (end = first; end < h->n_dirty && h->dirty[end] <= last >> PAGE_SHIFT; end++) {
-                /* An IOPTE larger than page_size sets each bit it covers. */
-                uint64_t lo = MAX(h->dirty[end] << PAGE_SHIFT, a->iova);
-                uint64_t hi = MIN((h->dirty[end] << PAGE_SHIFT) + BACKEND_SIM_PAGE_SIZE - 1, last);
-
-                for (uint64_t bit = (lo - a->iova) / a->page_size;
-                     bit <= (hi - a->iova) / a->page_size; bit++)
-                        a->data[bit / 64] |= UINT64_C(1) << (bit % 64);
-        }
-        if (!(a->flags & BACKEND_DIRTY_NO_CLEAR) && end > first) {
-                memmove(h->dirty + first, h->dirty + end, (h->n_dirty - end) * sizeof(uint64_t));
-                h->n_dirty -= end - first;
-        }
+        dirty_report(h, a, last);
         return 0;
 }
