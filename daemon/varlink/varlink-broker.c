@@ -370,6 +370,8 @@ int broker_attach(Broker *b, VarlinkServer *s) {
                 return r;
         varlink_server_set_userdata(s, b);
         varlink_server_set_hooks(s, on_connect, on_disconnect);
+        /* A client the server refuses for want of room hears it, as for any other quota. */
+        varlink_server_set_quota_error(s, BROKER_ERROR_QUOTA_EXCEEDED);
         b->host->reap_if_gone = reap_if_gone;
         b->host->reap_userdata = b;
         varlink_server_set_info(s, "iommud project", "iommud", PACKAGE_VERSION,
