@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * Accepting clients: the listening sockets, who may connect (the total, the
- * connections reserved for root, the limit per uid and each uid's share of
- * what the others leave), what a refused client hears, and not listening
- * while the process is out of fds.
+ * Accepting clients: the listening sockets, who may connect (the total and
+ * the connections reserved for root), what a refused client hears, and not
+ * listening while the process is out of fds.
  */
 
 #include <errno.h>
@@ -29,45 +28,6 @@
 #define ACCEPT_BACKOFF_FIRST_MS 50U
 #define ACCEPT_BACKOFF_MAX_MS 2000U
 
-/* Connections per uid */
-
-static UidCount *server_uid_find(VarlinkServer *s, uid_t uid) {
-        for (size_t i = 0; i < s->n_uids; i++)
-                if (s->uids[i].uid == uid)
-                        return &s->uids[i];
-        return NULL;
-}
-
-static unsigned server_uid_count(VarlinkServer *s, uid_t uid) {
-        UidCount *u = server_uid_find(s, uid);
-
-        return u ? u->n : 0;
-}
-
-int server_uid_inc(VarlinkServer *s, uid_t uid) {
-        UidCount *u = server_uid_find(s, uid);
-
-        if (u) {
-                u->n++;
-                return 0;
-        }
-        u = realloc(s->uids, (s->n_uids + 1) * sizeof(UidCount));
-        if (!u)
-                return -ENOMEM;
-        s->uids = u;
-        s->uids[s->n_uids++] = (UidCount){ .uid = uid, .n = 1 };
-        return 0;
-}
-
-void server_uid_dec(VarlinkServer *s, uid_t uid) {
-        for (size_t i = 0; i < s->n_uids; i++)
-                if (s->uids[i].uid == uid) {
-                        if (--s->uids[i].n == 0)
-                                s->uids[i] = s->uids[--s->n_uids];
-                        return;
-                }
-}
-
 /* Admission */
 
 static bool uid_is_admin(uid_t uid) {
@@ -83,30 +43,20 @@ static int refuse(int r, unsigned limit, unsigned used, unsigned *ret_limit, uns
 }
 
 int varlink_server_admit(VarlinkServer *s, uid_t uid, unsigned *ret_limit, unsigned *ret_used) {
-        const VarlinkLimits *l;
-        unsigned total, held, others, cap;
+        unsigned total;
 
         assert_return(s, -EINVAL);
-        l = &s->limits;
-        held = server_uid_count(s, uid);
-        total = l->max_connections;
+        /*
+         * Only the total is the server's: how many connections one uid may hold is its
+         * principal's connections quota, counted once with its D-Bus sessions by the
+         * connect hook's owner.
+         */
+        total = s->limits.max_connections;
         if (!uid_is_admin(uid))
-                total -= MIN(l->reserved_connections, total);
+                total -= MIN(s->limits.reserved_connections, total);
         if (s->n_connections >= total)
                 return refuse(-EUSERS, total, s->n_connections, ret_limit, ret_used);
-
-        cap = l->max_connections_per_uid;
-        if (!uid_is_admin(uid) && l->user_share_percent < 100) {
-                /* Its share of what the others leave it: its own and the free ones. */
-                uint64_t share;
-
-                others = s->n_connections - held;
-                share = (uint64_t)(total - others) * l->user_share_percent / 100;
-                cap = MIN(cap, (unsigned)MAX(share, (uint64_t)1));
-        }
-        if (held >= cap)
-                return refuse(-EDQUOT, cap, held, ret_limit, ret_used);
-        return refuse(0, cap, held, ret_limit, ret_used);
+        return refuse(0, total, s->n_connections, ret_limit, ret_used);
 }
 
 void server_send_refusal(VarlinkServer *s, int fd, unsigned limit, unsigned used) {

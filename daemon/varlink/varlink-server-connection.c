@@ -212,7 +212,6 @@ static void connection_unlink(VarlinkConnection *c) {
                 c->next->prev = c->prev;
         c->prev = c->next = NULL;
         s->n_connections--;
-        server_uid_dec(s, c->ucred.uid);
 }
 
 void connection_disconnect(VarlinkConnection *c) {
@@ -511,9 +510,8 @@ static int server_admit_fd(VarlinkServer *s, int fd, uid_t uid) {
         r = varlink_server_admit(s, uid, &limit, &used);
         if (r >= 0)
                 return 0;
-        log_debug("uid %u refused: %s (%u of %u connections)", (unsigned)uid,
-                  r == -EUSERS ? "the server is full" : "the uid holds as many as it may", used,
-                  limit);
+        log_debug("uid %u refused: the server is full (%u of %u connections)", (unsigned)uid,
+                  used, limit);
         server_send_refusal(s, fd, limit, used);
         return r;
 }
@@ -582,14 +580,9 @@ static int server_add_connection(VarlinkServer *s, int fd_in, const struct ucred
         r = fcntl(fd, F_GETFL);
         if (r < 0 || (!(r & O_NONBLOCK) && fcntl(fd, F_SETFL, r | O_NONBLOCK) < 0))
                 return negative_errno();
-        r = server_uid_inc(s, ucred.uid);
+        r = connection_new(s, fd, &ucred, as != NULL, &c);
         if (r < 0)
                 return r;
-        r = connection_new(s, fd, &ucred, as != NULL, &c);
-        if (r < 0) {
-                server_uid_dec(s, ucred.uid);
-                return r;
-        }
         TAKE_FD(fd);
         connection_link(s, c);
 

@@ -31,11 +31,6 @@ typedef struct Listener {
         bool armed;
 } Listener;
 
-typedef struct UidCount {
-        uid_t uid;
-        unsigned n;
-} UidCount;
-
 struct VarlinkServer {
         struct event_base *base;
         VarlinkLimits limits;
@@ -59,8 +54,6 @@ struct VarlinkServer {
 
         VarlinkConnection *connections;
         unsigned n_connections;
-        UidCount *uids;
-        size_t n_uids;
 
         json_object *empty; /* the parameters of calls that sent none */
 };
@@ -108,8 +101,6 @@ struct VarlinkCall {
 void server_arm_event(struct event *ev, bool *armed, bool want);
 
 /* varlink-server-accept.c */
-int server_uid_inc(VarlinkServer *s, uid_t uid);
-void server_uid_dec(VarlinkServer *s, uid_t uid);
 /* Listens unless accepting is paused for want of fds. */
 void server_update_accept(VarlinkServer *s);
 /* A connection closed, releasing an fd: accepting resumes if it was paused. */

@@ -69,7 +69,6 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
                 connection_disconnect(s->connections);
         server_listeners_free(s);
         free(s->interfaces);
-        free(s->uids);
         json_object_put(s->empty);
         free(s);
         return NULL;

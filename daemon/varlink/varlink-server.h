@@ -33,10 +33,11 @@
  *       not fit becomes the interface's errno_error with ENOBUFS (which may
  *       take VARLINK_ERROR_HEADROOM bytes beyond the limit), and without an
  *       errno_error the client is disconnected;
- *     max_connections, max_connections_per_uid, reserved_connections,
- *       user_share_percent: who may connect (see varlink_server_admit());
- *       a client refused is accepted, sent the quota error when the server
- *       has one (varlink_server_set_quota_error()), and closed;
+ *     max_connections, reserved_connections: how many may connect (see
+ *       varlink_server_admit()); a client refused is accepted, sent the
+ *       quota error when the server has one (varlink_server_set_quota_error()),
+ *       and closed.  How many one uid may hold is for on_connect() to decide
+ *       (it may refuse with varlink_connection_send_error());
  *     idle_timeout_usec: a connection with no call in progress that made
  *       none for that long is closed, unless the idle hook says it holds
  *       something.
@@ -86,15 +87,8 @@ typedef struct VarlinkLimits {
         unsigned max_fds_per_message;   /* at most 253 (SCM_MAX_FD) */
         size_t max_queued_output_bytes; /* per connection, replies queued and not yet sent */
         unsigned max_connections;       /* in total */
-        unsigned max_connections_per_uid;
         /* Of max_connections, how many only uid 0 and the server's own uid may take. */
         unsigned reserved_connections;
-        /*
-         * Every other uid may hold at most this percentage (1-100) of the connections the
-         * others leave it (those it holds plus those free), so that one uid never takes the
-         * last free ones.
-         */
-        unsigned user_share_percent;
         uint64_t idle_timeout_usec;     /* 0: none */
 } VarlinkLimits;
 
@@ -109,8 +103,6 @@ typedef struct VarlinkLimits {
                 .max_fds_per_message = 16,                                                         \
                 .max_queued_output_bytes = 8 * 1024 * 1024,                                        \
                 .max_connections = 4096,                                                           \
-                .max_connections_per_uid = 256,                                                    \
-                .user_share_percent = 100,                                                         \
         })
 
 typedef enum VarlinkCallFlags {
@@ -183,9 +175,8 @@ void varlink_server_set_idle_hook(VarlinkServer *s, VarlinkIdleFn on_idle);
 void varlink_server_set_quota_error(VarlinkServer *s, const char *error_name);
 /*
  * Whether a client of uid may connect now: 0, or -EUSERS when the server is full for it
- * (max_connections, or max_connections - reserved_connections for most uids), -EDQUOT when
- * uid holds as many as it may (max_connections_per_uid, or its share of what the other uids
- * leave).  ret_limit and ret_used (may be NULL) say which limit, and what is used of it.
+ * (max_connections, or max_connections - reserved_connections for uids other than 0 and the
+ * server's own).  ret_limit and ret_used (may be NULL) say which limit, and what is used of it.
  */
 int varlink_server_admit(VarlinkServer *s, uid_t uid, unsigned *ret_limit, unsigned *ret_used);
 /* What org.varlink.service.GetInfo reports; the strings must outlive the server. */

@@ -2,8 +2,8 @@
 
 /*
  * The Varlink server's limits: backpressure and the output limit, who may
- * connect (the total, the reserve for root, per uid and each uid's share),
- * what a refused client hears, idle connections, and accept() without fds.
+ * connect (the total and the reserve for root), what a refused client hears,
+ * idle connections, and accept() without fds.
  */
 
 #include <errno.h>
@@ -94,89 +94,6 @@ static void test_backpressure_refuses_stream_replies(void **state) {
         varlink_reply_clear(&r);
 }
 
-static void test_per_uid_limit(void **state) {
-        Fixture *fx = *state;
-        VarlinkLimits limits = VARLINK_LIMITS_DEFAULT;
-        VarlinkClient *c[3];
-        VarlinkReply r = VARLINK_REPLY_INIT;
-
-        limits.max_connections_per_uid = 2;
-        fixture_start(fx, &limits);
-        for (int i = 0; i < 3; i++)
-                c[i] = client_new(fx);
-        call(fx, c[0], "io.iommud.Test.Echo", NULL, &r);
-        varlink_reply_clear(&r);
-        call(fx, c[1], "io.iommud.Test.Echo", NULL, &r);
-        varlink_reply_clear(&r);
-        /* The third of the same uid is accepted and closed at once. */
-        (void)varlink_client_send(c[2], "io.iommud.Test.Echo", NULL, NULL, 0, 0);
-        assert_true(wait_reply(fx, c[2], &r) < 0);
-        assert_int_equal(fx->n_connect, 2);
-        assert_int_equal(varlink_server_n_connections(fx->server), 2);
-
-        /* Once one goes, the uid may connect again. */
-        varlink_client_free(c[0]);
-        pump_until_disconnects(fx, 1);
-        varlink_client_free(c[2]);
-        c[2] = client_new(fx);
-        call(fx, c[2], "io.iommud.Test.Echo", NULL, &r);
-        assert_null(r.error);
-        varlink_reply_clear(&r);
-        varlink_client_free(c[1]);
-        varlink_client_free(c[2]);
-}
-
-/* A connection served on someone's behalf counts against their uid, not the peer's. */
-static void test_per_uid_limit_on_behalf(void **state) {
-        Fixture *fx = *state;
-        VarlinkLimits limits = VARLINK_LIMITS_DEFAULT;
-        const struct ucred as = { .pid = 4242, .uid = 4242, .gid = 4242 };
-        VarlinkReply r = VARLINK_REPLY_INIT;
-        VarlinkClient *own[2];
-        int peers[3];
-
-        limits.max_connections_per_uid = 2;
-        fixture_start(fx, &limits);
-        fx->as = &as;
-        for (int i = 0; i < 3; i++) {
-                VarlinkConnection *c = NULL;
-                int sv[2];
-
-                assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-                peers[i] = sv[1];
-                if (i == 2) {
-                        /* The third for 4242 is refused, and its fd closed. */
-                        assert_int_equal(varlink_server_add_connection_as(fx->server, sv[0], &as,
-                                                                          &c),
-                                         -EDQUOT);
-                        continue;
-                }
-                assert_int_equal(varlink_server_add_connection_as(fx->server, sv[0], &as, &c), 0);
-                assert_int_equal(varlink_connection_get_ucred(c)->uid, 4242);
-                assert_int_equal(varlink_connection_get_ucred(c)->gid, 4242);
-                /* The socket's peer is this process, not the client: no pidfd. */
-                assert_int_equal(varlink_connection_get_pidfd(c), -EBADF);
-        }
-        assert_int_equal(fx->n_connect, 2);
-        fx->as = NULL;
-
-        /* This process's own uid still has its two. */
-        for (int i = 0; i < 2; i++) {
-                own[i] = client_new(fx);
-                call(fx, own[i], "io.iommud.Test.Echo", NULL, &r);
-                assert_null(r.error);
-                varlink_reply_clear(&r);
-        }
-        assert_int_equal(varlink_server_n_connections(fx->server), 4);
-        for (int i = 0; i < 2; i++)
-                varlink_client_free(own[i]);
-        for (int i = 0; i < 3; i++)
-                close(peers[i]);
-        pump_until_disconnects(fx, 4);
-}
-
-
-/* A client that pipelines calls and reads nothing costs the pipeline bound, not the limit. */
 static void test_pipelined_calls_cost_the_bound(void **state) {
         Fixture *fx = *state;
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
@@ -238,7 +155,7 @@ static void test_refusal_is_read_after_the_close(void **state) {
         _cleanup_(varlink_client_freep) VarlinkClient *a = NULL, *b = NULL;
         VarlinkReply r = VARLINK_REPLY_INIT;
 
-        limits.max_connections_per_uid = 1;
+        limits.max_connections = 1;
         fixture_start(fx, &limits);
         varlink_server_set_quota_error(fx->server, QUOTA_ERROR);
         a = client_new(fx);
@@ -342,53 +259,6 @@ static void test_reserved_for_root(void **state) {
         pump_until_disconnects(fx, 3);
 }
 
-/* Each uid may take its share of what the others leave: a newcomer always finds room. */
-static void test_user_share(void **state) {
-        Fixture *fx = *state;
-        VarlinkLimits limits = VARLINK_LIMITS_DEFAULT;
-        /* With 10 slots and a 50 % share: 5, then 2 of the 5 left, then 1 each. */
-        static const struct {
-                uid_t uid;
-                unsigned n;
-        } users[] = { { 5001, 5 }, { 5002, 2 }, { 5003, 1 }, { 5004, 1 }, { 5005, 1 } };
-        unsigned limit, used, n_peers = 0, n_connect = 0;
-        int peers[16];
-
-        limits.max_connections = 10;
-        limits.max_connections_per_uid = 100;
-        limits.user_share_percent = 50;
-        fixture_start(fx, &limits);
-        for (size_t u = 0; u < ELEMENTSOF(users); u++) {
-                for (unsigned i = 0; i < users[u].n; i++)
-                        assert_int_equal(add_as(fx, users[u].uid, &peers[n_peers++]), 0);
-                n_connect += users[u].n;
-                if (n_connect < limits.max_connections) {
-                        int peer;
-
-                        assert_int_equal(add_as(fx, users[u].uid, &peer), -EDQUOT);
-                        close(peer);
-                        assert_int_equal(varlink_server_admit(fx->server, users[u].uid, &limit,
-                                                              &used),
-                                         -EDQUOT);
-                        assert_int_equal(limit, users[u].n);
-                        assert_int_equal(used, users[u].n);
-                }
-        }
-        /* Full: the next uid is refused for the total, not for its share. */
-        assert_int_equal(varlink_server_admit(fx->server, 5006, &limit, &used), -EUSERS);
-        assert_int_equal(limit, 10);
-        assert_int_equal(used, 10);
-        /* One leaves: a slot for a newcomer, but not a second for the uid that has 5. */
-        close(peers[n_peers - 1]);
-        pump_until_disconnects(fx, 1);
-        assert_int_equal(varlink_server_admit(fx->server, 5006, NULL, NULL), 0);
-        assert_int_equal(varlink_server_admit(fx->server, 5001, NULL, NULL), -EDQUOT);
-        for (unsigned i = 0; i + 1 < n_peers; i++)
-                close(peers[i]);
-        pump_until_disconnects(fx, n_peers);
-}
-
-/* on_connect() may say why it refuses: the client reads that before the close. */
 static void test_on_connect_refuses_with_error(void **state) {
         Fixture *fx = *state;
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
@@ -549,12 +419,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_backpressure_refuses_stream_replies, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pipelined_calls_cost_the_bound, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_final_reply_over_the_limit, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_per_uid_limit, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_per_uid_limit_on_behalf, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refusal_is_read_after_the_close, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_total_limit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reserved_for_root, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_user_share, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_on_connect_refuses_with_error, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_accept_without_fds, setup, teardown),
