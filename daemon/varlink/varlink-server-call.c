@@ -100,8 +100,7 @@ void connection_call_done(VarlinkConnection *c, VarlinkCall *call) {
         connection_schedule(c);
 }
 
-/* Appends one reply to w; params_text (params_len bytes) stands in for params when not NULL. */
-static int reply_append(VarlinkWriter *w, const char *error, json_object *params,
+int server_reply_append(VarlinkWriter *w, const char *error, json_object *params,
                         const char *params_text, size_t params_len, bool continues) {
         int r;
 
@@ -144,7 +143,7 @@ static int call_send_overflow(VarlinkCall *call) {
                      "the reply does not fit the output queue");
         if (call->iface && call->iface->errno_error && n > 0 && (size_t)n < sizeof(text)) {
                 varlink_writer_set_limit(c->writer, limit + VARLINK_ERROR_HEADROOM);
-                r = reply_append(c->writer, call->iface->errno_error, NULL, text, (size_t)n, false);
+                r = server_reply_append(c->writer, call->iface->errno_error, NULL, text, (size_t)n, false);
                 if (r >= 0)
                         r = varlink_writer_end(c->writer, NULL);
                 varlink_writer_set_limit(c->writer, limit);
@@ -189,7 +188,7 @@ static int call_send(VarlinkCall *call, const char *error, json_object *params,
                 return -EINVAL;
         }
 
-        r = reply_append(c->writer, error, params, params_text, params_len, continues);
+        r = server_reply_append(c->writer, error, params, params_text, params_len, continues);
         json_object_put(params);
         if (r >= 0)
                 r = varlink_writer_end(c->writer, TAKE_PTR(fds));

@@ -99,21 +99,10 @@ int varlink_connection_send_error(VarlinkConnection *c, const char *error_name,
                 json_object_put(params); /* taken in every case */
                 return -EINVAL;
         }
-        r = varlink_writer_append(c->writer, "{\"error\":\"", 10);
-        if (r >= 0)
-                r = varlink_writer_append(c->writer, error_name, strlen(error_name));
-        if (r >= 0)
-                r = varlink_writer_append(c->writer, "\",\"parameters\":", 15);
-        if (r >= 0)
-                r = params ? varlink_writer_append_json(c->writer, params)
-                           : varlink_writer_append(c->writer, "{}", 2);
+        r = server_reply_append(c->writer, error_name, params, NULL, 0, false);
         json_object_put(params);
-        if (r >= 0)
-                r = varlink_writer_append(c->writer, "}", 1);
-        if (r < 0) {
-                varlink_writer_abort(c->writer);
+        if (r < 0)
                 return r;
-        }
         return varlink_writer_end(c->writer, NULL);
 }
 

@@ -114,6 +114,12 @@ void server_listeners_free(VarlinkServer *s);
 bool error_name_valid(const char *name);
 /* The call got its final reply (or needs none): the connection may take the next. */
 void connection_call_done(VarlinkConnection *c, VarlinkCall *call);
+/*
+ * Appends one reply (error NULL: not an error) to w, or nothing on failure; params_text
+ * (params_len bytes) stands in for params when not NULL.  params is not taken.
+ */
+int server_reply_append(VarlinkWriter *w, const char *error, json_object *params,
+                        const char *params_text, size_t params_len, bool continues);
 
 /* varlink-server-connection.c */
 /* Has the connection processed from the loop soon (not from inside a caller's stack). */
