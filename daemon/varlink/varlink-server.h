@@ -199,8 +199,8 @@ int varlink_server_add_connection(VarlinkServer *s, int fd, VarlinkConnection **
 /*
  * The same for a socket served on behalf of someone else (a connection
  * handed out over D-Bus, whose peer is this process): the connection gets the
- * credentials as instead of SO_PEERCRED's and no pidfd, and counts against
- * as->uid for the per-uid limit.
+ * credentials as instead of SO_PEERCRED's and no pidfd: on_connect() and the
+ * reserve for root see as->uid.
  */
 int varlink_server_add_connection_as(VarlinkServer *s, int fd, const struct ucred *as,
                                      VarlinkConnection **ret);
