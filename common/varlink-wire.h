@@ -15,7 +15,8 @@
  *
  * VarlinkReader does non-blocking recvmsg(MSG_CMSG_CLOEXEC) into a fixed
  * control buffer sized for the per-message fd limit and buffers at most one
- * maximal message: a longer one is an error before it is buffered whole.
+ * maximal message: a longer one is an error before it is buffered whole.  A
+ * buffer that grew past 16 KiB is freed as soon as it is empty.
  * VarlinkWriter is the send queue: bytes queued (for backpressure) and fds
  * attached to the message they go with.
  *
@@ -67,7 +68,7 @@ int varlink_reader_next(VarlinkReader *r, json_object **ret, FdList **ret_fds, E
 
 /*
  * varlink_reader_next_text() - the same, without parsing: the message's bytes (no NUL
- * among them; they stay valid until the next varlink_reader_fill()) and its fds.  For a
+ * among them; they stay valid until the next call on the reader) and its fds.  For a
  * reader of its own (common/json-stream.h), with varlink_reader_parse() when that one
  * cannot judge the message.
  */
@@ -107,3 +108,10 @@ int varlink_writer_enqueue(VarlinkWriter *w, json_object *message, FdList *fds);
 int varlink_writer_flush(VarlinkWriter *w, int fd);
 /* Bytes queued and not yet sent, for backpressure. */
 size_t varlink_writer_queued(const VarlinkWriter *w);
+/*
+ * The most bytes the writer holds, queued and being built (0: no limit, the default): an
+ * append that would pass it fails with -ENOBUFS, and the buffer never grows beyond it.
+ */
+void varlink_writer_set_limit(VarlinkWriter *w, size_t limit);
+/* Bytes the writer has allocated; a buffer above 16 KiB is freed when the queue empties. */
+size_t varlink_writer_allocated(const VarlinkWriter *w);
