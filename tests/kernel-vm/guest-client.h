@@ -122,7 +122,7 @@ static inline int daemon_start(void) {
         if (daemon_pid == 0) {
                 execl(iommud_path, iommud_path, "--runtime-dir", RUNTIME_DIR, "--policy",
                       POLICY_PATH, "--policy-dir", EMPTY_DIR, "--vendor-policy-dir", EMPTY_DIR,
-                      "--log-level", "notice", NULL);
+                      "--log-level", getenv("IOMMUD_GUEST_LOG_LEVEL") ?: "notice", NULL);
                 _exit(127);
         }
         /* TCG is slow: allow the daemon a while to read sysfs and probe /dev/iommu. */
