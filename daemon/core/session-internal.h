@@ -6,7 +6,8 @@
  * (daemon/core/state/): the tables a Session keeps and the functions its files
  * share.  Every other layer sees sessions through session.h only.
  *
- *   session.c         claims, lifetime, lookups, quotas, delegation, reload
+ *   session.c         claims and holders, lifetime and teardown, lookups, quotas, delegation,
+ *                     reload
  *   session-device.c  explain, attach and detach of devices
  *   session-ioas.c    address spaces, the policy's IOVA windows, the record of mappings
  *   session-map.c     map, unmap, copy
@@ -136,7 +137,11 @@ int session_quota_check(BrokerError *err, const char *resource, uint64_t limit, 
 
 /* ---- session-device.c ------------------------------------------------------------------- */
 
-/* Unbinds d and releases its claim; the slot stays for the caller to drop. */
+/*
+ * Detaches d through the kernel, closes iommud's copy of its file and releases its claim; a
+ * device whose file a client still holds is recorded as lingering.  The slot stays for the
+ * caller to drop.
+ */
 void session_device_release(Session *s, SessionDevice *d);
 /* Drops d (its PASIDs, its attachment, its claim) from the session's table. */
 void session_remove_device(Session *s, SessionDevice *d);
@@ -148,6 +153,12 @@ int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t first, u
 int session_apply_allowed(Session *s, SessionIoas *ioas, BrokerError *err);
 /* Refunds what ioas held and drops it from the table; the kernel object is the caller's. */
 void session_remove_ioas(Session *s, SessionIoas *ioas);
+/*
+ * Unmaps everything in address space id and destroys it, in the kernel only (the record is the
+ * caller's).  Unmapped first, so that its pages are released even when the kernel keeps the
+ * object: a device the client attached to it by itself makes the destroy -EBUSY.
+ */
+int session_ioas_teardown(Session *s, uint32_t id);
 uint64_t session_ioas_mapped_bytes(const SessionIoas *ioas);
 int session_ioas_reserve_area(SessionIoas *ioas);
 void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length, uint32_t flags);
@@ -157,3 +168,5 @@ size_t session_ioas_first_area_from(const SessionIoas *ioas, uint64_t iova);
 
 Session *session_host_pasid_holder(SessionHost *h, uint32_t pasid);
 void session_drop_device_pasids(Session *s, uint32_t device_id);
+/* Detaches and destroys every PASID bind of the session, through the kernel. */
+void session_drop_all_pasids(Session *s);

@@ -630,7 +630,8 @@ static void group_devices_share_hwpt(void **state) {
         /* The shared HWPT stays while one member is attached. */
         assert_int_equal(OPS(&s->env)->device_detach(c, a, BACKEND_NO_PASID, NULL), 0);
         assert_int_equal(OPS(&s->env)->destroy(c, hb, NULL), -EBUSY);
-        assert_int_equal(OPS(&s->env)->device_unbind(c, b, NULL), 0);
+        /* Unbind detaches, whether or not the test's own fd keeps the file (and the binding). */
+        assert_true(OPS(&s->env)->device_unbind(c, b, NULL) >= 0);
         assert_int_equal(OPS(&s->env)->destroy(c, hb, NULL), -ENOENT);
 }
 

@@ -185,6 +185,7 @@ static const BackendOps sim_ops = {
         .free = sim_free,
         .device_fd_identify = sim_device_fd_identify,
         .device_open = sim_device_open,
+        .device_holders = sim_device_holders,
         .context_new = sim_context_new,
         .context_free = sim_context_free,
         .context_fd = sim_context_fd,

@@ -159,6 +159,20 @@ int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
         return 0;
 }
 
+int sim_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max, size_t *ret_n,
+                       Error *err) {
+        size_t i;
+
+        assert_return(b, -EINVAL);
+        assert_return(pids || n_max == 0, -EINVAL);
+        assert_return(ret_n, -EINVAL);
+
+        if (sim_device_find(to_sim(b), name, &i) < 0)
+                return error_set(err, -ENODEV, "No device %s", name);
+        *ret_n = 0;
+        return 0;
+}
+
 /* ---- binding ---- */
 
 int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Error *err) {

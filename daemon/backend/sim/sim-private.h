@@ -304,6 +304,8 @@ void sim_fault_queue_free(SimContext *c, SimFaultQueue *q);
 
 int sim_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err);
 int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err);
+int sim_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max, size_t *ret_n,
+                       Error *err);
 int sim_context_new(Backend *b, BackendContext **ret, Error *err);
 void sim_context_free(BackendContext *bc);
 int sim_context_fd(BackendContext *c);

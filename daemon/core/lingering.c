@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "assert-util.h"
+#include "lingering.h"
+#include "log.h"
+
+typedef struct LingeringEntry {
+        Lingering *table;
+        char *device;
+        LingeringHolder holder;  /* the first holder found */
+        int pidfds[LINGERING_WATCH_MAX];
+        struct event *watches[LINGERING_WATCH_MAX];
+        size_t n_watches;
+        bool exited;             /* a watched holder exited: ask again */
+} LingeringEntry;
+
+struct Lingering {
+        Backend *backend;
+        struct event_base *base;
+        LingeringEntry **entries;
+        size_t n_entries;
+        struct event *recheck;   /* asks again about entries whose holders exited */
+        LingeringEndFn end_fn;
+        void *userdata;
+};
+
+static void holder_describe(pid_t pid, LingeringHolder *ret) {
+        char path[64], comm[32] = "";
+        ssize_t n = -1;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                n = read(fd, comm, sizeof(comm) - 1);
+                close(fd);
+        }
+        if (n > 0 && comm[n - 1] == '\n')
+                n--;
+        comm[n > 0 ? n : 0] = '\0';
+        ret->pid = pid;
+        if (comm[0])
+                snprintf(ret->description, sizeof(ret->description), "pid %d (%s)", (int)pid,
+                         comm);
+        else
+                snprintf(ret->description, sizeof(ret->description), "pid %d", (int)pid);
+}
+
+/* Who holds device now: up to n_max pids; the count is the return value, 0 on any error. */
+static size_t ask_backend(Lingering *l, const char *device, pid_t *pids, size_t n_max) {
+        Error be = ERROR_INIT;
+        size_t n = 0;
+        int r;
+
+        r = l->backend->ops->device_holders(l->backend, device, pids, n_max, &n, &be);
+        if (r < 0) {
+                /* A device that left the host, or a /proc we cannot read: nobody we can name. */
+                log_debug("Asking who holds %s failed, taking it as free: %s", device,
+                          error_message(&be));
+                return 0;
+        }
+        return MIN(n, n_max);
+}
+
+/* The first of pids[0..n) that is not exclude, or 0. */
+static pid_t first_other(const pid_t *pids, size_t n, pid_t exclude) {
+        for (size_t i = 0; i < n; i++)
+                if (exclude <= 0 || pids[i] != exclude)
+                        return pids[i];
+        return 0;
+}
+
+static void entry_unwatch(LingeringEntry *e) {
+        for (size_t i = 0; i < e->n_watches; i++) {
+                event_free(e->watches[i]);
+                safe_close(e->pidfds[i]);
+        }
+        e->n_watches = 0;
+        e->exited = false;
+}
+
+static void on_holder_exit(evutil_socket_t fd, short what, void *userdata) {
+        LingeringEntry *e = userdata;
+
+        /* Not here: this callback's own event would be freed under it. */
+        e->exited = true;
+        event_active(e->table->recheck, EV_TIMEOUT, 0);
+}
+
+/* Watches the first holders with pidfds, so that their exit ends the entry without a question. */
+static void entry_watch(LingeringEntry *e, const pid_t *pids, size_t n) {
+        Lingering *l = e->table;
+
+        entry_unwatch(e);
+        if (!l->base)
+                return;
+        for (size_t i = 0; i < MIN(n, (size_t)LINGERING_WATCH_MAX); i++) {
+                int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+                struct event *ev;
+
+                if (fd < 0)
+                        continue; /* gone already: the next question finds out */
+                ev = event_new(l->base, fd, EV_READ, on_holder_exit, e);
+                if (!ev || event_add(ev, NULL) < 0) {
+                        if (ev)
+                                event_free(ev);
+                        safe_close(fd);
+                        continue;
+                }
+                e->pidfds[e->n_watches] = fd;
+                e->watches[e->n_watches++] = ev;
+        }
+}
+
+static LingeringEntry *entry_find(Lingering *l, const char *device, size_t *ret_index) {
+        for (size_t i = 0; i < l->n_entries; i++)
+                if (streq(l->entries[i]->device, device)) {
+                        if (ret_index)
+                                *ret_index = i;
+                        return l->entries[i];
+                }
+        return NULL;
+}
+
+static void entry_free(LingeringEntry *e) {
+        entry_unwatch(e);
+        free(e->device);
+        free(e);
+}
+
+static void entry_end(Lingering *l, size_t i) {
+        LingeringEntry *e = l->entries[i];
+        _cleanup_free_ char *device = TAKE_PTR(e->device);
+
+        l->entries[i] = l->entries[--l->n_entries];
+        entry_free(e);
+        log_debug("%s is free again: no process holds its VFIO file any more.", device);
+        if (l->end_fn)
+                l->end_fn(device, l->userdata);
+}
+
+static int entry_new(Lingering *l, const char *device, const pid_t *pids, size_t n) {
+        LingeringEntry **v, *e;
+
+        v = reallocarray(l->entries, l->n_entries + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        l->entries = v;
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->table = l;
+        e->device = strdup(device);
+        if (!e->device) {
+                free(e);
+                return -ENOMEM;
+        }
+        holder_describe(pids[0], &e->holder);
+        entry_watch(e, pids, n);
+        l->entries[l->n_entries++] = e;
+        return 0;
+}
+
+/*
+ * Asks the backend about entry i again: 0 when nobody holds the device (the entry ended), 1 when
+ * another process than exclude does (*ret names it), 2 when only exclude does (kept).
+ */
+static int entry_recheck(Lingering *l, size_t i, pid_t exclude, LingeringHolder *ret) {
+        LingeringEntry *e = l->entries[i];
+        pid_t pids[LINGERING_WATCH_MAX], other;
+        size_t n = ask_backend(l, e->device, pids, ELEMENTSOF(pids));
+
+        if (n == 0) {
+                entry_end(l, i);
+                return 0;
+        }
+        if (e->exited || e->holder.pid != pids[0]) {
+                holder_describe(pids[0], &e->holder);
+                entry_watch(e, pids, n);
+        }
+        other = first_other(pids, n, exclude);
+        if (other == 0)
+                return 2;
+        if (ret) {
+                *ret = e->holder;
+                if (other != e->holder.pid)
+                        holder_describe(other, ret);
+        }
+        return 1;
+}
+
+static void on_recheck(evutil_socket_t fd, short what, void *userdata) {
+        Lingering *l = userdata;
+
+        for (size_t i = l->n_entries; i > 0; i--)
+                if (l->entries[i - 1]->exited)
+                        (void)entry_recheck(l, i - 1, 0, NULL);
+}
+
+int lingering_new(Lingering **ret, Backend *backend, struct event_base *base) {
+        Lingering *l;
+
+        assert_return(ret, -EINVAL);
+        assert_return(backend, -EINVAL);
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->backend = backend;
+        l->base = base;
+        if (base) {
+                l->recheck = event_new(base, -1, 0, on_recheck, l);
+                if (!l->recheck) {
+                        free(l);
+                        return -ENOMEM;
+                }
+        }
+        *ret = l;
+        return 0;
+}
+
+Lingering *lingering_free(Lingering *l) {
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < l->n_entries; i++)
+                entry_free(l->entries[i]);
+        free(l->entries);
+        if (l->recheck)
+                event_free(l->recheck);
+        free(l);
+        return NULL;
+}
+
+void lingering_set_end_fn(Lingering *l, LingeringEndFn fn, void *userdata) {
+        assert(l);
+        l->end_fn = fn;
+        l->userdata = userdata;
+}
+
+size_t lingering_count(const Lingering *l) {
+        assert_return(l, 0);
+        return l->n_entries;
+}
+
+int lingering_add(Lingering *l, const char *device) {
+        LingeringHolder h;
+
+        assert_return(l, -EINVAL);
+        assert_return(device, -EINVAL);
+
+        return lingering_check(l, device, true, 0, &h);
+}
+
+int lingering_check(Lingering *l, const char *device, bool probe, pid_t exclude,
+                    LingeringHolder *ret) {
+        pid_t pids[LINGERING_WATCH_MAX], other;
+        size_t i, n;
+        int r;
+
+        assert_return(l, -EINVAL);
+        assert_return(device, -EINVAL);
+
+        if (entry_find(l, device, &i))
+                return entry_recheck(l, i, exclude, ret) == 1;
+        if (!probe)
+                return 0;
+        n = ask_backend(l, device, pids, ELEMENTSOF(pids));
+        if (n == 0)
+                return 0;
+        r = entry_new(l, device, pids, n);
+        if (r < 0)
+                return r;
+        other = first_other(pids, n, exclude);
+        if (other == 0)
+                return 0;
+        if (ret)
+                holder_describe(other, ret);
+        return 1;
+}
