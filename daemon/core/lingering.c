@@ -12,14 +12,18 @@
 #include "lingering.h"
 #include "log.h"
 
+/* How many holders one question asks the backend for. */
+#define HOLDERS_MAX 64
+
 typedef struct LingeringEntry {
         Lingering *table;
         char *device;
-        LingeringHolder holder;  /* the first holder found */
+        pid_t pids[LINGERING_WATCH_MAX];  /* the processes recorded as holding it */
+        size_t n_pids;
         int pidfds[LINGERING_WATCH_MAX];
         struct event *watches[LINGERING_WATCH_MAX];
         size_t n_watches;
-        bool exited;             /* a watched holder exited: ask again */
+        bool exited;                      /* a recorded holder exited: ask again */
 } LingeringEntry;
 
 struct Lingering {
@@ -27,7 +31,7 @@ struct Lingering {
         struct event_base *base;
         LingeringEntry **entries;
         size_t n_entries;
-        struct event *recheck;   /* asks again about entries whose holders exited */
+        struct event *recheck;            /* asks again about entries whose holders exited */
         LingeringEndFn end_fn;
         void *userdata;
 };
@@ -54,7 +58,7 @@ static void holder_describe(pid_t pid, LingeringHolder *ret) {
                 snprintf(ret->description, sizeof(ret->description), "pid %d", (int)pid);
 }
 
-/* Who holds device now: up to n_max pids; the count is the return value, 0 on any error. */
+/* Who holds device's node now: up to n_max pids, their number returned; 0 on any error. */
 static size_t ask_backend(Lingering *l, const char *device, pid_t *pids, size_t n_max) {
         Error be = ERROR_INIT;
         size_t n = 0;
@@ -70,13 +74,14 @@ static size_t ask_backend(Lingering *l, const char *device, pid_t *pids, size_t 
         return MIN(n, n_max);
 }
 
-/* The first of pids[0..n) that is not exclude, or 0. */
-static pid_t first_other(const pid_t *pids, size_t n, pid_t exclude) {
+static bool pid_in(const pid_t *pids, size_t n, pid_t pid) {
         for (size_t i = 0; i < n; i++)
-                if (exclude <= 0 || pids[i] != exclude)
-                        return pids[i];
-        return 0;
+                if (pids[i] == pid)
+                        return true;
+        return false;
 }
+
+/* ---- watching the recorded holders ---- */
 
 static void entry_unwatch(LingeringEntry *e) {
         for (size_t i = 0; i < e->n_watches; i++) {
@@ -95,15 +100,15 @@ static void on_holder_exit(evutil_socket_t fd, short what, void *userdata) {
         event_active(e->table->recheck, EV_TIMEOUT, 0);
 }
 
-/* Watches the first holders with pidfds, so that their exit ends the entry without a question. */
-static void entry_watch(LingeringEntry *e, const pid_t *pids, size_t n) {
+/* A pidfd of each recorded holder: its exit ends the entry without anybody asking. */
+static void entry_watch(LingeringEntry *e) {
         Lingering *l = e->table;
 
         entry_unwatch(e);
         if (!l->base)
                 return;
-        for (size_t i = 0; i < MIN(n, (size_t)LINGERING_WATCH_MAX); i++) {
-                int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+        for (size_t i = 0; i < e->n_pids; i++) {
+                int fd = (int)syscall(SYS_pidfd_open, e->pids[i], 0);
                 struct event *ev;
 
                 if (fd < 0)
@@ -120,11 +125,12 @@ static void entry_watch(LingeringEntry *e, const pid_t *pids, size_t n) {
         }
 }
 
+/* ---- entries ---- */
+
 static LingeringEntry *entry_find(Lingering *l, const char *device, size_t *ret_index) {
         for (size_t i = 0; i < l->n_entries; i++)
                 if (streq(l->entries[i]->device, device)) {
-                        if (ret_index)
-                                *ret_index = i;
+                        *ret_index = i;
                         return l->entries[i];
                 }
         return NULL;
@@ -136,64 +142,74 @@ static void entry_free(LingeringEntry *e) {
         free(e);
 }
 
-static void entry_end(Lingering *l, size_t i) {
+static void entry_end(Lingering *l, size_t i, bool notify) {
         LingeringEntry *e = l->entries[i];
         _cleanup_free_ char *device = TAKE_PTR(e->device);
 
         l->entries[i] = l->entries[--l->n_entries];
         entry_free(e);
         log_debug("%s is free again: no process holds its VFIO file any more.", device);
-        if (l->end_fn)
+        if (notify && l->end_fn)
                 l->end_fn(device, l->userdata);
 }
 
-static int entry_new(Lingering *l, const char *device, const pid_t *pids, size_t n) {
+/* Records pids[0..n) as device's holders, in a new entry or in place of what it recorded. */
+static int entry_record(Lingering *l, const char *device, const pid_t *pids, size_t n) {
         LingeringEntry **v, *e;
+        size_t i;
 
-        v = reallocarray(l->entries, l->n_entries + 1, sizeof(*v));
-        if (!v)
-                return -ENOMEM;
-        l->entries = v;
-        e = calloc(1, sizeof(*e));
-        if (!e)
-                return -ENOMEM;
-        e->table = l;
-        e->device = strdup(device);
-        if (!e->device) {
-                free(e);
-                return -ENOMEM;
+        e = entry_find(l, device, &i);
+        if (!e) {
+                v = reallocarray(l->entries, l->n_entries + 1, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                l->entries = v;
+                e = calloc(1, sizeof(*e));
+                if (!e)
+                        return -ENOMEM;
+                e->table = l;
+                e->device = strdup(device);
+                if (!e->device) {
+                        free(e);
+                        return -ENOMEM;
+                }
+                l->entries[l->n_entries++] = e;
         }
-        holder_describe(pids[0], &e->holder);
-        entry_watch(e, pids, n);
-        l->entries[l->n_entries++] = e;
+        e->n_pids = MIN(n, (size_t)LINGERING_WATCH_MAX);
+        memcpy(e->pids, pids, e->n_pids * sizeof(pid_t));
+        entry_watch(e);
         return 0;
 }
 
 /*
- * Asks the backend about entry i again: 0 when nobody holds the device (the entry ended), 1 when
- * another process than exclude does (*ret names it), 2 when only exclude does (kept).
+ * Asks the backend about entry i: the recorded processes that still hold the node stay
+ * recorded, and without any the entry ends (0).  1 when one of them is not exclude (*ret names
+ * it), 2 when only exclude is.
  */
 static int entry_recheck(Lingering *l, size_t i, pid_t exclude, LingeringHolder *ret) {
         LingeringEntry *e = l->entries[i];
-        pid_t pids[LINGERING_WATCH_MAX], other;
-        size_t n = ask_backend(l, e->device, pids, ELEMENTSOF(pids));
+        pid_t now[HOLDERS_MAX];
+        size_t n = ask_backend(l, e->device, now, ELEMENTSOF(now)), kept = 0;
+        pid_t other = 0;
 
-        if (n == 0) {
-                entry_end(l, i);
+        for (size_t k = 0; k < e->n_pids; k++)
+                if (pid_in(now, n, e->pids[k]))
+                        e->pids[kept++] = e->pids[k];
+        if (kept == 0) {
+                entry_end(l, i, true);
                 return 0;
         }
-        if (e->exited || e->holder.pid != pids[0]) {
-                holder_describe(pids[0], &e->holder);
-                entry_watch(e, pids, n);
+        if (kept != e->n_pids || e->exited) {
+                e->n_pids = kept;
+                entry_watch(e);
         }
-        other = first_other(pids, n, exclude);
+        for (size_t k = 0; k < e->n_pids && other == 0; k++)
+                if (e->pids[k] != exclude)
+                        other = e->pids[k];
         if (other == 0)
                 return 2;
-        if (ret) {
-                *ret = e->holder;
-                if (other != e->holder.pid)
-                        holder_describe(other, ret);
-        }
+        if (ret)
+                holder_describe(other, ret);
         return 1;
 }
 
@@ -204,6 +220,8 @@ static void on_recheck(evutil_socket_t fd, short what, void *userdata) {
                 if (l->entries[i - 1]->exited)
                         (void)entry_recheck(l, i - 1, 0, NULL);
 }
+
+/* ---- the table ---- */
 
 int lingering_new(Lingering **ret, Backend *backend, struct event_base *base) {
         Lingering *l;
@@ -251,37 +269,62 @@ size_t lingering_count(const Lingering *l) {
 }
 
 int lingering_add(Lingering *l, const char *device) {
-        LingeringHolder h;
-
-        assert_return(l, -EINVAL);
-        assert_return(device, -EINVAL);
-
-        return lingering_check(l, device, true, 0, &h);
-}
-
-int lingering_check(Lingering *l, const char *device, bool probe, pid_t exclude,
-                    LingeringHolder *ret) {
-        pid_t pids[LINGERING_WATCH_MAX], other;
-        size_t i, n;
+        pid_t pids[HOLDERS_MAX];
+        size_t n;
         int r;
 
         assert_return(l, -EINVAL);
         assert_return(device, -EINVAL);
 
-        if (entry_find(l, device, &i))
-                return entry_recheck(l, i, exclude, ret) == 1;
-        if (!probe)
-                return 0;
         n = ask_backend(l, device, pids, ELEMENTSOF(pids));
         if (n == 0)
                 return 0;
-        r = entry_new(l, device, pids, n);
+        r = entry_record(l, device, pids, n);
+        return r < 0 ? r : 1;
+}
+
+int lingering_check(Lingering *l, const char *device, pid_t exclude, LingeringHolder *ret) {
+        size_t i;
+
+        assert_return(l, -EINVAL);
+        assert_return(device, -EINVAL);
+
+        if (!entry_find(l, device, &i))
+                return 0;
+        return entry_recheck(l, i, exclude, ret) == 1;
+}
+
+int lingering_probe(Lingering *l, const char *device, pid_t exclude, LingeringHolder *ret) {
+        pid_t pids[HOLDERS_MAX], first;
+        size_t n;
+        int r;
+
+        assert_return(l, -EINVAL);
+        assert_return(device, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        n = ask_backend(l, device, pids, ELEMENTSOF(pids));
+        if (n == 0)
+                return 0;
+        first = pids[0];
+        for (size_t k = 0; k < n; k++)
+                if (pids[k] != exclude) {
+                        first = pids[k];
+                        break;
+                }
+        r = entry_record(l, device, pids, n);
         if (r < 0)
                 return r;
-        other = first_other(pids, n, exclude);
-        if (other == 0)
-                return 0;
-        if (ret)
-                holder_describe(other, ret);
+        holder_describe(first, ret);
         return 1;
+}
+
+void lingering_forget(Lingering *l, const char *device) {
+        size_t i;
+
+        assert(l);
+        assert(device);
+
+        if (entry_find(l, device, &i))
+                entry_end(l, i, false);
 }

@@ -11,9 +11,12 @@
  * an attach is answered DeviceBusy naming the holder's pid and ExplainDevice and GetTopology
  * list it as held.
  *
- * An entry ends when no process but iommud holds the device's node any more: checked on
- * demand (every question below asks the backend again), and, with an event loop, as soon as
- * one of the holders exits (a pidfd of each, up to LINGERING_WATCH_MAX of them).
+ * Who holds a device's file can only be seen per device node (a scan of /proc/PID/fd): a
+ * process holding a fresh, unbound fd of the node looks the same as one holding the bound
+ * file.  So an entry records the processes that held the node when iommud let go, and lasts
+ * while one of them still holds it; it ends (on demand, and with an event loop as soon as they
+ * exit, through a pidfd of each) when none does.  Whether a device can be bound is the
+ * kernel's to say: an attach tries the bind, and only a refusal asks who holds the node now.
  */
 
 #include <stdbool.h>
@@ -44,18 +47,23 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Lingering *, lingering_free);
 void lingering_set_end_fn(Lingering *l, LingeringEndFn fn, void *userdata);
 
 /*
- * iommud let go of device, whose file may live on in a client: records it while a process
- * other than iommud holds the device's node.  Returns 1 when recorded, 0 when nobody holds it.
+ * iommud let go of device, whose file may live on in a client: records the processes other
+ * than iommud that hold its node now.  Returns 1 when recorded, 0 when nobody holds it.
  */
 int lingering_add(Lingering *l, const char *device);
 /*
- * Whether device is held by a process other than iommud and other than exclude (a client that
- * asks about a device while holding an fd of its own for it, which need not be the bound file;
- * 0: none), asked of the backend now: an entry that finds nobody at all ends.  With probe, a
- * device without an entry is asked about too (and recorded when held): the kernel refused to
- * bind it and iommud wants to know why.  Returns 1 with *ret filled (may be NULL) when held,
- * 0 when not.
+ * Whether device is held by one of the processes recorded for it, other than exclude (a
+ * client asking about a device while it holds an fd of its own for it; 0: none), asked of the
+ * backend now: an entry none of whose processes holds the node any more ends.  Returns 1 with
+ * *ret filled (may be NULL) when held, 0 when not.
  */
-int lingering_check(Lingering *l, const char *device, bool probe, pid_t exclude,
-                    LingeringHolder *ret);
+int lingering_check(Lingering *l, const char *device, pid_t exclude, LingeringHolder *ret);
+/*
+ * The kernel refused to bind device: who holds its node now, another process than exclude
+ * first, exclude itself when nobody else does.  Records them as the device's holders.
+ * Returns 1 with *ret filled when somebody holds it, 0 when nobody does.
+ */
+int lingering_probe(Lingering *l, const char *device, pid_t exclude, LingeringHolder *ret);
+/* The kernel bound device after all: whatever was recorded for it is over. */
+void lingering_forget(Lingering *l, const char *device);
 size_t lingering_count(const Lingering *l);

@@ -61,10 +61,6 @@ static int device_busy(BrokerError *err, const char *device, const char *holder,
         return -EBUSY;
 }
 
-static int device_busy_holder(BrokerError *err, const char *device, const SessionHolder *h) {
-        return device_busy(err, device, h->description, h->pid, !h->session);
-}
-
 static int policy_denied(BrokerError *err, const char *device, const char *step,
                          const char *reason) {
         broker_error_set(err, -EPERM, BROKER_ERROR_POLICY_DENIED,
@@ -110,26 +106,26 @@ static int session_admit_device(Session *s, const char *name, const TopoDevice *
                 for (size_t i = 0; i < dec.n_steps; i++)
                         if (dec.steps[i].step == dec.failed_step && dec.steps[i].reason)
                                 reason = dec.steps[i].reason;
-                if (dec.failed_step == POLICY_STEP_EXCLUSIVE) {
-                        SessionHolder h;
-
-                        if (session_host_holder(s->host, d, s, &h) > 0)
-                                return device_busy_holder(err, name, &h);
-                        return device_busy(err, name, reason, 0, false);
-                }
                 if (dec.failed_step == POLICY_STEP_QUOTA)
                         return session_quota_check(err, BROKER_RESOURCE_DEVICES,
                                                    s->quotas.devices, s->quotas.devices, 1);
-                return policy_denied(err, name, policy_step_to_string(dec.failed_step), reason);
+                if (dec.failed_step != POLICY_STEP_EXCLUSIVE)
+                        return policy_denied(err, name, policy_step_to_string(dec.failed_step),
+                                             reason);
+                /*
+                 * A session's claim is refused here; a file a client kept after iommud let go
+                 * may be gone or not bound any more, which only the kernel's bind can tell.
+                 */
+                holder = session_host_device_holder(s->host, d, s);
+                if (holder)
+                        return device_busy(err, name, holder->description, holder->creds->pid,
+                                           false);
         }
 
-        /* The claims and lingering files are authoritative even if the policy skipped the step. */
-        {
-                SessionHolder h;
-
-                if (session_host_holder(s->host, d, s, &h) > 0)
-                        return device_busy_holder(err, name, &h);
-        }
+        /* The claim table is authoritative even if the policy skipped the step. */
+        holder = session_host_device_holder(s->host, d, s);
+        if (holder)
+                return device_busy(err, name, holder->description, holder->creds->pid, false);
 
         /* After the policy, so that a principal without a grant hears why, not "quota 0". */
         r = session_quota_check(err, BROKER_RESOURCE_DEVICES, s->quotas.devices, s->usage.devices,
@@ -153,7 +149,8 @@ static int bind_refused_by(Session *s, const TopoDevice *d, bool group, Lingerin
         for (size_t i = 0; l && i < n; i++) {
                 const char *name = group && d->group ? d->group->devices[i]->name : d->name;
 
-                if (lingering_check(l, name, true, 0, ret) > 0)
+                /* The caller holds a fresh fd of its own: another holder first. */
+                if (lingering_probe(l, name, s->creds->pid, ret) > 0)
                         return 1;
         }
         return 0;
@@ -211,6 +208,9 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
                 session_host_release_claim(s->host, d->name, s);
                 return session_bind_error(s, d, r, &be, err);
         }
+        /* Bound: whatever file of it a client kept is gone, or was this one. */
+        if (s->host->lingering)
+                lingering_forget(s->host->lingering, d->name);
 
         if (backend_has_feature(s->host->backend, BACKEND_FEATURE_HW_INFO) &&
             OPS(s)->hw_info(s->ctx, dev_id, &info, &be) < 0) {

@@ -113,7 +113,7 @@ int session_host_holder(SessionHost *h, const TopoDevice *d, const Session *self
         for (size_t i = 0; i < (d->group ? d->group->n_devices : 1); i++) {
                 const char *name = d->group ? d->group->devices[i]->name : d->name;
 
-                if (lingering_check(l, name, false, self ? self->creds->pid : 0, &lh) <= 0)
+                if (lingering_check(l, name, self ? self->creds->pid : 0, &lh) <= 0)
                         continue;
                 *ret = (SessionHolder){ .pid = lh.pid };
                 snprintf(ret->description, sizeof(ret->description), "%s", lh.description);
@@ -146,7 +146,7 @@ const char *session_host_device_held_by(SessionHost *h, const char *device,
         if (c)
                 return c->owner->description;
         l = session_host_lingering(h);
-        if (!l || lingering_check(l, device, false, self ? self->creds->pid : 0, &lh) <= 0)
+        if (!l || lingering_check(l, device, self ? self->creds->pid : 0, &lh) <= 0)
                 return NULL;
         snprintf(h->holder_description, sizeof(h->holder_description), "%s", lh.description);
         return h->holder_description;
