@@ -22,6 +22,10 @@ static void sim_free(Backend *b) {
 
         if (!s)
                 return;
+        /* Contexts their clients' files kept alive end with the backend. */
+        while (s->n_closed > 0)
+                sim_context_destroy(s->closed[--s->n_closed]);
+        free(s->closed);
         for (size_t i = 0; i < s->n_iommus; i++)
                 free(s->iommus[i].name);
         for (size_t i = 0; i < s->n_groups; i++) {
@@ -33,10 +37,7 @@ static void sim_free(Backend *b) {
 
                 free(m->name);
                 free(m->driver);
-                for (size_t k = 0; k < m->n_nodes; k++)
-                        safe_close(m->node_fds[k]);
-                free(m->node_fds);
-                free(m->nodes);
+                safe_close(m->anchor_fd);
         }
         free(s->iommus);
         free(s->groups);
@@ -128,6 +129,7 @@ static int copy_devices(SimBackend *s, const SimTopology *t, Error *err) {
                         return error_set(err, -ENOMEM, "Out of memory");
                 m->class = sd->class;
                 m->cdev = sd->cdev;
+                m->anchor_fd = -EBADF;
                 m->cdev_minor = sd->cdev_minor;
                 m->pasid_bits = sd->pasid_bits;
                 m->group = sd->group_index;
@@ -214,6 +216,8 @@ bool backend_is_sim(const Backend *b) {
 }
 
 void backend_sim_get_stats(const Backend *b, BackendSimStats *ret) {
+        /* Bindings whose files are gone have ended, as they would have in the kernel. */
+        sim_file_reap((SimBackend *)b);
         *ret = ((const SimBackend *)b)->stats;
 }
 
