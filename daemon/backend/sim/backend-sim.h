@@ -98,6 +98,8 @@ void backend_sim_context_set_next_id(BackendContext *c, uint32_t id);
  */
 int backend_sim_file_binding(Backend *b, int fd, BackendContext **ret_ctx, uint32_t *ret_dev_id);
 int backend_sim_device_drop_copy(BackendContext *c, uint32_t dev_id);
+/* The backend's copy of the file it bound for dev_id (borrowed), -ENOENT without one. */
+int backend_sim_context_device_fd(BackendContext *c, uint32_t dev_id);
 void backend_sim_reap(Backend *b);
 
 /* Whether the simulated caller holds CAP_SYS_RESOURCE (RLIMIT_MODE SET); default true. */

@@ -257,6 +257,17 @@ int backend_sim_device_drop_copy(BackendContext *bc, uint32_t dev_id) {
         return sim_file_reap_model(c->sim, sim_dev_model(c, d)) > 0 ? 0 : 1;
 }
 
+int backend_sim_context_device_fd(BackendContext *bc, uint32_t dev_id) {
+        SimDev *d;
+
+        assert_return(bc, -EINVAL);
+
+        if (sim_obj_lookup(to_ctx(bc), dev_id, SIM_OBJ_DEVICE, (void **)&d, NULL) < 0 ||
+            d->file < 0)
+                return -ENOENT;
+        return d->file;
+}
+
 void backend_sim_reap(Backend *b) {
         assert(backend_is_sim(b));
         sim_file_reap(to_sim(b));
