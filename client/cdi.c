@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,20 @@ static json_object *device_node(const char *path) {
                 return NULL;
         }
         return o;
+}
+
+/* The nodes that reach the device: its cdev, or without one the legacy container and group. */
+static int device_nodes(const IommudDevice *d, json_object *nodes) {
+        char path[PATH_MAX];
+
+        if (d->cdev) {
+                snprintf(path, sizeof(path), "/dev/vfio/devices/%s", d->cdev);
+                return json_object_array_add(nodes, device_node(path));
+        }
+        snprintf(path, sizeof(path), "/dev/vfio/%" PRIu32, d->group);
+        if (json_object_array_add(nodes, device_node("/dev/vfio/vfio")) < 0)
+                return -ENOMEM;
+        return json_object_array_add(nodes, device_node(path));
 }
 
 /* The edits every container with any of the devices gets: the socket and where to find it. */
@@ -106,15 +121,13 @@ int cdi_spec_build(const IommudTopology *t, const CdiOptions *o, json_object **r
         for (size_t i = 0; i < iommud_topology_get_n_devices(t); i++) {
                 const IommudDevice *d = iommud_topology_get_device(t, i);
                 json_object *dev, *dedits, *nodes;
-                char path[PATH_MAX];
 
-                if (!d->eligible || !d->cdev)
+                if (!d->eligible || (!d->cdev && !d->has_group))
                         continue;
-                if (!cdi_device_name_is_valid(d->name) || strchr(d->cdev, '/')) {
+                if (!cdi_device_name_is_valid(d->name) || (d->cdev && strchr(d->cdev, '/'))) {
                         json_object_put(spec);
                         return -EINVAL;
                 }
-                snprintf(path, sizeof(path), "/dev/vfio/devices/%s", d->cdev);
                 dev = json_object_new_object();
                 dedits = json_object_new_object();
                 nodes = json_object_new_array();
@@ -125,7 +138,7 @@ int cdi_spec_build(const IommudTopology *t, const CdiOptions *o, json_object **r
                         goto nomem;
                 }
                 if (json_util_add(dedits, "deviceNodes", nodes) < 0 ||
-                    json_object_array_add(nodes, device_node(path)) < 0 ||
+                    device_nodes(d, nodes) < 0 ||
                     json_util_add(dev, "name", json_object_new_string(d->name)) < 0 ||
                     json_util_add(dev, "containerEdits", dedits) < 0)
                         goto nomem;

@@ -4,10 +4,11 @@
 /*
  * A Container Device Interface spec (cdiVersion 0.5.0, kind iommud.org/vfio)
  * for the devices of a topology that the policy makes eligible: one CDI
- * device per eligible device with a VFIO cdev, named by its PCI address
- * (CDI device names allow ':' and '.'), plus the broker socket bind-mounted
- * read-only and $IOMMUD_SOCKET pointing at it for every container that gets
- * any of them.
+ * device per eligible device, named by its PCI address (CDI device names
+ * allow ':' and '.'), with its VFIO cdev node, or on a host without iommufd
+ * (no cdevs) the legacy nodes /dev/vfio/vfio and /dev/vfio/<group>; plus the
+ * broker socket bind-mounted read-only and $IOMMUD_SOCKET pointing at it for
+ * every container that gets any of them.
  */
 
 #include <stdbool.h>

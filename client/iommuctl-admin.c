@@ -98,6 +98,9 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
                ctl_color(ctl, "reset"));
         printf("   Backend: %s%s%s%s\n", get_str(s, "backend") ?: "?", topology ? " (" : "",
                topology ?: "", topology ? ")" : "");
+        /* Which kernel API, and why: probed, or forced by --backend. */
+        if (get_str(s, "backendReason"))
+                printf("    Chosen: %s\n", get_str(s, "backendReason"));
         printf("  Features: ");
         for (size_t i = 0; features && i < json_object_array_length(features); i++)
                 printf("%s%s", i > 0 ? ", " : "",

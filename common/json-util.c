@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "json-util.h"
 
@@ -152,4 +155,225 @@ int json_util_add(json_object *obj, const char *key, json_object *value) {
                 return -ENOMEM;
         }
         return 0;
+}
+
+/* ---- integer literals json-c saturated ---- */
+
+/* The shortest literal json-c can saturate: INT64_MIN has 19 digits. */
+#define BIG_INTEGER_DIGITS 19
+
+typedef struct Cursor {
+        const char *p, *end;
+} Cursor;
+
+static bool has_long_digit_run(const char *text, size_t len) {
+        size_t run = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                run = text[i] >= '0' && text[i] <= '9' ? run + 1 : 0;
+                if (run >= BIG_INTEGER_DIGITS)
+                        return true;
+        }
+        return false;
+}
+
+/* Whitespace and the comments json-c accepts outside strict mode. */
+static void skip_space(Cursor *c) {
+        while (c->p < c->end) {
+                if (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n')
+                        c->p++;
+                else if (c->end - c->p >= 2 && strneq(c->p, "/*", 2)) {
+                        const char *e = memmem(c->p + 2, (size_t)(c->end - c->p - 2), "*/", 2);
+
+                        c->p = e ? e + 2 : c->end;
+                } else if (c->end - c->p >= 2 && strneq(c->p, "//", 2)) {
+                        const char *e = memchr(c->p, '\n', (size_t)(c->end - c->p));
+
+                        c->p = e ? e : c->end;
+                } else
+                        break;
+        }
+}
+
+/* Skips a string literal (json-c also takes single quotes); false when it does not end. */
+static bool skip_string(Cursor *c) {
+        char quote = *c->p++;
+
+        while (c->p < c->end && *c->p != quote)
+                c->p += *c->p == '\\' ? 2 : 1;
+        if (c->p >= c->end)
+                return false;
+        c->p++;
+        return true;
+}
+
+/* The key literal at the cursor as json-c stores it (escapes decoded), or NULL. */
+static char *read_key(Cursor *c) {
+        _cleanup_free_ char *literal = NULL;
+        const char *start = c->p;
+        json_object *s;
+        char *key;
+
+        if (c->p >= c->end || (*c->p != '"' && *c->p != '\'') || !skip_string(c))
+                return NULL;
+        if (!memchr(start, '\\', (size_t)(c->p - start)))
+                return strndup(start + 1, (size_t)(c->p - start - 2));
+        /* Escapes are rare in keys: let json-c decode them as it did in the document. */
+        literal = strndup(start, (size_t)(c->p - start));
+        if (!literal)
+                return NULL;
+        s = json_tokener_parse(literal);
+        key = s && json_object_is_type(s, json_type_string) ? strdup(json_object_get_string(s))
+                                                            : NULL;
+        json_object_put(s);
+        return key;
+}
+
+/* True when the integer literal [p, end) lies outside [INT64_MIN, UINT64_MAX]. */
+static bool integer_literal_is_big(const char *p, const char *end) {
+        bool negative = *p == '-';
+        uint64_t v = 0;
+
+        for (p += negative; p < end; p++) {
+                unsigned d = (unsigned)(*p - '0');
+
+                if (v > (UINT64_MAX - d) / 10)
+                        return true;
+                v = v * 10 + d;
+        }
+        return negative && v > (uint64_t)INT64_MAX + 1;
+}
+
+static bool node_is_saturated(json_object *node, bool negative) {
+        if (!json_object_is_type(node, json_type_int))
+                return false;
+        if (negative)
+                return json_object_get_int64(node) == INT64_MIN;
+        return json_object_get_uint64(node) == UINT64_MAX;
+}
+
+/* Where a value sits, so that it can be replaced: a member of an object or an array element. */
+typedef struct Slot {
+        json_object *parent;
+        const char *key;
+        size_t index;
+} Slot;
+
+static int replace_number(const Slot *slot, const char *start, const char *end) {
+        _cleanup_free_ char *literal = strndup(start, (size_t)(end - start));
+        json_object *d;
+
+        if (!literal)
+                return -ENOMEM;
+        d = json_object_new_double_s(strtod(literal, NULL), literal);
+        if (!d)
+                return -ENOMEM;
+        if (json_object_is_type(slot->parent, json_type_object))
+                return json_object_object_add(slot->parent, slot->key, d) < 0 ? -ENOMEM : 0;
+        return json_object_array_put_idx(slot->parent, slot->index, d) < 0 ? -ENOMEM : 0;
+}
+
+static int walk_value(Cursor *c, const Slot *slot, json_object *node);
+
+/* A member or an element, and the comma after it. */
+static int walk_member(Cursor *c, const Slot *slot, json_object *node) {
+        int r = walk_value(c, slot, node);
+
+        if (r <= 0)
+                return r;
+        skip_space(c);
+        if (c->p < c->end && *c->p == ',')
+                c->p++;
+        return 1;
+}
+
+static int walk_object(Cursor *c, json_object *node) {
+        bool is_object = json_object_is_type(node, json_type_object);
+
+        for (c->p++;;) {
+                _cleanup_free_ char *key = NULL;
+                json_object *child = NULL;
+                int r;
+
+                skip_space(c);
+                if (c->p < c->end && *c->p == '}')
+                        break;
+                key = read_key(c);
+                skip_space(c);
+                if (!key || c->p >= c->end || *c->p != ':')
+                        return 0; /* not what json-c read: leave the rest as it is */
+                c->p++;
+                if (is_object)
+                        (void)json_object_object_get_ex(node, key, &child);
+                r = walk_member(c, &(Slot){ .parent = node, .key = key }, child);
+                if (r <= 0)
+                        return r;
+        }
+        c->p++;
+        return 1;
+}
+
+static int walk_array(Cursor *c, json_object *node) {
+        bool is_array = json_object_is_type(node, json_type_array);
+
+        c->p++;
+        for (size_t i = 0;; i++) {
+                json_object *child;
+                int r;
+
+                skip_space(c);
+                if (c->p >= c->end)
+                        return 0;
+                if (*c->p == ']')
+                        break;
+                child = is_array && i < json_object_array_length(node)
+                                ? json_object_array_get_idx(node, i)
+                                : NULL;
+                r = walk_member(c, &(Slot){ .parent = node, .index = i }, child);
+                if (r <= 0)
+                        return r;
+        }
+        c->p++;
+        return 1;
+}
+
+/* 1 after the value, 0 when the text is not what json-c read (stop), -ENOMEM. */
+static int walk_value(Cursor *c, const Slot *slot, json_object *node) {
+        const char *start;
+
+        skip_space(c);
+        if (c->p >= c->end)
+                return 0;
+        if (*c->p == '{')
+                return walk_object(c, node);
+        if (*c->p == '[')
+                return walk_array(c, node);
+        if (*c->p == '"' || *c->p == '\'')
+                return skip_string(c) ? 1 : 0;
+        start = c->p;
+        if (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) {
+                bool integer = true;
+
+                for (c->p++; c->p < c->end && *c->p && strchr("0123456789.eE+-", *c->p); c->p++)
+                        if (!(*c->p >= '0' && *c->p <= '9'))
+                                integer = false;
+                if (integer && c->p - start >= BIG_INTEGER_DIGITS && slot->parent &&
+                    integer_literal_is_big(start, c->p) && node_is_saturated(node, *start == '-'))
+                        return replace_number(slot, start, c->p) < 0 ? -ENOMEM : 1;
+                return 1;
+        }
+        /* true, false, null and json-c's other words. */
+        while (c->p < c->end && (isalnum((unsigned char)*c->p) || *c->p == '_'))
+                c->p++;
+        return c->p > start ? 1 : 0;
+}
+
+int json_util_fix_big_integers(json_object *root, const char *text, size_t len) {
+        Cursor c = { .p = text, .end = text + len };
+        int r;
+
+        if (!root || !text || !has_long_digit_run(text, len))
+                return 0;
+        r = walk_value(&c, &(Slot){}, root);
+        return r < 0 ? r : 0;
 }

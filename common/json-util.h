@@ -42,5 +42,14 @@ int json_util_to_u64(json_object *o, uint64_t *ret);
 /* Adds key/value to obj; takes value in every case.  Returns -ENOMEM if value is NULL. */
 int json_util_add(json_object *obj, const char *key, json_object *value);
 
+/*
+ * json-c reads an integer literal beyond [INT64_MIN, UINT64_MAX] as the nearest bound, so
+ * 10^30 would pass for 2^64-1.  This replaces every such node of root, parsed from text
+ * (len bytes), by a floating-point node that keeps the literal as written: readers then
+ * refuse a number that is no 64-bit integer instead of taking a wrong one.  A text without a
+ * run of 19 digits costs one pass over its bytes.  Returns 0, or -ENOMEM.
+ */
+int json_util_fix_big_integers(json_object *root, const char *text, size_t len);
+
 /* The JSON type name with an article, for messages: "a string", "an array", "null". */
 const char *json_util_type_phrase(json_object *o);

@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "json-util.h"
 #include "varlink-wire.h"
 
 #define READER_INITIAL_SIZE 4096U
@@ -271,6 +272,10 @@ static int parse_message(VarlinkReader *r, const char *s, size_t len, json_objec
                 json_object_put(o);
                 return error_set(err, -EBADMSG, "message is a JSON %s, expected an object",
                                  json_type_to_name(t));
+        }
+        if (json_util_fix_big_integers(o, s, used) < 0) {
+                json_object_put(o);
+                return error_set(err, -ENOMEM, "out of memory");
         }
         *ret = o;
         return 0;

@@ -33,8 +33,11 @@ static void help(void) {
                "     --sim TOPOLOGY            Simulate a host: a bundled topology name\n"
                "                               (workstation, server, arm, scale[:N]) or a\n"
                "                               .json path, materialized below RUNTIME_DIR/sim\n"
-               "                               and served by the simulated backend (default:\n"
-               "                               the kernel backend, never a silent fallback)\n"
+               "                               and served by the simulated backend\n"
+               "     --backend NAME            auto (default: iommufd when /dev/iommu works,\n"
+               "                               else VFIO type1), iommufd (or kernel), vfio,\n"
+               "                               or sim (with --sim); a forced backend that does\n"
+               "                               not work is an error, never a fallback\n"
                "     --sysfs-root PATH         Read the topology below PATH (default /sys)\n"
                "     --policy FILE             Admin policy file (default %s)\n"
                "     --policy-dir DIR          Admin drop-in directory (default %s)\n"
@@ -128,6 +131,7 @@ static const OptionSpec option_specs[] = {
         OPTION_FN("help", 'h', no_argument, option_help),
         OPTION_FN("version", 0, no_argument, option_version),
         OPTION_STR("sim", cfg.sim),
+        OPTION_STR("backend", cfg.backend),
         OPTION_STR("sysfs-root", cfg.sysfs_root),
         OPTION_STR("policy", cfg.policy_paths.file),
         OPTION_STR("policy-dir", cfg.policy_paths.admin_dir),

@@ -7,6 +7,7 @@
  *
  *   manager.c          composition and lifetime: builds every layer in order, listens,
  *                      runs the loop, reloads the policy, tears everything down
+ *   manager-backend.c  the backend choice: probing, --backend, and why
  *   manager-events.c   the fan-out of what happened: session hooks, fault notices,
  *                      devices a session lost, org.iommud.Manager Monitor() events
  *   manager-hotplug.c  kernel uevents and the topology reload they cause
@@ -63,6 +64,7 @@ struct Manager {
         Broker *broker;
         ManagerVarlink *admin;  /* org.iommud.Manager */
         char *topology_name;    /* the simulated topology's, NULL for the kernel */
+        char *backend_reason;   /* which kernel backend and why; NULL with --sim */
         VarlinkServer *server;
         Bus *bus;
         char *bus_address;
@@ -103,6 +105,15 @@ void manager_emit_policy_reloaded(Manager *m, uint64_t generation);
  * adds members such as session, uid, device, generation.
  */
 void manager_emit_event(Manager *m, const char *type, const char *message, json_object *payload);
+
+/* manager-backend.c */
+/*
+ * Chooses the backend and with it where the topology is read (m->sysfs_root)
+ * and device nodes are opened (m->dev_root): by probing (iommufd, else VFIO
+ * type1), as --backend forces, or the simulated host of --sim.  Never falls
+ * back silently: the choice and its reason are logged and kept.
+ */
+int manager_setup_backend(Manager *m, const ManagerConfig *cfg, Error *err);
 
 /* manager-hotplug.c */
 /* Reads the topology again and revalidates every session against it. */

@@ -4,8 +4,9 @@
  * Restart survival.  Whenever sessions change, their state (JSON, versioned by
  * MANAGER_STATE_VERSION) and the fds that hold their kernel objects go to the
  * service manager's fd store; a restarted daemon takes them back, adopts each
- * session's iommufd (or, on a simulated host, recreates its objects) and waits
- * for the clients to reclaim their sessions.
+ * session's iommufd (with VFIO type1: its containers and group files, and the
+ * backend's own record of them; on a simulated host it recreates its objects)
+ * and waits for the clients to reclaim their sessions.
  */
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 
 #include "backend-kernel.h"
 #include "backend-sim.h"
+#include "backend-vfio.h"
 #include "json-util.h"
 #include "log.h"
 #include "manager-internal.h"
@@ -26,6 +28,8 @@
 #define FDNAME_IOMMUFD "s%" PRIu64 "-iommufd"
 #define FDNAME_DEVICE "s%" PRIu64 "-dev%" PRIu32
 #define FDNAME_FAULT "s%" PRIu64 "-fault%" PRIu32
+/* With VFIO type1: a container ("ioasN") or group file ("groupN") of the session. */
+#define FDNAME_VFIO "s%" PRIu64 "-vfio-%s"
 
 int manager_fdstore_open(Manager *m, bool fd_store, Error *err) {
         const char *e = getenv("FDSTORE");
@@ -136,6 +140,32 @@ static int persist_session_fds(Manager *m, Session *s, json_object *rec, Persist
         return 0;
 }
 
+typedef struct VfioFds {
+        uint64_t serial;
+        PersistFds *l;
+} VfioFds;
+
+static int persist_vfio_fd(const char *name, int fd, void *userdata) {
+        VfioFds *v = userdata;
+
+        return persist_fds_add(v->l, fd, FDNAME_VFIO, v->serial, name);
+}
+
+/* The containers and group files, and what only the backend knows of them, as "vfio". */
+static int persist_vfio_session(Session *s, json_object *rec, PersistFds *l) {
+        VfioFds v = { .serial = broker_session_serial(s), .l = l };
+        json_object *state = NULL;
+        int r;
+
+        r = backend_vfio_context_save(session_get_context(s), &state);
+        if (r < 0)
+                return r;
+        r = json_util_add(rec, "vfio", state);
+        if (r < 0)
+                return r;
+        return backend_vfio_context_foreach_fd(session_get_context(s), persist_vfio_fd, &v);
+}
+
 static void manager_write_state(Manager *m, json_object *root, const PersistFds *l) {
         Error e = ERROR_INIT;
         const char *text;
@@ -180,7 +210,8 @@ void manager_persist(Manager *m) {
                 json_object_array_add(sessions, rec);
                 if (backend_is_sim(m->host.backend))
                         continue;
-                if (persist_session_fds(m, s, rec, &fds) < 0) {
+                if ((backend_is_vfio(m->host.backend) ? persist_vfio_session(s, rec, &fds) :
+                                                        persist_session_fds(m, s, rec, &fds)) < 0) {
                         log_oom();
                         return;
                 }
@@ -335,6 +366,38 @@ static int restore_kernel_context(Manager *m, uint64_t serial, const PeerCreds *
         return 0;
 }
 
+typedef struct VfioTake {
+        Manager *m;
+        uint64_t serial;
+} VfioTake;
+
+static int take_vfio_fd(const char *name, void *userdata) {
+        VfioTake *t = userdata;
+        char full[96];
+        int fd;
+
+        snprintf(full, sizeof(full), FDNAME_VFIO, t->serial, name);
+        return fdstore_take(t->m->fdstore, full, &fd) < 0 ? -ENOENT : fd;
+}
+
+/* The containers and group files still hold the session's objects: adopted as recorded. */
+static int restore_vfio_context(Manager *m, uint64_t serial, json_object *rec,
+                                BackendContext **ret) {
+        VfioTake t = { .m = m, .serial = serial };
+        json_object *state = NULL;
+        Error e = ERROR_INIT;
+        int r;
+
+        if (json_util_get_object(rec, "vfio", 0, &state, NULL) < 0) {
+                r = error_set(&e, -EBADMSG, "the state has no record of its VFIO containers");
+                return log_no_context(serial, &e, r);
+        }
+        r = backend_vfio_context_adopt(m->host.backend, state, take_vfio_fd, &t, ret, &e);
+        if (r < 0)
+                return log_no_context(serial, &e, r);
+        return 0;
+}
+
 static void manager_restore_one(Manager *m, json_object *rec) {
         SessionRestoreConfig rc = { .on_drop = on_restore_drop, .userdata = m };
         _cleanup_(peer_creds_freep) PeerCreds *creds = NULL;
@@ -353,9 +416,12 @@ static void manager_restore_one(Manager *m, json_object *rec) {
                 log_warning("A session record in the state is malformed, dropped.");
                 return;
         }
-        r = backend_is_sim(m->host.backend) ?
-                    restore_sim_context(m, serial, &rc, &ctx) :
-                    restore_kernel_context(m, serial, creds, st, &rc, &ctx);
+        if (backend_is_sim(m->host.backend))
+                r = restore_sim_context(m, serial, &rc, &ctx);
+        else if (backend_is_vfio(m->host.backend))
+                r = restore_vfio_context(m, serial, rec, &ctx);
+        else
+                r = restore_kernel_context(m, serial, creds, st, &rc, &ctx);
         if (r < 0)
                 return;
         /* Takes creds and ctx in every case. */

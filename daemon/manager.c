@@ -22,7 +22,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "assert-util.h"
-#include "backend-kernel.h"
+#include "backend-vfio.h"
 #include "log.h"
 #include "manager-internal.h"
 
@@ -124,43 +124,6 @@ static int manager_copy_config(Manager *m, const ManagerConfig *cfg, Error *err)
         return 0;
 }
 
-/* iommufd through the host's /dev, the topology from sysfs_root (default /sys). */
-static int manager_setup_kernel(Manager *m, const char *sysfs_root, Error *err) {
-        BackendKernelConfig kc = BACKEND_KERNEL_CONFIG_INIT;
-        Error e = ERROR_INIT;
-        int r;
-
-        m->sysfs_root = strdup(sysfs_root ?: "/sys");
-        m->dev_root = strdup("/dev");
-        if (!m->sysfs_root || !m->dev_root)
-                return error_set(err, -ENOMEM, "Out of memory.");
-        kc.sysfs_root = m->sysfs_root;
-        kc.dev_root = m->dev_root;
-        r = backend_kernel_new(&m->host.backend, &kc, &e);
-        if (r < 0)
-                return error_set(err, r, "The kernel backend is unavailable: %s",
-                                 error_message(&e));
-        return 0;
-}
-
-/*
- * Chooses the backend and with it where the topology is read (m->sysfs_root)
- * and device nodes are opened (m->dev_root): a simulated host brings its own
- * tree, the kernel backend reads the host's.  The choice is made here once and
- * never falls back silently to another backend.
- */
-static int manager_setup_backend(Manager *m, const ManagerConfig *cfg, Error *err) {
-        int r;
-
-        if (!cfg->sim)
-                return manager_setup_kernel(m, cfg->sysfs_root, err);
-        r = manager_sim_setup(m, cfg->sim, err);
-        if (r >= 0 && cfg->sysfs_root)
-                log_warning("--sysfs-root %s is ignored with --sim, the simulated tree is read.",
-                            cfg->sysfs_root);
-        return r;
-}
-
 static int manager_load_topology(Manager *m, Error *err) {
         Error e = ERROR_INIT;
         int r;
@@ -251,6 +214,9 @@ Manager *manager_free(Manager *m) {
         /* With the fd store holding every session, exiting must not touch the stored state. */
         m->preserving = m->preserving || fdstore_enabled(m->fdstore);
         m->host.preserving = m->preserving;
+        /* Leaving type1 is an act, not the closing of an fd: with VFIO, act on nothing. */
+        if (m->preserving)
+                backend_vfio_keep_kernel_state(m->host.backend);
         m->server = varlink_server_free(m->server);
         /* Restored sessions nobody reclaimed have no connection to free them with. */
         broker_release_sessions(m->broker);
@@ -293,6 +259,7 @@ Manager *manager_free(Manager *m) {
         free(m->bus_address);
         free(m->sim_root);
         free(m->topology_name);
+        free(m->backend_reason);
         free(m->policy_vendor_dir);
         free(m->policy_admin_dir);
         free(m->policy_file);
@@ -494,6 +461,7 @@ static int manager_attach_admin(Manager *m, Error *err) {
         r = manager_varlink_new(&m->admin, &(ManagerVarlinkConfig){
                                                    .host = &m->host,
                                                    .topology = m->topology_name,
+                                                   .backend_reason = m->backend_reason,
                                                    .reload_policy = reload_policy_hook,
                                                    .userdata = m,
                                            });

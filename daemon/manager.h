@@ -20,6 +20,7 @@ typedef struct Manager Manager;
 
 typedef struct ManagerConfig {
         const char *sim;           /* simulated topology (bundled name or path); NULL: kernel */
+        const char *backend;       /* auto (NULL), iommufd (alias kernel), vfio or sim */
         const char *sysfs_root;    /* NULL: "/sys", or RUNTIME_DIR/sim/sys with sim */
         PolicyPaths policy_paths;
         const char *runtime_dir;   /* NULL: IOMMUD_RUNTIME_DIR */

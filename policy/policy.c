@@ -236,6 +236,12 @@ static int step_driver(const TopoDevice *d, Reasons *s) {
                 return step_set(s, POLICY_FAIL,
                                 "%s is bound to host driver %s, not to a VFIO driver such as vfio-pci",
                                 dev_name(d), d->driver);
+        /* Without iommufd the legacy group file is the way to the device. */
+        if (!d->has_cdev && d->group && d->group->vfio_group_node)
+                return step_set(s, POLICY_PASS,
+                                "bound to %s, reached through its group file /dev/vfio/%u (no "
+                                "VFIO cdev: the legacy VFIO API)",
+                                d->driver, d->group->id);
         if (!d->has_cdev)
                 return step_set(s, POLICY_FAIL,
                                 "%s is bound to %s but has no VFIO device cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)",

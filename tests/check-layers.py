@@ -20,6 +20,7 @@ RULES = {
     "daemon/backend": ["common"],
     "daemon/backend/kernel": ["common", "daemon/backend"],
     "daemon/backend/sim": ["common", "topology", "daemon/backend"],
+    "daemon/backend/vfio": ["common", "daemon/backend", "daemon/backend/kernel"],
     "daemon/core": ["common", "topology", "policy", "daemon/backend"],
     # Restart survival of sessions: JSON over the core's private tables.
     "daemon/core/state": ["common", "topology", "policy", "daemon/backend", "daemon/core"],
@@ -51,6 +52,8 @@ PRIVATE = {
 # and the transports, which report them; the restart state keeps bits, not names.
 ONLY = {("daemon/core", "daemon/backend"): {"backend.h", "backend-names.h"},
         ("daemon/core/state", "daemon/backend"): {"backend.h"},
+        # The legacy VFIO ABI shares its ioctl type and base with the VFIO cdev ioctls.
+        ("daemon/backend/vfio", "daemon/backend/kernel"): {"iommufd-abi.h"},
         ("daemon/varlink", "daemon/backend"): {"backend.h", "backend-names.h"},
         ("daemon/dbus", "daemon/backend"): {"backend.h", "backend-names.h"}}
 

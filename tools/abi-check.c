@@ -10,65 +10,61 @@
  * The kernel headers come from a linux-headers-*-common tree (not installed
  * uAPI), so they are included by path (KERNEL_IOMMUFD_H, KERNEL_VFIO_H) and
  * their own includes resolve to the system's installed <linux/...>; the
- * un-sanitized "__user" annotation is defined away.
+ * un-sanitized "__user" and "__counted_by" annotations are defined away.
  *
  * Layouts newer than the tree being checked (MAP_FILE, vIOMMU, PASID attach,
  * bind token) are compared exactly when the tree has them; otherwise only
  * the common prefix is compared and ours must be a compatible extension.
+ *
+ * Whatever tree is given, and also without one (the "abi-pinned" build, which
+ * defines no KERNEL_IOMMUFD_H), everything newer than 6.12 is compared with the
+ * table of abi-pinned.h: the facts of a newer release, written down from its
+ * headers.
  */
 
 #include <stddef.h>
 #include <stdio.h>
 
+#ifdef KERNEL_IOMMUFD_H
 #ifndef __user
 #define __user
 #endif
-
+#ifndef __counted_by
+#define __counted_by(member)
+#endif
 #include KERNEL_IOMMUFD_H
 #include KERNEL_VFIO_H
+#endif
 
+#include "abi-pinned.h"
 #include "iommufd-abi.h"
 
-#define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
+#include "abi-check.h"
 
-/* Each check is a compile-time assertion and one count at run time. */
-#define SAME_VALUE(ours, theirs)                                                                   \
-        do {                                                                                       \
-                _Static_assert((unsigned long)(ours) == (unsigned long)(theirs),                   \
-                               #ours " != " #theirs);                                              \
-                n_checks++;                                                                        \
-        } while (0)
-
-#define SAME_SIZE(ours, theirs)                                                                    \
-        do {                                                                                       \
-                _Static_assert(sizeof(struct ours) == sizeof(struct theirs),                       \
-                               "sizeof " #ours " != sizeof " #theirs);                             \
-                n_checks++;                                                                        \
-        } while (0)
-
-/* Ours may have grown at the end; the kernel's prefix must be identical. */
-#define EXTENDS_SIZE(ours, theirs)                                                                 \
-        do {                                                                                       \
-                _Static_assert(sizeof(struct ours) >= sizeof(struct theirs),                       \
-                               "sizeof " #ours " < sizeof " #theirs);                              \
-                n_checks++;                                                                        \
-        } while (0)
-
-#define SAME_FIELD(ours, of, theirs, tf)                                                           \
-        do {                                                                                       \
-                _Static_assert(offsetof(struct ours, of) == offsetof(struct theirs, tf),           \
-                               "offset of " #ours "." #of " != " #theirs "." #tf);                 \
-                _Static_assert(FIELD_SIZE(struct ours, of) == FIELD_SIZE(struct theirs, tf),       \
-                               "width of " #ours "." #of " != " #theirs "." #tf);                  \
-                n_checks++;                                                                        \
-        } while (0)
-
-/* Same field name on both sides. */
-#define SAME(ours, theirs, f) SAME_FIELD(ours, f, theirs, f)
 /* Ours has "reserved" where the kernel has "__reserved". */
 #define SAME_RSV(ours, theirs) SAME_FIELD(ours, reserved, theirs, __reserved)
 
-int main(void) {
+#define PIN_VALUE(ours, value)                                                                     \
+        _Static_assert((unsigned long)(ours) == (unsigned long)(value),                            \
+                       #ours " != " #value " in " ABI_PINNED_RELEASE);
+#define PIN_SIZE(ours, size)                                                                       \
+        _Static_assert(sizeof(struct ours) == (size),                                              \
+                       "sizeof " #ours " != " #size " in " ABI_PINNED_RELEASE);
+#define PIN_FIELD(ours, f, offset, width)                                                          \
+        _Static_assert(offsetof(struct ours, f) == (offset),                                       \
+                       "offset of " #ours "." #f " != " #offset " in " ABI_PINNED_RELEASE);        \
+        _Static_assert(FIELD_SIZE(struct ours, f) == (width),                                      \
+                       "width of " #ours "." #f " != " #width " in " ABI_PINNED_RELEASE);
+ABI_PINNED_VALUES(PIN_VALUE)
+ABI_PINNED_SIZES(PIN_SIZE)
+ABI_PINNED_FIELDS(PIN_FIELD)
+
+#define COUNT_ONE(...) +1
+static const unsigned n_pinned =
+        0 ABI_PINNED_VALUES(COUNT_ONE) ABI_PINNED_SIZES(COUNT_ONE) ABI_PINNED_FIELDS(COUNT_ONE);
+
+#ifdef KERNEL_IOMMUFD_H
+static unsigned check_headers(void) {
         unsigned n_checks = 0;
 
         /* ioctl numbers */
@@ -364,9 +360,19 @@ int main(void) {
         SAME(iommud_vfio_device_detach_iommufd_pt, vfio_device_detach_iommufd_pt, argsz);
         SAME(iommud_vfio_device_detach_iommufd_pt, vfio_device_detach_iommufd_pt, flags);
         SAME_VALUE(IOMMUD_VFIO_BIND_MINSZ, 16);
+        return n_checks;
+}
+#endif
 
-        printf("1..1\n");
+int main(void) {
+#ifdef KERNEL_IOMMUFD_H
+        printf("1..2\n");
         printf("ok 1 - %u ioctl numbers, values, sizes and field offsets agree with %s and %s\n",
-               n_checks, KERNEL_IOMMUFD_H, KERNEL_VFIO_H);
+               check_headers(), KERNEL_IOMMUFD_H, KERNEL_VFIO_H);
+        printf("ok 2 - %u facts newer than 6.12 agree with %s\n", n_pinned, ABI_PINNED_RELEASE);
+#else
+        printf("1..1\n");
+        printf("ok 1 - %u facts newer than 6.12 agree with %s\n", n_pinned, ABI_PINNED_RELEASE);
+#endif
         return 0;
 }

@@ -34,12 +34,26 @@ ensure_packages() {
     fi
 }
 
-# build_iommud BUILDDIR [MESON-SETUP-ARGS...]: configures once, then builds.
+# build_iommud BUILDDIR [MESON-SETUP-ARGS...]: configures (or, for a build directory configured
+# before, applies the arguments to it: options given here must not be ignored), then builds.
 build_iommud() {
     local builddir=$1
     shift
     if [ ! -f "$builddir/build.ninja" ]; then
         meson setup "$builddir" "$IOMMUD_SRC" "$@" >/dev/null
+    elif [ $# -gt 0 ]; then
+        meson setup --reconfigure "$builddir" "$IOMMUD_SRC" "$@" >/dev/null
     fi
     meson compile -C "$builddir" >/dev/null
+}
+
+# require_tests BUILDDIR SUITE: fails unless the build defines at least one test in SUITE
+# ("meson test --suite" with nothing to run says "No suitable tests defined." and exits 0).
+require_tests() {
+    local list
+    list=$(meson test -C "$1" --list --suite "$2" 2>/dev/null) || true
+    if ! grep -q " / " <<<"$list"; then
+        echo "error: the build in $1 defines no test in suite '$2'" >&2
+        return 1
+    fi
 }

@@ -366,6 +366,9 @@ static void device_read_cdev(Loader *l, int dev_fd, const char *dev_path, TopoDe
                 char rel[NAME_MAX + 8];
                 snprintf(rel, sizeof(rel), "%s/dev", de->d_name);
                 r = sysfs_read_attr(vfd, rel, buf, sizeof(buf));
+                /* 6.1 (before VFIO cdevs) registers vfio-dev/vfioN without a node: no cdev. */
+                if (r == -ENOENT)
+                        continue;
                 if (r < 0) {
                         topology_problem_errno(l, path, r, oom);
                         *broken = true;

@@ -191,6 +191,14 @@ static bool parse_group_id(const char *s, unsigned *ret) {
         return true;
 }
 
+/* A VFIO driver made the group's legacy file /dev/vfio/<id>: sysfs has class/vfio/<id>. */
+static bool group_has_vfio_node(Loader *l, unsigned id) {
+        char path[32];
+
+        snprintf(path, sizeof(path), "class/vfio/%u", id);
+        return faccessat(l->root_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 int topo_group_load(Loader *l, int groups_fd, const char *name) {
         Topology *t = &l->tp->pub;
         _cleanup_close_ int gfd = -EBADF;
@@ -224,6 +232,7 @@ int topo_group_load(Loader *l, int groups_fd, const char *name) {
         r = group_read_type(l, gfd, group_path, g);
         if (r < 0)
                 return r;
+        g->vfio_group_node = group_has_vfio_node(l, id);
         r = group_read_regions(l, gfd, group_path, g);
         if (r < 0)
                 return r;

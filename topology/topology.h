@@ -50,6 +50,8 @@ struct TopoGroup {
         TopoDevice **devices;    /* members, sorted by name */
         size_t n_devices;
         bool broken;             /* something in this group could not be read; see problems */
+        bool vfio_group_node;    /* class/vfio/<id>: a VFIO driver made /dev/vfio/<id> (the legacy
+                                    group API, which kernels without VFIO cdevs have only) */
 };
 
 struct IommuInstance {

@@ -2,9 +2,10 @@
 #pragma once
 
 /*
- * The IOMMU backend: one ops table, two implementations.
+ * The IOMMU backend: one ops table, three implementations.
  *
  *   backend-kernel  real ioctls on /dev/iommu and vfio cdevs (production)
+ *   backend-vfio    the legacy VFIO type1 API, for kernels without iommufd
  *   backend-sim     a faithful model of iommufd semantics (tests, demos, benchmarks)
  *
  * A Backend is the daemon-wide instance; a BackendContext is one iommufd: the
@@ -147,7 +148,7 @@ typedef struct BackendContext BackendContext;
 typedef struct BackendOps BackendOps;
 
 struct BackendOps {
-        const char *name; /* "kernel", "sim" */
+        const char *name; /* "kernel", "vfio", "sim" */
 
         void (*free)(Backend *b);
 
@@ -224,6 +225,12 @@ struct BackendOps {
                              Error *err);
         int (*device_detach)(BackendContext *c, uint32_t dev_id, uint32_t pasid, Error *err);
         int (*hw_info)(BackendContext *c, uint32_t dev_id, HwInfo *ret, Error *err);
+        /*
+         * A new VFIO device fd of a bound device for its client (owned by the caller),
+         * where a client cannot open one itself: with the legacy group API the backend
+         * holds the group file.  NULL where clients bring their own (iommufd cdevs).
+         */
+        int (*device_fd)(BackendContext *c, uint32_t dev_id, int *ret_fd, Error *err);
 
         int (*hwpt_alloc)(BackendContext *c, const HwptAllocArgs *args, uint32_t *ret_id,
                           Error *err);

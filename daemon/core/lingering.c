@@ -297,7 +297,6 @@ int lingering_check(Lingering *l, const char *device, pid_t exclude, LingeringHo
 int lingering_probe(Lingering *l, const char *device, pid_t exclude, LingeringHolder *ret) {
         pid_t pids[HOLDERS_MAX], first;
         size_t n;
-        int r;
 
         assert_return(l, -EINVAL);
         assert_return(device, -EINVAL);
@@ -312,9 +311,7 @@ int lingering_probe(Lingering *l, const char *device, pid_t exclude, LingeringHo
                         first = pids[k];
                         break;
                 }
-        r = entry_record(l, device, pids, n);
-        if (r < 0)
-                return r;
+        /* Nothing recorded: a refused call costs the daemon nothing, not even a pidfd. */
         holder_describe(first, ret);
         return 1;
 }

@@ -60,8 +60,8 @@ int lingering_add(Lingering *l, const char *device);
 int lingering_check(Lingering *l, const char *device, pid_t exclude, LingeringHolder *ret);
 /*
  * The kernel refused to bind device: who holds its node now, another process than exclude
- * first, exclude itself when nobody else does.  Records them as the device's holders.
- * Returns 1 with *ret filled when somebody holds it, 0 when nobody does.
+ * first, exclude itself when nobody else does.  Records nothing (a refused call costs the
+ * daemon nothing).  Returns 1 with *ret filled when somebody holds it, 0 when nobody does.
  */
 int lingering_probe(Lingering *l, const char *device, pid_t exclude, LingeringHolder *ret);
 /* The kernel bound device after all: whatever was recorded for it is over. */

@@ -172,6 +172,9 @@ static int session_bind_error(Session *s, const TopoDevice *d, int r, const Erro
                         return device_busy(err, d->name, h.description, h.pid, true);
                 return policy_denied(err, d->name, "bind", error_message(be));
         case -EBUSY:
+                /* The legacy VFIO group file is open: the backend names who holds it if it can. */
+                if (bind_refused_by(s, d, false, &h))
+                        return device_busy(err, d->name, h.description, h.pid, true);
                 return device_busy(err, d->name, error_message(be), 0, false);
         case -EBADF:
         case -EBADFD:

@@ -470,6 +470,30 @@ int session_quota_check(BrokerError *err, const char *resource, uint64_t limit, 
 
 /* ---- delegation ------------------------------------------------------------------------ */
 
+int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *err) {
+        SessionDevice *d = LOOKUP_DEVICE(s, device_id, err);
+        Error be = ERROR_INIT;
+        int r;
+
+        if (!OPS(s)->device_fd)
+                return broker_error_not_supported(err, "device-fd",
+                                                  "With the %s backend a client opens its device "
+                                                  "itself and passes the fd to AttachDevice.",
+                                                  s->host->backend->ops->name);
+        if (d->ioas_id == 0) {
+                broker_error_set(err, -EINVAL, BROKER_ERROR_INVALID_PARAMETER,
+                                 "Device %s (id %" PRIu32 ") is not attached to an address "
+                                 "space: its VFIO fd exists only then.",
+                                 d->name, device_id);
+                broker_error_add_string(err, "parameter", "deviceId");
+                return -EINVAL;
+        }
+        r = OPS(s)->device_fd(s->ctx, d->id, ret_fd, &be);
+        if (r < 0)
+                return broker_error_from_backend(err, "open the device", &be);
+        return 0;
+}
+
 int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
         Principal p;
         int fd, dup_fd;

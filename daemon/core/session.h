@@ -245,6 +245,12 @@ int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
                   uint64_t *ret_unmapped, BrokerError *err);
 int session_copy(Session *s, const SessionCopyArgs *args, uint64_t *ret_iova, BrokerError *err);
 
+/*
+ * A VFIO device fd of an attached device for the client, where it cannot open one
+ * itself (the legacy VFIO API, whose group file iommud holds).  Owned by the caller.
+ */
+int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *err);
+
 /* A duplicate of the session's iommufd, where the policy allows delegation. */
 int session_delegate(Session *s, int *ret_fd, BrokerError *err);
 

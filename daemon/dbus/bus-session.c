@@ -459,14 +459,10 @@ static int method_bind_pasid(sd_bus_message *m, void *userdata, sd_bus_error *er
         a.faults = flags & BUS_PASID_FAULTS;
         if (streq(stage1_type, ""))
                 a.stage1_type = BACKEND_HWPT_DATA_NONE;
-        else if (streq(stage1_type, "vtd"))
-                a.stage1_type = BACKEND_HWPT_DATA_VTD_S1;
-        else if (streq(stage1_type, "arm_smmuv3"))
-                a.stage1_type = BACKEND_HWPT_DATA_ARM_SMMUV3;
-        else
+        else if (backend_stage1_type_from_string(stage1_type, &a.stage1_type) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Stage-1 type '%s' is not \"\", \"vtd\" or "
-                                         "\"arm_smmuv3\".",
+                                         "Stage-1 type '%s' is neither \"\" (none) nor a "
+                                         "stage-1 type of org.iommud1(5).",
                                          stage1_type);
         if (a.stage1_type != BACKEND_HWPT_DATA_NONE) {
                 a.stage1_data = data;
@@ -522,6 +518,20 @@ static int method_respond_fault(sd_bus_message *m, void *userdata, sd_bus_error 
         if (session_respond_fault(bs->session, cookie, code, &e) < 0)
                 return bus_error_from_broker(error, &e);
         return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_get_device_fd(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        SESSION_CALL(m, userdata, error);
+        _cleanup_close_ int fd = -EBADF;
+        uint32_t id;
+        int r;
+
+        r = sd_bus_message_read(m, "u", &id);
+        if (r < 0)
+                return r;
+        if (session_device_fd(bs->session, id, &fd, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        return sd_bus_reply_method_return(m, "h", fd);
 }
 
 static int method_delegate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -614,6 +624,9 @@ const sd_bus_vtable bus_session_vtable[] = {
                                 method_attach_device_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DetachDevice", SD_BUS_ARGS("u", device_id), SD_BUS_NO_RESULT,
                                 method_detach_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetDeviceFd", SD_BUS_ARGS("u", device_id),
+                                SD_BUS_RESULT("h", device_fd), method_get_device_fd,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CreateAddressSpace", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("u", ioas_id), method_create_address_space,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "explain.h"
 #include "json-util.h"
 #include "varlink-manager-idl.h"
@@ -172,9 +173,12 @@ static int method_get_status(VarlinkCall *call, json_object *params, VarlinkCall
         const char *features[64];
         json_object *out, *fa;
         size_t eligible = 0;
-        int n;
+        int n, r;
 
         REQUIRE_ADMIN(call);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < h->topology->n_devices; i++) {
                 _cleanup_(policy_decision_clear) PolicyDecision dec = {};
 
@@ -197,6 +201,9 @@ static int method_get_status(VarlinkCall *call, json_object *params, VarlinkCall
         (void)json_util_add(out, "features", fa);
         if (mv->cfg.topology)
                 (void)json_util_add(out, "topology", json_object_new_string(mv->cfg.topology));
+        if (mv->cfg.backend_reason)
+                (void)json_util_add(out, "backendReason",
+                                    json_object_new_string(mv->cfg.backend_reason));
         (void)json_util_add(out, "sessions", u64_node(h->n_sessions));
         (void)json_util_add(out, "groups", u64_node(h->topology->n_groups));
         (void)json_util_add(out, "devices", u64_node(h->topology->n_devices));
@@ -256,8 +263,12 @@ static int method_list_sessions(VarlinkCall *call, json_object *params, VarlinkC
                                 void *userdata) {
         ManagerVarlink *mv = userdata;
         json_object *out, *a;
+        int r;
 
         REQUIRE_ADMIN(call);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         out = json_object_new_object();
         a = json_object_new_array();
         if (!out || !a) {
@@ -290,33 +301,41 @@ static int reply_explain_error(VarlinkCall *call, const BrokerError *e, int r) {
         return varlink_call_error(call, MANAGER_ERROR_NO_SUCH_DEVICE, p);
 }
 
+typedef struct ExplainDeviceParams {
+        const char *device;
+        uint32_t uid;
+        uint32_t gid;
+        const char *unit;
+} ExplainDeviceParams;
+
+static const JsonDispatchField explain_device_parameters[] = {
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
+          offsetof(ExplainDeviceParams, device) },
+        { "uid", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(ExplainDeviceParams, uid) },
+        { "gid", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(ExplainDeviceParams, gid) },
+        { "unit", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE,
+          offsetof(ExplainDeviceParams, unit) },
+        {},
+};
+
 static int method_explain_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                  void *userdata) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
         ManagerVarlink *mv = userdata;
         BrokerError e = BROKER_ERROR_INIT;
-        ExplainSubject who = EXPLAIN_SUBJECT_UID(0);
-        const char *device = NULL;
+        /* Without a gid, the uid's account names the primary group (ExplainSubject). */
+        ExplainDeviceParams ep = { .gid = GID_INVALID };
+        ExplainSubject who;
         json_object *out = NULL;
         int r;
 
         REQUIRE_ADMIN(call);
-        json_object_object_foreach(params, key, value) {
-                (void)value;
-                if (!streq(key, "device") && !streq(key, "uid") && !streq(key, "gid") &&
-                    !streq(key, "unit"))
-                        return varlink_call_error_invalid_parameter(call, key);
-        }
-        if (json_util_get_string(params, "device", 0, &device, NULL) < 0)
-                return varlink_call_error_invalid_parameter(call, "device");
-        if (json_util_get_u32(params, "uid", 0, &who.uid, NULL) < 0)
-                return varlink_call_error_invalid_parameter(call, "uid");
-        if (json_util_get_u32(params, "gid", JSON_UTIL_OPTIONAL, &who.gid, NULL) < 0)
-                return varlink_call_error_invalid_parameter(call, "gid");
-        if (json_util_get_string(params, "unit", JSON_UTIL_OPTIONAL, &who.unit, NULL) < 0)
-                return varlink_call_error_invalid_parameter(call, "unit");
+        r = varlink_call_dispatch(call, params, explain_device_parameters, &ep);
+        if (r < 0)
+                return r;
+        who = (ExplainSubject){ .uid = ep.uid, .gid = ep.gid, .unit = ep.unit };
 
-        r = explain_device_for(&EXPLAIN_SCOPE_HOST(mv->cfg.host), device, &who, &dec, &e);
+        r = explain_device_for(&EXPLAIN_SCOPE_HOST(mv->cfg.host), ep.device, &who, &dec, &e);
         if (r < 0)
                 return reply_explain_error(call, &e, r);
         r = policy_decision_to_json(&dec, &out);
@@ -336,6 +355,9 @@ static int method_reload_policy(VarlinkCall *call, json_object *params, VarlinkC
         int r;
 
         REQUIRE_ADMIN(call);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         if (!mv->cfg.reload_policy)
                 return varlink_call_error(call, VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, NULL);
         r = mv->cfg.reload_policy(mv->cfg.userdata, &diags);
@@ -366,8 +388,12 @@ static int method_monitor(VarlinkCall *call, json_object *params, VarlinkCallFla
                           void *userdata) {
         ManagerVarlink *mv = userdata;
         VarlinkCall **a;
+        int r;
 
         REQUIRE_ADMIN(call);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         if (!(flags & VARLINK_CALL_MORE))
                 return varlink_call_error(call, VARLINK_ERROR_EXPECTED_MORE, NULL);
         /* Drop subscribers whose connections went away without an event to notice it. */
@@ -387,7 +413,7 @@ static int method_monitor(VarlinkCall *call, json_object *params, VarlinkCallFla
 static const VarlinkMethod manager_methods[] = {
         { "GetStatus", method_get_status },
         { "ListSessions", method_list_sessions },
-        { "ExplainDevice", method_explain_device },
+        { "ExplainDevice", method_explain_device, explain_device_parameters },
         { "ReloadPolicy", method_reload_policy },
         { "Monitor", method_monitor },
         {},
@@ -396,8 +422,7 @@ static const VarlinkMethod manager_methods[] = {
 int manager_varlink_new(ManagerVarlink **ret, const ManagerVarlinkConfig *cfg) {
         ManagerVarlink *mv;
 
-        if (!cfg || !cfg->host)
-                return -EINVAL;
+        assert_return(ret && cfg && cfg->host, -EINVAL);
         mv = calloc(1, sizeof(*mv));
         if (!mv)
                 return -ENOMEM;

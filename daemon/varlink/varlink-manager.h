@@ -24,6 +24,7 @@ typedef struct ManagerVarlink ManagerVarlink;
 typedef struct ManagerVarlinkConfig {
         SessionHost *host;              /* must outlive the object */
         const char *topology;           /* the simulated topology's name; NULL for the kernel */
+        const char *backend_reason;     /* which kernel backend runs and why; NULL with sim */
         /*
          * Reloads the policy.  Returns 0, or a negative errno with every
          * diagnostic as a "FILE:LINE:COL: PATH: message" string in

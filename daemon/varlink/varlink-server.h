@@ -53,6 +53,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "json-dispatch.h"
 #include "macros.h"
 
 typedef struct VarlinkServer VarlinkServer;
@@ -102,6 +103,9 @@ typedef int (*VarlinkMethodFn)(VarlinkCall *call, json_object *parameters, Varli
 typedef struct VarlinkMethod {
         const char *name;                /* "Map", without the interface */
         VarlinkMethodFn handler;
+        /* What the handler decodes with varlink_call_dispatch(): the method's parameters,
+         * checked against the IDL (varlink_idl_check_interface()).  NULL: none. */
+        const JsonDispatchField *parameters;
 } VarlinkMethod;
 
 typedef struct VarlinkInterface {
@@ -214,5 +218,26 @@ int varlink_call_reply_more_text(VarlinkCall *call, const char *params, size_t l
 int varlink_call_error(VarlinkCall *call, const char *error_name, json_object *params);
 /* org.varlink.service.InvalidParameter {parameter}. */
 int varlink_call_error_invalid_parameter(VarlinkCall *call, const char *parameter);
+
+/*
+ * varlink_call_dispatch() - decodes the call's parameters into target with table
+ * (json_dispatch()) and takes the fds its FD_INDEX members name from the call, into their
+ * JsonDispatchFd.fd (target then owns them).
+ *
+ * table is the one the method's VarlinkMethod lists, so that the IDL check covers what the
+ * handler decodes.  On a client's mistake (a member unknown, missing, mistyped, out of range,
+ * an fd index the call did not carry) replies org.varlink.service.InvalidParameter naming
+ * the member, with the sentence in the debug log, and returns -EINVAL: the handler returns
+ * that, the call being answered.  -ENOMEM and the like without a reply.
+ */
+int varlink_call_dispatch(VarlinkCall *call, json_object *parameters,
+                          const JsonDispatchField *table, void *target);
+/*
+ * InvalidParameter {parameter} for a value the method judges itself ("exactly one of fd and
+ * device"); the sentence goes to the debug log.  -EINVAL after replying, like
+ * varlink_call_dispatch().
+ */
+int varlink_call_invalid_parameter(VarlinkCall *call, const char *parameter, const char *fmt, ...)
+        _printf_(3, 4);
 /* The interface's errno_error {errno, message}; falls back to closing the connection. */
 int varlink_call_error_errno(VarlinkCall *call, int error, const char *message);

@@ -5,9 +5,9 @@
 
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "backend-sim.h"
 #include "json-util.h"
-#include "log.h"
 #include "varlink-simulator.h"
 
 #define SIMULATOR_ERROR_NO_SUCH_DEVICE SIMULATOR_INTERFACE ".NoSuchDevice"
@@ -36,63 +36,54 @@ static bool caller_allowed(VarlinkCall *call) {
         return hooks && u && (u->uid == 0 || u->uid == hooks->owner_uid);
 }
 
-#define GET(call, getter, params, name, flags, ret)                                                \
-        do {                                                                                       \
-                Error _pe = ERROR_INIT;                                                            \
-                if (getter((params), (name), (flags), (ret), &_pe) < 0) {                          \
-                        log_debug("%s: %s", varlink_call_get_method(call), error_message(&_pe));   \
-                        return varlink_call_error_invalid_parameter((call), (name));               \
-                }                                                                                  \
-        } while (0)
+typedef struct InjectFaultParams {
+        const char *device;
+        uint32_t pasid;
+        uint64_t address;
+        bool read, write, exec, privileged, last_page;
+        uint32_t group, count;
+} InjectFaultParams;
 
-static int method_inject_fault(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
-                               void *userdata) {
-        const char *device = NULL;
-        uint64_t address = 0;
-        uint32_t pasid = BACKEND_NO_PASID, group = 0, count = 1, perm = 0, n = 0;
-        bool r_ = false, w_ = false, x_ = false, p_ = false, last = true;
+static const JsonDispatchField inject_fault_parameters[] = {
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
+          offsetof(InjectFaultParams, device) },
+        { "pasid", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE,
+          offsetof(InjectFaultParams, pasid) },
+        { "address", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED,
+          offsetof(InjectFaultParams, address) },
+        { "read", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE, offsetof(InjectFaultParams, read) },
+        { "write", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE, offsetof(InjectFaultParams, write) },
+        { "exec", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE, offsetof(InjectFaultParams, exec) },
+        { "privileged", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE,
+          offsetof(InjectFaultParams, privileged) },
+        { "lastPage", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE,
+          offsetof(InjectFaultParams, last_page) },
+        { "groupId", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE,
+          offsetof(InjectFaultParams, group) },
+        { "count", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(InjectFaultParams, count),
+          .min = 1, .max = SIMULATOR_MAX_COUNT },
+        {},
+};
+
+/* The fault counters of the model, or the error of the first fault that could not be raised. */
+static int reply_injected(VarlinkCall *call, const InjectFaultParams *p, uint32_t n, int r,
+                          const Error *e) {
         json_object *out, *ep;
-        Error e = ERROR_INIT;
-        int r = 0;
 
-        if (!caller_allowed(call))
-                return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
-        GET(call, json_util_get_string, params, "device", 0, &device);
-        GET(call, json_util_get_u32, params, "pasid", JSON_UTIL_OPTIONAL, &pasid);
-        GET(call, json_util_get_u64, params, "address", 0, &address);
-        GET(call, json_util_get_bool, params, "read", JSON_UTIL_OPTIONAL, &r_);
-        GET(call, json_util_get_bool, params, "write", JSON_UTIL_OPTIONAL, &w_);
-        GET(call, json_util_get_bool, params, "exec", JSON_UTIL_OPTIONAL, &x_);
-        GET(call, json_util_get_bool, params, "privileged", JSON_UTIL_OPTIONAL, &p_);
-        GET(call, json_util_get_bool, params, "lastPage", JSON_UTIL_OPTIONAL, &last);
-        GET(call, json_util_get_u32, params, "groupId", JSON_UTIL_OPTIONAL, &group);
-        GET(call, json_util_get_u32, params, "count", JSON_UTIL_OPTIONAL, &count);
-        if (count == 0 || count > SIMULATOR_MAX_COUNT)
-                return varlink_call_error_invalid_parameter(call, "count");
-        perm = (r_ ? FAULT_PERM_READ : 0) | (w_ ? FAULT_PERM_WRITE : 0) |
-               (x_ ? FAULT_PERM_EXEC : 0) | (p_ ? FAULT_PERM_PRIV : 0);
-
-        for (n = 0; n < count; n++) {
-                r = backend_sim_inject_fault(hooks->backend, device, pasid,
-                                             address + (uint64_t)n * 4096, perm,
-                                             count > 1 ? true : last, group + n, &e);
-                if (r < 0)
-                        break;
-        }
         if (r < 0 && n == 0) {
                 ep = json_object_new_object();
                 if (!ep)
                         return -ENOMEM;
-                (void)json_util_add(ep, "device", json_object_new_string(device));
+                (void)json_util_add(ep, "device", json_object_new_string(p->device));
                 if (r == -ENODEV)
                         return varlink_call_error(call, SIMULATOR_ERROR_NO_SUCH_DEVICE, ep);
                 if (r == -ENOENT) {
-                        if (pasid != BACKEND_NO_PASID)
-                                (void)json_util_add(ep, "pasid", u64_node(pasid));
+                        if (p->pasid != BACKEND_NO_PASID)
+                                (void)json_util_add(ep, "pasid", u64_node(p->pasid));
                         return varlink_call_error(call, SIMULATOR_ERROR_NOT_ATTACHED, ep);
                 }
                 json_object_put(ep);
-                return varlink_call_error_errno(call, -r, error_message(&e));
+                return varlink_call_error_errno(call, -r, error_message(e));
         }
         out = json_object_new_object();
         if (!out)
@@ -101,13 +92,42 @@ static int method_inject_fault(VarlinkCall *call, json_object *params, VarlinkCa
         return varlink_call_reply(call, out);
 }
 
+static int method_inject_fault(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                               void *userdata) {
+        InjectFaultParams p = { .pasid = BACKEND_NO_PASID, .last_page = true, .count = 1 };
+        Error e = ERROR_INIT;
+        uint32_t perm, n;
+        int r = 0;
+
+        if (!caller_allowed(call))
+                return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
+        r = varlink_call_dispatch(call, params, inject_fault_parameters, &p);
+        if (r < 0)
+                return r;
+        perm = (p.read ? FAULT_PERM_READ : 0) | (p.write ? FAULT_PERM_WRITE : 0) |
+               (p.exec ? FAULT_PERM_EXEC : 0) | (p.privileged ? FAULT_PERM_PRIV : 0);
+
+        for (n = 0; n < p.count; n++) {
+                r = backend_sim_inject_fault(hooks->backend, p.device, p.pasid,
+                                             p.address + (uint64_t)n * 4096, perm,
+                                             p.count > 1 ? true : p.last_page, p.group + n, &e);
+                if (r < 0)
+                        break;
+        }
+        return reply_injected(call, &p, n, r, &e);
+}
+
 static int method_get_stats(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                             void *userdata) {
         BackendSimStats st;
         json_object *out;
+        int r;
 
         if (!caller_allowed(call))
                 return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
+        r = varlink_call_dispatch(call, params, NULL, NULL);
+        if (r < 0)
+                return r;
         backend_sim_get_stats(hooks->backend, &st);
         out = json_object_new_object();
         if (!out)
@@ -143,18 +163,38 @@ static int reply_hotplug(VarlinkCall *call, const char *device, int r, const Err
         return varlink_call_error(call, SIMULATOR_ERROR_NO_SUCH_DEVICE, p);
 }
 
+typedef struct SetDriverParams {
+        const char *device;
+        const char *driver;
+} SetDriverParams;
+
+static const JsonDispatchField set_driver_parameters[] = {
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
+          offsetof(SetDriverParams, device) },
+        { "driver", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE,
+          offsetof(SetDriverParams, driver) },
+        {},
+};
+
+/* {device}: the parameters of RemoveDevice and AddDevice. */
+static const JsonDispatchField device_parameters[] = {
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, 0 },
+        {},
+};
+
 static int method_set_driver(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                              void *userdata) {
-        const char *device = NULL, *driver = NULL;
+        SetDriverParams p = {};
         Error e = ERROR_INIT;
         int r;
 
         if (!caller_allowed(call))
                 return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
-        GET(call, json_util_get_string, params, "device", 0, &device);
-        GET(call, json_util_get_string, params, "driver", JSON_UTIL_OPTIONAL, &driver);
-        r = hooks->set_driver(hooks->userdata, device, driver, &e);
-        return reply_hotplug(call, device, r, &e);
+        r = varlink_call_dispatch(call, params, set_driver_parameters, &p);
+        if (r < 0)
+                return r;
+        r = hooks->set_driver(hooks->userdata, p.device, p.driver, &e);
+        return reply_hotplug(call, p.device, r, &e);
 }
 
 static int method_remove_device(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
@@ -165,7 +205,9 @@ static int method_remove_device(VarlinkCall *call, json_object *params, VarlinkC
 
         if (!caller_allowed(call))
                 return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
-        GET(call, json_util_get_string, params, "device", 0, &device);
+        r = varlink_call_dispatch(call, params, device_parameters, &device);
+        if (r < 0)
+                return r;
         r = hooks->remove_device(hooks->userdata, device, &e);
         return reply_hotplug(call, device, r, &e);
 }
@@ -178,17 +220,19 @@ static int method_add_device(VarlinkCall *call, json_object *params, VarlinkCall
 
         if (!caller_allowed(call))
                 return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
-        GET(call, json_util_get_string, params, "device", 0, &device);
+        r = varlink_call_dispatch(call, params, device_parameters, &device);
+        if (r < 0)
+                return r;
         r = hooks->add_device(hooks->userdata, device, &e);
         return reply_hotplug(call, device, r, &e);
 }
 
 static const VarlinkMethod simulator_methods[] = {
-        { "InjectFault", method_inject_fault },
+        { "InjectFault", method_inject_fault, inject_fault_parameters },
         { "GetStats", method_get_stats },
-        { "SetDriver", method_set_driver },
-        { "RemoveDevice", method_remove_device },
-        { "AddDevice", method_add_device },
+        { "SetDriver", method_set_driver, set_driver_parameters },
+        { "RemoveDevice", method_remove_device, device_parameters },
+        { "AddDevice", method_add_device, device_parameters },
         {},
 };
 
@@ -204,9 +248,8 @@ const VarlinkInterface *simulator_interface_get(void) {
 }
 
 int simulator_attach(VarlinkServer *s, const SimulatorHooks *h) {
-        if (!h || !h->backend || !backend_is_sim(h->backend) || !h->set_driver ||
-            !h->remove_device || !h->add_device)
-                return -EINVAL;
+        assert_return(s && h && h->backend && backend_is_sim(h->backend), -EINVAL);
+        assert_return(h->set_driver && h->remove_device && h->add_device, -EINVAL);
         hooks = h;
         return varlink_server_add_interface(s, &simulator_interface);
 }

@@ -11,6 +11,7 @@
 
 #include "bus-errors.h"
 #include "bus-harness.h"
+#include "itest.h"
 
 #define WAIT_ROUNDS 600 /* of 50 ms */
 
@@ -48,9 +49,10 @@ int bus_harness_start_dbus(const char *dir, pid_t *ret_pid, sd_bus **ret_bus) {
         snprintf(listen, sizeof(listen), "unix:path=%s/bus", dir);
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
-        pid = fork();
+        /* It dies with the test: a failed test must not leave it holding meson's pipe. */
+        pid = itest_fork();
         if (pid < 0)
-                return -errno;
+                return pid;
         if (pid == 0) {
                 char config_arg[300], address_arg[320];
 

@@ -30,12 +30,3 @@ void bus_harness_reap(pid_t *pid);
 bool bus_harness_alive(pid_t pid);
 /* Removes the test's scratch directory dir and everything below it; ignores "". */
 void bus_harness_remove_dir(const char *dir);
-
-/* Skips the calling test, saying why, when the suite's setup left a reason. */
-#define BUS_HARNESS_REQUIRE(reason)                                                                \
-        do {                                                                                       \
-                if ((reason)[0]) {                                                                 \
-                        print_message("# skipped: %s\n", (reason));                                \
-                        skip();                                                                    \
-                }                                                                                  \
-        } while (0)

@@ -19,9 +19,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (!idl->name)
                 abort();
-        for (size_t i = 0; i < idl->n_methods; i++)
+        for (size_t i = 0; i < idl->n_methods; i++) {
+                const VarlinkIdlParameters *p;
+
                 if (!varlink_idl_has_method(idl, idl->methods[i]))
                         abort();
+                /* Every parameter has a name; the method found first of its name has them. */
+                p = varlink_idl_method_parameters(idl, idl->methods[i]);
+                if (!p || p != &idl->parameters[i])
+                        abort();
+                for (size_t k = 0; k < p->n; k++)
+                        if (!p->items[k].name || !p->items[k].name[0])
+                                abort();
+        }
         for (size_t i = 0; i < idl->n_errors; i++)
                 if (!varlink_idl_has_error(idl, idl->errors[i]))
                         abort();

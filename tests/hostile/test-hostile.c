@@ -263,7 +263,7 @@ static void test_flood_limits(void **state) {
         /* The transport's per-uid limit, hit by another user holding everything it may. */
         assert_int_equal(pipe2(to_child, O_CLOEXEC), 0);
         assert_int_equal(pipe2(from_child, O_CLOEXEC), 0);
-        pid = fork();
+        pid = itest_fork();
         assert_true(pid >= 0);
         if (pid == 0) {
                 ItestClient *v[HOSTILE_MAX_CONNECTIONS];
@@ -272,6 +272,7 @@ static void test_flood_limits(void **state) {
                 if (setgroups(0, NULL) < 0 || setgid(HOSTILE_NOBODY) < 0 ||
                     setuid(HOSTILE_NOBODY) < 0)
                         _exit(2);
+                itest_die_with_parent();
                 n = fill_connections(f, v, HOSTILE_MAX_CONNECTIONS - 1);
                 hostile_write_byte(from_child[1], (char)n);
                 (void)hostile_read_byte(to_child[0]);
@@ -749,7 +750,7 @@ static void test_group_race(void **state) {
                 assert_int_equal(pipe2(results, O_CLOEXEC), 0);
                 for (int i = 0; i < RACERS; i++) {
                         assert_int_equal(pipe2(release[i], O_CLOEXEC), 0);
-                        pids[i] = fork();
+                        pids[i] = itest_fork();
                         assert_true(pids[i] >= 0);
                         if (pids[i] == 0) {
                                 ItestClient *c;
@@ -901,7 +902,7 @@ static void test_sigkill_random(void **state) {
         int status;
 
         for (int i = 0; i < CLIENTS; i++) {
-                pids[i] = fork();
+                pids[i] = itest_fork();
                 assert_true(pids[i] >= 0);
                 if (pids[i] == 0)
                         busy_client(f, f->seed + (uint32_t)i + 1);
@@ -915,7 +916,7 @@ static void test_sigkill_random(void **state) {
                 if (!WIFSIGNALED(status))
                         fail_msg("client %d ended with status 0x%x before it was killed", i,
                                  status);
-                pids[i] = fork();
+                pids[i] = itest_fork();
                 assert_true(pids[i] >= 0);
                 if (pids[i] == 0)
                         busy_client(f, f->seed + 1000u * (uint32_t)(k + 1) + (uint32_t)i);

@@ -20,6 +20,28 @@
 
 #include "itest.h"
 
+/* The process whose children itest_fork() makes: they end with it. */
+static pid_t itest_parent;
+
+void itest_die_with_parent(void) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* The parent may have gone before the line above ran: then nobody will signal us. */
+        if (getppid() != itest_parent)
+                _exit(EXIT_FAILURE);
+}
+
+pid_t itest_fork(void) {
+        pid_t pid;
+
+        itest_parent = getpid();
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                itest_die_with_parent();
+        return pid;
+}
+
 int itest_write_file(const char *path, const char *text) {
         FILE *f = fopen(path, "we");
 
@@ -91,15 +113,14 @@ int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_
                 return r;
         }
 
-        d->pid = fork();
+        d->pid = itest_fork();
         if (d->pid < 0) {
-                r = -errno;
+                r = d->pid;
+                d->pid = 0;
                 close(nfd);
                 return r;
         }
         if (d->pid == 0) {
-                /* A test that dies (a failed assertion) must not leave its daemon behind. */
-                (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
                 setenv("NOTIFY_SOCKET", notify, 1);
                 unsetenv("LISTEN_FDS");
                 unsetenv("LISTEN_PID");

@@ -14,6 +14,18 @@
 
 #include <json-c/json.h>
 
+/*
+ * fork() for tests: the child gets SIGKILL when the test process ends, so a test that fails
+ * (or crashes) leaves no client or daemon behind to hold meson's output pipe until the timeout.
+ * Returns what fork() returns, -errno on failure.
+ */
+pid_t itest_fork(void);
+/*
+ * In a child of itest_fork(): arms the same again.  The kernel clears it when the child
+ * changes its uid or gid (a client that drops to nobody), so call it after setuid().
+ */
+void itest_die_with_parent(void);
+
 typedef struct ItestDaemon {
         pid_t pid;
         char dir[256];      /* private runtime directory */

@@ -400,6 +400,7 @@ static void test_attach_by_name_and_delegate(void **state) {
         Fixture *f = *state;
         const char *name = find_device(f->c, pred_eligible, NULL, NULL, 0);
         json_object *r;
+        uint64_t id;
         char n[64];
 
         assert_non_null(name);
@@ -408,6 +409,14 @@ static void test_attach_by_name_and_delegate(void **state) {
                  itest_params("device", json_object_new_string(n), NULL));
         assert_ok(r);
         assert_string_equal(itest_get_string(itest_reply_params(r), "bdf"), n);
+        id = itest_get_u64(itest_reply_params(r), "deviceId");
+        json_object_put(r);
+
+        /* Clients of the simulated host pass their own device nodes: no fd comes back. */
+        r = call(f->c, "org.iommud.Broker.GetDeviceFd",
+                 itest_params("deviceId", json_object_new_int64((int64_t)id), NULL));
+        assert_error(r, "org.iommud.Broker.NotSupported");
+        assert_int_equal(f->c->n_rfds, 0);
         json_object_put(r);
 
         r = call(f->c, "org.iommud.Broker.Delegate", NULL);
@@ -535,11 +544,22 @@ static void test_error_names(void **state) {
                 "{\"ioasId\":1,\"iova\":0,\"length\":4096,\"bogus\":1}",
                 "{\"ioasId\":4294967296,\"iova\":0,\"length\":4096}",
                 "{\"ioasId\":1,\"iova\":0.5,\"length\":4096}",
+                /* Beyond 2^64: refused, not read as 2^64-1. */
+                "{\"ioasId\":1,\"iova\":0,\"length\":1000000000000000000000000000000}",
+                "{\"ioasId\":1,\"iova\":-1000000000000000000000000000000,\"length\":4096}",
         };
         static const char *const param[] = { "ioasId", "ioasId", "iova", "bogus", "ioasId",
-                                             "iova" };
+                                             "iova", "length", "iova" };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                r = call(f->c, "org.iommud.Broker.Unmap", json_tokener_parse(bad[i]));
+                char text[256];
+                int n;
+
+                /* Sent as text: json-c in this process would saturate the big literals. */
+                n = snprintf(text, sizeof(text),
+                             "{\"method\":\"org.iommud.Broker.Unmap\",\"parameters\":%s}", bad[i]);
+                assert_true(n > 0 && (size_t)n < sizeof(text));
+                assert_int_equal(itest_client_send_raw(f->c, text, (size_t)n + 1, NULL, 0), 0);
+                assert_int_equal(itest_client_recv(f->c, &r), 1);
                 assert_error(r, "org.varlink.service.InvalidParameter");
                 assert_string_equal(itest_get_string(itest_reply_params(r), "parameter"),
                                     param[i]);
@@ -683,7 +703,7 @@ static void test_denied_other_principal(void **state) {
         assert_non_null(find_device(f->c, pred_eligible, NULL, cdev, sizeof(cdev)));
         if (getuid() != 0)
                 skip();
-        pid = fork();
+        pid = itest_fork();
         assert_true(pid >= 0);
         if (pid == 0) {
                 ItestClient *c;
@@ -692,6 +712,7 @@ static void test_denied_other_principal(void **state) {
 
                 if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
                         _exit(2);
+                itest_die_with_parent();
                 if (itest_client_connect(&c, f->daemon.socket) < 0)
                         _exit(3);
                 r = itest_call(c, "org.iommud.Broker.AttachDevice",
@@ -918,7 +939,7 @@ static void test_sigkill_mid_session(void **state) {
 
         assert_non_null(find_device(f->c, pred_eligible, NULL, cdev, sizeof(cdev)));
         assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
-        pid = fork();
+        pid = itest_fork();
         assert_true(pid >= 0);
         if (pid == 0) {
                 ItestClient *c;

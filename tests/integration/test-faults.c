@@ -529,6 +529,27 @@ static void test_response_after_unbind(void **state) {
                               "address", I(0x7000), NULL));
         assert_error(r, "org.iommud.Simulator.NotAttached");
         json_object_put(r);
+
+        /* The simulator's parameters are decoded by its tables too. */
+        static const struct {
+                const char *member, *value;
+        } bad[] = {
+                { "count", "0" },
+                { "count", "65537" },
+                { "lastPage", "\"yes\"" },
+                { "colour", "true" },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                json_object *p = itest_params("device", json_object_new_string(DEV_A),
+                                              "address", I(0x7000), NULL);
+
+                json_object_object_add(p, bad[i].member, json_tokener_parse(bad[i].value));
+                r = call(f->c, "org.iommud.Simulator.InjectFault", p);
+                assert_error(r, "org.varlink.service.InvalidParameter");
+                assert_string_equal(itest_get_string(itest_reply_params(r), "parameter"),
+                                    bad[i].member);
+                json_object_put(r);
+        }
 }
 
 /* Two sessions on two devices each see only their own faults and cannot answer the other's. */

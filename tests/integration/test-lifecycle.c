@@ -186,9 +186,13 @@ static void harness_exec(Harness *h) {
 
 static int harness_launch(Harness *h) {
         h->ready = false;
-        h->d.pid = fork();
-        if (h->d.pid < 0)
-                return -errno;
+        h->d.pid = itest_fork();
+        if (h->d.pid < 0) {
+                int r = h->d.pid;
+
+                h->d.pid = 0;
+                return r;
+        }
         if (h->d.pid == 0)
                 harness_exec(h);
         return harness_pump(h, true);
@@ -1011,7 +1015,7 @@ static void test_failed_start_exits(void **state) {
         fd = open(log, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
 
-        pid = fork();
+        pid = itest_fork();
         assert_true(pid >= 0);
         if (pid == 0) {
                 if (dup2(fd, STDERR_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0)

@@ -43,34 +43,16 @@
 #define TEST_IOVA 0x200000ull
 #define TEST_PAGES 2
 
-/* A step's outcome as a TAP line; returns r so callers can stop at the first failure. */
-static int step(int r, const char *bdf, const char *what) {
-        if (r < 0)
-                tap(false, "%s: %s: %s", bdf, what, strerror(-r));
-        else
-                tap(true, "%s: %s", bdf, what);
-        return r;
-}
-
 static int xioctl(int fd, unsigned long req, void *arg) {
         return ioctl(fd, req, arg) < 0 ? -errno : 0;
 }
 
 static bool is_bound_edu(const char *bdf) {
-        char path[PATH_MAX], drv[PATH_MAX];
         unsigned vendor = 0, device = 0;
-        ssize_t n;
 
-        if (pci_sysfs_hex(bdf, "vendor", &vendor) < 0 || pci_sysfs_hex(bdf, "device", &device) < 0)
-                return false;
-        if (vendor != EDU_VENDOR || device != EDU_DEVICE)
-                return false;
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-        n = readlink(path, drv, sizeof(drv) - 1);
-        if (n < 0)
-                return false;
-        drv[n] = 0;
-        return streq(strrchr(drv, '/') ? strrchr(drv, '/') + 1 : drv, "vfio-pci");
+        return pci_sysfs_hex(bdf, "vendor", &vendor) >= 0 &&
+               pci_sysfs_hex(bdf, "device", &device) >= 0 && vendor == EDU_VENDOR &&
+               device == EDU_DEVICE && pci_driver_is(bdf, "vfio-pci");
 }
 
 static int print_iova_ranges(int iommufd, uint32_t ioas, const char *bdf) {

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "macros.h"
@@ -33,6 +34,28 @@ static inline _printf_(2, 3) void tap(bool ok, const char *fmt, ...) {
         fflush(stdout);
         if (!ok)
                 tap_failed++;
+}
+
+/* A step's outcome as a TAP line naming the device; returns r to stop at the first failure. */
+static inline int step(int r, const char *bdf, const char *what) {
+        if (r < 0)
+                tap(false, "%s: %s: %s", bdf, what, strerror(-r));
+        else
+                tap(true, "%s: %s", bdf, what);
+        return r;
+}
+
+/* Whether the PCI device is bound to driver: /sys/bus/pci/devices/BDF/driver names it. */
+static inline bool pci_driver_is(const char *bdf, const char *driver) {
+        char path[PATH_MAX], drv[PATH_MAX];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+        n = readlink(path, drv, sizeof(drv) - 1);
+        if (n < 0)
+                return false;
+        drv[n] = 0;
+        return streq(strrchr(drv, '/') ? strrchr(drv, '/') + 1 : drv, driver);
 }
 
 /* A hex attribute of a PCI device: /sys/bus/pci/devices/BDF/ATTR ("vendor", "device"). */

@@ -4,7 +4,7 @@
 # Boots the kernel-vm guest under QEMU (q35, TCG) with an emulated Intel or AMD IOMMU and
 # re-emits the guest's test results as numbered TAP on stdout.
 #
-#   run-vm.sh -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME]
+#   run-vm.sh -m intel|amd|mock -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME]
 #             [-M MEMORY] [-a KERNEL-ARGS] [-T]
 #
 # -s picks guest programs by name (comma-separated, without the NN- prefix; default all);
@@ -21,9 +21,9 @@
 #     01:02.0 edu                 bound to vfio-pci
 #
 # Fails (TAP "not ok" and exit 1) on a timeout, a kernel panic or oops, a missing completion
-# marker, or any guest "not ok".  When QEMU or a kernel image is unavailable it prints a TAP
-# skip plan ("1..0 # SKIP reason") and exits 0: under meson's TAP protocol exit 77 would count
-# as an error.  The kernel comes from -k, $IOMMUD_KVM_KERNEL, or build-kernel.sh's cache; the
+# marker, any guest "not ok" or "Bail out!".  When QEMU or a kernel image is unavailable it
+# prints a TAP skip plan ("1..0 # SKIP reason") and exits 0: under meson's TAP protocol exit 77
+# would count as an error.  The kernel comes from -k, $IOMMUD_KVM_KERNEL, or build-kernel.sh's cache; the
 # build itself is a separate step (tools/kernel-vm) unless IOMMUD_KVM_BUILD=1.
 #
 # Logs: LOGDIR/kernel-vm-NAME.console.log (the whole serial console), .tap.log, .qemu.log.
@@ -63,13 +63,16 @@ while getopts "m:r:k:l:t:s:n:M:a:T" opt; do
         M) memory=$OPTARG ;;
         a) extra_args=$OPTARG ;;
         T) tap_only=1 ;;
-        *) die "usage: $0 -m intel|amd -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME] [-M MEMORY] [-a KERNEL-ARGS] [-T]" ;;
+        *) die "usage: $0 -m intel|amd|mock -r INITRAMFS [-k BZIMAGE] [-l LOGDIR] [-t TIMEOUT] [-s TESTS] [-n NAME] [-M MEMORY] [-a KERNEL-ARGS] [-T]" ;;
         esac
 done
 case $mode in
 intel) iommu=(-device intel-iommu,intremap=on,caching-mode=on); iommu_arg="intel_iommu=on" ;;
 amd) iommu=(-device amd-iommu,intremap=on); iommu_arg="" ;; # AMD-Vi is on by default
-*) die "unknown mode '$mode' (intel or amd)" ;;
+# No emulated IOMMU: the kernel's mock IOMMU (IOMMUFD_TEST) is then the only one, which 6.12
+# needs to probe its device; no device can be bound to vfio-pci.
+mock) iommu=(); iommu_arg=""; vfio_devices= ;;
+*) die "unknown mode '$mode' (intel, amd or mock)" ;;
 esac
 [ -f "$initramfs" ] || die "initramfs '$initramfs' does not exist"
 
@@ -121,7 +124,8 @@ qemu_rc=$?
 elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
 # Number the guest's result lines (replacing any number a program gave them: each guest
-# program has its own plan); pass comments through, drop the programs' own plans.
+# program has its own plan); pass comments through, drop the programs' own plans.  A guest
+# program's "Bail out!" becomes a failed result: the run goes on to its host-side verdicts.
 n=0
 failed=0
 tap_re='^(not ok|ok)( [0-9]+)?(.*)$'
@@ -131,8 +135,15 @@ while IFS= read -r line; do
                 n=$((n + 1))
                 [ "${BASH_REMATCH[1]}" = "not ok" ] && failed=1
                 echo "${BASH_REMATCH[1]} $n${BASH_REMATCH[3]}"
+        elif [[ $line == "Bail out!"* ]]; then
+                n=$((n + 1))
+                failed=1
+                echo "not ok $n - a guest program bailed out: ${line#Bail out!}"
         elif [[ $line == "#"* ]]; then
                 echo "$line"
+        elif [[ $line == "BENCH "* ]]; then
+                # A figure for tools/bench (bench/bench-report.h), a comment to TAP.
+                echo "# $line"
         fi
 done <"$tap"
 

@@ -8,11 +8,9 @@
  *                       conformance test also runs through the real ABI
  *                       structures, size rules and errno mapping;
  *   "kernel-responder-mmap"  the same as a kernel without IOMMU_IOAS_MAP_FILE:
- *                       memory fds take the mmap + IOMMU_IOAS_MAP fallback;
- *   "kernel"            backend-kernel on this host's /dev/iommu, with a VFIO
- *                       device cdev (IOMMUD_TEST_VFIO_DEVICE=<BDF>, else the
- *                       first one sysfs lists).  Skipped, with the reason,
- *                       when there is no /dev/iommu or no VFIO device.
+ *                       memory fds take the mmap + IOMMU_IOAS_MAP fallback.
+ *
+ * The "kernel" factory, on this host's /dev/iommu, is in conformance-real.c.
  */
 
 #include <dirent.h>
@@ -24,6 +22,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -179,6 +178,13 @@ static int responder_auto_invalid(ConfEnv *env, uint64_t *ret) {
         return conformance_sim_factory.auto_invalid_count(&d->sim_env, ret);
 }
 
+static int responder_ioctl(ConfEnv *env, BackendContext *c, unsigned long request, void *arg) {
+        ResponderFactoryData *d = env->userdata;
+
+        return kernel_responder_ioctl(d->responder, env->backend->ops->context_fd(c), request,
+                                      arg);
+}
+
 const ConfFactory conformance_kernel_responder_factory = {
         .name = "kernel-responder",
         .setup = responder_setup,
@@ -186,6 +192,7 @@ const ConfFactory conformance_kernel_responder_factory = {
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
+        .ioctl = responder_ioctl,
 };
 
 const ConfFactory conformance_kernel_responder_mmap_factory = {
@@ -195,140 +202,5 @@ const ConfFactory conformance_kernel_responder_mmap_factory = {
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
-};
-
-/* ---- backend-kernel on this host ---- */
-
-typedef struct RealFactoryData {
-        char device[64];          /* BDF of the VFIO device used as the plain device */
-} RealFactoryData;
-
-/* Says once why the real-kernel factory does not run here. */
-static int real_skip(const char *reason) {
-        static bool said = false;
-
-        if (!said) {
-                printf("# kernel: skipped: %s\n", reason);
-                fflush(stdout);
-                said = true;
-        }
-        return -ENODEV;
-}
-
-/* The first VFIO device cdev sysfs lists: /sys/class/vfio-dev/vfioN/device -> .../BDF. */
-static int first_vfio_device(char *ret, size_t size) {
-        DIR *d = opendir("/sys/class/vfio-dev");
-        int r = -ENOENT;
-
-        if (!d)
-                return -ENOENT;
-        for (struct dirent *de; (de = readdir(d));) {
-                char link[PATH_MAX], target[PATH_MAX], *base;
-                ssize_t n;
-
-                if (!strneq(de->d_name, "vfio", 4))
-                        continue;
-                snprintf(link, sizeof(link), "/sys/class/vfio-dev/%s/device", de->d_name);
-                n = readlink(link, target, sizeof(target) - 1);
-                if (n < 0)
-                        continue;
-                target[n] = '\0';
-                base = strrchr(target, '/');
-                base = base ? base + 1 : target;
-                if (strlen(base) >= size)
-                        continue;
-                strcpy(ret, base);
-                r = 0;
-                break;
-        }
-        closedir(d);
-        return r;
-}
-
-/*
- * iommufd caps an automatic IOVA's alignment at HPAGE_SIZE on kernels with transparent huge
- * pages and at PAGE_SIZE without (iopt_alloc_iova); sysfs shows which and the PMD size.
- */
-static uint64_t auto_align_max(uint64_t page_size) {
-        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re");
-        unsigned long long v = 0;
-
-        if (!f)
-                return page_size;
-        if (fscanf(f, "%llu", &v) != 1 || v < page_size)
-                v = page_size;
-        fclose(f);
-        return v;
-}
-
-static bool said_align;
-
-static int real_setup(ConfEnv *env) {
-        BackendKernelConfig cfg = BACKEND_KERNEL_CONFIG_INIT;
-        RealFactoryData *d;
-        const char *want = getenv("IOMMUD_TEST_VFIO_DEVICE");
-        Error err = ERROR_INIT;
-        int r;
-
-        if (access("/dev/iommu", F_OK) < 0)
-                return real_skip("this host has no /dev/iommu (no iommufd in the running kernel)");
-        if (access("/dev/iommu", R_OK | W_OK) < 0)
-                return real_skip("/dev/iommu exists but is not readable and writeable here");
-
-        d = calloc(1, sizeof(*d));
-        if (!d)
-                return -ENOMEM;
-        if (want && want[0])
-                snprintf(d->device, sizeof(d->device), "%s", want);
-        else if (first_vfio_device(d->device, sizeof(d->device)) < 0) {
-                free(d);
-                return real_skip("no VFIO device cdev (/sys/class/vfio-dev is empty); bind a "
-                                 "device to vfio-pci or set IOMMUD_TEST_VFIO_DEVICE=<BDF>");
-        }
-
-        r = backend_kernel_new(&env->backend, &cfg, &err);
-        if (r < 0) {
-                free(d);
-                printf("# kernel: skipped: %s\n", error_message(&err));
-                return -ENODEV;
-        }
-        /* What is known without a topology: 4K pages, a low IOVA free on common IOMMUs. */
-        env->page_size = 4096;
-        env->base = UINT64_C(0x40000000);
-        env->plain_resv = (IovaRange){ .start = 1, .last = 0 };
-        env->auto_align_max = auto_align_max(env->page_size);
-        if (!said_align) {
-                printf("# kernel: automatic IOVAs are aligned up to 0x%" PRIx64 " (%s)\n",
-                       env->auto_align_max,
-                       env->auto_align_max > env->page_size ? "transparent huge pages" :
-                                                              "no transparent huge pages");
-                fflush(stdout);
-                said_align = true;
-        }
-        env->nested_data_type = BACKEND_HWPT_DATA_NONE;
-        env->nested_data_len = 0;
-        env->userdata = d;
-        return 0;
-}
-
-static void real_teardown(ConfEnv *env) {
-        backend_free(env->backend);
-        env->backend = NULL;
-        free(env->userdata);
-}
-
-static int real_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
-        RealFactoryData *d = env->userdata;
-
-        /* One device cannot play group or reserved-region roles it does not have. */
-        if (role != CONF_DEV_PLAIN)
-                return -EOPNOTSUPP;
-        return env->backend->ops->device_open(env->backend, d->device, ret_fd, NULL);
-}
-
-const ConfFactory conformance_kernel_real_factory = {
-        .name = "kernel",
-        .setup = real_setup,
-        .teardown = real_teardown,
-        .open_device = real_open_device,
+        .ioctl = responder_ioctl,
 };

@@ -17,10 +17,9 @@
 
 #include <cmocka.h>
 
-#include "backend-sim.h"
 #include "conformance.h"
+#include "iommufd-abi.h"
 #include "macros.h"
-#include "simtopo-builder.h"
 
 /* ---- per-test state: the env plus everything to release at teardown ---- */
 
@@ -37,9 +36,21 @@
 #define CONF_ARENA_ALIGN (UINT64_C(4) << 20)
 #define CONF_ARENA_SPAN (UINT64_C(1) << 20) /* the longest source range a test maps */
 
+typedef struct ConfTest {
+        const char *name;
+        CMUnitTestFunction fn;
+} ConfTest;
+
+typedef struct ConfCase {
+        const ConfFactory *factory;
+        const ConfTest *test;
+        struct CMUnitTest *unit; /* the entry cmocka runs */
+        char **name;             /* its name, owned: a skip rewrites it */
+} ConfCase;
+
 typedef struct ConfState {
         ConfEnv env;
-        const struct ConfCase *kase;
+        const ConfCase *kase;
         jmp_buf skip_jmp;
         bool unavailable;
         int fds[CONF_MAX_FDS];
@@ -54,26 +65,43 @@ typedef struct ConfState {
 #define OPS(e) ((e)->backend->ops)
 
 /*
- * Skipping: cmocka reports a skipped test as "not ok # SKIP", which meson
- * counts as a failure.  A test that cannot run here says why in a TAP comment
- * and passes.
+ * Skipping.  cmocka 1.1's skip() reports "not ok N # SKIP name", which TAP consumers (meson)
+ * count as a failure.  A case that cannot run here instead renames itself to
+ * "NAME # SKIP reason" and returns: cmocka reads the name when it prints the result, so the
+ * line becomes "ok N - NAME # SKIP reason", a TAP skip directive that meson counts as skipped.
  */
 _printf_(2, 3) static _Noreturn void conf_skip(ConfState *s, const char *fmt, ...) {
-        char buf[256];
+        char buf[256], *name;
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
-        print_message("# SKIP %s\n", buf);
+        /* One line: a newline would end the directive. */
+        for (char *p = buf; *p; p++)
+                if (*p == '\n' || *p == '#')
+                        *p = ' ';
+        if (asprintf(&name, "%s # SKIP %s", *s->kase->name, buf) < 0)
+                abort();
+        free(*s->kase->name);
+        *s->kase->name = name;
+        s->kase->unit->name = name;
         longjmp(s->skip_jmp, 1);
+}
+
+/* Skips a test whose subject the backend does not offer (e.g. HWPT objects on VFIO type1). */
+static void conf_require(ConfState *s, BackendFeature f) {
+        if (!backend_has_feature(s->env.backend, f))
+                conf_skip(s, "backend %s does not offer %s", s->env.factory->name,
+                          backend_feature_to_string(f));
 }
 
 static ConfState *state_of(void **state) {
         ConfState *s = *state;
 
         if (s->unavailable)
-                conf_skip(s, "backend %s is not available here", s->env.factory->name);
+                conf_skip(s, "backend %s is not available here: %s", s->env.factory->name,
+                          s->env.unavailable[0] ? s->env.unavailable : "no reason given");
         return s;
 }
 
@@ -95,13 +123,23 @@ static void ctx_free(ConfState *s, BackendContext *c) {
         backend_context_free(c);
 }
 
+static const char *const role_names[_CONF_ROLE_MAX] = {
+        [CONF_DEV_PLAIN] = "plain",
+        [CONF_DEV_PASID] = "pasid",
+        [CONF_DEV_GROUP_A] = "group-a",
+        [CONF_DEV_GROUP_B] = "group-b",
+        [CONF_DEV_HOST_SIBLING] = "host-sibling",
+        [CONF_DEV_DIRECT] = "direct",
+};
+
 /* Opens the device in role, or skips the test when the factory has none. */
 static int dev_open(ConfState *s, ConfRole role) {
         int fd = -EBADF, r;
 
         r = s->env.factory->open_device(&s->env, role, &fd);
         if (r == -EOPNOTSUPP || r == -ENODEV)
-                conf_skip(s, "no device in role %d", (int)role);
+                conf_skip(s, "no %s device: %s", role_names[role],
+                          s->env.missing[role][0] ? s->env.missing[role] : "none given");
         assert_int_equal(r, 0);
         assert_true(s->n_fds < CONF_MAX_FDS);
         s->fds[s->n_fds++] = fd;
@@ -193,8 +231,26 @@ static bool has_resv(ConfState *s) {
         return s->env.plain_resv.start <= s->env.plain_resv.last;
 }
 
+/* The PASID width of a bound device; 0 when it has none or its kernel cannot say. */
+static uint32_t pasid_bits(ConfState *s, BackendContext *c, uint32_t dev) {
+        HwInfo info;
+
+        assert_int_equal(OPS(&s->env)->hw_info(c, dev, &info, NULL), 0);
+        return info.max_pasid_log2;
+}
+
+/* Skips a case that attaches at a PASID of a device that has none to attach. */
+static void require_pasid(ConfState *s, BackendContext *c, uint32_t dev) {
+        if (pasid_bits(s, c, dev) == 0)
+                conf_skip(s, "the %s factory's pasid device has no PASIDs (its IOMMU reports a "
+                          "PASID width of 0)", s->env.factory->name);
+}
+
 #define P (s->env.page_size)
 #define BASE (s->env.base)
+
+/* An HWPT data type no IOMMU defines (the kernel's mock IOMMU uses 0xdead). */
+#define CONF_HWPT_DATA_UNKNOWN 0xbad0da7au
 
 /* ---- 1-15: what the selftests pin down ---- */
 
@@ -207,15 +263,62 @@ static void behaviour_01_destroy_id0_enoent(void **state) {
         assert_int_equal(OPS(&s->env)->destroy(c, ioas + 1000, NULL), -ENOENT);
         assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), 0);
         assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), -ENOENT);
-        /* "Unknown ioctl nr => ENOTTY" is ABI-level: the kernel responder tests cover it. */
+        /* "Unknown ioctl nr => ENOTTY" is ABI-level: behaviour_02_size_rules has it. */
 }
 
+/*
+ * The size rules of every iommufd ioctl (iommufd_fops_ioctl): a size below the mandatory
+ * fields is EINVAL, a longer one with a non-zero byte past the kernel's structure is E2BIG,
+ * and a longer one with only zeros there is taken as exact.  A refused call changes nothing.
+ */
 static void behaviour_02_size_rules(void **state) {
         ConfState *s = state_of(state);
+        struct {
+                struct iommud_ioas_alloc a;
+                uint8_t tail[8];
+        } alloc;
+        struct {
+                struct iommud_destroy d;
+                uint8_t tail[8];
+        } destroy;
+        int (*ioc)(ConfEnv *, BackendContext *, unsigned long, void *) = s->env.factory->ioctl;
+        BackendContext *c;
+        uint32_t id;
 
-        /* Struct size rules (short => EINVAL, longer with non-zero tail => E2BIG) live
-         * below the ops table: the kernel backend's ioctl responder tests cover them. */
-        conf_skip(s, "size rules are ABI-level, covered by the kernel responder tests");
+        if (!ioc)
+                conf_skip(s, "backend %s takes C arguments: it has no sized ABI structures",
+                          s->env.factory->name);
+        c = ctx_new(s);
+
+        memset(&alloc, 0, sizeof(alloc));
+        alloc.a.size = sizeof(alloc.a) - 1;
+        assert_int_equal(ioc(&s->env, c, IOMMUD_IOMMU_IOAS_ALLOC, &alloc), -EINVAL);
+        alloc.a.size = sizeof(alloc.a) + 1;
+        alloc.tail[0] = 1;
+        assert_int_equal(ioc(&s->env, c, IOMMUD_IOMMU_IOAS_ALLOC, &alloc), -E2BIG);
+        assert_int_equal(alloc.a.out_ioas_id, 0);
+        alloc.tail[0] = 0;
+        alloc.tail[1] = 0xff; /* beyond the size given: never read */
+        assert_int_equal(ioc(&s->env, c, IOMMUD_IOMMU_IOAS_ALLOC, &alloc), 0);
+        id = alloc.a.out_ioas_id;
+        assert_int_not_equal(id, 0);
+        assert_int_equal(alloc.tail[0], 0);
+        /* The refused calls created nothing: the next id follows. */
+        assert_int_equal(ioas_new(s, c), id + 1);
+
+        memset(&destroy, 0, sizeof(destroy));
+        destroy.d.id = id;
+        destroy.d.size = sizeof(destroy.d) - 1;
+        assert_int_equal(ioc(&s->env, c, IOMMUD_IOMMU_DESTROY, &destroy), -EINVAL);
+        destroy.d.size = sizeof(destroy.d) + 8;
+        destroy.tail[7] = 1;
+        assert_int_equal(ioc(&s->env, c, IOMMUD_IOMMU_DESTROY, &destroy), -E2BIG);
+        destroy.tail[7] = 0;
+        assert_int_equal(ioc(&s->env, c, IOMMUD_IOMMU_DESTROY, &destroy), 0);
+        /* It was still there for the last call to destroy, and now it is gone. */
+        assert_int_equal(OPS(&s->env)->destroy(c, id, NULL), -ENOENT);
+        /* A number no release defines. */
+        assert_int_equal(ioc(&s->env, c, IOMMUD_IOMMUFD_IO(0xff), &destroy), -ENOTTY);
 }
 
 static void behaviour_03_unmap_empty_and_unmap_all(void **state) {
@@ -338,9 +441,9 @@ static void behaviour_07_auto_iova_avoids_reserved(void **state) {
         IovaRange r = s->env.plain_resv, allowed[2];
         uint64_t iova;
 
+        dev = bind(s, c, CONF_DEV_PLAIN);
         if (!has_resv(s))
                 conf_skip(s, "the plain device has no reserved region");
-        dev = bind(s, c, CONF_DEV_PLAIN);
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), 0);
         /* One page below the reserved region, then room only above it. */
         allowed[0] = (IovaRange){ r.start - P, r.start - 1 };
@@ -456,13 +559,28 @@ static void behaviour_10_copy(void **state) {
 static void behaviour_11_destroy_in_use_ebusy(void **state) {
         ConfState *s = state_of(state);
         BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN), hwpt = 0, manual = 0;
+        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN), hwpt = 0;
 
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, &hwpt), 0);
         assert_int_not_equal(hwpt, ioas);
         assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), -EBUSY);
         assert_int_equal(OPS(&s->env)->destroy(c, hwpt, NULL), -EBUSY);
+        /* The automatic domain goes with the last device attached to it. */
+        assert_int_equal(OPS(&s->env)->device_detach(c, dev, BACKEND_NO_PASID, NULL), 0);
+        assert_int_equal(OPS(&s->env)->destroy(c, hwpt, NULL), -ENOENT);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), 0);
+}
 
+static void behaviour_11_destroy_manual_hwpt_in_use_ebusy(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c;
+        uint32_t ioas, dev, manual = 0;
+
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
+        dev = bind(s, c, CONF_DEV_PLAIN);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), 0);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, 0, &manual), 0);
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, manual, NULL), 0);
         assert_int_equal(OPS(&s->env)->destroy(c, manual, NULL), -EBUSY);
@@ -498,22 +616,24 @@ static void behaviour_12_domain_alignment(void **state) {
 
 static void behaviour_13_hwpt_alloc_errors(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PASID), plain = 0, parent = 0;
-        uint32_t nested = 0;
+        BackendContext *c;
+        uint32_t ioas, dev, plain = 0, parent = 0, nested = 0;
         uint8_t data[64] = {};
         HwptAllocArgs a = {
-                .dev_id = dev,
                 .data_type = s->env.nested_data_type,
                 .data = data,
                 .data_len = s->env.nested_data_len,
         };
 
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
+        a.dev_id = dev = bind(s, c, CONF_DEV_PASID);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, 1u << 30, NULL), -EOPNOTSUPP);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, 0, &plain), 0);
         /* Unknown data type for a paging HWPT. */
         a.pt_id = ioas;
-        a.data_type = 0xdead;
+        a.data_type = CONF_HWPT_DATA_UNKNOWN;
         a.data_len = 24;
         assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &nested, NULL), -EOPNOTSUPP);
         if (s->env.nested_data_len == 0)
@@ -526,7 +646,7 @@ static void behaviour_13_hwpt_alloc_errors(void **state) {
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_NEST_PARENT, &parent), 0);
         a.pt_id = parent;
         /* Unknown data type for a nested HWPT. */
-        a.data_type = 0xdead;
+        a.data_type = CONF_HWPT_DATA_UNKNOWN;
         assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &nested, NULL), -EOPNOTSUPP);
         a.data_type = s->env.nested_data_type;
         assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &nested, NULL), 0);
@@ -550,7 +670,8 @@ static void behaviour_14_auto_hwpt_gone_after_move(void **state) {
         assert_int_not_equal(h1, h2);
         assert_int_equal(OPS(&s->env)->destroy(c, h1, NULL), -ENOENT);
         /* IOMMU_HWPT_ALLOC turns a failed pt_id lookup into EINVAL (iommufd_hwpt_alloc()). */
-        assert_int_equal(hwpt_alloc(s, c, dev, h1, 0, NULL), -EINVAL);
+        if (backend_has_feature(s->env.backend, BACKEND_FEATURE_HWPT_ALLOC))
+                assert_int_equal(hwpt_alloc(s, c, dev, h1, 0, NULL), -EINVAL);
         assert_int_equal(OPS(&s->env)->destroy(c, ioas1, NULL), 0);
 }
 
@@ -621,8 +742,10 @@ static void group_devices_share_hwpt(void **state) {
         ConfState *s = state_of(state);
         BackendContext *c = ctx_new(s);
         uint32_t ioas1 = ioas_new(s, c), ioas2 = ioas_new(s, c);
-        uint32_t a = bind(s, c, CONF_DEV_GROUP_A), b = bind(s, c, CONF_DEV_GROUP_B), ha = 0, hb = 0;
+        uint32_t a = bind(s, c, CONF_DEV_GROUP_A), b = 0, ha = 0, hb = 0;
+        int fd_b = dev_open(s, CONF_DEV_GROUP_B);
 
+        assert_int_equal(OPS(&s->env)->device_bind(c, fd_b, &b, NULL), 0);
         assert_int_equal(attach(s, c, a, BACKEND_NO_PASID, ioas1, &ha), 0);
         assert_int_equal(attach(s, c, b, BACKEND_NO_PASID, ioas2, NULL), -EINVAL);
         assert_int_equal(attach(s, c, b, BACKEND_NO_PASID, ioas1, &hb), 0);
@@ -630,7 +753,9 @@ static void group_devices_share_hwpt(void **state) {
         /* The shared HWPT stays while one member is attached. */
         assert_int_equal(OPS(&s->env)->device_detach(c, a, BACKEND_NO_PASID, NULL), 0);
         assert_int_equal(OPS(&s->env)->destroy(c, hb, NULL), -EBUSY);
-        /* Unbind detaches, whether or not the test's own fd keeps the file (and the binding). */
+        /* The caller lets go of its own copy too (keeping it is a teardown case of its own). */
+        dev_close(s, fd_b);
+        /* 0: unbound now; 1: maybe not (backend-kernel cannot see other processes' copies). */
         assert_true(OPS(&s->env)->device_unbind(c, b, NULL) >= 0);
         assert_int_equal(OPS(&s->env)->destroy(c, hb, NULL), -ENOENT);
 }
@@ -641,9 +766,9 @@ static void attach_reserved_collision_eaddrinuse(void **state) {
         uint32_t ioas = ioas_new(s, c), dev;
         IovaRange r = s->env.plain_resv;
 
+        dev = bind(s, c, CONF_DEV_PLAIN);
         if (!has_resv(s))
                 conf_skip(s, "the plain device has no reserved region");
-        dev = bind(s, c, CONF_DEV_PLAIN);
         assert_int_equal(map_fixed(s, c, ioas, r.start & ~(P - 1), P), 0);
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas, NULL), -EADDRINUSE);
         assert_int_equal(unmap(s, c, ioas, 0, UINT64_MAX, NULL), 0);
@@ -654,8 +779,31 @@ static void attach_again_replaces(void **state) {
         ConfState *s = state_of(state);
         BackendContext *c = ctx_new(s);
         uint32_t ioas1 = ioas_new(s, c), ioas2 = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PLAIN);
-        uint32_t manual = 0, h = 0;
+        uint32_t h1 = 0, h2 = 0;
+        uint64_t iova = 0;
 
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas1, &h1), 0);
+        assert_int_equal(map_fixed(s, c, ioas2, BASE, P), 0);
+        assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas2, &h2), 0);
+        assert_int_not_equal(h1, h2);
+        /* The device is in the new IOAS: its mapping is there, the old IOAS is free. */
+        assert_int_equal(map_fixed(s, c, ioas2, BASE, P), -EEXIST);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas2, NULL), -EBUSY);
+        assert_int_equal(OPS(&s->env)->destroy(c, ioas1, NULL), 0);
+        assert_int_equal(map_auto(s, c, ioas2, 0, P, &iova), 0);
+        assert_int_not_equal(iova, BASE);
+}
+
+static void attach_manual_hwpt_replaces(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c;
+        uint32_t ioas1, ioas2, dev, manual = 0, h = 0;
+
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas1 = ioas_new(s, c);
+        ioas2 = ioas_new(s, c);
+        dev = bind(s, c, CONF_DEV_PLAIN);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas2, 0, &manual), 0);
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, ioas1, &h), 0);
         assert_int_equal(attach(s, c, dev, BACKEND_NO_PASID, manual, &h), 0);
@@ -695,42 +843,70 @@ static void context_free_releases_everything(void **state) {
 
 /* ---- HWPT flags, PASID ---- */
 
+/* Each device the factory has of the plain and pasid roles: where they run in separate boots. */
 static void hwpt_dirty_tracking_where_supported(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c);
+        BackendContext *c;
+        uint32_t ioas;
         const ConfRole roles[] = { CONF_DEV_PLAIN, CONF_DEV_PASID };
+        unsigned tried = 0;
 
+        conf_require(s, BACKEND_FEATURE_HW_INFO);
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
         FOREACH_ARRAY(role, roles, ELEMENTSOF(roles)) {
-                uint32_t dev = bind(s, c, *role);
+                uint32_t dev = 0;
                 HwInfo info;
+                int fd = -EBADF, r;
 
+                r = s->env.factory->open_device(&s->env, *role, &fd);
+                if (r == -EOPNOTSUPP || r == -ENODEV)
+                        continue;
+                assert_int_equal(r, 0);
+                assert_true(s->n_fds < CONF_MAX_FDS);
+                s->fds[s->n_fds++] = fd;
+                assert_int_equal(OPS(&s->env)->device_bind(c, fd, &dev, NULL), 0);
                 assert_int_equal(OPS(&s->env)->hw_info(c, dev, &info, NULL), 0);
                 assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_DIRTY_TRACKING, NULL),
                                  (info.capabilities & BACKEND_HW_CAP_DIRTY_TRACKING) ? 0 :
                                                                                        -EOPNOTSUPP);
+                tried++;
         }
+        if (tried == 0)
+                conf_skip(s, "no plain or pasid device: %s; %s", s->env.missing[CONF_DEV_PLAIN],
+                          s->env.missing[CONF_DEV_PASID]);
 }
 
 static void hwpt_nested_data_validation(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PASID), parent = 0, id;
+        BackendContext *c;
+        uint32_t ioas, dev, parent = 0, id;
         uint8_t data[64] = {};
-        HwptAllocArgs a = { .dev_id = dev, .data = data };
+        HwptAllocArgs a = { .data = data };
 
+        /* Nesting by the data the factory's IOMMU takes: the feature probe infers NESTING from
+         * IOMMU_HWPT_INVALIDATE, which the responder does not answer. */
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
+        a.dev_id = dev = bind(s, c, CONF_DEV_PASID);
         if (s->env.nested_data_len == 0)
                 conf_skip(s, "no nested HWPT data for this IOMMU");
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_NEST_PARENT, &parent), 0);
         a.pt_id = parent;
         a.data_type = s->env.nested_data_type;
+        /*
+         * The driver's structure has its size exactly (iommu_copy_struct_from_user): shorter,
+         * or longer even with only zeros past it, is EINVAL.
+         */
         a.data_len = s->env.nested_data_len - 1;
         assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &id, NULL), -EINVAL);
         a.data_len = s->env.nested_data_len + 8;
-        data[s->env.nested_data_len + 3] = 1;
-        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &id, NULL), -E2BIG);
-        data[s->env.nested_data_len + 3] = 0;
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &id, NULL), -EINVAL);
+        a.data_len = s->env.nested_data_len;
         assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &id, NULL), 0);
+        a.data_len = s->env.nested_data_len + 8;
         a.data_type = BACKEND_HWPT_DATA_NONE;
         assert_int_equal(OPS(&s->env)->hwpt_alloc(c, &a, &id, NULL), -EINVAL);
         /* A nesting parent cannot also take faults. */
@@ -741,11 +917,16 @@ static void hwpt_nested_data_validation(void **state) {
 
 static void pasid_attach_rules(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
-        uint32_t ioas = ioas_new(s, c), dev = bind(s, c, CONF_DEV_PASID), plain;
-        uint32_t ph = 0, np = 0, h = 0;
+        BackendContext *c;
+        uint32_t ioas, dev, plain, ph = 0, np = 0, h = 0;
         HwInfo info;
 
+        conf_require(s, BACKEND_FEATURE_HWPT_ALLOC);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
+        dev = bind(s, c, CONF_DEV_PASID);
+        /* By the device, not the feature bits: a probe cannot see PASID attach everywhere. */
+        require_pasid(s, c, dev);
         assert_int_equal(OPS(&s->env)->hw_info(c, dev, &info, NULL), 0);
         assert_true(info.max_pasid_log2 > 0);
         assert_int_equal(hwpt_alloc(s, c, dev, ioas, BACKEND_HWPT_PASID, &ph), 0);
@@ -774,11 +955,13 @@ static void pasid_attach_rules(void **state) {
 
 static void option_rlimit_mode_and_huge_pages(void **state) {
         ConfState *s = state_of(state);
-        BackendContext *c = ctx_new(s);
+        BackendContext *c;
         uint64_t v = 7;
         uint32_t ioas;
         int r;
 
+        conf_require(s, BACKEND_FEATURE_OPTION);
+        c = ctx_new(s);
         assert_int_equal(OPS(&s->env)->option(c, BACKEND_OPTION_RLIMIT_MODE,
                                               BACKEND_OPTION_OP_GET, 0, &v, NULL), 0);
         assert_int_equal(v, 0);
@@ -876,31 +1059,51 @@ typedef struct FaultSetup {
         int fd;
 } FaultSetup;
 
+static bool readable(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        assert_true(poll(&p, 1, 0) >= 0);
+        return p.revents & POLLIN;
+}
+
+/*
+ * A context with the pasid device attached to a fault-capable HWPT over an IOAS: a paging
+ * HWPT where the backend takes faults there, else (Linux 6.12) a nested one over a parent.
+ */
 static void fault_setup(ConfState *s, FaultSetup *f) {
+        uint8_t data[64] = {};
+        HwptAllocArgs a = { .flags = BACKEND_HWPT_FAULT_ID_VALID };
+
+        conf_require(s, BACKEND_FEATURE_FAULT_QUEUE);
         if (!s->env.factory->inject_fault)
                 conf_skip(s, "faults cannot be injected");
         f->c = ctx_new(s);
         f->ioas = ioas_new(s, f->c);
         f->dev = bind(s, f->c, CONF_DEV_PASID);
         assert_int_equal(OPS(&s->env)->fault_queue_alloc(f->c, &f->fault, &f->fd, NULL), 0);
-        {
-                HwptAllocArgs a = {
-                        .flags = BACKEND_HWPT_FAULT_ID_VALID | BACKEND_HWPT_PASID,
-                        .dev_id = f->dev,
-                        .pt_id = f->ioas,
-                        .fault_id = f->fault,
-                };
-
-                assert_int_equal(OPS(&s->env)->hwpt_alloc(f->c, &a, &f->hwpt, NULL), 0);
+        a.dev_id = f->dev;
+        a.pt_id = f->ioas;
+        a.fault_id = f->fault;
+        if (pasid_bits(s, f->c, f->dev) > 0)
+                a.flags |= BACKEND_HWPT_PASID;
+        if (s->env.faults_need_nesting) {
+                assert_true(s->env.nested_data_len > 0 && s->env.nested_data_len <= sizeof(data));
+                assert_int_equal(hwpt_alloc(s, f->c, f->dev, f->ioas, BACKEND_HWPT_NEST_PARENT,
+                                            &a.pt_id), 0);
+                a.data_type = s->env.nested_data_type;
+                a.data_len = s->env.nested_data_len;
+                a.data = data;
         }
+        assert_int_equal(OPS(&s->env)->hwpt_alloc(f->c, &a, &f->hwpt, NULL), 0);
         assert_int_equal(attach(s, f->c, f->dev, BACKEND_NO_PASID, f->hwpt, NULL), 0);
 }
 
-static bool readable(int fd) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-
-        assert_true(poll(&p, 1, 0) >= 0);
-        return p.revents & POLLIN;
+/* A fault nothing takes: refused by the injector where it can tell, never queued. */
+static void inject_unrouted(ConfState *s, FaultSetup *f, uint32_t pasid) {
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, pasid, 0x5000,
+                                                      FAULT_PERM_READ, true, 1),
+                         s->env.factory->inject_unrouted_unknown ? 0 : -ENOENT);
+        assert_false(readable(f->fd));
 }
 
 static void fault_inject_read_respond(void **state) {
@@ -911,28 +1114,19 @@ static void fault_inject_read_respond(void **state) {
 
         fault_setup(s, &f);
         assert_false(readable(f.fd));
-        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
-                                                      0x1000, FAULT_PERM_READ, false, 7), 0);
-        /* An incomplete group is not delivered. */
-        assert_false(readable(f.fd));
         assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 4, &n, NULL), 0);
         assert_int_equal(n, 0);
         assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
                                                       0x2000, FAULT_PERM_WRITE, true, 7), 0);
         assert_true(readable(f.fd));
-        /* Whole groups only. */
-        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 1, &n, NULL), 0);
-        assert_int_equal(n, 0);
         assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 4, &n, NULL), 0);
-        assert_int_equal(n, 2);
+        assert_int_equal(n, 1);
         assert_false(readable(f.fd));
         assert_int_equal(buf[0].dev_id, f.dev);
-        assert_int_equal(buf[0].addr, 0x1000);
+        assert_int_equal(buf[0].addr, 0x2000);
         assert_int_equal(buf[0].grpid, 7);
-        assert_int_equal(buf[0].perm, FAULT_PERM_READ);
-        assert_int_equal(buf[0].flags & FAULT_FLAG_PASID_VALID, 0);
-        assert_int_equal(buf[1].flags & FAULT_FLAG_LAST_PAGE, FAULT_FLAG_LAST_PAGE);
-        assert_int_equal(buf[0].cookie, buf[1].cookie);
+        assert_int_equal(buf[0].perm, FAULT_PERM_WRITE);
+        assert_int_equal(buf[0].flags, FAULT_FLAG_LAST_PAGE);
 
         assert_int_equal(OPS(&s->env)->fault_respond(f.c, f.fault, buf[0].cookie + 1000,
                                                      FAULT_RESPONSE_SUCCESS, NULL), -EINVAL);
@@ -953,6 +1147,43 @@ static void fault_inject_read_respond(void **state) {
         assert_int_equal(OPS(&s->env)->destroy(f.c, f.fault, NULL), -EBUSY);
 }
 
+/* A group of page requests is delivered whole, once its last page came. */
+static void fault_group_delivered_whole(void **state) {
+        ConfState *s = state_of(state);
+        FaultRecord buf[4];
+        FaultSetup f;
+        size_t n = 9;
+        int r;
+
+        fault_setup(s, &f);
+        r = s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID, 0x1000,
+                                         FAULT_PERM_READ, false, 7);
+        if (r == -EOPNOTSUPP)
+                conf_skip(s, "the %s factory's pasid device reports every page request as the "
+                          "last of its group", s->env.factory->name);
+        assert_int_equal(r, 0);
+        /* An incomplete group is not delivered. */
+        assert_false(readable(f.fd));
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 4, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
+                                                      0x2000, FAULT_PERM_WRITE, true, 7), 0);
+        assert_true(readable(f.fd));
+        /* Whole groups only. */
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 1, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 4, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_false(readable(f.fd));
+        assert_int_equal(buf[0].addr, 0x1000);
+        assert_int_equal(buf[0].perm, FAULT_PERM_READ);
+        assert_int_equal(buf[0].flags & FAULT_FLAG_LAST_PAGE, 0);
+        assert_int_equal(buf[1].flags & FAULT_FLAG_LAST_PAGE, FAULT_FLAG_LAST_PAGE);
+        assert_int_equal(buf[0].cookie, buf[1].cookie);
+        assert_int_equal(OPS(&s->env)->fault_respond(f.c, f.fault, buf[0].cookie,
+                                                     FAULT_RESPONSE_SUCCESS, NULL), 0);
+}
+
 static void fault_pasid_records(void **state) {
         ConfState *s = state_of(state);
         FaultRecord buf[2];
@@ -960,6 +1191,7 @@ static void fault_pasid_records(void **state) {
         size_t n;
 
         fault_setup(s, &f);
+        require_pasid(s, f.c, f.dev);
         assert_int_equal(attach(s, f.c, f.dev, 5, f.hwpt, NULL), 0);
         assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, 5, 0x5000,
                                                       FAULT_PERM_EXEC, true, 1), 0);
@@ -968,21 +1200,20 @@ static void fault_pasid_records(void **state) {
         assert_int_equal(buf[0].pasid, 5);
         assert_int_equal(buf[0].flags, FAULT_FLAG_PASID_VALID | FAULT_FLAG_LAST_PAGE);
         /* Nothing with a fault queue at PASID 6. */
-        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, 6, 0x5000,
-                                                      FAULT_PERM_READ, true, 1), -ENOENT);
+        inject_unrouted(s, &f, 6);
 }
 
 static void fault_invalid_on_detach(void **state) {
         ConfState *s = state_of(state);
+        int (*count)(ConfEnv *, uint64_t *) = s->env.factory->auto_invalid_count;
         uint64_t before = 0, after = 0;
         FaultRecord buf[2];
         FaultSetup f;
         size_t n;
 
         fault_setup(s, &f);
-        if (!s->env.factory->auto_invalid_count)
-                conf_skip(s, "automatic responses are not observable");
-        assert_int_equal(s->env.factory->auto_invalid_count(&s->env, &before), 0);
+        if (count)
+                assert_int_equal(count(&s->env, &before), 0);
         assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
                                                       0x1000, FAULT_PERM_READ, true, 1), 0);
         assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 2, &n, NULL), 0);
@@ -991,16 +1222,18 @@ static void fault_invalid_on_detach(void **state) {
                                                       0x2000, FAULT_PERM_READ, true, 2), 0);
         /* One group read and unanswered, one still queued: detach answers both. */
         assert_int_equal(OPS(&s->env)->device_detach(f.c, f.dev, BACKEND_NO_PASID, NULL), 0);
-        assert_int_equal(s->env.factory->auto_invalid_count(&s->env, &after), 0);
-        assert_int_equal(after - before, 2);
+        /* Where the automatic answers can be counted (the kernel gives no count), both. */
+        if (count) {
+                assert_int_equal(count(&s->env, &after), 0);
+                assert_int_equal(after - before, 2);
+        }
         assert_false(readable(f.fd));
         assert_int_equal(OPS(&s->env)->fault_respond(f.c, f.fault, buf[0].cookie,
                                                      FAULT_RESPONSE_SUCCESS, NULL), -EINVAL);
         assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 2, &n, NULL), 0);
         assert_int_equal(n, 0);
         /* Detached: nothing receives faults there any more. */
-        assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID, BACKEND_NO_PASID,
-                                                      0x1000, FAULT_PERM_READ, true, 1), -ENOENT);
+        inject_unrouted(s, &f, BACKEND_NO_PASID);
         assert_int_equal(OPS(&s->env)->destroy(f.c, f.hwpt, NULL), 0);
         assert_int_equal(OPS(&s->env)->destroy(f.c, f.fault, NULL), 0);
 }
@@ -1085,16 +1318,6 @@ static void contracts_broken_by_caller(void **state) {
 
 /* ---- the runner ---- */
 
-typedef struct ConfTest {
-        const char *name;
-        CMUnitTestFunction fn;
-} ConfTest;
-
-typedef struct ConfCase {
-        const ConfFactory *factory;
-        const ConfTest *test;
-} ConfCase;
-
 #define T(f) { #f, f }
 static const ConfTest conf_tests[] = {
         T(behaviour_01_destroy_id0_enoent),
@@ -1109,6 +1332,7 @@ static const ConfTest conf_tests[] = {
         T(behaviour_09_iova_ranges),
         T(behaviour_10_copy),
         T(behaviour_11_destroy_in_use_ebusy),
+        T(behaviour_11_destroy_manual_hwpt_in_use_ebusy),
         T(behaviour_12_domain_alignment),
         T(behaviour_13_hwpt_alloc_errors),
         T(behaviour_14_auto_hwpt_gone_after_move),
@@ -1120,6 +1344,7 @@ static const ConfTest conf_tests[] = {
         T(group_devices_share_hwpt),
         T(attach_reserved_collision_eaddrinuse),
         T(attach_again_replaces),
+        T(attach_manual_hwpt_replaces),
         T(object_ids_shared_across_types),
         T(context_free_releases_everything),
         T(hwpt_dirty_tracking_where_supported),
@@ -1129,6 +1354,7 @@ static const ConfTest conf_tests[] = {
         T(map_file_validates_fd),
         T(map_file_auto_iova_alignment),
         T(fault_inject_read_respond),
+        T(fault_group_delivered_whole),
         T(fault_pasid_records),
         T(fault_invalid_on_detach),
         T(contracts_broken_by_caller),
@@ -1203,7 +1429,7 @@ int conformance_run(const ConfFactory *const *factories, size_t n_factories) {
                 FOREACH_ARRAY(t, conf_tests, ELEMENTSOF(conf_tests)) {
                         if (asprintf(&names[k], "%s/%s", factories[i]->name, t->name) < 0)
                                 abort();
-                        cases[k] = (ConfCase){ factories[i], t };
+                        cases[k] = (ConfCase){ factories[i], t, &tests[k], &names[k] };
                         tests[k] = (struct CMUnitTest){
                                 .name = names[k],
                                 .test_func = conf_run_one,
@@ -1221,117 +1447,3 @@ int conformance_run(const ConfFactory *const *factories, size_t n_factories) {
         free(cases);
         return r;
 }
-
-/* ---- the backend-sim factory ---- */
-
-typedef struct SimFactoryData {
-        SimTopology *topo;
-        const char *names[_CONF_ROLE_MAX];
-} SimFactoryData;
-
-#define SIM_MSI_START UINT64_C(0xfee00000)
-#define SIM_MSI_LAST UINT64_C(0xfeefffff)
-
-static int sim_setup(ConfEnv *env) {
-        SimFactoryData *d = calloc(1, sizeof(SimFactoryData));
-        SimTopology *t;
-        size_t big, small, g;
-        int r;
-
-        if (!d)
-                return -ENOMEM;
-        t = d->topo = tb_new("conformance");
-        /* A PASID/nesting/dirty/fault-capable IOMMU and a plain one. */
-        big = tb_iommu(t, &(SimIommu){
-                .name = (char *)"dmar0", .kind = (char *)"intel", .hw_info_type = 1,
-                .aperture_start = 0, .aperture_last = (UINT64_C(1) << 48) - 1,
-                .page_sizes = UINT64_C(0x1000) | UINT64_C(0x200000) | UINT64_C(0x40000000),
-                .pasid_bits = 20, .capabilities = BACKEND_HW_CAP_PCI_PASID_EXEC,
-                .nesting = true, .dirty_tracking = true, .fault_queue = true,
-        });
-        small = tb_iommu(t, &(SimIommu){
-                .name = (char *)"dmar1", .kind = (char *)"intel", .hw_info_type = 1,
-                .aperture_start = 0, .aperture_last = (UINT64_C(1) << 39) - 1,
-                .page_sizes = UINT64_C(0x1000) | UINT64_C(0x200000),
-        });
-
-        g = tb_group(t, 1, small);
-        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
-        tb_device(t, g, d->names[CONF_DEV_PLAIN] = "0000:01:00.0", "vfio-pci", 0x010802, 0, 0);
-
-        g = tb_group(t, 2, big);
-        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
-        tb_device(t, g, d->names[CONF_DEV_PASID] = "0000:02:00.0", "vfio-pci", 0x020000, 1, 20);
-
-        g = tb_group(t, 3, small);
-        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
-        tb_device(t, g, d->names[CONF_DEV_GROUP_A] = "0000:03:00.0", "vfio-pci", 0x020000, 2, 0);
-        tb_device(t, g, d->names[CONF_DEV_GROUP_B] = "0000:03:00.1", "vfio-pci", 0x020000, 3, 0);
-        tb_device(t, g, "0000:03:00.2", "pcieport", 0x060400, -1, 0); /* a bridge is harmless */
-
-        g = tb_group(t, 4, small);
-        tb_device(t, g, d->names[CONF_DEV_HOST_SIBLING] = "0000:04:00.0", "vfio-pci", 0x020000, 4,
-                  0);
-        tb_device(t, g, "0000:04:00.1", "e1000e", 0x020000, -1, 0);
-
-        g = tb_group(t, 5, small);
-        tb_region(t, g, 0xe0000000, 0xe00fffff, REGION_DIRECT);
-        tb_region(t, g, SIM_MSI_START, SIM_MSI_LAST, REGION_MSI);
-        tb_device(t, g, d->names[CONF_DEV_DIRECT] = "0000:05:00.0", "vfio-pci", 0x0c0330, 5, 0);
-
-        r = backend_sim_new(&env->backend, t, NULL, NULL);
-        if (r < 0) {
-                tb_free(t);
-                free(d);
-                return r;
-        }
-        env->page_size = 0x1000;
-        env->base = UINT64_C(0x40000000);
-        env->plain_resv = (IovaRange){ SIM_MSI_START, SIM_MSI_LAST };
-        env->auto_align_max = BACKEND_SIM_AUTO_ALIGN_MAX;
-        env->nested_data_type = BACKEND_HWPT_DATA_VTD_S1;
-        env->nested_data_len = 24;
-        env->userdata = d;
-        return 0;
-}
-
-static void sim_teardown(ConfEnv *env) {
-        SimFactoryData *d = env->userdata;
-
-        backend_free(env->backend);
-        tb_free(d->topo);
-        free(d);
-}
-
-static int sim_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
-        SimFactoryData *d = env->userdata;
-
-        if (!d->names[role])
-                return -EOPNOTSUPP;
-        return env->backend->ops->device_open(env->backend, d->names[role], ret_fd, NULL);
-}
-
-static int sim_inject(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t addr, uint32_t perm,
-                      bool last_page, uint32_t grpid) {
-        SimFactoryData *d = env->userdata;
-
-        return backend_sim_inject_fault(env->backend, d->names[role], pasid, addr, perm, last_page,
-                                        grpid, NULL);
-}
-
-static int sim_auto_invalid(ConfEnv *env, uint64_t *ret) {
-        BackendSimStats st;
-
-        backend_sim_get_stats(env->backend, &st);
-        *ret = st.auto_invalid;
-        return 0;
-}
-
-const ConfFactory conformance_sim_factory = {
-        .name = "sim",
-        .setup = sim_setup,
-        .teardown = sim_teardown,
-        .open_device = sim_open_device,
-        .inject_fault = sim_inject,
-        .auto_invalid_count = sim_auto_invalid,
-};

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "simtopo.h"
 
 typedef enum ConfRole {
         CONF_DEV_PLAIN,        /* vfio device alone in its group; 4K IOMMU without PASID */
@@ -35,7 +36,10 @@ struct ConfEnv {
         uint64_t auto_align_max; /* the largest alignment an automatic IOVA gets (huge page) */
         uint32_t nested_data_type; /* BACKEND_HWPT_DATA_* the PASID device's IOMMU accepts */
         uint32_t nested_data_len;
+        bool faults_need_nesting; /* fault queues attach to nested HWPTs only (Linux 6.12) */
         void *userdata;        /* the factory's */
+        char unavailable[200]; /* why setup returned -EOPNOTSUPP/-ENODEV, when it did */
+        char missing[_CONF_ROLE_MAX][160]; /* why open_device has no device in a role */
 };
 
 struct ConfFactory {
@@ -45,12 +49,35 @@ struct ConfFactory {
         void (*teardown)(ConfEnv *env);
         /* A fresh fd of the device in that role; -EOPNOTSUPP when there is none. */
         int (*open_device)(ConfEnv *env, ConfRole role, int *ret_fd);
-        /* Raises a fault from the device in that role; NULL when faults cannot be injected. */
+        /*
+         * Raises a fault from the device in that role; NULL when faults cannot be injected.
+         * A fault nothing takes gives -ENOENT, or 0 where the device cannot know (the kernel
+         * answers it); -EOPNOTSUPP for a page that is not its group's last, where every
+         * fault is a group of its own.
+         */
         int (*inject_fault)(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t addr,
                             uint32_t perm, bool last_page, uint32_t grpid);
+        bool inject_unrouted_unknown; /* inject_fault gives 0, not -ENOENT, for an unrouted one */
         /* Groups answered INVALID by the backend itself so far; NULL when unobservable. */
         int (*auto_invalid_count)(ConfEnv *env, uint64_t *ret);
+        /*
+         * An iommufd ioctl on the context's fd, exactly as the kernel gets it (the argument
+         * is the ABI structure, its size field included); -errno.  NULL for a backend whose
+         * operations take C arguments and have no sized structures (backend-sim).
+         */
+        int (*ioctl)(ConfEnv *env, BackendContext *c, unsigned long request, void *arg);
 };
+
+/* The MSI window of the conformance topology's groups: the plain device's reserved region. */
+#define CONF_MSI_START UINT64_C(0xfee00000)
+#define CONF_MSI_LAST UINT64_C(0xfeefffff)
+
+/*
+ * The host every model-backed factory serves: devices in each role (their names go to
+ * names[role]), a small 4K/2M IOMMU with a 39-bit aperture and a large one with PASID,
+ * nesting, dirty tracking and faults.  Free with tb_free().
+ */
+SimTopology *conformance_topology(const char *names[_CONF_ROLE_MAX]);
 
 /* Runs every conformance test against every factory as one cmocka group; returns failures. */
 int conformance_run(const ConfFactory *const *factories, size_t n_factories);
@@ -64,3 +91,8 @@ extern const ConfFactory conformance_kernel_responder_factory;
 extern const ConfFactory conformance_kernel_responder_mmap_factory;
 /* backend-kernel on this host's /dev/iommu; skipped, with the reason, without it or a VFIO device. */
 extern const ConfFactory conformance_kernel_real_factory;
+
+/* backend-vfio through the VFIO responder over the conformance topology (conformance-vfio.c). */
+extern const ConfFactory conformance_vfio_responder_factory;
+/* backend-vfio on this host's /dev/vfio; skipped, with the reason, without it or a VFIO device. */
+extern const ConfFactory conformance_vfio_real_factory;

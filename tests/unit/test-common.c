@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "file-util.h"
+#include "json-util.h"
 #include "log.h"
 #include "macros.h"
 #include "user-util.h"
@@ -78,6 +79,54 @@ static void test_log_returns_negative_errno(void **state) {
         assert_int_equal(log_error_errno(EIO, "x"), -EIO);
         assert_int_equal(log_error_errno(-EPERM, "x"), -EPERM);
         log_set_max_level(saved);
+}
+
+/* Parses text as the Varlink reader does, then repairs what json-c saturated. */
+static json_object *parse_fixed(const char *text) {
+        json_object *o = json_tokener_parse(text);
+
+        assert_non_null(o);
+        assert_int_equal(json_util_fix_big_integers(o, text, strlen(text)), 0);
+        return o;
+}
+
+static void assert_member_is_literal(json_object *o, const char *key, const char *literal) {
+        json_object *v = json_object_object_get(o, key);
+
+        assert_true(json_object_is_type(v, json_type_double));
+        assert_string_equal(json_object_get_string(v), literal);
+}
+
+/* Integer literals beyond [INT64_MIN, UINT64_MAX] stop passing for the nearest bound. */
+static void test_big_integers_are_not_saturated(void **state) {
+        json_object *o, *a;
+
+        o = parse_fixed("{\"a\":1000000000000000000000000000000,\"b\":18446744073709551615,"
+                        "\"c\":-9223372036854775809,\"d\":-9223372036854775808,"
+                        "\"e\":18446744073709551616,\"f\":[1,[99999999999999999999999]],"
+                        "\"g\":{\"x\\\"y\":-100000000000000000000},\"h\":\"123456789012345678901\"}");
+        assert_member_is_literal(o, "a", "1000000000000000000000000000000");
+        /* The bounds themselves are integers. */
+        assert_true(json_object_is_type(json_object_object_get(o, "b"), json_type_int));
+        assert_true(json_object_get_uint64(json_object_object_get(o, "b")) == UINT64_MAX);
+        assert_member_is_literal(o, "c", "-9223372036854775809");
+        assert_true(json_object_get_int64(json_object_object_get(o, "d")) == INT64_MIN);
+        assert_member_is_literal(o, "e", "18446744073709551616");
+        a = json_object_array_get_idx(json_object_object_get(o, "f"), 1);
+        assert_true(json_object_is_type(json_object_array_get_idx(a, 0), json_type_double));
+        assert_member_is_literal(json_object_object_get(o, "g"), "x\"y", "-100000000000000000000");
+        /* Digits in a string are no number. */
+        assert_string_equal(json_object_get_string(json_object_object_get(o, "h")),
+                            "123456789012345678901");
+        json_object_put(o);
+
+        /* A later duplicate wins in json-c; only the value it kept is looked at. */
+        o = parse_fixed("{\"a\":100000000000000000000,\"a\":5}");
+        assert_int_equal(json_object_get_int64(json_object_object_get(o, "a")), 5);
+        json_object_put(o);
+        o = parse_fixed("{\"a\":5,\"a\":100000000000000000000}");
+        assert_member_is_literal(o, "a", "100000000000000000000");
+        json_object_put(o);
 }
 
 /* A file of n bytes 'a'..'z' repeated, in a fresh directory; returns the directory's fd. */
@@ -172,6 +221,7 @@ int main(void) {
                 cmocka_unit_test(test_take_fd_and_ptr),
                 cmocka_unit_test(test_log_level_from_string),
                 cmocka_unit_test(test_log_returns_negative_errno),
+                cmocka_unit_test(test_big_integers_are_not_saturated),
                 cmocka_unit_test(test_file_read_whole),
                 cmocka_unit_test(test_file_read_limits),
                 cmocka_unit_test(test_user_lookups),

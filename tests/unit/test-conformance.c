@@ -14,6 +14,8 @@ static const ConfFactory *const factories[] = {
         &conformance_kernel_responder_factory,
         &conformance_kernel_responder_mmap_factory,
         &conformance_kernel_real_factory,
+        &conformance_vfio_responder_factory,
+        &conformance_vfio_real_factory,
 };
 
 int main(void) {

@@ -245,6 +245,39 @@ static void test_explain_for_uid(void **state) {
         varlink_reply_clear(&reply);
 }
 
+/* Every method's parameters are decoded by its table: InvalidParameter names the member. */
+static void test_invalid_parameters(void **state) {
+        static const struct {
+                const char *method, *params, *parameter;
+        } cases[] = {
+                { "GetStatus", "{\"verbose\":true}", "verbose" },
+                { "ListSessions", "{\"uid\":0}", "uid" },
+                { "ReloadPolicy", "{\"path\":\"/etc\"}", "path" },
+                { "ExplainDevice", "{\"uid\":0}", "device" },
+                { "ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":-1}", "uid" },
+                { "ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":4294967296}", "uid" },
+                { "ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":0,\"gid\":\"0\"}", "gid" },
+                { "ExplainDevice", "{\"device\":\"0000:01:00.0\",\"uid\":0,\"unit\":7}", "unit" },
+        };
+        Env *e = *state;
+        _cleanup_(varlink_client_freep) VarlinkClient *c = connect_client(e);
+
+        FOREACH_ARRAY(t, cases, ELEMENTSOF(cases)) {
+                VarlinkReply reply = VARLINK_REPLY_INIT;
+                char method[64];
+                const char *parameter = NULL;
+
+                snprintf(method, sizeof(method), "org.iommud.Manager.%s", t->method);
+                call(e, c, method, t->params, &reply);
+                assert_string_equal(reply.error, "org.varlink.service.InvalidParameter");
+                assert_int_equal(json_util_get_string(reply.parameters, "parameter", 0, &parameter,
+                                                      NULL),
+                                 0);
+                assert_string_equal(parameter, t->parameter);
+                varlink_reply_clear(&reply);
+        }
+}
+
 static void expect_event(Env *e, VarlinkClient *c, const char *type, uint64_t session) {
         VarlinkReply reply = VARLINK_REPLY_INIT;
         json_object *ev;
@@ -386,6 +419,7 @@ static void test_not_authorized(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_methods_match_idl, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_invalid_parameters, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_status_and_sessions, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_explain_for_uid, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_monitor, setup, teardown),

@@ -388,6 +388,25 @@ static void test_decisions(void **state) {
         assert_int_equal(failed, 0);
 }
 
+/* Without iommufd (no VFIO cdevs), a device is reached through its group's legacy file. */
+static void test_legacy_group_file(void **state) {
+        const Fixture *f = *state;
+        TopoDevice *d = fake_topology_device(f->topology, "0000:0a:00.0");
+        PolicyDecision dec;
+
+        assert_non_null(d);
+        assert_false(d->has_cdev);
+        d->group->vfio_group_node = true;
+        assert_int_equal(policy_decide(f->policies[POLICY_MAIN], f->topology, d, NULL, NULL, &dec),
+                         0);
+        d->group->vfio_group_node = false;
+        assert_int_equal(dec.steps[POLICY_STEP_DRIVER].verdict, POLICY_PASS);
+        assert_string_equal(dec.steps[POLICY_STEP_DRIVER].reason,
+                            "bound to vfio-pci, reached through its group file /dev/vfio/10 (no "
+                            "VFIO cdev: the legacy VFIO API)");
+        policy_decision_clear(&dec);
+}
+
 static void test_decision_json(void **state) {
         const Fixture *f = *state;
         PolicyDecision dec;
@@ -564,6 +583,7 @@ static void test_bundled_topologies(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_decisions),
+                cmocka_unit_test(test_legacy_group_file),
                 cmocka_unit_test(test_decision_json),
                 cmocka_unit_test(test_decision_print),
                 cmocka_unit_test(test_grant_settings_per_device),

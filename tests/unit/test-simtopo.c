@@ -207,11 +207,11 @@ static const ParseCase parse_cases[] = {
           "{\"id\":1,\"devices\":[" DEV("0000:00:01.0") "]},{\"id\":2,\"devices\":[" DEV("0000:00:02.0")
           "]},{\"id\":3,\"devices\":[" DEV("0000:00:03.0") ",{\"name\":\"0000:00:03.1\",\"vendor\":1,"
           "\"device\":1,\"class\":true}]}]}",
-          "groups[3].devices[1].class: expected a hex string or integer" },
+          "groups[3].devices[1].class: expected a hex string or integer, got a boolean" },
         { "{\"iommus\":[" IOMMU "],\n\"groups\":[}", "JSON syntax error at line 2 column 11: unexpected character" },
         { "{\"iommus\":[" IOMMU "]", "JSON ends before the document is complete" },
         { "{\"iommus\":[" IOMMU "],\"groups\":[]} x", "trailing data after the JSON document" },
-        { "[]", "(top level): expected an object" },
+        { "[]", "(top level): expected an object, got an array" },
         { "{\"groups\":[]}", "iommus: missing" },
         { "{\"iommus\":[],\"groups\":[]}", "iommus: at least one IOMMU is needed" },
         { "{\"iommus\":[" IOMMU "],\"groups\":[],\"colour\":1}", "colour: unknown key" },
@@ -227,6 +227,9 @@ static const ParseCase parse_cases[] = {
         { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":-1,\"page_sizes\":[\"4K\"]}],"
           "\"groups\":[]}",
           "iommus[0].aperture_last: -1 is negative" },
+        { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":18446744073709551616,"
+          "\"page_sizes\":[\"4K\"]}],\"groups\":[]}",
+          "iommus[0].aperture_last: 18446744073709551616 is above the maximum 0xffffffffffffffff" },
         { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":1,\"page_sizes\":4096,"
           "\"pasid_bits\":21}],\"groups\":[]}",
           "iommus[0].pasid_bits: 0x15 is above the maximum 0x14" },
@@ -264,7 +267,7 @@ static const ParseCase parse_cases[] = {
           "groups[0].devices[0].drvier: unknown key" },
         { "{\"iommus\":[" IOMMU "],\"groups\":[{\"id\":0,\"devices\":[{\"name\":\"0000:00:00.0\","
           "\"vendor\":1,\"device\":1,\"class\":1,\"numa_node\":-2}]}]}",
-          "groups[0].devices[0].numa_node: -2 is not -1 or a node 0-1023" },
+          "groups[0].devices[0].numa_node: -2 is not between -1 and 1023" },
         { "{\"iommus\":[" IOMMU "],\"groups\":[{\"id\":0,\"reserved_regions\":[{\"start\":\"0x2000\","
           "\"last\":\"0x1fff\",\"type\":\"direct\"}],\"devices\":[" DEV("0000:00:00.0") "]}]}",
           "groups[0].reserved_regions[0].last: 0x1fff is below start 0x2000" },

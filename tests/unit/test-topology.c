@@ -175,6 +175,11 @@ static void test_load_hand_written_tree(void **state) {
         put_file(root, "kernel/iommu_groups/10/reserved_regions", "");
         put_link(root, "kernel/iommu_groups/10/devices/0000:00:14.0",
                  "../../../../devices/pci0000:00/0000:00:14.0");
+        /* 6.1 registers a vfio-dev entry without a node: no cdev, and no problem either. */
+        put_dir(root, "devices/pci0000:00/0000:00:02.0/vfio-dev/vfio9");
+        /* Group 10's legacy VFIO group file (/dev/vfio/10) too. */
+        put_file(root, "devices/virtual/vfio/10/dev", "242:0\n");
+        put_link(root, "class/vfio/10", "../../devices/virtual/vfio/10");
 
         assert_int_equal(topology_load_path(&t, root, &err), 0);
         for (size_t i = 0; i < t->n_problems; i++)
@@ -195,6 +200,8 @@ static void test_load_hand_written_tree(void **state) {
         assert_false(g0->broken);
         assert_string_equal(g10->type, "DMA-FQ");
         assert_int_equal(g10->n_regions, 0);
+        assert_false(g0->vfio_group_node);
+        assert_true(g10->vfio_group_node);
 
         TopoDevice *igpu = topology_find_device(t, "0000:00:02.0");
         assert_non_null(igpu);

@@ -13,7 +13,7 @@
 
 /* The socket API of DESIGN.md: every name here must be in the IDL. */
 static const char *const broker_methods[] = {
-        "GetTopology",  "ExplainDevice", "AttachDevice", "DetachDevice",
+        "GetTopology",  "ExplainDevice", "AttachDevice", "DetachDevice", "GetDeviceFd",
         "CreateAddressSpace", "DestroyAddressSpace", "AttachToAddressSpace", "GetIOVARanges",
         "AllowIOVAs",   "Map",           "Unmap",        "Copy",
         "BindPASID",    "UnbindPASID",   "WatchFaults",  "RespondFault",
@@ -75,16 +75,53 @@ static void test_good_idl_details(void **state) {
         const char *text = "# doc\ninterface io.example.Thing\n\n"
                            "type Pair (a: int, b: ?[]string, c: (x, y))\n"
                            "# a method\nmethod Get(key: string) -> (value: ?object, more: [string]int)\n"
+                           "method Put(\n  # the key\n  key: string,\n  value: ?[]Pair,\n"
+                           "  mode: ?(fast, safe),\n  inline: (a: int, b: ?int),\n  n: int\n) -> ()\n"
                            "error Missing (key: string)\n";
+        const VarlinkIdlParameters *p;
 
         assert_int_equal(varlink_idl_parse(text, &idl, NULL), 0);
         assert_string_equal(idl->name, "io.example.Thing");
         assert_int_equal(idl->n_types, 1);
         assert_string_equal(idl->types[0], "Pair");
-        assert_int_equal(idl->n_methods, 1);
+        assert_int_equal(idl->n_methods, 2);
         assert_string_equal(idl->methods[0], "Get");
         assert_int_equal(idl->n_errors, 1);
         assert_string_equal(idl->errors[0], "Missing");
+
+        /* Parameters: the input only, with their optionality and the type's first token. */
+        p = varlink_idl_method_parameters(idl, "Get");
+        assert_int_equal(p->n, 1);
+        assert_string_equal(p->items[0].name, "key");
+        assert_false(p->items[0].optional);
+        assert_string_equal(p->items[0].type, "string");
+        p = varlink_idl_method_parameters(idl, "Put");
+        assert_int_equal(p->n, 5);
+        assert_string_equal(p->items[1].name, "value");
+        assert_true(p->items[1].optional);
+        assert_string_equal(p->items[1].type, "[");
+        assert_string_equal(p->items[2].name, "mode");
+        assert_true(p->items[2].optional);
+        assert_string_equal(p->items[2].type, "(");
+        assert_string_equal(p->items[3].name, "inline");
+        assert_string_equal(p->items[4].name, "n");
+        assert_string_equal(p->items[4].type, "int");
+        assert_null(varlink_idl_method_parameters(idl, "Pair"));
+}
+
+/* A parameter whose type is missing ends with its parentheses: the next method starts afresh. */
+static void test_parameter_without_type(void **state) {
+        _cleanup_(varlink_idl_freep) VarlinkIdl *idl = NULL;
+        const VarlinkIdlParameters *p;
+
+        assert_int_equal(varlink_idl_parse("interface a.b\nmethod A(x:) -> ()\n"
+                                           "method B(y: int) -> ()\n", &idl, NULL), 0);
+        p = varlink_idl_method_parameters(idl, "A");
+        assert_int_equal(p->n, 1);
+        assert_null(p->items[0].type);
+        p = varlink_idl_method_parameters(idl, "B");
+        assert_int_equal(p->n, 1);
+        assert_string_equal(p->items[0].type, "int");
 }
 
 static int dummy(VarlinkCall *call, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
@@ -121,12 +158,77 @@ static void test_check_interface(void **state) {
                          -EBADMSG);
 }
 
+typedef struct Args {
+        uint32_t n;
+        const char *key;
+} Args;
+
+/* The parameter tables agree with the IDL: names, optionality and types. */
+static void test_check_parameters(void **state) {
+        static const char text[] = "interface io.example.T\nmethod A(n: int, key: ?string) -> ()\n";
+        static const JsonDispatchField good[] = {
+                { "n", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(Args, n) },
+                { "key", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE, offsetof(Args, key) },
+                {},
+        };
+        static const JsonDispatchField missing[] = {
+                { "n", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(Args, n) },
+                {},
+        };
+        static const JsonDispatchField extra[] = {
+                { "n", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(Args, n) },
+                { "key", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE, offsetof(Args, key) },
+                { "other", JSON_DISPATCH_STRING, 0, offsetof(Args, key) },
+                {},
+        };
+        static const JsonDispatchField optional_n[] = {
+                { "n", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(Args, n) },
+                { "key", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE, offsetof(Args, key) },
+                {},
+        };
+        static const JsonDispatchField string_n[] = {
+                { "n", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, offsetof(Args, key) },
+                { "key", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE, offsetof(Args, key) },
+                {},
+        };
+        static const struct {
+                const JsonDispatchField *table;
+                const char *message;
+        } cases[] = {
+                { good, NULL },
+                { missing, "interface io.example.T: method A: parameter 'key' is not in the table" },
+                { extra, "interface io.example.T: method A: table entry 'other' is not a parameter "
+                         "in the IDL" },
+                { optional_n, "interface io.example.T: method A: parameter 'n' is required in the "
+                              "IDL but not in the table" },
+                { string_n, "interface io.example.T: method A: parameter 'n': the IDL's type 'int' "
+                            "is not what the table decodes" },
+        };
+
+        FOREACH_ARRAY(c, cases, ELEMENTSOF(cases)) {
+                const VarlinkMethod methods[] = { { "A", dummy, c->table }, {} };
+                Error err = ERROR_INIT;
+                int r;
+
+                r = varlink_idl_check_interface(&(VarlinkInterface){ "io.example.T", text, methods },
+                                                &err);
+                if (!c->message) {
+                        assert_int_equal(r, 0);
+                        continue;
+                }
+                assert_int_equal(r, -EBADMSG);
+                assert_string_equal(err.message, c->message);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_broker_idl_lists_the_api),
                 cmocka_unit_test(test_bad_idl),
                 cmocka_unit_test(test_good_idl_details),
+                cmocka_unit_test(test_parameter_without_type),
                 cmocka_unit_test(test_check_interface),
+                cmocka_unit_test(test_check_parameters),
         };
 
         return cmocka_run_group_tests_name("varlink-idl", tests, NULL, NULL);

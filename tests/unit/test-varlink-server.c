@@ -55,6 +55,7 @@ static const char test_idl[] =
         "method Defer() -> ()\n"
         "method Note() -> ()\n"
         "method TakeFd(fd: int) -> (ino: int)\n"
+        "method TakeTwoFds(a: int, b: ?int) -> (a: int, b: ?int)\n"
         "method SendFd() -> (fd: int)\n"
         "method Big(seq: int, bytes: int) -> (seq: int, data: string)\n"
         "method Errno() -> ()\n"
@@ -143,6 +144,38 @@ static int m_take_fd(VarlinkCall *call, json_object *params, VarlinkCallFlags fl
         return varlink_call_reply(call, p);
 }
 
+typedef struct TwoFds {
+        JsonDispatchFd a, b;
+} TwoFds;
+
+static const JsonDispatchField take_two_fds_parameters[] = {
+        { "a", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_REQUIRED, offsetof(TwoFds, a) },
+        { "b", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_NULLABLE, offsetof(TwoFds, b) },
+        {},
+};
+
+/* Decodes with its table, which takes the fds: the reply gives their inode numbers. */
+static int m_take_two_fds(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                          void *userdata) {
+        _cleanup_close_ int a = -EBADF, b = -EBADF;
+        TwoFds p = {};
+        struct stat st;
+        json_object *out;
+        int r;
+
+        r = varlink_call_dispatch(call, params, take_two_fds_parameters, &p);
+        if (r < 0)
+                return r;
+        a = p.a.fd;
+        b = p.b.fd;
+        out = json_object_new_object();
+        if (fstat(a, &st) >= 0)
+                json_util_add(out, "a", json_object_new_int64((int64_t)st.st_ino));
+        if (b >= 0 && fstat(b, &st) >= 0)
+                json_util_add(out, "b", json_object_new_int64((int64_t)st.st_ino));
+        return varlink_call_reply(call, out);
+}
+
 static int m_send_fd(VarlinkCall *call, json_object *params, VarlinkCallFlags flags, void *userdata) {
         int fds[2];
         json_object *p;
@@ -191,6 +224,7 @@ static int m_bye(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
 static const VarlinkMethod test_methods[] = {
         { "Echo", m_echo },     { "Fail", m_fail },     { "Count", m_count },   { "Defer", m_defer },
         { "Note", m_note },     { "TakeFd", m_take_fd }, { "SendFd", m_send_fd }, { "Big", m_big },
+        { "TakeTwoFds", m_take_two_fds, take_two_fds_parameters },
         { "Errno", m_errno },   { "Forget", m_forget }, { "Bye", m_bye },       {},
 };
 
@@ -592,6 +626,62 @@ static void test_fds(void **state) {
         assert_true(S_ISFIFO(st.st_mode));
         varlink_reply_clear(&r);
         assert_int_equal((int)count_open_fds(), baseline);
+        safe_close(p[0]);
+        safe_close(p[1]);
+}
+
+static const char *invalid_parameter(const VarlinkReply *r) {
+        const char *name = NULL;
+
+        assert_string_equal(r->error, VARLINK_ERROR_INVALID_PARAMETER);
+        assert_int_equal(json_util_get_string(r->parameters, "parameter", 0, &name, NULL), 0);
+        return name;
+}
+
+/* varlink_call_dispatch() takes the fds its table names, and closes them again on a refusal. */
+static void test_dispatch_takes_fds(void **state) {
+        static const struct {
+                const char *params, *refused;
+        } cases[] = {
+                { "{\"a\":0,\"b\":1}", NULL },
+                { "{\"a\":1}", NULL },
+                { "{\"a\":0,\"b\":2}", "b" },  /* not sent: a's fd goes again */
+                { "{\"a\":0,\"b\":0}", "b" },  /* taken twice */
+                { "{\"b\":0}", "a" },
+                { "{\"a\":-1}", "a" },
+                { "{\"a\":0,\"c\":1}", "c" },
+        };
+        Fixture *fx = *state;
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(fx);
+        VarlinkReply r = VARLINK_REPLY_INIT;
+        struct stat sa, sb;
+        int p[2], baseline;
+
+        call(fx, c, "io.iommud.Test.Echo", NULL, &r);
+        varlink_reply_clear(&r);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_int_equal(fstat(p[0], &sa), 0);
+        assert_int_equal(fstat(p[1], &sb), 0);
+        baseline = (int)count_open_fds();
+
+        FOREACH_ARRAY(t, cases, ELEMENTSOF(cases)) {
+                json_object *params = json_tokener_parse(t->params);
+
+                assert_int_equal(varlink_client_send(c, "io.iommud.Test.TakeTwoFds", params, p, 2,
+                                                     0),
+                                 0);
+                json_object_put(params);
+                assert_int_equal(wait_reply(fx, c, &r), 1);
+                if (t->refused)
+                        assert_string_equal(invalid_parameter(&r), t->refused);
+                else {
+                        assert_null(r.error);
+                        assert_int_equal(num(r.parameters, "a"),
+                                         (int64_t)(t->params[5] == '0' ? sa : sb).st_ino);
+                }
+                varlink_reply_clear(&r);
+                assert_int_equal((int)count_open_fds(), baseline);
+        }
         safe_close(p[0]);
         safe_close(p[1]);
 }
@@ -1033,6 +1123,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_server_freed_before_deferred_call, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_close_from_handler_sends_reply_first, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fds, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dispatch_takes_fds, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_malformed_frames_drop_only_that_client, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_backpressure_refuses_stream_replies, setup, teardown),

@@ -89,6 +89,7 @@ void kernel_context_free(BackendContext *bc) {
         free(c->devices);
         free(c->pasids);
         free(c->faults);
+        free(c->fault_uses);
         free(c);
 }
 
@@ -123,6 +124,7 @@ int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_id
         }
         c->base.backend = b;
         c->iommufd = iommufd;
+        c->adopted = true;
         /* The bindings live in the open file descriptions, which the fd store kept. */
         for (size_t i = 0; i < n; i++)
                 c->devices[i] = (KernelFd){ .id = dev_ids[i], .fd = dev_fds[i] };

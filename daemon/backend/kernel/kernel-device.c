@@ -450,6 +450,13 @@ int kernel_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *r
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_HWPT_ALLOC, &h);
         switch (r) {
         case 0:
+                if ((args->flags & IOMMUD_IOMMU_HWPT_FAULT_ID_VALID) &&
+                    kernel_fault_use_add(c, h.out_hwpt_id, args->fault_id) < 0) {
+                        struct iommud_destroy d = { .size = sizeof(d), .id = h.out_hwpt_id };
+
+                        (void)sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_DESTROY, &d);
+                        return error_set(err, -ENOMEM, "out of memory");
+                }
                 *ret_id = h.out_hwpt_id;
                 return 0;
         case -ENOENT:

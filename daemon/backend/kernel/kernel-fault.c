@@ -34,6 +34,46 @@ int kernel_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd,
         return 0;
 }
 
+int kernel_fault_use_add(KernelContext *c, uint32_t hwpt_id, uint32_t fault_id) {
+        KernelFaultUse *a = reallocarray(c->fault_uses, c->n_fault_uses + 1, sizeof(*a));
+
+        if (!a)
+                return -ENOMEM;
+        c->fault_uses = a;
+        a[c->n_fault_uses++] = (KernelFaultUse){ .hwpt_id = hwpt_id, .fault_id = fault_id };
+        return 0;
+}
+
+void kernel_fault_use_drop(KernelContext *c, uint32_t id) {
+        for (size_t i = 0; i < c->n_fault_uses;)
+                if (c->fault_uses[i].hwpt_id == id)
+                        c->fault_uses[i] = c->fault_uses[--c->n_fault_uses];
+                else
+                        i++;
+}
+
+/*
+ * The queue's fd holds a reference to the fault object, and the kernel refuses IOMMU_DESTROY
+ * with EBUSY while it is open.  So: refuse while an HWPT uses the queue (nothing changes), else
+ * close the fd first, then destroy.
+ */
+int kernel_fault_destroy(KernelContext *c, KernelFd *f, Error *err) {
+        struct iommud_destroy d = { .size = sizeof(d), .id = f->id };
+        int r;
+
+        FOREACH_ARRAY(u, c->fault_uses, c->n_fault_uses)
+                if (u->fault_id == f->id)
+                        return error_set(err, -EBUSY,
+                                         "fault queue %" PRIu32 " is in use by HWPT %" PRIu32,
+                                         f->id, u->hwpt_id);
+        sys_close(kernel_of(&c->base), f->fd);
+        kernel_fd_remove(c->faults, &c->n_faults, f);
+        r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_DESTROY, &d);
+        if (r < 0)
+                return kernel_error(err, r, "IOMMU_DESTROY");
+        return 0;
+}
+
 int kernel_fault_read(BackendContext *bc, uint32_t fault_id, FaultRecord *buf,
                       size_t n_max, size_t *ret_n, Error *err) {
         KernelContext *c = (KernelContext *)bc;

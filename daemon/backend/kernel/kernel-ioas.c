@@ -76,12 +76,9 @@ int kernel_destroy(BackendContext *bc, uint32_t id, Error *err) {
 
         assert_return(bc, -EINVAL);
 
-        /* The fault fd holds the fault object too (EBUSY while it is open): it goes first. */
         f = kernel_fd_find(c->faults, c->n_faults, id);
-        if (f) {
-                sys_close(kernel_of(bc), f->fd);
-                kernel_fd_remove(c->faults, &c->n_faults, f);
-        }
+        if (f && !c->adopted)
+                return kernel_fault_destroy(c, f, err);
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_DESTROY, &d);
         switch (r) {
         case 0:
@@ -97,8 +94,13 @@ int kernel_destroy(BackendContext *bc, uint32_t id, Error *err) {
                 return kernel_error(err, r, "IOMMU_DESTROY");
         }
 
-        /* The kernel dropped the IOAS's areas: release our side. */
+        /* The kernel dropped the IOAS's areas, or the fault object: release our side. */
         kernel_fallback_drop(c, id);
+        kernel_fault_use_drop(c, id);
+        if (f) {
+                sys_close(kernel_of(bc), f->fd);
+                kernel_fd_remove(c->faults, &c->n_faults, f);
+        }
         return 0;
 }
 

@@ -45,16 +45,24 @@ typedef struct KernelPasid {
         uint32_t dev_id;
         uint32_t pasid;
 } KernelPasid;
+/* An HWPT the context allocated with a fault queue: the queue cannot go while the HWPT lives. */
+typedef struct KernelFaultUse {
+        uint32_t hwpt_id;
+        uint32_t fault_id;
+} KernelFaultUse;
 
 typedef struct KernelContext {
         BackendContext base;
         int iommufd;
+        bool adopted; /* from a previous daemon: its fault uses are not known */
         KernelFd *devices;
         size_t n_devices;
         KernelPasid *pasids;
         size_t n_pasids;
         KernelFd *faults;
         size_t n_faults;
+        KernelFaultUse *fault_uses;
+        size_t n_fault_uses;
         IoasAreas *ioas;
         size_t n_ioas;
 } KernelContext;
@@ -78,6 +86,14 @@ static inline void sys_close(BackendKernel *k, int fd) {
 int kernel_fd_add(KernelFd **array, size_t *n, uint32_t id, int fd);
 KernelFd *kernel_fd_find(KernelFd *array, size_t n, uint32_t id);
 void kernel_fd_remove(KernelFd *array, size_t *n, KernelFd *f);
+
+/* ---- fault queues (kernel-fault.c) ---- */
+
+int kernel_fault_use_add(KernelContext *c, uint32_t hwpt_id, uint32_t fault_id);
+/* The object id is gone: an HWPT among it no longer uses its queue. */
+void kernel_fault_use_drop(KernelContext *c, uint32_t id);
+/* IOMMU_DESTROY of a fault queue of a context that knows the queue's users. */
+int kernel_fault_destroy(KernelContext *c, KernelFd *f, Error *err);
 
 /* ---- errno to sentences (kernel-error.c) ---- */
 

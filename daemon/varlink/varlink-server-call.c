@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The calls of the Varlink server: their lifetime, the replies and errors a
+ * handler sends, and the decoding of their parameters with the method's table.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "assert-util.h"
+#include "fdlist.h"
+#include "json-util.h"
+#include "log.h"
+#include "varlink-server-internal.h"
+#include "varlink-wire.h"
+
+static VarlinkCall *call_free(VarlinkCall *call) {
+        VarlinkConnection *c = call->conn;
+
+        json_object_put(call->message);
+        fdlist_free(call->fds);
+        *call = (VarlinkCall){};
+        /* Keep one finished call per connection so that steady traffic allocates none. */
+        if (c && !c->spare)
+                c->spare = call;
+        else
+                free(call);
+        varlink_connection_unref(c);
+        return NULL;
+}
+
+VarlinkCall *varlink_call_ref(VarlinkCall *call) {
+        if (call)
+                call->n_ref++;
+        return call;
+}
+
+VarlinkCall *varlink_call_unref(VarlinkCall *call) {
+        if (!call || --call->n_ref > 0)
+                return NULL;
+        return call_free(call);
+}
+
+VarlinkConnection *varlink_call_get_connection(VarlinkCall *call) {
+        assert_return(call, NULL);
+        return call->conn;
+}
+
+const char *varlink_call_get_method(VarlinkCall *call) {
+        assert_return(call, NULL);
+        return call->method;
+}
+
+VarlinkCallFlags varlink_call_get_flags(VarlinkCall *call) {
+        assert_return(call, 0);
+        return call->flags;
+}
+
+size_t varlink_call_get_n_fds(VarlinkCall *call) {
+        assert_return(call, 0);
+        return fdlist_count(call->fds);
+}
+
+int varlink_call_take_fd(VarlinkCall *call, size_t index, int *ret_fd) {
+        int fd;
+
+        assert_return(call && ret_fd, -EINVAL);
+        fd = fdlist_take(call->fds, index);
+        if (fd < 0)
+                return fd;
+        *ret_fd = fd;
+        return 0;
+}
+
+/* Varlink names are [A-Za-z0-9.]; checking keeps a bad name from breaking the JSON we write. */
+bool error_name_valid(const char *name) {
+        if (!name || !*name || !strchr(name, '.'))
+                return false;
+        for (const char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '.'))
+                        return false;
+        return true;
+}
+
+void connection_call_done(VarlinkConnection *c, VarlinkCall *call) {
+        call->done = true;
+        if (c->current == call) {
+                c->current = NULL;
+                varlink_call_unref(call);
+        }
+        connection_schedule(c);
+}
+
+/* params_text (params_len bytes, one JSON object) stands in for params when not NULL. */
+static int call_send(VarlinkCall *call, const char *error, json_object *params,
+                     const char *params_text, size_t params_len, bool continues, FdList *fds_in) {
+        _cleanup_(fdlist_freep) FdList *fds = fds_in;
+        VarlinkConnection *c;
+        VarlinkWriter *w;
+        int r;
+
+        if (!call)
+                json_object_put(params); /* taken in every case, as promised */
+        assert_return(call, -EINVAL);
+        c = call->conn;
+        if (call->done) {
+                json_object_put(params);
+                return -EALREADY;
+        }
+        if (!c || c->dead) {
+                json_object_put(params);
+                if (!continues)
+                        call->done = true;
+                return -ENOTCONN;
+        }
+        if (continues && !(call->flags & VARLINK_CALL_MORE)) {
+                json_object_put(params);
+                return -EPROTO;
+        }
+        if (call->flags & VARLINK_CALL_ONEWAY) {
+                json_object_put(params);
+                return 0;
+        }
+        if (continues && varlink_writer_queued(c->writer) >= c->server->limits.max_queued_output_bytes) {
+                json_object_put(params);
+                return -ENOBUFS;
+        }
+        if (error && !error_name_valid(error)) {
+                json_object_put(params);
+                return -EINVAL;
+        }
+
+        w = c->writer;
+        if (error) {
+                r = varlink_writer_append(w, "{\"error\":\"", 10);
+                if (r >= 0)
+                        r = varlink_writer_append(w, error, strlen(error));
+                if (r >= 0)
+                        r = varlink_writer_append(w, "\",\"parameters\":", 15);
+        } else
+                r = varlink_writer_append(w, "{\"parameters\":", 14);
+        if (r >= 0 && params_text)
+                r = varlink_writer_append(w, params_text, params_len);
+        else if (r >= 0)
+                r = params ? varlink_writer_append_json(w, params) : varlink_writer_append(w, "{}", 2);
+        json_object_put(params);
+        if (r >= 0 && continues)
+                r = varlink_writer_append(w, ",\"continues\":true", 17);
+        if (r >= 0)
+                r = varlink_writer_append(w, "}", 1);
+        if (r < 0) {
+                varlink_writer_abort(w);
+                return r;
+        }
+        r = varlink_writer_end(w, TAKE_PTR(fds));
+        if (r < 0)
+                return r;
+
+        if (!continues)
+                connection_call_done(c, call);
+        else
+                connection_schedule(c);
+        return 0;
+}
+
+int varlink_call_reply(VarlinkCall *call, json_object *params) {
+        return call_send(call, NULL, params, NULL, 0, false, NULL);
+}
+
+int varlink_call_reply_text(VarlinkCall *call, const char *params, size_t len) {
+        assert_return(params && len > 0, -EINVAL);
+        return call_send(call, NULL, NULL, params, len, false, NULL);
+}
+
+int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds, size_t n_fds) {
+        FdList *l = NULL;
+        int r;
+
+        assert_return(fds || n_fds == 0, -EINVAL);
+        if (n_fds > VARLINK_FDS_MAX) {
+                r = -E2BIG;
+                goto fail;
+        }
+        r = fdlist_new(&l, fds, n_fds);
+        if (r < 0)
+                goto fail;
+        return call_send(call, NULL, params, NULL, 0, false, l);
+fail:
+        for (size_t i = 0; i < n_fds; i++)
+                safe_close(fds[i]);
+        json_object_put(params);
+        return r;
+}
+
+int varlink_call_reply_more(VarlinkCall *call, json_object *params) {
+        return call_send(call, NULL, params, NULL, 0, true, NULL);
+}
+
+int varlink_call_reply_more_text(VarlinkCall *call, const char *params, size_t len) {
+        assert_return(params && len > 0, -EINVAL);
+        return call_send(call, NULL, NULL, params, len, true, NULL);
+}
+
+int varlink_call_error(VarlinkCall *call, const char *error_name, json_object *params) {
+        return call_send(call, error_name, params, NULL, 0, false, NULL);
+}
+
+int varlink_call_error_invalid_parameter(VarlinkCall *call, const char *parameter) {
+        json_object *p;
+
+        assert_return(call && parameter, -EINVAL);
+        p = json_object_new_object();
+        if (!p || json_util_add(p, "parameter", json_object_new_string(parameter)) < 0) {
+                json_object_put(p);
+                return -ENOMEM;
+        }
+        return varlink_call_error(call, VARLINK_ERROR_INVALID_PARAMETER, p);
+}
+
+int varlink_call_invalid_parameter(VarlinkCall *call, const char *parameter, const char *fmt, ...) {
+        char reason[ERROR_MESSAGE_MAX];
+        va_list ap;
+        int r;
+
+        assert_return(call && parameter && fmt, -EINVAL);
+
+        va_start(ap, fmt);
+        (void)vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        /* The standard error carries only the parameter's name; the sentence goes to the log. */
+        log_debug("%s: invalid parameter '%s': %s", call->method, parameter, reason);
+        r = varlink_call_error_invalid_parameter(call, parameter);
+        return r < 0 ? r : -EINVAL;
+}
+
+/* Closes the fds dispatch took for the FD_INDEX members before end. */
+static void dispatch_close_fds(const JsonDispatchField *table, const JsonDispatchField *end,
+                               void *target) {
+        for (const JsonDispatchField *f = table; f < end; f++)
+                if (f->type == JSON_DISPATCH_FD_INDEX) {
+                        JsonDispatchFd *d = (JsonDispatchFd *)((uint8_t *)target + f->offset);
+
+                        d->fd = safe_close(d->fd);
+                }
+}
+
+static int dispatch_take_fds(VarlinkCall *call, const JsonDispatchField *table, void *target) {
+        for (const JsonDispatchField *f = table; f && f->name; f++) {
+                JsonDispatchFd *d = (JsonDispatchFd *)((uint8_t *)target + f->offset);
+                int r;
+
+                if (f->type != JSON_DISPATCH_FD_INDEX || d->index == JSON_DISPATCH_FD_NONE)
+                        continue;
+                r = varlink_call_take_fd(call, d->index, &d->fd);
+                if (r >= 0)
+                        continue;
+                dispatch_close_fds(table, f, target);
+                if (r == -ENXIO)
+                        return varlink_call_invalid_parameter(
+                                call, f->name, "fd index %" PRIu32 " does not exist, the call "
+                                "carried %zu fd(s)", d->index, varlink_call_get_n_fds(call));
+                return varlink_call_invalid_parameter(call, f->name, "fd index %" PRIu32
+                                                      " was already used by another parameter",
+                                                      d->index);
+        }
+        return 0;
+}
+
+int varlink_call_dispatch(VarlinkCall *call, json_object *parameters,
+                          const JsonDispatchField *table, void *target) {
+        const char *field = NULL;
+        Error e = ERROR_INIT;
+        int r;
+
+        assert_return(call && parameters, -EINVAL);
+        /* The IDL check covers the method's table: decoding with another one escapes it. */
+        assert_return(!call->entry || call->entry->parameters == table, -EINVAL);
+
+        r = json_dispatch(parameters, table, target, "", &field, &e);
+        if (r == -EINVAL)
+                return varlink_call_invalid_parameter(call, field ?: "parameters", "%s",
+                                                      error_message(&e));
+        if (r < 0)
+                return r;
+        return dispatch_take_fds(call, table, target);
+}
+
+int varlink_call_error_errno(VarlinkCall *call, int error, const char *message) {
+        json_object *p;
+        int r;
+
+        assert_return(call, -EINVAL);
+        error = error < 0 ? -error : error;
+        if (!call->iface || !call->iface->errno_error) {
+                if (call->done)
+                        return -EALREADY;
+                /* Nothing to tell the client in its own terms: a clean disconnect is the answer. */
+                if (call->conn && !call->conn->dead) {
+                        log_debug("%s failed without a reply (%s), disconnecting the client",
+                                  call->method, strerror(error));
+                        varlink_connection_close(call->conn);
+                        connection_call_done(call->conn, call);
+                } else
+                        call->done = true;
+                return 0;
+        }
+        p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        r = json_util_add(p, "errno", json_object_new_int(error));
+        if (r >= 0)
+                r = json_util_add(p, "message", json_object_new_string(message ? message : strerror(error)));
+        if (r < 0) {
+                json_object_put(p);
+                return r;
+        }
+        return varlink_call_error(call, call->iface->errno_error, p);
+}

@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The connections of the Varlink server: reading calls off the socket,
+ * dispatching them one at a time, flushing replies, and going away.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <json-c/json.h>
+
+#include "assert-util.h"
+#include "fdlist.h"
+#include "json-util.h"
+#include "log.h"
+#include "varlink-server-internal.h"
+#include "varlink-wire.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+VarlinkConnection *varlink_connection_ref(VarlinkConnection *c) {
+        if (c)
+                c->n_ref++;
+        return c;
+}
+
+VarlinkConnection *varlink_connection_unref(VarlinkConnection *c) {
+        if (!c || --c->n_ref > 0)
+                return NULL;
+        /* Only a disconnected connection can lose its last reference: the server holds one. */
+        varlink_reader_free(c->reader);
+        varlink_writer_free(c->writer);
+        safe_close(c->pidfd);
+        safe_close(c->fd);
+        free(c->spare);
+        free(c);
+        return NULL;
+}
+
+void varlink_connection_set_userdata(VarlinkConnection *c, void *userdata) {
+        assert(c);
+        c->userdata = userdata;
+}
+
+void *varlink_connection_get_userdata(VarlinkConnection *c) {
+        assert_return(c, NULL);
+        return c->userdata;
+}
+
+const struct ucred *varlink_connection_get_ucred(VarlinkConnection *c) {
+        assert_return(c, NULL);
+        return &c->ucred;
+}
+
+int varlink_connection_get_pidfd(VarlinkConnection *c) {
+        assert_return(c, -EBADF);
+        return c->pidfd >= 0 ? c->pidfd : -EBADF;
+}
+
+size_t varlink_connection_get_queued_output(VarlinkConnection *c) {
+        assert_return(c, 0);
+        return c->writer ? varlink_writer_queued(c->writer) : 0;
+}
+
+bool varlink_connection_is_connected(VarlinkConnection *c) {
+        assert_return(c, false);
+        return !c->dead && !c->closing;
+}
+
+void varlink_connection_close(VarlinkConnection *c) {
+        assert(c);
+        if (c->dead || c->closing)
+                return;
+        c->closing = true;
+        connection_schedule(c);
+}
+
+void connection_schedule(VarlinkConnection *c) {
+        /* Inside connection_process() the loop picks the change up itself. */
+        if (c->dead || c->in_process)
+                return;
+        event_active(&c->ev_defer, EV_TIMEOUT, 1);
+}
+
+static void connection_update_events(VarlinkConnection *c) {
+        size_t queued = varlink_writer_queued(c->writer);
+        bool want_read;
+
+        /* Read while nothing complete is waiting, so that a hangup is seen even during a call. */
+        want_read = !c->read_eof && !c->closing &&
+                    queued < c->server->limits.max_queued_output_bytes &&
+                    !varlink_reader_has_message(c->reader);
+        server_arm_event(&c->ev_read, &c->read_armed, want_read);
+        server_arm_event(&c->ev_write, &c->write_armed, queued > 0);
+}
+
+static void connection_unlink(VarlinkConnection *c) {
+        VarlinkServer *s = c->server;
+
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->connections = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        c->prev = c->next = NULL;
+        s->n_connections--;
+        server_uid_dec(s, c->ucred.uid);
+}
+
+void connection_disconnect(VarlinkConnection *c) {
+        VarlinkServer *s = c->server;
+        VarlinkCall *call;
+
+        if (c->dead)
+                return;
+        c->dead = true;
+        if (c->events_assigned) {
+                (void)event_del(&c->ev_read);
+                (void)event_del(&c->ev_write);
+                (void)event_del(&c->ev_defer);
+        }
+        c->fd = safe_close(c->fd);
+        /* Received fds nobody took and unsent replies go now, not when the last call ref does. */
+        c->reader = varlink_reader_free(c->reader);
+        c->writer = varlink_writer_free(c->writer);
+
+        connection_unlink(c);
+        if (c->connected && s->on_disconnect)
+                s->on_disconnect(s, c, s->userdata);
+        c->connected = false;
+
+        call = TAKE_PTR(c->current);
+        varlink_call_unref(call);
+        c->server = NULL;
+        server_update_accept(s);
+        varlink_connection_unref(c); /* the server's reference */
+}
+
+/* Reads the call's envelope; -EBADMSG for anything malformed. */
+/* A call's envelope: what it asks for and how it wants its replies. */
+typedef struct Envelope {
+        const char *method;
+        json_object *params;
+        bool oneway, more, upgrade;
+} Envelope;
+
+/* Reads the call's envelope; -EBADMSG for anything malformed. */
+static int envelope_read(json_object *message, Envelope *ret) {
+        Envelope e = {};
+
+        if (json_util_get_string(message, "method", 0, &e.method, NULL) < 0 ||
+            json_util_get_object(message, "parameters", JSON_UTIL_OPTIONAL, &e.params, NULL) < 0 ||
+            json_util_get_bool(message, "oneway", JSON_UTIL_OPTIONAL, &e.oneway, NULL) < 0 ||
+            json_util_get_bool(message, "more", JSON_UTIL_OPTIONAL, &e.more, NULL) < 0 ||
+            json_util_get_bool(message, "upgrade", JSON_UTIL_OPTIONAL, &e.upgrade, NULL) < 0 ||
+            (e.oneway && e.more))
+                return -EBADMSG;
+        *ret = e;
+        return 0;
+}
+
+/* The call of message, which it takes with fds; the connection holds a reference too. */
+static int call_new(VarlinkConnection *c, json_object *message, FdList *fds, const Envelope *e,
+                    VarlinkCall **ret) {
+        VarlinkCall *call = c->spare ? TAKE_PTR(c->spare) : calloc(1, sizeof(*call));
+
+        if (!call) {
+                json_object_put(message);
+                fdlist_free(fds);
+                return -ENOMEM;
+        }
+        *call = (VarlinkCall){
+                .n_ref = 1,
+                .conn = varlink_connection_ref(c),
+                .message = message,
+                .fds = fds,
+                .method = e->method,
+                .flags = (e->oneway ? VARLINK_CALL_ONEWAY : 0) | (e->more ? VARLINK_CALL_MORE : 0),
+        };
+        /* One reference is the connection's (until the final reply), one is ours (until return). */
+        c->current = varlink_call_ref(call);
+        *ret = call;
+        return 0;
+}
+
+/* Finds the method and runs its handler, or answers why there is none to run. */
+static int call_run(VarlinkServer *s, VarlinkCall *call, const Envelope *e) {
+        const char *dot = strrchr(e->method, '.');
+
+        if (dot && dot != e->method)
+                call->iface = server_find_interface(s, e->method, (size_t)(dot - e->method));
+        if (!call->iface) {
+                _cleanup_free_ char *name = strndup(e->method, dot ? (size_t)(dot - e->method) : 0);
+
+                return name ? error_with_string(call, VARLINK_ERROR_INTERFACE_NOT_FOUND,
+                                                "interface", name)
+                            : -ENOMEM;
+        }
+        for (const VarlinkMethod *m = call->iface->methods; m && m->name; m++)
+                if (streq(m->name, dot + 1)) {
+                        if (e->upgrade)
+                                return varlink_call_error_invalid_parameter(call, "upgrade");
+                        call->entry = m;
+                        return m->handler(call, e->params ?: s->empty, call->flags,
+                                          call->iface->userdata ?: s->userdata);
+                }
+        return error_with_string(call, VARLINK_ERROR_METHOD_NOT_FOUND, "method", e->method);
+}
+
+/* After the handler: a call it neither answered nor kept gets an error, not silence. */
+static int call_finish(VarlinkConnection *c, VarlinkCall *call, int r) {
+        if (call->done)
+                return 0;
+        if (call->flags & VARLINK_CALL_ONEWAY) {
+                if (r < 0)
+                        log_debug("Oneway call %s failed: %s", call->method, strerror(-r));
+                connection_call_done(c, call);
+                return 0;
+        }
+        if (r < 0)
+                return varlink_call_error_errno(call, r, NULL) < 0 ? -ENOMEM : 0;
+        if (call->n_ref <= 2) {
+                /* Neither replied nor kept for later: the client would wait forever. */
+                log_debug("%s returned without replying or deferring", call->method);
+                return varlink_call_error_errno(call, -EIO, "the method returned no reply") < 0
+                               ? -ENOMEM
+                               : 0;
+        }
+        return 0;
+}
+
+/* Serves one call; -EBADMSG for a malformed envelope, which ends the connection. */
+static int connection_dispatch(VarlinkConnection *c, json_object *message, FdList *fds) {
+        _cleanup_(varlink_call_unrefp) VarlinkCall *call = NULL;
+        Envelope e;
+        int r;
+
+        if (envelope_read(message, &e) < 0) {
+                log_debug("Malformed call envelope from pid %d, disconnecting", (int)c->ucred.pid);
+                json_object_put(message);
+                fdlist_free(fds);
+                return -EBADMSG;
+        }
+        r = call_new(c, message, fds, &e, &call);
+        if (r < 0)
+                return r;
+        r = call_run(c->server, call, &e);
+        return call_finish(c, call, r);
+}
+
+/* Dispatches the complete calls that are buffered, as long as the connection may take them. */
+static void connection_dispatch_buffered(VarlinkConnection *c) {
+        VarlinkServer *s = c->server;
+        Error err = ERROR_INIT;
+        int r;
+
+        while (!c->closing && !c->current &&
+               varlink_writer_queued(c->writer) < s->limits.max_queued_output_bytes) {
+                json_object *message;
+                FdList *fds;
+
+                r = varlink_reader_next(c->reader, &message, &fds, &err);
+                if (r == 0)
+                        break;
+                if (r < 0) {
+                        log_debug("Dropping client pid %d: %s", (int)c->ucred.pid, error_message(&err));
+                        c->closing = true;
+                        break;
+                }
+                r = connection_dispatch(c, message, fds);
+                if (r < 0)
+                        c->closing = true;
+        }
+}
+
+/* Dispatches what is buffered, flushes, and decides what to wait for.  Called from the loop only. */
+static void connection_process(VarlinkConnection *c) {
+        VarlinkServer *s = c->server;
+        int r;
+
+        if (c->dead)
+                return;
+        c->in_process = true;
+again:
+        connection_dispatch_buffered(c);
+
+        /* Also when closing: a reply queued before varlink_connection_close() still goes out
+         * if the socket takes it now. */
+        r = varlink_writer_flush(c->writer, c->fd);
+        if (r < 0 && !c->closing) {
+                log_debug("Dropping client pid %d: write failed: %s", (int)c->ucred.pid, strerror(-r));
+                c->closing = true;
+        }
+        /* Flushing may have made room for calls that waited behind a full output queue. */
+        if (!c->closing && !c->current &&
+            varlink_writer_queued(c->writer) < s->limits.max_queued_output_bytes &&
+            varlink_reader_has_message(c->reader))
+                goto again;
+        /* After a half-close, finish what was asked, then hang up. */
+        if (!c->closing && c->read_eof && !c->current && !varlink_reader_has_message(c->reader) &&
+            varlink_writer_queued(c->writer) == 0)
+                c->closing = true;
+        c->in_process = false;
+
+        if (c->closing)
+                connection_disconnect(c);
+        else
+                connection_update_events(c);
+}
+
+/*
+ * Reads until the socket is empty (at most READ_BATCH reads), dispatching as
+ * it goes, and only then flushes: a client that pipelines calls gets their
+ * replies in one write and one wakeup instead of one each.  That matters
+ * most for calls that carry fds, as the kernel ends a read at every message
+ * that has fds attached.
+ */
+static void on_connection_read(evutil_socket_t fd, short what, void *userdata) {
+        _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
+        Error err = ERROR_INIT;
+        int r;
+
+        for (unsigned i = 0; i < READ_BATCH; i++) {
+                r = varlink_reader_fill(c->reader, c->fd, &err);
+                if (r == 0) {
+                        struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+
+                        c->read_eof = true;
+                        /* A full close (not a shutdown of its sending side) means nobody reads replies. */
+                        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
+                                c->closing = true;
+                        break;
+                }
+                if (r < 0) {
+                        if (r != -EAGAIN) {
+                                log_debug("Dropping client pid %d: %s", (int)c->ucred.pid,
+                                          err.error ? error_message(&err) : strerror(-r));
+                                c->closing = true;
+                        }
+                        break;
+                }
+                c->in_process = true;
+                connection_dispatch_buffered(c);
+                c->in_process = false;
+                /* Waiting for a deferred reply or for the output to drain: read no further. */
+                if (c->closing || c->current ||
+                    varlink_writer_queued(c->writer) >= c->server->limits.max_queued_output_bytes)
+                        break;
+        }
+        connection_process(c);
+}
+
+static void on_connection_write(evutil_socket_t fd, short what, void *userdata) {
+        _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
+
+        connection_process(c);
+}
+
+static void on_connection_defer(evutil_socket_t fd, short what, void *userdata) {
+        _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
+
+        connection_process(c);
+}
+
+static int peer_pidfd(int fd) {
+        int pidfd = -EBADF;
+        socklen_t len = sizeof(pidfd);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0 || pidfd < 0)
+                return -EBADF;
+        return pidfd;
+}
+
+static int server_add_connection(VarlinkServer *s, int fd_in, const struct ucred *as,
+                                 VarlinkConnection **ret) {
+        _cleanup_close_ int fd = fd_in;
+        struct ucred ucred = {};
+        socklen_t len = sizeof(ucred);
+        VarlinkConnection *c;
+        int r;
+
+        if (as)
+                ucred = *as;
+        else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &ucred, &len) < 0)
+                return negative_errno();
+        if (s->n_connections >= s->limits.max_connections)
+                return -EUSERS;
+        if (server_uid_count(s, ucred.uid) >= s->limits.max_connections_per_uid) {
+                log_debug("uid %u has %u connections, the limit; refusing another",
+                          (unsigned)ucred.uid, s->limits.max_connections_per_uid);
+                return -EDQUOT;
+        }
+        r = fcntl(fd, F_GETFL);
+        if (r < 0 || (!(r & O_NONBLOCK) && fcntl(fd, F_SETFL, r | O_NONBLOCK) < 0))
+                return negative_errno();
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (VarlinkConnection){
+                .n_ref = 1,
+                .fd = TAKE_FD(fd),
+                .ucred = ucred,
+        };
+        /* On behalf of someone else, the socket's peer is not the client: no pidfd. */
+        c->pidfd = as ? -EBADF : peer_pidfd(c->fd);
+        r = varlink_reader_new(&c->reader, s->limits.max_message_bytes, s->limits.max_fds_per_message);
+        if (r >= 0)
+                r = varlink_writer_new(&c->writer);
+        if (r >= 0)
+                r = server_uid_inc(s, ucred.uid);
+        if (r < 0) {
+                varlink_connection_unref(c);
+                return r;
+        }
+        event_assign(&c->ev_read, s->base, c->fd, EV_READ | EV_PERSIST, on_connection_read, c);
+        event_assign(&c->ev_write, s->base, c->fd, EV_WRITE | EV_PERSIST, on_connection_write, c);
+        event_assign(&c->ev_defer, s->base, -1, 0, on_connection_defer, c);
+        c->events_assigned = true;
+        c->server = s;
+        c->next = s->connections;
+        if (c->next)
+                c->next->prev = c;
+        s->connections = c;
+        s->n_connections++;
+
+        if (s->on_connect) {
+                r = s->on_connect(s, c, &c->ucred, varlink_connection_get_pidfd(c), s->userdata);
+                if (r < 0) {
+                        log_debug("Connection from pid %d refused: %s", (int)ucred.pid, strerror(-r));
+                        connection_disconnect(c);
+                        return r;
+                }
+        }
+        c->connected = true;
+        connection_update_events(c);
+        server_update_accept(s);
+        if (ret)
+                *ret = c;
+        return 0;
+}
+
+int varlink_server_add_connection(VarlinkServer *s, int fd, VarlinkConnection **ret) {
+        if (!s)
+                safe_close(fd); /* taken in every case */
+        assert_return(s, -EINVAL);
+        return server_add_connection(s, fd, NULL, ret);
+}
+
+int varlink_server_add_connection_as(VarlinkServer *s, int fd, const struct ucred *as,
+                                     VarlinkConnection **ret) {
+        if (!s || !as)
+                safe_close(fd); /* taken in every case */
+        assert_return(s && as, -EINVAL);
+        return server_add_connection(s, fd, as, ret);
+}
