@@ -185,6 +185,13 @@ static int responder_ioctl(ConfEnv *env, BackendContext *c, unsigned long reques
                                       arg);
 }
 
+static int responder_file_attach(ConfEnv *env, int fd, uint32_t pt_id) {
+        ResponderFactoryData *d = env->userdata;
+        struct iommud_vfio_device_attach_iommufd_pt a = { .argsz = sizeof(a), .pt_id = pt_id };
+
+        return kernel_responder_ioctl(d->responder, fd, IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+}
+
 const ConfFactory conformance_kernel_responder_factory = {
         .name = "kernel-responder",
         .setup = responder_setup,
@@ -193,6 +200,7 @@ const ConfFactory conformance_kernel_responder_factory = {
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
         .ioctl = responder_ioctl,
+        .file_attach = responder_file_attach,
 };
 
 const ConfFactory conformance_kernel_responder_mmap_factory = {
@@ -203,4 +211,5 @@ const ConfFactory conformance_kernel_responder_mmap_factory = {
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
         .ioctl = responder_ioctl,
+        .file_attach = responder_file_attach,
 };

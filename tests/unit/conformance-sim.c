@@ -121,6 +121,16 @@ static int sim_auto_invalid(ConfEnv *env, uint64_t *ret) {
         return 0;
 }
 
+static int sim_file_attach(ConfEnv *env, int fd, uint32_t pt_id) {
+        BackendContext *ctx;
+        uint32_t dev;
+
+        /* The kernel's answer for a file that is not bound: EINVAL. */
+        if (backend_sim_file_binding(env->backend, fd, &ctx, &dev) < 0)
+                return -EINVAL;
+        return env->backend->ops->device_attach(ctx, dev, BACKEND_NO_PASID, &pt_id, NULL);
+}
+
 const ConfFactory conformance_sim_factory = {
         .name = "sim",
         .setup = sim_setup,
@@ -128,4 +138,5 @@ const ConfFactory conformance_sim_factory = {
         .open_device = sim_open_device,
         .inject_fault = sim_inject,
         .auto_invalid_count = sim_auto_invalid,
+        .file_attach = sim_file_attach,
 };
