@@ -374,6 +374,27 @@ static bool wait_session_gone(void) {
         return false;
 }
 
+/*
+ * What the kept file cannot do by itself: move the device into an iommufd of its own (the
+ * kernel keeps a file bound where it is: EINVAL), or make or map anything (a device file
+ * knows no iommufd ioctl: only an iommufd does, and the client has none).
+ */
+static void check_file_alone(Client *c, const char *after) {
+        struct iommud_vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+        struct iommud_ioas_alloc alloc = { .size = sizeof(alloc) };
+        _cleanup_close_ int own = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+        int r;
+
+        bind.iommufd = own;
+        r = own < 0 ? -EBADF : ioctl(c->cdev, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0 ?
+                                      -errno : 0;
+        tap(r == -EINVAL, "after %s the kept fd cannot be bound to another iommufd (%s)", after,
+            r < 0 ? strerror(-r) : "it was");
+        r = ioctl(c->cdev, IOMMUD_IOMMU_IOAS_ALLOC, &alloc) < 0 ? -errno : 0;
+        tap(r == -ENOTTY, "after %s the kept fd makes no address space (%s)", after,
+            r < 0 ? strerror(-r) : "it did");
+}
+
 /* ---- the scenarios ---- */
 
 static void test_detach(void) {
@@ -389,6 +410,7 @@ static void test_detach(void) {
         check_dma_blocked(&c, "DetachDevice");
         e = client_call(&c, "DestroyAddressSpace", params("ioasId", u64(c.ioas), NULL), NULL, 0);
         tap(!e, "DestroyAddressSpace after DetachDevice succeeds%s%s", e ? ": " : "", e ?: "");
+        check_file_alone(&c, "DetachDevice");
         check_held_then_free(&c, EDU_ROOT);
 }
 
@@ -433,6 +455,7 @@ static void test_disconnect(void) {
         }
         tap(n_ok == 0, "no object id 1-16 of the ended session takes the kept fd (%u did, the "
             "first %u)", n_ok, first_ok);
+        check_file_alone(&c, "the session's end");
         check_held_then_free(&c, EDU_ROOT);
 }
 
