@@ -163,9 +163,10 @@ struct BackendOps {
         int (*device_open)(Backend *b, const char *name, int *ret_fd, Error *err);
         /*
          * The processes other than iommud that hold an open file of the device's node (its
-         * VFIO cdev), as node_holders() says: pids[0..n_max) and their number in *ret_n.  A
-         * device whose bound file lives on in one of them stays bound (to the context that
-         * bound it) until the last of them closes it; a new bind then gets -EINVAL.
+         * VFIO cdev), as node_holders() says: pids[0..n_max) and their number in *ret_n; *ret_n
+         * in is 0 to look at every process, or the number of candidates in pids[] to look at
+         * those only.  A device whose bound file lives on in one of them stays bound (to the
+         * context that bound it) until the last of them closes it; a new bind gets -EINVAL.
          */
         int (*device_holders)(Backend *b, const char *name, pid_t *pids, size_t n_max,
                               size_t *ret_n, Error *err);

@@ -86,7 +86,16 @@ int node_holders(const struct stat *node, pid_t *pids, size_t n_max, size_t *ret
         assert_return(node, -EINVAL);
         assert_return(pids || n_max == 0, -EINVAL);
         assert_return(ret_n, -EINVAL);
+        assert_return(*ret_n <= n_max, -EINVAL);
 
+        if (*ret_n > 0) {
+                /* Only the candidates: kept in place, in their order. */
+                for (size_t i = 0; i < *ret_n; i++)
+                        if (pids[i] > 0 && pids[i] != self && node_held_by(node, pids[i]) > 0)
+                                pids[n++] = pids[i];
+                *ret_n = n;
+                return 0;
+        }
         proc = opendir("/proc");
         if (!proc)
                 return negative_errno();

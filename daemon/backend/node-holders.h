@@ -15,8 +15,10 @@
 
 /*
  * Fills pids[0..n_max) with the processes holding node open, in the order /proc lists them,
- * and *ret_n with how many there are (also past n_max).  Processes whose fd table cannot be
- * read (gone meanwhile, or not ours to see) are skipped.  -errno when /proc cannot be read.
+ * and *ret_n with how many there are (also past n_max).  On input *ret_n is 0 to look at every
+ * process, or the number of candidates in pids[] to look at those only (cheap: a scan of all of
+ * /proc reads every fd of every process).  Processes whose fd table cannot be read (gone
+ * meanwhile, or not ours to see) are skipped.  -errno when /proc cannot be read.
  */
 int node_holders(const struct stat *node, pid_t *pids, size_t n_max, size_t *ret_n);
 

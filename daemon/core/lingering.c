@@ -58,10 +58,14 @@ static void holder_describe(pid_t pid, LingeringHolder *ret) {
                 snprintf(ret->description, sizeof(ret->description), "pid %d", (int)pid);
 }
 
-/* Who holds device's node now: up to n_max pids, their number returned; 0 on any error. */
-static size_t ask_backend(Lingering *l, const char *device, pid_t *pids, size_t n_max) {
+/*
+ * Who holds device's node now: up to n_max pids, their number returned; 0 on any error.  With
+ * n_among > 0 only the candidates in pids[0..n_among) are asked about.
+ */
+static size_t ask_backend(Lingering *l, const char *device, pid_t *pids, size_t n_max,
+                          size_t n_among) {
         Error be = ERROR_INIT;
-        size_t n = 0;
+        size_t n = n_among;
         int r;
 
         r = l->backend->ops->device_holders(l->backend, device, pids, n_max, &n, &be);
@@ -188,10 +192,13 @@ static int entry_record(Lingering *l, const char *device, const pid_t *pids, siz
  */
 static int entry_recheck(Lingering *l, size_t i, pid_t exclude, LingeringHolder *ret) {
         LingeringEntry *e = l->entries[i];
-        pid_t now[HOLDERS_MAX];
-        size_t n = ask_backend(l, e->device, now, ELEMENTSOF(now)), kept = 0;
+        pid_t now[LINGERING_WATCH_MAX];
+        size_t n, kept = 0;
         pid_t other = 0;
 
+        /* Only the recorded processes: a look at them, not at every process on the host. */
+        memcpy(now, e->pids, e->n_pids * sizeof(pid_t));
+        n = ask_backend(l, e->device, now, ELEMENTSOF(now), e->n_pids);
         for (size_t k = 0; k < e->n_pids; k++)
                 if (pid_in(now, n, e->pids[k]))
                         e->pids[kept++] = e->pids[k];
@@ -276,7 +283,7 @@ int lingering_add(Lingering *l, const char *device) {
         assert_return(l, -EINVAL);
         assert_return(device, -EINVAL);
 
-        n = ask_backend(l, device, pids, ELEMENTSOF(pids));
+        n = ask_backend(l, device, pids, ELEMENTSOF(pids), 0);
         if (n == 0)
                 return 0;
         r = entry_record(l, device, pids, n);
@@ -302,7 +309,10 @@ int lingering_probe(Lingering *l, const char *device, pid_t exclude, LingeringHo
         assert_return(device, -EINVAL);
         assert_return(ret, -EINVAL);
 
-        n = ask_backend(l, device, pids, ELEMENTSOF(pids));
+        /* The processes recorded for it first: cheaper than a look at every process. */
+        if (lingering_check(l, device, exclude, ret) > 0)
+                return 1;
+        n = ask_backend(l, device, pids, ELEMENTSOF(pids), 0);
         if (n == 0)
                 return 0;
         first = pids[0];
