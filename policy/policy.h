@@ -33,13 +33,14 @@ typedef struct IovaWindow {
         uint64_t last;           /* inclusive */
 } IovaWindow;
 
-/* Who is asking: from SO_PEERCRED, /proc/PID/status and the process's cgroup. */
+/* Who is asking: from SO_PEERCRED, SO_PEERGROUPS and the process's cgroup. */
 typedef struct Principal {
         uid_t uid;
         gid_t gid;
         const gid_t *groups;     /* supplementary groups */
         size_t n_groups;
         const char *unit;        /* systemd unit, e.g. "qemu-vm1.scope"; NULL when none */
+        const char *unit_refused; /* why the unit its cgroup names was not taken; NULL: it was */
 } Principal;
 
 typedef enum PolicyStep {
@@ -150,6 +151,17 @@ int policy_load_string(Policy **ret, const char *filename, const char *text, siz
                        PolicyDiagnostics *diags, Error *err);
 Policy *policy_free(Policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
+
+/*
+ * Checks a loaded policy against the host it is for, t: an IOVA window that overlaps a
+ * reserved region (any type but direct-relaxable) of the IOMMU group of a device its grant
+ * gives, or on an x86 host (an Intel or AMD IOMMU in t) the MSI window 0xfee00000-0xfeefffff
+ * that every group reserves, can never be attached to: the kernel refuses to attach a device
+ * whose group reserves addresses inside the allowed IOVAs.  Each such window is a diagnostic at
+ * its file:line:column in diags (may be NULL).  Returns -EINVAL when there is one, -ENOMEM, or
+ * 0.  What a device hotplugged later reserves is its attach's to refuse.
+ */
+int policy_check_host(const Policy *p, const Topology *t, PolicyDiagnostics *diags);
 
 /* Increases on every successful load; the daemon reports it. */
 uint64_t policy_generation(const Policy *p);

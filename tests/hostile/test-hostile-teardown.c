@@ -249,7 +249,7 @@ static void check_attach(const Fixture *f, pid_t holder) {
 static void wait_sessions(const Fixture *f, HostileSnapshot *ret) {
         for (int i = 0; i < 2000; i++) {
                 hostile_snapshot(&f->daemon, ret);
-                if (ret->sessions == f->base.sessions)
+                if (ret->connections == f->base.connections)
                         return;
                 usleep(5000);
         }

@@ -7,7 +7,8 @@
  * contexts, open and bind devices, map and attach.  conformance.c holds the cases the kernel
  * selftests pin down and the runner; conformance-devices.c binding, groups, HWPTs, PASIDs,
  * options and memory fds; conformance-faults.c fault queues and broken contracts;
- * conformance-files.c what follows from binding per open file.
+ * conformance-files.c what follows from binding per open file; conformance-memory.c pins and
+ * their charge, through the narrower conformance-case.h.
  */
 
 #include <setjmp.h>

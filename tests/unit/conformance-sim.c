@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -131,6 +132,17 @@ static int sim_file_attach(ConfEnv *env, int fd, uint32_t pt_id) {
         return env->backend->ops->device_attach(ctx, dev, BACKEND_NO_PASID, &pt_id, NULL);
 }
 
+/* Each case has a backend of its own: nothing to put back at teardown. */
+static int sim_set_memlock(ConfEnv *env, bool cap_ipc_lock, uint64_t limit) {
+        backend_sim_set_memlock(env->backend, cap_ipc_lock, limit);
+        return 0;
+}
+
+/* The model's contexts are made by this process: it is the one charged (RLIMIT_MODE 1). */
+static int sim_locked_bytes(ConfEnv *env, uint64_t *ret) {
+        return backend_sim_locked_bytes(env->backend, true, (uint32_t)getpid(), ret);
+}
+
 const ConfFactory conformance_sim_factory = {
         .name = "sim",
         .setup = sim_setup,
@@ -139,4 +151,6 @@ const ConfFactory conformance_sim_factory = {
         .inject_fault = sim_inject,
         .auto_invalid_count = sim_auto_invalid,
         .file_attach = sim_file_attach,
+        .set_memlock = sim_set_memlock,
+        .locked_bytes = sim_locked_bytes,
 };
