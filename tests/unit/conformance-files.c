@@ -133,39 +133,98 @@ static bool dma_arrives(ConfState *s, int fd, uint8_t *mem) {
         return memcmp(mem, mem + P, DMA_LEN) == 0;
 }
 
-/* After a detach the device's DMA through the old IOVA reaches nothing. */
-static void files_detach_then_dma(void **state) {
-        ConfState *s = state_of(state);
-        BackendContext *c;
-        uint32_t ioas, id;
-        uint64_t iova = DMA_IOVA;
-        uint8_t *mem;
-        int fd, mfd;
-
+static void require_dma(ConfState *s) {
         if (!s->env.factory->dma_copy)
                 conf_skip(s, "the %s factory's devices do no DMA here", s->env.factory->name);
-        c = ctx_new(s);
-        ioas = ioas_new(s, c);
-        fd = dev_open(s, CONF_DEV_PLAIN);
-        assert_int_equal(OPS(&s->env)->device_bind(c, fd, &id, NULL), 0);
-        assert_int_equal(attach(s, c, id, BACKEND_NO_PASID, ioas, NULL), 0);
-        mfd = memfd_create("conformance-dma", MFD_CLOEXEC);
-        assert_true(mfd >= 0);
-        assert_int_equal(ftruncate(mfd, (off_t)(2 * P)), 0);
-        mem = mmap(NULL, 2 * P, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-        assert_true(mem != MAP_FAILED);
+}
+
+/* mfd's two pages at DMA_IOVA of ioas in c, readable and writeable. */
+static void dma_map(ConfState *s, BackendContext *c, uint32_t ioas, int mfd) {
+        uint64_t iova = DMA_IOVA;
+
         assert_int_equal(OPS(&s->env)->ioas_map_file(c, ioas,
                                                      BACKEND_MAP_FIXED_IOVA | BACKEND_MAP_READABLE |
                                                              BACKEND_MAP_WRITEABLE,
                                                      mfd, 0, 2 * P, &iova, NULL),
                          0);
+}
+
+/* Two pages of a memfd, mapped at DMA_IOVA of ioas in c: the memory a device's DMA may reach. */
+static uint8_t *dma_memory(ConfState *s, BackendContext *c, uint32_t ioas, int *ret_mfd) {
+        uint8_t *mem;
+        int mfd;
+
+        mfd = memfd_create("conformance-dma", MFD_CLOEXEC);
+        assert_true(mfd >= 0);
+        assert_int_equal(ftruncate(mfd, (off_t)(2 * P)), 0);
+        mem = mmap(NULL, 2 * P, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+        assert_true(mem != MAP_FAILED);
+        dma_map(s, c, ioas, mfd);
+        *ret_mfd = mfd;
+        return mem;
+}
+
+static void dma_memory_free(ConfState *s, uint8_t *mem, int mfd) {
+        (void)munmap(mem, 2 * P);
+        close(mfd);
+}
+
+/* After a detach the device's DMA through the old IOVA reaches nothing. */
+static void files_detach_then_dma(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c;
+        uint32_t ioas, id;
+        uint8_t *mem;
+        int fd, mfd;
+
+        require_dma(s);
+        c = ctx_new(s);
+        ioas = ioas_new(s, c);
+        fd = dev_open(s, CONF_DEV_PLAIN);
+        assert_int_equal(OPS(&s->env)->device_bind(c, fd, &id, NULL), 0);
+        assert_int_equal(attach(s, c, id, BACKEND_NO_PASID, ioas, NULL), 0);
+        mem = dma_memory(s, c, ioas, &mfd);
         assert_true(dma_arrives(s, fd, mem));
         assert_int_equal(OPS(&s->env)->device_detach(c, id, BACKEND_NO_PASID, NULL), 0);
         assert_false(dma_arrives(s, fd, mem));
         for (size_t i = 0; i < P; i++)
                 assert_int_equal(mem[P + i], 0x5a);
-        (void)munmap(mem, 2 * P);
-        close(mfd);
+        dma_memory_free(s, mem, mfd);
+}
+
+/*
+ * A bound file reaches the objects of its own context only: an id of another context's address
+ * space is unknown in its own (ENOENT), and that context's memory at the very IOVA its device
+ * uses stays out of the device's reach.
+ */
+static void files_other_context_unreachable(void **state) {
+        ConfState *s = state_of(state);
+        BackendContext *c, *c2;
+        uint32_t ioas, id, other = 0;
+        uint8_t *mem;
+        int fd, mfd;
+
+        require_files(s);
+        c = ctx_new(s);
+        c2 = ctx_new(s);
+        fd = dev_open(s, CONF_DEV_PLAIN);
+        assert_int_equal(OPS(&s->env)->device_bind(c, fd, &id, NULL), 0);
+        /* Ids past every id of c: c2's third address space names nothing in c. */
+        for (int i = 0; i < 3; i++)
+                other = ioas_new(s, c2);
+        assert_int_equal(file_attach(s, fd, other), -ENOENT);
+        if (!s->env.factory->dma_copy)
+                return;
+        ioas = ioas_new(s, c);
+        assert_int_equal(attach(s, c, id, BACKEND_NO_PASID, ioas, NULL), 0);
+        mem = dma_memory(s, c2, other, &mfd);
+        assert_false(dma_arrives(s, fd, mem));
+        for (size_t i = 0; i < P; i++)
+                assert_int_equal(mem[P + i], 0x5a);
+        /* The same memory mapped in its own context: the engine was only kept out. */
+        dma_map(s, c, ioas, mfd);
+        assert_true(dma_arrives(s, fd, mem));
+        dma_memory_free(s, mem, mfd);
 }
 
 #define T(f) { #f, f }
@@ -175,6 +234,7 @@ const ConfTest conformance_file_tests[] = {
         T(files_context_outlives_close),
         T(files_destroy_after_detach),
         T(files_detach_then_dma),
+        T(files_other_context_unreachable),
 };
 #undef T
 const size_t conformance_n_file_tests = ELEMENTSOF(conformance_file_tests);

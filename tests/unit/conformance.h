@@ -83,7 +83,7 @@ struct ConfFactory {
         /*
          * The plain device copies len bytes from src_iova to dst_iova by DMA, through its
          * file fd: 0 once it ran, whatever reached memory.  NULL where no device does DMA
-         * (the simulated backend until it models a DMA engine).
+         * (VFIO type1 through the responder).
          */
         int (*dma_copy)(ConfEnv *env, int fd, uint64_t src_iova, uint64_t dst_iova, size_t len);
 };
