@@ -151,6 +151,27 @@ static int bind_refused_by(Session *s, const TopoDevice *d, bool group, Lingerin
         return 0;
 }
 
+/*
+ * The file the caller passed is bound already, or another one it holds is: a cdev it bound to
+ * an iommufd of its own, or a file it kept after iommud let go of the device.
+ */
+static int device_bound_by_caller(BrokerError *err, const char *device,
+                                  const LingeringHolder *h) {
+        char held[sizeof(h->description) + 32];
+
+        snprintf(held, sizeof(held), "%s, the caller itself", h->description);
+        broker_error_set(err, -EBUSY, BROKER_ERROR_DEVICE_BUSY,
+                         "Device %s is bound already through a VFIO file the caller (%s) holds: "
+                         "the fd it passed, bound to an iommufd of its own, or a file it kept "
+                         "after iommud let go of the device.  Close that file and pass a fresh "
+                         "open of the cdev.",
+                         device, h->description);
+        broker_error_add_string(err, "device", device);
+        broker_error_add_string(err, "heldBy", held);
+        broker_error_add_i64(err, "pid", h->pid);
+        return -EBUSY;
+}
+
 /* The kernel refused the bind: tell a file someone else holds from what the device is. */
 static int session_bind_error(Session *s, const TopoDevice *d, int r, const Error *be,
                               BrokerError *err) {
@@ -158,10 +179,12 @@ static int session_bind_error(Session *s, const TopoDevice *d, int r, const Erro
 
         switch (r) {
         case -EINVAL:
-                if (bind_refused_by(s, d, false, &h))
-                        return device_busy(err, d->name, h.description, h.pid, true);
                 /* Bound by nobody: the kernel refuses a device that needs a firmware 1:1 map. */
-                return policy_denied(err, d->name, "regions", error_message(be));
+                if (!bind_refused_by(s, d, false, &h))
+                        return policy_denied(err, d->name, "regions", error_message(be));
+                if (h.pid == s->creds->pid)
+                        return device_bound_by_caller(err, d->name, &h);
+                return device_busy(err, d->name, h.description, h.pid, true);
         case -EPERM:
                 if (bind_refused_by(s, d, true, &h))
                         return device_busy(err, d->name, h.description, h.pid, true);
