@@ -5,13 +5,13 @@
  * simulated "server" host, whose backend binds a device through an open file as the kernel
  * does.  A keeper attaches a device with its own fd, maps memory, and then lets go in every
  * way but closing that fd: DetachDevice, closing its connection, handing the fd to another
- * process.  The simulated device's DMA (org.iommud.Simulator.InjectDMA) through the old IOVA
- * then reaches nothing, and nothing of the session stays mapped or pinned.  Meanwhile every
- * other client is refused with DeviceBusy naming the process that holds the file, a client
- * passing a file it bound already hears that it holds it, refusals cost the daemon nothing, and
- * once that process is gone the daemon's fds, connections, the model's contexts, objects,
- * mappings, pinned bytes and memory files and the claims are back at their baseline and the
- * device attaches at once.
+ * process, its device leaving the host under it.  The simulated device's DMA
+ * (org.iommud.Simulator.InjectDMA) through the old IOVA then reaches nothing, and nothing of
+ * the session stays mapped or pinned.  Meanwhile every other client is refused with DeviceBusy
+ * naming the process that holds the file, a client passing a file it bound already hears that
+ * it holds it, refusals cost the daemon nothing, and once that process is gone the daemon's
+ * fds, connections, the model's contexts, objects, mappings, pinned bytes and memory files and
+ * the claims are back at their baseline and the device attaches at once.
  */
 
 #include <errno.h>
@@ -431,6 +431,52 @@ static void test_own_bound_file(void **state) {
         json_object_put(r);
 }
 
+/* A Simulator hotplug call on DEVICE (RemoveDevice, AddDevice); fails the test on an error. */
+static void hotplug(const Fixture *f, const char *method) {
+        ItestClient *sim = connect_client(f);
+        bool ok = call_ok(sim, method,
+                          itest_params("device", json_object_new_string(DEVICE), NULL), NULL, 0,
+                          NULL, NULL);
+
+        itest_client_free(sim);
+        if (!ok)
+                fail_msg("%s of %s failed", method, DEVICE);
+}
+
+/*
+ * The device leaves the host while the keeper holds its file and its connection: the session
+ * drops the device and the address space only it used, so nothing of the session stays mapped
+ * or pinned although the client never let go.  Back on the host, the device attaches once the
+ * keeper is gone.
+ */
+static void test_kept_through_device_loss(void **state) {
+        Fixture *f = *state;
+        Keeper *k = keeper_start(f);
+        HostileSnapshot now = {};
+        int i;
+
+        keeper_do(k, 'a');
+        assert_true(dma_reaches(f, "before"));
+        hotplug(f, "org.iommud.Simulator.RemoveDevice");
+        for (i = 0; i < 2000; i++) {
+                hostile_snapshot(&f->daemon, &now);
+                if (now.pinned == f->base.pinned && now.mappings == f->base.mappings)
+                        break;
+                usleep(5000);
+        }
+        assert_int_equal(now.pinned, f->base.pinned);
+        assert_int_equal(now.mappings, f->base.mappings);
+        assert_int_equal(now.memory_files, f->base.memory_files);
+        /* The keeper's connection is still open; its device, still in the model, is blocked. */
+        assert_int_equal(now.connections, f->base.connections + 1);
+        assert_false(dma_reaches(f, "removed"));
+        hotplug(f, "org.iommud.Simulator.AddDevice");
+        assert_false(dma_reaches(f, "added again"));
+        keeper_stop(k);
+        hostile_assert_at(&f->daemon, &f->base);
+        check_attach(f, 0);
+}
+
 /* Attaches refused because another process keeps the file cost the daemon nothing. */
 static void test_refusals_cost_nothing(void **state) {
         Fixture *f = *state;
@@ -505,6 +551,7 @@ int main(void) {
                                           scenario_teardown),
                 cmocka_unit_test_teardown(test_kept_and_handed_over, scenario_teardown),
                 cmocka_unit_test_teardown(test_own_bound_file, scenario_teardown),
+                cmocka_unit_test_teardown(test_kept_through_device_loss, scenario_teardown),
                 cmocka_unit_test_teardown(test_refusals_cost_nothing, scenario_teardown),
         };
 
