@@ -266,7 +266,7 @@ static void session_teardown(Session *s, uint32_t fault_id) {
         for (size_t i = 0; i < s->n_devices; i++)
                 session_device_release(s, &s->devices[i]);
         for (size_t i = 0; i < s->n_ioas; i++)
-                (void)session_ioas_teardown(s, s->ioas[i].id);
+                (void)session_ioas_teardown(s, &s->ioas[i]);
         if (fault_id != 0 && OPS(s)->destroy(s->ctx, fault_id, &be) < 0)
                 log_debug("Destroying fault queue %" PRIu32 " failed, ignoring: %s", fault_id,
                           error_message(&be));
@@ -300,6 +300,7 @@ Session *session_free(Session *s) {
         for (size_t i = 0; i < s->n_ioas; i++) {
                 free(s->ioas[i].areas);
                 free(s->ioas[i].allowed);
+                free(s->ioas[i].dirty_hwpts);
         }
         free(s->ioas);
         for (size_t i = 0; i < s->n_gone; i++) {
@@ -534,7 +535,7 @@ int session_revalidate(Session *s,
                 /* An address space only that device used goes with it. */
                 SessionIoas *ioas = ioas_id ? session_find_ioas(s, ioas_id) : NULL;
                 if (ioas && ioas->n_attached == 0) {
-                        (void)session_ioas_teardown(s, ioas_id);
+                        (void)session_ioas_teardown(s, ioas);
                         session_remove_ioas(s, ioas);
                 }
         }
