@@ -75,14 +75,19 @@ static bool call_ok(ItestClient *c, const char *method, json_object *params, con
         return ok;
 }
 
-/* AttachDevice with fd, an address space, the device in it, MAP_BYTES of mem mapped. */
-static bool keeper_attach(ItestClient *c, int fd, int mem, uint64_t *ret_dev) {
+/*
+ * AttachDevice with fd, an address space (dirty tracking: attached through a page table iommud
+ * makes for it), the device in it, MAP_BYTES of mem mapped.
+ */
+static bool keeper_attach(ItestClient *c, int fd, int mem, bool dirty, uint64_t *ret_dev) {
         uint64_t ioas = 0, hwpt;
         bool ok;
 
         ok = call_ok(c, "org.iommud.Broker.AttachDevice",
                      itest_params("fd", hostile_u64(0), NULL), &fd, 1, ret_dev, "deviceId") &&
-             call_ok(c, "org.iommud.Broker.CreateAddressSpace", NULL, NULL, 0, &ioas, "ioasId") &&
+             call_ok(c, "org.iommud.Broker.CreateAddressSpace",
+                     itest_params("dirtyTracking", json_object_new_boolean(dirty), NULL), NULL, 0,
+                     &ioas, "ioasId") &&
              call_ok(c, "org.iommud.Broker.AttachToAddressSpace",
                      itest_params("deviceId", hostile_u64(*ret_dev), "ioasId", hostile_u64(ioas),
                                   NULL),
@@ -130,7 +135,8 @@ static _Noreturn void keeper_main(const Fixture *f, int cmd, int ack) {
 
                 switch (what) {
                 case 'a':
-                        ok = keeper_attach(c, fd, f->mem, &dev);
+                case 'A':
+                        ok = keeper_attach(c, fd, f->mem, what == 'A', &dev);
                         break;
                 case 'd':
                         ok = call_ok(c, "org.iommud.Broker.DetachDevice",
@@ -329,13 +335,16 @@ static void wait_sessions(const Fixture *f, HostileSnapshot *ret) {
 
 /* ---- the scenarios ---- */
 
-/* DetachDevice, then the connection closed: the kept file keeps the device and nothing else. */
+/*
+ * DetachDevice, then the connection closed: the kept file keeps the device and nothing else,
+ * not even the dirty-tracking page table iommud made for its address space.
+ */
 static void test_kept_after_detach_and_disconnect(void **state) {
         Fixture *f = *state;
         HostileSnapshot now;
         Keeper *k = keeper_start(f);
 
-        keeper_do(k, 'a');
+        keeper_do(k, 'A');
         assert_true(dma_reaches(f, "attached"));
         keeper_do(k, 'd');
         assert_false(dma_reaches(f, "detached"));
