@@ -174,7 +174,7 @@ static json_object *group_to_json(const IommudGroup *g) {
         return o;
 }
 
-/* "direct_relaxable, msi": the types, each once; the ranges are in --json. */
+/* "direct-relaxable, msi": the types, each once; the ranges are in --json. */
 static char *regions_text(const IommudGroup *g) {
         char *buf = NULL;
         size_t size = 0;

@@ -54,7 +54,7 @@ static json_object *group_json(const TopoGroup *g) {
                 json_object *r = broker_range_json(g->regions[i].start, g->regions[i].last);
 
                 (void)json_util_add(r, "type",
-                                    json_object_new_string(region_type_to_idl(g->regions[i].type)));
+                                    json_object_new_string(region_type_to_string(g->regions[i].type)));
                 json_object_array_add(regions, r);
         }
         (void)json_util_add(o, "id", json_object_new_int64(g->id));

@@ -293,7 +293,7 @@ int iommud_client_call(IommudClient *c, const char *method, const char *paramete
 typedef struct IommudReservedRegion {
         uint64_t start;
         uint64_t last;           /* inclusive */
-        const char *type;        /* "direct", "direct_relaxable", "reserved", "msi", "unknown" */
+        const char *type;        /* "direct", "direct-relaxable", "reserved", "msi", "unknown" */
 } IommudReservedRegion;
 
 typedef struct IommudGroup {
