@@ -198,6 +198,38 @@ static char *regions_text(const IommudGroup *g) {
         return buf;
 }
 
+/*
+ * A viable group none of whose devices the caller may use, with a 'direct' reserved region:
+ * the region, not the group, is why (the default policy refuses such devices).
+ */
+static bool group_refused_for_direct(const IommudTopology *t, const IommudGroup *g) {
+        bool direct = false;
+
+        for (size_t i = 0; i < g->n_reserved_regions; i++)
+                direct = direct || streq(g->reserved_regions[i].type, "direct");
+        if (!g->viable || !direct)
+                return false;
+        for (size_t i = 0; i < g->n_devices; i++) {
+                const IommudDevice *d = iommud_topology_find_device(t, g->devices[i]);
+
+                if (d && d->eligible)
+                        return false;
+        }
+        return true;
+}
+
+/* Under the table: why a viable group marked "yes*" is of no use all the same. */
+static void groups_print_notes(const IommudTopology *t) {
+        for (size_t i = 0; i < iommud_topology_get_n_groups(t); i++) {
+                const IommudGroup *g = iommud_topology_get_group(t, i);
+
+                if (group_refused_for_direct(t, g))
+                        printf("* group %" PRIu32 " is viable, but the policy refuses its devices "
+                               "for its 'direct' reserved region: iommuctl explain %s says why.\n",
+                               g->id, g->n_devices > 0 ? g->devices[0] : "DEVICE");
+        }
+}
+
 int verb_groups(Ctl *ctl, int argc, char **argv) {
         static const char *const headers[] = { "GROUP", "TYPE", "IOMMU", "VIABLE", "DEVICES",
                                                 "RESERVED", NULL };
@@ -250,14 +282,17 @@ int verb_groups(Ctl *ctl, int argc, char **argv) {
                 cells[0] = id;
                 cells[1] = g->type;
                 cells[2] = g->iommu;
-                cells[3] = g->viable ? "yes" : "no";
+                cells[3] = !g->viable ? "no" : group_refused_for_direct(t, g) ? "yes*" : "yes";
                 colors[3] = g->viable ? "green" : "red";
                 cells[4] = devices;
                 cells[5] = *regions ? regions : NULL;
                 if (table_add_row(table, cells, colors) < 0)
                         return CTL_EXIT_FAILURE;
         }
-        return table_print(table, ctl, stdout) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+        if (table_print(table, ctl, stdout) < 0)
+                return CTL_EXIT_FAILURE;
+        groups_print_notes(t);
+        return CTL_EXIT_OK;
 }
 
 typedef struct ExplainArgs {

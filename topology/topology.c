@@ -240,3 +240,21 @@ bool topo_device_is_bridge(const TopoDevice *d) {
         uint32_t sub = (d->class >> 8) & 0xffff;
         return sub == 0x0604 || sub == 0x0609;
 }
+
+bool topo_device_keeps_group_viable(const TopoDevice *d) {
+        assert_return(d, false);
+
+        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
+               topo_device_is_bridge(d);
+}
+
+bool topo_group_viable(const TopoGroup *g) {
+        assert_return(g, false);
+
+        if (g->broken)
+                return false;
+        for (size_t i = 0; i < g->n_devices; i++)
+                if (!topo_device_keeps_group_viable(g->devices[i]))
+                        return false;
+        return true;
+}
