@@ -185,13 +185,11 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
         return 0;
 }
 
-int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
+static int attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
         _cleanup_free_ char *name = NULL;
         const TopoDevice *d;
         Error be = ERROR_INIT;
         int r;
-
-        assert_return(s, -EINVAL);
 
         r = OPS(s)->device_fd_identify(s->host->backend, fd, &name, &be);
         if (r < 0)
@@ -203,16 +201,13 @@ int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerE
         return session_bind_device(s, d, fd, ret, err);
 }
 
-int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
-                               BrokerError *err) {
+static int attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
+                              BrokerError *err) {
         _cleanup_close_ int fd = -EBADF;
         const TopoDevice *d;
         Error be = ERROR_INIT;
         Principal p;
         int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(name, -EINVAL);
 
         r = session_admit_device(s, name, &d, err);
         if (r < 0)
@@ -228,6 +223,37 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
         if (r < 0)
                 return broker_error_from_backend(err, "open the device", &be);
         return session_bind_device(s, d, fd, ret, err);
+}
+
+/* Every grant of a device and every refusal of one by the policy is on the record. */
+int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+        SessionDeviceInfo info = {};
+        int r;
+
+        assert_return(s, -EINVAL);
+
+        err = err ?: &local;
+        r = attach_device_fd(s, fd, &info, err);
+        if (r >= 0 && ret)
+                *ret = info;
+        return session_audit_result(s, SESSION_AUDIT_ATTACH, r >= 0 ? info.bdf : NULL, r, err);
+}
+
+int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
+                               BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+        SessionDeviceInfo info = {};
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+
+        err = err ?: &local;
+        r = attach_device_name(s, name, &info, err);
+        if (r >= 0 && ret)
+                *ret = info;
+        return session_audit_result(s, SESSION_AUDIT_ATTACH, name, r, err);
 }
 
 void session_remove_device(Session *s, SessionDevice *d) {

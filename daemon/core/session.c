@@ -386,12 +386,9 @@ int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *
         return 0;
 }
 
-int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
+static int delegate(Session *s, int *ret_fd, BrokerError *err) {
         Principal p;
         int fd, dup_fd;
-
-        assert_return(s, -EINVAL);
-        assert_return(ret_fd, -EINVAL);
 
         session_principal(s, &p);
         if (!policy_allows_delegation(s->host->policy, &p)) {
@@ -418,6 +415,18 @@ int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
                                         "Duplicating the iommufd failed: %s", strerror(errno));
         *ret_fd = dup_fd;
         return 0;
+}
+
+/* Every iommufd handed out and every refusal of one is on the record. */
+int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+
+        assert_return(s, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        err = err ?: &local;
+        return session_audit_result(s, SESSION_AUDIT_DELEGATE, NULL, delegate(s, ret_fd, err),
+                                    err);
 }
 
 /* ---- reload ---------------------------------------------------------------------------- */
