@@ -21,7 +21,8 @@ typedef struct AuditRecord {
         int priority;
         const char *message_id;
         const char *type;        /* the Monitor() event type */
-        char message[ERROR_MESSAGE_MAX + 256];
+        char message[ERROR_MESSAGE_MAX + 256];   /* the log's sentence */
+        char event[ERROR_MESSAGE_MAX + 256];     /* Monitor()'s, worded like its other events */
         struct {
                 const char *key; /* journal field name: IOMMUD_UID */
                 const char *json;/* Monitor() member name: uid */
@@ -107,7 +108,7 @@ static void audit_emit(Manager *m, const AuditRecord *rec) {
                                             json_object_new_int64((int64_t)strtoull(v, NULL, 10)) :
                                             json_object_new_string(v));
         }
-        manager_emit_event(m, rec->type, rec->message, payload);
+        manager_emit_event(m, rec->type, rec->event, payload);
 }
 
 /* Who asked: the fields every record about a session carries. */
@@ -136,13 +137,19 @@ void manager_audit_session(Session *s, const SessionAudit *a, void *userdata) {
                 snprintf(rec.message, sizeof(rec.message),
                          "Refused %s to session %" PRIu64 " of %s at step %s: %s", what, id,
                          session_describe(s), a->step, a->reason);
+                snprintf(rec.event, sizeof(rec.event),
+                         "session %" PRIu64 " of %s was refused %s at step %s: %s", id,
+                         session_describe(s), what, a->step, a->reason);
         } else {
                 rec.priority = LOG_INFO;
                 rec.message_id = a->device ? IOMMUD_MESSAGE_DEVICE_GRANTED :
                                              IOMMUD_MESSAGE_IOMMUFD_GRANTED;
                 rec.type = a->device ? "device-granted" : "iommufd-granted";
-                snprintf(rec.message, sizeof(rec.message), "Granted %s to session %" PRIu64 " of %s.",
-                         what, id, session_describe(s));
+                snprintf(rec.message, sizeof(rec.message),
+                         "Granted %s to session %" PRIu64 " of %s.", what, id,
+                         session_describe(s));
+                snprintf(rec.event, sizeof(rec.event), "session %" PRIu64 " of %s was given %s", id,
+                         session_describe(s), what);
         }
         principal_fields(m, s, &rec);
         field(&rec, "IOMMUD_ACTION", "action", "%s", session_audit_action_to_string(a->action));
@@ -163,6 +170,8 @@ void manager_audit_policy_reloaded(Manager *m, uint64_t generation) {
         };
 
         snprintf(rec.message, sizeof(rec.message), "Policy reloaded (generation %" PRIu64 ").",
+                 generation);
+        snprintf(rec.event, sizeof(rec.event), "policy reloaded (generation %" PRIu64 ")",
                  generation);
         field(&rec, "IOMMUD_POLICY_GENERATION", "generation", "%" PRIu64, generation);
         audit_emit(m, &rec);

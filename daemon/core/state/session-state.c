@@ -121,6 +121,9 @@ int session_to_json(const Session *s, json_object **ret) {
         (void)json_util_add(o, "addressSpaces", ioas);
         if (s->faults)
                 (void)json_util_add(o, "faultQueue", u64_json(fault_stream_fault_id(s->faults)));
+        /* A restarted daemon must not mediate for a client that has its own iommufd. */
+        if (s->delegated)
+                (void)json_util_add(o, "delegated", json_object_new_boolean(true));
         if (s->n_pasids > 0) {
                 pasids = json_object_new_array();
                 if (!pasids || json_util_add(o, "pasids", pasids) < 0)
@@ -290,9 +293,10 @@ static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *
         if (!arr)
                 goto oom;
         s->ioas = arr;
-        s->usage.address_spaces++;
-        s->usage.mappings += ioas.n_areas;
-        s->usage.pinned_bytes += session_ioas_mapped_bytes(&ioas);
+        /* Granted before the restart: charged to the principal again without a check. */
+        session_charge_held(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
+        session_charge_held(s, SESSION_RESOURCE_MAPPINGS, ioas.n_areas);
+        session_charge_held(s, SESSION_RESOURCE_PINNED_BYTES, session_ioas_mapped_bytes(&ioas));
         s->ioas[s->n_ioas++] = ioas;
         return 0;
 oom:
@@ -408,7 +412,7 @@ static int restore_device(Session *s, json_object *j, const SessionRestoreConfig
                 .pasid_bits = info.max_pasid_log2,
                 .capabilities = info.capabilities,
         };
-        s->usage.devices++;
+        session_charge_held(s, SESSION_RESOURCE_DEVICES, 1);
         return 0;
 }
 
@@ -624,7 +628,7 @@ static int restore_pasid(Session *s, json_object *j, const SessionRestoreConfig 
         if (p.stage1_len == 0)
                 p.stage1_type = BACKEND_HWPT_DATA_NONE;
         s->pasids[s->n_pasids++] = p;
-        s->usage.pasids++;
+        session_charge_held(s, SESSION_RESOURCE_PASIDS, 1);
         return 0;
 }
 
@@ -647,6 +651,7 @@ int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendC
         }
         s->ctx = ctx;
         session_link(s);
+        s->delegated = json_object_get_boolean(json_object_object_get(state, "delegated"));
         /* A restored session is a session like any other to whoever lists or watches them. */
         if (host->on_session)
                 host->on_session(s, SESSION_OPENED, host->on_session_userdata);
