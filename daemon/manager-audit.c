@@ -127,7 +127,12 @@ static void principal_fields(Manager *m, Session *s, AuditRecord *rec) {
 void manager_audit_session(Session *s, const SessionAudit *a, void *userdata) {
         Manager *m = userdata;
         AuditRecord rec = {};
-        const char *what = a->device ?: "an iommufd";
+        static const char *const nouns[_SESSION_AUDIT_ACTION_MAX] = {
+                [SESSION_AUDIT_ATTACH] = "a device",
+                [SESSION_AUDIT_DELEGATE] = "an iommufd",
+                [SESSION_AUDIT_MAP] = "a mapping",
+        };
+        const char *what = a->device ?: nouns[a->action];
         uint64_t id = manager_varlink_session_id(m->admin, s);
 
         if (!a->granted) {
@@ -142,14 +147,14 @@ void manager_audit_session(Session *s, const SessionAudit *a, void *userdata) {
                          session_describe(s), what, a->step, a->reason);
         } else {
                 rec.priority = LOG_INFO;
-                rec.message_id = a->device ? IOMMUD_MESSAGE_DEVICE_GRANTED :
-                                             IOMMUD_MESSAGE_IOMMUFD_GRANTED;
-                rec.type = a->device ? "device-granted" : "iommufd-granted";
+                rec.message_id = a->action == SESSION_AUDIT_ATTACH ? IOMMUD_MESSAGE_DEVICE_GRANTED :
+                                                                     IOMMUD_MESSAGE_IOMMUFD_GRANTED;
+                rec.type = a->action == SESSION_AUDIT_ATTACH ? "device-granted" : "iommufd-granted";
                 snprintf(rec.message, sizeof(rec.message),
                          "Granted %s to session %" PRIu64 " of %s.", what, id,
                          session_describe(s));
-                snprintf(rec.event, sizeof(rec.event), "session %" PRIu64 " of %s was given %s", id,
-                         session_describe(s), what);
+                snprintf(rec.event, sizeof(rec.event), "session %" PRIu64 " of %s was given %s",
+                         id, session_describe(s), what);
         }
         principal_fields(m, s, &rec);
         field(&rec, "IOMMUD_ACTION", "action", "%s", session_audit_action_to_string(a->action));

@@ -13,6 +13,7 @@
 static const char *const action_names[_SESSION_AUDIT_ACTION_MAX] = {
         [SESSION_AUDIT_ATTACH] = "attach",
         [SESSION_AUDIT_DELEGATE] = "delegate",
+        [SESSION_AUDIT_MAP] = "map",
 };
 
 const char *session_audit_action_to_string(SessionAuditAction a) {
@@ -44,7 +45,8 @@ int session_audit_result(Session *s, SessionAuditAction action, const char *devi
                          const BrokerError *err) {
         SessionAudit a = { .action = action, .granted = r >= 0, .device = device };
 
-        if (!s->host->on_audit)
+        /* Memory mapped is no grant of access: only a refusal of a map is on the record. */
+        if (!s->host->on_audit || (r >= 0 && action == SESSION_AUDIT_MAP))
                 return r;
         if (r < 0) {
                 a.step = refusing_step(err);

@@ -74,6 +74,7 @@ static int session_admit_device(Session *s, const char *name, const TopoDevice *
         d = topology_find_device(s->host->topology, name);
         if (!d)
                 return broker_error_no_such_device(err, name);
+        name = d->name; /* "01:00.0" is 0000:01:00.0 from here on */
 
         holder = session_host_device_holder(s->host, d, s);
         while (holder && s->host->reap_if_gone &&
@@ -230,6 +231,7 @@ static int attach_device_name(Session *s, const char *name, SessionDeviceInfo *r
         if (r < 0)
                 return r;
 
+        name = d->name;
         session_principal(s, &p);
         if (!policy_allows_open_on_behalf(s->host->policy, &p, d))
                 return policy_denied(err, name, "open-on-behalf",
@@ -270,7 +272,7 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
         r = attach_device_name(s, name, &info, err);
         if (r >= 0 && ret)
                 *ret = info;
-        return session_audit_result(s, SESSION_AUDIT_ATTACH, name, r, err);
+        return session_audit_result(s, SESSION_AUDIT_ATTACH, r >= 0 ? info.bdf : name, r, err);
 }
 
 void session_remove_device(Session *s, SessionDevice *d) {

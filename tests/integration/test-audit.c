@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The audit trail of the real iommud: a refused attach, a granted one, a refused Delegate
- * and a policy reload each reach Monitor() as one event with the principal, device, step
+ * The audit trail of the real iommud: a refused attach, a granted one, a map past a quota, a
+ * refused Delegate and a policy reload each reach Monitor() as one event with the principal, device, step
  * and reason, and the log once with the same fields and the message ID iommud(8) names.
  */
 
@@ -98,7 +98,8 @@ static void check_refused_event(json_object *ev, const char *device, const char 
 static void test_audit_trail(void **state) {
         char log_path[512], uid_field[64], *policy, *log;
         ItestClient *mon = NULL, *c = NULL;
-        json_object *keep = NULL, *r, *ev;
+        json_object *keep = NULL, *r, *ev, *p;
+        int memfd;
         ItestDaemon d;
 
         snprintf(log_path, sizeof(log_path), "%s/audit-%d.log",
@@ -106,7 +107,8 @@ static void test_audit_trail(void **state) {
         (void)unlink(log_path);
         setenv("IOMMUD_ITEST_STDERR", log_path, 1);
         setenv("IOMMUD_ITEST_LOG_LEVEL", "info", 1);
-        policy = itest_policy_for_self("\"open-on-behalf\": true");
+        policy = itest_policy_for_self("\"open-on-behalf\": true, "
+                                       "\"quotas\": { \"pinned-memory\": \"64K\" }");
         assert_int_equal(itest_daemon_start(&d, "workstation", policy), 0);
         assert_int_equal(itest_client_connect(&mon, d.socket), 0);
         assert_int_equal(itest_client_send_raw(mon, monitor_call, sizeof(monitor_call), NULL, 0), 0);
@@ -125,6 +127,26 @@ static void test_audit_trail(void **state) {
         ev = next_event(mon, "device-granted", &keep);
         assert_string_equal(itest_get_string(ev, "device"), "0000:01:00.0");
         assert_int_equal(itest_get_u64(ev, "uid"), getuid());
+
+        /* A map past the pinned-memory quota. */
+        r = itest_call(c, "org.iommud.Broker.CreateAddressSpace", NULL, NULL, 0);
+        assert_null(itest_reply_error(r));
+        memfd = itest_memfd(128 * 1024);
+        assert_true(memfd >= 0);
+        p = itest_params("ioasId", json_object_new_int64((int64_t)itest_get_u64(
+                                           itest_reply_params(r), "ioasId")),
+                         "memoryFd", json_object_new_int(0), "offset", json_object_new_int(0),
+                         "length", json_object_new_int(128 * 1024), "readable",
+                         json_object_new_boolean(true), "writeable",
+                         json_object_new_boolean(true), NULL);
+        json_object_put(r);
+        r = itest_call(c, "org.iommud.Broker.Map", p, &memfd, 1);
+        assert_string_equal(itest_reply_error(r), "org.iommud.Broker.QuotaExceeded");
+        json_object_put(r);
+        close(memfd);
+        ev = next_event(mon, "access-refused", &keep);
+        check_refused_event(ev, NULL, "quota");
+        assert_string_equal(itest_get_string(ev, "action"), "map");
 
         /* No grant gives this principal an iommufd of its own. */
         r = itest_call(c, "org.iommud.Broker.Delegate", NULL, NULL, 0);
@@ -157,6 +179,9 @@ static void test_audit_trail(void **state) {
                          1);
         assert_int_equal(count_lines(log, "MESSAGE_ID=" REFUSED_ID, "IOMMUD_STEP=delegation",
                                      "IOMMUD_ACTION=delegate", NULL),
+                         1);
+        assert_int_equal(count_lines(log, "MESSAGE_ID=" REFUSED_ID, "IOMMUD_STEP=quota",
+                                     "IOMMUD_ACTION=map", NULL),
                          1);
         assert_int_equal(count_lines(log, "MESSAGE_ID=" RELOADED_ID,
                                      "IOMMUD_POLICY_GENERATION=2", NULL),
