@@ -91,7 +91,10 @@ int topology_load_path(Topology **ret, const char *sysfs_root, Error *err);
 Topology *topology_free(Topology *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Topology *, topology_free);
 
-/* Lookups: O(log n). */
+/*
+ * Lookups: O(log n).  A device is found by its sysfs name, or a PCI device of domain 0000 by
+ * lspci's short form ("01:00.0").
+ */
 TopoDevice *topology_find_device(const Topology *t, const char *name);
 TopoDevice *topology_find_device_by_cdev(const Topology *t, unsigned major, unsigned minor);
 TopoGroup *topology_find_group(const Topology *t, unsigned id);
