@@ -186,7 +186,7 @@ static int opt_count(Ctl *ctl, int c, const char *arg, void *userdata) {
         errno = 0;
         v = strtoul(arg, &end, 10);
         if (errno != 0 || *end || end == arg || v == 0 || v > UINT_MAX || arg[0] == '-') {
-                ctl_usage("monitor ", "--count takes a positive number of events, not '%s'", arg);
+                ctl_usage("monitor", "--count takes a positive number of events, not '%s'", arg);
                 return -EINVAL;
         }
         *(unsigned *)userdata = (unsigned)v;
@@ -207,7 +207,7 @@ int verb_monitor(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r < argc)
-                return ctl_usage("monitor ", "monitor takes no arguments, got '%s'", argv[r]);
+                return ctl_usage("monitor", "monitor takes no arguments, got '%s'", argv[r]);
 
         /* The stream occupies its connection, so it gets one of its own. */
         if (!path) {
@@ -374,7 +374,7 @@ int verb_check_config(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r < argc)
-                return ctl_usage("check-config ", "check-config takes no arguments, got '%s'",
+                return ctl_usage("check-config", "check-config takes no arguments, got '%s'",
                                  argv[r]);
         if (policy_path(args.root, args.vendor_dir, IOMMUD_VENDOR_POLICY_DIR, &vendor) < 0 ||
             policy_path(args.root, args.admin_dir, IOMMUD_POLICY_DIR, &admin) < 0 ||

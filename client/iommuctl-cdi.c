@@ -39,7 +39,7 @@ static int opt_cdi(Ctl *ctl, int c, const char *arg, void *userdata) {
                 break;
         case 'C':
                 if (arg[0] != '/') {
-                        ctl_usage("cdi ", "--container-socket takes an absolute path, not '%s'", arg);
+                        ctl_usage("cdi", "--container-socket takes an absolute path, not '%s'", arg);
                         return -EINVAL;
                 }
                 a->container_socket = arg;
@@ -121,9 +121,9 @@ int verb_cdi(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r >= argc || !streq(argv[r], "generate"))
-                return ctl_usage("cdi ", "cdi needs the subcommand 'generate'");
+                return ctl_usage("cdi", "cdi needs the subcommand 'generate'");
         if (r + 1 < argc)
-                return ctl_usage("cdi ", "cdi generate takes no arguments, got '%s'", argv[r + 1]);
+                return ctl_usage("cdi", "cdi generate takes no arguments, got '%s'", argv[r + 1]);
 
         r = ctl_connect(ctl, &c);
         if (r < 0)

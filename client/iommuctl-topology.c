@@ -97,7 +97,7 @@ int verb_devices(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r < argc)
-                return ctl_usage("devices ", "devices takes no arguments, got '%s'", argv[r]);
+                return ctl_usage("devices", "devices takes no arguments, got '%s'", argv[r]);
         r = get_topology(ctl, &t);
         if (r < 0)
                 return -r;
@@ -242,7 +242,7 @@ int verb_groups(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r < argc)
-                return ctl_usage("groups ", "groups takes no arguments, got '%s'", argv[r]);
+                return ctl_usage("groups", "groups takes no arguments, got '%s'", argv[r]);
         r = get_topology(ctl, &t);
         if (r < 0)
                 return -r;
@@ -308,7 +308,7 @@ static int opt_explain(Ctl *ctl, int c, const char *arg, void *userdata) {
         errno = 0;
         v = strtoul(arg, &end, 10);
         if (errno != 0 || *end || end == arg || v > UINT32_MAX - 1 || arg[0] == '-') {
-                ctl_usage("explain ", "--uid takes a numeric user id, not '%s'", arg);
+                ctl_usage("explain", "--uid takes a numeric user id, not '%s'", arg);
                 return -EINVAL;
         }
         a->has_uid = true;
@@ -376,19 +376,20 @@ int verb_explain(Ctl *ctl, int argc, char **argv) {
         };
         _cleanup_(json_object_putp) json_object *decision = NULL;
         ExplainArgs args = {};
-        const char *device;
-        char who[64];
+        char device[CTL_DEVICE_MAX], who[64];
         int r;
 
         r = ctl_parse(ctl, argc, argv, options, "u:", opt_explain, &args);
         if (r < 0)
                 return -r;
         if (r >= argc)
-                return ctl_usage("explain ", "explain needs a device, e.g. 'iommuctl explain "
+                return ctl_usage("explain", "explain needs a device, e.g. 'iommuctl explain "
                                              "0000:65:00.0'");
         if (r + 1 < argc)
-                return ctl_usage("explain ", "explain takes one device, got '%s' too", argv[r + 1]);
-        device = argv[r];
+                return ctl_usage("explain", "explain takes one device, got '%s' too", argv[r + 1]);
+        r = ctl_device_arg("explain", argv[r], device);
+        if (r < 0)
+                return -r;
 
         if (args.has_uid) {
                 _cleanup_(json_object_putp) json_object *p = json_object_new_object();

@@ -6,6 +6,7 @@
  * connecting, printing errors as sentences with advice, JSON and colour.
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -89,8 +90,39 @@ int ctl_usage(const char *verb, const char *fmt, ...) {
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fprintf(stderr, ".\nSee 'iommuctl %s--help'.\n", verb ? verb : "");
+        fprintf(stderr, ".\nSee 'iommuctl %s%s--help'.\n", verb ?: "", verb ? " " : "");
         return CTL_EXIT_USAGE;
+}
+
+/* "hh:hh.h" when shape is "xx:xx.x": x a hex digit, anything else itself. */
+static bool has_shape(const char *s, const char *shape) {
+        if (strlen(s) != strlen(shape))
+                return false;
+        for (; *shape; s++, shape++)
+                if (*shape == 'x' ? !isxdigit((unsigned char)*s) : *s != *shape)
+                        return false;
+        return true;
+}
+
+int ctl_device_arg(const char *verb, const char *arg, char ret[static CTL_DEVICE_MAX]) {
+        bool pci_like = *arg && strspn(arg, "0123456789abcdefABCDEF:.") == strlen(arg) &&
+                        strchr(arg, ':');
+
+        if (has_shape(arg, "xx:xx.x")) {
+                snprintf(ret, CTL_DEVICE_MAX, "0000:%s", arg);
+                return 0;
+        }
+        /* Platform devices ("a003000.ethernet", "ARMH0011:00") have names of their own. */
+        if (has_shape(arg, "xxxx:xx:xx.x") ||
+            (!pci_like && *arg && strlen(arg) < CTL_DEVICE_MAX &&
+             strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:._-") ==
+                     strlen(arg))) {
+                snprintf(ret, CTL_DEVICE_MAX, "%s", arg);
+                return 0;
+        }
+        return -ctl_usage(verb, "'%s' is not a device name; give a PCI address such as "
+                                "0000:01:00.0 (or lspci's 01:00.0) or a platform device's "
+                                "name such as a003000.ethernet", arg);
 }
 
 /* Upper-cases the first letter so that a message starts a sentence. */

@@ -175,7 +175,7 @@ static char *compose_message(const char *name, json_object *p) {
                              param_str(p, "resource", "resource"), param_u64(p, "used"),
                              param_u64(p, "limit"));
         else if (streq(s, "NoSuchObject") && streq(param_str(p, "kind", ""), "device") &&
-                 strpbrk(param_str(p, "id", ""), ":."))
+                 strspn(param_str(p, "id", ""), "0123456789") != strlen(param_str(p, "id", "")))
                 /* A device name rather than a session's device id. */
                 r = asprintf(&m, "there is no device %s on this host", param_str(p, "id", "?"));
         else if (streq(s, "NoSuchDevice")) /* org.iommud.Manager's */

@@ -536,6 +536,11 @@ def main():
             g("attach", "attach", eligible[0], expect=0)
             g("map", "map", eligible[0], "--size", "64K", expect=0)
             g("map.json", "--json", "map", eligible[0], "--size", "2M", expect=0)
+            if re.match(r"0000:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$", eligible[0]):
+                # lspci's short form names the same device.
+                rc, out, err = r.ctl("explain", eligible[0][5:])
+                r.ok(rc == 0 and out.startswith(eligible[0] + " is usable"),
+                     "explain takes lspci's short form", out + err)
         if refused:
             g("explain-refused", "explain", refused[0], expect=3)
             g("attach-refused", "attach", refused[0], expect=3)
@@ -548,6 +553,9 @@ def main():
         g("error-unknown-verb", "frobnicate", expect=2)
         g("error-map-no-size", "map", "0000:00:00.0", expect=2)
         g("error-map-bad-size", "map", "0000:00:00.0", "--size", "lots", expect=2)
+        g("error-map-partial-page", "map", "0000:00:00.0", "--size", "3", expect=2)
+        g("error-bad-device", "explain", "1:0.0", expect=2)
+        g("error-bad-option", "status", "--bogus", expect=2)
         g("error-unreachable", "--socket", os.path.join(r.tmp, "nothing"), "status", expect=4)
 
         g("reload", "reload", expect=0)
