@@ -466,6 +466,23 @@ class Runner:
         else:
             self.ok(rc == 0 or "No device" in err, "cdi: nothing eligible, nothing written")
         self.golden("cdi-stdout", "cdi", "generate", "--stdout", "--with-iommufd")
+        # A user who cannot write the directory is told the way out.
+        if os.geteuid() != 0 or not os.path.exists(path):
+            self.skip("cdi: the advice to a user who cannot write", "needs root and a spec")
+            return
+        os.chmod(self.tmp, 0o755)
+
+        def as_nobody():
+            die_with_test()
+            os.setgid(65534)
+            os.setgroups([])
+            os.setuid(65534)
+
+        p = subprocess.run([self.args.iommuctl, "cdi", "generate", "--output", outdir],
+                           capture_output=True, text=True, env=self.env, preexec_fn=as_nobody)
+        self.ok(p.returncode == 1 and "--output DIR" in p.stderr and "--stdout" in p.stderr,
+                "cdi: a user who cannot write the spec is told to use --output or --stdout",
+                p.stderr)
 
     def check_config(self):
         vendor = os.path.join(self.tmp, "vendor")
