@@ -579,6 +579,7 @@ def main():
         with open(r.policy, "w") as f:
             f.write(BROKEN_POLICY)
         g("reload-broken", "reload", expect=1)
+        g("reload-broken.json", "--json", "reload", expect=1)
         with open(r.policy, "w") as f:
             f.write(POLICY)
 
