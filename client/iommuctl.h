@@ -29,6 +29,7 @@ typedef struct Ctl {
         bool json;
         bool color;
         unsigned width;           /* terminal columns */
+        uint64_t timeout_ms;      /* for each call's reply; 0: no limit */
         IommudClient *client;     /* connected on first use */
         IommudError *error;
 } Ctl;

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 PR_SET_PDEATHSIG = 1
@@ -484,6 +485,45 @@ class Runner:
                 "cdi: a user who cannot write the spec is told to use --output or --stdout",
                 p.stderr)
 
+    def foreign_sockets(self):
+        """A socket that never answers, or answers something else, is not iommud: exit 4."""
+        silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        silent.bind(os.path.join(self.tmp, "silent"))
+        silent.listen(4)
+        other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        other.bind(os.path.join(self.tmp, "other"))
+        other.listen(4)
+        stop = threading.Event()
+
+        def answer_http():
+            other.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    c, _ = other.accept()
+                except socket.timeout:
+                    continue
+                c.recv(4096)
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n\0")
+                c.close()
+
+        t = threading.Thread(target=answer_http)
+        t.start()
+        try:
+            rc, _, err = self.ctl("--socket", os.path.join(self.tmp, "silent"), "--timeout",
+                                  "0.3", "status")
+            self.ok(rc == 4 and "did not answer" in err and "--timeout" in err,
+                    "a socket that accepts and never answers: exit 4 after --timeout", err)
+            rc, _, err = self.ctl("--socket", os.path.join(self.tmp, "other"), "status")
+            self.ok(rc == 4 and "other is not iommud" in err,
+                    "a socket that answers something else: exit 4, not iommud", err)
+            rc, _, err = self.ctl("--timeout", "soon", "status")
+            self.ok(rc == 2, "--timeout soon is a usage error", err)
+        finally:
+            stop.set()
+            t.join()
+            silent.close()
+            other.close()
+
     def check_config(self):
         vendor = os.path.join(self.tmp, "vendor")
         admin = os.path.join(self.tmp, "policy.d")
@@ -584,6 +624,7 @@ def main():
             f.write(POLICY)
 
         r.check_config()
+        r.foreign_sockets()
         r.cdi()
         r.monitor()
         r.faults()
