@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "glyph.h"
 #include "iommuctl.h"
 #include "json-util.h"
 
@@ -318,9 +319,9 @@ static int opt_explain(Ctl *ctl, int c, const char *arg, void *userdata) {
 
 static const char *verdict_mark(const char *verdict) {
         if (streq(verdict, "pass"))
-                return "✓";
+                return glyph(GLYPH_CHECK);
         if (streq(verdict, "fail"))
-                return "✗";
+                return glyph(GLYPH_CROSS);
         return "-";
 }
 

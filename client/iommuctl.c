@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,7 +324,9 @@ static unsigned terminal_width(void) {
                 if (errno == 0 && *end == 0 && v >= 20 && v <= 1000)
                         return (unsigned)v;
         }
-        if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        if (!isatty(STDOUT_FILENO))
+                return UINT_MAX; /* a pipe or a file: whole lines, for whatever reads them */
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
                 return ws.ws_col;
         return 80;
 }

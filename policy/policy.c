@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "assert-util.h"
+#include "glyph.h"
 #include "macros.h"
 #include "policy-internal.h"
 #include "policy.h"
@@ -717,7 +718,8 @@ int policy_decision_print(const PolicyDecision *d, const TopoDevice *dev, FILE *
                 fprintf(f, "  pool: %s\n", d->pool);
         for (size_t i = 0; i < d->n_steps; i++) {
                 const PolicyDecisionStep *s = &d->steps[i];
-                const char *mark = s->verdict == POLICY_PASS ? "✓" : s->verdict == POLICY_FAIL ? "✗" : "-";
+                const char *mark = s->verdict == POLICY_PASS ? glyph(GLYPH_CHECK) :
+                                   s->verdict == POLICY_FAIL ? glyph(GLYPH_CROSS) : "-";
 
                 fprintf(f, "  %s %-10s %s\n", mark, policy_step_to_string(s->step), s->reason ?: "");
         }

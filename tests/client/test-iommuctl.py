@@ -524,6 +524,25 @@ class Runner:
             silent.close()
             other.close()
 
+    def people_and_pipes(self):
+        """ASCII marks outside a UTF-8 locale; whole lines into a pipe, cut only for a width."""
+        refused = [d["name"] for d in self.devices() or [] if not d["eligible"]]
+        if refused:
+            env = dict(self.env, LANG="C")
+            p = subprocess.run([self.args.iommuctl, "explain", refused[0]], capture_output=True,
+                               text=True, env=env)
+            self.ok("✓" not in p.stdout and "✗" not in p.stdout and
+                    re.search(r"(?m)^  x \w+ ", p.stdout),
+                    "explain under LANG=C marks steps in ASCII", p.stdout)
+        rc, out, _ = self.ctl("groups")
+        self.ok(rc == 0 and "…" not in out and "\033[" not in out,
+                "groups into a pipe: no colour, no line cut", out)
+        env = dict(self.env, COLUMNS="40")
+        p = subprocess.run([self.args.iommuctl, "groups"], capture_output=True, text=True,
+                           env=env)
+        self.ok(p.returncode == 0 and "…" in p.stdout,
+                "groups with COLUMNS=40 shortens the flexible column", p.stdout)
+
     def check_config(self):
         vendor = os.path.join(self.tmp, "vendor")
         admin = os.path.join(self.tmp, "policy.d")
@@ -625,6 +644,7 @@ def main():
 
         r.check_config()
         r.foreign_sockets()
+        r.people_and_pipes()
         r.cdi()
         r.monitor()
         r.faults()
