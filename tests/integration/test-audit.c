@@ -85,6 +85,30 @@ static char *read_log(const char *path) {
         return text;
 }
 
+/* Maps 128 KiB of a memfd into a new address space; the error name, or NULL. */
+static const char *map_128k(ItestClient *c) {
+        static char name[128];
+        json_object *r, *p;
+        int memfd;
+
+        r = itest_call(c, "org.iommud.Broker.CreateAddressSpace", NULL, NULL, 0);
+        assert_null(itest_reply_error(r));
+        memfd = itest_memfd(128 * 1024);
+        assert_true(memfd >= 0);
+        p = itest_params("ioasId", json_object_new_int64((int64_t)itest_get_u64(
+                                           itest_reply_params(r), "ioasId")),
+                         "memoryFd", json_object_new_int(0), "offset", json_object_new_int(0),
+                         "length", json_object_new_int(128 * 1024), "readable",
+                         json_object_new_boolean(true), "writeable",
+                         json_object_new_boolean(true), NULL);
+        json_object_put(r);
+        r = itest_call(c, "org.iommud.Broker.Map", p, &memfd, 1);
+        snprintf(name, sizeof(name), "%s", itest_reply_error(r) ?: "");
+        json_object_put(r);
+        close(memfd);
+        return name[0] ? name : NULL;
+}
+
 static void check_refused_event(json_object *ev, const char *device, const char *step) {
         assert_int_equal(itest_get_u64(ev, "uid"), getuid());
         assert_int_equal(itest_get_u64(ev, "pid"), getpid());
@@ -98,8 +122,7 @@ static void check_refused_event(json_object *ev, const char *device, const char 
 static void test_audit_trail(void **state) {
         char log_path[512], uid_field[64], *policy, *log;
         ItestClient *mon = NULL, *c = NULL;
-        json_object *keep = NULL, *r, *ev, *p;
-        int memfd;
+        json_object *keep = NULL, *r, *ev;
         ItestDaemon d;
 
         snprintf(log_path, sizeof(log_path), "%s/audit-%d.log",
@@ -129,21 +152,7 @@ static void test_audit_trail(void **state) {
         assert_int_equal(itest_get_u64(ev, "uid"), getuid());
 
         /* A map past the pinned-memory quota. */
-        r = itest_call(c, "org.iommud.Broker.CreateAddressSpace", NULL, NULL, 0);
-        assert_null(itest_reply_error(r));
-        memfd = itest_memfd(128 * 1024);
-        assert_true(memfd >= 0);
-        p = itest_params("ioasId", json_object_new_int64((int64_t)itest_get_u64(
-                                           itest_reply_params(r), "ioasId")),
-                         "memoryFd", json_object_new_int(0), "offset", json_object_new_int(0),
-                         "length", json_object_new_int(128 * 1024), "readable",
-                         json_object_new_boolean(true), "writeable",
-                         json_object_new_boolean(true), NULL);
-        json_object_put(r);
-        r = itest_call(c, "org.iommud.Broker.Map", p, &memfd, 1);
-        assert_string_equal(itest_reply_error(r), "org.iommud.Broker.QuotaExceeded");
-        json_object_put(r);
-        close(memfd);
+        assert_string_equal(map_128k(c), "org.iommud.Broker.QuotaExceeded");
         ev = next_event(mon, "access-refused", &keep);
         check_refused_event(ev, NULL, "quota");
         assert_string_equal(itest_get_string(ev, "action"), "map");
