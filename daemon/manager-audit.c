@@ -131,9 +131,18 @@ void manager_audit_session(Session *s, const SessionAudit *a, void *userdata) {
                 [SESSION_AUDIT_ATTACH] = "a device",
                 [SESSION_AUDIT_DELEGATE] = "an iommufd",
                 [SESSION_AUDIT_MAP] = "a mapping",
+                [SESSION_AUDIT_BIND_PASID] = "a PASID",
         };
-        const char *what = a->device ?: nouns[a->action];
         uint64_t id = manager_varlink_session_id(m->admin, s);
+        char what[256];
+
+        /* The device itself when it is what was asked for; else what, and of which device. */
+        if (a->device && a->action == SESSION_AUDIT_ATTACH)
+                snprintf(what, sizeof(what), "%s", a->device);
+        else if (a->device)
+                snprintf(what, sizeof(what), "%s of %s", nouns[a->action], a->device);
+        else
+                snprintf(what, sizeof(what), "%s", nouns[a->action]);
 
         if (!a->granted) {
                 rec.priority = LOG_NOTICE;

@@ -14,6 +14,7 @@ static const char *const action_names[_SESSION_AUDIT_ACTION_MAX] = {
         [SESSION_AUDIT_ATTACH] = "attach",
         [SESSION_AUDIT_DELEGATE] = "delegate",
         [SESSION_AUDIT_MAP] = "map",
+        [SESSION_AUDIT_BIND_PASID] = "bind-pasid",
 };
 
 const char *session_audit_action_to_string(SessionAuditAction a) {
@@ -45,8 +46,9 @@ int session_audit_result(Session *s, SessionAuditAction action, const char *devi
                          const BrokerError *err) {
         SessionAudit a = { .action = action, .granted = r >= 0, .device = device };
 
-        /* Memory mapped is no grant of access: only a refusal of a map is on the record. */
-        if (!s->host->on_audit || (r >= 0 && action == SESSION_AUDIT_MAP))
+        /* Memory mapped or a PASID bound is no new grant: only their refusals are on record. */
+        if (!s->host->on_audit ||
+            (r >= 0 && (action == SESSION_AUDIT_MAP || action == SESSION_AUDIT_BIND_PASID)))
                 return r;
         if (r < 0) {
                 a.step = refusing_step(err);

@@ -56,6 +56,7 @@ typedef enum SessionAuditAction {
         SESSION_AUDIT_ATTACH,    /* a device (AttachDevice, by fd or by name) */
         SESSION_AUDIT_DELEGATE,  /* an iommufd of its own (Delegate) */
         SESSION_AUDIT_MAP,       /* memory in an address space (Map); refusals only */
+        SESSION_AUDIT_BIND_PASID,/* a PASID of an attached device (BindPASID); refusals only */
         _SESSION_AUDIT_ACTION_MAX,
 } SessionAuditAction;
 
@@ -187,7 +188,7 @@ typedef struct SessionBindPasidArgs {
  * allows, over any transport.
  */
 int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err);
-/* "attach", "delegate", "map" */
+/* "attach", "delegate", "map", "bind-pasid" */
 const char *session_audit_action_to_string(SessionAuditAction a);
 
 /* Releases every device, object, claim and the context; unlinks.  Accepts NULL. */
