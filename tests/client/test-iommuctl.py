@@ -616,6 +616,8 @@ def main():
             g("attach", "attach", eligible[0], expect=0)
             g("map", "map", eligible[0], "--size", "64K", expect=0)
             g("map.json", "--json", "map", eligible[0], "--size", "2M", expect=0)
+            g("features", "features", expect=0)
+            g("features-device.json", "--json", "features", eligible[0], expect=0)
             if re.match(r"0000:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$", eligible[0]):
                 # lspci's short form names the same device.
                 rc, out, err = r.ctl("explain", eligible[0][5:])
