@@ -153,7 +153,11 @@ static int manager_load_topology(Manager *m, Error *err) {
         return 0;
 }
 
-/* The event loop and the fault router that reads fault queues on it. */
+static void manager_on_device_released(const char *device, void *userdata) {
+        log_info("%s is free again: no process holds its VFIO file any more.", device);
+}
+
+/* The event loop, the fault router that reads fault queues on it, the lingering devices. */
 static int manager_new_loop(Manager *m, Error *err) {
         int r;
 
@@ -164,6 +168,11 @@ static int manager_new_loop(Manager *m, Error *err) {
         if (r < 0)
                 return error_set(err, r, "Creating the fault router failed.");
         fault_router_set_notice(m->host.faults, manager_on_fault, m);
+        /* Lingering devices end when their holders exit, not only when asked about. */
+        r = lingering_new(&m->host.lingering, m->host.backend, m->base);
+        if (r < 0)
+                return error_set(err, r, "Creating the table of lingering devices failed.");
+        lingering_set_end_fn(m->host.lingering, manager_on_device_released, m);
         return 0;
 }
 
@@ -219,6 +228,7 @@ Manager *manager_free(Manager *m) {
         /* The server's disconnect hooks free the sessions, releasing every device. */
         /* With the fd store holding every session, exiting must not touch the stored state. */
         m->preserving = m->preserving || fdstore_enabled(m->fdstore);
+        m->host.preserving = m->preserving;
         /* Leaving type1 is an act, not the closing of an fd: with VFIO, act on nothing. */
         if (m->preserving)
                 backend_vfio_keep_kernel_state(m->host.backend);

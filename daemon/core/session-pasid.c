@@ -367,6 +367,11 @@ int session_unbind_pasid(Session *s, uint32_t device_id, uint32_t pasid, BrokerE
         return 0;
 }
 
+void session_drop_all_pasids(Session *s) {
+        while (s->n_pasids > 0)
+                session_release_pasid(s, &s->pasids[s->n_pasids - 1]);
+}
+
 void session_drop_device_pasids(Session *s, uint32_t device_id) {
         for (size_t i = 0; i < s->n_pasids;)
                 if (s->pasids[i].device_id == device_id)

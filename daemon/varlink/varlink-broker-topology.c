@@ -61,7 +61,7 @@ static json_object *group_json(const TopoGroup *g) {
 static json_object *device_json(Broker *b, Session *s, const TopoDevice *d) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
         json_object *o = json_object_new_object();
-        Session *holder;
+        const char *held_by;
 
         if (!o)
                 return NULL;
@@ -81,9 +81,10 @@ static json_object *device_json(Broker *b, Session *s, const TopoDevice *d) {
                             json_object_new_boolean(session_explain_device(s, d->name, &dec,
                                                                            NULL) >= 0 &&
                                                     dec.allowed));
-        holder = session_host_claim_owner(b->host, d->name);
-        if (holder)
-                (void)json_util_add(o, "heldBy", json_object_new_string(session_describe(holder)));
+        /* A session's claim, or a client that kept the device's file after iommud let go. */
+        held_by = session_host_device_held_by(b->host, d->name, s);
+        if (held_by)
+                (void)json_util_add(o, "heldBy", json_object_new_string(held_by));
         return o;
 }
 
