@@ -72,6 +72,28 @@ static int device_to_json(const SessionDevice *d, json_object *devs) {
         return 0;
 }
 
+/* Dirty tracking of an address space: whether it is on, and its page tables with their IOMMU. */
+static int dirty_to_json(const SessionIoas *a, json_object *j) {
+        json_object *d = json_object_new_object(), *hwpts = json_object_new_array();
+
+        if (!d || !hwpts || json_util_add(j, "dirtyTracking", d) < 0) {
+                json_object_put(d);
+                json_object_put(hwpts);
+                return -ENOMEM;
+        }
+        (void)json_util_add(d, "enabled", json_object_new_boolean(a->dirty_enabled));
+        (void)json_util_add(d, "hwpts", hwpts);
+        for (size_t k = 0; k < a->n_dirty_hwpts; k++) {
+                json_object *h = array_append(hwpts, json_object_new_object());
+
+                if (!h)
+                        return -ENOMEM;
+                (void)json_util_add(h, "id", u64_json(a->dirty_hwpts[k].id));
+                (void)json_util_add(h, "iommu", json_object_new_string(a->dirty_hwpts[k].iommu));
+        }
+        return 0;
+}
+
 static int ioas_to_json(const SessionIoas *a, json_object *ioas) {
         json_object *j = json_object_new_object(), *areas = json_object_new_array(),
                     *allowed = json_object_new_array();
@@ -98,7 +120,7 @@ static int ioas_to_json(const SessionIoas *a, json_object *ioas) {
                 if (array_add_tuple(allowed, (const uint64_t[]){ e->start, e->last }, 2) < 0)
                         return -ENOMEM;
         }
-        return 0;
+        return a->dirty_tracking ? dirty_to_json(a, j) : 0;
 }
 
 int session_to_json(const Session *s, json_object **ret) {
@@ -265,6 +287,78 @@ static int restore_areas(Session *s, SessionIoas *ioas, json_object *areas,
         return 0;
 }
 
+/*
+ * Whether an adopted dirty-tracking page table is still in the iommufd as recorded.  Read
+ * without clearing when tracking is on (turning it on again would clear the bits the guest
+ * dirtied meanwhile), turned off again when it is off: both fail for any other object.
+ */
+static int dirty_hwpt_check(Session *s, uint32_t id, bool enabled, Error *be) {
+        uint64_t word = 0;
+        DirtyBitmapArgs d = { .hwpt_id = id, .flags = BACKEND_DIRTY_NO_CLEAR, .iova = 0,
+                              .length = 4096, .page_size = 4096, .data = &word };
+
+        if (!OPS(s)->hwpt_set_dirty_tracking || !OPS(s)->hwpt_get_dirty_bitmap)
+                return error_set(be, -EOPNOTSUPP, "the %s backend has no dirty tracking",
+                                 OPS(s)->name);
+        return enabled ? OPS(s)->hwpt_get_dirty_bitmap(s->ctx, &d, be)
+                       : OPS(s)->hwpt_set_dirty_tracking(s->ctx, id, false, be);
+}
+
+/* The adopted dirty-tracking page tables of a record that the iommufd still has. */
+static int restore_dirty_hwpts(Session *s, SessionIoas *ioas, json_object *hwpts,
+                               const SessionRestoreConfig *rc) {
+        for (size_t k = 0; k < json_object_array_length(hwpts); k++) {
+                json_object *h = json_object_array_get_idx(hwpts, k);
+                Error be = ERROR_INIT;
+                SessionDirtyHwpt *arr;
+                const char *iommu;
+                uint32_t id;
+
+                if (json_util_get_u32(h, "id", 0, &id, NULL) < 0 || id == 0 ||
+                    json_util_get_string(h, "iommu", 0, &iommu, NULL) < 0) {
+                        DROP(s, rc, "a dirty-tracking page table record of address space "
+                             "%" PRIu32 " is malformed", ioas->id);
+                        continue;
+                }
+                if (dirty_hwpt_check(s, id, ioas->dirty_enabled, &be) < 0) {
+                        DROP(s, rc, "dirty-tracking page table %" PRIu32 " of address space "
+                             "%" PRIu32 " is not in the iommufd: %s", id, ioas->id,
+                             error_message(&be));
+                        continue;
+                }
+                arr = reallocarray(ioas->dirty_hwpts, ioas->n_dirty_hwpts + 1, sizeof(*arr));
+                if (!arr)
+                        return -ENOMEM;
+                ioas->dirty_hwpts = arr;
+                arr[ioas->n_dirty_hwpts].id = id;
+                snprintf(arr[ioas->n_dirty_hwpts].iommu, sizeof(arr->iommu), "%s", iommu);
+                ioas->n_dirty_hwpts++;
+        }
+        return 0;
+}
+
+/*
+ * Dirty tracking of a recorded address space.  Adopted, its page tables are taken over;
+ * recreated, they come back with the devices attached through them (restore_attachment()).
+ */
+static int restore_dirty(Session *s, SessionIoas *ioas, json_object *j,
+                         const SessionRestoreConfig *rc) {
+        json_object *d = NULL, *hwpts = NULL;
+
+        if (json_util_get_object(j, "dirtyTracking", JSON_UTIL_OPTIONAL, &d, NULL) < 0 ||
+            (d && (json_util_get_bool(d, "enabled", 0, &ioas->dirty_enabled, NULL) < 0 ||
+                   json_util_get_array(d, "hwpts", 0, &hwpts, NULL) < 0))) {
+                DROP(s, rc, "the dirty-tracking record of address space %" PRIu32
+                     " is malformed; it tracks nothing", ioas->id);
+                ioas->dirty_enabled = false;
+                return 0;
+        }
+        if (!d)
+                return 0;
+        ioas->dirty_tracking = true;
+        return rc->prepare_id ? 0 : restore_dirty_hwpts(s, ioas, hwpts, rc);
+}
+
 static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *rc,
                         uint32_t scratch) {
         json_object *areas = NULL, *allowed = NULL;
@@ -286,7 +380,8 @@ static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *
         if (rc->prepare_id && session_apply_allowed(s, &ioas, NULL) < 0)
                 DROP(s, rc, "the allowed IOVA list of address space %" PRIu32
                      " could not be set again", id);
-        if (restore_areas(s, &ioas, areas, rc, scratch) < 0)
+        if (restore_areas(s, &ioas, areas, rc, scratch) < 0 ||
+            restore_dirty(s, &ioas, j, rc) < 0)
                 goto oom;
 
         arr = realloc(s->ioas, (s->n_ioas + 1) * sizeof(*arr));
@@ -302,6 +397,7 @@ static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *
 oom:
         free(ioas.areas);
         free(ioas.allowed);
+        free(ioas.dirty_hwpts);
         return -ENOMEM;
 }
 
@@ -331,6 +427,31 @@ static bool restore_device_bind(Session *s, const char *n, uint32_t id,
 }
 
 /*
+ * Recreated: the dirty-tracking page table device n (id) was attached through, under its
+ * recorded id hwpt_id unless an earlier device of the same IOMMU brought it back already.
+ */
+static bool restore_dirty_page_table(Session *s, const char *n, uint32_t id, SessionIoas *ioas,
+                                     uint32_t hwpt_id, uint32_t *ret_pt,
+                                     const SessionRestoreConfig *rc) {
+        const SessionDevice d = { .id = id, .name = (char *)n };
+        BrokerError err = BROKER_ERROR_INIT;
+        bool known = false, new_pt;
+
+        for (size_t i = 0; i < ioas->n_dirty_hwpts; i++)
+                known = known || ioas->dirty_hwpts[i].id == hwpt_id;
+        if (!known)
+                rc->prepare_id(s->ctx, hwpt_id);
+        if (session_dirty_page_table(s, &d, topology_find_device(s->host->topology, n), ioas,
+                                     ret_pt, &new_pt, &err) < 0) {
+                DROP(s, rc, "the dirty-tracking page table of device %s in address space "
+                     "%" PRIu32 " could not be recreated: %s; it stays detached", n, ioas->id,
+                     error_message(&err.error));
+                return false;
+        }
+        return true;
+}
+
+/*
  * The address space the recorded device was attached to, attached again where the objects
  * are recreated; NULL, with *ioas_id and *hwpt_id cleared, when it stays detached.
  */
@@ -351,7 +472,12 @@ static SessionIoas *restore_attachment(Session *s, const char *n, uint32_t id, u
         }
         if (!rc->prepare_id)
                 return ioas;
-        rc->prepare_id(s->ctx, *hwpt_id);
+        if (ioas->dirty_tracking && !restore_dirty_page_table(s, n, id, ioas, *hwpt_id, &pt, rc)) {
+                *ioas_id = *hwpt_id = 0;
+                return NULL;
+        }
+        if (!ioas->dirty_tracking)
+                rc->prepare_id(s->ctx, *hwpt_id);
         if (OPS(s)->device_attach(s->ctx, id, BACKEND_NO_PASID, &pt, &be) < 0) {
                 DROP(s, rc, "device %s could not be attached to address space "
                      "%" PRIu32 " again: %s; it stays detached",
