@@ -288,20 +288,25 @@ static int restore_areas(Session *s, SessionIoas *ioas, json_object *areas,
 }
 
 /*
- * Whether an adopted dirty-tracking page table is still in the iommufd as recorded.  Read
- * without clearing when tracking is on (turning it on again would clear the bits the guest
- * dirtied meanwhile), turned off again when it is off: both fail for any other object.
+ * Whether an adopted dirty-tracking page table is still in the iommufd as recorded: one bit
+ * of its first area read without clearing when tracking is on (turning it on again would clear
+ * what devices wrote meanwhile; the bit's page is the area's largest power-of-two alignment,
+ * which meets the IOAS's), turned on again over no mappings at all, and turned off again when
+ * it is off.  Each fails for any other object.
  */
-static int dirty_hwpt_check(Session *s, uint32_t id, bool enabled, Error *be) {
-        uint64_t word = 0;
-        DirtyBitmapArgs d = { .hwpt_id = id, .flags = BACKEND_DIRTY_NO_CLEAR, .iova = 0,
-                              .length = 4096, .page_size = 4096, .data = &word };
+static int dirty_hwpt_check(Session *s, const SessionIoas *ioas, uint32_t id, Error *be) {
+        uint64_t word = 0, align;
+        DirtyBitmapArgs d = { .hwpt_id = id, .flags = BACKEND_DIRTY_NO_CLEAR, .data = &word };
 
         if (!OPS(s)->hwpt_set_dirty_tracking || !OPS(s)->hwpt_get_dirty_bitmap)
                 return error_set(be, -EOPNOTSUPP, "the %s backend has no dirty tracking",
                                  OPS(s)->name);
-        return enabled ? OPS(s)->hwpt_get_dirty_bitmap(s->ctx, &d, be)
-                       : OPS(s)->hwpt_set_dirty_tracking(s->ctx, id, false, be);
+        if (!ioas->dirty_enabled || ioas->n_areas == 0)
+                return OPS(s)->hwpt_set_dirty_tracking(s->ctx, id, ioas->dirty_enabled, be);
+        align = ioas->areas[0].iova | ioas->areas[0].length;
+        d.iova = ioas->areas[0].iova;
+        d.length = d.page_size = align & -align;
+        return OPS(s)->hwpt_get_dirty_bitmap(s->ctx, &d, be);
 }
 
 /* The adopted dirty-tracking page tables of a record that the iommufd still has. */
@@ -320,7 +325,7 @@ static int restore_dirty_hwpts(Session *s, SessionIoas *ioas, json_object *hwpts
                              "%" PRIu32 " is malformed", ioas->id);
                         continue;
                 }
-                if (dirty_hwpt_check(s, id, ioas->dirty_enabled, &be) < 0) {
+                if (dirty_hwpt_check(s, ioas, id, &be) < 0) {
                         DROP(s, rc, "dirty-tracking page table %" PRIu32 " of address space "
                              "%" PRIu32 " is not in the iommufd: %s", id, ioas->id,
                              error_message(&be));
