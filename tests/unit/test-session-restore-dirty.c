@@ -110,7 +110,7 @@ static void test_adopted_dirty_tracking(void **state) {
         Session *s = NULL;
         uint32_t dev, ioas, hwpt, pt;
         uint8_t byte = 0x5a;
-        json_object *j;
+        json_object *j, *tables;
         int memfd = memfd_create("guest", MFD_CLOEXEC), devfd;
 
         (void)state;
@@ -133,6 +133,19 @@ static void test_adopted_dirty_tracking(void **state) {
         /* The table the context lacks is dropped by name; the one it has is kept. */
         assert_non_null(strstr(e.dropped, "dirty-tracking page table 999 of address space"));
         assert_null(strstr(e.dropped, "device"));
+
+        /* And the next record names the table again, for the restart after this one. */
+        assert_int_equal(session_to_json(s, &j), 0);
+        tables = json_object_object_get(
+                json_object_object_get(
+                        json_object_array_get_idx(json_object_object_get(j, "addressSpaces"), 0),
+                        "dirtyTracking"),
+                "hwpts");
+        assert_int_equal(json_object_array_length(tables), 1);
+        assert_int_equal(json_object_get_int64(json_object_object_get(
+                                 json_object_array_get_idx(tables, 0), "id")),
+                         hwpt);
+        json_object_put(j);
 
         /* Taking the table over cleared nothing: the write before the restart is there. */
         assert_int_equal(read_bits(s, ioas), UINT64_C(1) << 3);
