@@ -24,6 +24,7 @@
 #include "assert-util.h"
 #include "backend-vfio.h"
 #include "log.h"
+#include "manager-audit.h"
 #include "manager-internal.h"
 
 static char *strdup_or_null(const char *s, bool *oom) {
@@ -188,6 +189,8 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         m->host = SESSION_HOST_INIT;
         m->host.on_session = manager_on_session;
         m->host.on_session_userdata = m;
+        m->host.on_audit = manager_audit_session;
+        m->host.on_audit_userdata = m;
 
         r = manager_copy_config(m, cfg, err);
         if (r < 0)
@@ -316,11 +319,10 @@ int manager_reload_policy_full(Manager *m, char ***ret_diagnostics) {
         for (Session *s = m->host.sessions; s; s = session_next(s))
                 (void)session_revalidate(s, manager_on_device_lost, m);
         manager_persist(m);
-        log_info("Policy reloaded (generation %" PRIu64 ").", policy_generation(p));
         bus_policy_reloaded(m->bus);
         (void)sd_notify(0, "READY=1");
         manager_notify_status(m);
-        manager_emit_policy_reloaded(m, policy_generation(p));
+        manager_audit_policy_reloaded(m, policy_generation(p));
         return 0;
 }
 

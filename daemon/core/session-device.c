@@ -85,6 +85,7 @@ static int session_admit_device(Session *s, const char *name, const TopoDevice *
         d = topology_find_device(s->host->topology, name);
         if (!d)
                 return broker_error_no_such_device(err, name);
+        name = d->name; /* "01:00.0" is 0000:01:00.0 from here on */
 
         holder = session_host_device_holder(s->host, d, s);
         while (holder && s->host->reap_if_gone &&
@@ -266,13 +267,11 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
         return 0;
 }
 
-int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
+static int attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
         _cleanup_free_ char *name = NULL;
         const TopoDevice *d;
         Error be = ERROR_INIT;
         int r, fl;
-
-        assert_return(s, -EINVAL);
 
         REFUSE_IF_DELEGATED(s, err);
 
@@ -298,16 +297,13 @@ int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerE
         return session_bind_device(s, d, fd, ret, err);
 }
 
-int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
-                               BrokerError *err) {
+static int attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
+                              BrokerError *err) {
         _cleanup_close_ int fd = -EBADF;
         const TopoDevice *d;
         Error be = ERROR_INIT;
         Principal p;
         int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(name, -EINVAL);
 
         REFUSE_IF_DELEGATED(s, err);
 
@@ -315,6 +311,7 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
         if (r < 0)
                 return r;
 
+        name = d->name;
         session_principal(s, &p);
         if (!policy_allows_open_on_behalf(s->host->policy, &p, d))
                 return policy_denied(err, name, "open-on-behalf",
@@ -325,6 +322,37 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
         if (r < 0)
                 return broker_error_from_backend(err, "open the device", &be);
         return session_bind_device(s, d, fd, ret, err);
+}
+
+/* Every grant of a device and every refusal of one by the policy is on the record. */
+int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+        SessionDeviceInfo info = {};
+        int r;
+
+        assert_return(s, -EINVAL);
+
+        err = err ?: &local;
+        r = attach_device_fd(s, fd, &info, err);
+        if (r >= 0 && ret)
+                *ret = info;
+        return session_audit_result(s, SESSION_AUDIT_ATTACH, r >= 0 ? info.bdf : NULL, r, err);
+}
+
+int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
+                               BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+        SessionDeviceInfo info = {};
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+
+        err = err ?: &local;
+        r = attach_device_name(s, name, &info, err);
+        if (r >= 0 && ret)
+                *ret = info;
+        return session_audit_result(s, SESSION_AUDIT_ATTACH, r >= 0 ? info.bdf : name, r, err);
 }
 
 void session_remove_device(Session *s, SessionDevice *d) {

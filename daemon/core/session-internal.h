@@ -210,6 +210,13 @@ void session_refund_mappings(Session *s, uint64_t n, uint64_t bytes);
  * caller to drop.
  */
 void session_device_release(Session *s, SessionDevice *d);
+/*
+ * session-audit.c: tells the host's on_audit about the outcome r of action on device (NULL:
+ * an iommufd, or the device err names): a grant when r >= 0, a refusal when err is a policy
+ * decision's; nothing for any other failure.  err must not be NULL.  Returns r.
+ */
+int session_audit_result(Session *s, SessionAuditAction action, const char *device, int r,
+                         const BrokerError *err);
 /* Drops d (its PASIDs, its attachment, its claim) from the session's table. */
 void session_remove_device(Session *s, SessionDevice *d);
 

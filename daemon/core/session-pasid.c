@@ -237,18 +237,14 @@ static int session_alloc_pasid_tables(Session *s, const SessionDevice *d,
         return 0;
 }
 
-int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
-                       uint32_t *ret_hwpt_id, BrokerError *err) {
+static int bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
+                      uint32_t *ret_hwpt_id, BrokerError *err) {
         SessionDevice *d;
         Error be = ERROR_INIT;
         uint32_t pasid = 0, parent = 0, hwpt = 0, pt;
         SessionPasid *arr;
         bool nested;
         int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(a, -EINVAL);
-        assert_return(ret_pasid && ret_hwpt_id, -EINVAL);
 
         REFUSE_IF_DELEGATED(s, err);
 
@@ -312,6 +308,20 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
         *ret_pasid = pasid;
         *ret_hwpt_id = hwpt;
         return 0;
+}
+
+/* A PASID the policy refuses is on the record, like a refused device; a bind is no new grant. */
+int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
+                       uint32_t *ret_hwpt_id, BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+
+        assert_return(s, -EINVAL);
+        assert_return(a, -EINVAL);
+        assert_return(ret_pasid && ret_hwpt_id, -EINVAL);
+
+        err = err ?: &local;
+        return session_audit_result(s, SESSION_AUDIT_BIND_PASID, NULL,
+                                    bind_pasid(s, a, ret_pasid, ret_hwpt_id, err), err);
 }
 
 static void session_release_pasid(Session *s, SessionPasid *p) {

@@ -49,18 +49,10 @@ void session_host_release_claim(SessionHost *h, const char *device, const Sessio
         }
 }
 
-static bool device_is_harmless(const TopoDevice *d) {
-        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
-               topo_device_is_bridge(d);
-}
-
 bool session_group_viable(const TopoGroup *g) {
         assert_return(g, false);
 
-        for (size_t i = 0; i < g->n_devices; i++)
-                if (!device_is_harmless(g->devices[i]))
-                        return false;
-        return true;
+        return topo_group_viable(g);
 }
 
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self) {

@@ -52,6 +52,26 @@ typedef enum SessionEvent {
 
 typedef void (*SessionHookFn)(Session *s, SessionEvent event, void *userdata);
 
+/* What a session asked for that is on the record, for SessionHost.on_audit. */
+typedef enum SessionAuditAction {
+        SESSION_AUDIT_ATTACH,    /* a device (AttachDevice, by fd or by name) */
+        SESSION_AUDIT_DELEGATE,  /* an iommufd of its own (Delegate) */
+        SESSION_AUDIT_MAP,       /* memory in an address space (Map); refusals only */
+        SESSION_AUDIT_BIND_PASID,/* a PASID of an attached device (BindPASID); refusals only */
+        _SESSION_AUDIT_ACTION_MAX,
+} SessionAuditAction;
+
+/* A grant, or a refusal by a policy decision (PolicyDenied, DeviceBusy, QuotaExceeded). */
+typedef struct SessionAudit {
+        SessionAuditAction action;
+        bool granted;
+        const char *device;      /* the device asked for; NULL for an iommufd */
+        const char *step;        /* refusals: the step that refused ("group", "delegation") */
+        const char *reason;      /* refusals: the sentence the client was given */
+} SessionAudit;
+
+typedef void (*SessionAuditFn)(Session *s, const SessionAudit *a, void *userdata);
+
 /* The daemon-wide state sessions share; owned by the manager (or a test). */
 typedef struct SessionHost {
         Backend *backend;
@@ -79,6 +99,12 @@ typedef struct SessionHost {
          */
         SessionHookFn on_session;
         void *on_session_userdata;
+        /*
+         * Told once about every grant of a device or an iommufd and every refusal of one by a
+         * policy decision, whichever transport asked.  May be NULL.
+         */
+        SessionAuditFn on_audit;
+        void *on_audit_userdata;
         /* Reads the sessions' fault queues; NULL: no event loop, fault delivery is NotSupported. */
         FaultRouter *faults;
         /*
@@ -206,6 +232,9 @@ typedef struct SessionBindPasidArgs {
  * allows, over any transport.
  */
 int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err);
+/* "attach", "delegate", "map", "bind-pasid" */
+const char *session_audit_action_to_string(SessionAuditAction a);
+
 /* Releases every device, object, claim and the context; unlinks.  Accepts NULL. */
 Session *session_free(Session *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Session *, session_free);

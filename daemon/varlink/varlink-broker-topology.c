@@ -12,25 +12,15 @@
 #include "json-util.h"
 #include "varlink-broker-internal.h"
 
+/* The steps as the policy engine writes them, with the full device lists. */
 static json_object *decision_steps_json(const PolicyDecision *d) {
-        json_object *steps = json_object_new_array();
+        json_object *o = NULL, *steps = NULL;
 
-        if (!steps)
+        if (policy_decision_to_json(d, &o) < 0)
                 return NULL;
-        for (size_t i = 0; i < d->n_steps; i++) {
-                json_object *s = json_object_new_object();
-
-                if (!s)
-                        break;
-                (void)json_util_add(s, "step",
-                                    json_object_new_string(policy_step_to_string(d->steps[i].step)));
-                (void)json_util_add(
-                        s, "verdict",
-                        json_object_new_string(policy_verdict_to_string(d->steps[i].verdict)));
-                (void)json_util_add(s, "reason",
-                                    json_object_new_string(d->steps[i].reason ?: ""));
-                json_object_array_add(steps, s);
-        }
+        if (json_object_object_get_ex(o, "steps", &steps))
+                steps = json_object_get(steps);
+        json_object_put(o);
         return steps;
 }
 
@@ -54,7 +44,7 @@ static json_object *group_json(const TopoGroup *g) {
                 json_object *r = broker_range_json(g->regions[i].start, g->regions[i].last);
 
                 (void)json_util_add(r, "type",
-                                    json_object_new_string(region_type_to_idl(g->regions[i].type)));
+                                    json_object_new_string(region_type_to_string(g->regions[i].type)));
                 json_object_array_add(regions, r);
         }
         (void)json_util_add(o, "id", json_object_new_int64(g->id));
