@@ -325,3 +325,35 @@ void join(ItestClient *c, const char *token) {
                                 0));
 }
 
+void simulator(Harness *h, const char *method, json_object *params) {
+        ItestClient *s = connect_client(h);
+
+        json_object_put(ok_call(s, method, params, NULL, 0));
+        itest_client_free(s);
+}
+
+/* A second connection of the session with a WatchFaults stream on it. */
+ItestClient *watch_faults(Harness *h, const char *token) {
+        ItestClient *w = connect_client(h);
+        json_object *m;
+        const char *t;
+
+        join(w, token);
+        m = itest_params("method", json_object_new_string("org.iommud.Broker.WatchFaults"),
+                         "parameters", json_object_new_object(), "more",
+                         json_object_new_boolean(true), NULL);
+        t = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+        assert_int_equal(itest_client_send_raw(w, t, strlen(t) + 1, NULL, 0), 0);
+        json_object_put(m);
+        return w;
+}
+
+uint64_t sim_stat(Harness *h, const char *name) {
+        ItestClient *s = connect_client(h);
+        json_object *r = ok_call(s, "org.iommud.Simulator.GetStats", NULL, NULL, 0);
+        uint64_t v = itest_get_u64(itest_reply_params(r), name);
+
+        json_object_put(r);
+        itest_client_free(s);
+        return v;
+}

@@ -60,3 +60,9 @@ uint64_t map_fixed(ItestClient *c, uint64_t ioas, int memfd, uint64_t iova, uint
 uint64_t unmap(ItestClient *c, uint64_t ioas, uint64_t iova, uint64_t len);
 uint64_t attach_by_name(ItestClient *c, const char *name);
 void join(ItestClient *c, const char *token);
+/* A call on org.iommud.Simulator, on a connection of its own, that must succeed. */
+void simulator(Harness *h, const char *method, json_object *params);
+/* A second connection of the session of token with a WatchFaults stream on it. */
+ItestClient *watch_faults(Harness *h, const char *token);
+/* One figure of org.iommud.Simulator.GetStats. */
+uint64_t sim_stat(Harness *h, const char *name);

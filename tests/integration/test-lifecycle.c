@@ -134,8 +134,6 @@ static void test_restart_keeps_mappings(void **state) {
         harness_stop(&h);
 }
 
-static void simulator(Harness *h, const char *method, json_object *params);
-
 static uint64_t lib_usage(IommudClient *c, const char *resource) {
         IommudSession *s = NULL;
         uint64_t v = UINT64_MAX;
@@ -313,13 +311,6 @@ static void test_unclaimed_session_is_torn_down(void **state) {
 
 /* ---- hotplug ---- */
 
-static void simulator(Harness *h, const char *method, json_object *params) {
-        ItestClient *s = connect_client(h);
-
-        json_object_put(ok_call(s, method, params, NULL, 0));
-        itest_client_free(s);
-}
-
 static void expect_event(ItestClient *w, const char *kind, const char *device, uint64_t dev_id) {
         json_object *m = NULL, *p, *ev;
         json_object *cont;
@@ -481,22 +472,6 @@ static void bind_pasid(ItestClient *c, PasidHeld *p) {
         assert_int_equal(usage_of(c, "pasids", p->token, sizeof(p->token)), 1);
 }
 
-/* A second connection of the session with a WatchFaults stream on it. */
-static ItestClient *watch_faults(Harness *h, const char *token) {
-        ItestClient *w = connect_client(h);
-        json_object *m;
-        const char *t;
-
-        join(w, token);
-        m = itest_params("method", json_object_new_string("org.iommud.Broker.WatchFaults"),
-                         "parameters", json_object_new_object(), "more",
-                         json_object_new_boolean(true), NULL);
-        t = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
-        assert_int_equal(itest_client_send_raw(w, t, strlen(t) + 1, NULL, 0), 0);
-        json_object_put(m);
-        return w;
-}
-
 static void inject_fault(Harness *h, uint64_t pasid, uint64_t addr) {
         simulator(h, "org.iommud.Simulator.InjectFault",
                   itest_params("device", json_object_new_string(DEV_P), "pasid",
@@ -518,16 +493,6 @@ static uint64_t next_fault(ItestClient *w, uint64_t pasid, uint64_t addr) {
         cookie = itest_get_u64(fault, "cookie");
         json_object_put(m);
         return cookie;
-}
-
-static uint64_t sim_stat(Harness *h, const char *name) {
-        ItestClient *s = connect_client(h);
-        json_object *r = ok_call(s, "org.iommud.Simulator.GetStats", NULL, NULL, 0);
-        uint64_t v = itest_get_u64(itest_reply_params(r), name);
-
-        json_object_put(r);
-        itest_client_free(s);
-        return v;
 }
 
 static const char *respond(ItestClient *c, uint64_t cookie, const char *code, json_object **ret) {

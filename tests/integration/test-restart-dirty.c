@@ -36,16 +36,13 @@ static json_object *I(uint64_t v) {
 /* A write of one page by DEV at iova, as the device's DMA. */
 static void dma_write(Harness *h, uint64_t iova) {
         _cleanup_free_ char *coded = NULL, *data = calloc(1, PAGE);
-        ItestClient *sim = connect_client(h);
 
         assert_non_null(data);
         assert_int_equal(base64_encode(data, PAGE, &coded), 0);
-        json_object_put(ok_call(sim, "org.iommud.Simulator.InjectDMA",
-                                itest_params("device", json_object_new_string(DEV), "iova",
-                                             I(iova), "write", json_object_new_boolean(true),
-                                             "data", json_object_new_string(coded), NULL),
-                                NULL, 0));
-        itest_client_free(sim);
+        simulator(h, "org.iommud.Simulator.InjectDMA",
+                  itest_params("device", json_object_new_string(DEV), "iova", I(iova), "write",
+                               json_object_new_boolean(true), "data",
+                               json_object_new_string(coded), NULL));
 }
 
 /* ReadDirtyBitmap of [IOVA, IOVA + 16 pages): the first 64 bits, or the error's name. */
