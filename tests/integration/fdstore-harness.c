@@ -240,7 +240,7 @@ size_t harness_count(const Harness *h, const char *prefix) {
         return n;
 }
 
-/* ---- client helpers ---- */
+/* ---- client calls ---- */
 
 ItestClient *connect_client(Harness *h) {
         ItestClient *c = NULL;
