@@ -133,7 +133,7 @@ static bool method_mutates(const char *method) {
         static const char *const m[] = {
                 "AttachDevice", "DetachDevice", "CreateAddressSpace", "DestroyAddressSpace",
                 "AttachToAddressSpace", "AllowIOVAs", "Map", "Unmap", "Copy", "BindPASID",
-                "UnbindPASID", "JoinSession", NULL,
+                "UnbindPASID", "JoinSession", "SetDirtyTracking", NULL,
         };
         const char *dot = strrchr(method, '.');
 
