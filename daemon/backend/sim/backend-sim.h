@@ -56,6 +56,7 @@ typedef struct BackendSimStats {
         uint64_t auto_invalid;       /* groups answered INVALID by detach, destroy or context free */
         uint64_t contexts;           /* contexts alive now (one per session) */
         uint64_t objects;            /* objects alive now in every context (IOAS, HWPT, device, fault) */
+        uint64_t device_requests;    /* times the host asked a holder for a device back */
 } BackendSimStats;
 
 void backend_sim_get_stats(const Backend *b, BackendSimStats *ret);
@@ -76,6 +77,14 @@ int backend_sim_ioas_lookup(const BackendContext *c, uint32_t ioas_id, uint64_t 
  */
 int backend_sim_set_device(Backend *b, const char *name, const char *driver, bool cdev,
                            Error *err);
+
+/*
+ * The host wants device name back (a removal or an unbind), as vfio-pci asks a holder:
+ * signals the request eventfd its context armed.  1 when a context holds the device (the
+ * change has to wait for its release), 0 when none does, -ENODEV when there is no such
+ * device.
+ */
+int backend_sim_request_device(Backend *b, const char *name);
 
 /*
  * The next object allocated in the context gets id when that id is free (the

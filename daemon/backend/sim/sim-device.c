@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -210,6 +211,7 @@ int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Err
         }
         m->ctx = c;
         m->dev_id = d->obj.id;
+        m->req_efd = -EBADF;
         g->owner = c;
         g->n_bound++;
         *ret_dev_id = d->obj.id;
@@ -223,6 +225,7 @@ void sim_device_free(SimContext *c, SimDev *d) {
         sim_device_detach_all(c, d);
         m->ctx = NULL;
         m->dev_id = 0;
+        m->req_efd = safe_close(m->req_efd);
         if (--g->n_bound == 0)
                 g->owner = NULL;
         sim_obj_remove(c, &d->obj);
@@ -243,6 +246,48 @@ int sim_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
                 return r;
         sim_device_free(c, d);
         return 0;
+}
+
+int sim_device_request_fd(BackendContext *bc, uint32_t dev_id, int *ret_fd, Error *err) {
+        SimContext *c = to_ctx(bc);
+        SimDevModel *m;
+        SimDev *d;
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
+        if (r < 0)
+                return r;
+        m = sim_dev_model(c, d);
+        if (m->req_efd < 0) {
+                m->req_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                if (m->req_efd < 0)
+                        return error_set(err, negative_errno(), "Creating an eventfd failed");
+        }
+        *ret_fd = m->req_efd;
+        return 0;
+}
+
+int backend_sim_request_device(Backend *b, const char *name) {
+        SimBackend *s = to_sim(b);
+        SimDevModel *m;
+        size_t i;
+
+        assert_return(backend_is_sim(b), -EINVAL);
+        assert_return(name, -EINVAL);
+
+        if (sim_device_find(s, name, &i) < 0)
+                return -ENODEV;
+        m = &s->devices[i];
+        if (!m->ctx)
+                return 0;
+        /* As vfio-pci does: signal the holder, if it listens, and wait for the release. */
+        if (m->req_efd >= 0)
+                (void)eventfd_write(m->req_efd, 1);
+        s->stats.device_requests++;
+        return 1;
 }
 
 int sim_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err) {
