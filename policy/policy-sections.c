@@ -89,12 +89,14 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
         static const char *const keys[] = {
                 "max-message-size", "max-fds-per-message", "max-queued-output",
                 "max-connections", "max-connections-per-user", "socket-mode",
-                "fault-response-timeout-ms", "session-reclaim-grace-ms", NULL,
+                "fault-response-timeout-ms", "session-reclaim-grace-ms",
+                "device-release-timeout-ms", NULL,
         };
         static const struct {
                 const char *key;
                 size_t offset;
                 bool size;
+                bool zero_ok;
         } fields[] = {
                 { "max-message-size", offsetof(PolicyLimits, max_message_bytes), true },
                 { "max-fds-per-message", offsetof(PolicyLimits, max_fds_per_message), false },
@@ -103,6 +105,9 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
                 { "max-connections-per-user", offsetof(PolicyLimits, max_connections_per_uid), false },
                 { "fault-response-timeout-ms", offsetof(PolicyLimits, fault_response_timeout_ms), false },
                 { "session-reclaim-grace-ms", offsetof(PolicyLimits, session_reclaim_grace_ms), false },
+                /* 0: a device the host wants back is released at once. */
+                { "device-release-timeout-ms", offsetof(PolicyLimits, device_release_timeout_ms),
+                  false, true },
         };
         char child[JPATH_MAX];
         json_object *f;
@@ -126,7 +131,7 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
                         continue;
                 }
                 /* Limits bound buffers: zero would make the daemon unusable. */
-                if (u == 0) {
+                if (u == 0 && !fields[i].zero_ok) {
                         r = policy_parse_error(P, child, false, "%s must be at least 1",
                                                fields[i].key);
                         continue;
