@@ -50,13 +50,19 @@ static json_object *session_payload(Manager *m, Session *s) {
 void manager_on_device_lost(Session *s, const char *device, const char *reason, void *userdata) {
         Manager *m = userdata;
         const TopoDevice *td = topology_find_device(m->host.topology, device);
-        const char *kind = !td ? "removed" : !td->has_cdev ? "rebound" : "revoked";
+
+        manager_tell_device_lost(m, s, device,
+                                 !td ? "removed" : !td->has_cdev ? "rebound" : "revoked", reason);
+}
+
+void manager_tell_device_lost(Manager *m, Session *s, const char *device, const char *kind,
+                              const char *reason) {
         uint32_t id = UINT32_MAX;
 
         (void)session_device_id(s, device, &id);
         log_warning("%s loses device %s (%s): %s; detached it and tore down what only it used.",
                     session_describe(s), device, kind, reason);
-        broker_session_event(s, kind, device, id, reason);
+        broker_session_event(s, kind, device, id, reason, 0);
         if (manager_monitored(m)) {
                 json_object *payload = session_payload(m, s);
                 char message[512];
@@ -69,6 +75,24 @@ void manager_on_device_lost(Session *s, const char *device, const char *reason, 
                 payload_add_string(payload, "kind", kind);
                 payload_add_string(payload, "reason", reason);
                 manager_emit_event(m, "device-lost", message, payload);
+        }
+}
+
+void manager_tell_release_requested(Manager *m, Session *s, const char *device,
+                                    uint32_t device_id, uint64_t deadline_usec) {
+        static const char reason[] = "the host wants the device back";
+
+        broker_session_event(s, "release_requested", device, device_id, reason, deadline_usec);
+        if (manager_monitored(m)) {
+                json_object *payload = session_payload(m, s);
+                char message[512];
+
+                snprintf(message, sizeof(message),
+                         "the host wants device %s back from session %" PRIu64 " of %s",
+                         device, manager_varlink_session_id(m->admin, s), session_describe(s));
+                payload_add_string(payload, "device", device);
+                payload_add_u64(payload, "deadline", deadline_usec);
+                manager_emit_event(m, "device-release-requested", message, payload);
         }
 }
 

@@ -168,6 +168,8 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         m->host = SESSION_HOST_INIT;
         m->host.on_session = manager_on_session;
         m->host.on_session_userdata = m;
+        m->host.on_device = manager_on_device;
+        m->host.on_device_userdata = m;
 
         r = manager_copy_config(m, cfg, err);
         if (r < 0)
@@ -197,6 +199,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
+        m->exiting = true;
         /* Monitor streams end first, and session events stop reaching it. */
         m->admin = manager_varlink_free(m->admin);
         /* D-Bus sessions first: they are core sessions the bus front end owns. */
@@ -216,6 +219,7 @@ Manager *manager_free(Manager *m) {
                 event_free(m->hotplug);
         json_object_put(m->restore_state);
         json_object_put(m->sim_changes);
+        manager_sim_pending_free(m);
         m->fdstore = fdstore_free(m->fdstore);
         simtopo_free(m->sim_topo);
         free(m->sim_name);

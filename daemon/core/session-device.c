@@ -32,6 +32,7 @@ void session_device_release(Session *s, SessionDevice *d) {
         Error be = ERROR_INIT;
         int r;
 
+        session_device_notify(s, SESSION_DEVICE_UNBINDING, d);
         r = OPS(s)->device_unbind(s->ctx, d->id, &be);
         if (r < 0)
                 log_debug("Unbinding device %s (id %" PRIu32 ") failed, ignoring: %s", d->name,
@@ -172,6 +173,7 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
                 .capabilities = info.capabilities,
         };
         s->usage.devices++;
+        session_device_notify(s, SESSION_DEVICE_BOUND, &s->devices[s->n_devices - 1]);
 
         if (ret) {
                 *ret = (SessionDeviceInfo){

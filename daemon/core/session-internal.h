@@ -11,6 +11,7 @@
  *   session-ioas.c    address spaces, the policy's IOVA windows, the record of mappings
  *   session-map.c     map, unmap, copy
  *   session-pasid.c   PASID binds and fault delivery
+ *   session-release.c giving a device back when the host asks for it
  */
 
 #include <stdbool.h>
@@ -134,12 +135,25 @@ int session_device_missing(Session *s, uint32_t id, BrokerError *err);
 int session_quota_check(BrokerError *err, const char *resource, uint64_t limit, uint64_t used,
                         uint64_t want);
 
+/* Why device id is gone, for later calls naming it (session.c). */
+void session_remember_gone(Session *s, uint32_t id, const char *name, const char *reason);
+
 /* ---- session-device.c ------------------------------------------------------------------- */
 
 /* Unbinds d and releases its claim; the slot stays for the caller to drop. */
 void session_device_release(Session *s, SessionDevice *d);
 /* Drops d (its PASIDs, its attachment, its claim) from the session's table. */
 void session_remove_device(Session *s, SessionDevice *d);
+
+/* ---- session-release.c ------------------------------------------------------------------ */
+
+/* Tells the host's on_device hook about d (before its file is released, for UNBINDING). */
+void session_device_notify(Session *s, SessionDeviceEvent event, const SessionDevice *d);
+/*
+ * Takes d from the session for good: remembers why (DeviceGone), answers its pending faults,
+ * removes it and destroys an address space only it used.
+ */
+void session_drop_device(Session *s, SessionDevice *d, const char *reason);
 
 /* ---- session-ioas.c --------------------------------------------------------------------- */
 

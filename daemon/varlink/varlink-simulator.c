@@ -139,6 +139,7 @@ static int method_get_stats(VarlinkCall *call, json_object *params, VarlinkCallF
         (void)json_util_add(out, "autoInvalid", u64_node(st.auto_invalid));
         (void)json_util_add(out, "contexts", u64_node(st.contexts));
         (void)json_util_add(out, "objects", u64_node(st.objects));
+        (void)json_util_add(out, "deviceRequests", u64_node(st.device_requests));
         return varlink_call_reply(call, out);
 }
 

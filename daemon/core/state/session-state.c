@@ -409,6 +409,7 @@ static int restore_device(Session *s, json_object *j, const SessionRestoreConfig
                 .capabilities = info.capabilities,
         };
         s->usage.devices++;
+        session_device_notify(s, SESSION_DEVICE_BOUND, &s->devices[s->n_devices - 1]);
         return 0;
 }
 
