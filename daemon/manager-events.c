@@ -159,24 +159,26 @@ void manager_on_fault(FaultStream *fs, const FaultEvent *ev, bool delivered,
         manager_emit_event(m, "fault", message, payload);
 }
 
-void manager_emit_topology_events(Manager *m, const Topology *old) {
-        const Topology *t = m->host.topology;
-
+void manager_emit_topology_events(Manager *m, const TopologyDiff *diff) {
         if (!manager_monitored(m))
                 return;
-        for (size_t i = 0; i < old->n_devices; i++) {
-                const TopoDevice *o = old->devices[i];
-                const TopoDevice *d = topology_find_device(t, o->name);
+        FOREACH_ARRAY(c, diff->changes, diff->n_changes) {
+                const TopoDevice *d = c->device, *o = c->previous;
 
-                if (!d)
+                switch (c->kind) {
+                case TOPOLOGY_DEVICE_REMOVED:
                         emit_device_event(m, "device-removed", o->name, NULL, o->driver);
-                else if (!same_driver(o->driver, d->driver) || o->has_cdev != d->has_cdev)
-                        emit_device_event(m, "device-changed", d->name, d->driver, o->driver);
+                        break;
+                case TOPOLOGY_DEVICE_ADDED:
+                        emit_device_event(m, "device-added", d->name, d->driver, NULL);
+                        break;
+                case TOPOLOGY_DEVICE_CHANGED:
+                        if (!same_driver(o->driver, d->driver) || o->has_cdev != d->has_cdev)
+                                emit_device_event(m, "device-changed", d->name, d->driver,
+                                                  o->driver);
+                        break;
+                }
         }
-        for (size_t i = 0; i < t->n_devices; i++)
-                if (!topology_find_device(old, t->devices[i]->name))
-                        emit_device_event(m, "device-added", t->devices[i]->name,
-                                          t->devices[i]->driver, NULL);
 }
 
 void manager_emit_policy_reloaded(Manager *m, uint64_t generation) {

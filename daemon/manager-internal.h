@@ -84,7 +84,10 @@ struct Manager {
         json_object *sim_changes;   /* [[op, device, driver?]...] since start, for the state */
         SimulatorHooks sim_hooks;
         UeventMonitor *uevents;
-        struct event *hotplug;      /* coalesces a burst of uevents into one reload */
+        struct event *hotplug;      /* coalesces a burst of uevents into one update */
+        unsigned *hotplug_groups;   /* the IOMMU groups the events so far touched */
+        size_t n_hotplug_groups;
+        bool hotplug_full;          /* read everything: events were lost, or an IOMMU changed */
         ReleaseWatch *release_watches; /* the bound devices whose request channel is armed */
         SimPending *sim_pending;    /* simulated changes that wait for a holder's release */
         size_t n_sim_pending;
@@ -113,8 +116,8 @@ void manager_tell_device_lost(Manager *m, Session *s, const char *device, const 
 /* Tells the session and Monitor() subscribers that the host wants a device back. */
 void manager_tell_release_requested(Manager *m, Session *s, const char *device,
                                     uint32_t device_id, uint64_t deadline_usec);
-/* Tells Monitor() subscribers how the devices differ between old and the current topology. */
-void manager_emit_topology_events(Manager *m, const Topology *old);
+/* Tells Monitor() subscribers how the devices changed. */
+void manager_emit_topology_events(Manager *m, const TopologyDiff *diff);
 void manager_emit_policy_reloaded(Manager *m, uint64_t generation);
 /*
  * Tells org.iommud.Manager Monitor() subscribers that something happened:
@@ -133,8 +136,15 @@ void manager_emit_event(Manager *m, const char *type, const char *message, json_
 int manager_setup_backend(Manager *m, const ManagerConfig *cfg, Error *err);
 
 /* manager-hotplug.c */
-/* Reads the topology again and revalidates every session against it. */
+/* Reads the whole topology again and revalidates every session against it. */
 int manager_hotplug_reload(Manager *m);
+/*
+ * Notes that device name (at devpath below the sysfs root, NULL: find it by name) changed:
+ * the groups it was and is in are read again at the next manager_hotplug_flush().
+ */
+void manager_hotplug_device(Manager *m, const char *devpath, const char *name);
+/* Reads what the noted changes touched again (everything if events were lost). */
+int manager_hotplug_flush(Manager *m);
 /* Watches kernel uevents; without them hotplug goes unnoticed until a restart. */
 void manager_hotplug_watch(Manager *m);
 

@@ -241,7 +241,8 @@ static int manager_sim_hotplug(Manager *m, const char *op, const char *device, c
         log_info("Simulated hotplug: %s %s%s%s.", op, device, driver ? " → " : "",
                  driver ?: "");
         /* From here on, exactly what a kernel uevent does. */
-        (void)manager_hotplug_reload(m);
+        manager_hotplug_device(m, NULL, device);
+        (void)manager_hotplug_flush(m);
         return 0;
 }
 

@@ -217,6 +217,7 @@ Manager *manager_free(Manager *m) {
         m->uevents = uevent_monitor_free(m->uevents);
         if (m->hotplug)
                 event_free(m->hotplug);
+        free(m->hotplug_groups);
         json_object_put(m->restore_state);
         json_object_put(m->sim_changes);
         manager_sim_pending_free(m);
@@ -310,6 +311,8 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata) {
         Manager *m = userdata;
 
         if (sig == SIGHUP) {
+                /* The one full rescan an admin can ask for; hotplug reads only what changed. */
+                (void)manager_hotplug_reload(m);
                 (void)manager_reload_policy(m);
                 return;
         }

@@ -586,18 +586,14 @@ static void emit_device(Bus *b, const char *name, bool added) {
                                  added ? "DeviceAdded" : "DeviceRemoved", "so", name, path);
 }
 
-void bus_topology_changed(Bus *b, const Topology *old) {
-        const Topology *t;
-
+void bus_topology_changed(Bus *b, const TopologyDiff *diff) {
         if (!b || !b->has_name)
                 return;
-        t = b->cfg.host->topology;
-        for (size_t i = 0; old && i < old->n_devices; i++)
-                if (!topology_find_device(t, old->devices[i]->name))
-                        emit_device(b, old->devices[i]->name, false);
-        for (size_t i = 0; i < t->n_devices; i++)
-                if (!old || !topology_find_device(old, t->devices[i]->name))
-                        emit_device(b, t->devices[i]->name, true);
+        FOREACH_ARRAY(c, diff->changes, diff->n_changes)
+                if (c->kind == TOPOLOGY_DEVICE_REMOVED)
+                        emit_device(b, c->previous->name, false);
+                else if (c->kind == TOPOLOGY_DEVICE_ADDED)
+                        emit_device(b, c->device->name, true);
         (void)sd_bus_emit_properties_changed(b->bus, BUS_PATH, BUS_MANAGER_INTERFACE,
                                              "DeviceCount", NULL);
         bus_loop_kick(b->loop);
