@@ -96,23 +96,20 @@ static inline int read_file(const char *path, char *buf, size_t size) {
 static pid_t daemon_pid = -1;
 /* Run in the daemon's process before exec (guest-fdstore.h hands it the fd store there). */
 static void (*daemon_child_hook)(void);
-/* The members of the policy's "limits" for the daemon under test; NULL: the defaults. */
-static const char *daemon_limits;
+/* The policy the daemon under test starts with; NULL: root may use every device. */
+static const char *daemon_policy;
 
 static inline int daemon_start(void) {
-        _cleanup_free_ char *policy = NULL;
+        const char *policy =
+                daemon_policy ?:
+                "{\n"
+                "  \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
+                "  \"grants\": { \"root\": { \"principals\": [ { \"user\": 0 } ],\n"
+                "                           \"devices\": \"*\", \"open-on-behalf\": true } }\n"
+                "}\n";
         uint64_t deadline;
         int r;
 
-        if (asprintf(&policy,
-                     "{\n"
-                     "  \"limits\": { %s },\n"
-                     "  \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
-                     "  \"grants\": { \"root\": { \"principals\": [ { \"user\": 0 } ],\n"
-                     "                           \"devices\": \"*\", \"open-on-behalf\": true } }\n"
-                     "}\n",
-                     daemon_limits ?: "") < 0)
-                return -ENOMEM;
         (void)mkdir(EMPTY_DIR, 0755);
         (void)mkdir(RUNTIME_DIR, 0755);
         r = write_file(POLICY_PATH, policy);

@@ -148,7 +148,7 @@ static void test_rescan(void) {
 
 int main(int argc, char **argv) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL, *w = NULL;
-        char limits[64];
+        char policy[512];
         int r;
 
         if (argc > 1)
@@ -158,8 +158,15 @@ int main(int argc, char **argv) {
                 return 77;
         }
         iommud_backend = "iommufd";
-        snprintf(limits, sizeof(limits), "\"device-release-timeout-ms\": %d", GRACE_MS);
-        daemon_limits = limits;
+        snprintf(policy, sizeof(policy),
+                 "{\n"
+                 "  \"limits\": { \"device-release-timeout-ms\": %d },\n"
+                 "  \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
+                 "  \"grants\": { \"root\": { \"principals\": [ { \"user\": 0 } ],\n"
+                 "                           \"devices\": \"*\", \"open-on-behalf\": true } }\n"
+                 "}\n",
+                 GRACE_MS);
+        daemon_policy = policy;
         r = daemon_start();
         tap(r >= 0, "iommud starts on the kernel backend (%s)", r < 0 ? strerror(-r) : "ready");
         if (r < 0 || varlink_client_connect(&c, SOCKET_PATH) < 0 ||
