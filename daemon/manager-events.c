@@ -83,6 +83,7 @@ void manager_tell_release_requested(Manager *m, Session *s, const char *device,
         static const char reason[] = "the host wants the device back";
 
         broker_session_event(s, "release_requested", device, device_id, reason, deadline_usec);
+        bus_device_release_requested(m->bus, device, deadline_usec);
         if (manager_monitored(m)) {
                 json_object *payload = session_payload(m, s);
                 char message[512];

@@ -418,6 +418,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_open_session, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("s", device, "o", path), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("s", device, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("DeviceReleaseRequested",
+                                SD_BUS_ARGS("s", device, "o", path, "t", deadline), 0),
         SD_BUS_SIGNAL_WITH_ARGS("PolicyReloaded", SD_BUS_ARGS("t", generation), 0),
         SD_BUS_SIGNAL_WITH_ARGS("SessionOpened",
                                 SD_BUS_ARGS("o", session, "u", uid, "s", description), 0),
@@ -584,6 +586,16 @@ static void emit_device(Bus *b, const char *name, bool added) {
                 (void)sd_bus_emit_interfaces_removed(b->bus, path, BUS_DEVICE_INTERFACE, NULL);
         (void)sd_bus_emit_signal(b->bus, BUS_PATH, BUS_MANAGER_INTERFACE,
                                  added ? "DeviceAdded" : "DeviceRemoved", "so", name, path);
+}
+
+void bus_device_release_requested(Bus *b, const char *device, uint64_t deadline_usec) {
+        _cleanup_free_ char *path = NULL;
+
+        if (!b || b->freeing || !b->has_name || device_path(device, &path) < 0)
+                return;
+        (void)sd_bus_emit_signal(b->bus, BUS_PATH, BUS_MANAGER_INTERFACE,
+                                 "DeviceReleaseRequested", "sot", device, path, deadline_usec);
+        bus_loop_kick(b->loop);
 }
 
 void bus_topology_changed(Bus *b, const TopologyDiff *diff) {

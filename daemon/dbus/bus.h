@@ -79,3 +79,8 @@ void bus_policy_reloaded(Bus *b);
  * the device objects' InterfacesAdded/Removed and DeviceCount's change.
  */
 void bus_topology_changed(Bus *b, const TopologyDiff *diff);
+/*
+ * DeviceReleaseRequested: the host wants device back from whoever holds it, who
+ * keeps it until deadline_usec (CLOCK_REALTIME) at the latest.
+ */
+void bus_device_release_requested(Bus *b, const char *device, uint64_t deadline_usec);
