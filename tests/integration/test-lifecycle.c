@@ -550,6 +550,7 @@ static void test_libiommud_reclaims(void **state) {
         }
         assert_int_equal(r, 1);
         assert_string_equal(ev->kind, "release_requested");
+        assert_true(ev->deadline > 0);
         iommud_event_free(ev);
         assert_int_equal(iommud_event_stream_next(events, &ev, e), 1);
         assert_string_equal(ev->kind, "released");
