@@ -205,7 +205,7 @@ static void one_device_host(Backend **ret_b, BackendContext **ret_c, uint32_t *r
                                           .groups = &group, .n_groups = 1, .devices = &dev,
                                           .n_devices = 1 };
         uint32_t dev_id, pt;
-        int fd, r;
+        int fd = -EBADF, r;
 
         r = backend_sim_new(ret_b, &topo, NULL, NULL);
         if (r >= 0)

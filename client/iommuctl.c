@@ -40,6 +40,8 @@ static const CtlCommand commands[] = {
           verb_attach },
         { "map", "DEVICE --size BYTES", "Test: map a fresh memfd for a device, show it, unmap",
           verb_map },
+        { "features", "[DEVICE]", "What the kernel and a device's IOMMU offer, and the policy",
+          verb_features },
 };
 
 static void help(void) {

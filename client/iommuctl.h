@@ -91,3 +91,4 @@ int verb_check_config(Ctl *ctl, int argc, char **argv);
 int verb_cdi(Ctl *ctl, int argc, char **argv);
 int verb_attach(Ctl *ctl, int argc, char **argv);
 int verb_map(Ctl *ctl, int argc, char **argv);
+int verb_features(Ctl *ctl, int argc, char **argv);

@@ -517,7 +517,7 @@ oom:
 static int parse_grant(Parser *P, json_object *v, const char *path, const char *name, void **ret) {
         static const char *const keys[] = {
                 "principals", "devices", "pools", "quotas", "iova-windows", "pasids",
-                "delegation", "open-on-behalf", "comment", NULL,
+                "delegation", "open-on-behalf", "dirty-tracking", "comment", NULL,
         };
         char child[JPATH_MAX];
         PolicyGrant *g;
@@ -562,6 +562,13 @@ static int parse_grant(Parser *P, json_object *v, const char *path, const char *
         if (json_object_object_get_ex(v, "open-on-behalf", &f) &&
             policy_parse_bool(P, f, CHILD("open-on-behalf"), &g->open_on_behalf) < 0)
                 r = -EINVAL;
+        if (json_object_object_get_ex(v, "dirty-tracking", &f)) {
+                bool allow = true;
+
+                if (policy_parse_bool(P, f, CHILD("dirty-tracking"), &allow) < 0)
+                        r = -EINVAL;
+                g->no_dirty_tracking = !allow;
+        }
 #undef CHILD
         return P->fatal ? -ENOMEM : r;
 }

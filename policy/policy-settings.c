@@ -107,6 +107,16 @@ bool policy_allows_delegation(const Policy *p, const Principal *principal) {
         return false;
 }
 
+bool policy_allows_dirty_tracking(const Policy *p, const Principal *principal) {
+        assert_return(p, false);
+
+        for (size_t i = 0; principal && i < p->n_grants; i++)
+                if (p->grants[i]->no_dirty_tracking &&
+                    policy_grant_match_principal(p->grants[i], principal))
+                        return false;
+        return true;
+}
+
 bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
                                   const TopoDevice *d) {
         assert_return(p, false);

@@ -224,6 +224,8 @@ void policy_pasid_range(const Policy *p, const Principal *principal, uint32_t *r
                         uint32_t *ret_max);
 /* True when some grant that names the principal has "delegation": true. */
 bool policy_allows_delegation(const Policy *p, const Principal *principal);
+/* False when some grant that names the principal has "dirty-tracking": false. */
+bool policy_allows_dirty_tracking(const Policy *p, const Principal *principal);
 /* True when some grant that names the principal and gives it d has "open-on-behalf": true. */
 bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
                                   const TopoDevice *d);

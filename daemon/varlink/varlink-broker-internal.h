@@ -114,6 +114,9 @@ extern const JsonDispatchField broker_attach_to_address_space_parameters[];
 
 /* varlink-broker-ioas.c */
 BROKER_METHOD(create_address_space);
+BROKER_METHOD(set_dirty_tracking);
+BROKER_METHOD(read_dirty_bitmap);
+BROKER_METHOD(get_features);
 BROKER_METHOD(destroy_address_space);
 BROKER_METHOD(get_iova_ranges);
 BROKER_METHOD(allow_iovas);
@@ -124,6 +127,10 @@ extern const JsonDispatchField broker_ioas_id_parameters[];
 extern const JsonDispatchField broker_allow_iovas_parameters[];
 extern const JsonDispatchField broker_map_parameters[];
 extern const JsonDispatchField broker_unmap_parameters[];
+extern const JsonDispatchField broker_create_address_space_parameters[];
+extern const JsonDispatchField broker_set_dirty_tracking_parameters[];
+extern const JsonDispatchField broker_read_dirty_bitmap_parameters[];
+extern const JsonDispatchField broker_get_features_parameters[];
 extern const JsonDispatchField broker_copy_parameters[];
 
 /* varlink-broker-pasid.c */

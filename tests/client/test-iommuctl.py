@@ -547,6 +547,8 @@ def main():
             g("attach", "attach", eligible[0], expect=0)
             g("map", "map", eligible[0], "--size", "64K", expect=0)
             g("map.json", "--json", "map", eligible[0], "--size", "2M", expect=0)
+            g("features", "features", expect=0)
+            g("features-device.json", "--json", "features", eligible[0], expect=0)
         if refused:
             g("explain-refused", "explain", refused[0], expect=3)
             g("attach-refused", "attach", refused[0], expect=3)
