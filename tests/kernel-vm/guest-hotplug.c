@@ -24,6 +24,8 @@
 #include "macros.h"
 
 #define EDU_ROOT "0000:00:03.0"
+#define BRIDGE_SIBLING "0000:01:01.0" /* pci-testdev, in the bridge's group with BRIDGE_EDU */
+#define BRIDGE_EDU "0000:01:02.0"
 #define GRACE_MS 2000
 
 /* Writes "1" to path from a child; returns its pid (the write blocks while the kernel waits). */
@@ -36,14 +38,15 @@ static pid_t write_one_async(const char *path) {
 }
 
 /* Whether ExplainDevice comes to answer as wanted (present, and then allowed), within 10 s. */
-static bool wait_explain(VarlinkClient *c, bool want_present, bool want_allowed) {
+static bool wait_explain(VarlinkClient *c, const char *bdf, bool want_present,
+                         bool want_allowed) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
 
         for (unsigned i = 0; i < 200; i++) {
                 const char *error;
                 json_object *p = call(c, "ExplainDevice",
-                                      params("device", json_object_new_string(EDU_ROOT), NULL),
-                                      NULL, 0, &rep, &error);
+                                      params("device", json_object_new_string(bdf), NULL), NULL,
+                                      0, &rep, &error);
                 json_object *a;
                 bool present = !error, allowed;
 
@@ -121,8 +124,8 @@ static void test_remove_held(VarlinkClient *c, VarlinkClient *w) {
                     streq(get_str(rep.parameters, "reason"), "released to the host"),
             "the holder's next call on it is DeviceGone (%s, '%s')", error ?: "no error",
             get_str(rep.parameters, "reason"));
-        tap(wait_explain(c, false, false), "the topology no longer has %s (read in place)",
-            EDU_ROOT);
+        tap(wait_explain(c, EDU_ROOT, false, false),
+            "the topology no longer has %s (read in place)", EDU_ROOT);
 }
 
 static void test_rescan(void) {
@@ -140,10 +143,40 @@ static void test_rescan(void) {
                 tap(false, "connect to %s", SOCKET_PATH);
                 return;
         }
-        tap(wait_explain(c, true, true), "%s is back in the topology and eligible", EDU_ROOT);
+        tap(wait_explain(c, EDU_ROOT, true, true), "%s is back in the topology and eligible",
+            EDU_ROOT);
         (void)call(c, "AttachDevice", params("device", json_object_new_string(EDU_ROOT), NULL),
                    NULL, 0, &rep, &error);
         tap(!error, "a new session attaches %s%s%s", EDU_ROOT, error ? ": " : "", error ?: "");
+}
+
+/*
+ * A sibling moved to a host driver makes the bridge group not viable, and unbinding it makes
+ * the group viable again: each seen by the running daemon, from the uevents alone.
+ */
+static void test_bridge_sibling(void) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        int r;
+
+        if (access("/sys/bus/pci/drivers/pci-pf-stub", F_OK) < 0) {
+                skip("bridge group sibling # SKIP the kernel has no pci-pf-stub host driver");
+                return;
+        }
+        if (varlink_client_connect(&c, SOCKET_PATH) < 0) {
+                tap(false, "connect to %s", SOCKET_PATH);
+                return;
+        }
+        tap(wait_explain(c, BRIDGE_EDU, true, true), "%s is eligible", BRIDGE_EDU);
+        r = set_driver(BRIDGE_SIBLING, "pci-pf-stub");
+        tap(r >= 0 && wait_explain(c, BRIDGE_EDU, true, false),
+            "%s on the host driver pci-pf-stub makes %s ineligible", BRIDGE_SIBLING, BRIDGE_EDU);
+        r = write_file("/sys/bus/pci/devices/" BRIDGE_SIBLING "/driver/unbind", BRIDGE_SIBLING);
+        tap(r >= 0 && wait_explain(c, BRIDGE_EDU, true, true),
+            "unbinding %s makes the group viable and %s eligible again", BRIDGE_SIBLING,
+            BRIDGE_EDU);
+        r = set_driver(BRIDGE_SIBLING, "vfio-pci");
+        tap(r >= 0 && wait_explain(c, BRIDGE_EDU, true, true), "%s back on vfio-pci",
+            BRIDGE_SIBLING);
 }
 
 int main(int argc, char **argv) {
@@ -174,6 +207,7 @@ int main(int argc, char **argv) {
                 return tap(false, "connect to %s", SOCKET_PATH), EXIT_FAILURE;
         test_remove_held(c, w);
         test_rescan();
+        test_bridge_sibling();
         c = varlink_client_free(c);
         w = varlink_client_free(w);
         r = daemon_stop();
