@@ -445,6 +445,24 @@ static int vfio_detach(KernelResponder *r, ResponderFd *f, void *arg) {
                 NULL);
 }
 
+/* VFIO_DEVICE_SET_IRQS as vfio-pci takes it for the request interrupt: one eventfd, or -1. */
+static int vfio_set_irqs(KernelResponder *r, ResponderFd *f, void *arg) {
+        struct iommud_vfio_irq_set_eventfd s;
+
+        memcpy(&s, arg, sizeof(s));
+        r->last_size = s.argsz;
+        if (s.argsz != sizeof(s))
+                r->n_size_not_sizeof++;
+        if (!f || s.argsz < sizeof(s) || s.index != IOMMUD_VFIO_PCI_REQ_IRQ_INDEX ||
+            s.start != 0 || s.count != 1 ||
+            s.flags != (IOMMUD_VFIO_IRQ_SET_DATA_EVENTFD | IOMMUD_VFIO_IRQ_SET_ACTION_TRIGGER))
+                return -EINVAL;
+        if (s.fd >= 0 && fcntl(s.fd, F_GETFD) < 0)
+                return -EBADF;
+        r->request_trigger = s.fd;
+        return 0;
+}
+
 /* ---- the seam ---- */
 
 int kernel_responder_ioctl(KernelResponder *r, int fd, unsigned long request, void *arg) {
@@ -472,6 +490,8 @@ int kernel_responder_ioctl(KernelResponder *r, int fd, unsigned long request, vo
                 return vfio_attach(r, f, arg);
         case IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT:
                 return vfio_detach(r, f, arg);
+        case IOMMUD_VFIO_DEVICE_SET_IRQS:
+                return vfio_set_irqs(r, f, arg);
         default:
                 return -ENOTTY;
         }
@@ -662,6 +682,7 @@ int kernel_responder_new(KernelResponder **ret, Backend *inner, const char *dev_
                         for (size_t i = 0; i < ELEMENTSOF(f->cmds) && f->cmds[i]; i++)
                                 kernel_responder_disable(r, f->cmds[i]);
         r->inner = inner;
+        r->request_trigger = -1;
         r->dev_root = strdup(dev_root ?: "/dev");
         if (!r->dev_root) {
                 free(r);
