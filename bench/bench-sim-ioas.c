@@ -75,7 +75,7 @@ static double median(double *v, size_t n) {
         return v[n / 2];
 }
 
-static void die(const char *what, int r) {
+static _Noreturn void die(const char *what, int r) {
         fprintf(stderr, "bench-sim-ioas: %s failed: %s\n", what, strerror(-r));
         exit(EXIT_FAILURE);
 }
@@ -205,7 +205,7 @@ static void one_device_host(Backend **ret_b, BackendContext **ret_c, uint32_t *r
                                           .groups = &group, .n_groups = 1, .devices = &dev,
                                           .n_devices = 1 };
         uint32_t dev_id, pt;
-        int fd = -EBADF, r;
+        int fd, r;
 
         r = backend_sim_new(ret_b, &topo, NULL, NULL);
         if (r >= 0)

@@ -107,8 +107,8 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
         static const char *const keys[] = {
                 "max-message-size", "max-fds-per-message", "max-queued-output",
                 "max-connections", "max-connections-per-user", "socket-mode",
-                "fault-response-timeout-ms", "session-reclaim-grace-ms",
-                "device-release-timeout-ms", NULL,
+                "fault-response-timeout-ms", "session-reclaim-grace-ms", "reserved-connections",
+                "idle-timeout-ms", "device-release-timeout-ms", NULL,
         };
         static const struct {
                 const char *key;
@@ -123,6 +123,8 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
                 { "max-connections-per-user", offsetof(PolicyLimits, max_connections_per_uid), false },
                 { "fault-response-timeout-ms", offsetof(PolicyLimits, fault_response_timeout_ms), false },
                 { "session-reclaim-grace-ms", offsetof(PolicyLimits, session_reclaim_grace_ms), false },
+                { "reserved-connections", offsetof(PolicyLimits, reserved_connections), false },
+                { "idle-timeout-ms", offsetof(PolicyLimits, idle_timeout_ms), false },
                 /* 0: a device the host wants back is released at once. */
                 { "device-release-timeout-ms", offsetof(PolicyLimits, device_release_timeout_ms),
                   false, true },

@@ -36,6 +36,12 @@ void policy_quotas(const Policy *p, const Principal *principal, PolicyQuotas *re
         /* Without a grant nothing may be allocated, but the principal may still connect and ask. */
         if (!any)
                 v[QUOTA_CONNECTIONS] = p->default_quotas[QUOTA_CONNECTIONS];
+        /*
+         * max-connections-per-user caps every principal's connections quota: one count (the
+         * principal's connections on both transports) against one number, not a second
+         * count in the transport that could disagree with it.
+         */
+        v[QUOTA_CONNECTIONS] = MIN(v[QUOTA_CONNECTIONS], p->limits.max_connections_per_uid);
 
         *ret = (PolicyQuotas){
                 .pinned_bytes = v[QUOTA_PINNED_BYTES],

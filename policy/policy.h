@@ -97,7 +97,9 @@ typedef struct PolicyLimits {
         uint64_t max_fds_per_message;
         uint64_t max_queued_output_bytes;
         uint64_t max_connections;         /* total */
-        uint64_t max_connections_per_uid;
+        uint64_t max_connections_per_uid; /* caps every principal's connections quota */
+        uint64_t reserved_connections;    /* of max_connections, for root only */
+        uint64_t idle_timeout_ms;         /* a connection holding nothing, making no call */
         uint32_t socket_mode;             /* mode of the broker socket when iommud binds it */
         uint64_t fault_response_timeout_ms;
         uint64_t session_reclaim_grace_ms;
@@ -203,7 +205,7 @@ const char *policy_verdict_to_string(PolicyVerdict v); /* "pass", "fail", "skip"
  * that does not set a quota contributing the policy's default ("quotas" at the
  * top level).  A principal no grant names gets 0 for everything except
  * connections (the default), so it may still connect and ask.  principal NULL
- * gives the defaults.
+ * gives the defaults.  connections is at most limits.max_connections_per_uid.
  */
 void policy_quotas(const Policy *p, const Principal *principal, PolicyQuotas *ret);
 const PolicyLimits *policy_limits(const Policy *p);

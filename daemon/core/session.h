@@ -310,6 +310,12 @@ int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *
  */
 int session_delegate(Session *s, int *ret_fd, BrokerError *err);
 bool session_is_delegated(const Session *s);
+/*
+ * Whether the session holds nothing a client could lose: no device, address space, mapping,
+ * pinned byte, PASID or claim, and no delegated iommufd.  Such a session may be closed when
+ * its connection idles.
+ */
+bool session_holds_nothing(const Session *s);
 
 /*
  * Another connection of the client joins s (JoinSession) or leaves it while

@@ -82,6 +82,8 @@ int broker_reply_fd(VarlinkCall *call, const char *key, int fd);
 int broker_reply_error(VarlinkCall *call, const BrokerError *e);
 /* The same, with the index of the fd the client sent for an InvalidFd. */
 int broker_reply_error_fd(VarlinkCall *call, BrokerError *e, uint32_t index);
+/* For a connection refused as it connects: e is the one message the client reads. */
+int broker_refuse_connection(VarlinkConnection *c, const BrokerError *e);
 
 /* A connection whose session was reaped (its client died) serves nothing more. */
 #define REQUIRE_SESSION(call)                                                                      \
