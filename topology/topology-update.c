@@ -332,7 +332,10 @@ static void update_splice(Update *u, TopologyDiff *diff) {
         for (size_t i = 0; i < u->n_listed; i++)
                 array_insert((void **)u->listed[i]->iommu->devices, &u->listed[i]->iommu->n_devices,
                              u->listed[i], topo_device_cmp);
-        memcpy(t->problems + t->n_problems, f->problems, f->n_problems * sizeof(*f->problems));
+        /* Both arrays may be NULL (no problems anywhere): memcpy() may not see them then. */
+        if (f->n_problems > 0)
+                memcpy(t->problems + t->n_problems, f->problems,
+                       f->n_problems * sizeof(*f->problems));
         t->n_problems += f->n_problems;
         f->n_problems = 0;
         for (size_t i = 0; i < f->n_devices; i++)
