@@ -14,6 +14,7 @@
  *   manager-release.c  devices the host wants back: the holder told, then the device released
  *   manager-sim.c      the simulated host: its model, hotplug, org.iommud.Simulator
  *   manager-restart.c  restart survival: state and fds in the service manager's fd store
+ *   manager-audit.c    the audit trail: grants, refusals and reloads, logged and told to Monitor()
  *
  * Only daemon/manager*.c include it; everything else sees manager.h.
  */
@@ -118,7 +119,6 @@ void manager_tell_release_requested(Manager *m, Session *s, const char *device,
                                     uint32_t device_id, uint64_t deadline_usec);
 /* Tells Monitor() subscribers how the devices changed. */
 void manager_emit_topology_events(Manager *m, const TopologyDiff *diff);
-void manager_emit_policy_reloaded(Manager *m, uint64_t generation);
 /*
  * Tells org.iommud.Manager Monitor() subscribers that something happened:
  * type "session-opened", "policy-reloaded", ...; payload (may be NULL, taken)

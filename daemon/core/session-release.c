@@ -55,8 +55,7 @@ void session_drop_device(Session *s, SessionDevice *d, const char *reason) {
         /* An address space only that device used goes with it. */
         ioas = ioas_id ? session_find_ioas(s, ioas_id) : NULL;
         if (ioas && ioas->n_attached == 0) {
-                session_dirty_destroy_hwpts(s, ioas);
-                (void)OPS(s)->destroy(s->ctx, ioas_id, NULL);
+                (void)session_ioas_teardown(s, ioas);
                 session_remove_ioas(s, ioas);
         }
 }
