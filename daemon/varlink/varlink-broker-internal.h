@@ -143,7 +143,6 @@ extern const JsonDispatchField broker_read_dirty_bitmap_parameters[];
 extern const JsonDispatchField broker_get_features_parameters[];
 extern const JsonDispatchField broker_copy_parameters[];
 extern const JsonDispatchField broker_map_batch_parameters[];
-extern const JsonDispatchField broker_unmap_batch_parameters[];
 
 /* varlink-broker-pasid.c */
 BROKER_METHOD(bind_pasid);

@@ -378,35 +378,17 @@ int broker_method_map_batch(VarlinkCall *call, json_object *params, VarlinkCallF
         return broker_reply_error(call, &e);
 }
 
-typedef struct UnmapBatchParams {
-        uint32_t ioas_id;
-        IovaRange *ranges;
-        size_t n_ranges;
-} UnmapBatchParams;
-
-const JsonDispatchField broker_unmap_batch_parameters[] = {
-        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
-          offsetof(UnmapBatchParams, ioas_id) },
-        { "ranges", JSON_DISPATCH_ARRAY, JSON_DISPATCH_REQUIRED,
-          offsetof(UnmapBatchParams, ranges), .max = SESSION_MAP_BATCH_MAX,
-          .element = &iova_range_element, .element_size = sizeof(IovaRange),
-          .count_offset = offsetof(UnmapBatchParams, n_ranges) },
-        {},
-};
-
-static void unmap_batch_params_clear(UnmapBatchParams *p) {
-        json_dispatch_clear(broker_unmap_batch_parameters, p);
-}
-
 int broker_method_unmap_batch(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                               void *userdata) {
-        _cleanup_(unmap_batch_params_clear) UnmapBatchParams p = {};
+        /* UnmapBatch takes what AllowIOVAs takes: {ioasId, ranges}, as many. */
+        _Static_assert(SESSION_MAP_BATCH_MAX == SESSION_ALLOW_IOVAS_MAX, "one table, one cap");
+        _cleanup_(allow_iovas_params_clear) AllowIovasParams p = {};
         BrokerError e = BROKER_ERROR_INIT;
         uint64_t unmapped;
         int r;
 
         REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, broker_unmap_batch_parameters, &p);
+        r = varlink_call_dispatch(call, params, broker_allow_iovas_parameters, &p);
         if (r < 0)
                 return r;
         if (session_unmap_batch(broker_call_session(call), p.ioas_id, p.ranges, p.n_ranges,

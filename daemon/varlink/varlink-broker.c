@@ -234,7 +234,7 @@ static const VarlinkMethod broker_methods[] = {
         { "Unmap", broker_method_unmap, broker_unmap_parameters, .streamed = true },
         { "Copy", broker_method_copy, broker_copy_parameters, .streamed = true },
         { "MapBatch", broker_method_map_batch, broker_map_batch_parameters, .streamed = true },
-        { "UnmapBatch", broker_method_unmap_batch, broker_unmap_batch_parameters,
+        { "UnmapBatch", broker_method_unmap_batch, broker_allow_iovas_parameters,
           .streamed = true },
         { "BindPASID", broker_method_bind_pasid, broker_bind_pasid_parameters },
         { "UnbindPASID", broker_method_unbind_pasid, broker_unbind_pasid_parameters },
