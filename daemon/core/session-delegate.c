@@ -126,11 +126,8 @@ static int session_new_delegated_fd(Session *s, int *ret_fd, BrokerError *err) {
         return 0;
 }
 
-int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
+static int delegate(Session *s, int *ret_fd, BrokerError *err) {
         int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(ret_fd, -EINVAL);
 
         r = session_may_delegate(s, err);
         if (r < 0)
@@ -140,6 +137,18 @@ int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
                 return r;
         s->delegated = true;
         return 0;
+}
+
+/* Every iommufd handed out and every refusal of one by the policy is on the record. */
+int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+
+        assert_return(s, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        err = err ?: &local;
+        return session_audit_result(s, SESSION_AUDIT_DELEGATE, NULL, delegate(s, ret_fd, err),
+                                    err);
 }
 
 bool session_is_delegated(const Session *s) {
