@@ -19,6 +19,7 @@
 
 #include "macros.h"
 #include "session.h"
+#include "vfio-abi.h"
 #include "vfio-fx.h"
 
 /* A dirty bitmap read of [iova, iova + n * P) of the HWPT. */
@@ -101,6 +102,52 @@ static void dirty_page_logging(void **state) {
         a.dev_id = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         a.pt_id = vfio_fx_ioas(fx);
         assert_int_equal(OPS(fx)->hwpt_alloc(fx->c, &a, &hwpt, NULL), -EOPNOTSUPP);
+        vfio_fx_free(fx);
+}
+
+static int container_fd(const char *name, int fd, void *userdata) {
+        if (strncmp(name, "ioas", 4) == 0)
+                *(int *)userdata = fd;
+        return 0;
+}
+
+/* The responder's UNMAP_DMA with GET_DIRTY_BITMAP: logging on, its page size, every page. */
+static void responder_unmap_with_bitmap(void **state) {
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(8);
+        uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN), hwpt = 0;
+        HwptAllocArgs a = { .flags = BACKEND_HWPT_DIRTY_TRACKING, .dev_id = dev, .pt_id = ioas };
+        uint64_t iova = 0x400000, bits[1] = {};
+        struct {
+                struct iommud_vfio_iommu_type1_dma_unmap u;
+                struct iommud_vfio_bitmap b;
+        } req = {
+                .u = { .argsz = sizeof(req), .flags = IOMMUD_VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+                       .iova = iova, .size = 8 * P },
+                .b = { .pgsize = P, .size = sizeof(bits), .data = (uint64_t)(uintptr_t)bits },
+        };
+        int container = -EBADF;
+
+        assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW | BACKEND_MAP_FIXED_IOVA, mfd, 0,
+                                                8 * P, &iova, NULL), 0);
+        assert_int_equal(OPS(fx)->hwpt_alloc(fx->c, &a, &hwpt, NULL), 0);
+        assert_int_equal(OPS(fx)->device_attach(fx->c, dev, BACKEND_NO_PASID, &hwpt, NULL), 0);
+        assert_int_equal(backend_vfio_context_foreach_fd(fx->c, container_fd, &container), 0);
+        assert_true(container >= 0);
+        /* Not while logging is off, nor at another page size. */
+        assert_int_equal(vfio_responder_ioctl(fx->r, container, IOMMUD_VFIO_IOMMU_UNMAP_DMA, &req),
+                         -EINVAL);
+        assert_int_equal(OPS(fx)->hwpt_set_dirty_tracking(fx->c, hwpt, true, NULL), 0);
+        req.b.pgsize = 2 * P;
+        assert_int_equal(vfio_responder_ioctl(fx->r, container, IOMMUD_VFIO_IOMMU_UNMAP_DMA, &req),
+                         -EINVAL);
+        req.b.pgsize = P;
+        assert_int_equal(vfio_responder_ioctl(fx->r, container, IOMMUD_VFIO_IOMMU_UNMAP_DMA, &req),
+                         0);
+        assert_int_equal(req.u.size, 8 * P);
+        assert_int_equal(bits[0], 0xff);
+        assert_int_equal(vfio_responder_mapped_bytes(fx->r), 0);
+        /* The backend's record still has the area: the context's teardown lets it go. */
         vfio_fx_free(fx);
 }
 
@@ -235,6 +282,7 @@ int main(void) {
                 cmocka_unit_test(dirty_page_logging),
                 cmocka_unit_test(dirty_through_the_session),
                 cmocka_unit_test(dirty_refused_without_the_capability),
+                cmocka_unit_test(responder_unmap_with_bitmap),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
