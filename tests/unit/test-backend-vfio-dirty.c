@@ -156,6 +156,29 @@ static const char policy_text[] =
         "  \"grants\": { \"vm\": { \"principals\": [ { \"user\": 1000 } ], \"devices\": \"*\",\n"
         "    \"open-on-behalf\": true } } }\n";
 
+/* A session of uid 1000 on a host whose backend is fx's. */
+static Session *host_session(Fx *fx, SessionHost *host) {
+        PeerCreds *creds = NULL;
+        Session *s = NULL;
+        char sys[96];
+
+        snprintf(sys, sizeof(sys), "%s/sys", fx->root);
+        assert_int_equal(topology_load_path(&host->topology, sys, NULL), 0);
+        assert_int_equal(policy_load_string(&host->policy, "test.json", policy_text,
+                                            strlen(policy_text), NULL, NULL), 0);
+        host->backend = fx->b;
+        assert_int_equal(peer_creds_new(&creds, "/nonexistent", 4242, 1000, 1000, NULL), 0);
+        assert_int_equal(session_new(&s, host, creds, NULL), 0);
+        return s;
+}
+
+static void host_done(Fx *fx, SessionHost *host) {
+        session_host_done(host);
+        topology_free(host->topology);
+        policy_free(host->policy);
+        vfio_fx_free(fx);
+}
+
 /* The first word of the bitmap a session read wrote into fd. */
 static uint64_t bitmap_word(int fd) {
         uint64_t w = 0;
@@ -176,19 +199,11 @@ static void dirty_through_the_session(void **state) {
         _cleanup_close_ int bfd = memfd_create("bitmap", MFD_CLOEXEC);
         SessionDeviceInfo dev = {}, dev2 = {};
         SessionFeatures f;
-        PeerCreds *creds = NULL;
         Session *s = NULL;
         uint32_t ioas = 0, hwpt = 0, hwpt2 = 0;
         uint64_t iova, unmapped = 0;
-        char sys[96];
 
-        snprintf(sys, sizeof(sys), "%s/sys", fx->root);
-        assert_int_equal(topology_load_path(&host.topology, sys, NULL), 0);
-        assert_int_equal(policy_load_string(&host.policy, "test.json", policy_text,
-                                            strlen(policy_text), NULL, NULL), 0);
-        host.backend = fx->b;
-        assert_int_equal(peer_creds_new(&creds, "/nonexistent", 4242, 1000, 1000, NULL), 0);
-        assert_int_equal(session_new(&s, &host, creds, NULL), 0);
+        s = host_session(fx, &host);
         assert_true(bfd >= 0 && ftruncate(bfd, 4096) == 0);
 
         assert_int_equal(session_get_features(s, false, 0, &f, NULL), 0);
@@ -234,10 +249,7 @@ static void dirty_through_the_session(void **state) {
         assert_int_equal(vfio_responder_mapped_bytes(fx->r), 8 * P);
 
         session_free(s);
-        session_host_done(&host);
-        topology_free(host.topology);
-        policy_free(host.policy);
-        vfio_fx_free(fx);
+        host_done(fx, &host);
 }
 
 /* A container without the migration capability: the attach names the device that cannot. */
@@ -246,20 +258,12 @@ static void dirty_refused_without_the_capability(void **state) {
         SessionHost host = {};
         BrokerError err = BROKER_ERROR_INIT;
         SessionDeviceInfo dev = {};
-        PeerCreds *creds = NULL;
         Session *s = NULL;
         uint32_t ioas = 0, hwpt = 0;
-        char sys[96];
 
         fx->r->no_migration_cap = true;
         assert_int_equal(vfio_fx_start(fx), 0);
-        snprintf(sys, sizeof(sys), "%s/sys", fx->root);
-        assert_int_equal(topology_load_path(&host.topology, sys, NULL), 0);
-        assert_int_equal(policy_load_string(&host.policy, "test.json", policy_text,
-                                            strlen(policy_text), NULL, NULL), 0);
-        host.backend = fx->b;
-        assert_int_equal(peer_creds_new(&creds, "/nonexistent", 4242, 1000, 1000, NULL), 0);
-        assert_int_equal(session_new(&s, &host, creds, NULL), 0);
+        s = host_session(fx, &host);
         assert_int_equal(session_create_address_space_full(s, true, &ioas, NULL), 0);
         assert_int_equal(session_attach_device_name(s, fx->names[CONF_DEV_PLAIN], &dev, NULL), 0);
         assert_int_equal(session_attach_to_address_space(s, dev.device_id, ioas, &hwpt, &err),
@@ -271,10 +275,7 @@ static void dirty_refused_without_the_capability(void **state) {
         assert_int_equal(session_destroy_address_space(s, ioas, NULL), 0);
 
         session_free(s);
-        session_host_done(&host);
-        topology_free(host.topology);
-        policy_free(host.policy);
-        vfio_fx_free(fx);
+        host_done(fx, &host);
 }
 
 int main(void) {
