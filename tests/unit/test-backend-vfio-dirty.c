@@ -105,6 +105,32 @@ static void dirty_page_logging(void **state) {
         vfio_fx_free(fx);
 }
 
+/* The dirty-tracking domain and its logging outlive a restart through the fd store. */
+static void dirty_survives_restart(void **state) {
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(4);
+        uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN), hwpt = 0, pt;
+        HwptAllocArgs a = { .flags = BACKEND_HWPT_DIRTY_TRACKING, .dev_id = dev, .pt_id = ioas };
+        uint64_t iova = 0x400000, bits[2];
+        VfioFxStore st = {};
+
+        assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW | BACKEND_MAP_FIXED_IOVA, mfd, 0,
+                                                4 * P, &iova, NULL), 0);
+        assert_int_equal(OPS(fx)->hwpt_alloc(fx->c, &a, &hwpt, NULL), 0);
+        pt = hwpt;
+        assert_int_equal(OPS(fx)->device_attach(fx->c, dev, BACKEND_NO_PASID, &pt, NULL), 0);
+        assert_int_equal(OPS(fx)->hwpt_set_dirty_tracking(fx->c, hwpt, true, NULL), 0);
+        vfio_fx_restart(fx, &st);
+        assert_int_equal(dirty_read(fx, hwpt, iova, 4, P, bits), 0);
+        assert_int_equal(bits[0], 0xf);
+        assert_int_equal(OPS(fx)->hwpt_set_dirty_tracking(fx->c, hwpt, false, NULL), 0);
+        assert_int_equal(dirty_read(fx, hwpt, iova, 4, P, bits), -EINVAL);
+        assert_int_equal(OPS(fx)->device_detach(fx->c, dev, BACKEND_NO_PASID, NULL), 0);
+        assert_int_equal(OPS(fx)->destroy(fx->c, ioas, NULL), -EBUSY);
+        assert_int_equal(OPS(fx)->destroy(fx->c, hwpt, NULL), 0);
+        vfio_fx_free(fx);
+}
+
 static int container_fd(const char *name, int fd, void *userdata) {
         if (strncmp(name, "ioas", 4) == 0)
                 *(int *)userdata = fd;
@@ -281,6 +307,7 @@ static void dirty_refused_without_the_capability(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(dirty_page_logging),
+                cmocka_unit_test(dirty_survives_restart),
                 cmocka_unit_test(dirty_through_the_session),
                 cmocka_unit_test(dirty_refused_without_the_capability),
                 cmocka_unit_test(responder_unmap_with_bitmap),

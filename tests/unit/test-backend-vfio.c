@@ -412,58 +412,16 @@ static void what_type1_cannot_do(void **state) {
 
 /* ---- restart ---- */
 
-typedef struct Store {
-        char names[8][32];
-        int fds[8];
-        size_t n;
-} Store;
-
-static int store_fd(const char *name, int fd, void *userdata) {
-        Store *st = userdata;
-
-        assert_true(st->n < ELEMENTSOF(st->fds));
-        snprintf(st->names[st->n], sizeof(st->names[0]), "%s", name);
-        st->fds[st->n] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        assert_true(st->fds[st->n] >= 0);
-        st->n++;
-        return 0;
-}
-
-static int store_take(const char *name, void *userdata) {
-        Store *st = userdata;
-
-        for (size_t i = 0; i < st->n; i++)
-                if (streq(st->names[i], name) && st->fds[i] >= 0)
-                        return TAKE_FD(st->fds[i]);
-        return -ENOENT;
-}
-
-/* Saves the context, lets it go as a daemon exiting for a restart does, and adopts it again. */
-static void restart(Fx *fx, Store *st) {
-        json_object *state = NULL;
-
-        assert_int_equal(backend_vfio_context_foreach_fd(fx->c, store_fd, st), 0);
-        assert_int_equal(backend_vfio_context_save(fx->c, &state), 0);
-        backend_vfio_keep_kernel_state(fx->b);
-        backend_context_free(fx->c);
-        backend_free(fx->b);
-        fx->c = NULL;
-        assert_int_equal(vfio_fx_start(fx), 0);
-        backend_context_free(fx->c);
-        if (backend_vfio_context_adopt(fx->b, state, store_take, st, &fx->c, &fx->err) < 0)
-                fail_msg("adopt: %s", error_message(&fx->err));
-        json_object_put(state);
-}
-
 static void restart_keeps_the_kernel_objects(void **state) {
         Fx *fx = vfio_fx_new();
         _cleanup_close_ int mfd = vfio_fx_memfd(4);
-        uint32_t ioas = vfio_fx_ioas(fx), other = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
+        uint32_t ioas = vfio_fx_ioas(fx), other = vfio_fx_ioas(fx);
+        uint32_t dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         uint64_t iova = 0x300000, iova2 = 0x500000, n = 0;
         IovaRange allowed = { 0x100000, 0x7fffff }, ranges[4];
         size_t n_ranges = ELEMENTSOF(ranges);
         uint32_t hwpt = ioas, id;
-        Store st = {};
+        VfioFxStore st = {};
         int dfd = -EBADF;
 
         assert_int_equal(OPS(fx)->ioas_allow_iovas(fx->c, ioas, &allowed, 1, NULL), 0);
@@ -472,7 +430,7 @@ static void restart_keeps_the_kernel_objects(void **state) {
                                                 P, &iova, NULL), 0);
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW | BACKEND_MAP_FIXED_IOVA, mfd, P,
                                                 P, &iova2, NULL), 0);
-        restart(fx, &st);
+        vfio_fx_restart(fx, &st);
 
         /* The kernel kept the container, the group in it and the mappings. */
         assert_true(vfio_responder_dma_reaches(fx->r, PLAIN_GROUP, iova, NULL));
@@ -505,23 +463,23 @@ static void restart_with_a_missing_fd(void **state) {
         Fx *fx = vfio_fx_new();
         uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         json_object *saved = NULL;
-        Store st = {};
+        VfioFxStore st = {};
 
         assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(backend_vfio_context_save(fx->c, &saved), 0);
-        assert_int_equal(backend_vfio_context_foreach_fd(fx->c, store_fd, &st), 0);
+        assert_int_equal(backend_vfio_context_foreach_fd(fx->c, vfio_fx_store_fd, &st), 0);
         assert_int_equal(st.n, 2);
         /* The container went missing: the adoption fails and ends what it took. */
-        safe_close(store_take("ioas1", &st));
+        safe_close(vfio_fx_store_take("ioas1", &st));
         backend_vfio_keep_kernel_state(fx->b);
         backend_context_free(fx->c);
         fx->c = NULL;
-        assert_int_equal(backend_vfio_context_adopt(fx->b, saved, store_take, &st, &fx->c,
+        assert_int_equal(backend_vfio_context_adopt(fx->b, saved, vfio_fx_store_take, &st, &fx->c,
                                                     &fx->err), -ENOENT);
         assert_non_null(strstr(error_message(&fx->err), "ioas1"));
         assert_null(fx->c);
         /* What the store still holds goes when it is closed, as systemd closes it. */
-        safe_close(store_take("group1", &st));
+        safe_close(vfio_fx_store_take("group1", &st));
         assert_int_equal(vfio_responder_n_containers(fx->r), 0);
         json_object_put(saved);
         backend_free(fx->b);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #include "macros.h"
 #include "simtopo-builder.h"
@@ -104,4 +106,40 @@ char vfio_fx_dma_read(Fx *fx, unsigned group, uint64_t iova) {
         if (!vfio_responder_dma_reaches(fx->r, group, iova, &vaddr))
                 return 0;
         return *(const char *)(uintptr_t)vaddr;
+}
+
+int vfio_fx_store_fd(const char *name, int fd, void *userdata) {
+        VfioFxStore *st = userdata;
+
+        assert_true(st->n < ELEMENTSOF(st->fds));
+        snprintf(st->names[st->n], sizeof(st->names[0]), "%s", name);
+        st->fds[st->n] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        assert_true(st->fds[st->n] >= 0);
+        st->n++;
+        return 0;
+}
+
+int vfio_fx_store_take(const char *name, void *userdata) {
+        VfioFxStore *st = userdata;
+
+        for (size_t i = 0; i < st->n; i++)
+                if (streq(st->names[i], name) && st->fds[i] >= 0)
+                        return TAKE_FD(st->fds[i]);
+        return -ENOENT;
+}
+
+void vfio_fx_restart(Fx *fx, VfioFxStore *st) {
+        json_object *state = NULL;
+
+        assert_int_equal(backend_vfio_context_foreach_fd(fx->c, vfio_fx_store_fd, st), 0);
+        assert_int_equal(backend_vfio_context_save(fx->c, &state), 0);
+        backend_vfio_keep_kernel_state(fx->b);
+        backend_context_free(fx->c);
+        backend_free(fx->b);
+        fx->c = NULL;
+        assert_int_equal(vfio_fx_start(fx), 0);
+        backend_context_free(fx->c);
+        if (backend_vfio_context_adopt(fx->b, state, vfio_fx_store_take, st, &fx->c, &fx->err) < 0)
+                fail_msg("adopt: %s", error_message(&fx->err));
+        json_object_put(state);
 }

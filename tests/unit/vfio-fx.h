@@ -45,3 +45,14 @@ int vfio_fx_attach(Fx *fx, uint32_t dev, uint32_t ioas);
 int vfio_fx_memfd(size_t pages);
 /* Where a DMA by the group's device to iova lands: the byte there, or 0 when nowhere. */
 char vfio_fx_dma_read(Fx *fx, unsigned group, uint64_t iova);
+
+/* Restart: the fds a context stored (as the fd store keeps them) by name. */
+typedef struct VfioFxStore {
+        char names[8][32];
+        int fds[8];
+        size_t n;
+} VfioFxStore;
+int vfio_fx_store_fd(const char *name, int fd, void *userdata);
+int vfio_fx_store_take(const char *name, void *userdata);
+/* Saves the context, lets it go as a daemon exiting for a restart does, and adopts it again. */
+void vfio_fx_restart(Fx *fx, VfioFxStore *st);
