@@ -43,11 +43,10 @@ static int check_write_seals(int fd, BrokerError *err) {
                                                               : "F_SEAL_FUTURE_WRITE");
 }
 
-static int check_memory_fd(int fd, uint64_t offset, uint64_t length, bool writeable,
-                           BrokerError *err) {
+/* The kind of file fd is and how it is open; *ret_size: its size, for the range check. */
+static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerError *err) {
         struct statfs sfs;
         struct stat st;
-        uint64_t end;
         int flags;
 
         if (fd < 0)
@@ -97,11 +96,7 @@ static int check_memory_fd(int fd, uint64_t offset, uint64_t length, bool writea
                 if (r < 0)
                         return r;
         }
-        if (ADD_OVERFLOW(offset, length, &end) || end > (uint64_t)st.st_size)
-                return broker_error_invalid_range(err, offset, length,
-                        "Offset 0x%" PRIx64 " + length 0x%" PRIx64
-                        " goes past the end of the memory fd (%" PRIu64 " bytes).",
-                        offset, length, (uint64_t)st.st_size);
+        *ret_size = (uint64_t)st.st_size;
         return 0;
 }
 
@@ -157,9 +152,44 @@ static int session_commit_mapping(Session *s, SessionIoas *ioas, uint32_t ioas_i
         return 0;
 }
 
+/*
+ * What a batch learnt of the last memory fd it checked: the areas of a batch mostly name
+ * one fd, which is then checked once (again for the first writeable area, if the areas
+ * before it were read-only).
+ */
+typedef struct MemoryFdSeen {
+        int fd;
+        bool writeable;
+        uint64_t size;
+} MemoryFdSeen;
+
+static int map_check_fd(Session *s, const SessionMapArgs *a, MemoryFdSeen *seen,
+                        uint64_t *ret_size, BrokerError *err) {
+        _cleanup_free_ char *dev = NULL;
+        int r;
+
+        if (seen && a->fd >= 0 && seen->fd == a->fd && (seen->writeable || !a->writeable)) {
+                *ret_size = seen->size;
+                return 0;
+        }
+        r = check_memory_fd(a->fd, a->writeable, ret_size, err);
+        if (r < 0)
+                return r;
+        /* A simulated device node is a regular file: it must not pass for memory. */
+        if (OPS(s)->device_fd_identify(s->host->backend, a->fd, &dev, NULL) >= 0)
+                return broker_error_invalid_fd(err, -EBADF,
+                                               "The memory fd is the VFIO device %s, not memory.",
+                                               dev);
+        if (seen)
+                *seen = (MemoryFdSeen){ .fd = a->fd, .writeable = a->writeable,
+                                        .size = *ret_size };
+        return 0;
+}
+
 /* What a map asks for, checked before anything is charged or mapped. */
-static int map_check(Session *s, SessionIoas *ioas, const SessionMapArgs *a, BrokerError *err) {
-        uint64_t last = 0;
+static int map_check(Session *s, SessionIoas *ioas, const SessionMapArgs *a, MemoryFdSeen *seen,
+                     BrokerError *err) {
+        uint64_t last = 0, size, end;
         int r;
 
         if (a->length == 0)
@@ -176,19 +206,14 @@ static int map_check(Session *s, SessionIoas *ioas, const SessionMapArgs *a, Bro
                                                   "IOVA 0x%" PRIx64 " + length 0x%" PRIx64
                                                   " overflows 64 bits.",
                                                   a->iova, a->length);
-        r = check_memory_fd(a->fd, a->offset, a->length, a->writeable, err);
+        r = map_check_fd(s, a, seen, &size, err);
         if (r < 0)
                 return r;
-        {
-                _cleanup_free_ char *dev = NULL;
-
-                /* A simulated device node is a regular file: it must not pass for memory. */
-                if (OPS(s)->device_fd_identify(s->host->backend, a->fd, &dev, NULL) >= 0)
-                        return broker_error_invalid_fd(err, -EBADF,
-                                                       "The memory fd is the VFIO device %s, "
-                                                       "not memory.",
-                                                       dev);
-        }
+        if (ADD_OVERFLOW(a->offset, a->length, &end) || end > size)
+                return broker_error_invalid_range(err, a->offset, a->length,
+                        "Offset 0x%" PRIx64 " + length 0x%" PRIx64
+                        " goes past the end of the memory fd (%" PRIu64 " bytes).",
+                        a->offset, a->length, size);
         if (a->fixed_iova)
                 return session_check_windows(s, ioas, a->iova, last, err);
         return 0;
@@ -235,7 +260,7 @@ static int map_memory(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, B
         REFUSE_IF_DELEGATED(s, err);
 
         ioas = LOOKUP_IOAS(s, a->ioas_id, err);
-        r = map_check(s, ioas, a, err);
+        r = map_check(s, ioas, a, NULL, err);
         if (r < 0)
                 return r;
         r = session_charge_mappings(s, 1, a->length, err);
@@ -378,6 +403,7 @@ static void map_batch_undo(Session *s, uint32_t ioas_id, const SessionMapArgs *a
 
 static int map_batch(Session *s, uint32_t ioas_id, const SessionMapArgs *areas, size_t n,
                      uint64_t *ret_iovas, BrokerError *err) {
+        MemoryFdSeen seen = { .fd = -EBADF };
         SessionIoas *ioas;
         uint64_t total = 0, left;
         int r;
@@ -396,7 +422,7 @@ static int map_batch(Session *s, uint32_t ioas_id, const SessionMapArgs *areas, 
                         broker_error_add_string(err, "parameter", parameter);
                         return -EINVAL;
                 }
-                r = map_check(s, ioas, &areas[i], err);
+                r = map_check(s, ioas, &areas[i], &seen, err);
                 if (r < 0)
                         return batch_area_error(err, i, r);
                 if (ADD_OVERFLOW(total, areas[i].length, &total))

@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -291,6 +292,30 @@ static void test_refusals_name_the_area(void **state) {
         json_object_array_put_idx(areas, 2, a);
         assert_invalid_parameter(map_batch(f, areas), "areas[2].readable");
         assert_nothing_mapped(f);
+
+        /*
+         * The fd is checked once per batch, but again for its first writeable area: a
+         * read-only fd serves the read-only area 0 and is refused for area 1.
+         */
+        {
+                char path[64];
+                int ro;
+
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", f->mem);
+                ro = open(path, O_RDONLY | O_CLOEXEC);
+                assert_true(ro >= 0);
+                areas = pages(2);
+                a = area(0, 0, PAGE, BASE);
+                json_object_object_add(a, "writeable", json_object_new_boolean(false));
+                json_object_array_put_idx(areas, 0, a);
+                r = call(f, "org.iommud.Broker.MapBatch",
+                         itest_params("ioasId", I(f->ioas), "areas", areas, NULL), &ro, 1);
+                assert_error(r, "org.iommud.Broker.InvalidFd");
+                assert_int_equal(itest_get_u64(itest_reply_params(r), "area"), 1);
+                assert_int_equal(itest_get_u64(itest_reply_params(r), "index"), 0);
+                json_object_put(r);
+                close(ro);
+        }
 
         /* UnmapBatch: the second range unmaps nothing, so the first stays mapped too. */
         r = map_batch(f, pages(2));
