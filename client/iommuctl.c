@@ -141,6 +141,8 @@ static const char *policy_advice(const char *step) {
                 { "principal", "Ask the administrator to grant it to you in the policy." },
                 { "exclusive", "Wait until that session releases it." },
                 { "quota", "Detach another device or ask for a larger quota." },
+                { "delegation", "Use it through iommud (AttachDevice), or ask the administrator "
+                                "for a grant with \"delegation\": true." },
         };
 
         if (!step)

@@ -290,7 +290,11 @@ static void test_topology_and_explain(void **state) {
         assert_true(json_object_get_boolean(
                 json_object_object_get(itest_reply_params(r), "allowed")));
         assert_true(json_object_object_get_ex(itest_reply_params(r), "steps", &steps));
-        assert_int_equal(json_object_array_length(steps), 7);
+        assert_int_equal(json_object_array_length(steps), 8);
+        /* The last step says whether the caller could take the device's fds (OpenDevices). */
+        assert_string_equal(json_object_get_string(json_object_object_get(
+                                    json_object_array_get_idx(steps, 7), "step")),
+                            "delegation");
         json_object_put(r);
 
         /* The interface description is the IDL, for stock Varlink tools. */
