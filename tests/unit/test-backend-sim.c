@@ -300,6 +300,30 @@ static void test_hooks(void **state) {
         close(fd);
 }
 
+/* OpenDevices' iommufd: a memfd stands for it, and only a privileged daemon gets one. */
+static void test_handoff_iommufd(void **state) {
+        SimTopology *t = topo_small();
+        _cleanup_(backend_freep) Backend *b = NULL;
+        Error err = ERROR_INIT;
+        char link[64], target[PATH_MAX] = "";
+        int fd = -EBADF;
+
+        assert_int_equal(backend_sim_new(&b, t, NULL, &err), 0);
+        tb_free(t);
+        assert_int_equal(b->ops->handoff_iommufd(b, &fd, &err), 0);
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        assert_true(readlink(link, target, sizeof(target) - 1) > 0);
+        assert_string_equal(target, "/memfd:" SIM_HANDOFF_IOMMUFD_NAME " (deleted)");
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        safe_close(fd);
+
+        fd = -EBADF;
+        backend_sim_set_privileged(b, false);
+        assert_int_equal(b->ops->handoff_iommufd(b, &fd, &err), -EPERM);
+        assert_int_equal(fd, -EBADF);
+        assert_non_null(strstr(error_message(&err), "CAP_SYS_RESOURCE"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_identify_through_root),
@@ -307,6 +331,7 @@ int main(void) {
                 cmocka_unit_test(test_hw_cap_names),
                 cmocka_unit_test(test_relaxable_region_not_reserved),
                 cmocka_unit_test(test_hooks),
+                cmocka_unit_test(test_handoff_iommufd),
         };
 
         return cmocka_run_group_tests_name("backend-sim", tests, NULL, NULL);

@@ -86,3 +86,6 @@ void backend_sim_context_set_next_id(BackendContext *c, uint32_t id);
 
 /* Whether the simulated caller holds CAP_SYS_RESOURCE (RLIMIT_MODE SET); default true. */
 void backend_sim_set_privileged(Backend *b, bool privileged);
+
+/* The name of the memfd that stands for the iommufd OpenDevices hands over (memfd:NAME). */
+#define SIM_HANDOFF_IOMMUFD_NAME "iommufd-sim"

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "assert-util.h"
 #include "sim-private.h"
@@ -124,6 +125,28 @@ int sim_context_fd(BackendContext *c) {
         assert_return(c, -EINVAL);
 
         return -EOPNOTSUPP;
+}
+
+/*
+ * A simulated context has no fd, and a client that takes devices as fds uses them without
+ * iommud: a memfd named SIM_HANDOFF_IOMMUFD_NAME stands for the iommufd, so that tests see
+ * which fd a client got.  Like the kernel's, it needs the privilege to set RLIMIT_MODE.
+ */
+int sim_handoff_iommufd(Backend *b, int *ret_fd, Error *err) {
+        int fd;
+
+        assert_return(b, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        if (to_sim(b)->unprivileged)
+                return error_set(err, -EPERM,
+                                 "switching a fresh iommufd to per-process accounting "
+                                 "(IOMMU_OPTION_RLIMIT_MODE 1) needs CAP_SYS_RESOURCE");
+        fd = memfd_create(SIM_HANDOFF_IOMMUFD_NAME, MFD_CLOEXEC);
+        if (fd < 0)
+                return error_set(err, negative_errno(), "Creating the stand-in iommufd failed");
+        *ret_fd = fd;
+        return 0;
 }
 
 void backend_sim_context_set_next_id(BackendContext *bc, uint32_t id) {
