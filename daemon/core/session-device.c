@@ -13,19 +13,25 @@
 
 /* ---- devices --------------------------------------------------------------------------- */
 
-int session_explain_device(Session *s, const char *name, PolicyDecision *ret, BrokerError *err) {
+int session_decide(Session *s, const char *name, bool handoff, PolicyDecision *ret,
+                   BrokerError *err) {
         ExplainScope scope;
         Principal p;
-
-        assert_return(s, -EINVAL);
-        assert_return(name, -EINVAL);
-        assert_return(ret, -EINVAL);
 
         scope = EXPLAIN_SCOPE_HOST(s->host);
         scope.self = s;
         scope.usage = &s->usage;
+        scope.handoff = handoff;
         session_principal(s, &p);
         return explain_device(&scope, name, &p, ret, err);
+}
+
+int session_explain_device(Session *s, const char *name, PolicyDecision *ret, BrokerError *err) {
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        return session_decide(s, name, false, ret, err);
 }
 
 void session_device_release(Session *s, SessionDevice *d) {
@@ -60,9 +66,8 @@ static int policy_denied(BrokerError *err, const char *device, const char *step,
         return -EPERM;
 }
 
-/* Everything before the bind: quota, lookup, exclusivity, policy. */
-static int session_admit_device(Session *s, const char *name, const TopoDevice **ret,
-                                BrokerError *err) {
+int session_admit_device(Session *s, const char *name, bool handoff, const TopoDevice **ret,
+                         BrokerError *err) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
         const TopoDevice *d;
         SessionDevice *mine;
@@ -85,8 +90,10 @@ static int session_admit_device(Session *s, const char *name, const TopoDevice *
                 snprintf(self, sizeof(self), "this session (deviceId %" PRIu32 ")", mine->id);
                 return device_busy(err, name, self);
         }
+        if (session_handoff_find(s, name))
+                return device_busy(err, name, "this session, which took its fds (OpenDevices)");
 
-        r = session_explain_device(s, name, &dec, err);
+        r = session_decide(s, name, handoff, &dec, err);
         if (r < 0)
                 return r;
         if (!dec.allowed) {
@@ -197,7 +204,7 @@ int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerE
         if (r < 0)
                 return broker_error_invalid_fd(err, r, "%s", error_message(&be));
 
-        r = session_admit_device(s, name, &d, err);
+        r = session_admit_device(s, name, false, &d, err);
         if (r < 0)
                 return r;
         return session_bind_device(s, d, fd, ret, err);
@@ -214,7 +221,7 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
         assert_return(s, -EINVAL);
         assert_return(name, -EINVAL);
 
-        r = session_admit_device(s, name, &d, err);
+        r = session_admit_device(s, name, false, &d, err);
         if (r < 0)
                 return r;
 

@@ -11,6 +11,7 @@
  *   session-ioas.c    address spaces, the policy's IOVA windows, the record of mappings
  *   session-map.c     map, unmap, copy
  *   session-pasid.c   PASID binds and fault delivery
+ *   session-handoff.c devices handed over as fds (OpenDevices)
  */
 
 #include <stdbool.h>
@@ -87,6 +88,9 @@ struct Session {
         SessionPasid *pasids;
         size_t n_pasids;
         FaultStream *faults;  /* the session's fault queue, made on first use */
+        /* Devices whose fds the client took (OpenDevices): claimed, never bound by iommud. */
+        char **handed_over;
+        size_t n_handed_over;
 };
 
 /* The backend's operations, on s->ctx. */
@@ -136,6 +140,17 @@ int session_quota_check(BrokerError *err, const char *resource, uint64_t limit, 
 
 /* ---- session-device.c ------------------------------------------------------------------- */
 
+/* The decision for device name as this session would get it now, for a handoff or not. */
+int session_decide(Session *s, const char *name, bool handoff, PolicyDecision *ret,
+                   BrokerError *err);
+/*
+ * Everything before a device is bound or handed over: lookup, exclusivity (the session's own
+ * devices included), the policy with its delegation step when handoff, and the devices quota
+ * against what the session holds now.  *ret is the device in the topology.
+ */
+int session_admit_device(Session *s, const char *name, bool handoff, const TopoDevice **ret,
+                         BrokerError *err);
+
 /* Unbinds d and releases its claim; the slot stays for the caller to drop. */
 void session_device_release(Session *s, SessionDevice *d);
 /* Drops d (its PASIDs, its attachment, its claim) from the session's table. */
@@ -157,3 +172,15 @@ size_t session_ioas_first_area_from(const SessionIoas *ioas, uint64_t iova);
 
 Session *session_host_pasid_holder(SessionHost *h, uint32_t pasid);
 void session_drop_device_pasids(Session *s, uint32_t device_id);
+
+/* ---- session-handoff.c ------------------------------------------------------------------ */
+
+/* Whether the session holds device name as fds it handed over. */
+bool session_handoff_find(const Session *s, const char *name);
+/* Releases every device handed over (the session ends): claims go, the client's files may not. */
+void session_handoff_release_all(Session *s);
+/* Releases the handed-over devices the policy no longer lets it take; see session_revalidate(). */
+int session_handoff_revalidate(Session *s,
+                               void (*on_drop)(Session *s, const char *device,
+                                               const char *reason, void *userdata),
+                               void *userdata);

@@ -190,6 +190,7 @@ Session *session_free(Session *s) {
         for (size_t i = 0; i < s->n_devices; i++)
                 session_device_release(s, &s->devices[i]);
         free(s->devices);
+        session_handoff_release_all(s);
         for (size_t i = 0; i < s->n_ioas; i++) {
                 free(s->ioas[i].areas);
                 free(s->ioas[i].allowed);
@@ -245,7 +246,7 @@ Session *session_next(const Session *s) {
 
 size_t session_n_devices(const Session *s) {
         assert_return(s, 0);
-        return s->n_devices;
+        return s->n_devices + s->n_handed_over;
 }
 
 size_t session_n_address_spaces(const Session *s) {
@@ -516,5 +517,5 @@ int session_revalidate(Session *s,
                         session_remove_ioas(s, ioas);
                 }
         }
-        return dropped;
+        return dropped + session_handoff_revalidate(s, on_drop, userdata);
 }
