@@ -537,6 +537,8 @@ static const ApiMember api[] = {
         { BUS_SESSION_INTERFACE, "method", "WatchFaults", "u>" },
         { BUS_SESSION_INTERFACE, "method", "RespondFault", "tu>" },
         { BUS_SESSION_INTERFACE, "method", "Delegate", ">h" },
+        { BUS_SESSION_INTERFACE, "method", "OpenDevices", "as>ha(shsu)" },
+        { BUS_SESSION_INTERFACE, "method", "ReleaseDevices", "as>" },
         { BUS_SESSION_INTERFACE, "method", "Close", ">" },
         { BUS_SESSION_INTERFACE, "signal", "Fault", "tuuuutub" },
         { BUS_DEVICE_INTERFACE, "property", "Name", "s" },
