@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "iommud/iommud-handoff.h"
 #include "itest.h"
 
 #define DEV_A "0000:01:00.0" /* NVMe on vfio-pci, a group of its own */
@@ -217,11 +218,60 @@ static void test_refusals(void **state) {
         itest_client_free(c);
 }
 
+/* The same through libiommud: what it decodes, what it owns, what it gives away. */
+static void test_libiommud(void **state) {
+        Fixture *f = *state;
+        const char *const devs[] = { DEV_A };
+        const char *const unknown[] = { "0000:ff:1f.7" };
+        IommudClient *c = NULL, *other = NULL;
+        IommudHandoff *h = NULL;
+        IommudError *e = NULL;
+        const IommudHandedDevice *d;
+        ItestClient *watcher = client(f);
+        char buf[512];
+        int fd;
+
+        assert_int_equal(iommud_error_new(&e), 0);
+        assert_int_equal(iommud_client_new(&c, f->daemon.socket, e), 0);
+        assert_int_equal(iommud_client_new(&other, f->daemon.socket, e), 0);
+        assert_int_equal(iommud_open_devices(c, devs, 1, &h, e), 0);
+        assert_int_equal(iommud_handoff_get_n_devices(h), 1);
+        d = iommud_handoff_get_device(h, 0);
+        assert_string_equal(d->name, DEV_A);
+        assert_non_null(d->cdev);
+        assert_true(d->has_group);
+        assert_null(iommud_handoff_get_device(h, 1));
+        assert_string_equal(fd_target(iommud_handoff_get_iommufd(h), buf, sizeof(buf)),
+                            "/memfd:iommufd-sim (deleted)");
+        fd = iommud_handoff_take_device_fd(h, 0);
+        assert_true(fd >= 0);
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        assert_int_equal(iommud_handoff_take_device_fd(h, 0), -EBADF);
+        assert_int_equal(iommud_handoff_take_device_fd(h, 1), -EINVAL);
+        h = iommud_handoff_free(h);
+        /* Freeing the handoff closed the iommufd, not the fd taken, and kept the claim. */
+        assert_true(fcntl(fd, F_GETFD) >= 0);
+        assert_string_not_equal(held_by(watcher, DEV_A, buf, sizeof(buf)), "");
+
+        assert_int_equal(iommud_open_devices(other, devs, 1, &h, e), -EBUSY);
+        assert_true(iommud_error_has_name(e, "DeviceBusy"));
+        assert_int_equal(iommud_release_devices(c, unknown, 1, e), -ENOENT);
+        assert_int_equal(iommud_release_devices(c, NULL, 0, e), 0);
+        assert_string_equal(held_by(watcher, DEV_A, buf, sizeof(buf)), "");
+        assert_int_equal(iommud_open_devices(other, NULL, 0, &h, e), -EINVAL);
+        close(fd);
+        iommud_client_unref(c);
+        iommud_client_unref(other);
+        iommud_error_free(e);
+        itest_client_free(watcher);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_open_devices),
                 cmocka_unit_test(test_claim_ends_with_the_connection),
                 cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_libiommud),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
