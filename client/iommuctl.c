@@ -40,6 +40,9 @@ static const CtlCommand commands[] = {
           verb_attach },
         { "map", "DEVICE --size BYTES", "Test: map a fresh memfd for a device, show it, unmap",
           verb_map },
+        { "exec", "--device DEVICE [--memlock SIZE]",
+          "Run a VMM with the devices' fds, claimed while it runs", verb_exec },
+        { "", "  [--device DEVICE]... [--verbose] -- COMMAND [ARG]...", "", NULL },
 };
 
 static void help(void) {
@@ -176,6 +179,34 @@ int ctl_fail(Ctl *ctl, int r, const char *what) {
                 advice = "This iommud is older than iommuctl; upgrade it.";
         print_sentence(what, msg, advice);
         return r == -ECONNRESET ? CTL_EXIT_UNREACHABLE : CTL_EXIT_FAILURE;
+}
+
+int ctl_parse_size(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        unsigned shift = 0;
+        char *end;
+
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 0);
+        if (errno != 0 || end == s)
+                return -EINVAL;
+        if (*end) {
+                switch (*end) {
+                case 'K': case 'k': shift = 10; break;
+                case 'M': case 'm': shift = 20; break;
+                case 'G': case 'g': shift = 30; break;
+                default: return -EINVAL;
+                }
+                if (end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) &&
+                    !(end[1] == 'B' && !end[2]))
+                        return -EINVAL;
+        }
+        if (v == 0 || (shift && v > (UINT64_MAX >> shift)))
+                return -ERANGE;
+        *ret = (uint64_t)v << shift;
+        return 0;
 }
 
 int ctl_print_json(json_object *o) {
