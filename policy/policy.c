@@ -385,6 +385,8 @@ static void principal_describe(const Principal *pr, char *buf, size_t size) {
         n = snprintf(buf, size, "uid %s", fmt_u(uid, pr->uid));
         if (pr->unit && n >= 0 && (size_t)n < size)
                 snprintf(buf + n, size - (size_t)n, " (%s)", pr->unit);
+        else if (pr->unit_refused && n >= 0 && (size_t)n < size)
+                snprintf(buf + n, size - (size_t)n, " (no unit: %s)", pr->unit_refused);
 }
 
 /* "uid 1003 (gid 1003, groups 27 500, unit foo.scope)": everything a grant could match on. */
@@ -397,6 +399,8 @@ static void principal_describe_full(const Principal *pr, char *buf, size_t size)
                                       (unsigned)pr->groups[i]);
         if (pr->unit && n < size)
                 n += (size_t)snprintf(buf + n, size - n, ", unit %s", pr->unit);
+        else if (pr->unit_refused && n < size)
+                n += (size_t)snprintf(buf + n, size - n, ", no unit: %s", pr->unit_refused);
         if (n < size)
                 snprintf(buf + n, size - n, ")");
 }
@@ -414,7 +418,7 @@ static int step_principal(const Policy *p, const TopoDevice *d, const Principal 
         const DeviceMatcher *dm = NULL;
         uint64_t quota = 0;
         size_t n_named = 0;
-        char who[256];
+        char who[512];
 
         for (size_t i = 0; i < p->n_grants; i++) {
                 const PolicyGrant *g = p->grants[i];

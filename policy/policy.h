@@ -33,13 +33,14 @@ typedef struct IovaWindow {
         uint64_t last;           /* inclusive */
 } IovaWindow;
 
-/* Who is asking: from SO_PEERCRED, /proc/PID/status and the process's cgroup. */
+/* Who is asking: from SO_PEERCRED, SO_PEERGROUPS and the process's cgroup. */
 typedef struct Principal {
         uid_t uid;
         gid_t gid;
         const gid_t *groups;     /* supplementary groups */
         size_t n_groups;
         const char *unit;        /* systemd unit, e.g. "qemu-vm1.scope"; NULL when none */
+        const char *unit_refused; /* why the unit its cgroup names was not taken; NULL: it was */
 } Principal;
 
 typedef enum PolicyStep {

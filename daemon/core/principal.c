@@ -23,6 +23,7 @@ int principal_from_creds(const PeerCreds *c, Principal *ret) {
                 .groups = c->groups,
                 .n_groups = c->n_groups,
                 .unit = c->unit,
+                .unit_refused = c->unit_refused,
         };
         return 0;
 }

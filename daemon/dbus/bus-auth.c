@@ -17,6 +17,7 @@ struct BusAuth {
         uid_t exempt_uid;
         sd_bus_slot *slot;
         PeerCreds *creds;
+        uint64_t received_usec; /* when the call came, the latest its sender can have started */
         BusAuthFn cb;
         void *userdata;
 };
@@ -127,83 +128,96 @@ static int read_groups(sd_bus_message *m, gid_t **ret, size_t *ret_n) {
         return 0;
 }
 
-/* The real gid of pid from its /proc entry; the bus driver does not record it. */
-static gid_t pid_gid(pid_t pid, uid_t fallback) {
-        sd_bus_creds *c = NULL;
-        gid_t gid = (gid_t)fallback;
+/* What GetConnectionCredentials says of the caller, as the bus recorded it when it connected. */
+typedef struct BusCreds {
+        uint32_t uid;      /* UINT32_MAX: not given */
+        uint32_t pid;      /* 0: not given */
+        gid_t *groups;     /* UnixGroupIDs: the bus's SO_PEERGROUPS */
+        size_t n_groups;
+        int pidfd;         /* ProcessFD (dbus-broker, newer dbus-daemon), borrowed from the reply */
+} BusCreds;
 
-        if (sd_bus_creds_new_from_pid(&c, pid, SD_BUS_CREDS_GID) >= 0)
-                (void)sd_bus_creds_get_gid(c, &gid);
-        sd_bus_creds_unref(c);
-        return gid;
+static int read_credential(sd_bus_message *m, BusCreds *bc) {
+        const char *key;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &key);
+        if (r < 0)
+                return r;
+        if (streq(key, "UnixUserID"))
+                return sd_bus_message_read(m, "v", "u", &bc->uid);
+        if (streq(key, "ProcessID"))
+                return sd_bus_message_read(m, "v", "u", &bc->pid);
+        if (streq(key, "ProcessFD"))
+                return sd_bus_message_read(m, "v", "h", &bc->pidfd);
+        if (!streq(key, "UnixGroupIDs"))
+                return sd_bus_message_skip(m, "v");
+        r = sd_bus_message_enter_container(m, 'v', "au");
+        if (r >= 0)
+                r = read_groups(m, &bc->groups, &bc->n_groups);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        return r;
+}
+
+static int read_credentials(sd_bus_message *m, BusCreds *bc) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        while (r > 0) {
+                r = sd_bus_message_enter_container(m, 'e', "sv");
+                if (r <= 0)
+                        break;
+                r = read_credential(m, bc);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r >= 0)
+                        r = 1;
+        }
+        if (r >= 0 && bc->uid == UINT32_MAX)
+                r = -EPROTO;
+        return r;
 }
 
 static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         BusAuth *a = userdata;
+        BusCreds bc = { .uid = UINT32_MAX, .pidfd = -EBADF };
         _cleanup_free_ gid_t *groups = NULL;
-        size_t n_groups = 0;
-        bool have_groups = false;
-        uint32_t uid = UINT32_MAX, pid = 0;
-        const sd_bus_error *e;
         Error err = ERROR_INIT;
         int r;
 
-        e = sd_bus_message_get_error(reply);
-        if (e) {
+        if (sd_bus_message_get_error(reply)) {
                 bus_auth_done(a, -ESRCH, SD_BUS_ERROR_ACCESS_DENIED,
                               "The caller's credentials are unknown to the bus.");
                 return 0;
         }
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r > 0) {
-                const char *key;
-
-                r = sd_bus_message_enter_container(reply, 'e', "sv");
-                if (r <= 0)
-                        break;
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r < 0)
-                        break;
-                if (streq(key, "UnixUserID"))
-                        r = sd_bus_message_read(reply, "v", "u", &uid);
-                else if (streq(key, "ProcessID"))
-                        r = sd_bus_message_read(reply, "v", "u", &pid);
-                else if (streq(key, "UnixGroupIDs")) {
-                        r = sd_bus_message_enter_container(reply, 'v', "au");
-                        if (r >= 0)
-                                r = read_groups(reply, &groups, &n_groups);
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(reply);
-                        have_groups = r >= 0;
-                } else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r < 0)
-                        break;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        break;
-                r = 1;
-        }
-        if (r < 0 || uid == UINT32_MAX) {
-                bus_auth_done(a, r < 0 ? r : -EPROTO, SD_BUS_ERROR_ACCESS_DENIED,
+        r = read_credentials(reply, &bc);
+        groups = bc.groups;
+        if (r < 0) {
+                bus_auth_done(a, r, SD_BUS_ERROR_ACCESS_DENIED,
                               "The bus reported no user id for the caller.");
                 return 0;
         }
-        r = peer_creds_new(&a->creds, a->proc_root, (pid_t)pid, (uid_t)uid,
-                           pid > 0 ? pid_gid((pid_t)pid, uid) : (gid_t)uid, &err);
+        /* The gid and the unit are /proc's to say, checked against the process as the socket is. */
+        r = peer_creds_from_source(&a->creds,
+                                   &(PeerCredsSource){
+                                           .uid = (uid_t)bc.uid,
+                                           .gid = GID_INVALID,
+                                           .groups = bc.groups,
+                                           .n_groups = bc.n_groups,
+                                           .process = { .pid = (pid_t)bc.pid,
+                                                        .pidfd = bc.pidfd,
+                                                        .accepted_usec = a->received_usec },
+                                           .proc_root = a->proc_root,
+                                   },
+                                   &err);
         if (r < 0) {
                 bus_auth_done(a, r, SD_BUS_ERROR_NO_MEMORY, error_message(&err));
                 return 0;
         }
-        /* The groups the bus recorded at connect time are the authoritative ones. */
-        if (have_groups) {
-                free(a->creds->groups);
-                a->creds->groups = TAKE_PTR(groups);
-                a->creds->n_groups = n_groups;
-        }
 
         a->slot = sd_bus_slot_unref(a->slot);
-        if (!a->action || uid == 0 || (uid_t)uid == a->exempt_uid) {
+        if (!a->action || bc.uid == 0 || (uid_t)bc.uid == a->exempt_uid) {
                 bus_auth_done(a, 1, NULL, NULL);
                 return 0;
         }
@@ -228,6 +242,7 @@ int bus_auth_start(BusAuth **ret, sd_bus *bus, sd_bus_message *call, const char 
         a->bus = sd_bus_ref(bus);
         a->call = sd_bus_message_ref(call);
         a->exempt_uid = exempt_uid;
+        a->received_usec = peer_process_now();
         a->cb = cb;
         a->userdata = userdata;
         a->action = action ? strdup(action) : NULL;

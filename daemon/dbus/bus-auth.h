@@ -3,9 +3,11 @@
 
 /*
  * Who is calling over the bus, and may they: the caller's credentials from
- * the bus driver (GetConnectionCredentials: uid, supplementary groups, pid as
- * recorded when it connected; gid and systemd unit from its /proc entry),
- * then, for a privileged action, polkit's
+ * the bus driver (GetConnectionCredentials: uid, supplementary groups, pid and,
+ * where the bus has it, a pidfd, as recorded when it connected; gid and
+ * systemd unit from its /proc entry under the same checks as a socket's peer,
+ * see peer_creds_from_source(), against the time the call arrived), then, for
+ * a privileged action, polkit's
  * org.freedesktop.PolicyKit1.Authority.CheckAuthorization with the caller's
  * bus name as subject.  Both are asynchronous calls on the same connection;
  * root is allowed without asking polkit.  Interactive authorization is

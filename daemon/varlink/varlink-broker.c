@@ -302,7 +302,9 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         if (b->pending_creds)
                 creds = TAKE_PTR(b->pending_creds);
         else {
-                r = peer_creds_new(&creds, b->proc_root, cred->pid, cred->uid, cred->gid, &e.error);
+                /* Called as the connection is accepted: now is when it was. */
+                r = peer_creds_from_socket(&creds, varlink_connection_get_fd(c),
+                                           peer_process_now(), b->proc_root, &e.error);
                 if (r < 0)
                         return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
                                                  error_message(&e.error));

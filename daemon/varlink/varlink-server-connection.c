@@ -62,6 +62,11 @@ const struct ucred *varlink_connection_get_ucred(VarlinkConnection *c) {
         return &c->ucred;
 }
 
+int varlink_connection_get_fd(VarlinkConnection *c) {
+        assert_return(c, -EBADF);
+        return c->fd;
+}
+
 int varlink_connection_get_pidfd(VarlinkConnection *c) {
         assert_return(c, -EBADF);
         return c->pidfd >= 0 ? c->pidfd : -EBADF;

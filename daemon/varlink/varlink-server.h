@@ -173,6 +173,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkConnection *, varlink_connection_unref);
 void varlink_connection_set_userdata(VarlinkConnection *c, void *userdata);
 void *varlink_connection_get_userdata(VarlinkConnection *c);
 const struct ucred *varlink_connection_get_ucred(VarlinkConnection *c);
+/* The connection's socket, owned by it: for getsockopt(), never for I/O. */
+int varlink_connection_get_fd(VarlinkConnection *c);
 /* The peer's pidfd, owned by the connection; -EBADF when the kernel gave none. */
 int varlink_connection_get_pidfd(VarlinkConnection *c);
 size_t varlink_connection_get_queued_output(VarlinkConnection *c);

@@ -126,6 +126,11 @@ static const Principal dave = { .uid = 1003, .gid = 1003, .groups = dave_groups,
 static const Principal qemu_vm = { .uid = 107, .gid = 107, .unit = "machine-qemu-1-vm.scope" };
 static const Principal qemu_session = { .uid = 107, .gid = 107, .unit = "session-3.scope" };
 static const Principal qemu_no_unit = { .uid = 107, .gid = 107 };
+/* Its cgroup named the unit, but not in the system manager's tree. */
+static const Principal qemu_refused_unit = {
+        .uid = 107, .gid = 107,
+        .unit_refused = "machine-qemu-1-vm.scope is under user@107.service, a user's own service manager",
+};
 
 /* ---- the cases ------------------------------------------------------------------------ */
 
@@ -257,6 +262,9 @@ static const DecideCase cases[] = {
           "PPPPFSSS", POLICY_STEP_PRINCIPAL, "no grant names uid 107 (gid 107, unit session-3.scope): it may use no device" },
         { "unit required but none", POLICY_MAIN, "0000:11:00.0", &qemu_no_unit, RT_NONE, NULL, 0,
           "PPPPFSSS", POLICY_STEP_PRINCIPAL, "no grant names uid 107 (gid 107): it may use no device" },
+        { "a refused unit says why", POLICY_MAIN, "0000:11:00.0", &qemu_refused_unit, RT_NONE, NULL, 0,
+          "PPPPFSSS", POLICY_STEP_PRINCIPAL,
+          "no grant names uid 107 (gid 107, no unit: machine-qemu-1-vm.scope is under user@107.service, a user's own service manager): it may use no device" },
         { "device-only failure with a principal", POLICY_MAIN, "0000:03:00.0", &alice, RT_FULL, NULL, 0,
           "PPFPPPPS", POLICY_STEP_GROUP, "group 3 is not viable: 0000:03:00.1 is bound to host driver ixgbe" },
         { "pool grant on a device with a host driver", POLICY_MAIN, "0000:09:00.0", &carol, RT_NONE, NULL, 0,
