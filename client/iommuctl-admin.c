@@ -115,8 +115,10 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
 }
 
 int verb_sessions(Ctl *ctl, int argc, char **argv) {
-        static const char *const headers[] = { "ID", "UID", "PID", "UNIT", "PINNED",
-                                                "MAPPINGS", "DEVICES", NULL };
+        /* PINNED is the session's, UID PINNED what every session of its uid pins together. */
+        static const char *const headers[] = { "ID",       "UID",        "PID",     "UNIT",
+                                                "PINNED",   "UID PINNED", "MAPPINGS", "DEVICES",
+                                                NULL };
         _cleanup_(json_object_putp) json_object *reply = NULL;
         _cleanup_(table_freep) Table *table = NULL;
         json_object *sessions = NULL;
@@ -132,12 +134,13 @@ int verb_sessions(Ctl *ctl, int argc, char **argv) {
                 return ctl_print_json(reply) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
 
         (void)json_util_get_array(reply, "sessions", JSON_UTIL_OPTIONAL, &sessions, NULL);
-        if (table_new(&table, headers, 6) < 0)
+        if (table_new(&table, headers, 7) < 0)
                 return CTL_EXIT_FAILURE;
         for (size_t i = 0; sessions && i < json_object_array_length(sessions); i++) {
                 json_object *s = json_object_array_get_idx(sessions, i), *devs = NULL,
                             *usage = NULL;
-                char id[24], uid[24], pid[24], pinned[32] = "0 B", maps[24] = "0";
+                char id[24], uid[24], pid[24], pinned[32] = "0 B", total[32] = "0 B",
+                     maps[24] = "0";
                 _cleanup_free_ char *devices = NULL;
                 size_t size = 0;
                 FILE *f;
@@ -150,8 +153,10 @@ int verb_sessions(Ctl *ctl, int argc, char **argv) {
                         json_object *u = json_object_array_get_idx(usage, j);
                         const char *res = get_str(u, "resource");
 
-                        if (res && streq(res, "pinnedBytes"))
+                        if (res && streq(res, "pinnedBytes")) {
                                 format_bytes(pinned, sizeof(pinned), get_u64(u, "used"));
+                                format_bytes(total, sizeof(total), get_u64(u, "principalUsed"));
+                        }
                         else if (res && streq(res, "mappings"))
                                 snprintf(maps, sizeof(maps), "%" PRIu64, get_u64(u, "used"));
                 }
@@ -166,8 +171,8 @@ int verb_sessions(Ctl *ctl, int argc, char **argv) {
                         return CTL_EXIT_FAILURE;
 
                 if (table_add_row(table,
-                                  (const char *const[]){ id, uid, pid, get_str(s, "unit"),
-                                                         pinned, maps, *devices ? devices : NULL },
+                                  (const char *const[]){ id, uid, pid, get_str(s, "unit"), pinned,
+                                                         total, maps, *devices ? devices : NULL },
                                   NULL) < 0)
                         return CTL_EXIT_FAILURE;
         }
@@ -333,6 +338,22 @@ static int policy_path(const char *root, const char *explicit, const char *def, 
         return *ret ? 0 : -ENOMEM;
 }
 
+/*
+ * What iommud refuses on this host besides the files themselves: IOVA windows over the reserved
+ * regions of the IOMMU groups (ROOT/sys with --root).  A host whose groups cannot be read has
+ * nothing to check against.
+ */
+static int check_host(const char *root, const Policy *p, PolicyDiagnostics *diags) {
+        _cleanup_(topology_freep) Topology *t = NULL;
+        _cleanup_free_ char *sysfs = NULL;
+
+        if (asprintf(&sysfs, "%s/sys", root ?: "") < 0)
+                return -ENOMEM;
+        if (topology_load_path(&t, sysfs, NULL) < 0)
+                return 0;
+        return policy_check_host(p, t, diags);
+}
+
 int verb_check_config(Ctl *ctl, int argc, char **argv) {
         static const struct option options[] = {
                 { "root", required_argument, NULL, 'R' },
@@ -362,6 +383,11 @@ int verb_check_config(Ctl *ctl, int argc, char **argv) {
         paths = (PolicyPaths){ .vendor_dir = vendor, .admin_dir = admin, .file = file };
 
         r = policy_load(&p, &paths, &diags, &err);
+        if (r >= 0) {
+                r = check_host(args.root, p, &diags);
+                if (r < 0)
+                        error_set(&err, r, "the policy does not fit this host's IOMMU groups");
+        }
         if (ctl->json) {
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
                 json_object *a = json_object_new_array();

@@ -95,8 +95,11 @@ static int parse_session(IommudSession *s, Error *e) {
                 if ((r = iommud_object_at(usage, i, "usage", &o, e)) < 0 ||
                     (r = json_util_get_string(o, "resource", 0, &u->resource, e)) < 0 ||
                     (r = json_util_get_u64(o, "used", 0, &u->used, e)) < 0 ||
-                    (r = json_util_get_u64(o, "limit", JSON_UTIL_OPTIONAL, &u->limit, e)) < 0)
+                    (r = json_util_get_u64(o, "limit", JSON_UTIL_OPTIONAL, &u->limit, e)) < 0 ||
+                    (r = json_util_get_u64(o, "principalUsed", JSON_UTIL_OPTIONAL,
+                                           &u->principal_used, e)) < 0)
                         return r;
+                u->has_principal_used = iommud_present(o, "principalUsed");
                 u->has_limit = iommud_present(o, "limit");
                 if (!u->has_limit)
                         u->limit = 0;

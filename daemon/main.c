@@ -213,17 +213,67 @@ static int parse_argv(int argc, char *argv[], Options *o) {
         return 1;
 }
 
+/* The host an offline command looks at: --sim's topology (written out to tmp), else sysfs. */
+typedef struct OfflineHost {
+        Topology *topology;
+        char tmp[32];
+        bool sim_tree;
+} OfflineHost;
+
+static void offline_host_done(OfflineHost *h) {
+        h->topology = topology_free(h->topology);
+        if (h->sim_tree)
+                (void)simtopo_remove(h->tmp);
+        h->sim_tree = false;
+}
+
+static int offline_host_load(const Options *o, OfflineHost *h, Error *err) {
+        _cleanup_free_ char *sysfs = NULL;
+        int r;
+
+        *h = (OfflineHost){ .tmp = "/tmp/iommud-offline-XXXXXX" };
+        if (o->cfg.sim) {
+                _cleanup_(simtopo_freep) SimTopology *st = NULL;
+
+                r = simtopo_load(&st, o->cfg.sim, err);
+                if (r < 0)
+                        return r;
+                if (!mkdtemp(h->tmp))
+                        return error_set(err, -errno, "Creating a temporary directory failed: %m");
+                h->sim_tree = true;
+                r = simtopo_materialize(st, h->tmp, err);
+                if (r < 0)
+                        return r;
+                if (asprintf(&sysfs, "%s/sys", h->tmp) < 0)
+                        return error_set(err, -ENOMEM, "Out of memory.");
+        }
+        return topology_load_path(&h->topology, sysfs ?: o->cfg.sysfs_root ?: "/sys", err);
+}
+
 static int run_check_config(const Options *o) {
         _cleanup_(policy_freep) Policy *p = NULL;
+        OfflineHost h;
         PolicyDiagnostics diags = {};
         Error err = ERROR_INIT;
         int r;
 
         r = policy_load(&p, &o->cfg.policy_paths, &diags, &err);
+        if (r >= 0) {
+                /* What the daemon would refuse on this host: windows over reserved regions. */
+                Error terr = ERROR_INIT;
+
+                if (offline_host_load(o, &h, &terr) < 0)
+                        log_notice("IOVA windows not checked against the host's reserved regions: "
+                                   "%s", error_message(&terr));
+                else
+                        r = policy_check_host(p, h.topology, &diags);
+                offline_host_done(&h);
+        }
         (void)policy_diagnostics_print(&diags, stderr);
         policy_diagnostics_clear(&diags);
         if (r < 0) {
-                log_error_errno(r, "The policy is invalid: %s", error_message(&err));
+                log_error_errno(r, "The policy is invalid: %s",
+                                err.error ? error_message(&err) : "see above");
                 return EXIT_FAILURE;
         }
         printf("Policy OK (generation %" PRIu64 ").\n", policy_generation(p));
@@ -232,11 +282,8 @@ static int run_check_config(const Options *o) {
 
 static int run_explain(const Options *o) {
         _cleanup_(policy_freep) Policy *p = NULL;
-        _cleanup_(topology_freep) Topology *t = NULL;
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
-        char tmp[] = "/tmp/iommud-explain-XXXXXX";
-        _cleanup_free_ char *sysfs = NULL;
-        bool sim_tree = false;
+        OfflineHost h;
         PolicyDiagnostics diags = {};
         BrokerError e = BROKER_ERROR_INIT;
         Error err = ERROR_INIT;
@@ -251,50 +298,23 @@ static int run_explain(const Options *o) {
         }
         policy_diagnostics_clear(&diags);
 
-        if (o->cfg.sim) {
-                _cleanup_(simtopo_freep) SimTopology *st = NULL;
-
-                r = simtopo_load(&st, o->cfg.sim, &err);
-                if (r < 0) {
-                        log_error_errno(r, "Loading simulated topology '%s' failed: %s",
-                                        o->cfg.sim, error_message(&err));
-                        return EXIT_FAILURE;
-                }
-                if (!mkdtemp(tmp)) {
-                        log_error_errno(errno, "Creating a temporary directory failed: %m");
-                        return EXIT_FAILURE;
-                }
-                sim_tree = true;
-                r = simtopo_materialize(st, tmp, &err);
-                if (r < 0) {
-                        log_error_errno(r, "Materializing '%s' failed: %s", o->cfg.sim,
-                                        error_message(&err));
-                        goto finish;
-                }
-                if (asprintf(&sysfs, "%s/sys", tmp) < 0) {
-                        log_oom();
-                        goto finish;
-                }
-        }
-
-        r = topology_load_path(&t, sysfs ?: o->cfg.sysfs_root ?: "/sys", &err);
+        r = offline_host_load(o, &h, &err);
         if (r < 0) {
                 log_error_errno(r, "Reading the IOMMU topology failed: %s", error_message(&err));
                 goto finish;
         }
         /* Offline no session can say who holds the device: the exclusive step is skipped. */
-        r = explain_device_for(&(ExplainScope){ .policy = p, .topology = t }, o->explain,
+        r = explain_device_for(&(ExplainScope){ .policy = p, .topology = h.topology }, o->explain,
                                &EXPLAIN_SUBJECT_UID(o->as_uid_set ? o->as_uid : UID_INVALID),
                                &dec, &e);
         if (r < 0) {
                 log_error_errno(r, "%s", error_message(&e.error));
                 goto finish;
         }
-        (void)policy_decision_print(&dec, topology_find_device(t, o->explain), stdout);
+        (void)policy_decision_print(&dec, topology_find_device(h.topology, o->explain), stdout);
         ret = dec.allowed ? EXIT_SUCCESS : EXIT_FAILURE;
 finish:
-        if (sim_tree)
-                (void)simtopo_remove(tmp);
+        offline_host_done(&h);
         return ret;
 }
 

@@ -282,6 +282,8 @@ static int restore_sim_context(Manager *m, uint64_t serial, SessionRestoreConfig
         if (r < 0)
                 return log_no_context(serial, &e, r);
         rc->prepare_id = backend_sim_context_set_next_id;
+        /* Its mappings are recreated from their IOVAs: memory of the old process. */
+        backend_sim_context_adopt_memory(*ret);
         return 0;
 }
 

@@ -65,15 +65,24 @@ int manager_make_runtime_dir(Manager *m, Error *err) {
         return 0;
 }
 
-/* Loads the policy; on failure logs every diagnostic and, with ret_diags, returns them too. */
+/*
+ * Loads the policy and checks it against the host's topology, as --check-config does; on
+ * failure logs every diagnostic and, with ret_diags, returns them too.
+ */
 static int manager_load_policy(Manager *m, Policy **ret, char ***ret_diags) {
+        _cleanup_(policy_freep) Policy *p = NULL;
         PolicyDiagnostics diags = {};
         Error err = ERROR_INIT;
         char **strv = NULL;
         size_t n = 0;
         int r;
 
-        r = policy_load(ret, &m->policy_paths, &diags, &err);
+        r = policy_load(&p, &m->policy_paths, &diags, &err);
+        if (r >= 0) {
+                r = policy_check_host(p, m->host.topology, &diags);
+                if (r < 0)
+                        error_set(&err, r, "it does not fit this host's IOMMU groups");
+        }
         if (r < 0) {
                 if (ret_diags)
                         strv = calloc(diags.n + 2, sizeof(char *));
@@ -94,6 +103,8 @@ static int manager_load_policy(Manager *m, Policy **ret, char ***ret_diags) {
         policy_diagnostics_clear(&diags);
         if (ret_diags)
                 *ret_diags = strv;
+        if (r >= 0)
+                *ret = TAKE_PTR(p);
         return r;
 }
 
@@ -172,9 +183,6 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         r = manager_copy_config(m, cfg, err);
         if (r < 0)
                 return r;
-        r = manager_load_policy(m, &m->host.policy, NULL);
-        if (r < 0)
-                return error_set(err, r, "The policy is invalid (see above).");
         /* Before the backend: a simulated host replays the hotplug the stored state records. */
         r = manager_fdstore_open(m, cfg->fd_store, err);
         if (r < 0)
@@ -185,6 +193,10 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         r = manager_load_topology(m, err);
         if (r < 0)
                 return r;
+        /* After the topology: the policy is checked against the host's IOMMU groups. */
+        r = manager_load_policy(m, &m->host.policy, NULL);
+        if (r < 0)
+                return error_set(err, r, "The policy is invalid (see above).");
         r = manager_new_loop(m, err);
         if (r < 0)
                 return r;

@@ -122,6 +122,7 @@ typedef struct PolicyGrant {
         size_t n_pools;
         QuotaSet quotas;
         IovaWindow *windows;
+        PolicySource *window_sources; /* where each window was written, for policy_check_host() */
         size_t n_windows;
         bool has_pasids;
         uint32_t pasid_min, pasid_max;
@@ -166,6 +167,7 @@ bool policy_grant_covers(const PolicyGrant *g, const TopoDevice *d, const Policy
 
 /* policy-model.c: a Policy of built-in defaults, and releasing what the model holds. */
 int policy_new_defaults(Policy **ret);
+void policy_source_done(PolicySource *s);
 void device_matcher_done(DeviceMatcher *m);
 void matcher_list_done(MatcherList *l);
 /* Each frees one named entry (a void * so that one list function serves them all). */

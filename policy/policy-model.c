@@ -44,7 +44,7 @@ void matcher_list_done(MatcherList *l) {
         *l = (MatcherList){};
 }
 
-static void policy_source_done(PolicySource *s) {
+void policy_source_done(PolicySource *s) {
         free(s->file);
         free(s->path);
 }
@@ -96,6 +96,9 @@ void policy_grant_free(void *p) {
                 policy_source_done(&g->pools[i].source);
         }
         free(g->pools);
+        for (size_t i = 0; i < g->n_windows; i++)
+                policy_source_done(&g->window_sources[i]);
+        free(g->window_sources);
         free(g->windows);
         free(g);
 }

@@ -48,10 +48,16 @@ int policy_parse_bool(Parser *P, json_object *v, const char *path, bool *ret);
 int policy_parse_json_uint(Parser *P, json_object *v, const char *path, uint64_t *ret);
 /* A count: an integer or "unlimited" (UINT64_MAX). */
 int policy_parse_count(Parser *P, json_object *v, const char *path, uint64_t *ret);
-/* A size: bytes, a string such as "4G" (binary multiples) or "unlimited". */
-int policy_parse_size(Parser *P, json_object *v, const char *path, uint64_t *ret);
+/*
+ * A size: bytes, or a string such as "4G" (binary multiples), at most max (named max_name in
+ * the error, "4P"); "unlimited" (UINT64_MAX) only with unlimited.
+ */
+int policy_parse_size(Parser *P, json_object *v, const char *path, uint64_t max,
+                      const char *max_name, bool unlimited, uint64_t *ret);
 /* An address: an integer, or a string in hex ("0x...") or decimal. */
 int policy_parse_u64(Parser *P, json_object *v, const char *path, uint64_t *ret);
+/* Where the value at path was written, for problems found after the merge; -ENOMEM or 0. */
+int policy_source_remember(Parser *P, const char *path, PolicySource *ret);
 /* Reports every key of obj that is not in allowed (NULL-terminated). */
 int policy_check_keys(Parser *P, json_object *obj, const char *path, const char *const *allowed);
 /* Why s is no valid pattern, or NULL when it is one. */

@@ -22,6 +22,16 @@ static const char *const quota_keys[_QUOTA_FIELD_MAX] = {
         [QUOTA_CONNECTIONS] = "connections",
 };
 
+/*
+ * A pinned-memory quota above the most physical memory a 64-bit machine addresses (52 bits on
+ * x86-64 and arm64) can never be reached: it is a typo or means "unlimited", which says so.
+ */
+#define PINNED_MAX (UINT64_C(1) << 52)
+#define PINNED_MAX_NAME "4P, the most memory a 64-bit machine can address"
+/* A message, and the replies queued for a client, are buffers iommud holds per connection. */
+#define BUFFER_MAX (UINT64_C(1) << 30)
+#define BUFFER_MAX_NAME "1G, the largest buffer iommud keeps for one connection"
+
 static int parse_quotas(Parser *P, json_object *v, const char *path, uint64_t *values,
                         unsigned *set) {
         static const char *const keys[_QUOTA_FIELD_MAX + 1] = {
@@ -43,8 +53,9 @@ static int parse_quotas(Parser *P, json_object *v, const char *path, uint64_t *v
                 if (!json_object_object_get_ex(v, quota_keys[q], &f))
                         continue;
                 json_pos_path_key(child, sizeof(child), path, quota_keys[q]);
-                k = q == QUOTA_PINNED_BYTES ? policy_parse_size(P, f, child, &u)
-                                            : policy_parse_count(P, f, child, &u);
+                k = q == QUOTA_PINNED_BYTES
+                            ? policy_parse_size(P, f, child, PINNED_MAX, PINNED_MAX_NAME, true, &u)
+                            : policy_parse_count(P, f, child, &u);
                 if (k < 0) {
                         r = k;
                         continue;
@@ -56,31 +67,38 @@ static int parse_quotas(Parser *P, json_object *v, const char *path, uint64_t *v
         return r;
 }
 
+/*
+ * An octal string.  JSON has no octal numbers: an integer 666 is decimal, mode 01232, so a
+ * number is refused rather than read as something the writer did not mean.
+ */
 static int parse_socket_mode(Parser *P, json_object *v, const char *path, uint32_t *ret) {
+        const char *s;
         uint64_t u;
 
-        if (json_object_is_type(v, json_type_string)) {
-                const char *s = json_object_get_string(v);
-                char *end;
-
-                errno = 0;
-                u = strtoull(s, &end, 8);
-                if (!*s || *end || errno != 0 || u > 07777)
-                        return policy_parse_error(
-                                P, path, false,
-                                "invalid socket mode '%s': expected an octal mode such as \"0660\"",
-                                s);
-        } else {
-                int r = policy_parse_json_uint(P, v, path, &u);
-                if (r < 0)
-                        return r;
-                if (u > 07777)
-                        return policy_parse_error(
-                                P, path, false,
-                                "socket mode %" PRIu64
-                                " is above 07777 (write it as an octal string such as \"0660\")",
-                                u);
-        }
+        if (json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0)
+                return policy_parse_error(P, path, false,
+                                          "socket mode %s is a JSON number, which is decimal: mode "
+                                          "0%" PRIo64 "; write the octal mode as a string such as "
+                                          "\"0660\"",
+                                          json_object_get_string(v),
+                                          (uint64_t)json_object_get_int64(v));
+        if (!json_object_is_type(v, json_type_string))
+                return policy_parse_error(P, path, false,
+                                          "expected an octal mode as a string such as \"0660\", "
+                                          "got %s",
+                                          policy_json_type_name(v));
+        s = json_object_get_string(v);
+        errno = 0;
+        u = strtoull(s, NULL, 8);
+        if (!*s || s[strspn(s, "01234567")] || errno != 0 || u > 07777)
+                return policy_parse_error(
+                        P, path, false,
+                        "invalid socket mode '%s': expected an octal mode such as \"0660\"", s);
+        if (u > 0777)
+                return policy_parse_error(P, path, false,
+                                          "socket mode '%s' sets the setuid, setgid or sticky bit, "
+                                          "which mean nothing on a socket; at most \"0777\"",
+                                          s);
         *ret = (uint32_t)u;
         return 0;
 }
@@ -119,7 +137,8 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
                 if (!json_object_object_get_ex(v, fields[i].key, &f))
                         continue;
                 json_pos_path_key(child, sizeof(child), path, fields[i].key);
-                k = fields[i].size ? policy_parse_size(P, f, child, &u)
+                k = fields[i].size ? policy_parse_size(P, f, child, BUFFER_MAX, BUFFER_MAX_NAME,
+                                                       false, &u)
                                    : policy_parse_count(P, f, child, &u);
                 if (k < 0) {
                         r = k;
@@ -364,7 +383,8 @@ static int parse_iova_windows(Parser *P, json_object *v, const char *path, Polic
                 return r;
         n = json_object_array_length(v);
         g->windows = calloc(n ?: 1, sizeof(IovaWindow));
-        if (!g->windows) {
+        g->window_sources = calloc(n ?: 1, sizeof(PolicySource));
+        if (!g->windows || !g->window_sources) {
                 P->fatal = true;
                 return -ENOMEM;
         }
@@ -405,6 +425,9 @@ static int parse_iova_windows(Parser *P, json_object *v, const char *path, Polic
                                                start, last);
                         continue;
                 }
+                /* Checked against the host's reserved regions later: policy_check_host(). */
+                if (policy_source_remember(P, child, &g->window_sources[g->n_windows]) < 0)
+                        return -ENOMEM;
                 g->windows[g->n_windows++] = (IovaWindow){ .start = start, .last = last };
         }
         return r;
@@ -466,7 +489,6 @@ static int parse_pool_refs(Parser *P, json_object *v, const char *path, PolicyGr
                 goto oom;
         for (size_t i = 0; i < n; i++) {
                 char child[JPATH_MAX];
-                const JsonPos *pos;
                 PoolRef *ref;
                 const char *s;
 
@@ -476,17 +498,10 @@ static int parse_pool_refs(Parser *P, json_object *v, const char *path, PolicyGr
                         continue;
                 }
                 /* Resolved after every file is merged; remember where the name was written. */
-                pos = json_pos_index_find(&P->idx, child);
                 ref = &g->pools[g->n_pools++];
                 ref->name = strdup(s);
-                ref->source.file = strdup(P->file);
-                ref->source.path = strdup(child);
-                if (!ref->name || !ref->source.file || !ref->source.path)
+                if (!ref->name || policy_source_remember(P, child, &ref->source) < 0)
                         goto oom;
-                if (pos) {
-                        ref->source.line = pos->line;
-                        ref->source.column = pos->column;
-                }
         }
         return r;
 oom:

@@ -131,25 +131,49 @@ static int size_from_string(const char *s, uint64_t *ret) {
         return 0;
 }
 
-int policy_parse_size(Parser *P, json_object *v, const char *path, uint64_t *ret) {
-        const char *s;
+int policy_parse_size(Parser *P, json_object *v, const char *path, uint64_t max,
+                      const char *max_name, bool unlimited, uint64_t *ret) {
+        const char *s = NULL;
+        uint64_t u;
         int r;
 
-        if (!json_object_is_type(v, json_type_string))
-                return policy_parse_json_uint(P, v, path, ret);
-        s = json_object_get_string(v);
-        if (is_unlimited(s)) {
-                *ret = UINT64_MAX;
-                return 0;
+        if (!json_object_is_type(v, json_type_string)) {
+                r = policy_parse_json_uint(P, v, path, &u);
+                if (r < 0)
+                        return r;
+        } else {
+                s = json_object_get_string(v);
+                if (is_unlimited(s) && unlimited) {
+                        *ret = UINT64_MAX;
+                        return 0;
+                }
+                if (is_unlimited(s))
+                        return policy_parse_error(P, path, false,
+                                                  "a size here cannot be \"%s\": it bounds what "
+                                                  "iommud holds; at most %s",
+                                                  s, max_name);
+                r = size_from_string(s, &u);
+                if (r == -ERANGE)
+                        return policy_parse_error(P, path, false,
+                                                  "size '%s' does not fit in 64 bits", s);
+                if (r < 0)
+                        return policy_parse_error(P, path, false,
+                                                  "invalid size '%s': expected bytes with an "
+                                                  "optional K, M, G, T, P or E suffix (e.g. "
+                                                  "\"4G\")%s",
+                                                  s, unlimited ? ", or \"unlimited\"" : "");
         }
-        r = size_from_string(s, ret);
-        if (r == -ERANGE)
-                return policy_parse_error(P, path, false, "size '%s' does not fit in 64 bits", s);
-        if (r < 0)
-                return policy_parse_error(P, path, false,
-                                          "invalid size '%s': expected bytes with an optional K, "
-                                          "M, G, T, P or E suffix (e.g. \"4G\"), or \"unlimited\"",
-                                          s);
+        if (u > max) {
+                if (s)
+                        return policy_parse_error(P, path, false, "size '%s' is above %s%s", s,
+                                                  max_name,
+                                                  unlimited ? "; write \"unlimited\" for no limit"
+                                                            : "");
+                return policy_parse_error(P, path, false, "size %" PRIu64 " is above %s%s", u,
+                                          max_name,
+                                          unlimited ? "; write \"unlimited\" for no limit" : "");
+        }
+        *ret = u;
         return 0;
 }
 
@@ -169,6 +193,24 @@ int policy_parse_u64(Parser *P, json_object *v, const char *path, uint64_t *ret)
                         P, path, false,
                         "invalid address '%s': expected an integer, hex (0x...) or decimal", s);
         *ret = u;
+        return 0;
+}
+
+int policy_source_remember(Parser *P, const char *path, PolicySource *ret) {
+        const JsonPos *pos = json_pos_index_find(&P->idx, path);
+
+        *ret = (PolicySource){ .file = strdup(P->file), .path = strdup(path) };
+        if (!ret->file || !ret->path) {
+                free(ret->file);
+                free(ret->path);
+                *ret = (PolicySource){};
+                P->fatal = true;
+                return -ENOMEM;
+        }
+        if (pos) {
+                ret->line = pos->line;
+                ret->column = pos->column;
+        }
         return 0;
 }
 

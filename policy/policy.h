@@ -159,6 +159,17 @@ int policy_load_string(Policy **ret, const char *filename, const char *text, siz
 Policy *policy_free(Policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
 
+/*
+ * Checks a loaded policy against the host it is for, t: an IOVA window that overlaps a
+ * reserved region (any type but direct-relaxable) of the IOMMU group of a device its grant
+ * gives, or on an x86 host (an Intel or AMD IOMMU in t) the MSI window 0xfee00000-0xfeefffff
+ * that every group reserves, can never be attached to: the kernel refuses to attach a device
+ * whose group reserves addresses inside the allowed IOVAs.  Each such window is a diagnostic at
+ * its file:line:column in diags (may be NULL).  Returns -EINVAL when there is one, -ENOMEM, or
+ * 0.  What a device hotplugged later reserves is its attach's to refuse.
+ */
+int policy_check_host(const Policy *p, const Topology *t, PolicyDiagnostics *diags);
+
 /* Increases on every successful load; the daemon reports it. */
 uint64_t policy_generation(const Policy *p);
 

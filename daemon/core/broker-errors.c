@@ -107,12 +107,12 @@ int broker_error_system(BrokerError *e, int r, const char *what) {
         return r;
 }
 
-int broker_error_quota(BrokerError *e, const char *resource, uint64_t limit, uint64_t used,
-                       uint64_t requested) {
+int broker_error_quota(BrokerError *e, const char *resource, const char *whose, uint64_t limit,
+                       uint64_t used, uint64_t requested) {
         broker_error_set(e, -EDQUOT, BROKER_ERROR_QUOTA_EXCEEDED,
-                         "Quota %s exceeded: %" PRIu64 " in use, %" PRIu64
+                         "Quota %s of %s exceeded: %" PRIu64 " in use across its sessions, %" PRIu64
                          " more requested, limit %" PRIu64 ".",
-                         resource, used, requested, limit);
+                         resource, whose, used, requested, limit);
         broker_error_add_string(e, "resource", resource);
         broker_error_add_u64(e, "limit", limit);
         broker_error_add_u64(e, "used", used);
@@ -154,27 +154,40 @@ int broker_error_invalid_range(BrokerError *e, uint64_t start, uint64_t length, 
         return -ERANGE;
 }
 
-int broker_error_from_backend(BrokerError *e, const char *op, const Error *be) {
+int broker_error_from_backend_range(BrokerError *e, const char *op, const Error *be,
+                                    uint64_t start, uint64_t length) {
         int r = be->error < 0 ? be->error : -EIO;
         const char *msg = error_message(be);
 
         switch (r) {
         case -EEXIST:
         case -EADDRINUSE:
-                broker_error_set(e, r, BROKER_ERROR_IOVA_IN_USE, "%s: %s", op, msg);
-                broker_error_add_u64(e, "start", 0);
-                broker_error_add_u64(e, "length", 0);
-                break;
+                broker_error_set(e, r, BROKER_ERROR_IOVA_IN_USE,
+                                 "%s 0x%" PRIx64 "+0x%" PRIx64 ": %s", op, start, length, msg);
+                broker_error_add_u64(e, "start", start);
+                broker_error_add_u64(e, "length", length);
+                return r;
         case -ENOENT:
         case -ENOSPC:
         case -EINVAL:
         case -ERANGE:
         case -EOVERFLOW:
-                broker_error_set(e, r, BROKER_ERROR_INVALID_RANGE, "%s: %s", op, msg);
-                broker_error_add_u64(e, "start", 0);
-                broker_error_add_u64(e, "length", 0);
+                broker_error_set(e, r, BROKER_ERROR_INVALID_RANGE,
+                                 "%s 0x%" PRIx64 "+0x%" PRIx64 ": %s", op, start, length, msg);
+                broker_error_add_u64(e, "start", start);
+                broker_error_add_u64(e, "length", length);
                 broker_error_add_string(e, "reason", msg);
-                break;
+                return r;
+        default:
+                return broker_error_from_backend(e, op, be);
+        }
+}
+
+int broker_error_from_backend(BrokerError *e, const char *op, const Error *be) {
+        int r = be->error < 0 ? be->error : -EIO;
+        const char *msg = error_message(be);
+
+        switch (r) {
         case -EOPNOTSUPP:
         case -ENOTTY:
                 broker_error_set(e, -EOPNOTSUPP, BROKER_ERROR_NOT_SUPPORTED, "%s: %s", op, msg);

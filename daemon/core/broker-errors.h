@@ -101,8 +101,9 @@ int broker_error_no_such_object(BrokerError *e, const char *kind, uint32_t id);
 int broker_error_no_such_device(BrokerError *e, const char *name);
 /* SystemError {errno, message}: a failure inside iommud (out of memory). */
 int broker_error_system(BrokerError *e, int r, const char *what);
-int broker_error_quota(BrokerError *e, const char *resource, uint64_t limit, uint64_t used,
-                       uint64_t requested);
+/* QuotaExceeded {resource, limit, used}; whose names the principal ("uid 1000 (2 sessions)"). */
+int broker_error_quota(BrokerError *e, const char *resource, const char *whose, uint64_t limit,
+                       uint64_t used, uint64_t requested);
 int broker_error_not_supported(BrokerError *e, const char *feature, const char *fmt, ...)
         _printf_(3, 4);
 int broker_error_invalid_fd(BrokerError *e, int r, const char *fmt, ...) _printf_(3, 4);
@@ -110,8 +111,17 @@ int broker_error_invalid_range(BrokerError *e, uint64_t start, uint64_t length, 
                                ...) _printf_(4, 5);
 
 /*
- * Turns a backend failure (errno + the backend's sentence in be) into the
- * protocol error for operation op ("map", "unmap", "bind", ...).  Returns the
- * errno.
+ * Turns a backend failure (errno + the backend's sentence in be) of operation op ("bind",
+ * "attach", "allocate an address space", ...) on an object, not on a range, into the protocol
+ * error with the parameters its IDL declares: out of memory is SystemError {errno, message}, an
+ * operation the kernel lacks NotSupported {feature: op}, anything else BackendError {errno,
+ * message} (the kernel refused what the policy allowed).  Returns the errno.
  */
 int broker_error_from_backend(BrokerError *e, const char *op, const Error *be);
+/*
+ * The same for an operation on the IOVA range [start, start + length) ("map", "unmap",
+ * "copy"): an overlap (EEXIST, EADDRINUSE) is IOVAInUse {start, length}, a range the kernel
+ * refuses (EINVAL, ENOENT, ENOSPC, ERANGE, EOVERFLOW) InvalidRange {start, length, reason}.
+ */
+int broker_error_from_backend_range(BrokerError *e, const char *op, const Error *be,
+                                    uint64_t start, uint64_t length);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@ int session_decide(Session *s, const char *name, bool handoff, PolicyDecision *r
 
         scope = EXPLAIN_SCOPE_HOST(s->host);
         scope.self = s;
-        scope.usage = &s->usage;
+        /* The devices quota is the principal's, across all its sessions. */
+        scope.usage = &s->principal->used;
         scope.handoff = handoff;
         session_principal(s, &p);
         return explain_device(&scope, name, &p, ret, err);
@@ -107,8 +109,7 @@ int session_admit_device(Session *s, const char *name, bool handoff, const TopoD
                         return device_busy(err, name, holder ? holder->description : reason);
                 }
                 if (dec.failed_step == POLICY_STEP_QUOTA)
-                        return session_quota_check(err, BROKER_RESOURCE_DEVICES,
-                                                   s->quotas.devices, s->quotas.devices, 1);
+                        return session_quota_exceeded(s, SESSION_RESOURCE_DEVICES, 1, err);
                 return policy_denied(err, name, policy_step_to_string(dec.failed_step), reason);
         }
 
@@ -116,12 +117,6 @@ int session_admit_device(Session *s, const char *name, bool handoff, const TopoD
         holder = session_host_device_holder(s->host, d, s);
         if (holder)
                 return device_busy(err, name, holder->description);
-
-        /* After the policy, so that a principal without a grant hears why, not "quota 0". */
-        r = session_quota_check(err, BROKER_RESOURCE_DEVICES, s->quotas.devices, s->usage.devices,
-                                1);
-        if (r < 0)
-                return r;
 
         *ret = d;
         return 0;
@@ -144,13 +139,20 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
         if (!devs)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->devices = devs;
-        r = session_host_add_claim(s->host, d->name, s);
+        /* After the policy, so that a principal without a grant hears why, not "quota 0". */
+        r = session_charge(s, SESSION_RESOURCE_DEVICES, 1, err);
         if (r < 0)
+                return r;
+        r = session_host_add_claim(s->host, d->name, s);
+        if (r < 0) {
+                session_refund(s, SESSION_RESOURCE_DEVICES, 1);
                 return broker_error_system(err, r, "Allocating memory");
+        }
 
         r = OPS(s)->device_bind(s->ctx, fd, &dev_id, &be);
         if (r < 0) {
                 session_host_release_claim(s->host, d->name, s);
+                session_refund(s, SESSION_RESOURCE_DEVICES, 1);
                 switch (r) {
                 case -EPERM:
                         return policy_denied(err, d->name, "bind", error_message(&be));
@@ -178,7 +180,6 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
                 .pasid_bits = info.max_pasid_log2,
                 .capabilities = info.capabilities,
         };
-        s->usage.devices++;
 
         if (ret) {
                 *ret = (SessionDeviceInfo){
@@ -196,13 +197,27 @@ int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerE
         _cleanup_free_ char *name = NULL;
         const TopoDevice *d;
         Error be = ERROR_INIT;
-        int r;
+        int r, fl;
 
         assert_return(s, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         r = OPS(s)->device_fd_identify(s->host->backend, fd, &name, &be);
         if (r < 0)
                 return broker_error_invalid_fd(err, r, "%s", error_message(&be));
+        /*
+         * The kernel does not check the access mode of a file it binds: a read-only open shows
+         * only that the node let its holder read, not that the holder may drive the device.
+         */
+        fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && (fl & O_ACCMODE) != O_RDWR)
+                return broker_error_invalid_fd(err, -EBADF,
+                                               "The fd of device %s is open %s; a VFIO device "
+                                               "fd must be opened read-write (O_RDWR).",
+                                               name,
+                                               (fl & O_ACCMODE) == O_RDONLY ? "read-only"
+                                                                            : "write-only");
 
         r = session_admit_device(s, name, false, &d, err);
         if (r < 0)
@@ -220,6 +235,8 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
 
         assert_return(s, -EINVAL);
         assert_return(name, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         r = session_admit_device(s, name, false, &d, err);
         if (r < 0)
@@ -245,13 +262,15 @@ void session_remove_device(Session *s, SessionDevice *d) {
         session_drop_device_pasids(s, d->id);
         session_device_release(s, d);
         *d = s->devices[--s->n_devices];
-        s->usage.devices--;
+        session_refund(s, SESSION_RESOURCE_DEVICES, 1);
 }
 
 int session_detach_device(Session *s, uint32_t device_id, BrokerError *err) {
         SessionDevice *d;
 
         assert_return(s, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         d = LOOKUP_DEVICE(s, device_id, err);
         session_remove_device(s, d);

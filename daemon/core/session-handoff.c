@@ -55,7 +55,7 @@ static int check_names(const char *const *names, size_t n, BrokerError *err) {
 
 /*
  * The decision for each device, as if the ones before were held already: the devices quota
- * counts them all.  s->usage.devices is back as it was on return.
+ * (the principal's, across its sessions) counts them all.  Nothing stays counted on return.
  */
 static int admit_all(Session *s, const char *const *names, size_t n, const TopoDevice **devs,
                      BrokerError *err) {
@@ -66,9 +66,9 @@ static int admit_all(Session *s, const char *const *names, size_t n, const TopoD
                 r = session_admit_device(s, names[i], true, &devs[i], err);
                 if (r < 0)
                         break;
-                s->usage.devices++;
+                s->principal->used.devices++;
         }
-        s->usage.devices -= i;
+        s->principal->used.devices -= i;
         return r;
 }
 
@@ -149,7 +149,8 @@ static int claim_all(Session *s, const TopoDevice **devs, size_t n, BrokerError 
                 return broker_error_system(err, r < 0 ? r : -ENOMEM, "Allocating memory");
         }
         s->n_handed_over += n;
-        s->usage.devices += n;
+        /* admit_all() checked the quota for all n. */
+        session_charge_held(s, SESSION_RESOURCE_DEVICES, n);
         return 0;
 }
 
@@ -214,7 +215,7 @@ static void release_one(Session *s, size_t i, const char *why) {
         char *name = s->handed_over[i], who[160];
 
         session_host_release_claim(s->host, name, s);
-        s->usage.devices--;
+        session_refund(s, SESSION_RESOURCE_DEVICES, 1);
         log_info("%s no longer holds %s (%s); the VFIO files it took stay open until its "
                  "processes close them.",
                  holder(s, who, sizeof(who)), name, why);

@@ -6,7 +6,9 @@
  * (daemon/core/state/): the tables a Session keeps and the functions its files
  * share.  Every other layer sees sessions through session.h only.
  *
- *   session.c         claims, lifetime, lookups, quotas, delegation, reload
+ *   session.c         claims, lifetime, lookups, reload
+ *   session-delegate.c  device fds for clients, delegation of a fresh iommufd
+ *   session-quota.c   the usage table per principal, charges and refunds, usage reports
  *   session-device.c  explain, attach and detach of devices
  *   session-ioas.c    address spaces, the policy's IOVA windows, the record of mappings
  *   session-map.c     map, unmap, copy
@@ -56,6 +58,25 @@ struct SessionClaim {
         Session *owner;
 };
 
+/* One row of the host's usage table: a uid and what all its sessions hold. */
+struct SessionPrincipal {
+        SessionPrincipal *next;
+        uid_t uid;
+        unsigned n_sessions; /* references: the sessions of this uid */
+        PolicyQuotas used;   /* the sums of the sessions' usage; fault_queue_depth unused */
+};
+
+/* What is charged per principal, each a field of PolicyQuotas. */
+typedef enum SessionResource {
+        SESSION_RESOURCE_PINNED_BYTES,
+        SESSION_RESOURCE_ADDRESS_SPACES,
+        SESSION_RESOURCE_MAPPINGS,
+        SESSION_RESOURCE_DEVICES,
+        SESSION_RESOURCE_PASIDS,
+        SESSION_RESOURCE_CONNECTIONS,
+        _SESSION_RESOURCE_MAX,
+} SessionResource;
+
 /* One BindPASID: what to detach and destroy on unbind. */
 typedef struct SessionPasid {
         uint32_t device_id;
@@ -80,14 +101,16 @@ struct Session {
         size_t n_devices;
         SessionIoas *ioas;
         size_t n_ioas;
-        PolicyQuotas usage;
+        PolicyQuotas usage;            /* this session's share of principal->used */
         PolicyQuotas quotas;
+        SessionPrincipal *principal;   /* its uid's row of the host's usage table */
         void *userdata;
         SessionGone *gone;
         size_t n_gone;
         SessionPasid *pasids;
         size_t n_pasids;
         FaultStream *faults;  /* the session's fault queue, made on first use */
+        bool delegated;       /* the client has an iommufd of its own: iommud mediates nothing */
         /* Devices whose fds the client took (OpenDevices): claimed, never bound by iommud. */
         char **handed_over;
         size_t n_handed_over;
@@ -103,10 +126,13 @@ int session_host_add_claim(SessionHost *h, const char *device, Session *owner);
 void session_host_release_claim(SessionHost *h, const char *device, const Session *owner);
 
 /*
- * A session of creds (not taken) with its description and quotas, not linked into host
- * and without a context yet: free() it until session_link().
+ * A session of creds (not taken) with its description, quotas and its uid's row of the
+ * usage table, not linked into host and without a context yet: session_discard() it until
+ * session_link().
  */
 Session *session_alloc(SessionHost *host, PeerCreds *creds);
+/* Gives back what an unlinked session was charged and frees it, not its credentials. */
+void session_discard(Session *s);
 /* Links s into its host's list of sessions; session_free() unlinks it. */
 void session_link(Session *s);
 
@@ -133,10 +159,38 @@ int session_device_missing(Session *s, uint32_t id, BrokerError *err);
                 _i;                                                                                \
         })
 
+/* ---- session-delegate.c ----------------------------------------------------------------- */
 
-/* QuotaExceeded for resource unless used + want fits in limit. */
-int session_quota_check(BrokerError *err, const char *resource, uint64_t limit, uint64_t used,
-                        uint64_t want);
+/* NotSupported {feature: "mediation"}: what every mediated method answers after Delegate. */
+int session_refuse_delegated(const Session *s, BrokerError *err);
+#define REFUSE_IF_DELEGATED(s, err)                                                                \
+        do {                                                                                       \
+                if ((s)->delegated)                                                                \
+                        return session_refuse_delegated((s), (err));                               \
+        } while (false)
+
+/* ---- session-quota.c -------------------------------------------------------------------- */
+
+/* The row of uid in h's usage table, made on first use and shared; NULL without memory. */
+SessionPrincipal *session_principal_ref(SessionHost *h, uid_t uid);
+/* Drops a session's reference; the row goes with the last one (accepts NULL). */
+void session_principal_unref(SessionHost *h, SessionPrincipal *p);
+/*
+ * Charges n of r to s and its principal when the principal's total stays within s's quota,
+ * QuotaExceeded otherwise (nothing charged).  Every path that then fails refunds exactly
+ * what was charged.
+ */
+int session_charge(Session *s, SessionResource r, uint64_t n, BrokerError *err);
+/* Charges what a restored session already held, without a check: it was granted before. */
+void session_charge_held(Session *s, SessionResource r, uint64_t n);
+void session_refund(Session *s, SessionResource r, uint64_t n);
+/* Gives back everything s holds; for its end. */
+void session_refund_all(Session *s);
+/* QuotaExceeded for want more of r, with the principal's total as used. */
+int session_quota_exceeded(Session *s, SessionResource r, uint64_t want, BrokerError *err);
+/* One mapping of length bytes (Map and Copy charge alike), both or neither. */
+int session_charge_mapping(Session *s, uint64_t length, BrokerError *err);
+void session_refund_mappings(Session *s, uint64_t n, uint64_t bytes);
 
 /* ---- session-device.c ------------------------------------------------------------------- */
 

@@ -57,33 +57,134 @@ int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t first, u
         return 0;
 }
 
+/* ---- what the kernel reserves --------------------------------------------------------- */
+
+static int range_intersect(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1, IovaRange *ret) {
+        uint64_t s0 = MAX(a0, b0), s1 = MIN(a1, b1);
+
+        if (s0 > s1)
+                return 0;
+        *ret = (IovaRange){ .start = s0, .last = s1 };
+        return 1;
+}
+
+/* What the address space allows: the client's list, else the principal's windows, else all. */
+static void session_ioas_allowed(Session *s, const SessionIoas *ioas, const IovaRange **ret_ranges,
+                                 const IovaWindow **ret_windows, size_t *ret_n) {
+        Principal p;
+
+        *ret_ranges = NULL;
+        *ret_windows = NULL;
+        *ret_n = 0;
+        if (ioas->n_allowed > 0) {
+                *ret_ranges = ioas->allowed;
+                *ret_n = ioas->n_allowed;
+                return;
+        }
+        session_principal(s, &p);
+        if (policy_iova_windows(s->host->policy, &p, NULL, ret_windows, ret_n) < 0)
+                *ret_n = 0;
+}
+
+/*
+ * Where a region the kernel keeps out of every address space of device name (a reserved region
+ * of its group, any type but direct-relaxable) meets a mapping of ioas or an allowed range
+ * (ranges, or what ioas allows when ranges is NULL): the kernel's EADDRINUSE, made precise.
+ */
+static bool session_reserved_collision(Session *s, const SessionIoas *ioas, const char *name,
+                                       const IovaRange *ranges, size_t n, IovaRange *ret) {
+        const TopoDevice *td = topology_find_device(s->host->topology, name);
+        const IovaWindow *windows = NULL;
+
+        if (!td || !td->group)
+                return false;
+        if (!ranges)
+                session_ioas_allowed(s, ioas, &ranges, &windows, &n);
+        for (size_t i = 0; i < td->group->n_regions; i++) {
+                const ReservedRegion *rr = &td->group->regions[i];
+
+                if (rr->type == REGION_DIRECT_RELAXABLE)
+                        continue;
+                for (size_t k = 0; k < ioas->n_areas; k++)
+                        if (range_intersect(rr->start, rr->last, ioas->areas[k].iova,
+                                            ioas->areas[k].iova + (ioas->areas[k].length - 1),
+                                            ret))
+                                return true;
+                for (size_t k = 0; k < n; k++)
+                        if (range_intersect(rr->start, rr->last,
+                                            ranges ? ranges[k].start : windows[k].start,
+                                            ranges ? ranges[k].last : windows[k].last, ret))
+                                return true;
+        }
+        return false;
+}
+
+/* IOVAInUse {start, length} for the kernel's EADDRINUSE where reserved meets mapped or allowed. */
+static int session_reserved_in_use(Session *s, const SessionIoas *ioas, const char *device,
+                                   const IovaRange *ranges, size_t n, const Error *be,
+                                   BrokerError *err) {
+        IovaRange c = {};
+
+        if (!session_reserved_collision(s, ioas, device, ranges, n, &c))
+                return broker_error_from_backend(err, "reserve the device's regions", be);
+        broker_error_set(err, -EADDRINUSE, BROKER_ERROR_IOVA_IN_USE,
+                         "IOVA range 0x%" PRIx64 "-0x%" PRIx64 " of address space %" PRIu32
+                         " is reserved by the IOMMU group of device %s, but %s: %s",
+                         c.start, c.last, ioas->id, device,
+                         ranges ? "the ranges allow it" : "mapped or allowed there",
+                         error_message(be));
+        broker_error_add_u64(err, "start", c.start);
+        broker_error_add_u64(err, "length", c.last - c.start + 1);
+        return -EADDRINUSE;
+}
+
 /* ---- address spaces -------------------------------------------------------------------- */
+
+/* The kernel refused an allowed list: say which range, with the parameters of its error. */
+static int session_allowed_error(Session *s, const SessionIoas *ioas, const IovaRange *ranges,
+                                 size_t n, const Error *be, BrokerError *err) {
+        /* A range over a region the group of an attached device reserves. */
+        for (size_t i = 0; be->error == -EADDRINUSE && i < s->n_devices; i++)
+                if (s->devices[i].ioas_id == ioas->id &&
+                    session_reserved_collision(s, ioas, s->devices[i].name, ranges, n,
+                                               &(IovaRange){}))
+                        return session_reserved_in_use(s, ioas, s->devices[i].name, ranges, n,
+                                                       be, err);
+        /* Ranges that overlap one another. */
+        for (size_t i = 0; be->error == -EINVAL && i < n; i++)
+                for (size_t k = 0; k < i; k++)
+                        if (ranges[i].start <= ranges[k].last && ranges[k].start <= ranges[i].last)
+                                return broker_error_invalid_range(
+                                        err, ranges[i].start, ranges[i].last - ranges[i].start + 1,
+                                        "Range %zu (0x%" PRIx64 "-0x%" PRIx64 ") overlaps range "
+                                        "%zu (0x%" PRIx64 "-0x%" PRIx64 ").",
+                                        i, ranges[i].start, ranges[i].last, k, ranges[k].start,
+                                        ranges[k].last);
+        return broker_error_from_backend(err, "allow IOVAs", be);
+}
 
 int session_apply_allowed(Session *s, SessionIoas *ioas, BrokerError *err) {
         const IovaWindow *w = NULL;
         _cleanup_free_ IovaRange *r = NULL;
+        const IovaRange *ranges;
         Error be = ERROR_INIT;
-        Principal p;
         size_t n = 0;
-        int k;
 
-        /* The client's list, or else the policy's windows, keeps automatic IOVAs inside them. */
-        if (ioas->n_allowed > 0)
-                k = OPS(s)->ioas_allow_iovas(s->ctx, ioas->id, ioas->allowed, ioas->n_allowed,
-                                             &be);
-        else {
-                session_principal(s, &p);
-                if (policy_iova_windows(s->host->policy, &p, NULL, &w, &n) < 0 || n == 0)
-                        return 0;
+        /*
+         * The client's list, or else the policy's windows, keeps automatic IOVAs inside them; an
+         * empty list clears what was allowed before.
+         */
+        session_ioas_allowed(s, ioas, &ranges, &w, &n);
+        if (w && n > 0) {
                 r = calloc(n, sizeof(*r));
                 if (!r)
                         return broker_error_system(err, -ENOMEM, "Allocating memory");
                 for (size_t i = 0; i < n; i++)
                         r[i] = (IovaRange){ .start = w[i].start, .last = w[i].last };
-                k = OPS(s)->ioas_allow_iovas(s->ctx, ioas->id, r, n, &be);
+                ranges = r;
         }
-        if (k < 0)
-                return broker_error_from_backend(err, "allow IOVAs", &be);
+        if (OPS(s)->ioas_allow_iovas(s->ctx, ioas->id, ranges, n, &be) < 0)
+                return session_allowed_error(s, ioas, ranges, n, &be, err);
         return 0;
 }
 
@@ -96,27 +197,30 @@ int session_create_address_space(Session *s, uint32_t *ret_ioas_id, BrokerError 
         assert_return(s, -EINVAL);
         assert_return(ret_ioas_id, -EINVAL);
 
-        r = session_quota_check(err, BROKER_RESOURCE_ADDRESS_SPACES, s->quotas.address_spaces,
-                                s->usage.address_spaces, 1);
-        if (r < 0)
-                return r;
+        REFUSE_IF_DELEGATED(s, err);
+
         arr = realloc(s->ioas, (s->n_ioas + 1) * sizeof(*arr));
         if (!arr)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->ioas = arr;
+        r = session_charge(s, SESSION_RESOURCE_ADDRESS_SPACES, 1, err);
+        if (r < 0)
+                return r;
 
         r = OPS(s)->ioas_alloc(s->ctx, &id, &be);
-        if (r < 0)
+        if (r < 0) {
+                session_refund(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
                 return broker_error_from_backend(err, "allocate an address space", &be);
+        }
 
         s->ioas[s->n_ioas] = (SessionIoas){ .id = id };
         r = session_apply_allowed(s, &s->ioas[s->n_ioas], err);
         if (r < 0) {
                 (void)OPS(s)->destroy(s->ctx, id, NULL);
+                session_refund(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
                 return r;
         }
         s->n_ioas++;
-        s->usage.address_spaces++;
         *ret_ioas_id = id;
         return 0;
 }
@@ -130,9 +234,8 @@ uint64_t session_ioas_mapped_bytes(const SessionIoas *ioas) {
 }
 
 void session_remove_ioas(Session *s, SessionIoas *ioas) {
-        s->usage.pinned_bytes -= session_ioas_mapped_bytes(ioas);
-        s->usage.mappings -= ioas->n_areas;
-        s->usage.address_spaces--;
+        session_refund_mappings(s, ioas->n_areas, session_ioas_mapped_bytes(ioas));
+        session_refund(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
         free(ioas->areas);
         free(ioas->allowed);
         *ioas = s->ioas[--s->n_ioas];
@@ -144,6 +247,8 @@ int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err
         int r;
 
         assert_return(s, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         ioas = LOOKUP_IOAS(s, ioas_id, err);
         for (size_t i = 0; i < s->n_pasids; i++)
@@ -230,6 +335,41 @@ static void session_move_attachment(Session *s, SessionDevice *d, const TopoDevi
         }
 }
 
+/*
+ * The devices of an IOMMU group share one page table: a device of a group whose other device is
+ * attached elsewhere can only join it there (the kernel's EINVAL), or be moved with it (a
+ * replace moves the whole group).
+ */
+static int session_check_group_attach(Session *s, const SessionDevice *d, const TopoDevice *td,
+                                      uint32_t ioas_id, BrokerError *err) {
+        char reason[192];
+
+        if (!td || !td->group || d->ioas_id != 0)
+                return 0;
+        for (size_t i = 0; i < s->n_devices; i++) {
+                const SessionDevice *sib = &s->devices[i];
+                const TopoDevice *st;
+
+                if (sib == d || sib->ioas_id == 0 || sib->ioas_id == ioas_id)
+                        continue;
+                st = topology_find_device(s->host->topology, sib->name);
+                if (!st || st->group != td->group)
+                        continue;
+                snprintf(reason, sizeof(reason),
+                         "it shares IOMMU group %u with %s, whose page table is address space %"
+                         PRIu32, td->group->id, sib->name, sib->ioas_id);
+                broker_error_set(err, -EBUSY, BROKER_ERROR_OBJECT_IN_USE,
+                                 "Device %s (deviceId %" PRIu32 ") cannot go to address space %"
+                                 PRIu32 ": %s; attach it there, or move %s first.",
+                                 d->name, d->id, ioas_id, reason, sib->name);
+                broker_error_add_string(err, "kind", BROKER_KIND_DEVICE);
+                broker_error_add_u64(err, "id", sib->id);
+                broker_error_add_string(err, "reason", reason);
+                return -EBUSY;
+        }
+        return 0;
+}
+
 int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioas_id,
                                     uint32_t *ret_hwpt_id, BrokerError *err) {
         const TopoDevice *td;
@@ -242,9 +382,14 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
         assert_return(s, -EINVAL);
         assert_return(ret_hwpt_id, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         d = LOOKUP_DEVICE(s, device_id, err);
         ioas = LOOKUP_IOAS(s, ioas_id, err);
         td = topology_find_device(s->host->topology, d->name);
+        r = session_check_group_attach(s, d, td, ioas_id, err);
+        if (r < 0)
+                return r;
         if (td) {
                 r = session_check_mappings_in_windows(s, ioas, td, err);
                 if (r < 0)
@@ -252,16 +397,10 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
         }
 
         r = OPS(s)->device_attach(s->ctx, d->id, BACKEND_NO_PASID, &pt, &be);
-        if (r < 0) {
-                if (r == -EADDRINUSE) {
-                        broker_error_set(err, r, BROKER_ERROR_IOVA_IN_USE,
-                                         "A reserved region of device %s collides with a mapping "
-                                         "in address space %" PRIu32 ": %s",
-                                         d->name, ioas_id, error_message(&be));
-                        return r;
-                }
+        if (r == -EADDRINUSE)
+                return session_reserved_in_use(s, ioas, d->name, NULL, 0, &be, err);
+        if (r < 0)
                 return broker_error_from_backend(err, "attach", &be);
-        }
 
         if (d->ioas_id != ioas_id)
                 session_move_attachment(s, d, td, ioas, pt);
@@ -269,15 +408,6 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
         d->hwpt_id = pt;
         *ret_hwpt_id = pt;
         return 0;
-}
-
-static int range_intersect(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1, IovaRange *ret) {
-        uint64_t s0 = MAX(a0, b0), s1 = MIN(a1, b1);
-
-        if (s0 > s1)
-                return 0;
-        *ret = (IovaRange){ .start = s0, .last = s1 };
-        return 1;
 }
 
 int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_t *ret_n,
@@ -292,6 +422,8 @@ int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_
 
         assert_return(s, -EINVAL);
         assert_return(ret && ret_n && ret_alignment, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         LOOKUP_IOAS(s, ioas_id, err);
         for (;;) {
@@ -342,6 +474,8 @@ int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, s
 
         assert_return(s, -EINVAL);
         assert_return(ranges || n == 0, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         ioas = LOOKUP_IOAS(s, ioas_id, err);
         for (size_t i = 0; i < n; i++) {

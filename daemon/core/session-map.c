@@ -14,8 +14,31 @@
 #ifndef F_GET_SEALS
 #define F_GET_SEALS 1034
 #endif
+#ifndef F_SEAL_WRITE
+#define F_SEAL_WRITE 0x0008
+#endif
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
 
 /* ---- mappings -------------------------------------------------------------------------- */
+
+/*
+ * A memfd sealed against writes promises its readers that its contents no longer change: a
+ * device writing through a writeable mapping would break that promise behind the seal (the
+ * kernel's own MAP_FILE takes no write mapping of the file, and pinned pages ignore seals).
+ */
+static int check_write_seals(int fd, BrokerError *err) {
+        int seals = fcntl(fd, F_GET_SEALS);
+
+        if (seals < 0 || !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+                return 0;
+        return broker_error_invalid_fd(err, -EPERM,
+                                       "The memory fd is sealed against writes (%s): a device "
+                                       "must not write to it, map it with writeable false.",
+                                       (seals & F_SEAL_WRITE) ? "F_SEAL_WRITE"
+                                                              : "F_SEAL_FUTURE_WRITE");
+}
 
 static int check_memory_fd(int fd, uint64_t offset, uint64_t length, bool writeable,
                            BrokerError *err) {
@@ -65,6 +88,12 @@ static int check_memory_fd(int fd, uint64_t offset, uint64_t length, bool writea
                 return broker_error_invalid_fd(err, -EBADF,
                                                "A writeable mapping needs a memory fd opened "
                                                "read-write, this one is read-only.");
+        if (writeable) {
+                int r = check_write_seals(fd, err);
+
+                if (r < 0)
+                        return r;
+        }
         if (ADD_OVERFLOW(offset, length, &end) || end > (uint64_t)st.st_size)
                 return broker_error_invalid_range(err, offset, length,
                         "Offset 0x%" PRIx64 " + length 0x%" PRIx64
@@ -95,36 +124,25 @@ static int map_error(BrokerError *err, const Error *be, uint64_t iova, bool fixe
                 return broker_error_invalid_fd(err, -EBADF, "The memory fd cannot be mapped: %s",
                                                error_message(be));
         default:
-                return broker_error_from_backend(err, fixed ? "map at a fixed IOVA" : "map", be);
+                return broker_error_from_backend_range(err, fixed ? "map at a fixed IOVA" : "map",
+                                                       be, iova, length);
         }
 }
 
 /*
- * Map and copy both create one mapping the client holds: charge both the same way so the
- * refund on unmap never depends on how the mapping was made.
- */
-static int session_check_mapping_quota(Session *s, uint64_t length, BrokerError *err) {
-        int r;
-
-        r = session_quota_check(err, BROKER_RESOURCE_MAPPINGS, s->quotas.mappings,
-                                s->usage.mappings, 1);
-        if (r < 0)
-                return r;
-        return session_quota_check(err, BROKER_RESOURCE_PINNED_BYTES, s->quotas.pinned_bytes,
-                                   s->usage.pinned_bytes, length);
-}
-
-/*
- * Records a mapping the backend just made at iova, and charges it.  The allowed list keeps
- * automatic IOVAs inside the principal's windows, but device windows may be narrower: an
- * automatic IOVA outside them is given back, so a refused map leaves nothing behind.  The
- * caller has reserved room for the area, so recording it cannot fail.
+ * Records a mapping the backend just made at iova; the caller charged it (Map and Copy
+ * alike, session_charge_mapping(), so the refund on unmap never depends on how the mapping
+ * was made).  The allowed list keeps automatic IOVAs inside the principal's windows, but
+ * device windows may be narrower: an automatic IOVA outside them is given back with its
+ * charge, so a refused map leaves nothing behind.  The caller has reserved room for the
+ * area, so recording it cannot fail.
  */
 static int session_commit_mapping(Session *s, SessionIoas *ioas, uint32_t ioas_id, uint64_t iova,
                                   uint64_t length, uint32_t flags, bool fixed_iova,
                                   BrokerError *err) {
         if (!fixed_iova && session_check_windows(s, ioas, iova, iova + (length - 1), NULL) < 0) {
                 (void)OPS(s)->ioas_unmap(s->ctx, ioas_id, iova, length, NULL, NULL);
+                session_refund_mappings(s, 1, length);
                 return broker_error_invalid_range(err, iova, length,
                                                   "No free IOVA window of %" PRIu64
                                                   " bytes inside the IOVA windows the policy "
@@ -133,8 +151,6 @@ static int session_commit_mapping(Session *s, SessionIoas *ioas, uint32_t ioas_i
         }
 
         session_ioas_insert_area(ioas, iova, length, flags);
-        s->usage.mappings++;
-        s->usage.pinned_bytes += length;
         return 0;
 }
 
@@ -148,6 +164,8 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
         assert_return(s, -EINVAL);
         assert_return(a, -EINVAL);
         assert_return(ret_iova, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         ioas = LOOKUP_IOAS(s, a->ioas_id, err);
         iova = a->iova;
@@ -184,11 +202,11 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
                         return r;
         }
 
-        r = session_check_mapping_quota(s, a->length, err);
-        if (r < 0)
-                return r;
         if (session_ioas_reserve_area(ioas) < 0)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
+        r = session_charge_mapping(s, a->length, err);
+        if (r < 0)
+                return r;
 
         if (a->readable)
                 flags |= BACKEND_MAP_READABLE;
@@ -197,8 +215,10 @@ int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerE
         r = OPS(s)->ioas_map_file(s->ctx, a->ioas_id,
                                   flags | (a->fixed_iova ? BACKEND_MAP_FIXED_IOVA : 0), a->fd,
                                   a->offset, a->length, &iova, &be);
-        if (r < 0)
+        if (r < 0) {
+                session_refund_mappings(s, 1, a->length);
                 return map_error(err, &be, a->iova, a->fixed_iova, a->length);
+        }
 
         r = session_commit_mapping(s, ioas, a->ioas_id, iova, a->length, flags, a->fixed_iova, err);
         if (r < 0)
@@ -217,6 +237,8 @@ int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
 
         assert_return(s, -EINVAL);
         assert_return(ret_unmapped, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         ioas = LOOKUP_IOAS(s, ioas_id, err);
         if (iova == 0 && length == UINT64_MAX)
@@ -259,13 +281,12 @@ int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
 
         r = OPS(s)->ioas_unmap(s->ctx, ioas_id, iova, length, &unmapped, &be);
         if (r < 0)
-                return broker_error_from_backend(err, "unmap", &be);
+                return broker_error_from_backend_range(err, "unmap", &be, iova, length);
 
         memmove(&ioas->areas[first], &ioas->areas[end],
                 (ioas->n_areas - end) * sizeof(SessionArea));
-        s->usage.mappings -= end - first;
         ioas->n_areas -= end - first;
-        s->usage.pinned_bytes -= refund;
+        session_refund_mappings(s, end - first, refund);
         *ret_unmapped = unmapped;
         return 0;
 }
@@ -282,6 +303,8 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
         assert_return(s, -EINVAL);
         assert_return(a, -EINVAL);
         assert_return(ret_iova, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         src = LOOKUP_IOAS(s, a->src_ioas_id, err);
         dst = LOOKUP_IOAS(s, a->dst_ioas_id, err);
@@ -310,22 +333,24 @@ int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, Broke
                         return r;
         }
 
-        /* A copy pins nothing new in the kernel, but it is a mapping the client holds. */
-        r = session_check_mapping_quota(s, a->length, err);
-        if (r < 0)
-                return r;
         /* The copy inherits the source mapping's permissions; read them before the
          * reservation below may move the area array (src and dst can be the same). */
         flags = area->flags;
         area = NULL;
         if (session_ioas_reserve_area(dst) < 0)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
+        /* A copy pins nothing new in the kernel, but it is a mapping the client holds. */
+        r = session_charge_mapping(s, a->length, err);
+        if (r < 0)
+                return r;
 
         r = OPS(s)->ioas_copy(s->ctx, a->dst_ioas_id, a->src_ioas_id,
                               flags | (a->fixed_iova ? BACKEND_MAP_FIXED_IOVA : 0), a->src_iova,
                               a->length, &iova, &be);
-        if (r < 0)
+        if (r < 0) {
+                session_refund_mappings(s, 1, a->length);
                 return map_error(err, &be, a->dst_iova, a->fixed_iova, a->length);
+        }
 
         r = session_commit_mapping(s, dst, a->dst_ioas_id, iova, a->length, flags, a->fixed_iova,
                                    err);

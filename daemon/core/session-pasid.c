@@ -251,6 +251,8 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
         assert_return(a, -EINVAL);
         assert_return(ret_pasid && ret_hwpt_id, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         d = LOOKUP_DEVICE(s, a->device_id, err);
         nested = a->stage1_type != BACKEND_HWPT_DATA_NONE;
         (void)LOOKUP_IOAS(s, a->ioas_id, err);
@@ -260,9 +262,9 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
         r = session_choose_pasid(s, d, a, &pasid, err);
         if (r < 0)
                 return r;
-        r = session_quota_check(err, BROKER_RESOURCE_PASIDS, s->quotas.pasids, s->usage.pasids, 1);
-        if (r < 0)
-                return r;
+        /* Checked here so that a refused bind says so before any other refusal; charged below. */
+        if (s->principal->used.pasids >= s->quotas.pasids)
+                return session_quota_exceeded(s, SESSION_RESOURCE_PASIDS, 1, err);
         if (nested) {
                 r = session_check_stage1(s, d, a, err);
                 if (r < 0)
@@ -277,16 +279,22 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
         if (!arr)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         s->pasids = arr;
-
-        r = session_alloc_pasid_tables(s, d, a, &parent, &hwpt, err);
+        r = session_charge(s, SESSION_RESOURCE_PASIDS, 1, err);
         if (r < 0)
                 return r;
+
+        r = session_alloc_pasid_tables(s, d, a, &parent, &hwpt, err);
+        if (r < 0) {
+                session_refund(s, SESSION_RESOURCE_PASIDS, 1);
+                return r;
+        }
         pt = hwpt;
         r = OPS(s)->device_attach(s->ctx, d->id, pasid, &pt, &be);
         if (r < 0) {
                 (void)OPS(s)->destroy(s->ctx, hwpt, NULL);
                 if (parent)
                         (void)OPS(s)->destroy(s->ctx, parent, NULL);
+                session_refund(s, SESSION_RESOURCE_PASIDS, 1);
                 return pasid_backend_error(err, "attach the PASID", &be, r);
         }
 
@@ -302,7 +310,6 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
         };
         if (nested)
                 memcpy(s->pasids[s->n_pasids - 1].stage1, a->stage1_data, a->stage1_len);
-        s->usage.pasids++;
         *ret_pasid = pasid;
         *ret_hwpt_id = hwpt;
         return 0;
@@ -324,7 +331,7 @@ static void session_release_pasid(Session *s, SessionPasid *p) {
                 log_debug("Destroying HWPT %" PRIu32 " failed, ignoring: %s", p->parent_id,
                           error_message(&be));
         *p = s->pasids[--s->n_pasids];
-        s->usage.pasids--;
+        session_refund(s, SESSION_RESOURCE_PASIDS, 1);
 }
 
 int session_unbind_pasid(Session *s, uint32_t device_id, uint32_t pasid, BrokerError *err) {
@@ -332,6 +339,8 @@ int session_unbind_pasid(Session *s, uint32_t device_id, uint32_t pasid, BrokerE
         char id[32];
 
         assert_return(s, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         (void)LOOKUP_DEVICE(s, device_id, err);
         p = session_find_pasid(s, device_id, pasid);
@@ -369,6 +378,8 @@ int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void
         assert_return(fn, -EINVAL);
         assert_return(ret, -EINVAL);
 
+        REFUSE_IF_DELEGATED(s, err);
+
         if (device_id != FAULT_WATCH_ALL)
                 (void)LOOKUP_DEVICE(s, device_id, err);
         r = session_ensure_faults(s, err);
@@ -392,6 +403,8 @@ int session_watch_faults(Session *s, uint32_t device_id, FaultDeliverFn fn, void
 
 int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerError *err) {
         assert_return(s, -EINVAL);
+
+        REFUSE_IF_DELEGATED(s, err);
 
         if (code != FAULT_RESPONSE_SUCCESS && code != FAULT_RESPONSE_INVALID)
                 return invalid_parameter(err, "code", "Fault response code %" PRIu32

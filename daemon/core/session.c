@@ -92,17 +92,6 @@ Session *session_host_claim_owner(SessionHost *h, const char *device) {
         return c ? c->owner : NULL;
 }
 
-size_t session_host_count_uid(const SessionHost *h, uid_t uid) {
-        size_t n = 0;
-
-        assert_return(h, 0);
-
-        for (Session *s = h->sessions; s; s = s->next)
-                if (s->creds->uid == uid)
-                        n++;
-        return n;
-}
-
 void session_host_done(SessionHost *h) {
         assert(h);
 
@@ -113,6 +102,8 @@ void session_host_done(SessionHost *h) {
         free(h->claims);
         h->claims = NULL;
         h->n_claims = 0;
+        /* Each session took its row of the usage table with it. */
+        assert(!h->principals);
 }
 
 /* ---- lifetime -------------------------------------------------------------------------- */
@@ -124,12 +115,29 @@ Session *session_alloc(SessionHost *host, PeerCreds *creds) {
         s = calloc(1, sizeof(*s));
         if (!s)
                 return NULL;
+        s->principal = session_principal_ref(host, creds->uid);
+        if (!s->principal) {
+                free(s);
+                return NULL;
+        }
         s->host = host;
         s->creds = creds;
         peer_creds_describe(creds, s->description, sizeof(s->description));
         session_principal(s, &p);
         policy_quotas(host->policy, &p, &s->quotas);
         return s;
+}
+
+void session_discard(Session *s) {
+        if (!s)
+                return;
+        session_refund_all(s);
+        session_principal_unref(s->host, s->principal);
+        free(s);
+}
+
+static void session_discardp(Session **s) {
+        session_discard(*s);
 }
 
 void session_link(Session *s) {
@@ -143,9 +151,8 @@ void session_link(Session *s) {
 }
 
 int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err) {
-        _cleanup_free_ Session *s = NULL;
+        _cleanup_(session_discardp) Session *s = NULL;
         Error be = ERROR_INIT;
-        size_t used;
         int r;
 
         assert_return(ret, -EINVAL);
@@ -156,12 +163,11 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
         if (!s)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
 
-        /* Checked here so that the socket and the bus count one limit the same way, and before
+        /* Charged here so that the socket and the bus count one limit the same way, and before
          * anything is opened for a client that is refused. */
-        used = session_host_count_uid(host, creds->uid);
-        if (used >= s->quotas.connections)
-                return broker_error_quota(err, BROKER_RESOURCE_CONNECTIONS, s->quotas.connections,
-                                          used, 1);
+        r = session_add_connection(s, err);
+        if (r < 0)
+                return r;
 
         r = host->backend->ops->context_new(host->backend, &s->ctx, &be);
         if (r < 0)
@@ -203,6 +209,9 @@ Session *session_free(Session *s) {
         free(s->gone);
         /* Closing the context destroys every remaining kernel object of this session at once. */
         backend_context_free(s->ctx);
+        /* What the session held is its principal's again, before anyone hears it is gone. */
+        session_refund_all(s);
+        session_principal_unref(s->host, s->principal);
 
         if (s->prev)
                 s->prev->next = s->next;
@@ -268,6 +277,7 @@ void session_get_info(const Session *s, SessionInfo *ret) {
         *ret = (SessionInfo){
                 .creds = s->creds,
                 .usage = s->usage,
+                .principal_usage = s->principal->used,
                 .quotas = s->quotas,
                 .policy_generation = policy_generation(s->host->policy),
         };
@@ -275,23 +285,6 @@ void session_get_info(const Session *s, SessionInfo *ret) {
                 fault_stream_get_counters(s->faults, &ret->faults);
                 ret->usage.fault_queue_depth = ret->faults.pending;
         }
-}
-
-size_t session_usage_rows(const SessionInfo *info, SessionUsage ret[static SESSION_USAGE_MAX]) {
-        size_t n = 0;
-
-        assert_return(info, 0);
-
-#define ROW(name, field)                                                                           \
-        ret[n++] = (SessionUsage){ name, info->usage.field, info->quotas.field }
-        ROW(BROKER_RESOURCE_PINNED_BYTES, pinned_bytes);
-        ROW(BROKER_RESOURCE_ADDRESS_SPACES, address_spaces);
-        ROW(BROKER_RESOURCE_MAPPINGS, mappings);
-        ROW(BROKER_RESOURCE_DEVICES, devices);
-        ROW(BROKER_RESOURCE_PASIDS, pasids);
-        ROW(BROKER_RESOURCE_FAULT_QUEUE_DEPTH, fault_queue_depth);
-#undef ROW
-        return n;
 }
 
 /* ---- lookups --------------------------------------------------------------------------- */
@@ -356,77 +349,6 @@ const char *session_device_name(const Session *s, uint32_t device_id) {
                 if (s->devices[i].id == device_id)
                         return s->devices[i].name;
         return NULL;
-}
-
-/* ---- quotas ---------------------------------------------------------------------------- */
-
-int session_quota_check(BrokerError *err, const char *resource, uint64_t limit, uint64_t used,
-                        uint64_t want) {
-        uint64_t total;
-
-        if (ADD_OVERFLOW(used, want, &total) || total > limit)
-                return broker_error_quota(err, resource, limit, used, want);
-        return 0;
-}
-
-/* ---- delegation ------------------------------------------------------------------------ */
-
-int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *err) {
-        SessionDevice *d = LOOKUP_DEVICE(s, device_id, err);
-        Error be = ERROR_INIT;
-        int r;
-
-        if (!OPS(s)->device_fd)
-                return broker_error_not_supported(err, "device-fd",
-                                                  "With the %s backend a client opens its device "
-                                                  "itself and passes the fd to AttachDevice.",
-                                                  s->host->backend->ops->name);
-        if (d->ioas_id == 0) {
-                broker_error_set(err, -EINVAL, BROKER_ERROR_INVALID_PARAMETER,
-                                 "Device %s (id %" PRIu32 ") is not attached to an address "
-                                 "space: its VFIO fd exists only then.",
-                                 d->name, device_id);
-                broker_error_add_string(err, "parameter", "deviceId");
-                return -EINVAL;
-        }
-        r = OPS(s)->device_fd(s->ctx, d->id, ret_fd, &be);
-        if (r < 0)
-                return broker_error_from_backend(err, "open the device", &be);
-        return 0;
-}
-
-int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
-        Principal p;
-        int fd, dup_fd;
-
-        assert_return(s, -EINVAL);
-        assert_return(ret_fd, -EINVAL);
-
-        session_principal(s, &p);
-        if (!policy_allows_delegation(s->host->policy, &p)) {
-                broker_error_set(err, -EPERM, BROKER_ERROR_POLICY_DENIED,
-                                 "The policy does not allow %s to receive an iommufd.",
-                                 s->description);
-                broker_error_add_string(err, "device", "");
-                broker_error_add_string(err, "step", "delegation");
-                broker_error_add_string(err, "reason",
-                                        "delegation is not granted to this principal");
-                return -EPERM;
-        }
-        fd = OPS(s)->context_fd(s->ctx);
-        if (fd == -EOPNOTSUPP)
-                return broker_error_not_supported(err, "delegation",
-                                                  "The %s backend has no iommufd to delegate.",
-                                                  s->host->backend->ops->name);
-        if (fd < 0)
-                return broker_error_set(err, fd, BROKER_ERROR_BACKEND_ERROR,
-                                        "The session has no iommufd: %s", strerror(-fd));
-        dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (dup_fd < 0)
-                return broker_error_set(err, -errno, BROKER_ERROR_BACKEND_ERROR,
-                                        "Duplicating the iommufd failed: %s", strerror(errno));
-        *ret_fd = dup_fd;
-        return 0;
 }
 
 /* ---- reload ---------------------------------------------------------------------------- */

@@ -10,8 +10,11 @@
  * A session owns one backend context (one iommufd), so it can never name
  * another session's kernel objects; every id a client passes is looked up in
  * this session's own tables first (NoSuchObject otherwise).  Usage is charged
- * against the principal's quotas before anything is allocated and refunded on
- * every failure path, so a failed call costs nothing.
+ * before anything is allocated and refunded on every failure path, so a failed
+ * call costs nothing.  Quotas are per principal (the uid): every session of a
+ * uid, on every transport, and every connection of it (joined ones and D-Bus
+ * sessions included) is charged to one row of the host's usage table, and each
+ * charge checks that row's total against the asking session's quotas.
  *
  * Devices are exclusive across sessions: a device, or any device of its IOMMU
  * group, claimed by one session is DeviceBusy for every other.  The claim table
@@ -36,6 +39,7 @@
 
 typedef struct Session Session;
 typedef struct SessionClaim SessionClaim;
+typedef struct SessionPrincipal SessionPrincipal;
 
 /* What happens to a session, for SessionHost.on_session. */
 typedef enum SessionEvent {
@@ -56,6 +60,7 @@ typedef struct SessionHost {
         size_t n_sessions;
         SessionClaim *claims; /* device name → session */
         size_t n_claims;
+        SessionPrincipal *principals; /* what each uid holds across its sessions */
         /*
          * Asked before a device is reported busy: if every client of holder is
          * gone (killed, with its disconnect not processed yet), free holder now
@@ -90,8 +95,12 @@ bool session_group_viable(const TopoGroup *g);
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self);
 /* The session that claimed exactly this device, or NULL. */
 Session *session_host_claim_owner(SessionHost *h, const char *device);
-/* Sessions of one uid, for the connections-per-uid limit. */
-size_t session_host_count_uid(const SessionHost *h, uid_t uid);
+/*
+ * What uid holds across all its sessions and transports, the totals its quotas are checked
+ * against, and how many sessions it has.  -ENOENT when it has none.
+ */
+int session_host_principal_usage(const SessionHost *h, uid_t uid, PolicyQuotas *ret,
+                                 unsigned *ret_sessions);
 
 typedef struct SessionDeviceInfo {
         uint32_t device_id;       /* this session's handle (the backend's device id) */
@@ -123,8 +132,9 @@ typedef struct SessionCopyArgs {
 
 typedef struct SessionInfo {
         const PeerCreds *creds;
-        PolicyQuotas usage;       /* same fields, counted */
-        PolicyQuotas quotas;
+        PolicyQuotas usage;       /* same fields, counted: this session's own share */
+        PolicyQuotas principal_usage; /* the principal's totals, every session and transport */
+        PolicyQuotas quotas;      /* this session's quotas, on the principal's totals */
         uint64_t policy_generation;
         FaultCounters faults;     /* all zero until the session has a fault queue */
 } SessionInfo;
@@ -146,9 +156,10 @@ typedef struct SessionBindPasidArgs {
 
 /*
  * Creates a session for creds (taken on success), with its own backend
- * context, and links it into host.  Quotas come from the current policy;
- * QuotaExceeded (connections) when creds' uid already holds as many sessions
- * as the policy allows, over any transport.
+ * context, and links it into host.  Quotas come from the current policy.  The
+ * session counts as one connection of its principal: QuotaExceeded
+ * (connections) when creds' uid already has as many connections as the policy
+ * allows, over any transport.
  */
 int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err);
 /* Releases every device, object, claim and the context; unlinks.  Accepts NULL. */
@@ -207,23 +218,47 @@ int session_copy(Session *s, const SessionCopyArgs *args, uint64_t *ret_iova, Br
  */
 int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *err);
 
-/* A duplicate of the session's iommufd, where the policy allows delegation. */
+/*
+ * A fresh iommufd for the client (owned by the caller), where the policy allows delegation
+ * (PolicyDenied step "delegation"), the backend has one and can switch it to per-process
+ * accounting (IOMMU_OPTION_RLIMIT_MODE 1: what the client pins is charged to the process that
+ * maps, against its RLIMIT_MEMLOCK; NotSupported "delegation" otherwise), and the session holds
+ * nothing and has not delegated before (ObjectInUse kind "session").  iommud keeps no copy.
+ * From then on every method that would act on the session's iommufd answers NotSupported
+ * {feature: "mediation"}; the session stays, and counts as a connection.
+ */
 int session_delegate(Session *s, int *ret_fd, BrokerError *err);
+bool session_is_delegated(const Session *s);
+
+/*
+ * Another connection of the client joins s (JoinSession) or leaves it while
+ * others stay: the connection is counted to s and its principal.  A session
+ * counts the connection that made it from session_new() until session_free().
+ * session_add_connection() is QuotaExceeded (connections) at the principal's
+ * quota.  session_move_connection() moves one connection of a session being
+ * given up to another session of the same principal: the principal's total
+ * does not change.
+ */
+int session_add_connection(Session *s, BrokerError *err);
+void session_remove_connection(Session *s);
+int session_move_connection(Session *from, Session *to);
 
 void session_get_info(const Session *s, SessionInfo *ret);
 
 typedef struct SessionUsage {
         const char *resource;     /* BROKER_RESOURCE_* */
-        uint64_t used;
-        uint64_t limit;
+        uint64_t used;            /* this session's share */
+        uint64_t principal_used;  /* every session of the principal, on every transport */
+        uint64_t limit;           /* on principal_used, or on used unless per_principal */
+        bool per_principal;       /* false: faultQueueDepth, a limit of each session */
 } SessionUsage;
 
-#define SESSION_USAGE_MAX 6
+#define SESSION_USAGE_MAX 7
 
 /*
- * The per-session quotas of info as rows, in the order every transport reports
- * them, so that the socket and the bus cannot list different resources.
- * Returns the number of rows.
+ * The quotas of info as rows, in the order every transport reports them, so
+ * that the socket and the bus cannot list different resources.  Returns the
+ * number of rows.
  */
 size_t session_usage_rows(const SessionInfo *info, SessionUsage ret[static SESSION_USAGE_MAX]);
 

@@ -592,11 +592,15 @@ static int prop_usage(sd_bus *bus, const char *path, const char *interface, cons
         size_t n_rows;
         int r;
 
+        /* Usage: this session's share; PrincipalUsage: what its uid holds on every transport. */
+        bool principal = streq(property, "PrincipalUsage");
+
         session_get_info(s, &info);
         n_rows = session_usage_rows(&info, rows);
         r = sd_bus_message_open_container(reply, 'a', "(stt)");
         for (size_t i = 0; r >= 0 && i < n_rows; i++)
-                r = sd_bus_message_append(reply, "(stt)", rows[i].resource, rows[i].used,
+                r = sd_bus_message_append(reply, "(stt)", rows[i].resource,
+                                          principal ? rows[i].principal_used : rows[i].used,
                                           rows[i].limit);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
@@ -613,6 +617,7 @@ const sd_bus_vtable bus_session_vtable[] = {
         SD_BUS_PROPERTY("Devices", "u", prop_counts, 0, 0),
         SD_BUS_PROPERTY("AddressSpaces", "u", prop_counts, 0, 0),
         SD_BUS_PROPERTY("Usage", "a(stt)", prop_usage, 0, 0),
+        SD_BUS_PROPERTY("PrincipalUsage", "a(stt)", prop_usage, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("AttachDevice", SD_BUS_ARGS("h", fd),
                                 SD_BUS_RESULT("u", device_id, "s", bdf, "u", group, "y",
                                               pasid_bits, "as", capabilities),

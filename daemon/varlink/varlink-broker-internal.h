@@ -78,7 +78,7 @@ int broker_reply(VarlinkCall *call, json_object *p);
 int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value);
 /* {"<key>": 0} with fd as the one fd of the reply (index 0); takes fd in every case. */
 int broker_reply_fd(VarlinkCall *call, const char *key, int fd);
-/* The protocol error e, with its IDL parameters. */
+/* The protocol error e, with its IDL parameters (varlink-broker-errors.c checks them). */
 int broker_reply_error(VarlinkCall *call, const BrokerError *e);
 /* The same, with the index of the fd the client sent for an InvalidFd. */
 int broker_reply_error_fd(VarlinkCall *call, BrokerError *e, uint32_t index);

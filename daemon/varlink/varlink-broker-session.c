@@ -30,21 +30,22 @@ int broker_method_delegate(VarlinkCall *call, json_object *params, VarlinkCallFl
         return broker_reply_fd(call, "iommufd", fd);
 }
 
-static json_object *usage_json(const char *resource, uint64_t used, uint64_t limit) {
+json_object *broker_usage_json(const SessionUsage *u) {
         json_object *o = json_object_new_object();
 
         if (!o)
                 return NULL;
-        (void)json_util_add(o, "resource", json_object_new_string(resource));
-        (void)json_util_add(o, "used", broker_u64_node(used));
-        if (limit != UINT64_MAX)
-                (void)json_util_add(o, "limit", broker_u64_node(limit));
+        (void)json_util_add(o, "resource", json_object_new_string(u->resource));
+        (void)json_util_add(o, "used", broker_u64_node(u->used));
+        if (u->per_principal)
+                (void)json_util_add(o, "principalUsed", broker_u64_node(u->principal_used));
+        if (u->limit != UINT64_MAX)
+                (void)json_util_add(o, "limit", broker_u64_node(u->limit));
         return o;
 }
 
 int broker_method_get_session(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                               void *userdata) {
-        Broker *b = userdata;
         SessionUsage rows[SESSION_USAGE_MAX];
         BrokerSession *bs;
         SessionInfo info;
@@ -81,12 +82,7 @@ int broker_method_get_session(VarlinkCall *call, json_object *params, VarlinkCal
 
         n_rows = session_usage_rows(&info, rows);
         for (size_t i = 0; i < n_rows; i++)
-                json_object_array_add(usage,
-                                      usage_json(rows[i].resource, rows[i].used, rows[i].limit));
-        json_object_array_add(usage,
-                              usage_json(BROKER_RESOURCE_CONNECTIONS,
-                                         session_host_count_uid(b->host, info.creds->uid),
-                                         info.quotas.connections));
+                json_object_array_add(usage, broker_usage_json(&rows[i]));
 
         (void)json_util_add(out, "principal", pr);
         (void)json_util_add(out, "usage", usage);
@@ -161,6 +157,8 @@ int broker_method_join_session(VarlinkCall *call, json_object *params, VarlinkCa
         r = broker_session_add_conn(target, c);
         if (r < 0)
                 return r;
+        /* The connection is counted to its principal once: it moves with it. */
+        (void)session_move_connection(cur->session, target->session);
         if (target->grace) {
                 /* A session that survived a restart is reclaimed: it stays. */
                 event_free(target->grace);

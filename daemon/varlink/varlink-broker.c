@@ -105,51 +105,17 @@ static void broker_session_remove_conn(BrokerSession *bs, VarlinkConnection *c) 
                         break;
                 }
         varlink_connection_set_userdata(c, NULL);
+        /* The last connection's count goes with the session; a joined one's here. */
         if (bs->n_conns == 0)
                 broker_session_free(bs);
+        else
+                session_remove_connection(bs->session);
 }
 
 /* ---- replies --------------------------------------------------------------------------- */
 
 json_object *broker_u64_node(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
-}
-
-int broker_reply_error(VarlinkCall *call, const BrokerError *e) {
-        json_object *p = json_object_new_object();
-
-        if (!p)
-                return -ENOMEM;
-        for (size_t i = 0; i < e->n_params; i++) {
-                const BrokerErrorParam *bp = &e->params[i];
-                json_object *v = NULL;
-
-                switch (bp->type) {
-                case BROKER_PARAM_STRING:
-                        v = json_object_new_string(bp->str);
-                        break;
-                case BROKER_PARAM_U64:
-                        v = broker_u64_node(bp->u64);
-                        break;
-                case BROKER_PARAM_I64:
-                        v = json_object_new_int64(bp->i64);
-                        break;
-                case BROKER_PARAM_BOOL:
-                        v = json_object_new_boolean(bp->b);
-                        break;
-                }
-                (void)json_util_add(p, bp->key, v);
-        }
-        log_debug("%s: %s: %s", varlink_call_get_method(call),
-                  e->error.name ?: BROKER_ERROR_BACKEND_ERROR, error_message(&e->error));
-        return varlink_call_error(call, e->error.name ?: BROKER_ERROR_BACKEND_ERROR, p);
-}
-
-/* InvalidFd names the index of the fd the client sent. */
-int broker_reply_error_fd(VarlinkCall *call, BrokerError *e, uint32_t index) {
-        if (e->error.name && streq(e->error.name, BROKER_ERROR_INVALID_FD))
-                broker_error_add_u64(e, "index", index);
-        return broker_reply_error(call, e);
 }
 
 BrokerSession *broker_call_broker_session(VarlinkCall *call) {

@@ -50,6 +50,20 @@ void broker_set_lifecycle(Broker *b, struct event_base *base, uint64_t reclaim_g
                           void (*changed)(void *userdata), void *userdata);
 /* {serial, token, principal, session}: the session's record for the state memfd. */
 int broker_session_to_json(const Session *s, json_object **ret);
+/*
+ * One row of usage as org.iommud.Broker's and org.iommud.Manager's Usage type say: resource,
+ * used (the session's), principalUsed (its uid's, where the limit is the principal's) and
+ * limit (absent when unlimited).
+ */
+json_object *broker_usage_json(const SessionUsage *u);
+
+typedef struct VarlinkIdl VarlinkIdl;
+/*
+ * Whether e is an error org.iommud.Broker declares (or org.varlink.service.InvalidParameter)
+ * with exactly its parameters: every required one, no other, each of the declared type.
+ * -EBADMSG naming the difference.  Every error the broker sends is held to it.
+ */
+int broker_error_check_idl(const VarlinkIdl *idl, const BrokerError *e, Error *err);
 /* The number naming the session's fds in the fd store ("s<serial>-..."). */
 uint64_t broker_session_serial(const Session *s);
 /*

@@ -26,7 +26,8 @@ typedef struct Parser {
         int depth;
         Expect expect;
         const char *keyword;
-        bool method_input;         /* the '(' after a method's name opens its parameters */
+        bool method_input;         /* the '(' after a method's or error's name opens its parameters */
+        bool error_input;          /* ... and they are an error's */
         bool in_input;             /* inside those parameters */
         const char *word;          /* the last word at depth 1 of the input, for "name:" */
         size_t word_len;
@@ -78,6 +79,9 @@ VarlinkIdl *varlink_idl_free(VarlinkIdl *idl) {
         for (size_t i = 0; idl->parameters && i < idl->n_methods; i++)
                 parameters_free(&idl->parameters[i]);
         free(idl->parameters);
+        for (size_t i = 0; idl->error_parameters && i < idl->n_errors; i++)
+                parameters_free(&idl->error_parameters[i]);
+        free(idl->error_parameters);
         strv_free(idl->methods, idl->n_methods);
         strv_free(idl->errors, idl->n_errors);
         free(idl);
@@ -142,9 +146,15 @@ static char lex(Parser *ps, const char **ret_word, size_t *ret_len) {
         return *ps->p++;
 }
 
-/* Records the parameter "word:" of the method declared last; its type comes next. */
+/* The parameters being read: of the method, or the error, declared last. */
+static VarlinkIdlParameters *current_parameters(Parser *ps) {
+        return ps->error_input ? &ps->idl->error_parameters[ps->idl->n_errors - 1]
+                               : &ps->idl->parameters[ps->idl->n_methods - 1];
+}
+
+/* Records the parameter "word:" of the member declared last; its type comes next. */
 static int add_parameter(Parser *ps) {
-        VarlinkIdlParameters *params = &ps->idl->parameters[ps->idl->n_methods - 1];
+        VarlinkIdlParameters *params = current_parameters(ps);
         VarlinkIdlParameter *a;
 
         a = realloc(params->items, (params->n + 1) * sizeof(*a));
@@ -160,7 +170,7 @@ static int add_parameter(Parser *ps) {
 
 /* The first token of the last parameter's type ("?" only marks it optional). */
 static int set_parameter_type(Parser *ps, char token, const char *w, size_t len) {
-        VarlinkIdlParameters *params = &ps->idl->parameters[ps->idl->n_methods - 1];
+        VarlinkIdlParameters *params = current_parameters(ps);
         VarlinkIdlParameter *last = &params->items[params->n - 1];
 
         if (token == '?') {
@@ -219,15 +229,21 @@ static int add_member(Parser *ps, const char *w, size_t len, Error *err) {
         ps->expect = EXPECT_KEYWORD;
         if (ps->keyword[0] == 't')
                 return strv_push(&idl->types, &idl->n_types, w, len);
-        if (ps->keyword[0] == 'e')
-                return strv_push(&idl->errors, &idl->n_errors, w, len);
 
-        VarlinkIdlParameters *a = realloc(idl->parameters, (idl->n_methods + 1) * sizeof(*a));
+        /* A method's input or an error's parameters follow, in parentheses. */
+        bool error = ps->keyword[0] == 'e';
+        VarlinkIdlParameters **list = error ? &idl->error_parameters : &idl->parameters;
+        size_t n = error ? idl->n_errors : idl->n_methods;
+        VarlinkIdlParameters *a = realloc(*list, (n + 1) * sizeof(*a));
+
         if (!a)
                 return -ENOMEM;
-        idl->parameters = a;
-        a[idl->n_methods] = (VarlinkIdlParameters){};
+        *list = a;
+        a[n] = (VarlinkIdlParameters){};
         ps->method_input = true;
+        ps->error_input = error;
+        if (error)
+                return strv_push(&idl->errors, &idl->n_errors, w, len);
         return strv_push(&idl->methods, &idl->n_methods, w, len);
 }
 
@@ -333,6 +349,15 @@ const VarlinkIdlParameters *varlink_idl_method_parameters(const VarlinkIdl *idl,
         for (size_t i = 0; i < idl->n_methods; i++)
                 if (streq(idl->methods[i], name))
                         return &idl->parameters[i];
+        return NULL;
+}
+
+const VarlinkIdlParameters *varlink_idl_error_parameters(const VarlinkIdl *idl,
+                                                         const char *name) {
+        assert_return(idl && name, NULL);
+        for (size_t i = 0; i < idl->n_errors; i++)
+                if (streq(idl->errors[i], name))
+                        return &idl->error_parameters[i];
         return NULL;
 }
 

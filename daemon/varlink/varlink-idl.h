@@ -4,11 +4,12 @@
 /*
  * A reader of Varlink interface definitions that goes as far as the daemon
  * needs: the interface name, the names of its types, methods and errors, and
- * each method's parameters (name, optional or not, the first token of the
- * type), with the text checked for balanced parentheses and valid names.  It
- * lets tests assert that an interface table implements every method its IDL
- * declares, and nothing else, and that each method's parameter table decodes
- * exactly the parameters the IDL gives it.
+ * the parameters of each method's input and of each error (name, optional or
+ * not, the first token of the type), with the text checked for balanced
+ * parentheses and valid names.  It lets tests assert that an interface table
+ * implements every method its IDL declares, and nothing else, that each
+ * method's parameter table decodes exactly the parameters the IDL gives it,
+ * and that every error carries the parameters the IDL declares for it.
  */
 
 #include <stdbool.h>
@@ -37,6 +38,7 @@ typedef struct VarlinkIdl {
         VarlinkIdlParameters *parameters; /* of methods[i] */
         size_t n_methods;
         char **errors;
+        VarlinkIdlParameters *error_parameters; /* of errors[i] */
         size_t n_errors;
 } VarlinkIdl;
 
@@ -49,6 +51,8 @@ bool varlink_idl_has_method(const VarlinkIdl *idl, const char *name);
 bool varlink_idl_has_error(const VarlinkIdl *idl, const char *name);
 /* The input parameters of a method, NULL when the IDL has no such method. */
 const VarlinkIdlParameters *varlink_idl_method_parameters(const VarlinkIdl *idl, const char *name);
+/* The parameters of an error, NULL when the IDL has no such error. */
+const VarlinkIdlParameters *varlink_idl_error_parameters(const VarlinkIdl *idl, const char *name);
 
 /*
  * Checks that iface's method table and its IDL text agree: same interface

@@ -13,6 +13,7 @@
 #include "assert-util.h"
 #include "explain.h"
 #include "json-util.h"
+#include "varlink-broker.h"
 #include "varlink-manager-idl.h"
 #include "varlink-manager.h"
 #include "policy.h"
@@ -213,21 +214,13 @@ static int method_get_status(VarlinkCall *call, json_object *params, VarlinkCall
         return varlink_call_reply(call, out);
 }
 
-static json_object *usage_json(const char *resource, uint64_t used, uint64_t limit) {
-        json_object *o = json_object_new_object();
-
-        (void)json_util_add(o, "resource", json_object_new_string(resource));
-        (void)json_util_add(o, "used", u64_node(used));
-        if (limit != UINT64_MAX)
-                (void)json_util_add(o, "limit", u64_node(limit));
-        return o;
-}
-
 static json_object *session_json(ManagerVarlink *mv, Session *s) {
         SessionHost *h = mv->cfg.host;
         json_object *o = json_object_new_object(), *devs = json_object_new_array(),
                     *usage = json_object_new_array();
+        SessionUsage rows[SESSION_USAGE_MAX];
         SessionInfo info;
+        size_t n_rows;
 
         if (!o || !devs || !usage) {
                 json_object_put(o);
@@ -240,14 +233,9 @@ static json_object *session_json(ManagerVarlink *mv, Session *s) {
                 if (session_host_claim_owner(h, h->topology->devices[i]->name) == s)
                         json_object_array_add(devs,
                                               json_object_new_string(h->topology->devices[i]->name));
-        json_object_array_add(usage, usage_json("pinnedBytes", info.usage.pinned_bytes,
-                                                info.quotas.pinned_bytes));
-        json_object_array_add(usage, usage_json("addressSpaces", info.usage.address_spaces,
-                                                info.quotas.address_spaces));
-        json_object_array_add(usage, usage_json("mappings", info.usage.mappings,
-                                                info.quotas.mappings));
-        json_object_array_add(usage, usage_json("devices", info.usage.devices, info.quotas.devices));
-        json_object_array_add(usage, usage_json("pasids", info.usage.pasids, info.quotas.pasids));
+        n_rows = session_usage_rows(&info, rows);
+        for (size_t i = 0; i < n_rows; i++)
+                json_object_array_add(usage, broker_usage_json(&rows[i]));
         (void)json_util_add(o, "id", u64_node(manager_varlink_session_id(mv, s)));
         (void)json_util_add(o, "uid", u64_node(info.creds->uid));
         (void)json_util_add(o, "gid", u64_node(info.creds->gid));

@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <json-c/json.h>
 
 #include "assert-util.h"
 #include "backend-sim.h"
+#include "base64.h"
 #include "json-util.h"
 #include "varlink-simulator.h"
 
@@ -117,6 +120,124 @@ static int method_inject_fault(VarlinkCall *call, json_object *params, VarlinkCa
         return reply_injected(call, &p, n, r, &e);
 }
 
+/* The most bytes one InjectDMA moves, and their base64 length. */
+#define SIMULATOR_MAX_DMA (1024 * 1024)
+#define SIMULATOR_MAX_DMA_BASE64 ((SIMULATOR_MAX_DMA + 2) / 3 * 4)
+
+typedef struct InjectDmaParams {
+        const char *device;
+        uint32_t pasid;
+        uint64_t iova;
+        bool write;
+        const char *data;
+        uint64_t length;
+} InjectDmaParams;
+
+static const JsonDispatchField inject_dma_parameters[] = {
+        { "device", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED,
+          offsetof(InjectDmaParams, device) },
+        { "pasid", JSON_DISPATCH_UINT32, JSON_DISPATCH_NULLABLE, offsetof(InjectDmaParams, pasid) },
+        { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(InjectDmaParams, iova) },
+        { "write", JSON_DISPATCH_BOOL, JSON_DISPATCH_REQUIRED, offsetof(InjectDmaParams, write) },
+        { "data", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE, offsetof(InjectDmaParams, data),
+          .max = SIMULATOR_MAX_DMA_BASE64 },
+        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_NULLABLE,
+          offsetof(InjectDmaParams, length), .min = 1, .max = SIMULATOR_MAX_DMA },
+        {},
+};
+
+/* The buffer of the DMA: the bytes to write, decoded, or room for those to read. */
+static int dma_buffer(VarlinkCall *call, const InjectDmaParams *p, void **ret, size_t *ret_n) {
+        uint64_t last;
+        int r;
+
+        if (p->write) {
+                if (!p->data)
+                        return varlink_call_invalid_parameter(call, "data",
+                                                              "a DMA write needs its data");
+                r = base64_decode(p->data, strlen(p->data), ret, ret_n);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0 || *ret_n == 0 || *ret_n > SIMULATOR_MAX_DMA)
+                        return varlink_call_invalid_parameter(
+                                call, "data", "data is not base64 of 1 to %d bytes",
+                                SIMULATOR_MAX_DMA);
+                if (p->length != 0 && p->length != *ret_n)
+                        return varlink_call_invalid_parameter(
+                                call, "length", "length %" PRIu64 " is not the %zu bytes of data",
+                                p->length, *ret_n);
+        } else {
+                if (p->data)
+                        return varlink_call_invalid_parameter(call, "data",
+                                                              "a DMA read takes no data");
+                if (p->length == 0)
+                        return varlink_call_invalid_parameter(call, "length",
+                                                              "a DMA read needs a length");
+                *ret_n = (size_t)p->length;
+                *ret = malloc(*ret_n);
+                if (!*ret)
+                        return -ENOMEM;
+        }
+        if (ADD_OVERFLOW(p->iova, (uint64_t)*ret_n - 1, &last))
+                return varlink_call_invalid_parameter(call, "length",
+                                                      "0x%" PRIx64 " + %zu overflows 64 bits",
+                                                      p->iova, *ret_n);
+        return 0;
+}
+
+/* faulted, and what was read or where it faulted; or the error of a DMA that did not happen. */
+static int reply_dma(VarlinkCall *call, const InjectDmaParams *p, const void *buf, size_t n,
+                     int r, const BackendSimDmaFault *fault, const Error *e) {
+        _cleanup_free_ char *coded = NULL;
+        json_object *out;
+
+        if (r == -ENODEV) {
+                out = json_object_new_object();
+                if (!out)
+                        return -ENOMEM;
+                (void)json_util_add(out, "device", json_object_new_string(p->device));
+                return varlink_call_error(call, SIMULATOR_ERROR_NO_SUCH_DEVICE, out);
+        }
+        if (r < 0 && r != -EFAULT)
+                return varlink_call_error_errno(call, -r, error_message(e));
+        if (r == 0 && !p->write && base64_encode(buf, n, &coded) < 0)
+                return -ENOMEM;
+        out = json_object_new_object();
+        if (!out)
+                return -ENOMEM;
+        (void)json_util_add(out, "faulted", json_object_new_boolean(r < 0));
+        if (coded)
+                (void)json_util_add(out, "data", json_object_new_string(coded));
+        if (r < 0) {
+                (void)json_util_add(out, "faultAddress", u64_node(fault->addr));
+                (void)json_util_add(out, "faultReason", json_object_new_string(
+                        backend_sim_dma_fault_reason_to_string(fault->reason)));
+        }
+        return varlink_call_reply(call, out);
+}
+
+static int method_inject_dma(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                             void *userdata) {
+        InjectDmaParams p = { .pasid = BACKEND_NO_PASID };
+        BackendSimDmaFault fault = {};
+        _cleanup_free_ void *buf = NULL;
+        Error e = ERROR_INIT;
+        size_t n = 0;
+        int r;
+
+        if (!caller_allowed(call))
+                return varlink_call_error(call, SIMULATOR_ERROR_PERMISSION_DENIED, NULL);
+        r = varlink_call_dispatch(call, params, inject_dma_parameters, &p);
+        if (r < 0)
+                return r;
+        r = dma_buffer(call, &p, &buf, &n);
+        if (r < 0)
+                return r;
+        r = backend_sim_dma(hooks->backend, p.device, p.pasid, p.iova, buf, n, p.write, &fault,
+                            &e);
+        return reply_dma(call, &p, buf, n, r, &fault, &e);
+}
+
 static int method_get_stats(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                             void *userdata) {
         BackendSimStats st;
@@ -139,6 +260,12 @@ static int method_get_stats(VarlinkCall *call, json_object *params, VarlinkCallF
         (void)json_util_add(out, "autoInvalid", u64_node(st.auto_invalid));
         (void)json_util_add(out, "contexts", u64_node(st.contexts));
         (void)json_util_add(out, "objects", u64_node(st.objects));
+        (void)json_util_add(out, "mappings", u64_node(st.mappings));
+        (void)json_util_add(out, "pinnedBytes", u64_node(st.pinned_bytes));
+        (void)json_util_add(out, "lockedBytes", u64_node(st.locked_bytes));
+        (void)json_util_add(out, "memoryFiles", u64_node(st.memory_files));
+        (void)json_util_add(out, "dmaTransfers", u64_node(st.dma_transfers));
+        (void)json_util_add(out, "dmaFaults", u64_node(st.dma_faults));
         return varlink_call_reply(call, out);
 }
 
@@ -229,6 +356,7 @@ static int method_add_device(VarlinkCall *call, json_object *params, VarlinkCall
 
 static const VarlinkMethod simulator_methods[] = {
         { "InjectFault", method_inject_fault, inject_fault_parameters },
+        { "InjectDMA", method_inject_dma, inject_dma_parameters },
         { "GetStats", method_get_stats },
         { "SetDriver", method_set_driver, set_driver_parameters },
         { "RemoveDevice", method_remove_device, device_parameters },

@@ -817,12 +817,17 @@ IommudEvent *iommud_event_free(IommudEvent *ev);
 /* ---------------------------------------------------------------- session */
 
 /**
- * iommud_delegate() - receive the session's iommufd itself (Delegate).
+ * iommud_delegate() - receive an iommufd of the client's own (Delegate).
  * @c: the client.
- * @ret_fd: the iommufd, O_CLOEXEC, owned by the caller.
+ * @ret_fd: the iommufd, O_CLOEXEC, owned by the caller: a fresh one in per-process accounting,
+ *          whose pins are charged to the process that maps against its RLIMIT_MEMLOCK.
  * @err: filled on failure; may be NULL.
  *
- * Return: 0, -EPERM when policy does not allow delegation, or another negative errno.
+ * Afterwards iommud mediates nothing for the session: its methods that act on an iommufd fail
+ * with -EOPNOTSUPP (NotSupported "mediation").
+ *
+ * Return: 0, -EPERM when policy does not allow delegation, -EBUSY when the session holds
+ * devices, address spaces or PASIDs or delegated before, or another negative errno.
  */
 int iommud_delegate(IommudClient *c, int *ret_fd, IommudError *err);
 
@@ -836,9 +841,12 @@ typedef struct IommudFaultCounters {
 
 typedef struct IommudUsage {
         const char *resource;    /* "pinnedBytes", "addressSpaces", "mappings", ... */
-        uint64_t used;
+        uint64_t used;           /* this session's */
         bool has_limit;
-        uint64_t limit;
+        uint64_t limit;          /* on principal_used: quotas are the uid's, on every transport */
+        /* What every session of the uid holds together; false for faultQueueDepth (per session). */
+        bool has_principal_used;
+        uint64_t principal_used;
 } IommudUsage;
 
 /**

@@ -520,6 +520,7 @@ static const ApiMember api[] = {
         { BUS_SESSION_INTERFACE, "property", "Devices", "u" },
         { BUS_SESSION_INTERFACE, "property", "AddressSpaces", "u" },
         { BUS_SESSION_INTERFACE, "property", "Usage", "a(stt)" },
+        { BUS_SESSION_INTERFACE, "property", "PrincipalUsage", "a(stt)" },
         { BUS_SESSION_INTERFACE, "method", "AttachDevice", "h>usuyas" },
         { BUS_SESSION_INTERFACE, "method", "AttachDeviceByName", "s>usuyas" },
         { BUS_SESSION_INTERFACE, "method", "DetachDevice", "u>" },

@@ -58,6 +58,14 @@ BROKEN_POLICY = """{
 """ % UID
 
 
+WINDOWS_POLICY = """{
+  "rules": { "all": { "action": "allow", "match": "*" } },
+  "grants": { "self": { "principals": [ { "user": %d } ], "devices": "*",
+      "iova-windows": [ %s ] } }
+}
+"""
+
+
 class Varlink:
     """A minimal Varlink client: one call at a time, NUL-delimited JSON."""
 
@@ -556,6 +564,25 @@ sys.exit(1)
                     "--policy-dir", admin, "--policy", broken, expect=1)
         self.golden("check-config-broken.json", "--json", "check-config", "--vendor-policy-dir",
                     vendor, "--policy-dir", admin, "--policy", broken, expect=1)
+        self.check_windows(vendor, admin)
+
+    def check_windows(self, vendor, admin):
+        """iommud --check-config refuses an IOVA window over the host's reserved regions."""
+        def check(windows):
+            path = os.path.join(self.tmp, "windows.json")
+            with open(path, "w") as f:
+                f.write(WINDOWS_POLICY % (UID, windows))
+            p = subprocess.run([self.args.iommud, "--check-config", "--sim", self.args.topology,
+                                "--vendor-policy-dir", vendor, "--policy-dir", admin,
+                                "--policy", path], capture_output=True, text=True, env=self.env)
+            return p.returncode, p.stderr, path
+        # 0-4G covers the MSI window of x86 (0xfee00000) and of the arm host (0x8000000).
+        rc, err, path = check('{ "start": 0, "last": "0xffffffff" }')
+        want = "%s:4:25: grants.self.iova-windows[0]: IOVA window 0x0-0xffffffff" % path
+        self.ok(rc == 1 and want in err and "overlaps the msi region" in err,
+                "check-config: a window over the MSI window is refused at file:line:column", err)
+        rc, err, _ = check('{ "start": "0x10000000", "last": "0xfedfffff" }')
+        self.ok(rc == 0, "check-config: a window around the reserved regions is fine", err)
 
 
 def main():

@@ -225,7 +225,7 @@ static int m_get_session(VarlinkCall *call, json_object *p, VarlinkCallFlags f, 
         F->n_get_session++;
         return varlink_call_reply(call, parse(
                 "{\"principal\":{\"uid\":1000,\"gid\":100,\"pid\":42,\"groups\":[],\"unit\":\"vm1.scope\"},"
-                "\"usage\":[{\"resource\":\"mappings\",\"used\":2,\"limit\":100},"
+                "\"usage\":[{\"resource\":\"mappings\",\"used\":2,\"principalUsed\":5,\"limit\":100},"
                 "{\"resource\":\"pinnedBytes\",\"used\":8192}],\"token\":\"tok-1\","
                 "\"faults\":{\"delivered\":3,\"answered\":2,\"timedOut\":1,\"dropped\":0,\"pending\":0}}"));
 }
@@ -677,8 +677,11 @@ static void test_session_and_delegate(void **state) {
         assert_string_equal(u->resource, "mappings");
         assert_true(u->has_limit);
         assert_int_equal(u->limit, 100);
+        assert_true(u->has_principal_used);
+        assert_int_equal(u->principal_used, 5);
         u = iommud_session_get_usage(s, 1);
         assert_false(u->has_limit);
+        assert_false(u->has_principal_used);
         assert_int_equal(u->used, 8192);
         assert_null(iommud_session_get_usage(s, 2));
         assert_int_equal(iommud_session_get_fault_counters(s)->delivered, 3);

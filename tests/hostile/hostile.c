@@ -91,7 +91,7 @@ json_object *hostile_call(ItestClient *c, const char *method, json_object *param
         return r;
 }
 
-uint64_t hostile_usage(ItestClient *c, const char *resource) {
+static uint64_t usage_field(ItestClient *c, const char *resource, const char *field) {
         json_object *r = hostile_call(c, "org.iommud.Broker.GetSession", NULL, NULL, 0), *usage;
         uint64_t v = UINT64_MAX;
 
@@ -103,12 +103,20 @@ uint64_t hostile_usage(ItestClient *c, const char *resource) {
                 const char *name = itest_get_string(u, "resource");
 
                 if (name && strcmp(name, resource) == 0)
-                        v = itest_get_u64(u, "used");
+                        v = itest_get_u64(u, field);
         }
         json_object_put(r);
         if (v == UINT64_MAX)
-                fail_msg("GetSession reports no usage for '%s'", resource);
+                fail_msg("GetSession reports no %s for '%s'", field, resource);
         return v;
+}
+
+uint64_t hostile_usage(ItestClient *c, const char *resource) {
+        return usage_field(c, resource, "used");
+}
+
+uint64_t hostile_principal_usage(ItestClient *c, const char *resource) {
+        return usage_field(c, resource, "principalUsed");
 }
 
 /* One probe: false if the daemon did not answer (the caller retries or fails). */
@@ -133,7 +141,7 @@ static bool snapshot_once(const ItestDaemon *d, HostileSnapshot *ret) {
                 uint64_t used = itest_get_u64(u, "used");
 
                 if (name && strcmp(name, "connections") == 0)
-                        s.sessions = used - 1;
+                        s.connections = itest_get_u64(u, "principalUsed") - 1;
                 else if (used != 0)
                         fail_msg("a new session starts with %s used %llu: %s", name,
                                  (unsigned long long)used, json_object_to_json_string(r));
@@ -146,6 +154,9 @@ static bool snapshot_once(const ItestDaemon *d, HostileSnapshot *ret) {
                          r ? json_object_to_json_string(r) : "(no reply)");
         s.contexts = itest_get_u64(itest_reply_params(r), "contexts") - 1;
         s.objects = itest_get_u64(itest_reply_params(r), "objects");
+        s.mappings = itest_get_u64(itest_reply_params(r), "mappings");
+        s.pinned = itest_get_u64(itest_reply_params(r), "pinnedBytes");
+        s.memory_files = itest_get_u64(itest_reply_params(r), "memoryFiles");
         json_object_put(r);
 
         r = itest_call(c, "org.iommud.Broker.GetTopology", NULL, NULL, 0);
@@ -174,14 +185,18 @@ void hostile_snapshot(const ItestDaemon *d, HostileSnapshot *ret) {
 }
 
 bool hostile_snapshot_equal(const HostileSnapshot *a, const HostileSnapshot *b) {
-        return a->fds == b->fds && a->sessions == b->sessions && a->contexts == b->contexts &&
-               a->objects == b->objects && strcmp(a->held, b->held) == 0;
+        return a->fds == b->fds && a->connections == b->connections && a->contexts == b->contexts &&
+               a->objects == b->objects && a->mappings == b->mappings && a->pinned == b->pinned &&
+               a->memory_files == b->memory_files && strcmp(a->held, b->held) == 0;
 }
 
 void hostile_snapshot_format(const HostileSnapshot *s, char *buf, size_t size) {
-        snprintf(buf, size, "fds %d, sessions %llu, contexts %llu, objects %llu, held [%s]", s->fds,
-                 (unsigned long long)s->sessions, (unsigned long long)s->contexts,
-                 (unsigned long long)s->objects, s->held);
+        snprintf(buf, size,
+                 "fds %d, connections %llu, contexts %llu, objects %llu, mappings %llu, pinned %llu, "
+                 "memory files %llu, held [%s]",
+                 s->fds, (unsigned long long)s->connections, (unsigned long long)s->contexts,
+                 (unsigned long long)s->objects, (unsigned long long)s->mappings,
+                 (unsigned long long)s->pinned, (unsigned long long)s->memory_files, s->held);
 }
 
 void hostile_assert_at(const ItestDaemon *d, const HostileSnapshot *want) {

@@ -5,7 +5,8 @@
  * Shared pieces of the adversary suites (hostile, soak): a daemon on the
  * simulated "server" host with deliberately small transport limits, a
  * snapshot of everything a departed client could leave behind (fds, live
- * sessions, the model's contexts and objects, device claims), and raw sends
+ * sessions, the model's contexts, objects, mappings, pinned memory and memory
+ * files, device claims), and raw sends
  * that the well-behaved itest client cannot make.
  */
 
@@ -32,9 +33,12 @@
 /* What a client that went away may have left behind, as the daemon reports it. */
 typedef struct HostileSnapshot {
         int fds;               /* /proc/PID/fd, with the probe connection open */
-        uint64_t sessions;     /* sessions of the caller's uid, the probe's own excluded */
+        uint64_t connections;  /* connections of the caller's uid, the probe's own excluded */
         uint64_t contexts;     /* the model's live contexts, the probe's own excluded */
         uint64_t objects;      /* the model's live objects */
+        uint64_t mappings;     /* the mappings the model holds for the daemon */
+        uint64_t pinned;       /* bytes they pin */
+        uint64_t memory_files; /* memory files the model keeps open for them */
         char held[512];        /* "device=holder;..." for every claimed device */
 } HostileSnapshot;
 
@@ -69,7 +73,9 @@ int hostile_send(int fd, const void *data, size_t n, const int *fds, size_t n_fd
 /* Calls and checks: the error name of the reply (NULL on success); the reply goes to *ret. */
 json_object *hostile_call(ItestClient *c, const char *method, json_object *params,
                           const int *fds, size_t n_fds);
+/* What the session of c uses of resource ("used"), and what its uid uses ("principalUsed"). */
 uint64_t hostile_usage(ItestClient *c, const char *resource);
+uint64_t hostile_principal_usage(ItestClient *c, const char *resource);
 json_object *hostile_u64(uint64_t v);
 
 /* The cdev file name of a device of the simulated host ("vfio3"), from GetTopology. */

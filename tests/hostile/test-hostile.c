@@ -137,10 +137,13 @@ static int group_setup(void **state) {
         assert_reply_ok(r);
         json_object_put(r);
         hostile_snapshot(&f->daemon, &f->base);
-        assert_int_equal(f->base.sessions, 1);
+        assert_int_equal(f->base.connections, 1);
         assert_int_equal(f->base.contexts, 1);
-        /* The bystander's device, address space and page table. */
+        /* The bystander's device, address space and page table; its mapping, pinned. */
         assert_true(f->base.objects >= 3);
+        assert_int_equal(f->base.mappings, 1);
+        assert_int_equal(f->base.pinned, BYSTANDER_BYTES);
+        assert_int_equal(f->base.memory_files, 1);
         {
                 char b[700];
 

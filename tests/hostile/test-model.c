@@ -4,7 +4,8 @@
  * Random method sequences against the real daemon, checked call by call
  * against a reference model of what the state must be: which session holds
  * which device, which address spaces exist, which IOVA ranges are mapped in
- * each, and every usage counter.  The model predicts each reply's success or
+ * each, and every usage counter, of each session and of the uid they all
+ * belong to, whose totals the quotas limit.  The model predicts each reply's success or
  * its error name; any difference fails with the seed, the step and the
  * recent history, so MODEL_SEED (or HOSTILE_SEED) and MODEL_STEPS reproduce it.
  */
@@ -182,6 +183,17 @@ static uint64_t model_mappings(const ModelSession *s) {
         return n;
 }
 
+/* What every session holds together: the principal's totals, which the quotas limit. */
+static void model_totals(const Model *m, uint64_t ret[4]) {
+        memset(ret, 0, 4 * sizeof(uint64_t));
+        for (size_t i = 0; i < SESSIONS; i++) {
+                ret[0] += m->s[i].n_devs;
+                ret[1] += m->s[i].n_ioas;
+                ret[2] += model_mappings(&m->s[i]);
+                ret[3] += model_pinned(&m->s[i]);
+        }
+}
+
 static ModelIoas *find_ioas(ModelSession *s, uint64_t id) {
         for (size_t i = 0; i < s->n_ioas; i++)
                 if (s->ioas[i].id == id)
@@ -253,6 +265,7 @@ static void op_attach_device(Model *m, int si) {
         ModelSession *s = &m->s[si];
         size_t d = rnd(m) % N_DEVICES;
         const char *want = E_NONE;
+        uint64_t total[4];
         json_object *r;
 
         note(m, "session %d: AttachDevice(%s)", si, devices[d].name);
@@ -269,7 +282,7 @@ static void op_attach_device(Model *m, int si) {
                                 want = E_BUSY;
         if (want)
                 ;
-        else if (s->n_devs >= HOSTILE_DEVICES)
+        else if (model_totals(m, total), total[0] >= HOSTILE_DEVICES)
                 want = E_QUOTA;
         r = expect(m, hostile_call(s->c, "org.iommud.Broker.AttachDevice",
                                    itest_params("device", json_object_new_string(devices[d].name),
@@ -307,8 +320,12 @@ static void op_detach_device(Model *m, int si) {
 
 static void op_create_ioas(Model *m, int si) {
         ModelSession *s = &m->s[si];
-        const char *want = s->n_ioas >= HOSTILE_ADDRESS_SPACES ? E_QUOTA : E_NONE;
+        uint64_t total[4];
+        const char *want;
         json_object *r;
+
+        model_totals(m, total);
+        want = total[1] >= HOSTILE_ADDRESS_SPACES ? E_QUOTA : E_NONE;
 
         note(m, "session %d: CreateAddressSpace()", si);
         r = expect(m, hostile_call(s->c, "org.iommud.Broker.CreateAddressSpace", NULL, NULL, 0),
@@ -351,13 +368,13 @@ static void op_attach_to_ioas(Model *m, int si) {
                 want = E_NO_SUCH;
         else if (d->ioas_id != ioas_id) {
                 /* The devices of a group share one page table: a first attach must go where
-                 * the group's other devices are. */
+                 * the group's other devices are, the other device is in use there. */
                 if (d->ioas_id == 0)
                         for (size_t k = 0; k < s->n_devs; k++)
                                 if (&s->devs[k] != d &&
                                     devices[s->devs[k].def].group == devices[d->def].group &&
                                     s->devs[k].ioas_id != 0 && s->devs[k].ioas_id != ioas_id)
-                                        want = E_RANGE;
+                                        want = E_IN_USE;
                 /* The device's reserved regions must be free in the target. */
                 for (size_t k = 0; k < io->n_areas && !want; k++)
                         for (size_t j = 0; j < sizeof(reserved) / sizeof(reserved[0]); j++)
@@ -396,16 +413,18 @@ static void op_map(Model *m, int si) {
         uint64_t iova = FIXED_BASE + PAGE * 16 * (rnd(m) % FIXED_SLOTS) + PAGE * (rnd(m) % 2);
         ModelIoas *io = find_ioas(s, ioas_id);
         const char *want = E_NONE;
+        uint64_t total[4];
         json_object *p, *r;
 
+        model_totals(m, total);
         note(m, "session %d: Map(%llu, length 0x%llx, iova %s0x%llx)", si,
              (unsigned long long)ioas_id, (unsigned long long)length, fixed ? "" : "auto, not ",
              (unsigned long long)iova);
         if (!io)
                 want = E_NO_SUCH;
-        else if (model_mappings(s) + 1 > HOSTILE_MAPPINGS)
+        else if (total[2] + 1 > HOSTILE_MAPPINGS)
                 want = E_QUOTA;
-        else if (model_pinned(s) + length > HOSTILE_PINNED)
+        else if (total[3] + length > HOSTILE_PINNED)
                 want = E_QUOTA;
         else if (fixed && ioas_range_busy(io, iova, length))
                 want = E_IOVA;
@@ -506,15 +525,21 @@ static void op_check_usage(Model *m, int si) {
         ModelSession *s = &m->s[si];
         static const char *const names[] = { "devices", "addressSpaces", "mappings",
                                              "pinnedBytes" };
-        uint64_t want[4] = { s->n_devs, s->n_ioas, model_mappings(s), model_pinned(s) };
+        uint64_t want[4] = { s->n_devs, s->n_ioas, model_mappings(s), model_pinned(s) }, total[4];
 
         note(m, "session %d: GetSession()", si);
+        model_totals(m, total);
         for (size_t i = 0; i < 4; i++) {
                 uint64_t got = hostile_usage(s->c, names[i]);
 
                 if (got != want[i])
                         model_fail(m, "usage of %s is %llu, the model has %llu", names[i],
                                    (unsigned long long)got, (unsigned long long)want[i]);
+                got = hostile_principal_usage(s->c, names[i]);
+                if (got != total[i])
+                        model_fail(m, "the uid's usage of %s is %llu, the model has %llu",
+                                   names[i], (unsigned long long)got,
+                                   (unsigned long long)total[i]);
         }
 }
 
@@ -549,28 +574,16 @@ static void op_reconnect(Model *m, int si) {
                         m->holder[k] = -1;
         *s = (ModelSession){};
         assert_int_equal(itest_client_connect(&s->c, m->daemon.socket), 0);
-        /* The claims go with the old connection: wait until the daemon has seen it close. */
+        /*
+         * Claims and usage go with the old connection's session: wait until the daemon has seen
+         * it close, which is when the uid is back at one connection per model session.
+         */
         for (int i = 0; i < 2000; i++) {
-                json_object *r = hostile_call(s->c, "org.iommud.Broker.GetTopology", NULL, NULL,
-                                              0),
-                            *devs;
-                bool mine_held = false;
-
-                assert_true(json_object_object_get_ex(itest_reply_params(r), "devices", &devs));
-                for (size_t k = 0; k < json_object_array_length(devs); k++) {
-                        json_object *d = json_object_array_get_idx(devs, k);
-
-                        for (size_t j = 0; j < N_DEVICES; j++)
-                                if (strcmp(devices[j].name, itest_get_string(d, "name")) == 0 &&
-                                    itest_get_string(d, "heldBy") && m->holder[j] < 0)
-                                        mine_held = true;
-                }
-                json_object_put(r);
-                if (!mine_held)
+                if (hostile_principal_usage(s->c, "connections") == SESSIONS)
                         return;
                 usleep(5000);
         }
-        model_fail(m, "a closed session's devices are never released");
+        model_fail(m, "the daemon never released the session of the closed connection");
 }
 
 static int group_setup(void **state) {
@@ -634,10 +647,10 @@ static void test_model_sequences(void **state) {
         fprintf(stderr, "\n");
         /* Every kind of outcome happened: a sequence that only ever fails proves little. */
         assert_true(m->n_ok > n_steps / 10);
-        for (int i = 0; i < SESSIONS; i++) {
+        for (int i = 0; i < SESSIONS; i++)
                 op_check_usage(m, i);
+        for (int i = 0; i < SESSIONS; i++)
                 itest_client_free(m->s[i].c);
-        }
         hostile_assert_at(&m->daemon, &m->base);
         close(m->mem);
         free(m);

@@ -96,9 +96,12 @@ static inline int read_file(const char *path, char *buf, size_t size) {
 static pid_t daemon_pid = -1;
 /* Run in the daemon's process before exec (guest-fdstore.h hands it the fd store there). */
 static void (*daemon_child_hook)(void);
+/* The policy the daemon under test starts with; NULL: root may use every device. */
+static const char *daemon_policy;
 
 static inline int daemon_start(void) {
         const char *policy =
+                daemon_policy ?:
                 "{\n"
                 "  \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
                 "  \"grants\": { \"root\": { \"principals\": [ { \"user\": 0 } ],\n"

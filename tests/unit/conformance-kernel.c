@@ -178,6 +178,19 @@ static int responder_auto_invalid(ConfEnv *env, uint64_t *ret) {
         return conformance_sim_factory.auto_invalid_count(&d->sim_env, ret);
 }
 
+/* The model pins and charges what the responder maps for backend-kernel. */
+static int responder_set_memlock(ConfEnv *env, bool cap_ipc_lock, uint64_t limit) {
+        ResponderFactoryData *d = env->userdata;
+
+        return conformance_sim_factory.set_memlock(&d->sim_env, cap_ipc_lock, limit);
+}
+
+static int responder_locked_bytes(ConfEnv *env, uint64_t *ret) {
+        ResponderFactoryData *d = env->userdata;
+
+        return conformance_sim_factory.locked_bytes(&d->sim_env, ret);
+}
+
 static int responder_ioctl(ConfEnv *env, BackendContext *c, unsigned long request, void *arg) {
         ResponderFactoryData *d = env->userdata;
 
@@ -192,6 +205,8 @@ const ConfFactory conformance_kernel_responder_factory = {
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
+        .set_memlock = responder_set_memlock,
+        .locked_bytes = responder_locked_bytes,
         .ioctl = responder_ioctl,
 };
 
@@ -202,5 +217,7 @@ const ConfFactory conformance_kernel_responder_mmap_factory = {
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
         .auto_invalid_count = responder_auto_invalid,
+        .set_memlock = responder_set_memlock,
+        .locked_bytes = responder_locked_bytes,
         .ioctl = responder_ioctl,
 };

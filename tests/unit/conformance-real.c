@@ -26,7 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include "backend-kernel.h"
 #include "conformance.h"
@@ -41,6 +45,8 @@ typedef struct RealFactoryData {
         char sibling[BDF_MAX];               /* moved to a host driver for host-sibling */
         bool sibling_moved;
         IommufdMock *mock;                   /* the pasid role, when the kernel has it */
+        struct rlimit memlock;               /* RLIMIT_MEMLOCK and CAP_IPC_LOCK as found */
+        bool ipc_lock;
 } RealFactoryData;
 
 /* Says why the real-kernel factory does not run here: once in a comment, and to each case. */
@@ -338,6 +344,66 @@ static void real_setup_mock(ConfEnv *env, RealFactoryData *d, BackendKernelConfi
         env->faults_need_nesting = true;
 }
 
+/* ---- locked memory ---- */
+
+/*
+ * Whether CAP_IPC_LOCK is in the effective set (the one capable() reads) in *ret_was; with
+ * set, raises or drops it there.
+ */
+static int real_cap_ipc_lock(bool set, bool on, bool *ret_was) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {};
+        const uint32_t bit = UINT32_C(1) << CAP_IPC_LOCK;
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -errno;
+        if (ret_was)
+                *ret_was = d[0].effective & bit;
+        if (!set)
+                return 0;
+        if (on && !(d[0].permitted & bit))
+                return -EPERM;
+        d[0].effective = on ? d[0].effective | bit : d[0].effective & ~bit;
+        if (syscall(SYS_capset, &h, d) < 0)
+                return -errno;
+        return 0;
+}
+
+static int real_set_memlock(ConfEnv *env, bool cap_ipc_lock, uint64_t limit) {
+        RealFactoryData *d = env->userdata;
+        struct rlimit rl = {
+                .rlim_cur = limit == UINT64_MAX ? RLIM_INFINITY : (rlim_t)limit,
+                .rlim_max = d->memlock.rlim_max,
+        };
+        int r;
+
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+                rl.rlim_max = rl.rlim_cur;
+        r = real_cap_ipc_lock(true, cap_ipc_lock, NULL);
+        if (r < 0)
+                return r;
+        return setrlimit(RLIMIT_MEMLOCK, &rl) < 0 ? -errno : 0;
+}
+
+/* The process's locked memory: VmLck of /proc/self/status, in kB there. */
+static int real_locked_bytes(ConfEnv *env _unused_, uint64_t *ret) {
+        FILE *f = fopen("/proc/self/status", "re");
+        unsigned long long kb;
+        char line[256];
+        int r = -ENOENT;
+
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmLck: %llu kB", &kb) == 1) {
+                        *ret = (uint64_t)kb * 1024;
+                        r = 0;
+                        break;
+                }
+        fclose(f);
+        return r;
+}
+
 static int real_setup(ConfEnv *env) {
         BackendKernelConfig cfg = BACKEND_KERNEL_CONFIG_INIT;
         Error err = ERROR_INIT;
@@ -375,6 +441,8 @@ static int real_setup(ConfEnv *env) {
                 free(d);
                 return real_skip(env, error_message(&err));
         }
+        (void)getrlimit(RLIMIT_MEMLOCK, &d->memlock);
+        (void)real_cap_ipc_lock(false, false, &d->ipc_lock);
         env->userdata = d;
         real_say_once(env);
         return 0;
@@ -385,6 +453,9 @@ static void real_teardown(ConfEnv *env) {
 
         backend_free(env->backend);
         env->backend = NULL;
+        /* A case may have lowered them: the next one starts from what this one found. */
+        (void)real_cap_ipc_lock(true, d->ipc_lock, NULL);
+        (void)setrlimit(RLIMIT_MEMLOCK, &d->memlock);
         /* The case's fds are closed by now: the sibling may go back to vfio-pci. */
         if (d->sibling_moved && set_driver(d->sibling, "vfio-pci") < 0) {
                 printf("# kernel: cannot move %s back to vfio-pci\n", d->sibling);
@@ -433,5 +504,7 @@ const ConfFactory conformance_kernel_real_factory = {
         .open_device = real_open_device,
         .inject_fault = real_inject,
         .inject_unrouted_unknown = true,
+        .set_memlock = real_set_memlock,
+        .locked_bytes = real_locked_bytes,
         .ioctl = real_ioctl,
 };

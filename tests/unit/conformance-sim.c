@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -121,6 +122,17 @@ static int sim_auto_invalid(ConfEnv *env, uint64_t *ret) {
         return 0;
 }
 
+/* Each case has a backend of its own: nothing to put back at teardown. */
+static int sim_set_memlock(ConfEnv *env, bool cap_ipc_lock, uint64_t limit) {
+        backend_sim_set_memlock(env->backend, cap_ipc_lock, limit);
+        return 0;
+}
+
+/* The model's contexts are made by this process: it is the one charged (RLIMIT_MODE 1). */
+static int sim_locked_bytes(ConfEnv *env, uint64_t *ret) {
+        return backend_sim_locked_bytes(env->backend, true, (uint32_t)getpid(), ret);
+}
+
 const ConfFactory conformance_sim_factory = {
         .name = "sim",
         .setup = sim_setup,
@@ -128,4 +140,6 @@ const ConfFactory conformance_sim_factory = {
         .open_device = sim_open_device,
         .inject_fault = sim_inject,
         .auto_invalid_count = sim_auto_invalid,
+        .set_memlock = sim_set_memlock,
+        .locked_bytes = sim_locked_bytes,
 };

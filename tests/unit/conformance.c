@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "conformance-case.h"
 #include "conformance.h"
 #include "iommufd-abi.h"
 #include "macros.h"
@@ -1315,6 +1316,40 @@ static void contracts_broken_by_caller(void **state) {
         assert_int_equal(OPS(&s->env)->destroy(c, ioas, NULL), 0);
 }
 
+/* ---- for cases in files of their own (conformance-case.h) ---- */
+
+ConfState *conf_case_state(void **state) {
+        return state_of(state);
+}
+
+ConfEnv *conf_case_env(ConfState *s) {
+        return &s->env;
+}
+
+_Noreturn void conf_case_skip(ConfState *s, const char *reason) {
+        conf_skip(s, "%s", reason);
+}
+
+void conf_case_require(ConfState *s, BackendFeature f) {
+        conf_require(s, f);
+}
+
+BackendContext *conf_case_context(ConfState *s) {
+        return ctx_new(s);
+}
+
+uint32_t conf_case_bind(ConfState *s, BackendContext *c, ConfRole role) {
+        return bind(s, c, role);
+}
+
+uint32_t conf_case_ioas(ConfState *s, BackendContext *c) {
+        return ioas_new(s, c);
+}
+
+uint64_t conf_case_va(ConfState *s, uint64_t src, uint64_t len) {
+        return conf_va(s, src, len);
+}
+
 /* ---- the runner ---- */
 
 #define T(f) { #f, f }
@@ -1357,6 +1392,10 @@ static const ConfTest conf_tests[] = {
         T(fault_pasid_records),
         T(fault_invalid_on_detach),
         T(contracts_broken_by_caller),
+        T(memory_pins_follow_domains),
+        T(memory_enomem_at_memlock_limit),
+        T(memory_copies_charged_once),
+        T(memory_unpinnable_va_efault),
 };
 #undef T
 

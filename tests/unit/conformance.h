@@ -61,6 +61,14 @@ struct ConfFactory {
         /* Groups answered INVALID by the backend itself so far; NULL when unobservable. */
         int (*auto_invalid_count)(ConfEnv *env, uint64_t *ret);
         /*
+         * The caller's limits for the maps it makes next: whether it holds CAP_IPC_LOCK, and
+         * its RLIMIT_MEMLOCK in bytes (UINT64_MAX: unlimited); -EPERM when it cannot take
+         * them.  The factory's teardown puts back what setup found.  NULL: not changeable.
+         */
+        int (*set_memlock)(ConfEnv *env, bool cap_ipc_lock, uint64_t limit);
+        /* Bytes of locked memory charged to the calling process now; NULL: unobservable. */
+        int (*locked_bytes)(ConfEnv *env, uint64_t *ret);
+        /*
          * An iommufd ioctl on the context's fd, exactly as the kernel gets it (the argument
          * is the ABI structure, its size field included); -errno.  NULL for a backend whose
          * operations take C arguments and have no sized structures (backend-sim).

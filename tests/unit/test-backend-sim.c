@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -233,7 +234,8 @@ static void test_hooks(void **state) {
         BackendContext *c = NULL, *c2 = NULL;
         BackendSimStats st;
         uint32_t ioas, fq, dev;
-        uint64_t iova = 0x100000, v = 1;
+        uint64_t iova = 0x100000, v = 1, unmapped = 0;
+        void *hole;
         IovaRange a;
         size_t n;
         int ffd, fd;
@@ -242,8 +244,12 @@ static void test_hooks(void **state) {
         tb_free(t);
         assert_int_equal(b->ops->context_new(b, &c, NULL), 0);
         assert_int_equal(b->ops->ioas_alloc(c, &ioas, NULL), 0);
+        /* Memory nobody maps: mapping it is lazy, pinning it (with a domain) is EFAULT. */
+        hole = mmap(NULL, 0x4000, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(hole != MAP_FAILED);
+        assert_int_equal(munmap(hole, 0x4000), 0);
         assert_int_equal(b->ops->ioas_map_va(c, ioas, BACKEND_MAP_FIXED_IOVA | BACKEND_MAP_READABLE,
-                                             0x7f0000000000, 0x4000, &iova, NULL), 0);
+                                             (uint64_t)(uintptr_t)hole, 0x4000, &iova, NULL), 0);
         assert_int_equal(backend_sim_context_mapped_bytes(c), 0x4000);
         assert_int_equal(backend_sim_ioas_n_areas(c, ioas, &n), 0);
         assert_int_equal(n, 1);
@@ -274,6 +280,9 @@ static void test_hooks(void **state) {
                                     .pt_id = ioas, .fault_id = fq };
                 uint32_t hw, pt;
 
+                assert_int_equal(b->ops->hwpt_alloc(c, &h, &hw, NULL), -EFAULT);
+                assert_int_equal(b->ops->ioas_unmap(c, ioas, 0, UINT64_MAX, &unmapped, NULL), 0);
+                assert_int_equal(unmapped, 0x4000);
                 assert_int_equal(b->ops->hwpt_alloc(c, &h, &hw, NULL), 0);
                 pt = hw;
                 assert_int_equal(b->ops->device_attach(c, dev, BACKEND_NO_PASID, &pt, NULL), 0);

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "base64.h"
 #include "error.h"
 #include "file-util.h"
 #include "json-util.h"
@@ -212,9 +213,56 @@ static void test_user_lookups(void **state) {
         assert_null(none);
 }
 
+static void test_base64_round_trip(void **state) {
+        static const struct {
+                const char *plain, *coded;
+        } v[] = { /* RFC 4648 section 10 */
+                { "", "" },         { "f", "Zg==" },        { "fo", "Zm8=" },
+                { "foo", "Zm9v" },  { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+                { "foobar", "Zm9vYmFy" },
+        };
+        static const uint8_t bin[] = { 0x00, 0xff, 0xfe, 0x3e, 0x3f };
+
+        FOREACH_ARRAY(t, v, ELEMENTSOF(v)) {
+                _cleanup_free_ char *coded = NULL;
+                _cleanup_free_ void *plain = NULL;
+                size_t n = 1234;
+
+                assert_int_equal(base64_encode(t->plain, strlen(t->plain), &coded), 0);
+                assert_string_equal(coded, t->coded);
+                assert_int_equal(base64_decode(t->coded, strlen(t->coded), &plain, &n), 0);
+                assert_int_equal(n, strlen(t->plain));
+                assert_memory_equal(plain, t->plain, n);
+        }
+        {
+                _cleanup_free_ char *coded = NULL;
+                _cleanup_free_ void *back = NULL;
+                size_t n = 0;
+
+                assert_int_equal(base64_encode(bin, sizeof(bin), &coded), 0);
+                assert_string_equal(coded, "AP/+Pj8=");
+                assert_int_equal(base64_decode(coded, strlen(coded), &back, &n), 0);
+                assert_int_equal(n, sizeof(bin));
+                assert_memory_equal(back, bin, n);
+        }
+}
+
+static void test_base64_refuses_what_is_not(void **state) {
+        static const char *const bad[] = { "Zg=", "Zg", "Z===", "Zm9v\n", "Zm 9", "Zg==Zg==",
+                                           "Zm9-", "=Zm9", "Zm=v" };
+        void *out = NULL;
+        size_t n = 0;
+
+        FOREACH_ARRAY(b, bad, ELEMENTSOF(bad))
+                if (base64_decode(*b, strlen(*b), &out, &n) != -EINVAL)
+                        fail_msg("\"%s\" was decoded", *b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_set_returns_errno_and_message),
+                cmocka_unit_test(test_base64_round_trip),
+                cmocka_unit_test(test_base64_refuses_what_is_not),
                 cmocka_unit_test(test_error_null_is_accepted),
                 cmocka_unit_test(test_error_prefix_and_named),
                 cmocka_unit_test(test_error_message_falls_back_to_strerror),

@@ -44,7 +44,8 @@ static void test_broker_error_params(void **state) {
         BrokerError e = BROKER_ERROR_INIT;
         const BrokerErrorParam *p;
 
-        assert_int_equal(broker_error_quota(&e, BROKER_RESOURCE_PINNED_BYTES, 4096, 4096, 1),
+        assert_int_equal(broker_error_quota(&e, BROKER_RESOURCE_PINNED_BYTES,
+                                            "uid 1000 (1 session)", 4096, 4096, 1),
                          -EDQUOT);
         assert_string_equal(e.error.name, "org.iommud.Broker.QuotaExceeded");
         p = broker_error_get(&e, "limit");
@@ -62,11 +63,23 @@ static void test_broker_error_params(void **state) {
 
         Error be = { .error = -ENOSPC };
         snprintf(be.message, sizeof(be.message), "no hole");
-        assert_int_equal(broker_error_from_backend(&e, "map", &be), -ENOSPC);
+        assert_int_equal(broker_error_from_backend_range(&e, "map", &be, 0x1000, 0x2000),
+                         -ENOSPC);
         assert_string_equal(e.error.name, "org.iommud.Broker.InvalidRange");
+        assert_int_equal(broker_error_get(&e, "start")->u64, 0x1000);
+        assert_int_equal(broker_error_get(&e, "length")->u64, 0x2000);
+        assert_string_equal(broker_error_get(&e, "reason")->str, "no hole");
         be.error = -EEXIST;
-        broker_error_from_backend(&e, "map", &be);
+        broker_error_from_backend_range(&e, "map", &be, 0x1000, 0x2000);
         assert_string_equal(e.error.name, "org.iommud.Broker.IOVAInUse");
+        assert_int_equal(broker_error_get(&e, "start")->u64, 0x1000);
+        assert_int_equal(e.n_params, 2);
+        /* A method without a range never hears of one: the kernel's EINVAL on a bind. */
+        be.error = -EINVAL;
+        broker_error_from_backend(&e, "bind", &be);
+        assert_string_equal(e.error.name, "org.iommud.Broker.BackendError");
+        assert_int_equal(broker_error_get(&e, "errno")->i64, EINVAL);
+        assert_null(broker_error_get(&e, "start"));
         be.error = -EOPNOTSUPP;
         broker_error_from_backend(&e, "pasid", &be);
         assert_string_equal(broker_error_get(&e, "feature")->str, "pasid");

@@ -331,6 +331,55 @@ static void test_bad_fds(void **state) {
         session_free(s);
 }
 
+/* Bad memory and device fds the kernel would take: a write-sealed memfd, a read-only device. */
+static void test_sealed_memory_and_readonly_device(void **state) {
+        static const int seals[] = { F_SEAL_WRITE, F_SEAL_FUTURE_WRITE };
+        Env *e = *state;
+        const TopoDevice *d = pick_device(e, false);
+        Session *s = new_session(e, 1000, 0);
+        BrokerError err = BROKER_ERROR_INIT;
+        SessionMapArgs a = { .length = 4096, .readable = true, .writeable = true,
+                             .fixed_iova = true, .iova = 0x100000 };
+        uint64_t iova, unmapped;
+        char path[256];
+        int fd;
+
+        assert_int_equal(session_create_address_space(s, &a.ioas_id, NULL), 0);
+        FOREACH_ARRAY(seal, seals, ELEMENTSOF(seals)) {
+                a.fd = memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+                assert_true(a.fd >= 0);
+                assert_int_equal(ftruncate(a.fd, 4096), 0);
+                assert_int_equal(fcntl(a.fd, F_ADD_SEALS, *seal), 0);
+                a.writeable = true;
+                assert_int_equal(session_map(s, &a, &iova, &err), -EPERM);
+                assert_string_equal(err.error.name, "org.iommud.Broker.InvalidFd");
+                assert_non_null(strstr(broker_error_get(&err, "reason")->str,
+                                       *seal == F_SEAL_WRITE ? "F_SEAL_WRITE"
+                                                             : "F_SEAL_FUTURE_WRITE"));
+                broker_error_clear(&err);
+                /* Read-only, the device cannot break the seal. */
+                a.writeable = false;
+                assert_int_equal(session_map(s, &a, &iova, NULL), 0);
+                assert_int_equal(session_unmap(s, a.ioas_id, iova, 4096, &unmapped, NULL), 0);
+                close(a.fd);
+        }
+
+        assert_non_null(d);
+        snprintf(path, sizeof(path), "%s/dev/vfio/devices/%s", e->root, d->cdev_name);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(session_attach_device_fd(s, fd, NULL, &err), -EBADF);
+        assert_string_equal(err.error.name, "org.iommud.Broker.InvalidFd");
+        assert_non_null(strstr(err.error.message, "read-only"));
+        assert_non_null(strstr(err.error.message, d->name));
+        broker_error_clear(&err);
+        close(fd);
+        fd = open_node(e, d);
+        assert_int_equal(session_attach_device_fd(s, fd, NULL, NULL), 0);
+        close(fd);
+        session_free(s);
+}
+
 static void test_other_principal_denied(void **state) {
         Env *e = *state;
         const TopoDevice *d = pick_device(e, false);
@@ -456,6 +505,7 @@ int main(void) {
                 cmocka_unit_test(test_connections_quota),
                 cmocka_unit_test(test_lifetime_hook),
                 cmocka_unit_test(test_bad_fds),
+                cmocka_unit_test(test_sealed_memory_and_readonly_device),
                 cmocka_unit_test(test_other_principal_denied),
                 cmocka_unit_test(test_contracts_stop_at_the_boundary),
                 /* Last: it leaves the host with a policy that grants nothing. */

@@ -38,6 +38,7 @@ static void sim_free(Backend *b) {
                 free(m->node_fds);
                 free(m->nodes);
         }
+        sim_memory_free(s);
         free(s->iommus);
         free(s->groups);
         free(s->devices);
@@ -161,6 +162,7 @@ int backend_sim_new(Backend **ret, const SimTopology *topo, const char *root, Er
         if (!s)
                 return error_set(err, -ENOMEM, "Out of memory for the simulated backend");
         s->base.ops = &sim_ops;
+        s->memlock_limit = UINT64_MAX;
         s->base.features = BACKEND_FEATURE_IOAS | BACKEND_FEATURE_OPTION |
                            BACKEND_FEATURE_VFIO_CDEV | BACKEND_FEATURE_HWPT_ALLOC |
                            BACKEND_FEATURE_HW_INFO | BACKEND_FEATURE_DIRTY_TRACKING |
@@ -243,4 +245,34 @@ int backend_sim_set_device(Backend *b, const char *name, const char *driver, boo
 
 void backend_sim_set_privileged(Backend *b, bool privileged) {
         to_sim(b)->unprivileged = !privileged;
+}
+
+void backend_sim_set_memlock(Backend *b, bool cap_ipc_lock, uint64_t limit) {
+        SimBackend *s = to_sim(b);
+
+        s->no_ipc_lock = !cap_ipc_lock;
+        s->memlock_limit = limit;
+}
+
+int backend_sim_context_set_owner(BackendContext *c, uid_t uid, pid_t pid) {
+        assert_return(c && backend_is_sim(c->backend), -EINVAL);
+
+        return sim_accounts_attach(to_ctx(c), uid, pid);
+}
+
+void backend_sim_context_adopt_memory(BackendContext *c) {
+        to_ctx(c)->adopted_memory = true;
+}
+
+int backend_sim_locked_bytes(const Backend *b, bool process, uint32_t id, uint64_t *ret) {
+        assert_return(backend_is_sim(b), -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        for (SimAccount *a = ((const SimBackend *)b)->accounts; a; a = a->next)
+                if (a->process == process && a->id == id) {
+                        *ret = a->locked;
+                        return 0;
+                }
+        *ret = 0;
+        return 0;
 }

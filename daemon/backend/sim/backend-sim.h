@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "backend.h"
 #include "error.h"
@@ -48,6 +49,44 @@ bool backend_is_sim(const Backend *b);
 int backend_sim_inject_fault(Backend *b, const char *device_name, uint32_t pasid, uint64_t addr,
                              uint32_t perm, bool last_page, uint32_t grpid, Error *err);
 
+/* Why the IOMMU refused a device's DMA. */
+typedef enum BackendSimDmaFaultReason {
+        BACKEND_SIM_DMA_BLOCKED,    /* the device (its RID or that PASID) is attached to nothing */
+        BACKEND_SIM_DMA_UNMAPPED,   /* nothing is mapped at the address */
+        BACKEND_SIM_DMA_PERMISSION, /* mapped without the access the DMA needs */
+} BackendSimDmaFaultReason;
+
+/* A DMA the IOMMU refused, as its fault log (a DMAR fault, an IO_PAGE_FAULT) reports it. */
+typedef struct BackendSimDmaFault {
+        uint64_t addr;   /* the first IOVA that could not be reached */
+        uint32_t pasid;  /* BACKEND_NO_PASID: untagged DMA (the RID) */
+        uint32_t perm;   /* FAULT_PERM_READ or FAULT_PERM_WRITE */
+        BackendSimDmaFaultReason reason;
+} BackendSimDmaFault;
+
+const char *backend_sim_dma_fault_reason_to_string(BackendSimDmaFaultReason r);
+
+/*
+ * A DMA of length bytes at iova by device_name, tagged with pasid (BACKEND_NO_PASID: untagged,
+ * through the RID): write copies buf into memory, else memory into buf.  It translates through
+ * the page table the device is attached to now, in whichever context bound it (also one the
+ * daemon closed while a client keeps the bound device file), and reaches the memory of the
+ * areas there (their memory fd, or the mapper's VAs), honouring their permissions.
+ *
+ * -EFAULT when the IOMMU refuses any byte of it (the device attached to nothing, an address
+ * not mapped, a permission missing): nothing is transferred, *ret_fault (may be NULL) says
+ * where and why, the device's fault log records it and, when the page table has a fault
+ * queue, it is delivered there as a group of one record.  -ENODEV: no such device;
+ * -EOPNOTSUPP: through a nested page table (stage-1 tables are not modelled); -EIO: the
+ * memory refused the access (a file sealed since it was mapped).
+ */
+int backend_sim_dma(Backend *b, const char *device_name, uint32_t pasid, uint64_t iova, void *buf,
+                    size_t length, bool write, BackendSimDmaFault *ret_fault, Error *err);
+
+/* The DMA faults of device_name so far and the last one (*ret_last untouched when none). */
+int backend_sim_device_dma_faults(const Backend *b, const char *device_name, uint64_t *ret_n,
+                                  BackendSimDmaFault *ret_last);
+
 typedef struct BackendSimStats {
         uint64_t faults_injected;    /* records accepted by backend_sim_inject_fault() */
         uint64_t groups_delivered;   /* groups handed out by fault_read */
@@ -56,6 +95,12 @@ typedef struct BackendSimStats {
         uint64_t auto_invalid;       /* groups answered INVALID by detach, destroy or context free */
         uint64_t contexts;           /* contexts alive now (one per session) */
         uint64_t objects;            /* objects alive now in every context (IOAS, HWPT, device, fault) */
+        uint64_t mappings;           /* areas alive now in every IOAS (copies count again) */
+        uint64_t pinned_bytes;       /* bytes pinned now (whole pages; shared pages once) */
+        uint64_t locked_bytes;       /* of those, charged to a user or a process now */
+        uint64_t memory_files;       /* memory files the model keeps open for areas */
+        uint64_t dma_transfers;      /* DMAs that reached memory (backend_sim_dma()) */
+        uint64_t dma_faults;         /* DMAs the IOMMU refused */
 } BackendSimStats;
 
 void backend_sim_get_stats(const Backend *b, BackendSimStats *ret);
@@ -86,6 +131,25 @@ void backend_sim_context_set_next_id(BackendContext *c, uint32_t id);
 
 /* Whether the simulated caller holds CAP_SYS_RESOURCE (RLIMIT_MODE SET); default true. */
 void backend_sim_set_privileged(Backend *b, bool privileged);
+
+/*
+ * The mapper's memory limits, as the kernel reads them when it pins: with CAP_IPC_LOCK
+ * (the default, as the daemon runs) pins are charged to nobody; without it they are charged
+ * to the mapper's user (RLIMIT_MODE 0) or process (RLIMIT_MODE 1), and a pin that takes that
+ * account past limit bytes (its RLIMIT_MEMLOCK; default unlimited) fails with ENOMEM.
+ * Applies to maps made from now on, as the kernel decides at map time.
+ */
+void backend_sim_set_memlock(Backend *b, bool cap_ipc_lock, uint64_t limit);
+/* Who maps through c (default: the process that made it, with its uid); -ENOMEM. */
+int backend_sim_context_set_owner(BackendContext *c, uid_t uid, pid_t pid);
+/* Bytes charged now to a user (process false: id is a uid) or a process (a pid). */
+int backend_sim_locked_bytes(const Backend *b, bool process, uint32_t id, uint64_t *ret);
+/*
+ * c stands for a context an earlier daemon process made (a restart over the simulated
+ * host): the user VAs it maps are that process's memory, which pinned pages keep alive.
+ * They are taken as present; a DMA through them reaches nothing.
+ */
+void backend_sim_context_adopt_memory(BackendContext *c);
 
 /* The name of the memfd that stands for the iommufd OpenDevices hands over (memfd:NAME). */
 #define SIM_HANDOFF_IOMMUFD_NAME "iommufd-sim"

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "assert-util.h"
 #include "sim-private.h"
@@ -85,6 +86,11 @@ int sim_context_new(Backend *b, BackendContext **ret, Error *err) {
         c->base.backend = b;
         c->sim = to_sim(b);
         c->free_hint = 1;
+        /* The mapper is the process that opened the context, as with /dev/iommu. */
+        if (sim_accounts_attach(c, getuid(), getpid()) < 0) {
+                free(c);
+                return error_set(err, -ENOMEM, "Out of memory for a context");
+        }
         c->sim->stats.contexts++;
         *ret = &c->base;
         return 0;

@@ -206,12 +206,32 @@ static int fault_group_complete(SimDev *d, const FaultRecord *rec, SimFaultGroup
         return 0;
 }
 
+int sim_fault_raise(SimDev *d, SimFaultQueue *q, const FaultRecord *rec) {
+        SimFaultGroup *g;
+        FaultRecord *v;
+        int r;
+
+        v = realloc(d->partial, (d->n_partial + 1) * sizeof(FaultRecord));
+        if (!v)
+                return -ENOMEM;
+        d->partial = v;
+        d->partial[d->n_partial++] = *rec;
+        if (!(rec->flags & FAULT_FLAG_LAST_PAGE))
+                return 0;
+
+        r = fault_group_complete(d, rec, &g);
+        if (r < 0)
+                return r;
+        *q->queued_tail = g;
+        q->queued_tail = &g->next;
+        fault_update_event(q);
+        return 0;
+}
+
 int backend_sim_inject_fault(Backend *b, const char *device_name, uint32_t pasid, uint64_t addr,
                              uint32_t perm, bool last_page, uint32_t grpid, Error *err) {
         SimBackend *s = to_sim(b);
-        FaultRecord rec, *v;
-        SimFaultQueue *q;
-        SimFaultGroup *g;
+        FaultRecord rec;
         SimDevModel *m;
         SimContext *c;
         SimHwpt *h;
@@ -236,7 +256,6 @@ int backend_sim_inject_fault(Backend *b, const char *device_name, uint32_t pasid
                 return error_set(err, -ENOENT,
                                  "Nothing with a fault queue is attached to %s at PASID %" PRIu32,
                                  device_name, pasid);
-        q = h->fault;
 
         rec = (FaultRecord){
                 .flags = (pasid != BACKEND_NO_PASID ? FAULT_FLAG_PASID_VALID : 0) |
@@ -247,20 +266,9 @@ int backend_sim_inject_fault(Backend *b, const char *device_name, uint32_t pasid
                 .perm = perm,
                 .addr = addr,
         };
-        v = realloc(d->partial, (d->n_partial + 1) * sizeof(FaultRecord));
-        if (!v)
-                return error_set(err, -ENOMEM, "Out of memory");
-        d->partial = v;
-        d->partial[d->n_partial++] = rec;
-        s->stats.faults_injected++;
-        if (!last_page)
-                return 0;
-
-        r = fault_group_complete(d, &rec, &g);
+        r = sim_fault_raise(d, h->fault, &rec);
         if (r < 0)
                 return error_set(err, r, "Out of memory");
-        *q->queued_tail = g;
-        q->queued_tail = &g->next;
-        fault_update_event(q);
+        s->stats.faults_injected++;
         return 0;
 }

@@ -163,6 +163,12 @@ int sim_ioas_add_domain(SimContext *c, SimIoas *ioas, SimHwpt *h, Error *err) {
                 if (r < 0)
                         goto fail;
         }
+        /* The first domain pins every area (iopt_table_add_domain() fills it from them). */
+        if (ioas->n_domains == 0) {
+                r = sim_ioas_pin_all(c, ioas, err);
+                if (r < 0)
+                        goto fail;
+        }
         ioas->domains[ioas->n_domains++] = h;
         ioas->alignment = a;
         return 0;
@@ -179,6 +185,8 @@ void sim_ioas_remove_domain(SimContext *c, SimIoas *ioas, SimHwpt *h) {
                 if (ioas->domains[i] != h)
                         ioas->domains[j++] = ioas->domains[i];
         ioas->n_domains = j;
+        if (j == 0)
+                sim_ioas_unpin_all(c, ioas);
         ioas->alignment =
                 sim_ioas_compute_alignment(c, ioas, NULL, NULL, ioas->disable_large_pages);
 }

@@ -122,34 +122,53 @@ static int ioas_alloc_iova(SimIoas *ioas, uint64_t source, uint64_t length, uint
                          " in IOAS %" PRIu32, length, align, ioas->obj.id);
 }
 
+/*
+ * Inserts an area that uses pages (a reference the area takes over; NULL: a user VA mapped
+ * once) and pins it when the IOAS has a domain.  On failure the reference is dropped.
+ */
 static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_t length,
-                            uint64_t source, uint32_t flags, Error *err) {
+                            uint64_t source, uint32_t flags, SimPages *pages, Error *err) {
         SimArea *a;
         int r;
 
-        if ((source % BACKEND_SIM_PAGE_SIZE) & (ioas->alignment - 1))
+        if ((source % BACKEND_SIM_PAGE_SIZE) & (ioas->alignment - 1)) {
+                sim_pages_unref(c, pages);
                 return error_set(err, -EINVAL,
                                  "Source offset 0x%" PRIx64 " is not aligned to %" PRIu64, source,
                                  ioas->alignment);
-        a = malloc(sizeof(SimArea));
-        if (!a)
-                return error_set(err, -ENOMEM, "Out of memory for an area");
-        a->node.start = iova;
-        a->node.last = iova + length - 1;
-        a->source = source;
-        a->flags = flags;
-        r = iova_tree_insert(&ioas->areas, &a->node);
-        if (r == -ENOMEM) {
-                free(a);
-                return error_set(err, r, "Out of memory for the area tree");
         }
+        a = malloc(sizeof(SimArea));
+        if (!a) {
+                sim_pages_unref(c, pages);
+                return error_set(err, -ENOMEM, "Out of memory for an area");
+        }
+        *a = (SimArea){
+                .node = { .start = iova, .last = iova + length - 1 },
+                .source = source,
+                .pages = pages,
+                .flags = flags,
+        };
+        r = iova_tree_insert(&ioas->areas, &a->node);
         if (r < 0) {
                 free(a);
+                sim_pages_unref(c, pages);
+                if (r == -ENOMEM)
+                        return error_set(err, r, "Out of memory for the area tree");
                 return error_set(err, -EEXIST,
                                  "Range 0x%" PRIx64 "-0x%" PRIx64 " overlaps an existing mapping",
                                  iova, iova + length - 1);
         }
+        if (ioas->n_domains > 0) {
+                r = sim_area_pin(c, a, err);
+                if (r < 0) {
+                        iova_tree_remove(&ioas->areas, &a->node);
+                        free(a);
+                        sim_pages_unref(c, pages);
+                        return r;
+                }
+        }
         c->mapped_bytes += length;
+        c->sim->stats.mappings++;
         return 0;
 }
 
@@ -160,8 +179,39 @@ static int check_map_flags(uint32_t flags, Error *err) {
         return 0;
 }
 
+/* What the kernel checks of the memory before it places the area: the file, or the VA range. */
+static int map_memory(SimContext *c, int fd, uint64_t source, uint64_t length, SimPages **ret,
+                      Error *err) {
+        struct stat st;
+        struct statfs sfs;
+        uint64_t end;
+
+        if (fd < 0) {
+                if (ADD_OVERFLOW(source, length, &end))
+                        return error_set(err, -EOVERFLOW,
+                                         "VA 0x%" PRIx64 " + length 0x%" PRIx64 " overflows",
+                                         source, length);
+                *ret = NULL;
+                return 0;
+        }
+        if (fstat(fd, &st) < 0)
+                return error_set(err, -EBADF, "Memory fd %d is not an open file", fd);
+        if (!S_ISREG(st.st_mode) || fstatfs(fd, &sfs) < 0 ||
+            ((uint64_t)sfs.f_type != TMPFS_MAGIC_ && (uint64_t)sfs.f_type != HUGETLBFS_MAGIC_))
+                return error_set(err, -EINVAL,
+                                 "Memory fd %d is not a memfd, shmem or hugetlbfs file", fd);
+        if (ADD_OVERFLOW(source, length, &end) || end > (uint64_t)st.st_size)
+                return error_set(err, -EINVAL,
+                                 "Range 0x%" PRIx64 "+0x%" PRIx64
+                                 " is beyond the end of the memory fd (%" PRIu64 " bytes)",
+                                 source, length, (uint64_t)st.st_size);
+        return sim_pages_new_file(c, fd, &st, sim_map_account_mode(c), ret, err);
+}
+
 static int ioas_map_common(SimContext *c, uint32_t ioas_id, uint32_t flags, uint64_t source,
                            uint64_t length, uint64_t *iova, int fd, Error *err) {
+        uint32_t rw = flags & (BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE), area_flags;
+        SimPages *pages = NULL;
         SimIoas *ioas;
         uint64_t at;
         int r;
@@ -175,43 +225,40 @@ static int ioas_map_common(SimContext *c, uint32_t ioas_id, uint32_t flags, uint
         if (r < 0)
                 return r;
         if (fd >= 0) {
-                struct stat st;
-                struct statfs sfs;
-                uint64_t end;
-
-                if (fstat(fd, &st) < 0)
-                        return error_set(err, -EBADF, "Memory fd %d is not an open file", fd);
-                if (!S_ISREG(st.st_mode) || fstatfs(fd, &sfs) < 0 ||
-                    ((uint64_t)sfs.f_type != TMPFS_MAGIC_ && (uint64_t)sfs.f_type != HUGETLBFS_MAGIC_))
-                        return error_set(err, -EINVAL,
-                                         "Memory fd %d is not a memfd, shmem or hugetlbfs file", fd);
-                if (ADD_OVERFLOW(source, length, &end) || end > (uint64_t)st.st_size)
-                        return error_set(err, -EINVAL,
-                                         "Range 0x%" PRIx64 "+0x%" PRIx64
-                                         " is beyond the end of the memory fd (%" PRIu64 " bytes)",
-                                         source, length, (uint64_t)st.st_size);
+                r = map_memory(c, fd, source, length, &pages, err);
+                if (r < 0)
+                        return r;
         }
-        if (!(flags & (BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE)))
-                return error_set(err, -EINVAL, "A mapping must be readable, writeable or both");
-        if (length == 0)
-                return error_set(err, -EINVAL, "Length is 0");
+        if (rw == 0)
+                r = error_set(err, -EINVAL, "A mapping must be readable, writeable or both");
+        else if (length == 0)
+                r = error_set(err, -EINVAL, "Length is 0");
+        else if (fd < 0)
+                r = map_memory(c, fd, source, length, &pages, err);
+        if (r < 0) {
+                sim_pages_unref(c, pages);
+                return r;
+        }
 
         if (flags & BACKEND_MAP_FIXED_IOVA) {
                 at = *iova;
                 if (length & (ioas->alignment - 1))
-                        return error_set(err, -EINVAL,
-                                         "Length 0x%" PRIx64 " is not a multiple of %" PRIu64,
-                                         length, ioas->alignment);
-                r = ioas_check_fixed(ioas, at, length, false, err);
+                        r = error_set(err, -EINVAL,
+                                      "Length 0x%" PRIx64 " is not a multiple of %" PRIu64,
+                                      length, ioas->alignment);
+                else
+                        r = ioas_check_fixed(ioas, at, length, false, err);
         } else
                 r = ioas_alloc_iova(ioas, source, length, &at, err);
-        if (r < 0)
+        if (r < 0) {
+                sim_pages_unref(c, pages);
                 return r;
+        }
 
-        r = ioas_insert_area(c, ioas, at, length, source,
-                             (flags & (BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE)) |
-                                     ((flags & BACKEND_MAP_WRITEABLE) ? AREA_PAGES_WRITABLE : 0),
-                             err);
+        area_flags = rw | ((flags & BACKEND_MAP_WRITEABLE) ? AREA_PAGES_WRITABLE : 0) |
+                     ((uint32_t)sim_map_account_mode(c) << AREA_ACCOUNT_SHIFT) |
+                     (fd < 0 && c->adopted_memory ? AREA_PHANTOM : 0);
+        r = ioas_insert_area(c, ioas, at, length, source, area_flags, pages, err);
         if (r < 0)
                 return r;
         *iova = at;
@@ -236,10 +283,18 @@ int sim_ioas_map_va(BackendContext *bc, uint32_t ioas_id, uint32_t flags, uint64
         return ioas_map_common(to_ctx(bc), ioas_id, flags, user_va, length, iova, -1, err);
 }
 
-static void area_free(SimContext *c, SimIoas *ioas, SimArea *a) {
+/* An area leaves: its pins go (and their charge), then its reference to the pages. */
+static void area_release(SimContext *c, SimArea *a) {
         c->mapped_bytes -= a->node.last - a->node.start + 1;
-        iova_tree_remove(&ioas->areas, &a->node);
+        c->sim->stats.mappings--;
+        sim_area_unpin(c, a);
+        sim_pages_unref(c, a->pages);
         free(a);
+}
+
+static void area_free(SimContext *c, SimIoas *ioas, SimArea *a) {
+        iova_tree_remove(&ioas->areas, &a->node);
+        area_release(c, a);
 }
 
 /* Unmaps areas wholly inside [start, last] in order; a cut area stops it (not atomic). */
@@ -305,12 +360,13 @@ typedef struct CopyPiece {
         uint64_t offset; /* from the start of the copied range */
         uint64_t length;
         uint64_t source;
+        SimPages *pages; /* the source area's, which the copy shares */
         uint32_t pages_writable;
 } CopyPiece;
 
 /* The pieces of the areas that cover [src_iova, src_last] without a hole, in order. */
-static int copy_collect(SimIoas *src, uint64_t src_iova, uint64_t src_last, CopyPiece **ret,
-                        size_t *ret_n, Error *err) {
+static int copy_collect(SimContext *c, SimIoas *src, uint64_t src_iova, uint64_t src_last,
+                        CopyPiece **ret, size_t *ret_n, Error *err) {
         _cleanup_free_ CopyPiece *pieces = NULL;
         size_t n_pieces = 0;
         uint64_t cur = src_iova;
@@ -319,6 +375,7 @@ static int copy_collect(SimIoas *src, uint64_t src_iova, uint64_t src_last, Copy
         while (true) {
                 SimArea *a = (SimArea *)n;
                 uint64_t piece_last;
+                SimPages *shared;
                 CopyPiece *v;
 
                 if (!n || n->start > cur)
@@ -330,10 +387,13 @@ static int copy_collect(SimIoas *src, uint64_t src_iova, uint64_t src_last, Copy
                 if (!v)
                         return error_set(err, -ENOMEM, "Out of memory");
                 pieces = v;
+                if (sim_area_share(c, a, &shared) < 0)
+                        return error_set(err, -ENOMEM, "Out of memory for shared pages");
                 pieces[n_pieces++] = (CopyPiece){
                         .offset = cur - src_iova,
                         .length = piece_last - cur + 1,
                         .source = a->source + (cur - n->start),
+                        .pages = shared,
                         .pages_writable = a->flags & AREA_PAGES_WRITABLE,
                 };
                 if (piece_last == src_last)
@@ -352,11 +412,12 @@ static int copy_insert(SimContext *c, SimIoas *dst, uint64_t at, const CopyPiece
         int r;
 
         for (size_t i = 0; i < n_pieces; i++) {
+                pieces[i].pages->refs++;
                 r = ioas_insert_area(c, dst, at + pieces[i].offset, pieces[i].length,
                                      pieces[i].source,
                                      (flags & (BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE)) |
                                              pieces[i].pages_writable,
-                                     err);
+                                     pieces[i].pages, err);
                 if (r < 0) {
                         /* Roll back what this copy inserted. */
                         for (size_t j = 0; j < i; j++)
@@ -397,7 +458,7 @@ int sim_ioas_copy(BackendContext *bc, uint32_t dst_ioas_id, uint32_t src_ioas_id
                 return error_set(err, -EOVERFLOW, "Source range overflows");
 
         /* The source must be covered by contiguous areas. */
-        r = copy_collect(src, src_iova, src_last, &pieces, &n_pieces, err);
+        r = copy_collect(c, src, src_iova, src_last, &pieces, &n_pieces, err);
         if (r < 0)
                 return r;
 
@@ -457,10 +518,7 @@ int sim_ioas_alloc(BackendContext *bc, uint32_t *ret_id, Error *err) {
 }
 
 static void area_free_cb(IovaNode *n, void *userdata) {
-        SimContext *c = userdata;
-
-        c->mapped_bytes -= n->last - n->start + 1;
-        free(n);
+        area_release(userdata, (SimArea *)n);
 }
 
 void sim_ioas_free(SimContext *c, SimIoas *ioas) {

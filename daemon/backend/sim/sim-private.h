@@ -14,12 +14,15 @@
  *   sim-device.c         device fds, binding, HW info
  *   sim-device-attach.c  RID and PASID attachments
  *   sim-fault.c          fault queues and the faults devices raise into them
+ *   sim-pages.c          the memory areas map: files, pages, pins and who they are charged to
+ *   sim-dma.c            device DMA through the page table a device is attached to
  *
  * An IOAS keeps its areas in an IovaTree (../iova-tree.h).
  */
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "backend-sim.h"
@@ -32,6 +35,9 @@ typedef struct SimContext SimContext;
 typedef struct SimDevModel SimDevModel;
 typedef struct SimHwpt SimHwpt;
 typedef struct SimFaultQueue SimFaultQueue;
+typedef struct SimFile SimFile;
+typedef struct SimPages SimPages;
+typedef struct SimAccount SimAccount;
 
 /* ---- the host model (copied from the topology) ---- */
 
@@ -76,6 +82,33 @@ struct SimDevModel {
         /* bound state */
         SimContext *ctx;
         uint32_t dev_id;
+        /* DMA the IOMMU refused (sim-dma.c): how many, and the last one */
+        uint64_t dma_faults;
+        BackendSimDmaFault last_dma_fault;
+};
+
+/* Whom pinned pages are charged to, as the kernel's iopt_pages account_mode. */
+typedef enum SimAccountMode {
+        SIM_ACCOUNT_NONE = 0, /* the mapper has CAP_IPC_LOCK: nobody */
+        SIM_ACCOUNT_USER = 1, /* the mapper's uid (RLIMIT_MODE 0, per user) */
+        SIM_ACCOUNT_MM = 2,   /* the mapper's process (RLIMIT_MODE 1, per process) */
+} SimAccountMode;
+
+/* A user's or a process's locked memory (user_struct or mm locked_vm). */
+struct SimAccount {
+        SimAccount *next;
+        bool process; /* id is a pid, else a uid */
+        uint32_t id;
+        uint64_t locked; /* bytes charged now */
+};
+
+/* A memory file maps refer to: the model's own copy of the fd, one per inode. */
+struct SimFile {
+        int fd;
+        bool writable; /* fd is open read-write */
+        dev_t dev;
+        ino_t ino;
+        unsigned refs; /* pages that map it */
 };
 
 struct SimBackend {
@@ -89,6 +122,12 @@ struct SimBackend {
         size_t n_devices;
         bool unprivileged;
         BackendSimStats stats;
+        /* memory: the files maps hold (sorted by dev, ino), the accounts pins are charged to */
+        SimFile **files;
+        size_t n_files;
+        SimAccount *accounts;
+        bool no_ipc_lock;      /* the mapper lacks CAP_IPC_LOCK: pins are charged */
+        uint64_t memlock_limit; /* its RLIMIT_MEMLOCK in bytes */
 };
 
 /* ---- per-context objects ---- */
@@ -108,14 +147,39 @@ typedef struct SimObject {
 
 enum {
         AREA_PAGES_WRITABLE = 1u << 8, /* the pinned source may be written (copy rule) */
+        AREA_PINNED = 1u << 9,         /* its pages are pinned: its IOAS has a domain */
+        AREA_PHANTOM = 1u << 10,       /* a VA of an earlier daemon process (see sim-pages.c) */
+        AREA_ACCOUNT_SHIFT = 11,       /* SimAccountMode of an area without pages: 2 bits */
 };
 
-/* One mapped area: 32 bytes, plus its 24-byte entry in a leaf of the area tree. */
+/*
+ * One mapped area: 40 bytes (the same 48-byte heap chunk as 32), plus its 24-byte entry in a
+ * leaf of the area tree.  A user VA mapped once needs nothing more; a file, or pages a copy
+ * shares, have a SimPages.
+ */
 typedef struct SimArea {
         IovaNode node;
         uint64_t source; /* user VA or file offset of the first byte */
-        uint32_t flags;  /* BACKEND_MAP_READABLE/WRITEABLE | AREA_PAGES_WRITABLE */
+        SimPages *pages; /* NULL: a user VA of the context's owner, never copied */
+        uint32_t flags;  /* BACKEND_MAP_READABLE/WRITEABLE | AREA_* */
 } SimArea;
+
+/* Page-aligned [start, end) of a source: what pinning an area pins. */
+typedef struct SimSpan {
+        uint64_t start, end;
+} SimSpan;
+
+/* The kernel's iopt_pages: what one map pinned, shared by the copies of its areas. */
+struct SimPages {
+        SimFile *file;       /* NULL: user VAs */
+        SimAccount *account; /* charged for the pins; NULL: nobody */
+        uint64_t pinned;     /* bytes pinned now: the union of spans */
+        SimSpan *spans;      /* one per pinned area: first_span, or an array */
+        uint32_t n_spans, max_spans;
+        uint32_t refs;       /* areas */
+        bool phantom;
+        SimSpan first_span;  /* a map's own area needs no array */
+};
 
 typedef struct SimReserved {
         uint64_t start, last;
@@ -192,6 +256,9 @@ struct SimContext {
         uint32_t free_hint;
         uint64_t mapped_bytes;
         bool rlimit_per_process;
+        bool adopted_memory; /* user VAs are an earlier process's memory (sim-pages.c) */
+        /* the mapper: whom its pins are charged to (user, process) */
+        SimAccount *user_account, *process_account;
 };
 
 /* FOREACH_ARRAY that never does arithmetic on a NULL array (empty lists are NULL here). */
@@ -293,12 +360,35 @@ SimHwpt *sim_device_attached(SimDev *d, uint32_t pasid);
 /* Detaches every PASID and the RID of d. */
 void sim_device_detach_all(SimContext *c, SimDev *d);
 
+/* ---- memory (sim-pages.c) ---- */
+
+int sim_accounts_attach(SimContext *c, uid_t uid, pid_t pid);
+void sim_memory_free(SimBackend *s);
+/* How a map made now is charged (the mapper's CAP_IPC_LOCK, the context's RLIMIT_MODE). */
+SimAccountMode sim_map_account_mode(SimContext *c);
+/* A SimPages for a map of memory fd fd (stat st), charged by mode. */
+int sim_pages_new_file(SimContext *c, int fd, const struct stat *st, SimAccountMode mode,
+                       SimPages **ret, Error *err);
+void sim_pages_unref(SimContext *c, SimPages *p);
+/* The pages of a, made shareable (a copy refers to them); -ENOMEM. */
+int sim_area_share(SimContext *c, SimArea *a, SimPages **ret);
+/* Pins a's pages and charges them (-ENOMEM at the limit, -EFAULT for memory GUP refuses). */
+int sim_area_pin(SimContext *c, SimArea *a, Error *err);
+void sim_area_unpin(SimContext *c, SimArea *a);
+/* The first domain arrives: every area is pinned, all or none; the last one leaves. */
+int sim_ioas_pin_all(SimContext *c, SimIoas *ioas, Error *err);
+void sim_ioas_unpin_all(SimContext *c, SimIoas *ioas);
+/* Reads or writes length bytes at source offset off of a's memory (DMA); -EIO. */
+int sim_area_access(SimArea *a, uint64_t off, void *buf, size_t length, bool write);
+
 /* ---- fault queues (sim-fault.c) ---- */
 
 /* Answers INVALID every group of (dev_id, pasid) (or every group when all) in q. */
 void sim_fault_auto_respond(SimContext *c, SimFaultQueue *q, bool all, uint32_t dev_id,
                             uint32_t pasid);
 void sim_fault_queue_free(SimContext *c, SimFaultQueue *q);
+/* Adds a record d raised; its last page queues its group in q.  -ENOMEM. */
+int sim_fault_raise(SimDev *d, SimFaultQueue *q, const FaultRecord *rec);
 
 /* ---- the operations, one per BackendOps member (the table is in backend-sim.c) ---- */
 

@@ -133,6 +133,9 @@ int session_to_json(const Session *s, json_object **ret) {
         (void)json_util_add(o, "addressSpaces", ioas);
         if (s->faults)
                 (void)json_util_add(o, "faultQueue", u64_json(fault_stream_fault_id(s->faults)));
+        /* A restarted daemon must not mediate for a client that has its own iommufd. */
+        if (s->delegated)
+                (void)json_util_add(o, "delegated", json_object_new_boolean(true));
         if (s->n_pasids > 0) {
                 pasids = json_object_new_array();
                 if (!pasids || json_util_add(o, "pasids", pasids) < 0)
@@ -304,9 +307,10 @@ static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *
         if (!arr)
                 goto oom;
         s->ioas = arr;
-        s->usage.address_spaces++;
-        s->usage.mappings += ioas.n_areas;
-        s->usage.pinned_bytes += session_ioas_mapped_bytes(&ioas);
+        /* Granted before the restart: charged to the principal again without a check. */
+        session_charge_held(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
+        session_charge_held(s, SESSION_RESOURCE_MAPPINGS, ioas.n_areas);
+        session_charge_held(s, SESSION_RESOURCE_PINNED_BYTES, session_ioas_mapped_bytes(&ioas));
         s->ioas[s->n_ioas++] = ioas;
         return 0;
 oom:
@@ -422,7 +426,7 @@ static int restore_device(Session *s, json_object *j, const SessionRestoreConfig
                 .pasid_bits = info.max_pasid_log2,
                 .capabilities = info.capabilities,
         };
-        s->usage.devices++;
+        session_charge_held(s, SESSION_RESOURCE_DEVICES, 1);
         return 0;
 }
 
@@ -638,7 +642,7 @@ static int restore_pasid(Session *s, json_object *j, const SessionRestoreConfig 
         if (p.stage1_len == 0)
                 p.stage1_type = BACKEND_HWPT_DATA_NONE;
         s->pasids[s->n_pasids++] = p;
-        s->usage.pasids++;
+        session_charge_held(s, SESSION_RESOURCE_PASIDS, 1);
         return 0;
 }
 
@@ -672,7 +676,7 @@ static int restore_handed_over(Session *s, json_object *state, const SessionRest
                         return -ENOMEM;
                 }
                 s->n_handed_over++;
-                s->usage.devices++;
+                session_charge_held(s, SESSION_RESOURCE_DEVICES, 1);
         }
         return 0;
 }
@@ -696,6 +700,7 @@ int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendC
         }
         s->ctx = ctx;
         session_link(s);
+        s->delegated = json_object_get_boolean(json_object_object_get(state, "delegated"));
 
         if (json_util_get_array(state, "addressSpaces", 0, &ioas, NULL) < 0 ||
             json_util_get_array(state, "devices", 0, &devs, NULL) < 0) {

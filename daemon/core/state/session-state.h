@@ -22,9 +22,10 @@
  * address spaces (id, allowed list, mappings as [iova, length, flags]) and,
  * since state version 2, the fault queue's id and the PASID binds (device,
  * PASID, address space, page table, nesting parent and stage-1 table, whether
- * faults were requested); since state version 3, the devices handed over as fds
- * (OpenDevices), whose claims are all iommud keeps of them.  Usage is not
- * recorded: it follows from the rest.
+ * faults were requested), and whether the session delegated its iommufd (after which iommud
+ * mediates nothing for it); since state version 3, the devices handed over as fds
+ * (OpenDevices), whose claims are all iommud keeps of them.  Usage is not recorded: it
+ * follows from the rest.
  * Pending faults are not recorded: their cookies die with the process.
  */
 int session_to_json(const Session *s, json_object **ret);
