@@ -159,17 +159,9 @@ struct BackendOps {
 
         int (*context_new)(Backend *b, BackendContext **ret, Error *err);
         void (*context_free)(BackendContext *c);
-        /* The context's iommufd for delegation; -EOPNOTSUPP where there is none. */
+        /* The context's iommufd, to hand over or to keep in the fd store; -EOPNOTSUPP where
+         * there is none (the legacy VFIO API). */
         int (*context_fd)(BackendContext *c);
-        /*
-         * A fresh iommufd for a client to keep, with the devices iommud opens for it unbound
-         * (OpenDevices): a new open of /dev/iommu, no context of iommud's, switched to
-         * per-process accounting (IOMMU_OPTION_RLIMIT_MODE 1, which needs CAP_SYS_RESOURCE and
-         * an iommufd without objects) so that what the client pins is charged to the process
-         * that maps it, against its own RLIMIT_MEMLOCK.  Owned by the caller.  NULL where the
-         * backend has no iommufd to give (the legacy VFIO API).
-         */
-        int (*handoff_iommufd)(Backend *b, int *ret_fd, Error *err);
 
         int (*option)(BackendContext *c, uint32_t option_id, uint16_t op, uint32_t object_id,
                       uint64_t *val64, Error *err);

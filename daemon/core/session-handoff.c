@@ -83,25 +83,21 @@ static int open_failed(BrokerError *err, const char *what, const Error *be) {
         return r;
 }
 
-/* The fresh iommufd and each device's cdev, unbound. */
+/* The fresh iommufd (as Delegate's) and each device's cdev, unbound. */
 static int open_all(Session *s, const TopoDevice **devs, size_t n, SessionHandoff *h,
                     BrokerError *err) {
         Error be = ERROR_INIT;
         int r;
 
-        if (!OPS(s)->handoff_iommufd)
-                return broker_error_not_supported(
-                        err, "open-devices",
-                        "The %s backend has no iommufd to hand over: on a kernel without "
-                        "iommufd a VMM opens /dev/vfio/vfio and its group's /dev/vfio/GROUP "
-                        "itself, or uses the devices through iommud.",
-                        OPS(s)->name);
+        r = session_can_hand_iommufd(s, "open-devices", err);
+        if (r < 0)
+                return r;
         h->devices = calloc(n, sizeof(*h->devices));
         if (!h->devices)
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
-        r = OPS(s)->handoff_iommufd(s->host->backend, &h->iommufd, &be);
+        r = session_fresh_iommufd(s, "open-devices", &h->iommufd, err);
         if (r < 0)
-                return open_failed(err, "an iommufd to hand over", &be);
+                return r;
         for (size_t i = 0; i < n; i++) {
                 SessionHandoffDevice *hd = &h->devices[h->n_devices];
 

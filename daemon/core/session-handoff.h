@@ -47,8 +47,9 @@ void session_handoff_done(SessionHandoff *h);
  * Decides, claims and opens names[0..n) for the session, all or none: an unknown device
  * (NoSuchObject), a name given twice (InvalidParameter "devices"), any refusal of the
  * decision (PolicyDenied, with step "delegation" when only the handoff is refused;
- * DeviceBusy; QuotaExceeded "devices" counting all n), a backend without an iommufd to give
- * (NotSupported "open-devices") or a failed open fails the whole call and costs nothing.
+ * DeviceBusy; QuotaExceeded "devices" counting all n), no iommufd to give in per-process
+ * accounting (NotSupported "open-devices": a backend without one, or a daemon without
+ * CAP_SYS_RESOURCE) or a failed open fails the whole call and costs nothing.
  */
 int session_open_devices(Session *s, const char *const *names, size_t n, SessionHandoff *ret,
                          BrokerError *err);

@@ -163,6 +163,14 @@ int session_device_missing(Session *s, uint32_t id, BrokerError *err);
 
 /* NotSupported {feature: "mediation"}: what every mediated method answers after Delegate. */
 int session_refuse_delegated(const Session *s, BrokerError *err);
+/* NotSupported {feature} unless the backend has an iommufd to hand over, per process. */
+int session_can_hand_iommufd(Session *s, const char *feature, BrokerError *err);
+/*
+ * A fresh iommufd for the client to keep (Delegate, OpenDevices): a new context switched to
+ * per-process accounting before anyone holds it; iommud keeps no copy.  NotSupported {feature}
+ * when iommud may not switch it (no CAP_SYS_RESOURCE).
+ */
+int session_fresh_iommufd(Session *s, const char *feature, int *ret_fd, BrokerError *err);
 #define REFUSE_IF_DELEGATED(s, err)                                                                \
         do {                                                                                       \
                 if ((s)->delegated)                                                                \

@@ -551,41 +551,6 @@ static void test_context_fd_is_the_iommufd(void **state) {
         assert_non_null(kernel_responder_context(e->resp, fd));
 }
 
-/* OpenDevices' iommufd: a new open of /dev/iommu in per-process accounting, not ours to keep. */
-static void test_handoff_iommufd(void **state) {
-        Env *e = *state;
-        Error err = ERROR_INIT;
-        BackendContext *inner;
-        uint64_t mode = 0;
-        int fd = -EBADF;
-
-        assert_int_equal(K(e)->handoff_iommufd(e->kernel, &fd, &err), 0);
-        assert_int_not_equal(fd, K(e)->context_fd(e->ctx));
-        inner = kernel_responder_context(e->resp, fd);
-        assert_non_null(inner);
-        assert_ptr_not_equal(inner, kernel_responder_context(e->resp, K(e)->context_fd(e->ctx)));
-        assert_int_equal(e->fake->ops->option(inner, BACKEND_OPTION_RLIMIT_MODE,
-                                              BACKEND_OPTION_OP_GET, 0, &mode, &err),
-                         0);
-        assert_int_equal(mode, 1);
-        /* The client closes it; teardown checks that nothing else stayed open. */
-        assert_int_equal(kernel_responder_syscalls.close(e->resp, fd), 0);
-}
-
-/* A kernel that refuses the option: no iommufd is handed over, and none stays open. */
-static void test_handoff_iommufd_refused(void **state) {
-        Env *e = *state;
-        Error err = ERROR_INIT;
-        size_t open_fds = e->resp->n_fds;
-        int fd = -EBADF;
-
-        kernel_responder_disable(e->resp, IOMMUD_IOMMUFD_CMD_OPTION);
-        assert_int_equal(K(e)->handoff_iommufd(e->kernel, &fd, &err), -ENOTTY);
-        assert_int_equal(fd, -EBADF);
-        assert_non_null(strstr(error_message(&err), "IOMMU_OPTION_RLIMIT_MODE"));
-        assert_int_equal(e->resp->n_fds, open_fds);
-}
-
 /* ---- errno sentences ---- */
 
 static void test_errno_sentences(void **state) {
@@ -1005,9 +970,6 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unknown_ioctls, setup_raw, teardown),
                 cmocka_unit_test_setup_teardown(test_vfio_argsz_rules, setup_raw, teardown),
                 cmocka_unit_test_setup_teardown(test_ops_send_exact_structures, setup_full,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_handoff_iommufd, setup_full, teardown),
-                cmocka_unit_test_setup_teardown(test_handoff_iommufd_refused, setup_full,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_context_fd_is_the_iommufd, setup_full,
                                                 teardown),

@@ -119,7 +119,7 @@ static void test_open_hands_over_and_claims(void **state) {
         pick_devices(e, names, 2);
         assert_int_equal(session_open_devices(vmm, names, 2, &h, &err), 0);
         assert_string_equal(fd_target(h.iommufd, target, sizeof(target)),
-                            "/memfd:" SIM_HANDOFF_IOMMUFD_NAME " (deleted)");
+                            "/memfd:" SIM_IOMMUFD_NAME " (deleted)");
         assert_int_equal(h.n_devices, 2);
         for (size_t i = 0; i < 2; i++) {
                 assert_string_equal(h.devices[i].name, names[i]);
@@ -188,10 +188,12 @@ static void test_refusals_cost_nothing(void **state) {
         assert_int_equal(session_open_devices(vmm, names, 3, &h, &err), -EDQUOT);
         assert_string_equal(broker_error_get(&err, "resource")->str, "devices");
 
-        /* A daemon that may not set RLIMIT_MODE hands out nothing. */
+        /* A daemon that may not set RLIMIT_MODE hands out nothing (as for Delegate). */
         backend_sim_set_privileged(e->host.backend, false);
-        assert_int_equal(session_open_devices(vmm, names, 1, &h, &err), -EPERM);
-        assert_string_equal(err.error.name, "org.iommud.Broker.BackendError");
+        assert_int_equal(session_open_devices(vmm, names, 1, &h, &err), -EOPNOTSUPP);
+        assert_string_equal(err.error.name, "org.iommud.Broker.NotSupported");
+        assert_string_equal(broker_error_get(&err, "feature")->str, "open-devices");
+        assert_non_null(strstr(err.error.message, "CAP_SYS_RESOURCE"));
         backend_sim_set_privileged(e->host.backend, true);
 
         assert_int_equal(h.iommufd, -EBADF);

@@ -42,7 +42,6 @@ static const BackendOps kernel_ops = {
         .context_new = kernel_context_new,
         .context_free = kernel_context_free,
         .context_fd = kernel_context_fd,
-        .handoff_iommufd = kernel_handoff_iommufd,
         .option = kernel_option,
         .ioas_alloc = kernel_ioas_alloc,
         .destroy = kernel_destroy,

@@ -95,33 +95,6 @@ int kernel_context_fd(BackendContext *bc) {
         return ((KernelContext *)bc)->iommufd;
 }
 
-int kernel_handoff_iommufd(Backend *b, int *ret_fd, Error *err) {
-        BackendContext *bc = NULL;
-        KernelContext *c;
-        uint64_t per_process = 1;
-        int r;
-
-        assert_return(b, -EINVAL);
-        assert_return(ret_fd, -EINVAL);
-
-        /* A context of its own for the open and the option; the client gets its iommufd. */
-        r = kernel_context_new(b, &bc, err);
-        if (r < 0)
-                return r;
-        r = kernel_option(bc, BACKEND_OPTION_RLIMIT_MODE, BACKEND_OPTION_OP_SET, 0, &per_process,
-                          err);
-        if (r < 0) {
-                kernel_context_free(bc);
-                (void)error_prefix(err, "switching a fresh iommufd to per-process accounting "
-                                        "(IOMMU_OPTION_RLIMIT_MODE 1)");
-                return r;
-        }
-        c = (KernelContext *)bc;
-        *ret_fd = TAKE_FD(c->iommufd);
-        kernel_context_free(bc);
-        return 0;
-}
-
 /* ---- restart survival ---- */
 
 int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_ids, int *dev_fds,

@@ -120,7 +120,6 @@ int kernel_device_open(Backend *b, const char *name, int *ret_fd, Error *err);
 int kernel_context_new(Backend *b, BackendContext **ret, Error *err);
 void kernel_context_free(BackendContext *bc);
 int kernel_context_fd(BackendContext *bc);
-int kernel_handoff_iommufd(Backend *b, int *ret_fd, Error *err);
 int kernel_option(BackendContext *bc, uint32_t option_id, uint16_t op, uint32_t object_id,
                   uint64_t *val64, Error *err);
 int kernel_ioas_alloc(BackendContext *bc, uint32_t *ret_id, Error *err);

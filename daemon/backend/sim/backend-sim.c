@@ -190,7 +190,6 @@ static const BackendOps sim_ops = {
         .context_new = sim_context_new,
         .context_free = sim_context_free,
         .context_fd = sim_context_fd,
-        .handoff_iommufd = sim_handoff_iommufd,
         .option = sim_option,
         .ioas_alloc = sim_ioas_alloc,
         .destroy = sim_destroy,

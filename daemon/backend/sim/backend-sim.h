@@ -151,5 +151,5 @@ int backend_sim_locked_bytes(const Backend *b, bool process, uint32_t id, uint64
  */
 void backend_sim_context_adopt_memory(BackendContext *c);
 
-/* The name of the memfd that stands for the iommufd OpenDevices hands over (memfd:NAME). */
-#define SIM_HANDOFF_IOMMUFD_NAME "iommufd-sim"
+/* The name of the memfd that stands for a context's iommufd (context_fd: memfd:NAME). */
+#define SIM_IOMMUFD_NAME "iommufd-sim"

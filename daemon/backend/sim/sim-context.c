@@ -86,6 +86,7 @@ int sim_context_new(Backend *b, BackendContext **ret, Error *err) {
         c->base.backend = b;
         c->sim = to_sim(b);
         c->free_hint = 1;
+        c->file = -EBADF;
         /* The mapper is the process that opened the context, as with /dev/iommu. */
         if (sim_accounts_attach(c, getuid(), getpid()) < 0) {
                 free(c);
@@ -123,36 +124,27 @@ void sim_context_free(BackendContext *bc) {
                         break;
         }
         free(c->objs);
+        safe_close(c->file);
         c->sim->stats.contexts--;
         free(c);
 }
 
-int sim_context_fd(BackendContext *c) {
-        assert_return(c, -EINVAL);
-
-        return -EOPNOTSUPP;
-}
-
 /*
- * A simulated context has no fd, and a client that takes devices as fds uses them without
- * iommud: a memfd named SIM_HANDOFF_IOMMUFD_NAME stands for the iommufd, so that tests see
- * which fd a client got.  Like the kernel's, it needs the privilege to set RLIMIT_MODE.
+ * A simulated context lives in this process and has no file, but a client that gets an iommufd
+ * of its own (Delegate, OpenDevices) holds one: a memfd named SIM_IOMMUFD_NAME stands for it,
+ * made on first use, so that the same paths hand it over and tests see which fd went out.
  */
-int sim_handoff_iommufd(Backend *b, int *ret_fd, Error *err) {
-        int fd;
+int sim_context_fd(BackendContext *bc) {
+        SimContext *c = to_ctx(bc);
 
-        assert_return(b, -EINVAL);
-        assert_return(ret_fd, -EINVAL);
+        assert_return(bc, -EINVAL);
 
-        if (to_sim(b)->unprivileged)
-                return error_set(err, -EPERM,
-                                 "switching a fresh iommufd to per-process accounting "
-                                 "(IOMMU_OPTION_RLIMIT_MODE 1) needs CAP_SYS_RESOURCE");
-        fd = memfd_create(SIM_HANDOFF_IOMMUFD_NAME, MFD_CLOEXEC);
-        if (fd < 0)
-                return error_set(err, negative_errno(), "Creating the stand-in iommufd failed");
-        *ret_fd = fd;
-        return 0;
+        if (c->file < 0) {
+                c->file = memfd_create(SIM_IOMMUFD_NAME, MFD_CLOEXEC);
+                if (c->file < 0)
+                        return negative_errno();
+        }
+        return c->file;
 }
 
 void backend_sim_context_set_next_id(BackendContext *bc, uint32_t id) {

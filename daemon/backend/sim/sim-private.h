@@ -257,6 +257,7 @@ struct SimContext {
         uint64_t mapped_bytes;
         bool rlimit_per_process;
         bool adopted_memory; /* user VAs are an earlier process's memory (sim-pages.c) */
+        int file;            /* what stands for its iommufd (sim_context_fd); -EBADF: none yet */
         /* the mapper: whom its pins are charged to (user, process) */
         SimAccount *user_account, *process_account;
 };
@@ -397,7 +398,6 @@ int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err);
 int sim_context_new(Backend *b, BackendContext **ret, Error *err);
 void sim_context_free(BackendContext *bc);
 int sim_context_fd(BackendContext *c);
-int sim_handoff_iommufd(Backend *b, int *ret_fd, Error *err);
 int sim_option(BackendContext *bc, uint32_t option_id, uint16_t op, uint32_t object_id,
                uint64_t *val64, Error *err);
 int sim_ioas_alloc(BackendContext *bc, uint32_t *ret_id, Error *err);
