@@ -35,7 +35,7 @@ static const CtlCommand commands[] = {
         { "", "  [--policy-dir DIR] [--vendor-policy-dir DIR]", "", NULL },
         { "cdi", "generate [--output DIR | --stdout]",
           "Write a CDI spec for the eligible devices", verb_cdi },
-        { "", "  [--with-iommufd] [--container-socket PATH]", "", NULL },
+        { "", "  [--mode auto|iommufd|legacy|broker] [--container-socket PATH]", "", NULL },
         { "attach", "DEVICE", "Test: attach a device, show what iommud reports, detach",
           verb_attach },
         { "map", "DEVICE --size BYTES", "Test: map a fresh memfd for a device, show it, unmap",

@@ -465,7 +465,47 @@ class Runner:
             self.ok(oct(os.stat(path).st_mode & 0o777) == oct(0o644), "cdi: the spec is 0644")
         else:
             self.ok(rc == 0 or "No device" in err, "cdi: nothing eligible, nothing written")
-        self.golden("cdi-stdout", "cdi", "generate", "--stdout", "--with-iommufd")
+        self.golden("cdi-stdout", "cdi", "generate", "--stdout", "--mode", "iommufd")
+        self.cdi_modes()
+
+    def cdi_modes(self):
+        """Each mode gives a valid spec with what reaches the devices in that mode only."""
+        want = {  # mode: (common nodes, per-device node prefix, socket mounted)
+            "iommufd": (["/dev/iommu"], "/dev/vfio/devices/vfio", False),
+            "legacy": (["/dev/vfio/vfio"], "/dev/vfio/", False),
+            "broker": ([], None, True),
+        }
+        for mode, (common, prefix, socket) in want.items():
+            rc, out, err = self.ctl("cdi", "generate", "--stdout", "--mode", mode)
+            if rc != 0 or not out.strip():
+                self.ok(rc == 0 and "No device" in err, "cdi %s: nothing eligible" % mode, err)
+                continue
+            spec = json.loads(out)
+            path = os.path.join(self.tmp, "cdi-%s.json" % mode)
+            with open(path, "w") as f:
+                f.write(out)
+            v = subprocess.run([sys.executable, self.args.cdi_validator, path],
+                               capture_output=True, text=True)
+            self.ok(v.returncode == 0, "cdi %s: the spec is valid CDI 0.5.0" % mode,
+                    v.stdout + v.stderr)
+            edits = spec.get("containerEdits", {})
+            nodes = [n["path"] for n in edits.get("deviceNodes", [])]
+            env = edits.get("env", [])
+            self.ok(nodes == common, "cdi %s: common device nodes %s" % (mode, nodes))
+            self.ok(bool(edits.get("mounts")) == socket and
+                    any(e.startswith("IOMMUD_SOCKET=") for e in env) == socket,
+                    "cdi %s: the broker socket is %s" % (mode, "mounted" if socket else "not"))
+            for d in spec["devices"]:
+                dn = [n["path"] for n in d["containerEdits"].get("deviceNodes", [])]
+                var = "IOMMUD_DEVICE_%s=%s" % (re.sub(r"[^A-Za-z0-9]", "_", d["name"]),
+                                               d["name"])
+                self.ok(d["containerEdits"].get("env") == [var] and
+                        (dn == [] if prefix is None else
+                         len(dn) == 1 and dn[0].startswith(prefix)),
+                        "cdi %s: %s gets %s and %s" % (mode, d["name"], var, dn or "no node"))
+        rc, _, err = self.ctl("cdi", "generate", "--stdout", "--mode", "nodes")
+        self.ok(rc == 2 and "--mode takes auto, iommufd, legacy or broker, not 'nodes'" in err,
+                "cdi: an unknown mode is a usage error (exit %d)" % rc, err)
 
     def exec_verb(self):
         """exec: the command sees the fds at fixed numbers and the placeholders replaced, the
