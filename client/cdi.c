@@ -145,7 +145,8 @@ static int broker_edits(const CdiOptions *o, json_object *edits) {
             json_object_array_add(options, json_object_new_string("nodev")) >= 0 &&
             json_object_array_add(options, json_object_new_string("noexec")) >= 0 &&
             json_util_add(mount, "hostPath", json_object_new_string(o->host_socket)) >= 0 &&
-            json_util_add(mount, "containerPath", json_object_new_string(o->container_socket)) >= 0 &&
+            json_util_add(mount, "containerPath",
+                          json_object_new_string(o->container_socket)) >= 0 &&
             json_util_add(mount, "options", TAKE_PTR(options)) >= 0 &&
             json_object_array_add(mounts, mount) >= 0) {
                 mount = NULL;
