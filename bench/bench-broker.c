@@ -40,7 +40,7 @@ static double now(void) {
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what) {
+static _Noreturn void die(const char *what) {
         fprintf(stderr, "bench-broker: %s\n", what);
         exit(EXIT_FAILURE);
 }

@@ -58,7 +58,7 @@ static const char policy_fmt[] =
         "    \"open-on-behalf\": true,\n"
         "    \"quotas\": { \"fault-queue-depth\": 65536 } } } }\n";
 
-static void die(const char *what) {
+static _Noreturn void die(const char *what) {
         fprintf(stderr, "bench-faults: %s\n", what);
         exit(EXIT_FAILURE);
 }

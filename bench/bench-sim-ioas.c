@@ -75,7 +75,7 @@ static double median(double *v, size_t n) {
         return v[n / 2];
 }
 
-static void die(const char *what, int r) {
+static _Noreturn void die(const char *what, int r) {
         fprintf(stderr, "bench-sim-ioas: %s failed: %s\n", what, strerror(-r));
         exit(EXIT_FAILURE);
 }

@@ -238,3 +238,95 @@ int verb_map(Ctl *ctl, int argc, char **argv) {
         printf("Destroyed address space %" PRIu32 ".\n", m.ioas);
         return CTL_EXIT_OK;
 }
+
+/* What the host offers, and with a device what its IOMMU offers, next to the policy's view. */
+static const char *const kernel_feature_names[] = {
+        "ioas", "option", "vfio-cdev", "hwpt-alloc", "hw-info", "dirty-tracking",
+        "hwpt-invalidate", "fault-queue", "map-file", "pasid", "viommu", "change-process",
+        "nesting",
+};
+static const char *const device_cap_names[] = {
+        "dirty-tracking", "pci-pasid-exec", "pci-pasid-priv",
+};
+static const char *const policy_feature_names[] = { "dirty-tracking", "delegation" };
+
+static void features_print(Ctl *ctl, const IommudFeatures *f, const char *device,
+                           json_object *out) {
+        json_object *kernel = json_object_new_array(), *caps = json_object_new_array();
+        json_object *policy = json_object_new_object();
+
+        if (!ctl->json)
+                printf("Backend: %s\nKernel:", iommud_features_get_backend(f));
+        FOREACH_ARRAY(n, kernel_feature_names, ELEMENTSOF(kernel_feature_names))
+                if (iommud_features_kernel_has(f, *n)) {
+                        json_object_array_add(kernel, json_object_new_string(*n));
+                        if (!ctl->json)
+                                printf(" %s", *n);
+                }
+        if (!ctl->json && device)
+                printf("\nDevice %s:", device);
+        FOREACH_ARRAY(n, device_cap_names, ELEMENTSOF(device_cap_names))
+                if (device && iommud_features_device_has(f, *n)) {
+                        json_object_array_add(caps, json_object_new_string(*n));
+                        if (!ctl->json)
+                                printf(" %s", *n);
+                }
+        if (!ctl->json)
+                printf("\n");
+        FOREACH_ARRAY(n, policy_feature_names, ELEMENTSOF(policy_feature_names)) {
+                bool offered = false, granted = false;
+                json_object *o = json_object_new_object();
+
+                if (iommud_features_get_policy(f, *n, &offered, &granted) < 0)
+                        continue;
+                json_object_object_add(o, "offered", json_object_new_boolean(offered));
+                json_object_object_add(o, "granted", json_object_new_boolean(granted));
+                json_object_object_add(policy, *n, o);
+                if (!ctl->json)
+                        printf("  %-16s %s, %s\n", *n, offered ? "offered" : "not offered",
+                               granted ? "granted" : "not granted");
+        }
+        json_object_object_add(out, "backend",
+                               json_object_new_string(iommud_features_get_backend(f)));
+        json_object_object_add(out, "kernel", kernel);
+        if (device)
+                json_object_object_add(out, "capabilities", caps);
+        else
+                json_object_put(caps);
+        json_object_object_add(out, "policy", policy);
+}
+
+int verb_features(Ctl *ctl, int argc, char **argv) {
+        _cleanup_(iommud_attachment_freep) IommudAttachment *a = NULL;
+        _cleanup_(json_object_putp) json_object *out = json_object_new_object();
+        IommudFeatures *f = NULL;
+        IommudClient *c;
+        int r, r2;
+
+        r = ctl_parse(ctl, argc, argv, NULL, NULL, NULL, NULL);
+        if (r < 0)
+                return -r;
+        if (r + 1 < argc)
+                return ctl_usage("features ", "features takes at most one device, got '%s' too",
+                                 argv[r + 1]);
+        if (!out)
+                return CTL_EXIT_FAILURE;
+        r2 = ctl_connect(ctl, &c);
+        if (r2 < 0)
+                return -r2;
+        /* iommud describes a device's IOMMU to the client that holds it: held for the question. */
+        if (r < argc && (r = iommud_attach_device_name(c, argv[r], &a, ctl->error)) < 0)
+                return ctl_fail(ctl, r, NULL);
+        r = iommud_get_features(c, a ? &a->device_id : NULL, &f, ctl->error);
+        if (r >= 0) {
+                features_print(ctl, f, a ? a->bdf : NULL, out);
+                iommud_features_free(f);
+        }
+        if (a)
+                (void)iommud_detach_device(c, a->device_id, NULL);
+        if (r < 0)
+                return ctl_fail(ctl, r, "Reading the features failed");
+        if (ctl->json && ctl_print_json(out) < 0)
+                return CTL_EXIT_FAILURE;
+        return CTL_EXIT_OK;
+}

@@ -40,6 +40,8 @@ static const CtlCommand commands[] = {
           verb_attach },
         { "map", "DEVICE --size BYTES", "Test: map a fresh memfd for a device, show it, unmap",
           verb_map },
+        { "features", "[DEVICE]", "What the kernel and a device's IOMMU offer, and the policy",
+          verb_features },
         { "exec", "--device DEVICE [--memlock SIZE]",
           "Run a VMM with the devices' fds, claimed while it runs", verb_exec },
         { "", "  [--device DEVICE]... [--verbose] -- COMMAND [ARG]...", "", NULL },

@@ -96,3 +96,4 @@ int verb_cdi(Ctl *ctl, int argc, char **argv);
 int verb_attach(Ctl *ctl, int argc, char **argv);
 int verb_map(Ctl *ctl, int argc, char **argv);
 int verb_exec(Ctl *ctl, int argc, char **argv);
+int verb_features(Ctl *ctl, int argc, char **argv);

@@ -320,6 +320,12 @@ static int call_full(IommudClient *c, const char *method, json_object *params, c
                 r = client_fetch_token(c, err);
                 if (r < 0 && c->broken)
                         return r;
+                /* GetSession allocates nothing: QuotaExceeded is iommud refusing the connection
+                 * itself (too many connections), which it closed after saying so. */
+                if (r == -EDQUOT) {
+                        c->broken = true;
+                        return r;
+                }
                 if (r < 0)
                         c->reclaim = false; /* iommud refused GetSession: no token, no reclaim */
         }

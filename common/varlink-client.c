@@ -89,6 +89,10 @@ size_t varlink_client_n_pending(VarlinkClient *c) {
         return c->n_pending;
 }
 
+static bool peer_gone(int r) {
+        return r == -EPIPE || r == -ECONNRESET;
+}
+
 static bool method_name_valid(const char *s) {
         if (!s || !strchr(s, '.'))
                 return false;
@@ -142,6 +146,10 @@ int varlink_client_send(VarlinkClient *c, const char *method, json_object *param
         if (!(flags & VARLINK_CLIENT_ONEWAY))
                 c->n_pending++;
         r = varlink_writer_flush(c->writer, c->fd);
+        /* The server may have hung up after saying why (a refused connection): reading
+         * the reply tells, so that failure is the reply's to report, not the send's. */
+        if (peer_gone(r))
+                return 0;
         return r < 0 ? r : 0;
 }
 
@@ -177,11 +185,13 @@ static int parse_reply(json_object *message, FdList *fds, VarlinkReply *ret) {
 }
 
 int varlink_client_process(VarlinkClient *c, VarlinkReply *ret) {
-        int r;
+        int r, write_error;
 
+        /* When the server is gone, what it sent before it went is still read first. */
         r = varlink_writer_flush(c->writer, c->fd);
-        if (r < 0)
+        if (r < 0 && !peer_gone(r))
                 return r;
+        write_error = MIN(r, 0);
         for (;;) {
                 json_object *message;
                 FdList *fds;
@@ -202,9 +212,9 @@ int varlink_client_process(VarlinkClient *c, VarlinkReply *ret) {
                 }
                 r = varlink_reader_fill(c->reader, c->fd, NULL);
                 if (r == -EAGAIN)
-                        return 0;
+                        return write_error;
                 if (r == 0)
-                        return -ECONNRESET;
+                        return write_error ?: -ECONNRESET;
                 if (r < 0)
                         return r;
         }

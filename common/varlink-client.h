@@ -12,7 +12,10 @@
  *
  * A reply that is a Varlink error is not a failure of these functions: they
  * return 0 and reply->error names it.  Negative errnos mean the connection is
- * unusable (-ECONNRESET: the server hung up).
+ * unusable (-ECONNRESET, -EPIPE: the server hung up).  What a server sent
+ * before hanging up is read before that is reported: a server that refuses a
+ * connection says why and closes, and a call sent after the close gets that
+ * error as its reply.
  */
 
 #include <stdbool.h>

@@ -13,6 +13,11 @@
 
 #define READER_INITIAL_SIZE 4096U
 #define WRITER_INITIAL_SIZE 4096U
+/*
+ * Buffers larger than this are freed once they are empty: a connection that once took a big
+ * message or queued a big reply does not keep the memory while it idles.
+ */
+#define BUFFER_KEEP_SIZE (16U * 1024U)
 
 /* Fds that arrived with the message that begins at stream offset "offset". */
 typedef struct FdBatch {
@@ -319,6 +324,11 @@ int varlink_reader_next(VarlinkReader *r, json_object **ret, FdList **ret_fds, E
         if (r->start == r->end) {
                 r->base += r->end;
                 r->start = r->end = 0;
+                if (r->size > BUFFER_KEEP_SIZE) {
+                        free(r->data);
+                        r->data = NULL;
+                        r->size = 0;
+                }
         }
         *ret = o;
         *ret_fds = fds;
@@ -340,6 +350,7 @@ struct VarlinkWriter {
         size_t building;  /* end of the message being built, or 0 when none */
         bool in_message;
         uint64_t base;    /* stream offset of data[0] */
+        size_t limit;     /* most bytes held, queued and being built */
 
         FdMark *marks;
         size_t n_marks;
@@ -352,6 +363,7 @@ int varlink_writer_new(VarlinkWriter **ret) {
         w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
+        w->limit = SIZE_MAX;
         *ret = w;
         return 0;
 }
@@ -371,38 +383,49 @@ size_t varlink_writer_queued(const VarlinkWriter *w) {
         return w->end - w->head;
 }
 
+void varlink_writer_set_limit(VarlinkWriter *w, size_t limit) {
+        w->limit = limit > 0 ? limit : SIZE_MAX;
+}
+
+size_t varlink_writer_allocated(const VarlinkWriter *w) {
+        return w->size;
+}
+
+/* Moves the unsent bytes to the front of the buffer. */
+static void writer_compact(VarlinkWriter *w) {
+        if (w->head == 0)
+                return;
+        memmove(w->data, w->data + w->head, w->building - w->head);
+        w->base += w->head;
+        w->end -= w->head;
+        w->building -= w->head;
+        w->head = 0;
+}
+
 int varlink_writer_append(VarlinkWriter *w, const void *data, size_t n) {
-        size_t cur;
+        size_t used, want;
+        char *p;
 
         if (!w->in_message) {
                 w->in_message = true;
                 w->building = w->end;
         }
-        cur = w->building;
-        if (w->size - cur < n) {
-                size_t used = cur - w->head, want;
-                char *p;
-
-                if (w->head > 0 && w->size - used >= n) {
-                        memmove(w->data, w->data + w->head, used);
-                        w->base += w->head;
-                        w->end -= w->head;
-                        w->building -= w->head;
-                        w->head = 0;
-                } else {
-                        if (ADD_OVERFLOW(used, n, &want))
-                                return -ENOMEM;
-                        want = MAX(want, (size_t)WRITER_INITIAL_SIZE);
-                        want = MAX(want, w->size * 2);
-                        p = realloc(w->data, want);
-                        if (!p)
-                                return -ENOMEM;
-                        w->data = p;
-                        w->size = want;
-                }
-                cur = w->building;
+        used = w->building - w->head;
+        /* What is unsent plus this piece may not pass the limit: the buffer never grows past it. */
+        if (used > w->limit || n > w->limit - used)
+                return -ENOBUFS;
+        if (w->size - w->building < n)
+                writer_compact(w);
+        if (w->size - w->building < n) {
+                /* Compacted: the unsent bytes start at 0, so used + n is what must fit. */
+                want = MAX(used + n, MIN(MAX((size_t)WRITER_INITIAL_SIZE, w->size * 2), w->limit));
+                p = realloc(w->data, want);
+                if (!p)
+                        return -ENOMEM;
+                w->data = p;
+                w->size = want;
         }
-        memcpy(w->data + cur, data, n);
+        memcpy(w->data + w->building, data, n);
         w->building += n;
         return 0;
 }
@@ -518,6 +541,11 @@ int varlink_writer_flush(VarlinkWriter *w, int fd) {
         if (!w->in_message) {
                 w->base += w->head;
                 w->head = w->end = 0;
+                if (w->size > BUFFER_KEEP_SIZE) {
+                        free(w->data);
+                        w->data = NULL;
+                        w->size = 0;
+                }
         }
         return 1;
 }

@@ -15,7 +15,8 @@
  *
  * VarlinkReader does non-blocking recvmsg(MSG_CMSG_CLOEXEC) into a fixed
  * control buffer sized for the per-message fd limit and buffers at most one
- * maximal message: a longer one is an error before it is buffered whole.
+ * maximal message: a longer one is an error before it is buffered whole.  A
+ * buffer that grew past 16 KiB is freed as soon as it is empty.
  * VarlinkWriter is the send queue: bytes queued (for backpressure) and fds
  * attached to the message they go with.
  *
@@ -95,3 +96,10 @@ int varlink_writer_enqueue(VarlinkWriter *w, json_object *message, FdList *fds);
 int varlink_writer_flush(VarlinkWriter *w, int fd);
 /* Bytes queued and not yet sent, for backpressure. */
 size_t varlink_writer_queued(const VarlinkWriter *w);
+/*
+ * The most bytes the writer holds, queued and being built (0: no limit, the default): an
+ * append that would pass it fails with -ENOBUFS, and the buffer never grows beyond it.
+ */
+void varlink_writer_set_limit(VarlinkWriter *w, size_t limit);
+/* Bytes the writer has allocated; a buffer above 16 KiB is freed when the queue empties. */
+size_t varlink_writer_allocated(const VarlinkWriter *w);

@@ -431,7 +431,11 @@ static int manager_new_server(Manager *m, Error *err) {
         limits.max_fds_per_message = MIN(clamp_uint(pl->max_fds_per_message), 253u);
         limits.max_queued_output_bytes = pl->max_queued_output_bytes;
         limits.max_connections = clamp_uint(pl->max_connections);
-        limits.max_connections_per_uid = clamp_uint(pl->max_connections_per_uid);
+        /* The per-uid limit is not the server's: policy_quotas() caps each principal with it. */
+        limits.reserved_connections = clamp_uint(pl->reserved_connections);
+        limits.idle_timeout_usec = pl->idle_timeout_ms > UINT64_MAX / 1000
+                                           ? UINT64_MAX
+                                           : pl->idle_timeout_ms * 1000;
 
         r = varlink_server_new(&m->server, m->base, &limits);
         if (r < 0)

@@ -127,6 +127,7 @@ typedef struct PolicyGrant {
         bool has_pasids;
         uint32_t pasid_min, pasid_max;
         bool delegation;
+        bool no_dirty_tracking; /* "dirty-tracking": false */
         bool open_on_behalf;
 } PolicyGrant;
 

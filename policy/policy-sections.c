@@ -107,7 +107,8 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
         static const char *const keys[] = {
                 "max-message-size", "max-fds-per-message", "max-queued-output",
                 "max-connections", "max-connections-per-user", "socket-mode",
-                "fault-response-timeout-ms", "session-reclaim-grace-ms", NULL,
+                "fault-response-timeout-ms", "session-reclaim-grace-ms", "reserved-connections",
+                "idle-timeout-ms", NULL,
         };
         static const struct {
                 const char *key;
@@ -121,6 +122,8 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
                 { "max-connections-per-user", offsetof(PolicyLimits, max_connections_per_uid), false },
                 { "fault-response-timeout-ms", offsetof(PolicyLimits, fault_response_timeout_ms), false },
                 { "session-reclaim-grace-ms", offsetof(PolicyLimits, session_reclaim_grace_ms), false },
+                { "reserved-connections", offsetof(PolicyLimits, reserved_connections), false },
+                { "idle-timeout-ms", offsetof(PolicyLimits, idle_timeout_ms), false },
         };
         char child[JPATH_MAX];
         json_object *f;
@@ -512,7 +515,7 @@ oom:
 static int parse_grant(Parser *P, json_object *v, const char *path, const char *name, void **ret) {
         static const char *const keys[] = {
                 "principals", "devices", "pools", "quotas", "iova-windows", "pasids",
-                "delegation", "open-on-behalf", "comment", NULL,
+                "delegation", "open-on-behalf", "dirty-tracking", "comment", NULL,
         };
         char child[JPATH_MAX];
         PolicyGrant *g;
@@ -557,6 +560,13 @@ static int parse_grant(Parser *P, json_object *v, const char *path, const char *
         if (json_object_object_get_ex(v, "open-on-behalf", &f) &&
             policy_parse_bool(P, f, CHILD("open-on-behalf"), &g->open_on_behalf) < 0)
                 r = -EINVAL;
+        if (json_object_object_get_ex(v, "dirty-tracking", &f)) {
+                bool allow = true;
+
+                if (policy_parse_bool(P, f, CHILD("dirty-tracking"), &allow) < 0)
+                        r = -EINVAL;
+                g->no_dirty_tracking = !allow;
+        }
 #undef CHILD
         return P->fatal ? -ENOMEM : r;
 }

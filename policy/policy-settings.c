@@ -37,6 +37,12 @@ void policy_quotas(const Policy *p, const Principal *principal, PolicyQuotas *re
         /* Without a grant nothing may be allocated, but the principal may still connect and ask. */
         if (!any)
                 v[QUOTA_CONNECTIONS] = p->default_quotas[QUOTA_CONNECTIONS];
+        /*
+         * max-connections-per-user caps every principal's connections quota: one count (the
+         * principal's connections on both transports) against one number, not a second
+         * count in the transport that could disagree with it.
+         */
+        v[QUOTA_CONNECTIONS] = MIN(v[QUOTA_CONNECTIONS], p->limits.max_connections_per_uid);
 
         *ret = (PolicyQuotas){
                 .pinned_bytes = v[QUOTA_PINNED_BYTES],
@@ -106,6 +112,16 @@ bool policy_allows_delegation(const Policy *p, const Principal *principal) {
                     policy_grant_match_principal(p->grants[i], principal))
                         return true;
         return false;
+}
+
+bool policy_allows_dirty_tracking(const Policy *p, const Principal *principal) {
+        assert_return(p, false);
+
+        for (size_t i = 0; principal && i < p->n_grants; i++)
+                if (p->grants[i]->no_dirty_tracking &&
+                    policy_grant_match_principal(p->grants[i], principal))
+                        return false;
+        return true;
 }
 
 const PolicyGrant *policy_grant_with(const Policy *p, const Principal *principal,

@@ -98,7 +98,9 @@ typedef struct PolicyLimits {
         uint64_t max_fds_per_message;
         uint64_t max_queued_output_bytes;
         uint64_t max_connections;         /* total */
-        uint64_t max_connections_per_uid;
+        uint64_t max_connections_per_uid; /* caps every principal's connections quota */
+        uint64_t reserved_connections;    /* of max_connections, for root only */
+        uint64_t idle_timeout_ms;         /* a connection holding nothing, making no call */
         uint32_t socket_mode;             /* mode of the broker socket when iommud binds it */
         uint64_t fault_response_timeout_ms;
         uint64_t session_reclaim_grace_ms;
@@ -213,7 +215,7 @@ const char *policy_verdict_to_string(PolicyVerdict v); /* "pass", "fail", "skip"
  * that does not set a quota contributing the policy's default ("quotas" at the
  * top level).  A principal no grant names gets 0 for everything except
  * connections (the default), so it may still connect and ask.  principal NULL
- * gives the defaults.
+ * gives the defaults.  connections is at most limits.max_connections_per_uid.
  */
 void policy_quotas(const Policy *p, const Principal *principal, PolicyQuotas *ret);
 const PolicyLimits *policy_limits(const Policy *p);
@@ -240,6 +242,8 @@ bool policy_allows_delegation(const Policy *p, const Principal *principal);
  */
 bool policy_allows_delegation_of(const Policy *p, const Principal *principal,
                                  const TopoDevice *d);
+/* False when some grant that names the principal has "dirty-tracking": false. */
+bool policy_allows_dirty_tracking(const Policy *p, const Principal *principal);
 /* True when some grant that names the principal and gives it d has "open-on-behalf": true. */
 bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
                                   const TopoDevice *d);

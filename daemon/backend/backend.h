@@ -64,6 +64,11 @@ enum {
         BACKEND_HW_CAP_PCI_PASID_PRIV = 1 << 2,
 };
 
+/* Same values as the kernel's IOMMU_HWPT_GET_DIRTY_BITMAP_* flags. */
+enum {
+        BACKEND_DIRTY_NO_CLEAR = 1 << 0,
+};
+
 /* IOMMU_OPTION ids and ops. */
 enum {
         BACKEND_OPTION_RLIMIT_MODE = 0,
@@ -113,6 +118,20 @@ typedef struct HwptAllocArgs {
         uint32_t data_len;
         uint32_t fault_id;       /* with BACKEND_HWPT_FAULT_ID_VALID */
 } HwptAllocArgs;
+
+/*
+ * IOMMU_HWPT_GET_DIRTY_BITMAP: bit i of data (64-bit words, bit i % 64 of word i / 64) stands
+ * for the page_size bytes at iova + i * page_size.  Bits are only ever set: the caller zeroes
+ * the bitmap, and reading several page tables into one ORs them.
+ */
+typedef struct DirtyBitmapArgs {
+        uint32_t hwpt_id;
+        uint32_t flags;          /* BACKEND_DIRTY_* */
+        uint64_t iova;
+        uint64_t length;
+        uint64_t page_size;
+        uint64_t *data;          /* DIV_ROUND_UP(length / page_size, 64) words */
+} DirtyBitmapArgs;
 
 /* Byte for byte the kernel's struct iommu_hwpt_pgfault (40 bytes). */
 typedef struct FaultRecord {
@@ -209,6 +228,21 @@ struct BackendOps {
 
         int (*hwpt_alloc)(BackendContext *c, const HwptAllocArgs *args, uint32_t *ret_id,
                           Error *err);
+
+        /*
+         * Dirty tracking of a paging HWPT allocated with BACKEND_HWPT_DIRTY_TRACKING
+         * (-EOPNOTSUPP for any other; -ENOENT for an id that is no paging HWPT).  Enabling
+         * clears the dirty bits first, so the next read starts from a clean snapshot.
+         */
+        int (*hwpt_set_dirty_tracking)(BackendContext *c, uint32_t hwpt_id, bool enable,
+                                       Error *err);
+        /*
+         * Reads the dirty bits of [iova, iova+length), and clears them unless
+         * BACKEND_DIRTY_NO_CLEAR.  -EINVAL while tracking is off, for a range or page size not
+         * aligned to the IOAS's alignment and to page_size, or a range not wholly mapped;
+         * -EOVERFLOW when iova + length wraps; -EOPNOTSUPP for unknown flags.
+         */
+        int (*hwpt_get_dirty_bitmap)(BackendContext *c, const DirtyBitmapArgs *args, Error *err);
 
         /* *ret_fd is pollable (POLLIN when records are pending) and owned by the context. */
         int (*fault_queue_alloc)(BackendContext *c, uint32_t *ret_id, int *ret_fd, Error *err);

@@ -28,6 +28,12 @@ typedef struct SessionArea {
         uint32_t flags; /* BACKEND_MAP_READABLE / WRITEABLE, inherited by copies */
 } SessionArea;
 
+/* A page table iommud allocated with dirty tracking for the devices of one IOMMU instance. */
+typedef struct SessionDirtyHwpt {
+        uint32_t id;
+        char iommu[64]; /* the instance's name; "": unknown, never shared */
+} SessionDirtyHwpt;
+
 typedef struct SessionIoas {
         uint32_t id;
         SessionArea *areas; /* sorted by iova, never overlapping */
@@ -35,6 +41,14 @@ typedef struct SessionIoas {
         unsigned n_attached; /* devices whose RID is attached here */
         IovaRange *allowed;  /* what the client set with AllowIOVAs, NULL: none */
         size_t n_allowed;
+        /*
+         * Created with dirty tracking: devices attach through page tables iommud allocates
+         * with the flag (session-dirty.c), one per IOMMU they need, kept until the address
+         * space goes; dirty_enabled is what SetDirtyTracking last set on all of them.
+         */
+        bool dirty_tracking, dirty_enabled;
+        SessionDirtyHwpt *dirty_hwpts;
+        size_t n_dirty_hwpts;
 } SessionIoas;
 
 typedef struct SessionDevice {
@@ -225,6 +239,20 @@ int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t first, u
 int session_apply_allowed(Session *s, SessionIoas *ioas, BrokerError *err);
 /* Refunds what ioas held and drops it from the table; the kernel object is the caller's. */
 void session_remove_ioas(Session *s, SessionIoas *ioas);
+/* InvalidParameter {parameter} with the sentence; returns -EINVAL. */
+int session_invalid_parameter(BrokerError *err, const char *parameter, const char *fmt, ...)
+        _printf_(3, 4);
+/*
+ * The dirty-tracking page table of ioas device d (topology entry td, may be NULL) attaches to:
+ * the one of its IOMMU instance, or a new one (*ret_new), tracking if the address space is.
+ */
+int session_dirty_page_table(Session *s, const SessionDevice *d, const TopoDevice *td,
+                             SessionIoas *ioas, uint32_t *ret_pt, bool *ret_new,
+                             BrokerError *err);
+/* Destroys the page table pt session_dirty_page_table() just made, which nothing uses. */
+void session_dirty_drop(Session *s, SessionIoas *ioas, uint32_t pt);
+/* Destroys the page tables iommud allocated for ioas (before the IOAS itself goes). */
+void session_dirty_destroy_hwpts(Session *s, SessionIoas *ioas);
 uint64_t session_ioas_mapped_bytes(const SessionIoas *ioas);
 int session_ioas_reserve_area(SessionIoas *ioas);
 void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length, uint32_t flags);

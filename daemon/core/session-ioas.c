@@ -238,6 +238,7 @@ void session_remove_ioas(Session *s, SessionIoas *ioas) {
         session_refund(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
         free(ioas->areas);
         free(ioas->allowed);
+        free(ioas->dirty_hwpts);
         *ioas = s->ioas[--s->n_ioas];
 }
 
@@ -272,6 +273,7 @@ int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err
                 broker_error_add_string(err, "reason", "devices are attached");
                 return -EBUSY;
         }
+        session_dirty_destroy_hwpts(s, ioas);
         r = OPS(s)->destroy(s->ctx, ioas_id, &be);
         if (r < 0)
                 return broker_error_from_backend(err, "destroy the address space", &be);
@@ -377,6 +379,7 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
         SessionIoas *ioas;
         Error be = ERROR_INIT;
         uint32_t pt = ioas_id;
+        bool new_pt = false;
         int r;
 
         assert_return(s, -EINVAL);
@@ -396,7 +399,15 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
                         return r;
         }
 
+        if (ioas->dirty_tracking) {
+                r = session_dirty_page_table(s, d, td, ioas, &pt, &new_pt, err);
+                if (r < 0)
+                        return r;
+        }
+
         r = OPS(s)->device_attach(s->ctx, d->id, BACKEND_NO_PASID, &pt, &be);
+        if (r < 0 && new_pt)
+                session_dirty_drop(s, ioas, pt);
         if (r == -EADDRINUSE)
                 return session_reserved_in_use(s, ioas, d->name, NULL, 0, &be, err);
         if (r < 0)

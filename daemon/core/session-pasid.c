@@ -48,9 +48,7 @@ static int pasid_in_use(BrokerError *err, uint32_t pasid, const char *holder) {
         return -EBUSY;
 }
 
-static int invalid_parameter(BrokerError *err, const char *parameter, const char *fmt, ...)
-        _printf_(3, 4);
-static int invalid_parameter(BrokerError *err, const char *parameter, const char *fmt, ...) {
+int session_invalid_parameter(BrokerError *err, const char *parameter, const char *fmt, ...) {
         char msg[ERROR_MESSAGE_MAX];
         va_list ap;
 
@@ -114,10 +112,10 @@ static int session_choose_pasid(Session *s, const SessionDevice *d, const Sessio
 
                 /* PASID 0 is the RID's own on most IOMMUs; it is never the client's to bind. */
                 if (a->pasid == 0 || a->pasid > dev_max)
-                        return invalid_parameter(err, "pasid",
-                                                 "PASID %" PRIu32 " is outside 1-%" PRIu32
-                                                 ", the range of device %s (%u bits).",
-                                                 a->pasid, dev_max, d->name, d->pasid_bits);
+                        return session_invalid_parameter(err, "pasid",
+                                                         "PASID %" PRIu32 " is outside 1-%" PRIu32
+                                                         ", the range of device %s (%u bits).",
+                                                         a->pasid, dev_max, d->name, d->pasid_bits);
                 if (a->pasid < lo || a->pasid > hi) {
                         snprintf(reason, sizeof(reason),
                                  "PASID %" PRIu32 " is outside the range 0x%" PRIx32 "-0x%" PRIx32
@@ -168,21 +166,22 @@ static int session_check_stage1(Session *s, const SessionDevice *d, const Sessio
                                                   s->host->backend->ops->name);
         want = backend_stage1_data_len(a->stage1_type);
         if (want == 0)
-                return invalid_parameter(err, "stage1",
-                                         "Stage-1 type %" PRIu32 " is not known.", a->stage1_type);
+                return session_invalid_parameter(err, "stage1",
+                                                 "Stage-1 type %" PRIu32 " is not known.",
+                                                 a->stage1_type);
         if (a->stage1_len != want || !a->stage1_data)
-                return invalid_parameter(err, "stage1",
-                                         "A stage-1 table of type %" PRIu32 " is %zu bytes, got "
-                                         "%zu.",
-                                         a->stage1_type, want, a->stage1_len);
+                return session_invalid_parameter(err, "stage1",
+                                                 "A stage-1 table of type %" PRIu32
+                                                 " is %zu bytes, got %zu.",
+                                                 a->stage1_type, want, a->stage1_len);
         if (OPS(s)->hw_info(s->ctx, d->id, &info, &be) < 0)
                 return broker_error_from_backend(err, "read the IOMMU's hardware info", &be);
         if (backend_hw_info_stage1_type(info.type) != a->stage1_type)
-                return invalid_parameter(err, "stage1",
-                                         "Device %s sits behind an IOMMU of type %" PRIu32
-                                         ", which does not take stage-1 tables of type %" PRIu32
-                                         ".",
-                                         d->name, info.type, a->stage1_type);
+                return session_invalid_parameter(err, "stage1",
+                                                 "Device %s sits behind an IOMMU of type %"
+                                                 PRIu32 ", which does not take stage-1 tables "
+                                                 "of type %" PRIu32 ".",
+                                                 d->name, info.type, a->stage1_type);
         return 0;
 }
 
@@ -407,8 +406,8 @@ int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerErro
         REFUSE_IF_DELEGATED(s, err);
 
         if (code != FAULT_RESPONSE_SUCCESS && code != FAULT_RESPONSE_INVALID)
-                return invalid_parameter(err, "code", "Fault response code %" PRIu32
-                                         " is neither success (0) nor invalid (1).", code);
+                return session_invalid_parameter(err, "code", "Fault response code %" PRIu32
+                                                 " is neither success (0) nor invalid (1).", code);
         if (!s->faults)
                 return fault_router_unknown_cookie(s->host->faults, NULL, cookie, err);
         return fault_stream_respond(s->faults, cookie, code, err);

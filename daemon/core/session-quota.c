@@ -173,6 +173,19 @@ int session_move_connection(Session *from, Session *to) {
         return 0;
 }
 
+/* ---- idleness --------------------------------------------------------------------------- */
+
+bool session_holds_nothing(const Session *s) {
+        assert_return(s, false);
+        if (s->delegated || s->usage.pinned_bytes > 0 || s->usage.address_spaces > 0 ||
+            s->usage.mappings > 0 || s->usage.devices > 0 || s->usage.pasids > 0)
+                return false;
+        for (size_t i = 0; i < s->host->n_claims; i++)
+                if (s->host->claims[i].owner == s)
+                        return false;
+        return true;
+}
+
 /* ---- reports ----------------------------------------------------------------------------- */
 
 static SessionUsage usage_row(const SessionInfo *info, SessionResource r) {

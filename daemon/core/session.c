@@ -435,6 +435,7 @@ int session_revalidate(Session *s,
                 /* An address space only that device used goes with it. */
                 SessionIoas *ioas = ioas_id ? session_find_ioas(s, ioas_id) : NULL;
                 if (ioas && ioas->n_attached == 0) {
+                        session_dirty_destroy_hwpts(s, ioas);
                         (void)OPS(s)->destroy(s->ctx, ioas_id, NULL);
                         session_remove_ioas(s, ioas);
                 }

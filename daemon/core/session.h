@@ -191,6 +191,13 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
 int session_detach_device(Session *s, uint32_t device_id, BrokerError *err);
 
 int session_create_address_space(Session *s, uint32_t *ret_ioas_id, BrokerError *err);
+/*
+ * The same; with dirty_tracking, every device attached to it gets a page table allocated with
+ * dirty tracking (NotSupported "dirty-tracking" naming a device whose IOMMU cannot, or where the
+ * kernel has none), so SetDirtyTracking and ReadDirtyBitmap can act on it.
+ */
+int session_create_address_space_full(Session *s, bool dirty_tracking, uint32_t *ret_ioas_id,
+                                      BrokerError *err);
 int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err);
 int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioas_id,
                                     uint32_t *ret_hwpt_id, BrokerError *err);
@@ -212,6 +219,63 @@ int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
                   uint64_t *ret_unmapped, BrokerError *err);
 int session_copy(Session *s, const SessionCopyArgs *args, uint64_t *ret_iova, BrokerError *err);
 
+typedef struct SessionFeatures {
+        const char *backend;      /* "kernel", "vfio", "sim" */
+        uint64_t kernel;          /* BackendFeature bits probed at start */
+        bool has_device;
+        uint32_t device_id;
+        HwInfo hw;                /* the device's IOMMU (IOMMU_GET_HW_INFO); zero where unknown */
+        bool dirty_tracking_offered; /* the kernel, and the device's IOMMU when asked about one */
+        bool dirty_tracking_granted; /* the policy lets the principal use it */
+        bool delegation_offered;     /* the backend has an iommufd to hand over */
+        bool delegation_granted;
+} SessionFeatures;
+
+/*
+ * What the host offers this session: the backend, what the kernel was probed to know at start,
+ * with has_device the IOMMU behind device_id (NoSuchObject when the session holds none such),
+ * and what the policy grants the principal of it.
+ */
+int session_get_features(Session *s, bool has_device, uint32_t device_id, SessionFeatures *ret,
+                         BrokerError *err);
+
+/*
+ * Dirty tracking of an address space created with it: on or off for every page table of it
+ * (turning it on starts from a clean snapshot).  NotSupported "dirty-tracking" for an address
+ * space created without it.
+ */
+int session_set_dirty_tracking(Session *s, uint32_t ioas_id, bool enabled, BrokerError *err);
+
+/* The largest bitmap one call writes: 64 MiB, 2 TiB of IOVA at 4 KiB a bit. */
+#define SESSION_DIRTY_BITMAP_MAX (UINT64_C(64) << 20)
+
+typedef struct SessionDirtyArgs {
+        uint32_t ioas_id;
+        uint64_t iova;
+        uint64_t length;
+        uint64_t page_size;       /* a power of two; iova and length are multiples of it */
+        bool clear;               /* the bits read are cleared (ReadDirtyBitmap) */
+        int bitmap_fd;            /* borrowed: a writable memfd of at least the bitmap's bytes */
+} SessionDirtyArgs;
+
+/* How many bytes the bitmap of length bytes at page_size takes (whole 64-bit words). */
+uint64_t session_dirty_bitmap_bytes(uint64_t length, uint64_t page_size);
+/*
+ * Writes the dirty bitmap of [iova, iova + length) into the first bytes of bitmap_fd: bit i
+ * (bit i % 64 of little-endian 64-bit word i / 64) for the page_size bytes at iova + i *
+ * page_size; what is not mapped reads clean.  Tracking must be on.  iommud maps the client's
+ * memfd and the kernel writes into it: nothing is copied, and iommud's own memory does not
+ * grow with the bitmap.
+ */
+int session_read_dirty_bitmap(Session *s, const SessionDirtyArgs *args, BrokerError *err);
+/*
+ * Unmap that also returns the dirty bits of what it unmaps: read into bitmap_fd (without
+ * clearing, so a refused unmap loses nothing) just before the unmap, as iommufd has no
+ * unmap that reads them.  args->clear is ignored.
+ */
+int session_unmap_dirty(Session *s, const SessionDirtyArgs *args, uint64_t *ret_unmapped,
+                        BrokerError *err);
+
 /*
  * A VFIO device fd of an attached device for the client, where it cannot open one
  * itself (the legacy VFIO API, whose group file iommud holds).  Owned by the caller.
@@ -229,6 +293,12 @@ int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *
  */
 int session_delegate(Session *s, int *ret_fd, BrokerError *err);
 bool session_is_delegated(const Session *s);
+/*
+ * Whether the session holds nothing a client could lose: no device, address space, mapping,
+ * pinned byte, PASID or claim, and no delegated iommufd.  Such a session may be closed when
+ * its connection idles.
+ */
+bool session_holds_nothing(const Session *s);
 
 /*
  * Another connection of the client joins s (JoinSession) or leaves it while

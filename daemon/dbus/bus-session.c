@@ -414,6 +414,100 @@ static int method_unmap(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         return sd_bus_reply_method_return(m, "t", unmapped);
 }
 
+static int method_create_dirty_tracking_address_space(sd_bus_message *m, void *userdata,
+                                                      sd_bus_error *error) {
+        SESSION_CALL(m, userdata, error);
+        uint32_t id;
+
+        if (session_create_address_space_full(bs->session, true, &id, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        return sd_bus_reply_method_return(m, "u", id);
+}
+
+static int method_set_dirty_tracking(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        SESSION_CALL(m, userdata, error);
+        uint32_t id;
+        int enabled, r;
+
+        r = sd_bus_message_read(m, "ub", &id, &enabled);
+        if (r < 0)
+                return r;
+        if (session_set_dirty_tracking(bs->session, id, enabled, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_read_dirty_bitmap(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        SESSION_CALL(m, userdata, error);
+        SessionDirtyArgs a = {};
+        int clear, r;
+
+        r = sd_bus_message_read(m, "utttbh", &a.ioas_id, &a.iova, &a.length, &a.page_size, &clear,
+                                &a.bitmap_fd);
+        if (r < 0)
+                return r;
+        a.clear = clear;
+        if (session_read_dirty_bitmap(bs->session, &a, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_unmap_dirty(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        SESSION_CALL(m, userdata, error);
+        SessionDirtyArgs a = {};
+        uint64_t unmapped;
+        int r;
+
+        r = sd_bus_message_read(m, "uttth", &a.ioas_id, &a.iova, &a.length, &a.page_size,
+                                &a.bitmap_fd);
+        if (r < 0)
+                return r;
+        if (session_unmap_dirty(bs->session, &a, &unmapped, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        return sd_bus_reply_method_return(m, "t", unmapped);
+}
+
+static int append_strv(sd_bus_message *reply, const char *const *names, int n) {
+        int r = sd_bus_message_open_container(reply, 'a', "s");
+
+        for (int i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "s", names[i]);
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+/* device_id 0: no device (iommufd never gives out id 0). */
+static int method_get_features(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        SESSION_CALL(m, userdata, error);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *names[32], *caps[16];
+        SessionFeatures f;
+        uint32_t id;
+        int n, n_caps, r;
+
+        r = sd_bus_message_read(m, "u", &id);
+        if (r < 0)
+                return r;
+        if (session_get_features(bs->session, id != 0, id, &f, &e) < 0)
+                return bus_error_from_broker(error, &e);
+        n = backend_features_to_strv(f.kernel, names, ELEMENTSOF(names));
+        n_caps = backend_hw_caps_to_strv(f.hw.capabilities, caps, ELEMENTSOF(caps));
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", f.backend);
+        if (r >= 0)
+                r = append_strv(reply, names, MAX(n, 0));
+        if (r >= 0)
+                r = append_strv(reply, caps, f.has_device ? MAX(n_caps, 0) : 0);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "a(sbb)", 2, "dirty-tracking",
+                                          f.dirty_tracking_offered, f.dirty_tracking_granted,
+                                          "delegation", f.delegation_offered,
+                                          f.delegation_granted);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static int method_copy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         SESSION_CALL(m, userdata, error);
         SessionCopyArgs a = {};
@@ -652,6 +746,27 @@ const sd_bus_vtable bus_session_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Unmap", SD_BUS_ARGS("u", ioas_id, "t", iova, "t", length),
                                 SD_BUS_RESULT("t", unmapped), method_unmap,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateDirtyTrackingAddressSpace", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("u", ioas_id),
+                                method_create_dirty_tracking_address_space,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetDirtyTracking", SD_BUS_ARGS("u", ioas_id, "b", enabled),
+                                SD_BUS_NO_RESULT, method_set_dirty_tracking,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ReadDirtyBitmap",
+                                SD_BUS_ARGS("u", ioas_id, "t", iova, "t", length, "t", page_size,
+                                            "b", clear, "h", bitmap_fd),
+                                SD_BUS_NO_RESULT, method_read_dirty_bitmap,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UnmapDirty",
+                                SD_BUS_ARGS("u", ioas_id, "t", iova, "t", length, "t", page_size,
+                                            "h", bitmap_fd),
+                                SD_BUS_RESULT("t", unmapped), method_unmap_dirty,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetFeatures", SD_BUS_ARGS("u", device_id),
+                                SD_BUS_RESULT("s", backend, "as", kernel, "as", capabilities,
+                                              "a(sbb)", policy),
+                                method_get_features, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Copy",
                                 SD_BUS_ARGS("u", src_ioas_id, "t", src_iova, "u", dst_ioas_id, "t",
                                             dst_iova, "t", length, "u", flags),

@@ -379,6 +379,10 @@ static int run_open_session(Bus *b, BusPending *p, PeerCreds **creds, sd_bus_err
         if (r == -EDQUOT)
                 return sd_bus_error_setf(error, BROKER_ERROR_QUOTA_EXCEEDED,
                                          "The caller has as many sessions as it may have.");
+        /* The socket's total, the same refusal a client connecting itself reads. */
+        if (r == -EUSERS)
+                return sd_bus_error_setf(error, BROKER_ERROR_QUOTA_EXCEEDED,
+                                         "iommud has as many connections as it may have.");
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(bus_auth_get_call(p->auth), "h", fd);

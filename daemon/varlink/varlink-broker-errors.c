@@ -111,23 +111,40 @@ static json_object *param_json(const BrokerErrorParam *bp) {
         return NULL;
 }
 
-int broker_reply_error(VarlinkCall *call, const BrokerError *e) {
+/* e's parameters, held to the IDL; what names the error in the log ("what"). */
+static json_object *error_params(const BrokerError *e, const char *what) {
         const VarlinkIdl *idl = broker_idl_parsed();
         json_object *p = json_object_new_object();
         Error err = ERROR_INIT;
 
         if (!p)
-                return -ENOMEM;
+                return NULL;
         if (idl && broker_error_check_idl(idl, e, &err) < 0) {
-                log_debug("%s: %s", varlink_call_get_method(call), error_message(&err));
+                log_debug("%s: %s", what, error_message(&err));
                 assert_return_failed("broker_error_check_idl(e) >= 0", __FILE__, __LINE__,
                                      __func__);
         }
         for (size_t i = 0; i < e->n_params; i++)
                 (void)json_util_add(p, e->params[i].key, param_json(&e->params[i]));
-        log_debug("%s: %s: %s", varlink_call_get_method(call),
-                  e->error.name ?: BROKER_ERROR_BACKEND_ERROR, error_message(&e->error));
+        log_debug("%s: %s: %s", what, e->error.name ?: BROKER_ERROR_BACKEND_ERROR,
+                  error_message(&e->error));
+        return p;
+}
+
+int broker_reply_error(VarlinkCall *call, const BrokerError *e) {
+        json_object *p = error_params(e, varlink_call_get_method(call));
+
+        if (!p)
+                return -ENOMEM;
         return varlink_call_error(call, e->error.name ?: BROKER_ERROR_BACKEND_ERROR, p);
+}
+
+int broker_refuse_connection(VarlinkConnection *c, const BrokerError *e) {
+        json_object *p = error_params(e, "connect");
+
+        if (!p)
+                return -ENOMEM;
+        return varlink_connection_send_error(c, e->error.name ?: BROKER_ERROR_BACKEND_ERROR, p);
 }
 
 /* InvalidFd names the index of the fd the client sent. */

@@ -82,6 +82,8 @@ int broker_reply_fd(VarlinkCall *call, const char *key, int fd);
 int broker_reply_error(VarlinkCall *call, const BrokerError *e);
 /* The same, with the index of the fd the client sent for an InvalidFd. */
 int broker_reply_error_fd(VarlinkCall *call, BrokerError *e, uint32_t index);
+/* For a connection refused as it connects: e is the one message the client reads. */
+int broker_refuse_connection(VarlinkConnection *c, const BrokerError *e);
 
 /* A connection whose session was reaped (its client died) serves nothing more. */
 #define REQUIRE_SESSION(call)                                                                      \
@@ -120,6 +122,9 @@ extern const JsonDispatchField broker_release_devices_parameters[];
 
 /* varlink-broker-ioas.c */
 BROKER_METHOD(create_address_space);
+BROKER_METHOD(set_dirty_tracking);
+BROKER_METHOD(read_dirty_bitmap);
+BROKER_METHOD(get_features);
 BROKER_METHOD(destroy_address_space);
 BROKER_METHOD(get_iova_ranges);
 BROKER_METHOD(allow_iovas);
@@ -130,6 +135,10 @@ extern const JsonDispatchField broker_ioas_id_parameters[];
 extern const JsonDispatchField broker_allow_iovas_parameters[];
 extern const JsonDispatchField broker_map_parameters[];
 extern const JsonDispatchField broker_unmap_parameters[];
+extern const JsonDispatchField broker_create_address_space_parameters[];
+extern const JsonDispatchField broker_set_dirty_tracking_parameters[];
+extern const JsonDispatchField broker_read_dirty_bitmap_parameters[];
+extern const JsonDispatchField broker_get_features_parameters[];
 extern const JsonDispatchField broker_copy_parameters[];
 
 /* varlink-broker-pasid.c */

@@ -21,18 +21,24 @@ const JsonDispatchField broker_ioas_id_parameters[] = {
         {},
 };
 
+const JsonDispatchField broker_create_address_space_parameters[] = {
+        { "dirtyTracking", JSON_DISPATCH_BOOL, JSON_DISPATCH_NULLABLE, 0 },
+        {},
+};
+
 int broker_method_create_address_space(VarlinkCall *call, json_object *params,
                                        VarlinkCallFlags flags, void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
+        bool dirty = false;
         json_object *out;
         uint32_t id;
         int r;
 
         REQUIRE_SESSION(call);
-        r = varlink_call_dispatch(call, params, NULL, NULL);
+        r = varlink_call_dispatch(call, params, broker_create_address_space_parameters, &dirty);
         if (r < 0)
                 return r;
-        if (session_create_address_space(broker_call_session(call), &id, &e) < 0)
+        if (session_create_address_space_full(broker_call_session(call), dirty, &id, &e) < 0)
                 return broker_reply_error(call, &e);
         out = json_object_new_object();
         if (!out)
@@ -174,20 +180,29 @@ int broker_method_map(VarlinkCall *call, json_object *params, VarlinkCallFlags f
 }
 
 typedef struct UnmapParams {
-        uint32_t ioas_id;
-        uint64_t iova, length;
+        SessionDirtyArgs args;
+        JsonDispatchFd bitmap;
+        bool has_page_size;
 } UnmapParams;
 
 const JsonDispatchField broker_unmap_parameters[] = {
-        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, ioas_id) },
-        { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, iova) },
-        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, length) },
+        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(UnmapParams, args.ioas_id) },
+        { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(UnmapParams, args.iova) },
+        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED,
+          offsetof(UnmapParams, args.length) },
+        { "dirtyBitmapFd", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_NULLABLE,
+          offsetof(UnmapParams, bitmap) },
+        { "pageSize", JSON_DISPATCH_UINT64, JSON_DISPATCH_NULLABLE,
+          offsetof(UnmapParams, args.page_size),
+          .presence = JSON_DISPATCH_PRESENCE(UnmapParams, has_page_size) },
         {},
 };
 
 int broker_method_unmap(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                         void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
+        _cleanup_close_ int fd = -EBADF;
         UnmapParams p = {};
         uint64_t unmapped;
         int r;
@@ -196,9 +211,17 @@ int broker_method_unmap(VarlinkCall *call, json_object *params, VarlinkCallFlags
         r = varlink_call_dispatch(call, params, broker_unmap_parameters, &p);
         if (r < 0)
                 return r;
-        r = session_unmap(broker_call_session(call), p.ioas_id, p.iova, p.length, &unmapped, &e);
+        p.args.bitmap_fd = fd = p.bitmap.fd;
+        if ((fd >= 0) != p.has_page_size)
+                return varlink_call_invalid_parameter(call, fd >= 0 ? "pageSize" : "dirtyBitmapFd",
+                                                      "dirtyBitmapFd and pageSize go together");
+        if (fd >= 0)
+                r = session_unmap_dirty(broker_call_session(call), &p.args, &unmapped, &e);
+        else
+                r = session_unmap(broker_call_session(call), p.args.ioas_id, p.args.iova,
+                                  p.args.length, &unmapped, &e);
         if (r < 0)
-                return broker_reply_error(call, &e);
+                return broker_reply_error_fd(call, &e, p.bitmap.index);
         return broker_reply_u64(call, "unmapped", unmapped);
 }
 

@@ -192,7 +192,13 @@ static const VarlinkMethod broker_methods[] = {
         { "ExplainDevice", broker_method_explain_device, broker_explain_device_parameters },
         { "AttachDevice", broker_method_attach_device, broker_attach_device_parameters },
         { "DetachDevice", broker_method_detach_device, broker_device_id_parameters },
-        { "CreateAddressSpace", broker_method_create_address_space },
+        { "CreateAddressSpace", broker_method_create_address_space,
+          broker_create_address_space_parameters },
+        { "SetDirtyTracking", broker_method_set_dirty_tracking,
+          broker_set_dirty_tracking_parameters },
+        { "ReadDirtyBitmap", broker_method_read_dirty_bitmap,
+          broker_read_dirty_bitmap_parameters },
+        { "GetFeatures", broker_method_get_features, broker_get_features_parameters },
         { "DestroyAddressSpace", broker_method_destroy_address_space, broker_ioas_id_parameters },
         { "AttachToAddressSpace", broker_method_attach_to_address_space,
           broker_attach_to_address_space_parameters },
@@ -290,6 +296,8 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         r = session_new(&bs->session, b->host, creds, &e);
         if (r < 0) {
                 free(bs);
+                /* Its uid's connections quota: the client is told, not reset. */
+                (void)broker_refuse_connection(c, &e);
                 return log_warning_errno(r, "Refusing client pid %d: %s", (int)cred->pid,
                                          error_message(&e.error));
         }
@@ -303,6 +311,16 @@ static int on_connect(VarlinkServer *server, VarlinkConnection *c, const struct 
         log_debug("Session for %s (pid %d) opened.", session_describe(bs->session),
                   (int)cred->pid);
         return 0;
+}
+
+/* An idle connection may go when its session holds nothing and streams nothing to it. */
+static bool on_idle(VarlinkServer *server, VarlinkConnection *c, void *userdata) {
+        BrokerSession *bs = varlink_connection_get_userdata(c);
+
+        if (!bs)
+                return true;
+        return bs->n_conns == 1 && bs->n_event_streams == 0 && !bs->watches &&
+               session_holds_nothing(bs->session);
 }
 
 static void on_disconnect(VarlinkServer *server, VarlinkConnection *c, void *userdata) {
@@ -372,6 +390,9 @@ int broker_attach(Broker *b, VarlinkServer *s) {
                 return r;
         varlink_server_set_userdata(s, b);
         varlink_server_set_hooks(s, on_connect, on_disconnect);
+        /* A client the server refuses for want of room hears it, as for any other quota. */
+        varlink_server_set_quota_error(s, BROKER_ERROR_QUOTA_EXCEEDED);
+        varlink_server_set_idle_hook(s, on_idle);
         b->host->reap_if_gone = reap_if_gone;
         b->host->reap_userdata = b;
         varlink_server_set_info(s, "iommud project", "iommud", PACKAGE_VERSION,

@@ -92,6 +92,7 @@ bool error_name_valid(const char *name) {
 
 void connection_call_done(VarlinkConnection *c, VarlinkCall *call) {
         call->done = true;
+        connection_mark_active(c);
         if (c->current == call) {
                 c->current = NULL;
                 varlink_call_unref(call);
@@ -99,12 +100,65 @@ void connection_call_done(VarlinkConnection *c, VarlinkCall *call) {
         connection_schedule(c);
 }
 
+int server_reply_append(VarlinkWriter *w, const char *error, json_object *params,
+                        const char *params_text, size_t params_len, bool continues) {
+        int r;
+
+        if (error) {
+                r = varlink_writer_append(w, "{\"error\":\"", 10);
+                if (r >= 0)
+                        r = varlink_writer_append(w, error, strlen(error));
+                if (r >= 0)
+                        r = varlink_writer_append(w, "\",\"parameters\":", 15);
+        } else
+                r = varlink_writer_append(w, "{\"parameters\":", 14);
+        if (r >= 0 && params_text)
+                r = varlink_writer_append(w, params_text, params_len);
+        else if (r >= 0)
+                r = params ? varlink_writer_append_json(w, params) : varlink_writer_append(w, "{}", 2);
+        if (r >= 0 && continues)
+                r = varlink_writer_append(w, ",\"continues\":true", 17);
+        if (r >= 0)
+                r = varlink_writer_append(w, "}", 1);
+        if (r < 0)
+                varlink_writer_abort(w);
+        return r;
+}
+
+/*
+ * A final reply that does not fit the output limit: the call ends with ENOBUFS in the
+ * interface's errno_error, which may use VARLINK_ERROR_HEADROOM bytes beyond the limit (a
+ * stream's last word after its records filled the queue).  Without an errno_error the
+ * connection closes, so the client never waits for a reply that cannot come.
+ */
+static int call_send_overflow(VarlinkCall *call) {
+        VarlinkConnection *c = call->conn;
+        size_t limit = c->server->limits.max_queued_output_bytes;
+        char text[128];
+        int n, r = -ENOBUFS;
+
+        log_debug("%s: the reply does not fit the %zu bytes of output a connection may queue "
+                  "(%zu queued)", call->method, limit, varlink_writer_queued(c->writer));
+        n = snprintf(text, sizeof(text), "{\"errno\":%d,\"message\":\"%s\"}", ENOBUFS,
+                     "the reply does not fit the output queue");
+        if (call->iface && call->iface->errno_error && n > 0 && (size_t)n < sizeof(text)) {
+                varlink_writer_set_limit(c->writer, limit + VARLINK_ERROR_HEADROOM);
+                r = server_reply_append(c->writer, call->iface->errno_error, NULL, text, (size_t)n, false);
+                if (r >= 0)
+                        r = varlink_writer_end(c->writer, NULL);
+                varlink_writer_set_limit(c->writer, limit);
+        }
+        if (r < 0)
+                varlink_connection_close(c);
+        connection_call_done(c, call);
+        return -ENOBUFS;
+}
+
 /* params_text (params_len bytes, one JSON object) stands in for params when not NULL. */
 static int call_send(VarlinkCall *call, const char *error, json_object *params,
                      const char *params_text, size_t params_len, bool continues, FdList *fds_in) {
         _cleanup_(fdlist_freep) FdList *fds = fds_in;
         VarlinkConnection *c;
-        VarlinkWriter *w;
         int r;
 
         if (!call)
@@ -129,38 +183,17 @@ static int call_send(VarlinkCall *call, const char *error, json_object *params,
                 json_object_put(params);
                 return 0;
         }
-        if (continues && varlink_writer_queued(c->writer) >= c->server->limits.max_queued_output_bytes) {
-                json_object_put(params);
-                return -ENOBUFS;
-        }
         if (error && !error_name_valid(error)) {
                 json_object_put(params);
                 return -EINVAL;
         }
 
-        w = c->writer;
-        if (error) {
-                r = varlink_writer_append(w, "{\"error\":\"", 10);
-                if (r >= 0)
-                        r = varlink_writer_append(w, error, strlen(error));
-                if (r >= 0)
-                        r = varlink_writer_append(w, "\",\"parameters\":", 15);
-        } else
-                r = varlink_writer_append(w, "{\"parameters\":", 14);
-        if (r >= 0 && params_text)
-                r = varlink_writer_append(w, params_text, params_len);
-        else if (r >= 0)
-                r = params ? varlink_writer_append_json(w, params) : varlink_writer_append(w, "{}", 2);
+        r = server_reply_append(c->writer, error, params, params_text, params_len, continues);
         json_object_put(params);
-        if (r >= 0 && continues)
-                r = varlink_writer_append(w, ",\"continues\":true", 17);
         if (r >= 0)
-                r = varlink_writer_append(w, "}", 1);
-        if (r < 0) {
-                varlink_writer_abort(w);
-                return r;
-        }
-        r = varlink_writer_end(w, TAKE_PTR(fds));
+                r = varlink_writer_end(c->writer, TAKE_PTR(fds));
+        if (r == -ENOBUFS && !continues)
+                return call_send_overflow(call);
         if (r < 0)
                 return r;
 

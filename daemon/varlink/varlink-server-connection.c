@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -90,6 +91,83 @@ void varlink_connection_close(VarlinkConnection *c) {
         connection_schedule(c);
 }
 
+int varlink_connection_send_error(VarlinkConnection *c, const char *error_name,
+                                  json_object *params) {
+        int r;
+
+        if (!c || !error_name_valid(error_name) || c->dead || !c->writer) {
+                json_object_put(params); /* taken in every case */
+                return -EINVAL;
+        }
+        r = server_reply_append(c->writer, error_name, params, NULL, 0, false);
+        json_object_put(params);
+        if (r < 0)
+                return r;
+        return varlink_writer_end(c->writer, NULL);
+}
+
+size_t connection_pipeline_bytes(const VarlinkServer *s) {
+        return MAX(MIN((size_t)VARLINK_PIPELINE_OUTPUT_BYTES, s->limits.max_queued_output_bytes / 2),
+                   (size_t)1);
+}
+
+/* Whether the connection may take its next call: none running, and few replies unsent. */
+static bool connection_may_dispatch(VarlinkConnection *c) {
+        return !c->closing && !c->current &&
+               varlink_writer_queued(c->writer) < connection_pipeline_bytes(c->server);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void connection_mark_active(VarlinkConnection *c) {
+        if (c->server && c->server->limits.idle_timeout_usec > 0)
+                c->last_active_usec = now_usec();
+}
+
+static void connection_arm_idle(VarlinkConnection *c, uint64_t usec) {
+        struct timeval tv = {
+                .tv_sec = (time_t)(usec / 1000000),
+                .tv_usec = (suseconds_t)(usec % 1000000),
+        };
+
+        if (event_add(&c->ev_idle, &tv) >= 0)
+                c->idle_armed = true;
+}
+
+/*
+ * The idle timer: a connection that runs no call and started or finished none for the
+ * timeout is closed, unless the idle hook says it holds something.  The timer is not moved
+ * on every call; it fires at the first deadline and looks how long the connection has really
+ * been idle.
+ */
+static void on_connection_idle(evutil_socket_t fd, short what, void *userdata) {
+        _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
+        VarlinkServer *s = c->server;
+        uint64_t timeout, idle;
+
+        c->idle_armed = false;
+        if (c->dead || c->closing)
+                return;
+        timeout = s->limits.idle_timeout_usec;
+        idle = now_usec() - c->last_active_usec;
+        if (c->current || idle < timeout) {
+                connection_arm_idle(c, c->current ? timeout : timeout - idle);
+                return;
+        }
+        if (s->on_idle && !s->on_idle(s, c, s->userdata)) {
+                connection_arm_idle(c, timeout);
+                return;
+        }
+        log_debug("Closing the connection of pid %d: idle for %" PRIu64 " ms, holding nothing.",
+                  (int)c->ucred.pid, idle / 1000);
+        varlink_connection_close(c);
+}
+
 void connection_schedule(VarlinkConnection *c) {
         /* Inside connection_process() the loop picks the change up itself. */
         if (c->dead || c->in_process)
@@ -101,9 +179,12 @@ static void connection_update_events(VarlinkConnection *c) {
         size_t queued = varlink_writer_queued(c->writer);
         bool want_read;
 
-        /* Read while nothing complete is waiting, so that a hangup is seen even during a call. */
-        want_read = !c->read_eof && !c->closing &&
-                    queued < c->server->limits.max_queued_output_bytes &&
+        /*
+         * Read while nothing complete is waiting, so that a hangup is seen even during a call,
+         * and while few replies are unsent: a client that does not read its replies makes the
+         * kernel's socket buffer fill, not ours (backpressure).
+         */
+        want_read = !c->read_eof && !c->closing && queued < connection_pipeline_bytes(c->server) &&
                     !varlink_reader_has_message(c->reader);
         server_arm_event(&c->ev_read, &c->read_armed, want_read);
         server_arm_event(&c->ev_write, &c->write_armed, queued > 0);
@@ -120,7 +201,6 @@ static void connection_unlink(VarlinkConnection *c) {
                 c->next->prev = c->prev;
         c->prev = c->next = NULL;
         s->n_connections--;
-        server_uid_dec(s, c->ucred.uid);
 }
 
 void connection_disconnect(VarlinkConnection *c) {
@@ -134,6 +214,7 @@ void connection_disconnect(VarlinkConnection *c) {
                 (void)event_del(&c->ev_read);
                 (void)event_del(&c->ev_write);
                 (void)event_del(&c->ev_defer);
+                (void)event_del(&c->ev_idle);
         }
         c->fd = safe_close(c->fd);
         /* Received fds nobody took and unsent replies go now, not when the last call ref does. */
@@ -148,11 +229,10 @@ void connection_disconnect(VarlinkConnection *c) {
         call = TAKE_PTR(c->current);
         varlink_call_unref(call);
         c->server = NULL;
-        server_update_accept(s);
+        server_fd_released(s);
         varlink_connection_unref(c); /* the server's reference */
 }
 
-/* Reads the call's envelope; -EBADMSG for anything malformed. */
 /* A call's envelope: what it asks for and how it wants its replies. */
 typedef struct Envelope {
         const char *method;
@@ -173,6 +253,34 @@ static int envelope_read(json_object *message, Envelope *ret) {
                 return -EBADMSG;
         *ret = e;
         return 0;
+}
+
+/*
+ * The message with only Varlink's members (message itself when it has no others; it is taken
+ * either way).  A call that stays (a stream) keeps its message, and padding sent with it must
+ * not stay too, parsed into many times its size.
+ */
+static json_object *envelope_strip(json_object *message) {
+        static const char *const known[] = { "method", "parameters", "oneway", "more", "upgrade" };
+        json_object *stripped, *v;
+        int n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                n += json_object_object_get_ex(message, known[i], NULL);
+        if (json_object_object_length(message) == n)
+                return message;
+        stripped = json_object_new_object();
+        if (!stripped)
+                return message; /* only memory that a disconnect would free anyway */
+        for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                if (json_object_object_get_ex(message, known[i], &v) &&
+                    json_object_object_add(stripped, known[i], json_object_get(v)) < 0) {
+                        json_object_put(v);
+                        json_object_put(stripped);
+                        return message;
+                }
+        json_object_put(message);
+        return stripped;
 }
 
 /* The call of message, which it takes with fds; the connection holds a reference too. */
@@ -257,6 +365,8 @@ static int connection_dispatch(VarlinkConnection *c, json_object *message, FdLis
                 fdlist_free(fds);
                 return -EBADMSG;
         }
+        message = envelope_strip(message);
+        connection_mark_active(c);
         r = call_new(c, message, fds, &e, &call);
         if (r < 0)
                 return r;
@@ -266,12 +376,10 @@ static int connection_dispatch(VarlinkConnection *c, json_object *message, FdLis
 
 /* Dispatches the complete calls that are buffered, as long as the connection may take them. */
 static void connection_dispatch_buffered(VarlinkConnection *c) {
-        VarlinkServer *s = c->server;
         Error err = ERROR_INIT;
         int r;
 
-        while (!c->closing && !c->current &&
-               varlink_writer_queued(c->writer) < s->limits.max_queued_output_bytes) {
+        while (connection_may_dispatch(c)) {
                 json_object *message;
                 FdList *fds;
 
@@ -291,7 +399,6 @@ static void connection_dispatch_buffered(VarlinkConnection *c) {
 
 /* Dispatches what is buffered, flushes, and decides what to wait for.  Called from the loop only. */
 static void connection_process(VarlinkConnection *c) {
-        VarlinkServer *s = c->server;
         int r;
 
         if (c->dead)
@@ -307,10 +414,8 @@ again:
                 log_debug("Dropping client pid %d: write failed: %s", (int)c->ucred.pid, strerror(-r));
                 c->closing = true;
         }
-        /* Flushing may have made room for calls that waited behind a full output queue. */
-        if (!c->closing && !c->current &&
-            varlink_writer_queued(c->writer) < s->limits.max_queued_output_bytes &&
-            varlink_reader_has_message(c->reader))
+        /* Flushing may have made room for calls that waited behind unsent replies. */
+        if (connection_may_dispatch(c) && varlink_reader_has_message(c->reader))
                 goto again;
         /* After a half-close, finish what was asked, then hang up. */
         if (!c->closing && c->read_eof && !c->current && !varlink_reader_has_message(c->reader) &&
@@ -359,8 +464,7 @@ static void on_connection_read(evutil_socket_t fd, short what, void *userdata) {
                 connection_dispatch_buffered(c);
                 c->in_process = false;
                 /* Waiting for a deferred reply or for the output to drain: read no further. */
-                if (c->closing || c->current ||
-                    varlink_writer_queued(c->writer) >= c->server->limits.max_queued_output_bytes)
+                if (!connection_may_dispatch(c))
                         break;
         }
         connection_process(c);
@@ -387,6 +491,66 @@ static int peer_pidfd(int fd) {
         return pidfd;
 }
 
+/* Whether the client may connect; a refused one hears why, when the server has the words. */
+static int server_admit_fd(VarlinkServer *s, int fd, uid_t uid) {
+        unsigned limit, used;
+        int r;
+
+        r = varlink_server_admit(s, uid, &limit, &used);
+        if (r >= 0)
+                return 0;
+        log_debug("uid %u refused: the server is full (%u of %u connections)", (unsigned)uid,
+                  used, limit);
+        server_send_refusal(s, fd, limit, used);
+        return r;
+}
+
+static int connection_new(VarlinkServer *s, int fd, const struct ucred *ucred, bool on_behalf,
+                          VarlinkConnection **ret) {
+        VarlinkConnection *c;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (VarlinkConnection){
+                .n_ref = 1,
+                .fd = fd,
+                .ucred = *ucred,
+        };
+        /* On behalf of someone else, the socket's peer is not the client: no pidfd. */
+        c->pidfd = on_behalf ? -EBADF : peer_pidfd(c->fd);
+        r = varlink_reader_new(&c->reader, s->limits.max_message_bytes, s->limits.max_fds_per_message);
+        if (r >= 0)
+                r = varlink_writer_new(&c->writer);
+        if (r < 0) {
+                c->fd = -EBADF; /* still the caller's */
+                varlink_connection_unref(c);
+                return r;
+        }
+        varlink_writer_set_limit(c->writer, s->limits.max_queued_output_bytes);
+        *ret = c;
+        return 0;
+}
+
+/* Links c into the server and its loop. */
+static void connection_link(VarlinkServer *s, VarlinkConnection *c) {
+        event_assign(&c->ev_read, s->base, c->fd, EV_READ | EV_PERSIST, on_connection_read, c);
+        event_assign(&c->ev_write, s->base, c->fd, EV_WRITE | EV_PERSIST, on_connection_write, c);
+        event_assign(&c->ev_defer, s->base, -1, 0, on_connection_defer, c);
+        event_assign(&c->ev_idle, s->base, -1, 0, on_connection_idle, c);
+        c->events_assigned = true;
+        c->server = s;
+        c->next = s->connections;
+        if (c->next)
+                c->next->prev = c;
+        s->connections = c;
+        s->n_connections++;
+        connection_mark_active(c);
+        if (s->limits.idle_timeout_usec > 0)
+                connection_arm_idle(c, s->limits.idle_timeout_usec);
+}
+
 static int server_add_connection(VarlinkServer *s, int fd_in, const struct ucred *as,
                                  VarlinkConnection **ret) {
         _cleanup_close_ int fd = fd_in;
@@ -399,58 +563,30 @@ static int server_add_connection(VarlinkServer *s, int fd_in, const struct ucred
                 ucred = *as;
         else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &ucred, &len) < 0)
                 return negative_errno();
-        if (s->n_connections >= s->limits.max_connections)
-                return -EUSERS;
-        if (server_uid_count(s, ucred.uid) >= s->limits.max_connections_per_uid) {
-                log_debug("uid %u has %u connections, the limit; refusing another",
-                          (unsigned)ucred.uid, s->limits.max_connections_per_uid);
-                return -EDQUOT;
-        }
+        r = server_admit_fd(s, fd, ucred.uid);
+        if (r < 0)
+                return r;
         r = fcntl(fd, F_GETFL);
         if (r < 0 || (!(r & O_NONBLOCK) && fcntl(fd, F_SETFL, r | O_NONBLOCK) < 0))
                 return negative_errno();
-
-        c = calloc(1, sizeof(*c));
-        if (!c)
-                return -ENOMEM;
-        *c = (VarlinkConnection){
-                .n_ref = 1,
-                .fd = TAKE_FD(fd),
-                .ucred = ucred,
-        };
-        /* On behalf of someone else, the socket's peer is not the client: no pidfd. */
-        c->pidfd = as ? -EBADF : peer_pidfd(c->fd);
-        r = varlink_reader_new(&c->reader, s->limits.max_message_bytes, s->limits.max_fds_per_message);
-        if (r >= 0)
-                r = varlink_writer_new(&c->writer);
-        if (r >= 0)
-                r = server_uid_inc(s, ucred.uid);
-        if (r < 0) {
-                varlink_connection_unref(c);
+        r = connection_new(s, fd, &ucred, as != NULL, &c);
+        if (r < 0)
                 return r;
-        }
-        event_assign(&c->ev_read, s->base, c->fd, EV_READ | EV_PERSIST, on_connection_read, c);
-        event_assign(&c->ev_write, s->base, c->fd, EV_WRITE | EV_PERSIST, on_connection_write, c);
-        event_assign(&c->ev_defer, s->base, -1, 0, on_connection_defer, c);
-        c->events_assigned = true;
-        c->server = s;
-        c->next = s->connections;
-        if (c->next)
-                c->next->prev = c;
-        s->connections = c;
-        s->n_connections++;
+        TAKE_FD(fd);
+        connection_link(s, c);
 
         if (s->on_connect) {
                 r = s->on_connect(s, c, &c->ucred, varlink_connection_get_pidfd(c), s->userdata);
                 if (r < 0) {
                         log_debug("Connection from pid %d refused: %s", (int)ucred.pid, strerror(-r));
+                        /* What on_connect() queued (varlink_connection_send_error()) goes first. */
+                        (void)varlink_writer_flush(c->writer, c->fd);
                         connection_disconnect(c);
                         return r;
                 }
         }
         c->connected = true;
         connection_update_events(c);
-        server_update_accept(s);
         if (ret)
                 *ret = c;
         return 0;

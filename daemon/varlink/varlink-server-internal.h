@@ -31,17 +31,14 @@ typedef struct Listener {
         bool armed;
 } Listener;
 
-typedef struct UidCount {
-        uid_t uid;
-        unsigned n;
-} UidCount;
-
 struct VarlinkServer {
         struct event_base *base;
         VarlinkLimits limits;
         void *userdata;
         VarlinkConnectFn on_connect;
         VarlinkDisconnectFn on_disconnect;
+        VarlinkIdleFn on_idle;
+        const char *quota_error;
         const char *vendor, *product, *version, *url;
 
         const VarlinkInterface **interfaces;
@@ -49,11 +46,14 @@ struct VarlinkServer {
 
         Listener **listeners;
         size_t n_listeners;
+        /* accept() ran out of fds: not listening until a close or the retry timer. */
+        bool accept_paused;
+        unsigned accept_backoff_ms;
+        uint64_t n_accept_shortages; /* accept() calls that failed for want of fds */
+        struct event *accept_retry;
 
         VarlinkConnection *connections;
         unsigned n_connections;
-        UidCount *uids;
-        size_t n_uids;
 
         json_object *empty; /* the parameters of calls that sent none */
 };
@@ -70,8 +70,9 @@ struct VarlinkConnection {
 
         VarlinkReader *reader;
         VarlinkWriter *writer;
-        struct event ev_read, ev_write, ev_defer;
-        bool read_armed, write_armed, events_assigned;
+        struct event ev_read, ev_write, ev_defer, ev_idle;
+        bool read_armed, write_armed, idle_armed, events_assigned;
+        uint64_t last_active_usec; /* CLOCK_MONOTONIC of the last call's start or end */
 
         bool read_eof;   /* the peer shut down its sending side */
         bool closing;    /* disconnect at the end of the current dispatch */
@@ -96,24 +97,38 @@ struct VarlinkCall {
 };
 
 /* varlink-server.c */
-unsigned server_uid_count(VarlinkServer *s, uid_t uid);
-int server_uid_inc(VarlinkServer *s, uid_t uid);
-void server_uid_dec(VarlinkServer *s, uid_t uid);
 /* Adds or removes ev from the loop when want differs from *armed. */
 void server_arm_event(struct event *ev, bool *armed, bool want);
-/* Accepts on the listening sockets while there is room for another connection. */
+
+/* varlink-server-accept.c */
+/* Listens unless accepting is paused for want of fds. */
 void server_update_accept(VarlinkServer *s);
+/* A connection closed, releasing an fd: accepting resumes if it was paused. */
+void server_fd_released(VarlinkServer *s);
+/* Sends the quota error {resource: "connections", limit, used} on fd, if the server has one. */
+void server_send_refusal(VarlinkServer *s, int fd, unsigned limit, unsigned used);
+void server_listeners_free(VarlinkServer *s);
 
 /* varlink-server-call.c */
 /* Varlink names are [A-Za-z0-9.]; checking keeps a bad name from breaking the JSON we write. */
 bool error_name_valid(const char *name);
 /* The call got its final reply (or needs none): the connection may take the next. */
 void connection_call_done(VarlinkConnection *c, VarlinkCall *call);
+/*
+ * Appends one reply (error NULL: not an error) to w, or nothing on failure; params_text
+ * (params_len bytes) stands in for params when not NULL.  params is not taken.
+ */
+int server_reply_append(VarlinkWriter *w, const char *error, json_object *params,
+                        const char *params_text, size_t params_len, bool continues);
 
 /* varlink-server-connection.c */
 /* Has the connection processed from the loop soon (not from inside a caller's stack). */
 void connection_schedule(VarlinkConnection *c);
 void connection_disconnect(VarlinkConnection *c);
+/* The connection starts or ends a call now: its idle time starts again. */
+void connection_mark_active(VarlinkConnection *c);
+/* While its unsent replies exceed this, a connection's next call waits. */
+size_t connection_pipeline_bytes(const VarlinkServer *s);
 
 /* varlink-server-service.c */
 extern const VarlinkInterface varlink_service_interface;

@@ -1,19 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The Varlink server: its interfaces, its listening sockets and the count of
- * connections per uid.  Calls live in varlink-server-call.c, connections in
+ * The Varlink server: its interfaces and limits.  Accepting clients lives in
+ * varlink-server-accept.c, calls in varlink-server-call.c, connections in
  * varlink-server-connection.c, org.varlink.service in varlink-server-service.c.
  */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -26,44 +21,7 @@
 #include "varlink-server-internal.h"
 #include "varlink-wire.h"
 
-static UidCount *server_uid_find(VarlinkServer *s, uid_t uid) {
-        for (size_t i = 0; i < s->n_uids; i++)
-                if (s->uids[i].uid == uid)
-                        return &s->uids[i];
-        return NULL;
-}
-
-unsigned server_uid_count(VarlinkServer *s, uid_t uid) {
-        UidCount *u = server_uid_find(s, uid);
-
-        return u ? u->n : 0;
-}
-
-int server_uid_inc(VarlinkServer *s, uid_t uid) {
-        UidCount *u = server_uid_find(s, uid);
-
-        if (u) {
-                u->n++;
-                return 0;
-        }
-        u = realloc(s->uids, (s->n_uids + 1) * sizeof(UidCount));
-        if (!u)
-                return -ENOMEM;
-        s->uids = u;
-        s->uids[s->n_uids++] = (UidCount){ .uid = uid, .n = 1 };
-        return 0;
-}
-
-void server_uid_dec(VarlinkServer *s, uid_t uid) {
-        for (size_t i = 0; i < s->n_uids; i++)
-                if (s->uids[i].uid == uid) {
-                        if (--s->uids[i].n == 0)
-                                s->uids[i] = s->uids[--s->n_uids];
-                        return;
-                }
-}
-
-/* Listening */
+/* Events */
 
 void server_arm_event(struct event *ev, bool *armed, bool want) {
         if (want == *armed)
@@ -73,102 +31,6 @@ void server_arm_event(struct event *ev, bool *armed, bool want) {
         else
                 (void)event_del(ev);
         *armed = want;
-}
-
-void server_update_accept(VarlinkServer *s) {
-        bool want = s->n_connections < s->limits.max_connections;
-
-        for (size_t i = 0; i < s->n_listeners; i++)
-                server_arm_event(&s->listeners[i]->ev, &s->listeners[i]->armed, want);
-}
-
-static void on_accept(evutil_socket_t fd, short what, void *userdata) {
-        Listener *l = userdata;
-        VarlinkServer *s = l->server;
-
-        for (unsigned i = 0; i < ACCEPT_BATCH; i++) {
-                int cfd, r;
-
-                if (s->n_connections >= s->limits.max_connections)
-                        break;
-                cfd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0) {
-                        if (errno == EINTR || errno == ECONNABORTED)
-                                continue;
-                        if (errno != EAGAIN)
-                                log_debug("accept() failed: %m, ignoring");
-                        break;
-                }
-                r = varlink_server_add_connection(s, cfd, NULL);
-                if (r < 0 && r != -EDQUOT)
-                        log_debug("Failed to set up a connection: %s, ignoring", strerror(-r));
-        }
-        server_update_accept(s);
-}
-
-int varlink_server_listen_fd(VarlinkServer *s, int fd_in) {
-        _cleanup_close_ int fd = fd_in;
-        Listener *l, **a;
-        int flags;
-
-        assert_return(s, -EINVAL);
-        flags = fcntl(fd, F_GETFL);
-        if (flags < 0 || (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0))
-                return negative_errno();
-        a = realloc(s->listeners, (s->n_listeners + 1) * sizeof(Listener *));
-        if (!a)
-                return -ENOMEM;
-        s->listeners = a;
-        l = calloc(1, sizeof(*l));
-        if (!l)
-                return -ENOMEM;
-        l->server = s;
-        l->fd = TAKE_FD(fd);
-        event_assign(&l->ev, s->base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
-        s->listeners[s->n_listeners++] = l;
-        server_update_accept(s);
-        return 0;
-}
-
-int varlink_server_listen_unix(const char *path, mode_t mode) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-        size_t len;
-
-        assert_return(path, -EINVAL);
-        len = strlen(path);
-        if (len == 0 || len >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, len);
-
-        if (lstat(path, &st) >= 0) {
-                _cleanup_close_ int probe = -EBADF;
-
-                if (!S_ISSOCK(st.st_mode))
-                        return -EEXIST;
-                /* A socket someone still listens on is not stale: do not steal it. */
-                probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (probe < 0)
-                        return negative_errno();
-                if (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) >= 0)
-                        return -EADDRINUSE;
-                if (unlink(path) < 0 && errno != ENOENT)
-                        return negative_errno();
-        }
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return negative_errno();
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-                return negative_errno();
-        if (chmod(path, mode) < 0 || listen(fd, SOMAXCONN) < 0) {
-                int r = negative_errno();
-
-                (void)unlink(path);
-                return r;
-        }
-        return TAKE_FD(fd);
 }
 
 /* The server */
@@ -205,15 +67,8 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
                 return NULL;
         while (s->connections)
                 connection_disconnect(s->connections);
-        for (size_t i = 0; i < s->n_listeners; i++) {
-                if (s->listeners[i]->armed)
-                        (void)event_del(&s->listeners[i]->ev);
-                safe_close(s->listeners[i]->fd);
-                free(s->listeners[i]);
-        }
-        free(s->listeners);
+        server_listeners_free(s);
         free(s->interfaces);
-        free(s->uids);
         json_object_put(s->empty);
         free(s);
         return NULL;
@@ -234,6 +89,11 @@ void varlink_server_set_hooks(VarlinkServer *s, VarlinkConnectFn on_connect,
         assert(s);
         s->on_connect = on_connect;
         s->on_disconnect = on_disconnect;
+}
+
+void varlink_server_set_idle_hook(VarlinkServer *s, VarlinkIdleFn on_idle) {
+        assert(s);
+        s->on_idle = on_idle;
 }
 
 void varlink_server_set_info(VarlinkServer *s, const char *vendor, const char *product,

@@ -23,12 +23,27 @@
  *   org.varlink.service.InterfaceNotFound, unknown method ⇒ MethodNotFound.
  * - Limits (VarlinkLimits), each with its own behaviour:
  *     max_message_bytes, max_fds_per_message: the client is disconnected;
- *     max_queued_output_bytes: the server stops reading and dispatching for
- *       that client until its output drains below the limit, and
- *       varlink_call_reply_more() returns -ENOBUFS instead of queueing;
- *     max_connections: the server stops accepting; new clients wait in the
- *       listen backlog until a connection closes;
- *     max_connections_per_uid: the new connection is accepted and closed at once.
+ *     max_queued_output_bytes: no connection ever holds more unsent output.
+ *       The server stops reading and dispatching a client's calls while its
+ *       unsent replies exceed a small bound (VARLINK_PIPELINE_OUTPUT_BYTES, or
+ *       half the limit when that is smaller), so a client that pipelines
+ *       calls and reads nothing costs that bound, not the limit.  A
+ *       continuing reply that does not fit is not queued
+ *       (varlink_call_reply_more() returns -ENOBUFS); a final reply that does
+ *       not fit becomes the interface's errno_error with ENOBUFS (which may
+ *       take VARLINK_ERROR_HEADROOM bytes beyond the limit), and without an
+ *       errno_error the client is disconnected;
+ *     max_connections, reserved_connections: how many may connect (see
+ *       varlink_server_admit()); a client refused is accepted, sent the
+ *       quota error when the server has one (varlink_server_set_quota_error()),
+ *       and closed.  How many one uid may hold is for on_connect() to decide
+ *       (it may refuse with varlink_connection_send_error());
+ *     idle_timeout_usec: a connection with no call in progress that made
+ *       none for that long is closed, unless the idle hook says it holds
+ *       something.
+ * - When accept() fails for want of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+ *   the server stops listening until a connection closes or a backoff timer
+ *   (50 ms doubling to 2 s) fires, instead of being woken again at once.
  * - A handler that returns a negative errno without replying makes the server
  *   reply with the interface's errno_error (parameters {errno, message}), or
  *   close the connection when the interface names none.  A handler that
@@ -70,10 +85,17 @@ typedef struct VarlinkCall VarlinkCall;
 typedef struct VarlinkLimits {
         size_t max_message_bytes;       /* per message, excluding the NUL */
         unsigned max_fds_per_message;   /* at most 253 (SCM_MAX_FD) */
-        size_t max_queued_output_bytes; /* per connection */
+        size_t max_queued_output_bytes; /* per connection, replies queued and not yet sent */
         unsigned max_connections;       /* in total */
-        unsigned max_connections_per_uid;
+        /* Of max_connections, how many only uid 0 and the server's own uid may take. */
+        unsigned reserved_connections;
+        uint64_t idle_timeout_usec;     /* 0: none */
 } VarlinkLimits;
+
+/* While a connection's unsent replies exceed this, its next call waits. */
+#define VARLINK_PIPELINE_OUTPUT_BYTES (64U * 1024U)
+/* What the ENOBUFS error ending a call whose reply did not fit may take beyond the limit. */
+#define VARLINK_ERROR_HEADROOM 256U
 
 #define VARLINK_LIMITS_DEFAULT                                                                     \
         ((VarlinkLimits){                                                                          \
@@ -81,7 +103,6 @@ typedef struct VarlinkLimits {
                 .max_fds_per_message = 16,                                                         \
                 .max_queued_output_bytes = 8 * 1024 * 1024,                                        \
                 .max_connections = 4096,                                                           \
-                .max_connections_per_uid = 256,                                                    \
         })
 
 typedef enum VarlinkCallFlags {
@@ -128,6 +149,11 @@ typedef int (*VarlinkConnectFn)(VarlinkServer *s, VarlinkConnection *c, const st
                                 int pidfd, void *userdata);
 /* Called exactly once for every accepted connection when it goes away. */
 typedef void (*VarlinkDisconnectFn)(VarlinkServer *s, VarlinkConnection *c, void *userdata);
+/*
+ * Called when a connection has been idle for idle_timeout_usec: true lets the server close
+ * it, false keeps it (it holds something) until it has been idle that long again.
+ */
+typedef bool (*VarlinkIdleFn)(VarlinkServer *s, VarlinkConnection *c, void *userdata);
 
 /* The limits are copied.  NULL means VARLINK_LIMITS_DEFAULT. */
 int varlink_server_new(VarlinkServer **ret, struct event_base *base, const VarlinkLimits *limits);
@@ -139,6 +165,20 @@ void varlink_server_set_userdata(VarlinkServer *s, void *userdata);
 void *varlink_server_get_userdata(VarlinkServer *s);
 void varlink_server_set_hooks(VarlinkServer *s, VarlinkConnectFn on_connect,
                               VarlinkDisconnectFn on_disconnect);
+/* Without one, every connection idle for idle_timeout_usec is closed. */
+void varlink_server_set_idle_hook(VarlinkServer *s, VarlinkIdleFn on_idle);
+/*
+ * The error a refused client is sent before the close, with the parameters
+ * {resource: "connections", limit, used}, e.g. "org.iommud.Broker.QuotaExceeded";
+ * the string must outlive the server.  NULL (the default): closed without a word.
+ */
+void varlink_server_set_quota_error(VarlinkServer *s, const char *error_name);
+/*
+ * Whether a client of uid may connect now: 0, or -EUSERS when the server is full for it
+ * (max_connections, or max_connections - reserved_connections for uids other than 0 and the
+ * server's own).  ret_limit and ret_used (may be NULL) say which limit, and what is used of it.
+ */
+int varlink_server_admit(VarlinkServer *s, uid_t uid, unsigned *ret_limit, unsigned *ret_used);
 /* What org.varlink.service.GetInfo reports; the strings must outlive the server. */
 void varlink_server_set_info(VarlinkServer *s, const char *vendor, const char *product,
                              const char *version, const char *url);
@@ -159,13 +199,15 @@ int varlink_server_add_connection(VarlinkServer *s, int fd, VarlinkConnection **
 /*
  * The same for a socket served on behalf of someone else (a connection
  * handed out over D-Bus, whose peer is this process): the connection gets the
- * credentials as instead of SO_PEERCRED's and no pidfd, and counts against
- * as->uid for the per-uid limit.
+ * credentials as instead of SO_PEERCRED's and no pidfd: on_connect() and the
+ * reserve for root see as->uid.
  */
 int varlink_server_add_connection_as(VarlinkServer *s, int fd, const struct ucred *as,
                                      VarlinkConnection **ret);
 
 unsigned varlink_server_n_connections(const VarlinkServer *s);
+/* How often accept() failed for want of fds: once per pause, not once per loop turn. */
+uint64_t varlink_server_n_accept_shortages(const VarlinkServer *s);
 
 VarlinkConnection *varlink_connection_ref(VarlinkConnection *c);
 VarlinkConnection *varlink_connection_unref(VarlinkConnection *c);
@@ -181,6 +223,13 @@ size_t varlink_connection_get_queued_output(VarlinkConnection *c);
 bool varlink_connection_is_connected(VarlinkConnection *c);
 /* Schedules the disconnect for the end of the current dispatch; safe to call repeatedly. */
 void varlink_connection_close(VarlinkConnection *c);
+/*
+ * For on_connect() refusing the client: queues the error error_name with params (taken;
+ * NULL means {}) as the one message the client reads, before the close that the negative
+ * return of on_connect() brings.  -EINVAL for an invalid name, -ENOBUFS, -ENOMEM.
+ */
+int varlink_connection_send_error(VarlinkConnection *c, const char *error_name,
+                                  json_object *params);
 
 VarlinkCall *varlink_call_ref(VarlinkCall *call);
 VarlinkCall *varlink_call_unref(VarlinkCall *call);

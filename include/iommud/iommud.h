@@ -602,6 +602,69 @@ int iommud_map(IommudClient *c, uint32_t ioas_id, int memory_fd, uint64_t offset
 int iommud_unmap(IommudClient *c, uint32_t ioas_id, uint64_t iova, uint64_t length,
                  uint64_t *ret_unmapped, IommudError *err);
 
+/* ------------------------------------------------------- features, dirty tracking */
+
+typedef struct IommudFeatures IommudFeatures;
+
+/**
+ * iommud_get_features() - what the host offers this client (GetFeatures).
+ * @c: the client.
+ * @device_id: an attached device whose IOMMU to describe too; may be NULL.
+ * @ret: the answer, freed with iommud_features_free().
+ * @err: filled on failure; may be NULL.
+ *
+ * Return: 0 or a negative errno (-ENOENT: NoSuchObject for device_id).
+ */
+int iommud_get_features(IommudClient *c, const uint32_t *device_id, IommudFeatures **ret,
+                        IommudError *err);
+IommudFeatures *iommud_features_free(IommudFeatures *f);
+/* "kernel", "vfio" or "sim". */
+const char *iommud_features_get_backend(const IommudFeatures *f);
+/* A feature the kernel was probed to offer at start: "map-file", "dirty-tracking", ... */
+bool iommud_features_kernel_has(const IommudFeatures *f, const char *feature);
+/* A capability of the asked device's IOMMU: "dirty-tracking", "pci-pasid-exec", ... */
+bool iommud_features_device_has(const IommudFeatures *f, const char *capability);
+/* Whether "dirty-tracking" or "delegation" is offered and granted; -ENOENT for another name. */
+int iommud_features_get_policy(const IommudFeatures *f, const char *feature, bool *ret_offered,
+                               bool *ret_granted);
+
+/**
+ * iommud_create_dirty_address_space() - an address space with dirty tracking
+ * (CreateAddressSpace with dirtyTracking).
+ * @c: the client.
+ * @ret_ioas_id: its id.
+ * @err: filled on failure; may be NULL.
+ *
+ * Return: 0 or a negative errno (-EOPNOTSUPP where the kernel has no dirty tracking, -EPERM
+ * where the policy refuses it).
+ */
+int iommud_create_dirty_address_space(IommudClient *c, uint32_t *ret_ioas_id, IommudError *err);
+
+/* Turns dirty tracking of such an address space on (from a clean bitmap) or off. */
+int iommud_set_dirty_tracking(IommudClient *c, uint32_t ioas_id, bool enabled, IommudError *err);
+
+/**
+ * iommud_read_dirty_bitmap() - the pages devices wrote (ReadDirtyBitmap).
+ * @c: the client.
+ * @ioas_id: an address space with dirty tracking on.
+ * @iova: the first IOVA, a multiple of page_size.
+ * @length: bytes of IOVA, a multiple of page_size.
+ * @page_size: the bytes one bit stands for, a power of two.
+ * @clear: clear the bits read.
+ * @bitmap_fd: a writable memfd of at least ceil(length / page_size / 64) * 8 bytes: bit i of
+ *             little-endian 64-bit word i / 64 is written for iova + i * page_size.
+ * @err: filled on failure; may be NULL.
+ *
+ * Return: 0 or a negative errno (-EBADF: InvalidFd).
+ */
+int iommud_read_dirty_bitmap(IommudClient *c, uint32_t ioas_id, uint64_t iova, uint64_t length,
+                             uint64_t page_size, bool clear, int bitmap_fd, IommudError *err);
+
+/* iommud_unmap() that first writes the dirty bits of the range into bitmap_fd, as above. */
+int iommud_unmap_dirty(IommudClient *c, uint32_t ioas_id, uint64_t iova, uint64_t length,
+                       uint64_t page_size, int bitmap_fd, uint64_t *ret_unmapped,
+                       IommudError *err);
+
 /**
  * iommud_copy() - map pages already mapped in one address space into another (Copy).
  * @c: the client.

@@ -532,6 +532,11 @@ static const ApiMember api[] = {
         { BUS_SESSION_INTERFACE, "method", "AllowIOVAs", "ua(tt)>" },
         { BUS_SESSION_INTERFACE, "method", "Map", "uhtttu>t" },
         { BUS_SESSION_INTERFACE, "method", "Unmap", "utt>t" },
+        { BUS_SESSION_INTERFACE, "method", "CreateDirtyTrackingAddressSpace", ">u" },
+        { BUS_SESSION_INTERFACE, "method", "SetDirtyTracking", "ub>" },
+        { BUS_SESSION_INTERFACE, "method", "ReadDirtyBitmap", "utttbh>" },
+        { BUS_SESSION_INTERFACE, "method", "UnmapDirty", "uttth>t" },
+        { BUS_SESSION_INTERFACE, "method", "GetFeatures", "u>sasasa(sbb)" },
         { BUS_SESSION_INTERFACE, "method", "Copy", "ututtu>t" },
         { BUS_SESSION_INTERFACE, "method", "BindPASID", "uuuusay>uu" },
         { BUS_SESSION_INTERFACE, "method", "UnbindPASID", "uu>" },
@@ -815,6 +820,21 @@ static void test_session_methods(void **state) {
                         get_string_property(env.bus, dev.path, BUS_DEVICE_INTERFACE, "Holder");
 
                 assert_non_null(strstr(holder, "uid 0"));
+        }
+
+        /* What the host offers, and a dirty-tracking address space turned on. */
+        {
+                const char *backend;
+
+                reply = SESSION(env.bus, session, "GetFeatures", "u", dev_id);
+                assert_true(sd_bus_message_read(reply, "s", &backend) >= 0);
+                assert_string_equal(backend, "sim");
+                sd_bus_message_unref(reply);
+                reply = SESSION(env.bus, session, "CreateDirtyTrackingAddressSpace", NULL);
+                assert_true(sd_bus_message_read(reply, "u", &ioas2) >= 0);
+                sd_bus_message_unref(reply);
+                sd_bus_message_unref(SESSION(env.bus, session, "SetDirtyTracking", "ub", ioas2, 1));
+                sd_bus_message_unref(SESSION(env.bus, session, "DestroyAddressSpace", "u", ioas2));
         }
 
         reply = SESSION(env.bus, session, "CreateAddressSpace", NULL);

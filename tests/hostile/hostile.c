@@ -21,6 +21,7 @@ char *hostile_policy(unsigned max_connections, unsigned max_per_uid, unsigned se
         if (asprintf(&p,
                      "{\n"
                      "  \"limits\": { \"max-connections\": %d, \"max-connections-per-user\": %d,\n"
+                     "              \"reserved-connections\": 1,\n"
                      "              \"max-message-size\": \"1M\", \"max-fds-per-message\": %d },\n"
                      "  \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
                      "  \"grants\": {\n"

@@ -20,7 +20,7 @@
 
 /* The limits the hostile policy sets; the scenarios push exactly past them. */
 #define HOSTILE_MAX_CONNECTIONS 20
-#define HOSTILE_MAX_PER_UID 12      /* the transport's per-uid limit (hits the nobody user) */
+#define HOSTILE_MAX_PER_UID 12      /* max-connections-per-user (caps nobody's quota of 1000) */
 #define HOSTILE_SELF_CONNECTIONS 10 /* the caller's grant quota (hits first for the caller) */
 #define HOSTILE_MAX_MESSAGE (1024 * 1024)
 #define HOSTILE_MAX_FDS 16

@@ -30,3 +30,9 @@ void memory_pins_follow_domains(void **state);
 void memory_enomem_at_memlock_limit(void **state);
 void memory_copies_charged_once(void **state);
 void memory_unpinnable_va_efault(void **state);
+
+/* conformance-dirty.c: dirty tracking of paging HWPTs. */
+void dirty_only_with_the_flag_and_while_on(void **state);
+void dirty_writes_read_and_cleared(void **state);
+void dirty_bitmap_granularity_and_range(void **state);
+void dirty_enable_clears_and_unmap_forgets(void **state);

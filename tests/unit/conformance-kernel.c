@@ -170,6 +170,14 @@ static int responder_inject(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_
                                                     last_page, grpid);
 }
 
+/* The model's device writes; hwpt_id names the same page table in the model. */
+static int responder_device_write(ConfEnv *env, ConfRole role, BackendContext *c,
+                                  uint32_t hwpt_id, uint64_t iova, uint64_t length) {
+        ResponderFactoryData *d = env->userdata;
+
+        return conformance_sim_factory.device_write(&d->sim_env, role, c, hwpt_id, iova, length);
+}
+
 static int responder_auto_invalid(ConfEnv *env, uint64_t *ret) {
         ResponderFactoryData *d = env->userdata;
 
@@ -204,6 +212,7 @@ const ConfFactory conformance_kernel_responder_factory = {
         .teardown = responder_teardown,
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
+        .device_write = responder_device_write,
         .auto_invalid_count = responder_auto_invalid,
         .set_memlock = responder_set_memlock,
         .locked_bytes = responder_locked_bytes,
@@ -216,6 +225,7 @@ const ConfFactory conformance_kernel_responder_mmap_factory = {
         .teardown = responder_teardown,
         .open_device = responder_open_device,
         .inject_fault = responder_inject,
+        .device_write = responder_device_write,
         .auto_invalid_count = responder_auto_invalid,
         .set_memlock = responder_set_memlock,
         .locked_bytes = responder_locked_bytes,

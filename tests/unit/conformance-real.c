@@ -493,6 +493,15 @@ static int real_inject(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t add
                                    last_page, grpid);
 }
 
+static int real_device_write(ConfEnv *env, ConfRole role, BackendContext *c, uint32_t hwpt_id,
+                             uint64_t iova, uint64_t length) {
+        RealFactoryData *d = env->userdata;
+
+        if (role != CONF_DEV_PASID || !d->mock)
+                return -EOPNOTSUPP;
+        return iommufd_mock_dirty(d->mock, hwpt_id, iova, length);
+}
+
 static int real_ioctl(ConfEnv *env, BackendContext *c, unsigned long request, void *arg) {
         return ioctl(env->backend->ops->context_fd(c), request, arg) < 0 ? -errno : 0;
 }
@@ -503,6 +512,7 @@ const ConfFactory conformance_kernel_real_factory = {
         .teardown = real_teardown,
         .open_device = real_open_device,
         .inject_fault = real_inject,
+        .device_write = real_device_write,
         .inject_unrouted_unknown = true,
         .set_memlock = real_set_memlock,
         .locked_bytes = real_locked_bytes,

@@ -15,6 +15,7 @@
 
 #include "backend-sim.h"
 #include "conformance.h"
+#include "macros.h"
 #include "simtopo-builder.h"
 
 typedef struct SimFactoryData {
@@ -114,6 +115,17 @@ static int sim_inject(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t addr
                                         grpid, NULL);
 }
 
+static int sim_device_write(ConfEnv *env, ConfRole role, BackendContext *c, uint32_t hwpt_id,
+                            uint64_t iova, uint64_t length) {
+        SimFactoryData *d = env->userdata;
+        _cleanup_free_ uint8_t *buf = calloc(1, length);
+
+        if (!buf)
+                return -ENOMEM;
+        return backend_sim_dma(env->backend, d->names[role], BACKEND_NO_PASID, iova, buf, length,
+                               true, NULL, NULL);
+}
+
 static int sim_auto_invalid(ConfEnv *env, uint64_t *ret) {
         BackendSimStats st;
 
@@ -139,6 +151,7 @@ const ConfFactory conformance_sim_factory = {
         .teardown = sim_teardown,
         .open_device = sim_open_device,
         .inject_fault = sim_inject,
+        .device_write = sim_device_write,
         .auto_invalid_count = sim_auto_invalid,
         .set_memlock = sim_set_memlock,
         .locked_bytes = sim_locked_bytes,

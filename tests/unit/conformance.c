@@ -1396,6 +1396,10 @@ static const ConfTest conf_tests[] = {
         T(memory_enomem_at_memlock_limit),
         T(memory_copies_charged_once),
         T(memory_unpinnable_va_efault),
+        T(dirty_only_with_the_flag_and_while_on),
+        T(dirty_writes_read_and_cleared),
+        T(dirty_bitmap_granularity_and_range),
+        T(dirty_enable_clears_and_unmap_forgets),
 };
 #undef T
 

@@ -58,6 +58,12 @@ struct ConfFactory {
         int (*inject_fault)(ConfEnv *env, ConfRole role, uint32_t pasid, uint64_t addr,
                             uint32_t perm, bool last_page, uint32_t grpid);
         bool inject_unrouted_unknown; /* inject_fault gives 0, not -ENOENT, for an unrouted one */
+        /*
+         * A DMA write of [iova, iova+length) by the device in that role, attached to paging
+         * HWPT hwpt_id of c: what sets dirty bits.  NULL when devices cannot be made to write.
+         */
+        int (*device_write)(ConfEnv *env, ConfRole role, BackendContext *c, uint32_t hwpt_id,
+                            uint64_t iova, uint64_t length);
         /* Groups answered INVALID by the backend itself so far; NULL when unobservable. */
         int (*auto_invalid_count)(ConfEnv *env, uint64_t *ret);
         /*

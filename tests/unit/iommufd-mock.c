@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -269,5 +270,29 @@ int iommufd_mock_inject(IommufdMock *m, uint32_t pasid, uint64_t addr, uint32_t 
                 return -ENOENT;
         if (!last_page)
                 return -EOPNOTSUPP;
+        return test_cmd(m->iommufd, &cmd);
+}
+
+/* The mock's IOPTE: half a CPU page (MOCK_IO_PAGE_SIZE), a 4 KiB page on x86. */
+#define MOCK_IO_PAGE_SIZE UINT64_C(2048)
+
+int iommufd_mock_dirty(IommufdMock *m, uint32_t hwpt_id, uint64_t iova, uint64_t length) {
+        _cleanup_free_ uint8_t *bits = NULL;
+        uint64_t first = iova & ~(MOCK_IO_PAGE_SIZE - 1), n;
+        struct iommud_test_cmd cmd = { .op = IOMMUD_TEST_OP_DIRTY, .id = hwpt_id };
+
+        if (!m->bound)
+                return -ENOENT;
+        if (length == 0)
+                return -EINVAL;
+        n = (iova + length - first + MOCK_IO_PAGE_SIZE - 1) / MOCK_IO_PAGE_SIZE;
+        bits = malloc((n + 7) / 8);
+        if (!bits)
+                return -ENOMEM;
+        memset(bits, 0xff, (n + 7) / 8);
+        cmd.dirty.iova = first;
+        cmd.dirty.length = n * MOCK_IO_PAGE_SIZE;
+        cmd.dirty.page_size = MOCK_IO_PAGE_SIZE;
+        cmd.dirty.uptr = (uint64_t)(uintptr_t)bits;
         return test_cmd(m->iommufd, &cmd);
 }

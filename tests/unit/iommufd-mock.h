@@ -51,3 +51,10 @@ int iommufd_mock_open(IommufdMock *m, int *ret_fd);
  */
 int iommufd_mock_inject(IommufdMock *m, uint32_t pasid, uint64_t addr, uint32_t perm,
                         bool last_page, uint32_t grpid);
+
+/*
+ * What a DMA write of [iova, iova+length) by the mock device through mock page table hwpt_id
+ * does to its IOPTEs: their dirty bits are set (IOMMU_TEST_OP_DIRTY).  -EINVAL while the page
+ * table does not track; -ENOENT when the mock device is not bound.
+ */
+int iommufd_mock_dirty(IommufdMock *m, uint32_t hwpt_id, uint64_t iova, uint64_t length);

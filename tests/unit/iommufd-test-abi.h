@@ -19,6 +19,7 @@ enum {
         IOMMUD_TEST_OP_MOCK_DOMAIN = 2,         /* a mock device bound and attached to id */
         IOMMUD_TEST_OP_MOCK_DOMAIN_REPLACE = 10, /* its attachment moved to another pt_id */
         IOMMUD_TEST_OP_MOCK_DOMAIN_FLAGS = 12,  /* MOCK_DOMAIN with device flags */
+        IOMMUD_TEST_OP_DIRTY = 13,              /* sets dirty bits of a mock domain's IOPTEs */
         IOMMUD_TEST_OP_TRIGGER_IOPF = 15,       /* a page request from the mock device */
 };
 
@@ -55,6 +56,14 @@ struct iommud_test_cmd {
                         uint32_t perm;
                         uint64_t addr;
                 } trigger_iopf;
+                struct {
+                        uint32_t flags;
+                        iommud_aligned_u64 iova;
+                        iommud_aligned_u64 length;
+                        iommud_aligned_u64 page_size; /* the mock's IOPTE: PAGE_SIZE / 2 */
+                        iommud_aligned_u64 uptr;      /* one bit per page to mark */
+                        iommud_aligned_u64 out_nr_dirty;
+                } dirty;
                 /* The kernel's largest member (dirty: six 64-bit fields). */
                 iommud_aligned_u64 _size[6];
         };
@@ -65,3 +74,4 @@ _Static_assert(sizeof(struct iommud_test_cmd) == 72, "sizeof iommu_test_cmd");
 _Static_assert(offsetof(struct iommud_test_cmd, mock_domain_flags) == 16, "iommu_test_cmd union");
 _Static_assert(offsetof(struct iommud_test_cmd, last) == 64, "iommu_test_cmd.last");
 _Static_assert(offsetof(struct iommud_test_cmd, trigger_iopf.addr) == 32, "trigger_iopf.addr");
+_Static_assert(offsetof(struct iommud_test_cmd, dirty.uptr) == 48, "dirty.uptr");

@@ -247,6 +247,36 @@ static int h_fault_alloc(KernelResponder *r, BackendContext *ctx, void *p) {
         return 0;
 }
 
+static int h_set_dirty(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_hwpt_set_dirty_tracking *c = p;
+
+        RSV_CHECK(r, c->flags & ~IOMMUD_IOMMU_HWPT_DIRTY_TRACKING_ENABLE);
+        if (!inner_ops(r)->hwpt_set_dirty_tracking)
+                return -EOPNOTSUPP;
+        return inner_ops(r)->hwpt_set_dirty_tracking(
+                ctx, c->hwpt_id, c->flags & IOMMUD_IOMMU_HWPT_DIRTY_TRACKING_ENABLE, NULL);
+}
+
+static int h_get_dirty(KernelResponder *r, BackendContext *ctx, void *p) {
+        struct iommud_hwpt_get_dirty_bitmap *c = p;
+        DirtyBitmapArgs a = {
+                .hwpt_id = c->hwpt_id,
+                .flags = c->flags,
+                .iova = c->iova,
+                .length = c->length,
+                .page_size = c->page_size,
+                .data = (uint64_t *)(uintptr_t)c->data,
+        };
+
+        RSV_CHECK(r, c->reserved != 0 ||
+                             (c->flags & ~IOMMUD_IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR));
+        if (!inner_ops(r)->hwpt_get_dirty_bitmap)
+                return -EOPNOTSUPP;
+        if (!a.data)
+                return -EFAULT;
+        return inner_ops(r)->hwpt_get_dirty_bitmap(ctx, &a, NULL);
+}
+
 static int h_unmodelled(KernelResponder *r, BackendContext *ctx, void *p) {
         return -ENOTTY;
 }
@@ -279,8 +309,8 @@ static const struct {
         OP(VFIO_IOAS, iommud_vfio_ioas, reserved, h_unmodelled),
         OP(HWPT_ALLOC, iommud_hwpt_alloc, reserved, h_hwpt_alloc),
         OP(GET_HW_INFO, iommud_hw_info, reserved, h_hw_info),
-        OP(HWPT_SET_DIRTY_TRACKING, iommud_hwpt_set_dirty_tracking, reserved, h_unmodelled),
-        OP(HWPT_GET_DIRTY_BITMAP, iommud_hwpt_get_dirty_bitmap, data, h_unmodelled),
+        OP(HWPT_SET_DIRTY_TRACKING, iommud_hwpt_set_dirty_tracking, reserved, h_set_dirty),
+        OP(HWPT_GET_DIRTY_BITMAP, iommud_hwpt_get_dirty_bitmap, data, h_get_dirty),
         OP(HWPT_INVALIDATE, iommud_hwpt_invalidate, reserved, h_unmodelled),
         OP(FAULT_QUEUE_ALLOC, iommud_fault_alloc, out_fault_fd, h_fault_alloc),
         OP(IOAS_MAP_FILE, iommud_ioas_map_file, iova, h_map_file),
@@ -291,7 +321,7 @@ static const struct {
 };
 
 /*
- * The ioctls the Backend ops cannot express (dirty tracking, invalidation,
+ * The ioctls the Backend ops cannot express (invalidation,
  * vIOMMU, VFIO compat) still decode their argument, so size rules apply to
  * them, and then answer EOPNOTSUPP, as a kernel whose IOMMU lacks the
  * capability would.

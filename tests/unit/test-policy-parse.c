@@ -251,6 +251,35 @@ static void test_builtin_limits(void **state) {
         assert_int_equal(l->socket_mode, 0666);
         assert_int_equal(l->fault_response_timeout_ms, 5000);
         assert_int_equal(l->session_reclaim_grace_ms, 30000);
+        assert_int_equal(l->reserved_connections, 8);
+        assert_int_equal(l->idle_timeout_ms, 600000);
+}
+
+/* max-connections-per-user caps every grant's connections: one number per uid, not two. */
+static void test_connections_capped_per_user(void **state) {
+        static const char text[] =
+                "{ \"limits\": { \"max-connections-per-user\": 5, \"idle-timeout-ms\": 250,"
+                "              \"reserved-connections\": 2 },"
+                "  \"grants\": {"
+                "    \"many\": { \"principals\": \"user:1000\", \"quotas\": { \"connections\": 100 } },"
+                "    \"few\": { \"principals\": \"user:1001\", \"quotas\": { \"connections\": 3 } }"
+                "  } }";
+        _cleanup_(policy_freep) Policy *p = NULL;
+        Principal many = { .uid = 1000, .gid = 1000 }, few = { .uid = 1001, .gid = 1001 };
+        Principal nobody = { .uid = 65534, .gid = 65534 };
+        PolicyQuotas q;
+
+        assert_int_equal(policy_load_string(&p, "c.json", text, strlen(text), NULL, NULL), 0);
+        assert_int_equal(policy_limits(p)->idle_timeout_ms, 250);
+        assert_int_equal(policy_limits(p)->reserved_connections, 2);
+        policy_quotas(p, &many, &q);
+        assert_int_equal(q.connections, 5);
+        policy_quotas(p, &few, &q);
+        assert_int_equal(q.connections, 3);
+        policy_quotas(p, &nobody, &q);
+        assert_int_equal(q.connections, 5);
+        policy_quotas(p, NULL, &q);
+        assert_int_equal(q.connections, 5);
 }
 
 static void test_values(void **state) {
@@ -521,6 +550,7 @@ int main(void) {
                 cmocka_unit_test(test_all_errors_are_collected),
                 cmocka_unit_test(test_comments_and_empty_text),
                 cmocka_unit_test(test_builtin_limits),
+                cmocka_unit_test(test_connections_capped_per_user),
                 cmocka_unit_test(test_values),
                 cmocka_unit_test(test_merge_order),
                 cmocka_unit_test(test_load_errors_name_files),

@@ -508,6 +508,43 @@ static void test_large_message_with_fds_partial_writes(void **state) {
         assert_int_equal(varlink_writer_queued(w), 0);
 }
 
+/* The writer never holds more than its limit, and gives a big buffer back once it is sent. */
+static void test_writer_limit(void **state) {
+        Pair *p = *state;
+        _cleanup_(varlink_writer_freep) VarlinkWriter *w = NULL;
+        static char chunk[8192];
+        char sink[65536];
+        unsigned n = 0;
+        int r;
+
+        memset(chunk, 'x', sizeof(chunk));
+        assert_int_equal(varlink_writer_new(&w), 0);
+        varlink_writer_set_limit(w, 40000);
+        /* Whole messages until one does not fit: it is refused, not queued in part. */
+        for (;;) {
+                r = varlink_writer_append(w, chunk, sizeof(chunk));
+                if (r < 0)
+                        break;
+                assert_int_equal(varlink_writer_end(w, NULL), 0);
+                n++;
+        }
+        assert_int_equal(r, -ENOBUFS);
+        varlink_writer_abort(w);
+        assert_int_equal(n, 4);
+        assert_int_equal(varlink_writer_queued(w), 4 * (sizeof(chunk) + 1));
+        assert_true(varlink_writer_allocated(w) <= 40000);
+
+        /* Sent and read: the 40000-byte buffer goes, the next message starts small. */
+        assert_int_equal(varlink_writer_flush(w, p->a), 1);
+        while (read(p->b, sink, sizeof(sink)) == (ssize_t)sizeof(sink))
+                ;
+        assert_int_equal(varlink_writer_queued(w), 0);
+        assert_int_equal(varlink_writer_allocated(w), 0);
+        assert_int_equal(varlink_writer_append(w, "{}", 2), 0);
+        assert_int_equal(varlink_writer_end(w, NULL), 0);
+        assert_true(varlink_writer_allocated(w) <= 16384);
+}
+
 static void test_json_util_u64(void **state) {
         static const struct {
                 const char *json;
@@ -593,6 +630,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_eof, setup_pair, teardown_pair),
                 cmocka_unit_test_setup_teardown(test_large_message_with_fds_partial_writes, setup_pair,
                                                 teardown_pair),
+                cmocka_unit_test_setup_teardown(test_writer_limit, setup_pair, teardown_pair),
                 cmocka_unit_test(test_json_util_u64),
                 cmocka_unit_test(test_json_util_other_getters),
         };

@@ -145,6 +145,9 @@ int kernel_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, Er
 int kernel_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err);
 int kernel_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *ret_id,
                       Error *err);
+int kernel_hwpt_set_dirty_tracking(BackendContext *bc, uint32_t hwpt_id, bool enable,
+                                   Error *err);
+int kernel_hwpt_get_dirty_bitmap(BackendContext *bc, const DirtyBitmapArgs *args, Error *err);
 int kernel_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd, Error *err);
 int kernel_fault_read(BackendContext *bc, uint32_t fault_id, FaultRecord *buf, size_t n_max,
                       size_t *ret_n, Error *err);

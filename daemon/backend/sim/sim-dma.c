@@ -46,7 +46,7 @@ static int dma_check(SimIoas *ioas, uint64_t iova, uint64_t last, uint32_t need,
 }
 
 /* Moves the bytes, area by area, once dma_check() passed; h is the page table translating. */
-static int dma_transfer(SimHwpt *h _unused_, SimIoas *ioas, uint64_t iova, char *buf,
+static int dma_transfer(SimHwpt *h, SimIoas *ioas, uint64_t iova, char *buf,
                         size_t length, bool write) {
         size_t done = 0;
         int r;
@@ -59,7 +59,12 @@ static int dma_transfer(SimHwpt *h _unused_, SimIoas *ioas, uint64_t iova, char 
                 r = sim_area_access(a, at - a->node.start, buf + done, n, write);
                 if (r < 0)
                         return r;
-                /* Dirty tracking marks a write's [at, at + n) in h here. */
+                /* As the IOMMU sets the dirty bit of each IOPTE a write goes through. */
+                if (write) {
+                        r = sim_hwpt_mark_dirty(h, at, at + n - 1);
+                        if (r < 0)
+                                return r;
+                }
                 done += n;
         }
         return 0;

@@ -29,6 +29,7 @@ void sim_hwpt_free(SimContext *c, SimHwpt *h) {
         if (h->fault)
                 h->fault->users--;
         sim_obj_remove(c, &h->obj);
+        free(h->dirty);
         free(h);
 }
 

@@ -293,6 +293,7 @@ static void area_release(SimContext *c, SimArea *a) {
 }
 
 static void area_free(SimContext *c, SimIoas *ioas, SimArea *a) {
+        sim_ioas_forget_dirty(ioas, a->node.start, a->node.last);
         iova_tree_remove(&ioas->areas, &a->node);
         area_release(c, a);
 }

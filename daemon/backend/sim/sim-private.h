@@ -16,6 +16,7 @@
  *   sim-fault.c          fault queues and the faults devices raise into them
  *   sim-pages.c          the memory areas map: files, pages, pins and who they are charged to
  *   sim-dma.c            device DMA through the page table a device is attached to
+ *   sim-dirty.c          dirty tracking: the bits device writes set in a paging HWPT
  *
  * An IOAS keeps its areas in an IovaTree (../iova-tree.h).
  */
@@ -210,6 +211,10 @@ struct SimHwpt {
         uint32_t data_type;
         bool auto_domain;
         unsigned users;    /* attachments and nested children */
+        /* Dirty tracking (sim-dirty.c): on or off, and the dirty pages, sorted page numbers. */
+        bool dirty_enabled;
+        uint64_t *dirty;
+        size_t n_dirty, n_dirty_alloc;
 };
 
 typedef struct SimAttach {
@@ -352,6 +357,13 @@ void sim_hwpt_free(SimContext *c, SimHwpt *h);
 int sim_hwpt_paging_new(SimContext *c, SimIoas *ioas, size_t iommu, uint32_t flags,
                         SimFaultQueue *fault, bool auto_domain, SimHwpt **ret, Error *err);
 
+/* ---- dirty tracking (sim-dirty.c) ---- */
+
+/* A device wrote [iova, last] through h: its pages become dirty while h tracks. -ENOMEM. */
+int sim_hwpt_mark_dirty(SimHwpt *h, uint64_t iova, uint64_t last);
+/* [start, last] left ioas: the dirty bits of its pages go with the IOPTEs, in every domain. */
+void sim_ioas_forget_dirty(SimIoas *ioas, uint64_t start, uint64_t last);
+
 /* ---- devices (sim-device.c, sim-device-attach.c) ---- */
 
 int sim_device_find(SimBackend *s, const char *name, size_t *ret);
@@ -421,6 +433,8 @@ int sim_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint3
 int sim_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, Error *err);
 int sim_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err);
 int sim_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32_t *ret_id, Error *err);
+int sim_hwpt_set_dirty_tracking(BackendContext *bc, uint32_t hwpt_id, bool enable, Error *err);
+int sim_hwpt_get_dirty_bitmap(BackendContext *bc, const DirtyBitmapArgs *args, Error *err);
 int sim_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd, Error *err);
 int sim_fault_read(BackendContext *bc, uint32_t fault_id, FaultRecord *buf, size_t n_max,
                    size_t *ret_n, Error *err);

@@ -255,6 +255,25 @@ static int vfio_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32
                                                                   : "a page table (HWPT) object");
 }
 
+/*
+ * type1 logs dirty pages per container (backend_vfio_set_dirty_tracking()), not per HWPT, and
+ * reports every pinned page dirty: nothing a dirty-tracking HWPT promises.
+ */
+static int vfio_hwpt_set_dirty_tracking(BackendContext *bc, uint32_t hwpt_id, bool enable,
+                                        Error *err) {
+        assert_return(bc, -EINVAL);
+
+        return no_iommufd(err, "dirty tracking of a page table (HWPT)");
+}
+
+static int vfio_hwpt_get_dirty_bitmap(BackendContext *bc, const DirtyBitmapArgs *args,
+                                      Error *err) {
+        assert_return(bc, -EINVAL);
+        assert_return(args, -EINVAL);
+
+        return no_iommufd(err, "the dirty bitmap of a page table (HWPT)");
+}
+
 static int vfio_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd, Error *err) {
         assert_return(bc, -EINVAL);
         assert_return(ret_id, -EINVAL);
@@ -348,6 +367,8 @@ static const BackendOps vfio_ops = {
         .hw_info = vfio_hw_info,
         .device_fd = backend_vfio_context_open_device,
         .hwpt_alloc = vfio_hwpt_alloc,
+        .hwpt_set_dirty_tracking = vfio_hwpt_set_dirty_tracking,
+        .hwpt_get_dirty_bitmap = vfio_hwpt_get_dirty_bitmap,
         .fault_queue_alloc = vfio_fault_queue_alloc,
         .fault_read = vfio_fault_read,
         .fault_respond = vfio_fault_respond,
