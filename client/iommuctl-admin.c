@@ -82,7 +82,7 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
         char uptime[32];
         int r;
 
-        r = no_args(ctl, argc, argv, "status ");
+        r = no_args(ctl, argc, argv, "status");
         if (r < 0)
                 return -r;
         r = ctl_manager_call(ctl, "GetStatus", NULL, &s);
@@ -114,6 +114,25 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
         return CTL_EXIT_OK;
 }
 
+/* Varlink leaves out what is absent; the JSON iommuctl(1) describes has every key, null then. */
+static void sessions_json_complete(json_object *sessions) {
+        for (size_t i = 0; sessions && i < json_object_array_length(sessions); i++) {
+                json_object *s = json_object_array_get_idx(sessions, i), *usage = NULL;
+
+                if (!json_object_object_get_ex(s, "unit", NULL))
+                        (void)json_object_object_add(s, "unit", NULL);
+                (void)json_util_get_array(s, "usage", JSON_UTIL_OPTIONAL, &usage, NULL);
+                for (size_t j = 0; usage && j < json_object_array_length(usage); j++) {
+                        json_object *u = json_object_array_get_idx(usage, j);
+
+                        if (!json_object_object_get_ex(u, "principalUsed", NULL))
+                                (void)json_object_object_add(u, "principalUsed", NULL);
+                        if (!json_object_object_get_ex(u, "limit", NULL))
+                                (void)json_object_object_add(u, "limit", NULL);
+                }
+        }
+}
+
 int verb_sessions(Ctl *ctl, int argc, char **argv) {
         /* PINNED is the session's, UID PINNED what every session of its uid pins together. */
         static const char *const headers[] = { "ID",       "UID",        "PID",     "UNIT",
@@ -124,16 +143,18 @@ int verb_sessions(Ctl *ctl, int argc, char **argv) {
         json_object *sessions = NULL;
         int r;
 
-        r = no_args(ctl, argc, argv, "sessions ");
+        r = no_args(ctl, argc, argv, "sessions");
         if (r < 0)
                 return -r;
         r = ctl_manager_call(ctl, "ListSessions", NULL, &reply);
         if (r < 0)
                 return -r;
-        if (ctl->json)
-                return ctl_print_json(reply) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
-
         (void)json_util_get_array(reply, "sessions", JSON_UTIL_OPTIONAL, &sessions, NULL);
+        if (ctl->json) {
+                sessions_json_complete(sessions);
+                return ctl_print_json(reply) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+        }
+
         if (table_new(&table, headers, 7) < 0)
                 return CTL_EXIT_FAILURE;
         for (size_t i = 0; sessions && i < json_object_array_length(sessions); i++) {
@@ -186,7 +207,7 @@ static int opt_count(Ctl *ctl, int c, const char *arg, void *userdata) {
         errno = 0;
         v = strtoul(arg, &end, 10);
         if (errno != 0 || *end || end == arg || v == 0 || v > UINT_MAX || arg[0] == '-') {
-                ctl_usage("monitor ", "--count takes a positive number of events, not '%s'", arg);
+                ctl_usage("monitor", "--count takes a positive number of events, not '%s'", arg);
                 return -EINVAL;
         }
         *(unsigned *)userdata = (unsigned)v;
@@ -207,7 +228,7 @@ int verb_monitor(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r < argc)
-                return ctl_usage("monitor ", "monitor takes no arguments, got '%s'", argv[r]);
+                return ctl_usage("monitor", "monitor takes no arguments, got '%s'", argv[r]);
 
         /* The stream occupies its connection, so it gets one of its own. */
         if (!path) {
@@ -273,7 +294,7 @@ int verb_reload(Ctl *ctl, int argc, char **argv) {
         IommudClient *c;
         int r;
 
-        r = no_args(ctl, argc, argv, "reload ");
+        r = no_args(ctl, argc, argv, "reload");
         if (r < 0)
                 return -r;
         r = ctl_connect(ctl, &c);
@@ -287,6 +308,17 @@ int verb_reload(Ctl *ctl, int argc, char **argv) {
                 json_object *diags = NULL;
 
                 (void)json_util_get_array(p, "diagnostics", JSON_UTIL_OPTIONAL, &diags, NULL);
+                if (ctl->json) {
+                        _cleanup_(json_object_putp) json_object *out = json_object_new_object();
+
+                        /* No generation took effect; what check-config would say of the files. */
+                        if (!out || json_object_object_add(out, "generation", NULL) < 0 ||
+                            json_util_add(out, "diagnostics",
+                                          json_object_get(diags) ?: json_object_new_array()) < 0 ||
+                            ctl_print_json(out) < 0)
+                                return CTL_EXIT_FAILURE;
+                        return CTL_EXIT_FAILURE;
+                }
                 fprintf(stderr, "The policy was not reloaded; iommud keeps the current one. "
                                 "Fix these problems and reload again:\n");
                 for (size_t i = 0; diags && i < json_object_array_length(diags); i++)
@@ -374,7 +406,7 @@ int verb_check_config(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r < argc)
-                return ctl_usage("check-config ", "check-config takes no arguments, got '%s'",
+                return ctl_usage("check-config", "check-config takes no arguments, got '%s'",
                                  argv[r]);
         if (policy_path(args.root, args.vendor_dir, IOMMUD_VENDOR_POLICY_DIR, &vendor) < 0 ||
             policy_path(args.root, args.admin_dir, IOMMUD_POLICY_DIR, &admin) < 0 ||

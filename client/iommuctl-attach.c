@@ -70,19 +70,23 @@ static int detach(Ctl *ctl, const IommudAttachment *a) {
 int verb_attach(Ctl *ctl, int argc, char **argv) {
         _cleanup_(iommud_attachment_freep) IommudAttachment *a = NULL;
         _cleanup_(json_object_putp) json_object *out = json_object_new_object();
+        char device[CTL_DEVICE_MAX];
         int r;
 
         r = ctl_parse(ctl, argc, argv, NULL, NULL, NULL, NULL);
         if (r < 0)
                 return -r;
         if (r >= argc)
-                return ctl_usage("attach ", "attach needs a device, e.g. 'iommuctl attach "
+                return ctl_usage("attach", "attach needs a device, e.g. 'iommuctl attach "
                                             "0000:65:00.0'");
         if (r + 1 < argc)
-                return ctl_usage("attach ", "attach takes one device, got '%s' too", argv[r + 1]);
+                return ctl_usage("attach", "attach takes one device, got '%s' too", argv[r + 1]);
+        r = ctl_device_arg("attach", argv[r], device);
+        if (r < 0)
+                return -r;
         if (!out)
                 return CTL_EXIT_FAILURE;
-        r = attach(ctl, argv[r], &a, out);
+        r = attach(ctl, device, &a, out);
         if (r < 0)
                 return -r;
         r = detach(ctl, a);
@@ -101,8 +105,8 @@ static int opt_map(Ctl *ctl, int c, const char *arg, void *userdata) {
         MapArgs *a = userdata;
 
         if (ctl_parse_size(arg, &a->size) < 0) {
-                ctl_usage("map ", "--size takes a positive number of bytes such as 65536, 64K or "
-                                  "2M, not '%s'", arg);
+                ctl_usage("map", "--size takes a positive number of bytes such as 65536, 64K, "
+                                 "2M or 1G, not '%s'", arg);
                 return -EINVAL;
         }
         return 0;
@@ -198,19 +202,29 @@ int verb_map(Ctl *ctl, int argc, char **argv) {
         _cleanup_(json_object_putp) json_object *out = json_object_new_object();
         _cleanup_close_ int memfd = -EBADF;
         _cleanup_(map_run_done) MapRun m = {};
+        char device[CTL_DEVICE_MAX];
         MapArgs args = {};
+        uint64_t page;
         int r;
 
         r = ctl_parse(ctl, argc, argv, options, "", opt_map, &args);
         if (r < 0)
                 return -r;
         if (r >= argc)
-                return ctl_usage("map ", "map needs a device, e.g. 'iommuctl map 0000:65:00.0 "
+                return ctl_usage("map", "map needs a device, e.g. 'iommuctl map 0000:65:00.0 "
                                          "--size 2M'");
         if (r + 1 < argc)
-                return ctl_usage("map ", "map takes one device, got '%s' too", argv[r + 1]);
+                return ctl_usage("map", "map takes one device, got '%s' too", argv[r + 1]);
         if (args.size == 0)
-                return ctl_usage("map ", "map needs --size, e.g. --size 2M");
+                return ctl_usage("map", "map needs --size, e.g. --size 2M");
+        page = (uint64_t)sysconf(_SC_PAGESIZE);
+        if (args.size % page != 0)
+                return ctl_usage("map", "--size must be a whole number of %" PRIu64 "-byte pages; "
+                                        "%" PRIu64 " bytes is not, %" PRIu64 " would be",
+                                 page, args.size, (args.size / page + 1) * page);
+        r = ctl_device_arg("map", argv[r], device);
+        if (r < 0)
+                return -r;
         if (!out)
                 return CTL_EXIT_FAILURE;
 
@@ -221,7 +235,7 @@ int verb_map(Ctl *ctl, int argc, char **argv) {
                 return CTL_EXIT_FAILURE;
         }
 
-        r = attach(ctl, argv[r], &a, out);
+        r = attach(ctl, device, &a, out);
         if (r >= 0)
                 r = map_address_space(ctl, a, &m);
         if (r >= 0)
@@ -300,6 +314,7 @@ int verb_features(Ctl *ctl, int argc, char **argv) {
         _cleanup_(iommud_attachment_freep) IommudAttachment *a = NULL;
         _cleanup_(json_object_putp) json_object *out = json_object_new_object();
         IommudFeatures *f = NULL;
+        char device[CTL_DEVICE_MAX];
         IommudClient *c;
         int r, r2;
 
@@ -307,15 +322,17 @@ int verb_features(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r + 1 < argc)
-                return ctl_usage("features ", "features takes at most one device, got '%s' too",
+                return ctl_usage("features", "features takes at most one device, got '%s' too",
                                  argv[r + 1]);
+        if (r < argc && (r2 = ctl_device_arg("features", argv[r], device)) < 0)
+                return -r2;
         if (!out)
                 return CTL_EXIT_FAILURE;
         r2 = ctl_connect(ctl, &c);
         if (r2 < 0)
                 return -r2;
         /* iommud describes a device's IOMMU to the client that holds it: held for the question. */
-        if (r < argc && (r = iommud_attach_device_name(c, argv[r], &a, ctl->error)) < 0)
+        if (r < argc && (r = iommud_attach_device_name(c, device, &a, ctl->error)) < 0)
                 return ctl_fail(ctl, r, NULL);
         r = iommud_get_features(c, a ? &a->device_id : NULL, &f, ctl->error);
         if (r >= 0) {

@@ -51,7 +51,7 @@ static int opt_cdi(Ctl *ctl, int c, const char *arg, void *userdata) {
         }
         case 'C':
                 if (arg[0] != '/') {
-                        ctl_usage("cdi ", "--container-socket takes an absolute path, not '%s'", arg);
+                        ctl_usage("cdi", "--container-socket takes an absolute path, not '%s'", arg);
                         return -EINVAL;
                 }
                 a->container_socket = arg;
@@ -62,6 +62,16 @@ static int opt_cdi(Ctl *ctl, int c, const char *arg, void *userdata) {
         return 0;
 }
 
+/* What to do when the output directory is not the caller's to write (the default is root's). */
+static const char *write_advice(int err) {
+        if (err != EACCES && err != EPERM && err != EROFS)
+                return "";
+        return geteuid() == 0 ? " Write it elsewhere with --output DIR, or to standard output "
+                                "with --stdout." :
+                                " Run it as root, or write it elsewhere with --output DIR, or to "
+                                "standard output with --stdout.";
+}
+
 /* A CDI spec needs at least one device: remove a stale one rather than write it. */
 static int remove_stale_spec(const CdiArgs *args) {
         char path[4096];
@@ -69,7 +79,7 @@ static int remove_stale_spec(const CdiArgs *args) {
         snprintf(path, sizeof(path), "%s/%s", args->output, CDI_FILE_NAME);
         if (!args->to_stdout && unlink(path) < 0 && errno != ENOENT) {
                 fprintf(stderr, "No device is eligible, and removing the old %s failed: "
-                                "%m.\n", path);
+                                "%m.%s\n", path, write_advice(errno));
                 return CTL_EXIT_FAILURE;
         }
         fprintf(stderr, "No device is eligible for you, so there is no CDI spec%s%s.\n",
@@ -83,7 +93,7 @@ static int write_spec(Ctl *ctl, const CdiArgs *args, const char *mode, const cha
         int r;
 
         if (mkdir(args->output, 0755) < 0 && errno != EEXIST) {
-                fprintf(stderr, "Cannot create %s: %m.\n", args->output);
+                fprintf(stderr, "Cannot create %s: %m.%s\n", args->output, write_advice(errno));
                 return CTL_EXIT_FAILURE;
         }
         {
@@ -94,8 +104,8 @@ static int write_spec(Ctl *ctl, const CdiArgs *args, const char *mode, const cha
                 r = cdi_write_atomic(args->output, CDI_FILE_NAME, with_nl);
         }
         if (r < 0) {
-                fprintf(stderr, "Cannot write %s/%s: %s.\n", args->output, CDI_FILE_NAME,
-                        strerror(-r));
+                fprintf(stderr, "Cannot write %s/%s: %s.%s\n", args->output, CDI_FILE_NAME,
+                        strerror(-r), write_advice(-r));
                 return CTL_EXIT_FAILURE;
         }
         if (ctl->json) {
@@ -174,9 +184,9 @@ int verb_cdi(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r >= argc || !streq(argv[r], "generate"))
-                return ctl_usage("cdi ", "cdi needs the subcommand 'generate'");
+                return ctl_usage("cdi", "cdi needs the subcommand 'generate'");
         if (r + 1 < argc)
-                return ctl_usage("cdi ", "cdi generate takes no arguments, got '%s'", argv[r + 1]);
+                return ctl_usage("cdi", "cdi generate takes no arguments, got '%s'", argv[r + 1]);
 
         r = ctl_connect(ctl, &c);
         if (r < 0)

@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "glyph.h"
 #include "iommuctl.h"
 #include "json-util.h"
 
@@ -97,7 +98,7 @@ int verb_devices(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r < argc)
-                return ctl_usage("devices ", "devices takes no arguments, got '%s'", argv[r]);
+                return ctl_usage("devices", "devices takes no arguments, got '%s'", argv[r]);
         r = get_topology(ctl, &t);
         if (r < 0)
                 return -r;
@@ -174,7 +175,7 @@ static json_object *group_to_json(const IommudGroup *g) {
         return o;
 }
 
-/* "direct_relaxable, msi": the types, each once; the ranges are in --json. */
+/* "direct-relaxable, msi": the types, each once; the ranges are in --json. */
 static char *regions_text(const IommudGroup *g) {
         char *buf = NULL;
         size_t size = 0;
@@ -198,6 +199,38 @@ static char *regions_text(const IommudGroup *g) {
         return buf;
 }
 
+/*
+ * A viable group none of whose devices the caller may use, with a 'direct' reserved region:
+ * the region, not the group, is why (the default policy refuses such devices).
+ */
+static bool group_refused_for_direct(const IommudTopology *t, const IommudGroup *g) {
+        bool direct = false;
+
+        for (size_t i = 0; i < g->n_reserved_regions; i++)
+                direct = direct || streq(g->reserved_regions[i].type, "direct");
+        if (!g->viable || !direct)
+                return false;
+        for (size_t i = 0; i < g->n_devices; i++) {
+                const IommudDevice *d = iommud_topology_find_device(t, g->devices[i]);
+
+                if (d && d->eligible)
+                        return false;
+        }
+        return true;
+}
+
+/* Under the table: why a viable group marked "yes*" is of no use all the same. */
+static void groups_print_notes(const IommudTopology *t) {
+        for (size_t i = 0; i < iommud_topology_get_n_groups(t); i++) {
+                const IommudGroup *g = iommud_topology_get_group(t, i);
+
+                if (group_refused_for_direct(t, g))
+                        printf("* group %" PRIu32 " is viable, but the policy refuses its devices "
+                               "for its 'direct' reserved region: iommuctl explain %s says why.\n",
+                               g->id, g->n_devices > 0 ? g->devices[0] : "DEVICE");
+        }
+}
+
 int verb_groups(Ctl *ctl, int argc, char **argv) {
         static const char *const headers[] = { "GROUP", "TYPE", "IOMMU", "VIABLE", "DEVICES",
                                                 "RESERVED", NULL };
@@ -210,7 +243,7 @@ int verb_groups(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return -r;
         if (r < argc)
-                return ctl_usage("groups ", "groups takes no arguments, got '%s'", argv[r]);
+                return ctl_usage("groups", "groups takes no arguments, got '%s'", argv[r]);
         r = get_topology(ctl, &t);
         if (r < 0)
                 return -r;
@@ -250,14 +283,17 @@ int verb_groups(Ctl *ctl, int argc, char **argv) {
                 cells[0] = id;
                 cells[1] = g->type;
                 cells[2] = g->iommu;
-                cells[3] = g->viable ? "yes" : "no";
+                cells[3] = !g->viable ? "no" : group_refused_for_direct(t, g) ? "yes*" : "yes";
                 colors[3] = g->viable ? "green" : "red";
                 cells[4] = devices;
                 cells[5] = *regions ? regions : NULL;
                 if (table_add_row(table, cells, colors) < 0)
                         return CTL_EXIT_FAILURE;
         }
-        return table_print(table, ctl, stdout) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+        if (table_print(table, ctl, stdout) < 0)
+                return CTL_EXIT_FAILURE;
+        groups_print_notes(t);
+        return CTL_EXIT_OK;
 }
 
 typedef struct ExplainArgs {
@@ -273,7 +309,7 @@ static int opt_explain(Ctl *ctl, int c, const char *arg, void *userdata) {
         errno = 0;
         v = strtoul(arg, &end, 10);
         if (errno != 0 || *end || end == arg || v > UINT32_MAX - 1 || arg[0] == '-') {
-                ctl_usage("explain ", "--uid takes a numeric user id, not '%s'", arg);
+                ctl_usage("explain", "--uid takes a numeric user id, not '%s'", arg);
                 return -EINVAL;
         }
         a->has_uid = true;
@@ -283,9 +319,9 @@ static int opt_explain(Ctl *ctl, int c, const char *arg, void *userdata) {
 
 static const char *verdict_mark(const char *verdict) {
         if (streq(verdict, "pass"))
-                return "✓";
+                return glyph(GLYPH_CHECK);
         if (streq(verdict, "fail"))
-                return "✗";
+                return glyph(GLYPH_CROSS);
         return "-";
 }
 
@@ -341,19 +377,20 @@ int verb_explain(Ctl *ctl, int argc, char **argv) {
         };
         _cleanup_(json_object_putp) json_object *decision = NULL;
         ExplainArgs args = {};
-        const char *device;
-        char who[64];
+        char device[CTL_DEVICE_MAX], who[64];
         int r;
 
         r = ctl_parse(ctl, argc, argv, options, "u:", opt_explain, &args);
         if (r < 0)
                 return -r;
         if (r >= argc)
-                return ctl_usage("explain ", "explain needs a device, e.g. 'iommuctl explain "
+                return ctl_usage("explain", "explain needs a device, e.g. 'iommuctl explain "
                                              "0000:65:00.0'");
         if (r + 1 < argc)
-                return ctl_usage("explain ", "explain takes one device, got '%s' too", argv[r + 1]);
-        device = argv[r];
+                return ctl_usage("explain", "explain takes one device, got '%s' too", argv[r + 1]);
+        r = ctl_device_arg("explain", argv[r], device);
+        if (r < 0)
+                return -r;
 
         if (args.has_uid) {
                 _cleanup_(json_object_putp) json_object *p = json_object_new_object();

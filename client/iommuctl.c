@@ -6,8 +6,10 @@
  * connecting, printing errors as sentences with advice, JSON and colour.
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +67,7 @@ static void help(void) {
         printf("\nOptions:\n"
                "  -s --socket PATH   Talk to iommud at PATH (default $IOMMUD_SOCKET, else %s)\n"
                "  -j --json          Print JSON instead of tables\n"
+               "  -t --timeout SEC   Wait at most SEC seconds for each reply (default 25, 0: no limit)\n"
                "  -h --help          Show this help\n"
                "     --version       Show the version\n\n"
                "Exit status: 0 success, 1 failure, 2 usage error, 3 denied by policy,\n"
@@ -94,8 +97,39 @@ int ctl_usage(const char *verb, const char *fmt, ...) {
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fprintf(stderr, ".\nSee 'iommuctl %s--help'.\n", verb ? verb : "");
+        fprintf(stderr, ".\nSee 'iommuctl %s%s--help'.\n", verb ?: "", verb ? " " : "");
         return CTL_EXIT_USAGE;
+}
+
+/* "hh:hh.h" when shape is "xx:xx.x": x a hex digit, anything else itself. */
+static bool has_shape(const char *s, const char *shape) {
+        if (strlen(s) != strlen(shape))
+                return false;
+        for (; *shape; s++, shape++)
+                if (*shape == 'x' ? !isxdigit((unsigned char)*s) : *s != *shape)
+                        return false;
+        return true;
+}
+
+int ctl_device_arg(const char *verb, const char *arg, char ret[static CTL_DEVICE_MAX]) {
+        bool pci_like = *arg && strspn(arg, "0123456789abcdefABCDEF:.") == strlen(arg) &&
+                        strchr(arg, ':');
+
+        if (has_shape(arg, "xx:xx.x")) {
+                snprintf(ret, CTL_DEVICE_MAX, "0000:%s", arg);
+                return 0;
+        }
+        /* Platform devices ("a003000.ethernet", "ARMH0011:00") have names of their own. */
+        if (has_shape(arg, "xxxx:xx:xx.x") ||
+            (!pci_like && *arg && strlen(arg) < CTL_DEVICE_MAX &&
+             strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:._-") ==
+                     strlen(arg))) {
+                snprintf(ret, CTL_DEVICE_MAX, "%s", arg);
+                return 0;
+        }
+        return -ctl_usage(verb, "'%s' is not a device name; give a PCI address such as "
+                                "0000:01:00.0 (or lspci's 01:00.0) or a platform device's "
+                                "name such as a003000.ethernet", arg);
 }
 
 /* Upper-cases the first letter so that a message starts a sentence. */
@@ -120,6 +154,8 @@ int ctl_connect(Ctl *ctl, IommudClient **ret) {
 
         if (!ctl->client) {
                 r = iommud_client_new(&ctl->client, ctl->socket, ctl->error);
+                if (r >= 0)
+                        (void)iommud_client_set_call_timeout(ctl->client, ctl->timeout_ms);
                 if (r < 0) {
                         print_sentence(NULL, iommud_error_get_message(ctl->error),
                                        r == -EACCES ? "Ask for access to the socket, or run as root." :
@@ -179,8 +215,15 @@ int ctl_fail(Ctl *ctl, int r, const char *what) {
                 advice = "Release something first or ask for a larger quota.";
         else if (name && strstr(name, "InterfaceNotFound"))
                 advice = "This iommud is older than iommuctl; upgrade it.";
+        else if (!name && r == -ETIMEDOUT)
+                advice = "Is it iommud, and is it stuck? --timeout waits longer.";
+        else if (!name && r == -EPROTO)
+                advice = "Point --socket or $IOMMUD_SOCKET at iommud's socket.";
         print_sentence(what, msg, advice);
-        return r == -ECONNRESET ? CTL_EXIT_UNREACHABLE : CTL_EXIT_FAILURE;
+        /* Without an error name the call never got an answer from iommud. */
+        if (!name && (r == -ECONNRESET || r == -ETIMEDOUT || r == -EPROTO))
+                return CTL_EXIT_UNREACHABLE;
+        return CTL_EXIT_FAILURE;
 }
 
 int ctl_parse_size(const char *s, uint64_t *ret) {
@@ -199,6 +242,7 @@ int ctl_parse_size(const char *s, uint64_t *ret) {
                 case 'K': case 'k': shift = 10; break;
                 case 'M': case 'm': shift = 20; break;
                 case 'G': case 'g': shift = 30; break;
+                case 'T': case 't': shift = 40; break;
                 default: return -EINVAL;
                 }
                 if (end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) &&
@@ -242,6 +286,21 @@ int ctl_manager_call(Ctl *ctl, const char *method, json_object *params, json_obj
         return 0;
 }
 
+/* "5", "0.5": seconds, to milliseconds; "0" is no limit. */
+static int parse_timeout(const char *s, uint64_t *ret) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno != 0 || end == s || *end || !(v >= 0) || v > 86400.0 * 365)
+                return -EINVAL;
+        *ret = (uint64_t)(v * 1000.0 + 0.5);
+        if (*ret == 0 && v > 0)
+                *ret = 1;
+        return 0;
+}
+
 int ctl_parse(Ctl *ctl, int argc, char **argv, const struct option *options, const char *shortopts,
               int (*on_option)(Ctl *ctl, int c, const char *arg, void *userdata), void *userdata) {
         struct option all[32];
@@ -252,10 +311,11 @@ int ctl_parse(Ctl *ctl, int argc, char **argv, const struct option *options, con
         all[n++] = (struct option){ "json", no_argument, NULL, 'j' };
         all[n++] = (struct option){ "socket", required_argument, NULL, 's' };
         all[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+        all[n++] = (struct option){ "timeout", required_argument, NULL, 't' };
         for (const struct option *o = options; o && o->name && n < ELEMENTSOF(all) - 1; o++)
                 all[n++] = *o;
         all[n] = (struct option){};
-        snprintf(shorts, sizeof(shorts), "js:h%s", shortopts ?: "");
+        snprintf(shorts, sizeof(shorts), "js:ht:%s", shortopts ?: "");
 
         optind = 0;
         opterr = 0;
@@ -266,6 +326,11 @@ int ctl_parse(Ctl *ctl, int argc, char **argv, const struct option *options, con
                         break;
                 case 's':
                         ctl->socket = optarg;
+                        break;
+                case 't':
+                        if (parse_timeout(optarg, &ctl->timeout_ms) < 0)
+                                return -ctl_usage(argv[0], "--timeout takes seconds, such as 5 "
+                                                           "or 0.5 (0: no limit), not '%s'", optarg);
                         break;
                 case 'h':
                         help();
@@ -295,7 +360,9 @@ static unsigned terminal_width(void) {
                 if (errno == 0 && *end == 0 && v >= 20 && v <= 1000)
                         return (unsigned)v;
         }
-        if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        if (!isatty(STDOUT_FILENO))
+                return UINT_MAX; /* a pipe or a file: whole lines, for whatever reads them */
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
                 return ws.ws_col;
         return 80;
 }
@@ -315,21 +382,28 @@ int main(int argc, char *argv[]) {
                 { "socket", required_argument, NULL, 's' },
                 { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
+                { "timeout", required_argument, NULL, 't' },
                 { "version", no_argument, NULL, 'V' },
                 {},
         };
         Ctl ctl = {
                 .color = use_color(),
                 .width = terminal_width(),
+                .timeout_ms = IOMMUD_CALL_TIMEOUT_MS_DEFAULT,
         };
         const CtlCommand *cmd = NULL;
         int c, r;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+s:jh", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+s:jht:", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
                         ctl.socket = optarg;
+                        break;
+                case 't':
+                        if (parse_timeout(optarg, &ctl.timeout_ms) < 0)
+                                return ctl_usage(NULL, "--timeout takes seconds, such as 5 or 0.5 "
+                                                       "(0: no limit), not '%s'", optarg);
                         break;
                 case 'j':
                         ctl.json = true;

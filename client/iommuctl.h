@@ -30,6 +30,7 @@ typedef struct Ctl {
         bool json;
         bool color;
         unsigned width;           /* terminal columns */
+        uint64_t timeout_ms;      /* for each call's reply; 0: no limit */
         IommudClient *client;     /* connected on first use */
         IommudError *error;
 } Ctl;
@@ -47,6 +48,12 @@ int ctl_connect(Ctl *ctl, IommudClient **ret);
 int ctl_fail(Ctl *ctl, int r, const char *what);
 /* Prints a usage error for the verb; returns CTL_EXIT_USAGE. */
 int ctl_usage(const char *verb, const char *fmt, ...) _printf_(2, 3);
+#define CTL_DEVICE_MAX 256
+/*
+ * The device named by arg, as iommud names it: lspci's "01:00.0" is "0000:01:00.0".  A name
+ * that cannot be a device ("1:0.0", spaces) is a usage error: returns -CTL_EXIT_USAGE.
+ */
+int ctl_device_arg(const char *verb, const char *arg, char ret[static CTL_DEVICE_MAX]);
 
 /*
  * Parses the options of a verb (argv[0] is the verb), with the global ones

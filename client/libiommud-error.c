@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "assert-util.h"
+#include "error-names.h"
 #include "iommud/iommud.h"
 #include "json-util.h"
 #include "libiommud-internal.h"
@@ -136,26 +137,6 @@ int iommud_error_setf(IommudError *e, int r, const char *fmt, ...) {
         return r;
 }
 
-static const struct {
-        const char *name;        /* short name of an org.iommud.Broker error, or a full name */
-        int error;
-} errno_table[] = {
-        { "PolicyDenied", -EPERM },
-        { "DeviceBusy", -EBUSY },
-        { "QuotaExceeded", -EDQUOT },
-        { "NoSuchObject", -ENOENT },
-        { "InvalidRange", -ERANGE },
-        { "IOVAInUse", -EEXIST },
-        { "InvalidFd", -EBADF },
-        { "NotSupported", -EOPNOTSUPP },
-        { "FaultNotPending", -EALREADY },
-        { "FaultNotOwned", -EACCES },
-        { "org.varlink.service.MethodNotFound", -EOPNOTSUPP },
-        { "org.varlink.service.InterfaceNotFound", -EOPNOTSUPP },
-        { "org.varlink.service.MethodNotImplemented", -EOPNOTSUPP },
-        { "org.varlink.service.PermissionDenied", -EACCES },
-};
-
 static const char *short_name(const char *name) {
         const char *dot = strrchr(name, '.');
 
@@ -194,7 +175,7 @@ static char *compose_message(const char *name, json_object *p) {
                              param_str(p, "resource", "resource"), param_u64(p, "used"),
                              param_u64(p, "limit"));
         else if (streq(s, "NoSuchObject") && streq(param_str(p, "kind", ""), "device") &&
-                 strpbrk(param_str(p, "id", ""), ":."))
+                 strspn(param_str(p, "id", ""), "0123456789") != strlen(param_str(p, "id", "")))
                 /* A device name rather than a session's device id. */
                 r = asprintf(&m, "there is no device %s on this host", param_str(p, "id", "?"));
         else if (streq(s, "NoSuchDevice")) /* org.iommud.Manager's */
@@ -248,16 +229,8 @@ static char *compose_message(const char *name, json_object *p) {
 }
 
 int iommud_error_set_varlink(IommudError *e, const char *name, json_object *parameters) {
-        int r = -EPROTO;
-
-        FOREACH_ARRAY(t, errno_table, ELEMENTSOF(errno_table))
-                if (strchr(t->name, '.') ? streq(t->name, name) :
-                                           (strneq(name, IOMMUD_BROKER_INTERFACE ".",
-                                                   strlen(IOMMUD_BROKER_INTERFACE) + 1) &&
-                                            streq(short_name(name), t->name))) {
-                        r = t->error;
-                        break;
-                }
+        /* One errno per name, from the table org.iommud1 registers as its bus error map too. */
+        int k = error_names_errno(name), r = k > 0 ? -k : -EPROTO;
 
         if (!e)
                 return r;

@@ -43,6 +43,7 @@ struct IommudClient {
         /* Reclaim after a restart: off without a path or with IOMMUD_CONNECT_NO_RECLAIM. */
         bool reclaim;
         uint64_t reclaim_timeout_ms;
+        uint64_t call_timeout_ms;  /* 0: wait as long as it takes */
         char *token;             /* the session's, once known */
         unsigned n_reclaims;
 };
@@ -79,6 +80,7 @@ static int client_new(IommudClient **ret, VarlinkClient *vc, const char *path) {
         c->vc = vc;
         c->reclaim = path != NULL;
         c->reclaim_timeout_ms = IOMMUD_RECLAIM_TIMEOUT_MS_DEFAULT;
+        c->call_timeout_ms = IOMMUD_CALL_TIMEOUT_MS_DEFAULT;
         *ret = c;
         return 0;
 }
@@ -153,6 +155,12 @@ _public_ int iommud_client_set_reclaim_timeout(IommudClient *c, uint64_t timeout
         return 0;
 }
 
+_public_ int iommud_client_set_call_timeout(IommudClient *c, uint64_t timeout_ms) {
+        assert_return(c, -EINVAL);
+        c->call_timeout_ms = timeout_ms;
+        return 0;
+}
+
 _public_ unsigned iommud_client_get_n_reclaims(const IommudClient *c) {
         return c ? c->n_reclaims : 0;
 }
@@ -218,15 +226,18 @@ static void sleep_ms(uint64_t ms) {
  * *ret_delivered says whether the whole call had left this process: if not,
  * iommud never saw it complete and cannot have acted on it.
  */
-static int call_once(VarlinkClient *vc, const char *method, json_object *params, const int *fds,
+static int call_once(IommudClient *c, const char *method, json_object *params, const int *fds,
                      size_t n_fds, VarlinkReply *ret, bool *ret_delivered) {
+        VarlinkClient *vc = c->vc;
+        int timeout = c->call_timeout_ms == 0 ? -1 :
+                      (int)MIN(c->call_timeout_ms, (uint64_t)INT32_MAX);
         int r;
 
         *ret_delivered = false;
         r = varlink_client_send(vc, method, params, fds, n_fds, 0);
         if (r < 0)
                 return r;
-        r = varlink_client_wait(vc, -1, ret);
+        r = varlink_client_wait(vc, timeout, ret);
         if (r < 0)
                 *ret_delivered = !(varlink_client_get_events(vc) & POLLOUT);
         return r;
@@ -329,7 +340,7 @@ static int call_full(IommudClient *c, const char *method, json_object *params, c
                 if (r < 0)
                         c->reclaim = false; /* iommud refused GetSession: no token, no reclaim */
         }
-        r = call_once(c->vc, method, params, fds, n_fds, &reply, &delivered);
+        r = call_once(c, method, params, fds, n_fds, &reply, &delivered);
         if (r < 0 && connection_dropped(r) && c->reclaim && c->token &&
             !streq(method, IOMMUD_BROKER_INTERFACE ".JoinSession")) {
                 int k = client_reclaim(c, method, err);
@@ -343,13 +354,22 @@ static int call_full(IommudClient *c, const char *method, json_object *params, c
                                                  "iommud restarted during %s; the session was "
                                                  "reclaimed, but whether %s took effect is "
                                                  "unknown", method, method);
-                r = call_once(c->vc, method, params, fds, n_fds, &reply, &delivered);
+                r = call_once(c, method, params, fds, n_fds, &reply, &delivered);
         }
         if (r < 0) {
+                /* A late reply would be taken for the next call's: the connection is done. */
                 c->broken = true;
                 if (r == -ECONNRESET || r == -EPIPE)
                         return iommud_error_setf(err, -ECONNRESET,
                                                  "iommud closed the connection during %s", method);
+                if (r == -ETIMEDOUT)
+                        return iommud_error_setf(err, r,
+                                                 "%s did not answer %s within %" PRIu64 " ms",
+                                                 c->path ?: "iommud", method, c->call_timeout_ms);
+                if (r == -EBADMSG || r == -EPROTO)
+                        return iommud_error_setf(err, -EPROTO,
+                                                 "%s is not iommud: its answer to %s is not "
+                                                 "Varlink", c->path ?: "the socket", method);
                 return iommud_error_setf(err, r, "calling %s failed: %s", method, strerror(-r));
         }
         if (reply.error) {

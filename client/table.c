@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "glyph.h"
 #include "iommuctl.h"
 
 struct Table {
@@ -128,13 +129,17 @@ static void print_cell(FILE *f, const char *s, size_t n, size_t width, bool pad)
                 if (((unsigned char)s[i] & 0xc0) != 0x80)
                         chars++;
         if (chars > width) {
-                /* Keep width - 1 characters and end with an ellipsis. */
+                const char *ellipsis = glyph(GLYPH_ELLIPSIS);
+                size_t ellipsis_width = locale_is_utf8() ? 1 : strlen(ellipsis);
+                size_t keep = width > ellipsis_width ? width - ellipsis_width : 1;
+
+                /* Keep what fits before the ellipsis. */
                 for (size_t i = 0; i < n; i++) {
-                        if (((unsigned char)s[i] & 0xc0) != 0x80 && w++ == width - 1)
+                        if (((unsigned char)s[i] & 0xc0) != 0x80 && w++ == keep)
                                 break;
                         fputc(s[i], f);
                 }
-                fputs("…", f);
+                fputs(ellipsis, f);
                 return;
         }
         fwrite(s, 1, n, f);

@@ -12,7 +12,7 @@
 
 #include "macros.h"
 
-#define ERROR_MESSAGE_MAX 512
+#define ERROR_MESSAGE_MAX 1024
 
 typedef struct Error {
         int error;                       /* negative errno, 0 when unset */

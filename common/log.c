@@ -23,6 +23,10 @@ void log_set_target(LogTarget target) {
         log_target = target;
 }
 
+LogTarget log_get_target(void) {
+        return log_target;
+}
+
 void log_set_ident(const char *ident) {
         log_ident = ident;
 }

@@ -22,6 +22,7 @@ typedef enum LogTarget {
 void log_set_max_level(int level);
 int log_get_max_level(void);
 void log_set_target(LogTarget target);
+LogTarget log_get_target(void);
 void log_set_ident(const char *ident);
 /* Parses "debug", "info", "notice", "warning", "err"/"error", "crit" or a number 0-7. */
 int log_level_from_string(const char *s);

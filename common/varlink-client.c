@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "json-util.h"
 #include "varlink-client.h"
@@ -220,15 +221,31 @@ int varlink_client_process(VarlinkClient *c, VarlinkReply *ret) {
         }
 }
 
+static int64_t monotonic_ms(void) {
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int varlink_client_wait(VarlinkClient *c, int timeout_ms, VarlinkReply *ret) {
+        /* A deadline, so that a peer sending a byte now and then does not wait us forever. */
+        int64_t deadline = timeout_ms >= 0 ? monotonic_ms() + timeout_ms : -1;
+
         for (;;) {
                 struct pollfd p = { .fd = c->fd, .events = varlink_client_get_events(c) };
+                int64_t left = -1;
                 int r;
 
                 r = varlink_client_process(c, ret);
                 if (r != 0)
                         return r < 0 ? r : 0;
-                r = poll(&p, 1, timeout_ms);
+                if (deadline >= 0) {
+                        left = deadline - monotonic_ms();
+                        if (left < 0)
+                                left = 0;
+                }
+                r = poll(&p, 1, (int)left);
                 if (r < 0 && errno != EINTR)
                         return negative_errno();
                 if (r == 0)

@@ -280,6 +280,21 @@ static int run_check_config(const Options *o) {
         return EXIT_SUCCESS;
 }
 
+/* The decision, then what could not be read of the topology, which a step may point to. */
+static void explain_print(const PolicyDecision *dec, const Topology *t, const char *device) {
+        (void)policy_decision_print(dec, topology_find_device(t, device), stdout);
+        if (t->n_problems > 0)
+                printf("Topology problems:\n");
+        for (size_t i = 0; i < t->n_problems; i++) {
+                const TopologyProblem *p = &t->problems[i];
+
+                if (p->line > 0)
+                        printf("  %s:%u: %s\n", p->path, p->line, p->message);
+                else
+                        printf("  %s: %s\n", p->path, p->message);
+        }
+}
+
 static int run_explain(const Options *o) {
         _cleanup_(policy_freep) Policy *p = NULL;
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
@@ -311,7 +326,7 @@ static int run_explain(const Options *o) {
                 log_error_errno(r, "%s", error_message(&e.error));
                 goto finish;
         }
-        (void)policy_decision_print(&dec, topology_find_device(h.topology, o->explain), stdout);
+        explain_print(&dec, h.topology, o->explain);
         ret = dec.allowed ? EXIT_SUCCESS : EXIT_FAILURE;
 finish:
         offline_host_done(&h);

@@ -155,19 +155,6 @@ void manager_emit_topology_events(Manager *m, const Topology *old) {
                                           t->devices[i]->driver, NULL);
 }
 
-void manager_emit_policy_reloaded(Manager *m, uint64_t generation) {
-        char message[128];
-        json_object *payload;
-
-        snprintf(message, sizeof(message), "policy reloaded (generation %" PRIu64 ")",
-                 generation);
-        payload = json_object_new_object();
-        if (payload)
-                (void)json_object_object_add(payload, "generation",
-                                             json_object_new_int64((int64_t)generation));
-        manager_emit_event(m, "policy-reloaded", message, payload);
-}
-
 /*
  * The one session hook of the host, fanned out to whoever listens: the
  * org.iommud.Manager event stream and the D-Bus signals.  Either may be absent

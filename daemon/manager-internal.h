@@ -13,6 +13,7 @@
  *   manager-hotplug.c  kernel uevents and the topology reload they cause
  *   manager-sim.c      the simulated host: its model, hotplug, org.iommud.Simulator
  *   manager-restart.c  restart survival: state and fds in the service manager's fd store
+ *   manager-audit.c    the audit trail: grants, refusals and reloads, logged and told to Monitor()
  *
  * Only daemon/manager*.c include it; everything else sees manager.h.
  */
@@ -99,7 +100,6 @@ void manager_on_fault(FaultStream *fs, const FaultEvent *ev, bool delivered,
 void manager_on_device_lost(Session *s, const char *device, const char *reason, void *userdata);
 /* Tells Monitor() subscribers how the devices differ between old and the current topology. */
 void manager_emit_topology_events(Manager *m, const Topology *old);
-void manager_emit_policy_reloaded(Manager *m, uint64_t generation);
 /*
  * Tells org.iommud.Manager Monitor() subscribers that something happened:
  * type "session-opened", "policy-reloaded", ...; payload (may be NULL, taken)

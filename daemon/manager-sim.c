@@ -164,7 +164,11 @@ static int manager_sim_hotplug(Manager *m, const char *op, const char *device, c
         r = manager_sim_apply(m, op, device, driver, err);
         if (r < 0)
                 return r;
-        d = simtopo_find_device(m->sim_topo, device);
+        /* By name, not by bisection: an added device is appended, out of the sorted order. */
+        d = NULL;
+        for (size_t i = 0; i < m->sim_topo->n_devices && !d; i++)
+                if (streq(m->sim_topo->devices[i].name, device))
+                        d = &m->sim_topo->devices[i];
         r = backend_sim_set_device(m->host.backend, device, d ? d->driver : NULL,
                                    d ? d->cdev : false, err);
         if (r < 0)

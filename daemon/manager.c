@@ -24,6 +24,7 @@
 #include "assert-util.h"
 #include "backend-vfio.h"
 #include "log.h"
+#include "manager-audit.h"
 #include "manager-internal.h"
 
 static char *strdup_or_null(const char *s, bool *oom) {
@@ -152,7 +153,11 @@ static int manager_load_topology(Manager *m, Error *err) {
         return 0;
 }
 
-/* The event loop and the fault router that reads fault queues on it. */
+static void manager_on_device_released(const char *device, void *userdata) {
+        log_info("%s is free again: no process holds its VFIO file any more.", device);
+}
+
+/* The event loop, the fault router that reads fault queues on it, the lingering devices. */
 static int manager_new_loop(Manager *m, Error *err) {
         int r;
 
@@ -163,6 +168,11 @@ static int manager_new_loop(Manager *m, Error *err) {
         if (r < 0)
                 return error_set(err, r, "Creating the fault router failed.");
         fault_router_set_notice(m->host.faults, manager_on_fault, m);
+        /* Lingering devices end when their holders exit, not only when asked about. */
+        r = lingering_new(&m->host.lingering, m->host.backend, m->base);
+        if (r < 0)
+                return error_set(err, r, "Creating the table of lingering devices failed.");
+        lingering_set_end_fn(m->host.lingering, manager_on_device_released, m);
         return 0;
 }
 
@@ -179,6 +189,8 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         m->host = SESSION_HOST_INIT;
         m->host.on_session = manager_on_session;
         m->host.on_session_userdata = m;
+        m->host.on_audit = manager_audit_session;
+        m->host.on_audit_userdata = m;
 
         r = manager_copy_config(m, cfg, err);
         if (r < 0)
@@ -216,6 +228,7 @@ Manager *manager_free(Manager *m) {
         /* The server's disconnect hooks free the sessions, releasing every device. */
         /* With the fd store holding every session, exiting must not touch the stored state. */
         m->preserving = m->preserving || fdstore_enabled(m->fdstore);
+        m->host.preserving = m->preserving;
         /* Leaving type1 is an act, not the closing of an fd: with VFIO, act on nothing. */
         if (m->preserving)
                 backend_vfio_keep_kernel_state(m->host.backend);
@@ -306,11 +319,10 @@ int manager_reload_policy_full(Manager *m, char ***ret_diagnostics) {
         for (Session *s = m->host.sessions; s; s = session_next(s))
                 (void)session_revalidate(s, manager_on_device_lost, m);
         manager_persist(m);
-        log_info("Policy reloaded (generation %" PRIu64 ").", policy_generation(p));
         bus_policy_reloaded(m->bus);
         (void)sd_notify(0, "READY=1");
         manager_notify_status(m);
-        manager_emit_policy_reloaded(m, policy_generation(p));
+        manager_audit_policy_reloaded(m, policy_generation(p));
         return 0;
 }
 

@@ -181,3 +181,21 @@ int policy_named_list_put(void ***items, size_t *n, void *item, void (*free_one)
 /* Frees and removes the entry called name, if there is one. */
 void policy_named_list_remove(void ***items, size_t *n, const char *name,
                               void (*free_one)(void *));
+
+/* policy-lists.c: the lists in the decision's sentences. */
+/*
+ * Writes "A, B and C", each item as phrase() says it; a longer list is summarised on
+ * purpose: "A, B, C, D and 12 more: E, F, G, …".
+ */
+void policy_list_write(FILE *f, const TopoDevice *const *devs, size_t n,
+                       void (*phrase)(FILE *f, const TopoDevice *m));
+/* "0000:00:1f.3 is bound to host driver snd_hda_intel" */
+void policy_phrase_host_driver(FILE *f, const TopoDevice *m);
+/* "0000:00:1f.0 (a bridge)", "0000:41:00.1 (vfio-pci)", "0000:06:00.1 (unbound)" */
+void policy_phrase_member(FILE *f, const TopoDevice *m);
+/*
+ * "group 7 has the 'direct' reserved regions R1 and R2 (what they are)" for d's group and
+ * regions of type t (REGION_DIRECT or REGION_DIRECT_RELAXABLE); writes nothing when the
+ * group has none.  Returns how many it has.
+ */
+size_t policy_regions_write(FILE *f, const TopoDevice *d, RegionType t);

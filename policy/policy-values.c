@@ -265,6 +265,21 @@ const char *policy_glob_problem(const char *s) {
         return NULL;
 }
 
+/*
+ * Why a device-name or driver pattern can match nothing on any host, or NULL.  Such names
+ * never hold white space, and PCI devices are named with their domain: lspci's short
+ * "01:00.0" (or "01:00.*") is never a name.
+ */
+static const char *unmatchable_problem(const char *s, const char *what) {
+        if (strpbrk(s, " \t\n\r\v\f"))
+                return "it contains white space, which no name has";
+        if (streq(what, "bdf") && isxdigit((unsigned char)s[0]) && isxdigit((unsigned char)s[1]) &&
+            s[2] == ':')
+                return "PCI device names start with their domain: write '0000:' before it "
+                       "(lspci -D prints them so)";
+        return NULL;
+}
+
 static int parse_glob(Parser *P, json_object *v, const char *path, const char *what,
                       char **ret, GlobKind *ret_kind) {
         const char *s, *problem;
@@ -274,7 +289,7 @@ static int parse_glob(Parser *P, json_object *v, const char *path, const char *w
         r = policy_parse_string(P, v, path, &s);
         if (r < 0)
                 return r;
-        problem = policy_glob_problem(s);
+        problem = policy_glob_problem(s) ?: unmatchable_problem(s, what);
         if (problem)
                 return policy_parse_error(P, path, false, "invalid %s pattern '%s': %s", what, s,
                                           problem);

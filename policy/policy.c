@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "assert-util.h"
+#include "glyph.h"
 #include "macros.h"
 #include "policy-internal.h"
 #include "policy.h"
@@ -67,6 +68,7 @@ typedef struct Reasons {
         PolicyStep cur;
         size_t off[_POLICY_STEP_MAX];
         PolicyVerdict verdict[_POLICY_STEP_MAX];
+        size_t dev_off[_POLICY_STEP_MAX], n_dev[_POLICY_STEP_MAX];
         char stack[2048];
 } Reasons;
 
@@ -77,6 +79,7 @@ static void reasons_init(Reasons *R) {
         for (size_t i = 0; i < _POLICY_STEP_MAX; i++) {
                 R->off[i] = SIZE_MAX;
                 R->verdict[i] = POLICY_SKIP;
+                R->n_dev[i] = 0;
         }
 }
 
@@ -225,6 +228,10 @@ static int step_match(const Policy *p, const TopoDevice *d, Reasons *s) {
         if (allow)
                 return step_concat(s, POLICY_PASS, "allowed by rule '", allow->name, "' (",
                                    allow_m->description, ")", NULL);
+        /* A platform device has no PCI ids: name what a rule could match it by. */
+        if (!d->is_pci)
+                return step_set(s, POLICY_FAIL, "no allow rule matches %s (a platform device%s%s)",
+                                dev_name(d), d->driver ? ", driver " : "", d->driver ?: "");
         return step_set(s, POLICY_FAIL, "no allow rule matches %s (id %04x:%04x, class 0x%06x%s%s)",
                         dev_name(d), d->vendor, d->device, d->class, d->driver ? ", driver " : "",
                         d->driver ?: "");
@@ -255,11 +262,60 @@ static int step_driver(const TopoDevice *d, Reasons *s) {
                            fmt_u(min, d->cdev_minor), ")", NULL);
 }
 
+/*
+ * Records the devices the current step's sentence is about, after its reason in the same
+ * block: the full list, where the sentence may name only the first few.
+ */
+static int step_devices(Reasons *R, const TopoDevice *const *devs, size_t n) {
+        size_t len = 0;
+
+        for (size_t i = 0; i < n; i++)
+                len += strlen(dev_name(devs[i])) + 1;
+        if (reasons_reserve(R, len) < 0)
+                return -ENOMEM;
+        R->dev_off[R->cur] = R->n;
+        R->n_dev[R->cur] = n;
+        for (size_t i = 0; i < n; i++) {
+                size_t k = strlen(dev_name(devs[i])) + 1;
+
+                memcpy(R->buf + R->n, dev_name(devs[i]), k);
+                R->n += k;
+        }
+        return 0;
+}
+
+/* Sets the current step's reason to what write() prints, and records devs. */
+static int step_list(Reasons *R, PolicyVerdict v, const char *head, const TopoDevice *const *devs,
+                     size_t n, void (*phrase)(FILE *f, const TopoDevice *m), const char *tail) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f;
+        int r;
+
+        f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        fputs(head, f);
+        policy_list_write(f, devs, n, phrase);
+        fputs(tail, f);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        r = step_concat(R, v, text, NULL);
+        if (r < 0)
+                return r;
+        return step_devices(R, devs, n);
+}
+
+/*
+ * The group step says "viable" exactly when topo_group_viable() does, so that the group
+ * listing and explain agree; d itself on a host driver is named too (the driver step
+ * says what to do about it).
+ */
 static int step_group(const TopoDevice *d, Reasons *s) {
+        _cleanup_free_ const TopoDevice **bad = NULL, **others = NULL;
         const TopoGroup *g = d->group;
-        _cleanup_free_ char *bad = NULL;
         size_t n_bad = 0, n_others = 0;
-        char id[24], others[24];
+        char head[160];
 
         if (!g)
                 return step_set(s, POLICY_FAIL, "%s has no IOMMU group: no IOMMU isolates its DMA",
@@ -268,34 +324,30 @@ static int step_group(const TopoDevice *d, Reasons *s) {
                 return step_set(s, POLICY_FAIL,
                                 "group %u could not be read completely (see the topology problems), so its viability is unknown",
                                 g->id);
+        if (g->n_devices == 1 && g->devices[0] == d && topo_device_keeps_group_viable(d))
+                return step_concat(s, POLICY_PASS, "group ", fmt_u(head, g->id), " is viable: ",
+                                   dev_name(d), " is its only member", NULL);
+        bad = calloc(g->n_devices, sizeof(*bad));
+        others = calloc(g->n_devices, sizeof(*others));
+        if (!bad || !others)
+                return -ENOMEM;
         for (size_t i = 0; i < g->n_devices; i++) {
                 const TopoDevice *m = g->devices[i];
-                char *joined;
-                int r;
 
-                if (m == d)
-                        continue;
-                n_others++;
-                if (!m->driver || driver_is_vfio(m->driver) || streq(m->driver, "pci-stub") ||
-                    topo_device_is_bridge(m))
-                        continue;
-                r = asprintf(&joined, "%s%s%s is bound to host driver %s", bad ?: "", bad ? ", " : "",
-                             dev_name(m), m->driver);
-                if (r < 0)
-                        return -ENOMEM;
-                free(bad);
-                bad = joined;
-                n_bad++;
+                if (!topo_device_keeps_group_viable(m))
+                        bad[n_bad++] = m;
+                else if (m != d)
+                        others[n_others++] = m;
         }
-        if (n_bad > 0)
-                return step_set(s, POLICY_FAIL, "group %u is not viable: %s", g->id, bad);
-        fmt_u(id, g->id);
-        if (n_others == 0)
-                return step_concat(s, POLICY_PASS, "group ", id, " is viable: ", dev_name(d),
-                                   " is its only member", NULL);
-        return step_concat(s, POLICY_PASS, "group ", id, " is viable: its ", fmt_u(others, n_others),
-                           n_others == 1 ? " other member is" : " other members are",
-                           " unbound, on a VFIO driver, pci-stub or a bridge", NULL);
+        if (n_bad > 0) {
+                snprintf(head, sizeof(head), "group %u is not viable: ", g->id);
+                return step_list(s, POLICY_FAIL, head, bad, n_bad, policy_phrase_host_driver, "");
+        }
+        snprintf(head, sizeof(head),
+                 "group %u is viable: its %zu other member%s unbound, on a VFIO driver, "
+                 "pci-stub or a bridge: ",
+                 g->id, n_others, n_others == 1 ? " is" : "s are");
+        return step_list(s, POLICY_PASS, head, others, n_others, policy_phrase_member, "");
 }
 
 static const char *region_action_setting(const PolicyRegionException *e, RegionType t,
@@ -307,16 +359,55 @@ static const char *region_action_setting(const PolicyRegionException *e, RegionT
         return buf;
 }
 
+/*
+ * The regions step's sentence: every direct and relaxable range of the group, and the
+ * setting that refuses or allows each kind.
+ */
+static int regions_verdict(Reasons *s, const TopoDevice *d, RegionAction direct,
+                           const PolicyRegionException *direct_by, RegionAction relaxable,
+                           const PolicyRegionException *relaxable_by) {
+        _cleanup_free_ char *text = NULL;
+        bool denied = false;
+        size_t len = 0, n_direct, n_relaxable = 0;
+        char who[256];
+        FILE *f;
+
+        f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        n_direct = policy_regions_write(f, d, REGION_DIRECT);
+        if (n_direct > 0) {
+                denied = direct == REGION_ACTION_DENY;
+                fprintf(f, denied ? ": such devices are not handed to userspace (%s is \"deny\")" :
+                                    ", allowed by %s",
+                        region_action_setting(direct_by, REGION_DIRECT, who, sizeof(who)));
+        }
+        for (size_t i = 0; i < d->group->n_regions; i++)
+                n_relaxable += d->group->regions[i].type == REGION_DIRECT_RELAXABLE;
+        /* Relaxable regions are named too unless only an allowed kind would follow a refusal. */
+        if (n_relaxable > 0 && (!denied || relaxable == REGION_ACTION_DENY)) {
+                fputs(n_direct > 0 ? "; " : "", f);
+                (void)policy_regions_write(f, d, REGION_DIRECT_RELAXABLE);
+                denied = denied || relaxable == REGION_ACTION_DENY;
+                fprintf(f, relaxable == REGION_ACTION_DENY ? ", denied by %s" : ", allowed by %s",
+                        region_action_setting(relaxable_by, REGION_DIRECT_RELAXABLE, who,
+                                              sizeof(who)));
+        }
+        if (n_direct == 0 && n_relaxable == 0)
+                fprintf(f, "no direct-mapped reserved regions in group %u%s", d->group->id,
+                        d->group->broken ? " as far as it could be read (see the topology problems)" :
+                                           "");
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return step_concat(s, denied ? POLICY_FAIL : POLICY_PASS, text, NULL);
+}
+
 static int step_regions(const Policy *p, const TopoDevice *d, Reasons *s) {
         const PolicyRegionException *direct_by = NULL, *relaxable_by = NULL;
         RegionAction direct = p->direct, relaxable = p->direct_relaxable;
         RegionAction ex_direct = REGION_ACTION_UNSET, ex_relaxable = REGION_ACTION_UNSET;
-        const TopoGroup *g = d->group;
-        const ReservedRegion *allowed = NULL;
-        const PolicyRegionException *allowed_by = NULL;
-        char who[256];
 
-        if (!g)
+        if (!d->group)
                 return step_set(s, POLICY_SKIP, "no IOMMU group, so no reserved regions to check");
 
         /* Exceptions override the defaults; among exceptions, deny wins. */
@@ -343,39 +434,7 @@ static int step_regions(const Policy *p, const TopoDevice *d, Reasons *s) {
         if (ex_relaxable != REGION_ACTION_UNSET)
                 relaxable = ex_relaxable;
 
-        for (size_t i = 0; i < g->n_regions; i++) {
-                const ReservedRegion *rr = &g->regions[i];
-
-                if (rr->type == REGION_DIRECT) {
-                        if (direct == REGION_ACTION_DENY)
-                                return step_set(s, POLICY_FAIL,
-                                                "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " of group %u is 'direct' (firmware needs a 1:1 mapping, e.g. an RMRR); such devices are not handed to userspace (%s is \"deny\")",
-                                                rr->start, rr->last, g->id,
-                                                region_action_setting(direct_by, REGION_DIRECT, who, sizeof(who)));
-                        if (!allowed) {
-                                allowed = rr;
-                                allowed_by = direct_by;
-                        }
-                } else if (rr->type == REGION_DIRECT_RELAXABLE) {
-                        if (relaxable == REGION_ACTION_DENY)
-                                return step_set(s, POLICY_FAIL,
-                                                "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " of group %u is 'direct-relaxable' (a 1:1 mapping the OS may drop, e.g. a USB or graphics RMRR), denied by %s",
-                                                rr->start, rr->last, g->id,
-                                                region_action_setting(relaxable_by, REGION_DIRECT_RELAXABLE, who, sizeof(who)));
-                        if (!allowed) {
-                                allowed = rr;
-                                allowed_by = relaxable_by;
-                        }
-                }
-        }
-        if (allowed)
-                return step_set(s, POLICY_PASS,
-                                "reserved region 0x%016" PRIx64 "-0x%016" PRIx64 " is '%s', allowed by %s",
-                                allowed->start, allowed->last,
-                                region_type_to_string(allowed->type),
-                                region_action_setting(allowed_by, allowed->type, who, sizeof(who)));
-        return step_concat(s, POLICY_PASS, "no direct-mapped reserved regions in group ",
-                           fmt_u(who, g->id), NULL);
+        return regions_verdict(s, d, direct, direct_by, relaxable, relaxable_by);
 }
 
 static void principal_describe(const Principal *pr, char *buf, size_t size) {
@@ -592,6 +651,8 @@ int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                         .step = i,
                         .verdict = R.verdict[i],
                         .reason = block + R.off[i],
+                        .devices = R.n_dev[i] > 0 ? block + R.dev_off[i] : NULL,
+                        .n_devices = R.n_dev[i],
                 };
                 if (dec.allowed && R.verdict[i] == POLICY_FAIL) {
                         dec.allowed = false;
@@ -609,6 +670,23 @@ void policy_decision_clear(PolicyDecision *d) {
         free(d->steps[0].reason);
         free(d->pool);
         *d = (PolicyDecision){};
+}
+
+static int step_devices_to_json(const PolicyDecisionStep *s, json_object *e) {
+        json_object *a;
+        const char *name = s->devices;
+
+        if (s->n_devices == 0)
+                return 0;
+        a = json_object_new_array();
+        if (!a || json_object_object_add(e, "devices", a) < 0) {
+                json_object_put(a);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < s->n_devices; i++, name += strlen(name) + 1)
+                if (json_object_array_add(a, json_object_new_string(name)) < 0)
+                        return -ENOMEM;
+        return 0;
 }
 
 int policy_decision_to_json(const PolicyDecision *d, json_object **ret) {
@@ -639,7 +717,8 @@ int policy_decision_to_json(const PolicyDecision *d, json_object **ret) {
                 if (json_object_object_add(e, "step", json_object_new_string(policy_step_to_string(s->step))) < 0 ||
                     json_object_object_add(e, "verdict",
                                            json_object_new_string(policy_verdict_to_string(s->verdict))) < 0 ||
-                    json_object_object_add(e, "reason", json_object_new_string(s->reason ?: "")) < 0)
+                    json_object_object_add(e, "reason", json_object_new_string(s->reason ?: "")) < 0 ||
+                    step_devices_to_json(s, e) < 0)
                         goto oom;
         }
         if (json_object_object_add(o, "steps", steps) < 0)
@@ -655,9 +734,13 @@ oom:
 int policy_decision_print(const PolicyDecision *d, const TopoDevice *dev, FILE *f) {
         assert_return(d && f, -EINVAL);
 
-        if (dev) {
+        if (dev && !dev->is_pci)
+                fprintf(f, "%s (platform device), driver %s", dev_name(dev),
+                        dev->driver ?: "(none)");
+        else if (dev)
                 fprintf(f, "%s [%04x:%04x] class 0x%06x, driver %s", dev_name(dev), dev->vendor,
                         dev->device, dev->class, dev->driver ?: "(none)");
+        if (dev) {
                 if (dev->group)
                         fprintf(f, ", group %u", dev->group->id);
                 fputs(": ", f);
@@ -670,7 +753,8 @@ int policy_decision_print(const PolicyDecision *d, const TopoDevice *dev, FILE *
                 fprintf(f, "  pool: %s\n", d->pool);
         for (size_t i = 0; i < d->n_steps; i++) {
                 const PolicyDecisionStep *s = &d->steps[i];
-                const char *mark = s->verdict == POLICY_PASS ? "✓" : s->verdict == POLICY_FAIL ? "✗" : "-";
+                const char *mark = s->verdict == POLICY_PASS ? glyph(GLYPH_CHECK) :
+                                   s->verdict == POLICY_FAIL ? glyph(GLYPH_CROSS) : "-";
 
                 fprintf(f, "  %s %-10s %s\n", mark, policy_step_to_string(s->step), s->reason ?: "");
         }

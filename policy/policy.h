@@ -71,6 +71,14 @@ typedef struct PolicyDecisionStep {
          * policy_decision_clear(), never with free().
          */
         char *reason;
+        /*
+         * The devices the reason is about (the members that make a group not viable, or its
+         * other members), all of them where the sentence names only the first few:
+         * n_devices names, each NUL-terminated, one after the other in the reasons'
+         * allocation.  NULL when the step is about no other device.
+         */
+        const char *devices;
+        size_t n_devices;
 } PolicyDecisionStep;
 
 typedef struct PolicyDecision {

@@ -36,6 +36,7 @@ ensure_packages() {
 
 # build_iommud BUILDDIR [MESON-SETUP-ARGS...]: configures (or, for a build directory configured
 # before, applies the arguments to it: options given here must not be ignored), then builds.
+# Meson's own output stays quiet, but what the configuration left out is printed every time.
 build_iommud() {
     local builddir=$1
     shift
@@ -44,7 +45,18 @@ build_iommud() {
     elif [ $# -gt 0 ]; then
         meson setup --reconfigure "$builddir" "$IOMMUD_SRC" "$@" >/dev/null
     fi
+    print_skipped "$builddir"
     meson compile -C "$builddir" >/dev/null
+}
+
+# print_skipped BUILDDIR: the configure summary's lines that say something is skipped, and why
+# (the last configuration's, from its log).
+print_skipped() {
+    local log=$1/meson-logs/meson-log.txt
+    [ -f "$log" ] || return 0
+    awk '/^iommud [0-9]/ { summary = 1; lines = "" } summary && /: skipped/ { lines = lines $0 "\n" }
+         END { printf "%s", lines }' "$log" |
+        sed 's/^ *\([^ ][^:]*[^ ]\) *: skipped/note: \1 is skipped/' >&2
 }
 
 # require_tests BUILDDIR SUITE: fails unless the build defines at least one test in SUITE

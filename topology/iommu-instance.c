@@ -64,8 +64,12 @@ static const char *iommu_kind(int ifd, const char *name) {
                 return "intel";
         if (fstatat(ifd, "amd-iommu", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
                 return "amd";
-        if (strneq(name, "smmu3", 5))
+        /* Neither Arm SMMU has a marker directory: arm-smmu-v3 names it "smmu3.<address>",
+         * arm-smmu (SMMUv1/v2, MMU-500) "smmu.<address>". */
+        if (strneq(name, "smmu3.", 6))
                 return "arm-smmu-v3";
+        if (strneq(name, "smmu.", 5))
+                return "arm-smmu";
         return "unknown";
 }
 

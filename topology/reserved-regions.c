@@ -10,27 +10,19 @@
 #include "sysfs.h"
 #include "topology-internal.h"
 
-static const struct {
-        const char *name; /* the kernel's */
-        const char *idl;  /* org.iommud.Broker's */
-} region_type_names[_REGION_TYPE_MAX] = {
-        [REGION_DIRECT] = { "direct", "direct" },
-        [REGION_DIRECT_RELAXABLE] = { "direct-relaxable", "direct_relaxable" },
-        [REGION_RESERVED] = { "reserved", "reserved" },
-        [REGION_MSI] = { "msi", "msi" },
-        [REGION_UNKNOWN] = { "unknown", "unknown" },
+/* The kernel's names, which every interface of iommud uses as they are. */
+static const char *const region_type_names[_REGION_TYPE_MAX] = {
+        [REGION_DIRECT] = "direct",
+        [REGION_DIRECT_RELAXABLE] = "direct-relaxable",
+        [REGION_RESERVED] = "reserved",
+        [REGION_MSI] = "msi",
+        [REGION_UNKNOWN] = "unknown",
 };
 
 const char *region_type_to_string(RegionType t) {
         if ((unsigned)t >= _REGION_TYPE_MAX)
                 return NULL;
-        return region_type_names[t].name;
-}
-
-const char *region_type_to_idl(RegionType t) {
-        if ((unsigned)t >= _REGION_TYPE_MAX)
-                return NULL;
-        return region_type_names[t].idl;
+        return region_type_names[t];
 }
 
 RegionType region_type_from_string(const char *s) {
@@ -38,7 +30,7 @@ RegionType region_type_from_string(const char *s) {
                 return REGION_UNKNOWN;
         /* "unknown" itself is not a kernel type, so it is not matched. */
         for (RegionType t = 0; t < REGION_UNKNOWN; t++)
-                if (streq(region_type_names[t].name, s))
+                if (streq(region_type_names[t], s))
                         return t;
         return REGION_UNKNOWN;
 }

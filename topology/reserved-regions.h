@@ -28,14 +28,12 @@ typedef struct ReservedRegion {
 } ReservedRegion;
 
 /*
- * The names of region types, in one table.  region_type_to_string() spells them as the
- * kernel does in reserved_regions, and as org.iommud1 and the simulated-topology files
- * do: "direct-relaxable".  region_type_to_idl() spells them as org.iommud.Broker's
- * ReservedRegion.type enum must, a Varlink identifier having no '-': "direct_relaxable".
- * Both give "unknown" for REGION_UNKNOWN and NULL out of range.
+ * The names of region types, in one table, spelled as the kernel does in
+ * reserved_regions and as every interface of iommud, the policy, the CLI and the
+ * simulated-topology files do: "direct-relaxable".  "unknown" for REGION_UNKNOWN,
+ * NULL out of range.
  */
 const char *region_type_to_string(RegionType t);
-const char *region_type_to_idl(RegionType t);
 RegionType region_type_from_string(const char *s); /* unknown words give REGION_UNKNOWN */
 
 /*

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -205,12 +206,31 @@ int topology_load_path(Topology **ret, const char *sysfs_root, Error *err) {
 
 /* ---- lookups ---- */
 
+/* lspci's short form "01:00.0": bus, device and function of PCI domain 0000. */
+static bool is_short_bdf(const char *s) {
+        static const char shape[] = "xx:xx.x";
+
+        if (strlen(s) != sizeof(shape) - 1)
+                return false;
+        for (size_t i = 0; shape[i]; i++)
+                if (shape[i] == 'x' ? !isxdigit((unsigned char)s[i]) : s[i] != shape[i])
+                        return false;
+        return true;
+}
+
 TopoDevice *topology_find_device(const Topology *t, const char *name) {
         TopoDevice key = { .name = (char *)name }, *kp = &key, **found;
+        char full[sizeof("0000:xx:xx.x")];
 
         if (!t || !name || t->n_devices == 0)
                 return NULL;
         found = bsearch(&kp, t->devices, t->n_devices, sizeof(*t->devices), topo_device_cmp);
+        if (!found && is_short_bdf(name)) {
+                snprintf(full, sizeof(full), "0000:%s", name);
+                key.name = full;
+                found = bsearch(&kp, t->devices, t->n_devices, sizeof(*t->devices),
+                                topo_device_cmp);
+        }
         return found ? *found : NULL;
 }
 
@@ -239,4 +259,22 @@ bool topo_device_is_bridge(const TopoDevice *d) {
                 return false;
         uint32_t sub = (d->class >> 8) & 0xffff;
         return sub == 0x0604 || sub == 0x0609;
+}
+
+bool topo_device_keeps_group_viable(const TopoDevice *d) {
+        assert_return(d, false);
+
+        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
+               topo_device_is_bridge(d);
+}
+
+bool topo_group_viable(const TopoGroup *g) {
+        assert_return(g, false);
+
+        if (g->broken)
+                return false;
+        for (size_t i = 0; i < g->n_devices; i++)
+                if (!topo_device_keeps_group_viable(g->devices[i]))
+                        return false;
+        return true;
 }

@@ -56,7 +56,8 @@ struct TopoGroup {
 
 struct IommuInstance {
         char *name;              /* "dmar0", "ivhd0", "smmu3.0x0000000009050000", ... */
-        char *kind;              /* "intel", "amd", "arm-smmu-v3", "unknown" (from its subdirs) */
+        char *kind;              /* "intel", "amd", "arm-smmu-v3", "arm-smmu" (SMMUv1/v2, MMU-500),
+                                    "unknown": from its subdirs, or for an Arm SMMU its name */
         TopoDevice **devices;    /* devices listed under .../devices, sorted by name */
         size_t n_devices;
 };
@@ -90,10 +91,21 @@ int topology_load_path(Topology **ret, const char *sysfs_root, Error *err);
 Topology *topology_free(Topology *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Topology *, topology_free);
 
-/* Lookups: O(log n). */
+/*
+ * Lookups: O(log n).  A device is found by its sysfs name, or a PCI device of domain 0000 by
+ * lspci's short form ("01:00.0").
+ */
 TopoDevice *topology_find_device(const Topology *t, const char *name);
 TopoDevice *topology_find_device_by_cdev(const Topology *t, unsigned major, unsigned minor);
 TopoGroup *topology_find_group(const Topology *t, unsigned id);
 
 /* PCI class 0x0604xx (PCI-to-PCI bridge) and friends that may share a group harmlessly. */
 bool topo_device_is_bridge(const TopoDevice *d);
+/* Unbound, on a VFIO driver or pci-stub, or a bridge: no host driver does DMA through it. */
+bool topo_device_keeps_group_viable(const TopoDevice *d);
+/*
+ * Whether a group may be handed to a client as a whole: it was read completely and every
+ * member keeps it viable.  The one definition of "viable" that the group listing, the
+ * policy's group step and every transport use.
+ */
+bool topo_group_viable(const TopoGroup *g);

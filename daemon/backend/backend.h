@@ -9,9 +9,14 @@
  *   backend-sim     a faithful model of iommufd semantics (tests, demos, benchmarks)
  *
  * A Backend is the daemon-wide instance; a BackendContext is one iommufd: the
- * broker opens one per client session, so closing it frees every kernel object
- * of that session at once.  Object ids (IOAS, HWPT, device, fault queue) are
- * the kernel's ids and are scoped to their context.
+ * broker opens one per client session.  Object ids (IOAS, HWPT, device, fault
+ * queue) are the kernel's ids and are scoped to their context.
+ *
+ * A device is bound through its open file (the open file description, shared by
+ * every dup of the fd): the backend binds its own copy of the client's fd, so
+ * the binding, and through it the context, lives as long as the client keeps
+ * its copy.  Closing the backend's copy ends nothing by itself; device_unbind
+ * detaches through the kernel first, and device_holders names who keeps it.
  *
  * Every operation returns a negative errno exactly as the kernel would for the
  * same request (ENOENT, EEXIST, EINVAL, EADDRINUSE, ENOSPC, EBUSY, ...), and
@@ -175,8 +180,24 @@ struct BackendOps {
         int (*device_fd_identify)(Backend *b, int fd, char **ret_name, Error *err);
         /* Opens the device's cdev on a client's behalf (O_RDWR|O_CLOEXEC). */
         int (*device_open)(Backend *b, const char *name, int *ret_fd, Error *err);
+        /*
+         * The processes other than iommud that hold an open file of the device's node (its
+         * VFIO cdev), as node_holders() says: pids[0..n_max) and their number in *ret_n; *ret_n
+         * in is 0 to look at every process, or the number of candidates in pids[] to look at
+         * those only.  A device whose bound file lives on in one of them stays bound (to the
+         * context that bound it) until the last of them closes it; a new bind gets -EINVAL.
+         */
+        int (*device_holders)(Backend *b, const char *name, pid_t *pids, size_t n_max,
+                              size_t *ret_n, Error *err);
 
         int (*context_new)(Backend *b, BackendContext **ret, Error *err);
+        /*
+         * Closes the context: the backend's copies of the bound device files, the fault fds and
+         * the context itself.  Closing detaches and destroys nothing by itself: as with the
+         * kernel, the context and its objects (and the memory they pin) live on while a file
+         * bound to it does, in a client or in the service manager's fd store.  Whoever wants
+         * them gone unbinds the devices and destroys the objects first.
+         */
         void (*context_free)(BackendContext *c);
         /* The context's iommufd, to hand over or to keep in the fd store; -EOPNOTSUPP where
          * there is none (the legacy VFIO API). */
@@ -212,7 +233,13 @@ struct BackendOps {
 
         /* Binds a device fd (borrowed: the backend dups what it keeps) to this context. */
         int (*device_bind)(BackendContext *c, int device_fd, uint32_t *ret_dev_id, Error *err);
-        /* Detaches everything and releases the device (closes the backend's copy). */
+        /*
+         * Detaches the device's RID and every PASID the backend attached, through the kernel on
+         * the bound file, then closes the backend's copy of that file.  The device is unbound
+         * once no process holds the file any more: returns 0 when it is unbound now, 1 when
+         * the file may live on in a client (the device then stays bound to this context,
+         * detached, and its DMA blocked).
+         */
         int (*device_unbind)(BackendContext *c, uint32_t dev_id, Error *err);
         /* *pt_id: in, IOAS or HWPT; out, the HWPT now attached.  Again = replace. */
         int (*device_attach)(BackendContext *c, uint32_t dev_id, uint32_t pasid, uint32_t *pt_id,

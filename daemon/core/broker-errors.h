@@ -56,7 +56,8 @@
 #define BROKER_KIND_USER "user"
 
 #define BROKER_ERROR_PARAMS_MAX 6
-#define BROKER_ERROR_STRING_MAX 192
+/* As long as a sentence: a reason is never cut (policy reasons summarise long lists). */
+#define BROKER_ERROR_STRING_MAX ERROR_MESSAGE_MAX
 
 typedef enum BrokerParamType {
         BROKER_PARAM_STRING,

@@ -9,9 +9,9 @@
 
 static const char *holder_of(void *userdata, const TopoDevice *d) {
         const ExplainScope *scope = userdata;
-        Session *holder = session_host_device_holder(scope->host, d, scope->self);
 
-        return holder ? session_describe(holder) : NULL;
+        /* A session's claim, or a client that keeps a device file iommud let go of. */
+        return session_host_holder_description(scope->host, d, scope->self);
 }
 
 int explain_runtime(const ExplainScope *scope, PolicyRuntime *ret) {

@@ -134,11 +134,8 @@ int session_fresh_iommufd(Session *s, const char *feature, int *ret_fd, BrokerEr
         return 0;
 }
 
-int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
+static int delegate(Session *s, int *ret_fd, BrokerError *err) {
         int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(ret_fd, -EINVAL);
 
         r = session_may_delegate(s, err);
         if (r < 0)
@@ -148,6 +145,18 @@ int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
                 return r;
         s->delegated = true;
         return 0;
+}
+
+/* Every iommufd handed out and every refusal of one by the policy is on the record. */
+int session_delegate(Session *s, int *ret_fd, BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+
+        assert_return(s, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        err = err ?: &local;
+        return session_audit_result(s, SESSION_AUDIT_DELEGATE, NULL, delegate(s, ret_fd, err),
+                                    err);
 }
 
 bool session_is_delegated(const Session *s) {

@@ -38,6 +38,7 @@ int session_explain_device(Session *s, const char *name, PolicyDecision *ret, Br
 
 void session_device_release(Session *s, SessionDevice *d) {
         Error be = ERROR_INIT;
+        Lingering *l;
         int r;
 
         r = OPS(s)->device_unbind(s->ctx, d->id, &be);
@@ -45,16 +46,26 @@ void session_device_release(Session *s, SessionDevice *d) {
                 log_debug("Unbinding device %s (id %" PRIu32 ") failed, ignoring: %s", d->name,
                           d->id, error_message(&be));
         session_host_release_claim(s->host, d->name, s);
+        /* Detached, but bound while the client keeps the file: not free for anyone else. */
+        l = r > 0 ? session_host_lingering(s->host) : NULL;
+        if (l && lingering_add(l, d->name) > 0)
+                log_debug("Device %s stays bound while a client holds its VFIO file.", d->name);
         free(d->name);
         d->name = NULL;
 }
 
-static int device_busy(BrokerError *err, const char *device, const char *holder) {
+/* DeviceBusy {device, heldBy, pid}; pid 0: not known, left out. */
+static int device_busy(BrokerError *err, const char *device, const char *holder, pid_t pid,
+                       bool lingering) {
         broker_error_set(err, -EBUSY, BROKER_ERROR_DEVICE_BUSY,
-                         "Device %s or a device of its IOMMU group is held by %s.", device,
-                         holder);
+                         lingering ? "Device %s or a device of its IOMMU group is held by %s, "
+                                     "which keeps its VFIO file open after iommud let go of it."
+                                   : "Device %s or a device of its IOMMU group is held by %s.",
+                         device, holder);
         broker_error_add_string(err, "device", device);
         broker_error_add_string(err, "heldBy", holder);
+        if (pid > 0)
+                broker_error_add_i64(err, "pid", pid);
         return -EBUSY;
 }
 
@@ -79,6 +90,7 @@ int session_admit_device(Session *s, const char *name, bool handoff, const TopoD
         d = topology_find_device(s->host->topology, name);
         if (!d)
                 return broker_error_no_such_device(err, name);
+        name = d->name; /* "01:00.0" is 0000:01:00.0 from here on */
 
         holder = session_host_device_holder(s->host, d, s);
         while (holder && s->host->reap_if_gone &&
@@ -90,10 +102,11 @@ int session_admit_device(Session *s, const char *name, bool handoff, const TopoD
                 char self[64];
 
                 snprintf(self, sizeof(self), "this session (deviceId %" PRIu32 ")", mine->id);
-                return device_busy(err, name, self);
+                return device_busy(err, name, self, s->creds->pid, false);
         }
         if (session_handoff_find(s, name))
-                return device_busy(err, name, "this session, which took its fds (OpenDevices)");
+                return device_busy(err, name, "this session, which took its fds (OpenDevices)",
+                                   s->creds->pid, false);
 
         r = session_decide(s, name, handoff, &dec, err);
         if (r < 0)
@@ -104,22 +117,99 @@ int session_admit_device(Session *s, const char *name, bool handoff, const TopoD
                 for (size_t i = 0; i < dec.n_steps; i++)
                         if (dec.steps[i].step == dec.failed_step && dec.steps[i].reason)
                                 reason = dec.steps[i].reason;
-                if (dec.failed_step == POLICY_STEP_EXCLUSIVE) {
-                        holder = session_host_device_holder(s->host, d, s);
-                        return device_busy(err, name, holder ? holder->description : reason);
-                }
                 if (dec.failed_step == POLICY_STEP_QUOTA)
                         return session_quota_exceeded(s, SESSION_RESOURCE_DEVICES, 1, err);
-                return policy_denied(err, name, policy_step_to_string(dec.failed_step), reason);
+                if (dec.failed_step != POLICY_STEP_EXCLUSIVE)
+                        return policy_denied(err, name, policy_step_to_string(dec.failed_step),
+                                             reason);
+                /*
+                 * A session's claim is refused here; a file a client kept after iommud let go
+                 * may be gone or not bound any more, which only the kernel's bind can tell.
+                 */
+                holder = session_host_device_holder(s->host, d, s);
+                if (holder)
+                        return device_busy(err, name, holder->description, holder->creds->pid,
+                                           false);
         }
 
         /* The claim table is authoritative even if the policy skipped the step. */
         holder = session_host_device_holder(s->host, d, s);
         if (holder)
-                return device_busy(err, name, holder->description);
+                return device_busy(err, name, holder->description, holder->creds->pid, false);
 
         *ret = d;
         return 0;
+}
+
+/*
+ * Who keeps the kernel from binding d: a process holding the file of d (EINVAL: a file of the
+ * device is bound already) or of a member of its group (EPERM: the group is bound to another
+ * context).  1 with *ret filled when one is found now.
+ */
+static int bind_refused_by(Session *s, const TopoDevice *d, bool group, LingeringHolder *ret) {
+        Lingering *l = session_host_lingering(s->host);
+        size_t n = group && d->group ? d->group->n_devices : 1;
+
+        for (size_t i = 0; l && i < n; i++) {
+                const char *name = group && d->group ? d->group->devices[i]->name : d->name;
+
+                /* The caller holds a fresh fd of its own: another holder first. */
+                if (lingering_probe(l, name, s->creds->pid, ret) > 0)
+                        return 1;
+        }
+        return 0;
+}
+
+/*
+ * The file the caller passed is bound already, or another one it holds is: a cdev it bound to
+ * an iommufd of its own, or a file it kept after iommud let go of the device.
+ */
+static int device_bound_by_caller(BrokerError *err, const char *device,
+                                  const LingeringHolder *h) {
+        char held[sizeof(h->description) + 32];
+
+        snprintf(held, sizeof(held), "%s, the caller itself", h->description);
+        broker_error_set(err, -EBUSY, BROKER_ERROR_DEVICE_BUSY,
+                         "Device %s is bound already through a VFIO file the caller (%s) holds: "
+                         "the fd it passed, bound to an iommufd of its own, or a file it kept "
+                         "after iommud let go of the device.  Close that file and pass a fresh "
+                         "open of the cdev.",
+                         device, h->description);
+        broker_error_add_string(err, "device", device);
+        broker_error_add_string(err, "heldBy", held);
+        broker_error_add_i64(err, "pid", h->pid);
+        return -EBUSY;
+}
+
+/* The kernel refused the bind: tell a file someone else holds from what the device is. */
+static int session_bind_error(Session *s, const TopoDevice *d, int r, const Error *be,
+                              BrokerError *err) {
+        LingeringHolder h;
+
+        switch (r) {
+        case -EINVAL:
+                /* Bound by nobody: the kernel refuses a device that needs a firmware 1:1 map. */
+                if (!bind_refused_by(s, d, false, &h))
+                        return policy_denied(err, d->name, "regions", error_message(be));
+                if (h.pid == s->creds->pid)
+                        return device_bound_by_caller(err, d->name, &h);
+                return device_busy(err, d->name, h.description, h.pid, true);
+        case -EPERM:
+                if (bind_refused_by(s, d, true, &h))
+                        return device_busy(err, d->name, h.description, h.pid, true);
+                return policy_denied(err, d->name, "bind", error_message(be));
+        case -EBUSY:
+                /* The legacy VFIO group file is open: the backend names who holds it if it can. */
+                if (bind_refused_by(s, d, false, &h))
+                        return device_busy(err, d->name, h.description, h.pid, true);
+                return device_busy(err, d->name, error_message(be), 0, false);
+        case -EBADF:
+        case -EBADFD:
+        case -ENOTTY:
+                return broker_error_invalid_fd(err, -EBADF, "%s", error_message(be));
+        default:
+                return broker_error_from_backend(err, "bind", be);
+        }
 }
 
 static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionDeviceInfo *ret,
@@ -153,19 +243,11 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
         if (r < 0) {
                 session_host_release_claim(s->host, d->name, s);
                 session_refund(s, SESSION_RESOURCE_DEVICES, 1);
-                switch (r) {
-                case -EPERM:
-                        return policy_denied(err, d->name, "bind", error_message(&be));
-                case -EBUSY:
-                        return device_busy(err, d->name, error_message(&be));
-                case -EBADF:
-                case -EBADFD:
-                case -ENOTTY:
-                        return broker_error_invalid_fd(err, -EBADF, "%s", error_message(&be));
-                default:
-                        return broker_error_from_backend(err, "bind", &be);
-                }
+                return session_bind_error(s, d, r, &be, err);
         }
+        /* Bound: whatever file of it a client kept is gone, or was this one. */
+        if (s->host->lingering)
+                lingering_forget(s->host->lingering, d->name);
 
         if (backend_has_feature(s->host->backend, BACKEND_FEATURE_HW_INFO) &&
             OPS(s)->hw_info(s->ctx, dev_id, &info, &be) < 0) {
@@ -193,13 +275,11 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
         return 0;
 }
 
-int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
+static int attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
         _cleanup_free_ char *name = NULL;
         const TopoDevice *d;
         Error be = ERROR_INIT;
         int r, fl;
-
-        assert_return(s, -EINVAL);
 
         REFUSE_IF_DELEGATED(s, err);
 
@@ -225,16 +305,13 @@ int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerE
         return session_bind_device(s, d, fd, ret, err);
 }
 
-int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
-                               BrokerError *err) {
+static int attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
+                              BrokerError *err) {
         _cleanup_close_ int fd = -EBADF;
         const TopoDevice *d;
         Error be = ERROR_INIT;
         Principal p;
         int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(name, -EINVAL);
 
         REFUSE_IF_DELEGATED(s, err);
 
@@ -242,6 +319,7 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
         if (r < 0)
                 return r;
 
+        name = d->name;
         session_principal(s, &p);
         if (!policy_allows_open_on_behalf(s->host->policy, &p, d))
                 return policy_denied(err, name, "open-on-behalf",
@@ -252,6 +330,37 @@ int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *
         if (r < 0)
                 return broker_error_from_backend(err, "open the device", &be);
         return session_bind_device(s, d, fd, ret, err);
+}
+
+/* Every grant of a device and every refusal of one by the policy is on the record. */
+int session_attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+        SessionDeviceInfo info = {};
+        int r;
+
+        assert_return(s, -EINVAL);
+
+        err = err ?: &local;
+        r = attach_device_fd(s, fd, &info, err);
+        if (r >= 0 && ret)
+                *ret = info;
+        return session_audit_result(s, SESSION_AUDIT_ATTACH, r >= 0 ? info.bdf : NULL, r, err);
+}
+
+int session_attach_device_name(Session *s, const char *name, SessionDeviceInfo *ret,
+                               BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+        SessionDeviceInfo info = {};
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+
+        err = err ?: &local;
+        r = attach_device_name(s, name, &info, err);
+        if (r >= 0 && ret)
+                *ret = info;
+        return session_audit_result(s, SESSION_AUDIT_ATTACH, r >= 0 ? info.bdf : name, r, err);
 }
 
 void session_remove_device(Session *s, SessionDevice *d) {

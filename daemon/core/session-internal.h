@@ -6,7 +6,7 @@
  * (daemon/core/state/): the tables a Session keeps and the functions its files
  * share.  Every other layer sees sessions through session.h only.
  *
- *   session.c         claims, lifetime, lookups, reload
+ *   session.c         claims and holders, lifetime and teardown, lookups, reload
  *   session-delegate.c  device fds for clients, delegation of a fresh iommufd
  *   session-quota.c   the usage table per principal, charges and refunds, usage reports
  *   session-device.c  explain, attach and detach of devices
@@ -227,8 +227,19 @@ int session_decide(Session *s, const char *name, bool handoff, PolicyDecision *r
 int session_admit_device(Session *s, const char *name, bool handoff, const TopoDevice **ret,
                          BrokerError *err);
 
-/* Unbinds d and releases its claim; the slot stays for the caller to drop. */
+/*
+ * Detaches d through the kernel, closes iommud's copy of its file and releases its claim; a
+ * device whose file a client still holds is recorded as lingering.  The slot stays for the
+ * caller to drop.
+ */
 void session_device_release(Session *s, SessionDevice *d);
+/*
+ * session-audit.c: tells the host's on_audit about the outcome r of action on device (NULL:
+ * an iommufd, or the device err names): a grant when r >= 0, a refusal when err is a policy
+ * decision's; nothing for any other failure.  err must not be NULL.  Returns r.
+ */
+int session_audit_result(Session *s, SessionAuditAction action, const char *device, int r,
+                         const BrokerError *err);
 /* Drops d (its PASIDs, its attachment, its claim) from the session's table. */
 void session_remove_device(Session *s, SessionDevice *d);
 
@@ -253,6 +264,13 @@ int session_dirty_page_table(Session *s, const SessionDevice *d, const TopoDevic
 void session_dirty_drop(Session *s, SessionIoas *ioas, uint32_t pt);
 /* Destroys the page tables iommud allocated for ioas (before the IOAS itself goes). */
 void session_dirty_destroy_hwpts(Session *s, SessionIoas *ioas);
+/*
+ * Destroys the page tables iommud made for ioas, unmaps everything in it and destroys it, in
+ * the kernel only (the record is the caller's).  Unmapped first, so that its pages are released
+ * even when the kernel keeps the object: a device the client attached to it by itself makes the
+ * destroy -EBUSY.
+ */
+int session_ioas_teardown(Session *s, SessionIoas *ioas);
 uint64_t session_ioas_mapped_bytes(const SessionIoas *ioas);
 int session_ioas_reserve_area(SessionIoas *ioas);
 void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length, uint32_t flags);
@@ -262,6 +280,8 @@ size_t session_ioas_first_area_from(const SessionIoas *ioas, uint64_t iova);
 
 Session *session_host_pasid_holder(SessionHost *h, uint32_t pasid);
 void session_drop_device_pasids(Session *s, uint32_t device_id);
+/* Detaches and destroys every PASID bind of the session, through the kernel. */
+void session_drop_all_pasids(Session *s);
 
 /* ---- session-handoff.c ------------------------------------------------------------------ */
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "assert-util.h"
+#include "log.h"
 #include "session-internal.h"
 
 /* ---- policy IOVA windows --------------------------------------------------------------- */
@@ -242,6 +243,24 @@ void session_remove_ioas(Session *s, SessionIoas *ioas) {
         *ioas = s->ioas[--s->n_ioas];
 }
 
+int session_ioas_teardown(Session *s, SessionIoas *ioas) {
+        Error be = ERROR_INIT;
+        uint32_t id = ioas->id;
+        uint64_t n = 0;
+        int r;
+
+        /* Page tables iommud made for it hold it: they go first. */
+        session_dirty_destroy_hwpts(s, ioas);
+        if (OPS(s)->ioas_unmap(s->ctx, id, 0, UINT64_MAX, &n, &be) < 0)
+                log_debug("Unmapping address space %" PRIu32 " failed, ignoring: %s", id,
+                          error_message(&be));
+        r = OPS(s)->destroy(s->ctx, id, &be);
+        if (r < 0)
+                log_debug("Destroying address space %" PRIu32 " failed (emptied, kept by the "
+                          "kernel): %s", id, error_message(&be));
+        return r;
+}
+
 int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err) {
         SessionIoas *ioas;
         Error be = ERROR_INIT;
@@ -275,6 +294,19 @@ int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err
         }
         session_dirty_destroy_hwpts(s, ioas);
         r = OPS(s)->destroy(s->ctx, ioas_id, &be);
+        if (r == -EBUSY) {
+                /* No device of ours is attached: one the client attached by itself is. */
+                broker_error_set(err, r, BROKER_ERROR_OBJECT_IN_USE,
+                                 "Address space %" PRIu32 " is in use in the kernel: a device "
+                                 "file the client holds itself is attached to it (%s).",
+                                 ioas_id, error_message(&be));
+                broker_error_add_string(err, "kind", BROKER_KIND_ADDRESS_SPACE);
+                broker_error_add_u64(err, "id", ioas_id);
+                broker_error_add_string(err, "reason",
+                                        "a device was attached to it through the client's own "
+                                        "VFIO file, not through iommud");
+                return r;
+        }
         if (r < 0)
                 return broker_error_from_backend(err, "destroy the address space", &be);
         session_remove_ioas(s, ioas);

@@ -237,18 +237,14 @@ static int session_alloc_pasid_tables(Session *s, const SessionDevice *d,
         return 0;
 }
 
-int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
-                       uint32_t *ret_hwpt_id, BrokerError *err) {
+static int bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
+                      uint32_t *ret_hwpt_id, BrokerError *err) {
         SessionDevice *d;
         Error be = ERROR_INIT;
         uint32_t pasid = 0, parent = 0, hwpt = 0, pt;
         SessionPasid *arr;
         bool nested;
         int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(a, -EINVAL);
-        assert_return(ret_pasid && ret_hwpt_id, -EINVAL);
 
         REFUSE_IF_DELEGATED(s, err);
 
@@ -314,6 +310,20 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
         return 0;
 }
 
+/* A PASID the policy refuses is on the record, like a refused device; a bind is no new grant. */
+int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
+                       uint32_t *ret_hwpt_id, BrokerError *err) {
+        BrokerError local = BROKER_ERROR_INIT;
+
+        assert_return(s, -EINVAL);
+        assert_return(a, -EINVAL);
+        assert_return(ret_pasid && ret_hwpt_id, -EINVAL);
+
+        err = err ?: &local;
+        return session_audit_result(s, SESSION_AUDIT_BIND_PASID, NULL,
+                                    bind_pasid(s, a, ret_pasid, ret_hwpt_id, err), err);
+}
+
 static void session_release_pasid(Session *s, SessionPasid *p) {
         Error be = ERROR_INIT;
 
@@ -355,6 +365,11 @@ int session_unbind_pasid(Session *s, uint32_t device_id, uint32_t pasid, BrokerE
         }
         session_release_pasid(s, p);
         return 0;
+}
+
+void session_drop_all_pasids(Session *s) {
+        while (s->n_pasids > 0)
+                session_release_pasid(s, &s->pasids[s->n_pasids - 1]);
 }
 
 void session_drop_device_pasids(Session *s, uint32_t device_id) {

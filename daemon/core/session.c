@@ -49,18 +49,10 @@ void session_host_release_claim(SessionHost *h, const char *device, const Sessio
         }
 }
 
-static bool device_is_harmless(const TopoDevice *d) {
-        return !d->driver || strneq(d->driver, "vfio", 4) || streq(d->driver, "pci-stub") ||
-               topo_device_is_bridge(d);
-}
-
 bool session_group_viable(const TopoGroup *g) {
         assert_return(g, false);
 
-        for (size_t i = 0; i < g->n_devices; i++)
-                if (!device_is_harmless(g->devices[i]))
-                        return false;
-        return true;
+        return topo_group_viable(g);
 }
 
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self) {
@@ -80,6 +72,76 @@ Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const S
                         return c->owner;
         }
         return NULL;
+}
+
+Lingering *session_host_lingering(SessionHost *h) {
+        assert_return(h, NULL);
+
+        if (!h->lingering && lingering_new(&h->lingering, h->backend, NULL) < 0)
+                return NULL;
+        return h->lingering;
+}
+
+int session_host_holder(SessionHost *h, const TopoDevice *d, const Session *self,
+                        SessionHolder *ret) {
+        const Session *s;
+        LingeringHolder lh;
+        Lingering *l;
+
+        assert_return(h, -EINVAL);
+        assert_return(d, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        s = session_host_device_holder(h, d, self);
+        if (s) {
+                *ret = (SessionHolder){ .session = s, .pid = s->creds->pid };
+                snprintf(ret->description, sizeof(ret->description), "%s", s->description);
+                return 1;
+        }
+        l = session_host_lingering(h);
+        if (!l)
+                return 0;
+        /* A lingering member keeps its group bound to a context of its own, as a claim does. */
+        for (size_t i = 0; i < (d->group ? d->group->n_devices : 1); i++) {
+                const char *name = d->group ? d->group->devices[i]->name : d->name;
+
+                if (lingering_check(l, name, self ? self->creds->pid : 0, &lh) <= 0)
+                        continue;
+                *ret = (SessionHolder){ .pid = lh.pid };
+                snprintf(ret->description, sizeof(ret->description), "%s", lh.description);
+                return 1;
+        }
+        return 0;
+}
+
+const char *session_host_holder_description(SessionHost *h, const TopoDevice *d,
+                                            const Session *self) {
+        SessionHolder holder;
+
+        if (session_host_holder(h, d, self, &holder) <= 0)
+                return NULL;
+        snprintf(h->holder_description, sizeof(h->holder_description), "%s",
+                 holder.description);
+        return h->holder_description;
+}
+
+const char *session_host_device_held_by(SessionHost *h, const char *device,
+                                        const Session *self) {
+        SessionClaim *c;
+        LingeringHolder lh;
+        Lingering *l;
+
+        assert_return(h, NULL);
+        assert_return(device, NULL);
+
+        c = session_host_find_claim(h, device);
+        if (c)
+                return c->owner->description;
+        l = session_host_lingering(h);
+        if (!l || lingering_check(l, device, self ? self->creds->pid : 0, &lh) <= 0)
+                return NULL;
+        snprintf(h->holder_description, sizeof(h->holder_description), "%s", lh.description);
+        return h->holder_description;
 }
 
 Session *session_host_claim_owner(SessionHost *h, const char *device) {
@@ -102,6 +164,7 @@ void session_host_done(SessionHost *h) {
         free(h->claims);
         h->claims = NULL;
         h->n_claims = 0;
+        h->lingering = lingering_free(h->lingering);
         /* Each session took its row of the usage table with it. */
         assert(!h->principals);
 }
@@ -180,26 +243,57 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
         return 0;
 }
 
+/*
+ * Everything the session made, through the kernel, before any record goes.  The client may
+ * keep its device files, and a bound file keeps the context and every object in it alive
+ * whatever iommud closes: so each device is detached through the kernel, each address space
+ * unmapped (the pins go with the mappings) and destroyed, and no object of the session is left
+ * for a kept file to reach.
+ */
+static void session_teardown(Session *s, uint32_t fault_id) {
+        Error be = ERROR_INIT;
+
+        session_drop_all_pasids(s);
+        /* Devices first, so they are free for others before this function returns. */
+        for (size_t i = 0; i < s->n_devices; i++)
+                session_device_release(s, &s->devices[i]);
+        for (size_t i = 0; i < s->n_ioas; i++)
+                (void)session_ioas_teardown(s, &s->ioas[i]);
+        if (fault_id != 0 && OPS(s)->destroy(s->ctx, fault_id, &be) < 0)
+                log_debug("Destroying fault queue %" PRIu32 " failed, ignoring: %s", fault_id,
+                          error_message(&be));
+}
+
+/* The daemon exits for a restart that takes the session over: only the claims go. */
+static void session_hand_over(Session *s) {
+        for (size_t i = 0; i < s->n_devices; i++) {
+                session_host_release_claim(s->host, s->devices[i].name, s);
+                free(s->devices[i].name);
+        }
+}
+
 Session *session_free(Session *s) {
+        uint32_t fault_id;
+
         if (!s)
                 return NULL;
         if (s->host->on_session)
                 s->host->on_session(s, SESSION_CLOSING, s->host->on_session_userdata);
 
+        fault_id = s->faults ? fault_stream_fault_id(s->faults) : 0;
         /* Pending faults are answered INVALID before the devices go. */
         s->faults = fault_stream_free(s->faults);
+        if (s->host->preserving)
+                session_hand_over(s);
+        else
+                session_teardown(s, fault_id);
         free(s->pasids);
-        s->pasids = NULL;
-        s->n_pasids = 0;
-
-        /* Devices first, so they are free for others before this function returns. */
-        for (size_t i = 0; i < s->n_devices; i++)
-                session_device_release(s, &s->devices[i]);
         free(s->devices);
         session_handoff_release_all(s);
         for (size_t i = 0; i < s->n_ioas; i++) {
                 free(s->ioas[i].areas);
                 free(s->ioas[i].allowed);
+                free(s->ioas[i].dirty_hwpts);
         }
         free(s->ioas);
         for (size_t i = 0; i < s->n_gone; i++) {
@@ -207,7 +301,6 @@ Session *session_free(Session *s) {
                 free(s->gone[i].reason);
         }
         free(s->gone);
-        /* Closing the context destroys every remaining kernel object of this session at once. */
         backend_context_free(s->ctx);
         /* What the session held is its principal's again, before anyone hears it is gone. */
         session_refund_all(s);
@@ -435,8 +528,7 @@ int session_revalidate(Session *s,
                 /* An address space only that device used goes with it. */
                 SessionIoas *ioas = ioas_id ? session_find_ioas(s, ioas_id) : NULL;
                 if (ioas && ioas->n_attached == 0) {
-                        session_dirty_destroy_hwpts(s, ioas);
-                        (void)OPS(s)->destroy(s->ctx, ioas_id, NULL);
+                        (void)session_ioas_teardown(s, ioas);
                         session_remove_ioas(s, ioas);
                 }
         }

@@ -33,6 +33,7 @@
 #include "backend.h"
 #include "broker-errors.h"
 #include "fault-router.h"
+#include "lingering.h"
 #include "peer-creds.h"
 #include "policy.h"
 #include "topology.h"
@@ -50,6 +51,26 @@ typedef enum SessionEvent {
 } SessionEvent;
 
 typedef void (*SessionHookFn)(Session *s, SessionEvent event, void *userdata);
+
+/* What a session asked for that is on the record, for SessionHost.on_audit. */
+typedef enum SessionAuditAction {
+        SESSION_AUDIT_ATTACH,    /* a device (AttachDevice, by fd or by name) */
+        SESSION_AUDIT_DELEGATE,  /* an iommufd of its own (Delegate) */
+        SESSION_AUDIT_MAP,       /* memory in an address space (Map); refusals only */
+        SESSION_AUDIT_BIND_PASID,/* a PASID of an attached device (BindPASID); refusals only */
+        _SESSION_AUDIT_ACTION_MAX,
+} SessionAuditAction;
+
+/* A grant, or a refusal by a policy decision (PolicyDenied, DeviceBusy, QuotaExceeded). */
+typedef struct SessionAudit {
+        SessionAuditAction action;
+        bool granted;
+        const char *device;      /* the device asked for; NULL for an iommufd */
+        const char *step;        /* refusals: the step that refused ("group", "delegation") */
+        const char *reason;      /* refusals: the sentence the client was given */
+} SessionAudit;
+
+typedef void (*SessionAuditFn)(Session *s, const SessionAudit *a, void *userdata);
 
 /* The daemon-wide state sessions share; owned by the manager (or a test). */
 typedef struct SessionHost {
@@ -78,8 +99,26 @@ typedef struct SessionHost {
          */
         SessionHookFn on_session;
         void *on_session_userdata;
+        /*
+         * Told once about every grant of a device or an iommufd and every refusal of one by a
+         * policy decision, whichever transport asked.  May be NULL.
+         */
+        SessionAuditFn on_audit;
+        void *on_audit_userdata;
         /* Reads the sessions' fault queues; NULL: no event loop, fault delivery is NotSupported. */
         FaultRouter *faults;
+        /*
+         * Devices let go of whose file a client still holds (lingering.h); owned by the host
+         * once set.  NULL: made on first use, without an event loop.
+         */
+        Lingering *lingering;
+        /* What session_host_holder_description() last answered. */
+        char holder_description[128];
+        /*
+         * The daemon exits and the service manager's fd store keeps every session's files for
+         * the next one: session_free() then closes what it holds and tears nothing down.
+         */
+        bool preserving;
 } SessionHost;
 
 #define SESSION_HOST_INIT ((SessionHost){})
@@ -93,6 +132,37 @@ void session_host_done(SessionHost *h);
 bool session_group_viable(const TopoGroup *g);
 /* The session holding d or any device of its group other than self, or NULL. */
 Session *session_host_device_holder(SessionHost *h, const TopoDevice *d, const Session *self);
+
+/* Who holds a device: a session, or a process that kept a device file iommud let go of. */
+typedef struct SessionHolder {
+        const Session *session;   /* NULL: a process holding a lingering device's file */
+        pid_t pid;                /* the session's client, or the process holding the file */
+        char description[128];    /* "uid 1000 (qemu-vm1.scope)", "pid 4242 (qemu-system-x86)" */
+} SessionHolder;
+
+/*
+ * Who holds d or any device of its group other than self: a session's claim first, then a
+ * process still holding the file of a device iommud let go of (asked about now, so that an
+ * entry whose holders are gone ends here).  self's own client is no such process: it may hold
+ * an fd of the device it is about to pass, and if that fd is not the bound file, the kernel's
+ * refusal of the bind names it.  Returns 1 with *ret filled when held, 0 when not.
+ */
+int session_host_holder(SessionHost *h, const TopoDevice *d, const Session *self,
+                        SessionHolder *ret);
+/*
+ * session_host_holder()'s description, or NULL when d is free: PolicyRuntime.device_holder
+ * for every transport.  Points into h, valid until the next call.
+ */
+const char *session_host_holder_description(SessionHost *h, const TopoDevice *d,
+                                            const Session *self);
+/*
+ * Who holds exactly device name (a session's claim or its lingering file) as self (NULL: an
+ * administrator) sees it, for GetTopology.  Points into h, valid until the next call.
+ */
+const char *session_host_device_held_by(SessionHost *h, const char *device,
+                                        const Session *self);
+/* The lingering devices of h (made on first use). */
+Lingering *session_host_lingering(SessionHost *h);
 /* The session that claimed exactly this device, or NULL. */
 Session *session_host_claim_owner(SessionHost *h, const char *device);
 /*
@@ -162,6 +232,9 @@ typedef struct SessionBindPasidArgs {
  * allows, over any transport.
  */
 int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err);
+/* "attach", "delegate", "map", "bind-pasid" */
+const char *session_audit_action_to_string(SessionAuditAction a);
+
 /* Releases every device, object, claim and the context; unlinks.  Accepts NULL. */
 Session *session_free(Session *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Session *, session_free);

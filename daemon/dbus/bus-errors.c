@@ -5,29 +5,19 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-errors.h"
+#include "error-names.h"
 
 /*
- * One errno per name, the one the session core raises for it (InvalidRange
- * also stands for ENOSPC and EOVERFLOW from the backend; the sentence says
- * which).  InvalidParameter is the bus's own InvalidArgs (EINVAL).
+ * One errno per name, from the table libiommud returns them from (common/error-names.h).
+ * InvalidParameter is the bus's own InvalidArgs (EINVAL).
  */
+#define BUS_MAP(n, e) SD_BUS_ERROR_MAP(BROKER_INTERFACE "." n, e),
 const sd_bus_error_map bus_error_map[] = {
-        SD_BUS_ERROR_MAP(BROKER_ERROR_POLICY_DENIED, EPERM),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_QUOTA_EXCEEDED, EDQUOT),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_NO_SUCH_OBJECT, ENOENT),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_INVALID_RANGE, ERANGE),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_IOVA_IN_USE, EADDRINUSE),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_DEVICE_BUSY, EBUSY),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_OBJECT_IN_USE, EBUSY),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_INVALID_FD, EBADF),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_NOT_SUPPORTED, EOPNOTSUPP),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_BACKEND_ERROR, EIO),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_SYSTEM_ERROR, ENOMEM),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_FAULT_NOT_PENDING, ESTALE),
-        SD_BUS_ERROR_MAP(BROKER_ERROR_FAULT_NOT_OWNED, EPERM),
+        ERROR_NAMES_BROKER(BUS_MAP)
         SD_BUS_ERROR_MAP(BUS_ERROR_POLICY_INVALID, EINVAL),
         SD_BUS_ERROR_MAP_END,
 };
+#undef BUS_MAP
 
 int bus_error_from_broker(sd_bus_error *ret, const BrokerError *e) {
         const char *name = e->error.name;

@@ -527,9 +527,10 @@ static int prop_dev_holder(sd_bus *bus, const char *path, const char *interface,
                            const char *property, sd_bus_message *reply, void *userdata,
                            sd_bus_error *error) {
         const TopoDevice *d = userdata;
-        Session *s = session_host_claim_owner(device_bus(bus)->cfg.host, d->name);
+        const char *held_by = session_host_device_held_by(device_bus(bus)->cfg.host, d->name,
+                                                          NULL);
 
-        return sd_bus_message_append(reply, "s", s ? session_describe(s) : "");
+        return sd_bus_message_append(reply, "s", held_by ?: "");
 }
 
 static const sd_bus_vtable device_vtable[] = {

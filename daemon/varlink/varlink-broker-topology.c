@@ -12,25 +12,15 @@
 #include "json-util.h"
 #include "varlink-broker-internal.h"
 
+/* The steps as the policy engine writes them, with the full device lists. */
 static json_object *decision_steps_json(const PolicyDecision *d) {
-        json_object *steps = json_object_new_array();
+        json_object *o = NULL, *steps = NULL;
 
-        if (!steps)
+        if (policy_decision_to_json(d, &o) < 0)
                 return NULL;
-        for (size_t i = 0; i < d->n_steps; i++) {
-                json_object *s = json_object_new_object();
-
-                if (!s)
-                        break;
-                (void)json_util_add(s, "step",
-                                    json_object_new_string(policy_step_to_string(d->steps[i].step)));
-                (void)json_util_add(
-                        s, "verdict",
-                        json_object_new_string(policy_verdict_to_string(d->steps[i].verdict)));
-                (void)json_util_add(s, "reason",
-                                    json_object_new_string(d->steps[i].reason ?: ""));
-                json_object_array_add(steps, s);
-        }
+        if (json_object_object_get_ex(o, "steps", &steps))
+                steps = json_object_get(steps);
+        json_object_put(o);
         return steps;
 }
 
@@ -54,7 +44,7 @@ static json_object *group_json(const TopoGroup *g) {
                 json_object *r = broker_range_json(g->regions[i].start, g->regions[i].last);
 
                 (void)json_util_add(r, "type",
-                                    json_object_new_string(region_type_to_idl(g->regions[i].type)));
+                                    json_object_new_string(region_type_to_string(g->regions[i].type)));
                 json_object_array_add(regions, r);
         }
         (void)json_util_add(o, "id", json_object_new_int64(g->id));
@@ -71,7 +61,7 @@ static json_object *group_json(const TopoGroup *g) {
 static json_object *device_json(Broker *b, Session *s, const TopoDevice *d) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
         json_object *o = json_object_new_object();
-        Session *holder;
+        const char *held_by;
 
         if (!o)
                 return NULL;
@@ -91,9 +81,10 @@ static json_object *device_json(Broker *b, Session *s, const TopoDevice *d) {
                             json_object_new_boolean(session_explain_device(s, d->name, &dec,
                                                                            NULL) >= 0 &&
                                                     dec.allowed));
-        holder = session_host_claim_owner(b->host, d->name);
-        if (holder)
-                (void)json_util_add(o, "heldBy", json_object_new_string(session_describe(holder)));
+        /* A session's claim, or a client that kept the device's file after iommud let go. */
+        held_by = session_host_device_held_by(b->host, d->name, s);
+        if (held_by)
+                (void)json_util_add(o, "heldBy", json_object_new_string(held_by));
         return o;
 }
 

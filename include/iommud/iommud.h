@@ -206,6 +206,23 @@ typedef enum IommudConnectFlags {
 int iommud_client_new_flags(IommudClient **ret, const char *path, unsigned flags,
                             IommudError *err);
 
+/* How long a call waits for its reply unless iommud_client_set_call_timeout() says otherwise. */
+#define IOMMUD_CALL_TIMEOUT_MS_DEFAULT 25000u
+
+/**
+ * iommud_client_set_call_timeout() - how long a call waits for iommud's reply.
+ * @c: the client.
+ * @timeout_ms: the longest wait for one reply (default IOMMUD_CALL_TIMEOUT_MS_DEFAULT);
+ *              0 waits as long as it takes.
+ *
+ * A call that times out returns -ETIMEDOUT and closes the connection (a late reply would
+ * be taken for the next call's): later calls return -ENOTCONN.  A socket whose answer is
+ * not Varlink (not iommud) gives -EPROTO the same way.
+ *
+ * Return: 0, or -EINVAL without a client.
+ */
+int iommud_client_set_call_timeout(IommudClient *c, uint64_t timeout_ms);
+
 /**
  * iommud_client_set_reclaim_timeout() - how long to wait for iommud to come back.
  * @c: the client.
@@ -293,7 +310,7 @@ int iommud_client_call(IommudClient *c, const char *method, const char *paramete
 typedef struct IommudReservedRegion {
         uint64_t start;
         uint64_t last;           /* inclusive */
-        const char *type;        /* "direct", "direct_relaxable", "reserved", "msi", "unknown" */
+        const char *type;        /* "direct", "direct-relaxable", "reserved", "msi", "unknown" */
 } IommudReservedRegion;
 
 typedef struct IommudGroup {

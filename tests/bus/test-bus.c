@@ -885,7 +885,7 @@ static void test_session_methods(void **state) {
                                     sizeof(err), "uhtttu", ioas, memfd, (uint64_t)0,
                                     (uint64_t)65536, iova,
                                     BUS_MAP_FIXED_IOVA | BUS_MAP_READABLE),
-                         EADDRINUSE);
+                         EEXIST);
         assert_string_equal(err, BROKER_ERROR_IOVA_IN_USE);
         /* Unknown flags and a descriptor that is no memory are refused with their names. */
         assert_int_equal(call_error(env.bus, session, BUS_SESSION_INTERFACE, "Map", err,
@@ -1317,7 +1317,7 @@ static void test_faults(void **state) {
                                      env.signals[k].number, UINT32_C(0)));
         assert_int_equal(call_error(env.bus, session, BUS_SESSION_INTERFACE, "RespondFault", err,
                                     sizeof(err), "tu", env.signals[k].number, UINT32_C(0)),
-                         ESTALE);
+                         EALREADY);
         assert_string_equal(err, BROKER_ERROR_FAULT_NOT_PENDING);
 
         sd_bus_message_unref(SESSION(env.bus, session, "UnbindPASID", "uu", dev, pasid));

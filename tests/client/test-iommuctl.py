@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 PR_SET_PDEATHSIG = 1
@@ -471,6 +472,23 @@ class Runner:
             self.ok(rc == 0 or "No device" in err, "cdi: nothing eligible, nothing written")
         self.golden("cdi-stdout", "cdi", "generate", "--stdout", "--mode", "iommufd")
         self.cdi_modes()
+        # A user who cannot write the directory is told the way out.
+        if os.geteuid() != 0 or not os.path.exists(path):
+            self.skip("cdi: the advice to a user who cannot write", "needs root and a spec")
+            return
+        os.chmod(self.tmp, 0o755)
+
+        def as_nobody():
+            die_with_test()
+            os.setgid(65534)
+            os.setgroups([])
+            os.setuid(65534)
+
+        p = subprocess.run([self.args.iommuctl, "cdi", "generate", "--output", outdir],
+                           capture_output=True, text=True, env=self.env, preexec_fn=as_nobody)
+        self.ok(p.returncode == 1 and "--output DIR" in p.stderr and "--stdout" in p.stderr,
+                "cdi: a user who cannot write the spec is told to use --output or --stdout",
+                p.stderr)
 
     def cdi_modes(self):
         """Each mode gives a valid spec with what reaches the devices in that mode only."""
@@ -596,6 +614,64 @@ sys.exit(1)
             rc, _, err = self.ctl("exec", *argv)
             self.ok(rc == 2, "exec: %s is a usage error (exit %d)" % (what, rc), err)
 
+    def foreign_sockets(self):
+        """A socket that never answers, or answers something else, is not iommud: exit 4."""
+        silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        silent.bind(os.path.join(self.tmp, "silent"))
+        silent.listen(4)
+        other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        other.bind(os.path.join(self.tmp, "other"))
+        other.listen(4)
+        stop = threading.Event()
+
+        def answer_http():
+            other.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    c, _ = other.accept()
+                except socket.timeout:
+                    continue
+                c.recv(4096)
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n\0")
+                c.close()
+
+        t = threading.Thread(target=answer_http)
+        t.start()
+        try:
+            rc, _, err = self.ctl("--socket", os.path.join(self.tmp, "silent"), "--timeout",
+                                  "0.3", "status")
+            self.ok(rc == 4 and "did not answer" in err and "--timeout" in err,
+                    "a socket that accepts and never answers: exit 4 after --timeout", err)
+            rc, _, err = self.ctl("--socket", os.path.join(self.tmp, "other"), "status")
+            self.ok(rc == 4 and "other is not iommud" in err,
+                    "a socket that answers something else: exit 4, not iommud", err)
+            rc, _, err = self.ctl("--timeout", "soon", "status")
+            self.ok(rc == 2, "--timeout soon is a usage error", err)
+        finally:
+            stop.set()
+            t.join()
+            silent.close()
+            other.close()
+
+    def people_and_pipes(self):
+        """ASCII marks outside a UTF-8 locale; whole lines into a pipe, cut only for a width."""
+        refused = [d["name"] for d in self.devices() or [] if not d["eligible"]]
+        if refused:
+            env = dict(self.env, LANG="C")
+            p = subprocess.run([self.args.iommuctl, "explain", refused[0]], capture_output=True,
+                               text=True, env=env)
+            self.ok("✓" not in p.stdout and "✗" not in p.stdout and
+                    re.search(r"(?m)^  x \w+ ", p.stdout),
+                    "explain under LANG=C marks steps in ASCII", p.stdout)
+        rc, out, _ = self.ctl("groups")
+        self.ok(rc == 0 and "…" not in out and "\033[" not in out,
+                "groups into a pipe: no colour, no line cut", out)
+        env = dict(self.env, COLUMNS="40")
+        p = subprocess.run([self.args.iommuctl, "groups"], capture_output=True, text=True,
+                           env=env)
+        self.ok(p.returncode == 0 and "…" in p.stdout,
+                "groups with COLUMNS=40 shortens the flexible column", p.stdout)
+
     def check_config(self):
         vendor = os.path.join(self.tmp, "vendor")
         admin = os.path.join(self.tmp, "policy.d")
@@ -667,6 +743,11 @@ def main():
             g("map.json", "--json", "map", eligible[0], "--size", "2M", expect=0)
             g("features", "features", expect=0)
             g("features-device.json", "--json", "features", eligible[0], expect=0)
+            if re.match(r"0000:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$", eligible[0]):
+                # lspci's short form names the same device.
+                rc, out, err = r.ctl("explain", eligible[0][5:])
+                r.ok(rc == 0 and out.startswith(eligible[0] + " is usable"),
+                     "explain takes lspci's short form", out + err)
         if refused:
             g("explain-refused", "explain", refused[0], expect=3)
             g("attach-refused", "attach", refused[0], expect=3)
@@ -679,16 +760,22 @@ def main():
         g("error-unknown-verb", "frobnicate", expect=2)
         g("error-map-no-size", "map", "0000:00:00.0", expect=2)
         g("error-map-bad-size", "map", "0000:00:00.0", "--size", "lots", expect=2)
+        g("error-map-partial-page", "map", "0000:00:00.0", "--size", "3", expect=2)
+        g("error-bad-device", "explain", "1:0.0", expect=2)
+        g("error-bad-option", "status", "--bogus", expect=2)
         g("error-unreachable", "--socket", os.path.join(r.tmp, "nothing"), "status", expect=4)
 
         g("reload", "reload", expect=0)
         with open(r.policy, "w") as f:
             f.write(BROKEN_POLICY)
         g("reload-broken", "reload", expect=1)
+        g("reload-broken.json", "--json", "reload", expect=1)
         with open(r.policy, "w") as f:
             f.write(POLICY)
 
         r.check_config()
+        r.foreign_sockets()
+        r.people_and_pipes()
         r.cdi()
         r.exec_verb()
         r.monitor()

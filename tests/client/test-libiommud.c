@@ -580,7 +580,7 @@ static void test_attach_fd_and_lifecycle(void **state) {
         assert_string_equal(F->last_params, "{\"deviceId\":7,\"ioasId\":3}");
         assert_int_equal(hwpt, 9);
 
-        assert_int_equal(iommud_destroy_address_space(x.c, ioas, x.e), -EPROTO);
+        assert_int_equal(iommud_destroy_address_space(x.c, ioas, x.e), -EBUSY);
         assert_true(iommud_error_has_name(x.e, "ObjectInUse"));
         assert_string_equal(iommud_error_get_message(x.e), "ioas 3 is still in use: device 7 is attached");
         assert_int_equal(iommud_error_get_uint(x.e, "id", &u), 0);

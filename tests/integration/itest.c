@@ -73,6 +73,18 @@ char *itest_policy_for_self(const char *extra) {
         return p;
 }
 
+/* In the daemon's child: a test that reads the daemon's log names a file for it. */
+static void redirect_log(void) {
+        const char *path = getenv("IOMMUD_ITEST_STDERR");
+        int lfd;
+
+        if (!path)
+                return;
+        lfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (lfd < 0 || dup2(lfd, STDERR_FILENO) < 0)
+                _exit(126);
+}
+
 int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_json) {
         const char *binary = getenv("IOMMUD_BINARY");
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -125,6 +137,7 @@ int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_
                 unsetenv("LISTEN_FDS");
                 unsetenv("LISTEN_PID");
                 unsetenv("WATCHDOG_USEC");
+                redirect_log();
                 execl(binary, binary, "--sim", topology, "--runtime-dir", d->dir, "--policy",
                       d->policy, "--policy-dir", empty, "--vendor-policy-dir", empty,
                       "--log-level", getenv("IOMMUD_ITEST_LOG_LEVEL") ?: "notice", NULL);

@@ -37,6 +37,8 @@ typedef struct ItestDaemon {
 /*
  * Starts iommud (path from $IOMMUD_BINARY) with --sim topology and the policy
  * text, waits for READY=1 on a private NOTIFY_SOCKET.  Returns 0 or -errno.
+ * $IOMMUD_ITEST_LOG_LEVEL sets its --log-level (default notice), and
+ * $IOMMUD_ITEST_STDERR names a file its log is appended to.
  */
 int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_json);
 /* Sends SIGTERM and reaps; returns the exit status (0 on a clean exit), or -1 on a signal. */

@@ -593,6 +593,41 @@ static void test_two_sessions_isolated(void **state) {
         itest_client_free(c2);
 }
 
+/* A PASID the policy refuses is on the audit trail: one access-refused event, action bind-pasid. */
+static void test_pasid_refusal_audited(void **state) {
+        static const char monitor[] = "{\"method\":\"org.iommud.Manager.Monitor\",\"more\":true}";
+        Fixture *f = *state;
+        ItestClient *mon;
+        json_object *r, *ev = NULL;
+        uint64_t dev, ioas;
+
+        assert_int_equal(itest_client_connect(&mon, f->daemon.socket), 0);
+        assert_int_equal(itest_client_send_raw(mon, monitor, sizeof(monitor), NULL, 0), 0);
+        /* Round trips after the subscription was sent: iommud has read it by the bind. */
+        dev = attach(f, f->c, DEV_A);
+        ioas = create_ioas(f->c);
+        r = bind(f->c, dev, ioas, 5, false);
+        assert_error(r, "org.iommud.Broker.PolicyDenied");
+        json_object_put(r);
+        for (;;) {
+                json_object *e;
+                const char *type;
+
+                json_object_put(ev);
+                assert_int_equal(itest_client_recv(mon, &ev), 1);
+                assert_true(json_object_object_get_ex(itest_reply_params(ev), "event", &e));
+                type = itest_get_string(e, "type");
+                if (!type || strcmp(type, "access-refused") != 0)
+                        continue;
+                assert_string_equal(itest_get_string(e, "action"), "bind-pasid");
+                assert_string_equal(itest_get_string(e, "step"), "pasid");
+                assert_string_equal(itest_get_string(e, "device"), DEV_A);
+                break;
+        }
+        json_object_put(ev);
+        itest_client_free(mon);
+}
+
 /* PASIDs: the policy's range, host-wide uniqueness, the quota, NotSupported, one stream each. */
 static void test_pasid_policy(void **state) {
         Fixture *f = *state;
@@ -731,6 +766,7 @@ int main(void) {
                 T(test_disconnect_with_pending),
                 T(test_response_after_unbind),
                 T(test_two_sessions_isolated),
+                T(test_pasid_refusal_audited),
                 T(test_pasid_policy),
                 T(test_nested_stage1),
                 T(test_watch_rules),

@@ -1040,6 +1040,94 @@ static void test_failed_start_exits(void **state) {
         assert_int_equal(rmdir(dir), 0);
 }
 
+/* ---- restored sessions in every view ---- */
+
+/*
+ * The id of the session ListSessions lists as holding DEV_A (exactly one does), after
+ * checking its uid and that the list has as many sessions as GetStatus counts.
+ */
+static uint64_t listed_session(ItestClient *admin) {
+        json_object *r = ok_call(admin, "org.iommud.Manager.ListSessions", NULL, NULL, 0);
+        json_object *st = ok_call(admin, "org.iommud.Manager.GetStatus", NULL, NULL, 0);
+        json_object *list, *devs;
+        uint64_t id = 0;
+
+        assert_true(json_object_object_get_ex(itest_reply_params(r), "sessions", &list));
+        assert_int_equal(json_object_array_length(list),
+                         itest_get_u64(itest_reply_params(st), "sessions"));
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+                json_object *one = json_object_array_get_idx(list, i);
+
+                assert_true(json_object_object_get_ex(one, "devices", &devs));
+                if (json_object_array_length(devs) == 0)
+                        continue;
+                assert_int_equal(id, 0);
+                assert_string_equal(json_object_get_string(json_object_array_get_idx(devs, 0)),
+                                    DEV_A);
+                assert_int_equal(itest_get_u64(one, "uid"), getuid());
+                id = itest_get_u64(one, "id");
+                assert_true(id > 0);
+        }
+        if (id == 0)
+                fail_msg("ListSessions lists no session holding %s: %s", DEV_A,
+                         json_object_to_json_string(list));
+        json_object_put(st);
+        json_object_put(r);
+        return id;
+}
+
+/*
+ * A session restored from the fd store is listed, counted and watched like one opened
+ * now: ListSessions names it before and after its client reclaims it, with the id its
+ * session-closed event carries.
+ */
+static void test_restored_session_in_every_view(void **state) {
+        ItestClient *c, *admin, *mon;
+        json_object *m = NULL, *ev;
+        Harness h;
+        Held held;
+        uint64_t id;
+        int memfd = itest_memfd(16 * PAGE);
+
+        harness_start(&h, grant);
+        c = connect_client(&h);
+        build_session(c, &held, memfd);
+        harness_kill(&h);
+        itest_client_free(c);
+        assert_int_equal(harness_launch(&h), 0);
+
+        admin = connect_client(&h);
+        id = listed_session(admin);
+
+        mon = connect_client(&h);
+        {
+                static const char monitor[] =
+                        "{\"method\":\"org.iommud.Manager.Monitor\",\"more\":true}";
+
+                assert_int_equal(itest_client_send_raw(mon, monitor, sizeof(monitor), NULL, 0), 0);
+        }
+        c = connect_client(&h);
+        join(c, held.token);
+        assert_int_equal(listed_session(admin), id);
+        itest_client_free(c);
+
+        /* Its end reaches Monitor() with the id it was listed under. */
+        for (;;) {
+                json_object_put(m);
+                assert_int_equal(itest_client_recv(mon, &m), 1);
+                assert_true(json_object_object_get_ex(itest_reply_params(m), "event", &ev));
+                if (streq_safe(itest_get_string(ev, "type"), "session-closed") &&
+                    itest_get_u64(ev, "session") == id)
+                        break;
+        }
+        assert_int_equal(itest_get_u64(ev, "uid"), getuid());
+        json_object_put(m);
+        itest_client_free(mon);
+        itest_client_free(admin);
+        close(memfd);
+        harness_stop(&h);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_restart_keeps_mappings),
@@ -1051,6 +1139,7 @@ int main(void) {
                 cmocka_unit_test(test_restart_keeps_pasids),
                 cmocka_unit_test(test_hotplug_remove_with_pasid),
                 cmocka_unit_test(test_simulator_access),
+                cmocka_unit_test(test_restored_session_in_every_view),
                 cmocka_unit_test(test_failed_start_exits),
         };
 

@@ -212,9 +212,7 @@ static inline const char *get_str(json_object *o, const char *key) {
 }
 
 static inline const char *region_type_name(const char *sysfs_type) {
-        if (streq(sysfs_type, "direct-relaxable"))
-                return "direct_relaxable";
-        if (streq(sysfs_type, "direct") || streq(sysfs_type, "reserved") ||
+        if (streq(sysfs_type, "direct") || streq(sysfs_type, "direct-relaxable") || streq(sysfs_type, "reserved") ||
             streq(sysfs_type, "msi"))
                 return sysfs_type;
         return "unknown";

@@ -8,7 +8,8 @@
  *   - a legacy VFIO group fd (/dev/vfio/N) and /dev/iommu itself as a device;
  *   - a device cdev the client already bound to an iommufd of its own.
  *
- * Each is refused with a protocol error, and afterwards the daemon holds what it held before:
+ * Each is refused with a protocol error (the bound cdev: DeviceBusy naming the caller, not a
+ * range error), and afterwards the daemon holds what it held before:
  * its fds, no mapping of the fd, no device claimed; the client's own binding still works.
  *
  * Prints unnumbered TAP lines; the kernel-vm init numbers them.
@@ -147,12 +148,24 @@ static void test_cdev_bound_by_client(VarlinkClient *c) {
         struct iommud_vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at) };
         struct iommud_ioas_alloc alloc = { .size = sizeof(alloc) };
         _cleanup_close_ int iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC), fd = -EBADF;
+        _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
+        const char *error;
+        Held before;
 
         fd = open_cdev(BRIDGE_EDU);
         bind.iommufd = iommufd;
         if (iommufd < 0 || fd < 0 || ioctl(fd, IOMMUD_VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0)
                 return tap(false, "the client binds %s to an iommufd of its own: %m", BRIDGE_EDU);
-        attach_refused(c, fd, "a cdev the client bound itself");
+        /* The kernel's EINVAL for a bound file: DeviceBusy naming the caller, no range error. */
+        held_now(c, BRIDGE_EDU, &before);
+        (void)attach_device(c, fd, &rep, &error);
+        tap(error && streq(error, "org.iommud.Broker.DeviceBusy") &&
+                    get_u64(rep.parameters, "pid") == (uint64_t)getpid(),
+            "a cdev the client bound itself as a device: DeviceBusy naming the caller, pid %d "
+            "(%s: heldBy '%s', pid %" PRIu64 ")",
+            (int)getpid(), error ?: "accepted", get_str(rep.parameters, "heldBy"),
+            get_u64(rep.parameters, "pid"));
+        tap_unchanged(c, BRIDGE_EDU, &before, "a cdev the client bound itself");
         /* The client's binding is intact: its device attaches to its own address space. */
         if (ioctl(iommufd, IOMMUD_IOMMU_IOAS_ALLOC, &alloc) < 0)
                 return tap(false, "IOMMU_IOAS_ALLOC on the client's iommufd: %m");

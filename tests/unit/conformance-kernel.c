@@ -206,6 +206,21 @@ static int responder_ioctl(ConfEnv *env, BackendContext *c, unsigned long reques
                                       arg);
 }
 
+static int responder_file_attach(ConfEnv *env, int fd, uint32_t pt_id) {
+        ResponderFactoryData *d = env->userdata;
+        struct iommud_vfio_device_attach_iommufd_pt a = { .argsz = sizeof(a), .pt_id = pt_id };
+
+        return kernel_responder_ioctl(d->responder, fd, IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+}
+
+/* The device behind the responder is the sim's: its DMA engine is the sim's. */
+static int responder_dma_copy(ConfEnv *env, int fd, uint64_t src_iova, uint64_t dst_iova,
+                              size_t len) {
+        ResponderFactoryData *d = env->userdata;
+
+        return conformance_sim_factory.dma_copy(&d->sim_env, fd, src_iova, dst_iova, len);
+}
+
 const ConfFactory conformance_kernel_responder_factory = {
         .name = "kernel-responder",
         .setup = responder_setup,
@@ -217,6 +232,8 @@ const ConfFactory conformance_kernel_responder_factory = {
         .set_memlock = responder_set_memlock,
         .locked_bytes = responder_locked_bytes,
         .ioctl = responder_ioctl,
+        .file_attach = responder_file_attach,
+        .dma_copy = responder_dma_copy,
 };
 
 const ConfFactory conformance_kernel_responder_mmap_factory = {
@@ -230,4 +247,6 @@ const ConfFactory conformance_kernel_responder_mmap_factory = {
         .set_memlock = responder_set_memlock,
         .locked_bytes = responder_locked_bytes,
         .ioctl = responder_ioctl,
+        .file_attach = responder_file_attach,
+        .dma_copy = responder_dma_copy,
 };

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,6 +35,8 @@
 
 #include "backend-kernel.h"
 #include "conformance.h"
+#include "edu.h"
+#include "iommufd-abi.h"
 #include "iommufd-mock.h"
 #include "iommufd-test-abi.h"
 #include "macros.h"
@@ -85,6 +88,19 @@ static int read_text(const char *path, char *buf, size_t size) {
         if (n < 0)
                 return negative_errno();
         buf[n] = '\0';
+        return 0;
+}
+
+/* A hex attribute of a PCI device ("vendor", "device"). */
+static int pci_hex(const char *bdf, const char *attr, unsigned *ret) {
+        char path[PATH_MAX], buf[32];
+        int r;
+
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+        r = read_text(path, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        *ret = (unsigned)strtoul(buf, NULL, 16);
         return 0;
 }
 
@@ -506,6 +522,40 @@ static int real_ioctl(ConfEnv *env, BackendContext *c, unsigned long request, vo
         return ioctl(env->backend->ops->context_fd(c), request, arg) < 0 ? -errno : 0;
 }
 
+static int real_file_attach(ConfEnv *env, int fd, uint32_t pt_id) {
+        struct iommud_vfio_device_attach_iommufd_pt a = { .argsz = sizeof(a), .pt_id = pt_id };
+
+        return ioctl(fd, IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) < 0 ? -errno : 0;
+}
+
+/* QEMU's edu (the kernel-vm guest's plain device) copies memory through its DMA buffer. */
+static int real_dma_copy(ConfEnv *env, int fd, uint64_t src_iova, uint64_t dst_iova,
+                         size_t len) {
+        RealFactoryData *d = env->userdata;
+        struct vfio_region_info bar0 = {};
+        volatile uint8_t *bar;
+        unsigned vendor = 0, device = 0;
+        int r;
+
+        if (pci_hex(d->names[CONF_DEV_PLAIN], "vendor", &vendor) < 0 ||
+            pci_hex(d->names[CONF_DEV_PLAIN], "device", &device) < 0 || vendor != EDU_VENDOR ||
+            device != EDU_DEVICE)
+                return -EOPNOTSUPP;
+        r = vfio_region_info(fd, VFIO_PCI_BAR0_REGION_INDEX, &bar0);
+        if (r < 0)
+                return r;
+        bar = mmap(NULL, bar0.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)bar0.offset);
+        if (bar == MAP_FAILED)
+                return -errno;
+        r = vfio_enable_bus_master(fd);
+        if (r >= 0)
+                r = edu_dma(bar, src_iova, EDU_BUFFER, len, false);
+        if (r >= 0)
+                r = edu_dma(bar, EDU_BUFFER, dst_iova, len, true);
+        (void)munmap((void *)bar, bar0.size);
+        return r;
+}
+
 const ConfFactory conformance_kernel_real_factory = {
         .name = "kernel",
         .setup = real_setup,
@@ -517,4 +567,6 @@ const ConfFactory conformance_kernel_real_factory = {
         .set_memlock = real_set_memlock,
         .locked_bytes = real_locked_bytes,
         .ioctl = real_ioctl,
+        .file_attach = real_file_attach,
+        .dma_copy = real_dma_copy,
 };

@@ -5,6 +5,7 @@
  * every other backend is held to.
  */
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -134,6 +135,35 @@ static int sim_auto_invalid(ConfEnv *env, uint64_t *ret) {
         return 0;
 }
 
+static int sim_file_attach(ConfEnv *env, int fd, uint32_t pt_id) {
+        BackendContext *ctx;
+        uint32_t dev;
+
+        /* The kernel's answer for a file that is not bound: EINVAL. */
+        if (backend_sim_file_binding(env->backend, fd, &ctx, &dev) < 0)
+                return -EINVAL;
+        return env->backend->ops->device_attach(ctx, dev, BACKEND_NO_PASID, &pt_id, NULL);
+}
+
+/*
+ * The plain device's DMA engine, as edu's: a read of len bytes at src_iova, then their write at
+ * dst_iova, through whatever its RID is attached to now.  A refused read moves nothing.
+ */
+static int sim_dma_copy(ConfEnv *env, int fd, uint64_t src_iova, uint64_t dst_iova, size_t len) {
+        SimFactoryData *d = env->userdata;
+        _cleanup_free_ void *buf = malloc(len);
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        r = backend_sim_dma(env->backend, d->names[CONF_DEV_PLAIN], BACKEND_NO_PASID, src_iova,
+                            buf, len, false, NULL, NULL);
+        if (r == 0)
+                r = backend_sim_dma(env->backend, d->names[CONF_DEV_PLAIN], BACKEND_NO_PASID,
+                                    dst_iova, buf, len, true, NULL, NULL);
+        return r == -EFAULT ? 0 : r;
+}
+
 /* Each case has a backend of its own: nothing to put back at teardown. */
 static int sim_set_memlock(ConfEnv *env, bool cap_ipc_lock, uint64_t limit) {
         backend_sim_set_memlock(env->backend, cap_ipc_lock, limit);
@@ -153,6 +183,8 @@ const ConfFactory conformance_sim_factory = {
         .inject_fault = sim_inject,
         .device_write = sim_device_write,
         .auto_invalid_count = sim_auto_invalid,
+        .file_attach = sim_file_attach,
+        .dma_copy = sim_dma_copy,
         .set_memlock = sim_set_memlock,
         .locked_bytes = sim_locked_bytes,
 };

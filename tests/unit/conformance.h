@@ -80,6 +80,18 @@ struct ConfFactory {
          * operations take C arguments and have no sized structures (backend-sim).
          */
         int (*ioctl)(ConfEnv *env, BackendContext *c, unsigned long request, void *arg);
+        /*
+         * What a client does with a device file it keeps: VFIO_DEVICE_ATTACH_IOMMUFD_PT on fd
+         * to pt_id, as the kernel gets it; 0 or -errno.  NULL where devices are not bound
+         * through their files (VFIO type1 binds groups).
+         */
+        int (*file_attach)(ConfEnv *env, int fd, uint32_t pt_id);
+        /*
+         * The plain device copies len bytes from src_iova to dst_iova by DMA, through its
+         * file fd: 0 once it ran, whatever reached memory.  NULL where no device does DMA
+         * (VFIO type1 through the responder).
+         */
+        int (*dma_copy)(ConfEnv *env, int fd, uint64_t src_iova, uint64_t dst_iova, size_t len);
 };
 
 /* The MSI window of the conformance topology's groups: the plain device's reserved region. */

@@ -459,11 +459,17 @@ static int fake_device_open(Backend *b, const char *name, int *ret_fd, Error *er
         return -EOPNOTSUPP;
 }
 
+static int fake_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max,
+                               size_t *ret_n, Error *err) {
+        return -EOPNOTSUPP;
+}
+
 static const BackendOps fake_ops = {
         .name = "fake",
         .free = fake_free,
         .device_fd_identify = fake_device_fd_identify,
         .device_open = fake_device_open,
+        .device_holders = fake_device_holders,
         .context_new = fake_context_new,
         .context_free = fake_context_free,
         .context_fd = fake_context_fd,

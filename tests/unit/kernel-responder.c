@@ -7,23 +7,24 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend-sim.h"
 #include "iommufd-abi.h"
 #include "kernel-responder.h"
 #include "macros.h"
 
 typedef enum ResponderFdKind {
         FD_IOMMUFD,
-        FD_DEVICE,
         FD_FAULT,
 } ResponderFdKind;
 
 typedef struct ResponderFd {
         int fd;
         ResponderFdKind kind;
-        BackendContext *ctx;  /* IOMMUFD: owned; DEVICE/FAULT: the context it belongs to */
-        uint32_t id;          /* DEVICE: dev_id; FAULT: fault id */
+        BackendContext *ctx;  /* IOMMUFD: owned; FAULT: the context it belongs to */
+        uint32_t id;          /* FAULT: fault id */
 } ResponderFd;
 
 static ResponderFd *fd_find(KernelResponder *r, int fd) {
@@ -367,7 +368,102 @@ static int iommufd_ioctl(KernelResponder *r, ResponderFd *f, unsigned nr, void *
 
 /* ---- VFIO cdev ioctls ---- */
 
-static int vfio_bind(KernelResponder *r, int fd, ResponderFd *f, void *arg) {
+/* ---- bound files ---- */
+
+/*
+ * The kernel binds a cdev per open file description: every dup of the fd shares the binding,
+ * and it ends with the file's last close.  The responder marks the file it bound with an OFD
+ * lock (the simulated backend marks its own the same way; a lock set again by the same open
+ * file is the same lock) and finds the binding of any fd by its inode and that lock.
+ */
+typedef struct ResponderBinding {
+        dev_t dev;
+        ino_t ino;
+        int anchor;           /* another open file of the node: asks whether the lock lives */
+        BackendContext *ctx;
+        uint32_t id;
+} ResponderBinding;
+
+static int lock_against(int fd) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+
+        return fcntl(fd, F_OFD_GETLK, &fl) < 0 ? F_UNLCK : fl.l_type;
+}
+
+static ResponderBinding *binding_of_inode(KernelResponder *r, int fd) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return NULL;
+        for (size_t i = 0; i < r->n_bindings; i++)
+                if (r->bindings[i].dev == st.st_dev && r->bindings[i].ino == st.st_ino)
+                        return &r->bindings[i];
+        return NULL;
+}
+
+/* The binding fd's open file holds: its inode is bound and no other open file has the lock. */
+static ResponderBinding *binding_of(KernelResponder *r, int fd) {
+        ResponderBinding *b = binding_of_inode(r, fd);
+
+        if (!b || lock_against(b->anchor) == F_UNLCK || lock_against(fd) != F_UNLCK)
+                return NULL;
+        return b;
+}
+
+static void binding_remove(KernelResponder *r, ResponderBinding *b) {
+        safe_close(b->anchor);
+        *b = r->bindings[--r->n_bindings];
+}
+
+/*
+ * The last close of a bound file unbinds it: what the kernel does at once, done here lazily.
+ * The simulated backend sees the same (its own lock is on the same file) and ends its bindings
+ * itself, perhaps a closed context with them: a binding whose file is gone is not touched.
+ */
+static void bindings_reap(KernelResponder *r) {
+        for (size_t i = 0; i < r->n_bindings;) {
+                ResponderBinding *b = &r->bindings[i];
+
+                if (lock_against(b->anchor) != F_UNLCK) {
+                        i++;
+                        continue;
+                }
+                if (!backend_is_sim(r->inner))
+                        (void)inner_ops(r)->device_unbind(b->ctx, b->id, NULL);
+                binding_remove(r, b);
+        }
+        if (backend_is_sim(r->inner))
+                backend_sim_reap(r->inner);
+}
+
+static int binding_add(KernelResponder *r, int fd, BackendContext *ctx, uint32_t id) {
+        struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+        char path[64];
+        ResponderBinding *v;
+        struct stat st;
+        int anchor;
+
+        if ((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY)
+                lk.l_type = F_RDLCK;
+        if (fstat(fd, &st) < 0 || fcntl(fd, F_OFD_SETLK, &lk) < 0)
+                return negative_errno();
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        anchor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (anchor < 0)
+                return negative_errno();
+        v = reallocarray(r->bindings, r->n_bindings + 1, sizeof(*v));
+        if (!v) {
+                safe_close(anchor);
+                return -ENOMEM;
+        }
+        r->bindings = v;
+        v[r->n_bindings++] = (ResponderBinding){
+                .dev = st.st_dev, .ino = st.st_ino, .anchor = anchor, .ctx = ctx, .id = id,
+        };
+        return 0;
+}
+
+static int vfio_bind(KernelResponder *r, int fd, void *arg) {
         struct iommud_vfio_device_bind_iommufd b = {};
         ResponderFd *ictx;
         uint32_t dev_id;
@@ -379,24 +475,29 @@ static int vfio_bind(KernelResponder *r, int fd, ResponderFd *f, void *arg) {
                 r->n_size_not_sizeof++;
         if (b.argsz < IOMMUD_VFIO_BIND_MINSZ || b.flags != 0 || b.iommufd < 0)
                 return -EINVAL;
-        if (f)
-                return -EINVAL; /* already bound */
+        bindings_reap(r);
+        /* This open file is bound already, or another one of the same node is. */
+        if (binding_of_inode(r, fd))
+                return -EINVAL;
         ictx = fd_find(r, b.iommufd);
         if (!ictx || ictx->kind != FD_IOMMUFD)
                 return fcntl(b.iommufd, F_GETFD) < 0 ? -EBADF : -EBADFD;
         k = inner_ops(r)->device_bind(ictx->ctx, fd, &dev_id, NULL);
         if (k < 0)
                 return k;
-        k = fd_add(r, fd, FD_DEVICE, ictx->ctx, dev_id);
+        k = binding_add(r, fd, ictx->ctx, dev_id);
         if (k < 0) {
                 (void)inner_ops(r)->device_unbind(ictx->ctx, dev_id, NULL);
                 return k;
         }
+        /* The kernel keeps no file of its own: the simulated backend drops its copy. */
+        if (backend_is_sim(r->inner))
+                (void)backend_sim_device_drop_copy(ictx->ctx, dev_id);
         ((struct iommud_vfio_device_bind_iommufd *)arg)->out_devid = dev_id;
         return 0;
 }
 
-static int vfio_attach(KernelResponder *r, ResponderFd *f, void *arg) {
+static int vfio_attach(KernelResponder *r, ResponderBinding *f, void *arg) {
         struct iommud_vfio_device_attach_iommufd_pt a = {};
         uint32_t pt_id;
         int k;
@@ -424,7 +525,7 @@ static int vfio_attach(KernelResponder *r, ResponderFd *f, void *arg) {
         return 0;
 }
 
-static int vfio_detach(KernelResponder *r, ResponderFd *f, void *arg) {
+static int vfio_detach(KernelResponder *r, ResponderBinding *f, void *arg) {
         struct iommud_vfio_device_detach_iommufd_pt d = {};
 
         memcpy(&d, arg, IOMMUD_VFIO_DETACH_MINSZ);
@@ -467,11 +568,13 @@ int kernel_responder_ioctl(KernelResponder *r, int fd, unsigned long request, vo
                 return -EFAULT;
         switch (request) {
         case IOMMUD_VFIO_DEVICE_BIND_IOMMUFD:
-                return vfio_bind(r, fd, f, arg);
+                return vfio_bind(r, fd, arg);
         case IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT:
-                return vfio_attach(r, f, arg);
+                bindings_reap(r);
+                return vfio_attach(r, binding_of(r, fd), arg);
         case IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT:
-                return vfio_detach(r, f, arg);
+                bindings_reap(r);
+                return vfio_detach(r, binding_of(r, fd), arg);
         default:
                 return -ENOTTY;
         }
@@ -515,13 +618,26 @@ static int seam_open(void *userdata, const char *path, int flags) {
 }
 
 static void context_close(KernelResponder *r, BackendContext *ctx) {
-        /* The context goes with every device and fault queue in it. */
+        bool kept = false;
+
+        /* Its fault fds are the caller's to close; a bound file keeps the context. */
         for (size_t i = 0; i < r->n_fds;) {
                 if (r->fds[i].kind != FD_IOMMUFD && r->fds[i].ctx == ctx)
                         fd_remove(r, &r->fds[i]);
                 else
                         i++;
         }
+        bindings_reap(r);
+        for (size_t i = 0; i < r->n_bindings; i++)
+                kept = kept || r->bindings[i].ctx == ctx;
+        /*
+         * The simulated backend keeps a context whose files live on; a double that does not
+         * model files frees it, and the bindings go with it.
+         */
+        if (kept && !backend_is_sim(r->inner))
+                for (size_t i = r->n_bindings; i > 0; i--)
+                        if (r->bindings[i - 1].ctx == ctx)
+                                binding_remove(r, &r->bindings[i - 1]);
         inner_ops(r)->context_free(ctx);
 }
 
@@ -537,16 +653,16 @@ static int seam_close(void *userdata, int fd) {
                         context_close(r, ctx);
                         break;
                 }
-                case FD_DEVICE:
-                        (void)inner_ops(r)->device_unbind(f->ctx, f->id, NULL);
-                        fd_remove(r, f);
-                        break;
                 case FD_FAULT:
                         fd_remove(r, f);
                         break;
                 }
         }
-        return close(fd) < 0 ? negative_errno() : 0;
+        if (close(fd) < 0)
+                return negative_errno();
+        /* Maybe the last copy of a bound file. */
+        bindings_reap(r);
+        return 0;
 }
 
 static ssize_t seam_read(void *userdata, int fd, void *buf, size_t count) {
@@ -678,6 +794,9 @@ KernelResponder *kernel_responder_free(KernelResponder *r) {
         while (r->n_fds > 0)
                 (void)seam_close(r, r->fds[r->n_fds - 1].fd);
         free(r->fds);
+        while (r->n_bindings > 0)
+                binding_remove(r, &r->bindings[r->n_bindings - 1]);
+        free(r->bindings);
         free(r->dev_root);
         free(r);
         return NULL;

@@ -17,8 +17,11 @@
  *
  * "/dev/iommu" (<dev_root>/iommu) opens a new context of the inner backend,
  * represented by a real fd (an eventfd) so fd numbers stay unique; closing it
- * frees the context.  Device fds are whatever real fds backend-kernel binds;
- * closing a bound one unbinds it.  mmap/munmap are real, and counted.
+ * closes the context, which the simulated backend keeps while a file bound to
+ * it lives on.  Device fds are whatever real fds backend-kernel binds, and a
+ * binding belongs to the open file, as in the kernel: every dup shares it, a
+ * second open() of the node cannot bind, and it ends with the file's last
+ * close (an OFD lock marks the bound file).  mmap/munmap are real, and counted.
  */
 
 #include <stdbool.h>
@@ -50,6 +53,8 @@ struct KernelResponder {
 
         struct ResponderFd *fds;
         size_t n_fds;
+        struct ResponderBinding *bindings;
+        size_t n_bindings;
 };
 
 /*

@@ -533,14 +533,15 @@ static void test_ops_send_exact_structures(void **state) {
         assert_int_equal(K(e)->device_detach(e->ctx, dev_id, BACKEND_NO_PASID, &err), 0);
         assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, 0, UINT64_MAX, &unmapped, &err), 0);
         assert_int_equal(unmapped, 2 * PAGE);
-        assert_int_equal(K(e)->device_unbind(e->ctx, dev_id, &err), 0);
+        /* The kernel backend cannot see from the file whether a client keeps it: "maybe". */
+        assert_int_equal(K(e)->device_unbind(e->ctx, dev_id, &err), 1);
         assert_int_equal(K(e)->destroy(e->ctx, hwpt, &err), 0);
         assert_int_equal(K(e)->destroy(e->ctx, fault_id, &err), 0);
 
         /* Every structure went out with size = sizeof and zero reserved fields. */
         assert_int_equal(e->resp->n_size_not_sizeof, 0);
         assert_int_equal(e->resp->n_reserved_set, 0);
-        assert_int_equal(e->resp->n_ioctls, 19);
+        assert_int_equal(e->resp->n_ioctls, 20); /* the unbind detaches the RID first */
 }
 
 static void test_context_fd_is_the_iommufd(void **state) {
@@ -940,7 +941,7 @@ static void test_device_bind_keeps_a_dup(void **state) {
         /* The caller's fd is borrowed: closing it does not unbind. */
         close(dev);
         assert_int_equal(K(e)->device_attach(e->ctx, dev_id, BACKEND_NO_PASID, &pt, &err), 0);
-        assert_int_equal(K(e)->device_unbind(e->ctx, dev_id, &err), 0);
+        assert_int_equal(K(e)->device_unbind(e->ctx, dev_id, &err), 1);
         /* Unbinding closed the backend's copy: the device is gone from the context. */
         assert_int_equal(e->resp->n_fds, 1); /* only the iommufd is left */
         assert_non_null(inner);

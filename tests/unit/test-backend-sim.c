@@ -292,8 +292,16 @@ static void test_hooks(void **state) {
         backend_sim_get_stats(b, &st);
         assert_int_equal(st.faults_injected, 1);
         assert_int_equal(st.auto_invalid, 0);
+        /* As with the kernel, a file bound to the context keeps it, and everything in it. */
         backend_context_free(c);
         backend_sim_get_stats(b, &st);
+        assert_int_equal(st.contexts, 1);
+        assert_int_equal(st.auto_invalid, 0);
+        /* Its last close ends the binding, and the closed context with it. */
+        fd = safe_close(fd);
+        backend_sim_get_stats(b, &st);
+        assert_int_equal(st.contexts, 0);
+        assert_int_equal(st.objects, 0);
         assert_int_equal(st.auto_invalid, 1);
 
         /* RLIMIT_MODE needs CAP_SYS_RESOURCE. */
@@ -304,6 +312,7 @@ static void test_hooks(void **state) {
         assert_int_equal(b->ops->option(c2, BACKEND_OPTION_RLIMIT_MODE, BACKEND_OPTION_OP_SET, 1,
                                         &v, NULL), -EOPNOTSUPP);
         /* The device is free again once the first context is gone. */
+        assert_int_equal(b->ops->device_open(b, "0000:65:00.0", &fd, NULL), 0);
         assert_int_equal(b->ops->device_bind(c2, fd, &dev, NULL), 0);
         backend_context_free(c2);
         close(fd);

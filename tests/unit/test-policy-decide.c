@@ -182,22 +182,22 @@ static const DecideCase cases[] = {
           "group 3 is not viable: 0000:03:00.1 is bound to host driver ixgbe" },
         { "every offending sibling is named", POLICY_MAIN, "0000:17:00.0", NULL, RT_NONE, NULL, 0,
           "PPFP" ONLY_DEVICE, POLICY_STEP_GROUP,
-          "group 21 is not viable: 0000:17:00.1 is bound to host driver igb, 0000:17:00.2 is bound to host driver igb" },
+          "group 21 is not viable: 0000:17:00.1 is bound to host driver igb and 0000:17:00.2 is bound to host driver igb" },
         { "bridge in group", POLICY_MAIN, "0000:04:00.0", NULL, RT_NONE, NULL, 0, "PPPP" ONLY_DEVICE,
-          POLICY_STEP_GROUP, "group 4 is viable: its 1 other member is unbound, on a VFIO driver, pci-stub or a bridge" },
+          POLICY_STEP_GROUP, "group 4 is viable: its 1 other member is unbound, on a VFIO driver, pci-stub or a bridge: 0000:00:1c.0 (a bridge)" },
         { "pci-stub sibling", POLICY_MAIN, "0000:05:00.0", NULL, RT_NONE, NULL, 0, "PPPP" ONLY_DEVICE,
-          POLICY_STEP_GROUP, "group 5 is viable: its 1 other member is unbound, on a VFIO driver, pci-stub or a bridge" },
+          POLICY_STEP_GROUP, "group 5 is viable: its 1 other member is unbound, on a VFIO driver, pci-stub or a bridge: 0000:05:00.1 (pci-stub)" },
         { "unbound sibling", POLICY_MAIN, "0000:06:00.0", NULL, RT_NONE, NULL, 0, "PPPP" ONLY_DEVICE,
-          POLICY_STEP_GROUP, "group 6 is viable: its 1 other member is unbound, on a VFIO driver, pci-stub or a bridge" },
+          POLICY_STEP_GROUP, "group 6 is viable: its 1 other member is unbound, on a VFIO driver, pci-stub or a bridge: 0000:06:00.1 (unbound)" },
         { "vfio sibling", POLICY_MAIN, "0000:10:00.0", NULL, RT_NONE, NULL, 0, "PPPP" ONLY_DEVICE,
-          POLICY_STEP_GROUP, "group 15 is viable: its 1 other member is unbound, on a VFIO driver, pci-stub or a bridge" },
+          POLICY_STEP_GROUP, "group 15 is viable: its 1 other member is unbound, on a VFIO driver, pci-stub or a bridge: 0000:10:00.1 (vfio-pci)" },
         { "only member", POLICY_MAIN, "0000:01:00.0", NULL, RT_NONE, NULL, 0, "PPPP" ONLY_DEVICE,
           POLICY_STEP_GROUP, "group 1 is viable: 0000:01:00.0 is its only member" },
         { "no group", POLICY_MAIN, "0000:0e:00.0", NULL, RT_NONE, NULL, 0, "PPFS" ONLY_DEVICE,
           POLICY_STEP_GROUP, "0000:0e:00.0 has no IOMMU group: no IOMMU isolates its DMA" },
         { "broken group", POLICY_MAIN, "0000:0f:00.0", NULL, RT_NONE, NULL, 0, "PPFP" ONLY_DEVICE,
           POLICY_STEP_GROUP, "group 14 could not be read completely (see the topology problems), so its viability is unknown" },
-        { "host driver", POLICY_MAIN, "0000:09:00.0", NULL, RT_NONE, NULL, 0, "PFPP" ONLY_DEVICE,
+        { "host driver", POLICY_MAIN, "0000:09:00.0", NULL, RT_NONE, NULL, 0, "PFFP" ONLY_DEVICE,
           POLICY_STEP_DRIVER, "0000:09:00.0 is bound to host driver nvme, not to a VFIO driver such as vfio-pci" },
         { "vfio without cdev", POLICY_MAIN, "0000:0a:00.0", NULL, RT_NONE, NULL, 0, "PFPP" ONLY_DEVICE,
           POLICY_STEP_DRIVER, "0000:0a:00.0 is bound to vfio-pci but has no VFIO device cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)" },
@@ -209,27 +209,27 @@ static const DecideCase cases[] = {
           POLICY_STEP_DRIVER, "bound to vfio-platform with cdev vfio31 (511:31)" },
         { "RMRR direct denied", POLICY_MAIN, "0000:08:00.0", NULL, RT_NONE, NULL, 0, "PPPF" ONLY_DEVICE,
           POLICY_STEP_REGIONS,
-          "reserved region 0x000000007b800000-0x000000007fffffff of group 8 is 'direct' (firmware needs a 1:1 mapping, e.g. an RMRR); such devices are not handed to userspace (reserved-regions.direct is \"deny\")" },
+          "group 8 has a 'direct' reserved region 0x000000007b800000-0x000000007fffffff (firmware needs a 1:1 mapping the client would own): such devices are not handed to userspace (reserved-regions.direct is \"deny\")" },
         { "direct allowed when configured", POLICY_LAX, "0000:08:00.0", NULL, RT_NONE, NULL, 0,
           "PPPP" ONLY_DEVICE, POLICY_STEP_REGIONS,
-          "reserved region 0x000000007b800000-0x000000007fffffff is 'direct', allowed by reserved-regions.direct" },
+          "group 8 has a 'direct' reserved region 0x000000007b800000-0x000000007fffffff (firmware needs a 1:1 mapping the client would own), allowed by reserved-regions.direct" },
         { "direct allowed by exception", POLICY_MAIN, "0000:14:00.0", NULL, RT_NONE, NULL, 0,
           "PPPP" ONLY_DEVICE, POLICY_STEP_REGIONS,
-          "reserved region 0x000000007b800000-0x000000007fffffff is 'direct', allowed by exception 'legacy'" },
+          "group 18 has a 'direct' reserved region 0x000000007b800000-0x000000007fffffff (firmware needs a 1:1 mapping the client would own), allowed by exception 'legacy'" },
         { "relaxable allowed by default", POLICY_MAIN, "0000:07:00.0", NULL, RT_NONE, NULL, 0,
           "PPPP" ONLY_DEVICE, POLICY_STEP_REGIONS,
-          "reserved region 0x000000007b800000-0x000000007fffffff is 'direct-relaxable', allowed by reserved-regions.direct-relaxable" },
+          "group 7 has a 'direct-relaxable' reserved region 0x000000007b800000-0x000000007fffffff (a 1:1 mapping the OS may drop), allowed by reserved-regions.direct-relaxable" },
         { "relaxable denied when configured", POLICY_STRICT, "0000:07:00.0", NULL, RT_NONE, NULL, 0,
           "PPPF" ONLY_DEVICE, POLICY_STEP_REGIONS,
-          "reserved region 0x000000007b800000-0x000000007fffffff of group 7 is 'direct-relaxable' (a 1:1 mapping the OS may drop, e.g. a USB or graphics RMRR), denied by reserved-regions.direct-relaxable" },
+          "group 7 has a 'direct-relaxable' reserved region 0x000000007b800000-0x000000007fffffff (a 1:1 mapping the OS may drop), denied by reserved-regions.direct-relaxable" },
         { "relaxable denied by exception", POLICY_MAIN, "0000:13:00.0", NULL, RT_NONE, NULL, 0,
           "PPPF" ONLY_DEVICE, POLICY_STEP_REGIONS,
-          "reserved region 0x000000007c000000-0x000000007c0fffff of group 17 is 'direct-relaxable' (a 1:1 mapping the OS may drop, e.g. a USB or graphics RMRR), denied by exception 'strict-usb'" },
+          "group 17 has a 'direct-relaxable' reserved region 0x000000007c000000-0x000000007c0fffff (a 1:1 mapping the OS may drop), denied by exception 'strict-usb'" },
         { "reserved and msi regions are fine", POLICY_MAIN, "0000:0d:00.0", NULL, RT_NONE, NULL, 0,
           "PPPP" ONLY_DEVICE, POLICY_STEP_REGIONS, "no direct-mapped reserved regions in group 13" },
         { "every device-only problem is shown", POLICY_MAIN, "0000:16:00.0", NULL, RT_NONE, NULL, 0,
           "FFFP" ONLY_DEVICE, POLICY_STEP_GROUP,
-          "group 20 is not viable: 0000:16:00.1 is bound to host driver snd_hda_intel" },
+          "group 20 is not viable: 0000:16:00.0 is bound to host driver nouveau and 0000:16:00.1 is bound to host driver snd_hda_intel" },
 
         /* Principals. */
         { "root gets everything", POLICY_MAIN, "0000:01:00.0", &root, RT_NONE, NULL, 0, "PPPPPSSS",
@@ -268,7 +268,7 @@ static const DecideCase cases[] = {
         { "device-only failure with a principal", POLICY_MAIN, "0000:03:00.0", &alice, RT_FULL, NULL, 0,
           "PPFPPPPS", POLICY_STEP_GROUP, "group 3 is not viable: 0000:03:00.1 is bound to host driver ixgbe" },
         { "pool grant on a device with a host driver", POLICY_MAIN, "0000:09:00.0", &carol, RT_NONE, NULL, 0,
-          "PFPPPSSS", POLICY_STEP_DRIVER,
+          "PFFPPSSS", POLICY_STEP_DRIVER,
           "0000:09:00.0 is bound to host driver nvme, not to a VFIO driver such as vfio-pci", "nvme-disks" },
 
         /* Exclusivity. */
@@ -546,6 +546,59 @@ static void test_glob_matches_fnmatch(void **state) {
                         }
 }
 
+/*
+ * The regions step names every direct and relaxable range, says which firmware table
+ * describes them on the IOMMU the device sits behind, and a platform device is described
+ * without PCI ids.
+ */
+static void test_region_sentences(void **state) {
+        static const FakeDevice devs[] = {
+                { "0000:01:00.0", 1, 0x8086, 0x1521, 0x020000, "vfio-pci", true },
+                { "9000000.gpu", 2, 0, 0, 0, "vfio-platform", true },
+        };
+        static const FakeRegion rr[] = {
+                { 1, 0x1000, 0x1fff, REGION_DIRECT },
+                { 1, 0x4000, 0x4fff, REGION_DIRECT },
+                { 1, 0x8000, 0x8fff, REGION_DIRECT_RELAXABLE },
+                { 2, 0x10000, 0x1ffff, REGION_DIRECT_RELAXABLE },
+        };
+        static const char text[] = "{ \"reserved-regions\": { \"direct\": \"allow\" } }";
+        IommuInstance smmu = { .name = (char *)"smmu3.0x0000000009050000",
+                               .kind = (char *)"arm-smmu-v3" };
+        _cleanup_(policy_freep) Policy *p = NULL;
+        PolicyDecision dec;
+        Topology *t = fake_topology_new(devs, ELEMENTSOF(devs), rr, ELEMENTSOF(rr), NULL, 0);
+        TopoDevice *pci = fake_topology_device(t, "0000:01:00.0"),
+                   *plat = fake_topology_device(t, "9000000.gpu");
+
+        assert_int_equal(policy_load_string(&p, "t.json", text, strlen(text), NULL, NULL), 0);
+        pci->iommu = &smmu;
+        plat->iommu = &smmu;
+        plat->is_pci = false;
+        assert_int_equal(policy_decide(p, t, pci, NULL, NULL, &dec), 0);
+        assert_string_equal(dec.steps[POLICY_STEP_REGIONS].reason,
+                            "group 1 has the 'direct' reserved regions "
+                            "0x0000000000001000-0x0000000000001fff and "
+                            "0x0000000000004000-0x0000000000004fff (firmware needs a 1:1 mapping "
+                            "the client would own, described by an IORT RMR), allowed by "
+                            "reserved-regions.direct; group 1 has a 'direct-relaxable' reserved "
+                            "region 0x0000000000008000-0x0000000000008fff (a 1:1 mapping the OS "
+                            "may drop, described by an IORT RMR), allowed by "
+                            "reserved-regions.direct-relaxable");
+        assert_null(strstr(dec.steps[POLICY_STEP_REGIONS].reason, "USB"));
+        policy_decision_clear(&dec);
+
+        policy_free(p);
+        p = NULL;
+        assert_int_equal(policy_load_string(&p, "t.json", "{}", 2, NULL, NULL), 0);
+        assert_int_equal(policy_decide(p, t, plat, NULL, NULL, &dec), 0);
+        assert_string_equal(dec.steps[POLICY_STEP_MATCH].reason,
+                            "no allow rule matches 9000000.gpu (a platform device, driver "
+                            "vfio-platform)");
+        policy_decision_clear(&dec);
+        fake_topology_free(t);
+}
+
 /* A reason longer than the decision's stack buffer: a group of 300 host-bound functions. */
 static void test_long_reason(void **state) {
         static FakeDevice many[301];
@@ -564,8 +617,25 @@ static void test_long_reason(void **state) {
         assert_int_equal(policy_decide(p, t, fake_topology_device(t, "0000:40:00.0"), &alice, NULL, &dec), 0);
         assert_false(dec.allowed);
         assert_int_equal(dec.failed_step, POLICY_STEP_GROUP);
-        assert_true(strlen(dec.steps[POLICY_STEP_GROUP].reason) > 300 * 30);
-        assert_non_null(strstr(dec.steps[POLICY_STEP_GROUP].reason, "0000:41:05.4 is bound to host driver igb"));
+        /* Summarised on purpose, the full list beside it. */
+        assert_string_equal(dec.steps[POLICY_STEP_GROUP].reason,
+                            "group 99 is not viable: 0000:40:00.1 is bound to host driver igb, "
+                            "0000:40:00.2 is bound to host driver igb, 0000:40:00.3 is bound to "
+                            "host driver igb, 0000:40:00.4 is bound to host driver igb and 296 "
+                            "more: 0000:40:00.5, 0000:40:00.6, 0000:40:00.7, …");
+        assert_int_equal(dec.steps[POLICY_STEP_GROUP].n_devices, 300);
+        {
+                json_object *o = NULL, *steps, *devs;
+
+                assert_int_equal(policy_decision_to_json(&dec, &o), 0);
+                assert_true(json_object_object_get_ex(o, "steps", &steps));
+                assert_true(json_object_object_get_ex(
+                        json_object_array_get_idx(steps, POLICY_STEP_GROUP), "devices", &devs));
+                assert_int_equal(json_object_array_length(devs), 300);
+                assert_string_equal(json_object_get_string(json_object_array_get_idx(devs, 299)),
+                                    names[300]);
+                json_object_put(o);
+        }
         assert_string_equal(dec.steps[POLICY_STEP_MATCH].reason, "allowed by rule 'all' (bdf *)");
         assert_string_equal(dec.steps[POLICY_STEP_PRINCIPAL].reason,
                             "no grant names uid 1000 (gid 1000): it may use no device");
@@ -630,6 +700,7 @@ int main(void) {
                 cmocka_unit_test(test_grant_settings_per_device),
                 cmocka_unit_test(test_glob_matches_fnmatch),
                 cmocka_unit_test(test_long_reason),
+                cmocka_unit_test(test_region_sentences),
                 cmocka_unit_test(test_bundled_topologies),
         };
 

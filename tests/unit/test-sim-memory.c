@@ -65,8 +65,8 @@ static int env_teardown(void **state) {
         assert_int_equal(st.pinned_bytes, 0);
         assert_int_equal(st.locked_bytes, 0);
         assert_int_equal(st.memory_files, 0);
-        close(e->dev_fd);
-        close(e->dev2_fd);
+        safe_close(e->dev_fd);
+        safe_close(e->dev2_fd);
         backend_free(e->b);
         free(e);
         return 0;
@@ -86,11 +86,22 @@ static uint32_t ioas_new(Env *e, BackendContext *c) {
         return id;
 }
 
-/* Binds the device (whose fd is fd) to c and attaches it to ioas: the IOAS gets a domain. */
-static uint32_t attach(Env *e, BackendContext *c, int fd, uint32_t ioas) {
+/*
+ * Binds the device whose fd is *fd to c, as a client that hands its fd over and closes its own
+ * copy: the binding is then the backend's alone, and ends with the context.
+ */
+static int bind_dev(Env *e, BackendContext *c, int *fd, uint32_t *ret_dev) {
+        int r = e->b->ops->device_bind(c, *fd, ret_dev, NULL);
+
+        *fd = safe_close(*fd);
+        return r;
+}
+
+/* Binds the device (whose fd is *fd) to c and attaches it to ioas: the IOAS gets a domain. */
+static uint32_t attach(Env *e, BackendContext *c, int *fd, uint32_t ioas) {
         uint32_t dev = 0, pt = ioas;
 
-        assert_int_equal(e->b->ops->device_bind(c, fd, &dev, NULL), 0);
+        assert_int_equal(bind_dev(e, c, fd, &dev), 0);
         assert_int_equal(e->b->ops->device_attach(c, dev, BACKEND_NO_PASID, &pt, NULL), 0);
         return dev;
 }
@@ -151,7 +162,7 @@ static void test_pins_follow_domains(void **state) {
         assert_int_equal(stats(e).mappings, 3);
         /* Nothing is pinned without a domain; the first one pins everything, its end unpins. */
         assert_int_equal(stats(e).pinned_bytes, 0);
-        dev = attach(e, c, e->dev_fd, ioas);
+        dev = attach(e, c, &e->dev_fd, ioas);
         assert_int_equal(stats(e).pinned_bytes, 7 * P);
         assert_int_equal(e->b->ops->device_detach(c, dev, BACKEND_NO_PASID, NULL), 0);
         assert_int_equal(stats(e).pinned_bytes, 0);
@@ -179,8 +190,8 @@ static void test_charged_per_user(void **state) {
         assert_int_equal(backend_sim_context_set_owner(c2, getuid(), 4242), 0);
         i1 = ioas_new(e, c1);
         i2 = ioas_new(e, c2);
-        attach(e, c1, e->dev_fd, i1);
-        attach(e, c2, e->dev2_fd, i2);
+        attach(e, c1, &e->dev_fd, i1);
+        attach(e, c2, &e->dev2_fd, i2);
 
         /* RLIMIT_MODE 0: one uid, one account, whatever the context or process. */
         assert_int_equal(map_file(e, c1, i1, fd, 0, 8 * P, IOVA, RW), 0);
@@ -217,7 +228,7 @@ static void test_charged_per_process(void **state) {
         assert_int_equal(e->b->ops->option(c, BACKEND_OPTION_RLIMIT_MODE, BACKEND_OPTION_OP_SET, 0,
                                            &mode, NULL), 0);
         ioas = ioas_new(e, c);
-        attach(e, c, e->dev_fd, ioas);
+        attach(e, c, &e->dev_fd, ioas);
         assert_int_equal(map_file(e, c, ioas, fd, 0, 6 * P, IOVA, RW), 0);
         assert_int_equal(locked(e, true, getpid()), 6 * P);
         assert_int_equal(locked(e, false, getuid()), 0);
@@ -242,7 +253,7 @@ static void test_enomem_at_attach(void **state) {
         backend_sim_set_memlock(e->b, false, 4 * P);
         assert_int_equal(map_file(e, c, ioas, fd, 0, 2 * P, IOVA, RW), 0);
         assert_int_equal(map_file(e, c, ioas, fd, 2 * P, 4 * P, IOVA + 4 * P, RW), 0);
-        assert_int_equal(e->b->ops->device_bind(c, e->dev_fd, &dev, NULL), 0);
+        assert_int_equal(bind_dev(e, c, &e->dev_fd, &dev), 0);
         pt = ioas;
         assert_int_equal(e->b->ops->device_attach(c, dev, BACKEND_NO_PASID, &pt, NULL), -ENOMEM);
         assert_int_equal(stats(e).pinned_bytes, 0);
@@ -265,7 +276,7 @@ static void test_copy_shares_pages(void **state) {
         int fd = memfd(8 * P);
 
         backend_sim_set_memlock(e->b, false, UINT64_MAX);
-        attach(e, c, e->dev_fd, ioas);
+        attach(e, c, &e->dev_fd, ioas);
         assert_int_equal(map_file(e, c, ioas, fd, 0, 8 * P, IOVA, RW), 0);
         assert_int_equal(e->b->ops->ioas_copy(c, ioas, ioas, BACKEND_MAP_FIXED_IOVA | RW,
                                               IOVA + 2 * P, 4 * P, &at, NULL), 0);
@@ -279,7 +290,7 @@ static void test_copy_shares_pages(void **state) {
         assert_int_equal(unmap(e, c, ioas, IOVA, 8 * P), 0);
         assert_int_equal(locked(e, false, getuid()), 4 * P);
         /* A domain for the other IOAS pins the rest of the shared pages. */
-        attach(e, c, e->dev2_fd, other);
+        attach(e, c, &e->dev2_fd, other);
         assert_int_equal(locked(e, false, getuid()), 8 * P);
         assert_int_equal(stats(e).memory_files, 1);
         backend_context_free(c);
@@ -317,7 +328,7 @@ static void test_va_pins(void **state) {
         const uint32_t fixed = BACKEND_MAP_FIXED_IOVA;
 
         assert_true(mem != MAP_FAILED);
-        attach(e, c, e->dev_fd, ioas);
+        attach(e, c, &e->dev_fd, ioas);
         va = (uint64_t)(uintptr_t)mem;
         assert_int_equal(e->b->ops->ioas_map_va(c, ioas, fixed | RW, va, 2 * P, &at, NULL), 0);
         assert_int_equal(stats(e).pinned_bytes, 2 * P);
@@ -355,7 +366,7 @@ static void test_adopted_memory(void **state) {
         backend_sim_context_adopt_memory(c);
         assert_int_equal(e->b->ops->ioas_map_va(c, ioas, BACKEND_MAP_FIXED_IOVA | RW, IOVA,
                                                 4 * P, &at, NULL), 0);
-        attach(e, c, e->dev_fd, ioas);
+        attach(e, c, &e->dev_fd, ioas);
         assert_int_equal(stats(e).pinned_bytes, 4 * P);
         assert_int_equal(backend_sim_dma(e->b, DEV, BACKEND_NO_PASID, IOVA, buf, sizeof(buf),
                                          true, NULL, NULL), 0);
@@ -396,7 +407,7 @@ static void test_dma_reaches_the_memory_fd(void **state) {
         char buf[8] = "";
         uint64_t n = 0;
 
-        dev = attach(e, c, e->dev_fd, ioas);
+        dev = attach(e, c, &e->dev_fd, ioas);
         assert_int_equal(map_file(e, c, ioas, fd, 0, 2 * P, IOVA, RW), 0);
         assert_int_equal(map_file(e, c, ioas, fd, 5 * P, P, IOVA + 2 * P, RW), 0);
         assert_int_equal(map_file(e, c, ioas, fd, 7 * P, P, IOVA + 4 * P, BACKEND_MAP_READABLE), 0);
@@ -455,7 +466,7 @@ static void test_dma_fault_goes_to_the_queue(void **state) {
         char byte = 1;
 
         assert_int_equal(e->b->ops->fault_queue_alloc(c, &fq, &qfd, NULL), 0);
-        assert_int_equal(e->b->ops->device_bind(c, e->dev_fd, &dev, NULL), 0);
+        assert_int_equal(bind_dev(e, c, &e->dev_fd, &dev), 0);
         {
                 HwptAllocArgs a = { .flags = BACKEND_HWPT_FAULT_ID_VALID, .dev_id = dev,
                                     .pt_id = ioas, .fault_id = fq };
@@ -483,7 +494,7 @@ static void test_dma_by_pasid(void **state) {
         BackendSimDmaFault f = {};
         int fd = memfd(P);
 
-        assert_int_equal(e->b->ops->device_bind(c, e->dev_fd, &dev, NULL), 0);
+        assert_int_equal(bind_dev(e, c, &e->dev_fd, &dev), 0);
         assert_int_equal(e->b->ops->device_attach(c, dev, 7, &pt, NULL), 0);
         assert_int_equal(map_file(e, c, ioas, fd, 0, P, IOVA, RW), 0);
         assert_int_equal(dma(e, DEV, 7, IOVA + 8, "pasid", 5, true, &f), 0);
@@ -506,7 +517,7 @@ static void test_dma_reaches_user_memory(void **state) {
         uint64_t at = IOVA;
 
         assert_true(mem != MAP_FAILED);
-        attach(e, c, e->dev_fd, ioas);
+        attach(e, c, &e->dev_fd, ioas);
         assert_int_equal(e->b->ops->ioas_map_va(c, ioas, BACKEND_MAP_FIXED_IOVA | RW,
                                                 (uint64_t)(uintptr_t)mem, 2 * P, &at, NULL), 0);
         assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + P + 1, "va", 2, true, NULL), 0);

@@ -217,7 +217,7 @@ static const ParseCase parse_cases[] = {
         { "{\"iommus\":[" IOMMU "],\"groups\":[],\"colour\":1}", "colour: unknown key" },
         { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"vtd\",\"aperture_last\":1,\"page_sizes\":[\"4K\"]}],"
           "\"groups\":[]}",
-          "iommus[0].kind: expected \"intel\", \"amd\" or \"arm-smmu-v3\", got 'vtd'" },
+          "iommus[0].kind: expected \"intel\", \"amd\", \"arm-smmu-v3\" or \"arm-smmu\", got 'vtd'" },
         { "{\"iommus\":[{\"name\":\"dmar0\",\"kind\":\"intel\",\"aperture_last\":1,\"page_sizes\":[\"3K\"]}],"
           "\"groups\":[]}",
           "iommus[0].page_sizes[0]: expected a power-of-two size such as \"4K\", \"2M\" or \"1G\"" },
@@ -240,6 +240,9 @@ static const ParseCase parse_cases[] = {
         { "{\"iommus\":[{\"name\":\"smmu0\",\"kind\":\"arm-smmu-v3\",\"aperture_last\":1,\"page_sizes\":4096}],"
           "\"groups\":[]}",
           "iommus[0].name: an arm-smmu-v3 instance is named \"smmu3.<address>\", got 'smmu0'" },
+        { "{\"iommus\":[{\"name\":\"smmu3.0x1000\",\"kind\":\"arm-smmu\",\"aperture_last\":1,"
+          "\"page_sizes\":4096}],\"groups\":[]}",
+          "iommus[0].name: an arm-smmu instance is named \"smmu.<address>\", got 'smmu3.0x1000'" },
         { "{\"iommus\":[" IOMMU "," IOMMU "],\"groups\":[]}", "iommus[1].name: IOMMU 'dmar0' is listed twice" },
         { "{\"iommus\":[" IOMMU ",{\"name\":\"dmar1\",\"kind\":\"intel\",\"aperture_last\":1,\"page_sizes\":4096}],"
           "\"groups\":[{\"id\":0,\"devices\":[" DEV("0000:00:00.0") "]}]}",
@@ -287,6 +290,28 @@ static void test_parse_errors(void **state) {
                 assert_null(t);
                 assert_string_equal(err.message, parse_cases[i].message);
         }
+}
+
+/* An SMMUv2 / MMU-500 host: sysfs names it "smmu.<address>", which is how its kind is told. */
+static void test_arm_smmu_v2(void **state) {
+        static const char json[] =
+                "{\"iommus\":[{\"name\":\"smmu.0x0000000050000000\",\"kind\":\"arm-smmu\","
+                "\"aperture_last\":\"0xffffffffff\",\"page_sizes\":[\"4K\",\"64K\"]}],"
+                "\"groups\":[{\"id\":0,\"devices\":[{\"name\":\"50100000.dma\","
+                "\"driver\":\"vfio-platform\"}]}]}";
+        _cleanup_(simtopo_freep) SimTopology *st = NULL;
+        _cleanup_(topology_freep) Topology *t = NULL;
+        _cleanup_free_ char *text = NULL;
+        Error err = ERROR_INIT;
+
+        if (simtopo_parse(&st, json, strlen(json), &err) < 0)
+                fail_msg("%s", err.message);
+        assert_string_equal(st->iommus[0].kind, "arm-smmu");
+        assert_int_equal(st->iommus[0].hw_info_type, 0);
+        text = round_trip_json(st, &t);
+        assert_int_equal(t->n_iommus, 1);
+        assert_string_equal(t->iommus[0]->name, "smmu.0x0000000050000000");
+        assert_string_equal(t->iommus[0]->kind, "arm-smmu");
 }
 
 static void test_parse_u64_forms(void **state) {
@@ -602,6 +627,7 @@ int main(void) {
                 cmocka_unit_test(test_bundled_golden),
                 cmocka_unit_test(test_bundled_contents),
                 cmocka_unit_test(test_parse_errors),
+                cmocka_unit_test(test_arm_smmu_v2),
                 cmocka_unit_test(test_parse_u64_forms),
                 cmocka_unit_test(test_scale_sizes),
                 cmocka_unit_test(test_scale_round_trip),

@@ -39,6 +39,7 @@ static const BackendOps kernel_ops = {
         .free = kernel_free,
         .device_fd_identify = kernel_device_fd_identify,
         .device_open = kernel_device_open,
+        .device_holders = kernel_device_holders,
         .context_new = kernel_context_new,
         .context_free = kernel_context_free,
         .context_fd = kernel_context_fd,

@@ -75,15 +75,19 @@ void kernel_context_free(BackendContext *bc) {
         if (!c)
                 return;
         k = kernel_of(bc);
-        /* Devices first (closing a bound cdev unbinds it), then fault fds, then the context. */
+        /*
+         * Closing detaches nothing: a client, or the service manager's fd store across a
+         * restart, may hold the same files, and with them every object of the context.
+         */
         for (size_t i = 0; i < c->n_devices; i++)
                 sys_close(k, c->devices[i].fd);
         for (size_t i = 0; i < c->n_faults; i++)
                 sys_close(k, c->faults[i].fd);
         sys_close(k, c->iommufd);
-        /* Only now that the kernel dropped every area may the fallback mappings go. */
+        /* Our mappings of fallback areas may go: whatever the kernel still maps, it pins. */
         kernel_fallback_release_all(c);
         free(c->devices);
+        free(c->pasids);
         free(c->faults);
         free(c->fault_uses);
         free(c);

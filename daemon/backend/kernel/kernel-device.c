@@ -20,6 +20,7 @@
 #include "assert-util.h"
 #include "iommufd-abi.h"
 #include "kernel-private.h"
+#include "node-holders.h"
 
 /* ---- device fds ---- */
 
@@ -99,15 +100,11 @@ static bool device_name_is_valid(const char *name) {
                 !streq(name, "..");
 }
 
-int kernel_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
-        BackendKernel *k = (BackendKernel *)b;
-        _cleanup_free_ char *dir = NULL, *node = NULL, *cdev = NULL;
+/* The cdev node of device name: <dev_root>/vfio/devices/vfioN, N from sysfs. */
+static int kernel_device_node(BackendKernel *k, const char *name, char **ret, Error *err) {
+        _cleanup_free_ char *dir = NULL, *cdev = NULL;
         _cleanup_close_ int dfd = -EBADF;
         DIR *d;
-        int fd;
-
-        assert_return(b, -EINVAL);
-        assert_return(ret_fd, -EINVAL);
 
         if (!device_name_is_valid(name))
                 return error_set(err, -EINVAL, "\"%s\" is not a device name", name ? name : "");
@@ -130,13 +127,50 @@ int kernel_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
         if (!cdev)
                 return error_set(err, -ENODEV, "device %s has no vfioN entry under %s", name,
                                  dir);
-        if (asprintf(&node, "%s/vfio/devices/%s", k->dev_root, cdev) < 0)
+        if (asprintf(ret, "%s/vfio/devices/%s", k->dev_root, cdev) < 0)
                 return error_set(err, -ENOMEM, "out of memory");
+        return 0;
+}
+
+int kernel_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
+        BackendKernel *k = (BackendKernel *)b;
+        _cleanup_free_ char *node = NULL;
+        int fd, r;
+
+        assert_return(b, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        r = kernel_device_node(k, name, &node, err);
+        if (r < 0)
+                return r;
         fd = k->sys->open(k->userdata, node, O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 return error_set(err, fd, "cannot open %s for device %s: %s", node, name,
                                  strerror(-fd));
         *ret_fd = fd;
+        return 0;
+}
+
+int kernel_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max,
+                          size_t *ret_n, Error *err) {
+        BackendKernel *k = (BackendKernel *)b;
+        _cleanup_free_ char *node = NULL;
+        struct stat st;
+        int r;
+
+        assert_return(b, -EINVAL);
+        assert_return(pids || n_max == 0, -EINVAL);
+        assert_return(ret_n, -EINVAL);
+
+        r = kernel_device_node(k, name, &node, err);
+        if (r < 0)
+                return r;
+        if (stat(node, &st) < 0)
+                return error_set(err, negative_errno(), "cannot stat %s: %m", node);
+        r = node_holders(&st, pids, n_max, ret_n);
+        if (r < 0)
+                return error_set(err, r, "cannot read the processes' fds in /proc: %s",
+                                 strerror(-r));
         return 0;
 }
 
@@ -196,6 +230,60 @@ int kernel_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id,
         return 0;
 }
 
+/* ---- PASIDs the backend attached, so that an unbind can detach them all ---- */
+
+static void kernel_device_detach_pasid_quiet(KernelContext *c, int fd, uint32_t pasid) {
+        struct iommud_vfio_device_detach_iommufd_pt a = {
+                .argsz = sizeof(a),
+                .flags = IOMMUD_VFIO_DEVICE_DETACH_PASID,
+                .pasid = pasid,
+        };
+
+        (void)sys_ioctl(c, fd, IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT, &a);
+}
+
+static int pasid_add(KernelContext *c, uint32_t dev_id, uint32_t pasid) {
+        KernelPasid *a;
+
+        for (size_t i = 0; i < c->n_pasids; i++)
+                if (c->pasids[i].dev_id == dev_id && c->pasids[i].pasid == pasid)
+                        return 0;
+        a = reallocarray(c->pasids, c->n_pasids + 1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        c->pasids = a;
+        a[c->n_pasids++] = (KernelPasid){ .dev_id = dev_id, .pasid = pasid };
+        return 0;
+}
+
+static void pasid_remove(KernelContext *c, uint32_t dev_id, uint32_t pasid) {
+        for (size_t i = 0; i < c->n_pasids; i++)
+                if (c->pasids[i].dev_id == dev_id && c->pasids[i].pasid == pasid) {
+                        c->pasids[i] = c->pasids[--c->n_pasids];
+                        return;
+                }
+}
+
+/* Detaches every PASID the backend attached and the RID of a device, through its file fd. */
+static void kernel_device_detach_all(KernelContext *c, uint32_t dev_id, int fd) {
+        struct iommud_vfio_device_detach_iommufd_pt a = { .argsz = sizeof(a) };
+
+        /* Failures change nothing here: a detach of what is not attached is no error. */
+        for (size_t i = 0; i < c->n_pasids;) {
+                if (c->pasids[i].dev_id != dev_id) {
+                        i++;
+                        continue;
+                }
+                a.flags = IOMMUD_VFIO_DEVICE_DETACH_PASID;
+                a.pasid = c->pasids[i].pasid;
+                (void)sys_ioctl(c, fd, IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT, &a);
+                c->pasids[i] = c->pasids[--c->n_pasids];
+        }
+        a.flags = 0;
+        a.pasid = 0;
+        (void)sys_ioctl(c, fd, IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT, &a);
+}
+
 int kernel_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         KernelContext *c = (KernelContext *)bc;
         KernelFd *d;
@@ -206,10 +294,16 @@ int kernel_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         if (!d)
                 return error_set(err, -ENOENT, "device %" PRIu32 " is not bound to this context",
                                  dev_id);
-        /* Closing our copy of the cdev detaches and unbinds it. */
+        /*
+         * The bound state belongs to the open file, which the client may hold too: closing our
+         * copy ends nothing then.  Detach through it first, so the device's DMA is blocked
+         * whoever keeps the file.
+         */
+        kernel_device_detach_all(c, dev_id, d->fd);
         sys_close(kernel_of(bc), d->fd);
         kernel_fd_remove(c->devices, &c->n_devices, d);
-        return 0;
+        /* Whether another process holds the file only a look at every process can tell. */
+        return 1;
 }
 
 int kernel_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid,
@@ -232,6 +326,10 @@ int kernel_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid,
                 return error_set(err, -ENOENT, "device %" PRIu32 " is not bound to this context",
                                  dev_id);
         r = sys_ioctl(c, d->fd, IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+        if (r == 0 && pasid != BACKEND_NO_PASID && pasid_add(c, dev_id, pasid) < 0) {
+                kernel_device_detach_pasid_quiet(c, d->fd, pasid);
+                return error_set(err, -ENOMEM, "out of memory");
+        }
         switch (r) {
         case 0:
                 *pt_id = a.pt_id;
@@ -286,6 +384,8 @@ int kernel_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid,
         r = sys_ioctl(c, d->fd, IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT, &a);
         switch (r) {
         case 0:
+                if (pasid != BACKEND_NO_PASID)
+                        pasid_remove(c, dev_id, pasid);
                 return 0;
         case -EINVAL:
                 if (pasid != BACKEND_NO_PASID)

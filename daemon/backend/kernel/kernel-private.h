@@ -40,6 +40,11 @@ typedef struct KernelFd {
         int fd;
 } KernelFd;
 
+/* A PASID of a device the backend attached (so that an unbind detaches it). */
+typedef struct KernelPasid {
+        uint32_t dev_id;
+        uint32_t pasid;
+} KernelPasid;
 /* An HWPT the context allocated with a fault queue: the queue cannot go while the HWPT lives. */
 typedef struct KernelFaultUse {
         uint32_t hwpt_id;
@@ -52,6 +57,8 @@ typedef struct KernelContext {
         bool adopted; /* from a previous daemon: its fault uses are not known */
         KernelFd *devices;
         size_t n_devices;
+        KernelPasid *pasids;
+        size_t n_pasids;
         KernelFd *faults;
         size_t n_faults;
         KernelFaultUse *fault_uses;
@@ -117,6 +124,8 @@ void kernel_fallback_unmap_unrecorded(KernelContext *c, uint32_t ioas_id, uint64
 
 int kernel_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err);
 int kernel_device_open(Backend *b, const char *name, int *ret_fd, Error *err);
+int kernel_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max,
+                          size_t *ret_n, Error *err);
 int kernel_context_new(Backend *b, BackendContext **ret, Error *err);
 void kernel_context_free(BackendContext *bc);
 int kernel_context_fd(BackendContext *bc);

@@ -22,6 +22,10 @@ static void sim_free(Backend *b) {
 
         if (!s)
                 return;
+        /* Contexts their clients' files kept alive end with the backend. */
+        while (s->n_closed > 0)
+                sim_context_destroy(s->closed[--s->n_closed]);
+        free(s->closed);
         for (size_t i = 0; i < s->n_iommus; i++)
                 free(s->iommus[i].name);
         for (size_t i = 0; i < s->n_groups; i++) {
@@ -33,10 +37,7 @@ static void sim_free(Backend *b) {
 
                 free(m->name);
                 free(m->driver);
-                for (size_t k = 0; k < m->n_nodes; k++)
-                        safe_close(m->node_fds[k]);
-                free(m->node_fds);
-                free(m->nodes);
+                safe_close(m->anchor_fd);
         }
         sim_memory_free(s);
         free(s->iommus);
@@ -129,6 +130,7 @@ static int copy_devices(SimBackend *s, const SimTopology *t, Error *err) {
                         return error_set(err, -ENOMEM, "Out of memory");
                 m->class = sd->class;
                 m->cdev = sd->cdev;
+                m->anchor_fd = -EBADF;
                 m->cdev_minor = sd->cdev_minor;
                 m->pasid_bits = sd->pasid_bits;
                 m->group = sd->group_index;
@@ -187,6 +189,7 @@ static const BackendOps sim_ops = {
         .free = sim_free,
         .device_fd_identify = sim_device_fd_identify,
         .device_open = sim_device_open,
+        .device_holders = sim_device_holders,
         .context_new = sim_context_new,
         .context_free = sim_context_free,
         .context_fd = sim_context_fd,
@@ -217,6 +220,8 @@ bool backend_is_sim(const Backend *b) {
 }
 
 void backend_sim_get_stats(const Backend *b, BackendSimStats *ret) {
+        /* Bindings whose files are gone have ended, as they would have in the kernel. */
+        sim_file_reap((SimBackend *)b);
         *ret = ((const SimBackend *)b)->stats;
 }
 

@@ -10,8 +10,13 @@
  * Devices are identified by inode.  With a root (the directory
  * simtopo_materialize() wrote) the fds of ROOT/dev/vfio/devices/vfioN, which
  * are regular files, name their device.  Without a root, device_open() is the
- * test hook: it hands out a memfd whose inode the backend remembers (and keeps
- * alive) as that device's node.
+ * test hook: the node is a memfd the backend keeps, and each device_open()
+ * opens it anew (through /proc/self/fd), as open() of a node does.
+ *
+ * A device is bound through an open file of its node, as the kernel binds a
+ * VFIO cdev (sim-file.c): the binding lives while any process keeps that file
+ * (an OFD lock marks it), a second open file cannot bind (-EINVAL), and a
+ * context closed while a file bound to it lives on stays, objects and all.
  */
 
 #include <stdbool.h>
@@ -128,6 +133,19 @@ int backend_sim_set_device(Backend *b, const char *name, const char *driver, boo
  * recreates objects under the ids clients already hold.
  */
 void backend_sim_context_set_next_id(BackendContext *c, uint32_t id);
+
+/*
+ * For the kernel responder, which plays the kernel behind backend-kernel's fds: the context and
+ * device id bound through fd's open file (-ENOENT: that file is not bound); dropping the
+ * backend's own copy of a bound file, as if the process had closed one of its fds (0: the
+ * binding ended with it, 1: the file lives on); and ending the bindings whose files are gone,
+ * as the kernel does at a file's last close.
+ */
+int backend_sim_file_binding(Backend *b, int fd, BackendContext **ret_ctx, uint32_t *ret_dev_id);
+int backend_sim_device_drop_copy(BackendContext *c, uint32_t dev_id);
+/* The backend's copy of the file it bound for dev_id (borrowed), -ENOENT without one. */
+int backend_sim_context_device_fd(BackendContext *c, uint32_t dev_id);
+void backend_sim_reap(Backend *b);
 
 /* Whether the simulated caller holds CAP_SYS_RESOURCE (RLIMIT_MODE SET); default true. */
 void backend_sim_set_privileged(Backend *b, bool privileged);

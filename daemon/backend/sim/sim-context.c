@@ -102,6 +102,13 @@ void sim_context_free(BackendContext *bc) {
 
         if (!c)
                 return;
+        /* As the kernel: the context goes when no file bound to it is left, not before. */
+        if (sim_file_close_context(c) != 0)
+                return;
+        sim_context_destroy(c);
+}
+
+void sim_context_destroy(SimContext *c) {
         /* Devices first (detaches, auto domains, faults), then nested, paging, IOAS, queues. */
         for (SimObjType t = SIM_OBJ_DEVICE;; t = t == SIM_OBJ_DEVICE ? SIM_OBJ_HWPT_NESTED :
                                                 t == SIM_OBJ_HWPT_NESTED ? SIM_OBJ_HWPT_PAGING :

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "assert-util.h"
+#include "node-holders.h"
 #include "sim-private.h"
 
 /* ---- device fds ---- */
@@ -28,7 +29,7 @@ static bool driver_is_viable(const SimDevModel *m) {
         return (m->class >> 8) == 0x0604 || (m->class >> 8) == 0x0600; /* bridges */
 }
 
-static int sim_device_fd_identify_model(SimBackend *s, int fd, size_t *ret, Error *err) {
+int sim_device_fd_identify_model(SimBackend *s, int fd, size_t *ret, Error *err) {
         struct stat st;
         int fl;
 
@@ -47,29 +48,11 @@ static int sim_device_fd_identify_model(SimBackend *s, int fd, size_t *ret, Erro
                                  S_ISCHR(st.st_mode) ? "character device that is not a VFIO cdev" :
                                  "special file");
 
-        for (size_t i = 0; i < s->n_devices; i++) {
-                SimDevModel *m = &s->devices[i];
-
-                if (!m->cdev)
-                        continue;
-                for (size_t k = 0; k < m->n_nodes; k++)
-                        if (m->nodes[k].dev == st.st_dev && m->nodes[k].ino == st.st_ino) {
-                                *ret = i;
-                                return 0;
-                        }
-                if (s->root) {
-                        char path[PATH_MAX];
-                        struct stat nst;
-
-                        snprintf(path, sizeof(path), "%s/dev/vfio/devices/vfio%u", s->root,
-                                 m->cdev_minor);
-                        if (stat(path, &nst) == 0 && nst.st_dev == st.st_dev &&
-                            nst.st_ino == st.st_ino) {
-                                *ret = i;
-                                return 0;
-                        }
+        for (size_t i = 0; i < s->n_devices; i++)
+                if (s->devices[i].cdev && sim_file_is_node(s, &s->devices[i], &st)) {
+                        *ret = i;
+                        return 0;
                 }
-        }
         return error_set(err, -ENODEV, "fd %d is a regular file, not a VFIO device node", fd);
 }
 
@@ -103,11 +86,8 @@ int sim_device_find(SimBackend *s, const char *name, size_t *ret) {
 
 int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
         SimBackend *s = to_sim(b);
-        _cleanup_close_ int fd = -EBADF, keep = -EBADF;
-        SimDevModel *m;
-        struct stat st;
         size_t i;
-        char buf[64];
+        int r;
 
         assert_return(b, -EINVAL);
         assert_return(name, -EINVAL);
@@ -115,72 +95,56 @@ int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
 
         if (sim_device_find(s, name, &i) < 0)
                 return error_set(err, -ENODEV, "No device %s", name);
-        m = &s->devices[i];
-        if (!m->cdev)
+        if (!s->devices[i].cdev)
                 return error_set(err, -ENODEV, "Device %s has no VFIO cdev", name);
+        r = sim_file_open(s, &s->devices[i], ret_fd);
+        if (r < 0)
+                return error_set(err, r, "Opening the node of %s failed: %s", name, strerror(-r));
+        return 0;
+}
 
-        if (s->root) {
-                char path[PATH_MAX];
+int sim_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max, size_t *ret_n,
+                       Error *err) {
+        SimBackend *s = to_sim(b);
+        struct stat st;
+        size_t i;
+        int r;
 
-                snprintf(path, sizeof(path), "%s/dev/vfio/devices/vfio%u", s->root, m->cdev_minor);
-                fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-                if (fd < 0)
-                        return error_set(err, negative_errno(), "Opening %s failed", path);
-                *ret_fd = TAKE_FD(fd);
+        assert_return(b, -EINVAL);
+        assert_return(pids || n_max == 0, -EINVAL);
+        assert_return(ret_n, -EINVAL);
+
+        if (sim_device_find(s, name, &i) < 0)
+                return error_set(err, -ENODEV, "No device %s", name);
+        if (!s->devices[i].cdev || sim_file_node(s, &s->devices[i], &st) < 0) {
+                *ret_n = 0;
                 return 0;
         }
-
-        /* Test hook: a memfd stands for the node; keep one copy so its inode stays unique. */
-        snprintf(buf, sizeof(buf), "vfio%u", m->cdev_minor);
-        fd = memfd_create(buf, MFD_CLOEXEC);
-        if (fd < 0)
-                return error_set(err, negative_errno(), "Creating a node for %s failed", name);
-        if (fstat(fd, &st) < 0)
-                return error_set(err, negative_errno(), "Inspecting the node of %s failed", name);
-        keep = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (keep < 0)
-                return error_set(err, negative_errno(), "Duplicating the node of %s failed", name);
-        {
-                SimIdentity *v = realloc(m->nodes, (m->n_nodes + 1) * sizeof(SimIdentity));
-                int *f;
-
-                if (!v)
-                        return error_set(err, -ENOMEM, "Out of memory");
-                m->nodes = v;
-                f = realloc(m->node_fds, (m->n_nodes + 1) * sizeof(int));
-                if (!f)
-                        return error_set(err, -ENOMEM, "Out of memory");
-                m->node_fds = f;
-                m->nodes[m->n_nodes] = (SimIdentity){ st.st_dev, st.st_ino };
-                m->node_fds[m->n_nodes] = TAKE_FD(keep);
-                m->n_nodes++;
-        }
-        *ret_fd = TAKE_FD(fd);
+        r = node_holders(&st, pids, n_max, ret_n);
+        if (r < 0)
+                return error_set(err, r, "Reading the processes' fds in /proc failed: %s",
+                                 strerror(-r));
         return 0;
 }
 
 /* ---- binding ---- */
 
-int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Error *err) {
-        SimContext *c = to_ctx(bc);
-        SimGroupModel *g;
-        SimBackend *s;
-        SimDevModel *m;
-        SimDev *d;
-        size_t i;
-        int r;
+/* What the kernel checks before it binds model i to c through the file of device_fd. */
+static int bind_check(SimContext *c, size_t i, int device_fd, Error *err) {
+        SimBackend *s = c->sim;
+        SimDevModel *m = &s->devices[i];
+        SimGroupModel *g = &s->groups[m->group];
 
-        assert_return(bc, -EINVAL);
-        assert_return(ret_dev_id, -EINVAL);
-
-        s = c->sim;
-        r = sim_device_fd_identify_model(s, device_fd, &i, err);
-        if (r < 0)
-                return r;
-        m = &s->devices[i];
-        g = &s->groups[m->group];
-        if (m->ctx)
-                return error_set(err, -EINVAL, "Device %s is already bound", m->name);
+        /* A binding whose file is gone ended at its last close; so may the group's. */
+        for (size_t k = 0; k < g->n_devices; k++)
+                (void)sim_file_reap_model(s, &s->devices[g->devices[k]]);
+        if (m->ctx && sim_file_binds(s, m, device_fd))
+                return error_set(err, -EINVAL, "This open file of device %s is bound already",
+                                 m->name);
+        if (m->ctx || sim_file_bound(s, m))
+                return error_set(err, -EINVAL,
+                                 "Device %s is bound through another open file of its node",
+                                 m->name);
         if (g->owner && g->owner != c)
                 return error_set(err, -EPERM, "IOMMU group %u of %s is owned by another iommufd",
                                  g->id, m->name);
@@ -198,7 +162,34 @@ int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Err
                                          "Device %s needs a firmware 1:1 mapping of 0x%" PRIx64
                                          "-0x%" PRIx64,
                                          m->name, reg->start, reg->last);
+        return 0;
+}
 
+int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Error *err) {
+        SimContext *c = to_ctx(bc);
+        _cleanup_close_ int copy = -EBADF;
+        SimGroupModel *g;
+        SimDevModel *m;
+        SimDev *d;
+        size_t i;
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret_dev_id, -EINVAL);
+
+        r = sim_device_fd_identify_model(c->sim, device_fd, &i, err);
+        if (r < 0)
+                return r;
+        m = &c->sim->devices[i];
+        g = &c->sim->groups[m->group];
+        r = bind_check(c, i, device_fd, err);
+        if (r < 0)
+                return r;
+        /* The backend's copy of the client's file, as backend-kernel keeps one. */
+        copy = fcntl(device_fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return error_set(err, negative_errno(), "Duplicating fd %d failed: %m",
+                                 device_fd);
         d = calloc(1, sizeof(SimDev));
         if (!d)
                 return error_set(err, -ENOMEM, "Out of memory for a device");
@@ -208,6 +199,18 @@ int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Err
                 free(d);
                 return r;
         }
+        /* Last, so that nothing fails after it: the lock is the binding, until the file goes. */
+        r = sim_file_lock(copy);
+        if (r < 0) {
+                sim_obj_remove(c, &d->obj);
+                free(d);
+                if (r == -EBUSY)
+                        return error_set(err, -EINVAL,
+                                         "Device %s was bound through another open file", m->name);
+                return error_set(err, r, "Locking the node of %s failed: %s", m->name,
+                                 strerror(-r));
+        }
+        d->file = TAKE_FD(copy);
         m->ctx = c;
         m->dev_id = d->obj.id;
         g->owner = c;
@@ -221,6 +224,7 @@ void sim_device_free(SimContext *c, SimDev *d) {
         SimGroupModel *g = sim_dev_group(c, d);
 
         sim_device_detach_all(c, d);
+        safe_close(d->file);
         m->ctx = NULL;
         m->dev_id = 0;
         if (--g->n_bound == 0)
@@ -241,8 +245,11 @@ int sim_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
         if (r < 0)
                 return r;
-        sim_device_free(c, d);
-        return 0;
+        /* Through the bound file first: whoever keeps it, the device's DMA is blocked. */
+        sim_device_detach_all(c, d);
+        d->file = safe_close(d->file);
+        /* The binding ends with the file's last close, which may be a client's. */
+        return sim_file_reap_model(c->sim, sim_dev_model(c, d)) > 0 ? 0 : 1;
 }
 
 int sim_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err) {

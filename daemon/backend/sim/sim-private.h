@@ -11,6 +11,7 @@
  *   sim-ioas.c           IOAS areas: map, unmap, copy, automatic IOVAs
  *   sim-ioas-ranges.c    IOAS reserved and allowed ranges, alignment, paging domains
  *   sim-hwpt.c           HWPT allocation, paging and nested
+ *   sim-file.c           device node files: binding per open file (OFD locks), lingering
  *   sim-device.c         device fds, binding, HW info
  *   sim-device-attach.c  RID and PASID attachments
  *   sim-fault.c          fault queues and the faults devices raise into them
@@ -76,11 +77,10 @@ struct SimDevModel {
         unsigned cdev_minor;
         uint8_t pasid_bits;
         size_t group;
-        /* test-hook nodes handed out by device_open() without a root */
-        int *node_fds;
-        SimIdentity *nodes;
-        size_t n_nodes;
-        /* bound state */
+        /* Without a root: the memfd that is the node (sim-file.c); -1 until first opened. */
+        int anchor_fd;
+        SimIdentity node;
+        /* bound state: through an open file of the node, which holds an OFD lock on it */
         SimContext *ctx;
         uint32_t dev_id;
         /* DMA the IOMMU refused (sim-dma.c): how many, and the last one */
@@ -123,6 +123,9 @@ struct SimBackend {
         size_t n_devices;
         bool unprivileged;
         BackendSimStats stats;
+        /* Contexts closed while files bound to them live on in clients (sim-file.c). */
+        SimContext **closed;
+        size_t n_closed;
         /* memory: the files maps hold (sorted by dev, ino), the accounts pins are charged to */
         SimFile **files;
         size_t n_files;
@@ -225,6 +228,7 @@ typedef struct SimAttach {
 typedef struct SimDev {
         SimObject obj;
         size_t model;
+        int file;          /* the backend's copy of the bound file; -1: dropped, lingering */
         SimHwpt *rid;      /* RID attachment */
         SimAttach *pasids;
         size_t n_pasids;
@@ -261,6 +265,7 @@ struct SimContext {
         uint32_t free_hint;
         uint64_t mapped_bytes;
         bool rlimit_per_process;
+        bool closed;       /* context_free() was called: kept by its lingering devices */
         bool adopted_memory; /* user VAs are an earlier process's memory (sim-pages.c) */
         int file;            /* what stands for its iommufd (sim_context_fd); -EBADF: none yet */
         /* the mapper: whom its pins are charged to (user, process) */
@@ -313,6 +318,8 @@ static inline SimIoas *sim_hwpt_ioas(SimHwpt *h) {
 
 /* ---- object table (sim-context.c) ---- */
 
+/* Frees c and every object in it, whatever holds them. */
+void sim_context_destroy(SimContext *c);
 const char *sim_obj_type_name(SimObjType t);
 int sim_obj_add(SimContext *c, SimObject *o, SimObjType type, Error *err);
 void sim_obj_remove(SimContext *c, SimObject *o);
@@ -357,6 +364,31 @@ void sim_hwpt_free(SimContext *c, SimHwpt *h);
 int sim_hwpt_paging_new(SimContext *c, SimIoas *ioas, size_t iommu, uint32_t flags,
                         SimFaultQueue *fault, bool auto_domain, SimHwpt **ret, Error *err);
 
+/* ---- files of the device nodes (sim-file.c) ---- */
+
+/* Without a root: the memfd that is the device's node (made on first use), or -errno. */
+int sim_file_anchor(SimBackend *s, SimDevModel *m);
+/* The identity of the device's node (st_dev, st_ino), -errno when it has none. */
+int sim_file_node(SimBackend *s, SimDevModel *m, struct stat *ret);
+/* Whether st (of a client's fd) is the device's node. */
+bool sim_file_is_node(SimBackend *s, SimDevModel *m, const struct stat *st);
+/* A new open file of the device's node, O_RDWR. */
+int sim_file_open(SimBackend *s, SimDevModel *m, int *ret_fd);
+/* Whether some open file of the node holds the binding's lock. */
+bool sim_file_bound(SimBackend *s, SimDevModel *m);
+/* Whether m is bound through fd's open file. */
+bool sim_file_binds(SimBackend *s, SimDevModel *m, int fd);
+/* Takes the binding's lock through fd; -EBUSY when another open file holds it. */
+int sim_file_lock(int fd);
+/* Ends m's binding when its file is gone (and the backend holds no copy): 1 when it did. */
+int sim_file_reap_model(SimBackend *s, SimDevModel *m);
+void sim_file_reap(SimBackend *s);
+/*
+ * context_free()'s part: drops the backend's copies of the bound files; returns 0 when no file
+ * bound to c lives on (c may be destroyed), 1 when c was kept as closed.
+ */
+int sim_file_close_context(SimContext *c);
+
 /* ---- dirty tracking (sim-dirty.c) ---- */
 
 /* A device wrote [iova, last] through h: its pages become dirty while h tracks. -ENOMEM. */
@@ -366,6 +398,7 @@ void sim_ioas_forget_dirty(SimIoas *ioas, uint64_t start, uint64_t last);
 
 /* ---- devices (sim-device.c, sim-device-attach.c) ---- */
 
+int sim_device_fd_identify_model(SimBackend *s, int fd, size_t *ret, Error *err);
 int sim_device_find(SimBackend *s, const char *name, size_t *ret);
 void sim_device_free(SimContext *c, SimDev *d);
 /* The HWPT attached to d at pasid (BACKEND_NO_PASID: the RID), or NULL. */
@@ -407,6 +440,8 @@ int sim_fault_raise(SimDev *d, SimFaultQueue *q, const FaultRecord *rec);
 
 int sim_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err);
 int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err);
+int sim_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max, size_t *ret_n,
+                       Error *err);
 int sim_context_new(Backend *b, BackendContext **ret, Error *err);
 void sim_context_free(BackendContext *bc);
 int sim_context_fd(BackendContext *c);

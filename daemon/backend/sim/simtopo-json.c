@@ -246,14 +246,19 @@ static int check_iommu(IommuDesc *desc, const char *path, Error *err) {
         if (!name_is_valid(m->name))
                 return error_set(err, -EINVAL, "%s.name: '%s' is not a valid IOMMU name", path,
                                  m->name);
-        if (!streq(m->kind, "intel") && !streq(m->kind, "amd") && !streq(m->kind, "arm-smmu-v3"))
+        if (!streq(m->kind, "intel") && !streq(m->kind, "amd") && !streq(m->kind, "arm-smmu-v3") &&
+            !streq(m->kind, "arm-smmu"))
                 return error_set(err, -EINVAL,
-                                 "%s.kind: expected \"intel\", \"amd\" or \"arm-smmu-v3\", got '%s'",
+                                 "%s.kind: expected \"intel\", \"amd\", \"arm-smmu-v3\" or "
+                                 "\"arm-smmu\", got '%s'",
                                  path, m->kind);
-        /* sysfs shows no marker directory for SMMUv3: topology_load() goes by the name. */
+        /* sysfs shows no marker directory for an Arm SMMU: topology_load() goes by the name. */
         if (streq(m->kind, "arm-smmu-v3") && !strneq(m->name, "smmu3.", 6))
                 return error_set(err, -EINVAL, "%s.name: an arm-smmu-v3 instance is named "
                                  "\"smmu3.<address>\", got '%s'", path, m->name);
+        if (streq(m->kind, "arm-smmu") && !strneq(m->name, "smmu.", 5))
+                return error_set(err, -EINVAL, "%s.name: an arm-smmu instance is named "
+                                 "\"smmu.<address>\", got '%s'", path, m->name);
         /* IOMMU_HW_INFO_TYPE_INTEL_VTD = 1, IOMMU_HW_INFO_TYPE_ARM_SMMUV3 = 2 */
         if (!desc->has_hw_info_type)
                 m->hw_info_type = streq(m->kind, "intel") ? 1 : streq(m->kind, "arm-smmu-v3") ? 2 : 0;

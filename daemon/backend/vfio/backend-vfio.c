@@ -348,6 +348,7 @@ static const BackendOps vfio_ops = {
         .free = vfio_free,
         .device_fd_identify = vfio_device_fd_identify,
         .device_open = vfio_device_open,
+        .device_holders = vfio_device_holders,
         .context_new = vfio_context_new,
         .context_free = vfio_context_free,
         .context_fd = vfio_context_fd,

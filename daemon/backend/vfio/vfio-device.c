@@ -27,6 +27,7 @@
 
 #include "assert-util.h"
 #include "macros.h"
+#include "node-holders.h"
 #include "vfio-abi.h"
 #include "vfio-internal.h"
 
@@ -270,6 +271,32 @@ int vfio_device_open(Backend *b, const char *name, int *ret_fd, Error *err) {
         return 0;
 }
 
+/* Who holds the device's group file (<dev_root>/vfio/N): VFIO lets one open file have it. */
+int vfio_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max, size_t *ret_n,
+                        Error *err) {
+        BackendVfio *v = (BackendVfio *)b;
+        char path[PATH_MAX];
+        unsigned group;
+        struct stat st;
+        int r;
+
+        assert_return(b, -EINVAL);
+        assert_return(pids || n_max == 0, -EINVAL);
+        assert_return(ret_n, -EINVAL);
+        if (!name_is_valid(name))
+                return error_set(err, -EINVAL, "\"%s\" is not a device name", name ? name : "");
+        if (device_group(v, name, &group) < 0)
+                return error_set(err, -ENODEV, "device %s has no IOMMU group in sysfs", name);
+        snprintf(path, sizeof(path), "%s/vfio/%u", v->dev_root, group);
+        if (stat(path, &st) < 0)
+                return error_set(err, negative_errno(), "cannot stat %s: %m", path);
+        r = node_holders(&st, pids, n_max, ret_n);
+        if (r < 0)
+                return error_set(err, r, "cannot read the processes' fds in /proc: %s",
+                                 strerror(-r));
+        return 0;
+}
+
 /* ---- binding ---- */
 
 typedef struct DeviceRef {
@@ -380,6 +407,7 @@ static int group_open(VfioContext *c, const DeviceRef *ref, VfioGroup **ret, Err
         if (!g)
                 return error_set(err, -ENOMEM, "out of memory");
         g->id = ref->group;
+        g->client_file = ref->group_fd >= 0;
         r = ref->group_fd >= 0 ? group_dup(ref, &g->fd, err) : group_open_node(v, ref, &g->fd, err);
         if (r < 0)
                 return r;
@@ -662,6 +690,7 @@ static void device_free(VfioContext *c, VfioDevice *d) {
 int vfio_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         VfioContext *c = (VfioContext *)bc;
         VfioDevice *d;
+        bool lingers;
 
         assert_return(bc, -EINVAL);
         d = device_lookup(c, dev_id, err);
@@ -670,8 +699,10 @@ int vfio_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         /* Whatever a client still holds, the device must reach nothing of the context. */
         if (d->ioas && !vfio_of(c)->keep_kernel_state)
                 (void)detach_device(c, d, VFIO_LEAVE_FORCE, NULL);
+        /* The group file goes with its last device; a client's copy of it keeps it open. */
+        lingers = d->group->client_file && d->group->n_bound == 1;
         device_free(c, d);
-        return 0;
+        return lingers;
 }
 
 void vfio_device_release_all(VfioContext *c) {

@@ -76,6 +76,7 @@ typedef struct VfioGroup {
         int fd;
         VfioIoas *ioas;   /* whose container the group is in, NULL */
         bool stale;       /* still in a wiped container it could not leave */
+        bool client_file; /* fd is a dup of a client's group file, which it may keep */
         unsigned n_bound; /* devices of the group bound in the context */
 } VfioGroup;
 
@@ -186,6 +187,8 @@ int vfio_container_dirty(BackendVfio *v, VfioIoas *ioas, uint32_t flags, void *e
 
 int vfio_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err);
 int vfio_device_open(Backend *b, const char *name, int *ret_fd, Error *err);
+int vfio_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max, size_t *ret_n,
+                        Error *err);
 int vfio_device_bind(BackendContext *bc, int fd, uint32_t *ret_dev_id, Error *err);
 int vfio_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err);
 int vfio_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint32_t *pt_id,

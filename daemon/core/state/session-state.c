@@ -701,6 +701,9 @@ int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendC
         s->ctx = ctx;
         session_link(s);
         s->delegated = json_object_get_boolean(json_object_object_get(state, "delegated"));
+        /* A restored session is a session like any other to whoever lists or watches them. */
+        if (host->on_session)
+                host->on_session(s, SESSION_OPENED, host->on_session_userdata);
 
         if (json_util_get_array(state, "addressSpaces", 0, &ioas, NULL) < 0 ||
             json_util_get_array(state, "devices", 0, &devs, NULL) < 0) {
