@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "assert-util.h"
 #include "json-util.h"
 #include "varlink-wire.h"
 
@@ -286,13 +287,22 @@ static int parse_message(VarlinkReader *r, const char *s, size_t len, json_objec
         return 0;
 }
 
-int varlink_reader_next(VarlinkReader *r, json_object **ret, FdList **ret_fds, Error *err) {
+/* A big buffer goes once empty, and once the message last taken out of it is done with. */
+static void reader_release_if_empty(VarlinkReader *r) {
+        if (r->start == r->end && r->size > BUFFER_KEEP_SIZE) {
+                free(r->data);
+                r->data = NULL;
+                r->size = 0;
+        }
+}
+
+int varlink_reader_next_text(VarlinkReader *r, const char **ret_text, size_t *ret_len,
+                             FdList **ret_fds, Error *err) {
         FdList *fds = NULL;
-        json_object *o = NULL;
         ssize_t len;
         uint64_t offset;
-        int k;
 
+        reader_release_if_empty(r);
         len = reader_scan(r);
         if (len < 0) {
                 if (r->end - r->start > r->max_message_bytes)
@@ -308,29 +318,46 @@ int varlink_reader_next(VarlinkReader *r, json_object **ret, FdList **ret_fds, E
         offset = r->base + r->start;
         if (r->n_batches > 0 && r->batches[0].offset < offset)
                 return error_set(err, -EBADMSG, "fds arrived that belong to no message");
-
-        k = parse_message(r, r->data + r->start, (size_t)len, &o, err);
-        if (k < 0)
-                return k;
-
         if (r->n_batches > 0 && r->batches[0].offset == offset) {
                 fds = r->batches[0].fds;
                 memmove(r->batches, r->batches + 1, (r->n_batches - 1) * sizeof(FdBatch));
                 r->n_batches--;
         }
 
+        /* The bytes stay where they are until the next varlink_reader_fill(). */
+        *ret_text = r->data + r->start;
+        *ret_len = (size_t)len;
         r->start += (size_t)len + 1;
         r->scanned = 0;
         if (r->start == r->end) {
                 r->base += r->end;
                 r->start = r->end = 0;
-                if (r->size > BUFFER_KEEP_SIZE) {
-                        free(r->data);
-                        r->data = NULL;
-                        r->size = 0;
-                }
         }
-        *ret = o;
+        *ret_fds = fds;
+        return 1;
+}
+
+int varlink_reader_parse(VarlinkReader *r, const char *text, size_t len, json_object **ret,
+                         Error *err) {
+        assert_return(r && text && ret, -EINVAL);
+        return parse_message(r, text, len, ret, err);
+}
+
+int varlink_reader_next(VarlinkReader *r, json_object **ret, FdList **ret_fds, Error *err) {
+        const char *text;
+        FdList *fds;
+        size_t len;
+        int k;
+
+        k = varlink_reader_next_text(r, &text, &len, &fds, err);
+        if (k <= 0)
+                return k;
+        k = parse_message(r, text, len, ret, err);
+        reader_release_if_empty(r);
+        if (k < 0) {
+                fdlist_free(fds);
+                return k;
+        }
         *ret_fds = fds;
         return 1;
 }

@@ -66,6 +66,18 @@ int varlink_reader_fill(VarlinkReader *r, int fd, Error *err);
  */
 int varlink_reader_next(VarlinkReader *r, json_object **ret, FdList **ret_fds, Error *err);
 
+/*
+ * varlink_reader_next_text() - the same, without parsing: the message's bytes (no NUL
+ * among them; they stay valid until the next call on the reader) and its fds.  For a
+ * reader of its own (common/json-stream.h), with varlink_reader_parse() when that one
+ * cannot judge the message.
+ */
+int varlink_reader_next_text(VarlinkReader *r, const char **ret_text, size_t *ret_len,
+                             FdList **ret_fds, Error *err);
+/* Parses a message's bytes as varlink_reader_next() does (same result, same errors). */
+int varlink_reader_parse(VarlinkReader *r, const char *text, size_t len, json_object **ret,
+                         Error *err);
+
 /* True when a complete message (or a framing error) is buffered, i.e. _next() will not return 0. */
 bool varlink_reader_has_message(VarlinkReader *r);
 /* Bytes received and not yet taken out as messages. */

@@ -337,8 +337,9 @@ uint64_t session_dirty_bitmap_bytes(uint64_t length, uint64_t page_size);
  * Writes the dirty bitmap of [iova, iova + length) into the first bytes of bitmap_fd: bit i
  * (bit i % 64 of little-endian 64-bit word i / 64) for the page_size bytes at iova + i *
  * page_size; what is not mapped reads clean.  Tracking must be on.  iommud maps the client's
- * memfd and the kernel writes into it: nothing is copied, and iommud's own memory does not
- * grow with the bitmap.
+ * memfd and the kernel writes into it: nothing is copied.  The memfd's pages iommud faults
+ * are charged to its memory cgroup, so the bitmap's bytes count against the principal's
+ * pinned-memory quota while the call runs (QuotaExceeded pinnedBytes, nothing read).
  */
 int session_read_dirty_bitmap(Session *s, const SessionDirtyArgs *args, BrokerError *err);
 /*

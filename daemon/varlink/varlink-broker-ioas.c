@@ -244,7 +244,6 @@ int broker_method_copy(VarlinkCall *call, json_object *params, VarlinkCallFlags 
                        void *userdata) {
         BrokerError e = BROKER_ERROR_INIT;
         SessionCopyArgs a = {};
-        json_object *out;
         uint64_t iova;
         int r;
 
@@ -254,9 +253,5 @@ int broker_method_copy(VarlinkCall *call, json_object *params, VarlinkCallFlags 
                 return r;
         if (session_copy(broker_call_session(call), &a, &iova, &e) < 0)
                 return broker_reply_error(call, &e);
-        out = json_object_new_object();
-        if (!out)
-                return -ENOMEM;
-        (void)json_util_add(out, "iova", broker_u64_node(iova));
-        return broker_reply(call, out);
+        return broker_reply_u64(call, "iova", iova);
 }

@@ -317,7 +317,11 @@ int varlink_call_dispatch(VarlinkCall *call, json_object *parameters,
         /* The IDL check covers the method's table: decoding with another one escapes it. */
         assert_return(!call->entry || call->entry->parameters == table, -EINVAL);
 
-        r = json_dispatch(parameters, table, target, "", &field, &e);
+        if (call->stream_params)
+                r = json_stream_dispatch(&call->conn->server->stream, call->stream_params, table,
+                                         target, "", &field, &e);
+        else
+                r = json_dispatch(parameters, table, target, "", &field, &e);
         if (r == -EINVAL)
                 return varlink_call_invalid_parameter(call, field ?: "parameters", "%s",
                                                       error_message(&e));

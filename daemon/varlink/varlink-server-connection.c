@@ -307,6 +307,23 @@ static int call_new(VarlinkConnection *c, json_object *message, FdList *fds, con
         return 0;
 }
 
+/* The entry of method (INTERFACE.NAME) and its interface; NULL when there is none. */
+static const VarlinkMethod *server_find_method(VarlinkServer *s, const char *method,
+                                               const VarlinkInterface **ret_iface) {
+        const char *dot = strrchr(method, '.');
+        const VarlinkInterface *iface;
+
+        if (!dot || dot == method)
+                return NULL;
+        iface = server_find_interface(s, method, (size_t)(dot - method));
+        for (const VarlinkMethod *m = iface ? iface->methods : NULL; m && m->name; m++)
+                if (streq(m->name, dot + 1)) {
+                        *ret_iface = iface;
+                        return m;
+                }
+        return NULL;
+}
+
 /* Finds the method and runs its handler, or answers why there is none to run. */
 static int call_run(VarlinkServer *s, VarlinkCall *call, const Envelope *e) {
         const char *dot = strrchr(e->method, '.');
@@ -374,6 +391,75 @@ static int connection_dispatch(VarlinkConnection *c, json_object *message, FdLis
         return call_finish(c, call, r);
 }
 
+/* The envelope of the message on the streaming reader's tape; false when it is not plain. */
+static bool stream_envelope(const JsonStream *st, Envelope *ret,
+                            const JsonStreamToken **ret_params) {
+        const JsonStreamToken *t = json_stream_member(st, st->tape, "method");
+        static const char *const names[] = { "oneway", "more", "upgrade" };
+        bool *flags[] = { &ret->oneway, &ret->more, &ret->upgrade };
+
+        *ret = (Envelope){};
+        if (!t || t->kind != JSON_DISPATCH_KIND_STRING || strlen(t->text) != t->length ||
+            t->length >= STREAM_METHOD_MAX)
+                return false;
+        ret->method = t->text;
+        *ret_params = json_stream_member(st, st->tape, "parameters");
+        if (*ret_params && (*ret_params)->kind != JSON_DISPATCH_KIND_OBJECT)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                t = json_stream_member(st, st->tape, names[i]);
+                if (t && t->kind != JSON_DISPATCH_KIND_BOOLEAN)
+                        return false;
+                *flags[i] = t && t->boolean;
+        }
+        return !(ret->oneway && ret->more) && !ret->upgrade;
+}
+
+/*
+ * Serves a call of a streamed method without a json-c tree: 1 when it did, 0 when the
+ * message is not one for this path (json-c reads it then, and its verdict stands), or a
+ * negative errno.  Takes *fds only when it serves the call.
+ */
+static int connection_dispatch_stream(VarlinkConnection *c, const char *text, size_t len,
+                                      FdList **fds) {
+        VarlinkServer *s = c->server;
+        _cleanup_(varlink_call_unrefp) VarlinkCall *call = NULL;
+        const JsonStreamToken *params = NULL;
+        const VarlinkInterface *iface = NULL;
+        const VarlinkMethod *m;
+        Envelope e;
+        int r;
+
+        if (len >= s->scratch_size) {
+                char *p = realloc(s->scratch, len + 1);
+
+                if (!p)
+                        return 0;
+                s->scratch = p;
+                s->scratch_size = len + 1;
+        }
+        memcpy(s->scratch, text, len);
+        if (json_stream_parse(&s->stream, s->scratch, len, VARLINK_JSON_MAX_DEPTH, NULL) < 0 ||
+            !stream_envelope(&s->stream, &e, &params))
+                return 0;
+        m = server_find_method(s, e.method, &iface);
+        if (!m || !m->streamed || !params)
+                return 0;
+        r = call_new(c, NULL, TAKE_PTR(*fds), &e, &call);
+        if (r < 0)
+                return r;
+        /* The name outlives the scratch copy: logs and deferred replies read it. */
+        memcpy(call->method_name, e.method, strlen(e.method) + 1);
+        call->method = call->method_name;
+        call->iface = iface;
+        call->entry = m;
+        call->stream_params = params;
+        r = m->handler(call, s->empty, call->flags, iface->userdata ?: s->userdata);
+        call->stream_params = NULL;
+        r = call_finish(c, call, r);
+        return r < 0 ? r : 1;
+}
+
 /* Dispatches the complete calls that are buffered, as long as the connection may take them. */
 static void connection_dispatch_buffered(VarlinkConnection *c) {
         Error err = ERROR_INIT;
@@ -381,12 +467,23 @@ static void connection_dispatch_buffered(VarlinkConnection *c) {
 
         while (connection_may_dispatch(c)) {
                 json_object *message;
-                FdList *fds;
+                const char *text = NULL;
+                FdList *fds = NULL;
+                size_t len = 0;
 
-                r = varlink_reader_next(c->reader, &message, &fds, &err);
+                r = varlink_reader_next_text(c->reader, &text, &len, &fds, &err);
                 if (r == 0)
                         break;
+                if (r > 0) {
+                        r = connection_dispatch_stream(c, text, len, &fds);
+                        if (r < 0)
+                                c->closing = true;
+                        if (r != 0)
+                                continue;
+                        r = varlink_reader_parse(c->reader, text, len, &message, &err);
+                }
                 if (r < 0) {
+                        fdlist_free(fds);
                         log_debug("Dropping client pid %d: %s", (int)c->ucred.pid, error_message(&err));
                         c->closing = true;
                         break;

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "fdlist.h"
+#include "json-stream.h"
 #include "varlink-server.h"
 #include "varlink-wire.h"
 
@@ -23,6 +24,10 @@
 #define ACCEPT_BATCH 32
 /* Reads per wakeup of a connection, for the same reason. */
 #define READ_BATCH 64
+/* Values a call read by the streaming reader may hold; longer ones go to json-c. */
+#define STREAM_TAPE 256
+/* The longest method name such a call may carry (kept in the call for its logs). */
+#define STREAM_METHOD_MAX 96
 
 typedef struct Listener {
         VarlinkServer *server;
@@ -56,6 +61,12 @@ struct VarlinkServer {
         unsigned n_connections;
 
         json_object *empty; /* the parameters of calls that sent none */
+
+        /* The streaming reader's state: one call at a time is read, on the loop. */
+        JsonStream stream;
+        JsonStreamToken tape[STREAM_TAPE];
+        char *scratch;      /* a copy of the message, decoded in place */
+        size_t scratch_size;
 };
 
 struct VarlinkConnection {
@@ -94,6 +105,10 @@ struct VarlinkCall {
         const VarlinkMethod *entry; /* NULL until the method is found */
         VarlinkCallFlags flags;
         bool done;
+        /* A call read by the streaming reader: its parameters on the server's tape, until
+         * the handler returns; its method name, kept for logs. */
+        const JsonStreamToken *stream_params;
+        char method_name[STREAM_METHOD_MAX];
 };
 
 /* varlink-server.c */

@@ -52,6 +52,7 @@ int varlink_server_new(VarlinkServer **ret, struct event_base *base, const Varli
         s->product = "iommud";
         s->version = PACKAGE_VERSION;
         s->url = "https://github.com/iommud/iommud";
+        s->stream = (JsonStream){ .tape = s->tape, .n_tape = STREAM_TAPE };
         s->empty = json_object_new_object();
         if (!s->empty)
                 return -ENOMEM;
@@ -70,6 +71,7 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
         server_listeners_free(s);
         free(s->interfaces);
         json_object_put(s->empty);
+        free(s->scratch);
         free(s);
         return NULL;
 }

@@ -127,6 +127,9 @@ typedef struct VarlinkMethod {
         /* What the handler decodes with varlink_call_dispatch(): the method's parameters,
          * checked against the IDL (varlink_idl_check_interface()).  NULL: none. */
         const JsonDispatchField *parameters;
+        /* The handler reads its parameters only through varlink_call_dispatch(): its calls
+         * may be read without a json-c tree (common/json-stream.h). */
+        bool streamed;
 } VarlinkMethod;
 
 typedef struct VarlinkInterface {

@@ -327,11 +327,15 @@ static void test_dispatch_takes_fds(void **state) {
         assert_int_equal(fstat(p[1], &sb), 0);
         baseline = (int)count_open_fds();
 
-        FOREACH_ARRAY(t, cases, ELEMENTSOF(cases)) {
+        for (size_t i = 0; i < 2 * ELEMENTSOF(cases); i++) {
+                const typeof(cases[0]) *t = &cases[i % ELEMENTSOF(cases)];
                 json_object *params = json_tokener_parse(t->params);
 
-                assert_int_equal(varlink_client_send(c, "io.iommud.Test.TakeTwoFds", params, p, 2,
-                                                     0),
+                assert_int_equal(varlink_client_send(c,
+                                                     i < ELEMENTSOF(cases)
+                                                             ? "io.iommud.Test.TakeTwoFds"
+                                                             : "io.iommud.Test.TakeTwoFdsStreamed",
+                                                     params, p, 2, 0),
                                  0);
                 json_object_put(params);
                 assert_int_equal(wait_reply(fx, c, &r), 1);
@@ -369,6 +373,39 @@ static void send_raw(int fd, const void *data, size_t n, const int *fds, size_t 
                 memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
         }
         assert_int_equal(sendmsg(fd, &mh, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/*
+ * A streamed method reads what json-c reads, whichever reader takes the message: plain JSON
+ * goes through the streaming reader, a member given twice (the last value counts) or a NaN
+ * through json-c.
+ */
+static void test_streamed_method_reads_like_json_c(void **state) {
+        static const char *const messages[] = {
+                "{\"method\":\"io.iommud.Test.TakeTwoFdsStreamed\",\"parameters\":{\"a\":1}}",
+                "{\"method\":\"io.iommud.Test.TakeTwoFdsStreamed\",\"parameters\":{\"a\":0,"
+                "\"a\":1}}",
+                "{\"method\":\"io.iommud.Test.TakeTwoFdsStreamed\",\"parameters\":{\"a\":1},"
+                "\"note\":NaN}",
+        };
+        Fixture *fx = *state;
+        VarlinkReply r = VARLINK_REPLY_INIT;
+        struct stat sb;
+        int p[2];
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_int_equal(fstat(p[1], &sb), 0);
+        FOREACH_ARRAY(m, messages, ELEMENTSOF(messages)) {
+                _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(fx);
+
+                send_raw(varlink_client_get_fd(c), *m, strlen(*m) + 1, p, 2);
+                assert_int_equal(wait_reply(fx, c, &r), 1);
+                assert_null(r.error);
+                assert_int_equal(num(r.parameters, "a"), (int64_t)sb.st_ino);
+                varlink_reply_clear(&r);
+        }
+        safe_close(p[0]);
+        safe_close(p[1]);
 }
 
 static void test_malformed_frames_drop_only_that_client(void **state) {
@@ -613,6 +650,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_close_from_handler_sends_reply_first, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fds, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dispatch_takes_fds, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_streamed_method_reads_like_json_c, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_malformed_frames_drop_only_that_client, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_on_connect_refuses, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_half_close_still_gets_replies, setup, teardown),

@@ -29,6 +29,7 @@ const char test_idl[] =
         "method Note() -> ()\n"
         "method TakeFd(fd: int) -> (ino: int)\n"
         "method TakeTwoFds(a: int, b: ?int) -> (a: int, b: ?int)\n"
+        "method TakeTwoFdsStreamed(a: int, b: ?int) -> (a: int, b: ?int)\n"
         "method SendFd() -> (fd: int)\n"
         "method Big(seq: int, bytes: int) -> (seq: int, data: string)\n"
         "method Errno() -> ()\n"
@@ -198,6 +199,8 @@ static const VarlinkMethod test_methods[] = {
         { "Echo", m_echo },     { "Fail", m_fail },     { "Count", m_count },   { "Defer", m_defer },
         { "Note", m_note },     { "TakeFd", m_take_fd }, { "SendFd", m_send_fd }, { "Big", m_big },
         { "TakeTwoFds", m_take_two_fds, take_two_fds_parameters },
+        /* The same, read without a json-c tree when the message allows. */
+        { "TakeTwoFdsStreamed", m_take_two_fds, take_two_fds_parameters, .streamed = true },
         { "Errno", m_errno },   { "Forget", m_forget }, { "Bye", m_bye },       {},
 };
 

@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assert-util.h"
+#include "json-stream.h"
+#include "macros.h"
+
+/* ---- reading: the document onto the tape ------------------------------------------------- */
+
+typedef struct Reader {
+        JsonStream *s;
+        char *p, *end;
+        unsigned depth, max_depth;
+        Error *err;
+} Reader;
+
+/* JSON's whitespace (json-c takes some more in places; those messages are its to read). */
+static bool is_space(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void skip_space(Reader *r) {
+        while (r->p < r->end && is_space(*r->p))
+                r->p++;
+}
+
+static int bad(Reader *r, const char *what) {
+        return error_set(r->err, -EBADMSG, "message is not valid JSON: %s", what);
+}
+
+static int token_new(Reader *r, JsonDispatchKind kind, size_t *ret) {
+        JsonStream *s = r->s;
+
+        if (s->used >= s->n_tape)
+                return error_set(r->err, -E2BIG, "more values than the tape holds");
+        s->tape[s->used] = (JsonStreamToken){ .kind = kind };
+        *ret = s->used++;
+        return 0;
+}
+
+static int hex4(const char *p, uint32_t *ret) {
+        uint32_t v = 0;
+
+        for (int i = 0; i < 4; i++) {
+                char c = p[i];
+
+                v <<= 4;
+                if (c >= '0' && c <= '9')
+                        v |= (uint32_t)(c - '0');
+                else if (c >= 'a' && c <= 'f')
+                        v |= (uint32_t)(c - 'a' + 10);
+                else if (c >= 'A' && c <= 'F')
+                        v |= (uint32_t)(c - 'A' + 10);
+                else
+                        return -EBADMSG;
+        }
+        *ret = v;
+        return 0;
+}
+
+static char *put_utf8(char *w, uint32_t cp) {
+        if (cp < 0x80) {
+                *w++ = (char)cp;
+        } else if (cp < 0x800) {
+                *w++ = (char)(0xc0 | (cp >> 6));
+                *w++ = (char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+                *w++ = (char)(0xe0 | (cp >> 12));
+                *w++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+                *w++ = (char)(0x80 | (cp & 0x3f));
+        } else {
+                *w++ = (char)(0xf0 | (cp >> 18));
+                *w++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+                *w++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+                *w++ = (char)(0x80 | (cp & 0x3f));
+        }
+        return w;
+}
+
+/* A \u escape at r->p (after the backslash and 'u'), written at *w; a surrogate pair as one. */
+static int read_unicode(Reader *r, char **w) {
+        uint32_t cp, low;
+
+        if (r->end - r->p < 4 || hex4(r->p, &cp) < 0)
+                return bad(r, "bad \\u escape");
+        r->p += 4;
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+                /* A high surrogate wants a low one; without it json-c writes U+FFFD. */
+                if (r->end - r->p >= 6 && r->p[0] == '\\' && r->p[1] == 'u' &&
+                    hex4(r->p + 2, &low) == 0 && low >= 0xdc00 && low <= 0xdfff) {
+                        r->p += 6;
+                        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+                } else
+                        cp = 0xfffd;
+        } else if (cp >= 0xdc00 && cp <= 0xdfff)
+                cp = 0xfffd;
+        *w = put_utf8(*w, cp);
+        return 0;
+}
+
+/* A string at r->p (on its opening quote), decoded in place and NUL-terminated. */
+static int read_string(Reader *r, JsonStreamToken *t) {
+        char *w = ++r->p;
+
+        t->kind = JSON_DISPATCH_KIND_STRING;
+        t->text = w;
+        for (;;) {
+                char c;
+
+                if (r->p >= r->end)
+                        return bad(r, "unterminated string");
+                c = *r->p++;
+                if (c == '"')
+                        break;
+                if (c != '\\') {
+                        *w++ = c;
+                        continue;
+                }
+                if (r->p >= r->end)
+                        return bad(r, "unterminated string");
+                c = *r->p++;
+                switch (c) {
+                case '"': case '\\': case '/': *w++ = c; break;
+                case 'b': *w++ = '\b'; break;
+                case 'f': *w++ = '\f'; break;
+                case 'n': *w++ = '\n'; break;
+                case 'r': *w++ = '\r'; break;
+                case 't': *w++ = '\t'; break;
+                case 'u':
+                        if (read_unicode(r, &w) < 0)
+                                return -EBADMSG;
+                        break;
+                default:
+                        return bad(r, "bad escape in a string");
+                }
+        }
+        t->length = (size_t)(w - t->text);
+        *w = '\0';
+        return 0;
+}
+
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+/* A number at r->p: an INTEGER when json-c keeps it as one, else a NUMBER with its literal. */
+static int read_number(Reader *r, JsonStreamToken *t) {
+        const char *start = r->p;
+        bool integer = true, big = false;
+        uint64_t v = 0;
+
+        t->negative = *r->p == '-';
+        r->p += t->negative;
+        if (r->p >= r->end || !is_digit(*r->p))
+                return bad(r, "bad number");
+        if (*r->p == '0' && r->p + 1 < r->end && is_digit(r->p[1]))
+                return bad(r, "number with a leading zero");
+        for (; r->p < r->end && is_digit(*r->p); r->p++) {
+                unsigned d = (unsigned)(*r->p - '0');
+
+                if (v > (UINT64_MAX - d) / 10)
+                        big = true;
+                v = v * 10 + d;
+        }
+        if (r->p < r->end && *r->p == '.') {
+                integer = false;
+                if (++r->p >= r->end || !is_digit(*r->p))
+                        return bad(r, "bad fraction");
+                while (r->p < r->end && is_digit(*r->p))
+                        r->p++;
+        }
+        if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+                integer = false;
+                r->p++;
+                if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+                        r->p++;
+                if (r->p >= r->end || !is_digit(*r->p))
+                        return bad(r, "bad exponent");
+                while (r->p < r->end && is_digit(*r->p))
+                        r->p++;
+        }
+        if (integer && !big && (!t->negative || v <= (uint64_t)INT64_MAX + 1)) {
+                t->kind = JSON_DISPATCH_KIND_INTEGER;
+                t->magnitude = v;
+                t->negative = t->negative && v > 0;
+                return 0;
+        }
+        t->kind = JSON_DISPATCH_KIND_NUMBER;
+        t->negative = false;
+        t->text = start;
+        t->length = (size_t)(r->p - start);
+        return 0;
+}
+
+static int read_word(Reader *r, JsonStreamToken *t) {
+        static const struct {
+                const char *word;
+                JsonDispatchKind kind;
+                bool value;
+        } words[] = {
+                { "true", JSON_DISPATCH_KIND_BOOLEAN, true },
+                { "false", JSON_DISPATCH_KIND_BOOLEAN, false },
+                { "null", JSON_DISPATCH_KIND_NULL, false },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(words); i++) {
+                size_t n = strlen(words[i].word);
+
+                if ((size_t)(r->end - r->p) >= n && memcmp(r->p, words[i].word, n) == 0) {
+                        r->p += n;
+                        t->kind = words[i].kind;
+                        t->boolean = words[i].value;
+                        return 0;
+                }
+        }
+        return bad(r, "unexpected character");
+}
+
+static int read_value(Reader *r);
+
+/*
+ * Refuses an object that names a member twice: json-c keeps the last value where the first
+ * stood, and json_util_fix_big_integers() may then judge one literal by another's value.
+ * Such messages are json-c's to read.
+ */
+static int check_unique(Reader *r, size_t first, size_t end) {
+        const JsonStreamToken *t = r->s->tape;
+
+        for (size_t i = first; i < end; i = t[i + 1].next)
+                for (size_t k = t[i + 1].next; k < end; k = t[k + 1].next)
+                        if (streq(t[i].text, t[k].text))
+                                return bad(r, "a member given twice");
+        return 0;
+}
+
+/* The members or elements of a container whose opening bracket r->p is on. */
+static int read_container(Reader *r, bool object) {
+        char close = object ? '}' : ']';
+        size_t first = r->s->used;
+
+        if (++r->depth > r->max_depth)
+                return error_set(r->err, -ELOOP, "JSON nested deeper than %u levels",
+                                 r->max_depth);
+        r->p++;
+        skip_space(r);
+        if (r->p < r->end && *r->p == close) {
+                r->p++;
+                r->depth--;
+                return 0;
+        }
+        for (;;) {
+                int k;
+
+                skip_space(r);
+                if (object) {
+                        size_t key;
+
+                        if (r->p >= r->end || *r->p != '"')
+                                return bad(r, "expected a member name");
+                        k = token_new(r, JSON_DISPATCH_KIND_STRING, &key);
+                        if (k >= 0)
+                                k = read_string(r, &r->s->tape[key]);
+                        if (k < 0)
+                                return k;
+                        r->s->tape[key].next = (uint32_t)r->s->used;
+                        skip_space(r);
+                        if (r->p >= r->end || *r->p != ':')
+                                return bad(r, "expected ':'");
+                        r->p++;
+                }
+                k = read_value(r);
+                if (k < 0)
+                        return k;
+                skip_space(r);
+                if (r->p < r->end && *r->p == ',') {
+                        r->p++;
+                        continue;
+                }
+                if (r->p < r->end && *r->p == close)
+                        break;
+                return bad(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+        r->p++;
+        r->depth--;
+        return object ? check_unique(r, first, r->s->used) : 0;
+}
+
+static int read_value(Reader *r) {
+        JsonStreamToken *t;
+        size_t i;
+        int k;
+
+        skip_space(r);
+        if (r->p >= r->end)
+                return error_set(r->err, -EBADMSG, "message ends inside a JSON value");
+        k = token_new(r, JSON_DISPATCH_KIND_NULL, &i);
+        if (k < 0)
+                return k;
+        t = &r->s->tape[i];
+        if (*r->p == '{' || *r->p == '[') {
+                t->kind = *r->p == '{' ? JSON_DISPATCH_KIND_OBJECT : JSON_DISPATCH_KIND_ARRAY;
+                k = read_container(r, *r->p == '{');
+        } else if (*r->p == '"')
+                k = read_string(r, t);
+        else if (*r->p == '-' || is_digit(*r->p))
+                k = read_number(r, t);
+        else
+                k = read_word(r, t);
+        if (k < 0)
+                return k;
+        /* The tape may not move (it is the caller's), so t is still valid. */
+        r->s->tape[i].next = (uint32_t)r->s->used;
+        return 0;
+}
+
+int json_stream_parse(JsonStream *s, char *text, size_t len, unsigned max_depth, Error *err) {
+        Reader r = { .s = s, .p = text, .end = text + len, .max_depth = max_depth, .err = err };
+        int k;
+
+        assert_return(s && s->tape && (text || len == 0), -EINVAL);
+
+        s->used = 0;
+        skip_space(&r);
+        if (r.p >= r.end)
+                return error_set(err, -EBADMSG, "message ends inside a JSON value");
+        if (*r.p != '{')
+                return error_set(err, -EBADMSG, "message is not a JSON object");
+        k = read_value(&r);
+        if (k < 0)
+                return k;
+        skip_space(&r);
+        if (r.p < r.end)
+                return error_set(err, -EBADMSG, "trailing data after the JSON value");
+        return 0;
+}
+
+/* ---- dispatching: the tape into a struct ------------------------------------------------- */
+
+static size_t index_of(const JsonStream *s, const JsonStreamToken *t) {
+        return (size_t)(t - s->tape);
+}
+
+static void value_of(JsonStream *s, const JsonStreamToken *t, JsonDispatchValue *ret) {
+        *ret = (JsonDispatchValue){ .kind = t->kind, .boolean = t->boolean,
+                                    .negative = t->negative, .magnitude = t->magnitude,
+                                    .text = t->text, .length = t->length };
+        if (t->kind == JSON_DISPATCH_KIND_NUMBER) {
+                /* The literal is not terminated in the document: messages quote a copy. */
+                size_t n = MIN(t->length, sizeof(s->number) - 1);
+
+                memcpy(s->number, t->text, n);
+                s->number[n] = '\0';
+                ret->text = s->number;
+                ret->length = n;
+        }
+}
+
+static int stream_object(JsonStream *s, size_t o, const JsonDispatchField *table, void *target,
+                         const JsonDispatchPath *path, const char **ret_field, Error *err);
+
+static int stream_array(JsonStream *s, const JsonDispatchField *f, size_t a, void *target,
+                        const JsonDispatchPath *path, Error *err);
+
+static int stream_member(JsonStream *s, const JsonDispatchField *f, size_t v, void *target,
+                         const JsonDispatchPath *path, Error *err) {
+        JsonDispatchValue value;
+        int r;
+
+        value_of(s, &s->tape[v], &value);
+        if (f->type == JSON_DISPATCH_OBJECT && value.kind == JSON_DISPATCH_KIND_OBJECT)
+                r = stream_object(s, v, f->fields, (uint8_t *)target + f->offset, path, NULL,
+                                  err);
+        else if (f->type == JSON_DISPATCH_ARRAY && value.kind == JSON_DISPATCH_KIND_ARRAY)
+                r = stream_array(s, f, v, target, path, err);
+        else
+                return json_dispatch_value(f, &value, target, path, err);
+        if (r < 0)
+                return r;
+        if (f->presence > 0)
+                *(bool *)((uint8_t *)target + f->presence - 1) = true;
+        return 0;
+}
+
+static int stream_array(JsonStream *s, const JsonDispatchField *f, size_t a, void *target,
+                        const JsonDispatchPath *path, Error *err) {
+        uint8_t *base = (uint8_t *)target + f->offset;
+        size_t n = 0, i, end = s->tape[a].next;
+
+        assert_return(f->element, -EINVAL);
+        for (i = a + 1; i < end; i = s->tape[i].next)
+                n++;
+        if (f->max > 0 && n > f->max) {
+                char buf[JSON_DISPATCH_PATH_MAX];
+
+                return error_set(err, -EINVAL, "%s: %zu elements, at most %" PRIu64 " are accepted",
+                                 json_dispatch_path_format(path, buf, sizeof(buf)), n, f->max);
+        }
+        if (f->element_size > 0) {
+                void **array = (void **)base;
+                size_t *count = (size_t *)((uint8_t *)target + f->count_offset);
+
+                /* A document decoded into the same struct before. */
+                json_dispatch_clear(&(const JsonDispatchField[]){ *f, {} }[0], target);
+                if (n > 0 && !(*array = calloc(n, f->element_size)))
+                        return error_set(err, -ENOMEM, "out of memory");
+                *count = n;
+        }
+        i = a + 1;
+        for (size_t k = 0; k < n; k++, i = s->tape[i].next) {
+                void *element = f->element_size > 0 ? *(uint8_t **)base + k * f->element_size
+                                                    : base;
+                int r = stream_member(s, f->element, i, element,
+                                      &(JsonDispatchPath){ .parent = path, .index = k }, err);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int stream_object(JsonStream *s, size_t o, const JsonDispatchField *table, void *target,
+                         const JsonDispatchPath *path, const char **ret_field, Error *err) {
+        size_t end = s->tape[o].next;
+        uint64_t seen = 0;
+        char buf[JSON_DISPATCH_PATH_MAX];
+        int r;
+
+        if (s->tape[o].kind != JSON_DISPATCH_KIND_OBJECT)
+                return error_set(err, -EINVAL, "%s: expected an object",
+                                 json_dispatch_path_format(path, buf, sizeof(buf)));
+        for (size_t k = o + 1; k < end; k = s->tape[k + 1].next) {
+                const char *key = s->tape[k].text;
+                const JsonDispatchPath p = { .parent = path, .name = key };
+                const JsonDispatchField *f;
+                size_t v = k + 1;
+
+                f = json_dispatch_find(table, key, strlen(key), s->tape[v].kind);
+                if (!f)
+                        r = error_set(err, -EINVAL, "%s: unknown key",
+                                      json_dispatch_path_format(&p, buf, sizeof(buf)));
+                else
+                        r = stream_member(s, f, v, target, &p, err);
+                if (r >= 0)
+                        r = json_dispatch_seen(table, f, &seen);
+                if (r < 0) {
+                        if (ret_field)
+                                *ret_field = f ? f->name : key;
+                        return r;
+                }
+        }
+        return json_dispatch_finish(table, seen, target, path, ret_field, err);
+}
+
+const JsonStreamToken *json_stream_member(const JsonStream *s, const JsonStreamToken *object,
+                                          const char *name) {
+        size_t o, end;
+
+        assert_return(s && object && name, NULL);
+        o = index_of(s, object);
+        if (object->kind != JSON_DISPATCH_KIND_OBJECT)
+                return NULL;
+        end = object->next;
+        for (size_t k = o + 1; k < end; k = s->tape[k + 1].next)
+                if (streq(s->tape[k].text, name))
+                        return &s->tape[k + 1];
+        return NULL;
+}
+
+int json_stream_dispatch(JsonStream *s, const JsonStreamToken *o, const JsonDispatchField *table,
+                         void *target, const char *path, const char **ret_field, Error *err) {
+        assert_return(s && o && (target || !table), -EINVAL);
+
+        if (ret_field)
+                *ret_field = NULL;
+        return stream_object(s, index_of(s, o), table, target,
+                             &(JsonDispatchPath){ .name = path ?: "" }, ret_field, err);
+}

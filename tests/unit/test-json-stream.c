@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "json-dispatch.h"
+#include "json-stream.h"
+#include "macros.h"
+
+typedef struct MapParams {
+        uint32_t ioas_id;
+        JsonDispatchFd memory;
+        uint64_t offset, length, iova;
+        bool readable, writeable;
+        const char *name;
+} MapParams;
+
+static const JsonDispatchField map_fields[] = {
+        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED, offsetof(MapParams, ioas_id) },
+        { "memoryFd", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_REQUIRED,
+          offsetof(MapParams, memory) },
+        { "offset", JSON_DISPATCH_UINT64, 0, offsetof(MapParams, offset) },
+        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(MapParams, length) },
+        { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(MapParams, iova) },
+        { "readable", JSON_DISPATCH_BOOL, 0, offsetof(MapParams, readable) },
+        { "writeable", JSON_DISPATCH_BOOL, 0, offsetof(MapParams, writeable) },
+        { "name", JSON_DISPATCH_STRING, JSON_DISPATCH_NULLABLE, offsetof(MapParams, name) },
+        {},
+};
+
+static const JsonDispatchField envelope_fields[] = {
+        { "method", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, 0 },
+        {},
+};
+
+/* Parses text (copied: the reader decodes in place) with a tape of n tokens. */
+static int parse(JsonStream *s, char *buf, size_t size, const char *text, size_t n) {
+        static JsonStreamToken tape[64];
+        Error err = ERROR_INIT;
+
+        assert_true(strlen(text) < size && n <= ELEMENTSOF(tape));
+        strcpy(buf, text);
+        *s = (JsonStream){ .tape = tape, .n_tape = n };
+        return json_stream_parse(s, buf, strlen(buf), 4, &err);
+}
+
+static void test_map(void **state) {
+        char buf[512];
+        JsonStream s;
+        MapParams p = {};
+        const JsonStreamToken *params;
+        const char *field = NULL;
+        Error err = ERROR_INIT;
+
+        (void)state;
+        assert_int_equal(parse(&s, buf, sizeof(buf),
+                               " {\"method\":\"org.iommud.Broker.Map\",\"parameters\":{\"ioasId\":7,"
+                               "\"memoryFd\":0,\"length\":4096,\"iova\":18446744073709547520,"
+                               "\"readable\":true,\"writeable\":false,"
+                               "\"name\":\"a\\u00e9\\ud83d\\ude00\\n\"}}\n",
+                               64),
+                         0);
+        params = json_stream_member(&s, s.tape, "parameters");
+        assert_non_null(params);
+        assert_null(json_stream_member(&s, s.tape, "oneway"));
+        assert_int_equal(json_stream_dispatch(&s, params, map_fields, &p, "", &field, &err), 0);
+        assert_int_equal(p.ioas_id, 7);
+        assert_int_equal(p.memory.index, 0);
+        assert_int_equal(p.length, 4096);
+        assert_true(p.iova == UINT64_C(18446744073709547520));
+        assert_true(p.readable);
+        assert_false(p.writeable);
+        assert_string_equal(p.name, "a\xc3\xa9\xf0\x9f\x98\x80\n");
+}
+
+static void test_dispatch_refusals(void **state) {
+        static const char *const bad[] = {
+                "{\"ioasId\":-1,\"memoryFd\":0,\"length\":1,\"iova\":0}",
+                "{\"ioasId\":1,\"memoryFd\":0,\"length\":1.5,\"iova\":0}",
+                "{\"ioasId\":1,\"memoryFd\":0,\"length\":1}",
+                "{\"ioasId\":1,\"memoryFd\":0,\"length\":1,\"iova\":0,\"extra\":1}",
+                "{\"ioasId\":1,\"memoryFd\":0,\"length\":1,\"iova\":99999999999999999999}",
+        };
+        static const char *const field[] = { "ioasId", "length", "iova", "extra", "iova" };
+
+        (void)state;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char buf[512];
+                JsonStream s;
+                MapParams p = {};
+                const char *f = NULL;
+                Error err = ERROR_INIT;
+
+                assert_int_equal(parse(&s, buf, sizeof(buf), bad[i], 64), 0);
+                assert_int_equal(json_stream_dispatch(&s, s.tape, map_fields, &p, "", &f, &err),
+                                 -EINVAL);
+                assert_string_equal(f, field[i]);
+                assert_true(err.message[0] != '\0');
+        }
+}
+
+/* What the reader leaves to json-c: not plain JSON, duplicates, too deep, too long. */
+static void test_parse_refusals(void **state) {
+        static const char *const bad[] = {
+                "", "[]", "{'method':1}", "{\"a\":NaN}", "{\"a\":01}", "{\"a\":1,}",
+                "{\"a\":1} x", "{\"a\":1,\"a\":2}", "{\"a\":\"\\x\"}", "{\"a\":\"\\ud83\"}",
+                "{\"a\":[[[[1]]]]}", "{\"a\":1", "{\"a\":-}", "{\"a\":tru}",
+        };
+        static const int code[] = {
+                -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG,
+                -EBADMSG, -EBADMSG, -EBADMSG, -ELOOP, -EBADMSG, -EBADMSG, -EBADMSG,
+        };
+        char buf[512];
+        JsonStream s;
+
+        (void)state;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(parse(&s, buf, sizeof(buf), bad[i], 64), code[i]);
+        /* Four levels are allowed, and a tape of exactly the values it needs is enough. */
+        assert_int_equal(parse(&s, buf, sizeof(buf), "{\"a\":[[[1]]]}", 64), 0);
+        assert_int_equal(parse(&s, buf, sizeof(buf), "{\"a\":[[[1]]]}", 6), 0);
+        assert_int_equal(parse(&s, buf, sizeof(buf), "{\"a\":[[[1]]]}", 5), -E2BIG);
+}
+
+static void test_decoded_in_place(void **state) {
+        char buf[128];
+        JsonStream s;
+        const JsonStreamToken *m;
+        const char *method = NULL, *f = NULL;
+        Error err = ERROR_INIT;
+
+        (void)state;
+        assert_int_equal(parse(&s, buf, sizeof(buf), "{\"method\":\"a\\\"b\\u0000c\"}", 64), 0);
+        m = json_stream_member(&s, s.tape, "method");
+        assert_non_null(m);
+        assert_int_equal(m->length, 5);
+        assert_memory_equal(m->text, "a\"b\0c", 6);
+        /* A NUL inside is refused by the string rule, as json_dispatch() does. */
+        assert_int_equal(json_stream_dispatch(&s, s.tape, envelope_fields, &method, "", &f, &err),
+                         -EINVAL);
+        assert_string_equal(f, "method");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_map),
+                cmocka_unit_test(test_dispatch_refusals),
+                cmocka_unit_test(test_parse_refusals),
+                cmocka_unit_test(test_decoded_in_place),
+        };
+
+        return cmocka_run_group_tests_name("json-stream", tests, NULL, NULL);
+}
