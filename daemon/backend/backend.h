@@ -100,7 +100,13 @@ typedef enum BackendFeature {
         BACKEND_FEATURE_VIOMMU = 1 << 10,         /* VIOMMU_ALLOC / VDEVICE_ALLOC */
         BACKEND_FEATURE_CHANGE_PROCESS = 1 << 11, /* IOMMU_IOAS_CHANGE_PROCESS */
         BACKEND_FEATURE_NESTING = 1 << 12,        /* nested HWPTs (stage-1 over NEST_PARENT) */
-        _BACKEND_FEATURE_MAX = 1 << 13,
+        /*
+         * Dirty tracking that reports every page pinned for DMA dirty, written or not (VFIO
+         * type1 without a device that pins pages itself): safe for migration, but every read
+         * asks the VMM to copy all of the mapped memory again.
+         */
+        BACKEND_FEATURE_DIRTY_ALL_PINNED = 1 << 13,
+        _BACKEND_FEATURE_MAX = 1 << 14,
 } BackendFeature;
 
 typedef struct IovaRange {
@@ -252,6 +258,14 @@ struct BackendOps {
          * holds the group file.  NULL where clients bring their own (iommufd cdevs).
          */
         int (*device_fd)(BackendContext *c, uint32_t dev_id, int *ret_fd, Error *err);
+        /*
+         * Arms the device's request channel (vfio-pci's VFIO_PCI_REQ_IRQ_INDEX) with an
+         * eventfd: *ret_fd becomes readable when the host wants the device back (an unbind,
+         * a removal, an SR-IOV VF disabled), and the host waits until the device is
+         * released.  The fd is owned by the context and disarmed and closed at unbind.
+         * -EOPNOTSUPP where the device has no such channel.  May be NULL: none at all.
+         */
+        int (*device_request_fd)(BackendContext *c, uint32_t dev_id, int *ret_fd, Error *err);
 
         int (*hwpt_alloc)(BackendContext *c, const HwptAllocArgs *args, uint32_t *ret_id,
                           Error *err);

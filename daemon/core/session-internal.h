@@ -14,6 +14,7 @@
  *   session-map.c     map, unmap, copy
  *   session-pasid.c   PASID binds and fault delivery
  *   session-handoff.c devices handed over as fds (OpenDevices)
+ *   session-release.c giving a device back when the host asks for it
  */
 
 #include <stdbool.h>
@@ -214,6 +215,9 @@ int session_quota_exceeded(Session *s, SessionResource r, uint64_t want, BrokerE
 int session_charge_mapping(Session *s, uint64_t length, BrokerError *err);
 void session_refund_mappings(Session *s, uint64_t n, uint64_t bytes);
 
+/* Why device id is gone, for later calls naming it (session.c). */
+void session_remember_gone(Session *s, uint32_t id, const char *name, const char *reason);
+
 /* ---- session-device.c ------------------------------------------------------------------- */
 
 /* The decision for device name as this session would get it now, for a handoff or not. */
@@ -243,6 +247,16 @@ int session_audit_result(Session *s, SessionAuditAction action, const char *devi
 /* Drops d (its PASIDs, its attachment, its claim) from the session's table. */
 void session_remove_device(Session *s, SessionDevice *d);
 
+/* ---- session-release.c ------------------------------------------------------------------ */
+
+/* Tells the host's on_device hook about d (before its file is released, for UNBINDING). */
+void session_device_notify(Session *s, SessionDeviceEvent event, const SessionDevice *d);
+/*
+ * Takes d from the session for good: remembers why (DeviceGone), answers its pending faults,
+ * removes it and destroys an address space only it used.
+ */
+void session_drop_device(Session *s, SessionDevice *d, const char *reason);
+
 /* ---- session-ioas.c --------------------------------------------------------------------- */
 
 int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t first, uint64_t last,
@@ -260,6 +274,9 @@ int session_invalid_parameter(BrokerError *err, const char *parameter, const cha
 int session_dirty_page_table(Session *s, const SessionDevice *d, const TopoDevice *td,
                              SessionIoas *ioas, uint32_t *ret_pt, bool *ret_new,
                              BrokerError *err);
+/* NotSupported "dirty-tracking" naming device d, whose IOMMU (be says why) cannot track ioas. */
+int session_dirty_refused(const SessionIoas *ioas, const SessionDevice *d, const Error *be,
+                          BrokerError *err);
 /* Destroys the page table pt session_dirty_page_table() just made, which nothing uses. */
 void session_dirty_drop(Session *s, SessionIoas *ioas, uint32_t pt);
 /* Destroys the page tables iommud allocated for ioas (before the IOAS itself goes). */

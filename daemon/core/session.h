@@ -52,6 +52,16 @@ typedef enum SessionEvent {
 
 typedef void (*SessionHookFn)(Session *s, SessionEvent event, void *userdata);
 
+/* What happens to one device of a session, for SessionHost.on_device. */
+typedef enum SessionDeviceEvent {
+        SESSION_DEVICE_BOUND,     /* bound to the session's context */
+        SESSION_DEVICE_UNBINDING, /* about to be released; its request fd is still open */
+        _SESSION_DEVICE_EVENT_MAX,
+} SessionDeviceEvent;
+
+typedef void (*SessionDeviceHookFn)(Session *s, SessionDeviceEvent event, uint32_t device_id,
+                                    const char *name, void *userdata);
+
 /* What a session asked for that is on the record, for SessionHost.on_audit. */
 typedef enum SessionAuditAction {
         SESSION_AUDIT_ATTACH,    /* a device (AttachDevice, by fd or by name) */
@@ -99,6 +109,13 @@ typedef struct SessionHost {
          */
         SessionHookFn on_session;
         void *on_session_userdata;
+        /*
+         * Told when a device is bound to a session and when it is about to be released,
+         * whatever releases it (DetachDevice, a reload, hotplug, the session's end), so
+         * that whoever watches its request channel stops before the fd is closed.
+         */
+        SessionDeviceHookFn on_device;
+        void *on_device_userdata;
         /*
          * Told once about every grant of a device or an iommufd and every refusal of one by a
          * policy decision, whichever transport asked.  May be NULL.
@@ -417,6 +434,20 @@ int session_revalidate(Session *s,
                        void (*on_drop)(Session *s, const char *device, const char *reason,
                                        void *userdata),
                        void *userdata);
+
+/*
+ * The device's request channel (see BackendOps.device_request_fd): readable when the host
+ * wants the device back.  Owned by the session until the device is unbound (on_device says
+ * when).  -EOPNOTSUPP where the backend or the device has none.
+ */
+int session_device_request_fd(Session *s, uint32_t device_id, int *ret_fd);
+/*
+ * Gives the device back to the host: detaches it, unbinds its PASIDs, answers its pending
+ * faults "invalid", destroys an address space only it used and releases the session's
+ * file of it.  Later calls naming it fail with DeviceGone carrying reason.  -ENOENT when
+ * the session holds no such device.
+ */
+int session_release_device(Session *s, uint32_t device_id, const char *reason);
 
 /* The id under which the session holds device name, -ENOENT when it does not. */
 int session_device_id(const Session *s, const char *name, uint32_t *ret);

@@ -226,7 +226,11 @@ static void test_libiommud_reclaims(void **state) {
                                              .events = POLLIN }, 1, 10);
         }
         assert_int_equal(r, 1);
-        assert_string_equal(ev->kind, "removed");
+        assert_string_equal(ev->kind, "release_requested");
+        assert_true(ev->deadline > 0);
+        iommud_event_free(ev);
+        assert_int_equal(iommud_event_stream_next(events, &ev, e), 1);
+        assert_string_equal(ev->kind, "released");
         assert_string_equal(ev->device, DEV_A);
         assert_true(ev->has_device_id);
         assert_int_equal(ev->device_id, a->device_id);
@@ -358,6 +362,8 @@ static void hotplug_case(void **state, const char *method, json_object *params, 
         assert_int_equal(map_fixed(b, b_ioas, memfd, 0x200000, PAGE), 0x200000);
 
         simulator(&h, method, params);
+        /* Asked first, as vfio-pci asks, then released at once (no grace in this policy). */
+        expect_event(watch, "release_requested", DEV_A, held.dev);
         expect_event(watch, kind, DEV_A, held.dev);
 
         /* The holder hears precisely what happened on further use ... */
@@ -394,14 +400,14 @@ static void hotplug_case(void **state, const char *method, json_object *params, 
 
 static void test_hotplug_remove(void **state) {
         hotplug_case(state, "org.iommud.Simulator.RemoveDevice",
-                     itest_params("device", json_object_new_string(DEV_A), NULL), "removed");
+                     itest_params("device", json_object_new_string(DEV_A), NULL), "released");
 }
 
 static void test_hotplug_rebind(void **state) {
         hotplug_case(state, "org.iommud.Simulator.SetDriver",
                      itest_params("device", json_object_new_string(DEV_A), "driver",
                                   json_object_new_string("nvme"), NULL),
-                     "rebound");
+                     "released");
 }
 
 /* A hotplug change to the simulated host survives a restart, like the sessions. */

@@ -212,7 +212,8 @@ static void test_probe_all_features(void **state) {
 
         assert_int_equal(kernel_new(e, &err), 0);
         assert_string_equal(K(e)->name, "kernel");
-        assert_int_equal(e->kernel->features, _BACKEND_FEATURE_MAX - 1);
+        assert_int_equal(e->kernel->features,
+                         (_BACKEND_FEATURE_MAX - 1) & ~BACKEND_FEATURE_DIRTY_ALL_PINNED);
         /* The probe context is gone and the probes created nothing. */
         assert_int_equal(e->resp->n_fds, 0);
 }
@@ -253,7 +254,9 @@ static void test_probe_old_kernel_features_off(void **state) {
                 e->resp->disabled_cmds = 0;
                 kernel_responder_disable(e->resp, t->cmd);
                 assert_int_equal(kernel_new(e, &err), 0);
-                assert_int_equal(e->kernel->features, (_BACKEND_FEATURE_MAX - 1) & ~t->off);
+                assert_int_equal(e->kernel->features,
+                                 (_BACKEND_FEATURE_MAX - 1) &
+                                         ~(t->off | BACKEND_FEATURE_DIRTY_ALL_PINNED));
                 backend_free(e->kernel);
                 e->kernel = NULL;
         }
@@ -542,6 +545,32 @@ static void test_ops_send_exact_structures(void **state) {
         assert_int_equal(e->resp->n_size_not_sizeof, 0);
         assert_int_equal(e->resp->n_reserved_set, 0);
         assert_int_equal(e->resp->n_ioctls, 20); /* the unbind detaches the RID first */
+}
+
+/*
+ * The request interrupt: armed once with an eventfd the context keeps (asking again gives the
+ * same fd), and pointed nowhere again before the device file goes at unbind.
+ */
+static void test_device_request_fd(void **state) {
+        Env *e = *state;
+        Error err = ERROR_INIT;
+        _cleanup_close_ int dev = open("/dev/zero", O_RDWR | O_CLOEXEC);
+        uint32_t dev_id;
+        int fd = -1, again = -1;
+
+        assert_true(dev >= 0);
+        assert_int_equal(K(e)->device_request_fd(e->ctx, 4242, &fd, &err), -ENOENT);
+        assert_int_equal(K(e)->device_bind(e->ctx, dev, &dev_id, &err), 0);
+        e->resp->n_size_not_sizeof = 0;
+        assert_int_equal(K(e)->device_request_fd(e->ctx, dev_id, &fd, &err), 0);
+        assert_true(fd >= 0);
+        assert_int_equal(e->resp->request_trigger, fd);
+        assert_int_equal(e->resp->n_size_not_sizeof, 0);
+        assert_int_equal(K(e)->device_request_fd(e->ctx, dev_id, &again, &err), 0);
+        assert_int_equal(again, fd);
+        assert_true(K(e)->device_unbind(e->ctx, dev_id, &err) >= 0);
+        assert_int_equal(e->resp->request_trigger, -1);
+        assert_true(fcntl(fd, F_GETFD) < 0); /* closed with the device */
 }
 
 static void test_context_fd_is_the_iommufd(void **state) {
@@ -971,6 +1000,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unknown_ioctls, setup_raw, teardown),
                 cmocka_unit_test_setup_teardown(test_vfio_argsz_rules, setup_raw, teardown),
                 cmocka_unit_test_setup_teardown(test_ops_send_exact_structures, setup_full,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_device_request_fd, setup_full,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_context_fd_is_the_iommufd, setup_full,
                                                 teardown),

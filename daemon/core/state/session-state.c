@@ -427,6 +427,7 @@ static int restore_device(Session *s, json_object *j, const SessionRestoreConfig
                 .capabilities = info.capabilities,
         };
         session_charge_held(s, SESSION_RESOURCE_DEVICES, 1);
+        session_device_notify(s, SESSION_DEVICE_BOUND, &s->devices[s->n_devices - 1]);
         return 0;
 }
 
