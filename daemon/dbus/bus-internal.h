@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* What bus.c (Manager, devices) and bus-session.c (sessions) share. */
+/*
+ * What bus.c (Manager, devices), bus-session.c (sessions) and bus-session-handoff.c (devices
+ * handed over as fds) share.
+ */
 
 #include <systemd/sd-bus.h>
 
@@ -45,5 +48,12 @@ BusSession *bus_session_free(BusSession *bs);
 BusSession *bus_session_find_path(Bus *b, const char *path);
 BusSession *bus_session_from_core(Bus *b, const Session *s);
 int bus_session_register(Bus *b);
+
+/* Only the connection that created a session may use it: AccessDenied for any other. */
+int bus_session_check_owner(sd_bus_message *m, BusSession *bs, sd_bus_error *error);
+
+/* bus-session-handoff.c */
+int bus_session_method_open_devices(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_session_method_release_devices(sd_bus_message *m, void *userdata, sd_bus_error *error);
 
 extern const sd_bus_vtable bus_session_vtable[];

@@ -18,6 +18,7 @@ static const char *const broker_methods[] = {
         "AllowIOVAs",   "Map",           "Unmap",        "Copy",
         "BindPASID",    "UnbindPASID",   "WatchFaults",  "RespondFault",
         "Delegate",     "GetSession",    "JoinSession",   "WatchEvents",
+        "OpenDevices",  "ReleaseDevices",
         "GetFeatures",  "SetDirtyTracking", "ReadDirtyBitmap",
 };
 
