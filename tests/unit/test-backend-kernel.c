@@ -97,6 +97,8 @@ static int kernel_new(Env *e, Error *err) {
         cfg.dev_root = e->dev;
         cfg.syscalls = &kernel_responder_syscalls;
         cfg.userdata = e->resp;
+        /* A mapping goes with its last area here; test-backend-kernel-mapcache.c keeps some. */
+        cfg.fallback_idle_max = 0;
         return backend_kernel_new(&e->kernel, &cfg, err);
 }
 
@@ -788,23 +790,27 @@ static void test_fallback_many_areas_stale_entries(void **state) {
         assert_int_equal(e->resp->n_munmaps, 0);
         assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 64);
 
-        /* A new mapping where area 10 was replaces its stale entry. */
+        /*
+         * A new mapping where area 10 was replaces its stale entry; it maps the first page
+         * of the file again, which (stale) area 0's mapping still covers: no new mmap.
+         */
         iova = base + 20 * PAGE;
         assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW | BACKEND_MAP_FIXED_IOVA, mem, 0,
                                              PAGE, &iova, &err),
                          0);
+        assert_int_equal(e->resp->n_mmaps, 64);
         assert_int_equal(e->resp->n_munmaps, 1);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 64);
+        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 63);
 
         /* Unmapping the span of areas 0-39 releases the new area and the 39 stale ones. */
         assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, base, 80 * PAGE, &unmapped, &err), 0);
         assert_int_equal(unmapped, PAGE);
-        assert_int_equal(e->resp->n_munmaps, 41);
+        assert_int_equal(e->resp->n_munmaps, 40);
         assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 24);
 
         /* Areas 40-63 go with the IOAS. */
         assert_int_equal(K(e)->destroy(e->ctx, e->ioas, &err), 0);
-        assert_int_equal(e->resp->n_munmaps, 65);
+        assert_int_equal(e->resp->n_munmaps, 64);
         assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 0);
 }
 
