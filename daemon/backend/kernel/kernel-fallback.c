@@ -28,6 +28,11 @@
 #include "iova-tree.h"
 #include "kernel-private.h"
 
+/* Linux 5.1; glibc's <fcntl.h> has the older seals only. */
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+
 /* One mmap of a memory fd, shared by the areas mapped from it and the copies of those. */
 struct FallbackMap {
         unsigned n_ref;  /* areas using it; 0: idle, in the cache only */
@@ -331,15 +336,31 @@ static int fallback_check_range(int fd, uint64_t start, uint64_t length, struct 
 }
 
 /*
+ * Whether a new mapping of fd with prot would be allowed: the mmap checks the open file
+ * description's access mode and, for a shared writeable mapping, the file's write seals.
+ */
+static bool fallback_fd_allows(int fd, int prot) {
+        int acc = fcntl(fd, F_GETFL), seals;
+
+        if (acc < 0 || (acc & O_ACCMODE) == O_WRONLY)
+                return false;
+        if (!(prot & PROT_WRITE))
+                return true;
+        if ((acc & O_ACCMODE) != O_RDWR)
+                return false;
+        seals = fcntl(fd, F_GET_SEALS);
+        return seals < 0 || !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE));
+}
+
+/*
  * A cached mapping of the file that covers [offset, offset+length), has at least prot and
  * puts offset at a VA congruent to it modulo align.  The fd must allow prot itself: the
- * mapping may have been made through another open file description of the same file.
+ * mapping may have been made through another open file description of the same file, or
+ * before a write seal.
  */
 static FallbackMap *fallback_cache_find(KernelContext *c, int fd, const struct stat *st,
                                         uint64_t offset, uint64_t length, int prot,
                                         uint64_t align) {
-        int acc;
-
         if (!S_ISREG(st->st_mode))
                 return NULL;
         for (FallbackMap *m = c->maps; m; m = m->next) {
@@ -348,11 +369,7 @@ static FallbackMap *fallback_cache_find(KernelContext *c, int fd, const struct s
                     offset - m->offset > m->length || length > m->length - (offset - m->offset) ||
                     (((uintptr_t)m->addr - m->offset) & (align - 1)))
                         continue;
-                acc = fcntl(fd, F_GETFL);
-                if (acc < 0 || (acc & O_ACCMODE) == O_WRONLY ||
-                    ((prot & PROT_WRITE) && (acc & O_ACCMODE) != O_RDWR))
-                        return NULL;
-                return m;
+                return fallback_fd_allows(fd, prot) ? m : NULL;
         }
         return NULL;
 }
