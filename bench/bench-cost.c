@@ -72,7 +72,7 @@ typedef struct Counted {
         double dump_cost;
 } Counted;
 
-static void die(const char *what) {
+static _Noreturn void die(const char *what) {
         fprintf(stderr, "bench-cost: %s\n", what);
         exit(EXIT_FAILURE);
 }

@@ -264,7 +264,8 @@ static int parse_event(json_object *o, IommudEvent *ev, Error *e) {
         ev->has_device_id = iommud_present(o, "deviceId");
         if (ev->has_device_id && (r = json_util_get_u32(o, "deviceId", 0, &ev->device_id, e)) < 0)
                 return r;
-        return 0;
+        ev->deadline = 0;
+        return json_util_get_u64(o, "deadline", JSON_UTIL_OPTIONAL, &ev->deadline, e);
 }
 
 _public_ int iommud_event_stream_next(IommudEventStream *s, IommudEvent **ret, IommudError *err) {

@@ -50,13 +50,19 @@ static json_object *session_payload(Manager *m, Session *s) {
 void manager_on_device_lost(Session *s, const char *device, const char *reason, void *userdata) {
         Manager *m = userdata;
         const TopoDevice *td = topology_find_device(m->host.topology, device);
-        const char *kind = !td ? "removed" : !td->has_cdev ? "rebound" : "revoked";
+
+        manager_tell_device_lost(m, s, device,
+                                 !td ? "removed" : !td->has_cdev ? "rebound" : "revoked", reason);
+}
+
+void manager_tell_device_lost(Manager *m, Session *s, const char *device, const char *kind,
+                              const char *reason) {
         uint32_t id = UINT32_MAX;
 
         (void)session_device_id(s, device, &id);
         log_warning("%s loses device %s (%s): %s; detached it and tore down what only it used.",
                     session_describe(s), device, kind, reason);
-        broker_session_event(s, kind, device, id, reason);
+        broker_session_event(s, kind, device, id, reason, 0);
         if (manager_monitored(m)) {
                 json_object *payload = session_payload(m, s);
                 char message[512];
@@ -69,6 +75,25 @@ void manager_on_device_lost(Session *s, const char *device, const char *reason, 
                 payload_add_string(payload, "kind", kind);
                 payload_add_string(payload, "reason", reason);
                 manager_emit_event(m, "device-lost", message, payload);
+        }
+}
+
+void manager_tell_release_requested(Manager *m, Session *s, const char *device,
+                                    uint32_t device_id, uint64_t deadline_usec) {
+        static const char reason[] = "the host wants the device back";
+
+        broker_session_event(s, "release_requested", device, device_id, reason, deadline_usec);
+        bus_device_release_requested(m->bus, device, deadline_usec);
+        if (manager_monitored(m)) {
+                json_object *payload = session_payload(m, s);
+                char message[512];
+
+                snprintf(message, sizeof(message),
+                         "the host wants device %s back from session %" PRIu64 " of %s",
+                         device, manager_varlink_session_id(m->admin, s), session_describe(s));
+                payload_add_string(payload, "device", device);
+                payload_add_u64(payload, "deadline", deadline_usec);
+                manager_emit_event(m, "device-release-requested", message, payload);
         }
 }
 
@@ -135,24 +160,26 @@ void manager_on_fault(FaultStream *fs, const FaultEvent *ev, bool delivered,
         manager_emit_event(m, "fault", message, payload);
 }
 
-void manager_emit_topology_events(Manager *m, const Topology *old) {
-        const Topology *t = m->host.topology;
-
+void manager_emit_topology_events(Manager *m, const TopologyDiff *diff) {
         if (!manager_monitored(m))
                 return;
-        for (size_t i = 0; i < old->n_devices; i++) {
-                const TopoDevice *o = old->devices[i];
-                const TopoDevice *d = topology_find_device(t, o->name);
+        FOREACH_ARRAY(c, diff->changes, diff->n_changes) {
+                const TopoDevice *d = c->device, *o = c->previous;
 
-                if (!d)
+                switch (c->kind) {
+                case TOPOLOGY_DEVICE_REMOVED:
                         emit_device_event(m, "device-removed", o->name, NULL, o->driver);
-                else if (!same_driver(o->driver, d->driver) || o->has_cdev != d->has_cdev)
-                        emit_device_event(m, "device-changed", d->name, d->driver, o->driver);
+                        break;
+                case TOPOLOGY_DEVICE_ADDED:
+                        emit_device_event(m, "device-added", d->name, d->driver, NULL);
+                        break;
+                case TOPOLOGY_DEVICE_CHANGED:
+                        if (!same_driver(o->driver, d->driver) || o->has_cdev != d->has_cdev)
+                                emit_device_event(m, "device-changed", d->name, d->driver,
+                                                  o->driver);
+                        break;
+                }
         }
-        for (size_t i = 0; i < t->n_devices; i++)
-                if (!topology_find_device(old, t->devices[i]->name))
-                        emit_device_event(m, "device-added", t->devices[i]->name,
-                                          t->devices[i]->driver, NULL);
 }
 
 /*

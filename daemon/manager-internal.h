@@ -11,6 +11,7 @@
  *   manager-events.c   the fan-out of what happened: session hooks, fault notices,
  *                      devices a session lost, org.iommud.Manager Monitor() events
  *   manager-hotplug.c  kernel uevents and the topology reload they cause
+ *   manager-release.c  devices the host wants back: the holder told, then the device released
  *   manager-sim.c      the simulated host: its model, hotplug, org.iommud.Simulator
  *   manager-restart.c  restart survival: state and fds in the service manager's fd store
  *   manager-audit.c    the audit trail: grants, refusals and reloads, logged and told to Monitor()
@@ -47,6 +48,9 @@
  */
 #define MANAGER_STATE_VERSION 2u
 
+typedef struct ReleaseWatch ReleaseWatch;
+typedef struct SimPending SimPending;
+
 struct Manager {
         char *runtime_dir;
         char *socket_path;
@@ -81,7 +85,14 @@ struct Manager {
         json_object *sim_changes;   /* [[op, device, driver?]...] since start, for the state */
         SimulatorHooks sim_hooks;
         UeventMonitor *uevents;
-        struct event *hotplug;      /* coalesces a burst of uevents into one reload */
+        struct event *hotplug;      /* coalesces a burst of uevents into one update */
+        unsigned *hotplug_groups;   /* the IOMMU groups the events so far touched */
+        size_t n_hotplug_groups;
+        bool hotplug_full;          /* read everything: events were lost, or an IOMMU changed */
+        ReleaseWatch *release_watches; /* the bound devices whose request channel is armed */
+        SimPending *sim_pending;    /* simulated changes that wait for a holder's release */
+        size_t n_sim_pending;
+        bool exiting;
 };
 
 /* manager.c */
@@ -97,8 +108,17 @@ void manager_on_fault(FaultStream *fs, const FaultEvent *ev, bool delivered,
                       FaultClosedReason reason, void *userdata);
 /* session_revalidate()'s on_drop: a session lost a device to hotplug or a policy reload. */
 void manager_on_device_lost(Session *s, const char *device, const char *reason, void *userdata);
-/* Tells Monitor() subscribers how the devices differ between old and the current topology. */
-void manager_emit_topology_events(Manager *m, const Topology *old);
+/*
+ * Tells the session (WatchEvents()) and Monitor() subscribers that it lost a device:
+ * kind "removed", "rebound", "revoked" or "released".
+ */
+void manager_tell_device_lost(Manager *m, Session *s, const char *device, const char *kind,
+                              const char *reason);
+/* Tells the session and Monitor() subscribers that the host wants a device back. */
+void manager_tell_release_requested(Manager *m, Session *s, const char *device,
+                                    uint32_t device_id, uint64_t deadline_usec);
+/* Tells Monitor() subscribers how the devices changed. */
+void manager_emit_topology_events(Manager *m, const TopologyDiff *diff);
 /*
  * Tells org.iommud.Manager Monitor() subscribers that something happened:
  * type "session-opened", "policy-reloaded", ...; payload (may be NULL, taken)
@@ -116,12 +136,32 @@ void manager_emit_event(Manager *m, const char *type, const char *message, json_
 int manager_setup_backend(Manager *m, const ManagerConfig *cfg, Error *err);
 
 /* manager-hotplug.c */
-/* Reads the topology again and revalidates every session against it. */
+/* Reads the whole topology again and revalidates every session against it. */
 int manager_hotplug_reload(Manager *m);
+/*
+ * Notes that device name (at devpath below the sysfs root, NULL: find it by name) changed:
+ * the groups it was and is in are read again at the next manager_hotplug_flush().
+ */
+void manager_hotplug_device(Manager *m, const char *devpath, const char *name);
+/* Reads what the noted changes touched again (everything if events were lost). */
+int manager_hotplug_flush(Manager *m);
 /* Watches kernel uevents; without them hotplug goes unnoticed until a restart. */
 void manager_hotplug_watch(Manager *m);
 
+/* manager-release.c */
+/* The session host's on_device hook: arms and drops the watch on each device's requests. */
+void manager_on_device(Session *s, SessionDeviceEvent event, uint32_t device_id,
+                       const char *name, void *userdata);
+/*
+ * Handles a request for device the host just made, without waiting for the loop to see it
+ * (the simulated host asks from inside a call).  Nothing when the request channel is quiet.
+ */
+void manager_release_check(Manager *m, const char *device);
+
 /* manager-sim.c */
+/* A device the simulated host asked back was released: what waited for it happens, later. */
+void manager_sim_released(Manager *m, const char *device);
+void manager_sim_pending_free(Manager *m);
 /* Loads and materializes the simulated host named name and starts the simulated backend. */
 int manager_sim_setup(Manager *m, const char *name, Error *err);
 /* Registers org.iommud.Simulator: fault injection, the model's counters and hotplug. */

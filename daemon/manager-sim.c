@@ -64,9 +64,9 @@ static int sim_add_device(Manager *m, const char *device, bool present, Error *e
         _cleanup_(simtopo_freep) SimTopology *orig = NULL;
         SimTopology *t = m->sim_topo;
         const SimDevice *o;
-        SimDevice *devices, *d;
+        SimDevice *devices, copy;
         SimGroup *g = NULL;
-        size_t *idx;
+        size_t *idx, k;
         Error e = ERROR_INIT;
         int r;
 
@@ -80,9 +80,9 @@ static int sim_add_device(Manager *m, const char *device, bool present, Error *e
         o = simtopo_find_device(orig, device);
         if (!o)
                 return error_set(err, -ENODEV, "The simulated host has no device %s.", device);
-        for (size_t k = 0; k < t->n_groups; k++)
-                if (t->groups[k].id == orig->groups[o->group_index].id)
-                        g = &t->groups[k];
+        for (size_t j = 0; j < t->n_groups; j++)
+                if (t->groups[j].id == orig->groups[o->group_index].id)
+                        g = &t->groups[j];
         if (!g)
                 return error_set(err, -ENODEV, "The simulated host has no group %u for %s.",
                                  orig->groups[o->group_index].id, device);
@@ -95,25 +95,34 @@ static int sim_add_device(Manager *m, const char *device, bool present, Error *e
                 return error_set(err, -ENOMEM, "Out of memory.");
         g->device_indexes = idx;
 
-        d = &t->devices[t->n_devices];
-        *d = *o;
-        d->group_index = (size_t)(g - t->groups);
-        d->name = strdup(o->name);
-        d->label = o->label ? strdup(o->label) : NULL;
-        d->driver = o->driver ? strdup(o->driver) : NULL;
-        if (!d->name || (o->label && !d->label) || (o->driver && !d->driver)) {
-                free(d->name);
-                free(d->label);
-                free(d->driver);
+        copy = *o;
+        copy.group_index = (size_t)(g - t->groups);
+        copy.name = strdup(o->name);
+        copy.label = o->label ? strdup(o->label) : NULL;
+        copy.driver = o->driver ? strdup(o->driver) : NULL;
+        if (!copy.name || (o->label && !copy.label) || (o->driver && !copy.driver)) {
+                free(copy.name);
+                free(copy.label);
+                free(copy.driver);
                 return error_set(err, -ENOMEM, "Out of memory.");
         }
         /* Its old minor, unless a device bound meanwhile took it. */
-        for (size_t k = 0; d->cdev && k < t->n_devices; k++)
-                if (t->devices[k].cdev && t->devices[k].cdev_minor == d->cdev_minor) {
-                        d->cdev_minor = sim_free_minor(t);
+        for (size_t j = 0; copy.cdev && j < t->n_devices; j++)
+                if (t->devices[j].cdev && t->devices[j].cdev_minor == copy.cdev_minor) {
+                        copy.cdev_minor = sim_free_minor(t);
                         break;
                 }
-        g->device_indexes[g->n_devices++] = t->n_devices++;
+        /* In name order, where simtopo_find_device() bisects. */
+        for (k = 0; k < t->n_devices && strcmp(t->devices[k].name, device) < 0; k++)
+                ;
+        memmove(&t->devices[k + 1], &t->devices[k], (t->n_devices - k) * sizeof(*devices));
+        for (size_t j = 0; j < t->n_groups; j++)
+                for (size_t x = 0; x < t->groups[j].n_devices; x++)
+                        if (t->groups[j].device_indexes[x] >= k)
+                                t->groups[j].device_indexes[x]++;
+        t->devices[k] = copy;
+        t->n_devices++;
+        g->device_indexes[g->n_devices++] = k;
         return 0;
 }
 
@@ -155,12 +164,62 @@ static int manager_sim_apply(Manager *m, const char *op, const char *device, con
         return error_set(err, -EINVAL, "Unknown simulated hotplug change '%s'.", op);
 }
 
+struct SimPending {
+        char *op;
+        char *device;
+        char *driver;
+};
+
+static void sim_pending_clear(SimPending *p) {
+        free(p->op);
+        free(p->device);
+        free(p->driver);
+}
+
+/*
+ * As vfio-pci does before a removal or an unbind: a device a session holds is asked back
+ * and the change waits for its release (manager_sim_released()).  1 when it waits.
+ */
+static int sim_wait_for_holder(Manager *m, const char *op, const char *device,
+                               const char *driver, Error *err) {
+        SimPending *p;
+        int r;
+
+        if (streq(op, "add"))
+                return 0;
+        /* Recorded before the holder is asked: it may release the device at once. */
+        p = reallocarray(m->sim_pending, m->n_sim_pending + 1, sizeof(*p));
+        if (!p)
+                return error_set(err, -ENOMEM, "Out of memory.");
+        m->sim_pending = p;
+        p = &m->sim_pending[m->n_sim_pending];
+        *p = (SimPending){ .op = strdup(op), .device = strdup(device),
+                           .driver = driver ? strdup(driver) : NULL };
+        if (!p->op || !p->device || (driver && !p->driver)) {
+                sim_pending_clear(p);
+                return error_set(err, -ENOMEM, "Out of memory.");
+        }
+        m->n_sim_pending++;
+        r = backend_sim_request_device(m->host.backend, device);
+        if (r <= 0) {
+                /* Nobody holds it (or no such device: the change says which): go on now. */
+                sim_pending_clear(&m->sim_pending[--m->n_sim_pending]);
+                return 0;
+        }
+        log_info("Simulated hotplug: %s %s waits until its holder releases it.", op, device);
+        manager_release_check(m, device);
+        return 1;
+}
+
 static int manager_sim_hotplug(Manager *m, const char *op, const char *device, const char *driver,
                                Error *err) {
         json_object *c;
         const SimDevice *d;
         int r;
 
+        r = sim_wait_for_holder(m, op, device, driver, err);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = manager_sim_apply(m, op, device, driver, err);
         if (r < 0)
                 return r;
@@ -186,8 +245,71 @@ static int manager_sim_hotplug(Manager *m, const char *op, const char *device, c
         log_info("Simulated hotplug: %s %s%s%s.", op, device, driver ? " → " : "",
                  driver ?: "");
         /* From here on, exactly what a kernel uevent does. */
-        (void)manager_hotplug_reload(m);
+        manager_hotplug_device(m, NULL, device);
+        (void)manager_hotplug_flush(m);
         return 0;
+}
+
+typedef struct SimReleased {
+        Manager *m;
+        char *device;
+} SimReleased;
+
+static void on_sim_released(evutil_socket_t fd, short what, void *userdata) {
+        SimReleased *rel = userdata;
+        Manager *m = rel->m;
+        size_t n = 0;
+
+        /* Taken out first, in order: a change may wait again if someone holds the device now. */
+        _cleanup_free_ SimPending *mine = calloc(MAX(m->n_sim_pending, 1u), sizeof(*mine));
+        size_t kept = 0;
+
+        if (!mine) {
+                log_warning("Simulated hotplug of %s cannot go on (out of memory), ignoring.",
+                            rel->device);
+                goto out;
+        }
+        for (size_t i = 0; i < m->n_sim_pending; i++)
+                if (streq(m->sim_pending[i].device, rel->device))
+                        mine[n++] = m->sim_pending[i];
+                else
+                        m->sim_pending[kept++] = m->sim_pending[i];
+        m->n_sim_pending = kept;
+        FOREACH_ARRAY(p, mine, n) {
+                Error e = ERROR_INIT;
+
+                if (manager_sim_hotplug(m, p->op, p->device, p->driver, &e) < 0)
+                        log_warning("Simulated hotplug: %s %s failed after its release: %s, "
+                                    "ignoring.", p->op, p->device, error_message(&e));
+                sim_pending_clear(p);
+        }
+out:
+        free(rel->device);
+        free(rel);
+}
+
+void manager_sim_released(Manager *m, const char *device) {
+        SimReleased *rel = calloc(1, sizeof(*rel));
+
+        /* Not from inside the session call that released it: once the loop is back. */
+        if (rel && (rel->device = strdup(device))) {
+                rel->m = m;
+                if (event_base_once(m->base, -1, EV_TIMEOUT, on_sim_released, rel, NULL) == 0)
+                        return;
+        }
+        if (rel)
+                free(rel->device);
+        free(rel);
+        log_warning("Simulated hotplug of %s cannot go on after its release (out of memory), "
+                    "ignoring.", device);
+}
+
+void manager_sim_pending_free(Manager *m) {
+        FOREACH_ARRAY(p, m->sim_pending, m->n_sim_pending)
+                sim_pending_clear(p);
+        free(m->sim_pending);
+        m->sim_pending = NULL;
+        m->n_sim_pending = 0;
 }
 
 static int sim_hook_set_driver(void *userdata, const char *device, const char *driver,

@@ -189,6 +189,8 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         m->host = SESSION_HOST_INIT;
         m->host.on_session = manager_on_session;
         m->host.on_session_userdata = m;
+        m->host.on_device = manager_on_device;
+        m->host.on_device_userdata = m;
         m->host.on_audit = manager_audit_session;
         m->host.on_audit_userdata = m;
 
@@ -221,6 +223,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
+        m->exiting = true;
         /* Monitor streams end first, and session events stop reaching it. */
         m->admin = manager_varlink_free(m->admin);
         /* D-Bus sessions first: they are core sessions the bus front end owns. */
@@ -239,8 +242,10 @@ Manager *manager_free(Manager *m) {
         m->uevents = uevent_monitor_free(m->uevents);
         if (m->hotplug)
                 event_free(m->hotplug);
+        free(m->hotplug_groups);
         json_object_put(m->restore_state);
         json_object_put(m->sim_changes);
+        manager_sim_pending_free(m);
         m->fdstore = fdstore_free(m->fdstore);
         simtopo_free(m->sim_topo);
         free(m->sim_name);
@@ -330,6 +335,8 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata) {
         Manager *m = userdata;
 
         if (sig == SIGHUP) {
+                /* The one full rescan an admin can ask for; hotplug reads only what changed. */
+                (void)manager_hotplug_reload(m);
                 (void)manager_reload_policy(m);
                 return;
         }

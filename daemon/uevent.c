@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <linux/netlink.h>
 
@@ -67,11 +68,23 @@ static void on_readable(evutil_socket_t fd, short what, void *userdata) {
         char buf[8192];
 
         for (;;) {
-                ssize_t n = recv(m->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+                struct sockaddr_nl sa = {};
+                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+                struct msghdr mh = { .msg_name = &sa, .msg_namelen = sizeof(sa),
+                                     .msg_iov = &iov, .msg_iovlen = 1 };
+                ssize_t n = recvmsg(m->fd, &mh, MSG_DONTWAIT);
                 Uevent u;
 
+                if (n < 0 && errno == ENOBUFS) {
+                        /* The socket overflowed: what changed is unknown. */
+                        m->fn(NULL, m->userdata);
+                        continue;
+                }
                 if (n <= 0)
                         return;
+                /* Only the kernel (port 0) speaks here; a process could forge anything. */
+                if (mh.msg_namelen != sizeof(sa) || sa.nl_pid != 0 || (mh.msg_flags & MSG_TRUNC))
+                        continue;
                 buf[n] = '\0';
                 if (uevent_parse(buf, (size_t)n, &u) < 0 || !uevent_is_relevant(&u))
                         continue;

@@ -32,6 +32,11 @@ int uevent_parse(const char *buf, size_t len, Uevent *ret);
 bool uevent_is_relevant(const Uevent *u);
 
 typedef struct UeventMonitor UeventMonitor;
+/*
+ * Called for each relevant message the kernel itself sent (messages from any other
+ * sender are dropped), and with u NULL when messages were lost (the socket's buffer
+ * overflowed, ENOBUFS): whatever changed meanwhile is unknown.
+ */
 typedef void (*UeventFn)(const Uevent *u, void *userdata);
 
 int uevent_monitor_new(UeventMonitor **ret, struct event_base *base, UeventFn fn, void *userdata);

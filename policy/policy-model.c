@@ -31,6 +31,7 @@ static const PolicyLimits limits_defaults = {
         .socket_mode = 0666,
         .fault_response_timeout_ms = 5000,
         .session_reclaim_grace_ms = 30000,
+        .device_release_timeout_ms = 10000,
 };
 
 void device_matcher_done(DeviceMatcher *m) {

@@ -108,12 +108,13 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
                 "max-message-size", "max-fds-per-message", "max-queued-output",
                 "max-connections", "max-connections-per-user", "socket-mode",
                 "fault-response-timeout-ms", "session-reclaim-grace-ms", "reserved-connections",
-                "idle-timeout-ms", NULL,
+                "idle-timeout-ms", "device-release-timeout-ms", NULL,
         };
         static const struct {
                 const char *key;
                 size_t offset;
                 bool size;
+                bool zero_ok;
         } fields[] = {
                 { "max-message-size", offsetof(PolicyLimits, max_message_bytes), true },
                 { "max-fds-per-message", offsetof(PolicyLimits, max_fds_per_message), false },
@@ -124,6 +125,9 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
                 { "session-reclaim-grace-ms", offsetof(PolicyLimits, session_reclaim_grace_ms), false },
                 { "reserved-connections", offsetof(PolicyLimits, reserved_connections), false },
                 { "idle-timeout-ms", offsetof(PolicyLimits, idle_timeout_ms), false },
+                /* 0: a device the host wants back is released at once. */
+                { "device-release-timeout-ms", offsetof(PolicyLimits, device_release_timeout_ms),
+                  false, true },
         };
         char child[JPATH_MAX];
         json_object *f;
@@ -148,7 +152,7 @@ static int parse_limits(Parser *P, json_object *v, const char *path, PolicyLimit
                         continue;
                 }
                 /* Limits bound buffers: zero would make the daemon unusable. */
-                if (u == 0) {
+                if (u == 0 && !fields[i].zero_ok) {
                         r = policy_parse_error(P, child, false, "%s must be at least 1",
                                                fields[i].key);
                         continue;

@@ -111,6 +111,7 @@ typedef struct PolicyLimits {
         uint32_t socket_mode;             /* mode of the broker socket when iommud binds it */
         uint64_t fault_response_timeout_ms;
         uint64_t session_reclaim_grace_ms;
+        uint64_t device_release_timeout_ms; /* how long a holder may keep a device the host wants */
 } PolicyLimits;
 
 /* The broker's view of who holds what, for the exclusivity and quota steps. */

@@ -343,6 +343,17 @@ static unsigned check_headers(void) {
         SAME(iommud_vfio_device_bind_iommufd, vfio_device_bind_iommufd, out_devid);
 
 #ifdef VFIO_DEVICE_ATTACH_PASID
+        SAME(iommud_vfio_irq_set_eventfd, vfio_irq_set, argsz);
+        SAME(iommud_vfio_irq_set_eventfd, vfio_irq_set, index);
+        SAME(iommud_vfio_irq_set_eventfd, vfio_irq_set, count);
+        SAME(iommud_vfio_irq_set_eventfd, vfio_irq_set, start);
+        /* The eventfd is the flexible data[] that follows the header. */
+        SAME_VALUE(offsetof(struct iommud_vfio_irq_set_eventfd, fd),
+                   offsetof(struct vfio_irq_set, data));
+        SAME_VALUE(IOMMUD_VFIO_DEVICE_SET_IRQS, VFIO_DEVICE_SET_IRQS);
+        SAME_VALUE(IOMMUD_VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_EVENTFD);
+        SAME_VALUE(IOMMUD_VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TRIGGER);
+        SAME_VALUE(IOMMUD_VFIO_PCI_REQ_IRQ_INDEX, VFIO_PCI_REQ_IRQ_INDEX);
         SAME_SIZE(iommud_vfio_device_attach_iommufd_pt, vfio_device_attach_iommufd_pt);
         SAME(iommud_vfio_device_attach_iommufd_pt, vfio_device_attach_iommufd_pt, pasid);
         SAME_SIZE(iommud_vfio_device_detach_iommufd_pt, vfio_device_detach_iommufd_pt);

@@ -138,7 +138,7 @@ static int iommu_load(Loader *l, int class_fd, const char *name) {
         inst->name = strdup(name);
         inst->kind = strdup(iommu_kind(ifd, name));
         if (!inst->name || !inst->kind ||
-            !topology_grow((void **)&t->iommus, &l->allocated_iommus, t->n_iommus + 1,
+            !topology_grow((void **)&t->iommus, &l->tp->allocated_iommus, t->n_iommus + 1,
                            sizeof(*t->iommus))) {
                 iommu_instance_free(inst);
                 return -ENOMEM;
@@ -176,7 +176,7 @@ static int iommus_load(Loader *l) {
         return r;
 }
 
-static IommuInstance *topology_find_iommu(const Topology *t, const char *name) {
+IommuInstance *topology_find_iommu(const Topology *t, const char *name) {
         IommuInstance key = { .name = (char *)name }, *kp = &key, **found;
 
         if (t->n_iommus == 0)
@@ -185,7 +185,7 @@ static IommuInstance *topology_find_iommu(const Topology *t, const char *name) {
         return found ? *found : NULL;
 }
 
-static int device_read_iommu_link(Loader *l, TopoDevice *d, const char *dev_path) {
+int iommu_device_read_link(Loader *l, const Topology *t, TopoDevice *d, const char *dev_path) {
         _cleanup_free_ char *name = NULL;
         _cleanup_close_ int dev_fd = -EBADF;
         bool broken = false;
@@ -194,13 +194,15 @@ static int device_read_iommu_link(Loader *l, TopoDevice *d, const char *dev_path
         dev_fd = sysfs_openat_beneath(l->root_fd, dev_path, O_PATH | O_DIRECTORY, true);
         if (dev_fd < 0)
                 return dev_fd == -ENOMEM ? dev_fd : 0; /* reported when the device was read */
+        l->group = d->group ? d->group->id : TOPOLOGY_NO_GROUP;
         topo_device_read_link_name(l, dev_fd, dev_path, "iommu", false, &name, &broken, &oom);
+        l->group = TOPOLOGY_NO_GROUP;
         if (oom < 0)
                 return oom;
         if (broken && d->group)
                 d->group->broken = true;
         if (name)
-                d->iommu = topology_find_iommu(&l->tp->pub, name);
+                d->iommu = topology_find_iommu(t, name);
         return 0;
 }
 
@@ -229,7 +231,7 @@ int iommu_instances_load(Loader *l) {
 
                 if (d->iommu || !l->links[i].dev_path)
                         continue;
-                r = device_read_iommu_link(l, d, l->links[i].dev_path);
+                r = iommu_device_read_link(l, &l->tp->pub, d, l->links[i].dev_path);
                 if (r < 0)
                         return r;
         }

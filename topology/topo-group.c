@@ -118,7 +118,7 @@ static int group_read_type(Loader *l, int group_fd, const char *group_path, Topo
 static int topology_add_device(Loader *l, TopoDevice *d) {
         Topology *t = &l->tp->pub;
 
-        if (!topology_grow((void **)&t->devices, &l->allocated_devices, t->n_devices + 1,
+        if (!topology_grow((void **)&t->devices, &l->tp->allocated_devices, t->n_devices + 1,
                            sizeof(*t->devices)))
                 return -ENOMEM;
         t->devices[t->n_devices++] = d;
@@ -222,19 +222,22 @@ int topo_group_load(Loader *l, int groups_fd, const char *name) {
         if (!g)
                 return -ENOMEM;
         g->id = id;
-        if (!topology_grow((void **)&t->groups, &l->allocated_groups, t->n_groups + 1,
+        if (!topology_grow((void **)&t->groups, &l->tp->allocated_groups, t->n_groups + 1,
                            sizeof(*t->groups))) {
                 topo_group_free(g);
                 return -ENOMEM;
         }
         t->groups[t->n_groups++] = g;
 
+        /* What goes wrong from here on is about this group: an update replaces it with it. */
+        l->group = id;
         r = group_read_type(l, gfd, group_path, g);
-        if (r < 0)
-                return r;
-        g->vfio_group_node = group_has_vfio_node(l, id);
-        r = group_read_regions(l, gfd, group_path, g);
-        if (r < 0)
-                return r;
-        return group_read_devices(l, gfd, group_path, g);
+        if (r >= 0) {
+                g->vfio_group_node = group_has_vfio_node(l, id);
+                r = group_read_regions(l, gfd, group_path, g);
+        }
+        if (r >= 0)
+                r = group_read_devices(l, gfd, group_path, g);
+        l->group = TOPOLOGY_NO_GROUP;
+        return r;
 }

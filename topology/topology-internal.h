@@ -19,6 +19,9 @@ typedef struct TopologyPrivate {
         Topology pub;
         TopoDevice **by_cdev; /* devices with a cdev, sorted by (major, minor) */
         size_t n_by_cdev;
+        /* Capacities of the arrays, which an update grows in place. */
+        size_t allocated_groups, allocated_devices, allocated_problems, allocated_iommus;
+        size_t allocated_by_cdev;
 } TopologyPrivate;
 
 /*
@@ -34,7 +37,7 @@ typedef struct PendingIommuLink {
 typedef struct Loader {
         int root_fd;
         TopologyPrivate *tp;
-        size_t allocated_groups, allocated_devices, allocated_problems, allocated_iommus;
+        unsigned group; /* the group being read, which its problems are about */
         PendingIommuLink *links;
         size_t n_links, allocated_links;
         /* Driver directories already found to exist: hosts have few drivers and many devices. */
@@ -42,6 +45,8 @@ typedef struct Loader {
         size_t n_seen_targets;
 } Loader;
 
+/* Frees what the loader kept besides the topology. */
+void loader_done(Loader *l);
 /* Grows *array to hold need elements of elem bytes; false when out of memory. */
 bool topology_grow(void **array, size_t *allocated, size_t need, size_t elem);
 /* Adds a problem about path (line 0: not about one line); returns -ENOMEM or 0. */
@@ -64,6 +69,8 @@ void topo_device_read_link_name(Loader *l, int dev_fd, const char *dev_path, con
                                 bool check_target, char **ret, bool *broken, int *oom);
 /* Orders TopoDevice pointers by name, for qsort() and bsearch(). */
 int topo_device_cmp(const void *a, const void *b);
+/* Orders TopoDevice pointers by cdev (major, minor). */
+int topo_device_cdev_cmp(const void *a, const void *b);
 
 /* topo-group.c */
 int topo_group_load(Loader *l, int groups_fd, const char *name);
@@ -78,3 +85,7 @@ int topo_group_cmp(const void *a, const void *b);
  */
 int iommu_instances_load(Loader *l);
 void iommu_instance_free(IommuInstance *i);
+IommuInstance *topology_find_iommu(const Topology *t, const char *name);
+/* Names d's IOMMU (one of t's) from its own iommu link below dev_path. */
+int iommu_device_read_link(Loader *l, const Topology *t, TopoDevice *d, const char *dev_path);
+

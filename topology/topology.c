@@ -35,7 +35,7 @@ int topology_problem_add(Loader *l, const char *path, unsigned line, const char 
         char msg[PROBLEM_MESSAGE_MAX];
         va_list ap;
 
-        if (!topology_grow((void **)&t->problems, &l->allocated_problems, t->n_problems + 1,
+        if (!topology_grow((void **)&t->problems, &l->tp->allocated_problems, t->n_problems + 1,
                            sizeof(*t->problems)))
                 return -ENOMEM;
         va_start(ap, fmt);
@@ -46,6 +46,7 @@ int topology_problem_add(Loader *l, const char *path, unsigned line, const char 
         p->path = strdup(path);
         p->message = strdup(msg);
         p->line = line;
+        p->group = l->group;
         if (!p->path || !p->message) {
                 free(p->path);
                 free(p->message);
@@ -70,7 +71,7 @@ void topology_problem_errno(Loader *l, const char *path, int error, int *oom) {
                 *oom = r;
 }
 
-static int cdev_cmp(const void *a, const void *b) {
+int topo_device_cdev_cmp(const void *a, const void *b) {
         const TopoDevice *const *x = a, *const *y = b;
 
         if ((*x)->cdev_major != (*y)->cdev_major)
@@ -95,6 +96,7 @@ static int topology_finish(Loader *l) {
                 if (streq(t->devices[i - 1]->name, t->devices[i]->name)) {
                         t->devices[i - 1]->group->broken = true;
                         t->devices[i]->group->broken = true;
+                        l->group = t->devices[i]->group->id;
                         r = topology_problem_add(l, "kernel/iommu_groups", 0,
                                                  "device %s is a member of groups %u and %u",
                                                  t->devices[i]->name, t->devices[i - 1]->group->id,
@@ -115,12 +117,24 @@ static int topology_finish(Loader *l) {
                 tp->by_cdev = calloc(tp->n_by_cdev, sizeof(*tp->by_cdev));
                 if (!tp->by_cdev)
                         return -ENOMEM;
+                tp->allocated_by_cdev = tp->n_by_cdev;
                 for (size_t i = 0; i < t->n_devices; i++)
                         if (t->devices[i]->has_cdev)
                                 tp->by_cdev[k++] = t->devices[i];
-                qsort(tp->by_cdev, tp->n_by_cdev, sizeof(*tp->by_cdev), cdev_cmp);
+                qsort(tp->by_cdev, tp->n_by_cdev, sizeof(*tp->by_cdev), topo_device_cdev_cmp);
         }
         return 0;
+}
+
+void loader_done(Loader *l) {
+        for (size_t i = 0; i < l->n_links; i++)
+                free(l->links[i].dev_path);
+        free(l->links);
+        l->links = NULL;
+        l->n_links = l->allocated_links = 0;
+        for (size_t i = 0; i < l->n_seen_targets; i++)
+                free(l->seen_targets[i]);
+        l->n_seen_targets = 0;
 }
 
 Topology *topology_free(Topology *t) {
@@ -160,7 +174,7 @@ int topology_load(Topology **ret, int sysfs_root_fd, Error *err) {
         if (!tp)
                 return error_set(err, -ENOMEM, "out of memory loading the topology");
         t = &tp->pub;
-        Loader l = { .root_fd = sysfs_root_fd, .tp = tp };
+        Loader l = { .root_fd = sysfs_root_fd, .tp = tp, .group = TOPOLOGY_NO_GROUP };
 
         gfd = sysfs_openat_beneath(sysfs_root_fd, "kernel/iommu_groups", O_RDONLY | O_DIRECTORY,
                                    false);
@@ -181,11 +195,7 @@ int topology_load(Topology **ret, int sysfs_root_fd, Error *err) {
         closedir(dir);
         if (r >= 0)
                 r = topology_finish(&l);
-        for (size_t i = 0; i < l.n_links; i++)
-                free(l.links[i].dev_path);
-        free(l.links);
-        for (size_t i = 0; i < l.n_seen_targets; i++)
-                free(l.seen_targets[i]);
+        loader_done(&l);
         if (r < 0)
                 return error_set(err, r, "cannot load the topology: %s", strerror(-r));
 
@@ -240,7 +250,8 @@ TopoDevice *topology_find_device_by_cdev(const Topology *t, unsigned major, unsi
 
         if (!t || tp->n_by_cdev == 0)
                 return NULL;
-        found = bsearch(&kp, tp->by_cdev, tp->n_by_cdev, sizeof(*tp->by_cdev), cdev_cmp);
+        found = bsearch(&kp, tp->by_cdev, tp->n_by_cdev, sizeof(*tp->by_cdev),
+                        topo_device_cdev_cmp);
         return found ? *found : NULL;
 }
 

@@ -7,10 +7,13 @@
  * instances.  Read from a sysfs root that is a parameter (a directory fd), so
  * that tests and --sim point it at a materialized tree.
  *
- * A Topology is immutable once loaded; hotplug builds a new one.  Problems
- * found while reading (a missing, truncated or garbled file) are collected in
- * topology->problems, each naming the file and line; a bad group is kept with
- * what could be read and never hides the others.
+ * Hotplug changes a Topology in place, one IOMMU group at a time
+ * (topology_update_groups()): a group read again replaces the old one and its
+ * members as a whole, and every other group and device keeps its object, so a
+ * pointer to one stays valid across updates that do not name its group.
+ * Problems found while reading (a missing, truncated or garbled file) are
+ * collected in topology->problems, each naming the file and line; a bad group
+ * is kept with what could be read and never hides the others.
  */
 
 #include <stdbool.h>
@@ -62,10 +65,14 @@ struct IommuInstance {
         size_t n_devices;
 };
 
+/* The group of a problem that is about no one group (class/iommu, a stray directory). */
+#define TOPOLOGY_NO_GROUP UINT32_MAX
+
 typedef struct TopologyProblem {
         char *path;              /* relative to the sysfs root, e.g. "kernel/iommu_groups/7/reserved_regions" */
         unsigned line;           /* 1-based, 0 when the problem is not about one line */
         char *message;           /* what was wrong, e.g. "expected 3 fields, got 2" */
+        unsigned group;          /* the group it was found reading, or TOPOLOGY_NO_GROUP */
 } TopologyProblem;
 
 typedef struct Topology {
@@ -98,6 +105,61 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Topology *, topology_free);
 TopoDevice *topology_find_device(const Topology *t, const char *name);
 TopoDevice *topology_find_device_by_cdev(const Topology *t, unsigned major, unsigned minor);
 TopoGroup *topology_find_group(const Topology *t, unsigned id);
+
+/* How a device differs between two readings of the topology. */
+typedef enum TopologyChangeKind {
+        TOPOLOGY_DEVICE_ADDED,
+        TOPOLOGY_DEVICE_REMOVED,
+        TOPOLOGY_DEVICE_CHANGED,  /* another driver, cdev, group or identity */
+} TopologyChangeKind;
+
+typedef struct TopologyChange {
+        TopologyChangeKind kind;
+        const TopoDevice *device;    /* as it is now; NULL when removed */
+        const TopoDevice *previous;  /* as it was; NULL when added */
+} TopologyChange;
+
+/*
+ * What a reload or an update changed, sorted by device name.  The objects it
+ * replaced (previous) are kept here, readable, until topology_diff_done().
+ */
+typedef struct TopologyDiff {
+        TopologyChange *changes;
+        size_t n_changes;
+        bool full;                   /* everything was read again */
+        Topology *old;               /* a full reload's previous topology */
+        TopoGroup **retired_groups;  /* an update's replaced groups and devices */
+        size_t n_retired_groups;
+        TopoDevice **retired_devices;
+        size_t n_retired_devices;
+} TopologyDiff;
+
+/*
+ * The changes from old to t after a full reload; takes old (freed by
+ * topology_diff_done(), also on failure).
+ */
+int topology_diff_replace(Topology *old, const Topology *t, TopologyDiff *ret);
+void topology_diff_done(TopologyDiff *d);
+
+/*
+ * Reads the IOMMU groups ids[0..n_ids) again into t, in place: a group that is
+ * gone goes with its members, a new one comes in, and one read again replaces
+ * the old one as a whole (type, regions, members, their problems).  Groups and
+ * devices not named keep their objects.  What was replaced, and how the devices
+ * of those groups differ, goes to *ret.  On failure (out of memory, or
+ * kernel/iommu_groups cannot be opened) t is unchanged.
+ */
+int topology_update_groups(Topology *t, int sysfs_root_fd, const unsigned *ids, size_t n_ids,
+                           TopologyDiff *ret, Error *err);
+
+/*
+ * The IOMMU group sysfs puts a device in now: the iommu_group link below devpath
+ * (a uevent's DEVPATH, "/devices/pci0000:00/0000:00:03.0") or, without one,
+ * below bus/pci/devices/NAME (bus/platform for a name that is no PCI address).
+ * -ENOENT when the device is gone or has no group.
+ */
+int topology_device_group(int sysfs_root_fd, const char *devpath, const char *name,
+                          unsigned *ret);
 
 /* PCI class 0x0604xx (PCI-to-PCI bridge) and friends that may share a group harmlessly. */
 bool topo_device_is_bridge(const TopoDevice *d);

@@ -251,6 +251,14 @@ struct BackendOps {
          * holds the group file.  NULL where clients bring their own (iommufd cdevs).
          */
         int (*device_fd)(BackendContext *c, uint32_t dev_id, int *ret_fd, Error *err);
+        /*
+         * Arms the device's request channel (vfio-pci's VFIO_PCI_REQ_IRQ_INDEX) with an
+         * eventfd: *ret_fd becomes readable when the host wants the device back (an unbind,
+         * a removal, an SR-IOV VF disabled), and the host waits until the device is
+         * released.  The fd is owned by the context and disarmed and closed at unbind.
+         * -EOPNOTSUPP where the device has no such channel.  May be NULL: none at all.
+         */
+        int (*device_request_fd)(BackendContext *c, uint32_t dev_id, int *ret_fd, Error *err);
 
         int (*hwpt_alloc)(BackendContext *c, const HwptAllocArgs *args, uint32_t *ret_id,
                           Error *err);

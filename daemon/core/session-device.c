@@ -35,6 +35,7 @@ void session_device_release(Session *s, SessionDevice *d) {
         Lingering *l;
         int r;
 
+        session_device_notify(s, SESSION_DEVICE_UNBINDING, d);
         r = OPS(s)->device_unbind(s->ctx, d->id, &be);
         if (r < 0)
                 log_debug("Unbinding device %s (id %" PRIu32 ") failed, ignoring: %s", d->name,
@@ -254,6 +255,7 @@ static int session_bind_device(Session *s, const TopoDevice *d, int fd, SessionD
                 .pasid_bits = info.max_pasid_log2,
                 .capabilities = info.capabilities,
         };
+        session_device_notify(s, SESSION_DEVICE_BOUND, &s->devices[s->n_devices - 1]);
 
         if (ret) {
                 *ret = (SessionDeviceInfo){

@@ -302,6 +302,20 @@ static int dirty_collect(Session *s, const SessionIoas *ioas, const SessionDirty
         return 0;
 }
 
+/*
+ * The pages of the client's bitmap that iommud writes are faulted by iommud, so the kernel
+ * charges them to iommud's memory cgroup, not the client's: while the call runs they count
+ * against the principal's pinned-memory quota, like the memory its mappings pin.
+ */
+static int dirty_charge_bitmap(Session *s, uint64_t bytes, BrokerError *err) {
+        int r = session_charge(s, SESSION_RESOURCE_PINNED_BYTES, bytes, err);
+
+        if (r == -EDQUOT && err)
+                (void)error_prefix(&err->error, "The dirty bitmap takes %" PRIu64 " bytes of "
+                                   "iommud's memory", bytes);
+        return r;
+}
+
 static int dirty_read_into_fd(Session *s, const SessionDirtyArgs *a, uint32_t flags,
                               BrokerError *err) {
         SessionIoas *ioas;
@@ -312,11 +326,15 @@ static int dirty_read_into_fd(Session *s, const SessionDirtyArgs *a, uint32_t fl
         if (r < 0)
                 return r;
         bytes = session_dirty_bitmap_bytes(a->length, a->page_size);
-        r = dirty_map_fd(a->bitmap_fd, bytes, &bitmap, err);
+        r = dirty_charge_bitmap(s, bytes, err);
         if (r < 0)
                 return r;
-        r = dirty_collect(s, ioas, a, last, flags, bitmap, err);
-        (void)munmap(bitmap, bytes);
+        r = dirty_map_fd(a->bitmap_fd, bytes, &bitmap, err);
+        if (r >= 0) {
+                r = dirty_collect(s, ioas, a, last, flags, bitmap, err);
+                (void)munmap(bitmap, bytes);
+        }
+        session_refund(s, SESSION_RESOURCE_PINNED_BYTES, bytes);
         return r;
 }
 

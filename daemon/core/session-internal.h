@@ -13,6 +13,7 @@
  *   session-ioas.c    address spaces, the policy's IOVA windows, the record of mappings
  *   session-map.c     map, unmap, copy
  *   session-pasid.c   PASID binds and fault delivery
+ *   session-release.c giving a device back when the host asks for it
  */
 
 #include <stdbool.h>
@@ -202,6 +203,9 @@ int session_quota_exceeded(Session *s, SessionResource r, uint64_t want, BrokerE
 int session_charge_mapping(Session *s, uint64_t length, BrokerError *err);
 void session_refund_mappings(Session *s, uint64_t n, uint64_t bytes);
 
+/* Why device id is gone, for later calls naming it (session.c). */
+void session_remember_gone(Session *s, uint32_t id, const char *name, const char *reason);
+
 /* ---- session-device.c ------------------------------------------------------------------- */
 
 /*
@@ -219,6 +223,16 @@ int session_audit_result(Session *s, SessionAuditAction action, const char *devi
                          const BrokerError *err);
 /* Drops d (its PASIDs, its attachment, its claim) from the session's table. */
 void session_remove_device(Session *s, SessionDevice *d);
+
+/* ---- session-release.c ------------------------------------------------------------------ */
+
+/* Tells the host's on_device hook about d (before its file is released, for UNBINDING). */
+void session_device_notify(Session *s, SessionDeviceEvent event, const SessionDevice *d);
+/*
+ * Takes d from the session for good: remembers why (DeviceGone), answers its pending faults,
+ * removes it and destroys an address space only it used.
+ */
+void session_drop_device(Session *s, SessionDevice *d, const char *reason);
 
 /* ---- session-ioas.c --------------------------------------------------------------------- */
 

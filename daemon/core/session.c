@@ -445,7 +445,7 @@ const char *session_device_name(const Session *s, uint32_t device_id) {
 
 /* ---- reload ---------------------------------------------------------------------------- */
 
-static void session_remember_gone(Session *s, uint32_t id, const char *name, const char *reason) {
+void session_remember_gone(Session *s, uint32_t id, const char *name, const char *reason) {
         SessionGone *g;
 
         /* Ids come back when the device is attached again, so a stale record goes. */
@@ -494,7 +494,6 @@ int session_revalidate(Session *s,
                 SessionDevice *d = &s->devices[i];
                 const TopoDevice *td = topology_find_device(s->host->topology, d->name);
                 char reason[256] = "";
-                uint32_t ioas_id = d->ioas_id;
 
                 if (!td)
                         snprintf(reason, sizeof(reason), "the device left the topology");
@@ -517,19 +516,8 @@ int session_revalidate(Session *s,
 
                 if (on_drop)
                         on_drop(s, d->name, reason, userdata);
-                session_remember_gone(s, d->id, d->name, reason);
-                /* The device is not coming back: the router answers what it left pending. */
-                if (s->faults)
-                        fault_stream_answer_device(s->faults, d->id);
-                session_remove_device(s, d);
+                session_drop_device(s, d, reason);
                 dropped++;
-
-                /* An address space only that device used goes with it. */
-                SessionIoas *ioas = ioas_id ? session_find_ioas(s, ioas_id) : NULL;
-                if (ioas && ioas->n_attached == 0) {
-                        (void)session_ioas_teardown(s, ioas);
-                        session_remove_ioas(s, ioas);
-                }
         }
         return dropped;
 }

@@ -52,6 +52,16 @@ typedef enum SessionEvent {
 
 typedef void (*SessionHookFn)(Session *s, SessionEvent event, void *userdata);
 
+/* What happens to one device of a session, for SessionHost.on_device. */
+typedef enum SessionDeviceEvent {
+        SESSION_DEVICE_BOUND,     /* bound to the session's context */
+        SESSION_DEVICE_UNBINDING, /* about to be released; its request fd is still open */
+        _SESSION_DEVICE_EVENT_MAX,
+} SessionDeviceEvent;
+
+typedef void (*SessionDeviceHookFn)(Session *s, SessionDeviceEvent event, uint32_t device_id,
+                                    const char *name, void *userdata);
+
 /* What a session asked for that is on the record, for SessionHost.on_audit. */
 typedef enum SessionAuditAction {
         SESSION_AUDIT_ATTACH,    /* a device (AttachDevice, by fd or by name) */
@@ -99,6 +109,13 @@ typedef struct SessionHost {
          */
         SessionHookFn on_session;
         void *on_session_userdata;
+        /*
+         * Told when a device is bound to a session and when it is about to be released,
+         * whatever releases it (DetachDevice, a reload, hotplug, the session's end), so
+         * that whoever watches its request channel stops before the fd is closed.
+         */
+        SessionDeviceHookFn on_device;
+        void *on_device_userdata;
         /*
          * Told once about every grant of a device or an iommufd and every refusal of one by a
          * policy decision, whichever transport asked.  May be NULL.
@@ -337,8 +354,9 @@ uint64_t session_dirty_bitmap_bytes(uint64_t length, uint64_t page_size);
  * Writes the dirty bitmap of [iova, iova + length) into the first bytes of bitmap_fd: bit i
  * (bit i % 64 of little-endian 64-bit word i / 64) for the page_size bytes at iova + i *
  * page_size; what is not mapped reads clean.  Tracking must be on.  iommud maps the client's
- * memfd and the kernel writes into it: nothing is copied, and iommud's own memory does not
- * grow with the bitmap.
+ * memfd and the kernel writes into it: nothing is copied.  The memfd's pages iommud faults
+ * are charged to its memory cgroup, so the bitmap's bytes count against the principal's
+ * pinned-memory quota while the call runs (QuotaExceeded pinnedBytes, nothing read).
  */
 int session_read_dirty_bitmap(Session *s, const SessionDirtyArgs *args, BrokerError *err);
 /*
@@ -416,6 +434,20 @@ int session_revalidate(Session *s,
                        void (*on_drop)(Session *s, const char *device, const char *reason,
                                        void *userdata),
                        void *userdata);
+
+/*
+ * The device's request channel (see BackendOps.device_request_fd): readable when the host
+ * wants the device back.  Owned by the session until the device is unbound (on_device says
+ * when).  -EOPNOTSUPP where the backend or the device has none.
+ */
+int session_device_request_fd(Session *s, uint32_t device_id, int *ret_fd);
+/*
+ * Gives the device back to the host: detaches it, unbinds its PASIDs, answers its pending
+ * faults "invalid", destroys an address space only it used and releases the session's
+ * file of it.  Later calls naming it fail with DeviceGone carrying reason.  -ENOENT when
+ * the session holds no such device.
+ */
+int session_release_device(Session *s, uint32_t device_id, const char *reason);
 
 /* The id under which the session holds device name, -ENOENT when it does not. */
 int session_device_id(const Session *s, const char *name, uint32_t *ret);

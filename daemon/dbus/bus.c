@@ -422,6 +422,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_open_session, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("s", device, "o", path), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("s", device, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("DeviceReleaseRequested",
+                                SD_BUS_ARGS("s", device, "o", path, "t", deadline), 0),
         SD_BUS_SIGNAL_WITH_ARGS("PolicyReloaded", SD_BUS_ARGS("t", generation), 0),
         SD_BUS_SIGNAL_WITH_ARGS("SessionOpened",
                                 SD_BUS_ARGS("o", session, "u", uid, "s", description), 0),
@@ -591,18 +593,24 @@ static void emit_device(Bus *b, const char *name, bool added) {
                                  added ? "DeviceAdded" : "DeviceRemoved", "so", name, path);
 }
 
-void bus_topology_changed(Bus *b, const Topology *old) {
-        const Topology *t;
+void bus_device_release_requested(Bus *b, const char *device, uint64_t deadline_usec) {
+        _cleanup_free_ char *path = NULL;
 
+        if (!b || b->freeing || !b->has_name || device_path(device, &path) < 0)
+                return;
+        (void)sd_bus_emit_signal(b->bus, BUS_PATH, BUS_MANAGER_INTERFACE,
+                                 "DeviceReleaseRequested", "sot", device, path, deadline_usec);
+        bus_loop_kick(b->loop);
+}
+
+void bus_topology_changed(Bus *b, const TopologyDiff *diff) {
         if (!b || !b->has_name)
                 return;
-        t = b->cfg.host->topology;
-        for (size_t i = 0; old && i < old->n_devices; i++)
-                if (!topology_find_device(t, old->devices[i]->name))
-                        emit_device(b, old->devices[i]->name, false);
-        for (size_t i = 0; i < t->n_devices; i++)
-                if (!old || !topology_find_device(old, t->devices[i]->name))
-                        emit_device(b, t->devices[i]->name, true);
+        FOREACH_ARRAY(c, diff->changes, diff->n_changes)
+                if (c->kind == TOPOLOGY_DEVICE_REMOVED)
+                        emit_device(b, c->previous->name, false);
+                else if (c->kind == TOPOLOGY_DEVICE_ADDED)
+                        emit_device(b, c->device->name, true);
         (void)sd_bus_emit_properties_changed(b->bus, BUS_PATH, BUS_MANAGER_INTERFACE,
                                              "DeviceCount", NULL);
         bus_loop_kick(b->loop);

@@ -75,8 +75,12 @@ void bus_session_event(Bus *b, Session *s, SessionEvent event);
 /* After a successful policy reload: PolicyReloaded and PolicyGeneration's change. */
 void bus_policy_reloaded(Bus *b);
 /*
- * After the topology changed from old to the host's current one (hotplug):
- * DeviceAdded/DeviceRemoved, the device objects' InterfacesAdded/Removed and
- * DeviceCount's change.  old may be NULL (nothing known before).
+ * After the topology changed as diff says (hotplug): DeviceAdded/DeviceRemoved,
+ * the device objects' InterfacesAdded/Removed and DeviceCount's change.
  */
-void bus_topology_changed(Bus *b, const Topology *old);
+void bus_topology_changed(Bus *b, const TopologyDiff *diff);
+/*
+ * DeviceReleaseRequested: the host wants device back from whoever holds it, who
+ * keeps it until deadline_usec (CLOCK_REALTIME) at the latest.
+ */
+void bus_device_release_requested(Bus *b, const char *device, uint64_t deadline_usec);

@@ -133,7 +133,7 @@ static bool method_mutates(const char *method) {
         static const char *const m[] = {
                 "AttachDevice", "DetachDevice", "CreateAddressSpace", "DestroyAddressSpace",
                 "AttachToAddressSpace", "AllowIOVAs", "Map", "Unmap", "Copy", "BindPASID",
-                "UnbindPASID", "JoinSession", NULL,
+                "UnbindPASID", "JoinSession", "SetDirtyTracking", NULL,
         };
         const char *dot = strrchr(method, '.');
 
@@ -416,7 +416,7 @@ int broker_attach(Broker *b, VarlinkServer *s) {
 /* ---- events ---------------------------------------------------------------------------- */
 
 void broker_session_event(Session *s, const char *kind, const char *device, uint32_t device_id,
-                          const char *reason) {
+                          const char *reason, uint64_t deadline_usec) {
         BrokerSession *bs = session_get_userdata(s);
 
         if (!bs)
@@ -434,6 +434,9 @@ void broker_session_event(Session *s, const char *kind, const char *device, uint
                 if (device_id != UINT32_MAX)
                         (void)json_util_add(ev, "deviceId", json_object_new_int64(device_id));
                 (void)json_util_add(ev, "reason", json_object_new_string(reason));
+                if (deadline_usec > 0)
+                        (void)json_util_add(ev, "deadline",
+                                            json_object_new_int64((int64_t)deadline_usec));
                 (void)json_util_add(out, "event", ev);
                 /* A watcher that cannot keep up misses events; its session is unaffected. */
                 (void)varlink_call_reply_more(bs->event_streams[i], out);

@@ -79,8 +79,10 @@ int broker_adopt_session(Broker *b, Session *s, uint64_t serial, const char *tok
 void broker_release_sessions(Broker *b);
 
 /*
- * Tells every WatchEvents() stream of the session about a device it lost:
- * kind "removed", "rebound" or "revoked"; device_id UINT32_MAX when unknown.
+ * Tells every WatchEvents() stream of the session about a device it lost (kind
+ * "removed", "rebound", "revoked" or "released") or is asked to give back
+ * ("release_requested", with its deadline in µs of CLOCK_REALTIME; else 0);
+ * device_id UINT32_MAX when unknown.
  */
 void broker_session_event(Session *s, const char *kind, const char *device, uint32_t device_id,
-                          const char *reason);
+                          const char *reason, uint64_t deadline_usec);

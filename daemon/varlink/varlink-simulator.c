@@ -266,6 +266,7 @@ static int method_get_stats(VarlinkCall *call, json_object *params, VarlinkCallF
         (void)json_util_add(out, "memoryFiles", u64_node(st.memory_files));
         (void)json_util_add(out, "dmaTransfers", u64_node(st.dma_transfers));
         (void)json_util_add(out, "dmaFaults", u64_node(st.dma_faults));
+        (void)json_util_add(out, "deviceRequests", u64_node(st.device_requests));
         return varlink_call_reply(call, out);
 }
 

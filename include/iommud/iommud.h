@@ -835,11 +835,16 @@ int iommud_respond_fault(IommudClient *c, uint64_t cookie, IommudFaultCode code,
 /* ----------------------------------------------------------------- events */
 
 typedef struct IommudEvent {
-        const char *kind;        /* "removed", "rebound" or "revoked" */
+        /*
+         * "removed", "rebound", "revoked" or "released": the device was taken;
+         * "release_requested": the host wants it back by deadline.
+         */
+        const char *kind;
         const char *device;      /* the device name */
         bool has_device_id;
         uint32_t device_id;      /* the session's id of it */
         const char *reason;      /* a sentence; may be NULL */
+        uint64_t deadline;       /* release_requested: µs since the epoch (CLOCK_REALTIME); else 0 */
 } IommudEvent;
 
 /**

@@ -509,6 +509,7 @@ static const ApiMember api[] = {
         { BUS_MANAGER_INTERFACE, "method", "OpenSession", ">h" },
         { BUS_MANAGER_INTERFACE, "signal", "DeviceAdded", "so" },
         { BUS_MANAGER_INTERFACE, "signal", "DeviceRemoved", "so" },
+        { BUS_MANAGER_INTERFACE, "signal", "DeviceReleaseRequested", "sot" },
         { BUS_MANAGER_INTERFACE, "signal", "PolicyReloaded", "t" },
         { BUS_MANAGER_INTERFACE, "signal", "SessionOpened", "ous" },
         { BUS_MANAGER_INTERFACE, "signal", "SessionClosed", "ous" },
@@ -1416,6 +1417,32 @@ static void test_hotplug(void **state) {
 }
 
 /*
+ * A device a session holds is asked back before the host removes it:
+ * DeviceReleaseRequested, then (released at once by this policy) DeviceRemoved.
+ */
+static void test_hotplug_held(void **state) {
+        _cleanup_free_ char *path = NULL, *session = create_session(env.bus);
+        sd_bus_message *reply;
+        size_t mark, asked, removed;
+
+        assert_true(sd_bus_path_encode(BUS_DEVICE_PREFIX, "0000:02:00.0", &path) >= 0);
+        reply = SESSION(env.bus, session, "AttachDeviceByName", "s", "0000:02:00.0");
+        sd_bus_message_unref(reply);
+
+        mark = env.n_signals;
+        simulate("org.iommud.Simulator.RemoveDevice",
+                 itest_params("device", json_object_new_string("0000:02:00.0"), NULL));
+        asked = wait_signal(mark, "DeviceReleaseRequested", NULL);
+        removed = wait_signal(mark, "DeviceRemoved", path);
+        assert_true(asked < removed);
+
+        simulate("org.iommud.Simulator.AddDevice",
+                 itest_params("device", json_object_new_string("0000:02:00.0"), NULL));
+        wait_signal(mark, "DeviceAdded", path);
+        sd_bus_message_unref(SESSION(env.bus, session, "Close", NULL));
+}
+
+/*
  * Why this host cannot run the suite, or NULL.  A whole-suite skip is a TAP plan of zero with
  * a SKIP directive (cmocka's skip() prints "not ok # SKIP", a failure to meson).
  */
@@ -1443,6 +1470,7 @@ int main(void) {
                 cmocka_unit_test(test_open_session),
                 cmocka_unit_test(test_polkit_reload),
                 cmocka_unit_test(test_hotplug),
+                cmocka_unit_test(test_hotplug_held),
         };
 
         if (why) {

@@ -335,10 +335,17 @@ class Runner:
             seen = mon.read_until(lambda e: e["type"] == "device-removed"
                                   and e["device"] == held[0])
             lost = [e for e in events if e["type"] == "device-lost"]
+            asked = [i for i, e in enumerate(events) if e["type"] == "device-release-requested"]
             self.ok(seen, "hotplug: monitor sees device-removed %s" % held[0],
                     json.dumps(events, indent=1))
+            # The holder is asked first, and loses the device when the grace period ends.
+            self.ok(len(asked) == 1 and events[asked[0]]["device"] == held[0]
+                    and events[asked[0]]["deadline"] > 0
+                    and events.index(lost[0] if lost else None) > asked[0],
+                    "hotplug: monitor sees the holder asked for %s first" % held[0],
+                    json.dumps(events, indent=1))
             self.ok(len(lost) == 1 and lost[0]["device"] == held[0]
-                    and lost[0]["kind"] == "removed" and lost[0]["uid"] == UID
+                    and lost[0]["kind"] == "released" and lost[0]["uid"] == UID
                     and lost[0]["session"] > 0,
                     "hotplug: monitor sees the holder's device-lost before device-removed",
                     json.dumps(events, indent=1))

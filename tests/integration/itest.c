@@ -59,7 +59,8 @@ char *itest_policy_for_self(const char *extra) {
         if (asprintf(&p,
                      "{\n"
                      "  \"limits\": { \"max-connections-per-user\": 4096,\n"
-                     "              \"max-message-size\": \"64K\", \"max-fds-per-message\": 16 },\n"
+                     "              \"max-message-size\": \"64K\", \"max-fds-per-message\": 16,\n"
+                     "              \"device-release-timeout-ms\": 0 },\n"
                      "  \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
                      "  \"grants\": {\n"
                      "    \"self\": {\n"

@@ -47,7 +47,11 @@ int itest_daemon_stop(ItestDaemon *d);
 int itest_daemon_count_fds(const ItestDaemon *d);
 /* Writes text to path, mode 0644 whatever the umask (daemons of other users read it). */
 int itest_write_file(const char *path, const char *text);
-/* A policy granting the caller's uid every device, with the given quota overrides (JSON members). */
+/*
+ * A policy granting the caller's uid every device, with the given quota overrides (JSON
+ * members).  A device the host wants back is released at once (device-release-timeout-ms 0),
+ * so a hotplug change has happened when the Simulator call that made it returns.
+ */
 char *itest_policy_for_self(const char *extra_grant_members);
 
 typedef struct ItestClient {

@@ -10,7 +10,8 @@
  *     (through the daemon's mmap + IOMMU_IOAS_MAP fallback: 6.12 has no MAP_FILE), makes edu
  *     DMA from it and back through BAR0 of its own fd, and after Unmap the same DMA is
  *     blocked and the IOMMU fault is logged;
- *   - features the kernel or the emulated IOMMU lack are reported, not faked;
+ *   - features the kernel or the emulated IOMMU lack are reported, not faked: GetFeatures of
+ *     edu says dirty tracking is not offered, and an address space with it refuses edu;
  *   - two sessions contend for one device; a client killed mid-session leaves nothing held;
  *   - the bridge group with a sibling on a host driver is refused by iommud with the sibling
  *     named (and by the kernel too), and is eligible once both members are on vfio-pci;
@@ -66,6 +67,70 @@
 #define BRIDGE_SIBLING "0000:01:01.0"
 
 
+/* ---- what the emulated IOMMU offers ---- */
+
+/* The "dirty-tracking" entry of a GetFeatures reply's policy list; NULL when absent. */
+static json_object *dirty_feature(json_object *features) {
+        json_object *policy = NULL;
+
+        json_object_object_get_ex(features, "policy", &policy);
+        for (size_t i = 0; policy && i < json_object_array_length(policy); i++) {
+                json_object *e = json_object_array_get_idx(policy, i);
+
+                if (streq(get_str(e, "feature"), "dirty-tracking"))
+                        return e;
+        }
+        return NULL;
+}
+
+/*
+ * QEMU's Intel and AMD IOMMUs do not track dirty pages (no SSADS, no HDSUP): GetFeatures of
+ * the device says "not offered" though the policy grants it, and an address space with dirty
+ * tracking refuses the device by name.
+ */
+static void test_features(VarlinkClient *c, int64_t devid) {
+        _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
+        json_object *p, *dirty, *dev = NULL, *caps = NULL, *offered = NULL, *granted = NULL;
+        const char *error;
+        uint64_t ioas;
+
+        p = call(c, "GetFeatures", params("deviceId", u64((uint64_t)devid), NULL), NULL, 0, &rep,
+                 &error);
+        dirty = dirty_feature(p);
+        if (dirty) {
+                json_object_object_get_ex(dirty, "offered", &offered);
+                json_object_object_get_ex(dirty, "granted", &granted);
+        }
+        json_object_object_get_ex(p, "device", &dev);
+        json_object_object_get_ex(dev, "capabilities", &caps);
+        tap(!error && streq(get_str(p, "backend"), "kernel") && offered &&
+                    !json_object_get_boolean(offered) && granted &&
+                    json_object_get_boolean(granted) && caps &&
+                    json_object_array_length(caps) == 0,
+            "GetFeatures(%s): dirty tracking not offered by the emulated IOMMU, granted by the "
+            "policy (%s%s)", EDU_ROOT, error ?: "", error ? "" : json_object_to_json_string(p));
+
+        p = call(c, "CreateAddressSpace", params("dirtyTracking", json_object_new_boolean(true),
+                                                 NULL),
+                 NULL, 0, &rep, &error);
+        tap(!error, "CreateAddressSpace with dirty tracking%s%s", error ? ": " : "",
+            error ?: "");
+        if (error)
+                return;
+        ioas = get_u64(p, "ioasId");
+        p = call(c, "AttachToAddressSpace",
+                 params("deviceId", u64((uint64_t)devid), "ioasId", u64(ioas), NULL), NULL, 0,
+                 &rep, &error);
+        tap(error && streq(error, "org.iommud.Broker.NotSupported") &&
+                    streq(get_str(p, "feature"), "dirty-tracking") &&
+                    streq(get_str(p, "device"), EDU_ROOT),
+            "its attach to that address space is NotSupported naming %s (%s, device '%s')",
+            EDU_ROOT, error ?: "success", get_str(p, "device"));
+        (void)call(c, "DestroyAddressSpace", params("ioasId", u64(ioas), NULL), NULL, 0, &rep,
+                   &error);
+        tap(!error, "DestroyAddressSpace of it%s%s", error ? ": " : "", error ?: "");
+}
+
 /* ---- DMA through a brokered address space ---- */
 
 static void test_dma(VarlinkClient *c) {
@@ -96,6 +161,7 @@ static void test_dma(VarlinkClient *c) {
         tap(caps && json_object_array_length(caps) == 0 && get_u64(rep.parameters, "pasidBits") == 0,
             "no dirty tracking or PASID is claimed for it (capabilities %s, pasidBits %" PRIu64 ")",
             caps ? json_object_to_json_string(caps) : "?", get_u64(rep.parameters, "pasidBits"));
+        test_features(c, devid);
 
         p = call(c, "CreateAddressSpace", NULL, NULL, 0, &rep, &error);
         ioas = get_u64(p, "ioasId");

@@ -546,6 +546,24 @@ static int vfio_detach(KernelResponder *r, ResponderBinding *f, void *arg) {
                 NULL);
 }
 
+/* VFIO_DEVICE_SET_IRQS as vfio-pci takes it for the request interrupt: one eventfd, or -1. */
+static int vfio_set_irqs(KernelResponder *r, bool bound, void *arg) {
+        struct iommud_vfio_irq_set_eventfd s;
+
+        memcpy(&s, arg, sizeof(s));
+        r->last_size = s.argsz;
+        if (s.argsz != sizeof(s))
+                r->n_size_not_sizeof++;
+        if (!bound || s.argsz < sizeof(s) || s.index != IOMMUD_VFIO_PCI_REQ_IRQ_INDEX ||
+            s.start != 0 || s.count != 1 ||
+            s.flags != (IOMMUD_VFIO_IRQ_SET_DATA_EVENTFD | IOMMUD_VFIO_IRQ_SET_ACTION_TRIGGER))
+                return -EINVAL;
+        if (s.fd >= 0 && fcntl(s.fd, F_GETFD) < 0)
+                return -EBADF;
+        r->request_trigger = s.fd;
+        return 0;
+}
+
 /* ---- the seam ---- */
 
 int kernel_responder_ioctl(KernelResponder *r, int fd, unsigned long request, void *arg) {
@@ -575,6 +593,9 @@ int kernel_responder_ioctl(KernelResponder *r, int fd, unsigned long request, vo
         case IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT:
                 bindings_reap(r);
                 return vfio_detach(r, binding_of(r, fd), arg);
+        case IOMMUD_VFIO_DEVICE_SET_IRQS:
+                bindings_reap(r);
+                return vfio_set_irqs(r, binding_of(r, fd) != NULL, arg);
         default:
                 return -ENOTTY;
         }
@@ -778,6 +799,7 @@ int kernel_responder_new(KernelResponder **ret, Backend *inner, const char *dev_
                         for (size_t i = 0; i < ELEMENTSOF(f->cmds) && f->cmds[i]; i++)
                                 kernel_responder_disable(r, f->cmds[i]);
         r->inner = inner;
+        r->request_trigger = -1;
         r->dev_root = strdup(dev_root ?: "/dev");
         if (!r->dev_root) {
                 free(r);

@@ -50,6 +50,7 @@ struct KernelResponder {
         unsigned n_munmaps;             /* munmap calls that succeeded */
         size_t mapped_bytes;            /* bytes currently mapped through the seam */
         int last_mmap_prot;
+        int request_trigger;            /* the request interrupt's eventfd (-1: none) */
 
         struct ResponderFd *fds;
         size_t n_fds;

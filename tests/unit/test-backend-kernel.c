@@ -516,6 +516,32 @@ static void test_ops_send_exact_structures(void **state) {
         assert_int_equal(e->resp->n_ioctls, 20); /* the unbind detaches the RID first */
 }
 
+/*
+ * The request interrupt: armed once with an eventfd the context keeps (asking again gives the
+ * same fd), and pointed nowhere again before the device file goes at unbind.
+ */
+static void test_device_request_fd(void **state) {
+        Env *e = *state;
+        Error err = ERROR_INIT;
+        _cleanup_close_ int dev = open("/dev/zero", O_RDWR | O_CLOEXEC);
+        uint32_t dev_id;
+        int fd = -1, again = -1;
+
+        assert_true(dev >= 0);
+        assert_int_equal(K(e)->device_request_fd(e->ctx, 4242, &fd, &err), -ENOENT);
+        assert_int_equal(K(e)->device_bind(e->ctx, dev, &dev_id, &err), 0);
+        e->resp->n_size_not_sizeof = 0;
+        assert_int_equal(K(e)->device_request_fd(e->ctx, dev_id, &fd, &err), 0);
+        assert_true(fd >= 0);
+        assert_int_equal(e->resp->request_trigger, fd);
+        assert_int_equal(e->resp->n_size_not_sizeof, 0);
+        assert_int_equal(K(e)->device_request_fd(e->ctx, dev_id, &again, &err), 0);
+        assert_int_equal(again, fd);
+        assert_true(K(e)->device_unbind(e->ctx, dev_id, &err) >= 0);
+        assert_int_equal(e->resp->request_trigger, -1);
+        assert_true(fcntl(fd, F_GETFD) < 0); /* closed with the device */
+}
+
 static void test_context_fd_is_the_iommufd(void **state) {
         Env *e = *state;
         int fd = K(e)->context_fd(e->ctx);
@@ -776,6 +802,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unknown_ioctls, setup_raw, teardown),
                 cmocka_unit_test_setup_teardown(test_vfio_argsz_rules, setup_raw, teardown),
                 cmocka_unit_test_setup_teardown(test_ops_send_exact_structures, setup_full,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_device_request_fd, setup_full,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_context_fd_is_the_iommufd, setup_full,
                                                 teardown),

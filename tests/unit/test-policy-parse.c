@@ -262,6 +262,7 @@ static void test_builtin_limits(void **state) {
         assert_int_equal(l->socket_mode, 0666);
         assert_int_equal(l->fault_response_timeout_ms, 5000);
         assert_int_equal(l->session_reclaim_grace_ms, 30000);
+        assert_int_equal(l->device_release_timeout_ms, 10000);
         assert_int_equal(l->reserved_connections, 8);
         assert_int_equal(l->idle_timeout_ms, 600000);
 }

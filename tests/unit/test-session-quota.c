@@ -219,6 +219,59 @@ static void test_failures_refund(void **state) {
         assert_null(e->host.principals);
 }
 
+static int read_bitmap(Session *s, uint32_t ioas, uint64_t length, int fd, BrokerError *err) {
+        SessionDirtyArgs a = { .ioas_id = ioas, .iova = 0x100000, .length = length,
+                               .page_size = 4 * K, .clear = true, .bitmap_fd = fd };
+
+        return session_read_dirty_bitmap(s, &a, err);
+}
+
+/*
+ * A dirty bitmap is memory iommud faults for the principal: while it is written it counts
+ * against the uid's pinned-memory, with what its sessions pin, and nothing stays charged.
+ */
+static void test_dirty_bitmap_counts(void **state) {
+        Env *e = *state;
+        Session *a = new_session(e, 1000), *b = new_session(e, 1000);
+        BrokerError err = BROKER_ERROR_INIT;
+        SessionDirtyArgs u = { .iova = 0x100000, .page_size = 4 * K };
+        uint32_t ioas, other;
+        uint64_t unmapped = 0;
+        int fd = memfd(48 * K), bitmap = memfd(32 * K);
+
+        assert_int_equal(session_create_address_space_full(a, true, &ioas, NULL), 0);
+        assert_int_equal(session_create_address_space(b, &other, NULL), 0);
+        assert_int_equal(session_set_dirty_tracking(a, ioas, true, NULL), 0);
+        assert_int_equal(map(a, ioas, fd, 40 * K, 0x100000, NULL), 0);
+        assert_int_equal(map(b, other, fd, 8 * K, 0x100000, NULL), 0);
+
+        /* 1 GiB at 4K takes 32K of bitmap: with the uid's 48K pinned, over its 64K. */
+        assert_int_equal(read_bitmap(a, ioas, 1024 * 1024 * K, bitmap, &err), -EDQUOT);
+        assert_string_equal(broker_error_get(&err, "resource")->str, "pinnedBytes");
+        assert_int_equal(broker_error_get(&err, "used")->u64, 48 * K);
+        assert_int_equal(broker_error_get(&err, "limit")->u64, 64 * K);
+        assert_non_null(strstr(err.error.message, "dirty bitmap takes 32768 bytes"));
+        assert_int_equal(principal(e, 1000).pinned_bytes, 48 * K);
+        /* 512M takes 16K: it fits, and is given back once written. */
+        assert_int_equal(read_bitmap(a, ioas, 512 * 1024 * K, bitmap, NULL), 0);
+        assert_int_equal(principal(e, 1000).pinned_bytes, 48 * K);
+
+        /* An Unmap that returns 24K of bits is refused before anything is unmapped. */
+        u.ioas_id = ioas;
+        u.bitmap_fd = bitmap;
+        u.length = 768 * 1024 * K;
+        assert_int_equal(session_unmap_dirty(a, &u, &unmapped, &err), -EDQUOT);
+        assert_int_equal(principal(e, 1000).mappings, 2);
+        /* Once b gave back its 8K, the same bitmap fits. */
+        session_free(b);
+        assert_int_equal(session_unmap_dirty(a, &u, &unmapped, NULL), 0);
+        assert_int_equal(unmapped, 40 * K);
+        assert_int_equal(principal(e, 1000).pinned_bytes, 0);
+        close(bitmap);
+        close(fd);
+        session_free(a);
+}
+
 /* Devices: the policy's quota step and the charge both use the uid's total. */
 static void test_devices_across_sessions(void **state) {
         Env *e = *state;
@@ -286,6 +339,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_failures_refund, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_devices_across_sessions, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_connections, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dirty_bitmap_counts, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

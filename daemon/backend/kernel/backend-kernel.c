@@ -54,6 +54,7 @@ static const BackendOps kernel_ops = {
         .ioas_allow_iovas = kernel_ioas_allow_iovas,
         .device_bind = kernel_device_bind,
         .device_unbind = kernel_device_unbind,
+        .device_request_fd = kernel_device_request_fd,
         .device_attach = kernel_device_attach,
         .device_detach = kernel_device_detach,
         .hw_info = kernel_hw_info,

@@ -369,11 +369,30 @@ struct iommud_ioas_change_process {
 #define IOMMUD_VFIO_DEVICE_BIND_IOMMUFD _IO(IOMMUD_VFIO_TYPE, IOMMUD_VFIO_BASE + 18)
 #define IOMMUD_VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(IOMMUD_VFIO_TYPE, IOMMUD_VFIO_BASE + 19)
 #define IOMMUD_VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(IOMMUD_VFIO_TYPE, IOMMUD_VFIO_BASE + 20)
+/* Also on a legacy group's device fd. */
+#define IOMMUD_VFIO_DEVICE_SET_IRQS _IO(IOMMUD_VFIO_TYPE, IOMMUD_VFIO_BASE + 10)
 
 enum {
         IOMMUD_VFIO_DEVICE_BIND_FLAG_TOKEN = 1 << 0,
         IOMMUD_VFIO_DEVICE_ATTACH_PASID = 1 << 0,
         IOMMUD_VFIO_DEVICE_DETACH_PASID = 1 << 0,
+};
+
+/* VFIO_DEVICE_SET_IRQS: the flags and the vfio-pci index iommud uses. */
+enum {
+        IOMMUD_VFIO_IRQ_SET_DATA_EVENTFD = 1 << 2,
+        IOMMUD_VFIO_IRQ_SET_ACTION_TRIGGER = 1 << 5,
+        IOMMUD_VFIO_PCI_REQ_IRQ_INDEX = 4, /* the host asks for the device back */
+};
+
+/* struct vfio_irq_set with one eventfd as its data; fd -1 disarms. */
+struct iommud_vfio_irq_set_eventfd {
+        uint32_t argsz;
+        uint32_t flags;
+        uint32_t index;
+        uint32_t start;
+        uint32_t count;
+        int32_t fd;
 };
 
 struct iommud_vfio_device_bind_iommufd {
@@ -590,6 +609,10 @@ IOMMUD_ABI_OFF(iommud_vfio_device_bind_iommufd, iommufd, 8);
 IOMMUD_ABI_OFF(iommud_vfio_device_bind_iommufd, out_devid, 12);
 IOMMUD_ABI_OFF(iommud_vfio_device_bind_iommufd, token_uuid_ptr, 16);
 
+IOMMUD_ABI_SIZE(iommud_vfio_irq_set_eventfd, 24);
+IOMMUD_ABI_OFF(iommud_vfio_irq_set_eventfd, index, 8);
+IOMMUD_ABI_OFF(iommud_vfio_irq_set_eventfd, count, 16);
+IOMMUD_ABI_OFF(iommud_vfio_irq_set_eventfd, fd, 20);
 IOMMUD_ABI_SIZE(iommud_vfio_device_attach_iommufd_pt, 16);
 IOMMUD_ABI_OFF(iommud_vfio_device_attach_iommufd_pt, argsz, 0);
 IOMMUD_ABI_OFF(iommud_vfio_device_attach_iommufd_pt, flags, 4);

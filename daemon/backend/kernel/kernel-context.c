@@ -22,7 +22,7 @@ int kernel_fd_add(KernelFd **array, size_t *n, uint32_t id, int fd) {
         if (!a)
                 return -ENOMEM;
         *array = a;
-        a[(*n)++] = (KernelFd){ .id = id, .fd = fd };
+        a[(*n)++] = (KernelFd){ .id = id, .fd = fd, .req_fd = -EBADF };
         return 0;
 }
 
@@ -79,8 +79,10 @@ void kernel_context_free(BackendContext *bc) {
          * Closing detaches nothing: a client, or the service manager's fd store across a
          * restart, may hold the same files, and with them every object of the context.
          */
-        for (size_t i = 0; i < c->n_devices; i++)
+        for (size_t i = 0; i < c->n_devices; i++) {
+                kernel_device_disarm_request(c, &c->devices[i]);
                 sys_close(k, c->devices[i].fd);
+        }
         for (size_t i = 0; i < c->n_faults; i++)
                 sys_close(k, c->faults[i].fd);
         sys_close(k, c->iommufd);
@@ -127,7 +129,7 @@ int backend_kernel_context_adopt(Backend *b, int iommufd, const uint32_t *dev_id
         c->adopted = true;
         /* The bindings live in the open file descriptions, which the fd store kept. */
         for (size_t i = 0; i < n; i++)
-                c->devices[i] = (KernelFd){ .id = dev_ids[i], .fd = dev_fds[i] };
+                c->devices[i] = (KernelFd){ .id = dev_ids[i], .fd = dev_fds[i], .req_fd = -EBADF };
         c->n_devices = n;
         *ret = &c->base;
         return 0;

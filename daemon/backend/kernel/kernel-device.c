@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -300,10 +301,62 @@ int kernel_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
          * whoever keeps the file.
          */
         kernel_device_detach_all(c, dev_id, d->fd);
+        kernel_device_disarm_request(c, d);
         sys_close(kernel_of(bc), d->fd);
         kernel_fd_remove(c->devices, &c->n_devices, d);
         /* Whether another process holds the file only a look at every process can tell. */
         return 1;
+}
+
+static int set_request_trigger(KernelContext *c, int device_fd, int efd) {
+        struct iommud_vfio_irq_set_eventfd set = {
+                .argsz = sizeof(set),
+                .flags = IOMMUD_VFIO_IRQ_SET_DATA_EVENTFD | IOMMUD_VFIO_IRQ_SET_ACTION_TRIGGER,
+                .index = IOMMUD_VFIO_PCI_REQ_IRQ_INDEX,
+                .count = 1,
+                .fd = efd,
+        };
+
+        return sys_ioctl(c, device_fd, IOMMUD_VFIO_DEVICE_SET_IRQS, &set);
+}
+
+int kernel_device_request_fd(BackendContext *bc, uint32_t dev_id, int *ret_fd, Error *err) {
+        KernelContext *c = (KernelContext *)bc;
+        _cleanup_close_ int efd = -EBADF;
+        KernelFd *d;
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        d = kernel_fd_find(c->devices, c->n_devices, dev_id);
+        if (!d)
+                return error_set(err, -ENOENT, "device %" PRIu32 " is not bound to this context",
+                                 dev_id);
+        if (d->req_fd >= 0) {
+                *ret_fd = d->req_fd;
+                return 0;
+        }
+        efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (efd < 0)
+                return error_set(err, negative_errno(), "cannot create an eventfd: %m");
+        r = set_request_trigger(c, d->fd, efd);
+        if (r < 0)
+                /* EINVAL: no such index (not vfio-pci, or a kernel before 4.0). */
+                return error_set(err, r == -EINVAL || r == -ENOTTY ? -EOPNOTSUPP : r,
+                                 "the device has no request channel (VFIO_DEVICE_SET_IRQS "
+                                 "index %d: %s)", IOMMUD_VFIO_PCI_REQ_IRQ_INDEX, strerror(-r));
+        d->req_fd = TAKE_FD(efd);
+        *ret_fd = d->req_fd;
+        return 0;
+}
+
+void kernel_device_disarm_request(KernelContext *c, KernelFd *d) {
+        if (d->req_fd < 0)
+                return;
+        /* The kernel keeps its own reference: point it nowhere, or the client's file would. */
+        (void)set_request_trigger(c, d->fd, -1);
+        d->req_fd = safe_close(d->req_fd);
 }
 
 int kernel_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid,

@@ -41,6 +41,7 @@ typedef struct FallbackMap FallbackMap;
 typedef struct KernelFd {
         uint32_t id; /* dev_id or fault id */
         int fd;
+        int req_fd;  /* a device's armed request eventfd, -EBADF when none */
 } KernelFd;
 
 /* A PASID of a device the backend attached (so that an unbind detaches it). */
@@ -153,6 +154,9 @@ int kernel_ioas_allow_iovas(BackendContext *bc, uint32_t ioas_id, const IovaRang
                             size_t n, Error *err);
 int kernel_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Error *err);
 int kernel_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err);
+int kernel_device_request_fd(BackendContext *bc, uint32_t dev_id, int *ret_fd, Error *err);
+/* Points the device's request channel nowhere again and closes the eventfd. */
+void kernel_device_disarm_request(KernelContext *c, KernelFd *d);
 int kernel_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint32_t *pt_id,
                          Error *err);
 int kernel_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, Error *err);

@@ -204,6 +204,7 @@ static const BackendOps sim_ops = {
         .ioas_allow_iovas = sim_ioas_allow_iovas,
         .device_bind = sim_device_bind,
         .device_unbind = sim_device_unbind,
+        .device_request_fd = sim_device_request_fd,
         .device_attach = sim_device_attach,
         .device_detach = sim_device_detach,
         .hw_info = sim_hw_info,

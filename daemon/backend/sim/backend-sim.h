@@ -106,6 +106,7 @@ typedef struct BackendSimStats {
         uint64_t memory_files;       /* memory files the model keeps open for areas */
         uint64_t dma_transfers;      /* DMAs that reached memory (backend_sim_dma()) */
         uint64_t dma_faults;         /* DMAs the IOMMU refused */
+        uint64_t device_requests;    /* times the host asked a holder for a device back */
 } BackendSimStats;
 
 void backend_sim_get_stats(const Backend *b, BackendSimStats *ret);
@@ -126,6 +127,14 @@ int backend_sim_ioas_lookup(const BackendContext *c, uint32_t ioas_id, uint64_t 
  */
 int backend_sim_set_device(Backend *b, const char *name, const char *driver, bool cdev,
                            Error *err);
+
+/*
+ * The host wants device name back (a removal or an unbind), as vfio-pci asks a holder:
+ * signals the request eventfd its context armed.  1 when a context holds the device (the
+ * change has to wait for its release), 0 when none does, -ENODEV when there is no such
+ * device.
+ */
+int backend_sim_request_device(Backend *b, const char *name);
 
 /*
  * The next object allocated in the context gets id when that id is free (the

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -213,6 +214,7 @@ int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Err
         d->file = TAKE_FD(copy);
         m->ctx = c;
         m->dev_id = d->obj.id;
+        m->req_efd = -EBADF;
         g->owner = c;
         g->n_bound++;
         *ret_dev_id = d->obj.id;
@@ -227,6 +229,7 @@ void sim_device_free(SimContext *c, SimDev *d) {
         safe_close(d->file);
         m->ctx = NULL;
         m->dev_id = 0;
+        m->req_efd = safe_close(m->req_efd);
         if (--g->n_bound == 0)
                 g->owner = NULL;
         sim_obj_remove(c, &d->obj);
@@ -250,6 +253,56 @@ int sim_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err) {
         d->file = safe_close(d->file);
         /* The binding ends with the file's last close, which may be a client's. */
         return sim_file_reap_model(c->sim, sim_dev_model(c, d)) > 0 ? 0 : 1;
+}
+
+int sim_device_request_fd(BackendContext *bc, uint32_t dev_id, int *ret_fd, Error *err) {
+        SimContext *c = to_ctx(bc);
+        SimDevModel *m;
+        SimDev *d;
+        int r;
+
+        assert_return(bc, -EINVAL);
+        assert_return(ret_fd, -EINVAL);
+
+        r = sim_obj_lookup(c, dev_id, SIM_OBJ_DEVICE, (void **)&d, err);
+        if (r < 0)
+                return r;
+        m = sim_dev_model(c, d);
+        if (m->req_efd < 0) {
+                m->req_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                if (m->req_efd < 0)
+                        return error_set(err, negative_errno(), "Creating an eventfd failed");
+        }
+        *ret_fd = m->req_efd;
+        return 0;
+}
+
+int backend_sim_request_device(Backend *b, const char *name) {
+        SimBackend *s = to_sim(b);
+        SimDevModel *m;
+        SimDev *d;
+        size_t i;
+
+        assert_return(backend_is_sim(b), -EINVAL);
+        assert_return(name, -EINVAL);
+
+        if (sim_device_find(s, name, &i) < 0)
+                return -ENODEV;
+        m = &s->devices[i];
+        (void)sim_file_reap_model(s, m);
+        d = m->ctx ? (SimDev *)sim_obj_get(m->ctx, m->dev_id) : NULL;
+        /*
+         * Only a holder with its own copy of the file is asked.  A file only a client kept
+         * would block the kernel's removal until the client closes it; the simulated host
+         * does not model that wait and lets the change go on.
+         */
+        if (!d || d->file < 0)
+                return 0;
+        /* As vfio-pci does: signal the holder, if it listens, and wait for the release. */
+        if (m->req_efd >= 0)
+                (void)eventfd_write(m->req_efd, 1);
+        s->stats.device_requests++;
+        return 1;
 }
 
 int sim_hw_info(BackendContext *bc, uint32_t dev_id, HwInfo *ret, Error *err) {

@@ -83,6 +83,7 @@ struct SimDevModel {
         /* bound state: through an open file of the node, which holds an OFD lock on it */
         SimContext *ctx;
         uint32_t dev_id;
+        int req_efd;        /* the armed request eventfd while bound, -EBADF when none */
         /* DMA the IOMMU refused (sim-dma.c): how many, and the last one */
         uint64_t dma_faults;
         BackendSimDmaFault last_dma_fault;
@@ -462,6 +463,7 @@ int sim_ioas_allow_iovas(BackendContext *bc, uint32_t ioas_id, const IovaRange *
                          size_t n, Error *err);
 int sim_device_bind(BackendContext *bc, int device_fd, uint32_t *ret_dev_id, Error *err);
 int sim_device_unbind(BackendContext *bc, uint32_t dev_id, Error *err);
+int sim_device_request_fd(BackendContext *bc, uint32_t dev_id, int *ret_fd, Error *err);
 int sim_device_attach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, uint32_t *pt_id,
                       Error *err);
 int sim_device_detach(BackendContext *bc, uint32_t dev_id, uint32_t pasid, Error *err);

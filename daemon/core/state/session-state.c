@@ -10,6 +10,7 @@
 #include "assert-util.h"
 #include "json-util.h"
 #include "session-internal.h"
+#include "session-state-internal.h"
 #include "session-state.h"
 
 /* ---- the record ------------------------------------------------------------------------ */
@@ -98,7 +99,7 @@ static int ioas_to_json(const SessionIoas *a, json_object *ioas) {
                 if (array_add_tuple(allowed, (const uint64_t[]){ e->start, e->last }, 2) < 0)
                         return -ENOMEM;
         }
-        return 0;
+        return a->dirty_tracking ? session_state_dirty_to_json(a, j) : 0;
 }
 
 int session_to_json(const Session *s, json_object **ret) {
@@ -158,14 +159,6 @@ static int tuple_get(json_object *a, size_t n, uint64_t *v) {
                         return -EINVAL;
         return 0;
 }
-
-#define DROP(s, rc, ...)                                                                           \
-        do {                                                                                       \
-                char _m[256];                                                                      \
-                snprintf(_m, sizeof(_m), __VA_ARGS__);                                             \
-                if ((rc)->on_drop)                                                                 \
-                        (rc)->on_drop((s), _m, (rc)->userdata);                                    \
-        } while (0)
 
 /* Is [iova, iova+length) one area of the IOAS in the backend?  Copies it into a scratch IOAS. */
 static bool area_present(Session *s, uint32_t scratch, uint32_t ioas_id, const SessionArea *a) {
@@ -286,7 +279,8 @@ static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *
         if (rc->prepare_id && session_apply_allowed(s, &ioas, NULL) < 0)
                 DROP(s, rc, "the allowed IOVA list of address space %" PRIu32
                      " could not be set again", id);
-        if (restore_areas(s, &ioas, areas, rc, scratch) < 0)
+        if (restore_areas(s, &ioas, areas, rc, scratch) < 0 ||
+            session_state_restore_dirty(s, &ioas, j, rc) < 0)
                 goto oom;
 
         arr = realloc(s->ioas, (s->n_ioas + 1) * sizeof(*arr));
@@ -302,6 +296,7 @@ static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *
 oom:
         free(ioas.areas);
         free(ioas.allowed);
+        free(ioas.dirty_hwpts);
         return -ENOMEM;
 }
 
@@ -351,7 +346,12 @@ static SessionIoas *restore_attachment(Session *s, const char *n, uint32_t id, u
         }
         if (!rc->prepare_id)
                 return ioas;
-        rc->prepare_id(s->ctx, *hwpt_id);
+        if (ioas->dirty_tracking && !session_state_restore_dirty_page_table(s, n, id, ioas, *hwpt_id, &pt, rc)) {
+                *ioas_id = *hwpt_id = 0;
+                return NULL;
+        }
+        if (!ioas->dirty_tracking)
+                rc->prepare_id(s->ctx, *hwpt_id);
         if (OPS(s)->device_attach(s->ctx, id, BACKEND_NO_PASID, &pt, &be) < 0) {
                 DROP(s, rc, "device %s could not be attached to address space "
                      "%" PRIu32 " again: %s; it stays detached",
@@ -413,6 +413,7 @@ static int restore_device(Session *s, json_object *j, const SessionRestoreConfig
                 .capabilities = info.capabilities,
         };
         session_charge_held(s, SESSION_RESOURCE_DEVICES, 1);
+        session_device_notify(s, SESSION_DEVICE_BOUND, &s->devices[s->n_devices - 1]);
         return 0;
 }
 

@@ -23,7 +23,9 @@
  * since state version 2, the fault queue's id and the PASID binds (device,
  * PASID, address space, page table, nesting parent and stage-1 table, whether
  * faults were requested), and whether the session delegated its iommufd (after which iommud
- * mediates nothing for it).  Usage is not recorded: it follows from the rest.
+ * mediates nothing for it); an address space with dirty tracking records whether tracking is
+ * on and its dirty-tracking page tables (id, IOMMU).  Usage is not recorded: it follows from
+ * the rest.
  * Pending faults are not recorded: their cookies die with the process.
  */
 int session_to_json(const Session *s, json_object **ret);
@@ -36,8 +38,10 @@ typedef struct SessionRestoreConfig {
          * NULL: ctx is the adopted iommufd and still holds every object; each
          * recorded one is checked against it (IOAS by IOVA_RANGES, device by
          * HW_INFO, every mapping by copying it into a scratch IOAS, a PASID by
-         * attaching its recorded page table again, a replace with itself) and what
-         * does not match is dropped.  Otherwise ctx is fresh and the objects are
+         * attaching its recorded page table again, a replace with itself, a
+         * dirty-tracking page table by reading its bitmap without clearing, or turning
+         * tracking off again where it was off) and what does not match is dropped.
+         * Otherwise ctx is fresh and the objects are
          * recreated under their recorded ids (prepare_id() is called before each
          * allocation): the simulated backend, whose state lived in the old process.
          */
