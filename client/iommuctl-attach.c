@@ -287,7 +287,7 @@ int verb_map(Ctl *ctl, int argc, char **argv) {
 static const char *const kernel_feature_names[] = {
         "ioas", "option", "vfio-cdev", "hwpt-alloc", "hw-info", "dirty-tracking",
         "hwpt-invalidate", "fault-queue", "map-file", "pasid", "viommu", "change-process",
-        "nesting",
+        "nesting", "dirty-all-pinned",
 };
 static const char *const device_cap_names[] = {
         "dirty-tracking", "pci-pasid-exec", "pci-pasid-priv",

@@ -24,7 +24,7 @@ static const struct {
 static const char *const feature_names[] = {
         "ioas",       "option",      "vfio-cdev",    "hwpt-alloc",  "hw-info",
         "dirty-tracking", "hwpt-invalidate", "fault-queue", "map-file", "pasid",
-        "viommu",     "change-process", "nesting",
+        "viommu",     "change-process", "nesting", "dirty-all-pinned",
 };
 
 const char *backend_feature_to_string(BackendFeature f) {

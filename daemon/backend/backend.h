@@ -100,7 +100,13 @@ typedef enum BackendFeature {
         BACKEND_FEATURE_VIOMMU = 1 << 10,         /* VIOMMU_ALLOC / VDEVICE_ALLOC */
         BACKEND_FEATURE_CHANGE_PROCESS = 1 << 11, /* IOMMU_IOAS_CHANGE_PROCESS */
         BACKEND_FEATURE_NESTING = 1 << 12,        /* nested HWPTs (stage-1 over NEST_PARENT) */
-        _BACKEND_FEATURE_MAX = 1 << 13,
+        /*
+         * Dirty tracking that reports every page pinned for DMA dirty, written or not (VFIO
+         * type1 without a device that pins pages itself): safe for migration, but every read
+         * asks the VMM to copy all of the mapped memory again.
+         */
+        BACKEND_FEATURE_DIRTY_ALL_PINNED = 1 << 13,
+        _BACKEND_FEATURE_MAX = 1 << 14,
 } BackendFeature;
 
 typedef struct IovaRange {

@@ -64,6 +64,16 @@ int session_create_address_space_full(Session *s, bool dirty_tracking, uint32_t 
         return 0;
 }
 
+int session_dirty_refused(const SessionIoas *ioas, const SessionDevice *d, const Error *be,
+                          BrokerError *err) {
+        (void)broker_error_not_supported(err, "dirty-tracking",
+                                         "Address space %" PRIu32 " tracks dirty pages, but the "
+                                         "IOMMU of device %s cannot: %s",
+                                         ioas->id, d->name, error_message(be));
+        broker_error_add_string(err, "device", d->name);
+        return -EOPNOTSUPP;
+}
+
 int session_dirty_page_table(Session *s, const SessionDevice *d, const TopoDevice *td,
                              SessionIoas *ioas, uint32_t *ret_pt, bool *ret_new,
                              BrokerError *err) {
@@ -86,17 +96,18 @@ int session_dirty_page_table(Session *s, const SessionDevice *d, const TopoDevic
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
         ioas->dirty_hwpts = arr;
         r = OPS(s)->hwpt_alloc(s->ctx, &a, &id, &be);
-        if (r == -EOPNOTSUPP) {
-                (void)broker_error_not_supported(err, "dirty-tracking",
-                                                 "Address space %" PRIu32 " tracks dirty pages, "
-                                                 "but the IOMMU of device %s cannot: %s",
-                                                 ioas->id, d->name, error_message(&be));
-                broker_error_add_string(err, "device", d->name);
-                return -EOPNOTSUPP;
-        }
+        if (r == -EOPNOTSUPP)
+                return session_dirty_refused(ioas, d, &be, err);
         if (r < 0)
                 return broker_error_from_backend(err, "allocate a dirty-tracking page table",
                                                  &be);
+        /* One page table for several IOMMUs (VFIO type1: the address space's container). */
+        for (size_t i = 0; i < ioas->n_dirty_hwpts; i++)
+                if (ioas->dirty_hwpts[i].id == id) {
+                        *ret_pt = id;
+                        *ret_new = false;
+                        return 0;
+                }
         if (ioas->dirty_enabled) {
                 r = OPS(s)->hwpt_set_dirty_tracking(s->ctx, id, true, &be);
                 if (r < 0) {
@@ -379,10 +390,15 @@ int session_get_features(Session *s, bool has_device, uint32_t device_id, Sessio
         if (has_device) {
                 SessionDevice *d = LOOKUP_DEVICE(s, device_id, err);
 
-                /* A backend without IOMMU_GET_HW_INFO (VFIO type1) tells nothing of the IOMMU. */
+                /*
+                 * A backend without IOMMU_GET_HW_INFO (VFIO type1) tells nothing of the IOMMU:
+                 * its dirty tracking is the container's, which the kernel's answer covers.
+                 */
                 if (OPS(s)->hw_info(s->ctx, d->id, &f.hw, NULL) < 0)
                         f.hw = (HwInfo){};
-                f.dirty_tracking_offered &= !!(f.hw.capabilities & BACKEND_HW_CAP_DIRTY_TRACKING);
+                else
+                        f.dirty_tracking_offered &=
+                                !!(f.hw.capabilities & BACKEND_HW_CAP_DIRTY_TRACKING);
         }
         session_principal(s, &p);
         f.dirty_tracking_granted = policy_allows_dirty_tracking(s->host->policy, &p);

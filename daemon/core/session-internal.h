@@ -251,6 +251,9 @@ int session_invalid_parameter(BrokerError *err, const char *parameter, const cha
 int session_dirty_page_table(Session *s, const SessionDevice *d, const TopoDevice *td,
                              SessionIoas *ioas, uint32_t *ret_pt, bool *ret_new,
                              BrokerError *err);
+/* NotSupported "dirty-tracking" naming device d, whose IOMMU (be says why) cannot track ioas. */
+int session_dirty_refused(const SessionIoas *ioas, const SessionDevice *d, const Error *be,
+                          BrokerError *err);
 /* Destroys the page table pt session_dirty_page_table() just made, which nothing uses. */
 void session_dirty_drop(Session *s, SessionIoas *ioas, uint32_t pt);
 /* Destroys the page tables iommud allocated for ioas (before the IOAS itself goes). */

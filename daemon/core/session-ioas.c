@@ -442,6 +442,9 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
                 session_dirty_drop(s, ioas, pt);
         if (r == -EADDRINUSE)
                 return session_reserved_in_use(s, ioas, d->name, NULL, 0, &be, err);
+        /* VFIO type1 knows only once the group is in the container whether it logs. */
+        if (r == -EOPNOTSUPP && ioas->dirty_tracking)
+                return session_dirty_refused(ioas, d, &be, err);
         if (r < 0)
                 return broker_error_from_backend(err, "attach", &be);
 

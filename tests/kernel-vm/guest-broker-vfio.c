@@ -9,6 +9,8 @@
  *     receives the device fd from GetDeviceFd, makes edu DMA through the type1 container
  *     and back, and after Unmap the same DMA is blocked and the IOMMU fault logged;
  *   - what only iommufd offers is NotSupported;
+ *   - an address space with dirty tracking logs through the container: GetFeatures says
+ *     dirty-all-pinned, and every pinned page reads dirty, also from an Unmap;
  *   - a client that keeps its device fd reaches nothing after DetachDevice;
  *   - two sessions contend for one device; a client killed mid-session leaves nothing held;
  *   - the bridge group with a sibling on a host driver is refused by iommud with the sibling
@@ -246,6 +248,88 @@ out:
                 munmap(mem, 2 * PAGE);
 }
 
+/* ---- dirty tracking: the container's logging ---- */
+
+/* Whether GetFeatures' kernel list has name. */
+static bool kernel_feature(json_object *p, const char *name) {
+        json_object *a = NULL;
+
+        if (!p || !json_object_object_get_ex(p, "kernel", &a))
+                return false;
+        for (size_t i = 0; i < json_object_array_length(a); i++)
+                if (streq(json_object_get_string(json_object_array_get_idx(a, i)), name))
+                        return true;
+        return false;
+}
+
+/* The first word of a bitmap iommud wrote into fd, which is zeroed first. */
+static uint64_t dirty_read(VarlinkClient *c, uint64_t ioas, uint64_t page_size, int fd,
+                           VarlinkReply *rep, const char **error) {
+        uint64_t w = 0;
+
+        (void)pwrite(fd, &w, sizeof(w), 0);
+        (void)call(c, "ReadDirtyBitmap",
+                   params("ioasId", u64(ioas), "iova", u64(TEST_IOVA), "length", u64(2 * PAGE),
+                          "pageSize", u64(page_size), "clear", json_object_new_boolean(true),
+                          "bitmapFd", json_object_new_int(0), NULL),
+                   &fd, 1, rep, error);
+        return pread(fd, &w, sizeof(w), 0) == sizeof(w) ? w : UINT64_MAX;
+}
+
+static void test_dirty(void) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
+        _cleanup_close_ int mfd = -EBADF, bfd = memfd_create("bitmap", MFD_CLOEXEC);
+        const char *error;
+        uint64_t ioas = 0, w;
+        uint8_t *mem = NULL;
+        json_object *p;
+        int64_t id;
+
+        if (varlink_client_connect(&c, SOCKET_PATH) < 0 || bfd < 0 || ftruncate(bfd, PAGE) < 0)
+                return tap(false, "dirty tracking: a connection and a bitmap memfd");
+        p = call(c, "GetFeatures", NULL, NULL, 0, &rep, &error);
+        tap(kernel_feature(p, "dirty-tracking") && kernel_feature(p, "dirty-all-pinned"),
+            "GetFeatures: the kernel offers dirty tracking that reports every pinned page%s%s",
+            error ? ": " : "", error ?: "");
+        id = attach_name_released(c, EDU_ROOT, &rep, &error);
+        p = call(c, "CreateAddressSpace", params("dirtyTracking", json_object_new_boolean(true),
+                                                 NULL), NULL, 0, &rep, &error);
+        if (!error) {
+                ioas = get_u64(p, "ioasId");
+                (void)call(c, "AttachToAddressSpace",
+                           params("deviceId", u64((uint64_t)id), "ioasId", u64(ioas), NULL), NULL,
+                           0, &rep, &error);
+        }
+        tap(id >= 0 && !error, "a dirty-tracking address space takes the edu's group%s%s",
+            error ? ": " : "", error ?: "");
+        mfd = memfd_with_pattern(&mem);
+        if (error || mfd < 0 || map_memfd(c, ioas, mfd, 2 * PAGE, &rep, &error) < 0)
+                return tap(false, "dirty tracking: Map%s%s", error ? ": " : "", error ?: "");
+        (void)call(c, "SetDirtyTracking", params("ioasId", u64(ioas), "enabled",
+                                                 json_object_new_boolean(true), NULL),
+                   NULL, 0, &rep, &error);
+        w = dirty_read(c, ioas, PAGE, bfd, &rep, &error);
+        tap(!error && w == 0x3, "SetDirtyTracking, ReadDirtyBitmap: both pinned pages dirty "
+            "(0x%" PRIx64 "%s%s)", w, error ? ", " : "", error ?: "");
+        (void)dirty_read(c, ioas, 2 * PAGE, bfd, &rep, &error);
+        tap(error && !streq(error, "transport"),
+            "ReadDirtyBitmap at another page size than type1 logs is refused (%s)",
+            error ?: "no error");
+        (void)pwrite(bfd, &(uint64_t){ 0 }, sizeof(uint64_t), 0);
+        p = call(c, "Unmap", params("ioasId", u64(ioas), "iova", u64(TEST_IOVA), "length",
+                                    u64(2 * PAGE), "dirtyBitmapFd", json_object_new_int(0),
+                                    "pageSize", u64(PAGE), NULL),
+                 &bfd, 1, &rep, &error);
+        w = 0;
+        (void)pread(bfd, &w, sizeof(w), 0);
+        tap(!error && get_u64(p, "unmapped") == 2 * PAGE && w == 0x3,
+            "Unmap with a bitmap returns both pages dirty (0x%" PRIx64 "%s%s)", w,
+            error ? ", " : "", error ?: "");
+        if (mem)
+                munmap(mem, 2 * PAGE);
+}
+
 /* A client that keeps its device fd reaches nothing once the device is detached. */
 static void test_detach_with_device_fd_held(void) {
         _cleanup_(varlink_reply_clear) VarlinkReply rep = VARLINK_REPLY_INIT;
@@ -470,6 +554,7 @@ int main(int argc, char **argv) {
         test_topology(c);
         test_dma(c);
         c = varlink_client_free(c);
+        test_dirty();
 
         test_detach_with_device_fd_held();
         test_contention();

@@ -121,11 +121,35 @@ static int responder_open_device(ConfEnv *env, ConfRole role, int *ret_fd) {
         return env->backend->ops->device_open(env->backend, d->names[role], ret_fd, NULL);
 }
 
+/*
+ * type1 sees no device write (every pinned page reads dirty): a write by the device in the
+ * role only has to reach memory through its group's container, page by page.
+ */
+static int responder_device_write(ConfEnv *env, ConfRole role, BackendContext *c,
+                                  uint32_t hwpt_id, uint64_t iova, uint64_t length) {
+        ResponderData *d = env->userdata;
+        uint64_t vaddr;
+
+        for (size_t i = 0; d->names[role] && i < d->topo->n_devices; i++) {
+                const SimDevice *dev = &d->topo->devices[i];
+                unsigned group = d->topo->groups[dev->group_index].id;
+
+                if (!streq(dev->name, d->names[role]))
+                        continue;
+                for (uint64_t off = 0; off < length; off += env->page_size)
+                        if (!vfio_responder_dma_reaches(d->responder, group, iova + off, &vaddr))
+                                return -EFAULT;
+                return 0;
+        }
+        return -ENODEV;
+}
+
 const ConfFactory conformance_vfio_responder_factory = {
         .name = "vfio-responder",
         .setup = responder_setup,
         .teardown = responder_teardown,
         .open_device = responder_open_device,
+        .device_write = responder_device_write,
 };
 
 /* ---- on this host ---- */

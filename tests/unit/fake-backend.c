@@ -498,7 +498,7 @@ int fake_backend_new(Backend **ret) {
         if (!b)
                 return -ENOMEM;
         b->ops = &fake_ops;
-        b->features = _BACKEND_FEATURE_MAX - 1;
+        b->features = (_BACKEND_FEATURE_MAX - 1) & ~BACKEND_FEATURE_DIRTY_ALL_PINNED;
         *ret = b;
         return 0;
 }

@@ -4,7 +4,7 @@
  * backend-vfio against the VFIO responder: what the conformance suite cannot see because
  * it is particular to the legacy API — probing, group files, the replay of an IOAS into
  * its container, what a DMA reaches before and after unmap and detach, a client that keeps
- * its device fd, dirty page logging, older kernels — and the responder's own ABI rules.
+ * its device fd, older kernels — and the responder's own ABI rules.
  */
 
 #include <fcntl.h>
@@ -24,154 +24,44 @@
 #include "macros.h"
 #include "simtopo-builder.h"
 #include "vfio-abi.h"
+#include "vfio-fx.h"
 #include "vfio-responder.h"
-
-#define P UINT64_C(4096)
-#define RW (BACKEND_MAP_READABLE | BACKEND_MAP_WRITEABLE)
-#define PLAIN_GROUP 1
-#define PASID_GROUP 2
-#define SHARED_GROUP 3
-
-typedef struct Fx {
-        SimTopology *topo;
-        const char *names[_CONF_ROLE_MAX];
-        char root[64];
-        VfioResponder *r;
-        Backend *b;
-        BackendContext *c;
-        Error err;
-} Fx;
-
-#define OPS(fx) ((fx)->b->ops)
-
-static Fx *fx_prepare(SimTopology *topo) {
-        Fx *fx = calloc(1, sizeof(Fx));
-
-        assert_non_null(fx);
-        fx->topo = topo ?: conformance_topology(fx->names);
-        strcpy(fx->root, "/tmp/iommud-test-vfio-XXXXXX");
-        assert_non_null(mkdtemp(fx->root));
-        assert_int_equal(simtopo_materialize(fx->topo, fx->root, NULL), 0);
-        assert_int_equal(vfio_responder_new(&fx->r, fx->topo, fx->root), 0);
-        return fx;
-}
-
-static int fx_start(Fx *fx) {
-        BackendVfioConfig cfg = BACKEND_VFIO_CONFIG_INIT;
-        char sys[96], dev[96];
-        int r;
-
-        snprintf(sys, sizeof(sys), "%s/sys", fx->root);
-        snprintf(dev, sizeof(dev), "%s/dev", fx->root);
-        cfg.sysfs_root = sys;
-        cfg.dev_root = dev;
-        cfg.syscalls = &vfio_responder_syscalls;
-        cfg.userdata = fx->r;
-        r = backend_vfio_new(&fx->b, &cfg, &fx->err);
-        if (r >= 0)
-                assert_int_equal(OPS(fx)->context_new(fx->b, &fx->c, NULL), 0);
-        return r;
-}
-
-static Fx *fx_new(void) {
-        Fx *fx = fx_prepare(NULL);
-
-        assert_int_equal(fx_start(fx), 0);
-        return fx;
-}
-
-static void fx_free(Fx *fx) {
-        backend_context_free(fx->c);
-        backend_free(fx->b);
-        if (fx->b) {
-                assert_int_equal(vfio_responder_open_fds(fx->r), 0);
-                assert_int_equal(vfio_responder_n_containers(fx->r), 0);
-        }
-        vfio_responder_free(fx->r);
-        (void)simtopo_remove(fx->root);
-        tb_free(fx->topo);
-        free(fx);
-}
-
-static uint32_t bind_role(Fx *fx, ConfRole role) {
-        _cleanup_close_ int fd = -EBADF;
-        uint32_t id = 0;
-
-        assert_int_equal(OPS(fx)->device_open(fx->b, fx->names[role], &fd, NULL), 0);
-        assert_int_equal(OPS(fx)->device_bind(fx->c, fd, &id, NULL), 0);
-        return id;
-}
-
-static uint32_t ioas_new(Fx *fx) {
-        uint32_t id = 0;
-
-        assert_int_equal(OPS(fx)->ioas_alloc(fx->c, &id, NULL), 0);
-        return id;
-}
-
-static int attach(Fx *fx, uint32_t dev, uint32_t ioas) {
-        uint32_t pt = ioas;
-
-        return OPS(fx)->device_attach(fx->c, dev, BACKEND_NO_PASID, &pt, &fx->err);
-}
-
-/* A memfd of n pages, page i filled with the byte 'A' + i. */
-static int memfd_pattern(size_t pages) {
-        int fd = memfd_create("test-backend-vfio", MFD_CLOEXEC);
-        char page[4096];
-
-        assert_true(fd >= 0);
-        for (size_t i = 0; i < pages; i++) {
-                memset(page, 'A' + (int)i, sizeof(page));
-                assert_int_equal(pwrite(fd, page, sizeof(page), (off_t)(i * P)), (ssize_t)P);
-        }
-        return fd;
-}
-
-/* Where a DMA by the group's device to iova lands: the byte there, or 0 when nowhere. */
-static char dma_read(Fx *fx, unsigned group, uint64_t iova) {
-        uint64_t vaddr = 0;
-
-        if (!vfio_responder_dma_reaches(fx->r, group, iova, &vaddr))
-                return 0;
-        return *(const char *)(uintptr_t)vaddr;
-}
 
 /* ---- probing ---- */
 
 static void probe_without_container_node(void **state) {
-        Fx *fx = fx_prepare(NULL);
+        Fx *fx = vfio_fx_prepare(NULL);
 
         fx->r->no_container_node = true;
-        assert_int_equal(fx_start(fx), -ENOENT);
+        assert_int_equal(vfio_fx_start(fx), -ENOENT);
         assert_non_null(strstr(error_message(&fx->err), "CONFIG_VFIO_CONTAINER"));
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void probe_type1_flavours(void **state) {
-        Fx *fx = fx_prepare(NULL);
+        Fx *fx = vfio_fx_prepare(NULL);
 
         fx->r->no_type1 = true;
-        assert_int_equal(fx_start(fx), -EOPNOTSUPP);
+        assert_int_equal(vfio_fx_start(fx), -EOPNOTSUPP);
         assert_non_null(strstr(error_message(&fx->err), "vfio_iommu_type1"));
         fx->r->no_type1 = false;
         fx->r->type1_only = true;
-        assert_int_equal(fx_start(fx), 0);
+        assert_int_equal(vfio_fx_start(fx), 0);
         assert_string_equal(backend_vfio_iommu_type(fx->b), "type1");
         assert_true(backend_is_vfio(fx->b));
         assert_true(backend_has_feature(fx->b, BACKEND_FEATURE_IOAS));
         assert_false(backend_has_feature(fx->b, BACKEND_FEATURE_HWPT_ALLOC));
-        fx_free(fx);
+        vfio_fx_free(fx);
 
-        fx = fx_new();
+        fx = vfio_fx_new();
         assert_string_equal(backend_vfio_iommu_type(fx->b), "type1v2");
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 /* ---- fds ---- */
 
 static void identify_group_files(void **state) {
-        Fx *fx = fx_new();
+        Fx *fx = vfio_fx_new();
         int g1 = vfio_responder_open_group(fx->r, PLAIN_GROUP);
         int g3 = vfio_responder_open_group(fx->r, SHARED_GROUP);
         _cleanup_close_ int dir = -EBADF, opath = -EBADF;
@@ -199,17 +89,17 @@ static void identify_group_files(void **state) {
         assert_int_equal(OPS(fx)->device_open(fx->b, "0000:99:00.0", &opath, NULL), -ENODEV);
         safe_close(g1);
         safe_close(g3);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void bind_with_client_group_file(void **state) {
-        Fx *fx = fx_new();
+        Fx *fx = vfio_fx_new();
         int g1 = vfio_responder_open_group(fx->r, PLAIN_GROUP), dfd = -EBADF;
-        uint32_t dev = 0, ioas = ioas_new(fx);
+        uint32_t dev = 0, ioas = vfio_fx_ioas(fx);
 
         assert_true(g1 >= 0);
         assert_int_equal(OPS(fx)->device_bind(fx->c, g1, &dev, NULL), 0);
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(backend_vfio_context_open_device(fx->c, dev, &dfd, NULL), 0);
         assert_true(dfd >= 0);
         safe_close(dfd);
@@ -219,11 +109,11 @@ static void bind_with_client_group_file(void **state) {
         assert_int_equal(vfio_responder_open_fds(fx->r), 1);
         assert_int_equal(vfio_responder_open_group(fx->r, PLAIN_GROUP), -EBUSY);
         safe_close(g1);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void bind_group_open_elsewhere_ebusy(void **state) {
-        Fx *fx = fx_new();
+        Fx *fx = vfio_fx_new();
         int g1 = vfio_responder_open_group(fx->r, PLAIN_GROUP);
         _cleanup_close_ int fd = -EBADF;
         uint32_t dev;
@@ -232,15 +122,15 @@ static void bind_group_open_elsewhere_ebusy(void **state) {
         assert_int_equal(OPS(fx)->device_bind(fx->c, fd, &dev, &fx->err), -EBUSY);
         assert_non_null(strstr(error_message(&fx->err), "legacy VFIO API"));
         safe_close(g1);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 /* ---- the IOAS and its container ---- */
 
 static void maps_replayed_when_the_first_group_joins(void **state) {
-        Fx *fx = fx_new();
-        _cleanup_close_ int mfd = memfd_pattern(4);
-        uint32_t ioas = ioas_new(fx), dev = bind_role(fx, CONF_DEV_PLAIN);
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(4);
+        uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         uint64_t iova = 0x100000, unmapped = 0;
 
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW | BACKEND_MAP_FIXED_IOVA, mfd, P,
@@ -248,31 +138,31 @@ static void maps_replayed_when_the_first_group_joins(void **state) {
         /* No group yet: the container does not exist, the backend holds the area. */
         assert_int_equal(fx->r->n_map_dma, 0);
         assert_int_equal(vfio_responder_n_containers(fx->r), 0);
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(fx->r->n_map_dma, 1);
         /* A DMA to the IOVA lands in the memfd at the offset mapped. */
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, 0x100000), 'B');
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, 0x100000 + P), 'C');
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, 0x100000 + 2 * P), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, 0x100000), 'B');
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, 0x100000 + P), 'C');
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, 0x100000 + 2 * P), 0);
         assert_int_equal(OPS(fx)->ioas_unmap(fx->c, ioas, 0x100000, 2 * P, &unmapped, NULL), 0);
         assert_int_equal(unmapped, 2 * P);
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, 0x100000), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, 0x100000), 0);
         assert_int_equal(backend_vfio_mappings(fx->b), 0);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void detach_lets_the_container_go(void **state) {
-        Fx *fx = fx_new();
-        _cleanup_close_ int mfd = memfd_pattern(1);
-        uint32_t ioas = ioas_new(fx), dev = bind_role(fx, CONF_DEV_PLAIN);
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(1);
+        uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         uint64_t iova = 0;
         IovaRange ranges[4];
         size_t n = ELEMENTSOF(ranges);
         uint64_t align = 0;
 
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW, mfd, 0, P, &iova, NULL), 0);
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, iova), 'A');
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, iova), 'A');
         /* The usable ranges are the container's: the 39-bit aperture minus the MSI window. */
         assert_int_equal(OPS(fx)->ioas_iova_ranges(fx->c, ioas, ranges, &n, &align, NULL), 0);
         assert_int_equal(n, 2);
@@ -283,69 +173,69 @@ static void detach_lets_the_container_go(void **state) {
 
         assert_int_equal(OPS(fx)->device_detach(fx->c, dev, BACKEND_NO_PASID, NULL), 0);
         assert_int_equal(vfio_responder_n_containers(fx->r), 0);
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, iova), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, iova), 0);
         /* The IOAS kept its area: the next attach puts it back. */
-        assert_int_equal(attach(fx, dev, ioas), 0);
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, iova), 'A');
-        fx_free(fx);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, iova), 'A');
+        vfio_fx_free(fx);
 }
 
 static void held_device_fd_detach_wipes(void **state) {
-        Fx *fx = fx_new();
-        _cleanup_close_ int mfd = memfd_pattern(1);
-        uint32_t ioas = ioas_new(fx), dev = bind_role(fx, CONF_DEV_PLAIN);
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(1);
+        uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         uint64_t iova = 0;
         int dfd = -EBADF;
 
         assert_int_equal(backend_vfio_context_open_device(fx->c, dev, &dfd, NULL), -EINVAL);
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW, mfd, 0, P, &iova, NULL), 0);
         assert_int_equal(backend_vfio_context_open_device(fx->c, dev, &dfd, NULL), 0);
         /* The client keeps its device fd: the group cannot leave, the container is wiped. */
         assert_int_equal(OPS(fx)->device_detach(fx->c, dev, BACKEND_NO_PASID, NULL), 0);
         assert_true(vfio_responder_group_container(fx->r, PLAIN_GROUP) != NULL);
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, iova), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, iova), 0);
         assert_int_equal(vfio_responder_mapped_bytes(fx->r), 0);
-        assert_int_equal(attach(fx, dev, ioas), -EBUSY);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), -EBUSY);
         assert_non_null(strstr(error_message(&fx->err), "still holds a device fd"));
         safe_close(dfd);
-        assert_int_equal(attach(fx, dev, ioas), 0);
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, iova), 'A');
-        fx_free(fx);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, iova), 'A');
+        vfio_fx_free(fx);
 }
 
 static void held_device_fd_in_a_shared_container(void **state) {
-        Fx *fx = fx_new();
-        _cleanup_close_ int mfd = memfd_pattern(1);
-        uint32_t ioas = ioas_new(fx), plain = bind_role(fx, CONF_DEV_PLAIN);
-        uint32_t other = bind_role(fx, CONF_DEV_PASID);
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(1);
+        uint32_t ioas = vfio_fx_ioas(fx), plain = vfio_fx_bind(fx, CONF_DEV_PLAIN);
+        uint32_t other = vfio_fx_bind(fx, CONF_DEV_PASID);
         const void *before;
         uint64_t iova = 0;
         int dfd = -EBADF;
 
-        assert_int_equal(attach(fx, plain, ioas), 0);
-        assert_int_equal(attach(fx, other, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, plain, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, other, ioas), 0);
         before = vfio_responder_group_container(fx->r, PASID_GROUP);
         assert_ptr_equal(before, vfio_responder_group_container(fx->r, PLAIN_GROUP));
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW, mfd, 0, P, &iova, NULL), 0);
         assert_int_equal(backend_vfio_context_open_device(fx->c, plain, &dfd, NULL), 0);
         /* A detach would take the other group's DMA away too: refused. */
         assert_int_equal(OPS(fx)->device_detach(fx->c, plain, BACKEND_NO_PASID, &fx->err), -EBUSY);
-        assert_int_equal(dma_read(fx, PASID_GROUP, iova), 'A');
+        assert_int_equal(vfio_fx_dma_read(fx, PASID_GROUP, iova), 'A');
         /* Unbinding cannot be refused: the plain group reaches nothing, the other moved. */
         assert_int_equal(OPS(fx)->device_unbind(fx->c, plain, NULL), 0);
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, iova), 0);
-        assert_int_equal(dma_read(fx, PASID_GROUP, iova), 'A');
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, iova), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, PASID_GROUP, iova), 'A');
         assert_ptr_not_equal(vfio_responder_group_container(fx->r, PASID_GROUP), before);
         safe_close(dfd);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void replace_moves_the_group(void **state) {
-        Fx *fx = fx_new();
-        _cleanup_close_ int mfd = memfd_pattern(2);
-        uint32_t ioas1 = ioas_new(fx), ioas2 = ioas_new(fx);
-        uint32_t a = bind_role(fx, CONF_DEV_GROUP_A), b = bind_role(fx, CONF_DEV_GROUP_B);
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(2);
+        uint32_t ioas1 = vfio_fx_ioas(fx), ioas2 = vfio_fx_ioas(fx);
+        uint32_t a = vfio_fx_bind(fx, CONF_DEV_GROUP_A), b = vfio_fx_bind(fx, CONF_DEV_GROUP_B);
         uint64_t iova1 = 0x200000, iova2 = 0x200000;
         int dfd = -EBADF;
 
@@ -353,46 +243,46 @@ static void replace_moves_the_group(void **state) {
                                                 0, P, &iova1, NULL), 0);
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas2, RW | BACKEND_MAP_FIXED_IOVA, mfd,
                                                 P, P, &iova2, NULL), 0);
-        assert_int_equal(attach(fx, a, ioas1), 0);
-        assert_int_equal(attach(fx, b, ioas1), 0);
-        assert_int_equal(dma_read(fx, SHARED_GROUP, 0x200000), 'A');
+        assert_int_equal(vfio_fx_attach(fx, a, ioas1), 0);
+        assert_int_equal(vfio_fx_attach(fx, b, ioas1), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, SHARED_GROUP, 0x200000), 'A');
         /* Both devices of the group move with the replace. */
-        assert_int_equal(attach(fx, a, ioas2), 0);
-        assert_int_equal(dma_read(fx, SHARED_GROUP, 0x200000), 'B');
+        assert_int_equal(vfio_fx_attach(fx, a, ioas2), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, SHARED_GROUP, 0x200000), 'B');
         assert_int_equal(OPS(fx)->destroy(fx->c, ioas1, NULL), 0);
         /* A client's device fd pins the group in its container: no replace then. */
         assert_int_equal(backend_vfio_context_open_device(fx->c, b, &dfd, NULL), 0);
-        ioas1 = ioas_new(fx);
-        assert_int_equal(attach(fx, a, ioas1), -EBUSY);
-        assert_int_equal(dma_read(fx, SHARED_GROUP, 0x200000), 'B');
+        ioas1 = vfio_fx_ioas(fx);
+        assert_int_equal(vfio_fx_attach(fx, a, ioas1), -EBUSY);
+        assert_int_equal(vfio_fx_dma_read(fx, SHARED_GROUP, 0x200000), 'B');
         safe_close(dfd);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void context_free_wipes_what_a_client_holds(void **state) {
-        Fx *fx = fx_new();
-        _cleanup_close_ int mfd = memfd_pattern(1);
-        uint32_t ioas = ioas_new(fx), dev = bind_role(fx, CONF_DEV_PLAIN);
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(1);
+        uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         uint64_t iova = 0;
         int dfd = -EBADF;
 
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW, mfd, 0, P, &iova, NULL), 0);
         assert_int_equal(backend_vfio_context_open_device(fx->c, dev, &dfd, NULL), 0);
         backend_context_free(fx->c);
         fx->c = NULL;
-        assert_int_equal(dma_read(fx, PLAIN_GROUP, iova), 0);
+        assert_int_equal(vfio_fx_dma_read(fx, PLAIN_GROUP, iova), 0);
         assert_int_equal(vfio_responder_mapped_bytes(fx->r), 0);
         assert_int_equal(backend_vfio_mappings(fx->b), 0);
         /* The group stays held by the client's device fd until it closes it. */
         assert_int_equal(vfio_responder_open_group(fx->r, PLAIN_GROUP), -EBUSY);
         safe_close(dfd);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void older_kernels(void **state) {
-        Fx *fx = fx_prepare(NULL);
-        _cleanup_close_ int mfd = memfd_pattern(2);
+        Fx *fx = vfio_fx_prepare(NULL);
+        _cleanup_close_ int mfd = vfio_fx_memfd(2);
         uint32_t ioas, dev;
         uint64_t iova = 0;
         IovaRange ranges[4];
@@ -402,10 +292,10 @@ static void older_kernels(void **state) {
         /* 6.1: capabilities packed, no VFIO_UNMAP_ALL before 5.12. */
         fx->r->packed_caps = true;
         fx->r->no_unmap_all = true;
-        assert_int_equal(fx_start(fx), 0);
-        ioas = ioas_new(fx);
-        dev = bind_role(fx, CONF_DEV_PLAIN);
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_start(fx), 0);
+        ioas = vfio_fx_ioas(fx);
+        dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(OPS(fx)->ioas_iova_ranges(fx->c, ioas, ranges, &n, NULL, NULL), 0);
         assert_int_equal(n, 2);
         assert_int_equal(ranges[1].start, CONF_MSI_LAST + 1);
@@ -415,7 +305,7 @@ static void older_kernels(void **state) {
         assert_int_equal(OPS(fx)->device_detach(fx->c, dev, BACKEND_NO_PASID, NULL), 0);
         assert_int_equal(vfio_responder_mapped_bytes(fx->r), 0);
         safe_close(dfd);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void many_reserved_ranges(void **state) {
@@ -434,9 +324,9 @@ static void many_reserved_ranges(void **state) {
                 tb_region(t, g, 0x10000000 + i * 0x100000, 0x10000000 + i * 0x100000 + P - 1,
                           REGION_RESERVED);
         tb_device(t, g, "0000:07:00.0", "vfio-pci", 0x020000, 0, 0);
-        fx = fx_prepare(t);
-        assert_int_equal(fx_start(fx), 0);
-        ioas = ioas_new(fx);
+        fx = vfio_fx_prepare(t);
+        assert_int_equal(vfio_fx_start(fx), 0);
+        ioas = vfio_fx_ioas(fx);
         {
                 _cleanup_close_ int fd = -EBADF;
 
@@ -444,23 +334,23 @@ static void many_reserved_ranges(void **state) {
                 assert_int_equal(OPS(fx)->device_bind(fx->c, fd, &dev, NULL), 0);
         }
         /* The capability chain does not fit the first buffer: GET_INFO is asked again. */
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(OPS(fx)->ioas_iova_ranges(fx->c, ioas, ranges, &n, NULL, NULL), 0);
         assert_int_equal(n, 32);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void dma_entry_limit(void **state) {
-        Fx *fx = fx_prepare(NULL);
-        _cleanup_close_ int mfd = memfd_pattern(3);
+        Fx *fx = vfio_fx_prepare(NULL);
+        _cleanup_close_ int mfd = vfio_fx_memfd(3);
         uint32_t ioas, dev;
         uint64_t iova = 0;
 
         fx->r->dma_entry_limit = 2;
-        assert_int_equal(fx_start(fx), 0);
-        ioas = ioas_new(fx);
-        dev = bind_role(fx, CONF_DEV_PLAIN);
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_start(fx), 0);
+        ioas = vfio_fx_ioas(fx);
+        dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         for (int i = 0; i < 2; i++)
                 assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW, mfd, (uint64_t)i * P, P,
                                                         &iova, NULL), 0);
@@ -469,13 +359,13 @@ static void dma_entry_limit(void **state) {
         assert_non_null(strstr(error_message(&fx->err), "dma_entry_limit"));
         /* The failed map left nothing behind: no area, no mmap. */
         assert_int_equal(backend_vfio_mappings(fx->b), 2);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void map_file_rules(void **state) {
-        Fx *fx = fx_new();
-        _cleanup_close_ int mfd = memfd_pattern(2), ro = -EBADF;
-        uint32_t ioas = ioas_new(fx), dev = bind_role(fx, CONF_DEV_PLAIN);
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(2), ro = -EBADF;
+        uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         uint64_t iova = 0;
         char path[64];
 
@@ -491,47 +381,18 @@ static void map_file_rules(void **state) {
         assert_int_equal(OPS(fx)->ioas_copy(fx->c, ioas, ioas, RW, iova, P, &(uint64_t){ 0 },
                                             NULL), -EPERM);
         /* With a domain, a sub-page offset cannot be mapped. */
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW, mfd, 8, P, &iova, NULL), -EINVAL);
         /* Nor anything into the MSI window. */
         iova = CONF_MSI_START;
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW | BACKEND_MAP_FIXED_IOVA, mfd, 0,
                                                 P, &iova, NULL), -EINVAL);
-        fx_free(fx);
-}
-
-static void dirty_page_logging(void **state) {
-        Fx *fx = fx_new();
-        _cleanup_close_ int mfd = memfd_pattern(4);
-        uint32_t ioas = ioas_new(fx), dev = bind_role(fx, CONF_DEV_PLAIN);
-        uint64_t iova = 0x400000, bitmap[1] = { 0 };
-
-        assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW | BACKEND_MAP_FIXED_IOVA, mfd, 0,
-                                                4 * P, &iova, NULL), 0);
-        assert_int_equal(backend_vfio_set_dirty_tracking(fx->c, ioas, true, NULL), -EINVAL);
-        assert_int_equal(attach(fx, dev, ioas), 0);
-        assert_int_equal(backend_vfio_read_dirty_bitmap(fx->c, ioas, iova, 4 * P, P, bitmap,
-                                                        sizeof(bitmap), NULL), -EINVAL);
-        assert_int_equal(backend_vfio_set_dirty_tracking(fx->c, ioas, true, NULL), 0);
-        assert_int_equal(backend_vfio_read_dirty_bitmap(fx->c, ioas, iova, 4 * P, P, bitmap,
-                                                        sizeof(bitmap), NULL), 0);
-        assert_int_equal(bitmap[0], 0xf);
-        assert_int_equal(backend_vfio_set_dirty_tracking(fx->c, ioas, false, NULL), 0);
-        fx_free(fx);
-
-        fx = fx_prepare(NULL);
-        fx->r->type1_only = true;
-        assert_int_equal(fx_start(fx), 0);
-        ioas = ioas_new(fx);
-        dev = bind_role(fx, CONF_DEV_PLAIN);
-        assert_int_equal(attach(fx, dev, ioas), 0);
-        assert_int_equal(backend_vfio_set_dirty_tracking(fx->c, ioas, true, NULL), -EOPNOTSUPP);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 static void what_type1_cannot_do(void **state) {
-        Fx *fx = fx_new();
-        uint32_t ioas = ioas_new(fx), dev = bind_role(fx, CONF_DEV_PLAIN), id, pt = ioas;
+        Fx *fx = vfio_fx_new();
+        uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN), id, pt = ioas;
         HwptAllocArgs a = { .dev_id = dev, .pt_id = ioas };
         uint64_t v = 0;
         HwInfo info;
@@ -546,63 +407,21 @@ static void what_type1_cannot_do(void **state) {
                                          0, &v, NULL), -EOPNOTSUPP);
         assert_int_equal(OPS(fx)->fault_queue_alloc(fx->c, &id, &fd, NULL), -EOPNOTSUPP);
         assert_int_equal(OPS(fx)->context_fd(fx->c), -EOPNOTSUPP);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 /* ---- restart ---- */
 
-typedef struct Store {
-        char names[8][32];
-        int fds[8];
-        size_t n;
-} Store;
-
-static int store_fd(const char *name, int fd, void *userdata) {
-        Store *st = userdata;
-
-        assert_true(st->n < ELEMENTSOF(st->fds));
-        snprintf(st->names[st->n], sizeof(st->names[0]), "%s", name);
-        st->fds[st->n] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        assert_true(st->fds[st->n] >= 0);
-        st->n++;
-        return 0;
-}
-
-static int store_take(const char *name, void *userdata) {
-        Store *st = userdata;
-
-        for (size_t i = 0; i < st->n; i++)
-                if (streq(st->names[i], name) && st->fds[i] >= 0)
-                        return TAKE_FD(st->fds[i]);
-        return -ENOENT;
-}
-
-/* Saves the context, lets it go as a daemon exiting for a restart does, and adopts it again. */
-static void restart(Fx *fx, Store *st) {
-        json_object *state = NULL;
-
-        assert_int_equal(backend_vfio_context_foreach_fd(fx->c, store_fd, st), 0);
-        assert_int_equal(backend_vfio_context_save(fx->c, &state), 0);
-        backend_vfio_keep_kernel_state(fx->b);
-        backend_context_free(fx->c);
-        backend_free(fx->b);
-        fx->c = NULL;
-        assert_int_equal(fx_start(fx), 0);
-        backend_context_free(fx->c);
-        if (backend_vfio_context_adopt(fx->b, state, store_take, st, &fx->c, &fx->err) < 0)
-                fail_msg("adopt: %s", error_message(&fx->err));
-        json_object_put(state);
-}
-
 static void restart_keeps_the_kernel_objects(void **state) {
-        Fx *fx = fx_new();
-        _cleanup_close_ int mfd = memfd_pattern(4);
-        uint32_t ioas = ioas_new(fx), other = ioas_new(fx), dev = bind_role(fx, CONF_DEV_PLAIN);
+        Fx *fx = vfio_fx_new();
+        _cleanup_close_ int mfd = vfio_fx_memfd(4);
+        uint32_t ioas = vfio_fx_ioas(fx), other = vfio_fx_ioas(fx);
+        uint32_t dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         uint64_t iova = 0x300000, iova2 = 0x500000, n = 0;
         IovaRange allowed = { 0x100000, 0x7fffff }, ranges[4];
         size_t n_ranges = ELEMENTSOF(ranges);
         uint32_t hwpt = ioas, id;
-        Store st = {};
+        VfioFxStore st = {};
         int dfd = -EBADF;
 
         assert_int_equal(OPS(fx)->ioas_allow_iovas(fx->c, ioas, &allowed, 1, NULL), 0);
@@ -611,7 +430,7 @@ static void restart_keeps_the_kernel_objects(void **state) {
                                                 P, &iova, NULL), 0);
         assert_int_equal(OPS(fx)->ioas_map_file(fx->c, ioas, RW | BACKEND_MAP_FIXED_IOVA, mfd, P,
                                                 P, &iova2, NULL), 0);
-        restart(fx, &st);
+        vfio_fx_restart(fx, &st);
 
         /* The kernel kept the container, the group in it and the mappings. */
         assert_true(vfio_responder_dma_reaches(fx->r, PLAIN_GROUP, iova, NULL));
@@ -634,44 +453,44 @@ static void restart_keeps_the_kernel_objects(void **state) {
         assert_non_null(strstr(error_message(&fx->err), "before iommud restarted"));
         /* A new container cannot take them back. */
         assert_int_equal(OPS(fx)->device_detach(fx->c, dev, BACKEND_NO_PASID, NULL), 0);
-        assert_int_equal(attach(fx, dev, ioas), -EADDRINUSE);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), -EADDRINUSE);
         assert_int_equal(OPS(fx)->ioas_unmap(fx->c, ioas, iova2, P, &n, NULL), 0);
-        assert_int_equal(attach(fx, dev, ioas), 0);
-        fx_free(fx);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
+        vfio_fx_free(fx);
 }
 
 static void restart_with_a_missing_fd(void **state) {
-        Fx *fx = fx_new();
-        uint32_t ioas = ioas_new(fx), dev = bind_role(fx, CONF_DEV_PLAIN);
+        Fx *fx = vfio_fx_new();
+        uint32_t ioas = vfio_fx_ioas(fx), dev = vfio_fx_bind(fx, CONF_DEV_PLAIN);
         json_object *saved = NULL;
-        Store st = {};
+        VfioFxStore st = {};
 
-        assert_int_equal(attach(fx, dev, ioas), 0);
+        assert_int_equal(vfio_fx_attach(fx, dev, ioas), 0);
         assert_int_equal(backend_vfio_context_save(fx->c, &saved), 0);
-        assert_int_equal(backend_vfio_context_foreach_fd(fx->c, store_fd, &st), 0);
+        assert_int_equal(backend_vfio_context_foreach_fd(fx->c, vfio_fx_store_fd, &st), 0);
         assert_int_equal(st.n, 2);
         /* The container went missing: the adoption fails and ends what it took. */
-        safe_close(store_take("ioas1", &st));
+        safe_close(vfio_fx_store_take("ioas1", &st));
         backend_vfio_keep_kernel_state(fx->b);
         backend_context_free(fx->c);
         fx->c = NULL;
-        assert_int_equal(backend_vfio_context_adopt(fx->b, saved, store_take, &st, &fx->c,
+        assert_int_equal(backend_vfio_context_adopt(fx->b, saved, vfio_fx_store_take, &st, &fx->c,
                                                     &fx->err), -ENOENT);
         assert_non_null(strstr(error_message(&fx->err), "ioas1"));
         assert_null(fx->c);
         /* What the store still holds goes when it is closed, as systemd closes it. */
-        safe_close(store_take("group1", &st));
+        safe_close(vfio_fx_store_take("group1", &st));
         assert_int_equal(vfio_responder_n_containers(fx->r), 0);
         json_object_put(saved);
         backend_free(fx->b);
         fx->b = NULL;
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 /* ---- the responder's own rules (the model the backend is tested against) ---- */
 
 static void responder_abi_rules(void **state) {
-        Fx *fx = fx_new();
+        Fx *fx = vfio_fx_new();
         char path[128];
         struct iommud_vfio_iommu_type1_dma_map m = { .argsz = sizeof(m), .size = P,
                                                      .flags = IOMMUD_VFIO_DMA_MAP_FLAG_READ,
@@ -722,7 +541,7 @@ static void responder_abi_rules(void **state) {
         safe_close(c);
         safe_close(g);
         safe_close(host);
-        fx_free(fx);
+        vfio_fx_free(fx);
 }
 
 int main(void) {
@@ -742,7 +561,6 @@ int main(void) {
                 cmocka_unit_test(many_reserved_ranges),
                 cmocka_unit_test(dma_entry_limit),
                 cmocka_unit_test(map_file_rules),
-                cmocka_unit_test(dirty_page_logging),
                 cmocka_unit_test(what_type1_cannot_do),
                 cmocka_unit_test(restart_keeps_the_kernel_objects),
                 cmocka_unit_test(restart_with_a_missing_fd),

@@ -95,6 +95,16 @@ static RDma *dma_at(RContainer *c, uint64_t iova) {
         return NULL;
 }
 
+/* DIRTY_BITMAP_BYTES(): whole 64-bit words. */
+static uint64_t bitmap_bytes(uint64_t npages) {
+        return (npages + 63) / 64 * 8;
+}
+
+static void set_bits(uint64_t *bits, uint64_t from, uint64_t n) {
+        for (uint64_t p = from; p < from + n; p++)
+                bits[p / 64] |= UINT64_C(1) << (p % 64);
+}
+
 /* ---- GET_INFO ---- */
 
 typedef struct Caps {
@@ -121,7 +131,7 @@ static void caps_build(VfioResponder *r, RContainer *c, Caps *caps) {
         struct iommud_vfio_iommu_type1_info_cap_migration mig = {
                 .header = { .id = IOMMUD_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, .version = 1 },
                 .pgsize_bitmap = pgsize_of(c),
-                .max_dirty_bitmap_size = 256u << 20,
+                .max_dirty_bitmap_size = r->max_dirty_bitmap_size,
         };
         struct iommud_vfio_iommu_type1_info_dma_avail avail = {
                 .header = { .id = IOMMUD_VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, .version = 1 },
@@ -240,6 +250,7 @@ static int unmap_dma(VfioResponder *r, RContainer *c, void *arg) {
         const uint32_t mask = IOMMUD_VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP |
                               IOMMUD_VFIO_DMA_UNMAP_FLAG_ALL | IOMMUD_VFIO_DMA_UNMAP_FLAG_VADDR;
         uint64_t pgsize = pgsize_of(c), size, unmapped = 0;
+        struct iommud_vfio_bitmap bm = {};
         bool all;
         RDma *d;
 
@@ -247,9 +258,18 @@ static int unmap_dma(VfioResponder *r, RContainer *c, void *arg) {
         if (u.argsz < IOMMUD_VFIO_UNMAP_MINSZ || (u.flags & ~mask))
                 return -EINVAL;
         all = u.flags & IOMMUD_VFIO_DMA_UNMAP_FLAG_ALL;
-        if ((all && r->no_unmap_all) || (u.flags & (IOMMUD_VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP |
-                                                    IOMMUD_VFIO_DMA_UNMAP_FLAG_VADDR)))
-                return -EINVAL; /* an older kernel; the rest is not modelled */
+        if ((all && r->no_unmap_all) || (u.flags & IOMMUD_VFIO_DMA_UNMAP_FLAG_VADDR))
+                return -EINVAL; /* an older kernel; updating a vaddr is not modelled */
+        if (u.flags & IOMMUD_VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) {
+                if (all || u.argsz < IOMMUD_VFIO_UNMAP_MINSZ + sizeof(bm))
+                        return -EINVAL;
+                memcpy(&bm, (uint8_t *)arg + IOMMUD_VFIO_UNMAP_MINSZ, sizeof(bm));
+                /* vfio_dma_do_unmap(): logging on, the smallest page, room for every page. */
+                if (!c->dirty_logging || bm.pgsize != pgsize || !u.size ||
+                    (u.size & (pgsize - 1)) || bitmap_bytes(u.size / pgsize) > bm.size ||
+                    !bm.data)
+                        return -EINVAL;
+        }
         if (u.iova & (pgsize - 1))
                 return -EINVAL;
         if (all) {
@@ -280,9 +300,14 @@ static int unmap_dma(VfioResponder *r, RContainer *c, void *arg) {
                     (c->type != IOMMUD_VFIO_TYPE1v2_IOMMU && u.iova > d->iova))
                         break;
                 unmapped += d->size;
+                /* Every pinned page of what goes is dirty (no pinning scope). */
+                if (bm.data)
+                        set_bits((uint64_t *)(uintptr_t)bm.data, (d->iova - u.iova) / pgsize,
+                                 d->size / pgsize);
                 dma_remove(c, i);
         }
         r->n_unmap_dma++;
+        r->n_dirty_reads += bm.data != 0;
         u.size = unmapped;
         memcpy(arg, &u, IOMMUD_VFIO_UNMAP_MINSZ);
         return 0;
@@ -290,32 +315,38 @@ static int unmap_dma(VfioResponder *r, RContainer *c, void *arg) {
 
 /* ---- DIRTY_PAGES ---- */
 
-static int dirty_bitmap(RContainer *c, const struct iommud_vfio_iommu_type1_dirty_bitmap_get *g) {
+static int dirty_bitmap(VfioResponder *r, RContainer *c,
+                        const struct iommud_vfio_iommu_type1_dirty_bitmap_get *g) {
         uint64_t pgsize = pgsize_of(c), npages;
         uint64_t *bits = (uint64_t *)(uintptr_t)g->bitmap.data;
         RDma *d;
 
         if (g->bitmap.pgsize != pgsize || (g->iova & (pgsize - 1)) || !g->size ||
-            (g->size & (pgsize - 1)) || g->iova + g->size < g->iova || !c->dirty_logging)
+            (g->size & (pgsize - 1)) || g->iova + g->size < g->iova)
                 return -EINVAL;
+        /* verify_bitmap_size(): no more than the capability says, and room for every page. */
         npages = g->size / pgsize;
-        if ((npages + 63) / 64 * 8 > g->bitmap.size || !bits)
+        if (bitmap_bytes(npages) > r->max_dirty_bitmap_size ||
+            bitmap_bytes(npages) > g->bitmap.size || !bits || !c->dirty_logging)
                 return -EINVAL;
-        /* The range must be whole mappings (vfio_iova_dirty_bitmap). */
+        /* No mapping may be cut at either end (vfio_iova_dirty_bitmap); holes are fine. */
         d = dma_at(c, g->iova);
-        if (!d || d->iova != g->iova)
+        if (d && d->iova != g->iova)
                 return -EINVAL;
         d = dma_at(c, g->iova + g->size - 1);
-        if (!d || d->iova + d->size != g->iova + g->size)
+        if (d && d->iova + d->size != g->iova + g->size)
                 return -EINVAL;
-        /* Without page pinning scope every mapped page counts as dirty. */
-        for (uint64_t p = 0; p < npages; p++)
-                if (dma_at(c, g->iova + p * pgsize))
-                        bits[p / 64] |= UINT64_C(1) << (p % 64);
+        r->n_dirty_reads++;
+        /* Without page pinning scope every mapped page counts as dirty, at every read. */
+        for (size_t i = 0; i < c->n_dmas; i++) {
+                d = &c->dmas[i];
+                if (d->iova >= g->iova && d->iova - g->iova < g->size)
+                        set_bits(bits, (d->iova - g->iova) / pgsize, d->size / pgsize);
+        }
         return 0;
 }
 
-static int dirty_pages(RContainer *c, void *arg) {
+static int dirty_pages(VfioResponder *r, RContainer *c, void *arg) {
         struct iommud_vfio_iommu_type1_dirty_bitmap d;
         struct iommud_vfio_iommu_type1_dirty_bitmap_get g;
         const uint32_t mask = IOMMUD_VFIO_IOMMU_DIRTY_PAGES_FLAG_START |
@@ -339,7 +370,7 @@ static int dirty_pages(RContainer *c, void *arg) {
                 if (d.argsz < IOMMUD_VFIO_DIRTY_MINSZ + sizeof(g))
                         return -EINVAL;
                 memcpy(&g, (uint8_t *)arg + IOMMUD_VFIO_DIRTY_MINSZ, sizeof(g));
-                return dirty_bitmap(c, &g);
+                return dirty_bitmap(r, c, &g);
         }
 }
 
@@ -354,7 +385,7 @@ int rtype1_ioctl(VfioResponder *r, RContainer *c, unsigned long request, void *a
         case IOMMUD_VFIO_IOMMU_UNMAP_DMA:
                 return unmap_dma(r, c, arg);
         case IOMMUD_VFIO_IOMMU_DIRTY_PAGES:
-                return dirty_pages(c, arg);
+                return dirty_pages(r, c, arg);
         default:
                 return -ENOTTY;
         }

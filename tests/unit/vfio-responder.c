@@ -501,6 +501,7 @@ int vfio_responder_new(VfioResponder **ret, const SimTopology *topo, const char 
                 return -ENOMEM;
         r->topo = topo;
         r->dma_entry_limit = 65535;
+        r->max_dirty_bitmap_size = UINT64_C(256) << 20;
         if (asprintf(&r->dev_root, "%s/dev", root) < 0) {
                 r->dev_root = NULL;
                 return -ENOMEM;

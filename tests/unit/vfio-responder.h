@@ -53,11 +53,13 @@ struct VfioResponder {
         bool no_migration_cap;    /* GET_INFO without the migration capability */
         bool packed_caps;         /* capabilities not 8-byte aligned, as 6.1 packs them */
         uint32_t dma_entry_limit; /* default 65535 */
+        uint64_t max_dirty_bitmap_size; /* bytes one GET_BITMAP fills; default 256 MiB */
 
         /* What the backend sent. */
         unsigned n_ioctls;
         unsigned n_map_dma;
         unsigned n_unmap_dma;
+        unsigned n_dirty_reads; /* DIRTY_PAGES GET_BITMAP, and UNMAP_DMA with GET_DIRTY_BITMAP */
         unsigned n_set_container;
         unsigned n_unset_container;
         unsigned long last_request;

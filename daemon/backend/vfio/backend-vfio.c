@@ -249,29 +249,13 @@ static int vfio_hwpt_alloc(BackendContext *bc, const HwptAllocArgs *args, uint32
         assert_return(args, -EINVAL);
         assert_return(ret_id, -EINVAL);
 
+        /* The IOAS's domain, which logs dirty pages where its container can. */
+        if (args->flags == BACKEND_HWPT_DIRTY_TRACKING && args->data_type == BACKEND_HWPT_DATA_NONE)
+                return vfio_dirty_hwpt_alloc((VfioContext *)bc, args, ret_id, err);
         return no_iommufd(err, args->flags & BACKEND_HWPT_NEST_PARENT
                                        ? "a nesting parent page table"
                                : args->flags & BACKEND_HWPT_PASID ? "a PASID page table"
                                                                   : "a page table (HWPT) object");
-}
-
-/*
- * type1 logs dirty pages per container (backend_vfio_set_dirty_tracking()), not per HWPT, and
- * reports every pinned page dirty: nothing a dirty-tracking HWPT promises.
- */
-static int vfio_hwpt_set_dirty_tracking(BackendContext *bc, uint32_t hwpt_id, bool enable,
-                                        Error *err) {
-        assert_return(bc, -EINVAL);
-
-        return no_iommufd(err, "dirty tracking of a page table (HWPT)");
-}
-
-static int vfio_hwpt_get_dirty_bitmap(BackendContext *bc, const DirtyBitmapArgs *args,
-                                      Error *err) {
-        assert_return(bc, -EINVAL);
-        assert_return(args, -EINVAL);
-
-        return no_iommufd(err, "the dirty bitmap of a page table (HWPT)");
 }
 
 static int vfio_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd, Error *err) {
@@ -324,12 +308,24 @@ static int vfio_destroy(BackendContext *bc, uint32_t id, Error *err) {
         o = obj_find(c, id);
         if (!o)
                 return error_set(err, -ENOENT, "object %" PRIu32 " does not exist", id);
+        ioas = o->kind == VFIO_OBJ_DEVICE ? NULL : o->ptr;
+        if (o->kind == VFIO_OBJ_HWPT && ioas->hwpt_held && ioas->n_attached == 0) {
+                /* A dirty-tracking domain nothing is attached to goes, and its logging. */
+                vfio_obj_remove(c, id);
+                ioas->hwpt_id = 0;
+                ioas->hwpt_held = ioas->dirty_on = false;
+                return 0;
+        }
         if (o->kind != VFIO_OBJ_IOAS)
                 /* A domain lives while a device is attached; a device goes with unbind. */
                 return error_set(err, -EBUSY, "object %" PRIu32 " is in use: %s", id,
                                  o->kind == VFIO_OBJ_HWPT ? "a device is attached to it"
                                                           : "it is a bound device");
-        ioas = o->ptr;
+        if (ioas->hwpt_held)
+                return error_set(err, -EBUSY,
+                                 "IOAS %" PRIu32 " is in use: HWPT %" PRIu32 " is allocated over "
+                                 "it",
+                                 id, ioas->hwpt_id);
         if (ioas->n_attached > 0)
                 return error_set(err, -EBUSY, "IOAS %" PRIu32 " is in use: a device is attached",
                                  id);
@@ -368,8 +364,8 @@ static const BackendOps vfio_ops = {
         .hw_info = vfio_hw_info,
         .device_fd = backend_vfio_context_open_device,
         .hwpt_alloc = vfio_hwpt_alloc,
-        .hwpt_set_dirty_tracking = vfio_hwpt_set_dirty_tracking,
-        .hwpt_get_dirty_bitmap = vfio_hwpt_get_dirty_bitmap,
+        .hwpt_set_dirty_tracking = vfio_dirty_set,
+        .hwpt_get_dirty_bitmap = vfio_dirty_get_bitmap,
         .fault_queue_alloc = vfio_fault_queue_alloc,
         .fault_read = vfio_fault_read,
         .fault_respond = vfio_fault_respond,
@@ -425,6 +421,14 @@ static int vfio_probe(BackendVfio *v, Error *err) {
                                  path);
         log_debug("VFIO container %s: %s", path, backend_vfio_iommu_type(&v->base));
         v->base.features = BACKEND_FEATURE_IOAS;
+        /*
+         * type1 v2 has logged dirty pages since Linux 5.8; whether a container can is known
+         * once a group is in it (VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION), and what it logs is
+         * every pinned page.
+         */
+        if (v->iommu_type == IOMMUD_VFIO_TYPE1v2_IOMMU)
+                v->base.features |= BACKEND_FEATURE_DIRTY_TRACKING |
+                                    BACKEND_FEATURE_DIRTY_ALL_PINNED;
         return 0;
 }
 

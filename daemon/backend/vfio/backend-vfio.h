@@ -20,7 +20,10 @@
  *     (IOMMUFD.md 7), inside the ranges VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE
  *     reports; memory fds are mmap'ed by the backend and mapped with
  *     VFIO_IOMMU_MAP_DMA;
- *   - what type1 cannot do (HWPT objects, nesting, PASID, fault queues,
+ *   - dirty tracking: a HWPT allocated with it over an IOAS is the IOAS's
+ *     domain, logging through VFIO_IOMMU_DIRTY_PAGES (vfio-dirty.c), where the
+ *     container offers it; type1 reports every pinned page dirty;
+ *   - what type1 cannot do (other HWPT objects, nesting, PASID, fault queues,
  *     IOMMU_OPTION, hardware info) answers -EOPNOTSUPP with a sentence saying
  *     the kernel lacks iommufd.
  * Errors follow iommufd's errnos for the same request, so that the daemon's
@@ -93,17 +96,6 @@ size_t backend_vfio_mappings(const Backend *b);
  * is in no container), -ENOENT for an unknown device.
  */
 int backend_vfio_context_open_device(BackendContext *c, uint32_t dev_id, int *ret_fd, Error *err);
-
-/*
- * Dirty page logging of the IOAS's container (VFIO_IOMMU_DIRTY_PAGES), where
- * the kernel offers it (type1 v2 with the migration capability): -EOPNOTSUPP
- * otherwise, -EINVAL while no device is attached.  The bitmap has one bit per
- * page_size page of [iova, iova+length), which must be whole mappings' pages.
- */
-int backend_vfio_set_dirty_tracking(BackendContext *c, uint32_t ioas_id, bool enable, Error *err);
-int backend_vfio_read_dirty_bitmap(BackendContext *c, uint32_t ioas_id, uint64_t iova,
-                                   uint64_t length, uint64_t page_size, uint64_t *bitmap,
-                                   size_t bitmap_bytes, Error *err);
 
 /*
  * Restart survival.  The kernel objects of a context live in its containers and group

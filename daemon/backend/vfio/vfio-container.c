@@ -29,7 +29,29 @@ typedef struct ContainerInfo {
         IovaRange *usable;
         size_t n_usable;
         bool can_log_dirty;
+        uint64_t dirty_pgsize;
+        uint64_t dirty_max_bytes;
 } ContainerInfo;
+
+static void info_migration(BackendVfio *v, const uint8_t *buf, size_t size, size_t off,
+                           ContainerInfo *ret) {
+        struct iommud_vfio_iommu_type1_info_cap_migration cap;
+
+        /* type1 v1 answers DIRTY_PAGES with EACCES. */
+        if (v->iommu_type != IOMMUD_VFIO_TYPE1v2_IOMMU || off > size - sizeof(cap))
+                return;
+        memcpy(&cap, buf + off, sizeof(cap));
+        /* GET_BITMAP takes the smallest of these page sizes only. */
+        ret->dirty_pgsize = cap.pgsize_bitmap & -cap.pgsize_bitmap;
+        ret->dirty_max_bytes = cap.max_dirty_bitmap_size;
+        ret->can_log_dirty = ret->dirty_pgsize != 0 && ret->dirty_max_bytes >= sizeof(uint64_t);
+}
+
+static void ioas_set_dirty_info(VfioIoas *ioas, const ContainerInfo *info) {
+        ioas->can_log_dirty = info ? info->can_log_dirty : false;
+        ioas->dirty_pgsize = info ? info->dirty_pgsize : 0;
+        ioas->dirty_max_bytes = info ? info->dirty_max_bytes : 0;
+}
 
 /* Capabilities are packed by 6.1 kernels (the 8-byte alignment came later): copy them out. */
 static int info_iova_ranges(const uint8_t *buf, size_t size, size_t off, ContainerInfo *ret) {
@@ -71,8 +93,7 @@ static int info_parse_caps(BackendVfio *v, const uint8_t *buf, size_t size, size
                         if (r < 0)
                                 return r;
                 } else if (h.id == IOMMUD_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION)
-                        /* type1 v1 answers DIRTY_PAGES with EACCES. */
-                        ret->can_log_dirty = v->iommu_type == IOMMUD_VFIO_TYPE1v2_IOMMU;
+                        info_migration(v, buf, size, off, ret);
                 if (h.next != 0 && h.next <= off)
                         return -EBADMSG;
                 off = h.next;
@@ -125,7 +146,7 @@ int vfio_container_refresh(BackendVfio *v, VfioIoas *ioas, Error *err) {
         if (r < 0)
                 return r;
         vfio_ioas_set_domain(ioas, info.usable, info.n_usable, info.pgsize);
-        ioas->can_log_dirty = info.can_log_dirty;
+        ioas_set_dirty_info(ioas, &info);
         return 0;
 }
 
@@ -306,14 +327,20 @@ static int join_first(VfioContext *c, VfioIoas *ioas, VfioGroup *g, Error *err) 
                 ioas->container = fd;
                 r = replay(v, ioas, err);
         }
+        if (r >= 0) {
+                ioas_set_dirty_info(ioas, &info);
+                r = vfio_dirty_container_ready(v, ioas, fd, info.can_log_dirty, err);
+                if (r < 0)
+                        container_wipe(v, fd, ioas);
+        }
         if (r < 0) {
+                ioas_set_dirty_info(ioas, NULL);
                 ioas->container = -EBADF;
                 free(info.usable);
                 (void)unset_container(v, g);
                 goto close;
         }
         vfio_ioas_set_domain(ioas, info.usable, info.n_usable, info.pgsize);
-        ioas->can_log_dirty = info.can_log_dirty;
         return 0;
 close:
         vfio_sys_close(v, fd);
@@ -337,13 +364,15 @@ static int join_more(VfioContext *c, VfioIoas *ioas, VfioGroup *g, Error *err) {
         r = container_info(v, ioas->container, &info, err);
         if (r >= 0)
                 r = vfio_ioas_check_domain(ioas, info.usable, info.n_usable, info.pgsize, err);
+        if (r >= 0)
+                r = vfio_dirty_container_ready(v, ioas, ioas->container, info.can_log_dirty, err);
         if (r < 0) {
                 free(info.usable);
                 (void)unset_container(v, g);
                 return r;
         }
         vfio_ioas_set_domain(ioas, info.usable, info.n_usable, info.pgsize);
-        ioas->can_log_dirty = info.can_log_dirty;
+        ioas_set_dirty_info(ioas, &info);
         return 0;
 }
 
@@ -396,7 +425,7 @@ static void abandon(BackendVfio *v, VfioContext *c, VfioIoas *ioas) {
         vfio_sys_close(v, ioas->container);
         ioas->container = -EBADF;
         vfio_ioas_set_domain(ioas, NULL, 0, 1);
-        ioas->can_log_dirty = false;
+        ioas_set_dirty_info(ioas, NULL);
 }
 
 int vfio_container_leave(VfioContext *c, VfioGroup *g, VfioLeave how) {
@@ -417,7 +446,7 @@ int vfio_container_leave(VfioContext *c, VfioGroup *g, VfioLeave how) {
                 vfio_sys_close(v, ioas->container);
                 ioas->container = -EBADF;
                 vfio_ioas_set_domain(ioas, NULL, 0, 1);
-                ioas->can_log_dirty = false;
+                ioas_set_dirty_info(ioas, NULL);
         } else if (container_info(v, ioas->container, &info, NULL) >= 0)
                 /* The ranges the departed group reserved are usable again. */
                 vfio_ioas_set_domain(ioas, info.usable, info.n_usable, info.pgsize);
@@ -440,6 +469,7 @@ void vfio_container_release(VfioContext *c, VfioIoas *ioas) {
         vfio_sys_close(v, ioas->container);
         ioas->container = -EBADF;
         vfio_ioas_set_domain(ioas, NULL, 0, 1);
+        ioas_set_dirty_info(ioas, NULL);
 }
 
 int vfio_container_dirty(BackendVfio *v, VfioIoas *ioas, uint32_t flags, void *extra,

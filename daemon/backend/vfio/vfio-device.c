@@ -531,7 +531,8 @@ static void detach_record(VfioContext *c, VfioDevice *d) {
         VfioIoas *ioas = d->ioas;
 
         d->ioas = NULL;
-        if (--ioas->n_attached == 0 && ioas->hwpt_id != 0) {
+        /* A dirty-tracking domain stays for whoever allocated it. */
+        if (--ioas->n_attached == 0 && ioas->hwpt_id != 0 && !ioas->hwpt_held) {
                 vfio_obj_remove(c, ioas->hwpt_id);
                 ioas->hwpt_id = 0;
         }

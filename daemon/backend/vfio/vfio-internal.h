@@ -10,6 +10,7 @@
  *   vfio-container.c  the kernel side of an IOAS: its container, groups joining and
  *                     leaving it, MAP_DMA/UNMAP_DMA, replay
  *   vfio-device.c     devices: identifying fds, group files, bind/attach/detach
+ *   vfio-dirty.c      dirty page logging through the IOAS's domain (its pseudo-HWPT)
  */
 
 #include <stdbool.h>
@@ -68,7 +69,15 @@ typedef struct VfioIoas {
         IovaRange *allowed; /* sorted, disjoint; none: anywhere */
         size_t n_allowed;
         IovaTree areas;
-        bool can_log_dirty; /* the container offers VFIO_IOMMU_DIRTY_PAGES */
+        bool can_log_dirty;       /* the container offers VFIO_IOMMU_DIRTY_PAGES */
+        uint64_t dirty_pgsize;    /* the one page size its bitmaps come in */
+        uint64_t dirty_max_bytes; /* the largest bitmap one GET_BITMAP fills */
+        /*
+         * hwpt_id was allocated with dirty tracking (vfio-dirty.c): it stays until destroyed,
+         * and every container of the IOAS must log dirty pages; dirty_on is the logging the
+         * last set asked for, started again in each new container.
+         */
+        bool hwpt_held, dirty_on;
 } VfioIoas;
 
 typedef struct VfioGroup {
@@ -182,6 +191,17 @@ int vfio_container_unmap(BackendVfio *v, VfioIoas *ioas, uint64_t iova, uint64_t
                          Error *err);
 int vfio_container_dirty(BackendVfio *v, VfioIoas *ioas, uint32_t flags, void *extra,
                          size_t extra_size, Error *err);
+
+/* ---- vfio-dirty.c ---- */
+
+/* IOMMU_HWPT_ALLOC_DIRTY_TRACKING over an IOAS: the IOAS's domain, held until destroyed. */
+int vfio_dirty_hwpt_alloc(VfioContext *c, const HwptAllocArgs *args, uint32_t *ret_id,
+                          Error *err);
+int vfio_dirty_set(BackendContext *bc, uint32_t hwpt_id, bool enable, Error *err);
+int vfio_dirty_get_bitmap(BackendContext *bc, const DirtyBitmapArgs *args, Error *err);
+/* A new container of the IOAS, its areas replayed: refuses one that cannot log, starts logging. */
+int vfio_dirty_container_ready(BackendVfio *v, VfioIoas *ioas, int container, bool can_log,
+                               Error *err);
 
 /* ---- vfio-device.c ---- */
 

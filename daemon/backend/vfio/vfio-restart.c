@@ -7,7 +7,7 @@
  * container, the devices and where they are attached.
  *
  *   { "ioas":    [ { "id", "hwpt", "container": bool, "areas": [[iova, length, flags]],
- *                    "allowed": [[start, last]] } ],
+ *                    "allowed": [[start, last]], "dirtyHeld": bool, "dirtyOn": bool } ],
  *     "groups":  [ { "id", "ioas", "stale": bool } ],
  *     "devices": [ { "id", "name", "group", "ioas" } ] }
  *
@@ -81,6 +81,9 @@ static json_object *save_ioas(const VfioIoas *ioas) {
         ok = ok && json_util_add(o, "id", json_object_new_uint64(ioas->id)) >= 0 &&
              json_util_add(o, "hwpt", json_object_new_uint64(ioas->hwpt_id)) >= 0 &&
              json_util_add(o, "container", json_object_new_boolean(ioas->container >= 0)) >= 0 &&
+             /* The dirty-tracking domain and its logging (vfio-dirty.c). */
+             json_util_add(o, "dirtyHeld", json_object_new_boolean(ioas->hwpt_held)) >= 0 &&
+             json_util_add(o, "dirtyOn", json_object_new_boolean(ioas->dirty_on)) >= 0 &&
              json_util_add(o, "areas", json_object_get(areas)) >= 0 &&
              json_util_add(o, "allowed", json_object_get(allowed)) >= 0;
         json_object_put(areas);
@@ -208,7 +211,7 @@ static int adopt_areas(Adopt *a, VfioIoas *ioas, json_object *areas, json_object
 static int adopt_ioas(Adopt *a, json_object *j) {
         json_object *areas = NULL, *allowed = NULL;
         uint32_t id, hwpt;
-        bool container;
+        bool container, held = false, on = false;
         VfioIoas *ioas;
         int r;
 
@@ -216,12 +219,17 @@ static int adopt_ioas(Adopt *a, json_object *j) {
             json_util_get_u32(j, "hwpt", 0, &hwpt, NULL) < 0 ||
             json_util_get_bool(j, "container", 0, &container, NULL) < 0 ||
             json_util_get_array(j, "areas", 0, &areas, NULL) < 0 ||
-            json_util_get_array(j, "allowed", 0, &allowed, NULL) < 0)
+            json_util_get_array(j, "allowed", 0, &allowed, NULL) < 0 ||
+            json_util_get_bool(j, "dirtyHeld", JSON_UTIL_OPTIONAL, &held, NULL) < 0 ||
+            json_util_get_bool(j, "dirtyOn", JSON_UTIL_OPTIONAL, &on, NULL) < 0 ||
+            (held && hwpt == 0))
                 return error_set(a->err, -EBADMSG, "an IOAS record is malformed");
         ioas = vfio_ioas_new();
         if (!ioas)
                 return error_set(a->err, -ENOMEM, "out of memory");
         ioas->id = id;
+        ioas->hwpt_held = held;
+        ioas->dirty_on = held && on;
         if (vfio_obj_add_id(a->c, VFIO_OBJ_IOAS, ioas, id) < 0) {
                 free(ioas);
                 return error_set(a->err, -EBADMSG, "IOAS id %" PRIu32 " is recorded twice", id);
