@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/klog.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -409,32 +408,6 @@ static inline uint64_t map_at(VarlinkClient *c, uint64_t ioas, int fd, uint64_t 
                 json_object_object_add(p, "iova", u64(iova));
         p = call(c, "Map", p, &fd, 1, rep, error);
         return *error ? UINT64_MAX : get_u64(p, "iova");
-}
-
-/*
- * Maps and unmaps a page of new memfds in ioas, more of them than iommud keeps idle mappings
- * of memory fds per session (BACKEND_KERNEL_FALLBACK_IDLE_DEFAULT, the least recently used
- * dropped first): afterwards, an earlier memfd that iommud still maps is one an area uses.
- * NULL, or the error.
- */
-#define IDLE_FLUSH_MEMFDS 16
-static inline const char *flush_idle_mappings(VarlinkClient *c, uint64_t ioas,
-                                              VarlinkReply *rep) {
-        const char *error = NULL;
-
-        for (unsigned i = 0; i < IDLE_FLUSH_MEMFDS && !error; i++) {
-                _cleanup_close_ int fd = memfd_create("iommud-guest-flush", MFD_CLOEXEC);
-                uint64_t iova;
-
-                if (fd < 0 || ftruncate(fd, 4096) < 0)
-                        return "memfd";
-                iova = map_at(c, ioas, fd, 0, 4096, UINT64_MAX, rep, &error);
-                if (!error)
-                        (void)call(c, "Unmap", params("ioasId", u64(ioas), "iova", u64(iova),
-                                                      "length", u64(4096), NULL),
-                                   NULL, 0, rep, &error);
-        }
-        return error;
 }
 
 static inline int open_cdev(const char *bdf) {
