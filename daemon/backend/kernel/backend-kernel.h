@@ -51,7 +51,7 @@ typedef struct BackendKernelConfig {
         size_t fallback_idle_max;
 } BackendKernelConfig;
 
-#define BACKEND_KERNEL_FALLBACK_IDLE_DEFAULT 8
+#define BACKEND_KERNEL_FALLBACK_IDLE_DEFAULT 0
 #define BACKEND_KERNEL_CONFIG_INIT                                                              \
         ((BackendKernelConfig){ .sysfs_fd = -EBADF,                                             \
                                 .fallback_idle_max = BACKEND_KERNEL_FALLBACK_IDLE_DEFAULT })
