@@ -44,31 +44,100 @@ static json_object *device_node(const char *path) {
         return o;
 }
 
-/* The nodes that reach the device: its cdev, or without one the legacy container and group. */
-static int device_nodes(const IommudDevice *d, json_object *nodes) {
-        char path[PATH_MAX];
+static const char *const mode_names[] = {
+        [CDI_MODE_IOMMUFD] = "iommufd",
+        [CDI_MODE_LEGACY] = "legacy",
+        [CDI_MODE_BROKER] = "broker",
+        [CDI_MODE_AUTO] = "auto",
+};
 
-        if (d->cdev) {
-                snprintf(path, sizeof(path), "/dev/vfio/devices/%s", d->cdev);
-                return json_object_array_add(nodes, device_node(path));
-        }
-        snprintf(path, sizeof(path), "/dev/vfio/%" PRIu32, d->group);
-        if (json_object_array_add(nodes, device_node("/dev/vfio/vfio")) < 0)
-                return -ENOMEM;
-        return json_object_array_add(nodes, device_node(path));
+const char *cdi_mode_to_string(CdiMode m) {
+        return (size_t)m < ELEMENTSOF(mode_names) ? mode_names[m] : NULL;
 }
 
-/* The edits every container with any of the devices gets: the socket and where to find it. */
-static json_object *common_edits(const CdiOptions *o) {
-        json_object *edits = json_object_new_object(), *env = json_object_new_array(),
-                    *mounts = json_object_new_array(), *mount = json_object_new_object(),
-                    *options = json_object_new_array();
-        char *var = NULL;
+int cdi_mode_from_string(const char *s) {
+        for (size_t i = 0; s && i < ELEMENTSOF(mode_names); i++)
+                if (streq(s, mode_names[i]))
+                        return (int)i;
+        return -EINVAL;
+}
+
+CdiMode cdi_mode_choose(bool delegation, bool all_cdevs) {
+        if (!delegation)
+                return CDI_MODE_BROKER;
+        return all_cdevs ? CDI_MODE_IOMMUFD : CDI_MODE_LEGACY;
+}
+
+/* Adds the nodes that reach d in mode m to nodes; -ENODEV when d has none in that mode. */
+static int device_nodes(const IommudDevice *d, CdiMode m, json_object *nodes) {
+        char path[PATH_MAX];
+
+        switch (m) {
+        case CDI_MODE_IOMMUFD:
+                if (!d->cdev || strchr(d->cdev, '/'))
+                        return -ENODEV;
+                snprintf(path, sizeof(path), "/dev/vfio/devices/%s", d->cdev);
+                return json_object_array_add(nodes, device_node(path));
+        case CDI_MODE_LEGACY:
+                if (!d->has_group)
+                        return -ENODEV;
+                /* /dev/vfio/vfio, the container, is one for all: in the common edits. */
+                snprintf(path, sizeof(path), "/dev/vfio/%" PRIu32, d->group);
+                return json_object_array_add(nodes, device_node(path));
+        default:
+                return 0;
+        }
+}
+
+/* IOMMUD_DEVICE_0000_65_00_0=0000:65:00.0: which devices the container got, by name. */
+static json_object *device_env(const char *name) {
+        json_object *env = json_object_new_array();
+        char var[256];
+        size_t k;
+
+        k = (size_t)snprintf(var, sizeof(var), "IOMMUD_DEVICE_");
+        for (const char *c = name; *c && k + 1 < sizeof(var); c++)
+                var[k++] = is_alnum(*c) ? *c : '_';
+        snprintf(var + k, sizeof(var) - k, "=%s", name);
+        if (env && json_object_array_add(env, json_object_new_string(var)) >= 0)
+                return env;
+        json_object_put(env);
+        return NULL;
+}
+
+/* One CDI device for d: its variable and, but for the broker, its nodes. */
+static int spec_device(const IommudDevice *d, CdiMode m, json_object *devices) {
+        json_object *dev = json_object_new_object(), *edits = json_object_new_object(), *nodes;
+        int r;
+
+        if (!dev || !edits || json_object_array_add(devices, dev) < 0) {
+                json_object_put(dev);
+                json_object_put(edits);
+                return -ENOMEM;
+        }
+        if (json_util_add(dev, "name", json_object_new_string(d->name)) < 0 ||
+            json_util_add(dev, "containerEdits", edits) < 0 ||
+            json_util_add(edits, "env", device_env(d->name)) < 0)
+                return -ENOMEM;
+        if (m == CDI_MODE_BROKER)
+                return 0;
+        nodes = json_object_new_array();
+        if (json_util_add(edits, "deviceNodes", nodes) < 0)
+                return -ENOMEM;
+        r = device_nodes(d, m, nodes);
+        return r == -ENODEV ? r : r < 0 ? -ENOMEM : 0;
+}
+
+/* The socket, bind-mounted read-only, and $IOMMUD_SOCKET naming it. */
+static int broker_edits(const CdiOptions *o, json_object *edits) {
+        json_object *env = json_object_new_array(), *mounts = json_object_new_array(),
+                    *mount = json_object_new_object(), *options = json_object_new_array();
+        _cleanup_free_ char *var = NULL;
         int r = -ENOMEM;
 
         if (asprintf(&var, "IOMMUD_SOCKET=%s", o->container_socket) < 0)
                 var = NULL;
-        if (edits && env && mounts && mount && options && var &&
+        if (env && mounts && mount && options && var &&
             json_object_array_add(env, json_object_new_string(var)) >= 0 &&
             json_object_array_add(options, json_object_new_string("bind")) >= 0 &&
             json_object_array_add(options, json_object_new_string("ro")) >= 0 &&
@@ -76,26 +145,37 @@ static json_object *common_edits(const CdiOptions *o) {
             json_object_array_add(options, json_object_new_string("nodev")) >= 0 &&
             json_object_array_add(options, json_object_new_string("noexec")) >= 0 &&
             json_util_add(mount, "hostPath", json_object_new_string(o->host_socket)) >= 0 &&
-            json_util_add(mount, "containerPath", json_object_new_string(o->container_socket)) >= 0 &&
+            json_util_add(mount, "containerPath",
+                          json_object_new_string(o->container_socket)) >= 0 &&
             json_util_add(mount, "options", TAKE_PTR(options)) >= 0 &&
             json_object_array_add(mounts, mount) >= 0) {
                 mount = NULL;
                 r = json_util_add(edits, "env", TAKE_PTR(env));
                 if (r >= 0)
                         r = json_util_add(edits, "mounts", TAKE_PTR(mounts));
-                if (r >= 0 && o->iommufd) {
-                        json_object *nodes = json_object_new_array();
-
-                        r = json_util_add(edits, "deviceNodes", nodes);
-                        if (r >= 0)
-                                r = json_object_array_add(nodes, device_node("/dev/iommu"));
-                }
         }
-        free(var);
         json_object_put(env);
         json_object_put(mounts);
         json_object_put(mount);
         json_object_put(options);
+        return r < 0 ? -ENOMEM : 0;
+}
+
+/* The edits every container with any of the devices gets, by mode. */
+static json_object *common_edits(const CdiOptions *o) {
+        json_object *edits = json_object_new_object(), *nodes;
+        int r = edits ? 0 : -ENOMEM;
+
+        if (r >= 0 && o->mode == CDI_MODE_BROKER)
+                r = broker_edits(o, edits);
+        else if (r >= 0) {
+                nodes = json_object_new_array();
+                r = json_util_add(edits, "deviceNodes", nodes);
+                if (r >= 0)
+                        r = json_object_array_add(nodes, device_node(o->mode == CDI_MODE_IOMMUFD
+                                                                             ? "/dev/iommu"
+                                                                             : "/dev/vfio/vfio"));
+        }
         if (r < 0) {
                 json_object_put(edits);
                 return NULL;
@@ -104,58 +184,45 @@ static json_object *common_edits(const CdiOptions *o) {
 }
 
 int cdi_spec_build(const IommudTopology *t, const CdiOptions *o, json_object **ret,
-                   size_t *ret_n_devices) {
-        json_object *spec = json_object_new_object(), *devices = json_object_new_array(), *edits;
+                   size_t *ret_n_devices, const char **ret_bad) {
+        json_object *spec = json_object_new_object(), *devices = json_object_new_array();
         size_t n = 0;
+        int r = -ENOMEM;
 
-        if (!spec || !devices) {
+        if (!spec || !devices || o->mode >= _CDI_MODE_MAX) {
                 json_object_put(spec);
                 json_object_put(devices);
-                return -ENOMEM;
+                return spec && devices ? -EINVAL : -ENOMEM;
         }
         if (json_util_add(spec, "cdiVersion", json_object_new_string(CDI_VERSION)) < 0 ||
             json_util_add(spec, "kind", json_object_new_string(CDI_KIND)) < 0 ||
             json_util_add(spec, "devices", devices) < 0)
-                goto nomem;
+                goto fail;
 
         for (size_t i = 0; i < iommud_topology_get_n_devices(t); i++) {
                 const IommudDevice *d = iommud_topology_get_device(t, i);
-                json_object *dev, *dedits, *nodes;
 
-                if (!d->eligible || (!d->cdev && !d->has_group))
+                if (!d->eligible)
                         continue;
-                if (!cdi_device_name_is_valid(d->name) || (d->cdev && strchr(d->cdev, '/'))) {
-                        json_object_put(spec);
-                        return -EINVAL;
-                }
-                dev = json_object_new_object();
-                dedits = json_object_new_object();
-                nodes = json_object_new_array();
-                if (!dev || !dedits || !nodes || json_object_array_add(devices, dev) < 0) {
-                        json_object_put(dev);
-                        json_object_put(dedits);
-                        json_object_put(nodes);
-                        goto nomem;
-                }
-                if (json_util_add(dedits, "deviceNodes", nodes) < 0 ||
-                    device_nodes(d, nodes) < 0 ||
-                    json_util_add(dev, "name", json_object_new_string(d->name)) < 0 ||
-                    json_util_add(dev, "containerEdits", dedits) < 0)
-                        goto nomem;
+                r = cdi_device_name_is_valid(d->name) ? spec_device(d, o->mode, devices)
+                                                      : -EINVAL;
+                if (r == -ENODEV && ret_bad)
+                        *ret_bad = d->name;
+                if (r < 0)
+                        goto fail;
                 n++;
         }
-
-        edits = common_edits(o);
-        if (json_util_add(spec, "containerEdits", edits) < 0)
-                goto nomem;
+        r = json_util_add(spec, "containerEdits", common_edits(o));
+        if (r < 0)
+                goto fail;
         *ret = spec;
         if (ret_n_devices)
                 *ret_n_devices = n;
         return 0;
 
-nomem:
+fail:
         json_object_put(spec);
-        return -ENOMEM;
+        return r == -EINVAL || r == -ENODEV ? r : -ENOMEM;
 }
 
 int cdi_write_atomic(const char *dir, const char *name, const char *text) {

@@ -2,13 +2,15 @@
 #pragma once
 
 /*
- * A Container Device Interface spec (cdiVersion 0.5.0, kind iommud.org/vfio)
- * for the devices of a topology that the policy makes eligible: one CDI
- * device per eligible device, named by its PCI address (CDI device names
- * allow ':' and '.'), with its VFIO cdev node, or on a host without iommufd
- * (no cdevs) the legacy nodes /dev/vfio/vfio and /dev/vfio/<group>; plus the
- * broker socket bind-mounted read-only and $IOMMUD_SOCKET pointing at it for
- * every container that gets any of them.
+ * A Container Device Interface spec (cdiVersion 0.5.0, kind iommud.org/vfio) for the devices
+ * of a topology that the policy makes eligible: one CDI device per eligible device, named by
+ * its PCI address (CDI device names allow ':' and '.'), with $IOMMUD_DEVICE_<address> set to
+ * that address, and what reaches the device in one of three modes:
+ *   iommufd  its VFIO cdev /dev/vfio/devices/vfioN, and /dev/iommu for every container that
+ *            gets one: the workload binds and maps itself (the policy's "delegation");
+ *   legacy   /dev/vfio/vfio and /dev/vfio/<group>, the same on a host without iommufd;
+ *   broker   no device node: the broker socket bind-mounted read-only and $IOMMUD_SOCKET
+ *            pointing at it, and the workload maps through iommud, under its policy.
  */
 
 #include <stdbool.h>
@@ -23,16 +25,38 @@
 #define CDI_DEFAULT_DIR "/var/run/cdi"
 #define CDI_FILE_NAME "iommud.org-vfio.json"
 
+typedef enum CdiMode {
+        CDI_MODE_IOMMUFD,
+        CDI_MODE_LEGACY,
+        CDI_MODE_BROKER,
+        _CDI_MODE_MAX,
+        CDI_MODE_AUTO = _CDI_MODE_MAX,
+} CdiMode;
+
 typedef struct CdiOptions {
-        const char *host_socket;      /* the broker socket on the host */
+        CdiMode mode;                 /* not CDI_MODE_AUTO: see cdi_mode_choose() */
+        const char *host_socket;      /* the broker socket on the host (broker mode) */
         const char *container_socket; /* where it appears in the container */
-        bool iommufd;                 /* add /dev/iommu (delegation) */
 } CdiOptions;
+
+/* "iommufd", "legacy", "broker", "auto"; cdi_mode_from_string() gives -EINVAL otherwise. */
+const char *cdi_mode_to_string(CdiMode m);
+int cdi_mode_from_string(const char *s);
+/*
+ * The mode the host and the policy choose: device nodes only when the caller may take every
+ * device's files itself (delegation), as its cdev where every device has one (iommufd), else
+ * through its group (legacy); otherwise the broker.
+ */
+CdiMode cdi_mode_choose(bool delegation, bool all_cdevs);
 
 /* True when name is a valid CDI device name: [A-Za-z0-9] ([A-Za-z0-9_.:-]* [A-Za-z0-9])?. */
 bool cdi_device_name_is_valid(const char *name);
-/* Builds the spec; -ENOMEM, or -EINVAL when a device's name is not a valid CDI name. */
+/*
+ * Builds the spec; -ENOMEM, -EINVAL when a device's name is not a valid CDI name, -ENODEV when
+ * an eligible device has no node in the mode (no cdev for iommufd, no group for legacy; its
+ * name in *ret_bad, owned by t).
+ */
 int cdi_spec_build(const IommudTopology *t, const CdiOptions *o, json_object **ret,
-                   size_t *ret_n_devices);
+                   size_t *ret_n_devices, const char **ret_bad);
 /* Writes text to dir/name through a temporary file and rename(), with mode 0644. */
 int cdi_write_atomic(const char *dir, const char *name, const char *text);

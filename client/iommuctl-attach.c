@@ -22,36 +22,6 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(IommudAttachment *, iommud_attachment_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
-/* "65536", "64K", "2M", "1G", "1T": bytes, with binary suffixes as the policy takes them. */
-static int parse_size(const char *s, uint64_t *ret) {
-        unsigned long long v;
-        unsigned shift = 0;
-        char *end;
-
-        if (!s || !*s || *s == '-')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 0);
-        if (errno != 0 || end == s)
-                return -EINVAL;
-        if (*end) {
-                switch (*end) {
-                case 'K': case 'k': shift = 10; break;
-                case 'M': case 'm': shift = 20; break;
-                case 'G': case 'g': shift = 30; break;
-                case 'T': case 't': shift = 40; break;
-                default: return -EINVAL;
-                }
-                if (end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) &&
-                    !(end[1] == 'B' && !end[2]))
-                        return -EINVAL;
-        }
-        if (v == 0 || (shift && v > (UINT64_MAX >> shift)))
-                return -ERANGE;
-        *ret = (uint64_t)v << shift;
-        return 0;
-}
-
 static int attach(Ctl *ctl, const char *device, IommudAttachment **ret, json_object *out) {
         IommudClient *c;
         int r;
@@ -134,7 +104,7 @@ typedef struct MapArgs {
 static int opt_map(Ctl *ctl, int c, const char *arg, void *userdata) {
         MapArgs *a = userdata;
 
-        if (parse_size(arg, &a->size) < 0) {
+        if (ctl_parse_size(arg, &a->size) < 0) {
                 ctl_usage("map", "--size takes a positive number of bytes such as 65536, 64K, "
                                  "2M or 1G, not '%s'", arg);
                 return -EINVAL;

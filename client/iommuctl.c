@@ -37,13 +37,16 @@ static const CtlCommand commands[] = {
         { "", "  [--policy-dir DIR] [--vendor-policy-dir DIR]", "", NULL },
         { "cdi", "generate [--output DIR | --stdout]",
           "Write a CDI spec for the eligible devices", verb_cdi },
-        { "", "  [--with-iommufd] [--container-socket PATH]", "", NULL },
+        { "", "  [--mode auto|iommufd|legacy|broker] [--container-socket PATH]", "", NULL },
         { "attach", "DEVICE", "Test: attach a device, show what iommud reports, detach",
           verb_attach },
         { "map", "DEVICE --size BYTES", "Test: map a fresh memfd for a device, show it, unmap",
           verb_map },
         { "features", "[DEVICE]", "What the kernel and a device's IOMMU offer, and the policy",
           verb_features },
+        { "exec", "--device DEVICE [--memlock SIZE]",
+          "Run a VMM with the devices' fds, claimed while it runs", verb_exec },
+        { "", "  [--device DEVICE]... [--verbose] -- COMMAND [ARG]...", "", NULL },
 };
 
 static void help(void) {
@@ -179,6 +182,8 @@ static const char *policy_advice(const char *step) {
                 { "principal", "Ask the administrator to grant it to you in the policy." },
                 { "exclusive", "Wait until that session releases it." },
                 { "quota", "Detach another device or ask for a larger quota." },
+                { "delegation", "Use it through iommud (AttachDevice), or ask the administrator "
+                                "for a grant with \"delegation\": true." },
         };
 
         if (!step)
@@ -219,6 +224,35 @@ int ctl_fail(Ctl *ctl, int r, const char *what) {
         if (!name && (r == -ECONNRESET || r == -ETIMEDOUT || r == -EPROTO))
                 return CTL_EXIT_UNREACHABLE;
         return CTL_EXIT_FAILURE;
+}
+
+int ctl_parse_size(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        unsigned shift = 0;
+        char *end;
+
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 0);
+        if (errno != 0 || end == s)
+                return -EINVAL;
+        if (*end) {
+                switch (*end) {
+                case 'K': case 'k': shift = 10; break;
+                case 'M': case 'm': shift = 20; break;
+                case 'G': case 'g': shift = 30; break;
+                case 'T': case 't': shift = 40; break;
+                default: return -EINVAL;
+                }
+                if (end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) &&
+                    !(end[1] == 'B' && !end[2]))
+                        return -EINVAL;
+        }
+        if (v == 0 || (shift && v > (UINT64_MAX >> shift)))
+                return -ERANGE;
+        *ret = (uint64_t)v << shift;
+        return 0;
 }
 
 int ctl_print_json(json_object *o) {

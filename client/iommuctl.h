@@ -9,6 +9,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <json-c/json.h>
@@ -67,6 +68,9 @@ int ctl_parse(Ctl *ctl, int argc, char **argv, const struct option *options, con
 /* A Manager call: method without the interface; reply parameters in *ret. */
 int ctl_manager_call(Ctl *ctl, const char *method, json_object *params, json_object **ret);
 
+/* "65536", "64K", "2M", "1G": a positive number of bytes, with binary suffixes. */
+int ctl_parse_size(const char *s, uint64_t *ret);
+
 /* Prints a JSON object followed by a newline (pretty, stable key order as built). */
 int ctl_print_json(json_object *o);
 
@@ -98,4 +102,5 @@ int verb_check_config(Ctl *ctl, int argc, char **argv);
 int verb_cdi(Ctl *ctl, int argc, char **argv);
 int verb_attach(Ctl *ctl, int argc, char **argv);
 int verb_map(Ctl *ctl, int argc, char **argv);
+int verb_exec(Ctl *ctl, int argc, char **argv);
 int verb_features(Ctl *ctl, int argc, char **argv);

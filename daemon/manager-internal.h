@@ -43,10 +43,11 @@
 /*
  * The version of the JSON state in the fd store's slots (the slot framing has
  * its own, FDSTORE_STATE_VERSION).  1: sessions with devices, address spaces
- * and mappings.  2: also each session's fault queue and PASID binds.  A daemon
- * restores every version up to its own.
+ * and mappings.  2: also each session's fault queue and PASID binds.  3: also the
+ * devices each session took as fds (OpenDevices).  A daemon restores every version up to
+ * its own.
  */
-#define MANAGER_STATE_VERSION 2u
+#define MANAGER_STATE_VERSION 3u
 
 typedef struct ReleaseWatch ReleaseWatch;
 typedef struct SimPending SimPending;

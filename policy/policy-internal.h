@@ -156,6 +156,12 @@ ssize_t matcher_list_match(const MatcherList *l, const TopoDevice *d);
 bool principal_matcher_match(const PrincipalMatcher *m, const Principal *p);
 /* The first principal matcher of g that matches p, or NULL. */
 const PrincipalMatcher *policy_grant_match_principal(const PolicyGrant *g, const Principal *p);
+/*
+ * The first grant, in policy order, that names principal, gives it d and has the bool at
+ * flag_offset in PolicyGrant set ("delegation", "open-on-behalf"); NULL when none does.
+ */
+const PolicyGrant *policy_grant_with(const Policy *p, const Principal *principal,
+                                      const TopoDevice *d, size_t flag_offset);
 /* Whether g covers d; on success names the pool (NULL: the grant's own devices) and matcher. */
 bool policy_grant_covers(const PolicyGrant *g, const TopoDevice *d, const PolicyPool **ret_pool,
                          const DeviceMatcher **ret_matcher);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -123,18 +124,31 @@ bool policy_allows_dirty_tracking(const Policy *p, const Principal *principal) {
         return true;
 }
 
-bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
-                                  const TopoDevice *d) {
-        assert_return(p, false);
-
+const PolicyGrant *policy_grant_with(const Policy *p, const Principal *principal,
+                                      const TopoDevice *d, size_t flag_offset) {
         for (size_t i = 0; principal && d && i < p->n_grants; i++) {
                 const PolicyGrant *g = p->grants[i];
                 const PolicyPool *pool;
                 const DeviceMatcher *dm;
 
-                if (g->open_on_behalf && policy_grant_match_principal(g, principal) &&
+                if (*(const bool *)((const char *)g + flag_offset) &&
+                    policy_grant_match_principal(g, principal) &&
                     policy_grant_covers(g, d, &pool, &dm))
-                        return true;
+                        return g;
         }
-        return false;
+        return NULL;
+}
+
+bool policy_allows_open_on_behalf(const Policy *p, const Principal *principal,
+                                  const TopoDevice *d) {
+        assert_return(p, false);
+
+        return policy_grant_with(p, principal, d, offsetof(PolicyGrant, open_on_behalf));
+}
+
+bool policy_allows_delegation_of(const Policy *p, const Principal *principal,
+                                 const TopoDevice *d) {
+        assert_return(p, false);
+
+        return policy_grant_with(p, principal, d, offsetof(PolicyGrant, delegation));
 }

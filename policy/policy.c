@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ static const char *const step_names[_POLICY_STEP_MAX] = {
         [POLICY_STEP_PRINCIPAL] = "principal",
         [POLICY_STEP_EXCLUSIVE] = "exclusive",
         [POLICY_STEP_QUOTA] = "quota",
+        [POLICY_STEP_DELEGATION] = "delegation",
 };
 
 const char *policy_step_to_string(PolicyStep s) {
@@ -548,6 +550,33 @@ static int step_quota(const PolicyRuntime *rt, bool granted, uint64_t device_quo
                            fmt_u(limit, device_quota), " devices in use", NULL);
 }
 
+/*
+ * Whether the principal may take the device's fds itself (OpenDevices, a claim with device
+ * nodes) rather than use it through iommud.  Only a handoff is refused by it.
+ */
+static int step_delegation(const Policy *p, const TopoDevice *d, const Principal *pr,
+                           const PolicyRuntime *rt, bool granted, Reasons *s) {
+        const PolicyGrant *g;
+        char who[256];
+
+        principal_describe(pr, who, sizeof(who));
+        if (!granted)
+                return step_concat(s, POLICY_SKIP, "no grant gives ", who, " ", dev_name(d),
+                                   ", so it cannot take its fds either", NULL);
+        g = policy_grant_with(p, pr, d, offsetof(PolicyGrant, delegation));
+        if (g)
+                return step_concat(s, POLICY_PASS, who, " may take the fds of ", dev_name(d),
+                                   " itself (OpenDevices) by grant '", g->name, "'", NULL);
+        if (rt && rt->handoff)
+                return step_concat(s, POLICY_FAIL, "no grant that gives ", who, " ", dev_name(d),
+                                   " has \"delegation\": true: iommud hands it out only "
+                                   "through its own calls, never as fds",
+                                   NULL);
+        return step_concat(s, POLICY_SKIP, "use through iommud only: no grant that gives ", who,
+                           " ", dev_name(d),
+                           " has \"delegation\": true, so OpenDevices would refuse it", NULL);
+}
+
 /* The steps about who asks; without a principal each is skipped with one reason. */
 static int steps_principal(const Policy *p, const TopoDevice *d, const Principal *principal,
                            const PolicyRuntime *rt, Reasons *R, char **ret_pool) {
@@ -563,6 +592,9 @@ static int steps_principal(const Policy *p, const TopoDevice *d, const Principal
                         r = step_concat(reasons_at(R, POLICY_STEP_EXCLUSIVE), POLICY_SKIP, why, NULL);
                 if (r >= 0)
                         r = step_concat(reasons_at(R, POLICY_STEP_QUOTA), POLICY_SKIP, why, NULL);
+                if (r >= 0)
+                        r = step_concat(reasons_at(R, POLICY_STEP_DELEGATION), POLICY_SKIP, why,
+                                        NULL);
                 return r;
         }
         r = step_principal(p, d, principal, reasons_at(R, POLICY_STEP_PRINCIPAL), ret_pool,
@@ -572,7 +604,10 @@ static int steps_principal(const Policy *p, const TopoDevice *d, const Principal
         if (r < 0)
                 return r;
         granted = R->verdict[POLICY_STEP_PRINCIPAL] == POLICY_PASS;
-        return step_quota(rt, granted, device_quota, reasons_at(R, POLICY_STEP_QUOTA));
+        r = step_quota(rt, granted, device_quota, reasons_at(R, POLICY_STEP_QUOTA));
+        if (r < 0)
+                return r;
+        return step_delegation(p, d, principal, rt, granted, reasons_at(R, POLICY_STEP_DELEGATION));
 }
 
 int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,

@@ -51,6 +51,7 @@ typedef enum PolicyStep {
         POLICY_STEP_PRINCIPAL,   /* the principal is granted the device or its pool */
         POLICY_STEP_EXCLUSIVE,   /* not held by another session */
         POLICY_STEP_QUOTA,       /* quota left */
+        POLICY_STEP_DELEGATION,  /* may take the device's fds itself (counts for a handoff only) */
         _POLICY_STEP_MAX,
 } PolicyStep;
 
@@ -121,6 +122,12 @@ typedef struct PolicyRuntime {
         void *userdata;
         /* Usage of the principal asking; NULL skips the quota step. */
         const PolicyQuotas *usage;
+        /*
+         * The device is asked for as fds the client keeps (OpenDevices, a claim with device
+         * nodes): the delegation step fails without a grant that allows it.  Otherwise it only
+         * says whether the principal could, and never refuses.
+         */
+        bool handoff;
 } PolicyRuntime;
 
 typedef struct PolicyPaths {
@@ -186,11 +193,15 @@ uint64_t policy_generation(const Policy *p);
  * that "explain" shows every problem at once; allowed is false when any step
  * failed and failed_step names the first that did.  ret->n_steps is always
  * _POLICY_STEP_MAX and steps[i].step == i.  A step is SKIP when it cannot be
- * evaluated: regions without an IOMMU group; principal, exclusive and quota
- * without a principal; exclusive without rt->device_holder; quota without
- * rt->usage or when no grant gives the principal this device.  The quota step
- * checks the device count (usage->devices against the principal's devices
- * quota).  t may be NULL: the decision only follows d's own links.
+ * evaluated: regions without an IOMMU group; principal, exclusive, quota and
+ * delegation without a principal; exclusive without rt->device_holder; quota
+ * without rt->usage or when no grant gives the principal this device;
+ * delegation when no grant gives the principal this device, or, unless
+ * rt->handoff, when none that does allows delegation.  The quota step checks
+ * the device count (usage->devices against the principal's devices quota).
+ * The delegation step passes when a grant that names the principal and gives
+ * it d has "delegation": true.  t may be NULL: the decision only follows d's
+ * own links.
  */
 int policy_decide(const Policy *p, const Topology *t, const TopoDevice *d,
                   const Principal *principal, const PolicyRuntime *rt, PolicyDecision *ret);
@@ -234,6 +245,12 @@ void policy_pasid_range(const Policy *p, const Principal *principal, uint32_t *r
                         uint32_t *ret_max);
 /* True when some grant that names the principal has "delegation": true. */
 bool policy_allows_delegation(const Policy *p, const Principal *principal);
+/*
+ * True when some grant that names the principal and gives it d has "delegation": true: it
+ * may take d's fds itself (the delegation step of a decision).
+ */
+bool policy_allows_delegation_of(const Policy *p, const Principal *principal,
+                                 const TopoDevice *d);
 /* False when some grant that names the principal has "dirty-tracking": false. */
 bool policy_allows_dirty_tracking(const Policy *p, const Principal *principal);
 /* True when some grant that names the principal and gives it d has "open-on-behalf": true. */

@@ -205,7 +205,8 @@ struct BackendOps {
          * them gone unbinds the devices and destroys the objects first.
          */
         void (*context_free)(BackendContext *c);
-        /* The context's iommufd for delegation; -EOPNOTSUPP where there is none. */
+        /* The context's iommufd, to hand over or to keep in the fd store; -EOPNOTSUPP where
+         * there is none (the legacy VFIO API). */
         int (*context_fd)(BackendContext *c);
 
         int (*option)(BackendContext *c, uint32_t option_id, uint16_t op, uint32_t object_id,

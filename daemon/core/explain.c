@@ -22,6 +22,7 @@ int explain_runtime(const ExplainScope *scope, PolicyRuntime *ret) {
                 .device_holder = scope->host ? holder_of : NULL,
                 .userdata = (void *)scope,
                 .usage = scope->usage,
+                .handoff = scope->handoff,
         };
         return 0;
 }

@@ -28,6 +28,8 @@ typedef struct ExplainScope {
         const Session *self;
         /* Usage the quota step checks; NULL: the quota step is skipped. */
         const PolicyQuotas *usage;
+        /* The device is asked for as fds (OpenDevices): the delegation step may refuse it. */
+        bool handoff;
 } ExplainScope;
 
 /* The daemon's current policy and topology, and the claims of every session. */

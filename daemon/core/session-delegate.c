@@ -2,9 +2,10 @@
 
 /*
  * Handing a client what it then uses by itself: a VFIO device fd where only iommud can open
- * one (the legacy group API), and an iommufd of its own (delegation).
+ * one (the legacy group API), and an iommufd of its own (Delegate, and OpenDevices with the
+ * devices' fds).
  *
- * Delegate() hands over a fresh iommufd, never the session's: the session's context holds what
+ * Both hand over a fresh iommufd, never the session's: the session's context holds what
  * iommud made with its own credentials (CAP_IPC_LOCK: pins nobody is charged for), and a client
  * holding it would keep that alive past the session.  The fresh context is switched to
  * per-process accounting (IOMMU_OPTION_RLIMIT_MODE 1, which needs CAP_SYS_RESOURCE and a
@@ -62,6 +63,7 @@ int session_device_fd(Session *s, uint32_t device_id, int *ret_fd, BrokerError *
 static int session_may_delegate(Session *s, BrokerError *err) {
         char reason[160];
         Principal p;
+        int r;
 
         session_principal(s, &p);
         if (!policy_allows_delegation(s->host->policy, &p)) {
@@ -74,12 +76,9 @@ static int session_may_delegate(Session *s, BrokerError *err) {
                                         "delegation is not granted to this principal");
                 return -EPERM;
         }
-        if (OPS(s)->context_fd(s->ctx) == -EOPNOTSUPP ||
-            !backend_has_feature(s->host->backend, BACKEND_FEATURE_OPTION))
-                return broker_error_not_supported(err, "delegation",
-                                                  "The %s backend has no iommufd to delegate "
-                                                  "with per-process accounting.",
-                                                  s->host->backend->ops->name);
+        r = session_can_hand_iommufd(s, "delegation", err);
+        if (r < 0)
+                return r;
         if (s->delegated)
                 snprintf(reason, sizeof(reason), "the session delegated its iommufd already");
         else if (s->n_devices > 0 || s->n_ioas > 0 || s->n_pasids > 0)
@@ -97,8 +96,17 @@ static int session_may_delegate(Session *s, BrokerError *err) {
         return -EBUSY;
 }
 
-/* A fresh context whose pins are charged to the process that maps; *ret_fd is the client's. */
-static int session_new_delegated_fd(Session *s, int *ret_fd, BrokerError *err) {
+int session_can_hand_iommufd(Session *s, const char *feature, BrokerError *err) {
+        if (OPS(s)->context_fd(s->ctx) == -EOPNOTSUPP ||
+            !backend_has_feature(s->host->backend, BACKEND_FEATURE_OPTION))
+                return broker_error_not_supported(err, feature,
+                                                  "The %s backend has no iommufd to hand over "
+                                                  "with per-process accounting.",
+                                                  s->host->backend->ops->name);
+        return 0;
+}
+
+int session_fresh_iommufd(Session *s, const char *feature, int *ret_fd, BrokerError *err) {
         _cleanup_(backend_context_freep) BackendContext *ctx = NULL;
         uint64_t per_process = 1;
         Error be = ERROR_INIT;
@@ -110,7 +118,7 @@ static int session_new_delegated_fd(Session *s, int *ret_fd, BrokerError *err) {
         r = OPS(s)->option(ctx, BACKEND_OPTION_RLIMIT_MODE, BACKEND_OPTION_OP_SET, 0,
                            &per_process, &be);
         if (r == -EPERM)
-                return broker_error_not_supported(err, "delegation",
+                return broker_error_not_supported(err, feature,
                                                   "iommud cannot make an iommufd charge the "
                                                   "client's RLIMIT_MEMLOCK (it lacks "
                                                   "CAP_SYS_RESOURCE), and hands out none that "
@@ -132,7 +140,7 @@ static int delegate(Session *s, int *ret_fd, BrokerError *err) {
         r = session_may_delegate(s, err);
         if (r < 0)
                 return r;
-        r = session_new_delegated_fd(s, ret_fd, err);
+        r = session_fresh_iommufd(s, "delegation", ret_fd, err);
         if (r < 0)
                 return r;
         s->delegated = true;

@@ -14,20 +14,26 @@
 
 /* ---- devices --------------------------------------------------------------------------- */
 
-int session_explain_device(Session *s, const char *name, PolicyDecision *ret, BrokerError *err) {
+int session_decide(Session *s, const char *name, bool handoff, PolicyDecision *ret,
+                   BrokerError *err) {
         ExplainScope scope;
         Principal p;
-
-        assert_return(s, -EINVAL);
-        assert_return(name, -EINVAL);
-        assert_return(ret, -EINVAL);
 
         scope = EXPLAIN_SCOPE_HOST(s->host);
         scope.self = s;
         /* The devices quota is the principal's, across all its sessions. */
         scope.usage = &s->principal->used;
+        scope.handoff = handoff;
         session_principal(s, &p);
         return explain_device(&scope, name, &p, ret, err);
+}
+
+int session_explain_device(Session *s, const char *name, PolicyDecision *ret, BrokerError *err) {
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        return session_decide(s, name, false, ret, err);
 }
 
 void session_device_release(Session *s, SessionDevice *d) {
@@ -74,9 +80,8 @@ static int policy_denied(BrokerError *err, const char *device, const char *step,
         return -EPERM;
 }
 
-/* Everything before the bind: quota, lookup, exclusivity, policy. */
-static int session_admit_device(Session *s, const char *name, const TopoDevice **ret,
-                                BrokerError *err) {
+int session_admit_device(Session *s, const char *name, bool handoff, const TopoDevice **ret,
+                         BrokerError *err) {
         _cleanup_(policy_decision_clear) PolicyDecision dec = {};
         const TopoDevice *d;
         SessionDevice *mine;
@@ -100,8 +105,11 @@ static int session_admit_device(Session *s, const char *name, const TopoDevice *
                 snprintf(self, sizeof(self), "this session (deviceId %" PRIu32 ")", mine->id);
                 return device_busy(err, name, self, s->creds->pid, false);
         }
+        if (session_handoff_find(s, name))
+                return device_busy(err, name, "this session, which took its fds (OpenDevices)",
+                                   s->creds->pid, false);
 
-        r = session_explain_device(s, name, &dec, err);
+        r = session_decide(s, name, handoff, &dec, err);
         if (r < 0)
                 return r;
         if (!dec.allowed) {
@@ -293,7 +301,7 @@ static int attach_device_fd(Session *s, int fd, SessionDeviceInfo *ret, BrokerEr
                                                (fl & O_ACCMODE) == O_RDONLY ? "read-only"
                                                                             : "write-only");
 
-        r = session_admit_device(s, name, &d, err);
+        r = session_admit_device(s, name, false, &d, err);
         if (r < 0)
                 return r;
         return session_bind_device(s, d, fd, ret, err);
@@ -309,7 +317,7 @@ static int attach_device_name(Session *s, const char *name, SessionDeviceInfo *r
 
         REFUSE_IF_DELEGATED(s, err);
 
-        r = session_admit_device(s, name, &d, err);
+        r = session_admit_device(s, name, false, &d, err);
         if (r < 0)
                 return r;
 

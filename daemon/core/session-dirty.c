@@ -385,8 +385,8 @@ int session_get_features(Session *s, bool has_device, uint32_t device_id, Sessio
         assert_return(ret, -EINVAL);
 
         f.dirty_tracking_offered = dirty_supported(s);
-        f.delegation_offered = !s->delegated && OPS(s)->context_fd &&
-                             OPS(s)->context_fd(s->ctx) >= 0;
+        f.delegation_offered = !s->delegated &&
+                               session_can_hand_iommufd(s, "delegation", NULL) >= 0;
         if (has_device) {
                 SessionDevice *d = LOOKUP_DEVICE(s, device_id, err);
 

@@ -13,6 +13,7 @@
  *   session-ioas.c    address spaces, the policy's IOVA windows, the record of mappings
  *   session-map.c     map, unmap, copy
  *   session-pasid.c   PASID binds and fault delivery
+ *   session-handoff.c devices handed over as fds (OpenDevices)
  *   session-release.c giving a device back when the host asks for it
  */
 
@@ -125,6 +126,9 @@ struct Session {
         size_t n_pasids;
         FaultStream *faults;  /* the session's fault queue, made on first use */
         bool delegated;       /* the client has an iommufd of its own: iommud mediates nothing */
+        /* Devices whose fds the client took (OpenDevices): claimed, never bound by iommud. */
+        char **handed_over;
+        size_t n_handed_over;
 };
 
 /* The backend's operations, on s->ctx. */
@@ -174,6 +178,14 @@ int session_device_missing(Session *s, uint32_t id, BrokerError *err);
 
 /* NotSupported {feature: "mediation"}: what every mediated method answers after Delegate. */
 int session_refuse_delegated(const Session *s, BrokerError *err);
+/* NotSupported {feature} unless the backend has an iommufd to hand over, per process. */
+int session_can_hand_iommufd(Session *s, const char *feature, BrokerError *err);
+/*
+ * A fresh iommufd for the client to keep (Delegate, OpenDevices): a new context switched to
+ * per-process accounting before anyone holds it; iommud keeps no copy.  NotSupported {feature}
+ * when iommud may not switch it (no CAP_SYS_RESOURCE).
+ */
+int session_fresh_iommufd(Session *s, const char *feature, int *ret_fd, BrokerError *err);
 #define REFUSE_IF_DELEGATED(s, err)                                                                \
         do {                                                                                       \
                 if ((s)->delegated)                                                                \
@@ -207,6 +219,17 @@ void session_refund_mappings(Session *s, uint64_t n, uint64_t bytes);
 void session_remember_gone(Session *s, uint32_t id, const char *name, const char *reason);
 
 /* ---- session-device.c ------------------------------------------------------------------- */
+
+/* The decision for device name as this session would get it now, for a handoff or not. */
+int session_decide(Session *s, const char *name, bool handoff, PolicyDecision *ret,
+                   BrokerError *err);
+/*
+ * Everything before a device is bound or handed over: lookup, exclusivity (the session's own
+ * devices included), the policy with its delegation step when handoff, and the devices quota
+ * against what the session holds now.  *ret is the device in the topology.
+ */
+int session_admit_device(Session *s, const char *name, bool handoff, const TopoDevice **ret,
+                         BrokerError *err);
 
 /*
  * Detaches d through the kernel, closes iommud's copy of its file and releases its claim; a
@@ -276,3 +299,15 @@ Session *session_host_pasid_holder(SessionHost *h, uint32_t pasid);
 void session_drop_device_pasids(Session *s, uint32_t device_id);
 /* Detaches and destroys every PASID bind of the session, through the kernel. */
 void session_drop_all_pasids(Session *s);
+
+/* ---- session-handoff.c ------------------------------------------------------------------ */
+
+/* Whether the session holds device name as fds it handed over. */
+bool session_handoff_find(const Session *s, const char *name);
+/* Releases every device handed over (the session ends): claims go, the client's files may not. */
+void session_handoff_release_all(Session *s);
+/* Releases the handed-over devices the policy no longer lets it take; see session_revalidate(). */
+int session_handoff_revalidate(Session *s,
+                               void (*on_drop)(Session *s, const char *device,
+                                               const char *reason, void *userdata),
+                               void *userdata);

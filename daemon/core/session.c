@@ -289,6 +289,7 @@ Session *session_free(Session *s) {
                 session_teardown(s, fault_id);
         free(s->pasids);
         free(s->devices);
+        session_handoff_release_all(s);
         for (size_t i = 0; i < s->n_ioas; i++) {
                 free(s->ioas[i].areas);
                 free(s->ioas[i].allowed);
@@ -347,7 +348,7 @@ Session *session_next(const Session *s) {
 
 size_t session_n_devices(const Session *s) {
         assert_return(s, 0);
-        return s->n_devices;
+        return s->n_devices + s->n_handed_over;
 }
 
 size_t session_n_address_spaces(const Session *s) {
@@ -519,5 +520,5 @@ int session_revalidate(Session *s,
                 session_drop_device(s, d, reason);
                 dropped++;
         }
-        return dropped;
+        return dropped + session_handoff_revalidate(s, on_drop, userdata);
 }

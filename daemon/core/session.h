@@ -503,6 +503,6 @@ int session_respond_fault(Session *s, uint64_t cookie, uint32_t code, BrokerErro
 /* The session's fault stream, NULL before it has one (for monitors and tests). */
 FaultStream *session_fault_stream(const Session *s);
 
-/* Counts for tests and the manager's status line. */
+/* Counts for tests and the manager's status line; devices handed over as fds count. */
 size_t session_n_devices(const Session *s);
 size_t session_n_address_spaces(const Session *s);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* What bus.c (Manager, devices) and bus-session.c (sessions) share. */
+/*
+ * What bus.c (Manager, devices), bus-session.c (sessions) and bus-session-handoff.c (devices
+ * handed over as fds) share.
+ */
 
 #include <systemd/sd-bus.h>
 
@@ -46,10 +49,14 @@ BusSession *bus_session_find_path(Bus *b, const char *path);
 BusSession *bus_session_from_core(Bus *b, const Session *s);
 int bus_session_register(Bus *b);
 
-extern const sd_bus_vtable bus_session_vtable[];
-
-/* bus-session.c: only the connection that created a session may call it. */
+/* Only the connection that created a session may use it: AccessDenied for any other. */
 int bus_session_check_owner(sd_bus_message *m, BusSession *bs, sd_bus_error *error);
+
+/* bus-session-handoff.c */
+int bus_session_method_open_devices(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_session_method_release_devices(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+extern const sd_bus_vtable bus_session_vtable[];
 
 /* The start of every method of a session object: bs, e, and the owner checked. */
 #define SESSION_CALL(m, userdata, error)                                                           \

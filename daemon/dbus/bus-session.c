@@ -191,7 +191,6 @@ int bus_session_register(Bus *b) {
 
 /* ---- methods ------------------------------------------------------------------------------- */
 
-/* Only the connection that created a session may use it. */
 int bus_session_check_owner(sd_bus_message *m, BusSession *bs, sd_bus_error *error) {
         const char *sender = sd_bus_message_get_sender(m);
 
@@ -680,6 +679,11 @@ const sd_bus_vtable bus_session_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Delegate", SD_BUS_NO_ARGS, SD_BUS_RESULT("h", iommufd),
                                 method_delegate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenDevices", SD_BUS_ARGS("as", devices),
+                                SD_BUS_RESULT("h", iommufd, "a(shsu)", devices),
+                                bus_session_method_open_devices, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ReleaseDevices", SD_BUS_ARGS("as", devices), SD_BUS_NO_RESULT,
+                                bus_session_method_release_devices, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Close", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_close,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Fault",

@@ -120,6 +120,12 @@ extern const JsonDispatchField broker_attach_device_parameters[];
 extern const JsonDispatchField broker_device_id_parameters[];
 extern const JsonDispatchField broker_attach_to_address_space_parameters[];
 
+/* varlink-broker-handoff.c */
+BROKER_METHOD(open_devices);
+BROKER_METHOD(release_devices);
+extern const JsonDispatchField broker_open_devices_parameters[];
+extern const JsonDispatchField broker_release_devices_parameters[];
+
 /* varlink-broker-ioas.c */
 BROKER_METHOD(create_address_space);
 BROKER_METHOD(set_dirty_tracking);

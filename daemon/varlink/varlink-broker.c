@@ -25,7 +25,7 @@
 /*
  * The org.iommud.Broker front end: the broker and its sessions, how replies and
  * errors are written, the method table, connections, events and restart survival.
- * The methods live by area in varlink-broker-{topology,devices,ioas,pasid,session}.c.
+ * The methods live by area in varlink-broker-{topology,devices,handoff,ioas,pasid,session}.c.
  */
 
 /* ---- sessions -------------------------------------------------------------------------- */
@@ -133,7 +133,8 @@ static bool method_mutates(const char *method) {
         static const char *const m[] = {
                 "AttachDevice", "DetachDevice", "CreateAddressSpace", "DestroyAddressSpace",
                 "AttachToAddressSpace", "AllowIOVAs", "Map", "Unmap", "Copy", "MapBatch",
-                "UnmapBatch", "BindPASID", "UnbindPASID", "JoinSession", "SetDirtyTracking", NULL,
+                "UnmapBatch", "BindPASID", "UnbindPASID", "JoinSession", "SetDirtyTracking",
+                "ReleaseDevices", NULL,
         };
         const char *dot = strrchr(method, '.');
 
@@ -243,6 +244,8 @@ static const VarlinkMethod broker_methods[] = {
           .streamed = true },
         { "Delegate", broker_method_delegate },
         { "GetDeviceFd", broker_method_get_device_fd, broker_device_id_parameters },
+        { "OpenDevices", broker_method_open_devices, broker_open_devices_parameters },
+        { "ReleaseDevices", broker_method_release_devices, broker_release_devices_parameters },
         { "GetSession", broker_method_get_session },
         { "JoinSession", broker_method_join_session, broker_join_session_parameters },
         { "WatchEvents", broker_method_watch_events },

@@ -477,7 +477,8 @@ class Runner:
             self.ok(oct(os.stat(path).st_mode & 0o777) == oct(0o644), "cdi: the spec is 0644")
         else:
             self.ok(rc == 0 or "No device" in err, "cdi: nothing eligible, nothing written")
-        self.golden("cdi-stdout", "cdi", "generate", "--stdout", "--with-iommufd")
+        self.golden("cdi-stdout", "cdi", "generate", "--stdout", "--mode", "iommufd")
+        self.cdi_modes()
         # A user who cannot write the directory is told the way out.
         if os.geteuid() != 0 or not os.path.exists(path):
             self.skip("cdi: the advice to a user who cannot write", "needs root and a spec")
@@ -495,6 +496,130 @@ class Runner:
         self.ok(p.returncode == 1 and "--output DIR" in p.stderr and "--stdout" in p.stderr,
                 "cdi: a user who cannot write the spec is told to use --output or --stdout",
                 p.stderr)
+
+    def cdi_modes(self):
+        """Each mode gives a valid spec with what reaches the devices in that mode only."""
+        want = {  # mode: (common nodes, per-device node prefix, socket mounted)
+            "iommufd": (["/dev/iommu"], "/dev/vfio/devices/vfio", False),
+            "legacy": (["/dev/vfio/vfio"], "/dev/vfio/", False),
+            "broker": ([], None, True),
+        }
+        for mode, (common, prefix, socket) in want.items():
+            rc, out, err = self.ctl("cdi", "generate", "--stdout", "--mode", mode)
+            if rc != 0 or not out.strip():
+                self.ok(rc == 0 and "No device" in err, "cdi %s: nothing eligible" % mode, err)
+                continue
+            spec = json.loads(out)
+            path = os.path.join(self.tmp, "cdi-%s.json" % mode)
+            with open(path, "w") as f:
+                f.write(out)
+            v = subprocess.run([sys.executable, self.args.cdi_validator, path],
+                               capture_output=True, text=True)
+            self.ok(v.returncode == 0, "cdi %s: the spec is valid CDI 0.5.0" % mode,
+                    v.stdout + v.stderr)
+            edits = spec.get("containerEdits", {})
+            nodes = [n["path"] for n in edits.get("deviceNodes", [])]
+            env = edits.get("env", [])
+            self.ok(nodes == common, "cdi %s: common device nodes %s" % (mode, nodes))
+            self.ok(bool(edits.get("mounts")) == socket and
+                    any(e.startswith("IOMMUD_SOCKET=") for e in env) == socket,
+                    "cdi %s: the broker socket is %s" % (mode, "mounted" if socket else "not"))
+            for d in spec["devices"]:
+                dn = [n["path"] for n in d["containerEdits"].get("deviceNodes", [])]
+                var = "IOMMUD_DEVICE_%s=%s" % (re.sub(r"[^A-Za-z0-9]", "_", d["name"]),
+                                               d["name"])
+                self.ok(d["containerEdits"].get("env") == [var] and
+                        (dn == [] if prefix is None else
+                         len(dn) == 1 and dn[0].startswith(prefix)),
+                        "cdi %s: %s gets %s and %s" % (mode, d["name"], var, dn or "no node"))
+        rc, _, err = self.ctl("cdi", "generate", "--stdout", "--mode", "nodes")
+        self.ok(rc == 2 and "--mode takes auto, iommufd, legacy or broker, not 'nodes'" in err,
+                "cdi: an unknown mode is a usage error (exit %d)" % rc, err)
+
+    def exec_verb(self):
+        """exec: the command sees the fds at fixed numbers and the placeholders replaced, the
+        devices are claimed while it runs and free once it exits, signals reach it, and
+        iommuctl exits with its status."""
+        devs = self.devices()
+        if devs is None:
+            return
+        eligible = [d for d in devs if d["eligible"] and d.get("cdev")]
+        if not eligible:
+            self.skip("exec", "the %s topology has no eligible device with a cdev"
+                      % self.args.topology)
+            return
+        dev = eligible[0]
+        probe = os.path.join(self.tmp, "exec-probe.json")
+        # The child reports what it got, and asks iommud who holds the device meanwhile.
+        child = [sys.executable, "-c", """
+import json, os, subprocess, sys
+fds = {n: os.readlink("/proc/self/fd/%d" % n) for n in (3, 4)}
+cloexec = [bool(__import__("fcntl").fcntl(n, 1) & 1) for n in (3, 4)]
+devs = json.loads(subprocess.run([sys.argv[1], "--json", "devices", "--all"],
+                                 capture_output=True, text=True).stdout)["devices"]
+json.dump({"argv": sys.argv[2:], "fds": fds, "cloexec": cloexec,
+           "held": [d.get("heldBy") for d in devs if d["name"] == sys.argv[4]][0]},
+          open(sys.argv[5], "w"))
+sys.exit(7)
+""", self.args.iommuctl, "fd={iommufd}", "vfio-pci,fd={device:%s}" % dev["name"], dev["name"],
+                 probe]
+        rc, out, err = self.ctl("exec", "--device", dev["name"], "--", *child)
+        got = json.load(open(probe)) if os.path.exists(probe) else {}
+        self.ok(rc == 7, "exec: exits with the command's status (%d)" % rc, err)
+        self.ok(got.get("argv", [None])[:2] == ["fd=3", "vfio-pci,fd=4"],
+                "exec: {iommufd} and {device:%s} become 3 and 4" % dev["name"], json.dumps(got))
+        fds = got.get("fds", {})
+        self.ok(fds.get("3") == "/memfd:iommufd-sim (deleted)" and
+                fds.get("4", "").endswith("/vfio/devices/" + dev["cdev"])
+                and got.get("cloexec") == [False, False],
+                "exec: the iommufd at fd 3 and the device's cdev at fd 4, inherited",
+                json.dumps(got))
+        self.ok(got.get("held", "").startswith("uid %d " % UID),
+                "exec: the device is held while the command runs", json.dumps(got))
+        # iommud sees the connection end in its own time: ask until it did (bounded).
+        for _ in range(100):
+            after = [d for d in (self.devices() or []) if d["name"] == dev["name"]]
+            if after and not after[0].get("heldBy"):
+                break
+            time.sleep(0.02)
+        self.ok(after and not after[0].get("heldBy"), "exec: the claim ends with the command",
+                json.dumps(after))
+        self.exec_signals_and_refusals(dev)
+
+    def exec_signals_and_refusals(self, dev):
+        """A signal sent to iommuctl reaches the command; a second exec of the device while
+        the first runs is DeviceBusy; misused placeholders and options are usage errors."""
+        ready = os.path.join(self.tmp, "exec-ready")
+        child = [sys.executable, "-c", """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(42))
+open(sys.argv[1], "w").close()
+time.sleep(60)
+sys.exit(1)
+""", ready]
+        p = subprocess.Popen([self.args.iommuctl, "exec", "--device", dev["name"], "--"] + child,
+                             env=self.env, preexec_fn=die_with_test, stderr=subprocess.PIPE,
+                             text=True)
+        for _ in range(600):
+            if os.path.exists(ready) or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        rc, _, err = self.ctl("exec", "--device", dev["name"], "--", "true")
+        self.ok(rc == 1 and "held by uid %d" % UID in err,
+                "exec: a second exec of the device is refused as busy", err)
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        self.ok(rc == 42, "exec: SIGTERM to iommuctl reaches the command (exit %d)" % rc)
+        for argv, what in ((["--device", dev["name"], "--", "echo", "{device:0000:ff:1f.7}"],
+                            "a placeholder for a device not given"),
+                           (["--device", dev["name"], "true"], "a command without --"),
+                           (["--", "true"], "no --device")):
+            rc, _, err = self.ctl("exec", *argv)
+            self.ok(rc == 2, "exec: %s is a usage error (exit %d)" % (what, rc), err)
 
     def foreign_sockets(self):
         """A socket that never answers, or answers something else, is not iommud: exit 4."""
@@ -659,6 +784,7 @@ def main():
         r.foreign_sockets()
         r.people_and_pipes()
         r.cdi()
+        r.exec_verb()
         r.monitor()
         r.faults()
         r.hotplug()

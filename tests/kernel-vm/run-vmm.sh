@@ -5,13 +5,12 @@
 # inside, which guest-vmm.sh starts as an unprivileged uid with the guest's edu device passed
 # through by iommufd into a nested guest running the same test kernel.
 #
-#   run-vmm.sh -m intel|amd -r INITRAMFS [-l LOGDIR] [-t TIMEOUT] [-n NAME] [-L LAUNCHER]
+#   run-vmm.sh -m intel|amd -r INITRAMFS [-l LOGDIR] [-t TIMEOUT] [-n NAME]
 #
-# INITRAMFS is the one meson builds (init, guest-vmm.sh, vmm-launch, the nested initramfs);
-# this appends, at run time, an archive with what only exists once fetched or built: QEMU 10
-# with its libraries and firmware (fetch-qemu10.sh's cache) and the test kernel as the nested
-# guest's kernel.  LAUNCHER is the command guest-vmm.sh puts in front of
-# "--device BDF --memlock SIZE -- qemu-system-x86_64 ..." (default: vmm-launch as uid 1000).
+# INITRAMFS is the one meson builds (init, guest-vmm.sh, iommud, iommuctl, the nested
+# initramfs); this appends, at run time, an archive with what only exists once fetched or
+# built: QEMU 10 with its libraries and firmware (fetch-qemu10.sh's cache) and the test kernel
+# as the nested guest's kernel.
 #
 # Prints TAP on stdout like run-vm.sh; reports a TAP skip ("1..0 # SKIP", exit 0, as meson's
 # TAP protocol counts exit 77 as an error) when QEMU 10 or the kernel has not been fetched or
@@ -25,7 +24,6 @@ initramfs=
 logdir=.
 vm_timeout=${IOMMUD_KVM_TIMEOUT:-600}
 name=
-launcher=
 
 skip() {
         echo "run-vmm: SKIP: $*" >&2
@@ -34,15 +32,14 @@ skip() {
 }
 die() { echo "run-vmm: ERROR: $*" >&2; echo "Bail out! $*"; exit 1; }
 
-while getopts "m:r:l:t:n:L:" opt; do
+while getopts "m:r:l:t:n:" opt; do
         case $opt in
         m) mode=$OPTARG ;;
         r) initramfs=$OPTARG ;;
         l) logdir=$OPTARG ;;
         t) vm_timeout=$OPTARG ;;
         n) name=$OPTARG ;;
-        L) launcher=$OPTARG ;;
-        *) die "usage: $0 -m intel|amd -r INITRAMFS [-l LOGDIR] [-t TIMEOUT] [-n NAME] [-L LAUNCHER]" ;;
+        *) die "usage: $0 -m intel|amd -r INITRAMFS [-l LOGDIR] [-t TIMEOUT] [-n NAME]" ;;
         esac
 done
 [ -f "$initramfs" ] || die "initramfs '$initramfs' does not exist"
@@ -85,6 +82,7 @@ echo "# $mode: initramfs $(( $(stat -c %s "$initrd") / 1024 )) KiB" \
      "(QEMU 10 part $(( $(stat -c %s "$initrd.extra.cpio.gz") / 1024 )) KiB)," \
      "built in $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 
-# The launcher goes to the guest on the kernel command line, words joined by commas.
+# guest-vmm is the guest's only program: it gets the VM's time but for a minute to boot and
+# report (run-vm.sh gives each program half of it; the later iommud.timeout= wins).
 "$here/run-vm.sh" -m "$mode" -r "$initrd" -k "$kernel" -l "$logdir" -t "$vm_timeout" -T \
-        -M 2G -s guest-vmm -n "$name" ${launcher:+-a "iommud.vmm-launcher=${launcher// /,}"}
+        -M 2G -s guest-vmm -n "$name" -a "iommud.timeout=$((vm_timeout - 60))"

@@ -123,20 +123,6 @@ static int setup_full(void **state) {
         return 0;
 }
 
-static int setup_no_map_file(void **state) {
-        Env *e;
-        Error err = ERROR_INIT;
-
-        setup_raw(state);
-        e = *state;
-        kernel_responder_disable(e->resp, IOMMUD_IOMMUFD_CMD_IOAS_MAP_FILE);
-        assert_int_equal(kernel_new(e, &err), 0);
-        assert_false(backend_has_feature(e->kernel, BACKEND_FEATURE_MAP_FILE));
-        assert_int_equal(e->kernel->ops->context_new(e->kernel, &e->ctx, &err), 0);
-        assert_int_equal(e->kernel->ops->ioas_alloc(e->ctx, &e->ioas, &err), 0);
-        return 0;
-}
-
 static int teardown(void **state) {
         Env *e = *state;
 
@@ -163,20 +149,6 @@ static int test_memfd(size_t size) {
         assert_true(fd >= 0);
         assert_int_equal(ftruncate(fd, (off_t)size), 0);
         return fd;
-}
-
-/* How many lines of /proc/self/maps name the test memfd. */
-static unsigned maps_of_test_memfd(void) {
-        char line[512];
-        unsigned n = 0;
-        FILE *f = fopen("/proc/self/maps", "re");
-
-        assert_non_null(f);
-        while (fgets(line, sizeof(line), f))
-                if (strstr(line, "memfd:iommud-test-mem"))
-                        n++;
-        fclose(f);
-        return n;
 }
 
 /* ---- creation and probing ---- */
@@ -701,7 +673,7 @@ static void test_fault_fd_whole_records(void **state) {
         assert_int_equal(kernel_responder_syscalls.write(e->resp, fd, buf, 7), -ESPIPE);
 }
 
-/* ---- memory fds: MAP_FILE and its fallback ---- */
+/* ---- memory fds: MAP_FILE (its fallback: test-backend-kernel-fallback.c) ---- */
 
 static void test_map_file_native(void **state) {
         Env *e = *state;
@@ -718,173 +690,6 @@ static void test_map_file_native(void **state) {
         assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 0);
         assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, iova, 2 * PAGE, &unmapped, &err), 0);
         assert_int_equal(unmapped, 2 * PAGE);
-}
-
-static void test_map_file_fallback(void **state) {
-        Env *e = *state;
-        Error err = ERROR_INIT;
-        _cleanup_close_ int mem = test_memfd(4 * PAGE);
-        uint64_t iova = 0, unmapped = 0;
-        unsigned before = maps_of_test_memfd();
-
-        /* A sub-page offset: the mmap starts at the page below and the VA is offset. */
-        assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW, mem, PAGE + 100, PAGE, &iova,
-                                             &err),
-                         0);
-        assert_int_equal(e->resp->last_request, IOMMUD_IOMMU_IOAS_MAP);
-        assert_int_equal(e->resp->n_mmaps, 1);
-        assert_int_equal(e->resp->last_mmap_prot, PROT_READ | PROT_WRITE);
-        assert_int_equal(e->resp->mapped_bytes, PAGE + 100);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 1);
-        assert_int_equal(maps_of_test_memfd(), before + 1);
-        assert_int_equal(fake_backend_n_areas(kernel_responder_context(
-                                 e->resp, K(e)->context_fd(e->ctx)), e->ioas),
-                         1);
-
-        /* Read-only DMA maps the fd read-only. */
-        assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, BACKEND_MAP_READABLE, mem, 0, PAGE,
-                                             &iova, &err),
-                         0);
-        assert_int_equal(e->resp->last_mmap_prot, PROT_READ);
-        assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, iova, PAGE, &unmapped, &err), 0);
-        assert_int_equal(e->resp->n_munmaps, 1);
-
-        assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, 0, UINT64_MAX, &unmapped, &err), 0);
-        assert_int_equal(unmapped, PAGE);
-        assert_int_equal(e->resp->n_munmaps, 2);
-        assert_int_equal(e->resp->mapped_bytes, 0);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 0);
-        assert_int_equal(maps_of_test_memfd(), before);
-}
-
-static void test_fallback_unmap_releases_exactly_what_went(void **state) {
-        Env *e = *state;
-        Error err = ERROR_INIT;
-        _cleanup_close_ int mem = test_memfd(8 * PAGE);
-        const uint64_t base = 0x100000;
-        uint64_t unmapped;
-
-        /* Four areas at base, base+2P, base+4P, base+8P (each one page). */
-        for (unsigned i = 0; i < 4; i++) {
-                uint64_t iova = base + (i < 3 ? 2 * i : 8) * PAGE;
-                assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW | BACKEND_MAP_FIXED_IOVA,
-                                                     mem, i * PAGE, PAGE, &iova, &err),
-                                 0);
-        }
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 4);
-
-        /* A range holding the first two areas and the gaps between. */
-        assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, base, 4 * PAGE, &unmapped, &err), 0);
-        assert_int_equal(unmapped, 2 * PAGE);
-        assert_int_equal(e->resp->n_munmaps, 2);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 2);
-
-        /* A range that cuts nothing but holds no area: the kernel says ENOENT, nothing moves. */
-        assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, base + 5 * PAGE, PAGE, &unmapped, &err),
-                         -ENOENT);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 2);
-
-        /* The rest goes with the IOAS. */
-        assert_int_equal(K(e)->destroy(e->ctx, e->ioas, &err), 0);
-        assert_int_equal(e->resp->n_munmaps, 4);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 0);
-}
-
-/*
- * Enough areas for the bookkeeping to span several nodes of its tree, and entries the kernel
- * dropped in a refused, non-atomic unmap: they stay until a new mapping takes their place or
- * a later unmap covers them.
- */
-static void test_fallback_many_areas_stale_entries(void **state) {
-        Env *e = *state;
-        Error err = ERROR_INIT;
-        _cleanup_close_ int mem = test_memfd(64 * PAGE);
-        const uint64_t base = 0x1000000;
-        uint64_t iova, unmapped;
-
-        for (unsigned i = 0; i < 64; i++) {
-                iova = base + 2 * i * PAGE;
-                assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW | BACKEND_MAP_FIXED_IOVA,
-                                                     mem, i * PAGE, PAGE, &iova, &err),
-                                 0);
-        }
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 64);
-
-        /* Cuts area 40: the kernel has dropped areas 0-39 and says ENOENT; the mmaps stay. */
-        assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, base, 80 * PAGE + 100, &unmapped,
-                                          &err),
-                         -ENOENT);
-        assert_int_equal(e->resp->n_munmaps, 0);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 64);
-
-        /* A new mapping where area 10 was replaces its stale entry. */
-        iova = base + 20 * PAGE;
-        assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW | BACKEND_MAP_FIXED_IOVA, mem, 0,
-                                             PAGE, &iova, &err),
-                         0);
-        assert_int_equal(e->resp->n_munmaps, 1);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 64);
-
-        /* Unmapping the span of areas 0-39 releases the new area and the 39 stale ones. */
-        assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, base, 80 * PAGE, &unmapped, &err), 0);
-        assert_int_equal(unmapped, PAGE);
-        assert_int_equal(e->resp->n_munmaps, 41);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 24);
-
-        /* Areas 40-63 go with the IOAS. */
-        assert_int_equal(K(e)->destroy(e->ctx, e->ioas, &err), 0);
-        assert_int_equal(e->resp->n_munmaps, 65);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 0);
-}
-
-static void test_fallback_copy_shares_mapping(void **state) {
-        Env *e = *state;
-        Error err = ERROR_INIT;
-        _cleanup_close_ int mem = test_memfd(4 * PAGE);
-        uint64_t iova = 0, dst = 0, unmapped;
-        uint32_t ioas2;
-
-        assert_int_equal(K(e)->ioas_alloc(e->ctx, &ioas2, &err), 0);
-        assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW, mem, 0, 4 * PAGE, &iova, &err),
-                         0);
-        assert_int_equal(K(e)->ioas_copy(e->ctx, ioas2, e->ioas, RW, iova + PAGE, PAGE, &dst,
-                                         &err),
-                         0);
-        /* The source area goes; the copy still references the pages. */
-        assert_int_equal(K(e)->ioas_unmap(e->ctx, e->ioas, iova, 4 * PAGE, &unmapped, &err), 0);
-        assert_int_equal(e->resp->n_munmaps, 0);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 1);
-        assert_int_equal(K(e)->ioas_unmap(e->ctx, ioas2, dst, PAGE, &unmapped, &err), 0);
-        assert_int_equal(e->resp->n_munmaps, 1);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 0);
-}
-
-static void test_fallback_failed_map_releases(void **state) {
-        Env *e = *state;
-        Error err = ERROR_INIT;
-        _cleanup_close_ int mem = test_memfd(4 * PAGE);
-        uint64_t iova = 0x200000;
-
-        assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW | BACKEND_MAP_FIXED_IOVA, mem, 0,
-                                             PAGE, &iova, &err),
-                         0);
-        assert_int_equal(K(e)->ioas_map_file(e->ctx, e->ioas, RW | BACKEND_MAP_FIXED_IOVA, mem,
-                                             PAGE, PAGE, &iova, &err),
-                         -EEXIST);
-        assert_non_null(strstr(err.message, "overlaps an existing mapping"));
-        assert_int_equal(e->resp->n_mmaps, 2);
-        assert_int_equal(e->resp->n_munmaps, 1);
-        assert_int_equal(backend_kernel_fallback_mappings(e->kernel), 1);
-        error_clear(&err);
-
-        /* mmap itself failing (not a mappable fd) is said as such. */
-        int rfd[2];
-        assert_int_equal(pipe2(rfd, O_CLOEXEC), 0);
-        assert_true(K(e)->ioas_map_file(e->ctx, e->ioas, RW, rfd[0], 0, PAGE, &iova, &err) < 0);
-        assert_non_null(strstr(err.message, "cannot map memory fd"));
-        safe_close(rfd[0]);
-        safe_close(rfd[1]);
-        /* Context teardown releases what is left. */
 }
 
 /* ---- device fds ---- */
@@ -1010,16 +815,6 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_fault_fd_whole_records, setup_full,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_map_file_native, setup_full, teardown),
-                cmocka_unit_test_setup_teardown(test_map_file_fallback, setup_no_map_file,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_fallback_unmap_releases_exactly_what_went,
-                                                setup_no_map_file, teardown),
-                cmocka_unit_test_setup_teardown(test_fallback_many_areas_stale_entries,
-                                                setup_no_map_file, teardown),
-                cmocka_unit_test_setup_teardown(test_fallback_copy_shares_mapping,
-                                                setup_no_map_file, teardown),
-                cmocka_unit_test_setup_teardown(test_fallback_failed_map_releases,
-                                                setup_no_map_file, teardown),
                 cmocka_unit_test_setup_teardown(test_device_fd_identify, setup_raw, teardown),
                 cmocka_unit_test_setup_teardown(test_device_open, setup_full, teardown),
                 cmocka_unit_test_setup_teardown(test_device_bind_keeps_a_dup, setup_full,

@@ -7,6 +7,7 @@
  * in the conformance suite.
  */
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -157,7 +158,6 @@ static void test_features_and_hw_info(void **state) {
         assert_true(backend_features_to_strv(b->features, names, ELEMENTSOF(names)) >= 8);
 
         assert_int_equal(b->ops->context_new(b, &c, NULL), 0);
-        assert_int_equal(b->ops->context_fd(c), -EOPNOTSUPP);
         assert_int_equal(b->ops->device_open(b, "0000:65:00.0", &fd, NULL), 0);
         assert_int_equal(b->ops->device_bind(c, fd, &dev, NULL), 0);
         assert_int_equal(b->ops->hw_info(c, dev, &info, NULL), 0);
@@ -318,6 +318,34 @@ static void test_hooks(void **state) {
         close(fd);
 }
 
+/* A context's iommufd: a memfd stands for it, one per context, closed with the context. */
+static void test_context_fd(void **state) {
+        SimTopology *t = topo_small();
+        _cleanup_(backend_freep) Backend *b = NULL;
+        BackendContext *c1 = NULL, *c2 = NULL;
+        Error err = ERROR_INIT;
+        char link[64], target[PATH_MAX] = "";
+        struct stat st;
+        int fd;
+
+        assert_int_equal(backend_sim_new(&b, t, NULL, &err), 0);
+        tb_free(t);
+        assert_int_equal(b->ops->context_new(b, &c1, NULL), 0);
+        assert_int_equal(b->ops->context_new(b, &c2, NULL), 0);
+        fd = b->ops->context_fd(c1);
+        assert_true(fd >= 0);
+        assert_int_equal(b->ops->context_fd(c1), fd);
+        assert_int_not_equal(b->ops->context_fd(c2), fd);
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        assert_true(readlink(link, target, sizeof(target) - 1) > 0);
+        assert_string_equal(target, "/memfd:" SIM_IOMMUFD_NAME " (deleted)");
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        backend_context_free(c1);
+        assert_int_equal(fstat(fd, &st), -1);
+        assert_int_equal(errno, EBADF);
+        backend_context_free(c2);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_identify_through_root),
@@ -325,6 +353,7 @@ int main(void) {
                 cmocka_unit_test(test_hw_cap_names),
                 cmocka_unit_test(test_relaxable_region_not_reserved),
                 cmocka_unit_test(test_hooks),
+                cmocka_unit_test(test_context_fd),
         };
 
         return cmocka_run_group_tests_name("backend-sim", tests, NULL, NULL);

@@ -93,7 +93,8 @@ static const char policy_main[] =
         "    \"storage\": { \"principals\": \"group:500\", \"pools\": [ \"nvme-disks\" ],\n"
         "                  \"open-on-behalf\": true },\n"
         "    \"vms\": { \"principals\": { \"user\": 107, \"unit\": \"machine-qemu*.scope\" },\n"
-        "              \"pools\": [ \"accelerators\" ], \"quotas\": { \"devices\": 1 } },\n"
+        "              \"pools\": [ \"accelerators\" ], \"quotas\": { \"devices\": 1 },\n"
+        "              \"delegation\": true },\n"
         "    \"root\": { \"principals\": \"user:root\", \"devices\": \"*\",\n"
         "               \"quotas\": { \"devices\": \"unlimited\" } }\n"
         "  }\n"
@@ -137,6 +138,7 @@ typedef enum RuntimeKind {
         RT_NONE,         /* rt == NULL */
         RT_HOLDER,       /* device_holder only, no usage */
         RT_FULL,         /* device_holder and usage */
+        RT_HANDOFF,      /* device_holder and usage, for a handoff of the device's fds */
 } RuntimeKind;
 
 typedef struct DecideCase {
@@ -147,13 +149,14 @@ typedef struct DecideCase {
         RuntimeKind rt;
         const char *holder;
         uint64_t in_use;         /* devices in use, with RT_FULL */
-        const char *verdicts;    /* one of P, F, S per step: match driver group regions principal exclusive quota */
+        const char *verdicts;    /* one of P, F, S per step: match driver group regions principal exclusive quota
+                                    delegation */
         PolicyStep step;         /* the step whose reason is checked */
         const char *reason;      /* exactly */
         const char *pool;
 } DecideCase;
 
-#define ONLY_DEVICE "SSS"
+#define ONLY_DEVICE "SSSS"
 
 static const DecideCase cases[] = {
         /* Device eligibility: no principal. */
@@ -229,68 +232,90 @@ static const DecideCase cases[] = {
           "group 20 is not viable: 0000:16:00.0 is bound to host driver nouveau and 0000:16:00.1 is bound to host driver snd_hda_intel" },
 
         /* Principals. */
-        { "root gets everything", POLICY_MAIN, "0000:01:00.0", &root, RT_NONE, NULL, 0, "PPPPPSS",
+        { "root gets everything", POLICY_MAIN, "0000:01:00.0", &root, RT_NONE, NULL, 0, "PPPPPSSS",
           POLICY_STEP_PRINCIPAL, "uid 0 is granted 0000:01:00.0 by grant 'root' (user root (uid 0)) for bdf *" },
-        { "uid by number, device by bdf", POLICY_MAIN, "0000:01:00.0", &alice, RT_NONE, NULL, 0, "PPPPPSS",
+        { "uid by number, device by bdf", POLICY_MAIN, "0000:01:00.0", &alice, RT_NONE, NULL, 0, "PPPPPSSS",
           POLICY_STEP_PRINCIPAL, "uid 1000 is granted 0000:01:00.0 by grant 'alice' (uid 1000) for bdf 0000:01:00.0" },
-        { "device by id", POLICY_MAIN, "0000:04:00.0", &alice, RT_NONE, NULL, 0, "PPPPPSS",
+        { "device by id", POLICY_MAIN, "0000:04:00.0", &alice, RT_NONE, NULL, 0, "PPPPPSSS",
           POLICY_STEP_PRINCIPAL, "uid 1000 is granted 0000:04:00.0 by grant 'alice' (uid 1000) for id 8086:*" },
         { "named but not granted this device", POLICY_MAIN, "0000:11:00.0", &alice, RT_NONE, NULL, 0,
-          "PPPPFSS", POLICY_STEP_PRINCIPAL,
+          "PPPPFSSS", POLICY_STEP_PRINCIPAL,
           "uid 1000 is named by grant 'alice', but no grant gives it 0000:11:00.0" },
-        { "not granted at all", POLICY_MAIN, "0000:01:00.0", &bob, RT_NONE, NULL, 0, "PPPPFSS",
+        { "not granted at all", POLICY_MAIN, "0000:01:00.0", &bob, RT_NONE, NULL, 0, "PPPPFSSS",
           POLICY_STEP_PRINCIPAL, "no grant names uid 1001 (gid 1001): it may use no device" },
-        { "primary gid through a pool", POLICY_MAIN, "0000:01:00.0", &carol, RT_NONE, NULL, 0, "PPPPPSS",
+        { "primary gid through a pool", POLICY_MAIN, "0000:01:00.0", &carol, RT_NONE, NULL, 0, "PPPPPSSS",
           POLICY_STEP_PRINCIPAL,
           "uid 1002 is granted 0000:01:00.0 by grant 'storage' (gid 500) through pool 'nvme-disks' (class 0x010802)",
           "nvme-disks" },
         { "supplementary group through a pool", POLICY_MAIN, "0000:0d:00.0", &dave, RT_NONE, NULL, 0,
-          "PPPPPSS", POLICY_STEP_PRINCIPAL,
+          "PPPPPSSS", POLICY_STEP_PRINCIPAL,
           "uid 1003 is granted 0000:0d:00.0 by grant 'storage' (gid 500) through pool 'nvme-disks' (class 0x010802)",
           "nvme-disks" },
         { "supplementary group, device outside the pool", POLICY_MAIN, "0000:04:00.0", &dave, RT_NONE, NULL,
-          0, "PPPPFSS", POLICY_STEP_PRINCIPAL,
+          0, "PPPPFSSS", POLICY_STEP_PRINCIPAL,
           "uid 1003 is named by grant 'storage', but no grant gives it 0000:04:00.0" },
-        { "unit glob matches", POLICY_MAIN, "0000:11:00.0", &qemu_vm, RT_NONE, NULL, 0, "PPPPPSS",
+        { "unit glob matches", POLICY_MAIN, "0000:11:00.0", &qemu_vm, RT_NONE, NULL, 0, "PPPPPSSP",
           POLICY_STEP_PRINCIPAL,
           "uid 107 (machine-qemu-1-vm.scope) is granted 0000:11:00.0 by grant 'vms' (uid 107, unit machine-qemu*.scope) through pool 'accelerators' (class 0x12xxxx)",
           "accelerators" },
         { "unit glob does not match", POLICY_MAIN, "0000:11:00.0", &qemu_session, RT_NONE, NULL, 0,
-          "PPPPFSS", POLICY_STEP_PRINCIPAL, "no grant names uid 107 (gid 107, unit session-3.scope): it may use no device" },
+          "PPPPFSSS", POLICY_STEP_PRINCIPAL, "no grant names uid 107 (gid 107, unit session-3.scope): it may use no device" },
         { "unit required but none", POLICY_MAIN, "0000:11:00.0", &qemu_no_unit, RT_NONE, NULL, 0,
-          "PPPPFSS", POLICY_STEP_PRINCIPAL, "no grant names uid 107 (gid 107): it may use no device" },
+          "PPPPFSSS", POLICY_STEP_PRINCIPAL, "no grant names uid 107 (gid 107): it may use no device" },
         { "a refused unit says why", POLICY_MAIN, "0000:11:00.0", &qemu_refused_unit, RT_NONE, NULL, 0,
-          "PPPPFSS", POLICY_STEP_PRINCIPAL,
+          "PPPPFSSS", POLICY_STEP_PRINCIPAL,
           "no grant names uid 107 (gid 107, no unit: machine-qemu-1-vm.scope is under user@107.service, a user's own service manager): it may use no device" },
         { "device-only failure with a principal", POLICY_MAIN, "0000:03:00.0", &alice, RT_FULL, NULL, 0,
-          "PPFPPPP", POLICY_STEP_GROUP, "group 3 is not viable: 0000:03:00.1 is bound to host driver ixgbe" },
+          "PPFPPPPS", POLICY_STEP_GROUP, "group 3 is not viable: 0000:03:00.1 is bound to host driver ixgbe" },
         { "pool grant on a device with a host driver", POLICY_MAIN, "0000:09:00.0", &carol, RT_NONE, NULL, 0,
-          "PFFPPSS", POLICY_STEP_DRIVER,
+          "PFFPPSSS", POLICY_STEP_DRIVER,
           "0000:09:00.0 is bound to host driver nvme, not to a VFIO driver such as vfio-pci", "nvme-disks" },
 
         /* Exclusivity. */
         { "held by another session", POLICY_MAIN, "0000:01:00.0", &alice, RT_HOLDER, "uid 1000 (qemu-vm1.scope)",
-          0, "PPPPPFS", POLICY_STEP_EXCLUSIVE, "held by uid 1000 (qemu-vm1.scope)" },
-        { "free device", POLICY_MAIN, "0000:01:00.0", &alice, RT_HOLDER, NULL, 0, "PPPPPPS",
+          0, "PPPPPFSS", POLICY_STEP_EXCLUSIVE, "held by uid 1000 (qemu-vm1.scope)" },
+        { "free device", POLICY_MAIN, "0000:01:00.0", &alice, RT_HOLDER, NULL, 0, "PPPPPPSS",
           POLICY_STEP_EXCLUSIVE, "not held by another session" },
-        { "no runtime", POLICY_MAIN, "0000:01:00.0", &alice, RT_NONE, NULL, 0, "PPPPPSS",
+        { "no runtime", POLICY_MAIN, "0000:01:00.0", &alice, RT_NONE, NULL, 0, "PPPPPSSS",
           POLICY_STEP_EXCLUSIVE, "no session state given" },
         { "holder shown even when not granted", POLICY_MAIN, "0000:01:00.0", &bob, RT_FULL, "uid 0", 0,
-          "PPPPFFS", POLICY_STEP_EXCLUSIVE, "held by uid 0" },
+          "PPPPFFSS", POLICY_STEP_EXCLUSIVE, "held by uid 0" },
 
         /* Quotas. */
-        { "quota exhausted", POLICY_MAIN, "0000:01:00.0", &alice, RT_FULL, NULL, 2, "PPPPPPF",
+        { "quota exhausted", POLICY_MAIN, "0000:01:00.0", &alice, RT_FULL, NULL, 2, "PPPPPPFS",
           POLICY_STEP_QUOTA, "device quota 2 reached (2 in use)" },
-        { "quota left", POLICY_MAIN, "0000:01:00.0", &alice, RT_FULL, NULL, 1, "PPPPPPP",
+        { "quota left", POLICY_MAIN, "0000:01:00.0", &alice, RT_FULL, NULL, 1, "PPPPPPPS",
           POLICY_STEP_QUOTA, "1 of 2 devices in use" },
-        { "grant quota", POLICY_MAIN, "0000:11:00.0", &qemu_vm, RT_FULL, NULL, 1, "PPPPPPF",
+        { "grant quota", POLICY_MAIN, "0000:11:00.0", &qemu_vm, RT_FULL, NULL, 1, "PPPPPPFP",
           POLICY_STEP_QUOTA, "device quota 1 reached (1 in use)", "accelerators" },
-        { "unlimited quota", POLICY_MAIN, "0000:01:00.0", &root, RT_FULL, NULL, 100, "PPPPPPP",
+        { "unlimited quota", POLICY_MAIN, "0000:01:00.0", &root, RT_FULL, NULL, 100, "PPPPPPPS",
           POLICY_STEP_QUOTA, "no device quota (100 in use)" },
-        { "no quota without a grant", POLICY_MAIN, "0000:01:00.0", &bob, RT_FULL, NULL, 0, "PPPPFPS",
+        { "no quota without a grant", POLICY_MAIN, "0000:01:00.0", &bob, RT_FULL, NULL, 0, "PPPPFPSS",
           POLICY_STEP_QUOTA, "no grant applies, so there is no quota to check" },
-        { "no usage given", POLICY_MAIN, "0000:01:00.0", &alice, RT_HOLDER, NULL, 0, "PPPPPPS",
+        { "no usage given", POLICY_MAIN, "0000:01:00.0", &alice, RT_HOLDER, NULL, 0, "PPPPPPSS",
           POLICY_STEP_QUOTA, "no usage given" },
+
+        /* Delegation: counts only for a handoff of the device's fds. */
+        { "delegation granted", POLICY_MAIN, "0000:11:00.0", &qemu_vm, RT_NONE, NULL, 0, "PPPPPSSP",
+          POLICY_STEP_DELEGATION,
+          "uid 107 (machine-qemu-1-vm.scope) may take the fds of 0000:11:00.0 itself (OpenDevices) by grant 'vms'",
+          "accelerators" },
+        { "no delegation, brokered use", POLICY_MAIN, "0000:01:00.0", &alice, RT_FULL, NULL, 0,
+          "PPPPPPPS", POLICY_STEP_DELEGATION,
+          "use through iommud only: no grant that gives uid 1000 0000:01:00.0 has \"delegation\": true, so OpenDevices would refuse it" },
+        { "no delegation, handoff", POLICY_MAIN, "0000:01:00.0", &alice, RT_HANDOFF, NULL, 0,
+          "PPPPPPPF", POLICY_STEP_DELEGATION,
+          "no grant that gives uid 1000 0000:01:00.0 has \"delegation\": true: iommud hands it out only through its own calls, never as fds" },
+        { "delegation, handoff", POLICY_MAIN, "0000:11:00.0", &qemu_vm, RT_HANDOFF, NULL, 0,
+          "PPPPPPPP", POLICY_STEP_DELEGATION,
+          "uid 107 (machine-qemu-1-vm.scope) may take the fds of 0000:11:00.0 itself (OpenDevices) by grant 'vms'",
+          "accelerators" },
+        { "handoff without any grant", POLICY_MAIN, "0000:01:00.0", &bob, RT_HANDOFF, NULL, 0,
+          "PPPPFPSS", POLICY_STEP_DELEGATION,
+          "no grant gives uid 1001 0000:01:00.0, so it cannot take its fds either" },
+        { "handoff, device refused first", POLICY_MAIN, "0000:03:00.0", &alice, RT_HANDOFF, NULL, 0,
+          "PPFPPPPF", POLICY_STEP_GROUP,
+          "group 3 is not viable: 0000:03:00.1 is bound to host driver ixgbe" },
 };
 
 /* ---- running them --------------------------------------------------------------------- */
@@ -347,8 +372,9 @@ static bool case_run(const Fixture *f, const DecideCase *c) {
         bool ok = true, expect_allowed = !strchr(c->verdicts, 'F');
 
         assert_non_null(d);
-        if (c->rt == RT_FULL)
+        if (c->rt == RT_FULL || c->rt == RT_HANDOFF)
                 rt.usage = &usage;
+        rt.handoff = c->rt == RT_HANDOFF;
         assert_int_equal(policy_decide(f->policies[c->policy], f->topology, d, c->principal,
                                        c->rt == RT_NONE ? NULL : &rt, &dec),
                          0);
@@ -462,7 +488,9 @@ static void test_decision_print(void **state) {
                 "  ✓ regions    no direct-mapped reserved regions in group 1\n"
                 "  ✓ principal  uid 1002 is granted 0000:01:00.0 by grant 'storage' (gid 500) through pool 'nvme-disks' (class 0x010802)\n"
                 "  - exclusive  no session state given\n"
-                "  - quota      no usage given\n");
+                "  - quota      no usage given\n"
+                "  - delegation use through iommud only: no grant that gives uid 1002 0000:01:00.0 "
+                "has \"delegation\": true, so OpenDevices would refuse it\n");
         policy_decision_clear(&dec);
 }
 
@@ -486,6 +514,11 @@ static void test_grant_settings_per_device(void **state) {
         assert_false(policy_allows_open_on_behalf(p, &carol, nic));
         assert_false(policy_allows_open_on_behalf(p, &alice, nvme));
         assert_false(policy_allows_delegation(p, &alice));
+        assert_false(policy_allows_delegation_of(p, &alice, nvme));
+        assert_false(policy_allows_delegation_of(p, &bob, nvme));
+        assert_true(policy_allows_delegation_of(p, &qemu_vm,
+                                                fake_topology_device(f->topology, "0000:11:00.0")));
+        assert_false(policy_allows_delegation_of(p, &qemu_vm, nvme));
 }
 
 /* The fast matcher must agree with fnmatch(3), which the documentation promises. */

@@ -19,6 +19,7 @@ static const char *const broker_methods[] = {
         "MapBatch",     "UnmapBatch",
         "BindPASID",    "UnbindPASID",   "WatchFaults",  "RespondFault",
         "Delegate",     "GetSession",    "JoinSession",   "WatchEvents",
+        "OpenDevices",  "ReleaseDevices",
         "GetFeatures",  "SetDirtyTracking", "ReadDirtyBitmap",
 };
 

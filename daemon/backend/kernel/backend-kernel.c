@@ -151,6 +151,7 @@ int backend_kernel_new(Backend **ret, const BackendKernelConfig *cfg, Error *err
         k->base.ops = &kernel_ops;
         k->sys = cfg->syscalls ?: &backend_kernel_syscalls_real;
         k->userdata = cfg->userdata;
+        k->fallback_idle_max = cfg->fallback_idle_max;
         k->sysfs_fd = -EBADF;
 
         if (cfg->sysfs_fd >= 0) {

@@ -44,9 +44,17 @@ typedef struct BackendKernelConfig {
         const char *dev_root;       /* where "iommu" and "vfio/devices/" are; NULL: "/dev" */
         const BackendKernelSyscalls *syscalls; /* NULL: backend_kernel_syscalls_real */
         void *userdata;             /* passed to every syscalls callback */
+        /*
+         * Without IOMMU_IOAS_MAP_FILE: how many mappings of memory fds that no area uses any
+         * more a context keeps for the next map of the same file (0: none).
+         */
+        size_t fallback_idle_max;
 } BackendKernelConfig;
 
-#define BACKEND_KERNEL_CONFIG_INIT ((BackendKernelConfig){ .sysfs_fd = -EBADF })
+#define BACKEND_KERNEL_FALLBACK_IDLE_DEFAULT 0
+#define BACKEND_KERNEL_CONFIG_INIT                                                              \
+        ((BackendKernelConfig){ .sysfs_fd = -EBADF,                                             \
+                                .fallback_idle_max = BACKEND_KERNEL_FALLBACK_IDLE_DEFAULT })
 
 /* The real syscalls, converted to negative errno. */
 extern const BackendKernelSyscalls backend_kernel_syscalls_real;
@@ -62,7 +70,7 @@ int backend_kernel_new(Backend **ret, const BackendKernelConfig *cfg, Error *err
 
 /*
  * How many MAP_FILE-fallback mappings (mmap of a memory fd) the backend holds
- * right now, over all contexts.  For tests and diagnostics.
+ * right now, over all contexts, idle cached ones included.  For tests and diagnostics.
  */
 size_t backend_kernel_fallback_mappings(Backend *b);
 

@@ -3,10 +3,20 @@
 /*
  * IOMMU_IOAS_MAP_FILE on kernels that do not have it (before 6.13): the memory fd is mapped
  * into the daemon and its VA given to IOMMU_IOAS_MAP.  The mapping must outlive every area
- * the kernel made of it (IOAS_COPY makes more), so each one is tracked per IOAS and released
- * when the kernel has let go of the last area that uses it.
+ * the kernel made of it (IOAS_COPY makes more), so each one is tracked per IOAS.
+ *
+ * Mapping a file costs an mmap and, when the kernel pins through the new VA, a page fault
+ * per page: more than the IOMMU_IOAS_MAP itself.  So a context keeps its mappings in a cache
+ * keyed by the file (st_dev, st_ino: the mapping holds the file, so the pair cannot name
+ * another file while the entry lives) and the range they cover.  A later map of a range an
+ * entry covers, with no more access than it was made with, reuses it.  The kernel pins
+ * through the VA whenever a domain or access is added later (pages.c pins through the
+ * area's user address), so a mapping stays as long as an area uses it; once none does it is
+ * kept idle, at most fallback_idle_max of them per context, the oldest dropped first, all of
+ * them with the context.
  */
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +28,23 @@
 #include "iova-tree.h"
 #include "kernel-private.h"
 
-/* One mmap of a memory fd, shared by the areas that IOAS_COPY made of it. */
-typedef struct FallbackMap {
-        unsigned n_ref;
+/* Linux 5.1; glibc's <fcntl.h> has the older seals only. */
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+
+/* One mmap of a memory fd, shared by the areas mapped from it and the copies of those. */
+struct FallbackMap {
+        unsigned n_ref;  /* areas using it; 0: idle, in the cache only */
         void *addr;
         size_t length;
-} FallbackMap;
+        bool cacheable;  /* a regular file: (dev, ino) names it */
+        dev_t dev;
+        ino_t ino;
+        uint64_t offset; /* of addr in the file */
+        int prot;
+        FallbackMap *prev, *next; /* the context's list, most recently used first */
+};
 
 /* One area the kernel maps through a FallbackMap. */
 typedef struct FallbackArea {
@@ -39,16 +60,68 @@ struct IoasAreas {
 
 /* ---- bookkeeping ---- */
 
-static void fallback_map_unref(BackendKernel *k, FallbackMap *m) {
-        if (!m || --m->n_ref > 0)
-                return;
+static void fallback_map_unlink(KernelContext *c, FallbackMap *m) {
+        if (m->prev)
+                m->prev->next = m->next;
+        else if (c->maps == m)
+                c->maps = m->next;
+        if (m->next)
+                m->next->prev = m->prev;
+        m->prev = m->next = NULL;
+}
+
+static void fallback_map_push(KernelContext *c, FallbackMap *m) {
+        m->prev = NULL;
+        m->next = c->maps;
+        if (c->maps)
+                c->maps->prev = m;
+        c->maps = m;
+}
+
+static void fallback_map_free(KernelContext *c, FallbackMap *m) {
+        BackendKernel *k = kernel_of(&c->base);
+
+        fallback_map_unlink(c, m);
         (void)k->sys->munmap(k->userdata, m->addr, m->length);
         k->n_fallback_maps--;
         free(m);
 }
 
-static void fallback_area_free(BackendKernel *k, FallbackArea *f) {
-        fallback_map_unref(k, f->map);
+/* Drops the least recently used idle mappings until at most max are left. */
+static void fallback_cache_trim(KernelContext *c, size_t max) {
+        FallbackMap *m = c->maps, *last = NULL;
+
+        for (; m; m = m->next)
+                last = m;
+        for (m = last; m && c->n_idle > max;) {
+                FallbackMap *prev = m->prev;
+
+                if (m->n_ref == 0) {
+                        fallback_map_free(c, m);
+                        c->n_idle--;
+                }
+                m = prev;
+        }
+}
+
+static void fallback_map_unref(KernelContext *c, FallbackMap *m) {
+        if (!m || --m->n_ref > 0)
+                return;
+        if (!m->cacheable) {
+                fallback_map_free(c, m);
+                return;
+        }
+        c->n_idle++;
+        fallback_cache_trim(c, kernel_of(&c->base)->fallback_idle_max);
+}
+
+static void fallback_map_ref(KernelContext *c, FallbackMap *m) {
+        if (m->n_ref++ == 0 && m->cacheable)
+                c->n_idle--;
+}
+
+static void fallback_area_free(KernelContext *c, FallbackArea *f) {
+        fallback_map_unref(c, f->map);
         free(f);
 }
 
@@ -92,7 +165,7 @@ void kernel_fallback_release_inside(KernelContext *c, uint32_t ioas_id, uint64_t
                 /* Only the first and the last area can stick out of the range. */
                 if (n->start >= first && n->last <= last) {
                         iova_tree_remove(&a->areas, n);
-                        fallback_area_free(kernel_of(&c->base), (FallbackArea *)n);
+                        fallback_area_free(c, (FallbackArea *)n);
                 }
                 n = next;
         }
@@ -113,7 +186,7 @@ static void ioas_areas_release_overlapping(KernelContext *c, uint32_t ioas_id, u
                 return;
         while ((n = iova_tree_first_overlap(&a->areas, first, last))) {
                 iova_tree_remove(&a->areas, n);
-                fallback_area_free(kernel_of(&c->base), (FallbackArea *)n);
+                fallback_area_free(c, (FallbackArea *)n);
         }
 }
 
@@ -138,7 +211,7 @@ static int ioas_areas_add(KernelContext *c, uint32_t ioas_id, uint64_t iova, uin
                 free(f);
                 return r;
         }
-        m->n_ref++;
+        fallback_map_ref(c, m);
         return 0;
 }
 
@@ -161,8 +234,11 @@ void kernel_fallback_drop(KernelContext *c, uint32_t ioas_id) {
 
 void kernel_fallback_release_all(KernelContext *c) {
         FOREACH_ARRAY(a, c->ioas, c->n_ioas)
-                iova_tree_clear(&a->areas, fallback_area_free_cb, kernel_of(&c->base));
+                iova_tree_clear(&a->areas, fallback_area_free_cb, c);
         free(c->ioas);
+        c->ioas = NULL;
+        c->n_ioas = 0;
+        fallback_cache_trim(c, 0);
 }
 
 /* ---- mapping ---- */
@@ -239,34 +315,119 @@ void kernel_fallback_unmap_unrecorded(KernelContext *c, uint32_t ioas_id, uint64
 
 /*
  * IOMMU_IOAS_MAP_FILE refuses a range past the end of the file; an mmap would not, and
- * pinning would fail later and less clearly.  Say it up front.
+ * pinning would fail later and less clearly.  Say it up front.  Checked on every map, cached
+ * or not: the file may have shrunk since.
  */
-static int fallback_check_range(int fd, uint64_t start, uint64_t length, Error *err) {
-        struct stat st;
+static int fallback_check_range(int fd, uint64_t start, uint64_t length, struct stat *ret_st,
+                                Error *err) {
         uint64_t end;
 
         if (length == 0)
                 return error_set(err, -EINVAL, "cannot map 0 bytes");
-        if (fstat(fd, &st) < 0)
+        if (fstat(fd, ret_st) < 0)
                 return error_set(err, negative_errno(), "memory fd %d: %m", fd);
-        if (S_ISREG(st.st_mode) &&
-            (ADD_OVERFLOW(start, length, &end) || end > (uint64_t)st.st_size))
+        if (S_ISREG(ret_st->st_mode) &&
+            (ADD_OVERFLOW(start, length, &end) || end > (uint64_t)ret_st->st_size))
                 return error_set(err, -EINVAL,
                                  "offset 0x%" PRIx64 " + length 0x%" PRIx64
                                  " extends past the end of memory fd %d (0x%" PRIx64 " bytes)",
-                                 start, length, fd, (uint64_t)st.st_size);
+                                 start, length, fd, (uint64_t)ret_st->st_size);
+        return 0;
+}
+
+/*
+ * Whether a new mapping of fd with prot would be allowed: the mmap checks the open file
+ * description's access mode and, for a shared writeable mapping, the file's write seals.
+ */
+static bool fallback_fd_allows(int fd, int prot) {
+        int acc = fcntl(fd, F_GETFL), seals;
+
+        if (acc < 0 || (acc & O_ACCMODE) == O_WRONLY)
+                return false;
+        if (!(prot & PROT_WRITE))
+                return true;
+        if ((acc & O_ACCMODE) != O_RDWR)
+                return false;
+        seals = fcntl(fd, F_GET_SEALS);
+        return seals < 0 || !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE));
+}
+
+/*
+ * A cached mapping of the file that covers [offset, offset+length), has at least prot and
+ * puts offset at a VA congruent to it modulo align.  The fd must allow prot itself: the
+ * mapping may have been made through another open file description of the same file, or
+ * before a write seal.
+ */
+static FallbackMap *fallback_cache_find(KernelContext *c, int fd, const struct stat *st,
+                                        uint64_t offset, uint64_t length, int prot,
+                                        uint64_t align) {
+        if (!S_ISREG(st->st_mode))
+                return NULL;
+        for (FallbackMap *m = c->maps; m; m = m->next) {
+                if (!m->cacheable || m->dev != st->st_dev || m->ino != st->st_ino ||
+                    (prot & ~m->prot) || offset < m->offset ||
+                    offset - m->offset > m->length || length > m->length - (offset - m->offset) ||
+                    (((uintptr_t)m->addr - m->offset) & (align - 1)))
+                        continue;
+                return fallback_fd_allows(fd, prot) ? m : NULL;
+        }
+        return NULL;
+}
+
+/*
+ * A mapping of [offset, offset+length) of fd for one more area, with one reference held for
+ * the caller: a cached one when there is one, a new one otherwise.
+ */
+static int fallback_map_get(KernelContext *c, int fd, const struct stat *st, uint64_t offset,
+                            uint64_t length, int prot, uint64_t align, FallbackMap **ret,
+                            Error *err) {
+        BackendKernel *k = kernel_of(&c->base);
+        FallbackMap *m = fallback_cache_find(c, fd, st, offset, length, prot, align);
+        void *addr = NULL;
+        int r;
+
+        if (m) {
+                fallback_map_ref(c, m);
+                fallback_map_unlink(c, m);
+                fallback_map_push(c, m);
+                *ret = m;
+                return 0;
+        }
+        r = fallback_mmap(k, (size_t)length, prot, fd, offset, align, &addr);
+        if (r < 0)
+                return error_set(err, r,
+                                 "cannot map memory fd %d at offset 0x%" PRIx64 " (0x%" PRIx64
+                                 " bytes) for IOMMU_IOAS_MAP: %s",
+                                 fd, offset, length, strerror(-r));
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                (void)k->sys->munmap(k->userdata, addr, (size_t)length);
+                return error_set(err, -ENOMEM, "out of memory");
+        }
+        *m = (FallbackMap){
+                .n_ref = 1,
+                .addr = addr,
+                .length = (size_t)length,
+                .cacheable = S_ISREG(st->st_mode),
+                .dev = st->st_dev,
+                .ino = st->st_ino,
+                .offset = offset,
+                .prot = prot,
+        };
+        fallback_map_push(c, m);
+        k->n_fallback_maps++;
+        *ret = m;
         return 0;
 }
 
 int kernel_fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags, int fd,
                              uint64_t start, uint64_t length, uint64_t *iova, Error *err) {
-        BackendKernel *k = kernel_of(&c->base);
         uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), aligned, delta, maplen, align;
-        FallbackMap *m;
-        void *addr = NULL;
+        FallbackMap *m = NULL;
+        struct stat st;
         int prot = 0, r;
 
-        r = fallback_check_range(fd, start, length, err);
+        r = fallback_check_range(fd, start, length, &st, err);
         if (r < 0)
                 return r;
         aligned = start & ~(page - 1);
@@ -286,40 +447,28 @@ int kernel_fallback_map_file(KernelContext *c, uint32_t ioas_id, uint32_t flags,
          * kernel aligns the IOVA as IOMMU_IOAS_MAP_FILE would.
          */
         align = MIN(roundup_pow2(length), FALLBACK_ALIGN_MAX);
-        r = fallback_mmap(k, (size_t)maplen, prot, fd, aligned, align, &addr);
+        r = fallback_map_get(c, fd, &st, aligned, maplen, prot, align, &m, err);
         if (r < 0)
-                return error_set(err, r,
-                                 "cannot map memory fd %d at offset 0x%" PRIx64 " (0x%" PRIx64
-                                 " bytes) for IOMMU_IOAS_MAP: %s",
-                                 fd, start, length, strerror(-r));
-        m = calloc(1, sizeof(*m));
-        if (!m) {
-                (void)k->sys->munmap(k->userdata, addr, (size_t)maplen);
-                return error_set(err, -ENOMEM, "out of memory");
-        }
-        *m = (FallbackMap){ .addr = addr, .length = (size_t)maplen };
-        k->n_fallback_maps++;
+                return r;
 
         struct iommud_ioas_map map = {
                 .size = sizeof(map),
                 .flags = flags,
                 .ioas_id = ioas_id,
-                .user_va = (uint64_t)(uintptr_t)addr + delta,
+                .user_va = (uint64_t)(uintptr_t)m->addr + (aligned - m->offset) + delta,
                 .length = length,
                 .iova = (flags & IOMMUD_IOMMU_IOAS_MAP_FIXED_IOVA) ? *iova : 0,
         };
         r = sys_ioctl(c, c->iommufd, IOMMUD_IOMMU_IOAS_MAP, &map);
         if (r < 0) {
-                m->n_ref = 1;
-                fallback_map_unref(k, m);
+                fallback_map_unref(c, m);
                 return kernel_map_error(err, r, "IOMMU_IOAS_MAP", ioas_id, flags, length,
                                         map.iova);
         }
         r = ioas_areas_add(c, ioas_id, map.iova, length, m);
+        fallback_map_unref(c, m);
         if (r < 0) {
                 kernel_fallback_unmap_unrecorded(c, ioas_id, map.iova, length);
-                m->n_ref = 1;
-                fallback_map_unref(k, m);
                 return error_set(err, r, "out of memory");
         }
         *iova = map.iova;
@@ -336,8 +485,8 @@ int kernel_fallback_copied(KernelContext *c, uint32_t src_ioas_id, uint64_t src_
                 return 0;
         m = src->map;
         /* Hold it across the insertion, which may release stale entries. */
-        m->n_ref++;
+        fallback_map_ref(c, m);
         r = ioas_areas_add(c, dst_ioas_id, dst_iova, length, m);
-        fallback_map_unref(kernel_of(&c->base), m);
+        fallback_map_unref(c, m);
         return r;
 }

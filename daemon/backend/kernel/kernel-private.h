@@ -30,10 +30,13 @@ typedef struct BackendKernel {
         const BackendKernelSyscalls *sys;
         void *userdata;
         size_t n_fallback_maps;
+        size_t fallback_idle_max;
 } BackendKernel;
 
 /* The MAP_FILE fallback's areas of one IOAS, in an IovaTree (kernel-fallback.c). */
 typedef struct IoasAreas IoasAreas;
+/* One mmap of a memory fd for the fallback, cached per context (kernel-fallback.c). */
+typedef struct FallbackMap FallbackMap;
 
 typedef struct KernelFd {
         uint32_t id; /* dev_id or fault id */
@@ -66,6 +69,8 @@ typedef struct KernelContext {
         size_t n_fault_uses;
         IoasAreas *ioas;
         size_t n_ioas;
+        FallbackMap *maps; /* every fallback mapping, most recently used first */
+        size_t n_idle;     /* of them used by no area */
 } KernelContext;
 
 static inline BackendKernel *kernel_of(BackendContext *c) {
@@ -116,7 +121,7 @@ void kernel_fallback_release_inside(KernelContext *c, uint32_t ioas_id, uint64_t
                                     uint64_t last);
 /* The IOAS is gone: releases all its tracked areas. */
 void kernel_fallback_drop(KernelContext *c, uint32_t ioas_id);
-/* The context's iommufd is closed: releases every tracked area of every IOAS. */
+/* The context goes: releases every tracked area of every IOAS and every cached mapping. */
 void kernel_fallback_release_all(KernelContext *c);
 void kernel_fallback_unmap_unrecorded(KernelContext *c, uint32_t ioas_id, uint64_t iova,
                                       uint64_t length);

@@ -177,3 +177,6 @@ int backend_sim_locked_bytes(const Backend *b, bool process, uint32_t id, uint64
  * They are taken as present; a DMA through them reaches nothing.
  */
 void backend_sim_context_adopt_memory(BackendContext *c);
+
+/* The name of the memfd that stands for a context's iommufd (context_fd: memfd:NAME). */
+#define SIM_IOMMUFD_NAME "iommufd-sim"

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "assert-util.h"
@@ -85,6 +86,7 @@ int sim_context_new(Backend *b, BackendContext **ret, Error *err) {
         c->base.backend = b;
         c->sim = to_sim(b);
         c->free_hint = 1;
+        c->file = -EBADF;
         /* The mapper is the process that opened the context, as with /dev/iommu. */
         if (sim_accounts_attach(c, getuid(), getpid()) < 0) {
                 free(c);
@@ -129,14 +131,27 @@ void sim_context_destroy(SimContext *c) {
                         break;
         }
         free(c->objs);
+        safe_close(c->file);
         c->sim->stats.contexts--;
         free(c);
 }
 
-int sim_context_fd(BackendContext *c) {
-        assert_return(c, -EINVAL);
+/*
+ * A simulated context lives in this process and has no file, but a client that gets an iommufd
+ * of its own (Delegate, OpenDevices) holds one: a memfd named SIM_IOMMUFD_NAME stands for it,
+ * made on first use, so that the same paths hand it over and tests see which fd went out.
+ */
+int sim_context_fd(BackendContext *bc) {
+        SimContext *c = to_ctx(bc);
 
-        return -EOPNOTSUPP;
+        assert_return(bc, -EINVAL);
+
+        if (c->file < 0) {
+                c->file = memfd_create(SIM_IOMMUFD_NAME, MFD_CLOEXEC);
+                if (c->file < 0)
+                        return negative_errno();
+        }
+        return c->file;
 }
 
 void backend_sim_context_set_next_id(BackendContext *bc, uint32_t id) {

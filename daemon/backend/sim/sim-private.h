@@ -268,6 +268,7 @@ struct SimContext {
         bool rlimit_per_process;
         bool closed;       /* context_free() was called: kept by its lingering devices */
         bool adopted_memory; /* user VAs are an earlier process's memory (sim-pages.c) */
+        int file;            /* what stands for its iommufd (sim_context_fd); -EBADF: none yet */
         /* the mapper: whom its pins are charged to (user, process) */
         SimAccount *user_account, *process_account;
 };

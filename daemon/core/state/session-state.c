@@ -102,6 +102,18 @@ static int ioas_to_json(const SessionIoas *a, json_object *ioas) {
         return a->dirty_tracking ? session_state_dirty_to_json(a, j) : 0;
 }
 
+/* The devices the client took as fds: their claims are all there is to keep. */
+static int handed_over_to_json(const Session *s, json_object *o) {
+        json_object *a = json_object_new_array();
+
+        if (!a || json_util_add(o, "handedOver", a) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_handed_over; i++)
+                if (!array_append(a, json_object_new_string(s->handed_over[i])))
+                        return -ENOMEM;
+        return 0;
+}
+
 int session_to_json(const Session *s, json_object **ret) {
         json_object *o, *devs, *ioas, *pasids = NULL;
         int r = 0;
@@ -136,6 +148,8 @@ int session_to_json(const Session *s, json_object **ret) {
                 r = device_to_json(&s->devices[i], devs);
         for (size_t i = 0; r >= 0 && i < s->n_ioas; i++)
                 r = ioas_to_json(&s->ioas[i], ioas);
+        if (r >= 0 && s->n_handed_over > 0)
+                r = handed_over_to_json(s, o);
         if (r < 0) {
                 json_object_put(o);
                 return r;
@@ -633,6 +647,41 @@ static int restore_pasid(Session *s, json_object *j, const SessionRestoreConfig 
         return 0;
 }
 
+/* The devices the client took as fds, claimed again unless gone or held by another session. */
+static int restore_handed_over(Session *s, json_object *state, const SessionRestoreConfig *rc) {
+        json_object *a = NULL;
+        const TopoDevice *d;
+        char **v;
+
+        if (json_util_get_array(state, "handedOver", JSON_UTIL_OPTIONAL, &a, NULL) < 0) {
+                DROP(s, rc, "the records of devices handed over are malformed");
+                return 0;
+        }
+        for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+                const char *n = json_object_get_string(json_object_array_get_idx(a, i));
+
+                d = n ? topology_find_device(s->host->topology, n) : NULL;
+                if (!d || session_host_device_holder(s->host, d, s) ||
+                    session_find_device_by_name(s, n) || session_handoff_find(s, n)) {
+                        DROP(s, rc, "device %s, handed over as fds, is gone, held or recorded "
+                             "twice", n ?: "(malformed)");
+                        continue;
+                }
+                v = reallocarray(s->handed_over, s->n_handed_over + 1, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                s->handed_over = v;
+                v[s->n_handed_over] = strdup(n);
+                if (!v[s->n_handed_over] || session_host_add_claim(s->host, n, s) < 0) {
+                        free(v[s->n_handed_over]);
+                        return -ENOMEM;
+                }
+                s->n_handed_over++;
+                session_charge_held(s, SESSION_RESOURCE_DEVICES, 1);
+        }
+        return 0;
+}
+
 int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendContext *ctx,
                     json_object *state, const SessionRestoreConfig *rc) {
         _cleanup_(session_freep) Session *s = NULL;
@@ -685,6 +734,8 @@ int session_restore(Session **ret, SessionHost *host, PeerCreds *creds, BackendC
         }
         for (size_t i = 0; pasids && i < json_object_array_length(pasids) && r >= 0; i++)
                 r = restore_pasid(s, json_object_array_get_idx(pasids, i), rc);
+        if (r >= 0)
+                r = restore_handed_over(s, state, rc);
         if (r < 0)
                 return r;
 done:

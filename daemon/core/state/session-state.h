@@ -24,8 +24,9 @@
  * PASID, address space, page table, nesting parent and stage-1 table, whether
  * faults were requested), and whether the session delegated its iommufd (after which iommud
  * mediates nothing for it); an address space with dirty tracking records whether tracking is
- * on and its dirty-tracking page tables (id, IOMMU).  Usage is not recorded: it follows from
- * the rest.
+ * on and its dirty-tracking page tables (id, IOMMU); since state version 3, the devices
+ * handed over as fds (OpenDevices), whose claims are all iommud keeps of them.  Usage is not
+ * recorded: it follows from the rest.
  * Pending faults are not recorded: their cookies die with the process.
  */
 int session_to_json(const Session *s, json_object **ret);
