@@ -313,11 +313,13 @@ static int bus_map_batch(const char *session, uint32_t ioas, int mem, size_t n, 
         assert_true(sd_bus_message_append(m, "u", ioas) >= 0);
         assert_true(sd_bus_message_append(m, "ah", 1, mem) >= 0);
         assert_true(sd_bus_message_open_container(m, 'a', "(utttu)") >= 0);
-        for (size_t i = 0; i < n; i++)
-                assert_true(sd_bus_message_append(m, "(utttu)", UINT32_C(0),
-                                                  (uint64_t)(i == bad ? 2 * QUOTA_PINNED : i * 4096),
+        for (size_t i = 0; i < n; i++) {
+                uint64_t offset = i == bad ? 2 * QUOTA_PINNED : i * 4096;
+
+                assert_true(sd_bus_message_append(m, "(utttu)", UINT32_C(0), offset,
                                                   (uint64_t)4096, (uint64_t)(0x100000 + i * 4096),
                                                   BUS_MAP_FIXED_IOVA | BUS_MAP_READABLE) >= 0);
+        }
         assert_true(sd_bus_message_close_container(m) >= 0);
         r = sd_bus_call(env.bus, m, 0, &error, &reply);
         if (r < 0) {
