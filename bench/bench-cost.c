@@ -11,6 +11,8 @@
  *   cost.map               Map of a 4 KiB memfd, fd passed, one call per wakeup
  *   cost.unmap             Unmap of it, one call per wakeup
  *   cost.pipelined         Map then Unmap in windows of 64 calls in flight
+ *   cost.map-batch         MapBatch of 64 areas of 4 KiB (one fd), per area
+ *   cost.unmap-batch       UnmapBatch of one range over those 64 mappings, per mapping
  *   cost.fault-round-trip  a fault raised, delivered to WatchFaults and answered
  *                          with RespondFault (the simulator's InjectFault of 64
  *                          faults per call is included, 1/64 per fault)
@@ -271,6 +273,55 @@ static void map_phases(Counted *k, ItestClient *c, unsigned n) {
         bench_report("cost.pipelined", pipelined, "instructions", BENCH_NONE, BENCH_NONE, 0, 1);
 }
 
+/* MapBatch of WINDOW pages of mem at iova up, written as a client would send it. */
+static void send_map_batch(ItestClient *c, uint64_t ioas, uint64_t iova, int mem) {
+        char s[WINDOW * 128 + 256];
+        int n;
+
+        n = snprintf(s, sizeof(s),
+                     "{\"method\":\"org.iommud.Broker.MapBatch\",\"parameters\":{\"ioasId\":"
+                     "%" PRIu64 ",\"areas\":[", ioas);
+        for (unsigned i = 0; i < WINDOW; i++)
+                n += snprintf(s + n, sizeof(s) - (size_t)n,
+                              "%s{\"memoryFd\":0,\"offset\":%u,\"length\":%d,\"iova\":%" PRIu64
+                              ",\"readable\":true,\"writeable\":true}",
+                              i ? "," : "", i * PAGE, PAGE, iova + (uint64_t)i * PAGE);
+        snprintf(s + n, sizeof(s) - (size_t)n, "]}}");
+        send_text(c, s, &mem, 1);
+}
+
+static void batch_phases(Counted *k, ItestClient *c, unsigned n) {
+        uint64_t ioas = reply_u64(call_ok(c, "org.iommud.Broker.CreateAddressSpace", NULL),
+                                  "ioasId");
+        int mem = itest_memfd(WINDOW * PAGE);
+        double map = 0, unmap = 0;
+        char s[512];
+
+        if (mem < 0)
+                die("memfd failed");
+        snprintf(s, sizeof(s),
+                 "{\"method\":\"org.iommud.Broker.UnmapBatch\",\"parameters\":{\"ioasId\":"
+                 "%" PRIu64 ",\"ranges\":[{\"start\":%d,\"last\":%d}]}}",
+                 ioas, 0x100000, 0x100000 + WINDOW * PAGE - 1);
+        (void)dump(k);
+        for (unsigned done = 0; done < n; done += WINDOW) {
+                send_map_batch(c, ioas, 0x100000, mem);
+                expect_ok(c);
+                map += dump(k) - k->dump_cost;
+                send_text(c, s, NULL, 0);
+                expect_ok(c);
+                unmap += dump(k) - k->dump_cost;
+        }
+        close(mem);
+
+        map /= n;
+        unmap /= n;
+        printf("MapBatch of %d: %.0f instructions per area (target <= 1500)\n", WINDOW, map);
+        bench_report("cost.map-batch", map, "instructions", BENCH_NONE, 1500, 0, 1);
+        printf("UnmapBatch of %d mappings: %.0f instructions per mapping\n", WINDOW, unmap);
+        bench_report("cost.unmap-batch", unmap, "instructions", BENCH_NONE, BENCH_NONE, 0, 1);
+}
+
 /* Waits until the daemon has read everything this connection sent (SIOCOUTQ drains to 0). */
 static void wait_read(ItestClient *c) {
         int queued = 1;
@@ -420,6 +471,7 @@ int main(void) {
         if (itest_client_connect(&c, k.daemon.socket) < 0)
                 die("cannot connect");
         map_phases(&k, c, n);
+        batch_phases(&k, c, n);
         fault_phase(&k, k.daemon.socket, c, n);
         idle_phase(&k, k.daemon.socket, n);
         itest_client_free(c);

@@ -54,6 +54,8 @@ int iommud_bad_reply(IommudError *err, const char *method, const Error *e);
 json_object *iommud_params_new(void);
 int iommud_add_u64(json_object *p, const char *key, uint64_t v);
 int iommud_add_str(json_object *p, const char *key, const char *v);
+/* Adds ranges as an array of IOVARange under key; -ENOMEM. */
+int iommud_add_ranges(json_object *p, const char *key, const IommudIOVARange *ranges, size_t n);
 /* The strings of a JSON array of strings, borrowed from it; NULL for an empty one. */
 int iommud_string_array(json_object *a, const char ***ret, size_t *ret_n, const char *what,
                         Error *e);

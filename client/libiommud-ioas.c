@@ -123,28 +123,34 @@ _public_ int iommud_get_iova_ranges(IommudClient *c, uint32_t ioas_id,
         return 0;
 }
 
-_public_ int iommud_allow_iovas(IommudClient *c, uint32_t ioas_id, const IommudIOVARange *ranges,
-                                size_t n_ranges, IommudError *err) {
-        _cleanup_json_ json_object *p = iommud_params_new();
-        json_object *a;
+/* Adds ranges as the array key of p: AllowIOVAs and UnmapBatch take them alike. */
+int iommud_add_ranges(json_object *p, const char *key, const IommudIOVARange *ranges, size_t n) {
+        json_object *a = json_object_new_array();
 
-        if (n_ranges > 0 && !ranges)
-                return iommud_error_setf(err, -EINVAL, "no ranges given");
-        if (!p || iommud_add_u64(p, "ioasId", ioas_id) < 0)
-                return iommud_nomem(err);
-        a = json_object_new_array();
-        if (json_util_add(p, "ranges", a) < 0)
-                return iommud_nomem(err);
-        for (size_t i = 0; i < n_ranges; i++) {
+        if (json_util_add(p, key, a) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
                 json_object *o = json_object_new_object();
 
                 if (!o || iommud_add_u64(o, "start", ranges[i].start) < 0 ||
                     iommud_add_u64(o, "last", ranges[i].last) < 0 ||
                     json_object_array_add(a, o) < 0) {
                         json_object_put(o);
-                        return iommud_nomem(err);
+                        return -ENOMEM;
                 }
         }
+        return 0;
+}
+
+_public_ int iommud_allow_iovas(IommudClient *c, uint32_t ioas_id, const IommudIOVARange *ranges,
+                                size_t n_ranges, IommudError *err) {
+        _cleanup_json_ json_object *p = iommud_params_new();
+
+        if (n_ranges > 0 && !ranges)
+                return iommud_error_setf(err, -EINVAL, "no ranges given");
+        if (!p || iommud_add_u64(p, "ioasId", ioas_id) < 0 ||
+            iommud_add_ranges(p, "ranges", ranges, n_ranges) < 0)
+                return iommud_nomem(err);
         return iommud_call_void(c, "AllowIOVAs", p, err);
 }
 

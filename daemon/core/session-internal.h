@@ -211,8 +211,8 @@ void session_refund(Session *s, SessionResource r, uint64_t n);
 void session_refund_all(Session *s);
 /* QuotaExceeded for want more of r, with the principal's total as used. */
 int session_quota_exceeded(Session *s, SessionResource r, uint64_t want, BrokerError *err);
-/* One mapping of length bytes (Map and Copy charge alike), both or neither. */
-int session_charge_mapping(Session *s, uint64_t length, BrokerError *err);
+/* n mappings of bytes in all (Map, MapBatch and Copy charge alike), both or neither. */
+int session_charge_mappings(Session *s, uint64_t n, uint64_t bytes, BrokerError *err);
 void session_refund_mappings(Session *s, uint64_t n, uint64_t bytes);
 
 /* Why device id is gone, for later calls naming it (session.c). */

@@ -133,15 +133,15 @@ void session_refund_all(Session *s) {
                 session_refund(s, r, quota_value(&s->usage, r));
 }
 
-int session_charge_mapping(Session *s, uint64_t length, BrokerError *err) {
+int session_charge_mappings(Session *s, uint64_t n, uint64_t bytes, BrokerError *err) {
         int r;
 
-        r = session_charge(s, SESSION_RESOURCE_MAPPINGS, 1, err);
+        r = session_charge(s, SESSION_RESOURCE_MAPPINGS, n, err);
         if (r < 0)
                 return r;
-        r = session_charge(s, SESSION_RESOURCE_PINNED_BYTES, length, err);
+        r = session_charge(s, SESSION_RESOURCE_PINNED_BYTES, bytes, err);
         if (r < 0)
-                session_refund(s, SESSION_RESOURCE_MAPPINGS, 1);
+                session_refund(s, SESSION_RESOURCE_MAPPINGS, n);
         return r;
 }
 

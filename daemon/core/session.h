@@ -304,6 +304,25 @@ int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, s
                         BrokerError *err);
 
 int session_map(Session *s, const SessionMapArgs *args, uint64_t *ret_iova, BrokerError *err);
+/* The most areas one MapBatch or UnmapBatch names. */
+#define SESSION_MAP_BATCH_MAX 4096
+
+/*
+ * Maps n areas (their ioas_id is ignored) in address space ioas_id, all or none: the
+ * quota is checked once for their total, and a failing area undoes the ones before it,
+ * in the backend too.  ret_iovas receives n IOVAs.  An error about one area carries its
+ * index as the error parameter "area".
+ */
+int session_map_batch(Session *s, uint32_t ioas_id, const SessionMapArgs *areas, size_t n,
+                      uint64_t *ret_iovas, BrokerError *err);
+/*
+ * Unmaps n ranges of ioas_id, each as session_unmap() would: every range is checked
+ * before any is unmapped (each must remove whole mappings, at least one, and the ranges
+ * must not overlap), so a refused batch leaves everything mapped.  *ret_unmapped: bytes
+ * removed in all.  An error about one range carries its index as "area".
+ */
+int session_unmap_batch(Session *s, uint32_t ioas_id, const IovaRange *ranges, size_t n,
+                        uint64_t *ret_unmapped, BrokerError *err);
 /* iova 0 + length UINT64_MAX unmaps everything.  *ret_unmapped: bytes removed. */
 int session_unmap(Session *s, uint32_t ioas_id, uint64_t iova, uint64_t length,
                   uint64_t *ret_unmapped, BrokerError *err);

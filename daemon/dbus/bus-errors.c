@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <inttypes.h>
 
 #include <systemd/sd-bus.h>
 
@@ -22,11 +23,19 @@ const sd_bus_error_map bus_error_map[] = {
 int bus_error_from_broker(sd_bus_error *ret, const BrokerError *e) {
         const char *name = e->error.name;
         int r = e->error.error < 0 ? e->error.error : -EIO;
+        const BrokerErrorParam *area;
 
         if (!name)
                 name = BROKER_ERROR_BACKEND_ERROR;
         else if (streq(name, BROKER_ERROR_INVALID_PARAMETER))
                 name = SD_BUS_ERROR_INVALID_ARGS;
+        area = broker_error_get(e, "area");
+        if (area) {
+                /* A D-Bus error has no parameters: the message names the area of a batch. */
+                (void)sd_bus_error_setf(ret, name, "Area %" PRIu64 ": %s", area->u64,
+                                        error_message(&e->error));
+                return r;
+        }
         (void)sd_bus_error_set(ret, name, error_message(&e->error));
         return r;
 }

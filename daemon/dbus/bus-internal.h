@@ -57,3 +57,21 @@ int bus_session_method_open_devices(sd_bus_message *m, void *userdata, sd_bus_er
 int bus_session_method_release_devices(sd_bus_message *m, void *userdata, sd_bus_error *error);
 
 extern const sd_bus_vtable bus_session_vtable[];
+
+/* The start of every method of a session object: bs, e, and the owner checked. */
+#define SESSION_CALL(m, userdata, error)                                                           \
+        BusSession *bs = (userdata);                                                               \
+        BrokerError e = BROKER_ERROR_INIT;                                                         \
+        do {                                                                                       \
+                int _r = bus_session_check_owner((m), bs, (error));                                \
+                if (_r < 0)                                                                        \
+                        return _r;                                                                 \
+        } while (0)
+
+/* bus-session-map.c: IOVA windows and mappings. */
+int bus_method_get_iova_ranges(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_method_allow_iovas(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_method_map(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_method_unmap(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_method_map_batch(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_method_unmap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error);

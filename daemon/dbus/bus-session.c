@@ -202,15 +202,6 @@ int bus_session_check_owner(sd_bus_message *m, BusSession *bs, sd_bus_error *err
         return 0;
 }
 
-#define SESSION_CALL(m, userdata, error)                                                           \
-        BusSession *bs = (userdata);                                                               \
-        BrokerError e = BROKER_ERROR_INIT;                                                         \
-        do {                                                                                       \
-                int _r = bus_session_check_owner((m), bs, (error));                                            \
-                if (_r < 0)                                                                        \
-                        return _r;                                                                 \
-        } while (0)
-
 static int reply_device_info(sd_bus_message *m, const SessionDeviceInfo *info) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *names[16];
@@ -308,110 +299,6 @@ static int method_attach_to_address_space(sd_bus_message *m, void *userdata,
         if (session_attach_to_address_space(bs->session, dev, ioas, &hwpt, &e) < 0)
                 return bus_error_from_broker(error, &e);
         return sd_bus_reply_method_return(m, "u", hwpt);
-}
-
-static int method_get_iova_ranges(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        SESSION_CALL(m, userdata, error);
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ IovaRange *ranges = NULL;
-        uint64_t alignment;
-        uint32_t id;
-        size_t n;
-        int r;
-
-        r = sd_bus_message_read(m, "u", &id);
-        if (r < 0)
-                return r;
-        if (session_get_iova_ranges(bs->session, id, &ranges, &n, &alignment, &e) < 0)
-                return bus_error_from_broker(error, &e);
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(tt)");
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = sd_bus_message_append(reply, "(tt)", ranges[i].start, ranges[i].last);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "t", alignment);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
-}
-
-static int method_allow_iovas(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        SESSION_CALL(m, userdata, error);
-        _cleanup_free_ IovaRange *ranges = NULL;
-        size_t n = 0, alloc = 0;
-        uint64_t start, last;
-        uint32_t id;
-        int r;
-
-        r = sd_bus_message_read(m, "u", &id);
-        if (r >= 0)
-                r = sd_bus_message_enter_container(m, 'a', "(tt)");
-        while (r >= 0) {
-                r = sd_bus_message_read(m, "(tt)", &start, &last);
-                if (r <= 0)
-                        break;
-                if (n >= SESSION_ALLOW_IOVAS_MAX)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "More than %d ranges given to AllowIOVAs.",
-                                                 SESSION_ALLOW_IOVAS_MAX);
-                if (n == alloc) {
-                        IovaRange *a = realloc(ranges, (alloc = alloc ? alloc * 2 : 8) *
-                                                                sizeof(*a));
-
-                        if (!a)
-                                return -ENOMEM;
-                        ranges = a;
-                }
-                ranges[n++] = (IovaRange){ .start = start, .last = last };
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
-        if (session_allow_iovas(bs->session, id, ranges, n, &e) < 0)
-                return bus_error_from_broker(error, &e);
-        return sd_bus_reply_method_return(m, NULL);
-}
-
-static int method_map(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        SESSION_CALL(m, userdata, error);
-        SessionMapArgs a = {};
-        uint32_t flags;
-        uint64_t iova;
-        int r;
-
-        r = sd_bus_message_read(m, "uhtttu", &a.ioas_id, &a.fd, &a.offset, &a.length, &a.iova,
-                                &flags);
-        if (r < 0)
-                return r;
-        if (flags & ~(BUS_MAP_FIXED_IOVA | BUS_MAP_READABLE | BUS_MAP_WRITEABLE))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Unknown Map flags 0x%" PRIx32 ".",
-                                         flags & ~(BUS_MAP_FIXED_IOVA | BUS_MAP_READABLE |
-                                                   BUS_MAP_WRITEABLE));
-        a.fixed_iova = flags & BUS_MAP_FIXED_IOVA;
-        a.readable = flags & BUS_MAP_READABLE;
-        a.writeable = flags & BUS_MAP_WRITEABLE;
-        if (session_map(bs->session, &a, &iova, &e) < 0)
-                return bus_error_from_broker(error, &e);
-        return sd_bus_reply_method_return(m, "t", iova);
-}
-
-static int method_unmap(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        SESSION_CALL(m, userdata, error);
-        uint64_t iova, length, unmapped;
-        uint32_t id;
-        int r;
-
-        r = sd_bus_message_read(m, "utt", &id, &iova, &length);
-        if (r < 0)
-                return r;
-        if (session_unmap(bs->session, id, iova, length, &unmapped, &e) < 0)
-                return bus_error_from_broker(error, &e);
-        return sd_bus_reply_method_return(m, "t", unmapped);
 }
 
 static int method_create_dirty_tracking_address_space(sd_bus_message *m, void *userdata,
@@ -736,15 +623,24 @@ const sd_bus_vtable bus_session_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetIOVARanges", SD_BUS_ARGS("u", ioas_id),
                                 SD_BUS_RESULT("a(tt)", ranges, "t", alignment),
-                                method_get_iova_ranges, SD_BUS_VTABLE_UNPRIVILEGED),
+                                bus_method_get_iova_ranges, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AllowIOVAs", SD_BUS_ARGS("u", ioas_id, "a(tt)", ranges),
-                                SD_BUS_NO_RESULT, method_allow_iovas, SD_BUS_VTABLE_UNPRIVILEGED),
+                                SD_BUS_NO_RESULT, bus_method_allow_iovas,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Map",
                                 SD_BUS_ARGS("u", ioas_id, "h", memory_fd, "t", offset, "t",
                                             length, "t", iova, "u", flags),
-                                SD_BUS_RESULT("t", iova), method_map, SD_BUS_VTABLE_UNPRIVILEGED),
+                                SD_BUS_RESULT("t", iova), bus_method_map,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Unmap", SD_BUS_ARGS("u", ioas_id, "t", iova, "t", length),
-                                SD_BUS_RESULT("t", unmapped), method_unmap,
+                                SD_BUS_RESULT("t", unmapped), bus_method_unmap,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("MapBatch",
+                                SD_BUS_ARGS("u", ioas_id, "ah", memory_fds, "a(utttu)", areas),
+                                SD_BUS_RESULT("at", iovas), bus_method_map_batch,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UnmapBatch", SD_BUS_ARGS("u", ioas_id, "a(tt)", ranges),
+                                SD_BUS_RESULT("t", unmapped), bus_method_unmap_batch,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CreateDirtyTrackingAddressSpace", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("u", ioas_id),

@@ -76,6 +76,12 @@ Session *broker_call_session(VarlinkCall *call);
 int broker_reply(VarlinkCall *call, json_object *p);
 /* broker_reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
 int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value);
+/* broker_reply() for parameters already formatted as a JSON object. */
+int broker_reply_text(VarlinkCall *call, const char *text, size_t len);
+/* The most bytes broker_format_u64() writes. */
+#define BROKER_U64_DIGITS 20
+/* Writes value in decimal at buf (no NUL); returns the bytes written. */
+size_t broker_format_u64(char *buf, uint64_t value);
 /* {"<key>": 0} with fd as the one fd of the reply (index 0); takes fd in every case. */
 int broker_reply_fd(VarlinkCall *call, const char *key, int fd);
 /* The protocol error e, with its IDL parameters (varlink-broker-errors.c checks them). */
@@ -131,6 +137,8 @@ BROKER_METHOD(allow_iovas);
 BROKER_METHOD(map);
 BROKER_METHOD(unmap);
 BROKER_METHOD(copy);
+BROKER_METHOD(map_batch);
+BROKER_METHOD(unmap_batch);
 extern const JsonDispatchField broker_ioas_id_parameters[];
 extern const JsonDispatchField broker_allow_iovas_parameters[];
 extern const JsonDispatchField broker_map_parameters[];
@@ -140,6 +148,7 @@ extern const JsonDispatchField broker_set_dirty_tracking_parameters[];
 extern const JsonDispatchField broker_read_dirty_bitmap_parameters[];
 extern const JsonDispatchField broker_get_features_parameters[];
 extern const JsonDispatchField broker_copy_parameters[];
+extern const JsonDispatchField broker_map_batch_parameters[];
 
 /* varlink-broker-pasid.c */
 BROKER_METHOD(bind_pasid);

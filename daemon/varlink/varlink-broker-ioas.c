@@ -2,12 +2,15 @@
 
 /*
  * org.iommud.Broker: address spaces and the mappings in them (CreateAddressSpace,
- * DestroyAddressSpace, GetIOVARanges, AllowIOVAs, Map, Unmap, Copy).
+ * DestroyAddressSpace, GetIOVARanges, AllowIOVAs, Map, Unmap, Copy, MapBatch, UnmapBatch).
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -254,4 +257,142 @@ int broker_method_copy(VarlinkCall *call, json_object *params, VarlinkCallFlags 
         if (session_copy(broker_call_session(call), &a, &iova, &e) < 0)
                 return broker_reply_error(call, &e);
         return broker_reply_u64(call, "iova", iova);
+}
+
+/* ---- batches ----------------------------------------------------------------------------- */
+
+static const JsonDispatchField map_area_fields[] = {
+        { "memoryFd", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_REQUIRED, offsetof(MapParams, memory) },
+        { "offset", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED,
+          offsetof(MapParams, args.offset) },
+        { "length", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED,
+          offsetof(MapParams, args.length) },
+        { "iova", JSON_DISPATCH_UINT64, JSON_DISPATCH_NULLABLE, offsetof(MapParams, args.iova),
+          .presence = JSON_DISPATCH_PRESENCE(MapParams, args.fixed_iova) },
+        { "readable", JSON_DISPATCH_BOOL, JSON_DISPATCH_REQUIRED,
+          offsetof(MapParams, args.readable) },
+        { "writeable", JSON_DISPATCH_BOOL, JSON_DISPATCH_REQUIRED,
+          offsetof(MapParams, args.writeable) },
+        {},
+};
+
+static const JsonDispatchField map_area_element = {
+        .type = JSON_DISPATCH_OBJECT,
+        .fields = map_area_fields,
+};
+
+typedef struct MapBatchParams {
+        uint32_t ioas_id;
+        MapParams *areas;
+        size_t n_areas;
+} MapBatchParams;
+
+const JsonDispatchField broker_map_batch_parameters[] = {
+        { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
+          offsetof(MapBatchParams, ioas_id) },
+        { "areas", JSON_DISPATCH_ARRAY, JSON_DISPATCH_REQUIRED, offsetof(MapBatchParams, areas),
+          .max = SESSION_MAP_BATCH_MAX, .element = &map_area_element,
+          .element_size = sizeof(MapParams),
+          .count_offset = offsetof(MapBatchParams, n_areas) },
+        {},
+};
+
+static void map_batch_params_clear(MapBatchParams *p) {
+        json_dispatch_clear(broker_map_batch_parameters, p);
+}
+
+/*
+ * The areas name their memory fds by index, several areas maybe the same one: the fds stay
+ * the call's, borrowed here.  Returns -ENXIO with the index of an area whose fd is missing.
+ */
+static int map_batch_args(VarlinkCall *call, const MapBatchParams *p, SessionMapArgs *ret,
+                          size_t *ret_bad) {
+        for (size_t i = 0; i < p->n_areas; i++) {
+                int fd = varlink_call_get_fd(call, p->areas[i].memory.index);
+
+                if (fd < 0) {
+                        *ret_bad = i;
+                        return -ENXIO;
+                }
+                ret[i] = p->areas[i].args;
+                ret[i].ioas_id = p->ioas_id;
+                ret[i].fd = fd;
+        }
+        return 0;
+}
+
+/* {"iovas":[...]}, formatted directly into one buffer. */
+static int reply_iovas(VarlinkCall *call, const uint64_t *iovas, size_t n) {
+        static const char head[] = "{\"iovas\":[";
+        _cleanup_free_ char *text = malloc(sizeof(head) + n * (BROKER_U64_DIGITS + 1) + 2);
+        size_t len = sizeof(head) - 1;
+
+        if (!text)
+                return -ENOMEM;
+        memcpy(text, head, len);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        text[len++] = ',';
+                len += broker_format_u64(text + len, iovas[i]);
+        }
+        text[len++] = ']';
+        text[len++] = '}';
+        return broker_reply_text(call, text, len);
+}
+
+int broker_method_map_batch(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                            void *userdata) {
+        _cleanup_(map_batch_params_clear) MapBatchParams p = {};
+        _cleanup_free_ SessionMapArgs *args = NULL;
+        _cleanup_free_ uint64_t *iovas = NULL;
+        BrokerError e = BROKER_ERROR_INIT;
+        const BrokerErrorParam *area;
+        size_t bad = 0;
+        int r;
+
+        REQUIRE_SESSION(call);
+        r = varlink_call_dispatch(call, params, broker_map_batch_parameters, &p);
+        if (r < 0)
+                return r;
+        args = calloc(p.n_areas ?: 1, sizeof(*args));
+        iovas = calloc(p.n_areas ?: 1, sizeof(*iovas));
+        if (!args || !iovas)
+                return -ENOMEM;
+        if (map_batch_args(call, &p, args, &bad) < 0) {
+                char parameter[48];
+
+                snprintf(parameter, sizeof(parameter), "areas[%zu].memoryFd", bad);
+                return varlink_call_invalid_parameter(call, parameter,
+                                                      "fd index %" PRIu32 " does not exist, the "
+                                                      "call carried %zu fd(s)",
+                                                      p.areas[bad].memory.index,
+                                                      varlink_call_get_n_fds(call));
+        }
+
+        if (session_map_batch(broker_call_session(call), p.ioas_id, args, p.n_areas, iovas,
+                              &e) >= 0)
+                return reply_iovas(call, iovas, p.n_areas);
+        area = broker_error_get(&e, "area");
+        if (area && area->u64 < p.n_areas)
+                return broker_reply_error_fd(call, &e, p.areas[area->u64].memory.index);
+        return broker_reply_error(call, &e);
+}
+
+int broker_method_unmap_batch(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
+                              void *userdata) {
+        /* UnmapBatch takes what AllowIOVAs takes: {ioasId, ranges}, as many. */
+        _Static_assert(SESSION_MAP_BATCH_MAX == SESSION_ALLOW_IOVAS_MAX, "one table, one cap");
+        _cleanup_(allow_iovas_params_clear) AllowIovasParams p = {};
+        BrokerError e = BROKER_ERROR_INIT;
+        uint64_t unmapped;
+        int r;
+
+        REQUIRE_SESSION(call);
+        r = varlink_call_dispatch(call, params, broker_allow_iovas_parameters, &p);
+        if (r < 0)
+                return r;
+        if (session_unmap_batch(broker_call_session(call), p.ioas_id, p.ranges, p.n_ranges,
+                                &unmapped, &e) < 0)
+                return broker_reply_error(call, &e);
+        return broker_reply_u64(call, "unmapped", unmapped);
 }

@@ -132,8 +132,9 @@ Session *broker_call_session(VarlinkCall *call) {
 static bool method_mutates(const char *method) {
         static const char *const m[] = {
                 "AttachDevice", "DetachDevice", "CreateAddressSpace", "DestroyAddressSpace",
-                "AttachToAddressSpace", "AllowIOVAs", "Map", "Unmap", "Copy", "BindPASID",
-                "UnbindPASID", "JoinSession", "SetDirtyTracking", "ReleaseDevices", NULL,
+                "AttachToAddressSpace", "AllowIOVAs", "Map", "Unmap", "Copy", "MapBatch",
+                "UnmapBatch", "BindPASID", "UnbindPASID", "JoinSession", "SetDirtyTracking",
+                "ReleaseDevices", NULL,
         };
         const char *dot = strrchr(method, '.');
 
@@ -152,31 +153,43 @@ int broker_reply(VarlinkCall *call, json_object *p) {
         return varlink_call_reply(call, p);
 }
 
-/* broker_reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
-int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
-        BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
-        size_t k = strlen(key), n = 0;
-        char text[96], digits[20];
-        size_t d = 0;
+size_t broker_format_u64(char *buf, uint64_t value) {
+        char digits[20];
+        size_t d = 0, n = 0;
 
         /* By hand: snprintf() costs more than the rest of an Unmap. */
-        assert_return(k + sizeof(digits) + 6 <= sizeof(text), -EINVAL);
         do {
                 digits[d++] = (char)('0' + value % 10);
                 value /= 10;
         } while (value > 0);
+        while (d > 0)
+                buf[n++] = digits[--d];
+        return n;
+}
+
+int broker_reply_text(VarlinkCall *call, const char *text, size_t len) {
+        BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
+
+        if (bs && method_mutates(varlink_call_get_method(call)))
+                broker_changed(bs->broker);
+        return varlink_call_reply_text(call, text, len);
+}
+
+/* broker_reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
+int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
+        size_t k = strlen(key), n = 0;
+        char text[96];
+
+        assert_return(k + BROKER_U64_DIGITS + 6 <= sizeof(text), -EINVAL);
         text[n++] = '{';
         text[n++] = '"';
         memcpy(text + n, key, k);
         n += k;
         text[n++] = '"';
         text[n++] = ':';
-        while (d > 0)
-                text[n++] = digits[--d];
+        n += broker_format_u64(text + n, value);
         text[n++] = '}';
-        if (bs && method_mutates(varlink_call_get_method(call)))
-                broker_changed(bs->broker);
-        return varlink_call_reply_text(call, text, n);
+        return broker_reply_text(call, text, n);
 }
 
 int broker_reply_fd(VarlinkCall *call, const char *key, int fd) {
@@ -221,6 +234,9 @@ static const VarlinkMethod broker_methods[] = {
         { "Map", broker_method_map, broker_map_parameters, .streamed = true },
         { "Unmap", broker_method_unmap, broker_unmap_parameters, .streamed = true },
         { "Copy", broker_method_copy, broker_copy_parameters, .streamed = true },
+        { "MapBatch", broker_method_map_batch, broker_map_batch_parameters, .streamed = true },
+        { "UnmapBatch", broker_method_unmap_batch, broker_allow_iovas_parameters,
+          .streamed = true },
         { "BindPASID", broker_method_bind_pasid, broker_bind_pasid_parameters },
         { "UnbindPASID", broker_method_unbind_pasid, broker_unbind_pasid_parameters },
         { "WatchFaults", broker_method_watch_faults, broker_watch_faults_parameters },

@@ -79,6 +79,11 @@ int varlink_call_take_fd(VarlinkCall *call, size_t index, int *ret_fd) {
         return 0;
 }
 
+int varlink_call_get_fd(VarlinkCall *call, size_t index) {
+        assert_return(call, -EINVAL);
+        return fdlist_get(call->fds, index);
+}
+
 /* Varlink names are [A-Za-z0-9.]; checking keeps a bad name from breaking the JSON we write. */
 bool error_name_valid(const char *name) {
         if (!name || !*name || !strchr(name, '.'))

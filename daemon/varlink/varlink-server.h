@@ -245,6 +245,8 @@ VarlinkCallFlags varlink_call_get_flags(VarlinkCall *call);
 size_t varlink_call_get_n_fds(VarlinkCall *call);
 /* Moves the fd at index to the caller: -ENXIO if there is none, -EBADF if it was taken. */
 int varlink_call_take_fd(VarlinkCall *call, size_t index, int *ret_fd);
+/* The fd at index, still the call's (closed with it): -ENXIO if there is none, -EBADF if taken. */
+int varlink_call_get_fd(VarlinkCall *call, size_t index);
 
 /*
  * Replies.  Each takes ownership of params (NULL means {}) and of fds, even

@@ -585,6 +585,8 @@ int iommud_allow_iovas(IommudClient *c, uint32_t ioas_id, const IommudIOVARange 
 enum {
         IOMMUD_MAP_READABLE = 1 << 0,
         IOMMUD_MAP_WRITEABLE = 1 << 1,
+        /* iommud_map_batch(): the area goes at its iova; without it iommud chooses. */
+        IOMMUD_MAP_FIXED_IOVA = 1 << 2,
 };
 
 /**
@@ -618,6 +620,50 @@ int iommud_map(IommudClient *c, uint32_t ioas_id, int memory_fd, uint64_t offset
  */
 int iommud_unmap(IommudClient *c, uint32_t ioas_id, uint64_t iova, uint64_t length,
                  uint64_t *ret_unmapped, IommudError *err);
+
+/* One area of iommud_map_batch(). */
+typedef struct IommudMapArea {
+        int memory_fd;          /* duplicated; areas naming one fd send it once */
+        uint64_t offset;
+        uint64_t length;
+        uint64_t iova;          /* with IOMMUD_MAP_FIXED_IOVA */
+        unsigned flags;         /* IOMMUD_MAP_READABLE, _WRITEABLE, _FIXED_IOVA */
+} IommudMapArea;
+
+/* The most areas or ranges one batch takes. */
+#define IOMMUD_BATCH_MAX 4096
+
+/**
+ * iommud_map_batch() - map up to IOMMUD_BATCH_MAX areas, all or none (MapBatch).
+ * @c: the client.
+ * @ioas_id: the address space.
+ * @areas: what to map; at most 16 distinct memory fds (the socket's default limit).
+ * @n_areas: how many.
+ * @ret_iovas: n_areas IOVAs, where each area was mapped; may be NULL.
+ * @err: filled on failure; may be NULL.  iommud_error_get_uint(err, "area") is the index
+ *        of the area at fault, when one is.
+ *
+ * The quota is checked once for the total; an area that fails undoes the ones before it.
+ *
+ * Return: 0, or the negative errno of iommud_map() for the failing area (-EDQUOT for the
+ * total), -E2BIG for more than IOMMUD_BATCH_MAX areas or too many distinct fds.
+ */
+int iommud_map_batch(IommudClient *c, uint32_t ioas_id, const IommudMapArea *areas,
+                     size_t n_areas, uint64_t *ret_iovas, IommudError *err);
+
+/**
+ * iommud_unmap_batch() - unmap up to IOMMUD_BATCH_MAX ranges, all or none (UnmapBatch).
+ * @c: the client.
+ * @ioas_id: the address space.
+ * @ranges: each must remove whole mappings, at least one; no two may overlap.
+ * @n_ranges: how many.
+ * @ret_unmapped: the bytes unmapped in all; may be NULL.
+ * @err: filled on failure; may be NULL ("area": the index of the range at fault).
+ *
+ * Return: 0 or a negative errno (-ERANGE: InvalidRange).
+ */
+int iommud_unmap_batch(IommudClient *c, uint32_t ioas_id, const IommudIOVARange *ranges,
+                       size_t n_ranges, uint64_t *ret_unmapped, IommudError *err);
 
 /* ------------------------------------------------------- features, dirty tracking */
 

@@ -3,7 +3,8 @@
 /*
  * One principal, two transports, one quota: what a uid holds through an
  * org.iommud1 session counts against the same quotas as what it holds through
- * a Varlink session, and a D-Bus session is one of its connections.  A private
+ * a Varlink session, and a D-Bus session is one of its connections; a MapBatch over
+ * D-Bus is charged once for its total and maps all its areas or none.  A private
  * dbus-daemon with the system-style configuration and the real iommud; the
  * clients are this process (root, which iommud lets open sessions without
  * asking polkit), so no polkitd is needed.
@@ -295,10 +296,101 @@ static void test_connections_across_transports(void **state) {
         itest_client_free(c);
 }
 
+/* ---- MapBatch ------------------------------------------------------------------------------ */
+
+/* MapBatch of n pages of mem at 0x100000 up; area bad (if < n) reads past the memfd's end. */
+static int bus_map_batch(const char *session, uint32_t ioas, int mem, size_t n, size_t bad,
+                         char *err, size_t err_size, char *message, size_t message_size) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        const uint64_t *iovas;
+        size_t size = 0;
+        int r;
+
+        assert_int_equal(sd_bus_message_new_method_call(env.bus, &m, BUS_NAME, session,
+                                                        BUS_SESSION_INTERFACE, "MapBatch"),
+                         0);
+        assert_true(sd_bus_message_append(m, "u", ioas) >= 0);
+        assert_true(sd_bus_message_append(m, "ah", 1, mem) >= 0);
+        assert_true(sd_bus_message_open_container(m, 'a', "(utttu)") >= 0);
+        for (size_t i = 0; i < n; i++) {
+                uint64_t offset = i == bad ? 2 * QUOTA_PINNED : i * 4096;
+
+                assert_true(sd_bus_message_append(m, "(utttu)", UINT32_C(0), offset,
+                                                  (uint64_t)4096, (uint64_t)(0x100000 + i * 4096),
+                                                  BUS_MAP_FIXED_IOVA | BUS_MAP_READABLE) >= 0);
+        }
+        assert_true(sd_bus_message_close_container(m) >= 0);
+        r = sd_bus_call(env.bus, m, 0, &error, &reply);
+        if (r < 0) {
+                snprintf(err, err_size, "%s", error.name ?: "");
+                snprintf(message, message_size, "%s", error.message ?: "");
+        } else {
+                assert_true(sd_bus_message_read_array(reply, 't', (const void **)&iovas, &size) >=
+                            0);
+                assert_int_equal(size, n * sizeof(uint64_t));
+                for (size_t i = 0; i < n; i++)
+                        assert_int_equal(iovas[i], 0x100000 + i * 4096);
+        }
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        sd_bus_error_free(&error);
+        return r < 0 ? r : 0;
+}
+
+/* All or none over D-Bus too: a failing area and a total over quota leave nothing held. */
+static void test_map_batch(void **state) {
+        _cleanup_free_ char *session = bus_create_session();
+        sd_bus_message *reply = NULL;
+        char err[128] = "", message[512] = "";
+        int mem = itest_memfd(2 * QUOTA_PINNED);
+        uint64_t unmapped;
+        uint32_t ioas;
+
+        assert_true(mem >= 0);
+        assert_int_equal(bus_call(session, BUS_SESSION_INTERFACE, "CreateAddressSpace", &reply,
+                                  NULL, 0, NULL),
+                         0);
+        assert_true(sd_bus_message_read(reply, "u", &ioas) >= 0);
+        reply = sd_bus_message_unref(reply);
+
+        /* The 10th area reads past the memfd: refused, named, and nothing stays mapped. */
+        assert_int_equal(bus_map_batch(session, ioas, mem, 12, 9, err, sizeof(err), message,
+                                       sizeof(message)),
+                         -ERANGE);
+        assert_string_equal(err, BROKER_ERROR_INVALID_RANGE);
+        assert_non_null(strstr(message, "Area 9: "));
+        assert_int_equal(bus_usage(session, "Usage", BROKER_RESOURCE_PINNED_BYTES), 0);
+
+        /* 17 pages are over the 64K quota as a whole: refused before anything is mapped. */
+        assert_int_equal(bus_map_batch(session, ioas, mem, 17, SIZE_MAX, err, sizeof(err),
+                                       message, sizeof(message)),
+                         -EDQUOT);
+        assert_string_equal(err, BROKER_ERROR_QUOTA_EXCEEDED);
+        assert_int_equal(bus_usage(session, "Usage", BROKER_RESOURCE_PINNED_BYTES), 0);
+
+        /* 16 pages fit exactly; UnmapBatch takes them back in two ranges. */
+        assert_int_equal(bus_map_batch(session, ioas, mem, 16, SIZE_MAX, err, sizeof(err),
+                                       message, sizeof(message)),
+                         0);
+        assert_int_equal(bus_usage(session, "Usage", BROKER_RESOURCE_PINNED_BYTES), QUOTA_PINNED);
+        assert_int_equal(bus_call(session, BUS_SESSION_INTERFACE, "UnmapBatch", &reply, NULL, 0,
+                                  "ua(tt)", ioas, 2, (uint64_t)0x100000, (uint64_t)0x103fff,
+                                  (uint64_t)0x104000, (uint64_t)0x10ffff),
+                         0);
+        assert_true(sd_bus_message_read(reply, "t", &unmapped) >= 0);
+        sd_bus_message_unref(reply);
+        assert_int_equal(unmapped, QUOTA_PINNED);
+        assert_int_equal(bus_usage(session, "Usage", BROKER_RESOURCE_PINNED_BYTES), 0);
+        close(mem);
+        bus_close_session(session);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pinned_across_transports),
                 cmocka_unit_test(test_connections_across_transports),
+                cmocka_unit_test(test_map_batch),
         };
 
         const char *why = prepare();

@@ -533,6 +533,8 @@ static const ApiMember api[] = {
         { BUS_SESSION_INTERFACE, "method", "AllowIOVAs", "ua(tt)>" },
         { BUS_SESSION_INTERFACE, "method", "Map", "uhtttu>t" },
         { BUS_SESSION_INTERFACE, "method", "Unmap", "utt>t" },
+        { BUS_SESSION_INTERFACE, "method", "MapBatch", "uaha(utttu)>at" },
+        { BUS_SESSION_INTERFACE, "method", "UnmapBatch", "ua(tt)>t" },
         { BUS_SESSION_INTERFACE, "method", "CreateDirtyTrackingAddressSpace", ">u" },
         { BUS_SESSION_INTERFACE, "method", "SetDirtyTracking", "ub>" },
         { BUS_SESSION_INTERFACE, "method", "ReadDirtyBitmap", "utttbh>" },

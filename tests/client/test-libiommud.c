@@ -193,6 +193,37 @@ static int m_map_reply(VarlinkCall *call, json_object *p, VarlinkCallFlags f, vo
         return varlink_call_reply(call, o);
 }
 
+/* IOVAs 0x100000 up, one page apart, or the area's own; an area at the MSI window fails. */
+static int m_map_batch(VarlinkCall *call, json_object *p, VarlinkCallFlags f, void *u) {
+        json_object *areas = json_object_object_get(p, "areas"), *iovas = json_object_new_array();
+        json_object *o = json_object_new_object();
+
+        record(p);
+        F->n_fds_seen = (int)varlink_call_get_n_fds(call);
+        for (size_t i = 0; i < json_object_array_length(areas); i++) {
+                uint64_t iova = 0x100000 + i * 4096;
+
+                (void)json_util_get_u64(json_object_array_get_idx(areas, i), "iova",
+                                        JSON_UTIL_OPTIONAL, &iova, NULL);
+                if (iova == 0xfee00000) {
+                        json_object_put(o);
+                        json_object_put(iovas);
+                        return varlink_call_error(call, "org.iommud.Broker.InvalidRange",
+                                                  parse("{\"start\":4276092928,\"length\":4096,"
+                                                        "\"reason\":\"it overlaps the MSI window\","
+                                                        "\"area\":1}"));
+                }
+                json_object_array_add(iovas, json_object_new_uint64(iova));
+        }
+        json_object_object_add(o, "iovas", iovas);
+        return varlink_call_reply(call, o);
+}
+
+static int m_unmap_batch(VarlinkCall *call, json_object *p, VarlinkCallFlags f, void *u) {
+        record(p);
+        return varlink_call_reply(call, parse("{\"unmapped\":12288}"));
+}
+
 static int m_unmap(VarlinkCall *call, json_object *p, VarlinkCallFlags f, void *u) {
         json_object *o = json_object_new_object();
 
@@ -283,6 +314,8 @@ static const VarlinkMethod broker_methods[] = {
         { "Map", m_map_reply },
         { "Unmap", m_unmap },
         { "Copy", m_copy },
+        { "MapBatch", m_map_batch },
+        { "UnmapBatch", m_unmap_batch },
         { "BindPASID", m_bind },
         { "UnbindPASID", m_void },
         { "WatchFaults", m_watch },
@@ -637,6 +670,55 @@ static void test_ranges_and_map(void **state) {
                                             "\"dstIova\":3145728,\"length\":4096}");
 }
 
+static void test_map_batch(void **state) {
+        _cleanup_(ctx_done) Ctx x = ctx_new();
+        _cleanup_close_ int a = memfd(2 * 4096), b = memfd(4096);
+        IommudMapArea areas[3] = {
+                { a, 0, 4096, 0, IOMMUD_MAP_READABLE },
+                { b, 0, 4096, 0x200000, IOMMUD_MAP_READABLE | IOMMUD_MAP_WRITEABLE |
+                                                IOMMUD_MAP_FIXED_IOVA },
+                { a, 4096, 4096, 0, IOMMUD_MAP_READABLE },
+        };
+        IommudIOVARange ranges[2] = { { 0x100000, 0x100fff }, { 0x200000, 0x202fff } };
+        uint64_t iovas[3] = {}, area = 0, unmapped = 0;
+
+        assert_int_equal(iommud_map_batch(x.c, 3, areas, 3, iovas, x.e), 0);
+        /* One fd sent per distinct memory fd; the areas name them by index. */
+        assert_int_equal(F->n_fds_seen, 2);
+        assert_string_equal(F->last_params,
+                            "{\"ioasId\":3,\"areas\":["
+                            "{\"memoryFd\":0,\"offset\":0,\"length\":4096,\"readable\":true,"
+                            "\"writeable\":false},"
+                            "{\"memoryFd\":1,\"offset\":0,\"length\":4096,\"iova\":2097152,"
+                            "\"readable\":true,\"writeable\":true},"
+                            "{\"memoryFd\":0,\"offset\":4096,\"length\":4096,\"readable\":true,"
+                            "\"writeable\":false}]}");
+        assert_int_equal(iovas[0], 0x100000);
+        assert_int_equal(iovas[1], 0x200000);
+        assert_int_equal(iovas[2], 0x102000);
+
+        /* The error names the area at fault. */
+        areas[1].iova = 0xfee00000;
+        assert_int_equal(iommud_map_batch(x.c, 3, areas, 3, iovas, x.e), -ERANGE);
+        assert_int_equal(iommud_error_get_uint(x.e, "area", &area), 0);
+        assert_int_equal(area, 1);
+
+        /* Refused before sending: a bad fd, unknown flags, too many areas. */
+        areas[2].memory_fd = -1;
+        assert_int_equal(iommud_map_batch(x.c, 3, areas, 3, iovas, x.e), -EBADF);
+        areas[2].memory_fd = a;
+        areas[2].flags = 0x10;
+        assert_int_equal(iommud_map_batch(x.c, 3, areas, 3, iovas, x.e), -EINVAL);
+        assert_int_equal(iommud_map_batch(x.c, 3, areas, IOMMUD_BATCH_MAX + 1, iovas, x.e),
+                         -E2BIG);
+
+        assert_int_equal(iommud_unmap_batch(x.c, 3, ranges, 2, &unmapped, x.e), 0);
+        assert_int_equal(unmapped, 12288);
+        assert_string_equal(F->last_params,
+                            "{\"ioasId\":3,\"ranges\":[{\"start\":1048576,\"last\":1052671},"
+                            "{\"start\":2097152,\"last\":2109439}]}");
+}
+
 static void test_pasid(void **state) {
         _cleanup_(ctx_done) Ctx x = ctx_new();
         uint32_t pasid = 5, got = 0, hwpt = 0;
@@ -872,6 +954,7 @@ int main(void) {
                 cmocka_unit_test(test_attach_policy_denied),
                 cmocka_unit_test(test_attach_fd_and_lifecycle),
                 cmocka_unit_test(test_ranges_and_map),
+                cmocka_unit_test(test_map_batch),
                 cmocka_unit_test(test_pasid),
                 cmocka_unit_test(test_session_and_delegate),
                 cmocka_unit_test(test_fault_stream),

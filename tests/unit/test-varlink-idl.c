@@ -16,6 +16,7 @@ static const char *const broker_methods[] = {
         "GetTopology",  "ExplainDevice", "AttachDevice", "DetachDevice", "GetDeviceFd",
         "CreateAddressSpace", "DestroyAddressSpace", "AttachToAddressSpace", "GetIOVARanges",
         "AllowIOVAs",   "Map",           "Unmap",        "Copy",
+        "MapBatch",     "UnmapBatch",
         "BindPASID",    "UnbindPASID",   "WatchFaults",  "RespondFault",
         "Delegate",     "GetSession",    "JoinSession",   "WatchEvents",
         "OpenDevices",  "ReleaseDevices",
