@@ -123,7 +123,7 @@ static int harness_pump(Harness *h, bool wait_ready) {
 
 static void harness_exec(Harness *h) {
         const char *binary = getenv("IOMMUD_BINARY");
-        char empty[320], names[8192] = "", num[32];
+        char empty[320], cdi[320], names[8192] = "", num[32];
         int high[256];
 
         /* Move the stored fds out of the way, then to 3..N, inheritable. */
@@ -151,9 +151,10 @@ static void harness_exec(Harness *h) {
         setenv("FDSTORE", "256", 1);
         unsetenv("WATCHDOG_USEC");
         snprintf(empty, sizeof(empty), "%s/empty.d", h->d.dir);
+        snprintf(cdi, sizeof(cdi), "%s/cdi", h->d.dir);
         execl(binary, binary, "--sim", h->topology, "--runtime-dir", h->d.dir, "--policy",
-              h->d.policy, "--policy-dir", empty, "--vendor-policy-dir", empty, "--log-level",
-              getenv("IOMMUD_ITEST_LOG_LEVEL") ?: "notice", NULL);
+              h->d.policy, "--policy-dir", empty, "--vendor-policy-dir", empty, "--cdi-dir", cdi,
+              "--log-level", getenv("IOMMUD_ITEST_LOG_LEVEL") ?: "notice", NULL);
         _exit(127);
 }
 
