@@ -428,6 +428,8 @@ static void manager_connect_bus(Manager *m) {
                 .proc_root = m->proc_root,
                 .address = m->bus_address,
                 .reload_policy = reload_policy_cb,
+                .claims = m->claims,
+                .claims_changed = manager_persist_cb,
                 .userdata = m,
         };
         Error e = ERROR_INIT;
