@@ -328,6 +328,7 @@ int manager_reload_policy_full(Manager *m, char ***ret_diagnostics) {
         m->host.policy = p;
         for (Session *s = m->host.sessions; s; s = session_next(s))
                 (void)session_revalidate(s, manager_on_device_lost, m);
+        (void)runtime_claims_revalidate(m->claims);
         manager_persist(m);
         bus_policy_reloaded(m->bus);
         (void)sd_notify(0, "READY=1");

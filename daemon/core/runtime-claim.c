@@ -330,6 +330,36 @@ int runtime_claims_unprepare(RuntimeClaims *t, const char *id, BrokerError *err)
         return 1;
 }
 
+static void on_claim_device_dropped(Session *s, const char *device, const char *reason,
+                                    void *userdata) {
+        log_warning("%s loses %s: %s.", session_describe(s), device, reason);
+}
+
+size_t runtime_claims_revalidate(RuntimeClaims *t) {
+        BrokerError e = BROKER_ERROR_INIT;
+        size_t dropped = 0;
+
+        assert_return(t, 0);
+        for (size_t i = 0; i < t->n_claims;) {
+                RuntimeClaim *c = &t->claims[i];
+                int n = session_handoff_revalidate(c->holder, on_claim_device_dropped, NULL);
+
+                i++;
+                if (n <= 0)
+                        continue;
+                dropped += (size_t)n;
+                if (session_n_handed_over(c->holder) == 0) {
+                        /* Nothing left to give a container: no spec may say otherwise. */
+                        (void)runtime_claims_unprepare(t, c->id, &e);
+                        i--;
+                } else if (write_spec(t, c, &e) < 0) {
+                        log_warning("%s", error_message(&e.error));
+                        broker_error_clear(&e);
+                }
+        }
+        return dropped;
+}
+
 size_t runtime_claims_n(const RuntimeClaims *t) {
         return t ? t->n_claims : 0;
 }

@@ -81,6 +81,14 @@ size_t runtime_claims_n(const RuntimeClaims *t);
 /* Claim i, in the order they were prepared; -ENOENT past the end. */
 int runtime_claims_get(const RuntimeClaims *t, size_t i, RuntimeClaimInfo *ret);
 
+/*
+ * After a policy reload or a topology change: each device the policy no longer lets its claim's
+ * principal take (or that left the host) is released with a warning, and the claim's spec is
+ * written again without it; a claim left with no device is dropped and its spec removed.
+ * Returns how many devices were released.
+ */
+size_t runtime_claims_revalidate(RuntimeClaims *t);
+
 /* Every claim as a JSON array for the restart state. */
 int runtime_claims_to_json(const RuntimeClaims *t, json_object **ret);
 /*

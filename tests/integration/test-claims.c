@@ -144,16 +144,23 @@ static bool unprepare(ItestClient *c) {
         return released;
 }
 
+/* The daemon with a grant of delegation to the caller, and CLAIM prepared for it on DEV. */
+static ItestClient *start_with_claim(Harness *h) {
+        ItestClient *c;
+
+        harness_start(h, "\"open-on-behalf\": true, \"delegation\": true");
+        c = connect_client(h);
+        assert_true(prepare(c, CLAIM, DEV));
+        return c;
+}
+
 static void test_claim_prepare_refuse_unprepare(void **state) {
         char path[512];
         ItestClient *c;
         Harness h;
 
         (void)state;
-        harness_start(&h, "\"open-on-behalf\": true, \"delegation\": true");
-        c = connect_client(&h);
-
-        assert_true(prepare(c, CLAIM, DEV));
+        c = start_with_claim(&h);
         check_spec(&h);
         /* The retry of a DRA driver: the same answer, nothing new. */
         assert_false(prepare(c, CLAIM, "01:00.0"));
@@ -203,9 +210,7 @@ static void test_claim_survives_restart(void **state) {
         Harness h;
 
         (void)state;
-        harness_start(&h, "\"open-on-behalf\": true, \"delegation\": true");
-        c = connect_client(&h);
-        assert_true(prepare(c, CLAIM, DEV));
+        c = start_with_claim(&h);
         c = restart(&h, c);
         assert_int_equal(n_claims(c), 1);
         check_spec(&h);
@@ -224,8 +229,32 @@ static void test_claim_survives_restart(void **state) {
         harness_stop(&h);
 }
 
+/* A reload that withdraws the grant's delegation takes the device from the claim. */
+static void test_claim_follows_policy(void **state) {
+        _cleanup_free_ char *policy = itest_policy_for_self("\"open-on-behalf\": true");
+        char path[512];
+        ItestClient *c;
+        Harness h;
+
+        (void)state;
+        c = start_with_claim(&h);
+        assert_non_null(policy);
+        assert_int_equal(itest_write_file(h.d.policy, policy), 0);
+        json_object_put(ok_call(c, "org.iommud.Manager.ReloadPolicy", NULL, NULL, 0));
+        assert_int_equal(n_claims(c), 0);
+        spec_path(&h, path, sizeof(path));
+        assert_int_equal(access(path, F_OK), -1);
+        refused(c, prepare_params(CLAIM, DEV, getuid()), "org.iommud.Manager.PolicyDenied",
+                "step", "delegation");
+        attach_by_name(c, DEV);
+
+        itest_client_free(c);
+        harness_stop(&h);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_claim_follows_policy),
                 cmocka_unit_test(test_claim_prepare_refuse_unprepare),
                 cmocka_unit_test(test_claim_survives_restart),
         };
