@@ -91,6 +91,9 @@ static void claim_done(RuntimeClaim *c, bool keep_spec) {
 RuntimeClaims *runtime_claims_free(RuntimeClaims *t) {
         if (!t)
                 return NULL;
+        if (t->host->preserving && t->n_claims > 0)
+                log_info("Leaving %zu runtime claim(s) and their CDI specs to the next daemon, "
+                         "which holds their devices again.", t->n_claims);
         for (size_t i = 0; i < t->n_claims; i++)
                 claim_done(&t->claims[i], t->host->preserving);
         free(t->claims);
