@@ -215,14 +215,26 @@ void harness_start(Harness *h, const char *policy_extra) {
         harness_start_on(h, policy_extra, NULL);
 }
 
+static void harness_signal(Harness *h, int sig, int *ret_status) {
+        assert_true(h->d.pid > 0);
+        assert_int_equal(kill(h->d.pid, sig), 0);
+        assert_int_equal(waitpid(h->d.pid, ret_status, 0), h->d.pid);
+        h->d.pid = 0;
+        assert_int_equal(harness_pump(h, false), 0);
+}
+
 void harness_kill(Harness *h) {
         int status;
 
-        assert_true(h->d.pid > 0);
-        assert_int_equal(kill(h->d.pid, SIGKILL), 0);
-        assert_int_equal(waitpid(h->d.pid, &status, 0), h->d.pid);
-        h->d.pid = 0;
-        assert_int_equal(harness_pump(h, false), 0);
+        harness_signal(h, SIGKILL, &status);
+}
+
+void harness_term(Harness *h) {
+        int status;
+
+        harness_signal(h, SIGTERM, &status);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 void harness_stop(Harness *h) {

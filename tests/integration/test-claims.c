@@ -196,10 +196,13 @@ static void test_claim_prepare_refuse_unprepare(void **state) {
         harness_stop(&h);
 }
 
-/* Kills the daemon (nothing orderly: a crash) and starts it again from the store. */
-static ItestClient *restart(Harness *h, ItestClient *c) {
+/* Ends the daemon (orderly, or killed as in a crash) and starts it again from the store. */
+static ItestClient *restart(Harness *h, ItestClient *c, bool orderly) {
         itest_client_free(c);
-        harness_kill(h);
+        if (orderly)
+                harness_term(h);
+        else
+                harness_kill(h);
         assert_int_equal(harness_launch(h), 0);
         return connect_client(h);
 }
@@ -211,15 +214,20 @@ static void test_claim_survives_restart(void **state) {
 
         (void)state;
         c = start_with_claim(&h);
-        c = restart(&h, c);
+        c = restart(&h, c, false);
         assert_int_equal(n_claims(c), 1);
         check_spec(&h);
         busy_to_session(&h);
         assert_false(prepare(c, CLAIM, DEV));
+        /* systemctl restart: the orderly exit leaves the spec and the next daemon the claim. */
+        c = restart(&h, c, true);
+        assert_int_equal(n_claims(c), 1);
+        check_spec(&h);
+        busy_to_session(&h);
 
         /* Released, it stays released across the next restart. */
         assert_true(unprepare(c));
-        c = restart(&h, c);
+        c = restart(&h, c, false);
         assert_int_equal(n_claims(c), 0);
         spec_path(&h, path, sizeof(path));
         assert_int_equal(access(path, F_OK), -1);
