@@ -172,6 +172,7 @@ int verb_cdi(Ctl *ctl, int argc, char **argv) {
         };
         _cleanup_(iommud_topology_freep) IommudTopology *t = NULL;
         _cleanup_(json_object_putp) json_object *spec = NULL;
+        _cleanup_free_ CdiDevice *devs = NULL;
         CdiArgs args = { .output = CDI_DEFAULT_DIR, .container_socket = IOMMUD_DEFAULT_SOCKET,
                          .mode = CDI_MODE_AUTO };
         CdiOptions o;
@@ -205,7 +206,17 @@ int verb_cdi(Ctl *ctl, int argc, char **argv) {
                 .host_socket = iommud_client_get_path(c),
                 .container_socket = args.container_socket,
         };
-        r = cdi_spec_build(t, &o, &spec, &n, &bad);
+        devs = calloc(iommud_topology_get_n_devices(t) + 1, sizeof(*devs));
+        if (!devs)
+                return CTL_EXIT_FAILURE;
+        for (size_t i = 0; i < iommud_topology_get_n_devices(t); i++) {
+                const IommudDevice *d = iommud_topology_get_device(t, i);
+
+                if (d->eligible)
+                        devs[n++] = (CdiDevice){ .name = d->name, .cdev = d->cdev,
+                                                 .has_group = d->has_group, .group = d->group };
+        }
+        r = cdi_spec_build(devs, n, &o, &spec, &bad);
         if (r == -EINVAL) {
                 fprintf(stderr, "A device name from iommud is not a valid CDI device name.\n");
                 return CTL_EXIT_FAILURE;

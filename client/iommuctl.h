@@ -104,3 +104,4 @@ int verb_attach(Ctl *ctl, int argc, char **argv);
 int verb_map(Ctl *ctl, int argc, char **argv);
 int verb_exec(Ctl *ctl, int argc, char **argv);
 int verb_features(Ctl *ctl, int argc, char **argv);
+int verb_claim(Ctl *ctl, int argc, char **argv);

@@ -212,6 +212,15 @@ static char *compose_message(const char *name, json_object *p) {
                 r = asprintf(&m, "%s: %s", streq(s, "BackendError") ? "the kernel refused" :
                                                                       "iommud failed",
                              param_str(p, "message", "no message"));
+        else if (streq(s, "ClaimConflict")) /* org.iommud.Manager's, as the next two */
+                r = asprintf(&m, "claim %s is prepared already %s", param_str(p, "claimId", "?"),
+                             param_str(p, "reason", "otherwise"));
+        else if (streq(s, "ClaimFailed"))
+                r = asprintf(&m, "claim %s could not be prepared: %s",
+                             param_str(p, "claimId", "?"), param_str(p, "reason", "no reason"));
+        else if (streq(s, "InvalidClaimId"))
+                r = asprintf(&m, "'%s' is not a claim id: %s", param_str(p, "claimId", "?"),
+                             param_str(p, "reason", "no reason given"));
         else if (streq(s, "InvalidParameter"))
                 r = asprintf(&m, "iommud rejected the parameter '%s'",
                              param_str(p, "parameter", "?"));

@@ -43,6 +43,7 @@ static void help(void) {
                "     --policy-dir DIR          Admin drop-in directory (default %s)\n"
                "     --vendor-policy-dir DIR   Vendor drop-in directory (default %s)\n"
                "     --runtime-dir DIR         Runtime directory (default %s)\n"
+               "     --cdi-dir DIR             Where runtime claims' CDI specs go (default %s)\n"
                "     --socket PATH             Broker socket when not socket-activated\n"
                "                               (default RUNTIME_DIR/%s)\n"
                "     --bus-address ADDRESS     Serve org.iommud1 on this D-Bus address (default:\n"
@@ -59,7 +60,7 @@ static void help(void) {
                "     --as-uid UID              With --explain: decide for this user (default:\n"
                "                               only the device's own eligibility)\n",
                PACKAGE_VERSION, IOMMUD_POLICY_FILE, IOMMUD_POLICY_DIR, IOMMUD_VENDOR_POLICY_DIR,
-               IOMMUD_RUNTIME_DIR, IOMMUD_SOCKET_NAME);
+               IOMMUD_RUNTIME_DIR, IOMMUD_CDI_DIR, IOMMUD_SOCKET_NAME);
 }
 
 static int option_help(const char *arg, Options *o) {
@@ -137,6 +138,7 @@ static const OptionSpec option_specs[] = {
         OPTION_STR("policy-dir", cfg.policy_paths.admin_dir),
         OPTION_STR("vendor-policy-dir", cfg.policy_paths.vendor_dir),
         OPTION_STR("runtime-dir", cfg.runtime_dir),
+        OPTION_STR("cdi-dir", cfg.cdi_dir),
         OPTION_STR("socket", cfg.socket_path),
         OPTION_STR("bus-address", cfg.bus_address),
         OPTION_BOOL("no-bus", cfg.no_bus),

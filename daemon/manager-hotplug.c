@@ -25,6 +25,7 @@ static void manager_hotplug_changed(Manager *m, const TopologyDiff *diff) {
                 next = session_next(s);
                 (void)session_revalidate(s, manager_on_device_lost, m);
         }
+        (void)runtime_claims_revalidate(m->claims);
         manager_persist(m);
         manager_notify_status(m);
         bus_topology_changed(m->bus, diff);

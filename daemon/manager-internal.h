@@ -31,6 +31,7 @@
 #include "fdstore.h"
 #include "manager.h"
 #include "policy.h"
+#include "runtime-claim.h"
 #include "session.h"
 #include "simtopo.h"
 #include "topology.h"
@@ -69,6 +70,7 @@ struct Manager {
         SessionHost host;
         Broker *broker;
         ManagerVarlink *admin;  /* org.iommud.Manager */
+        RuntimeClaims *claims;  /* PrepareClaim: devices held for container runtimes */
         char *topology_name;    /* the simulated topology's, NULL for the kernel */
         char *backend_reason;   /* which kernel backend and why; NULL with --sim */
         VarlinkServer *server;

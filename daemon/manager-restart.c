@@ -186,7 +186,7 @@ static void manager_write_state(Manager *m, json_object *root, const PersistFds 
 void manager_persist(Manager *m) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         _cleanup_(persist_fds_done) PersistFds fds = {};
-        json_object *sessions;
+        json_object *sessions, *claims = NULL;
 
         if (!fdstore_enabled(m->fdstore) || m->preserving || !m->broker)
                 return;
@@ -200,6 +200,8 @@ void manager_persist(Manager *m) {
         (void)json_util_add(root, "version", json_object_new_int(MANAGER_STATE_VERSION));
         (void)json_util_add(root, "backend", json_object_new_string(m->host.backend->ops->name));
         (void)json_util_add(root, "sessions", sessions);
+        if (m->claims && runtime_claims_to_json(m->claims, &claims) >= 0)
+                (void)json_util_add(root, "claims", claims);
         manager_sim_serialize(m, root);
 
         for (Session *s = m->host.sessions; s; s = session_next(s)) {
@@ -447,6 +449,22 @@ static void manager_restore_one(Manager *m, json_object *rec) {
                  policy_limits(m->host.policy)->session_reclaim_grace_ms);
 }
 
+static void on_claim_dropped(const char *id, const char *why, void *userdata) {
+        log_warning("Restoring claim %s: %s, dropped; its CDI spec is removed.", id, why);
+}
+
+/* After the sessions, which held their devices first: claims made no session wait. */
+static void manager_restore_claims(Manager *m) {
+        json_object *claims = NULL;
+        size_t n;
+
+        if (!m->claims || json_util_get_array(m->restore_state, "claims", JSON_UTIL_OPTIONAL,
+                                              &claims, NULL) < 0 || !claims)
+                return;
+        n = runtime_claims_restore(m->claims, claims, on_claim_dropped, m);
+        log_info("Restored %zu of %zu runtime claim(s).", n, json_object_array_length(claims));
+}
+
 void manager_restore(Manager *m) {
         json_object *sessions = NULL;
         const char *backend = NULL;
@@ -461,9 +479,11 @@ void manager_restore(Manager *m) {
                     json_util_get_array(m->restore_state, "sessions", 0, &sessions, NULL) < 0)
                         log_warning("The state left by the previous daemon does not fit this "
                                     "one (version or backend), its sessions are dropped.");
-                else
+                else {
                         for (size_t i = 0; i < json_object_array_length(sessions); i++)
                                 manager_restore_one(m, json_object_array_get_idx(sessions, i));
+                        manager_restore_claims(m);
+                }
                 json_object_put(m->restore_state);
                 m->restore_state = NULL;
         }

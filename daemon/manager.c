@@ -214,6 +214,9 @@ int manager_new(Manager **ret, const ManagerConfig *cfg, Error *err) {
         r = manager_new_loop(m, err);
         if (r < 0)
                 return r;
+        r = runtime_claims_new(&m->claims, &m->host, cfg->cdi_dir ?: IOMMUD_CDI_DIR);
+        if (r < 0)
+                return error_set(err, r, "Creating the table of runtime claims failed.");
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -238,6 +241,8 @@ Manager *manager_free(Manager *m) {
         m->server = varlink_server_free(m->server);
         /* Restored sessions nobody reclaimed have no connection to free them with. */
         broker_release_sessions(m->broker);
+        /* Kept for the next daemon with the store; else released, their specs removed. */
+        m->claims = runtime_claims_free(m->claims);
         session_host_done(&m->host);
         m->uevents = uevent_monitor_free(m->uevents);
         if (m->hotplug)
@@ -323,6 +328,7 @@ int manager_reload_policy_full(Manager *m, char ***ret_diagnostics) {
         m->host.policy = p;
         for (Session *s = m->host.sessions; s; s = session_next(s))
                 (void)session_revalidate(s, manager_on_device_lost, m);
+        (void)runtime_claims_revalidate(m->claims);
         manager_persist(m);
         bus_policy_reloaded(m->bus);
         (void)sd_notify(0, "READY=1");
@@ -423,6 +429,8 @@ static void manager_connect_bus(Manager *m) {
                 .proc_root = m->proc_root,
                 .address = m->bus_address,
                 .reload_policy = reload_policy_cb,
+                .claims = m->claims,
+                .claims_changed = manager_persist_cb,
                 .userdata = m,
         };
         Error e = ERROR_INIT;
@@ -488,6 +496,8 @@ static int manager_attach_admin(Manager *m, Error *err) {
                                                    .topology = m->topology_name,
                                                    .backend_reason = m->backend_reason,
                                                    .reload_policy = reload_policy_hook,
+                                                   .claims = m->claims,
+                                                   .claims_changed = manager_persist_cb,
                                                    .userdata = m,
                                            });
         if (r >= 0)

@@ -24,6 +24,7 @@ typedef struct ManagerConfig {
         const char *sysfs_root;    /* NULL: "/sys", or RUNTIME_DIR/sim/sys with sim */
         PolicyPaths policy_paths;
         const char *runtime_dir;   /* NULL: IOMMUD_RUNTIME_DIR */
+        const char *cdi_dir;       /* where claims' CDI specs go; NULL: IOMMUD_CDI_DIR */
         const char *socket_path;   /* NULL: RUNTIME_DIR/org.iommud.Broker */
         const char *proc_root;     /* NULL: "/proc" */
         const char *bus_address;   /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */

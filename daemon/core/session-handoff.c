@@ -72,6 +72,20 @@ static int admit_all(Session *s, const char *const *names, size_t n, const TopoD
         return r;
 }
 
+/* The names checked and every device admitted, in *ret_devs (freed by the caller). */
+static int decide_all(Session *s, const char *const *names, size_t n, const TopoDevice ***ret_devs,
+                      BrokerError *err) {
+        int r;
+
+        r = check_names(names, n, err);
+        if (r < 0)
+                return r;
+        *ret_devs = calloc(n, sizeof(**ret_devs));
+        if (!*ret_devs)
+                return broker_error_system(err, -ENOMEM, "Allocating memory");
+        return admit_all(s, names, n, *ret_devs, err);
+}
+
 /* BackendError {errno, message}: what the kernel said when an open for the client failed. */
 static int open_failed(BrokerError *err, const char *what, const Error *be) {
         int r = be->error < 0 ? be->error : -EIO;
@@ -154,6 +168,11 @@ static int claim_all(Session *s, const TopoDevice **devs, size_t n, BrokerError 
 static const char *holder(const Session *s, char *buf, size_t size) {
         const PeerCreds *c = s->creds;
 
+        /* A runtime claim has no process: its description names it. */
+        if (c->pid <= 0) {
+                snprintf(buf, size, "%s", s->description);
+                return buf;
+        }
         snprintf(buf, size, "uid %u, pid %d%s%s", (unsigned)c->uid, (int)c->pid,
                  c->unit ? ", unit " : "", c->unit ?: "");
         return buf;
@@ -170,13 +189,7 @@ int session_open_devices(Session *s, const char *const *names, size_t n, Session
         assert_return(names || n == 0, -EINVAL);
         assert_return(ret, -EINVAL);
 
-        r = check_names(names, n, err);
-        if (r < 0)
-                return r;
-        devs = calloc(n, sizeof(*devs));
-        if (!devs)
-                return broker_error_system(err, -ENOMEM, "Allocating memory");
-        r = admit_all(s, names, n, devs, err);
+        r = decide_all(s, names, n, &devs, err);
         if (r < 0)
                 return r;
         r = open_all(s, devs, n, &h, err);
@@ -193,6 +206,19 @@ int session_open_devices(Session *s, const char *const *names, size_t n, Session
         *ret = h;
         h = SESSION_HANDOFF_INIT;
         return 0;
+}
+
+int session_hold_devices(Session *s, const char *const *names, size_t n, BrokerError *err) {
+        _cleanup_free_ const TopoDevice **devs = NULL;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(names || n == 0, -EINVAL);
+
+        r = decide_all(s, names, n, &devs, err);
+        if (r < 0)
+                return r;
+        return claim_all(s, devs, n, err);
 }
 
 static ssize_t handoff_index(const Session *s, const char *name) {

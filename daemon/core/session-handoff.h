@@ -55,6 +55,12 @@ int session_open_devices(Session *s, const char *const *names, size_t n, Session
                          BrokerError *err);
 
 /*
+ * The same decision and claim without opening anything: the devices are held for whoever
+ * opens their nodes later (a runtime claim), released like those of session_open_devices().
+ */
+int session_hold_devices(Session *s, const char *const *names, size_t n, BrokerError *err);
+
+/*
  * Releases devices the session took with session_open_devices(): names[0..n), or every one
  * when n is 0.  NoSuchObject {kind: "device"} for a name the session does not hold that way,
  * and then none is released.  The client's files may stay open; the devices are then held by

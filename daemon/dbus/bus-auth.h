@@ -23,6 +23,7 @@
 #define BUS_POLKIT_ACTION_OPEN_SESSION "org.iommud1.open-session"
 #define BUS_POLKIT_ACTION_RELOAD "org.iommud1.reload"
 #define BUS_POLKIT_ACTION_MANAGE "org.iommud1.manage"
+#define BUS_POLKIT_ACTION_CLAIM "org.iommud1.claim"
 
 typedef struct BusAuth BusAuth;
 

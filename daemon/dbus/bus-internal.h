@@ -40,6 +40,22 @@ struct BusSession {
         BusSession *next, *prev;
 };
 
+/* Runs a method once the caller is known and, for action, authorized (bus.c). */
+typedef int (*BusPendingFn)(Bus *b, BusPending *p, PeerCreds **creds, sd_bus_error *error);
+/*
+ * Replies later: run is called with the caller's credentials once polkit allowed action
+ * (exempt_uid needs no authorization; UID_INVALID: nobody is exempt).  1, or a negative errno.
+ */
+int bus_defer(Bus *b, sd_bus_message *m, const char *action, uid_t exempt_uid, BusPendingFn run,
+              BusPending **ret);
+/* The call p answers. */
+sd_bus_message *bus_pending_call(BusPending *p);
+
+/* Runtime claims of org.iommud1.Manager (bus-claims.c). */
+int bus_method_prepare_claim(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_method_unprepare_claim(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_method_list_claims(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
 /* Creates the session object for owner with creds (taken on success). */
 int bus_session_new(BusSession **ret, Bus *b, const char *owner, PeerCreds *creds,
                     BrokerError *err);

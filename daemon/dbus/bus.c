@@ -18,8 +18,6 @@
 
 /* ---- pending calls (waiting for credentials or polkit) ---------------------------------- */
 
-typedef int (*BusPendingFn)(Bus *b, BusPending *p, PeerCreds **creds, sd_bus_error *error);
-
 struct BusPending {
         Bus *bus;
         BusAuth *auth;
@@ -68,8 +66,11 @@ static void on_auth(BusAuth *a, int r, const sd_bus_error *error, PeerCreds **cr
         bus_loop_kick(b->loop);
 }
 
-/* Replies later, once the caller is known and (for action) authorized. */
-static int bus_defer(Bus *b, sd_bus_message *m, const char *action, uid_t exempt_uid,
+sd_bus_message *bus_pending_call(BusPending *p) {
+        return bus_auth_get_call(p->auth);
+}
+
+int bus_defer(Bus *b, sd_bus_message *m, const char *action, uid_t exempt_uid,
                      BusPendingFn run, BusPending **ret) {
         BusPending *p;
         int r;
@@ -420,6 +421,17 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_create_session, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("OpenSession", SD_BUS_NO_ARGS, SD_BUS_RESULT("h", socket),
                                 method_open_session, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PrepareClaim",
+                                SD_BUS_ARGS("s", claim_id, "as", devices, "u", uid, "u", gid, "s",
+                                            unit),
+                                SD_BUS_RESULT("s", spec, "s", cdi_device, "b", prepared),
+                                bus_method_prepare_claim, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UnprepareClaim", SD_BUS_ARGS("s", claim_id),
+                                SD_BUS_RESULT("b", released), bus_method_unprepare_claim,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListClaims", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(suusassss)", claims), bus_method_list_claims,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("s", device, "o", path), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("s", device, "o", path), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceReleaseRequested",

@@ -21,6 +21,7 @@
 #include "varlink-broker.h"
 #include "error.h"
 #include "macros.h"
+#include "runtime-claim.h"
 #include "session.h"
 #include "topology.h"
 #include "varlink-server.h"
@@ -53,6 +54,9 @@ typedef struct BusConfig {
         const char *address;      /* NULL: the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured) */
         /* ReloadPolicy(): returns 0 or a negative errno (the old policy stays). */
         int (*reload_policy)(void *userdata);
+        /* PrepareClaim() and the rest; NULL: not offered.  claims_changed saves the state. */
+        RuntimeClaims *claims;
+        void (*claims_changed)(void *userdata);
         void *userdata;
 } BusConfig;
 

@@ -111,21 +111,28 @@ static json_object *param_json(const BrokerErrorParam *bp) {
         return NULL;
 }
 
+json_object *broker_error_params_json(const BrokerError *e) {
+        json_object *p = json_object_new_object();
+
+        for (size_t i = 0; p && e && i < e->n_params; i++)
+                (void)json_util_add(p, e->params[i].key, param_json(&e->params[i]));
+        return p;
+}
+
 /* e's parameters, held to the IDL; what names the error in the log ("what"). */
 static json_object *error_params(const BrokerError *e, const char *what) {
         const VarlinkIdl *idl = broker_idl_parsed();
-        json_object *p = json_object_new_object();
         Error err = ERROR_INIT;
+        json_object *p;
 
-        if (!p)
-                return NULL;
         if (idl && broker_error_check_idl(idl, e, &err) < 0) {
                 log_debug("%s: %s", what, error_message(&err));
                 assert_return_failed("broker_error_check_idl(e) >= 0", __FILE__, __LINE__,
                                      __func__);
         }
-        for (size_t i = 0; i < e->n_params; i++)
-                (void)json_util_add(p, e->params[i].key, param_json(&e->params[i]));
+        p = broker_error_params_json(e);
+        if (!p)
+                return NULL;
         log_debug("%s: %s: %s", what, e->error.name ?: BROKER_ERROR_BACKEND_ERROR,
                   error_message(&e->error));
         return p;

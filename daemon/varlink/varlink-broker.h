@@ -64,6 +64,8 @@ typedef struct VarlinkIdl VarlinkIdl;
  * -EBADMSG naming the difference.  Every error the broker sends is held to it.
  */
 int broker_error_check_idl(const VarlinkIdl *idl, const BrokerError *e, Error *err);
+/* e's parameters as a JSON object, unchecked (for an interface of other errors); NULL: OOM. */
+json_object *broker_error_params_json(const BrokerError *e);
 /* The number naming the session's fds in the fd store ("s<serial>-..."). */
 uint64_t broker_session_serial(const Session *s);
 /*

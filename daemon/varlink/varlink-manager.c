@@ -15,31 +15,8 @@
 #include "json-util.h"
 #include "varlink-broker.h"
 #include "varlink-manager-idl.h"
-#include "varlink-manager.h"
+#include "varlink-manager-internal.h"
 #include "policy.h"
-
-#define MANAGER_ERROR_NOT_AUTHORIZED MANAGER_INTERFACE ".NotAuthorized"
-#define MANAGER_ERROR_POLICY_INVALID MANAGER_INTERFACE ".PolicyInvalid"
-#define MANAGER_ERROR_NO_SUCH_DEVICE MANAGER_INTERFACE ".NoSuchDevice"
-#define MANAGER_ERROR_NO_SUCH_USER MANAGER_INTERFACE ".NoSuchUser"
-
-typedef struct SessionId {
-        Session *session;
-        uint64_t id;
-} SessionId;
-
-struct ManagerVarlink {
-        ManagerVarlinkConfig cfg;
-        VarlinkInterface iface;
-        uint64_t start_sec;
-
-        SessionId *ids;          /* live sessions in the order they opened */
-        size_t n_ids;
-        uint64_t next_id;
-
-        VarlinkCall **subscribers;
-        size_t n_subscribers;
-};
 
 static uint64_t now_sec(void) {
         struct timespec ts;
@@ -48,7 +25,7 @@ static uint64_t now_sec(void) {
         return (uint64_t)ts.tv_sec;
 }
 
-static json_object *u64_node(uint64_t v) {
+json_object *manager_u64_node(uint64_t v) {
         return v > INT64_MAX ? json_object_new_uint64(v) : json_object_new_int64((int64_t)v);
 }
 
@@ -137,14 +114,14 @@ void manager_varlink_session_event(ManagerVarlink *mv, Session *s, SessionEvent 
         snprintf(message, sizeof(message), "session %" PRIu64 " of %s %s", id, session_describe(s),
                  opened ? "opened" : "closed");
         payload = json_object_new_object();
-        (void)json_util_add(payload, "session", u64_node(id));
-        (void)json_util_add(payload, "uid", u64_node(c->uid));
+        (void)json_util_add(payload, "session", manager_u64_node(id));
+        (void)json_util_add(payload, "uid", manager_u64_node(c->uid));
         manager_varlink_emit(mv, opened ? "session-opened" : "session-closed", message, payload);
 }
 
 /* ---- methods ---------------------------------------------------------------------------- */
 
-static int require_admin(VarlinkCall *call) {
+int manager_require_admin(VarlinkCall *call) {
         const struct ucred *u = varlink_connection_get_ucred(varlink_call_get_connection(call));
         json_object *p;
         char reason[160];
@@ -155,17 +132,11 @@ static int require_admin(VarlinkCall *call) {
                  "uid %u may not administer iommud: only root and the daemon's own user may",
                  u ? (unsigned)u->uid : 0U);
         p = json_object_new_object();
-        (void)json_util_add(p, "uid", u64_node(u ? u->uid : 0));
+        (void)json_util_add(p, "uid", manager_u64_node(u ? u->uid : 0));
         (void)json_util_add(p, "reason", json_object_new_string(reason));
         (void)varlink_call_error(call, MANAGER_ERROR_NOT_AUTHORIZED, p);
         return -EPERM;
 }
-
-#define REQUIRE_ADMIN(call)                                                                        \
-        do {                                                                                       \
-                if (require_admin(call) < 0)                                                       \
-                        return 0;                                                                  \
-        } while (0)
 
 static int method_get_status(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                              void *userdata) {
@@ -205,12 +176,12 @@ static int method_get_status(VarlinkCall *call, json_object *params, VarlinkCall
         if (mv->cfg.backend_reason)
                 (void)json_util_add(out, "backendReason",
                                     json_object_new_string(mv->cfg.backend_reason));
-        (void)json_util_add(out, "sessions", u64_node(h->n_sessions));
-        (void)json_util_add(out, "groups", u64_node(h->topology->n_groups));
-        (void)json_util_add(out, "devices", u64_node(h->topology->n_devices));
-        (void)json_util_add(out, "eligibleDevices", u64_node(eligible));
-        (void)json_util_add(out, "policyGeneration", u64_node(policy_generation(h->policy)));
-        (void)json_util_add(out, "uptime", u64_node(now_sec() - mv->start_sec));
+        (void)json_util_add(out, "sessions", manager_u64_node(h->n_sessions));
+        (void)json_util_add(out, "groups", manager_u64_node(h->topology->n_groups));
+        (void)json_util_add(out, "devices", manager_u64_node(h->topology->n_devices));
+        (void)json_util_add(out, "eligibleDevices", manager_u64_node(eligible));
+        (void)json_util_add(out, "policyGeneration", manager_u64_node(policy_generation(h->policy)));
+        (void)json_util_add(out, "uptime", manager_u64_node(now_sec() - mv->start_sec));
         return varlink_call_reply(call, out);
 }
 
@@ -236,10 +207,10 @@ static json_object *session_json(ManagerVarlink *mv, Session *s) {
         n_rows = session_usage_rows(&info, rows);
         for (size_t i = 0; i < n_rows; i++)
                 json_object_array_add(usage, broker_usage_json(&rows[i]));
-        (void)json_util_add(o, "id", u64_node(manager_varlink_session_id(mv, s)));
-        (void)json_util_add(o, "uid", u64_node(info.creds->uid));
-        (void)json_util_add(o, "gid", u64_node(info.creds->gid));
-        (void)json_util_add(o, "pid", u64_node((uint64_t)info.creds->pid));
+        (void)json_util_add(o, "id", manager_u64_node(manager_varlink_session_id(mv, s)));
+        (void)json_util_add(o, "uid", manager_u64_node(info.creds->uid));
+        (void)json_util_add(o, "gid", manager_u64_node(info.creds->gid));
+        (void)json_util_add(o, "pid", manager_u64_node((uint64_t)info.creds->pid));
         if (info.creds->unit)
                 (void)json_util_add(o, "unit", json_object_new_string(info.creds->unit));
         (void)json_util_add(o, "devices", devs);
@@ -272,7 +243,7 @@ static int method_list_sessions(VarlinkCall *call, json_object *params, VarlinkC
 }
 
 /* The Manager's own names for what explain_device_for() reports as NoSuchObject. */
-static int reply_explain_error(VarlinkCall *call, const BrokerError *e, int r) {
+int manager_reply_explain_error(VarlinkCall *call, const BrokerError *e, int r) {
         const BrokerErrorParam *kind = broker_error_get(e, "kind"), *id = broker_error_get(e, "id");
         json_object *p;
 
@@ -282,7 +253,7 @@ static int reply_explain_error(VarlinkCall *call, const BrokerError *e, int r) {
         if (!p)
                 return -ENOMEM;
         if (streq(kind->str, BROKER_KIND_USER)) {
-                (void)json_util_add(p, "uid", u64_node(strtoull(id->str, NULL, 10)));
+                (void)json_util_add(p, "uid", manager_u64_node(strtoull(id->str, NULL, 10)));
                 return varlink_call_error(call, MANAGER_ERROR_NO_SUCH_USER, p);
         }
         (void)json_util_add(p, "device", json_object_new_string(id->str));
@@ -325,7 +296,7 @@ static int method_explain_device(VarlinkCall *call, json_object *params, Varlink
 
         r = explain_device_for(&EXPLAIN_SCOPE_HOST(mv->cfg.host), ep.device, &who, &dec, &e);
         if (r < 0)
-                return reply_explain_error(call, &e, r);
+                return manager_reply_explain_error(call, &e, r);
         r = policy_decision_to_json(&dec, &out);
         if (r < 0)
                 return r;
@@ -368,7 +339,7 @@ static int method_reload_policy(VarlinkCall *call, json_object *params, VarlinkC
         out = json_object_new_object();
         if (!out)
                 return -ENOMEM;
-        (void)json_util_add(out, "generation", u64_node(policy_generation(mv->cfg.host->policy)));
+        (void)json_util_add(out, "generation", manager_u64_node(policy_generation(mv->cfg.host->policy)));
         return varlink_call_reply(call, out);
 }
 
@@ -404,6 +375,9 @@ static const VarlinkMethod manager_methods[] = {
         { "ExplainDevice", method_explain_device, explain_device_parameters },
         { "ReloadPolicy", method_reload_policy },
         { "Monitor", method_monitor },
+        { "PrepareClaim", manager_method_prepare_claim, manager_prepare_claim_parameters },
+        { "UnprepareClaim", manager_method_unprepare_claim, manager_unprepare_claim_parameters },
+        { "ListClaims", manager_method_list_claims },
         {},
 };
 

@@ -3,8 +3,8 @@
 
 /*
  * org.iommud.Manager: administration on the broker's socket (status, the
- * session list, ExplainDevice for another principal, policy reloads and a
- * stream of events).  Only uid 0 and the daemon's own user may call it.
+ * session list, ExplainDevice for another principal, policy reloads, a
+ * stream of events and runtime claims for container runtimes).  Only uid 0 and the daemon's own user may call it.
  *
  * Events reach Monitor() subscribers through manager_varlink_emit(); session
  * events come from the SessionHost's session hook, which the manager fans out
@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "macros.h"
+#include "runtime-claim.h"
 #include "session.h"
 #include "varlink-server.h"
 
@@ -31,6 +32,10 @@ typedef struct ManagerVarlinkConfig {
          * *ret_diagnostics (a NULL-terminated array the caller frees).
          */
         int (*reload_policy)(void *userdata, char ***ret_diagnostics);
+        /* Runtime claims (PrepareClaim); NULL: those methods are not implemented. */
+        RuntimeClaims *claims;
+        /* Told after a claim was prepared or released, before the reply: the state is saved. */
+        void (*claims_changed)(void *userdata);
         void *userdata;
 } ManagerVarlinkConfig;
 

@@ -160,9 +160,59 @@ static void test_open_and_release(void **state) {
         free((char *)session);
 }
 
+/* PrepareClaim and the rest on the bus: the socket's claims, behind org.iommud1.claim. */
+static void test_claims(void **state) {
+        const char *spec, *cdi_device, *error, *id;
+        _cleanup_free_ char *holder = NULL;
+        char path[512];
+        sd_bus_message *reply;
+        int prepared = -1, released = -1;
+
+        reply = call(BUS_PATH, BUS_MANAGER_INTERFACE, "PrepareClaim", NULL, "sasuus", "pod-1", 1,
+                     DEV, (uint32_t)getuid(), UINT32_MAX, "");
+        assert_int_equal(sd_bus_message_read(reply, "ssb", &spec, &cdi_device, &prepared), 1);
+        snprintf(path, sizeof(path), "%s/cdi/iommud-claim-pod-1.json", env.daemon.dir);
+        assert_string_equal(spec, path);
+        assert_string_equal(cdi_device, "iommud.org/claim=pod-1");
+        assert_true(prepared);
+        assert_int_equal(access(path, F_OK), 0);
+        sd_bus_message_unref(reply);
+        reply = call(BUS_PATH, BUS_MANAGER_INTERFACE, "PrepareClaim", NULL, "sasuus", "pod-1", 1,
+                     DEV, (uint32_t)getuid(), UINT32_MAX, "");
+        assert_int_equal(sd_bus_message_read(reply, "ssb", &spec, &cdi_device, &prepared), 1);
+        assert_false(prepared);
+        sd_bus_message_unref(reply);
+
+        holder = device_holder();
+        assert_string_equal(holder, "claim pod-1 (uid 0)");
+        assert_null(call(BUS_PATH, BUS_MANAGER_INTERFACE, "PrepareClaim", &error, "sasuus",
+                         "pod-2", 1, DEV, (uint32_t)getuid(), UINT32_MAX, ""));
+        assert_string_equal(error, "org.iommud.Broker.DeviceBusy");
+        assert_null(call(BUS_PATH, BUS_MANAGER_INTERFACE, "PrepareClaim", &error, "sasuus",
+                         "pod/2", 1, DEV, (uint32_t)getuid(), UINT32_MAX, ""));
+        assert_string_equal(error, "org.iommud.Manager.InvalidClaimId");
+
+        reply = call(BUS_PATH, BUS_MANAGER_INTERFACE, "ListClaims", NULL, "");
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(suusassss)"), 1);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'r', "suusassss"), 1);
+        assert_int_equal(sd_bus_message_read(reply, "s", &id), 1);
+        assert_string_equal(id, "pod-1");
+        sd_bus_message_unref(reply);
+
+        reply = call(BUS_PATH, BUS_MANAGER_INTERFACE, "UnprepareClaim", NULL, "s", "pod-1");
+        assert_int_equal(sd_bus_message_read(reply, "b", &released), 1);
+        assert_true(released);
+        sd_bus_message_unref(reply);
+        assert_int_equal(access(path, F_OK), -1);
+        free(holder);
+        holder = device_holder();
+        assert_string_equal(holder, "");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_open_and_release),
+                cmocka_unit_test(test_claims),
         };
 
         if (geteuid() != 0) {

@@ -160,7 +160,8 @@ class Runner:
         self.daemon = subprocess.Popen(
             [self.args.iommud, "--sim", self.args.topology, "--runtime-dir", self.rt,
              "--vendor-policy-dir", os.path.join(self.tmp, "vendor"),
-             "--policy-dir", os.path.join(self.tmp, "policy.d"), "--policy", self.policy],
+             "--policy-dir", os.path.join(self.tmp, "policy.d"), "--policy", self.policy,
+             "--cdi-dir", os.path.join(self.tmp, "claims")],
             stdout=log, stderr=subprocess.STDOUT, env=self.env, preexec_fn=die_with_test)
         # Wait until it accepts connections (or exits); the cap only bounds a broken start.
         for _ in range(400):
@@ -497,6 +498,49 @@ class Runner:
                 "cdi: a user who cannot write the spec is told to use --output or --stdout",
                 p.stderr)
 
+    def claims(self):
+        """claim prepare holds a device and writes a valid spec; a retry changes nothing, a
+        session gets DeviceBusy naming the claim, unprepare releases it and removes the spec."""
+        eligible = [d for d in self.devices() or [] if d["eligible"] and d["cdev"]]
+        if not eligible:
+            self.skip("claim: prepare, busy, unprepare", "no eligible device with a cdev")
+            return
+        dev = eligible[0]["name"]
+        path = os.path.join(self.tmp, "claims", "iommud-claim-pod-1.json")
+        rc, out, err = self.ctl("claim", "prepare", "pod-1", "--device", dev, "--uid", str(UID))
+        self.ok(rc == 0 and out.startswith("Prepared claim pod-1 for uid %d: %s." % (UID, dev))
+                and "--device iommud.org/claim=pod-1" in out, "claim prepare", out + err)
+        v = subprocess.run([sys.executable, self.args.cdi_validator, path],
+                           capture_output=True, text=True)
+        self.ok(v.returncode == 0, "claim: the spec is valid CDI 0.5.0", v.stdout + v.stderr)
+        self.ok(os.path.exists(path) and oct(os.stat(path).st_mode & 0o777) == oct(0o644),
+                "claim: the spec is 0644")
+        rc, out, err = self.ctl("--json", "claim", "prepare", "pod-1", "--device", dev,
+                                "--uid", str(UID))
+        self.ok(rc == 0 and json.loads(out)["prepared"] is False,
+                "claim prepare again: already prepared", out + err)
+        rc, out, err = self.ctl("--json", "claim", "list")
+        claims = json.loads(out)["claims"] if rc == 0 else []
+        self.ok([c["claimId"] for c in claims] == ["pod-1"] and claims[0]["devices"] == [dev]
+                and claims[0]["spec"] == path and claims[0]["unit"] is None,
+                "claim list", out + err)
+        rc, out, err = self.ctl("devices")
+        self.ok(re.search(r"(?m)^%s .*claim pod-1 \(uid %d\)$" % (re.escape(dev), UID), out),
+                "devices: held by the claim", out)
+        rc, _, err = self.ctl("attach", dev)
+        self.ok(rc == 1 and "held by claim pod-1" in err, "claim: busy to a session", err)
+        rc, _, err = self.ctl("claim", "prepare", "pod-2", "--device", dev, "--uid", str(UID))
+        self.ok(rc == 1 and "held by claim pod-1" in err, "claim: busy to another claim", err)
+        rc, _, err = self.ctl("claim", "prepare", "pod/2", "--device", dev, "--uid", str(UID))
+        self.ok(rc == 1 and "'pod/2' is not a claim id" in err, "claim: a bad id", err)
+        rc, _, err = self.ctl("claim", "prepare", "pod-2", "--uid", str(UID))
+        self.ok(rc == 2, "claim prepare without a device is a usage error", err)
+        rc, out, err = self.ctl("claim", "unprepare", "pod-1")
+        self.ok(rc == 0 and "Released claim pod-1" in out and not os.path.exists(path),
+                "claim unprepare removes the spec", out + err)
+        rc, out, err = self.ctl("claim", "unprepare", "pod-1")
+        self.ok(rc == 0 and "was not prepared" in out, "claim unprepare again", out + err)
+
     def cdi_modes(self):
         """Each mode gives a valid spec with what reaches the devices in that mode only."""
         want = {  # mode: (common nodes, per-device node prefix, socket mounted)
@@ -784,6 +828,7 @@ def main():
         r.foreign_sockets()
         r.people_and_pipes()
         r.cdi()
+        r.claims()
         r.exec_verb()
         r.monitor()
         r.faults()

@@ -12,7 +12,9 @@
 # gives $IOMMUD_SOCKET, the socket bind-mounted at that path from iommud's, and
 # $IOMMUD_DEVICE_<address>, and no VFIO node; iommufd and legacy mode give their device nodes
 # (/dev/iommu and the cdev; /dev/vfio/vfio and the group), or, where the host has no such
-# node, podman's refusal naming one of them; an unknown device name is unresolvable.  The
+# node, podman's refusal naming one of them; an unknown device name is unresolvable.  A runtime
+# claim (iommuctl claim prepare, the spec iommud itself writes) resolves as
+# iommud.org/claim=ID to the same nodes, and no longer once the claim is unprepared.  The
 # container does not have to start: on a host where crun cannot start one, the config is
 # written before that fails.
 #
@@ -68,7 +70,7 @@ cat >"$tmp/policy.json" <<EOF
 }
 EOF
 socket=$tmp/rt/org.iommud.Broker
-"$iommud" --sim workstation --runtime-dir "$tmp/rt" --socket "$socket" --no-bus \
+"$iommud" --sim workstation --runtime-dir "$tmp/rt" --socket "$socket" --no-bus --cdi-dir /run/cdi \
         --policy "$tmp/policy.json" --policy-dir "$tmp/empty" --vendor-policy-dir "$tmp/empty" \
         --log-level warning 2>"$tmp/iommud.log" &
 daemon=$!
@@ -88,11 +90,12 @@ P=(podman --root "$tmp/storage" --runroot "$tmp/run" --tmpdir "$tmp/libpod"
 "${P[@]}" import -q "$tmp/rootfs.tar" localhost/iommud-cdi-test:1 >/dev/null
 check $? "a local image to create containers from"
 
-# create_init NAME: creates a container with device iommud.org/vfio=NAME and has podman write
-# its OCI config; prints the config's path, or podman's last error line on stderr.
+# create_init NAME [KIND]: creates a container with device KIND=NAME (KIND iommud.org/vfio by
+# default) and has podman write its OCI config; prints the config's path, or podman's last
+# error line on stderr.
 create_init() {
         local id err
-        id=$("${P[@]}" create --network none --device "iommud.org/vfio=$1" \
+        id=$("${P[@]}" create --network none --device "${2:-iommud.org/vfio}=$1" \
                 localhost/iommud-cdi-test:1 /bin/busybox true 2>"$tmp/err") || {
                 tail -n 1 "$tmp/err" >&2
                 return 1
@@ -138,29 +141,47 @@ else
         not_ok "broker: podman resolved iommud.org/vfio=$device: $(cat "$tmp/why")"
 fi
 
-# iommufd and legacy: their nodes, or the host has not got them and podman says which.
-for mode in iommufd legacy; do
-        "$iommuctl" cdi generate --mode "$mode" --output /run/cdi >/dev/null
-        check $? "iommuctl cdi generate --mode $mode"
+# resolves WHAT SPEC NAME [KIND]: podman gave the container the nodes SPEC lists for its device
+# NAME, or the host has not got one and podman says which.
+resolves() {
+        local nodes config got why missing
         nodes=$(python3 -c '
 import json, sys
-s = json.load(open("/run/cdi/iommud.org-vfio.json"))
-d = [x for x in s["devices"] if x["name"] == sys.argv[1]][0]
+s = json.load(open(sys.argv[1]))
+d = [x for x in s["devices"] if x["name"] == sys.argv[2]][0]
 for e in (s["containerEdits"], d["containerEdits"]):
     for n in e.get("deviceNodes", []):
-        print(n["path"])' "$device")
-        if config=$(create_init "$device" 2>"$tmp/why"); then
+        print(n["path"])' "$2" "$3")
+        if config=$(create_init "$3" "${4:-}" 2>"$tmp/why"); then
                 got=$(config_facts "$config" | awk '$1 == "node" { print $2 }' | sort)
                 check "$([ "$got" = "$(echo "$nodes" | sort)" ]; echo $?)" \
-                        "$mode: podman gave the container $(echo $got)"
+                        "$1: podman gave the container $(echo $got)"
         else
                 why=$(cat "$tmp/why")
                 missing=$(echo "$why" | sed -n 's/.*failed to stat CDI host device "\([^"]*\)".*/\1/p')
                 check "$([ -n "$missing" ] && [ ! -e "$missing" ] &&
                          echo "$nodes" | grep -qx "$missing"; echo $?)" \
-                        "$mode: podman resolved the device and wants its node $missing, which this host has not: $why"
+                        "$1: podman resolved the device and wants its node $missing, which this host has not: $why"
         fi
+}
+
+# iommufd and legacy: their nodes, or the host has not got them and podman says which.
+for mode in iommufd legacy; do
+        "$iommuctl" cdi generate --mode "$mode" --output /run/cdi >/dev/null
+        check $? "iommuctl cdi generate --mode $mode"
+        resolves "$mode" /run/cdi/iommud.org-vfio.json "$device"
 done
+
+# A runtime claim: iommud writes its spec, podman resolves iommud.org/claim=ID, and once the
+# claim is released the name is gone.
+"$iommuctl" claim prepare pod-1 --device "$device" --uid 0 >/dev/null
+check $? "iommuctl claim prepare writes /run/cdi/iommud-claim-pod-1.json"
+resolves "claim" /run/cdi/iommud-claim-pod-1.json pod-1 iommud.org/claim
+"$iommuctl" claim unprepare pod-1 >/dev/null
+check $? "iommuctl claim unprepare"
+err=$(create_init pod-1 iommud.org/claim 2>&1 >/dev/null)
+check "$(echo "$err" | grep -q 'unresolvable CDI devices iommud.org/claim=pod-1'; echo $?)" \
+        "an unprepared claim is unresolvable: $err"
 
 err=$(create_init nonexistent 2>&1 >/dev/null)
 check "$(echo "$err" | grep -q 'unresolvable CDI devices iommud.org/vfio=nonexistent'; echo $?)" \

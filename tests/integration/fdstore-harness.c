@@ -123,7 +123,7 @@ static int harness_pump(Harness *h, bool wait_ready) {
 
 static void harness_exec(Harness *h) {
         const char *binary = getenv("IOMMUD_BINARY");
-        char empty[320], names[8192] = "", num[32];
+        char empty[320], cdi[320], names[8192] = "", num[32];
         int high[256];
 
         /* Move the stored fds out of the way, then to 3..N, inheritable. */
@@ -151,9 +151,10 @@ static void harness_exec(Harness *h) {
         setenv("FDSTORE", "256", 1);
         unsetenv("WATCHDOG_USEC");
         snprintf(empty, sizeof(empty), "%s/empty.d", h->d.dir);
+        snprintf(cdi, sizeof(cdi), "%s/cdi", h->d.dir);
         execl(binary, binary, "--sim", h->topology, "--runtime-dir", h->d.dir, "--policy",
-              h->d.policy, "--policy-dir", empty, "--vendor-policy-dir", empty, "--log-level",
-              getenv("IOMMUD_ITEST_LOG_LEVEL") ?: "notice", NULL);
+              h->d.policy, "--policy-dir", empty, "--vendor-policy-dir", empty, "--cdi-dir", cdi,
+              "--log-level", getenv("IOMMUD_ITEST_LOG_LEVEL") ?: "notice", NULL);
         _exit(127);
 }
 
@@ -214,14 +215,26 @@ void harness_start(Harness *h, const char *policy_extra) {
         harness_start_on(h, policy_extra, NULL);
 }
 
+static void harness_signal(Harness *h, int sig, int *ret_status) {
+        assert_true(h->d.pid > 0);
+        assert_int_equal(kill(h->d.pid, sig), 0);
+        assert_int_equal(waitpid(h->d.pid, ret_status, 0), h->d.pid);
+        h->d.pid = 0;
+        assert_int_equal(harness_pump(h, false), 0);
+}
+
 void harness_kill(Harness *h) {
         int status;
 
-        assert_true(h->d.pid > 0);
-        assert_int_equal(kill(h->d.pid, SIGKILL), 0);
-        assert_int_equal(waitpid(h->d.pid, &status, 0), h->d.pid);
-        h->d.pid = 0;
-        assert_int_equal(harness_pump(h, false), 0);
+        harness_signal(h, SIGKILL, &status);
+}
+
+void harness_term(Harness *h) {
+        int status;
+
+        harness_signal(h, SIGTERM, &status);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 void harness_stop(Harness *h) {

@@ -41,6 +41,8 @@ void harness_start(Harness *h, const char *policy_extra);
 int harness_launch(Harness *h);
 /* SIGKILL, then what the dying daemon still sent to the store. */
 void harness_kill(Harness *h);
+/* The same with SIGTERM, an orderly exit (systemctl restart), which must exit 0. */
+void harness_term(Harness *h);
 void harness_stop(Harness *h);
 /* How many stored fds have a name starting with prefix. */
 size_t harness_count(const Harness *h, const char *prefix);

@@ -89,7 +89,7 @@ static void redirect_log(void) {
 int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_json) {
         const char *binary = getenv("IOMMUD_BINARY");
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char empty[300], notify[300];
+        char empty[300], cdi[300], notify[300];
         int nfd, r;
 
         memset(d, 0, sizeof(*d));
@@ -139,9 +139,11 @@ int itest_daemon_start(ItestDaemon *d, const char *topology, const char *policy_
                 unsetenv("LISTEN_PID");
                 unsetenv("WATCHDOG_USEC");
                 redirect_log();
+                snprintf(cdi, sizeof(cdi), "%s/cdi", d->dir);
                 execl(binary, binary, "--sim", topology, "--runtime-dir", d->dir, "--policy",
                       d->policy, "--policy-dir", empty, "--vendor-policy-dir", empty,
-                      "--log-level", getenv("IOMMUD_ITEST_LOG_LEVEL") ?: "notice", NULL);
+                      "--cdi-dir", cdi, "--log-level",
+                      getenv("IOMMUD_ITEST_LOG_LEVEL") ?: "notice", NULL);
                 _exit(127);
         }
 

@@ -69,7 +69,7 @@ CdiMode cdi_mode_choose(bool delegation, bool all_cdevs) {
 }
 
 /* Adds the nodes that reach d in mode m to nodes; -ENODEV when d has none in that mode. */
-static int device_nodes(const IommudDevice *d, CdiMode m, json_object *nodes) {
+static int device_nodes(const CdiDevice *d, CdiMode m, json_object *nodes) {
         char path[PATH_MAX];
 
         switch (m) {
@@ -90,8 +90,7 @@ static int device_nodes(const IommudDevice *d, CdiMode m, json_object *nodes) {
 }
 
 /* IOMMUD_DEVICE_0000_65_00_0=0000:65:00.0: which devices the container got, by name. */
-static json_object *device_env(const char *name) {
-        json_object *env = json_object_new_array();
+static int device_env(const char *name, json_object *env) {
         char var[256];
         size_t k;
 
@@ -99,33 +98,45 @@ static json_object *device_env(const char *name) {
         for (const char *c = name; *c && k + 1 < sizeof(var); c++)
                 var[k++] = is_alnum(*c) ? *c : '_';
         snprintf(var + k, sizeof(var) - k, "=%s", name);
-        if (env && json_object_array_add(env, json_object_new_string(var)) >= 0)
-                return env;
-        json_object_put(env);
-        return NULL;
+        return json_object_array_add(env, json_object_new_string(var)) < 0 ? -ENOMEM : 0;
 }
 
-/* One CDI device for d: its variable and, but for the broker, its nodes. */
-static int spec_device(const IommudDevice *d, CdiMode m, json_object *devices) {
-        json_object *dev = json_object_new_object(), *edits = json_object_new_object(), *nodes;
+/*
+ * One CDI device called name for devs[0..n): their variables and, but for the broker, their
+ * nodes.  -ENODEV with the device in *ret_bad when one has no node in the mode.
+ */
+static int spec_device(const char *name, const CdiDevice *devs, size_t n, CdiMode m,
+                       json_object *devices, const char **ret_bad) {
+        json_object *dev = json_object_new_object(), *edits = json_object_new_object(), *nodes,
+                    *env = json_object_new_array();
         int r;
 
-        if (!dev || !edits || json_object_array_add(devices, dev) < 0) {
+        if (!dev || !edits || !env || json_object_array_add(devices, dev) < 0) {
                 json_object_put(dev);
                 json_object_put(edits);
+                json_object_put(env);
                 return -ENOMEM;
         }
-        if (json_util_add(dev, "name", json_object_new_string(d->name)) < 0 ||
+        if (json_util_add(dev, "name", json_object_new_string(name)) < 0 ||
             json_util_add(dev, "containerEdits", edits) < 0 ||
-            json_util_add(edits, "env", device_env(d->name)) < 0)
+            json_util_add(edits, "env", env) < 0)
                 return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (device_env(devs[i].name, env) < 0)
+                        return -ENOMEM;
         if (m == CDI_MODE_BROKER)
                 return 0;
         nodes = json_object_new_array();
         if (json_util_add(edits, "deviceNodes", nodes) < 0)
                 return -ENOMEM;
-        r = device_nodes(d, m, nodes);
-        return r == -ENODEV ? r : r < 0 ? -ENOMEM : 0;
+        for (size_t i = 0; i < n; i++) {
+                r = device_nodes(&devs[i], m, nodes);
+                if (r == -ENODEV && ret_bad)
+                        *ret_bad = devs[i].name;
+                if (r < 0)
+                        return r == -ENODEV ? r : -ENOMEM;
+        }
+        return 0;
 }
 
 /* The socket, bind-mounted read-only, and $IOMMUD_SOCKET naming it. */
@@ -183,46 +194,63 @@ static json_object *common_edits(const CdiOptions *o) {
         return edits;
 }
 
-int cdi_spec_build(const IommudTopology *t, const CdiOptions *o, json_object **ret,
-                   size_t *ret_n_devices, const char **ret_bad) {
+/* The spec's frame: version, kind, an empty device list in *ret_devices, the common edits. */
+static json_object *spec_new(const char *kind, const CdiOptions *o, json_object **ret_devices) {
         json_object *spec = json_object_new_object(), *devices = json_object_new_array();
-        size_t n = 0;
-        int r = -ENOMEM;
 
-        if (!spec || !devices || o->mode >= _CDI_MODE_MAX) {
+        if (!spec || !devices ||
+            json_util_add(spec, "cdiVersion", json_object_new_string(CDI_VERSION)) < 0 ||
+            json_util_add(spec, "kind", json_object_new_string(kind)) < 0 ||
+            json_util_add(spec, "devices", json_object_get(devices)) < 0 ||
+            json_util_add(spec, "containerEdits", common_edits(o)) < 0) {
                 json_object_put(spec);
                 json_object_put(devices);
-                return spec && devices ? -EINVAL : -ENOMEM;
+                return NULL;
         }
-        if (json_util_add(spec, "cdiVersion", json_object_new_string(CDI_VERSION)) < 0 ||
-            json_util_add(spec, "kind", json_object_new_string(CDI_KIND)) < 0 ||
-            json_util_add(spec, "devices", devices) < 0)
-                goto fail;
+        *ret_devices = devices;
+        json_object_put(devices); /* the spec holds it */
+        return spec;
+}
 
-        for (size_t i = 0; i < iommud_topology_get_n_devices(t); i++) {
-                const IommudDevice *d = iommud_topology_get_device(t, i);
-
-                if (!d->eligible)
-                        continue;
-                r = cdi_device_name_is_valid(d->name) ? spec_device(d, o->mode, devices)
-                                                      : -EINVAL;
-                if (r == -ENODEV && ret_bad)
-                        *ret_bad = d->name;
-                if (r < 0)
-                        goto fail;
-                n++;
+static int spec_finish(json_object *spec, int r, json_object **ret) {
+        if (r < 0) {
+                json_object_put(spec);
+                return r == -EINVAL || r == -ENODEV ? r : -ENOMEM;
         }
-        r = json_util_add(spec, "containerEdits", common_edits(o));
-        if (r < 0)
-                goto fail;
         *ret = spec;
-        if (ret_n_devices)
-                *ret_n_devices = n;
         return 0;
+}
 
-fail:
-        json_object_put(spec);
-        return r == -EINVAL || r == -ENODEV ? r : -ENOMEM;
+int cdi_spec_build(const CdiDevice *devs, size_t n, const CdiOptions *o, json_object **ret,
+                   const char **ret_bad) {
+        json_object *spec, *devices = NULL;
+        int r = 0;
+
+        if (o->mode >= _CDI_MODE_MAX || (n > 0 && !devs) || !ret)
+                return -EINVAL;
+        spec = spec_new(CDI_KIND, o, &devices);
+        if (!spec)
+                return -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = cdi_device_name_is_valid(devs[i].name)
+                            ? spec_device(devs[i].name, &devs[i], 1, o->mode, devices, ret_bad)
+                            : -EINVAL;
+        return spec_finish(spec, r, ret);
+}
+
+int cdi_claim_spec_build(const char *claim_id, const CdiDevice *devs, size_t n,
+                         const CdiOptions *o, json_object **ret, const char **ret_bad) {
+        json_object *spec, *devices = NULL;
+        int r;
+
+        if (o->mode >= _CDI_MODE_MAX || (n > 0 && !devs) || !ret ||
+            !cdi_device_name_is_valid(claim_id))
+                return -EINVAL;
+        spec = spec_new(CDI_CLAIM_KIND, o, &devices);
+        if (!spec)
+                return -ENOMEM;
+        r = spec_device(claim_id, devs, n, o->mode, devices, ret_bad);
+        return spec_finish(spec, r, ret);
 }
 
 int cdi_write_atomic(const char *dir, const char *name, const char *text) {
