@@ -60,9 +60,16 @@ copy_with_libs() {
         { ldd "$src" 2>/dev/null || true; } | awk '
                 $2 == "=>" && $3 ~ /^\// { print $3 }
                 $1 ~ /^\// { print $1 }' | while read -r lib; do
-                [ -e "$root$lib" ] && continue
-                mkdir -p "$root$(dirname "$lib")"
-                cp -L "$lib" "$root$lib"
+                at=$lib
+                # A library of the build tree (libiommud) goes to /usr/local/lib: the tree's
+                # own path may be below /tmp or /run, which /init mounts over.
+                case $lib in
+                /lib/* | /lib64/* | /usr/lib/* | /usr/lib64/*) ;;
+                *) at=/usr/local/lib/$(basename "$lib") ;;
+                esac
+                [ -e "$root$at" ] && continue
+                mkdir -p "$root$(dirname "$at")"
+                cp -L "$lib" "$root$at"
         done
         if { ldd "$src" 2>/dev/null || true; } | grep -q "not found"; then
                 die "$src needs libraries ldd cannot find: $(ldd "$src" | grep 'not found' | tr -s ' \n' ' ')"
