@@ -517,7 +517,7 @@ static int iommuctl(char *buf, size_t size, const char *const *args) {
 
 static void test_cli(void) {
         static const char *const status[] = { "status", NULL };
-        static const char *const cdi[] = { "cdi", "generate", "--stdout", NULL };
+        static const char *const cdi[] = { "cdi", "generate", "--mode", "legacy", "--stdout", NULL };
         char out[8192];
         int r;
 
@@ -530,7 +530,7 @@ static void test_cli(void) {
         tap(r == 0 && strstr(out, "\"/dev/vfio/vfio\"") &&
                     strstr(out, "\"/dev/vfio/" EDU_ROOT_GROUP_ID "\"") &&
                     !strstr(out, "/dev/vfio/devices/"),
-            "iommuctl cdi generate gives the legacy nodes /dev/vfio/vfio and %s (status %d)",
+            "iommuctl cdi generate --mode legacy gives /dev/vfio/vfio and %s (status %d)",
             EDU_ROOT_GROUP, r);
 }
 
