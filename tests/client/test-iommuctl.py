@@ -484,6 +484,12 @@ class Runner:
         if os.geteuid() != 0 or not os.path.exists(path):
             self.skip("cdi: the advice to a user who cannot write", "needs root and a spec")
             return
+        if os.environ.get("IOMMUD_VALGRIND"):
+            # valgrind, traced into a child that drops to nobody, cannot make its own files
+            # there and iommuctl never runs; the plain and ASan runs check the advice.
+            self.skip("cdi: the advice to a user who cannot write",
+                      "under valgrind a child that becomes nobody does not run")
+            return
         os.chmod(self.tmp, 0o755)
 
         def as_nobody():

@@ -373,6 +373,15 @@ static void test_accept_without_fds(void **state) {
         first = client_new(fx);
         call(fx, first, "io.iommud.Test.Echo", NULL, &r);
         varlink_reply_clear(&r);
+        /*
+         * valgrind emulates RLIMIT_NOFILE for the program it runs (its own fds sit above the
+         * limit it reports), so running out of fds there is not what the kernel does: the
+         * gcc and ASan runs check it, valgrind the memory of the part above.
+         */
+        if (getenv("IOMMUD_VALGRIND")) {
+                varlink_client_free(first);
+                return;
+        }
         waiting = client_new(fx);
         assert_int_equal(varlink_client_send(waiting, "io.iommud.Test.Echo", NULL, NULL, 0, 0), 0);
         assert_true(listening(fx));
