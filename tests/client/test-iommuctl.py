@@ -32,6 +32,17 @@ import time
 PR_SET_PDEATHSIG = 1
 
 
+def parents(path):
+    """Every directory above path, outermost first."""
+    d = os.path.dirname(os.path.abspath(path))
+    found = []
+    while True:
+        found.insert(0, d)
+        if d == "/":
+            return found
+        d = os.path.dirname(d)
+
+
 def die_with_test():
     """preexec_fn of every child: SIGKILL when this test dies, so none outlives a failure."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -483,6 +494,12 @@ class Runner:
         # A user who cannot write the directory is told the way out.
         if os.geteuid() != 0 or not os.path.exists(path):
             self.skip("cdi: the advice to a user who cannot write", "needs root and a spec")
+            return
+        unreachable = [d for d in parents(self.args.iommuctl) if not os.stat(d).st_mode & 0o001]
+        if unreachable:
+            self.skip("cdi: the advice to a user who cannot write",
+                      "nobody cannot reach iommuctl: %s is not searchable by others"
+                      % unreachable[0])
             return
         if os.environ.get("IOMMUD_VALGRIND"):
             # valgrind, traced into a child that drops to nobody, cannot make its own files
