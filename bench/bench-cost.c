@@ -21,13 +21,17 @@
  *                          completes no request
  *
  * Counts do not depend on the machine's load, so these are the figures to
- * compare between builds on a shared machine.  Needs valgrind (callgrind and
+ * compare between builds on a shared machine.  IOMMUD_COST_KEEP=DIR keeps
+ * every dump in DIR for callgrind_annotate, as callgrind.out.N numbered in the
+ * order taken: two calibration dumps per daemon, then each phase's setup and
+ * the phase itself.  Needs valgrind (callgrind and
  * callgrind_control); without it the benchmark says so and exits 77.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/sockios.h>
 #include <sched.h>
 #include <signal.h>
@@ -105,6 +109,17 @@ static int control(const Counted *c, const char *option) {
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+/* Moves a dump to $IOMMUD_COST_KEEP when that is set, else removes it. */
+static void keep(const char *path) {
+        static unsigned n; /* across daemons: the dumps' order in the whole run */
+        const char *dir = getenv("IOMMUD_COST_KEEP");
+        char to[PATH_MAX];
+
+        if (!dir || (size_t)snprintf(to, sizeof(to), "%s/callgrind.out.%u", dir, ++n) >= sizeof(to) ||
+            rename(path, to) < 0)
+                (void)unlink(path);
+}
+
 /* Dumps the counters (which zeroes them) and returns the instructions since the last dump. */
 static double dump(Counted *c) {
         char path[128], line[256];
@@ -122,7 +137,7 @@ static double dump(Counted *c) {
                     sscanf(line, "summary: %lf", &total) == 1)
                         break;
         fclose(f);
-        (void)unlink(path);
+        keep(path);
         if (total < 0)
                 die("a dump without totals");
         return total;
@@ -143,11 +158,13 @@ static void counted_start(Counted *c, const char *topology, const char *policy) 
         if (!f)
                 die("cannot write the wrapper");
         /* Startup runs uninstrumented: only the phases below are counted. */
+        /* Kept dumps say which instructions, for callgrind_annotate --auto=yes. */
         fprintf(f,
-                "#!/bin/sh\nexec valgrind -q --tool=callgrind --instr-atstart=no "
-                "--dump-line=no --log-file=%s/valgrind.log --callgrind-out-file=%s/callgrind.out "
+                "#!/bin/sh\nexec valgrind -q --tool=callgrind --instr-atstart=no %s "
+                "--log-file=%s/valgrind.log --callgrind-out-file=%s/callgrind.out "
                 "'%s' \"$@\"\n",
-                c->dir, c->dir, binary);
+                getenv("IOMMUD_COST_KEEP") ? "--dump-instr=yes" : "--dump-line=no", c->dir,
+                c->dir, binary);
         if (fclose(f) != 0 || chmod(script, 0755) < 0)
                 die("cannot write the wrapper");
         setenv("IOMMUD_BINARY", script, 1);
