@@ -55,7 +55,7 @@ int error_prefix(Error *err, const char *fmt, ...) {
 
 void error_clear(Error *err) {
         if (err)
-                *err = ERROR_INIT;
+                error_init(err);
 }
 
 const char *error_message(const Error *err) {

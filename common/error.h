@@ -22,6 +22,16 @@ typedef struct Error {
 
 #define ERROR_INIT ((Error){ .error = 0 })
 
+/*
+ * Sets err to "no error".  "Error err = ERROR_INIT" zero-fills the whole message buffer;
+ * a hot path writes "Error err; error_init(&err);", which sets only what says so.
+ */
+static inline void error_init(Error *err) {
+        err->error = 0;
+        err->name = NULL;
+        err->message[0] = '\0';
+}
+
 /* Records r (negative errno) and a formatted message in err (if non-NULL); returns r. */
 int error_set(Error *err, int r, const char *fmt, ...) _printf_(3, 4);
 /* Same, with a protocol error name (a string literal that outlives err). */

@@ -77,7 +77,7 @@ const BrokerErrorParam *broker_error_get(const BrokerError *e, const char *key) 
 
 void broker_error_clear(BrokerError *e) {
         if (e)
-                *e = BROKER_ERROR_INIT;
+                broker_error_init(e);
 }
 
 int broker_error_no_such_object(BrokerError *e, const char *kind, uint32_t id) {

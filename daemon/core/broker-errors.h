@@ -83,6 +83,12 @@ typedef struct BrokerError {
 
 #define BROKER_ERROR_INIT ((BrokerError){ .error = ERROR_INIT })
 
+/* As error_init(): the hot paths' cheap BROKER_ERROR_INIT (it zero-fills some 7 KiB). */
+static inline void broker_error_init(BrokerError *e) {
+        error_init(&e->error);
+        e->n_params = 0;
+}
+
 /*
  * Sets errno, protocol name and sentence; drops parameters set before.
  * Accepts e == NULL.  Returns r.

@@ -168,9 +168,10 @@ int session_apply_allowed(Session *s, SessionIoas *ioas, BrokerError *err) {
         const IovaWindow *w = NULL;
         _cleanup_free_ IovaRange *r = NULL;
         const IovaRange *ranges;
-        Error be = ERROR_INIT;
+        Error be;
         size_t n = 0;
 
+        error_init(&be);
         /*
          * The client's list, or else the policy's windows, keeps automatic IOVAs inside them; an
          * empty list clears what was allowed before.
@@ -191,10 +192,11 @@ int session_apply_allowed(Session *s, SessionIoas *ioas, BrokerError *err) {
 
 int session_create_address_space(Session *s, uint32_t *ret_ioas_id, BrokerError *err) {
         SessionIoas *arr;
-        Error be = ERROR_INIT;
+        Error be;
         uint32_t id;
         int r;
 
+        error_init(&be);
         assert_return(s, -EINVAL);
         assert_return(ret_ioas_id, -EINVAL);
 
@@ -244,11 +246,12 @@ void session_remove_ioas(Session *s, SessionIoas *ioas) {
 }
 
 int session_ioas_teardown(Session *s, SessionIoas *ioas) {
-        Error be = ERROR_INIT;
+        Error be;
         uint32_t id = ioas->id;
         uint64_t n = 0;
         int r;
 
+        error_init(&be);
         /* Page tables iommud made for it hold it: they go first. */
         session_dirty_destroy_hwpts(s, ioas);
         if (OPS(s)->ioas_unmap(s->ctx, id, 0, UINT64_MAX, &n, &be) < 0)
@@ -263,9 +266,10 @@ int session_ioas_teardown(Session *s, SessionIoas *ioas) {
 
 int session_destroy_address_space(Session *s, uint32_t ioas_id, BrokerError *err) {
         SessionIoas *ioas;
-        Error be = ERROR_INIT;
+        Error be;
         int r;
 
+        error_init(&be);
         assert_return(s, -EINVAL);
 
         REFUSE_IF_DELEGATED(s, err);
@@ -409,11 +413,12 @@ int session_attach_to_address_space(Session *s, uint32_t device_id, uint32_t ioa
         const TopoDevice *td;
         SessionDevice *d;
         SessionIoas *ioas;
-        Error be = ERROR_INIT;
+        Error be;
         uint32_t pt = ioas_id;
         bool new_pt = false;
         int r;
 
+        error_init(&be);
         assert_return(s, -EINVAL);
         assert_return(ret_hwpt_id, -EINVAL);
 
@@ -460,12 +465,13 @@ int session_get_iova_ranges(Session *s, uint32_t ioas_id, IovaRange **ret, size_
                             uint64_t *ret_alignment, BrokerError *err) {
         _cleanup_free_ IovaRange *ranges = NULL, *out = NULL;
         const IovaWindow *w = NULL;
-        Error be = ERROR_INIT;
+        Error be;
         size_t n = 8, n_w = 0, n_out = 0;
         uint64_t alignment;
         Principal p;
         int r;
 
+        error_init(&be);
         assert_return(s, -EINVAL);
         assert_return(ret && ret_n && ret_alignment, -EINVAL);
 

@@ -225,11 +225,12 @@ static int map_check(Session *s, SessionIoas *ioas, const SessionMapArgs *a, Mem
  */
 static int map_charged(Session *s, SessionIoas *ioas, uint32_t ioas_id, const SessionMapArgs *a,
                        uint64_t *ret_iova, BrokerError *err) {
-        Error be = ERROR_INIT;
+        Error be;
         uint32_t flags = 0;
         uint64_t iova = a->iova;
         int r;
 
+        error_init(&be);
         if (session_ioas_reserve_area(ioas) < 0) {
                 session_refund_mappings(s, 1, a->length);
                 return broker_error_system(err, -ENOMEM, "Allocating memory");
@@ -271,8 +272,9 @@ static int map_memory(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, B
 
 /* A map the policy refuses (a quota) is on the record; a granted one is not worth a line. */
 int session_map(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, BrokerError *err) {
-        BrokerError local = BROKER_ERROR_INIT;
+        BrokerError local;
 
+        broker_error_init(&local);
         assert_return(s, -EINVAL);
         assert_return(a, -EINVAL);
         assert_return(ret_iova, -EINVAL);
@@ -314,10 +316,11 @@ static int unmap_find(const SessionIoas *ioas, uint64_t iova, uint64_t length, u
 static int unmap_found(Session *s, SessionIoas *ioas, uint32_t ioas_id, uint64_t iova,
                        uint64_t length, size_t first, size_t end, uint64_t bytes,
                        uint64_t *ret_unmapped, BrokerError *err) {
-        Error be = ERROR_INIT;
+        Error be;
         uint64_t unmapped = 0;
         int r;
 
+        error_init(&be);
         r = OPS(s)->ioas_unmap(s->ctx, ioas_id, iova, length, &unmapped, &be);
         if (r < 0)
                 return broker_error_from_backend_range(err, "unmap", &be, iova, length);
@@ -451,8 +454,9 @@ static int map_batch(Session *s, uint32_t ioas_id, const SessionMapArgs *areas, 
 
 int session_map_batch(Session *s, uint32_t ioas_id, const SessionMapArgs *areas, size_t n,
                       uint64_t *ret_iovas, BrokerError *err) {
-        BrokerError local = BROKER_ERROR_INIT;
+        BrokerError local;
 
+        broker_error_init(&local);
         assert_return(s, -EINVAL);
         assert_return(areas || n == 0, -EINVAL);
         assert_return(ret_iovas || n == 0, -EINVAL);
@@ -545,8 +549,9 @@ static int unmap_batch(Session *s, uint32_t ioas_id, const IovaRange *ranges, si
 
 int session_unmap_batch(Session *s, uint32_t ioas_id, const IovaRange *ranges, size_t n,
                         uint64_t *ret_unmapped, BrokerError *err) {
-        BrokerError local = BROKER_ERROR_INIT;
+        BrokerError local;
 
+        broker_error_init(&local);
         assert_return(s, -EINVAL);
         assert_return(ranges || n == 0, -EINVAL);
         assert_return(ret_unmapped, -EINVAL);
@@ -558,12 +563,13 @@ int session_unmap_batch(Session *s, uint32_t ioas_id, const IovaRange *ranges, s
 int session_copy(Session *s, const SessionCopyArgs *a, uint64_t *ret_iova, BrokerError *err) {
         SessionIoas *src, *dst;
         const SessionArea *area = NULL;
-        Error be = ERROR_INIT;
+        Error be;
         uint64_t src_last, dst_last = 0, iova;
         uint32_t flags;
         size_t i;
         int r;
 
+        error_init(&be);
         assert_return(s, -EINVAL);
         assert_return(a, -EINVAL);
         assert_return(ret_iova, -EINVAL);

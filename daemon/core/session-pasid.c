@@ -62,10 +62,11 @@ int session_invalid_parameter(BrokerError *err, const char *parameter, const cha
 
 /* Creates the session's fault queue and hands it to the router, once. */
 static int session_ensure_faults(Session *s, BrokerError *err) {
-        Error be = ERROR_INIT;
+        Error be;
         uint32_t id;
         int fd, r;
 
+        error_init(&be);
         if (s->faults)
                 return 0;
         if (!s->host->faults || !backend_has_feature(s->host->backend, BACKEND_FEATURE_FAULT_QUEUE))
@@ -156,9 +157,10 @@ static int session_choose_pasid(Session *s, const SessionDevice *d, const Sessio
 static int session_check_stage1(Session *s, const SessionDevice *d, const SessionBindPasidArgs *a,
                                 BrokerError *err) {
         HwInfo info = {};
-        Error be = ERROR_INIT;
+        Error be;
         size_t want;
 
+        error_init(&be);
         if (!backend_has_feature(s->host->backend, BACKEND_FEATURE_NESTING))
                 return broker_error_not_supported(err, "nesting",
                                                   "The %s backend cannot nest a user stage-1 "
@@ -199,10 +201,11 @@ static int session_alloc_pasid_tables(Session *s, const SessionDevice *d,
                                       const SessionBindPasidArgs *a, uint32_t *ret_parent,
                                       uint32_t *ret_hwpt, BrokerError *err) {
         bool nested = a->stage1_type != BACKEND_HWPT_DATA_NONE;
-        Error be = ERROR_INIT;
+        Error be;
         uint32_t parent = 0, hwpt = 0;
         int r;
 
+        error_init(&be);
         if (nested) {
                 HwptAllocArgs pa = { .flags = BACKEND_HWPT_NEST_PARENT, .dev_id = d->id,
                                      .pt_id = a->ioas_id };
@@ -240,12 +243,13 @@ static int session_alloc_pasid_tables(Session *s, const SessionDevice *d,
 static int bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
                       uint32_t *ret_hwpt_id, BrokerError *err) {
         SessionDevice *d;
-        Error be = ERROR_INIT;
+        Error be;
         uint32_t pasid = 0, parent = 0, hwpt = 0, pt;
         SessionPasid *arr;
         bool nested;
         int r;
 
+        error_init(&be);
         REFUSE_IF_DELEGATED(s, err);
 
         d = LOOKUP_DEVICE(s, a->device_id, err);
@@ -313,8 +317,9 @@ static int bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_p
 /* A PASID the policy refuses is on the record, like a refused device; a bind is no new grant. */
 int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_pasid,
                        uint32_t *ret_hwpt_id, BrokerError *err) {
-        BrokerError local = BROKER_ERROR_INIT;
+        BrokerError local;
 
+        broker_error_init(&local);
         assert_return(s, -EINVAL);
         assert_return(a, -EINVAL);
         assert_return(ret_pasid && ret_hwpt_id, -EINVAL);
@@ -325,8 +330,9 @@ int session_bind_pasid(Session *s, const SessionBindPasidArgs *a, uint32_t *ret_
 }
 
 static void session_release_pasid(Session *s, SessionPasid *p) {
-        Error be = ERROR_INIT;
+        Error be;
 
+        error_init(&be);
         /* The kernel answers what is pending at the detach; the router must not answer again. */
         if (s->faults)
                 fault_stream_forget(s->faults, p->device_id, p->pasid);

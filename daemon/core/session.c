@@ -215,9 +215,10 @@ void session_link(Session *s) {
 
 int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError *err) {
         _cleanup_(session_discardp) Session *s = NULL;
-        Error be = ERROR_INIT;
+        Error be;
         int r;
 
+        error_init(&be);
         assert_return(ret, -EINVAL);
         assert_return(host && host->backend && host->policy, -EINVAL);
         assert_return(creds, -EINVAL);
@@ -251,8 +252,9 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
  * for a kept file to reach.
  */
 static void session_teardown(Session *s, uint32_t fault_id) {
-        Error be = ERROR_INIT;
+        Error be;
 
+        error_init(&be);
         session_drop_all_pasids(s);
         /* Devices first, so they are free for others before this function returns. */
         for (size_t i = 0; i < s->n_devices; i++)

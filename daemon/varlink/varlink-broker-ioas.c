@@ -31,12 +31,13 @@ const JsonDispatchField broker_create_address_space_parameters[] = {
 
 int broker_method_create_address_space(VarlinkCall *call, json_object *params,
                                        VarlinkCallFlags flags, void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         bool dirty = false;
         json_object *out;
         uint32_t id;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_create_address_space_parameters, &dirty);
         if (r < 0)
@@ -52,10 +53,11 @@ int broker_method_create_address_space(VarlinkCall *call, json_object *params,
 
 int broker_method_destroy_address_space(VarlinkCall *call, json_object *params,
                                         VarlinkCallFlags flags, void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         uint32_t id = 0;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_ioas_id_parameters, &id);
         if (r < 0)
@@ -67,7 +69,7 @@ int broker_method_destroy_address_space(VarlinkCall *call, json_object *params,
 
 int broker_method_get_iova_ranges(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                   void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         _cleanup_free_ IovaRange *ranges = NULL;
         json_object *out, *arr;
         uint64_t alignment;
@@ -75,6 +77,7 @@ int broker_method_get_iova_ranges(VarlinkCall *call, json_object *params, Varlin
         size_t n;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_ioas_id_parameters, &id);
         if (r < 0)
@@ -129,9 +132,10 @@ static void allow_iovas_params_clear(AllowIovasParams *p) {
 int broker_method_allow_iovas(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                               void *userdata) {
         _cleanup_(allow_iovas_params_clear) AllowIovasParams p = {};
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_allow_iovas_parameters, &p);
         if (r < 0)
@@ -165,12 +169,13 @@ const JsonDispatchField broker_map_parameters[] = {
 
 int broker_method_map(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                       void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         _cleanup_close_ int fd = -EBADF;
         MapParams p = {};
         uint64_t iova;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_map_parameters, &p);
         if (r < 0)
@@ -204,12 +209,13 @@ const JsonDispatchField broker_unmap_parameters[] = {
 
 int broker_method_unmap(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                         void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         _cleanup_close_ int fd = -EBADF;
         UnmapParams p = {};
         uint64_t unmapped;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_unmap_parameters, &p);
         if (r < 0)
@@ -245,11 +251,12 @@ const JsonDispatchField broker_copy_parameters[] = {
 
 int broker_method_copy(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                        void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         SessionCopyArgs a = {};
         uint64_t iova;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_copy_parameters, &a);
         if (r < 0)
@@ -345,11 +352,12 @@ int broker_method_map_batch(VarlinkCall *call, json_object *params, VarlinkCallF
         _cleanup_(map_batch_params_clear) MapBatchParams p = {};
         _cleanup_free_ SessionMapArgs *args = NULL;
         _cleanup_free_ uint64_t *iovas = NULL;
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         const BrokerErrorParam *area;
         size_t bad = 0;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_map_batch_parameters, &p);
         if (r < 0)
@@ -383,10 +391,11 @@ int broker_method_unmap_batch(VarlinkCall *call, json_object *params, VarlinkCal
         /* UnmapBatch takes what AllowIOVAs takes: {ioasId, ranges}, as many. */
         _Static_assert(SESSION_MAP_BATCH_MAX == SESSION_ALLOW_IOVAS_MAX, "one table, one cap");
         _cleanup_(allow_iovas_params_clear) AllowIovasParams p = {};
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         uint64_t unmapped;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_allow_iovas_parameters, &p);
         if (r < 0)

@@ -93,12 +93,13 @@ const JsonDispatchField broker_bind_pasid_parameters[] = {
 int broker_method_bind_pasid(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                              void *userdata) {
         _cleanup_free_ uint8_t *data = NULL;
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         BindPasidParams p = {};
         json_object *out;
         uint32_t pasid, hwpt;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_bind_pasid_parameters, &p);
         if (r < 0)
@@ -135,10 +136,11 @@ const JsonDispatchField broker_unbind_pasid_parameters[] = {
 
 int broker_method_unbind_pasid(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         UnbindPasidParams p = {};
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_unbind_pasid_parameters, &p);
         if (r < 0)
@@ -211,12 +213,13 @@ const JsonDispatchField broker_watch_faults_parameters[] = {
 
 int broker_method_watch_faults(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         BrokerSession *bs;
         BrokerWatch *w;
         uint32_t dev = FAULT_WATCH_ALL;
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_watch_faults_parameters, &dev);
         if (r < 0)
@@ -265,10 +268,11 @@ const JsonDispatchField broker_respond_fault_parameters[] = {
 
 int broker_method_respond_fault(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
                                 void *userdata) {
-        BrokerError e = BROKER_ERROR_INIT;
+        BrokerError e;
         RespondFaultParams p = {};
         int r;
 
+        broker_error_init(&e);
         REQUIRE_SESSION(call);
         r = varlink_call_dispatch(call, params, broker_respond_fault_parameters, &p);
         if (r < 0)

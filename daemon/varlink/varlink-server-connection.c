@@ -462,9 +462,10 @@ static int connection_dispatch_stream(VarlinkConnection *c, const char *text, si
 
 /* Dispatches the complete calls that are buffered, as long as the connection may take them. */
 static void connection_dispatch_buffered(VarlinkConnection *c) {
-        Error err = ERROR_INIT;
+        Error err;
         int r;
 
+        error_init(&err);
         while (connection_may_dispatch(c)) {
                 json_object *message;
                 const char *text = NULL;
@@ -535,9 +536,10 @@ again:
  */
 static void on_connection_read(evutil_socket_t fd, short what, void *userdata) {
         _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
-        Error err = ERROR_INIT;
+        Error err;
         int r;
 
+        error_init(&err);
         for (unsigned i = 0; i < READ_BATCH; i++) {
                 r = varlink_reader_fill(c->reader, c->fd, &err);
                 if (r == 0) {
