@@ -439,6 +439,7 @@ static int connection_dispatch_stream(VarlinkConnection *c, const char *text, si
                 s->scratch_size = len + 1;
         }
         memcpy(s->scratch, text, len);
+        s->scratch[len] = '\0';
         if (json_stream_parse(&s->stream, s->scratch, len, VARLINK_JSON_MAX_DEPTH, NULL) < 0 ||
             !stream_envelope(&s->stream, &e, &params))
                 return 0;
