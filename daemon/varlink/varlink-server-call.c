@@ -58,6 +58,11 @@ const char *varlink_call_get_method(VarlinkCall *call) {
         return call->method;
 }
 
+unsigned varlink_call_get_tags(VarlinkCall *call) {
+        assert_return(call, 0);
+        return call->entry ? call->entry->tags : 0;
+}
+
 VarlinkCallFlags varlink_call_get_flags(VarlinkCall *call) {
         assert_return(call, 0);
         return call->flags;
