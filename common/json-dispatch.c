@@ -355,15 +355,21 @@ static bool type_takes(JsonDispatchType t, JsonDispatchKind k) {
         return t != JSON_DISPATCH_ARRAY && t != JSON_DISPATCH_OBJECT;
 }
 
+/* Whether entry is name (len bytes): names are short, a loop beats a call. */
+static bool name_is(const char *entry, const char *name, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (entry[i] != name[i] || entry[i] == '\0')
+                        return false;
+        return entry[len] == '\0';
+}
+
 const JsonDispatchField *json_dispatch_find(const JsonDispatchField *table, const char *name,
                                             size_t len, JsonDispatchKind kind) {
         const JsonDispatchField *f = table;
 
         if (!table || !name)
                 return NULL;
-        /* The first byte rules out most entries without a call. */
-        while (f->name && !(f->name[0] == name[0] && strncmp(f->name, name, len) == 0 &&
-                            f->name[len] == '\0'))
+        while (f->name && !name_is(f->name, name, len))
                 f++;
         if (!f->name)
                 return NULL;

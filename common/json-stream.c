@@ -513,7 +513,7 @@ static int stream_object(JsonStream *s, size_t o, const JsonDispatchField *table
                 const JsonDispatchField *f;
                 size_t v = k + 1;
 
-                f = json_dispatch_find(table, key, strlen(key), s->tape[v].kind);
+                f = json_dispatch_find(table, key, s->tape[k].length, s->tape[v].kind);
                 if (!f)
                         r = error_set(err, -EINVAL, "%s: unknown key",
                                       json_dispatch_path_format(&p, buf, sizeof(buf)));
