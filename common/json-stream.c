@@ -124,7 +124,7 @@ static int read_unicode(Reader *r, char **w) {
         return 0;
 }
 
-/* The rest of a string from r->p on, which needs decoding: escapes, or a NUL inside. */
+/* The rest of a string from r->p on, which needs decoding: escapes, or a NUL inside.  1. */
 static int read_string_decoded(Reader *r, JsonStreamToken *t) {
         char *w = r->p;
 
@@ -160,10 +160,13 @@ static int read_string_decoded(Reader *r, JsonStreamToken *t) {
         }
         t->length = (size_t)(w - t->text);
         *w = '\0';
-        return 0;
+        return 1;
 }
 
-/* A string at r->p (on its opening quote), decoded in place and NUL-terminated. */
+/*
+ * A string at r->p (on its opening quote), decoded in place and NUL-terminated.  0, or 1 when
+ * it had to be decoded.
+ */
 static inline int read_string(Reader *r, JsonStreamToken *t) {
         char *start = r->p + 1, *p = start;
 
@@ -186,7 +189,7 @@ static inline int read_string(Reader *r, JsonStreamToken *t) {
 static int read_key(Reader *r, JsonStreamToken *t) {
         int k = read_string(r, t);
 
-        if (k >= 0 && strlen(t->text) != t->length)
+        if (k > 0 && strlen(t->text) != t->length)
                 return bad(r, "a member name holds a NUL");
         return k;
 }
@@ -293,7 +296,7 @@ static int read_value(Reader *r);
  * Refuses an object that names a member twice: json-c keeps the last value where the first
  * stood, and json_util_fix_big_integers() may then judge one literal by another's value.
  * Such messages are json-c's to read.  Names hold no NUL (read_key()), so length and bytes
- * say it.
+ * say it.  Called only for an object where two names share a name_sketch() bit.
  */
 static int check_unique(Reader *r, size_t first, size_t end) {
         const JsonStreamToken *t = r->s->tape;
@@ -306,9 +309,22 @@ static int check_unique(Reader *r, size_t first, size_t end) {
         return 0;
 }
 
-/* A member's name and its colon, at r->p. */
-static int read_member_name(Reader *r) {
+/*
+ * A bit for a member's name, from its length and its first and last bytes, mixed by a
+ * multiplication: names whose bits differ need no comparison for duplicates.  The parameters
+ * of every streamed method and the envelope's members all get bits of their own.
+ */
+static uint64_t name_sketch(const JsonStreamToken *key) {
+        size_t n = key->length;
+        uint32_t ends = n ? (uint8_t)key->text[0] * 3u + (uint8_t)key->text[n - 1] : 0;
+
+        return UINT64_C(1) << ((((uint32_t)n + ends) * 31153u >> 7) & 63);
+}
+
+/* A member's name and its colon, at r->p; ORs its sketch into *names, says if it was there. */
+static int read_member_name(Reader *r, uint64_t *names, bool *ret_collides) {
         JsonStreamToken *key;
+        uint64_t bit;
         int k;
 
         if (*r->p != '"')
@@ -320,6 +336,9 @@ static int read_member_name(Reader *r) {
         if (k < 0)
                 return k;
         key->next = (uint32_t)r->s->used;
+        bit = name_sketch(key);
+        *ret_collides = *ret_collides || (*names & bit);
+        *names |= bit;
         r->p = skip_space(r->p);
         if (*r->p != ':')
                 return bad(r, "expected ':'");
@@ -331,6 +350,8 @@ static int read_member_name(Reader *r) {
 static int read_container(Reader *r, bool object) {
         char close = object ? '}' : ']';
         size_t first = r->s->used;
+        uint64_t names = 0;
+        bool collides = false;
 
         if (++r->depth > r->max_depth)
                 return error_set(r->err, -ELOOP, "JSON nested deeper than %u levels",
@@ -345,7 +366,7 @@ static int read_container(Reader *r, bool object) {
                 int k;
 
                 r->p = skip_space(r->p);
-                if (object && (k = read_member_name(r)) < 0)
+                if (object && (k = read_member_name(r, &names, &collides)) < 0)
                         return k;
                 k = read_value(r);
                 if (k < 0)
@@ -361,7 +382,7 @@ static int read_container(Reader *r, bool object) {
         }
         r->p++;
         r->depth--;
-        return object ? check_unique(r, first, r->s->used) : 0;
+        return collides ? check_unique(r, first, r->s->used) : 0;
 }
 
 static int read_value(Reader *r) {
