@@ -61,6 +61,14 @@
                         func(*p);                                                                  \
         }
 
+/* The value of a hex digit, or -1. */
+static inline int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        c |= 0x20;
+        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 static inline void freep(void *p) {
         free(*(void **)p);
 }

@@ -247,11 +247,6 @@ int broker_method_watch_faults(VarlinkCall *call, json_object *params, VarlinkCa
         return 0;
 }
 
-typedef struct RespondFaultParams {
-        uint64_t cookie;
-        uint32_t code;
-} RespondFaultParams;
-
 static const JsonDispatchEnum fault_response_codes[] = {
         { "success", FAULT_RESPONSE_SUCCESS },
         { "invalid", FAULT_RESPONSE_INVALID },
