@@ -77,11 +77,15 @@ static _Noreturn void die(const char *what) {
         exit(EXIT_FAILURE);
 }
 
-static uint64_t now_ns(void) {
+static uint64_t clock_ns(clockid_t id) {
         struct timespec ts;
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(id, &ts);
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void) {
+        return clock_ns(CLOCK_MONOTONIC);
 }
 
 typedef struct Bench {
@@ -90,6 +94,7 @@ typedef struct Bench {
         uint32_t pasid;
         atomic_int ready;            /* 1: the stream is open; -1: setup failed */
         atomic_bool stop;
+        _Atomic uint64_t client_cpu_ns;  /* the client thread's CPU time, after its last batch */
 } Bench;
 
 static int cmp_u64(const void *a, const void *b) {
@@ -385,6 +390,7 @@ static void *client_main(void *userdata) {
                                 o = 0;
                         }
                 }
+                atomic_store(&b->client_cpu_ns, clock_ns(CLOCK_THREAD_CPUTIME_ID));
                 memmove(buf, buf + start, n - start);
                 n -= start;
                 if (o > 0 && send(b->call_fd, out, o, MSG_NOSIGNAL) < 0)
@@ -529,8 +535,19 @@ static void daemon_stop(Daemon *d) {
 
 /* The maximum sustained rate: as many faults as the window lets in, as fast as they go. */
 static void report_sustained(Daemon *d, Bench *b, Run *r, size_t n, const EchoFigures *echo) {
+        uint64_t loop0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        uint64_t client0 = atomic_load(&b->client_cpu_ns);
         uint64_t ns = run(d->base, d->host.backend, b, n, 0, r);
         double fps = (double)n / ((double)ns / 1e9);
+
+        double loop_us = (double)(clock_ns(CLOCK_THREAD_CPUTIME_ID) - loop0) / 1e3 / (double)n;
+        double client_us = (double)(atomic_load(&b->client_cpu_ns) - client0) / 1e3 / (double)n;
+
+        /* Which side bounds the rate: CPU time per fault of the loop (iommud) and the client. */
+        printf("  CPU per fault: the loop (iommud and the injection) %.2f us, the client %.2f us\n",
+               loop_us, client_us);
+        bench_report("faults.loop-cpu-per-fault", loop_us, "us", BENCH_NONE, BENCH_NONE, 0, 1);
+        bench_report("faults.client-cpu-per-fault", client_us, "us", BENCH_NONE, BENCH_NONE, 0, 1);
 
         qsort(r->latency, n, sizeof(uint64_t), cmp_u64);
         printf("  sustained, %d in flight: %.0f faults/s (target >= 200000: %.2fx; %.2fx the "
