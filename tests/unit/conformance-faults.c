@@ -183,8 +183,10 @@ static void fault_groups_after_answers(void **state) {
                                           s->env.factory->name);
                         assert_int_equal(r, 0);
                 }
+                assert_true(readable(f.fd));
                 assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, ELEMENTSOF(buf), &n,
                                                           NULL), 0);
+                assert_false(readable(f.fd));
                 assert_int_equal(n, sizes[g]);
                 for (size_t i = 0; i < n; i++) {
                         assert_int_equal(buf[i].addr, first + i * 0x1000);
@@ -196,6 +198,17 @@ static void fault_groups_after_answers(void **state) {
                 assert_int_equal(OPS(&s->env)->fault_respond(f.c, f.fault, buf[0].cookie,
                                                              FAULT_RESPONSE_SUCCESS, NULL), 0);
         }
+        /* Two groups queued, one read: the queue stays readable until the second is read too. */
+        for (uint32_t g = 10; g < 12; g++)
+                assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID,
+                                                              BACKEND_NO_PASID, addr,
+                                                              FAULT_PERM_READ, true, g), 0);
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 1, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_true(readable(f.fd));
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf + 1, 1, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_false(readable(f.fd));
 }
 
 static void fault_pasid_records(void **state) {

@@ -63,15 +63,20 @@ static void fault_group_put(SimFaultQueue *q, SimFaultGroup *g) {
         q->n_spare++;
 }
 
+/*
+ * POLLIN exactly while groups are queued.  Only the changes go to the eventfd: a write when
+ * the first group is queued, one read (it takes the whole count) when the last one is read,
+ * not a system call per fault.  Nothing but the router sees the fd, and it only polls it.
+ */
 static void fault_update_event(SimFaultQueue *q) {
         uint64_t v;
 
-        /* POLLIN exactly while groups are queued. */
-        if (q->queued)
-                (void)eventfd_write(q->efd, 1);
-        else
-                while (eventfd_read(q->efd, &v) == 0)
-                        ;
+        if (q->queued && !q->signalled)
+                q->signalled = eventfd_write(q->efd, 1) == 0;
+        else if (!q->queued && q->signalled) {
+                (void)eventfd_read(q->efd, &v);
+                q->signalled = false;
+        }
 }
 
 /* Answers INVALID every group of (dev_id, pasid) (or every group when all) in q. */

@@ -256,6 +256,7 @@ struct SimFaultQueue {
         /* Answered groups kept with their records for the next faults: none allocated per fault. */
         SimFaultGroup *spare;
         size_t n_spare;
+        bool signalled;   /* the eventfd's count is not zero */
         uint32_t next_cookie;
         unsigned users;
 };
