@@ -238,8 +238,11 @@ static void stream_close(FaultStream *s, PendingGroup *g, FaultClosedReason reas
                 s->counters.dropped++;
         }
         stream_remember_closed(s, g->cookie, reason);
-        free(g->many);
-        g->many = NULL;
+        /* Only groups of more than one page have records of their own: no free() per fault. */
+        if (g->many) {
+                free(g->many);
+                g->many = NULL;
+        }
         g->open = false;
         g->watch = NULL;
         s->n_open--;
