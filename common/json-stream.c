@@ -520,6 +520,7 @@ static int stream_array(JsonStream *s, const JsonDispatchField *f, size_t a, voi
 
 static int stream_object(JsonStream *s, size_t o, const JsonDispatchField *table, void *target,
                          const JsonDispatchPath *path, const char **ret_field, Error *err) {
+        const JsonDispatchField *f = NULL;
         size_t end = s->tape[o].next;
         uint64_t seen = 0;
         char buf[JSON_DISPATCH_PATH_MAX];
@@ -531,10 +532,9 @@ static int stream_object(JsonStream *s, size_t o, const JsonDispatchField *table
         for (size_t k = o + 1; k < end; k = s->tape[k + 1].next) {
                 const char *key = s->tape[k].text;
                 const JsonDispatchPath p = { .parent = path, .name = key };
-                const JsonDispatchField *f;
                 size_t v = k + 1;
 
-                f = json_dispatch_find(table, key, s->tape[k].length, s->tape[v].kind);
+                f = json_dispatch_find_next(table, f, key, s->tape[k].length, s->tape[v].kind);
                 if (!f)
                         r = error_set(err, -EINVAL, "%s: unknown key",
                                       json_dispatch_path_format(&p, buf, sizeof(buf)));
