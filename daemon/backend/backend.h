@@ -174,6 +174,12 @@ typedef struct BackendOps BackendOps;
 
 struct BackendOps {
         const char *name; /* "kernel", "vfio", "sim" */
+        /*
+         * A device's node may be a regular file (the simulator's are), so that a memory fd
+         * must be asked about with device_fd_identify(); a kernel's are character devices,
+         * which no memory fd is.
+         */
+        bool device_nodes_are_files;
 
         void (*free)(Backend *b);
 

@@ -176,7 +176,8 @@ static int map_check_fd(Session *s, const SessionMapArgs *a, MemoryFdSeen *seen,
         if (r < 0)
                 return r;
         /* A simulated device node is a regular file: it must not pass for memory. */
-        if (OPS(s)->device_fd_identify(s->host->backend, a->fd, &dev, NULL) >= 0)
+        if (OPS(s)->device_nodes_are_files &&
+            OPS(s)->device_fd_identify(s->host->backend, a->fd, &dev, NULL) >= 0)
                 return broker_error_invalid_fd(err, -EBADF,
                                                "The memory fd is the VFIO device %s, not memory.",
                                                dev);

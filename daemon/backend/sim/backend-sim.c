@@ -186,6 +186,7 @@ int backend_sim_new(Backend **ret, const SimTopology *topo, const char *root, Er
 
 static const BackendOps sim_ops = {
         .name = "sim",
+        .device_nodes_are_files = true,
         .free = sim_free,
         .device_fd_identify = sim_device_fd_identify,
         .device_open = sim_device_open,
