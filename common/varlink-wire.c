@@ -43,6 +43,7 @@ struct VarlinkReader {
 
         json_tokener *tokener;
         FdList *spare;    /* the fds of a finished message, kept for the next (empty) */
+        bool drained;     /* the last read left room and carried no fds */
         size_t control_size;
         union {
                 struct cmsghdr align;
@@ -215,6 +216,9 @@ int varlink_reader_fill(VarlinkReader *r, int fd, Error *err) {
 
         old_end = r->end;
         r->end += (size_t)n;
+        /* A read with fds ends at them, whatever follows; one without that left room took
+         * all there was. */
+        r->drained = (size_t)n < iov.iov_len && !fds;
 
         if (fds) {
                 /* The fds belong to the last message that begins in this read. */
@@ -246,6 +250,10 @@ static ssize_t reader_scan(VarlinkReader *r) {
                 return -1;
         }
         return p - (r->data + r->start);
+}
+
+bool varlink_reader_drained(const VarlinkReader *r) {
+        return r->drained;
 }
 
 void varlink_reader_recycle_fds(VarlinkReader *r, FdList *fds) {

@@ -80,6 +80,12 @@ int varlink_reader_parse(VarlinkReader *r, const char *text, size_t len, json_ob
 
 /* True when a complete message (or a framing error) is buffered, i.e. _next() will not return 0. */
 bool varlink_reader_has_message(VarlinkReader *r);
+/*
+ * Whether the last varlink_reader_fill() found the socket empty behind what it read: it left
+ * room in the buffer and carried no fds (the kernel ends a read at fds, whatever follows).
+ * Another read would most likely find nothing; a caller on a level-triggered poll may wait.
+ */
+bool varlink_reader_drained(const VarlinkReader *r);
 /* Takes fds, which a message read by r carried and which are done with: closes them and keeps
  * the list for the fds of a later message (r may be NULL: then it is freed). */
 void varlink_reader_recycle_fds(VarlinkReader *r, FdList *fds);

@@ -664,8 +664,10 @@ static void on_connection_read(evutil_socket_t fd, short what, void *userdata) {
                 c->in_process = true;
                 connection_dispatch_buffered(c);
                 c->in_process = false;
-                /* Waiting for a deferred reply or for the output to drain: read no further. */
-                if (!connection_may_dispatch(c))
+                /* Waiting for a deferred reply or for the output to drain: read no further.  Nor
+                 * when the socket was empty behind the read: the loop says when more comes, and
+                 * the replies go out a read() sooner. */
+                if (!connection_may_dispatch(c) || varlink_reader_drained(c->reader))
                         break;
         }
         connection_process(c);
