@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
@@ -44,10 +45,50 @@ static int check_write_seals(int fd, BrokerError *err) {
 }
 
 /* The kind of file fd is and how it is open; *ret_size: its size, for the range check. */
-static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerError *err) {
+/*
+ * The device number of the kernel's own shmem mount, which every plain memfd lives on and
+ * which is never unmounted (so its number is never another file system's): a file there
+ * needs no fstatfs() to say it may be pinned.  0 until found, or when memfd_create() fails.
+ */
+static dev_t shm_dev(void) {
+        static dev_t dev;
+        static bool probed;
+
+        if (!probed) {
+                int fd = memfd_create("iommud-shm-probe", MFD_CLOEXEC);
+                struct stat st;
+
+                probed = true;
+                if (fd >= 0 && fstat(fd, &st) >= 0)
+                        dev = st.st_dev;
+                safe_close(fd);
+        }
+        return dev;
+}
+
+/* Whether the regular file fd (st) is memory iommud lets a client pin: shmem, hugetlbfs or a
+ * file that takes seals. */
+static int check_memory_fs(int fd, const struct stat *st, BrokerError *err) {
         struct statfs sfs;
+
+        if (st->st_dev != 0 && st->st_dev == shm_dev())
+                return 0;
+        if (fstatfs(fd, &sfs) < 0)
+                return broker_error_invalid_fd(err, -EBADF, "fstatfs on the memory fd failed: %s",
+                                               strerror(errno));
+        if ((unsigned long)sfs.f_type != TMPFS_MAGIC &&
+            (unsigned long)sfs.f_type != HUGETLBFS_MAGIC && fcntl(fd, F_GET_SEALS) < 0)
+                return broker_error_invalid_fd(err, -EBADF,
+                                               "The memory fd is a regular file on a file system "
+                                               "with magic 0x%lx; only memfd, shmem (tmpfs) and "
+                                               "hugetlbfs files can be pinned for DMA.",
+                                               (unsigned long)sfs.f_type);
+        return 0;
+}
+
+static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerError *err) {
         struct stat st;
-        int flags;
+        int flags, r;
 
         if (fd < 0)
                 return broker_error_invalid_fd(err, -EBADF, "No memory fd was passed.");
@@ -72,16 +113,9 @@ static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerErr
                                                : S_ISFIFO(st.st_mode) ? "pipe"
                                                : S_ISSOCK(st.st_mode) ? "socket"
                                                                       : "special file");
-        if (fstatfs(fd, &sfs) < 0)
-                return broker_error_invalid_fd(err, -EBADF, "fstatfs on the memory fd failed: %s",
-                                               strerror(errno));
-        if ((unsigned long)sfs.f_type != TMPFS_MAGIC &&
-            (unsigned long)sfs.f_type != HUGETLBFS_MAGIC && fcntl(fd, F_GET_SEALS) < 0)
-                return broker_error_invalid_fd(err, -EBADF,
-                                               "The memory fd is a regular file on a file system "
-                                               "with magic 0x%lx; only memfd, shmem (tmpfs) and "
-                                               "hugetlbfs files can be pinned for DMA.",
-                                               (unsigned long)sfs.f_type);
+        r = check_memory_fs(fd, &st, err);
+        if (r < 0)
+                return r;
         if ((flags & O_ACCMODE) == O_WRONLY)
                 return broker_error_invalid_fd(err, -EBADF,
                                                "The memory fd is open write-only; it must be "
@@ -91,8 +125,7 @@ static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerErr
                                                "A writeable mapping needs a memory fd opened "
                                                "read-write, this one is read-only.");
         if (writeable) {
-                int r = check_write_seals(fd, err);
-
+                r = check_write_seals(fd, err);
                 if (r < 0)
                         return r;
         }
