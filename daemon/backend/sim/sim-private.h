@@ -116,6 +116,7 @@ struct SimFile {
 struct SimBackend {
         Backend base;
         char *root;
+        char *devices_dir; /* ROOT/dev/vfio/devices, where the nodes are; NULL without a root */
         SimIommuModel *iommus;
         size_t n_iommus;
         SimGroupModel *groups;
@@ -373,6 +374,8 @@ int sim_file_anchor(SimBackend *s, SimDevModel *m);
 int sim_file_node(SimBackend *s, SimDevModel *m, struct stat *ret);
 /* Whether st (of a client's fd) is the device's node. */
 bool sim_file_is_node(SimBackend *s, SimDevModel *m, const struct stat *st);
+/* Whether st can be the node of any device: false rules out every device with one stat. */
+bool sim_file_may_be_node(SimBackend *s, const struct stat *st);
 /* A new open file of the device's node, O_RDWR. */
 int sim_file_open(SimBackend *s, SimDevModel *m, int *ret_fd);
 /* Whether some open file of the node holds the binding's lock. */
