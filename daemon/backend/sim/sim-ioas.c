@@ -137,7 +137,7 @@ static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_
                                  "Source offset 0x%" PRIx64 " is not aligned to %" PRIu64, source,
                                  ioas->alignment);
         }
-        a = malloc(sizeof(SimArea));
+        a = sim_spare_take(&c->sim->spare_areas, sizeof(SimArea));
         if (!a) {
                 sim_pages_unref(c, pages);
                 return error_set(err, -ENOMEM, "Out of memory for an area");
@@ -150,7 +150,7 @@ static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_
         };
         r = iova_tree_insert(&ioas->areas, &a->node);
         if (r < 0) {
-                free(a);
+                sim_spare_give(&c->sim->spare_areas, a);
                 sim_pages_unref(c, pages);
                 if (r == -ENOMEM)
                         return error_set(err, r, "Out of memory for the area tree");
@@ -162,7 +162,7 @@ static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_
                 r = sim_area_pin(c, a, err);
                 if (r < 0) {
                         iova_tree_remove(&ioas->areas, &a->node);
-                        free(a);
+                        sim_spare_give(&c->sim->spare_areas, a);
                         sim_pages_unref(c, pages);
                         return r;
                 }
@@ -289,7 +289,7 @@ static void area_release(SimContext *c, SimArea *a) {
         c->sim->stats.mappings--;
         sim_area_unpin(c, a);
         sim_pages_unref(c, a->pages);
-        free(a);
+        sim_spare_give(&c->sim->spare_areas, a);
 }
 
 static void area_free(SimContext *c, SimIoas *ioas, SimArea *a) {

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -113,6 +114,18 @@ struct SimFile {
         unsigned refs; /* pages that map it */
 };
 
+/*
+ * Objects a map or unmap gave back, kept for the next ones (a list through their first
+ * word), so that a warm map allocates nothing: at most SIM_SPARES_MAX of each kind, the
+ * rest is freed.
+ */
+typedef struct SimSpares {
+        void *head;
+        size_t n;
+} SimSpares;
+
+#define SIM_SPARES_MAX 1024
+
 struct SimBackend {
         Backend base;
         char *root;
@@ -134,6 +147,7 @@ struct SimBackend {
         SimAccount *accounts;
         bool no_ipc_lock;      /* the mapper lacks CAP_IPC_LOCK: pins are charged */
         uint64_t memlock_limit; /* its RLIMIT_MEMLOCK in bytes */
+        SimSpares spare_areas, spare_pages;
 };
 
 /* ---- per-context objects ---- */
@@ -317,6 +331,34 @@ static inline uint8_t sim_dev_pasid_width(SimContext *c, SimDev *d) {
 static inline SimIoas *sim_hwpt_ioas(SimHwpt *h) {
         return h->parent ? h->parent->ioas : h->ioas;
 }
+
+/* ---- spare objects ---- */
+
+/* An object of size bytes (uninitialized): a spare one, else a new one; NULL. */
+static inline void *sim_spare_take(SimSpares *l, size_t size) {
+        void *p = l->head;
+
+        if (!p)
+                return malloc(size);
+        l->head = *(void **)p;
+        l->n--;
+        return p;
+}
+
+/* Gives p (which may be NULL) back to l, or frees it when l is full. */
+static inline void sim_spare_give(SimSpares *l, void *p) {
+        if (!p)
+                return;
+        if (l->n >= SIM_SPARES_MAX) {
+                free(p);
+                return;
+        }
+        *(void **)p = l->head;
+        l->head = p;
+        l->n++;
+}
+
+void sim_spares_free(SimSpares *l);
 
 /* ---- object table (sim-context.c) ---- */
 
