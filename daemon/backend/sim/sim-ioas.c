@@ -301,17 +301,23 @@ static void area_free(SimContext *c, SimIoas *ioas, SimArea *a) {
 /* Unmaps areas wholly inside [start, last] in order; a cut area stops it (not atomic). */
 static int ioas_unmap_range(SimContext *c, SimIoas *ioas, uint64_t start, uint64_t last,
                             uint64_t *ret_unmapped, Error *err) {
-        uint64_t unmapped = 0;
+        uint64_t unmapped = 0, from = start;
         IovaNode *n;
 
-        while ((n = iova_tree_first_overlap(&ioas->areas, start, last))) {
-                if (n->start < start || n->last > last)
+        while ((n = iova_tree_first_overlap(&ioas->areas, from, last))) {
+                uint64_t n_last = n->last;
+
+                if (n->start < start || n_last > last)
                         return error_set(err, -ENOENT,
                                          "Range 0x%" PRIx64 "-0x%" PRIx64
                                          " cuts the mapping 0x%" PRIx64 "-0x%" PRIx64,
-                                         start, last, n->start, n->last);
-                unmapped += n->last - n->start + 1;
+                                         start, last, n->start, n_last);
+                unmapped += n_last - n->start + 1;
                 area_free(c, ioas, (SimArea *)n);
+                /* Areas are disjoint: none after one that ends at last is in the range. */
+                if (n_last == last)
+                        break;
+                from = n_last + 1;
         }
         if (unmapped == 0)
                 return error_set(err, -ENOENT,
