@@ -584,6 +584,9 @@ int session_ioas_reserve_area(SessionIoas *ioas) {
 void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length, uint32_t flags) {
         size_t lo = 0, hi = ioas->n_areas;
 
+        /* Above every area (a VMM maps its RAM in order): no search, nothing to move. */
+        if (hi > 0 && ioas->areas[hi - 1].iova < iova)
+                lo = hi;
         while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
 
@@ -592,7 +595,9 @@ void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length,
                 else
                         hi = mid;
         }
-        memmove(&ioas->areas[lo + 1], &ioas->areas[lo], (ioas->n_areas - lo) * sizeof(SessionArea));
+        if (lo < ioas->n_areas)
+                memmove(&ioas->areas[lo + 1], &ioas->areas[lo],
+                        (ioas->n_areas - lo) * sizeof(SessionArea));
         ioas->areas[lo] = (SessionArea){ .iova = iova, .length = length, .flags = flags };
         ioas->n_areas++;
 }
