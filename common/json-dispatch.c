@@ -355,23 +355,42 @@ static bool type_takes(JsonDispatchType t, JsonDispatchKind k) {
         return t != JSON_DISPATCH_ARRAY && t != JSON_DISPATCH_OBJECT;
 }
 
+/* Whether entry is name (len bytes): names are short, a loop beats a call. */
+static bool name_is(const char *entry, const char *name, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (entry[i] != name[i] || entry[i] == '\0')
+                        return false;
+        return entry[len] == '\0';
+}
+
+/* Entries of one name sit in a row from f on: the first that takes the kind, else the last. */
+static const JsonDispatchField *pick_kind(const JsonDispatchField *f, JsonDispatchKind kind) {
+        for (;; f++)
+                if (type_takes(f->type, kind) || !f[1].name || !streq(f[1].name, f->name))
+                        return f;
+}
+
 const JsonDispatchField *json_dispatch_find(const JsonDispatchField *table, const char *name,
                                             size_t len, JsonDispatchKind kind) {
         const JsonDispatchField *f = table;
 
         if (!table || !name)
                 return NULL;
-        /* The first byte rules out most entries without a call. */
-        while (f->name && !(f->name[0] == name[0] && strncmp(f->name, name, len) == 0 &&
-                            f->name[len] == '\0'))
+        while (f->name && !name_is(f->name, name, len))
                 f++;
-        if (!f->name)
-                return NULL;
-        /* Entries of one name sit in a row: the first that takes the kind, else the last. */
-        for (;; f++) {
-                if (type_takes(f->type, kind) || !f[1].name || !streq(f[1].name, f->name))
-                        return f;
-        }
+        return f->name ? pick_kind(f, kind) : NULL;
+}
+
+const JsonDispatchField *json_dispatch_find_next(const JsonDispatchField *table,
+                                                 const JsonDispatchField *last, const char *name,
+                                                 size_t len, JsonDispatchKind kind) {
+        const JsonDispatchField *f = last ? last + 1 : NULL;
+
+        /* Members mostly come in the table's order: the entry after the last one is tried
+         * first, if it starts the run of its name. */
+        if (f && f->name && name && name_is(f->name, name, len) && !name_is(last->name, name, len))
+                return pick_kind(f, kind);
+        return json_dispatch_find(table, name, len, kind);
 }
 
 int json_dispatch_seen(const JsonDispatchField *table, const JsonDispatchField *f,
@@ -558,6 +577,23 @@ int json_dispatch(json_object *o, const JsonDispatchField *table, void *target,
 
 /* ---- freeing ----------------------------------------------------------------------------- */
 
+/* Whether decoding f may allocate what json_dispatch_clear() frees. */
+static bool field_owns(const JsonDispatchField *f) {
+        switch (f->type) {
+        case JSON_DISPATCH_STRING:
+                return f->flags & JSON_DISPATCH_COPY;
+        case JSON_DISPATCH_OBJECT:
+                for (const JsonDispatchField *g = f->fields; g && g->name; g++)
+                        if (field_owns(g))
+                                return true;
+                return false;
+        case JSON_DISPATCH_ARRAY:
+                return f->element_size > 0;
+        default:
+                return false;
+        }
+}
+
 static void clear_field(const JsonDispatchField *f, void *target) {
         uint8_t *p = (uint8_t *)target + f->offset;
 
@@ -577,8 +613,10 @@ static void clear_field(const JsonDispatchField *f, void *target) {
 
                 if (f->element_size == 0)
                         break;
-                for (size_t i = 0; array && i < *count; i++)
-                        clear_field(f->element, array + i * f->element_size);
+                /* Elements of plain values (a MapBatch's areas) are not visited one by one. */
+                if (field_owns(f->element))
+                        for (size_t i = 0; array && i < *count; i++)
+                                clear_field(f->element, array + i * f->element_size);
                 free(array);
                 *(uint8_t **)p = NULL;
                 *count = 0;

@@ -184,6 +184,10 @@ void json_dispatch_clear(const JsonDispatchField *table, void *target);
 /* The entry for member name (len bytes) with a value of kind; NULL when the table has none. */
 const JsonDispatchField *json_dispatch_find(const JsonDispatchField *table, const char *name,
                                             size_t len, JsonDispatchKind kind);
+/* The same, trying first the entry after last (the entry found for the previous member). */
+const JsonDispatchField *json_dispatch_find_next(const JsonDispatchField *table,
+                                                 const JsonDispatchField *last, const char *name,
+                                                 size_t len, JsonDispatchKind kind);
 /* Decodes one non-container value for f into the struct at target (path names the member). */
 int json_dispatch_value(const JsonDispatchField *f, const JsonDispatchValue *v, void *target,
                         const JsonDispatchPath *path, Error *err);

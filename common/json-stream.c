@@ -11,6 +11,30 @@
 
 /* ---- reading: the document onto the tape ------------------------------------------------- */
 
+/*
+ * The text ends with a NUL at text[len] (json_stream_parse()'s contract), and every scan stops
+ * at it: the loops look at one byte class per byte and at no bounds.  A NUL before the end is
+ * a byte like any other inside a string (the slow path copies it, and a member name that
+ * holds one is json-c's to judge) and a mistake anywhere else.
+ */
+enum {
+        CLASS_SPACE = 1 << 0, /* JSON's whitespace (json-c takes more in places: its to read) */
+        CLASS_STOP = 1 << 1,  /* ends a plain run inside a string: '"', '\\' and NUL */
+        CLASS_DIGIT = 1 << 2,
+};
+
+static const uint8_t byte_class[256] = {
+        [' '] = CLASS_SPACE, ['\t'] = CLASS_SPACE, ['\n'] = CLASS_SPACE, ['\r'] = CLASS_SPACE,
+        ['"'] = CLASS_STOP, ['\\'] = CLASS_STOP, ['\0'] = CLASS_STOP,
+        ['0'] = CLASS_DIGIT, ['1'] = CLASS_DIGIT, ['2'] = CLASS_DIGIT, ['3'] = CLASS_DIGIT,
+        ['4'] = CLASS_DIGIT, ['5'] = CLASS_DIGIT, ['6'] = CLASS_DIGIT, ['7'] = CLASS_DIGIT,
+        ['8'] = CLASS_DIGIT, ['9'] = CLASS_DIGIT,
+};
+
+static inline bool is_class(char c, uint8_t class) {
+        return byte_class[(uint8_t)c] & class;
+}
+
 typedef struct Reader {
         JsonStream *s;
         char *p, *end;
@@ -18,28 +42,26 @@ typedef struct Reader {
         Error *err;
 } Reader;
 
-/* JSON's whitespace (json-c takes some more in places; those messages are its to read). */
-static bool is_space(char c) {
-        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static void skip_space(Reader *r) {
-        while (r->p < r->end && is_space(*r->p))
-                r->p++;
+static inline char *skip_space(char *p) {
+        while (is_class(*p, CLASS_SPACE))
+                p++;
+        return p;
 }
 
 static int bad(Reader *r, const char *what) {
         return error_set(r->err, -EBADMSG, "message is not valid JSON: %s", what);
 }
 
-static int token_new(Reader *r, JsonDispatchKind kind, size_t *ret) {
+/* A new token on the tape, or NULL (with why in r->err) when the tape is full. */
+static inline JsonStreamToken *token_new(Reader *r, JsonDispatchKind kind) {
         JsonStream *s = r->s;
 
-        if (s->used >= s->n_tape)
-                return error_set(r->err, -E2BIG, "more values than the tape holds");
+        if (s->used >= s->n_tape) {
+                (void)error_set(r->err, -E2BIG, "more values than the tape holds");
+                return NULL;
+        }
         s->tape[s->used] = (JsonStreamToken){ .kind = kind };
-        *ret = s->used++;
-        return 0;
+        return &s->tape[s->used++];
 }
 
 static int hex4(const char *p, uint32_t *ret) {
@@ -102,12 +124,10 @@ static int read_unicode(Reader *r, char **w) {
         return 0;
 }
 
-/* A string at r->p (on its opening quote), decoded in place and NUL-terminated. */
-static int read_string(Reader *r, JsonStreamToken *t) {
-        char *w = ++r->p;
+/* The rest of a string from r->p on, which needs decoding: escapes, or a NUL inside.  1. */
+static int read_string_decoded(Reader *r, JsonStreamToken *t) {
+        char *w = r->p;
 
-        t->kind = JSON_DISPATCH_KIND_STRING;
-        t->text = w;
         for (;;) {
                 char c;
 
@@ -140,50 +160,94 @@ static int read_string(Reader *r, JsonStreamToken *t) {
         }
         t->length = (size_t)(w - t->text);
         *w = '\0';
-        return 0;
+        return 1;
 }
 
-static bool is_digit(char c) {
-        return c >= '0' && c <= '9';
+/*
+ * A string at r->p (on its opening quote), decoded in place and NUL-terminated.  0, or 1 when
+ * it had to be decoded.
+ */
+static inline int read_string(Reader *r, JsonStreamToken *t) {
+        char *start = r->p + 1, *p = start;
+
+        while (!is_class(*p, CLASS_STOP))
+                p++;
+        t->kind = JSON_DISPATCH_KIND_STRING;
+        t->text = start;
+        if (*p == '"') {
+                /* Nothing to decode, as in nearly every string: the quote becomes the NUL. */
+                t->length = (size_t)(p - start);
+                *p = '\0';
+                r->p = p + 1;
+                return 0;
+        }
+        r->p = p;
+        return read_string_decoded(r, t);
+}
+
+/* A member's name: a string json-c keeps whole, which one with a NUL inside it is not. */
+static int read_key(Reader *r, JsonStreamToken *t) {
+        int k = read_string(r, t);
+
+        if (k > 0 && strlen(t->text) != t->length)
+                return bad(r, "a member name holds a NUL");
+        return k;
+}
+
+/* The digits at p as an integer; false when they do not fit in 64 bits. */
+static bool read_digits(char **p, uint64_t *ret) {
+        char *start = *p, *q = start;
+        uint64_t v = 0;
+
+        while (is_class(*q, CLASS_DIGIT))
+                v = v * 10 + (unsigned)(*q++ - '0');
+        *p = q;
+        if (q - start < 20) /* 19 digits always fit */
+                return *ret = v, true;
+        v = 0;
+        for (q = start; q < *p; q++) {
+                unsigned d = (unsigned)(*q - '0');
+
+                if (v > (UINT64_MAX - d) / 10)
+                        return false;
+                v = v * 10 + d;
+        }
+        *ret = v;
+        return true;
 }
 
 /* A number at r->p: an INTEGER when json-c keeps it as one, else a NUMBER with its literal. */
 static int read_number(Reader *r, JsonStreamToken *t) {
-        const char *start = r->p;
-        bool integer = true, big = false;
+        char *start = r->p, *p = start;
+        bool integer = true, fits;
         uint64_t v = 0;
 
-        t->negative = *r->p == '-';
-        r->p += t->negative;
-        if (r->p >= r->end || !is_digit(*r->p))
+        t->negative = *p == '-';
+        p += t->negative;
+        if (!is_class(*p, CLASS_DIGIT))
                 return bad(r, "bad number");
-        if (*r->p == '0' && r->p + 1 < r->end && is_digit(r->p[1]))
+        if (*p == '0' && is_class(p[1], CLASS_DIGIT))
                 return bad(r, "number with a leading zero");
-        for (; r->p < r->end && is_digit(*r->p); r->p++) {
-                unsigned d = (unsigned)(*r->p - '0');
-
-                if (v > (UINT64_MAX - d) / 10)
-                        big = true;
-                v = v * 10 + d;
-        }
-        if (r->p < r->end && *r->p == '.') {
+        fits = read_digits(&p, &v);
+        if (*p == '.') {
                 integer = false;
-                if (++r->p >= r->end || !is_digit(*r->p))
+                if (!is_class(*++p, CLASS_DIGIT))
                         return bad(r, "bad fraction");
-                while (r->p < r->end && is_digit(*r->p))
-                        r->p++;
+                while (is_class(*p, CLASS_DIGIT))
+                        p++;
         }
-        if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+        if (*p == 'e' || *p == 'E') {
                 integer = false;
-                r->p++;
-                if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
-                        r->p++;
-                if (r->p >= r->end || !is_digit(*r->p))
+                p++;
+                if (*p == '+' || *p == '-')
+                        p++;
+                if (!is_class(*p, CLASS_DIGIT))
                         return bad(r, "bad exponent");
-                while (r->p < r->end && is_digit(*r->p))
-                        r->p++;
+                while (is_class(*p, CLASS_DIGIT))
+                        p++;
         }
-        if (integer && !big && (!t->negative || v <= (uint64_t)INT64_MAX + 1)) {
+        r->p = p;
+        if (integer && fits && (!t->negative || v <= (uint64_t)INT64_MAX + 1)) {
                 t->kind = JSON_DISPATCH_KIND_INTEGER;
                 t->magnitude = v;
                 t->negative = t->negative && v > 0;
@@ -192,31 +256,37 @@ static int read_number(Reader *r, JsonStreamToken *t) {
         t->kind = JSON_DISPATCH_KIND_NUMBER;
         t->negative = false;
         t->text = start;
-        t->length = (size_t)(r->p - start);
+        t->length = (size_t)(p - start);
         return 0;
+}
+
+/* Whether word (n letters) is at p; the NUL at the end stops the comparison in time. */
+static bool word_at(const char *p, const char *word, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (p[i] != word[i])
+                        return false;
+        return true;
 }
 
 static int read_word(Reader *r, JsonStreamToken *t) {
         static const struct {
                 const char *word;
+                size_t n;
                 JsonDispatchKind kind;
                 bool value;
         } words[] = {
-                { "true", JSON_DISPATCH_KIND_BOOLEAN, true },
-                { "false", JSON_DISPATCH_KIND_BOOLEAN, false },
-                { "null", JSON_DISPATCH_KIND_NULL, false },
+                { "true", 4, JSON_DISPATCH_KIND_BOOLEAN, true },
+                { "false", 5, JSON_DISPATCH_KIND_BOOLEAN, false },
+                { "null", 4, JSON_DISPATCH_KIND_NULL, false },
         };
 
-        for (size_t i = 0; i < ELEMENTSOF(words); i++) {
-                size_t n = strlen(words[i].word);
-
-                if ((size_t)(r->end - r->p) >= n && memcmp(r->p, words[i].word, n) == 0) {
-                        r->p += n;
+        for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                if (word_at(r->p, words[i].word, words[i].n)) {
+                        r->p += words[i].n;
                         t->kind = words[i].kind;
                         t->boolean = words[i].value;
                         return 0;
                 }
-        }
         return bad(r, "unexpected character");
 }
 
@@ -225,15 +295,54 @@ static int read_value(Reader *r);
 /*
  * Refuses an object that names a member twice: json-c keeps the last value where the first
  * stood, and json_util_fix_big_integers() may then judge one literal by another's value.
- * Such messages are json-c's to read.
+ * Such messages are json-c's to read.  Names hold no NUL (read_key()), so length and bytes
+ * say it.  Called only for an object where two names share a name_sketch() bit.
  */
 static int check_unique(Reader *r, size_t first, size_t end) {
         const JsonStreamToken *t = r->s->tape;
 
         for (size_t i = first; i < end; i = t[i + 1].next)
                 for (size_t k = t[i + 1].next; k < end; k = t[k + 1].next)
-                        if (streq(t[i].text, t[k].text))
+                        if (t[i].length == t[k].length && t[i].text[0] == t[k].text[0] &&
+                            memcmp(t[i].text, t[k].text, t[i].length) == 0)
                                 return bad(r, "a member given twice");
+        return 0;
+}
+
+/*
+ * A bit for a member's name, from its length and its first and last bytes, mixed by a
+ * multiplication: names whose bits differ need no comparison for duplicates.  The parameters
+ * of every streamed method and the envelope's members all get bits of their own.
+ */
+static uint64_t name_sketch(const JsonStreamToken *key) {
+        size_t n = key->length;
+        uint32_t ends = n ? (uint8_t)key->text[0] * 3u + (uint8_t)key->text[n - 1] : 0;
+
+        return UINT64_C(1) << ((((uint32_t)n + ends) * 31153u >> 7) & 63);
+}
+
+/* A member's name and its colon, at r->p; ORs its sketch into *names, says if it was there. */
+static int read_member_name(Reader *r, uint64_t *names, bool *ret_collides) {
+        JsonStreamToken *key;
+        uint64_t bit;
+        int k;
+
+        if (*r->p != '"')
+                return bad(r, "expected a member name");
+        key = token_new(r, JSON_DISPATCH_KIND_STRING);
+        if (!key)
+                return -E2BIG;
+        k = read_key(r, key);
+        if (k < 0)
+                return k;
+        key->next = (uint32_t)r->s->used;
+        bit = name_sketch(key);
+        *ret_collides = *ret_collides || (*names & bit);
+        *names |= bit;
+        r->p = skip_space(r->p);
+        if (*r->p != ':')
+                return bad(r, "expected ':'");
+        r->p++;
         return 0;
 }
 
@@ -241,13 +350,14 @@ static int check_unique(Reader *r, size_t first, size_t end) {
 static int read_container(Reader *r, bool object) {
         char close = object ? '}' : ']';
         size_t first = r->s->used;
+        uint64_t names = 0;
+        bool collides = false;
 
         if (++r->depth > r->max_depth)
                 return error_set(r->err, -ELOOP, "JSON nested deeper than %u levels",
                                  r->max_depth);
-        r->p++;
-        skip_space(r);
-        if (r->p < r->end && *r->p == close) {
+        r->p = skip_space(r->p + 1);
+        if (*r->p == close) {
                 r->p++;
                 r->depth--;
                 return 0;
@@ -255,65 +365,51 @@ static int read_container(Reader *r, bool object) {
         for (;;) {
                 int k;
 
-                skip_space(r);
-                if (object) {
-                        size_t key;
-
-                        if (r->p >= r->end || *r->p != '"')
-                                return bad(r, "expected a member name");
-                        k = token_new(r, JSON_DISPATCH_KIND_STRING, &key);
-                        if (k >= 0)
-                                k = read_string(r, &r->s->tape[key]);
-                        if (k < 0)
-                                return k;
-                        r->s->tape[key].next = (uint32_t)r->s->used;
-                        skip_space(r);
-                        if (r->p >= r->end || *r->p != ':')
-                                return bad(r, "expected ':'");
-                        r->p++;
-                }
+                r->p = skip_space(r->p);
+                if (object && (k = read_member_name(r, &names, &collides)) < 0)
+                        return k;
                 k = read_value(r);
                 if (k < 0)
                         return k;
-                skip_space(r);
-                if (r->p < r->end && *r->p == ',') {
+                r->p = skip_space(r->p);
+                if (*r->p == ',') {
                         r->p++;
                         continue;
                 }
-                if (r->p < r->end && *r->p == close)
+                if (*r->p == close && r->p < r->end)
                         break;
                 return bad(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
         }
         r->p++;
         r->depth--;
-        return object ? check_unique(r, first, r->s->used) : 0;
+        return collides ? check_unique(r, first, r->s->used) : 0;
 }
 
 static int read_value(Reader *r) {
         JsonStreamToken *t;
-        size_t i;
+        char c;
         int k;
 
-        skip_space(r);
+        r->p = skip_space(r->p);
         if (r->p >= r->end)
                 return error_set(r->err, -EBADMSG, "message ends inside a JSON value");
-        k = token_new(r, JSON_DISPATCH_KIND_NULL, &i);
-        if (k < 0)
-                return k;
-        t = &r->s->tape[i];
-        if (*r->p == '{' || *r->p == '[') {
-                t->kind = *r->p == '{' ? JSON_DISPATCH_KIND_OBJECT : JSON_DISPATCH_KIND_ARRAY;
-                k = read_container(r, *r->p == '{');
-        } else if (*r->p == '"')
+        t = token_new(r, JSON_DISPATCH_KIND_NULL);
+        if (!t)
+                return -E2BIG;
+        c = *r->p;
+        if (c == '"')
                 k = read_string(r, t);
-        else if (*r->p == '-' || is_digit(*r->p))
+        else if (c == '-' || is_class(c, CLASS_DIGIT))
                 k = read_number(r, t);
-        else
+        else if (c == '{' || c == '[') {
+                t->kind = c == '{' ? JSON_DISPATCH_KIND_OBJECT : JSON_DISPATCH_KIND_ARRAY;
+                k = read_container(r, c == '{');
+        } else
                 k = read_word(r, t);
         if (k < 0)
                 return k;
-        /* The tape may not move (it is the caller's), so t is still valid. */
-        r->s->tape[i].next = (uint32_t)r->s->used;
+        /* The tape is the caller's and does not move: t is still valid. */
+        t->next = (uint32_t)r->s->used;
         return 0;
 }
 
@@ -321,10 +417,10 @@ int json_stream_parse(JsonStream *s, char *text, size_t len, unsigned max_depth,
         Reader r = { .s = s, .p = text, .end = text + len, .max_depth = max_depth, .err = err };
         int k;
 
-        assert_return(s && s->tape && (text || len == 0), -EINVAL);
+        assert_return(s && s->tape && text && text[len] == '\0', -EINVAL);
 
         s->used = 0;
-        skip_space(&r);
+        r.p = skip_space(r.p);
         if (r.p >= r.end)
                 return error_set(err, -EBADMSG, "message ends inside a JSON value");
         if (*r.p != '{')
@@ -332,7 +428,7 @@ int json_stream_parse(JsonStream *s, char *text, size_t len, unsigned max_depth,
         k = read_value(&r);
         if (k < 0)
                 return k;
-        skip_space(&r);
+        r.p = skip_space(r.p);
         if (r.p < r.end)
                 return error_set(err, -EBADMSG, "trailing data after the JSON value");
         return 0;
@@ -424,6 +520,7 @@ static int stream_array(JsonStream *s, const JsonDispatchField *f, size_t a, voi
 
 static int stream_object(JsonStream *s, size_t o, const JsonDispatchField *table, void *target,
                          const JsonDispatchPath *path, const char **ret_field, Error *err) {
+        const JsonDispatchField *f = NULL;
         size_t end = s->tape[o].next;
         uint64_t seen = 0;
         char buf[JSON_DISPATCH_PATH_MAX];
@@ -435,10 +532,9 @@ static int stream_object(JsonStream *s, size_t o, const JsonDispatchField *table
         for (size_t k = o + 1; k < end; k = s->tape[k + 1].next) {
                 const char *key = s->tape[k].text;
                 const JsonDispatchPath p = { .parent = path, .name = key };
-                const JsonDispatchField *f;
                 size_t v = k + 1;
 
-                f = json_dispatch_find(table, key, strlen(key), s->tape[v].kind);
+                f = json_dispatch_find_next(table, f, key, s->tape[k].length, s->tape[v].kind);
                 if (!f)
                         r = error_set(err, -EINVAL, "%s: unknown key",
                                       json_dispatch_path_format(&p, buf, sizeof(buf)));

@@ -38,7 +38,8 @@ typedef struct JsonStream {
 
 /*
  * json_stream_parse() - checks text[0..len) (one JSON object, whitespace around it) and
- * records it on the tape.  Strings are decoded in place: text is changed.
+ * records it on the tape.  text[len] must be a NUL, at which the scans stop.  Strings are
+ * decoded in place: text is changed.
  *
  * Returns 0; -EBADMSG (not plain JSON, or not an object), -ELOOP (nested deeper than
  * max_depth) or -E2BIG (more values than the tape holds) with a sentence in err: the

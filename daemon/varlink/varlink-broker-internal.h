@@ -72,7 +72,10 @@ json_object *broker_range_json(uint64_t start, uint64_t last);
 BrokerSession *broker_call_broker_session(VarlinkCall *call);
 /* The session of the call's connection; NULL once it was reaped. */
 Session *broker_call_session(VarlinkCall *call);
-/* The final reply; records the state change first for methods that make one. */
+/* The VarlinkMethod tag of the methods that change what the broker keeps across a restart. */
+#define BROKER_MUTATES (1u << 0)
+
+/* The final reply; records the state change first for methods that make one (BROKER_MUTATES). */
 int broker_reply(VarlinkCall *call, json_object *p);
 /* broker_reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
 int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value);

@@ -129,26 +129,11 @@ Session *broker_call_session(VarlinkCall *call) {
 }
 
 /* Methods after which the state a restarted daemon needs has changed. */
-static bool method_mutates(const char *method) {
-        static const char *const m[] = {
-                "AttachDevice", "DetachDevice", "CreateAddressSpace", "DestroyAddressSpace",
-                "AttachToAddressSpace", "AllowIOVAs", "Map", "Unmap", "Copy", "MapBatch",
-                "UnmapBatch", "BindPASID", "UnbindPASID", "JoinSession", "SetDirtyTracking",
-                "ReleaseDevices", NULL,
-        };
-        const char *dot = strrchr(method, '.');
-
-        for (size_t i = 0; m[i]; i++)
-                if (streq(dot ? dot + 1 : method, m[i]))
-                        return true;
-        return false;
-}
-
 int broker_reply(VarlinkCall *call, json_object *p) {
         BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
 
         /* Recorded before the client hears of it: a crash right after the reply loses nothing. */
-        if (bs && method_mutates(varlink_call_get_method(call)))
+        if (bs && (varlink_call_get_tags(call) & BROKER_MUTATES))
                 broker_changed(bs->broker);
         return varlink_call_reply(call, p);
 }
@@ -170,7 +155,7 @@ size_t broker_format_u64(char *buf, uint64_t value) {
 int broker_reply_text(VarlinkCall *call, const char *text, size_t len) {
         BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
 
-        if (bs && method_mutates(varlink_call_get_method(call)))
+        if (bs && (varlink_call_get_tags(call) & BROKER_MUTATES))
                 broker_changed(bs->broker);
         return varlink_call_reply_text(call, text, len);
 }
@@ -217,37 +202,49 @@ json_object *broker_range_json(uint64_t start, uint64_t last) {
 static const VarlinkMethod broker_methods[] = {
         { "GetTopology", broker_method_get_topology },
         { "ExplainDevice", broker_method_explain_device, broker_explain_device_parameters },
-        { "AttachDevice", broker_method_attach_device, broker_attach_device_parameters },
-        { "DetachDevice", broker_method_detach_device, broker_device_id_parameters },
+        { "AttachDevice", broker_method_attach_device, broker_attach_device_parameters,
+          .tags = BROKER_MUTATES },
+        { "DetachDevice", broker_method_detach_device, broker_device_id_parameters,
+          .tags = BROKER_MUTATES },
         { "CreateAddressSpace", broker_method_create_address_space,
-          broker_create_address_space_parameters },
+          broker_create_address_space_parameters, .tags = BROKER_MUTATES },
         { "SetDirtyTracking", broker_method_set_dirty_tracking,
-          broker_set_dirty_tracking_parameters },
+          broker_set_dirty_tracking_parameters, .tags = BROKER_MUTATES },
         { "ReadDirtyBitmap", broker_method_read_dirty_bitmap,
           broker_read_dirty_bitmap_parameters },
         { "GetFeatures", broker_method_get_features, broker_get_features_parameters },
-        { "DestroyAddressSpace", broker_method_destroy_address_space, broker_ioas_id_parameters },
+        { "DestroyAddressSpace", broker_method_destroy_address_space, broker_ioas_id_parameters,
+          .tags = BROKER_MUTATES },
         { "AttachToAddressSpace", broker_method_attach_to_address_space,
-          broker_attach_to_address_space_parameters },
+          broker_attach_to_address_space_parameters, .tags = BROKER_MUTATES },
         { "GetIOVARanges", broker_method_get_iova_ranges, broker_ioas_id_parameters },
-        { "AllowIOVAs", broker_method_allow_iovas, broker_allow_iovas_parameters },
-        { "Map", broker_method_map, broker_map_parameters, .streamed = true },
-        { "Unmap", broker_method_unmap, broker_unmap_parameters, .streamed = true },
-        { "Copy", broker_method_copy, broker_copy_parameters, .streamed = true },
-        { "MapBatch", broker_method_map_batch, broker_map_batch_parameters, .streamed = true },
+        { "AllowIOVAs", broker_method_allow_iovas, broker_allow_iovas_parameters,
+          .tags = BROKER_MUTATES },
+        { "Map", broker_method_map, broker_map_parameters, .streamed = true,
+          .tags = BROKER_MUTATES },
+        { "Unmap", broker_method_unmap, broker_unmap_parameters, .streamed = true,
+          .tags = BROKER_MUTATES },
+        { "Copy", broker_method_copy, broker_copy_parameters, .streamed = true,
+          .tags = BROKER_MUTATES },
+        { "MapBatch", broker_method_map_batch, broker_map_batch_parameters, .streamed = true,
+          .tags = BROKER_MUTATES },
         { "UnmapBatch", broker_method_unmap_batch, broker_allow_iovas_parameters,
-          .streamed = true },
-        { "BindPASID", broker_method_bind_pasid, broker_bind_pasid_parameters },
-        { "UnbindPASID", broker_method_unbind_pasid, broker_unbind_pasid_parameters },
+          .streamed = true, .tags = BROKER_MUTATES },
+        { "BindPASID", broker_method_bind_pasid, broker_bind_pasid_parameters,
+          .tags = BROKER_MUTATES },
+        { "UnbindPASID", broker_method_unbind_pasid, broker_unbind_pasid_parameters,
+          .tags = BROKER_MUTATES },
         { "WatchFaults", broker_method_watch_faults, broker_watch_faults_parameters },
         { "RespondFault", broker_method_respond_fault, broker_respond_fault_parameters,
           .streamed = true },
         { "Delegate", broker_method_delegate },
         { "GetDeviceFd", broker_method_get_device_fd, broker_device_id_parameters },
         { "OpenDevices", broker_method_open_devices, broker_open_devices_parameters },
-        { "ReleaseDevices", broker_method_release_devices, broker_release_devices_parameters },
+        { "ReleaseDevices", broker_method_release_devices, broker_release_devices_parameters,
+          .tags = BROKER_MUTATES },
         { "GetSession", broker_method_get_session },
-        { "JoinSession", broker_method_join_session, broker_join_session_parameters },
+        { "JoinSession", broker_method_join_session, broker_join_session_parameters,
+          .tags = BROKER_MUTATES },
         { "WatchEvents", broker_method_watch_events },
         {},
 };

@@ -58,6 +58,11 @@ const char *varlink_call_get_method(VarlinkCall *call) {
         return call->method;
 }
 
+unsigned varlink_call_get_tags(VarlinkCall *call) {
+        assert_return(call, 0);
+        return call->entry ? call->entry->tags : 0;
+}
+
 VarlinkCallFlags varlink_call_get_flags(VarlinkCall *call) {
         assert_return(call, 0);
         return call->flags;
@@ -315,12 +320,14 @@ static int dispatch_take_fds(VarlinkCall *call, const JsonDispatchField *table, 
 int varlink_call_dispatch(VarlinkCall *call, json_object *parameters,
                           const JsonDispatchField *table, void *target) {
         const char *field = NULL;
-        Error e = ERROR_INIT;
+        Error e;
         int r;
 
         assert_return(call && parameters, -EINVAL);
         /* The IDL check covers the method's table: decoding with another one escapes it. */
         assert_return(!call->entry || call->entry->parameters == table, -EINVAL);
+
+        error_init(&e);
 
         if (call->stream_params)
                 r = json_stream_dispatch(&call->conn->server->stream, call->stream_params, table,

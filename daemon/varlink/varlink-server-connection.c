@@ -307,44 +307,27 @@ static int call_new(VarlinkConnection *c, json_object *message, FdList *fds, con
         return 0;
 }
 
-/* The entry of method (INTERFACE.NAME) and its interface; NULL when there is none. */
-static const VarlinkMethod *server_find_method(VarlinkServer *s, const char *method,
-                                               const VarlinkInterface **ret_iface) {
-        const char *dot = strrchr(method, '.');
-        const VarlinkInterface *iface;
-
-        if (!dot || dot == method)
-                return NULL;
-        iface = server_find_interface(s, method, (size_t)(dot - method));
-        for (const VarlinkMethod *m = iface ? iface->methods : NULL; m && m->name; m++)
-                if (streq(m->name, dot + 1)) {
-                        *ret_iface = iface;
-                        return m;
-                }
-        return NULL;
-}
-
 /* Finds the method and runs its handler, or answers why there is none to run. */
 static int call_run(VarlinkServer *s, VarlinkCall *call, const Envelope *e) {
-        const char *dot = strrchr(e->method, '.');
+        const VarlinkMethod *m = server_find_method(s, e->method, strlen(e->method), &call->iface);
+        const char *dot;
 
-        if (dot && dot != e->method)
-                call->iface = server_find_interface(s, e->method, (size_t)(dot - e->method));
-        if (!call->iface) {
+        if (m) {
+                if (e->upgrade)
+                        return varlink_call_error_invalid_parameter(call, "upgrade");
+                call->entry = m;
+                return m->handler(call, e->params ?: s->empty, call->flags,
+                                  call->iface->userdata ?: s->userdata);
+        }
+        dot = strrchr(e->method, '.');
+        if (!dot || dot == e->method || !server_find_interface(s, e->method,
+                                                               (size_t)(dot - e->method))) {
                 _cleanup_free_ char *name = strndup(e->method, dot ? (size_t)(dot - e->method) : 0);
 
                 return name ? error_with_string(call, VARLINK_ERROR_INTERFACE_NOT_FOUND,
                                                 "interface", name)
                             : -ENOMEM;
         }
-        for (const VarlinkMethod *m = call->iface->methods; m && m->name; m++)
-                if (streq(m->name, dot + 1)) {
-                        if (e->upgrade)
-                                return varlink_call_error_invalid_parameter(call, "upgrade");
-                        call->entry = m;
-                        return m->handler(call, e->params ?: s->empty, call->flags,
-                                          call->iface->userdata ?: s->userdata);
-                }
         return error_with_string(call, VARLINK_ERROR_METHOD_NOT_FOUND, "method", e->method);
 }
 
@@ -391,27 +374,53 @@ static int connection_dispatch(VarlinkConnection *c, json_object *message, FdLis
         return call_finish(c, call, r);
 }
 
-/* The envelope of the message on the streaming reader's tape; false when it is not plain. */
-static bool stream_envelope(const JsonStream *st, Envelope *ret,
+/* Which of Varlink's members key names: its bit in an envelope's mask, 0 for another. */
+static unsigned envelope_member(const JsonStreamToken *key) {
+        static const struct {
+                const char *name;
+                size_t length;
+        } members[] = { { "method", 6 }, { "parameters", 10 }, { "oneway", 6 }, { "more", 4 },
+                        { "upgrade", 7 } };
+
+        for (size_t i = 0; i < ELEMENTSOF(members); i++)
+                if (key->length == members[i].length &&
+                    memcmp(key->text, members[i].name, key->length) == 0)
+                        return 1u << i;
+        return 0;
+}
+
+/*
+ * The envelope of the message on the streaming reader's tape, in one walk over its members;
+ * false when it is not plain (json-c reads such a message again, and its verdict stands).
+ */
+static bool stream_envelope(const JsonStream *st, Envelope *ret, size_t *ret_method_len,
                             const JsonStreamToken **ret_params) {
-        const JsonStreamToken *t = json_stream_member(st, st->tape, "method");
-        static const char *const names[] = { "oneway", "more", "upgrade" };
+        const JsonStreamToken *tape = st->tape, *method = NULL;
         bool *flags[] = { &ret->oneway, &ret->more, &ret->upgrade };
 
         *ret = (Envelope){};
-        if (!t || t->kind != JSON_DISPATCH_KIND_STRING || strlen(t->text) != t->length ||
-            t->length >= STREAM_METHOD_MAX)
+        *ret_params = NULL;
+        for (size_t k = 1; k < tape[0].next; k = tape[k + 1].next) {
+                const JsonStreamToken *v = &tape[k + 1];
+                unsigned bit = envelope_member(&tape[k]);
+
+                if (bit == 1)
+                        method = v;
+                else if (bit == 2)
+                        *ret_params = v;
+                else if (bit > 2) {
+                        if (v->kind != JSON_DISPATCH_KIND_BOOLEAN)
+                                return false;
+                        *flags[__builtin_ctz(bit) - 2] = v->boolean;
+                }
+        }
+        if (!method || method->kind != JSON_DISPATCH_KIND_STRING ||
+            memchr(method->text, '\0', method->length) || method->length >= STREAM_METHOD_MAX)
                 return false;
-        ret->method = t->text;
-        *ret_params = json_stream_member(st, st->tape, "parameters");
+        ret->method = method->text;
+        *ret_method_len = method->length;
         if (*ret_params && (*ret_params)->kind != JSON_DISPATCH_KIND_OBJECT)
                 return false;
-        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
-                t = json_stream_member(st, st->tape, names[i]);
-                if (t && t->kind != JSON_DISPATCH_KIND_BOOLEAN)
-                        return false;
-                *flags[i] = t && t->boolean;
-        }
         return !(ret->oneway && ret->more) && !ret->upgrade;
 }
 
@@ -427,6 +436,7 @@ static int connection_dispatch_stream(VarlinkConnection *c, const char *text, si
         const JsonStreamToken *params = NULL;
         const VarlinkInterface *iface = NULL;
         const VarlinkMethod *m;
+        size_t method_len;
         Envelope e;
         int r;
 
@@ -439,17 +449,18 @@ static int connection_dispatch_stream(VarlinkConnection *c, const char *text, si
                 s->scratch_size = len + 1;
         }
         memcpy(s->scratch, text, len);
+        s->scratch[len] = '\0';
         if (json_stream_parse(&s->stream, s->scratch, len, VARLINK_JSON_MAX_DEPTH, NULL) < 0 ||
-            !stream_envelope(&s->stream, &e, &params))
+            !stream_envelope(&s->stream, &e, &method_len, &params))
                 return 0;
-        m = server_find_method(s, e.method, &iface);
+        m = server_find_method(s, e.method, method_len, &iface);
         if (!m || !m->streamed || !params)
                 return 0;
         r = call_new(c, NULL, TAKE_PTR(*fds), &e, &call);
         if (r < 0)
                 return r;
         /* The name outlives the scratch copy: logs and deferred replies read it. */
-        memcpy(call->method_name, e.method, strlen(e.method) + 1);
+        memcpy(call->method_name, e.method, method_len + 1);
         call->method = call->method_name;
         call->iface = iface;
         call->entry = m;

@@ -32,6 +32,8 @@
 /* The longest method name such a call may carry (kept in the call for its logs). */
 #define STREAM_METHOD_MAX 96
 
+typedef struct MethodSlot MethodSlot;
+
 typedef struct Listener {
         VarlinkServer *server;
         int fd;
@@ -51,6 +53,8 @@ struct VarlinkServer {
 
         const VarlinkInterface **interfaces;
         size_t n_interfaces;
+        MethodSlot *methods; /* the index of their methods' full names */
+        size_t methods_mask;
 
         Listener **listeners;
         size_t n_listeners;
@@ -147,6 +151,13 @@ void connection_disconnect(VarlinkConnection *c);
 void connection_mark_active(VarlinkConnection *c);
 /* While its unsent replies exceed this, a connection's next call waits. */
 size_t connection_pipeline_bytes(const VarlinkServer *s);
+
+/* varlink-server-methods.c */
+/* Indexes the methods of every interface the server has; after each one added. */
+int server_index_methods(VarlinkServer *s);
+/* The method INTERFACE.NAME (len bytes) and its interface; NULL when there is none. */
+const VarlinkMethod *server_find_method(VarlinkServer *s, const char *name, size_t len,
+                                        const VarlinkInterface **ret_iface);
 
 /* varlink-server-service.c */
 extern const VarlinkInterface varlink_service_interface;

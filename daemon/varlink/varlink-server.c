@@ -70,6 +70,7 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
                 connection_disconnect(s->connections);
         server_listeners_free(s);
         free(s->interfaces);
+        free(s->methods);
         json_object_put(s->empty);
         free(s->scratch);
         free(s);
@@ -123,7 +124,7 @@ int varlink_server_add_interface(VarlinkServer *s, const VarlinkInterface *iface
                 return -ENOMEM;
         s->interfaces = a;
         s->interfaces[s->n_interfaces++] = iface;
-        return 0;
+        return server_index_methods(s);
 }
 
 unsigned varlink_server_n_connections(const VarlinkServer *s) {

@@ -130,6 +130,9 @@ typedef struct VarlinkMethod {
         /* The handler reads its parameters only through varlink_call_dispatch(): its calls
          * may be read without a json-c tree (common/json-stream.h). */
         bool streamed;
+        /* The interface's own marks, which the server does not read (the broker marks the
+         * methods that change what it keeps across a restart). */
+        unsigned tags;
 } VarlinkMethod;
 
 typedef struct VarlinkInterface {
@@ -240,6 +243,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkCall *, varlink_call_unref);
 VarlinkConnection *varlink_call_get_connection(VarlinkCall *call);
 /* The fully qualified method name, "org.iommud.Broker.Map". */
 const char *varlink_call_get_method(VarlinkCall *call);
+/* The tags of the call's VarlinkMethod entry; 0 before it is found. */
+unsigned varlink_call_get_tags(VarlinkCall *call);
 VarlinkCallFlags varlink_call_get_flags(VarlinkCall *call);
 /* The number of fds sent with the call. */
 size_t varlink_call_get_n_fds(VarlinkCall *call);

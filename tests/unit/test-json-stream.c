@@ -122,6 +122,14 @@ static void test_parse_refusals(void **state) {
         (void)state;
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 assert_int_equal(parse(&s, buf, sizeof(buf), bad[i], 64), code[i]);
+        /* Names are compared only when their sketches meet: "b", "ba" and "abc" share one. */
+        assert_int_equal(parse(&s, buf, sizeof(buf), "{\"b\":1,\"ba\":2,\"abc\":3}", 64), 0);
+        assert_int_equal(parse(&s, buf, sizeof(buf), "{\"ba\":1,\"b\":2,\"ba\":3}", 64),
+                         -EBADMSG);
+        assert_int_equal(parse(&s, buf, sizeof(buf), "{\"x\":{\"q\":1,\"q\":1}}", 64),
+                         -EBADMSG);
+        /* A name with a NUL inside is json-c's to read (it keeps names up to the NUL). */
+        assert_int_equal(parse(&s, buf, sizeof(buf), "{\"a\\u0000b\":1}", 64), -EBADMSG);
         /* Four levels are allowed, and a tape of exactly the values it needs is enough. */
         assert_int_equal(parse(&s, buf, sizeof(buf), "{\"a\":[[[1]]]}", 64), 0);
         assert_int_equal(parse(&s, buf, sizeof(buf), "{\"a\":[[[1]]]}", 6), 0);
