@@ -457,17 +457,13 @@ static void rebalance(Inner *p, unsigned i) {
         (void)inner_set(p, b, y);
 }
 
-void iova_tree_remove(IovaTree *t, IovaNode *node) {
-        PathStep path[MAX_DEPTH];
+/* Removes the entry at pos of leaf, which descend() reached through path. */
+static void remove_at(IovaTree *t, Leaf *leaf, unsigned pos, const PathStep *path,
+                      unsigned depth) {
         IovaTreeNode *x;
-        unsigned depth, pos;
         uint64_t lost = 0;
         bool rightmost, edge;
-        Leaf *leaf;
 
-        leaf = descend(t, node->start, path, &depth);
-        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
-        assert(pos < leaf->hdr.n && leaf->area[pos] == node);
         /* The hole an entry at an edge takes with it. */
         edge = pos == 0 || pos == leaf->hdr.n - 1u;
         if (edge && leaf->hdr.n > 1)
@@ -506,6 +502,35 @@ void iova_tree_remove(IovaTree *t, IovaNode *node) {
                 t->root = to_inner(x)->child[0];
                 free(x);
         }
+}
+
+void iova_tree_remove(IovaTree *t, IovaNode *node) {
+        PathStep path[MAX_DEPTH];
+        unsigned depth, pos;
+        Leaf *leaf;
+
+        leaf = descend(t, node->start, path, &depth);
+        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
+        assert(pos < leaf->hdr.n && leaf->area[pos] == node);
+        remove_at(t, leaf, pos, path, depth);
+}
+
+int iova_tree_take_first(IovaTree *t, uint64_t start, uint64_t last, IovaNode **ret) {
+        PathStep path[MAX_DEPTH];
+        unsigned depth, pos;
+        Leaf *leaf;
+
+        if (!t->root)
+                return -ENOENT;
+        leaf = descend(t, start, path, &depth);
+        pos = lower_bound(leaf->last, leaf->hdr.n, start);
+        if (pos == leaf->hdr.n || leaf->start[pos] > last)
+                return -ENOENT;
+        *ret = leaf->area[pos];
+        if (leaf->start[pos] < start || leaf->last[pos] > last)
+                return -ERANGE;
+        remove_at(t, leaf, pos, path, depth);
+        return 0;
 }
 
 IovaNode *iova_tree_first_overlap(const IovaTree *t, uint64_t start, uint64_t last) {

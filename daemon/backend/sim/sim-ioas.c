@@ -303,17 +303,20 @@ static int ioas_unmap_range(SimContext *c, SimIoas *ioas, uint64_t start, uint64
                             uint64_t *ret_unmapped, Error *err) {
         uint64_t unmapped = 0, from = start;
         IovaNode *n;
+        int r;
 
-        while ((n = iova_tree_first_overlap(&ioas->areas, from, last))) {
+        /* One descent per area: found and removed together unless it is cut. */
+        while ((r = iova_tree_take_first(&ioas->areas, from, last, &n)) != -ENOENT) {
                 uint64_t n_last = n->last;
 
-                if (n->start < start || n_last > last)
+                if (r < 0)
                         return error_set(err, -ENOENT,
                                          "Range 0x%" PRIx64 "-0x%" PRIx64
                                          " cuts the mapping 0x%" PRIx64 "-0x%" PRIx64,
                                          start, last, n->start, n_last);
                 unmapped += n_last - n->start + 1;
-                area_free(c, ioas, (SimArea *)n);
+                sim_ioas_forget_dirty(ioas, n->start, n_last);
+                area_release(c, (SimArea *)n);
                 /* Areas are disjoint: none after one that ends at last is in the range. */
                 if (n_last == last)
                         break;
