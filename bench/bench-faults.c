@@ -19,6 +19,15 @@
  *   2. p50/p99 latency at fixed offered rates of 10k, 50k and 100k faults/s
  *      (target at 50k/s: p99 <= 100 us).
  *
+ * The baseline, measured in the same run on the same CPUs: a plain socket echo
+ * between two threads, a 230-byte message (a fault record's size) one way and
+ * a 120-byte one (a RespondFault call's) back.  One at a time it gives the
+ * round trip a fault's latency is compared with; 256 in flight, the rate the
+ * throughput is compared with.  Where the process may use two CPUs the loop
+ * (daemon) thread and the client thread are pinned to different ones, as a
+ * daemon and its client would run; the load average at the start and the end
+ * is printed with the figures, for a loaded machine's timings say little.
+ *
  * Prints figures against the targets; never passes or fails on time.
  */
 
@@ -26,6 +35,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +60,10 @@
 
 #define DEVICE "0000:e1:00.0" /* server topology: PASID-capable, behind an IOMMU with fault queues */
 #define WINDOW 256
+/* The echo baseline's message sizes: a fault record and a RespondFault call, as sent. */
+#define ECHO_REQUEST 230
+#define ECHO_REPLY 120
+#define ECHO_ROUNDS 20000
 
 static const char policy_fmt[] =
         "{ \"limits\": { \"fault-response-timeout-ms\": 10000, \"max-queued-output\": \"64M\" },\n"
@@ -63,19 +77,183 @@ static _Noreturn void die(const char *what) {
         exit(EXIT_FAILURE);
 }
 
-static uint64_t now_ns(void) {
+static uint64_t clock_ns(clockid_t id) {
         struct timespec ts;
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(id, &ts);
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void) {
+        return clock_ns(CLOCK_MONOTONIC);
 }
 
 typedef struct Bench {
         int call_fd, watch_fd;       /* client ends */
+        int client_cpu;              /* -1: not pinned */
         uint32_t pasid;
         atomic_int ready;            /* 1: the stream is open; -1: setup failed */
         atomic_bool stop;
+        _Atomic uint64_t client_cpu_ns;  /* the client thread's CPU time, after its last batch */
 } Bench;
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+static double pct_us(uint64_t *v, size_t n, double p) {
+        size_t i = (size_t)(p * (double)(n - 1));
+
+        return (double)v[i] / 1000.0;
+}
+
+/* ---- CPUs and load --------------------------------------------------------------------- */
+
+/* The first two CPUs this process may use; fewer than two: nothing to pin apart. */
+static int cpu_pair(int *ret_daemon, int *ret_client) {
+        cpu_set_t set;
+        int found = 0;
+
+        CPU_ZERO(&set);
+        if (sched_getaffinity(0, sizeof(set), &set) < 0)
+                return -errno;
+        for (int i = 0; i < CPU_SETSIZE && found < 2; i++) {
+                if (!CPU_ISSET(i, &set))
+                        continue;
+                if (found++ == 0)
+                        *ret_daemon = i;
+                else
+                        *ret_client = i;
+        }
+        return found;
+}
+
+/* Pins the calling thread (pid 0 is the calling thread for sched_setaffinity). */
+static int pin_self(int cpu) {
+        cpu_set_t set;
+
+        if (cpu < 0)
+                return 0;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+static void print_load(const char *when, const char *figure) {
+        double l[3] = { NAN, NAN, NAN };
+        FILE *f = fopen("/proc/loadavg", "re");
+
+        if (!f || fscanf(f, "%lf %lf %lf", &l[0], &l[1], &l[2]) != 3)
+                printf("  load average %s: unknown (/proc/loadavg unreadable)\n", when);
+        else
+                printf("  load average %s: %.2f %.2f %.2f (%ld CPUs online)\n", when, l[0], l[1],
+                       l[2], sysconf(_SC_NPROCESSORS_ONLN));
+        if (f)
+                fclose(f);
+        bench_report(figure, l[0], "load", BENCH_NONE, BENCH_NONE, 0, 1);
+}
+
+/* ---- the baseline: a plain socket echo ----------------------------------------------------- */
+
+typedef struct Echo {
+        int in, out;                 /* the echo thread's ends */
+        int cpu;
+} Echo;
+
+/* Reads until exactly len bytes came; 0 at end of stream. */
+static ssize_t read_full(int fd, char *buf, size_t len) {
+        size_t got = 0;
+
+        while (got < len) {
+                ssize_t k = recv(fd, buf + got, len - got, 0);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k;
+                got += (size_t)k;
+        }
+        return (ssize_t)got;
+}
+
+/* Answers every request with a reply, until the other end closes. */
+static void *echo_main(void *userdata) {
+        Echo *e = userdata;
+        char req[ECHO_REQUEST], rep[ECHO_REPLY];
+
+        (void)pin_self(e->cpu);
+        memset(rep, 'r', sizeof(rep));
+        while (read_full(e->in, req, sizeof(req)) == (ssize_t)sizeof(req))
+                if (send(e->out, rep, sizeof(rep), MSG_NOSIGNAL) < 0)
+                        break;
+        return NULL;
+}
+
+typedef struct EchoFigures {
+        double p50_us, p99_us;       /* one in flight */
+        double rate;                 /* messages/s, WINDOW in flight */
+} EchoFigures;
+
+/* Requests kept WINDOW in flight, or one at a time with each one's round trip put in rtt. */
+static uint64_t echo_run(int to, int from, size_t n, bool pipelined, uint64_t *rtt) {
+        char req[ECHO_REQUEST], rep[ECHO_REPLY * WINDOW];
+        size_t sent = 0, done = 0, partial = 0;
+        uint64_t t0 = now_ns(), t_sent = t0;
+
+        memset(req, 'q', sizeof(req));
+        while (done < n) {
+                ssize_t k;
+
+                while (sent < n && sent - done < (pipelined ? WINDOW : 1)) {
+                        t_sent = now_ns();
+                        if (send(to, req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req))
+                                die("the echo baseline could not send");
+                        sent++;
+                }
+                k = recv(from, rep, sizeof(rep) - partial, 0);
+                if (k <= 0)
+                        die("the echo baseline lost its peer");
+                partial += (size_t)k;
+                for (; partial >= ECHO_REPLY; partial -= ECHO_REPLY, done++)
+                        if (rtt)
+                                rtt[done] = now_ns() - t_sent;
+        }
+        return now_ns() - t0;
+}
+
+/* Measures the echo baseline on the two CPUs the fault runs use. */
+static void echo_measure(int daemon_cpu, int client_cpu, EchoFigures *ret) {
+        int a[2], b[2];
+        Echo e = { .cpu = client_cpu };
+        pthread_t thread;
+        uint64_t *rtt = calloc(ECHO_ROUNDS, sizeof(uint64_t)), ns;
+
+        if (!rtt || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) < 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) < 0)
+                die("cannot set up the echo baseline");
+        e.in = a[1];
+        e.out = b[0];
+        if (pthread_create(&thread, NULL, echo_main, &e) != 0)
+                die("cannot start the echo thread");
+        (void)echo_run(a[0], b[1], ECHO_ROUNDS / 10, false, NULL); /* warm-up */
+        (void)echo_run(a[0], b[1], ECHO_ROUNDS, false, rtt);
+        qsort(rtt, ECHO_ROUNDS, sizeof(uint64_t), cmp_u64);
+        ret->p50_us = pct_us(rtt, ECHO_ROUNDS, 0.5);
+        ret->p99_us = pct_us(rtt, ECHO_ROUNDS, 0.99);
+        ns = echo_run(a[0], b[1], 10 * ECHO_ROUNDS, true, NULL);
+        ret->rate = 10.0 * ECHO_ROUNDS / ((double)ns / 1e9);
+        close(a[0]);
+        pthread_join(thread, NULL);
+        close(a[1]);
+        close(b[0]);
+        close(b[1]);
+        free(rtt);
+        printf("  baseline, socket echo of %d/%d bytes: round trip p50 %.1f us, p99 %.1f us; "
+               "%d in flight: %.0f/s\n", ECHO_REQUEST, ECHO_REPLY, ret->p50_us, ret->p99_us,
+               WINDOW, ret->rate);
+}
 
 /* ---- the client thread --------------------------------------------------------------------- */
 
@@ -160,6 +338,7 @@ static void *client_main(void *userdata) {
         /* One tokener for the whole stream, as a long-lived client keeps one. */
         json_tokener *tok = json_tokener_new();
 
+        (void)pin_self(b->client_cpu);
         if (!buf || !tok || client_setup(b) < 0) {
                 atomic_store(&b->ready, -1);
                 free(buf);
@@ -211,6 +390,7 @@ static void *client_main(void *userdata) {
                                 o = 0;
                         }
                 }
+                atomic_store(&b->client_cpu_ns, clock_ns(CLOCK_THREAD_CPUTIME_ID));
                 memmove(buf, buf + start, n - start);
                 n -= start;
                 if (o > 0 && send(b->call_fd, out, o, MSG_NOSIGNAL) < 0)
@@ -289,114 +469,181 @@ static uint64_t run(struct event_base *base, Backend *be, Bench *b, size_t n, do
         return now_ns() - t0;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-        return x < y ? -1 : x > y;
-}
-
-static double pct_us(uint64_t *v, size_t n, double p) {
-        size_t i = (size_t)(p * (double)(n - 1));
-
-        return (double)v[i] / 1000.0;
-}
-
-int main(void) {
-        _cleanup_(simtopo_freep) SimTopology *st = NULL;
-        SessionHost host = SESSION_HOST_INIT;
-        char root[] = "/tmp/iommud-bench-faults-XXXXXX", sys[128], *policy = NULL;
-        struct event_config *cfg;
+typedef struct Daemon {
+        char root[64];
+        SimTopology *topology;
+        SessionHost host;
         struct event_base *base;
-        VarlinkServer *server = NULL;
-        Broker *broker = NULL;
-        Bench b = {};
-        pthread_t thread;
-        int call_pair[2], watch_pair[2];
-        Run r = {};
-        const size_t n_tput = 200000;
-        const double rates[] = { 10000, 50000, 100000 };
+        VarlinkServer *server;
+        Broker *broker;
+} Daemon;
 
-        if (!mkdtemp(root) || rmdir(root) < 0)
+/* The daemon's objects on the server topology, with the client's two connections added. */
+static void daemon_start(Daemon *d, Bench *b) {
+        char sys[128], *policy = NULL;
+        struct event_config *cfg;
+        int call_pair[2], watch_pair[2];
+
+        snprintf(d->root, sizeof(d->root), "/tmp/iommud-bench-faults-XXXXXX");
+        if (!mkdtemp(d->root) || rmdir(d->root) < 0)
                 die("cannot make a scratch directory");
-        if (simtopo_load(&st, "server", NULL) < 0 || simtopo_materialize(st, root, NULL) < 0)
+        if (simtopo_load(&d->topology, "server", NULL) < 0 ||
+            simtopo_materialize(d->topology, d->root, NULL) < 0)
                 die("cannot materialize the server topology");
-        snprintf(sys, sizeof(sys), "%s/sys", root);
-        if (topology_load_path(&host.topology, sys, NULL) < 0 ||
-            backend_sim_new(&host.backend, st, root, NULL) < 0)
+        snprintf(sys, sizeof(sys), "%s/sys", d->root);
+        d->host = SESSION_HOST_INIT;
+        if (topology_load_path(&d->host.topology, sys, NULL) < 0 ||
+            backend_sim_new(&d->host.backend, d->topology, d->root, NULL) < 0)
                 die("cannot load the simulated host");
         if (asprintf(&policy, policy_fmt, (unsigned)getuid()) < 0 ||
-            policy_load_string(&host.policy, "bench.json", policy, strlen(policy), NULL, NULL) < 0)
+            policy_load_string(&d->host.policy, "bench.json", policy, strlen(policy), NULL,
+                               NULL) < 0)
                 die("cannot load the policy");
         free(policy);
         /* Microsecond timers (timerfd) for the fixed-rate runs; epoll alone has milliseconds. */
         cfg = event_config_new();
         if (!cfg || event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER) < 0)
                 die("out of memory");
-        base = event_base_new_with_config(cfg);
+        d->base = event_base_new_with_config(cfg);
         event_config_free(cfg);
-        if (!base || fault_router_new(&host.faults, base) < 0 ||
-            varlink_server_new(&server, base, NULL) < 0 ||
-            broker_new(&broker, &host, root, "/proc") < 0 || broker_attach(broker, server) < 0)
+        if (!d->base || fault_router_new(&d->host.faults, d->base) < 0 ||
+            varlink_server_new(&d->server, d->base, NULL) < 0 ||
+            broker_new(&d->broker, &d->host, d->root, "/proc") < 0 ||
+            broker_attach(d->broker, d->server) < 0)
                 die("cannot start the broker");
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, call_pair) < 0 ||
             socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, watch_pair) < 0 ||
-            varlink_server_add_connection(server, call_pair[0], NULL) < 0 ||
-            varlink_server_add_connection(server, watch_pair[0], NULL) < 0)
+            varlink_server_add_connection(d->server, call_pair[0], NULL) < 0 ||
+            varlink_server_add_connection(d->server, watch_pair[0], NULL) < 0)
                 die("cannot connect the client");
-        b.call_fd = call_pair[1];
-        b.watch_fd = watch_pair[1];
+        b->call_fd = call_pair[1];
+        b->watch_fd = watch_pair[1];
+}
+
+static void daemon_stop(Daemon *d) {
+        varlink_server_free(d->server);
+        session_host_done(&d->host);
+        fault_router_free(d->host.faults);
+        broker_free(d->broker);
+        event_base_free(d->base);
+        backend_free(d->host.backend);
+        topology_free(d->host.topology);
+        policy_free(d->host.policy);
+        simtopo_remove(d->root);
+        simtopo_free(d->topology);
+}
+
+/* The maximum sustained rate: as many faults as the window lets in, as fast as they go. */
+static void report_sustained(Daemon *d, Bench *b, Run *r, size_t n, const EchoFigures *echo) {
+        uint64_t loop0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        uint64_t client0 = atomic_load(&b->client_cpu_ns);
+        uint64_t ns = run(d->base, d->host.backend, b, n, 0, r);
+        double fps = (double)n / ((double)ns / 1e9);
+
+        double loop_us = (double)(clock_ns(CLOCK_THREAD_CPUTIME_ID) - loop0) / 1e3 / (double)n;
+        double client_us = (double)(atomic_load(&b->client_cpu_ns) - client0) / 1e3 / (double)n;
+
+        /* Which side bounds the rate: CPU time per fault of the loop (iommud) and the client. */
+        printf("  CPU per fault: the loop (iommud and the injection) %.2f us, the client %.2f us\n",
+               loop_us, client_us);
+        bench_report("faults.loop-cpu-per-fault", loop_us, "us", BENCH_NONE, BENCH_NONE, 0, 1);
+        bench_report("faults.client-cpu-per-fault", client_us, "us", BENCH_NONE, BENCH_NONE, 0, 1);
+
+        qsort(r->latency, n, sizeof(uint64_t), cmp_u64);
+        printf("  sustained, %d in flight: %.0f faults/s (target >= 200000: %.2fx; %.2fx the "
+               "echo's rate), p50 %.1f us, p99 %.1f us\n",
+               WINDOW, fps, fps / 200000.0, fps / echo->rate, pct_us(r->latency, n, 0.5),
+               pct_us(r->latency, n, 0.99));
+        bench_report("faults.sustained-throughput", fps, "faults/s", echo->rate, 200000, 0, 0);
+}
+
+/* One second's worth of faults at a fixed offered rate: p50 and p99 against the echo's. */
+static void report_rate(Daemon *d, Bench *b, Run *r, double rate, const EchoFigures *echo) {
+        size_t n = (size_t)rate;
+        uint64_t ns = run(d->base, d->host.backend, b, n, rate, r);
+        double p50, p99;
+        char name[64];
+
+        qsort(r->latency, n, sizeof(uint64_t), cmp_u64);
+        p50 = pct_us(r->latency, n, 0.5);
+        p99 = pct_us(r->latency, n, 0.99);
+        printf("  offered %6.0f/s: achieved %.0f/s, p50 %.1f us (%.1fx the echo), p99 %.1f us "
+               "(%.1fx the echo)", rate, (double)n / ((double)ns / 1e9), p50, p50 / echo->p50_us,
+               p99, p99 / echo->p99_us);
+        if (rate == 50000)
+                printf(" (target p99 <= 100 us: %.2fx of budget)", p99 / 100.0);
+        printf("\n");
+        snprintf(name, sizeof(name), "faults.p50-at-%.0fk", rate / 1000);
+        bench_report(name, p50, "us", echo->p50_us, BENCH_NONE, 0, 1);
+        snprintf(name, sizeof(name), "faults.p99-at-%.0fk", rate / 1000);
+        bench_report(name, p99, "us", echo->p99_us, rate == 50000 ? 100 : BENCH_NONE, 0, 1);
+}
+
+/* Pins the loop here and the client (and the echo's peer) on another CPU, where there is one. */
+static void plan_cpus(int *ret_daemon, int *ret_client) {
+        int k, r;
+
+        *ret_daemon = *ret_client = -1;
+        k = cpu_pair(ret_daemon, ret_client);
+        if (k < 0) {
+                printf("  not pinned: sched_getaffinity failed (%s)\n", strerror(-k));
+                return;
+        }
+        if (k < 2) {
+                *ret_daemon = *ret_client = -1;
+                printf("  not pinned: this process may use %d CPU%s, the loop and the client "
+                       "share it\n", k, k == 1 ? "" : "s");
+                return;
+        }
+        r = pin_self(*ret_daemon);
+        if (r < 0) {
+                printf("  not pinned: sched_setaffinity failed (%s)\n", strerror(-r));
+                *ret_daemon = *ret_client = -1;
+                return;
+        }
+        printf("  pinned: the daemon's loop on CPU %d, the client thread on CPU %d\n",
+               *ret_daemon, *ret_client);
+}
+
+int main(void) {
+        const double rates[] = { 10000, 50000, 100000 };
+        const size_t n_tput = 200000;
+        int daemon_cpu, client_cpu;
+        EchoFigures echo;
+        Daemon d = {};
+        Bench b = {};
+        pthread_t thread;
+        Run r = {};
+
+        printf("bench-faults: inject (in-process, backend_sim_inject_fault) -> router -> "
+               "Varlink stream -> client thread -> RespondFault -> device\n");
+        print_load("at start", "faults.loadavg-start");
+        plan_cpus(&daemon_cpu, &client_cpu);
+        echo_measure(daemon_cpu, client_cpu, &echo);
+
+        daemon_start(&d, &b);
+        b.client_cpu = client_cpu;
         if (pthread_create(&thread, NULL, client_main, &b) != 0)
                 die("cannot start the client thread");
         while (atomic_load(&b.ready) == 0) {
                 struct timeval tv = { .tv_usec = 1000 };
 
                 /* Setup is a handful of calls; the timeout only notices that it ended. */
-                (void)event_base_loopexit(base, &tv);
-                (void)event_base_loop(base, EVLOOP_ONCE);
+                (void)event_base_loopexit(d.base, &tv);
+                (void)event_base_loop(d.base, EVLOOP_ONCE);
         }
         if (atomic_load(&b.ready) < 0)
                 die("client setup failed");
-
         r.t_inject = calloc(n_tput, sizeof(uint64_t));
         r.latency = calloc(n_tput, sizeof(uint64_t));
         if (!r.t_inject || !r.latency)
                 die("out of memory");
 
-        printf("bench-faults: inject (in-process, backend_sim_inject_fault) -> router -> "
-               "Varlink stream -> client thread -> RespondFault -> device\n");
-        (void)run(base, host.backend, &b, 20000, 0, &r); /* warm-up */
-        {
-                uint64_t ns = run(base, host.backend, &b, n_tput, 0, &r);
-                double fps = (double)n_tput / ((double)ns / 1e9);
-
-                qsort(r.latency, n_tput, sizeof(uint64_t), cmp_u64);
-                printf("  sustained, %d in flight: %.0f faults/s (target >= 200000: %.2fx), "
-                       "p50 %.1f us, p99 %.1f us\n",
-                       WINDOW, fps, fps / 200000.0, pct_us(r.latency, n_tput, 0.5),
-                       pct_us(r.latency, n_tput, 0.99));
-                bench_report("faults.sustained-throughput", fps, "faults/s", BENCH_NONE, 200000,
-                             0, 0);
-        }
-        for (size_t i = 0; i < ELEMENTSOF(rates); i++) {
-                size_t n = (size_t)rates[i]; /* one second's worth */
-                uint64_t ns = run(base, host.backend, &b, n, rates[i], &r);
-
-                qsort(r.latency, n, sizeof(uint64_t), cmp_u64);
-                printf("  offered %6.0f/s: achieved %.0f/s, p50 %.1f us, p99 %.1f us", rates[i],
-                       (double)n / ((double)ns / 1e9), pct_us(r.latency, n, 0.5),
-                       pct_us(r.latency, n, 0.99));
-                if (rates[i] == 50000)
-                        printf(" (target p99 <= 100 us: %.2fx of budget)",
-                               pct_us(r.latency, n, 0.99) / 100.0);
-                printf("\n");
-                {
-                        char name[64];
-
-                        snprintf(name, sizeof(name), "faults.p99-at-%.0fk", rates[i] / 1000);
-                        bench_report(name, pct_us(r.latency, n, 0.99), "us", BENCH_NONE,
-                                     rates[i] == 50000 ? 100 : BENCH_NONE, 0, 1);
-                }
-        }
+        (void)run(d.base, d.host.backend, &b, 20000, 0, &r); /* warm-up */
+        report_sustained(&d, &b, &r, n_tput, &echo);
+        for (size_t i = 0; i < ELEMENTSOF(rates); i++)
+                report_rate(&d, &b, &r, rates[i], &echo);
+        print_load("at end", "faults.loadavg-end");
 
         atomic_store(&b.stop, true);
         pthread_join(thread, NULL);
@@ -404,14 +651,6 @@ int main(void) {
         close(b.watch_fd);
         free(r.t_inject);
         free(r.latency);
-        varlink_server_free(server);
-        session_host_done(&host);
-        fault_router_free(host.faults);
-        broker_free(broker);
-        event_base_free(base);
-        backend_free(host.backend);
-        topology_free(host.topology);
-        policy_free(host.policy);
-        simtopo_remove(root);
+        daemon_stop(&d);
         return 0;
 }

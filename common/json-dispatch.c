@@ -404,10 +404,20 @@ int json_dispatch_seen(const JsonDispatchField *table, const JsonDispatchField *
         return 0;
 }
 
-/* True when an entry named like table[i] was given. */
+static bool same_name(const JsonDispatchField *a, const JsonDispatchField *b) {
+        return a->name[0] == b->name[0] && streq(a->name, b->name);
+}
+
+/* True when an entry named like table[i] was given: one of the run of that name around it. */
 static bool name_seen(const JsonDispatchField *table, size_t i, uint64_t seen) {
-        for (size_t k = 0; table[k].name && k < TABLE_MAX; k++)
-                if ((seen & (UINT64_C(1) << k)) && streq(table[k].name, table[i].name))
+        size_t first = i, last = i;
+
+        while (first > 0 && same_name(&table[first - 1], &table[i]))
+                first--;
+        while (last + 1 < TABLE_MAX && table[last + 1].name && same_name(&table[last + 1], &table[i]))
+                last++;
+        for (size_t k = first; k <= last; k++)
+                if (seen & (UINT64_C(1) << k))
                         return true;
         return false;
 }

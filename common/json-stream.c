@@ -35,25 +35,18 @@ static inline bool is_class(char c, uint8_t class) {
         return byte_class[(uint8_t)c] & class;
 }
 
-typedef struct Reader {
-        JsonStream *s;
-        char *p, *end;
-        unsigned depth, max_depth;
-        Error *err;
-} Reader;
-
 static inline char *skip_space(char *p) {
         while (is_class(*p, CLASS_SPACE))
                 p++;
         return p;
 }
 
-static int bad(Reader *r, const char *what) {
+static int bad(JsonReader *r, const char *what) {
         return error_set(r->err, -EBADMSG, "message is not valid JSON: %s", what);
 }
 
 /* A new token on the tape, or NULL (with why in r->err) when the tape is full. */
-static inline JsonStreamToken *token_new(Reader *r, JsonDispatchKind kind) {
+static inline JsonStreamToken *token_new(JsonReader *r, JsonDispatchKind kind) {
         JsonStream *s = r->s;
 
         if (s->used >= s->n_tape) {
@@ -68,17 +61,11 @@ static int hex4(const char *p, uint32_t *ret) {
         uint32_t v = 0;
 
         for (int i = 0; i < 4; i++) {
-                char c = p[i];
+                int d = unhexchar(p[i]);
 
-                v <<= 4;
-                if (c >= '0' && c <= '9')
-                        v |= (uint32_t)(c - '0');
-                else if (c >= 'a' && c <= 'f')
-                        v |= (uint32_t)(c - 'a' + 10);
-                else if (c >= 'A' && c <= 'F')
-                        v |= (uint32_t)(c - 'A' + 10);
-                else
+                if (d < 0)
                         return -EBADMSG;
+                v = v << 4 | (uint32_t)d;
         }
         *ret = v;
         return 0;
@@ -104,7 +91,7 @@ static char *put_utf8(char *w, uint32_t cp) {
 }
 
 /* A \u escape at r->p (after the backslash and 'u'), written at *w; a surrogate pair as one. */
-static int read_unicode(Reader *r, char **w) {
+static int read_unicode(JsonReader *r, char **w) {
         uint32_t cp, low;
 
         if (r->end - r->p < 4 || hex4(r->p, &cp) < 0)
@@ -125,7 +112,7 @@ static int read_unicode(Reader *r, char **w) {
 }
 
 /* The rest of a string from r->p on, which needs decoding: escapes, or a NUL inside.  1. */
-static int read_string_decoded(Reader *r, JsonStreamToken *t) {
+static int read_string_decoded(JsonReader *r, JsonStreamToken *t) {
         char *w = r->p;
 
         for (;;) {
@@ -167,7 +154,7 @@ static int read_string_decoded(Reader *r, JsonStreamToken *t) {
  * A string at r->p (on its opening quote), decoded in place and NUL-terminated.  0, or 1 when
  * it had to be decoded.
  */
-static inline int read_string(Reader *r, JsonStreamToken *t) {
+static inline int read_string(JsonReader *r, JsonStreamToken *t) {
         char *start = r->p + 1, *p = start;
 
         while (!is_class(*p, CLASS_STOP))
@@ -186,7 +173,7 @@ static inline int read_string(Reader *r, JsonStreamToken *t) {
 }
 
 /* A member's name: a string json-c keeps whole, which one with a NUL inside it is not. */
-static int read_key(Reader *r, JsonStreamToken *t) {
+static int read_key(JsonReader *r, JsonStreamToken *t) {
         int k = read_string(r, t);
 
         if (k > 0 && strlen(t->text) != t->length)
@@ -217,7 +204,7 @@ static bool read_digits(char **p, uint64_t *ret) {
 }
 
 /* A number at r->p: an INTEGER when json-c keeps it as one, else a NUMBER with its literal. */
-static int read_number(Reader *r, JsonStreamToken *t) {
+static int read_number(JsonReader *r, JsonStreamToken *t) {
         char *start = r->p, *p = start;
         bool integer = true, fits;
         uint64_t v = 0;
@@ -268,7 +255,7 @@ static bool word_at(const char *p, const char *word, size_t n) {
         return true;
 }
 
-static int read_word(Reader *r, JsonStreamToken *t) {
+static int read_word(JsonReader *r, JsonStreamToken *t) {
         static const struct {
                 const char *word;
                 size_t n;
@@ -290,7 +277,7 @@ static int read_word(Reader *r, JsonStreamToken *t) {
         return bad(r, "unexpected character");
 }
 
-static int read_value(Reader *r);
+static int read_value(JsonReader *r);
 
 /*
  * Refuses an object that names a member twice: json-c keeps the last value where the first
@@ -298,7 +285,7 @@ static int read_value(Reader *r);
  * Such messages are json-c's to read.  Names hold no NUL (read_key()), so length and bytes
  * say it.  Called only for an object where two names share a name_sketch() bit.
  */
-static int check_unique(Reader *r, size_t first, size_t end) {
+static int check_unique(JsonReader *r, size_t first, size_t end) {
         const JsonStreamToken *t = r->s->tape;
 
         for (size_t i = first; i < end; i = t[i + 1].next)
@@ -322,7 +309,7 @@ static uint64_t name_sketch(const JsonStreamToken *key) {
 }
 
 /* A member's name and its colon, at r->p; ORs its sketch into *names, says if it was there. */
-static int read_member_name(Reader *r, uint64_t *names, bool *ret_collides) {
+static int read_member_name(JsonReader *r, uint64_t *names, bool *ret_collides) {
         JsonStreamToken *key;
         uint64_t bit;
         int k;
@@ -347,7 +334,7 @@ static int read_member_name(Reader *r, uint64_t *names, bool *ret_collides) {
 }
 
 /* The members or elements of a container whose opening bracket r->p is on. */
-static int read_container(Reader *r, bool object) {
+static int read_container(JsonReader *r, bool object) {
         char close = object ? '}' : ']';
         size_t first = r->s->used;
         uint64_t names = 0;
@@ -385,7 +372,7 @@ static int read_container(Reader *r, bool object) {
         return collides ? check_unique(r, first, r->s->used) : 0;
 }
 
-static int read_value(Reader *r) {
+static int read_value(JsonReader *r) {
         JsonStreamToken *t;
         char c;
         int k;
@@ -414,7 +401,7 @@ static int read_value(Reader *r) {
 }
 
 int json_stream_parse(JsonStream *s, char *text, size_t len, unsigned max_depth, Error *err) {
-        Reader r = { .s = s, .p = text, .end = text + len, .max_depth = max_depth, .err = err };
+        JsonReader r = { .s = s, .p = text, .end = text + len, .max_depth = max_depth, .err = err };
         int k;
 
         assert_return(s && s->tape && text && text[len] == '\0', -EINVAL);
@@ -574,4 +561,221 @@ int json_stream_dispatch(JsonStream *s, const JsonStreamToken *o, const JsonDisp
                 *ret_field = NULL;
         return stream_object(s, index_of(s, o), table, target,
                              &(JsonDispatchPath){ .name = path ?: "" }, ret_field, err);
+}
+
+/* ---- decoding: the bytes straight into a struct ------------------------------------------ */
+
+/*
+ * The cursor reads the same bytes with the same functions as the tape, but records nothing:
+ * each member is decoded into the target as soon as it is read.  Whatever is not plain and
+ * right (a mistake, a member given twice or unknown, a name with escapes, a number that is not
+ * a 64-bit integer) ends it with -EAGAIN, and the caller reads the document the other way,
+ * whose verdict stands: so the cursor needs no messages, only to never accept what the tape
+ * and the tables would refuse, nor differ in a value.
+ */
+
+void json_cursor_init(JsonCursor *c, char *text, size_t len, unsigned max_depth) {
+        assert(c && text && text[len] == '\0');
+        *c = (JsonCursor){ .r = { .p = text, .end = text + len, .max_depth = max_depth } };
+}
+
+int json_cursor_enter_object(JsonCursor *c) {
+        c->r.p = skip_space(c->r.p);
+        if (*c->r.p != '{' || ++c->r.depth > c->r.max_depth)
+                return -EAGAIN;
+        c->r.p++;
+        c->first = true;
+        return 0;
+}
+
+int json_cursor_next_member(JsonCursor *c, const char **ret_name, size_t *ret_len) {
+        JsonStreamToken key;
+
+        c->r.p = skip_space(c->r.p);
+        if (*c->r.p == '}') {
+                c->r.p++;
+                c->r.depth--;
+                c->first = false; /* the container around it has a member: this object */
+                return 0;
+        }
+        if (!c->first) {
+                if (*c->r.p != ',')
+                        return -EAGAIN;
+                c->r.p = skip_space(c->r.p + 1);
+        }
+        if (*c->r.p != '"' || read_string(&c->r, &key) != 0) /* escapes in a name: the tape's */
+                return -EAGAIN;
+        c->r.p = skip_space(c->r.p);
+        if (*c->r.p != ':')
+                return -EAGAIN;
+        c->r.p = skip_space(c->r.p + 1);
+        c->first = false;
+        *ret_name = key.text;
+        *ret_len = key.length;
+        return 1;
+}
+
+/* The kind of the value the cursor is on, from its first byte (what pick_kind() needs). */
+static JsonDispatchKind cursor_kind(const char *p) {
+        switch (*p) {
+        case '{':
+                return JSON_DISPATCH_KIND_OBJECT;
+        case '[':
+                return JSON_DISPATCH_KIND_ARRAY;
+        case '"':
+                return JSON_DISPATCH_KIND_STRING;
+        case 't': case 'f':
+                return JSON_DISPATCH_KIND_BOOLEAN;
+        case 'n':
+                return JSON_DISPATCH_KIND_NULL;
+        default:
+                return JSON_DISPATCH_KIND_INTEGER;
+        }
+}
+
+/* A scalar value at the cursor, as the tables take it; -EAGAIN for a NUMBER or a mistake. */
+static int cursor_scalar(JsonCursor *c, JsonDispatchValue *ret) {
+        JsonStreamToken t;
+        char first = *c->r.p;
+
+        if (first == '"') {
+                if (read_string(&c->r, &t) < 0)
+                        return -EAGAIN;
+                *ret = (JsonDispatchValue){ .kind = t.kind, .text = t.text, .length = t.length };
+        } else if (first == '-' || is_class(first, CLASS_DIGIT)) {
+                if (read_number(&c->r, &t) < 0 || t.kind != JSON_DISPATCH_KIND_INTEGER)
+                        return -EAGAIN;
+                *ret = (JsonDispatchValue){ .kind = t.kind, .negative = t.negative,
+                                            .magnitude = t.magnitude };
+        } else {
+                if (read_word(&c->r, &t) < 0)
+                        return -EAGAIN;
+                *ret = (JsonDispatchValue){ .kind = t.kind, .boolean = t.boolean };
+        }
+        return 0;
+}
+
+/* The elements of the array at the cursor, for f; a growing array when f has element_size. */
+static int cursor_array(JsonCursor *c, const JsonDispatchField *f, void *target) {
+        uint8_t *base = (uint8_t *)target + f->offset;
+        size_t *count = f->element_size > 0 ? (size_t *)((uint8_t *)target + f->count_offset) : NULL;
+        size_t n = 0, capacity = 0;
+        int k;
+
+        if (++c->r.depth > c->r.max_depth)
+                return -EAGAIN;
+        c->r.p = skip_space(c->r.p + 1);
+        while (*c->r.p != ']') {
+                void *element = base;
+
+                if (n > 0) {
+                        if (*c->r.p != ',')
+                                return -EAGAIN;
+                        c->r.p = skip_space(c->r.p + 1);
+                }
+                if (f->max > 0 && n >= f->max)
+                        return -EAGAIN;
+                if (count) {
+                        if (n == capacity) {
+                                size_t grown = capacity ? capacity * 2 : 16;
+                                uint8_t *a = reallocarray(*(uint8_t **)base, grown, f->element_size);
+
+                                if (!a)
+                                        return -EAGAIN;
+                                memset(a + capacity * f->element_size, 0,
+                                       (grown - capacity) * f->element_size);
+                                *(uint8_t **)base = a;
+                                capacity = grown;
+                        }
+                        element = *(uint8_t **)base + n * f->element_size;
+                        *count = n + 1; /* so that clearing frees what the element holds */
+                }
+                k = json_cursor_decode_value(c, f->element, element);
+                if (k < 0)
+                        return k;
+                n++;
+                c->r.p = skip_space(c->r.p);
+        }
+        c->r.p++;
+        c->r.depth--;
+        return 0;
+}
+
+int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *target) {
+        JsonDispatchValue v;
+        int k;
+
+        c->r.p = skip_space(c->r.p);
+        if (*c->r.p == '{' && f->type == JSON_DISPATCH_OBJECT)
+                k = json_cursor_decode_object(c, f->fields, (uint8_t *)target + f->offset);
+        else if (*c->r.p == '[' && f->type == JSON_DISPATCH_ARRAY)
+                k = cursor_array(c, f, target);
+        else {
+                if (*c->r.p == '{' || *c->r.p == '[' || cursor_scalar(c, &v) < 0)
+                        return -EAGAIN;
+                return json_dispatch_value(f, &v, target, NULL, NULL) < 0 ? -EAGAIN : 0;
+        }
+        if (k < 0)
+                return k;
+        if (f->presence > 0)
+                *(bool *)((uint8_t *)target + f->presence - 1) = true;
+        return 0;
+}
+
+/* Whether f shares its name with a neighbour (a member the tables may take two ways). */
+static bool in_run(const JsonDispatchField *table, const JsonDispatchField *f) {
+        return (f[1].name && f[1].name[0] == f->name[0] && streq(f[1].name, f->name)) ||
+               (f > table && f[-1].name[0] == f->name[0] && streq(f[-1].name, f->name));
+}
+
+int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, void *target) {
+        const JsonDispatchField *f = NULL;
+        uint64_t seen = 0;
+        const char *name;
+        size_t len;
+        int k;
+
+        k = json_cursor_enter_object(c);
+        while (k >= 0 && (k = json_cursor_next_member(c, &name, &len)) > 0) {
+                uint64_t bit;
+
+                f = json_dispatch_find_next(table, f, name, len, cursor_kind(c->r.p));
+                if (!f || f - table >= 64 || in_run(table, f))
+                        return -EAGAIN;
+                bit = UINT64_C(1) << (f - table);
+                if (seen & bit)
+                        return -EAGAIN;
+                seen |= bit;
+                k = json_cursor_decode_value(c, f, target);
+        }
+        if (k < 0 || json_dispatch_finish(table, seen, target, NULL, NULL, NULL) < 0)
+                return -EAGAIN;
+        return 0;
+}
+
+
+int json_cursor_bool(JsonCursor *c, bool *ret) {
+        JsonDispatchValue v;
+
+        c->r.p = skip_space(c->r.p);
+        if (cursor_scalar(c, &v) < 0 || v.kind != JSON_DISPATCH_KIND_BOOLEAN)
+                return -EAGAIN;
+        *ret = v.boolean;
+        return 0;
+}
+
+int json_cursor_string(JsonCursor *c, const char **ret, size_t *ret_len) {
+        JsonDispatchValue v;
+
+        c->r.p = skip_space(c->r.p);
+        if (*c->r.p != '"' || cursor_scalar(c, &v) < 0 || memchr(v.text, '\0', v.length))
+                return -EAGAIN;
+        *ret = v.text;
+        *ret_len = v.length;
+        return 0;
+}
+
+int json_cursor_end(JsonCursor *c) {
+        c->r.p = skip_space(c->r.p);
+        return c->r.p == c->r.end && c->r.depth == 0 ? 0 : -EAGAIN;
 }

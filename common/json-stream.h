@@ -60,3 +60,44 @@ const JsonStreamToken *json_stream_member(const JsonStream *s, const JsonStreamT
  */
 int json_stream_dispatch(JsonStream *s, const JsonStreamToken *o, const JsonDispatchField *table,
                          void *target, const char *path, const char **ret_field, Error *err);
+
+/*
+ * A cursor over a document that decodes as it reads, recording nothing: for callers that know
+ * the table of an object before they reach it (a Varlink call names its method before its
+ * parameters).  It takes only what is plain and right; everything else — a mistake, a member
+ * given twice or unknown, a member name with escapes, a number that is no 64-bit integer —
+ * ends it with -EAGAIN, after which the caller reads the document with json_stream_parse()
+ * (or json-c), whose verdict stands.  What the cursor decodes, json_stream_dispatch() decodes
+ * alike (fuzz-json-stream holds it to that).  Strings are decoded in place, as by
+ * json_stream_parse(); text[len] must be a NUL.
+ */
+/* Where a reader is in a document (json-stream.c's own). */
+typedef struct JsonReader {
+        JsonStream *s;       /* the tape; NULL for a cursor */
+        char *p, *end;
+        unsigned depth, max_depth;
+        Error *err;          /* why it stopped; NULL for a cursor */
+} JsonReader;
+
+typedef struct JsonCursor {
+        JsonReader r;
+        bool first; /* no member read yet in the object it is in */
+} JsonCursor;
+
+void json_cursor_init(JsonCursor *c, char *text, size_t len, unsigned max_depth);
+/* Enters the object at the cursor. */
+int json_cursor_enter_object(JsonCursor *c);
+/* 1 and the name of the next member (the cursor on its value), or 0 at the object's end. */
+int json_cursor_next_member(JsonCursor *c, const char **ret_name, size_t *ret_len);
+/* A string without a NUL inside, or a boolean, at the cursor. */
+int json_cursor_string(JsonCursor *c, const char **ret, size_t *ret_len);
+int json_cursor_bool(JsonCursor *c, bool *ret);
+/*
+ * Decodes the object at the cursor with table into target (zero-filled by the caller, who
+ * clears it with json_dispatch_clear() also after a failure), or the value at the cursor for
+ * the entry f.
+ */
+int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, void *target);
+int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *target);
+/* Only whitespace after the top-level value. */
+int json_cursor_end(JsonCursor *c);

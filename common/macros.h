@@ -25,6 +25,8 @@
 #define _warn_unused_result_ __attribute__((warn_unused_result))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+/* The length of a string literal or char array holding one, without its NUL. */
+#define STRLEN(x) (sizeof(x) - 1)
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -58,6 +60,14 @@
                 if (*p)                                                                            \
                         func(*p);                                                                  \
         }
+
+/* The value of a hex digit, or -1. */
+static inline int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        c |= 0x20;
+        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
 
 static inline void freep(void *p) {
         free(*(void **)p);

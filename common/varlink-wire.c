@@ -429,7 +429,7 @@ static void writer_compact(VarlinkWriter *w) {
         w->head = 0;
 }
 
-int varlink_writer_append(VarlinkWriter *w, const void *data, size_t n) {
+int varlink_writer_extend(VarlinkWriter *w, size_t n, char **ret) {
         size_t used, want;
         char *p;
 
@@ -452,8 +452,19 @@ int varlink_writer_append(VarlinkWriter *w, const void *data, size_t n) {
                 w->data = p;
                 w->size = want;
         }
-        memcpy(w->data + w->building, data, n);
+        *ret = w->data + w->building;
         w->building += n;
+        return 0;
+}
+
+int varlink_writer_append(VarlinkWriter *w, const void *data, size_t n) {
+        char *p;
+        int r;
+
+        r = varlink_writer_extend(w, n, &p);
+        if (r < 0)
+                return r;
+        memcpy(p, data, n);
         return 0;
 }
 

@@ -93,6 +93,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkWriter *, varlink_writer_free);
  * takes fds in every case), or varlink_writer_abort() drops the pieces.
  */
 int varlink_writer_append(VarlinkWriter *w, const void *data, size_t n);
+/* Appends n bytes for the caller to write at *ret (valid until the next call on w). */
+int varlink_writer_extend(VarlinkWriter *w, size_t n, char **ret);
 int varlink_writer_append_json(VarlinkWriter *w, json_object *o);
 int varlink_writer_end(VarlinkWriter *w, FdList *fds);
 void varlink_writer_abort(VarlinkWriter *w);

@@ -176,6 +176,9 @@ static void stream_trim(FaultStream *s) {
 static PendingGroup *stream_find(FaultStream *s, uint64_t cookie) {
         size_t lo = s->head, hi = s->n;
 
+        /* Clients answer in order: the oldest open group is the one, without a search. */
+        if (lo < hi && s->q[lo].cookie == cookie)
+                return &s->q[lo];
         /* Cookies only grow, so the queue is sorted by them. */
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
@@ -209,12 +212,15 @@ static void stream_arm_timeout(FaultStream *s) {
  * for the client); without, the kernel already did (detach) or the client did.
  */
 static void stream_close(FaultStream *s, PendingGroup *g, FaultClosedReason reason, bool answer) {
-        Error be = ERROR_INIT;
+        if (answer) {
+                Error be;
 
-        if (answer && s->ctx->backend->ops->fault_respond(s->ctx, s->fault_id, g->kcookie,
-                                                          FAULT_RESPONSE_INVALID, &be) < 0)
-                log_debug("Answering fault group %" PRIu64 " INVALID failed: %s, ignoring.",
-                          g->cookie, error_message(&be));
+                error_init(&be);
+                if (s->ctx->backend->ops->fault_respond(s->ctx, s->fault_id, g->kcookie,
+                                                        FAULT_RESPONSE_INVALID, &be) < 0)
+                        log_debug("Answering fault group %" PRIu64 " INVALID failed: %s, "
+                                  "ignoring.", g->cookie, error_message(&be));
+        }
         if (answer && s->router->notice) {
                 FaultEvent ev;
 
@@ -232,8 +238,11 @@ static void stream_close(FaultStream *s, PendingGroup *g, FaultClosedReason reas
                 s->counters.dropped++;
         }
         stream_remember_closed(s, g->cookie, reason);
-        free(g->many);
-        g->many = NULL;
+        /* Only groups of more than one page have records of their own: no free() per fault. */
+        if (g->many) {
+                free(g->many);
+                g->many = NULL;
+        }
         g->open = false;
         g->watch = NULL;
         s->n_open--;
@@ -254,6 +263,7 @@ static FaultWatch *stream_watch_for(FaultStream *s, uint32_t device_id) {
 /* Streams the group to its watch; on overflow or a dead watch answers INVALID. */
 static void stream_deliver(FaultStream *s, PendingGroup *g, FaultWatch *w) {
         uint64_t cookie = g->cookie;
+        size_t at = (size_t)(g - s->q);
 
         for (size_t i = 0; i < g->n; i++) {
                 FaultEvent ev;
@@ -261,8 +271,11 @@ static void stream_deliver(FaultStream *s, PendingGroup *g, FaultWatch *w) {
 
                 group_event(s, g, i, &ev);
                 r = w->deliver(w, &ev, w->userdata);
-                /* The callback may not touch the queue, but it may have grown it: find g again. */
-                g = stream_find(s, cookie);
+                /*
+                 * The callback may not touch the queue, but it may have grown it: find g again,
+                 * where it was unless the queue moved under it.
+                 */
+                g = at < s->n && s->q[at].cookie == cookie ? &s->q[at] : stream_find(s, cookie);
                 if (!g || !g->open)
                         return;
                 if (r < 0) {
@@ -351,10 +364,11 @@ int fault_stream_dispatch(FaultStream *s) {
         int groups = 0;
 
         for (unsigned round = 0; round < FAULT_READ_ROUNDS; round++) {
-                Error be = ERROR_INIT;
                 size_t n = 0, start = 0;
+                Error be;
                 int k;
 
+                error_init(&be);
                 k = s->ctx->backend->ops->fault_read(s->ctx, s->fault_id, r->buf, FAULT_READ_BATCH,
                                                      &n, &be);
                 if (k < 0) {
@@ -555,10 +569,11 @@ static int not_pending(BrokerError *err, uint64_t cookie, FaultClosedReason reas
 int fault_stream_respond(FaultStream *s, uint64_t cookie, uint32_t code, BrokerError *err) {
         PendingGroup *g = stream_find(s, cookie);
         const ClosedCookie *c;
-        Error be = ERROR_INIT;
+        Error be;
         int r;
 
         if (g && g->open && g->watch) {
+                error_init(&be);
                 r = s->ctx->backend->ops->fault_respond(s->ctx, s->fault_id, g->kcookie, code,
                                                         &be);
                 if (r < 0)

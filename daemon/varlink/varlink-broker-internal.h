@@ -15,6 +15,7 @@
 
 #include "broker-errors.h"
 #include "json-dispatch.h"
+#include "session.h"
 #include "varlink-broker.h"
 #include "varlink-server.h"
 
@@ -56,6 +57,38 @@ typedef struct BrokerSession {
         BrokerWatch *watches;     /* WatchFaults() streams */
         struct event *grace;      /* a restored session nobody reclaimed yet */
 } BrokerSession;
+
+/*
+ * The parameters of the streamed methods: the method table gives their sizes, so that the
+ * server can decode a call into a zero-filled one before the handler runs.
+ */
+typedef struct AllowIovasParams {
+        uint32_t ioas_id;
+        IovaRange *ranges;
+        size_t n_ranges;
+} AllowIovasParams;
+
+typedef struct MapParams {
+        SessionMapArgs args;
+        JsonDispatchFd memory;
+} MapParams;
+
+typedef struct UnmapParams {
+        SessionDirtyArgs args;
+        JsonDispatchFd bitmap;
+        bool has_page_size;
+} UnmapParams;
+
+typedef struct MapBatchParams {
+        uint32_t ioas_id;
+        MapParams *areas;
+        size_t n_areas;
+} MapBatchParams;
+
+typedef struct RespondFaultParams {
+        uint64_t cookie;
+        uint32_t code;
+} RespondFaultParams;
 
 /* ---- sessions (varlink-broker.c) ------------------------------------------------------- */
 

@@ -98,12 +98,6 @@ int broker_method_get_iova_ranges(VarlinkCall *call, json_object *params, Varlin
         return broker_reply(call, out);
 }
 
-typedef struct AllowIovasParams {
-        uint32_t ioas_id;
-        IovaRange *ranges;
-        size_t n_ranges;
-} AllowIovasParams;
-
 static const JsonDispatchField iova_range_fields[] = {
         { "start", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(IovaRange, start) },
         { "last", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(IovaRange, last) },
@@ -145,11 +139,6 @@ int broker_method_allow_iovas(VarlinkCall *call, json_object *params, VarlinkCal
         return broker_reply(call, NULL);
 }
 
-typedef struct MapParams {
-        SessionMapArgs args;
-        JsonDispatchFd memory;
-} MapParams;
-
 const JsonDispatchField broker_map_parameters[] = {
         { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
           offsetof(MapParams, args.ioas_id) },
@@ -186,12 +175,6 @@ int broker_method_map(VarlinkCall *call, json_object *params, VarlinkCallFlags f
                 return broker_reply_error_fd(call, &e, p.memory.index);
         return broker_reply_u64(call, "iova", iova);
 }
-
-typedef struct UnmapParams {
-        SessionDirtyArgs args;
-        JsonDispatchFd bitmap;
-        bool has_page_size;
-} UnmapParams;
 
 const JsonDispatchField broker_unmap_parameters[] = {
         { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,
@@ -287,12 +270,6 @@ static const JsonDispatchField map_area_element = {
         .type = JSON_DISPATCH_OBJECT,
         .fields = map_area_fields,
 };
-
-typedef struct MapBatchParams {
-        uint32_t ioas_id;
-        MapParams *areas;
-        size_t n_areas;
-} MapBatchParams;
 
 const JsonDispatchField broker_map_batch_parameters[] = {
         { "ioasId", JSON_DISPATCH_UINT32, JSON_DISPATCH_REQUIRED,

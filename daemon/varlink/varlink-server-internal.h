@@ -29,6 +29,8 @@
  * go to json-c.  A MapBatch of 64 areas takes 13 a area: it fits.
  */
 #define STREAM_TAPE 1024
+/* The largest parameter struct (VarlinkMethod.parameters_size) decoded before the handler runs. */
+#define STREAM_PARAMS_MAX 256
 /* The longest method name such a call may carry (kept in the call for its logs). */
 #define STREAM_METHOD_MAX 96
 
@@ -72,6 +74,11 @@ struct VarlinkServer {
         /* The streaming reader's state: one call at a time is read, on the loop. */
         JsonStream stream;
         JsonStreamToken tape[STREAM_TAPE];
+        /* The parameters of a streamed call decoded before its handler runs, which takes them. */
+        union {
+                max_align_t align;
+                uint8_t bytes[STREAM_PARAMS_MAX];
+        } decoded;
         char *scratch;      /* a copy of the message, decoded in place */
         size_t scratch_size;
 };
@@ -115,6 +122,7 @@ struct VarlinkCall {
         /* A call read by the streaming reader: its parameters on the server's tape, until
          * the handler returns; its method name, kept for logs. */
         const JsonStreamToken *stream_params;
+        void *decoded; /* or its parameters decoded already, until varlink_call_dispatch() */
         char method_name[STREAM_METHOD_MAX];
 };
 

@@ -130,6 +130,10 @@ typedef struct VarlinkMethod {
         /* The handler reads its parameters only through varlink_call_dispatch(): its calls
          * may be read without a json-c tree (common/json-stream.h). */
         bool streamed;
+        /* A streamed method's handler decodes into a zero-filled struct of this size (0: it
+         * presets some of it): the server may decode a call into one before the handler runs,
+         * straight from the bytes, and varlink_call_dispatch() hands it over. */
+        size_t parameters_size;
         /* The interface's own marks, which the server does not read (the broker marks the
          * methods that change what it keeps across a restart). */
         unsigned tags;

@@ -6,7 +6,8 @@
  *
  *   - as the Varlink reader does: json-c, strict, depth 64, whitespace only after the
  *     value, an object, then json_util_fix_big_integers(), then json_dispatch();
- *   - by json_stream_parse() and json_stream_dispatch() on a copy.
+ *   - by json_stream_parse() and json_stream_dispatch() on a copy;
+ *   - by a JsonCursor decoding straight into the struct, on another copy.
  *
  * What the streaming reader refuses, the server reads again with json-c, whose verdict
  * stands: so every message the streaming reader accepts, json-c must accept too, and the
@@ -114,6 +115,41 @@ static void check_nested(json_object *o, JsonStream *s) {
         json_dispatch_clear(nested_fields, &b);
 }
 
+/*
+ * The cursor, on a fresh copy, with each table: what it decodes json-c must accept and the
+ * tables decode alike from the tree; what it refuses is never checked (the tape reads it).
+ */
+static void check_cursor(const uint8_t *data, size_t size, json_object *o) {
+        _cleanup_free_ char *a = fuzz_strndup(data, size), *b = fuzz_strndup(data, size);
+        Scalars x = { .i = -1 }, y = { .i = -1 };
+        Nested n = { .inner.i = -1 }, m = { .inner.i = -1 };
+        JsonCursor c;
+
+        json_cursor_init(&c, a, size, VARLINK_JSON_MAX_DEPTH);
+        if (json_cursor_decode_object(&c, scalar_fields, &x) >= 0 && json_cursor_end(&c) >= 0) {
+                if (!o || json_dispatch(o, scalar_fields, &y, "", NULL, NULL) < 0)
+                        abort();
+                same_scalars(&x, &y);
+        }
+        json_cursor_init(&c, b, size, VARLINK_JSON_MAX_DEPTH);
+        if (json_cursor_decode_object(&c, nested_fields, &n) >= 0 && json_cursor_end(&c) >= 0) {
+                if (!o || json_dispatch(o, nested_fields, &m, "", NULL, NULL) < 0)
+                        abort();
+                same_scalars(&n.inner, &m.inner);
+                if (n.n_ranges != m.n_ranges || n.bits != m.bits)
+                        abort();
+                for (size_t i = 0; i < n.n_ranges; i++)
+                        if (n.ranges[i].start != m.ranges[i].start ||
+                            n.ranges[i].last != m.ranges[i].last ||
+                            !same_string(n.ranges[i].name, m.ranges[i].name))
+                                abort();
+        }
+        json_dispatch_clear(scalar_fields, &x);
+        json_dispatch_clear(scalar_fields, &y);
+        json_dispatch_clear(nested_fields, &n);
+        json_dispatch_clear(nested_fields, &m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_free_ char *text = fuzz_strndup(data, size), *copy = fuzz_strndup(data, size);
         static JsonStreamToken tape[4096];
@@ -133,6 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check_scalars(o, &s);
                 check_nested(o, &s);
         }
+        check_cursor(data, size, o);
         json_object_put(o);
         return 0;
 }

@@ -156,6 +156,61 @@ static void fault_group_delivered_whole(void **state) {
                                                      FAULT_RESPONSE_SUCCESS, NULL), 0);
 }
 
+/*
+ * Groups of changing sizes one after the other, each answered before the next: every one
+ * arrives whole with its own pages, whatever an earlier answered group left behind.
+ */
+static void fault_groups_after_answers(void **state) {
+        static const size_t sizes[] = { 1, 3, 1, 2, 5, 1 };
+        ConfState *s = state_of(state);
+        FaultRecord buf[8];
+        FaultSetup f;
+        uint64_t addr = 0x10000;
+        size_t n;
+        int r;
+
+        fault_setup(s, &f);
+        for (size_t g = 0; g < ELEMENTSOF(sizes); g++) {
+                uint64_t first = addr;
+
+                for (size_t i = 0; i < sizes[g]; i++, addr += 0x1000) {
+                        r = s->env.factory->inject_fault(&s->env, CONF_DEV_PASID,
+                                                         BACKEND_NO_PASID, addr, FAULT_PERM_READ,
+                                                         i + 1 == sizes[g], (uint32_t)g + 1);
+                        if (r == -EOPNOTSUPP)
+                                conf_skip(s, "the %s factory's pasid device reports every page "
+                                          "request as the last of its group",
+                                          s->env.factory->name);
+                        assert_int_equal(r, 0);
+                }
+                assert_true(readable(f.fd));
+                assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, ELEMENTSOF(buf), &n,
+                                                          NULL), 0);
+                assert_false(readable(f.fd));
+                assert_int_equal(n, sizes[g]);
+                for (size_t i = 0; i < n; i++) {
+                        assert_int_equal(buf[i].addr, first + i * 0x1000);
+                        assert_int_equal(buf[i].grpid, g + 1);
+                        assert_int_equal(buf[i].cookie, buf[0].cookie);
+                        assert_int_equal(buf[i].flags & FAULT_FLAG_LAST_PAGE,
+                                         i + 1 == n ? FAULT_FLAG_LAST_PAGE : 0);
+                }
+                assert_int_equal(OPS(&s->env)->fault_respond(f.c, f.fault, buf[0].cookie,
+                                                             FAULT_RESPONSE_SUCCESS, NULL), 0);
+        }
+        /* Two groups queued, one read: the queue stays readable until the second is read too. */
+        for (uint32_t g = 10; g < 12; g++)
+                assert_int_equal(s->env.factory->inject_fault(&s->env, CONF_DEV_PASID,
+                                                              BACKEND_NO_PASID, addr,
+                                                              FAULT_PERM_READ, true, g), 0);
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf, 1, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_true(readable(f.fd));
+        assert_int_equal(OPS(&s->env)->fault_read(f.c, f.fault, buf + 1, 1, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_false(readable(f.fd));
+}
+
 static void fault_pasid_records(void **state) {
         ConfState *s = state_of(state);
         FaultRecord buf[2];
@@ -292,6 +347,7 @@ static void contracts_broken_by_caller(void **state) {
 const ConfTest conformance_fault_tests[] = {
         T(fault_inject_read_respond),
         T(fault_group_delivered_whole),
+        T(fault_groups_after_answers),
         T(fault_pasid_records),
         T(fault_invalid_on_detach),
         T(contracts_broken_by_caller),

@@ -34,6 +34,27 @@ static const JsonDispatchField map_fields[] = {
         {},
 };
 
+typedef struct IovaPair {
+        uint64_t start, last;
+} IovaPair;
+
+static const JsonDispatchField pair_fields[] = {
+        { "start", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(IovaPair, start) },
+        { "last", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(IovaPair, last) },
+        {},
+};
+
+static const JsonDispatchField pair_element = {
+        .type = JSON_DISPATCH_OBJECT,
+        .fields = pair_fields,
+};
+
+static const JsonDispatchField ranges_fields[] = {
+        { "pairs", JSON_DISPATCH_ARRAY, JSON_DISPATCH_REQUIRED, 0, .element = &pair_element,
+          .element_size = sizeof(IovaPair), .count_offset = sizeof(void *) },
+        {},
+};
+
 static const JsonDispatchField envelope_fields[] = {
         { "method", JSON_DISPATCH_STRING, JSON_DISPATCH_REQUIRED, 0 },
         {},
@@ -155,12 +176,103 @@ static void test_decoded_in_place(void **state) {
         assert_string_equal(f, "method");
 }
 
+typedef struct Ranges {
+        IovaPair *pairs;
+        size_t n_pairs;
+} Ranges;
+
+/* Decodes text with a cursor into a zeroed target with table: the cursor's verdict. */
+static int cursor(char *buf, size_t size, const char *text, const JsonDispatchField *table,
+                  void *target) {
+        JsonCursor c;
+        int r;
+
+        assert_true(strlen(text) < size);
+        strcpy(buf, text);
+        json_cursor_init(&c, buf, strlen(buf), 4);
+        r = json_cursor_decode_object(&c, table, target);
+        return r < 0 ? r : json_cursor_end(&c);
+}
+
+/* The cursor decodes what is plain and right as the tape does, in one pass. */
+static void test_cursor(void **state) {
+        char buf[2048], text[2048];
+        MapParams p = {};
+        Ranges r = {};
+        int n;
+
+        (void)state;
+        assert_int_equal(cursor(buf, sizeof(buf),
+                                " {\"ioasId\":3, \"memoryFd\":0,\"offset\":0,\"length\":4096,"
+                                "\"iova\":65536,\"readable\":true,\"writeable\":false,"
+                                "\"name\":\"a\\tb\"} ", map_fields, &p), 0);
+        assert_int_equal(p.ioas_id, 3);
+        assert_int_equal(p.memory.index, 0);
+        assert_int_equal(p.memory.fd, -EBADF);
+        assert_int_equal(p.length, 4096);
+        assert_int_equal(p.iova, 65536);
+        assert_true(p.readable);
+        assert_false(p.writeable);
+        assert_string_equal(p.name, "a\tb");
+
+        /* An array grows past its first sixteen elements. */
+        n = snprintf(text, sizeof(text), "{\"pairs\":[");
+        for (int i = 0; i < 40; i++)
+                n += snprintf(text + n, sizeof(text) - (size_t)n, "%s{\"start\":%d,\"last\":%d}",
+                              i ? "," : "", i * 10, i * 10 + 9);
+        snprintf(text + n, sizeof(text) - (size_t)n, "]}");
+        assert_int_equal(cursor(buf, sizeof(buf), text, ranges_fields, &r), 0);
+        assert_int_equal(r.n_pairs, 40);
+        assert_int_equal(r.pairs[39].start, 390);
+        assert_int_equal(r.pairs[39].last, 399);
+        json_dispatch_clear(ranges_fields, &r);
+}
+
+/* Whatever is not plain and right is left to the tape (-EAGAIN), with nothing leaked. */
+static void test_cursor_refusals(void **state) {
+        static const char *const bad[] = {
+                "{\"ioasId\":1,\"ioasId\":2,\"length\":1,\"iova\":0,\"memoryFd\":0}",
+                "{\"ioasId\":1,\"length\":1,\"iova\":0,\"memoryFd\":0,\"other\":0}",
+                "{\"io\\u0061sId\":1,\"length\":1,\"iova\":0,\"memoryFd\":0}",
+                "{\"ioasId\":1.0,\"length\":1,\"iova\":0,\"memoryFd\":0}",
+                "{\"ioasId\":1,\"length\":1,\"iova\":0}",
+                "{\"ioasId\":1,\"length\":1,\"iova\":0,\"memoryFd\":0,}",
+                "{\"ioasId\":1 \"length\":1,\"iova\":0,\"memoryFd\":0}",
+                "{\"ioasId\":-1,\"length\":1,\"iova\":0,\"memoryFd\":0}",
+                "{\"ioasId\":1,\"length\":1,\"iova\":0,\"memoryFd\":0} x",
+                "{\"ioasId\":1,\"length\":1,\"iova\":0,\"memoryFd\":0",
+                "{\"ioasId\":1,\"length\":1,\"iova\":0,\"memoryFd\":0,\"name\":\"a\\u0000\"}",
+        };
+        static const char *const bad_ranges[] = {
+                "{\"pairs\":[{\"start\":1,\"last\":2},{\"start\":1}]}",
+                "{\"pairs\":[{\"start\":1,\"last\":2},]}",
+                "{\"pairs\":[[[[1]]]]}",
+        };
+        char buf[512];
+
+        (void)state;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                MapParams p = {};
+
+                assert_int_equal(cursor(buf, sizeof(buf), bad[i], map_fields, &p), -EAGAIN);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad_ranges); i++) {
+                Ranges r = {};
+
+                assert_int_equal(cursor(buf, sizeof(buf), bad_ranges[i], ranges_fields, &r),
+                                 -EAGAIN);
+                json_dispatch_clear(ranges_fields, &r);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_map),
                 cmocka_unit_test(test_dispatch_refusals),
                 cmocka_unit_test(test_parse_refusals),
                 cmocka_unit_test(test_decoded_in_place),
+                cmocka_unit_test(test_cursor),
+                cmocka_unit_test(test_cursor_refusals),
         };
 
         return cmocka_run_group_tests_name("json-stream", tests, NULL, NULL);

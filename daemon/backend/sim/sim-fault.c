@@ -14,6 +14,9 @@
 
 /* ---- fault queues ---- */
 
+/* Answered groups kept for reuse, at most; a burst beyond it is given back to malloc. */
+#define SIM_FAULT_SPARE_MAX 1024
+
 static void fault_group_free(SimFaultGroup *g) {
         if (!g)
                 return;
@@ -21,15 +24,59 @@ static void fault_group_free(SimFaultGroup *g) {
         free(g);
 }
 
+/* A group with room for n records: a spare one when there is, so steady faults allocate nothing. */
+static int fault_group_get(SimFaultQueue *q, size_t n, SimFaultGroup **ret) {
+        SimFaultGroup *g = q->spare;
+
+        if (g) {
+                q->spare = g->next;
+                q->n_spare--;
+        } else {
+                g = calloc(1, sizeof(SimFaultGroup));
+                if (!g)
+                        return -ENOMEM;
+        }
+        if (g->alloc < n) {
+                FaultRecord *v = realloc(g->records, n * sizeof(FaultRecord));
+
+                if (!v) {
+                        fault_group_free(g);
+                        return -ENOMEM;
+                }
+                g->records = v;
+                g->alloc = n;
+        }
+        g->next = NULL;
+        g->n = 0;
+        *ret = g;
+        return 0;
+}
+
+/* The group was answered (by the client or INVALID by the queue): its memory serves the next. */
+static void fault_group_put(SimFaultQueue *q, SimFaultGroup *g) {
+        if (q->n_spare >= SIM_FAULT_SPARE_MAX) {
+                fault_group_free(g);
+                return;
+        }
+        g->next = q->spare;
+        q->spare = g;
+        q->n_spare++;
+}
+
+/*
+ * POLLIN exactly while groups are queued.  Only the changes go to the eventfd: a write when
+ * the first group is queued, one read (it takes the whole count) when the last one is read,
+ * not a system call per fault.  Nothing but the router sees the fd, and it only polls it.
+ */
 static void fault_update_event(SimFaultQueue *q) {
         uint64_t v;
 
-        /* POLLIN exactly while groups are queued. */
-        if (q->queued)
-                (void)eventfd_write(q->efd, 1);
-        else
-                while (eventfd_read(q->efd, &v) == 0)
-                        ;
+        if (q->queued && !q->signalled)
+                q->signalled = eventfd_write(q->efd, 1) == 0;
+        else if (!q->queued && q->signalled) {
+                (void)eventfd_read(q->efd, &v);
+                q->signalled = false;
+        }
 }
 
 /* Answers INVALID every group of (dev_id, pasid) (or every group when all) in q. */
@@ -49,7 +96,7 @@ void sim_fault_auto_respond(SimContext *c, SimFaultQueue *q, bool all, uint32_t 
                         }
                         *p = g->next;
                         c->sim->stats.auto_invalid++;
-                        fault_group_free(g);
+                        fault_group_put(q, g);
                 }
         }
         q->queued_tail = &q->queued;
@@ -95,6 +142,12 @@ int sim_fault_queue_alloc(BackendContext *bc, uint32_t *ret_id, int *ret_fd, Err
 
 void sim_fault_queue_free(SimContext *c, SimFaultQueue *q) {
         sim_fault_auto_respond(c, q, true, 0, 0);
+        while (q->spare) {
+                SimFaultGroup *g = q->spare;
+
+                q->spare = g->next;
+                fault_group_free(g);
+        }
         sim_obj_remove(c, &q->obj);
         safe_close(q->efd);
         free(q);
@@ -159,7 +212,7 @@ int sim_fault_respond(BackendContext *bc, uint32_t fault_id, uint32_t cookie, ui
                         *p = g->next;
                         if (!*p)
                                 q->waiting_tail = p;
-                        fault_group_free(g);
+                        fault_group_put(q, g);
                         if (code == FAULT_RESPONSE_SUCCESS)
                                 c->sim->stats.responses_success++;
                         else
@@ -177,22 +230,46 @@ static bool fault_same_group(const FaultRecord *a, const FaultRecord *rec) {
                (a->flags & FAULT_FLAG_PASID_VALID) == (rec->flags & FAULT_FLAG_PASID_VALID);
 }
 
-/* The last page rec completes its group: everything pending on d with its PASID and group id. */
-static int fault_group_complete(SimDev *d, const FaultRecord *rec, SimFaultGroup **ret) {
+/* Room for one more partial fault on d; the array keeps its size, so it grows only at first. */
+static int fault_partial_reserve(SimDev *d) {
+        FaultRecord *v;
+        size_t a;
+
+        if (d->n_partial < d->alloc_partial)
+                return 0;
+        a = d->alloc_partial ? d->alloc_partial * 2 : 8;
+        v = realloc(d->partial, a * sizeof(FaultRecord));
+        if (!v)
+                return -ENOMEM;
+        d->partial = v;
+        d->alloc_partial = a;
+        return 0;
+}
+
+/*
+ * A fault from d into q.  Like the kernel's IOPF reporting, pages wait on the device until the
+ * last page of their group arrives; then the whole group (the pending pages of its PASID and
+ * group id, in arrival order, that last page at the end) is queued at once.
+ */
+int sim_fault_raise(SimDev *d, SimFaultQueue *q, const FaultRecord *rec) {
         SimFaultGroup *g;
-        size_t n = 0, j = 0;
+        size_t n = 1, j = 0;
+        int r;
+
+        if (!(rec->flags & FAULT_FLAG_LAST_PAGE)) {
+                r = fault_partial_reserve(d);
+                if (r < 0)
+                        return r;
+                d->partial[d->n_partial++] = *rec;
+                return 0;
+        }
 
         for (size_t k = 0; k < d->n_partial; k++)
                 if (fault_same_group(&d->partial[k], rec))
                         n++;
-        g = calloc(1, sizeof(SimFaultGroup));
-        if (!g)
-                return -ENOMEM;
-        g->records = calloc(n, sizeof(FaultRecord));
-        if (!g->records) {
-                free(g);
-                return -ENOMEM;
-        }
+        r = fault_group_get(q, n, &g);
+        if (r < 0)
+                return r;
         for (size_t k = 0; k < d->n_partial; k++) {
                 if (fault_same_group(&d->partial[k], rec))
                         g->records[g->n++] = d->partial[k];
@@ -200,28 +277,9 @@ static int fault_group_complete(SimDev *d, const FaultRecord *rec, SimFaultGroup
                         d->partial[j++] = d->partial[k];
         }
         d->n_partial = j;
+        g->records[g->n++] = *rec;
         g->dev_id = d->obj.id;
         g->pasid = rec->pasid;
-        *ret = g;
-        return 0;
-}
-
-int sim_fault_raise(SimDev *d, SimFaultQueue *q, const FaultRecord *rec) {
-        SimFaultGroup *g;
-        FaultRecord *v;
-        int r;
-
-        v = realloc(d->partial, (d->n_partial + 1) * sizeof(FaultRecord));
-        if (!v)
-                return -ENOMEM;
-        d->partial = v;
-        d->partial[d->n_partial++] = *rec;
-        if (!(rec->flags & FAULT_FLAG_LAST_PAGE))
-                return 0;
-
-        r = fault_group_complete(d, rec, &g);
-        if (r < 0)
-                return r;
         *q->queued_tail = g;
         q->queued_tail = &g->next;
         fault_update_event(q);

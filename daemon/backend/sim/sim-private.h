@@ -249,7 +249,7 @@ typedef struct SimDev {
         SimAttach *pasids;
         size_t n_pasids;
         FaultRecord *partial; /* faults waiting for their group's last page */
-        size_t n_partial;
+        size_t n_partial, alloc_partial;
 } SimDev;
 
 typedef struct SimFaultGroup SimFaultGroup;
@@ -258,7 +258,7 @@ struct SimFaultGroup {
         uint32_t dev_id;
         uint32_t pasid;
         uint32_t cookie;
-        size_t n;
+        size_t n, alloc;
         FaultRecord *records;
 };
 
@@ -268,6 +268,10 @@ struct SimFaultQueue {
         SimFaultGroup *queued, **queued_tail;
         /* Read, awaiting a response; oldest first, so in-order answers find theirs at the head. */
         SimFaultGroup *waiting, **waiting_tail;
+        /* Answered groups kept with their records for the next faults: none allocated per fault. */
+        SimFaultGroup *spare;
+        size_t n_spare;
+        bool signalled;   /* the eventfd's count is not zero */
         uint32_t next_cookie;
         unsigned users;
 };
