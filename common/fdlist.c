@@ -8,7 +8,7 @@
 #include "fdlist.h"
 
 struct FdList {
-        size_t n_fds;
+        size_t n_fds, capacity;
         int fds[];
 };
 
@@ -18,11 +18,32 @@ int fdlist_new(FdList **ret, const int *fds, size_t n_fds) {
         l = malloc(sizeof(*l) + n_fds * sizeof(int));
         if (!l)
                 return -ENOMEM;
-        l->n_fds = n_fds;
+        l->n_fds = l->capacity = n_fds;
         if (n_fds > 0)
                 memcpy(l->fds, fds, n_fds * sizeof(int));
         *ret = l;
         return 0;
+}
+
+int fdlist_refill(FdList **l, const int *fds, size_t n_fds) {
+        if (*l && (*l)->capacity >= n_fds) {
+                fdlist_recycle(*l);
+                (*l)->n_fds = n_fds;
+                if (n_fds > 0)
+                        memcpy((*l)->fds, fds, n_fds * sizeof(int));
+                return 0;
+        }
+        *l = fdlist_free(*l);
+        return fdlist_new(l, fds, n_fds);
+}
+
+FdList *fdlist_recycle(FdList *l) {
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < l->n_fds; i++)
+                safe_close(l->fds[i]);
+        l->n_fds = 0;
+        return l;
 }
 
 int fdlist_new_dup(FdList **ret, const int *fds, size_t n_fds) {

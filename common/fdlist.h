@@ -16,6 +16,14 @@ typedef struct FdList FdList;
 
 /* Creates a list that owns fds[0..n_fds) on success (on failure the caller still owns them). */
 int fdlist_new(FdList **ret, const int *fds, size_t n_fds);
+/*
+ * Puts fds[0..n_fds) in *l when it can hold them (closing what it held), else in a new list
+ * that replaces it: a list kept for reuse makes steady traffic allocate nothing.  On failure
+ * *l is NULL and the caller still owns fds.
+ */
+int fdlist_refill(FdList **l, const int *fds, size_t n_fds);
+/* Closes the fds the list still owns and empties it, keeping its memory; returns l. */
+FdList *fdlist_recycle(FdList *l);
 /* Creates a list of O_CLOEXEC duplicates of fds[0..n_fds); the caller keeps the originals. */
 int fdlist_new_dup(FdList **ret, const int *fds, size_t n_fds);
 /* Closes every fd still in the list and frees it; accepts NULL, returns NULL. */

@@ -42,6 +42,7 @@ struct VarlinkReader {
         size_t size_batches;
 
         json_tokener *tokener;
+        FdList *spare;    /* the fds of a finished message, kept for the next (empty) */
         size_t control_size;
         union {
                 struct cmsghdr align;
@@ -76,6 +77,7 @@ VarlinkReader *varlink_reader_free(VarlinkReader *r) {
         for (size_t i = 0; i < r->n_batches; i++)
                 fdlist_free(r->batches[i].fds);
         free(r->batches);
+        fdlist_free(r->spare);
         free(r->data);
         if (r->tokener)
                 json_tokener_free(r->tokener);
@@ -195,7 +197,8 @@ int varlink_reader_fill(VarlinkReader *r, int fd, Error *err) {
                                 safe_close(buf[i]);
                         continue;
                 }
-                r2 = fdlist_new(&fds, buf, k);
+                fds = TAKE_PTR(r->spare);
+                r2 = fdlist_refill(&fds, buf, k);
                 if (r2 < 0) {
                         for (size_t i = 0; i < k; i++)
                                 safe_close(buf[i]);
@@ -243,6 +246,13 @@ static ssize_t reader_scan(VarlinkReader *r) {
                 return -1;
         }
         return p - (r->data + r->start);
+}
+
+void varlink_reader_recycle_fds(VarlinkReader *r, FdList *fds) {
+        if (r && !r->spare)
+                r->spare = fdlist_recycle(fds);
+        else
+                fdlist_free(fds);
 }
 
 bool varlink_reader_has_message(VarlinkReader *r) {

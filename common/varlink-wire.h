@@ -80,6 +80,9 @@ int varlink_reader_parse(VarlinkReader *r, const char *text, size_t len, json_ob
 
 /* True when a complete message (or a framing error) is buffered, i.e. _next() will not return 0. */
 bool varlink_reader_has_message(VarlinkReader *r);
+/* Takes fds, which a message read by r carried and which are done with: closes them and keeps
+ * the list for the fds of a later message (r may be NULL: then it is freed). */
+void varlink_reader_recycle_fds(VarlinkReader *r, FdList *fds);
 /* Bytes received and not yet taken out as messages. */
 size_t varlink_reader_buffered(const VarlinkReader *r);
 

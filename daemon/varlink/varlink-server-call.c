@@ -25,7 +25,7 @@ static VarlinkCall *call_free(VarlinkCall *call) {
         VarlinkConnection *c = call->conn;
 
         json_object_put(call->message);
-        fdlist_free(call->fds);
+        varlink_reader_recycle_fds(c ? c->reader : NULL, call->fds);
         *call = (VarlinkCall){};
         /* Keep one finished call per connection so that steady traffic allocates none. */
         if (c && !c->spare)

@@ -545,6 +545,31 @@ static void test_writer_limit(void **state) {
         assert_true(varlink_writer_allocated(w) <= 16384);
 }
 
+/* A list kept for reuse holds the next fds in the same memory, and closes the ones before. */
+static void test_fdlist_refill(void **state) {
+        int a[2], b[3];
+        FdList *l = NULL, *kept;
+
+        (void)state;
+        assert_int_equal(pipe2(a, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(b, O_CLOEXEC), 0);
+        b[2] = dup(b[0]);
+        assert_int_equal(fdlist_refill(&l, a, 2), 0);
+        kept = l;
+        assert_int_equal(fdlist_count(fdlist_recycle(l)), 0);
+        assert_int_equal(fcntl(a[0], F_GETFD), -1); /* recycling closed them */
+        assert_int_equal(fcntl(a[1], F_GETFD), -1);
+        assert_int_equal(fdlist_refill(&l, b, 1), 0);
+        assert_ptr_equal(l, kept);                  /* one fd fits where two were */
+        assert_int_equal(fdlist_get(l, 0), b[0]);
+        assert_int_equal(fdlist_refill(&l, b + 1, 2), 0);
+        assert_int_equal(fcntl(b[0], F_GETFD), -1); /* the list's old fd went with the refill */
+        assert_int_equal(fdlist_count(l), 2);
+        assert_int_equal(fdlist_get(l, 1), b[2]);
+        fdlist_free(l);
+        assert_int_equal(fcntl(b[2], F_GETFD), -1);
+}
+
 static void test_json_util_u64(void **state) {
         static const struct {
                 const char *json;
@@ -626,6 +651,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_no_fds_allowed, setup_pair, teardown_pair),
                 cmocka_unit_test_setup_teardown(test_oversize, setup_pair, teardown_pair),
                 cmocka_unit_test(test_bad_messages),
+                cmocka_unit_test(test_fdlist_refill),
                 cmocka_unit_test_setup_teardown(test_deep_nesting, setup_pair, teardown_pair),
                 cmocka_unit_test_setup_teardown(test_eof, setup_pair, teardown_pair),
                 cmocka_unit_test_setup_teardown(test_large_message_with_fds_partial_writes, setup_pair,
