@@ -127,9 +127,44 @@ static void inner_fill(Inner *p, unsigned i, IovaTreeNode *child) {
         p->gap[i] = s.gap;
 }
 
-/* Stores child i's summary; returns whether it changed. */
-static bool inner_set(Inner *p, unsigned i, IovaTreeNode *child) {
-        Summary s = summarize(child);
+/*
+ * The summary of leaf l after an entry went in at pos, from its largest hole before
+ * (old_gap): an entry at an edge adds a hole, one inside splits a hole, and only when that
+ * hole was the largest must the others be looked at again.
+ */
+static Summary leaf_summary_inserted(Leaf *l, unsigned pos, uint64_t old_gap) {
+        unsigned n = l->hdr.n;
+        Summary s = { .first = l->start[0], .last = l->last[n - 1], .gap = old_gap };
+
+        if (n < 2)
+                return s;
+        if (pos == 0)
+                s.gap = MAX(s.gap, l->start[1] - l->last[0] - 1);
+        else if (pos == n - 1)
+                s.gap = MAX(s.gap, l->start[pos] - l->last[pos - 1] - 1);
+        else if (l->start[pos + 1] - l->last[pos - 1] - 1 == old_gap)
+                return summarize(&l->hdr);
+        return s;
+}
+
+/*
+ * The summary of leaf l (not empty) after the entry at pos left it, from its largest hole
+ * before (old_gap): an entry inside merges its two holes; one at an edge took the hole
+ * lost with it, and only when that was the largest must the others be looked at again.
+ */
+static Summary leaf_summary_removed(Leaf *l, unsigned pos, bool edge, uint64_t lost,
+                                    uint64_t old_gap) {
+        Summary s = { .first = l->start[0], .last = l->last[l->hdr.n - 1], .gap = old_gap };
+
+        if (!edge)
+                s.gap = MAX(s.gap, l->start[pos] - l->last[pos - 1] - 1);
+        else if (lost == old_gap && old_gap > 0)
+                return summarize(&l->hdr);
+        return s;
+}
+
+/* Stores child i's summary s; returns whether it changed. */
+static bool inner_put(Inner *p, unsigned i, IovaTreeNode *child, Summary s) {
         bool changed = p->child[i] != child || p->first[i] != s.first || p->last[i] != s.last ||
                        p->gap[i] != s.gap;
 
@@ -138,6 +173,11 @@ static bool inner_set(Inner *p, unsigned i, IovaTreeNode *child) {
         p->last[i] = s.last;
         p->gap[i] = s.gap;
         return changed;
+}
+
+/* Stores child i's summary; returns whether it changed. */
+static bool inner_set(Inner *p, unsigned i, IovaTreeNode *child) {
+        return inner_put(p, i, child, summarize(child));
 }
 
 /*
@@ -174,6 +214,8 @@ static void leaf_put(Leaf *l, unsigned i, uint64_t start, uint64_t last, IovaNod
 }
 
 static void leaf_move(Leaf *dst, unsigned to, Leaf *src, unsigned from, unsigned count) {
+        if (count == 0)
+                return; /* an append, the common insert: three calls less */
         memmove(dst->start + to, src->start + from, count * sizeof(uint64_t));
         memmove(dst->last + to, src->last + from, count * sizeof(uint64_t));
         memmove(dst->area + to, src->area + from, count * sizeof(IovaNode *));
@@ -274,12 +316,16 @@ static int alloc_spares(const PathStep *path, unsigned depth, IovaTreeNode **spa
  */
 static IovaTreeNode *insert_upwards(PathStep *path, unsigned depth, IovaTreeNode **x,
                                     IovaTreeNode *right, IovaTreeNode **spare,
-                                    unsigned *used) {
+                                    unsigned *used, unsigned leaf_pos) {
         for (unsigned d = depth; d-- > 0;) {
                 Inner *p = path[d].node;
                 unsigned i = path[d].idx + 1;
+                /* A leaf that took the entry without a split: what changed is known. */
+                Summary sum = d == depth - 1 && !right
+                        ? leaf_summary_inserted(to_leaf(*x), leaf_pos, p->gap[path[d].idx])
+                        : summarize(*x);
 
-                if (!inner_set(p, path[d].idx, *x) && !right)
+                if (!inner_put(p, path[d].idx, *x, sum) && !right)
                         break; /* nothing above can change either */
                 if (right) {
                         IovaTreeNode *at = &p->hdr, *r = NULL;
@@ -344,7 +390,7 @@ int iova_tree_insert(IovaTree *t, IovaNode *node) {
         }
         leaf_put(leaf, pos, node->start, node->last, node);
 
-        right = insert_upwards(path, depth, &x, right, spare, &used);
+        right = insert_upwards(path, depth, &x, right, spare, &used, pos);
         if (right) {
                 Inner *root = to_inner(spare[used++]);
 
@@ -411,16 +457,18 @@ static void rebalance(Inner *p, unsigned i) {
         (void)inner_set(p, b, y);
 }
 
-void iova_tree_remove(IovaTree *t, IovaNode *node) {
-        PathStep path[MAX_DEPTH];
+/* Removes the entry at pos of leaf, which descend() reached through path. */
+static void remove_at(IovaTree *t, Leaf *leaf, unsigned pos, const PathStep *path,
+                      unsigned depth) {
         IovaTreeNode *x;
-        unsigned depth, pos;
-        bool rightmost;
-        Leaf *leaf;
+        uint64_t lost = 0;
+        bool rightmost, edge;
 
-        leaf = descend(t, node->start, path, &depth);
-        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
-        assert(pos < leaf->hdr.n && leaf->area[pos] == node);
+        /* The hole an entry at an edge takes with it. */
+        edge = pos == 0 || pos == leaf->hdr.n - 1u;
+        if (edge && leaf->hdr.n > 1)
+                lost = pos == 0 ? leaf->start[1] - leaf->last[0] - 1
+                                : leaf->start[pos] - leaf->last[pos - 1] - 1;
         leaf_move(leaf, pos, leaf, pos + 1, leaf->hdr.n - pos - 1);
         leaf->hdr.n--;
         t->n--;
@@ -438,7 +486,10 @@ void iova_tree_remove(IovaTree *t, IovaNode *node) {
                         under = x->n < INNER_MIN;
                 if (under)
                         rebalance(p, path[d].idx);
-                else if (!inner_set(p, path[d].idx, x))
+                else if (!inner_put(p, path[d].idx, x,
+                                    x->level == 0 ? leaf_summary_removed(leaf, pos, edge, lost,
+                                                                         p->gap[path[d].idx])
+                                                  : summarize(x)))
                         break; /* nothing above can change either */
                 x = &p->hdr;
         }
@@ -451,6 +502,35 @@ void iova_tree_remove(IovaTree *t, IovaNode *node) {
                 t->root = to_inner(x)->child[0];
                 free(x);
         }
+}
+
+void iova_tree_remove(IovaTree *t, IovaNode *node) {
+        PathStep path[MAX_DEPTH];
+        unsigned depth, pos;
+        Leaf *leaf;
+
+        leaf = descend(t, node->start, path, &depth);
+        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
+        assert(pos < leaf->hdr.n && leaf->area[pos] == node);
+        remove_at(t, leaf, pos, path, depth);
+}
+
+int iova_tree_take_first(IovaTree *t, uint64_t start, uint64_t last, IovaNode **ret) {
+        PathStep path[MAX_DEPTH];
+        unsigned depth, pos;
+        Leaf *leaf;
+
+        if (!t->root)
+                return -ENOENT;
+        leaf = descend(t, start, path, &depth);
+        pos = lower_bound(leaf->last, leaf->hdr.n, start);
+        if (pos == leaf->hdr.n || leaf->start[pos] > last)
+                return -ENOENT;
+        *ret = leaf->area[pos];
+        if (leaf->start[pos] < start || leaf->last[pos] > last)
+                return -ERANGE;
+        remove_at(t, leaf, pos, path, depth);
+        return 0;
 }
 
 IovaNode *iova_tree_first_overlap(const IovaTree *t, uint64_t start, uint64_t last) {

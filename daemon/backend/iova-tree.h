@@ -47,6 +47,12 @@ typedef struct IovaTree {
 int iova_tree_insert(IovaTree *t, IovaNode *node);
 /* Removes a node that is in the tree. */
 void iova_tree_remove(IovaTree *t, IovaNode *node);
+/*
+ * Removes the lowest area that intersects [start, last] when it lies inside that range, in
+ * one descent: 0 and *ret, the area removed; -ENOENT when none intersects; -ERANGE and *ret,
+ * left in the tree, when it reaches out of the range.
+ */
+int iova_tree_take_first(IovaTree *t, uint64_t start, uint64_t last, IovaNode **ret);
 
 /* The area containing iova, or NULL. */
 IovaNode *iova_tree_find(const IovaTree *t, uint64_t iova);

@@ -261,6 +261,29 @@ void session_drop_device(Session *s, SessionDevice *d, const char *reason);
 
 int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t first, uint64_t last,
                           BrokerError *err);
+
+#define SESSION_WINDOWS_MAX 8
+
+/*
+ * The IOVA windows the policy grants for an address space, looked up once for the many
+ * ranges of one call (a batch: neither policy nor attachments change within it).  Each set
+ * is a device's (device: its name), or the principal's when no device is attached (NULL).
+ * When more devices have windows than it holds, each range is looked up as
+ * session_check_windows() does.
+ */
+typedef struct SessionWindows {
+        bool per_range;
+        size_t n;
+        struct {
+                const char *device;
+                const IovaWindow *w;
+                size_t n;
+        } sets[SESSION_WINDOWS_MAX];
+} SessionWindows;
+
+void session_windows_resolve(Session *s, const SessionIoas *ioas, SessionWindows *ret);
+int session_windows_check(Session *s, const SessionIoas *ioas, const SessionWindows *w,
+                          uint64_t first, uint64_t last, BrokerError *err);
 int session_apply_allowed(Session *s, SessionIoas *ioas, BrokerError *err);
 /* Refunds what ioas held and drops it from the table; the kernel object is the caller's. */
 void session_remove_ioas(Session *s, SessionIoas *ioas);

@@ -20,16 +20,31 @@ static bool windows_contain(const IovaWindow *w, size_t n, uint64_t first, uint6
         return false;
 }
 
+static int windows_refuse(BrokerError *err, const char *device, uint64_t first, uint64_t last) {
+        if (device)
+                return broker_error_invalid_range(err, first, last - first + 1,
+                        "IOVA range 0x%" PRIx64 "-0x%" PRIx64
+                        " is outside the IOVA windows the policy grants for device %s.",
+                        first, last, device);
+        return broker_error_invalid_range(err, first, last - first + 1,
+                                          "IOVA range 0x%" PRIx64 "-0x%" PRIx64
+                                          " is outside the IOVA windows the policy grants.",
+                                          first, last);
+}
+
 /*
- * Checks [first, last] against the windows the policy gives this principal for
- * every device attached to the IOAS, or for the principal alone when none is.
+ * Calls fn for each set of windows that bounds ioas: one per attached device the policy
+ * gives windows, or the principal's when no device is attached; stops at fn's error.
  */
-int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t first, uint64_t last,
-                          BrokerError *err) {
+static int windows_foreach(Session *s, const SessionIoas *ioas,
+                           int (*fn)(const char *device, const IovaWindow *w, size_t n,
+                                     void *userdata),
+                           void *userdata) {
         const IovaWindow *w;
         Principal p;
         size_t n;
         bool any = false;
+        int r;
 
         session_principal(s, &p);
         for (size_t i = 0; i < s->n_devices; i++) {
@@ -43,18 +58,71 @@ int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t first, u
                 any = true;
                 if (policy_iova_windows(s->host->policy, &p, td, &w, &n) < 0)
                         continue;
-                if (!windows_contain(w, n, first, last))
-                        return broker_error_invalid_range(err, first, last - first + 1,
-                                "IOVA range 0x%" PRIx64 "-0x%" PRIx64
-                                " is outside the IOVA windows the policy grants for device %s.",
-                                first, last, td->name);
+                r = fn(td->name, w, n, userdata);
+                if (r < 0)
+                        return r;
         }
-        if (!any && policy_iova_windows(s->host->policy, &p, NULL, &w, &n) >= 0 &&
-            !windows_contain(w, n, first, last))
-                return broker_error_invalid_range(err, first, last - first + 1,
-                        "IOVA range 0x%" PRIx64 "-0x%" PRIx64
-                        " is outside the IOVA windows the policy grants.",
-                        first, last);
+        if (!any && policy_iova_windows(s->host->policy, &p, NULL, &w, &n) >= 0)
+                return fn(NULL, w, n, userdata);
+        return 0;
+}
+
+typedef struct WindowsRange {
+        uint64_t first, last;
+        BrokerError *err;
+} WindowsRange;
+
+static int range_inside(const char *device, const IovaWindow *w, size_t n, void *userdata) {
+        WindowsRange *r = userdata;
+
+        if (windows_contain(w, n, r->first, r->last))
+                return 0;
+        return windows_refuse(r->err, device, r->first, r->last);
+}
+
+/*
+ * Checks [first, last] against the windows the policy gives this principal for
+ * every device attached to the IOAS, or for the principal alone when none is.
+ */
+int session_check_windows(Session *s, const SessionIoas *ioas, uint64_t first, uint64_t last,
+                          BrokerError *err) {
+        WindowsRange range = { first, last, err };
+
+        return windows_foreach(s, ioas, range_inside, &range);
+}
+
+static int windows_add(const char *device, const IovaWindow *w, size_t n, void *userdata) {
+        SessionWindows *ws = userdata;
+
+        if (ws->n == SESSION_WINDOWS_MAX) {
+                ws->per_range = true;
+                return -ENOBUFS;
+        }
+        ws->sets[ws->n].device = device;
+        ws->sets[ws->n].w = w;
+        ws->sets[ws->n].n = n;
+        ws->n++;
+        return 0;
+}
+
+void session_windows_resolve(Session *s, const SessionIoas *ioas, SessionWindows *ret) {
+        ret->per_range = false;
+        ret->n = 0;
+        (void)windows_foreach(s, ioas, windows_add, ret);
+}
+
+int session_windows_check(Session *s, const SessionIoas *ioas, const SessionWindows *w,
+                          uint64_t first, uint64_t last, BrokerError *err) {
+        WindowsRange range = { first, last, err };
+
+        if (w->per_range)
+                return windows_foreach(s, ioas, range_inside, &range);
+        for (size_t i = 0; i < w->n; i++) {
+                int r = range_inside(w->sets[i].device, w->sets[i].w, w->sets[i].n, &range);
+
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -584,6 +652,9 @@ int session_ioas_reserve_area(SessionIoas *ioas) {
 void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length, uint32_t flags) {
         size_t lo = 0, hi = ioas->n_areas;
 
+        /* Above every area (a VMM maps its RAM in order): no search, nothing to move. */
+        if (hi > 0 && ioas->areas[hi - 1].iova < iova)
+                lo = hi;
         while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
 
@@ -592,7 +663,9 @@ void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length,
                 else
                         hi = mid;
         }
-        memmove(&ioas->areas[lo + 1], &ioas->areas[lo], (ioas->n_areas - lo) * sizeof(SessionArea));
+        if (lo < ioas->n_areas)
+                memmove(&ioas->areas[lo + 1], &ioas->areas[lo],
+                        (ioas->n_areas - lo) * sizeof(SessionArea));
         ioas->areas[lo] = (SessionArea){ .iova = iova, .length = length, .flags = flags };
         ioas->n_areas++;
 }

@@ -220,9 +220,12 @@ static int map_check_fd(Session *s, const SessionMapArgs *a, MemoryFdSeen *seen,
         return 0;
 }
 
-/* What a map asks for, checked before anything is charged or mapped. */
+/*
+ * What a map asks for, checked before anything is charged or mapped; windows: those of ioas
+ * a batch looked up once, NULL to look them up.
+ */
 static int map_check(Session *s, SessionIoas *ioas, const SessionMapArgs *a, MemoryFdSeen *seen,
-                     BrokerError *err) {
+                     const SessionWindows *windows, BrokerError *err) {
         uint64_t last = 0, size, end;
         int r;
 
@@ -248,6 +251,8 @@ static int map_check(Session *s, SessionIoas *ioas, const SessionMapArgs *a, Mem
                         "Offset 0x%" PRIx64 " + length 0x%" PRIx64
                         " goes past the end of the memory fd (%" PRIu64 " bytes).",
                         a->offset, a->length, size);
+        if (a->fixed_iova && windows)
+                return session_windows_check(s, ioas, windows, a->iova, last, err);
         if (a->fixed_iova)
                 return session_check_windows(s, ioas, a->iova, last, err);
         return 0;
@@ -295,7 +300,7 @@ static int map_memory(Session *s, const SessionMapArgs *a, uint64_t *ret_iova, B
         REFUSE_IF_DELEGATED(s, err);
 
         ioas = LOOKUP_IOAS(s, a->ioas_id, err);
-        r = map_check(s, ioas, a, NULL, err);
+        r = map_check(s, ioas, a, NULL, NULL, err);
         if (r < 0)
                 return r;
         r = session_charge_mappings(s, 1, a->length, err);
@@ -441,6 +446,7 @@ static void map_batch_undo(Session *s, uint32_t ioas_id, const SessionMapArgs *a
 static int map_batch(Session *s, uint32_t ioas_id, const SessionMapArgs *areas, size_t n,
                      uint64_t *ret_iovas, BrokerError *err) {
         MemoryFdSeen seen = { .fd = -EBADF };
+        SessionWindows windows;
         SessionIoas *ioas;
         uint64_t total = 0, left;
         int r;
@@ -448,6 +454,7 @@ static int map_batch(Session *s, uint32_t ioas_id, const SessionMapArgs *areas, 
         REFUSE_IF_DELEGATED(s, err);
 
         ioas = LOOKUP_IOAS(s, ioas_id, err);
+        session_windows_resolve(s, ioas, &windows);
         for (size_t i = 0; i < n; i++) {
                 if (!areas[i].readable && !areas[i].writeable) {
                         char parameter[48];
@@ -459,7 +466,7 @@ static int map_batch(Session *s, uint32_t ioas_id, const SessionMapArgs *areas, 
                         broker_error_add_string(err, "parameter", parameter);
                         return -EINVAL;
                 }
-                r = map_check(s, ioas, &areas[i], &seen, err);
+                r = map_check(s, ioas, &areas[i], &seen, &windows, err);
                 if (r < 0)
                         return batch_area_error(err, i, r);
                 if (ADD_OVERFLOW(total, areas[i].length, &total))

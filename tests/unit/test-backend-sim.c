@@ -78,6 +78,47 @@ static void remove_root(const char *dir) {
         rmdir(dir);
 }
 
+/* The file at path, opened, is the node of device name. */
+static void assert_node_names(Backend *b, const char *path, const char *name) {
+        char *got = NULL;
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        assert_int_equal(b->ops->device_fd_identify(b, fd, &got, NULL), 0);
+        assert_string_equal(got, name);
+        free(got);
+        close(fd);
+}
+
+/*
+ * A regular file is a node only when it is one of the root's nodes: a memfd (another file
+ * system) and a file beside the nodes are refused alike, and a node made after the backend
+ * (hot-plug) is found.
+ */
+static void test_identify_regular_files(Backend *b, const char *dir) {
+        char path[PATH_MAX], node[PATH_MAX], *name = NULL;
+        Error e = ERROR_INIT;
+        int fd;
+
+        fd = memfd_create("guest-ram", MFD_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(b->ops->device_fd_identify(b, fd, &name, &e), -ENODEV);
+        assert_non_null(strstr(e.message, "regular file, not a VFIO device node"));
+        close(fd);
+
+        snprintf(path, sizeof(path), "%s/dev/vfio/devices/stray", dir);
+        fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(b->ops->device_fd_identify(b, fd, &name, &e), -ENODEV);
+        assert_non_null(strstr(e.message, "regular file, not a VFIO device node"));
+        close(fd);
+
+        /* The node replaced by that file, as removing and re-adding the device does. */
+        snprintf(node, sizeof(node), "%s/dev/vfio/devices/vfio3", dir);
+        assert_int_equal(rename(path, node), 0);
+        assert_node_names(b, node, "0000:65:00.0");
+}
+
 static void test_identify_through_root(void **state) {
         SimTopology *t = topo_small();
         _cleanup_(backend_freep) Backend *b = NULL;
@@ -93,12 +134,7 @@ static void test_identify_through_root(void **state) {
 
         /* The node itself, and device_open(), name the device. */
         snprintf(path, sizeof(path), "%s/dev/vfio/devices/vfio3", dir);
-        fd = open(path, O_RDWR | O_CLOEXEC);
-        assert_true(fd >= 0);
-        assert_int_equal(b->ops->device_fd_identify(b, fd, &name, NULL), 0);
-        assert_string_equal(name, "0000:65:00.0");
-        free(name);
-        close(fd);
+        assert_node_names(b, path, "0000:65:00.0");
         assert_int_equal(b->ops->device_open(b, "0000:65:00.0", &fd, NULL), 0);
         assert_int_equal(b->ops->device_fd_identify(b, fd, &name, NULL), 0);
         free(name);
@@ -125,6 +161,7 @@ static void test_identify_through_root(void **state) {
         assert_int_equal(b->ops->device_bind(c, pipefd[0], &id, NULL), -ENODEV);
         assert_int_equal(b->ops->device_bind(c, fd, &id, NULL), 0);
         backend_context_free(c);
+        test_identify_regular_files(b, dir);
 
         close(fd);
         close(pipefd[0]);

@@ -126,11 +126,29 @@ static void run_random(uint64_t span, uint64_t unit, unsigned seed, unsigned n_o
                                 free(n);
                 } else if (kind < 6 && r.n > 0) {
                         size_t i = (size_t)rand() % r.n;
-                        IovaNode *n = r.a[i].node;
+                        IovaNode *n = r.a[i].node, *got = NULL;
 
-                        iova_tree_remove(&t, n);
+                        if (op % 2 == 0)
+                                iova_tree_remove(&t, n);
+                        else {
+                                uint64_t from = i > 0 ? r.a[i - 1].last + 1 : 0;
+
+                                /* A range that cuts the area takes nothing... */
+                                if (n->last > n->start) {
+                                        assert_int_equal(iova_tree_take_first(&t, n->start,
+                                                                              n->last - 1, &got),
+                                                         -ERANGE);
+                                        assert_ptr_equal(got, n);
+                                }
+                                /* ...one from the end of the area before it takes this one. */
+                                assert_int_equal(iova_tree_take_first(&t, from, n->last, &got),
+                                                 0);
+                                assert_ptr_equal(got, n);
+                        }
                         ref_remove(&r, i);
                         free(n);
+                        if (ref_overlap(&r, s, l) < 0)
+                                assert_int_equal(iova_tree_take_first(&t, s, l, &got), -ENOENT);
                 } else if (kind < 7) {
                         ssize_t i = ref_overlap(&r, s, s);
                         IovaNode *n = iova_tree_find(&t, s);

@@ -396,6 +396,80 @@ static void test_other_principal_denied(void **state) {
         session_free(s);
 }
 
+/* A batch outside the windows is refused whole, naming the area and whose windows. */
+static void expect_batch_outside(Session *s, uint32_t ioas, const SessionMapArgs *areas,
+                                 const char *whose) {
+        BrokerError err = BROKER_ERROR_INIT;
+        SessionInfo info;
+        uint64_t iovas[2];
+
+        assert_int_equal(session_map_batch(s, ioas, areas, 2, iovas, &err), -ERANGE);
+        assert_string_equal(err.error.name, "org.iommud.Broker.InvalidRange");
+        assert_int_equal(broker_error_get(&err, "area")->u64, 1);
+        assert_non_null(strstr(err.error.message, whose));
+        session_get_info(s, &info);
+        assert_int_equal(info.usage.mappings, 0);
+}
+
+static void test_batch_inside_windows(void **state) {
+        static const char windows[] =
+                "{ \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
+                "  \"grants\": { \"vm\": { \"principals\": [ { \"user\": 1000 } ],\n"
+                "    \"devices\": \"*\", \"iova-windows\": [ { \"start\": \"0x100000\",\n"
+                "    \"last\": \"0x1fffff\" } ] } } }\n";
+        Env *e = *state;
+        Policy *old = e->host.policy;
+        BrokerError err = BROKER_ERROR_INIT;
+        const TopoDevice *d;
+        SessionDeviceInfo info;
+        Session *s;
+        uint32_t ioas, hwpt;
+        uint64_t iovas[2], unmapped;
+        int fd = memfd(64 * 1024), dfd;
+        SessionMapArgs areas[2] = {
+                { .fd = fd, .length = 4096, .iova = 0x100000, .readable = true,
+                  .fixed_iova = true },
+                { .fd = fd, .length = 4096, .iova = 0x200000, .readable = true,
+                  .fixed_iova = true },
+        };
+
+        assert_int_equal(policy_load_string(&e->host.policy, "windows.json", windows,
+                                            strlen(windows), NULL, NULL),
+                         0);
+        policy_free(old);
+        s = new_session(e, 1000, 0);
+        assert_int_equal(session_create_address_space(s, &ioas, NULL), 0);
+        areas[0].ioas_id = areas[1].ioas_id = ioas;
+
+        /* No device attached: the principal's windows. */
+        expect_batch_outside(s, ioas, areas, "the policy grants.");
+
+        /* A device attached: its windows, by name. */
+        d = pick_device(e, false);
+        assert_non_null(d);
+        dfd = open_node(e, d);
+        assert_int_equal(session_attach_device_fd(s, dfd, &info, NULL), 0);
+        close(dfd);
+        assert_int_equal(session_attach_to_address_space(s, info.device_id, ioas, &hwpt, NULL), 0);
+        expect_batch_outside(s, ioas, areas, d->name);
+        assert_int_equal(session_map(s, &areas[1], &iovas[0], &err), -ERANGE);
+        assert_non_null(strstr(err.error.message, d->name));
+
+        areas[1].iova = 0x1ff000;
+        assert_int_equal(session_map_batch(s, ioas, areas, 2, iovas, NULL), 0);
+        assert_int_equal(session_unmap(s, ioas, 0x100000, 0x100000, &unmapped, NULL), 0);
+        assert_int_equal(unmapped, 8192);
+        close(fd);
+        session_free(s);
+
+        /* The group's policy again, for the tests after this one. */
+        old = e->host.policy;
+        assert_int_equal(policy_load_string(&e->host.policy, "policy.json", policy_text,
+                                            strlen(policy_text), NULL, NULL),
+                         0);
+        policy_free(old);
+}
+
 static void test_revalidate_drops_lost_grants(void **state) {
         Env *e = *state;
         static const char no_grant[] =
@@ -507,6 +581,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_fds),
                 cmocka_unit_test(test_sealed_memory_and_readonly_device),
                 cmocka_unit_test(test_other_principal_denied),
+                cmocka_unit_test(test_batch_inside_windows),
                 cmocka_unit_test(test_contracts_stop_at_the_boundary),
                 /* Last: it leaves the host with a policy that grants nothing. */
                 cmocka_unit_test(test_revalidate_drops_lost_grants),

@@ -7,6 +7,7 @@
  */
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,7 @@ static void sim_free(Backend *b) {
         free(s->groups);
         free(s->devices);
         free(s->root);
+        free(s->devices_dir);
         free(s);
 }
 
@@ -172,7 +174,7 @@ int backend_sim_new(Backend **ret, const SimTopology *topo, const char *root, Er
                            BACKEND_FEATURE_PASID | BACKEND_FEATURE_NESTING;
         if (root) {
                 s->root = strdup(root);
-                if (!s->root)
+                if (!s->root || asprintf(&s->devices_dir, "%s/dev/vfio/devices", root) < 0)
                         return error_set(err, -ENOMEM, "Out of memory");
         }
         if (topo) {

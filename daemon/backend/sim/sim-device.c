@@ -32,6 +32,7 @@ static bool driver_is_viable(const SimDevModel *m) {
 
 int sim_device_fd_identify_model(SimBackend *s, int fd, size_t *ret, Error *err) {
         struct stat st;
+        bool may_be_node;
         int fl;
 
         fl = fcntl(fd, F_GETFL);
@@ -49,7 +50,8 @@ int sim_device_fd_identify_model(SimBackend *s, int fd, size_t *ret, Error *err)
                                  S_ISCHR(st.st_mode) ? "character device that is not a VFIO cdev" :
                                  "special file");
 
-        for (size_t i = 0; i < s->n_devices; i++)
+        may_be_node = sim_file_may_be_node(s, &st);
+        for (size_t i = 0; may_be_node && i < s->n_devices; i++)
                 if (s->devices[i].cdev && sim_file_is_node(s, &s->devices[i], &st)) {
                         *ret = i;
                         return 0;

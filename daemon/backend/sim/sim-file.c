@@ -104,6 +104,21 @@ bool sim_file_is_node(SimBackend *s, SimDevModel *m, const struct stat *st) {
                nst.st_ino == st->st_ino;
 }
 
+/*
+ * The nodes of a root are files of ROOT/dev/vfio/devices (hot-plug renames new ones into it
+ * from a staging tree on the same file system), as every VFIO cdev is a character device of
+ * the VFIO major: a file on another file system, a memfd above all, is no node, which one
+ * stat of the directory tells without a path per device.  Without a root the anchors are
+ * memfds, whose identities sim_file_is_node() compares without a system call.
+ */
+bool sim_file_may_be_node(SimBackend *s, const struct stat *st) {
+        struct stat dst;
+
+        if (!s->root)
+                return true;
+        return stat(s->devices_dir, &dst) == 0 && dst.st_dev == st->st_dev;
+}
+
 int sim_file_open(SimBackend *s, SimDevModel *m, int *ret_fd) {
         int fd = open_fresh(s, m, O_RDWR);
 

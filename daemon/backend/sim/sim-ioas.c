@@ -137,7 +137,7 @@ static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_
                                  "Source offset 0x%" PRIx64 " is not aligned to %" PRIu64, source,
                                  ioas->alignment);
         }
-        a = malloc(sizeof(SimArea));
+        a = sim_spare_take(&c->sim->spare_areas, sizeof(SimArea));
         if (!a) {
                 sim_pages_unref(c, pages);
                 return error_set(err, -ENOMEM, "Out of memory for an area");
@@ -150,7 +150,7 @@ static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_
         };
         r = iova_tree_insert(&ioas->areas, &a->node);
         if (r < 0) {
-                free(a);
+                sim_spare_give(&c->sim->spare_areas, a);
                 sim_pages_unref(c, pages);
                 if (r == -ENOMEM)
                         return error_set(err, r, "Out of memory for the area tree");
@@ -162,7 +162,7 @@ static int ioas_insert_area(SimContext *c, SimIoas *ioas, uint64_t iova, uint64_
                 r = sim_area_pin(c, a, err);
                 if (r < 0) {
                         iova_tree_remove(&ioas->areas, &a->node);
-                        free(a);
+                        sim_spare_give(&c->sim->spare_areas, a);
                         sim_pages_unref(c, pages);
                         return r;
                 }
@@ -289,7 +289,7 @@ static void area_release(SimContext *c, SimArea *a) {
         c->sim->stats.mappings--;
         sim_area_unpin(c, a);
         sim_pages_unref(c, a->pages);
-        free(a);
+        sim_spare_give(&c->sim->spare_areas, a);
 }
 
 static void area_free(SimContext *c, SimIoas *ioas, SimArea *a) {
@@ -301,17 +301,26 @@ static void area_free(SimContext *c, SimIoas *ioas, SimArea *a) {
 /* Unmaps areas wholly inside [start, last] in order; a cut area stops it (not atomic). */
 static int ioas_unmap_range(SimContext *c, SimIoas *ioas, uint64_t start, uint64_t last,
                             uint64_t *ret_unmapped, Error *err) {
-        uint64_t unmapped = 0;
+        uint64_t unmapped = 0, from = start;
         IovaNode *n;
+        int r;
 
-        while ((n = iova_tree_first_overlap(&ioas->areas, start, last))) {
-                if (n->start < start || n->last > last)
+        /* One descent per area: found and removed together unless it is cut. */
+        while ((r = iova_tree_take_first(&ioas->areas, from, last, &n)) != -ENOENT) {
+                uint64_t n_last = n->last;
+
+                if (r < 0)
                         return error_set(err, -ENOENT,
                                          "Range 0x%" PRIx64 "-0x%" PRIx64
                                          " cuts the mapping 0x%" PRIx64 "-0x%" PRIx64,
-                                         start, last, n->start, n->last);
-                unmapped += n->last - n->start + 1;
-                area_free(c, ioas, (SimArea *)n);
+                                         start, last, n->start, n_last);
+                unmapped += n_last - n->start + 1;
+                sim_ioas_forget_dirty(ioas, n->start, n_last);
+                area_release(c, (SimArea *)n);
+                /* Areas are disjoint: none after one that ends at last is in the range. */
+                if (n_last == last)
+                        break;
+                from = n_last + 1;
         }
         if (unmapped == 0)
                 return error_set(err, -ENOENT,

@@ -200,7 +200,19 @@ static void file_put(SimBackend *s, SimFile *f) {
         free(f);
 }
 
+void sim_spares_free(SimSpares *l) {
+        while (l->head) {
+                void *p = l->head;
+
+                l->head = *(void **)p;
+                free(p);
+        }
+        l->n = 0;
+}
+
 void sim_memory_free(SimBackend *s) {
+        sim_spares_free(&s->spare_areas);
+        sim_spares_free(&s->spare_pages);
         while (s->accounts) {
                 SimAccount *a = s->accounts;
 
@@ -220,20 +232,19 @@ void sim_memory_free(SimBackend *s) {
 int sim_pages_new_file(SimContext *c, int fd, const struct stat *st, SimAccountMode mode,
                        SimPages **ret, Error *err) {
         SimPages *p;
+        SimFile *f = NULL;
         int r;
 
-        p = calloc(1, sizeof(SimPages));
-        if (!p)
-                return error_set(err, -ENOMEM, "Out of memory for pages");
-        r = file_get(c->sim, fd, st, &p->file, err);
-        if (r < 0) {
-                free(p);
+        r = file_get(c->sim, fd, st, &f, err);
+        if (r < 0)
                 return r;
+        p = sim_spare_take(&c->sim->spare_pages, sizeof(SimPages));
+        if (!p) {
+                file_put(c->sim, f);
+                return error_set(err, -ENOMEM, "Out of memory for pages");
         }
-        p->account = mode_account(c, mode);
-        p->refs = 1;
-        p->spans = &p->first_span;
-        p->max_spans = 1;
+        *p = (SimPages){ .file = f, .account = mode_account(c, mode), .refs = 1,
+                         .spans = &p->first_span, .max_spans = 1 };
         *ret = p;
         return 0;
 }
@@ -246,7 +257,7 @@ void sim_pages_unref(SimContext *c, SimPages *p) {
                 file_put(c->sim, p->file);
         if (p->spans != &p->first_span)
                 free(p->spans);
-        free(p);
+        sim_spare_give(&c->sim->spare_pages, p);
 }
 
 static SimSpan area_span(const SimArea *a) {
@@ -268,14 +279,12 @@ int sim_area_share(SimContext *c, SimArea *a, SimPages **ret) {
                 *ret = a->pages;
                 return 0;
         }
-        p = calloc(1, sizeof(SimPages));
+        p = sim_spare_take(&c->sim->spare_pages, sizeof(SimPages));
         if (!p)
                 return -ENOMEM;
-        p->account = mode_account(c, area_mode(a));
-        p->phantom = a->flags & AREA_PHANTOM;
-        p->refs = 1;
-        p->spans = &p->first_span;
-        p->max_spans = 1;
+        *p = (SimPages){ .account = mode_account(c, area_mode(a)),
+                         .phantom = a->flags & AREA_PHANTOM, .refs = 1,
+                         .spans = &p->first_span, .max_spans = 1 };
         if (a->flags & AREA_PINNED) {
                 /* What the area pinned alone, and was charged for, moves to the pages. */
                 p->first_span = area_span(a);

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -113,9 +114,22 @@ struct SimFile {
         unsigned refs; /* pages that map it */
 };
 
+/*
+ * Objects a map or unmap gave back, kept for the next ones (a list through their first
+ * word), so that a warm map allocates nothing: at most SIM_SPARES_MAX of each kind, the
+ * rest is freed.
+ */
+typedef struct SimSpares {
+        void *head;
+        size_t n;
+} SimSpares;
+
+#define SIM_SPARES_MAX 1024
+
 struct SimBackend {
         Backend base;
         char *root;
+        char *devices_dir; /* ROOT/dev/vfio/devices, where the nodes are; NULL without a root */
         SimIommuModel *iommus;
         size_t n_iommus;
         SimGroupModel *groups;
@@ -133,6 +147,7 @@ struct SimBackend {
         SimAccount *accounts;
         bool no_ipc_lock;      /* the mapper lacks CAP_IPC_LOCK: pins are charged */
         uint64_t memlock_limit; /* its RLIMIT_MEMLOCK in bytes */
+        SimSpares spare_areas, spare_pages;
 };
 
 /* ---- per-context objects ---- */
@@ -321,6 +336,34 @@ static inline SimIoas *sim_hwpt_ioas(SimHwpt *h) {
         return h->parent ? h->parent->ioas : h->ioas;
 }
 
+/* ---- spare objects ---- */
+
+/* An object of size bytes (uninitialized): a spare one, else a new one; NULL. */
+static inline void *sim_spare_take(SimSpares *l, size_t size) {
+        void *p = l->head;
+
+        if (!p)
+                return malloc(size);
+        l->head = *(void **)p;
+        l->n--;
+        return p;
+}
+
+/* Gives p (which may be NULL) back to l, or frees it when l is full. */
+static inline void sim_spare_give(SimSpares *l, void *p) {
+        if (!p)
+                return;
+        if (l->n >= SIM_SPARES_MAX) {
+                free(p);
+                return;
+        }
+        *(void **)p = l->head;
+        l->head = p;
+        l->n++;
+}
+
+void sim_spares_free(SimSpares *l);
+
 /* ---- object table (sim-context.c) ---- */
 
 /* Frees c and every object in it, whatever holds them. */
@@ -377,6 +420,8 @@ int sim_file_anchor(SimBackend *s, SimDevModel *m);
 int sim_file_node(SimBackend *s, SimDevModel *m, struct stat *ret);
 /* Whether st (of a client's fd) is the device's node. */
 bool sim_file_is_node(SimBackend *s, SimDevModel *m, const struct stat *st);
+/* Whether st can be the node of any device: false rules out every device with one stat. */
+bool sim_file_may_be_node(SimBackend *s, const struct stat *st);
 /* A new open file of the device's node, O_RDWR. */
 int sim_file_open(SimBackend *s, SimDevModel *m, int *ret_fd);
 /* Whether some open file of the node holds the binding's lock. */
