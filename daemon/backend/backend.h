@@ -308,6 +308,12 @@ struct Backend {
 
 struct BackendContext {
         Backend *backend;
+        /*
+         * Set by a caller that checks, just before every ioas_map_file(), that the fd's access
+         * mode allows the map's flags and no write seal forbids it (the session core does): the
+         * backend need not ask the kernel again.
+         */
+        bool fds_checked;
 };
 
 const char *backend_feature_to_string(BackendFeature f);

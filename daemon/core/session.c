@@ -236,6 +236,7 @@ int session_new(Session **ret, SessionHost *host, PeerCreds *creds, BrokerError 
         r = host->backend->ops->context_new(host->backend, &s->ctx, &be);
         if (r < 0)
                 return broker_error_from_backend(err, "open an iommufd context", &be);
+        s->ctx->fds_checked = true; /* check_memory_fd() before every map */
 
         session_link(s);
         if (host->on_session)

@@ -356,7 +356,7 @@ static bool fallback_fd_allows(int fd, int prot) {
  * A cached mapping of the file that covers [offset, offset+length), has at least prot and
  * puts offset at a VA congruent to it modulo align.  The fd must allow prot itself: the
  * mapping may have been made through another open file description of the same file, or
- * before a write seal.
+ * before a write seal.  A context whose caller checks that (fds_checked) is not asked twice.
  */
 static FallbackMap *fallback_cache_find(KernelContext *c, int fd, const struct stat *st,
                                         uint64_t offset, uint64_t length, int prot,
@@ -369,7 +369,7 @@ static FallbackMap *fallback_cache_find(KernelContext *c, int fd, const struct s
                     offset - m->offset > m->length || length > m->length - (offset - m->offset) ||
                     (((uintptr_t)m->addr - m->offset) & (align - 1)))
                         continue;
-                return fallback_fd_allows(fd, prot) ? m : NULL;
+                return c->base.fds_checked || fallback_fd_allows(fd, prot) ? m : NULL;
         }
         return NULL;
 }
