@@ -153,6 +153,35 @@ static void close_cmsg_fds(struct msghdr *mh) {
                 }
 }
 
+/* The fds of one read's control data in *ret (in the reader's spare list when they fit). */
+static int reader_take_fds(VarlinkReader *r, struct msghdr *mh, FdList **ret) {
+        int r2;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+                size_t k;
+                int buf[VARLINK_FDS_MAX];
+
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                memcpy(buf, CMSG_DATA(c), k * sizeof(int));
+                if (*ret || k == 0) {
+                        /* The kernel hands over one SCM_RIGHTS per read; anything else is odd. */
+                        for (size_t i = 0; i < k; i++)
+                                safe_close(buf[i]);
+                        continue;
+                }
+                *ret = TAKE_PTR(r->spare);
+                r2 = fdlist_refill(ret, buf, k);
+                if (r2 < 0) {
+                        for (size_t i = 0; i < k; i++)
+                                safe_close(buf[i]);
+                        return r2;
+                }
+        }
+        return 0;
+}
+
 int varlink_reader_fill(VarlinkReader *r, int fd, Error *err) {
         struct iovec iov;
         struct msghdr mh = {
@@ -184,28 +213,9 @@ int varlink_reader_fill(VarlinkReader *r, int fd, Error *err) {
                                  r->max_fds);
         }
 
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                size_t k;
-                int buf[VARLINK_FDS_MAX];
-
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                memcpy(buf, CMSG_DATA(c), k * sizeof(int));
-                if (fds || k == 0) {
-                        /* The kernel hands over one SCM_RIGHTS per read; anything else is odd. */
-                        for (size_t i = 0; i < k; i++)
-                                safe_close(buf[i]);
-                        continue;
-                }
-                fds = TAKE_PTR(r->spare);
-                r2 = fdlist_refill(&fds, buf, k);
-                if (r2 < 0) {
-                        for (size_t i = 0; i < k; i++)
-                                safe_close(buf[i]);
-                        return r2;
-                }
-        }
+        r2 = reader_take_fds(r, &mh, &fds);
+        if (r2 < 0)
+                return r2;
 
         if (n == 0) {
                 /* Fds with no bytes cannot belong to any message. */

@@ -151,7 +151,19 @@ void connection_call_done(VarlinkConnection *c, VarlinkCall *call);
 int server_reply_append(VarlinkWriter *w, const char *error, json_object *params,
                         const char *params_text, size_t params_len, bool continues);
 
+/* A call's envelope: what it asks for and how it wants its replies. */
+typedef struct Envelope {
+        const char *method;
+        json_object *params;
+        bool oneway, more, upgrade;
+} Envelope;
+
 /* varlink-server-connection.c */
+/* The call of message, which it takes with fds; the connection holds a reference too. */
+int server_call_new(VarlinkConnection *c, json_object *message, FdList *fds, const Envelope *e,
+                    VarlinkCall **ret);
+/* After the handler: a call it neither answered nor kept gets an error, not silence. */
+int server_call_finish(VarlinkConnection *c, VarlinkCall *call, int r);
 /* Has the connection processed from the loop soon (not from inside a caller's stack). */
 void connection_schedule(VarlinkConnection *c);
 void connection_disconnect(VarlinkConnection *c);
@@ -159,6 +171,15 @@ void connection_disconnect(VarlinkConnection *c);
 void connection_mark_active(VarlinkConnection *c);
 /* While its unsent replies exceed this, a connection's next call waits. */
 size_t connection_pipeline_bytes(const VarlinkServer *s);
+
+/* varlink-server-stream.c */
+/*
+ * Serves a call of a streamed method without a json-c tree: 1 when it did, 0 when the
+ * message is not one for this path (json-c reads it then), or a negative errno.  Takes *fds
+ * only when it serves the call.
+ */
+int connection_dispatch_stream(VarlinkConnection *c, const char *text, size_t len,
+                               FdList **fds);
 
 /* varlink-server-methods.c */
 /* Indexes the methods of every interface the server has; after each one added. */
