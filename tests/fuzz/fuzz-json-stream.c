@@ -92,6 +92,17 @@ static void check_scalars(json_object *o, JsonStream *s) {
         json_dispatch_clear(scalar_fields, &b);
 }
 
+static void same_nested(const Nested *a, const Nested *b) {
+        same_scalars(&a->inner, &b->inner);
+        if (a->n_ranges != b->n_ranges || a->bits != b->bits)
+                abort();
+        for (size_t i = 0; i < a->n_ranges; i++)
+                if (a->ranges[i].start != b->ranges[i].start ||
+                    a->ranges[i].last != b->ranges[i].last ||
+                    !same_string(a->ranges[i].name, b->ranges[i].name))
+                        abort();
+}
+
 static void check_nested(json_object *o, JsonStream *s) {
         Nested a = { .inner.i = -1 }, b = { .inner.i = -1 };
         const char *fa = NULL, *fb = NULL;
@@ -101,16 +112,8 @@ static void check_nested(json_object *o, JsonStream *s) {
         ra = json_dispatch(o, nested_fields, &a, "", &fa, &ea);
         rb = json_stream_dispatch(s, s->tape, nested_fields, &b, "", &fb, &eb);
         same_result(ra, rb, fa, fb);
-        if (ra >= 0) {
-                same_scalars(&a.inner, &b.inner);
-                if (a.n_ranges != b.n_ranges || a.bits != b.bits)
-                        abort();
-                for (size_t i = 0; i < a.n_ranges; i++)
-                        if (a.ranges[i].start != b.ranges[i].start ||
-                            a.ranges[i].last != b.ranges[i].last ||
-                            !same_string(a.ranges[i].name, b.ranges[i].name))
-                                abort();
-        }
+        if (ra >= 0)
+                same_nested(&a, &b);
         json_dispatch_clear(nested_fields, &a);
         json_dispatch_clear(nested_fields, &b);
 }
@@ -135,14 +138,7 @@ static void check_cursor(const uint8_t *data, size_t size, json_object *o) {
         if (json_cursor_decode_object(&c, nested_fields, &n) >= 0 && json_cursor_end(&c) >= 0) {
                 if (!o || json_dispatch(o, nested_fields, &m, "", NULL, NULL) < 0)
                         abort();
-                same_scalars(&n.inner, &m.inner);
-                if (n.n_ranges != m.n_ranges || n.bits != m.bits)
-                        abort();
-                for (size_t i = 0; i < n.n_ranges; i++)
-                        if (n.ranges[i].start != m.ranges[i].start ||
-                            n.ranges[i].last != m.ranges[i].last ||
-                            !same_string(n.ranges[i].name, m.ranges[i].name))
-                                abort();
+                same_nested(&n, &m);
         }
         json_dispatch_clear(scalar_fields, &x);
         json_dispatch_clear(scalar_fields, &y);
