@@ -474,6 +474,12 @@ static void on_connection_read(evutil_socket_t fd, short what, void *userdata) {
                  * the replies go out a read() sooner. */
                 if (!connection_may_dispatch(c) || varlink_reader_drained(c->reader))
                         break;
+                /* The first read's replies go out before the next read, which after a call that
+                 * carried fds (the kernel ends a read at them) usually finds nothing: a client
+                 * that waits for its reply gets it a system call sooner, and calls that come in
+                 * a row still leave together after the first. */
+                if (i == 0 && !c->closing && varlink_writer_flush(c->writer, c->fd) < 0)
+                        break;
         }
         connection_process(c);
 }
