@@ -355,14 +355,6 @@ static bool type_takes(JsonDispatchType t, JsonDispatchKind k) {
         return t != JSON_DISPATCH_ARRAY && t != JSON_DISPATCH_OBJECT;
 }
 
-/* Whether entry is name (len bytes): names are short, a loop beats a call. */
-static bool name_is(const char *entry, const char *name, size_t len) {
-        for (size_t i = 0; i < len; i++)
-                if (entry[i] != name[i] || entry[i] == '\0')
-                        return false;
-        return entry[len] == '\0';
-}
-
 /* Entries of one name sit in a row from f on: the first that takes the kind, else the last. */
 static const JsonDispatchField *pick_kind(const JsonDispatchField *f, JsonDispatchKind kind) {
         for (;; f++)
@@ -376,7 +368,7 @@ const JsonDispatchField *json_dispatch_find(const JsonDispatchField *table, cons
 
         if (!table || !name)
                 return NULL;
-        while (f->name && !name_is(f->name, name, len))
+        while (f->name && !json_dispatch_name_is(f->name, name, len))
                 f++;
         return f->name ? pick_kind(f, kind) : NULL;
 }
@@ -388,7 +380,7 @@ const JsonDispatchField *json_dispatch_find_next(const JsonDispatchField *table,
 
         /* Members mostly come in the table's order: the entry after the last one is tried
          * first, if it starts the run of its name. */
-        if (f && f->name && name && name_is(f->name, name, len) && !name_is(last->name, name, len))
+        if (f && f->name && name && json_dispatch_name_is(f->name, name, len) && !json_dispatch_name_is(last->name, name, len))
                 return pick_kind(f, kind);
         return json_dispatch_find(table, name, len, kind);
 }

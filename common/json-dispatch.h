@@ -184,6 +184,15 @@ void json_dispatch_clear(const JsonDispatchField *table, void *target);
 /* The entry for member name (len bytes) with a value of kind; NULL when the table has none. */
 const JsonDispatchField *json_dispatch_find(const JsonDispatchField *table, const char *name,
                                             size_t len, JsonDispatchKind kind);
+/* Whether a table entry's name is name (len bytes, no NUL): names are short, a loop beats a
+ * call. */
+static inline bool json_dispatch_name_is(const char *entry, const char *name, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (entry[i] != name[i] || entry[i] == '\0')
+                        return false;
+        return entry[len] == '\0';
+}
+
 /* The same, trying first the entry after last (the entry found for the previous member). */
 const JsonDispatchField *json_dispatch_find_next(const JsonDispatchField *table,
                                                  const JsonDispatchField *last, const char *name,

@@ -737,10 +737,20 @@ int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, voi
 
         k = json_cursor_enter_object(c);
         while (k >= 0 && (k = json_cursor_next_member(c, &name, &len)) > 0) {
+                const JsonDispatchField *next = f ? f + 1 : table;
                 uint64_t bit;
 
-                f = json_dispatch_find_next(table, f, name, len, cursor_kind(c->r.p));
-                if (!f || f - table >= 64 || in_run(table, f))
+                /* Members mostly come in the table's order; a name of one entry alone is the
+                 * table's only entry of that name (entries of one name sit in a row). */
+                if (next->name && json_dispatch_name_is(next->name, name, len) &&
+                    !in_run(table, next))
+                        f = next;
+                else {
+                        f = json_dispatch_find(table, name, len, cursor_kind(c->r.p));
+                        if (!f || in_run(table, f))
+                                return -EAGAIN;
+                }
+                if (f - table >= 64)
                         return -EAGAIN;
                 bit = UINT64_C(1) << (f - table);
                 if (seen & bit)
