@@ -400,6 +400,10 @@ static bool same_name(const JsonDispatchField *a, const JsonDispatchField *b) {
         return a->name[0] == b->name[0] && streq(a->name, b->name);
 }
 
+bool json_dispatch_in_run(const JsonDispatchField *table, const JsonDispatchField *f) {
+        return (f[1].name && same_name(&f[1], f)) || (f > table && same_name(&f[-1], f));
+}
+
 /* True when an entry named like table[i] was given: one of the run of that name around it. */
 static bool name_seen(const JsonDispatchField *table, size_t i, uint64_t seen) {
         size_t first = i, last = i;

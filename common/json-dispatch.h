@@ -197,6 +197,8 @@ static inline bool json_dispatch_name_is(const char *entry, const char *name, si
 const JsonDispatchField *json_dispatch_find_next(const JsonDispatchField *table,
                                                  const JsonDispatchField *last, const char *name,
                                                  size_t len, JsonDispatchKind kind);
+/* Whether f (an entry of table) shares its name with a neighbour: a member taken two ways. */
+bool json_dispatch_in_run(const JsonDispatchField *table, const JsonDispatchField *f);
 /* Decodes one non-container value for f into the struct at target (path names the member). */
 int json_dispatch_value(const JsonDispatchField *f, const JsonDispatchValue *v, void *target,
                         const JsonDispatchPath *path, Error *err);

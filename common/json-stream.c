@@ -722,12 +722,6 @@ int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *ta
         return 0;
 }
 
-/* Whether f shares its name with a neighbour (a member the tables may take two ways). */
-static bool in_run(const JsonDispatchField *table, const JsonDispatchField *f) {
-        return (f[1].name && f[1].name[0] == f->name[0] && streq(f[1].name, f->name)) ||
-               (f > table && f[-1].name[0] == f->name[0] && streq(f[-1].name, f->name));
-}
-
 int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, void *target) {
         const JsonDispatchField *f = NULL;
         uint64_t seen = 0;
@@ -743,11 +737,11 @@ int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, voi
                 /* Members mostly come in the table's order; a name of one entry alone is the
                  * table's only entry of that name (entries of one name sit in a row). */
                 if (next->name && json_dispatch_name_is(next->name, name, len) &&
-                    !in_run(table, next))
+                    !json_dispatch_in_run(table, next))
                         f = next;
                 else {
                         f = json_dispatch_find(table, name, len, cursor_kind(c->r.p));
-                        if (!f || in_run(table, f))
+                        if (!f || json_dispatch_in_run(table, f))
                                 return -EAGAIN;
                 }
                 if (f - table >= 64)
