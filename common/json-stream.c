@@ -574,6 +574,21 @@ int json_stream_dispatch(JsonStream *s, const JsonStreamToken *o, const JsonDisp
  * and the tables would refuse, nor differ in a value.
  */
 
+/*
+ * Whether the member name at p (on its opening quote) is entry's, followed by its closing
+ * quote: compared as it is read, with no scan before.  An escape never matches (entry names
+ * hold none), and the text's NUL stops the loop.
+ */
+static inline bool name_at(const char *p, const char *entry, size_t *ret_len) {
+        size_t i = 0;
+
+        for (p++; entry[i] != '\0'; i++)
+                if (p[i] != entry[i])
+                        return false;
+        *ret_len = i;
+        return p[i] == '"';
+}
+
 void json_cursor_init(JsonCursor *c, char *text, size_t len, unsigned max_depth) {
         assert(c && text && text[len] == '\0');
         *c = (JsonCursor){ .r = { .p = text, .end = text + len, .max_depth = max_depth } };
@@ -766,19 +781,44 @@ int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *ta
         return 0;
 }
 
-/*
- * Whether the member name at p (on its opening quote) is entry's, followed by its closing
- * quote: compared as it is read, with no scan before.  An escape never matches (entry names
- * hold none), and the text's NUL stops the loop.
- */
-static inline bool name_at(const char *p, const char *entry, size_t *ret_len) {
-        size_t i = 0;
+/* json_cursor_member_is() for a table entry's name, whose length is not known. */
+static inline int member_is(JsonCursor *c, const char *name) {
+        char *p = skip_space(c->r.p);
+        size_t len;
 
-        for (p++; entry[i] != '\0'; i++)
-                if (p[i] != entry[i])
-                        return false;
-        *ret_len = i;
-        return p[i] == '"';
+        if (!c->first) {
+                if (*p != ',')
+                        return 0;
+                p = skip_space(p + 1);
+        }
+        if (*p != '"' || !name_at(p, name, &len))
+                return 0;
+        p = skip_space(p + len + 2);
+        if (*p != ':')
+                return 0;
+        c->r.p = skip_space(p + 1);
+        c->first = false;
+        return 1;
+}
+
+int json_cursor_member_is(JsonCursor *c, const char *name, size_t len) {
+        char *p = skip_space(c->r.p);
+
+        if (!c->first) {
+                if (*p != ',')
+                        return 0;
+                p = skip_space(p + 1);
+        }
+        /* name holds no '"', '\\' or NUL, so the quote after it ends a plain name. */
+        if (*p != '"' || (size_t)(c->r.end - p) < len + 2 || memcmp(p + 1, name, len) != 0 ||
+            p[len + 1] != '"')
+                return 0;
+        p = skip_space(p + len + 2);
+        if (*p != ':')
+                return 0;
+        c->r.p = skip_space(p + 1);
+        c->first = false;
+        return 1;
 }
 
 /*
@@ -793,27 +833,13 @@ static int cursor_member(JsonCursor *c, const JsonDispatchField *table, size_t *
         size_t len;
         int k;
 
-        c->r.p = skip_space(c->r.p);
-        if (*c->r.p != (c->first ? '"' : ',')) { /* the object's end, or a mistake */
-                k = json_cursor_next_member(c, &name, &len);
-                return k > 0 ? -EAGAIN : k;
-        }
-        if (!c->first)
-                c->r.p = skip_space(c->r.p + 1);
-        if (*c->r.p == '"' && next->name && name_at(c->r.p, next->name, &len) &&
-            !json_dispatch_in_run(table, next)) {
-                c->r.p = skip_space(c->r.p + len + 2);
-                if (*c->r.p != ':')
-                        return -EAGAIN;
-                c->r.p = skip_space(c->r.p + 1);
-                c->first = false;
+        if (next->name && !json_dispatch_in_run(table, next) && member_is(c, next->name)) {
                 *i += 1;
                 return 1;
         }
-        c->first = true; /* the separator is behind: read the member as the first one */
         k = json_cursor_next_member(c, &name, &len);
         if (k <= 0)
-                return k < 0 ? k : -EAGAIN;
+                return k;
         f = json_dispatch_find(table, name, len, cursor_kind(c->r.p));
         if (!f || json_dispatch_in_run(table, f))
                 return -EAGAIN;
@@ -831,7 +857,10 @@ int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, voi
                 if (i >= 64 || (seen & (UINT64_C(1) << i)))
                         return -EAGAIN;
                 seen |= UINT64_C(1) << i;
-                k = json_cursor_decode_value(c, &table[i], target);
+                c->r.p = skip_space(c->r.p);
+                k = cursor_plain(c, &table[i], target);
+                if (k == 0)
+                        k = json_cursor_decode_value(c, &table[i], target);
         }
         if (k < 0 || json_dispatch_finish(table, seen, target, NULL, NULL, NULL) < 0)
                 return -EAGAIN;
@@ -850,14 +879,30 @@ int json_cursor_bool(JsonCursor *c, bool *ret) {
 }
 
 int json_cursor_string(JsonCursor *c, const char **ret, size_t *ret_len) {
-        JsonDispatchValue v;
+        JsonStreamToken t;
+        int k;
 
         c->r.p = skip_space(c->r.p);
-        if (*c->r.p != '"' || cursor_scalar(c, &v) < 0 || memchr(v.text, '\0', v.length))
+        if (*c->r.p != '"')
                 return -EAGAIN;
-        *ret = v.text;
-        *ret_len = v.length;
+        k = read_string(&c->r, &t);
+        /* A plain run stops at a NUL: only a decoded string can hold one. */
+        if (k < 0 || (k > 0 && memchr(t.text, '\0', t.length)))
+                return -EAGAIN;
+        *ret = t.text;
+        *ret_len = t.length;
         return 0;
+}
+
+bool json_cursor_string_is(JsonCursor *c, const char *text, size_t len) {
+        char *p = skip_space(c->r.p);
+
+        /* The text holds no '"', '\\' or NUL, so the quote after it ends a plain string. */
+        if (*p != '"' || (size_t)(c->r.end - p) < len + 2 || memcmp(p + 1, text, len) != 0 ||
+            p[len + 1] != '"')
+                return false;
+        c->r.p = p + len + 2;
+        return true;
 }
 
 int json_cursor_end(JsonCursor *c) {
