@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert-util.h"
 #include "json-reader.h"
 #include "macros.h"
 
@@ -114,7 +115,124 @@ static int cursor_scalar(JsonCursor *c, JsonDispatchValue *ret) {
 }
 
 /* The elements of the array at the cursor, for f; a growing array when f has element_size. */
-static int cursor_array(JsonCursor *c, const JsonDispatchField *f, void *target) {
+/* ---- plans ----------------------------------------------------------------------------- */
+
+enum {
+        PLAIN_NONE, /* not stored without the tables */
+        PLAIN_U64,
+        PLAIN_U32,
+        PLAIN_FD,
+        PLAIN_BOOL,
+        PLAIN_UNSIGNED, /* another unsigned entry, stored by json_dispatch_unsigned() */
+};
+
+#define PLAN_NAME_MAX 16 /* longer names are compared byte by byte */
+
+typedef struct PlanEntry {
+        uint64_t word[2], mask[2]; /* the name as it lies in the text, and which bytes count */
+        uint32_t len;
+        uint8_t plain;
+        bool in_run;
+        JsonCursorPlan *sub; /* OBJECT, or ARRAY of OBJECT: the plan of that object's table */
+} PlanEntry;
+
+struct JsonCursorPlan {
+        const JsonDispatchField *table;
+        size_t n;
+        /* The entries json_dispatch_finish() must see given (required ones, fds): when they
+         * are, and no two entries share a name, an object is complete without it. */
+        uint64_t wanted;
+        bool runs;
+        PlanEntry entry[]; /* n + 1: the last as the table's end */
+};
+
+JsonCursorPlan *json_cursor_plan_free(JsonCursorPlan *plan) {
+        if (plan) {
+                for (size_t i = 0; i < plan->n; i++)
+                        json_cursor_plan_free(plan->entry[i].sub);
+                free(plan);
+        }
+        return NULL;
+}
+
+static uint8_t plain_of(const JsonDispatchField *f) {
+        bool bounded = f->max != 0 || f->min > 0;
+
+        switch (f->type) {
+        case JSON_DISPATCH_BOOL:
+                return PLAIN_BOOL;
+        case JSON_DISPATCH_UINT64:
+                return bounded ? PLAIN_UNSIGNED : PLAIN_U64;
+        case JSON_DISPATCH_UINT32:
+                return bounded ? PLAIN_UNSIGNED : PLAIN_U32;
+        case JSON_DISPATCH_FD_INDEX:
+                return bounded ? PLAIN_UNSIGNED : PLAIN_FD;
+        case JSON_DISPATCH_UINT8:
+        case JSON_DISPATCH_UINT16:
+                return PLAIN_UNSIGNED;
+        default:
+                return PLAIN_NONE;
+        }
+}
+
+/* The table of the object an entry's value is (itself, or each element of its array). */
+static const JsonDispatchField *object_table(const JsonDispatchField *f) {
+        if (f->type == JSON_DISPATCH_OBJECT)
+                return f->fields;
+        if (f->type == JSON_DISPATCH_ARRAY && f->element && f->element->type == JSON_DISPATCH_OBJECT)
+                return f->element->fields;
+        return NULL;
+}
+
+int json_cursor_plan_new(const JsonDispatchField *table, JsonCursorPlan **ret) {
+        JsonCursorPlan *plan;
+        size_t n = 0;
+        int r;
+
+        assert_return(table && ret, -EINVAL);
+        while (table[n].name)
+                n++;
+        assert_return(n <= 64, -E2BIG);
+        plan = calloc(1, sizeof(*plan) + (n + 1) * sizeof(PlanEntry));
+        if (!plan)
+                return -ENOMEM;
+        *plan = (JsonCursorPlan){ .table = table, .n = n };
+        for (size_t i = 0; i < n; i++) {
+                PlanEntry *e = &plan->entry[i];
+                const JsonDispatchField *sub = object_table(&table[i]);
+
+                e->len = (uint32_t)strlen(table[i].name);
+                if (e->len <= PLAN_NAME_MAX) {
+                        uint8_t word[PLAN_NAME_MAX] = {}, mask[PLAN_NAME_MAX] = {};
+
+                        memcpy(word, table[i].name, e->len);
+                        memset(mask, 0xff, e->len);
+                        memcpy(e->word, word, sizeof(word));
+                        memcpy(e->mask, mask, sizeof(mask));
+                }
+                e->plain = plain_of(&table[i]);
+                e->in_run = json_dispatch_in_run(table, &table[i]);
+                plan->runs |= e->in_run;
+                if ((table[i].flags & JSON_DISPATCH_REQUIRED) || table[i].type == JSON_DISPATCH_FD_INDEX)
+                        plan->wanted |= UINT64_C(1) << i;
+                if (sub && (r = json_cursor_plan_new(sub, &e->sub)) < 0) {
+                        json_cursor_plan_free(plan);
+                        return r;
+                }
+        }
+        *ret = plan;
+        return 0;
+}
+
+/* ---- decoding -------------------------------------------------------------------------- */
+
+static int decode_object(JsonCursor *c, const JsonDispatchField *table, const JsonCursorPlan *plan,
+                         void *target);
+static int decode_value(JsonCursor *c, const JsonDispatchField *f, const JsonCursorPlan *sub,
+                        void *target);
+
+static int cursor_array(JsonCursor *c, const JsonDispatchField *f, const JsonCursorPlan *sub,
+                        void *target) {
         uint8_t *base = (uint8_t *)target + f->offset;
         size_t *count = f->element_size > 0 ? (size_t *)((uint8_t *)target + f->count_offset) : NULL;
         size_t n = 0, capacity = 0;
@@ -148,7 +266,7 @@ static int cursor_array(JsonCursor *c, const JsonDispatchField *f, void *target)
                         element = *(uint8_t **)base + n * f->element_size;
                         *count = n + 1; /* so that clearing frees what the element holds */
                 }
-                k = json_cursor_decode_value(c, f->element, element);
+                k = decode_value(c, f->element, sub, element);
                 if (k < 0)
                         return k;
                 n++;
@@ -159,59 +277,91 @@ static int cursor_array(JsonCursor *c, const JsonDispatchField *f, void *target)
         return 0;
 }
 
-/*
- * A plain integer for an unsigned entry, or true or false for a BOOL one, decoded without a
- * token: 1 when it took the value, 0 when the value is not that plain (the tables then read
- * it), -EAGAIN for one they would refuse.  Whatever follows the value is the caller's to
- * check, as after any value: a ',', '}' or ']'.
- */
-static int cursor_plain(JsonCursor *c, const JsonDispatchField *f, void *target) {
-        const char *p = c->r.p;
-        uint64_t u = 0;
+/* The plain digits at p as u; their count, or 0 for anything the tables must read ("01",
+ * "1.5", "1e3", more than the 19 digits that always fit). */
+static inline size_t plain_digits(const char *p, uint64_t *u) {
         size_t n = 0;
 
-        switch (f->type) {
-        case JSON_DISPATCH_UINT8: case JSON_DISPATCH_UINT16: case JSON_DISPATCH_UINT32:
-        case JSON_DISPATCH_UINT64: case JSON_DISPATCH_FD_INDEX:
-                while (is_class(p[n], CLASS_DIGIT))
-                        u = u * 10 + (unsigned)(p[n++] - '0');
-                /* 19 digits always fit; "01", "1.5", "1e3" and longer ones are the tables'. */
-                if (n == 0 || n > 19 || (p[0] == '0' && n > 1) || p[n] == '.' || p[n] == 'e' ||
-                    p[n] == 'E')
+        *u = 0;
+        while (is_class(p[n], CLASS_DIGIT))
+                *u = *u * 10 + (unsigned)(p[n++] - '0');
+        if (n > 19 || (p[0] == '0' && n > 1) || p[n] == '.' || p[n] == 'e' || p[n] == 'E')
+                return 0;
+        return n;
+}
+
+/* true or false at p: its length, 0 for anything else. */
+static inline size_t plain_bool(const char *p, bool *b) {
+        if (word_at(p, "true", 4))
+                return *b = true, 4;
+        if (word_at(p, "false", 5))
+                return *b = false, 5;
+        return 0;
+}
+
+/*
+ * The value at the cursor for f, decoded without a token when it is plain for how it is
+ * stored (plain: PLAIN_*): 1 when it took the value, 0 when the value is not that plain (the
+ * tables then read it), -EAGAIN for one they would refuse.  Whatever follows the value is the
+ * caller's to check, as after any value: a ',', '}' or ']'.
+ */
+static _always_inline_ int cursor_plain(JsonCursor *c, const JsonDispatchField *f, uint8_t plain,
+                               void *target) {
+        uint8_t *at = (uint8_t *)target + f->offset;
+        uint64_t u;
+        size_t n;
+        bool b;
+
+        switch (plain) {
+        case PLAIN_U64:
+        case PLAIN_U32:
+        case PLAIN_FD:
+        case PLAIN_UNSIGNED:
+                n = plain_digits(c->r.p, &u);
+                if (n == 0)
                         return 0;
-                if (json_dispatch_unsigned(f, u, target) < 0)
+                if (plain == PLAIN_U64)
+                        *(uint64_t *)at = u;
+                else if (plain == PLAIN_U32 && u <= UINT32_MAX)
+                        *(uint32_t *)at = (uint32_t)u;
+                else if (plain == PLAIN_FD && u < JSON_DISPATCH_FD_NONE)
+                        *(JsonDispatchFd *)at = (JsonDispatchFd){ .index = (uint32_t)u, .fd = -EBADF };
+                else if (json_dispatch_unsigned(f, u, target) < 0)
                         return -EAGAIN;
-                break;
-        case JSON_DISPATCH_BOOL:
-                if (word_at(p, "true", 4))
-                        n = 4;
-                else if (word_at(p, "false", 5))
-                        n = 5;
                 else
+                        break; /* it marked the member given */
+                goto given;
+        case PLAIN_BOOL:
+                n = plain_bool(c->r.p, &b);
+                if (n == 0)
                         return 0;
-                *(bool *)((uint8_t *)target + f->offset) = n == 4;
-                if (f->presence > 0)
-                        *(bool *)((uint8_t *)target + f->presence - 1) = true;
-                break;
+                *(bool *)at = b;
+                goto given;
         default:
                 return 0;
         }
         c->r.p += n;
         return 1;
+given:
+        if (f->presence > 0)
+                *(bool *)((uint8_t *)target + f->presence - 1) = true;
+        c->r.p += n;
+        return 1;
 }
 
-int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *target) {
+static int decode_value(JsonCursor *c, const JsonDispatchField *f, const JsonCursorPlan *sub,
+                        void *target) {
         JsonDispatchValue v;
         int k;
 
         c->r.p = skip_space(c->r.p);
-        k = cursor_plain(c, f, target);
+        k = cursor_plain(c, f, plain_of(f), target);
         if (k != 0)
                 return k < 0 ? k : 0;
         if (*c->r.p == '{' && f->type == JSON_DISPATCH_OBJECT)
-                k = json_cursor_decode_object(c, f->fields, (uint8_t *)target + f->offset);
+                k = decode_object(c, f->fields, sub, (uint8_t *)target + f->offset);
         else if (*c->r.p == '[' && f->type == JSON_DISPATCH_ARRAY)
-                k = cursor_array(c, f, target);
+                k = cursor_array(c, f, sub, target);
         else {
                 if (*c->r.p == '{' || *c->r.p == '[' || cursor_scalar(c, &v) < 0)
                         return -EAGAIN;
@@ -224,8 +374,32 @@ int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *ta
         return 0;
 }
 
-/* json_cursor_member_is() for a table entry's name, whose length is not known. */
-static inline int member_is(JsonCursor *c, const char *name) {
+int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *target) {
+        return decode_value(c, f, NULL, target);
+}
+
+/*
+ * Whether the member name at p (on its opening quote) is e's: two masked words compared
+ * where the text has sixteen bytes after the quote, else byte by byte.
+ */
+static inline bool plan_name_at(const JsonCursor *c, const char *p, const PlanEntry *e,
+                                const char *name, size_t *ret_len) {
+        uint64_t w[2];
+
+        if (e->len > PLAN_NAME_MAX || c->r.end - p <= PLAN_NAME_MAX)
+                return name_at(p, name, ret_len);
+        memcpy(w, p + 1, sizeof(w));
+        *ret_len = e->len;
+        return ((w[0] ^ e->word[0]) & e->mask[0]) == 0 && ((w[1] ^ e->word[1]) & e->mask[1]) == 0 &&
+               p[1 + e->len] == '"';
+}
+
+/*
+ * 1 when the next member is the entry f's (with its plan e, or none), the cursor moved onto
+ * its value; 0, the cursor unmoved, for anything else.  Entries' names hold no '"', '\\' or
+ * NUL, so the quote after the name ends a plain one, and an escape never matches.
+ */
+static inline int member_is(JsonCursor *c, const JsonDispatchField *f, const PlanEntry *e) {
         char *p = skip_space(c->r.p);
         size_t len;
 
@@ -234,7 +408,7 @@ static inline int member_is(JsonCursor *c, const char *name) {
                         return 0;
                 p = skip_space(p + 1);
         }
-        if (*p != '"' || !name_at(p, name, &len))
+        if (*p != '"' || !(e ? plan_name_at(c, p, e, f->name, &len) : name_at(p, f->name, &len)))
                 return 0;
         p = skip_space(p + len + 2);
         if (*p != ':')
@@ -270,13 +444,16 @@ int json_cursor_member_is(JsonCursor *c, const char *name, size_t len) {
  * the object's end, -EAGAIN for anything not plain.  Members mostly come in the table's
  * order, so the entry after the previous one is compared first, in place.
  */
-static int cursor_member(JsonCursor *c, const JsonDispatchField *table, size_t *i) {
+static int cursor_member(JsonCursor *c, const JsonDispatchField *table,
+                         const JsonCursorPlan *plan, size_t *i) {
         const JsonDispatchField *next = &table[*i + 1], *f;
+        const PlanEntry *e = plan ? &plan->entry[*i + 1] : NULL;
         const char *name;
         size_t len;
         int k;
 
-        if (next->name && !json_dispatch_in_run(table, next) && member_is(c, next->name)) {
+        if (next->name && !(e ? e->in_run : json_dispatch_in_run(table, next)) &&
+            member_is(c, next, e)) {
                 *i += 1;
                 return 1;
         }
@@ -290,26 +467,37 @@ static int cursor_member(JsonCursor *c, const JsonDispatchField *table, size_t *
         return 1;
 }
 
-int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, void *target) {
+static int decode_object(JsonCursor *c, const JsonDispatchField *table, const JsonCursorPlan *plan,
+                         void *target) {
         size_t i = SIZE_MAX;
         uint64_t seen = 0;
         int k;
 
         k = json_cursor_enter_object(c);
-        while (k >= 0 && (k = cursor_member(c, table, &i)) > 0) {
+        while (k >= 0 && (k = cursor_member(c, table, plan, &i)) > 0) {
                 if (i >= 64 || (seen & (UINT64_C(1) << i)))
                         return -EAGAIN;
                 seen |= UINT64_C(1) << i;
                 c->r.p = skip_space(c->r.p);
-                k = cursor_plain(c, &table[i], target);
+                k = cursor_plain(c, &table[i], plan ? plan->entry[i].plain : plain_of(&table[i]),
+                                 target);
                 if (k == 0)
-                        k = json_cursor_decode_value(c, &table[i], target);
+                        k = decode_value(c, &table[i], plan ? plan->entry[i].sub : NULL, target);
         }
-        if (k < 0 || json_dispatch_finish(table, seen, target, NULL, NULL, NULL) < 0)
-                return -EAGAIN;
-        return 0;
+        if (k < 0)
+                return k;
+        if (plan && !plan->runs && (seen & plan->wanted) == plan->wanted)
+                return 0;
+        return json_dispatch_finish(table, seen, target, NULL, NULL, NULL) < 0 ? -EAGAIN : 0;
 }
 
+int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, void *target) {
+        return decode_object(c, table, NULL, target);
+}
+
+int json_cursor_decode_planned(JsonCursor *c, const JsonCursorPlan *plan, void *target) {
+        return decode_object(c, plan->table, plan, target);
+}
 
 int json_cursor_bool(JsonCursor *c, bool *ret) {
         JsonDispatchValue v;

@@ -302,7 +302,8 @@ int server_call_new(VarlinkConnection *c, json_object *message, FdList *fds, con
 
 /* Finds the method and runs its handler, or answers why there is none to run. */
 static int call_run(VarlinkServer *s, VarlinkCall *call, const Envelope *e) {
-        const VarlinkMethod *m = server_find_method(s, e->method, strlen(e->method), &call->iface);
+        const VarlinkMethod *m = server_find_method(s, e->method, strlen(e->method), &call->iface,
+                                                    NULL);
         const char *dot;
 
         if (m) {

@@ -86,6 +86,7 @@ struct VarlinkServer {
         struct {
                 const VarlinkMethod *method;
                 const VarlinkInterface *iface;
+                const JsonCursorPlan *plan;
                 size_t len;
                 char name[STREAM_METHOD_MAX];
         } last;
@@ -192,9 +193,13 @@ int connection_dispatch_stream(VarlinkConnection *c, const char *text, size_t le
 /* varlink-server-methods.c */
 /* Indexes the methods of every interface the server has; after each one added. */
 int server_index_methods(VarlinkServer *s);
-/* The method INTERFACE.NAME (len bytes) and its interface; NULL when there is none. */
+/* The method INTERFACE.NAME (len bytes), its interface and (ret_plan non-NULL) the cursor's
+ * plan of its parameters, NULL for a method not streamed; NULL when there is none. */
 const VarlinkMethod *server_find_method(VarlinkServer *s, const char *name, size_t len,
-                                        const VarlinkInterface **ret_iface);
+                                        const VarlinkInterface **ret_iface,
+                                        const JsonCursorPlan **ret_plan);
+/* Frees the index of methods and their plans. */
+void server_methods_free(VarlinkServer *s);
 
 /* varlink-server-service.c */
 extern const VarlinkInterface varlink_service_interface;

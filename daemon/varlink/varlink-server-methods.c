@@ -21,6 +21,7 @@ struct MethodSlot {
         uint32_t iface_len, name_len; /* 0 name_len: an empty slot */
         const VarlinkInterface *iface;
         const VarlinkMethod *method;
+        JsonCursorPlan *plan; /* a streamed method's parameters, ready for the cursor */
 };
 
 /*
@@ -65,6 +66,12 @@ static bool slot_is(const MethodSlot *m, uint32_t hash, const char *name, size_t
                memcmp(m->method->name, name + m->iface_len + 1, m->name_len) == 0;
 }
 
+static void methods_free(MethodSlot *slots, size_t size) {
+        for (size_t k = 0; k < size; k++)
+                json_cursor_plan_free(slots[k].plan);
+        free(slots);
+}
+
 int server_index_methods(VarlinkServer *s) {
         size_t n = 0, size = 8;
         MethodSlot *slots;
@@ -95,16 +102,29 @@ int server_index_methods(VarlinkServer *s) {
                         slots[k] = (MethodSlot){ .hash = h, .iface_len = (uint32_t)il,
                                                  .name_len = (uint32_t)ml, .iface = iface,
                                                  .method = m };
+                        if (m->streamed && m->parameters &&
+                            json_cursor_plan_new(m->parameters, &slots[k].plan) < 0) {
+                                methods_free(slots, size);
+                                return -ENOMEM;
+                        }
                 }
         }
-        free(s->methods);
+        server_methods_free(s);
         s->methods = slots;
         s->methods_mask = size - 1;
         return 0;
 }
 
+void server_methods_free(VarlinkServer *s) {
+        if (s->methods)
+                methods_free(s->methods, s->methods_mask + 1);
+        s->methods = NULL;
+        s->methods_mask = 0;
+}
+
 const VarlinkMethod *server_find_method(VarlinkServer *s, const char *name, size_t len,
-                                        const VarlinkInterface **ret_iface) {
+                                        const VarlinkInterface **ret_iface,
+                                        const JsonCursorPlan **ret_plan) {
         uint32_t h;
 
         if (!s->methods)
@@ -114,6 +134,8 @@ const VarlinkMethod *server_find_method(VarlinkServer *s, const char *name, size
              k = (k + 1) & s->methods_mask)
                 if (slot_is(&s->methods[k], h, name, len)) {
                         *ret_iface = s->methods[k].iface;
+                        if (ret_plan)
+                                *ret_plan = s->methods[k].plan;
                         return s->methods[k].method;
                 }
         return NULL;

@@ -74,23 +74,26 @@ static bool stream_envelope(const JsonStream *st, Envelope *ret, size_t *ret_met
  * not plain or not a streamed method's.
  */
 static const VarlinkMethod *envelope_method(VarlinkServer *s, JsonCursor *cur, Envelope *e,
-                                            size_t *ret_len, const VarlinkInterface **ret_iface) {
+                                            size_t *ret_len, const VarlinkInterface **ret_iface,
+                                            const JsonCursorPlan **ret_plan) {
         const VarlinkMethod *m;
 
         if (s->last.method && json_cursor_string_is(cur, s->last.name, s->last.len)) {
                 e->method = s->last.name;
                 *ret_len = s->last.len;
                 *ret_iface = s->last.iface;
+                *ret_plan = s->last.plan;
                 return s->last.method;
         }
         if (json_cursor_string(cur, &e->method, ret_len) < 0 || *ret_len >= STREAM_METHOD_MAX)
                 return NULL;
-        m = server_find_method(s, e->method, *ret_len, ret_iface);
-        if (!m || !m->streamed || m->parameters_size == 0 ||
+        m = server_find_method(s, e->method, *ret_len, ret_iface, ret_plan);
+        if (!m || !m->streamed || !*ret_plan || m->parameters_size == 0 ||
             m->parameters_size > sizeof(s->decoded))
                 return NULL;
         s->last.method = m;
         s->last.iface = *ret_iface;
+        s->last.plan = *ret_plan;
         s->last.len = *ret_len;
         memcpy(s->last.name, e->method, *ret_len + 1);
         return m;
@@ -106,6 +109,7 @@ static bool envelope_decode(VarlinkServer *s, size_t len, Envelope *e, size_t *r
                             const VarlinkMethod **ret_method, const VarlinkInterface **ret_iface) {
         bool *flags[] = { &e->oneway, &e->more, &e->upgrade };
         const VarlinkMethod *m = NULL;
+        const JsonCursorPlan *plan = NULL;
         unsigned given = 0;
         bool decoding = false;
         JsonCursor cur;
@@ -132,7 +136,7 @@ static bool envelope_decode(VarlinkServer *s, size_t len, Envelope *e, size_t *r
                 if (bit == 0 || (given & bit))
                         k = -EAGAIN;
                 else if (bit == ENVELOPE_METHOD) {
-                        m = envelope_method(s, &cur, e, ret_method_len, ret_iface);
+                        m = envelope_method(s, &cur, e, ret_method_len, ret_iface, &plan);
                         k = m ? 0 : -EAGAIN;
                 } else if (bit == ENVELOPE_PARAMETERS) {
                         if (!m)
@@ -140,7 +144,7 @@ static bool envelope_decode(VarlinkServer *s, size_t len, Envelope *e, size_t *r
                         else {
                                 memset(&s->decoded, 0, m->parameters_size);
                                 decoding = true;
-                                k = json_cursor_decode_object(&cur, m->parameters, &s->decoded);
+                                k = json_cursor_decode_planned(&cur, plan, &s->decoded);
                         }
                 } else
                         k = json_cursor_bool(&cur, flags[__builtin_ctz(bit) - 2]);
@@ -231,7 +235,7 @@ int connection_dispatch_stream(VarlinkConnection *c, const char *text, size_t le
         if (json_stream_parse(&s->stream, s->scratch, len, VARLINK_JSON_MAX_DEPTH, NULL) < 0 ||
             !stream_envelope(&s->stream, &e, &method_len, &params))
                 return 0;
-        m = server_find_method(s, e.method, method_len, &iface);
+        m = server_find_method(s, e.method, method_len, &iface, NULL);
         if (!m || !m->streamed || !params)
                 return 0;
         return stream_serve(c, &e, method_len, iface, m, params, fds);

@@ -70,7 +70,7 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
                 connection_disconnect(s->connections);
         server_listeners_free(s);
         free(s->interfaces);
-        free(s->methods);
+        server_methods_free(s);
         json_object_put(s->empty);
         free(s->scratch);
         free(s);

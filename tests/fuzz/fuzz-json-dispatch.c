@@ -67,7 +67,8 @@ static void same_values(const Scalars *a, const Scalars *b) {
         if (a->u8 != b->u8 || a->u16 != b->u16 || a->u32 != b->u32 || a->u64 != b->u64 ||
             a->has_u64 != b->has_u64 || a->i != b->i || a->b != b->b || a->s != b->s ||
             a->e != b->e || a->fd.index != b->fd.index || a->fd.fd != b->fd.fd ||
-            a->mask != b->mask || !a->copy != !b->copy || (a->copy && !streq(a->copy, b->copy)))
+            a->mask != b->mask || !a->copy != !b->copy || (a->copy && !streq(a->copy, b->copy)) ||
+            a->nine != b->nine || a->longer != b->longer)
                 abort();
 }
 

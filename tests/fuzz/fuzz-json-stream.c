@@ -68,7 +68,8 @@ static void same_scalars(const Scalars *a, const Scalars *b) {
         if (a->u8 != b->u8 || a->u16 != b->u16 || a->u32 != b->u32 || a->u64 != b->u64 ||
             a->has_u64 != b->has_u64 || a->i != b->i || a->b != b->b || !same_string(a->s, b->s) ||
             a->e != b->e || a->fd.index != b->fd.index || a->fd.fd != b->fd.fd ||
-            a->mask != b->mask || !same_string(a->copy, b->copy))
+            a->mask != b->mask || !same_string(a->copy, b->copy) || a->nine != b->nine ||
+            a->longer != b->longer)
                 abort();
 }
 
@@ -118,32 +119,59 @@ static void check_nested(json_object *o, JsonStream *s) {
         json_dispatch_clear(nested_fields, &b);
 }
 
+/* Whether the cursor decodes the whole text (size bytes, a fresh copy that outlives target's
+ * borrowed strings) with table, and with plan when there is one. */
+static bool cursor_takes(char *text, size_t size, const JsonDispatchField *table,
+                         const JsonCursorPlan *plan, void *target) {
+        JsonCursor c;
+        int k;
+
+        json_cursor_init(&c, text, size, VARLINK_JSON_MAX_DEPTH);
+        k = plan ? json_cursor_decode_planned(&c, plan, target)
+                 : json_cursor_decode_object(&c, table, target);
+        return k >= 0 && json_cursor_end(&c) >= 0;
+}
+
 /*
- * The cursor, on a fresh copy, with each table: what it decodes json-c must accept and the
- * tables decode alike from the tree; what it refuses is never checked (the tape reads it).
+ * The cursor with each table, with and without its plan: what it decodes json-c must accept
+ * and the tables decode alike from the tree, and the plan changes neither verdict nor value;
+ * what it refuses is never checked (the tape reads it).
  */
 static void check_cursor(const uint8_t *data, size_t size, json_object *o) {
-        _cleanup_free_ char *a = fuzz_strndup(data, size), *b = fuzz_strndup(data, size);
-        Scalars x = { .i = -1 }, y = { .i = -1 };
-        Nested n = { .inner.i = -1 }, m = { .inner.i = -1 };
-        JsonCursor c;
+        static JsonCursorPlan *scalar_plan, *nested_plan; /* built once, kept for the process */
+        _cleanup_free_ char *t1 = fuzz_strndup(data, size), *t2 = fuzz_strndup(data, size),
+                            *t3 = fuzz_strndup(data, size), *t4 = fuzz_strndup(data, size);
+        Scalars x = { .i = -1 }, y = { .i = -1 }, z = { .i = -1 };
+        Nested n = { .inner.i = -1 }, m = { .inner.i = -1 }, l = { .inner.i = -1 };
+        bool taken;
 
-        json_cursor_init(&c, a, size, VARLINK_JSON_MAX_DEPTH);
-        if (json_cursor_decode_object(&c, scalar_fields, &x) >= 0 && json_cursor_end(&c) >= 0) {
+        if (!scalar_plan && (json_cursor_plan_new(scalar_fields, &scalar_plan) < 0 ||
+                             json_cursor_plan_new(nested_fields, &nested_plan) < 0))
+                abort();
+        taken = cursor_takes(t1, size, scalar_fields, NULL, &x);
+        if (taken != cursor_takes(t2, size, scalar_fields, scalar_plan, &z))
+                abort();
+        if (taken) {
                 if (!o || json_dispatch(o, scalar_fields, &y, "", NULL, NULL) < 0)
                         abort();
                 same_scalars(&x, &y);
+                same_scalars(&x, &z);
         }
-        json_cursor_init(&c, b, size, VARLINK_JSON_MAX_DEPTH);
-        if (json_cursor_decode_object(&c, nested_fields, &n) >= 0 && json_cursor_end(&c) >= 0) {
+        taken = cursor_takes(t3, size, nested_fields, NULL, &n);
+        if (taken != cursor_takes(t4, size, nested_fields, nested_plan, &l))
+                abort();
+        if (taken) {
                 if (!o || json_dispatch(o, nested_fields, &m, "", NULL, NULL) < 0)
                         abort();
                 same_nested(&n, &m);
+                same_nested(&n, &l);
         }
         json_dispatch_clear(scalar_fields, &x);
         json_dispatch_clear(scalar_fields, &y);
+        json_dispatch_clear(scalar_fields, &z);
         json_dispatch_clear(nested_fields, &n);
         json_dispatch_clear(nested_fields, &m);
+        json_dispatch_clear(nested_fields, &l);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -26,6 +26,8 @@ typedef struct Scalars {
         uint32_t e;
         JsonDispatchFd fd;
         uint64_t mask;
+        uint64_t nine;   /* a name past the first word the cursor's plans compare */
+        bool longer;     /* a name past both */
 } Scalars;
 
 static const JsonDispatchEnum words[] = { { "success", 0 }, { "invalid", 1 }, {} };
@@ -56,6 +58,8 @@ static const JsonDispatchField scalar_fields[] = {
         { "fd", JSON_DISPATCH_FD_INDEX, JSON_DISPATCH_NULLABLE, offsetof(Scalars, fd) },
         { "mask", JSON_DISPATCH_CUSTOM, 0, offsetof(Scalars, mask), .callback = mask_add },
         { "mask", JSON_DISPATCH_UINT64, JSON_DISPATCH_HEX, offsetof(Scalars, mask) },
+        { "nineBytes", JSON_DISPATCH_UINT64, 0, offsetof(Scalars, nine) },
+        { "nameLongerThanSixteen", JSON_DISPATCH_BOOL, 0, offsetof(Scalars, longer) },
         {},
 };
 

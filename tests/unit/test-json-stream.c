@@ -181,17 +181,49 @@ typedef struct Ranges {
         size_t n_pairs;
 } Ranges;
 
-/* Decodes text with a cursor into a zeroed target with table: the cursor's verdict. */
+/*
+ * Decodes text with a cursor into a zeroed target with table, and again with the table's plan
+ * into a copy of it, which must come out alike: the cursor's verdict.
+ */
 static int cursor(char *buf, size_t size, const char *text, const JsonDispatchField *table,
                   void *target) {
+        JsonCursorPlan *plan = NULL;
+        char planned[512], copy[2048];
         JsonCursor c;
-        int r;
+        int r, k;
 
-        assert_true(strlen(text) < size);
+        assert_true(strlen(text) < size && strlen(text) < sizeof(copy));
+        assert_int_equal(json_cursor_plan_new(table, &plan), 0);
+        strcpy(copy, text);
+        memset(planned, 0, sizeof(planned));
+        json_cursor_init(&c, copy, strlen(copy), 4);
+        k = json_cursor_decode_planned(&c, plan, planned);
+        k = k < 0 ? k : json_cursor_end(&c);
+        json_cursor_plan_free(plan);
+
         strcpy(buf, text);
         json_cursor_init(&c, buf, strlen(buf), 4);
         r = json_cursor_decode_object(&c, table, target);
-        return r < 0 ? r : json_cursor_end(&c);
+        r = r < 0 ? r : json_cursor_end(&c);
+        assert_int_equal(k, r);
+        if (r >= 0 && table == map_fields) {
+                MapParams *a = target, *b = (MapParams *)planned;
+
+                assert_int_equal(a->ioas_id, b->ioas_id);
+                assert_int_equal(a->memory.index, b->memory.index);
+                assert_int_equal(a->memory.fd, b->memory.fd);
+                assert_int_equal(a->length, b->length);
+                assert_int_equal(a->iova, b->iova);
+                assert_int_equal(a->readable, b->readable);
+                assert_int_equal(a->writeable, b->writeable);
+        } else if (r >= 0 && table == ranges_fields) {
+                Ranges *a = target, *b = (Ranges *)planned;
+
+                assert_int_equal(a->n_pairs, b->n_pairs);
+                assert_memory_equal(a->pairs, b->pairs, a->n_pairs * sizeof(*a->pairs));
+        }
+        json_dispatch_clear(table, planned);
+        return r;
 }
 
 /* The cursor decodes what is plain and right as the tape does, in one pass. */
