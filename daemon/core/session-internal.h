@@ -37,8 +37,13 @@ typedef struct SessionDirtyHwpt {
 
 typedef struct SessionIoas {
         uint32_t id;
-        SessionArea *areas; /* sorted by iova, never overlapping */
-        size_t n_areas, n_alloc;
+        /*
+         * Sorted by iova, never overlapping.  The allocation starts n_head slots before areas
+         * and holds n_alloc: unmapping the lowest areas (in the order they were mapped) only
+         * moves areas forward, never the rest down.
+         */
+        SessionArea *areas;
+        size_t n_areas, n_alloc, n_head;
         unsigned n_attached; /* devices whose RID is attached here */
         IovaRange *allowed;  /* what the client set with AllowIOVAs, NULL: none */
         size_t n_allowed;
@@ -313,6 +318,10 @@ void session_dirty_destroy_hwpts(Session *s, SessionIoas *ioas);
 int session_ioas_teardown(Session *s, SessionIoas *ioas);
 uint64_t session_ioas_mapped_bytes(const SessionIoas *ioas);
 int session_ioas_reserve_area(SessionIoas *ioas);
+/* Drops the areas [first, end) from the record; the charge and the backend are the caller's. */
+void session_ioas_remove_areas(SessionIoas *ioas, size_t first, size_t end);
+/* Frees the record of areas. */
+void session_ioas_free_areas(SessionIoas *ioas);
 void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length, uint32_t flags);
 size_t session_ioas_first_area_from(const SessionIoas *ioas, uint64_t iova);
 

@@ -364,9 +364,7 @@ static int unmap_found(Session *s, SessionIoas *ioas, uint32_t ioas_id, uint64_t
         if (r < 0)
                 return broker_error_from_backend_range(err, "unmap", &be, iova, length);
 
-        memmove(&ioas->areas[first], &ioas->areas[end],
-                (ioas->n_areas - end) * sizeof(SessionArea));
-        ioas->n_areas -= end - first;
+        session_ioas_remove_areas(ioas, first, end);
         session_refund_mappings(s, end - first, bytes);
         *ret_unmapped = unmapped;
         return 0;
