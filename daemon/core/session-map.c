@@ -44,7 +44,6 @@ static int check_write_seals(int fd, BrokerError *err) {
                                                               : "F_SEAL_FUTURE_WRITE");
 }
 
-/* The kind of file fd is and how it is open; *ret_size: its size, for the range check. */
 /*
  * The device number of the kernel's own shmem mount, which every plain memfd lives on and
  * which is never unmounted (so its number is never another file system's): a file there
@@ -86,7 +85,8 @@ static int check_memory_fs(int fd, const struct stat *st, BrokerError *err) {
         return 0;
 }
 
-static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerError *err) {
+/* The kind of file fd is and how it is open; *ret_st: what fstat() said of it. */
+static int check_memory_fd(int fd, bool writeable, struct stat *ret_st, BrokerError *err) {
         struct stat st;
         int flags, r;
 
@@ -129,7 +129,7 @@ static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerErr
                 if (r < 0)
                         return r;
         }
-        *ret_size = (uint64_t)st.st_size;
+        *ret_st = st;
         return 0;
 }
 
@@ -198,22 +198,25 @@ typedef struct MemoryFdSeen {
 
 static int map_check_fd(Session *s, const SessionMapArgs *a, MemoryFdSeen *seen,
                         uint64_t *ret_size, BrokerError *err) {
-        _cleanup_free_ char *dev = NULL;
+        const char *dev;
+        struct stat st;
         int r;
 
         if (seen && a->fd >= 0 && seen->fd == a->fd && (seen->writeable || !a->writeable)) {
                 *ret_size = seen->size;
                 return 0;
         }
-        r = check_memory_fd(a->fd, a->writeable, ret_size, err);
+        r = check_memory_fd(a->fd, a->writeable, &st, err);
         if (r < 0)
                 return r;
         /* A simulated device node is a regular file: it must not pass for memory. */
-        if (OPS(s)->device_nodes_are_files &&
-            OPS(s)->device_fd_identify(s->host->backend, a->fd, &dev, NULL) >= 0)
+        dev = OPS(s)->device_node_of_file ? OPS(s)->device_node_of_file(s->host->backend, &st)
+                                          : NULL;
+        if (dev)
                 return broker_error_invalid_fd(err, -EBADF,
                                                "The memory fd is the VFIO device %s, not memory.",
                                                dev);
+        *ret_size = (uint64_t)st.st_size;
         if (seen)
                 *seen = (MemoryFdSeen){ .fd = a->fd, .writeable = a->writeable,
                                         .size = *ret_size };
@@ -226,7 +229,7 @@ static int map_check_fd(Session *s, const SessionMapArgs *a, MemoryFdSeen *seen,
  */
 static int map_check(Session *s, SessionIoas *ioas, const SessionMapArgs *a, MemoryFdSeen *seen,
                      const SessionWindows *windows, BrokerError *err) {
-        uint64_t last = 0, size, end;
+        uint64_t last = 0, size = 0, end;
         int r;
 
         if (a->length == 0)

@@ -490,6 +490,7 @@ int sim_fault_raise(SimDev *d, SimFaultQueue *q, const FaultRecord *rec);
 /* ---- the operations, one per BackendOps member (the table is in backend-sim.c) ---- */
 
 int sim_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err);
+const char *sim_device_node_of_file(Backend *b, const struct stat *st);
 int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err);
 int sim_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max, size_t *ret_n,
                        Error *err);
