@@ -317,7 +317,13 @@ void session_dirty_destroy_hwpts(Session *s, SessionIoas *ioas);
  */
 int session_ioas_teardown(Session *s, SessionIoas *ioas);
 uint64_t session_ioas_mapped_bytes(const SessionIoas *ioas);
-int session_ioas_reserve_area(SessionIoas *ioas);
+int session_ioas_grow_areas(SessionIoas *ioas);
+/* Reserves room for one more area, so that recording it after a map cannot fail. */
+static inline int session_ioas_reserve_area(SessionIoas *ioas) {
+        if (ioas->n_head + ioas->n_areas < ioas->n_alloc)
+                return 0;
+        return session_ioas_grow_areas(ioas);
+}
 /* Drops the areas [first, end) from the record; the charge and the backend are the caller's. */
 void session_ioas_remove_areas(SessionIoas *ioas, size_t first, size_t end);
 /* Frees the record of areas. */

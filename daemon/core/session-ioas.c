@@ -633,8 +633,8 @@ int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, s
 
 /* ---- the record of mappings ----------------------------------------------------------- */
 
-/* Reserves room for one more area, so that recording it after a map cannot fail. */
-int session_ioas_reserve_area(SessionIoas *ioas) {
+/* Makes room for one more area when the allocation is full. */
+int session_ioas_grow_areas(SessionIoas *ioas) {
         SessionArea *base = ioas->areas ? ioas->areas - ioas->n_head : NULL, *a;
         size_t m;
 
