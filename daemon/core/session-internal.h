@@ -124,6 +124,16 @@ struct Session {
         PolicyQuotas usage;            /* this session's share of principal->used */
         PolicyQuotas quotas;
         SessionPrincipal *principal;   /* its uid's row of the host's usage table */
+        /*
+         * The IOVA windows the policy of generation windows_gen (0: none looked up) gives this
+         * session's principal with no device attached: what policy_iova_windows() returned
+         * (windows_r) and its windows, which live as long as that policy does.  A loaded
+         * policy's generation is never reused, and the principal is the session's for life.
+         */
+        uint64_t windows_gen;
+        int windows_r;
+        const IovaWindow *windows;
+        size_t n_windows;
         void *userdata;
         SessionGone *gone;
         size_t n_gone;

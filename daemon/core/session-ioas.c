@@ -36,6 +36,26 @@ static int windows_refuse(BrokerError *err, const char *device, uint64_t first, 
  * Calls fn for each set of windows that bounds ioas: one per attached device the policy
  * gives windows, or the principal's when no device is attached; stops at fn's error.
  */
+/*
+ * The windows the policy gives the session's principal for no device, looked up once per
+ * policy: every map into an address space without devices asks.
+ */
+static int principal_windows(Session *s, const IovaWindow **ret, size_t *ret_n) {
+        uint64_t gen = policy_generation(s->host->policy);
+
+        if (gen == 0 || gen != s->windows_gen) {
+                Principal p;
+
+                session_principal(s, &p);
+                s->windows_r = policy_iova_windows(s->host->policy, &p, NULL, &s->windows,
+                                                   &s->n_windows);
+                s->windows_gen = gen;
+        }
+        *ret = s->windows;
+        *ret_n = s->n_windows;
+        return s->windows_r;
+}
+
 static int windows_foreach(Session *s, const SessionIoas *ioas,
                            int (*fn)(const char *device, const IovaWindow *w, size_t n,
                                      void *userdata),
@@ -46,7 +66,6 @@ static int windows_foreach(Session *s, const SessionIoas *ioas,
         bool any = false;
         int r;
 
-        session_principal(s, &p);
         for (size_t i = 0; i < s->n_devices; i++) {
                 const TopoDevice *td;
 
@@ -55,6 +74,8 @@ static int windows_foreach(Session *s, const SessionIoas *ioas,
                 td = topology_find_device(s->host->topology, s->devices[i].name);
                 if (!td)
                         continue;
+                if (!any)
+                        session_principal(s, &p);
                 any = true;
                 if (policy_iova_windows(s->host->policy, &p, td, &w, &n) < 0)
                         continue;
@@ -62,7 +83,7 @@ static int windows_foreach(Session *s, const SessionIoas *ioas,
                 if (r < 0)
                         return r;
         }
-        if (!any && policy_iova_windows(s->host->policy, &p, NULL, &w, &n) >= 0)
+        if (!any && principal_windows(s, &w, &n) >= 0)
                 return fn(NULL, w, n, userdata);
         return 0;
 }

@@ -12,12 +12,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "policy.h"
 #include "session.h"
 #include "sim-host.h"
 
@@ -173,10 +176,51 @@ static void test_unmap_ranges(void **state) {
         check_record(e);
 }
 
+/* Replaces the host's policy with one whose grant to uid 1000 has the window [start, last]. */
+static void load_window(Env *e, const char *start, const char *last) {
+        Policy *old = e->host.policy;
+        char text[512];
+
+        snprintf(text, sizeof(text),
+                 "{ \"rules\": { \"all\": { \"action\": \"allow\", \"match\": \"*\" } },\n"
+                 "  \"grants\": { \"vm\": { \"principals\": [ { \"user\": 1000 } ],\n"
+                 "    \"devices\": \"*\", \"iova-windows\": [ { \"start\": \"%s\",\n"
+                 "    \"last\": \"%s\" } ] } } }\n",
+                 start, last);
+        assert_int_equal(policy_load_string(&e->host.policy, "windows.json", text, strlen(text),
+                                            NULL, NULL),
+                         0);
+        policy_free(old);
+}
+
+static int map_at(Env *e, uint64_t iova) {
+        SessionMapArgs a = { .ioas_id = e->ioas, .fd = e->fd, .length = PAGE, .iova = iova,
+                             .readable = true, .fixed_iova = true };
+        uint64_t got = 0;
+
+        return session_map(e->s, &a, &got, NULL);
+}
+
+/* The windows of an address space without devices follow each policy the host loads. */
+static void test_windows_follow_the_policy(void **state) {
+        Env *e = *state;
+
+        load_window(e, "0x100000", "0x1fffff");
+        assert_int_equal(map_at(e, 0x100000), 0);
+        assert_int_equal(map_at(e, 0x300000), -ERANGE);
+        load_window(e, "0x300000", "0x3fffff");
+        assert_int_equal(map_at(e, 0x300000), 0);
+        assert_int_equal(map_at(e, 0x101000), -ERANGE);
+        load_window(e, "0x100000", "0x1fffff");
+        assert_int_equal(map_at(e, 0x101000), 0);
+        assert_int_equal(map_at(e, 0x301000), -ERANGE);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_unmap_in_map_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unmap_ranges, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_windows_follow_the_policy, setup, teardown),
         };
 
         return cmocka_run_group_tests_name("session-areas", tests, NULL, NULL);
