@@ -202,6 +202,9 @@ bool json_dispatch_in_run(const JsonDispatchField *table, const JsonDispatchFiel
 /* Decodes one non-container value for f into the struct at target (path names the member). */
 int json_dispatch_value(const JsonDispatchField *f, const JsonDispatchValue *v, void *target,
                         const JsonDispatchPath *path, Error *err);
+/* Stores the integer u for f (an unsigned or FD_INDEX entry) into the struct at target,
+ * as json_dispatch_value() would; -ERANGE, and no message, when u is outside f's range. */
+int json_dispatch_unsigned(const JsonDispatchField *f, uint64_t u, void *target);
 /* Records f (an entry of table) as given in seen (one bit per entry). */
 int json_dispatch_seen(const JsonDispatchField *table, const JsonDispatchField *f,
                        uint64_t *seen);

@@ -701,11 +701,55 @@ static int cursor_array(JsonCursor *c, const JsonDispatchField *f, void *target)
         return 0;
 }
 
+/*
+ * A plain integer for an unsigned entry, or true or false for a BOOL one, decoded without a
+ * token: 1 when it took the value, 0 when the value is not that plain (the tables then read
+ * it), -EAGAIN for one they would refuse.  Whatever follows the value is the caller's to
+ * check, as after any value: a ',', '}' or ']'.
+ */
+static int cursor_plain(JsonCursor *c, const JsonDispatchField *f, void *target) {
+        const char *p = c->r.p;
+        uint64_t u = 0;
+        size_t n = 0;
+
+        switch (f->type) {
+        case JSON_DISPATCH_UINT8: case JSON_DISPATCH_UINT16: case JSON_DISPATCH_UINT32:
+        case JSON_DISPATCH_UINT64: case JSON_DISPATCH_FD_INDEX:
+                while (is_class(p[n], CLASS_DIGIT))
+                        u = u * 10 + (unsigned)(p[n++] - '0');
+                /* 19 digits always fit; "01", "1.5", "1e3" and longer ones are the tables'. */
+                if (n == 0 || n > 19 || (p[0] == '0' && n > 1) || p[n] == '.' || p[n] == 'e' ||
+                    p[n] == 'E')
+                        return 0;
+                if (json_dispatch_unsigned(f, u, target) < 0)
+                        return -EAGAIN;
+                break;
+        case JSON_DISPATCH_BOOL:
+                if (word_at(p, "true", 4))
+                        n = 4;
+                else if (word_at(p, "false", 5))
+                        n = 5;
+                else
+                        return 0;
+                *(bool *)((uint8_t *)target + f->offset) = n == 4;
+                if (f->presence > 0)
+                        *(bool *)((uint8_t *)target + f->presence - 1) = true;
+                break;
+        default:
+                return 0;
+        }
+        c->r.p += n;
+        return 1;
+}
+
 int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *target) {
         JsonDispatchValue v;
         int k;
 
         c->r.p = skip_space(c->r.p);
+        k = cursor_plain(c, f, target);
+        if (k != 0)
+                return k < 0 ? k : 0;
         if (*c->r.p == '{' && f->type == JSON_DISPATCH_OBJECT)
                 k = json_cursor_decode_object(c, f->fields, (uint8_t *)target + f->offset);
         else if (*c->r.p == '[' && f->type == JSON_DISPATCH_ARRAY)
@@ -722,35 +766,72 @@ int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *ta
         return 0;
 }
 
-int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, void *target) {
-        const JsonDispatchField *f = NULL;
-        uint64_t seen = 0;
+/*
+ * Whether the member name at p (on its opening quote) is entry's, followed by its closing
+ * quote: compared as it is read, with no scan before.  An escape never matches (entry names
+ * hold none), and the text's NUL stops the loop.
+ */
+static inline bool name_at(const char *p, const char *entry, size_t *ret_len) {
+        size_t i = 0;
+
+        for (p++; entry[i] != '\0'; i++)
+                if (p[i] != entry[i])
+                        return false;
+        *ret_len = i;
+        return p[i] == '"';
+}
+
+/*
+ * The entry of table for the next member, the cursor moved onto its value: 1 and its index
+ * in *i (the index of the previous member's entry on entry, SIZE_MAX before the first), 0 at
+ * the object's end, -EAGAIN for anything not plain.  Members mostly come in the table's
+ * order, so the entry after the previous one is compared first, in place.
+ */
+static int cursor_member(JsonCursor *c, const JsonDispatchField *table, size_t *i) {
+        const JsonDispatchField *next = &table[*i + 1], *f;
         const char *name;
         size_t len;
         int k;
 
-        k = json_cursor_enter_object(c);
-        while (k >= 0 && (k = json_cursor_next_member(c, &name, &len)) > 0) {
-                const JsonDispatchField *next = f ? f + 1 : table;
-                uint64_t bit;
+        c->r.p = skip_space(c->r.p);
+        if (*c->r.p != (c->first ? '"' : ',')) { /* the object's end, or a mistake */
+                k = json_cursor_next_member(c, &name, &len);
+                return k > 0 ? -EAGAIN : k;
+        }
+        if (!c->first)
+                c->r.p = skip_space(c->r.p + 1);
+        if (*c->r.p == '"' && next->name && name_at(c->r.p, next->name, &len) &&
+            !json_dispatch_in_run(table, next)) {
+                c->r.p = skip_space(c->r.p + len + 2);
+                if (*c->r.p != ':')
+                        return -EAGAIN;
+                c->r.p = skip_space(c->r.p + 1);
+                c->first = false;
+                *i += 1;
+                return 1;
+        }
+        c->first = true; /* the separator is behind: read the member as the first one */
+        k = json_cursor_next_member(c, &name, &len);
+        if (k <= 0)
+                return k < 0 ? k : -EAGAIN;
+        f = json_dispatch_find(table, name, len, cursor_kind(c->r.p));
+        if (!f || json_dispatch_in_run(table, f))
+                return -EAGAIN;
+        *i = (size_t)(f - table);
+        return 1;
+}
 
-                /* Members mostly come in the table's order; a name of one entry alone is the
-                 * table's only entry of that name (entries of one name sit in a row). */
-                if (next->name && json_dispatch_name_is(next->name, name, len) &&
-                    !json_dispatch_in_run(table, next))
-                        f = next;
-                else {
-                        f = json_dispatch_find(table, name, len, cursor_kind(c->r.p));
-                        if (!f || json_dispatch_in_run(table, f))
-                                return -EAGAIN;
-                }
-                if (f - table >= 64)
+int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, void *target) {
+        size_t i = SIZE_MAX;
+        uint64_t seen = 0;
+        int k;
+
+        k = json_cursor_enter_object(c);
+        while (k >= 0 && (k = cursor_member(c, table, &i)) > 0) {
+                if (i >= 64 || (seen & (UINT64_C(1) << i)))
                         return -EAGAIN;
-                bit = UINT64_C(1) << (f - table);
-                if (seen & bit)
-                        return -EAGAIN;
-                seen |= bit;
-                k = json_cursor_decode_value(c, f, target);
+                seen |= UINT64_C(1) << i;
+                k = json_cursor_decode_value(c, &table[i], target);
         }
         if (k < 0 || json_dispatch_finish(table, seen, target, NULL, NULL, NULL) < 0)
                 return -EAGAIN;
