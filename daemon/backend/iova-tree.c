@@ -77,10 +77,17 @@ static void *node_alloc(unsigned level) {
         return n;
 }
 
-/* The first index whose value is >= key, n when there is none. */
+/*
+ * The first index whose value is >= key, n when there is none.  The two ends are tried first:
+ * maps in ascending order land past the last entry, unmaps in the same order at the first.
+ */
 static inline unsigned lower_bound(const uint64_t *v, unsigned n, uint64_t key) {
         unsigned lo = 0;
 
+        if (n == 0 || v[0] >= key)
+                return 0;
+        if (v[n - 1] < key)
+                return n;
         while (n > 0) {
                 unsigned half = n / 2;
 
