@@ -685,8 +685,9 @@ void session_ioas_remove_areas(SessionIoas *ioas, size_t first, size_t end) {
                 ioas->areas -= ioas->n_head;
                 ioas->n_head = 0;
         } else if (first < ioas->n_areas - end) {
-                /* Fewer areas below the range than above it: those move up. */
-                memmove(&ioas->areas[k], &ioas->areas[0], first * sizeof(SessionArea));
+                /* Fewer areas below the range than above it: those move up (often none). */
+                if (first > 0)
+                        memmove(&ioas->areas[k], &ioas->areas[0], first * sizeof(SessionArea));
                 ioas->areas += k;
                 ioas->n_head += k;
         } else

@@ -85,9 +85,8 @@ static int check_memory_fs(int fd, const struct stat *st, BrokerError *err) {
         return 0;
 }
 
-/* The kind of file fd is and how it is open; *ret_st: what fstat() said of it. */
-static int check_memory_fd(int fd, bool writeable, struct stat *ret_st, BrokerError *err) {
-        struct stat st;
+/* The kind of file fd is and how it is open; st: filled with what fstat() says of it. */
+static int check_memory_fd(int fd, bool writeable, struct stat *st, BrokerError *err) {
         int flags, r;
 
         if (fd < 0)
@@ -100,20 +99,20 @@ static int check_memory_fd(int fd, bool writeable, struct stat *ret_st, BrokerEr
                 return broker_error_invalid_fd(err, -EBADF,
                                                "The memory fd is an O_PATH fd, which holds no "
                                                "memory.");
-        if (fstat(fd, &st) < 0)
+        if (fstat(fd, st) < 0)
                 return broker_error_invalid_fd(err, -EBADF, "fstat on the memory fd failed: %s",
                                                strerror(errno));
-        if (!S_ISREG(st.st_mode))
+        if (!S_ISREG(st->st_mode))
                 return broker_error_invalid_fd(err, -EBADF,
                                                "The memory fd is a %s, not a memfd, shmem or "
                                                "hugetlbfs file.",
-                                               S_ISDIR(st.st_mode)    ? "directory"
-                                               : S_ISCHR(st.st_mode)  ? "character device"
-                                               : S_ISBLK(st.st_mode)  ? "block device"
-                                               : S_ISFIFO(st.st_mode) ? "pipe"
-                                               : S_ISSOCK(st.st_mode) ? "socket"
-                                                                      : "special file");
-        r = check_memory_fs(fd, &st, err);
+                                               S_ISDIR(st->st_mode)    ? "directory"
+                                               : S_ISCHR(st->st_mode)  ? "character device"
+                                               : S_ISBLK(st->st_mode)  ? "block device"
+                                               : S_ISFIFO(st->st_mode) ? "pipe"
+                                               : S_ISSOCK(st->st_mode) ? "socket"
+                                                                       : "special file");
+        r = check_memory_fs(fd, st, err);
         if (r < 0)
                 return r;
         if ((flags & O_ACCMODE) == O_WRONLY)
@@ -129,7 +128,6 @@ static int check_memory_fd(int fd, bool writeable, struct stat *ret_st, BrokerEr
                 if (r < 0)
                         return r;
         }
-        *ret_st = st;
         return 0;
 }
 
