@@ -414,11 +414,7 @@ int json_dispatch_seen(const JsonDispatchField *table, const JsonDispatchField *
 }
 
 static bool same_name(const JsonDispatchField *a, const JsonDispatchField *b) {
-        return a->name[0] == b->name[0] && streq(a->name, b->name);
-}
-
-bool json_dispatch_in_run(const JsonDispatchField *table, const JsonDispatchField *f) {
-        return (f[1].name && same_name(&f[1], f)) || (f > table && same_name(&f[-1], f));
+        return json_dispatch_same_name(a->name, b->name);
 }
 
 /* True when an entry named like table[i] was given: one of the run of that name around it. */

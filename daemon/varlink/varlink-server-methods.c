@@ -70,6 +70,7 @@ int server_index_methods(VarlinkServer *s) {
         MethodSlot *slots;
 
         assert_return(s, -EINVAL);
+        s->last.method = NULL;
 
         for (size_t i = 0; i < s->n_interfaces; i++)
                 for (const VarlinkMethod *m = s->interfaces[i]->methods; m && m->name; m++)
