@@ -28,9 +28,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct stat;
-
 #include "error.h"
+
+struct stat;
 
 /* Same values as the kernel's IOMMU_IOAS_MAP_* flags, on purpose. */
 enum {

@@ -33,10 +33,6 @@ static int windows_refuse(BrokerError *err, const char *device, uint64_t first, 
 }
 
 /*
- * Calls fn for each set of windows that bounds ioas: one per attached device the policy
- * gives windows, or the principal's when no device is attached; stops at fn's error.
- */
-/*
  * The windows the policy gives the session's principal for no device, looked up once per
  * policy: every map into an address space without devices asks.
  */
@@ -56,6 +52,10 @@ static int principal_windows(Session *s, const IovaWindow **ret, size_t *ret_n) 
         return s->windows_r;
 }
 
+/*
+ * Calls fn for each set of windows that bounds ioas: one per attached device the policy
+ * gives windows, or the principal's when no device is attached; stops at fn's error.
+ */
 static int windows_foreach(Session *s, const SessionIoas *ioas,
                            int (*fn)(const char *device, const IovaWindow *w, size_t n,
                                      void *userdata),
