@@ -460,7 +460,7 @@ static void assert_areas_reach_their_pages(Env *e, int fd, unsigned n, unsigned 
         BackendSimDmaFault f = {};
 
         for (unsigned i = 0; i < n; i++) {
-                char tag[8];
+                char tag[8] = "";
 
                 snprintf(tag, sizeof(tag), "%u:%03u", round, i);
                 assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + i * P, tag, sizeof(tag), true,
@@ -468,7 +468,7 @@ static void assert_areas_reach_their_pages(Env *e, int fd, unsigned n, unsigned 
                                  0);
         }
         for (unsigned i = 0; i < n; i++) {
-                char tag[8];
+                char tag[8] = "";
 
                 snprintf(tag, sizeof(tag), "%u:%03u", round, i);
                 assert_file(fd, (n - 1 - i) * P, tag, sizeof(tag));
