@@ -30,6 +30,8 @@
 
 #include "error.h"
 
+struct stat;
+
 /* Same values as the kernel's IOMMU_IOAS_MAP_* flags, on purpose. */
 enum {
         BACKEND_MAP_FIXED_IOVA = 1 << 0,
@@ -175,11 +177,12 @@ typedef struct BackendOps BackendOps;
 struct BackendOps {
         const char *name; /* "kernel", "vfio", "sim" */
         /*
-         * A device's node may be a regular file (the simulator's are), so that a memory fd
-         * must be asked about with device_fd_identify(); a kernel's are character devices,
-         * which no memory fd is.
+         * A device's node may be a regular file (the simulator's are): the name of the device
+         * whose node is the regular file st (from fstat() of a memory fd) describes, NULL when
+         * it is none, as device_fd_identify() would say of that fd.  NULL where nodes are
+         * character devices (the kernel's), which no memory fd is.
          */
-        bool device_nodes_are_files;
+        const char *(*device_node_of_file)(Backend *b, const struct stat *st);
 
         void (*free)(Backend *b);
 

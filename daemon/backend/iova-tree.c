@@ -77,10 +77,17 @@ static void *node_alloc(unsigned level) {
         return n;
 }
 
-/* The first index whose value is >= key, n when there is none. */
+/*
+ * The first index whose value is >= key, n when there is none.  The two ends are tried first:
+ * maps in ascending order land past the last entry, unmaps in the same order at the first.
+ */
 static inline unsigned lower_bound(const uint64_t *v, unsigned n, uint64_t key) {
         unsigned lo = 0;
 
+        if (n == 0 || v[0] >= key)
+                return 0;
+        if (v[n - 1] < key)
+                return n;
         while (n > 0) {
                 unsigned half = n / 2;
 
@@ -357,38 +364,19 @@ static int insert_first(IovaTree *t, IovaNode *node) {
         return 0;
 }
 
-int iova_tree_insert(IovaTree *t, IovaNode *node) {
-        PathStep path[MAX_DEPTH];
-        IovaTreeNode *spare[MAX_DEPTH + 2] = {}, *x, *right = NULL;
-        unsigned depth, pos, n_spare = 0, used = 0;
-        Leaf *leaf;
+/* Inserts node at pos of the full leaf, which descend() reached through path: splits. */
+static int insert_split(IovaTree *t, IovaNode *node, Leaf *leaf, unsigned pos,
+                        PathStep *path, unsigned depth) {
+        IovaTreeNode *spare[MAX_DEPTH + 2] = {}, *x = &leaf->hdr, *right, *at;
+        unsigned n_spare = 0, used = 0;
         int r;
 
-        if (node->start > node->last)
-                return -EINVAL;
-        if (!t->root)
-                return insert_first(t, node);
-
-        leaf = descend(t, node->start, path, &depth);
-        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
-        /* The area before pos ends below start; the one at pos must begin after last. */
-        if (pos < leaf->hdr.n && leaf->start[pos] <= node->last)
-                return -EEXIST;
-
-        x = &leaf->hdr;
-        if (leaf->hdr.n < LEAF_MAX)
-                node_open(x, pos);
-        else {
-                IovaTreeNode *at;
-
-                r = alloc_spares(path, depth, spare, &n_spare);
-                if (r < 0)
-                        return r;
-                right = spare[used++];
-                node_split(x, right, &pos, path_rightmost(path, depth) && pos == LEAF_MAX, &at);
-                leaf = to_leaf(at);
-        }
-        leaf_put(leaf, pos, node->start, node->last, node);
+        r = alloc_spares(path, depth, spare, &n_spare);
+        if (r < 0)
+                return r;
+        right = spare[used++];
+        node_split(x, right, &pos, path_rightmost(path, depth) && pos == LEAF_MAX, &at);
+        leaf_put(to_leaf(at), pos, node->start, node->last, node);
 
         right = insert_upwards(path, depth, &x, right, spare, &used, pos);
         if (right) {
@@ -401,6 +389,34 @@ int iova_tree_insert(IovaTree *t, IovaNode *node) {
                 t->root = &root->hdr;
         }
         assert(used == n_spare);
+        t->n++;
+        return 0;
+}
+
+int iova_tree_insert(IovaTree *t, IovaNode *node) {
+        PathStep path[MAX_DEPTH];
+        unsigned depth, pos;
+        IovaTreeNode *x;
+        Leaf *leaf;
+
+        if (node->start > node->last)
+                return -EINVAL;
+        if (!t->root)
+                return insert_first(t, node);
+
+        leaf = descend(t, node->start, path, &depth);
+        pos = lower_bound(leaf->last, leaf->hdr.n, node->start);
+        /* The area before pos ends below start; the one at pos must begin after last. */
+        if (pos < leaf->hdr.n && leaf->start[pos] <= node->last)
+                return -EEXIST;
+        if (leaf->hdr.n == LEAF_MAX)
+                return insert_split(t, node, leaf, pos, path, depth);
+
+        /* A leaf with room: nothing splits, only the summaries above change. */
+        x = &leaf->hdr;
+        node_open(x, pos);
+        leaf_put(leaf, pos, node->start, node->last, node);
+        (void)insert_upwards(path, depth, &x, NULL, NULL, NULL, pos);
         t->n++;
         return 0;
 }

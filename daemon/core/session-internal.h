@@ -37,8 +37,13 @@ typedef struct SessionDirtyHwpt {
 
 typedef struct SessionIoas {
         uint32_t id;
-        SessionArea *areas; /* sorted by iova, never overlapping */
-        size_t n_areas, n_alloc;
+        /*
+         * Sorted by iova, never overlapping.  The allocation starts n_head slots before areas
+         * and holds n_alloc: unmapping the lowest areas (in the order they were mapped) only
+         * moves areas forward, never the rest down.
+         */
+        SessionArea *areas;
+        size_t n_areas, n_alloc, n_head;
         unsigned n_attached; /* devices whose RID is attached here */
         IovaRange *allowed;  /* what the client set with AllowIOVAs, NULL: none */
         size_t n_allowed;
@@ -119,6 +124,16 @@ struct Session {
         PolicyQuotas usage;            /* this session's share of principal->used */
         PolicyQuotas quotas;
         SessionPrincipal *principal;   /* its uid's row of the host's usage table */
+        /*
+         * The IOVA windows the policy of generation windows_gen (0: none looked up) gives this
+         * session's principal with no device attached: what policy_iova_windows() returned
+         * (windows_r) and its windows, which live as long as that policy does.  A loaded
+         * policy's generation is never reused, and the principal is the session's for life.
+         */
+        uint64_t windows_gen;
+        int windows_r;
+        const IovaWindow *windows;
+        size_t n_windows;
         void *userdata;
         SessionGone *gone;
         size_t n_gone;
@@ -312,7 +327,17 @@ void session_dirty_destroy_hwpts(Session *s, SessionIoas *ioas);
  */
 int session_ioas_teardown(Session *s, SessionIoas *ioas);
 uint64_t session_ioas_mapped_bytes(const SessionIoas *ioas);
-int session_ioas_reserve_area(SessionIoas *ioas);
+int session_ioas_grow_areas(SessionIoas *ioas);
+/* Reserves room for one more area, so that recording it after a map cannot fail. */
+static inline int session_ioas_reserve_area(SessionIoas *ioas) {
+        if (ioas->n_head + ioas->n_areas < ioas->n_alloc)
+                return 0;
+        return session_ioas_grow_areas(ioas);
+}
+/* Drops the areas [first, end) from the record; the charge and the backend are the caller's. */
+void session_ioas_remove_areas(SessionIoas *ioas, size_t first, size_t end);
+/* Frees the record of areas. */
+void session_ioas_free_areas(SessionIoas *ioas);
 void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length, uint32_t flags);
 size_t session_ioas_first_area_from(const SessionIoas *ioas, uint64_t iova);
 

@@ -33,6 +33,26 @@ static int windows_refuse(BrokerError *err, const char *device, uint64_t first, 
 }
 
 /*
+ * The windows the policy gives the session's principal for no device, looked up once per
+ * policy: every map into an address space without devices asks.
+ */
+static int principal_windows(Session *s, const IovaWindow **ret, size_t *ret_n) {
+        uint64_t gen = policy_generation(s->host->policy);
+
+        if (gen == 0 || gen != s->windows_gen) {
+                Principal p;
+
+                session_principal(s, &p);
+                s->windows_r = policy_iova_windows(s->host->policy, &p, NULL, &s->windows,
+                                                   &s->n_windows);
+                s->windows_gen = gen;
+        }
+        *ret = s->windows;
+        *ret_n = s->n_windows;
+        return s->windows_r;
+}
+
+/*
  * Calls fn for each set of windows that bounds ioas: one per attached device the policy
  * gives windows, or the principal's when no device is attached; stops at fn's error.
  */
@@ -46,7 +66,6 @@ static int windows_foreach(Session *s, const SessionIoas *ioas,
         bool any = false;
         int r;
 
-        session_principal(s, &p);
         for (size_t i = 0; i < s->n_devices; i++) {
                 const TopoDevice *td;
 
@@ -55,6 +74,8 @@ static int windows_foreach(Session *s, const SessionIoas *ioas,
                 td = topology_find_device(s->host->topology, s->devices[i].name);
                 if (!td)
                         continue;
+                if (!any)
+                        session_principal(s, &p);
                 any = true;
                 if (policy_iova_windows(s->host->policy, &p, td, &w, &n) < 0)
                         continue;
@@ -62,7 +83,7 @@ static int windows_foreach(Session *s, const SessionIoas *ioas,
                 if (r < 0)
                         return r;
         }
-        if (!any && policy_iova_windows(s->host->policy, &p, NULL, &w, &n) >= 0)
+        if (!any && principal_windows(s, &w, &n) >= 0)
                 return fn(NULL, w, n, userdata);
         return 0;
 }
@@ -307,7 +328,7 @@ uint64_t session_ioas_mapped_bytes(const SessionIoas *ioas) {
 void session_remove_ioas(Session *s, SessionIoas *ioas) {
         session_refund_mappings(s, ioas->n_areas, session_ioas_mapped_bytes(ioas));
         session_refund(s, SESSION_RESOURCE_ADDRESS_SPACES, 1);
-        free(ioas->areas);
+        session_ioas_free_areas(ioas);
         free(ioas->allowed);
         free(ioas->dirty_hwpts);
         *ioas = s->ioas[--s->n_ioas];
@@ -633,20 +654,52 @@ int session_allow_iovas(Session *s, uint32_t ioas_id, const IovaRange *ranges, s
 
 /* ---- the record of mappings ----------------------------------------------------------- */
 
-/* Reserves room for one more area, so that recording it after a map cannot fail. */
-int session_ioas_reserve_area(SessionIoas *ioas) {
-        SessionArea *a;
+/* Makes room for one more area when the allocation is full. */
+int session_ioas_grow_areas(SessionIoas *ioas) {
+        SessionArea *base = ioas->areas ? ioas->areas - ioas->n_head : NULL, *a;
         size_t m;
 
-        if (ioas->n_areas < ioas->n_alloc)
+        if (ioas->n_head + ioas->n_areas < ioas->n_alloc)
                 return 0;
+        /* Half the allocation free in front: moving the areas back costs no more than the
+         * unmaps that freed it did not move. */
+        if (ioas->n_head > 0 && ioas->n_head >= ioas->n_alloc / 2) {
+                memmove(base, ioas->areas, ioas->n_areas * sizeof(*base));
+                ioas->areas = base;
+                ioas->n_head = 0;
+                return 0;
+        }
         m = ioas->n_alloc ? ioas->n_alloc * 2 : 4;
-        a = realloc(ioas->areas, m * sizeof(*a));
+        a = realloc(base, m * sizeof(*a));
         if (!a)
                 return -ENOMEM;
-        ioas->areas = a;
+        ioas->areas = a + ioas->n_head;
         ioas->n_alloc = m;
         return 0;
+}
+
+void session_ioas_remove_areas(SessionIoas *ioas, size_t first, size_t end) {
+        size_t k = end - first;
+
+        if (ioas->n_areas == k) {
+                ioas->areas -= ioas->n_head;
+                ioas->n_head = 0;
+        } else if (first < ioas->n_areas - end) {
+                /* Fewer areas below the range than above it: those move up (often none). */
+                if (first > 0)
+                        memmove(&ioas->areas[k], &ioas->areas[0], first * sizeof(SessionArea));
+                ioas->areas += k;
+                ioas->n_head += k;
+        } else
+                memmove(&ioas->areas[first], &ioas->areas[end],
+                        (ioas->n_areas - end) * sizeof(SessionArea));
+        ioas->n_areas -= k;
+}
+
+void session_ioas_free_areas(SessionIoas *ioas) {
+        free(ioas->areas ? ioas->areas - ioas->n_head : NULL);
+        ioas->areas = NULL;
+        ioas->n_areas = ioas->n_alloc = ioas->n_head = 0;
 }
 
 void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length, uint32_t flags) {
@@ -674,6 +727,9 @@ void session_ioas_insert_area(SessionIoas *ioas, uint64_t iova, uint64_t length,
 size_t session_ioas_first_area_from(const SessionIoas *ioas, uint64_t iova) {
         size_t lo = 0, hi = ioas->n_areas;
 
+        /* The lowest area (an unmap in the order of the maps): no search. */
+        if (hi == 0 || ioas->areas[0].iova + (ioas->areas[0].length - 1) >= iova)
+                return 0;
         while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
                 const SessionArea *a = &ioas->areas[mid];

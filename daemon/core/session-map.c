@@ -44,7 +44,6 @@ static int check_write_seals(int fd, BrokerError *err) {
                                                               : "F_SEAL_FUTURE_WRITE");
 }
 
-/* The kind of file fd is and how it is open; *ret_size: its size, for the range check. */
 /*
  * The device number of the kernel's own shmem mount, which every plain memfd lives on and
  * which is never unmounted (so its number is never another file system's): a file there
@@ -86,8 +85,8 @@ static int check_memory_fs(int fd, const struct stat *st, BrokerError *err) {
         return 0;
 }
 
-static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerError *err) {
-        struct stat st;
+/* The kind of file fd is and how it is open; st: filled with what fstat() says of it. */
+static int check_memory_fd(int fd, bool writeable, struct stat *st, BrokerError *err) {
         int flags, r;
 
         if (fd < 0)
@@ -100,20 +99,20 @@ static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerErr
                 return broker_error_invalid_fd(err, -EBADF,
                                                "The memory fd is an O_PATH fd, which holds no "
                                                "memory.");
-        if (fstat(fd, &st) < 0)
+        if (fstat(fd, st) < 0)
                 return broker_error_invalid_fd(err, -EBADF, "fstat on the memory fd failed: %s",
                                                strerror(errno));
-        if (!S_ISREG(st.st_mode))
+        if (!S_ISREG(st->st_mode))
                 return broker_error_invalid_fd(err, -EBADF,
                                                "The memory fd is a %s, not a memfd, shmem or "
                                                "hugetlbfs file.",
-                                               S_ISDIR(st.st_mode)    ? "directory"
-                                               : S_ISCHR(st.st_mode)  ? "character device"
-                                               : S_ISBLK(st.st_mode)  ? "block device"
-                                               : S_ISFIFO(st.st_mode) ? "pipe"
-                                               : S_ISSOCK(st.st_mode) ? "socket"
-                                                                      : "special file");
-        r = check_memory_fs(fd, &st, err);
+                                               S_ISDIR(st->st_mode)    ? "directory"
+                                               : S_ISCHR(st->st_mode)  ? "character device"
+                                               : S_ISBLK(st->st_mode)  ? "block device"
+                                               : S_ISFIFO(st->st_mode) ? "pipe"
+                                               : S_ISSOCK(st->st_mode) ? "socket"
+                                                                       : "special file");
+        r = check_memory_fs(fd, st, err);
         if (r < 0)
                 return r;
         if ((flags & O_ACCMODE) == O_WRONLY)
@@ -129,7 +128,6 @@ static int check_memory_fd(int fd, bool writeable, uint64_t *ret_size, BrokerErr
                 if (r < 0)
                         return r;
         }
-        *ret_size = (uint64_t)st.st_size;
         return 0;
 }
 
@@ -198,22 +196,25 @@ typedef struct MemoryFdSeen {
 
 static int map_check_fd(Session *s, const SessionMapArgs *a, MemoryFdSeen *seen,
                         uint64_t *ret_size, BrokerError *err) {
-        _cleanup_free_ char *dev = NULL;
+        const char *dev;
+        struct stat st;
         int r;
 
         if (seen && a->fd >= 0 && seen->fd == a->fd && (seen->writeable || !a->writeable)) {
                 *ret_size = seen->size;
                 return 0;
         }
-        r = check_memory_fd(a->fd, a->writeable, ret_size, err);
+        r = check_memory_fd(a->fd, a->writeable, &st, err);
         if (r < 0)
                 return r;
         /* A simulated device node is a regular file: it must not pass for memory. */
-        if (OPS(s)->device_nodes_are_files &&
-            OPS(s)->device_fd_identify(s->host->backend, a->fd, &dev, NULL) >= 0)
+        dev = OPS(s)->device_node_of_file ? OPS(s)->device_node_of_file(s->host->backend, &st)
+                                          : NULL;
+        if (dev)
                 return broker_error_invalid_fd(err, -EBADF,
                                                "The memory fd is the VFIO device %s, not memory.",
                                                dev);
+        *ret_size = (uint64_t)st.st_size;
         if (seen)
                 *seen = (MemoryFdSeen){ .fd = a->fd, .writeable = a->writeable,
                                         .size = *ret_size };
@@ -226,7 +227,7 @@ static int map_check_fd(Session *s, const SessionMapArgs *a, MemoryFdSeen *seen,
  */
 static int map_check(Session *s, SessionIoas *ioas, const SessionMapArgs *a, MemoryFdSeen *seen,
                      const SessionWindows *windows, BrokerError *err) {
-        uint64_t last = 0, size, end;
+        uint64_t last = 0, size = 0, end;
         int r;
 
         if (a->length == 0)
@@ -364,9 +365,7 @@ static int unmap_found(Session *s, SessionIoas *ioas, uint32_t ioas_id, uint64_t
         if (r < 0)
                 return broker_error_from_backend_range(err, "unmap", &be, iova, length);
 
-        memmove(&ioas->areas[first], &ioas->areas[end],
-                (ioas->n_areas - end) * sizeof(SessionArea));
-        ioas->n_areas -= end - first;
+        session_ioas_remove_areas(ioas, first, end);
         session_refund_mappings(s, end - first, bytes);
         *ret_unmapped = unmapped;
         return 0;

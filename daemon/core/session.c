@@ -294,7 +294,7 @@ Session *session_free(Session *s) {
         free(s->devices);
         session_handoff_release_all(s);
         for (size_t i = 0; i < s->n_ioas; i++) {
-                free(s->ioas[i].areas);
+                session_ioas_free_areas(&s->ioas[i]);
                 free(s->ioas[i].allowed);
                 free(s->ioas[i].dirty_hwpts);
         }

@@ -78,7 +78,15 @@ static void remove_root(const char *dir) {
         rmdir(dir);
 }
 
-/* The file at path, opened, is the node of device name. */
+/* What device_node_of_file() says of the file fd is: the device's name, or NULL. */
+static const char *node_of_fd(Backend *b, int fd) {
+        struct stat st;
+
+        assert_int_equal(fstat(fd, &st), 0);
+        return b->ops->device_node_of_file(b, &st);
+}
+
+/* The file at path, opened, is the node of device name, by its fd and by its fstat(). */
 static void assert_node_names(Backend *b, const char *path, const char *name) {
         char *got = NULL;
         int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -86,6 +94,7 @@ static void assert_node_names(Backend *b, const char *path, const char *name) {
         assert_true(fd >= 0);
         assert_int_equal(b->ops->device_fd_identify(b, fd, &got, NULL), 0);
         assert_string_equal(got, name);
+        assert_string_equal(node_of_fd(b, fd), name);
         free(got);
         close(fd);
 }
@@ -104,6 +113,7 @@ static void test_identify_regular_files(Backend *b, const char *dir) {
         assert_true(fd >= 0);
         assert_int_equal(b->ops->device_fd_identify(b, fd, &name, &e), -ENODEV);
         assert_non_null(strstr(e.message, "regular file, not a VFIO device node"));
+        assert_null(node_of_fd(b, fd));
         close(fd);
 
         snprintf(path, sizeof(path), "%s/dev/vfio/devices/stray", dir);
@@ -111,6 +121,7 @@ static void test_identify_regular_files(Backend *b, const char *dir) {
         assert_true(fd >= 0);
         assert_int_equal(b->ops->device_fd_identify(b, fd, &name, &e), -ENODEV);
         assert_non_null(strstr(e.message, "regular file, not a VFIO device node"));
+        assert_null(node_of_fd(b, fd));
         close(fd);
 
         /* The node replaced by that file, as removing and re-adding the device does. */
@@ -181,7 +192,7 @@ static void test_features_and_hw_info(void **state) {
         const char *names[16];
         uint32_t dev;
         HwInfo info;
-        int fd;
+        int fd, mem;
 
         assert_int_equal(backend_sim_new(&b, t, NULL, NULL), 0);
         tb_free(t);
@@ -196,6 +207,12 @@ static void test_features_and_hw_info(void **state) {
 
         assert_int_equal(b->ops->context_new(b, &c, NULL), 0);
         assert_int_equal(b->ops->device_open(b, "0000:65:00.0", &fd, NULL), 0);
+        /* Without a root a node is a memfd: known by its identity, not by its file system. */
+        assert_string_equal(node_of_fd(b, fd), "0000:65:00.0");
+        mem = memfd_create("guest-ram", MFD_CLOEXEC);
+        assert_true(mem >= 0);
+        assert_null(node_of_fd(b, mem));
+        close(mem);
         assert_int_equal(b->ops->device_bind(c, fd, &dev, NULL), 0);
         assert_int_equal(b->ops->hw_info(c, dev, &info, NULL), 0);
         assert_int_equal(info.type, 1);

@@ -455,6 +455,54 @@ static void test_dma_reaches_the_memory_fd(void **state) {
         close(fd);
 }
 
+/* DMA to each of n areas, area i at IOVA + i pages mapping page n - 1 - i of fd, lands there. */
+static void assert_areas_reach_their_pages(Env *e, int fd, unsigned n, unsigned round) {
+        BackendSimDmaFault f = {};
+
+        for (unsigned i = 0; i < n; i++) {
+                char tag[8] = "";
+
+                snprintf(tag, sizeof(tag), "%u:%03u", round, i);
+                assert_int_equal(dma(e, DEV, BACKEND_NO_PASID, IOVA + i * P, tag, sizeof(tag), true,
+                                     &f),
+                                 0);
+        }
+        for (unsigned i = 0; i < n; i++) {
+                char tag[8] = "";
+
+                snprintf(tag, sizeof(tag), "%u:%03u", round, i);
+                assert_file(fd, (n - 1 - i) * P, tag, sizeof(tag));
+        }
+}
+
+/*
+ * Areas and their pages come from slabs of objects: more maps than one slab holds, half of
+ * them given back and taken again, each keep its own source and file.
+ */
+static void test_many_areas_keep_apart(void **state) {
+        Env *e = *state;
+        BackendContext *c = ctx(e);
+        uint32_t ioas = ioas_new(e, c);
+        const unsigned n = 101;
+        int fd = memfd(n * P);
+
+        (void)attach(e, c, &e->dev_fd, ioas);
+        for (unsigned i = 0; i < n; i++)
+                assert_int_equal(map_file(e, c, ioas, fd, (n - 1 - i) * P, P, IOVA + i * P, RW), 0);
+        assert_int_equal(stats(e).mappings, n);
+        assert_areas_reach_their_pages(e, fd, n, 1);
+        for (unsigned i = 0; i < n; i += 2)
+                assert_int_equal(unmap(e, c, ioas, IOVA + i * P, P), 0);
+        assert_int_equal(stats(e).mappings, n / 2);
+        for (unsigned i = 0; i < n; i += 2)
+                assert_int_equal(map_file(e, c, ioas, fd, (n - 1 - i) * P, P, IOVA + i * P, RW), 0);
+        assert_areas_reach_their_pages(e, fd, n, 2);
+        assert_int_equal(unmap(e, c, ioas, IOVA, n * P), 0);
+        assert_int_equal(stats(e).mappings, 0);
+        backend_context_free(c);
+        close(fd);
+}
+
 /* A page table with a fault queue receives the DMA faults of the devices attached to it. */
 static void test_dma_fault_goes_to_the_queue(void **state) {
         Env *e = *state;
@@ -540,6 +588,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_dma_fault_goes_to_the_queue, env_setup,
                                                 env_teardown),
                 cmocka_unit_test_setup_teardown(test_dma_by_pasid, env_setup, env_teardown),
+                cmocka_unit_test_setup_teardown(test_many_areas_keep_apart, env_setup,
+                                                env_teardown),
                 cmocka_unit_test_setup_teardown(test_dma_reaches_user_memory, env_setup,
                                                 env_teardown),
         };

@@ -188,7 +188,7 @@ int backend_sim_new(Backend **ret, const SimTopology *topo, const char *root, Er
 
 static const BackendOps sim_ops = {
         .name = "sim",
-        .device_nodes_are_files = true,
+        .device_node_of_file = sim_device_node_of_file,
         .free = sim_free,
         .device_fd_identify = sim_device_fd_identify,
         .device_open = sim_device_open,

@@ -30,9 +30,20 @@ static bool driver_is_viable(const SimDevModel *m) {
         return (m->class >> 8) == 0x0604 || (m->class >> 8) == 0x0600; /* bridges */
 }
 
+/* Whether the regular file st is the node of a device, and which (*ret). */
+static bool node_of_file(SimBackend *s, const struct stat *st, size_t *ret) {
+        if (!sim_file_may_be_node(s, st))
+                return false;
+        for (size_t i = 0; i < s->n_devices; i++)
+                if (s->devices[i].cdev && sim_file_is_node(s, &s->devices[i], st)) {
+                        *ret = i;
+                        return true;
+                }
+        return false;
+}
+
 int sim_device_fd_identify_model(SimBackend *s, int fd, size_t *ret, Error *err) {
         struct stat st;
-        bool may_be_node;
         int fl;
 
         fl = fcntl(fd, F_GETFL);
@@ -50,13 +61,21 @@ int sim_device_fd_identify_model(SimBackend *s, int fd, size_t *ret, Error *err)
                                  S_ISCHR(st.st_mode) ? "character device that is not a VFIO cdev" :
                                  "special file");
 
-        may_be_node = sim_file_may_be_node(s, &st);
-        for (size_t i = 0; may_be_node && i < s->n_devices; i++)
-                if (s->devices[i].cdev && sim_file_is_node(s, &s->devices[i], &st)) {
-                        *ret = i;
-                        return 0;
-                }
+        if (node_of_file(s, &st, ret))
+                return 0;
         return error_set(err, -ENODEV, "fd %d is a regular file, not a VFIO device node", fd);
+}
+
+const char *sim_device_node_of_file(Backend *b, const struct stat *st) {
+        SimBackend *s = to_sim(b);
+        size_t i;
+
+        assert_return(b, NULL);
+        assert_return(st, NULL);
+
+        if (!S_ISREG(st->st_mode) || !node_of_file(s, st, &i))
+                return NULL;
+        return s->devices[i].name;
 }
 
 int sim_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err) {

@@ -26,6 +26,7 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,14 +201,35 @@ static void file_put(SimBackend *s, SimFile *f) {
         free(f);
 }
 
-void sim_spares_free(SimSpares *l) {
-        while (l->head) {
-                void *p = l->head;
+/* Where a slab's objects start: after the word that links the slabs, at full alignment. */
+#define SLAB_HEADER (_Alignof(max_align_t))
 
-                l->head = *(void **)p;
+int sim_spares_refill(SimSpares *l, size_t size) {
+        size_t stride = (size + SLAB_HEADER - 1) / SLAB_HEADER * SLAB_HEADER;
+        char *slab = malloc(SLAB_HEADER + SIM_SPARES_SLAB * stride);
+
+        if (!slab)
+                return -ENOMEM;
+        *(void **)slab = l->slabs;
+        l->slabs = slab;
+        /* In address order: the first taken is the lowest. */
+        for (size_t i = SIM_SPARES_SLAB; i-- > 0;) {
+                void *p = slab + SLAB_HEADER + i * stride;
+
+                *(void **)p = l->head;
+                l->head = p;
+        }
+        return 0;
+}
+
+void sim_spares_free(SimSpares *l) {
+        while (l->slabs) {
+                void *p = l->slabs;
+
+                l->slabs = *(void **)p;
                 free(p);
         }
-        l->n = 0;
+        l->head = NULL;
 }
 
 void sim_memory_free(SimBackend *s) {

@@ -115,16 +115,17 @@ struct SimFile {
 };
 
 /*
- * Objects a map or unmap gave back, kept for the next ones (a list through their first
- * word), so that a warm map allocates nothing: at most SIM_SPARES_MAX of each kind, the
- * rest is freed.
+ * Areas and pages, cut SIM_SPARES_SLAB at a time from one allocation (a slab) and given back
+ * to a list through their first word, so that neither a cold nor a warm map calls malloc():
+ * the slabs (a list through their first word too) stay until the backend goes, which holds
+ * no more than the most objects of the kind ever live at once.
  */
 typedef struct SimSpares {
         void *head;
-        size_t n;
+        void *slabs;
 } SimSpares;
 
-#define SIM_SPARES_MAX 1024
+#define SIM_SPARES_SLAB 32
 
 struct SimBackend {
         Backend base;
@@ -338,28 +339,28 @@ static inline SimIoas *sim_hwpt_ioas(SimHwpt *h) {
 
 /* ---- spare objects ---- */
 
-/* An object of size bytes (uninitialized): a spare one, else a new one; NULL. */
+/* Cuts a new slab of objects of size bytes into l; -ENOMEM. */
+int sim_spares_refill(SimSpares *l, size_t size);
+
+/* An object of size bytes (always the same for l, uninitialized): a spare one; NULL. */
 static inline void *sim_spare_take(SimSpares *l, size_t size) {
         void *p = l->head;
 
-        if (!p)
-                return malloc(size);
+        if (!p) {
+                if (sim_spares_refill(l, size) < 0)
+                        return NULL;
+                p = l->head;
+        }
         l->head = *(void **)p;
-        l->n--;
         return p;
 }
 
-/* Gives p (which may be NULL) back to l, or frees it when l is full. */
+/* Gives p (which may be NULL), taken from l, back to it. */
 static inline void sim_spare_give(SimSpares *l, void *p) {
         if (!p)
                 return;
-        if (l->n >= SIM_SPARES_MAX) {
-                free(p);
-                return;
-        }
         *(void **)p = l->head;
         l->head = p;
-        l->n++;
 }
 
 void sim_spares_free(SimSpares *l);
@@ -489,6 +490,7 @@ int sim_fault_raise(SimDev *d, SimFaultQueue *q, const FaultRecord *rec);
 /* ---- the operations, one per BackendOps member (the table is in backend-sim.c) ---- */
 
 int sim_device_fd_identify(Backend *b, int fd, char **ret_name, Error *err);
+const char *sim_device_node_of_file(Backend *b, const struct stat *st);
 int sim_device_open(Backend *b, const char *name, int *ret_fd, Error *err);
 int sim_device_holders(Backend *b, const char *name, pid_t *pids, size_t n_max, size_t *ret_n,
                        Error *err);

@@ -308,7 +308,7 @@ static int restore_ioas(Session *s, json_object *j, const SessionRestoreConfig *
         s->ioas[s->n_ioas++] = ioas;
         return 0;
 oom:
-        free(ioas.areas);
+        session_ioas_free_areas(&ioas);
         free(ioas.allowed);
         free(ioas.dirty_hwpts);
         return -ENOMEM;
