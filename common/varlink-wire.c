@@ -547,6 +547,34 @@ int varlink_writer_end(VarlinkWriter *w, FdList *fds) {
         return 0;
 }
 
+int varlink_writer_message(VarlinkWriter *w, size_t n, char **ret) {
+        size_t used;
+        char *p;
+        int r;
+
+        assert_return(w && ret && !w->in_message && n < SIZE_MAX, -EINVAL);
+        used = w->end - w->head;
+        if (used > w->limit || n + 1 > w->limit - used)
+                return -ENOBUFS;
+        if (w->size - w->end > n) {
+                /* The common case: room behind the queue, nothing to move or grow. */
+                p = w->data + w->end;
+                w->end += n + 1;
+        } else {
+                r = varlink_writer_extend(w, n + 1, &p);
+                if (r < 0) {
+                        varlink_writer_abort(w);
+                        return r;
+                }
+                w->end = w->building;
+                w->in_message = false;
+                w->building = 0;
+        }
+        p[n] = '\0';
+        *ret = p;
+        return 0;
+}
+
 int varlink_writer_enqueue(VarlinkWriter *w, json_object *message, FdList *fds) {
         int r;
 

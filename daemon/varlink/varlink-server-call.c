@@ -130,6 +130,25 @@ static int reply_append_text(VarlinkWriter *w, const char *params_text, size_t p
         return 0;
 }
 
+/* The same reply queued whole, NUL and all, in one step: nothing to abort on failure. */
+static int reply_queue_text(VarlinkWriter *w, const char *params_text, size_t params_len,
+                            bool continues) {
+        static const char head[] = "{\"parameters\":", more[] = ",\"continues\":true";
+        size_t n = STRLEN(head) + params_len + (continues ? STRLEN(more) : 0) + 1;
+        char *p;
+        int r;
+
+        r = varlink_writer_message(w, n, &p);
+        if (r < 0)
+                return r;
+        memcpy(p, head, STRLEN(head));
+        p = mempcpy(p + STRLEN(head), params_text, params_len);
+        if (continues)
+                p = mempcpy(p, more, STRLEN(more));
+        *p = '}';
+        return 0;
+}
+
 int server_reply_append(VarlinkWriter *w, const char *error, json_object *params,
                         const char *params_text, size_t params_len, bool continues) {
         int r;
@@ -220,10 +239,15 @@ static int call_send(VarlinkCall *call, const char *error, json_object *params,
                 return -EINVAL;
         }
 
-        r = server_reply_append(c->writer, error, params, params_text, params_len, continues);
+        if (!error && params_text && !fds)
+                r = reply_queue_text(c->writer, params_text, params_len, continues);
+        else {
+                r = server_reply_append(c->writer, error, params, params_text, params_len,
+                                        continues);
+                if (r >= 0)
+                        r = varlink_writer_end(c->writer, TAKE_PTR(fds));
+        }
         json_object_put(params);
-        if (r >= 0)
-                r = varlink_writer_end(c->writer, TAKE_PTR(fds));
         if (r == -ENOBUFS && !continues)
                 return call_send_overflow(call);
         if (r < 0)
@@ -263,6 +287,65 @@ fail:
                 safe_close(fds[i]);
         json_object_put(params);
         return r;
+}
+
+/*
+ * Writes value in decimal at the end of buf, two digits a step; returns how many (they start
+ * at buf + 20 - n).  By hand: snprintf() would cost more than the rest of the reply.
+ */
+static size_t format_u64(char buf[static 20], uint64_t value) {
+        static const char pairs[201] =
+                "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                "8081828384858687888990919293949596979899";
+        size_t n = 0;
+
+        while (value >= 100) {
+                const char *pair = pairs + 2 * (value % 100);
+
+                value /= 100;
+                buf[20 - ++n] = pair[1];
+                buf[20 - ++n] = pair[0];
+        }
+        if (value >= 10) {
+                buf[20 - ++n] = pairs[2 * value + 1];
+                buf[20 - ++n] = pairs[2 * value];
+        } else
+                buf[20 - ++n] = (char)('0' + value);
+        return n;
+}
+
+int varlink_call_reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
+        static const char head[] = "{\"parameters\":{\"";
+        VarlinkConnection *c;
+        char digits[20], *p;
+        size_t k, d;
+        int r;
+
+        assert_return(call && key, -EINVAL);
+        k = strlen(key);
+        assert_return(k > 0 && k <= VARLINK_REPLY_KEY_MAX, -EINVAL);
+        c = call->conn;
+        if (call->done || !c || c->dead || (call->flags & VARLINK_CALL_ONEWAY))
+                /* Such a call gets no bytes: call_send() only says why, as for any reply. */
+                return call_send(call, NULL, NULL, NULL, 0, false, NULL);
+
+        d = format_u64(digits, value);
+        /* {"parameters":{"KEY":VALUE}} written straight into the output queue. */
+        r = varlink_writer_message(c->writer, STRLEN(head) + k + 2 + d + 2, &p);
+        if (r == -ENOBUFS)
+                return call_send_overflow(call);
+        if (r < 0)
+                return r;
+        memcpy(p, head, STRLEN(head));
+        p = mempcpy(p + STRLEN(head), key, k);
+        p[0] = '"';
+        p[1] = ':';
+        p = mempcpy(p + 2, digits + sizeof(digits) - d, d);
+        p[0] = '}';
+        p[1] = '}';
+        connection_call_done(c, call);
+        return 0;
 }
 
 int varlink_call_reply_more(VarlinkCall *call, json_object *params) {

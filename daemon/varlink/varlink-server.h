@@ -271,6 +271,13 @@ int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds
  * replies are cheaper to format than to build; the caller vouches for the text.
  */
 int varlink_call_reply_text(VarlinkCall *call, const char *params, size_t len);
+/* The longest member name varlink_call_reply_u64() takes. */
+#define VARLINK_REPLY_KEY_MAX 64
+/*
+ * The final reply {"<key>": <value>}, written straight into the connection's output: what
+ * the most frequent methods answer.  key is a member name that needs no escaping (a literal).
+ */
+int varlink_call_reply_u64(VarlinkCall *call, const char *key, uint64_t value);
 /* A "continues": true reply; -EPROTO unless the caller asked for more, -ENOBUFS when over the output limit. */
 int varlink_call_reply_more(VarlinkCall *call, json_object *params);
 /*
