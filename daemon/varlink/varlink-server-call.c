@@ -24,10 +24,13 @@
 static VarlinkCall *call_free(VarlinkCall *call) {
         VarlinkConnection *c = call->conn;
 
-        json_object_put(call->message);
-        varlink_reader_recycle_fds(c ? c->reader : NULL, call->fds);
-        *call = (VarlinkCall){};
-        /* Keep one finished call per connection so that steady traffic allocates none. */
+        /* A streamed call has no tree, most calls no fds: nothing to hand back then. */
+        if (call->message)
+                json_object_put(call->message);
+        if (call->fds)
+                varlink_reader_recycle_fds(c ? c->reader : NULL, call->fds);
+        /* Keep one finished call per connection so that steady traffic allocates none; the
+         * next server_call_new() sets every member a call reads, nothing needs zeroing here. */
         if (c && !c->spare)
                 c->spare = call;
         else
@@ -55,6 +58,13 @@ VarlinkConnection *varlink_call_get_connection(VarlinkCall *call) {
 
 const char *varlink_call_get_method(VarlinkCall *call) {
         assert_return(call, NULL);
+        if (!call->method && call->iface && call->entry) {
+                /* A streamed call's name, written down only when asked for (logs, errors): the
+                 * index matched every byte the client sent against these two. */
+                (void)snprintf(call->method_name, sizeof(call->method_name), "%s.%s",
+                               call->iface->name, call->entry->name);
+                call->method = call->method_name;
+        }
         return call->method;
 }
 
@@ -189,7 +199,7 @@ static int call_send_overflow(VarlinkCall *call) {
         int n, r = -ENOBUFS;
 
         log_debug("%s: the reply does not fit the %zu bytes of output a connection may queue "
-                  "(%zu queued)", call->method, limit, varlink_writer_queued(c->writer));
+                  "(%zu queued)", varlink_call_get_method(call), limit, varlink_writer_queued(c->writer));
         n = snprintf(text, sizeof(text), "{\"errno\":%d,\"message\":\"%s\"}", ENOBUFS,
                      "the reply does not fit the output queue");
         if (call->iface && call->iface->errno_error && n > 0 && (size_t)n < sizeof(text)) {
@@ -384,7 +394,8 @@ int varlink_call_invalid_parameter(VarlinkCall *call, const char *parameter, con
         (void)vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
         /* The standard error carries only the parameter's name; the sentence goes to the log. */
-        log_debug("%s: invalid parameter '%s': %s", call->method, parameter, reason);
+        log_debug("%s: invalid parameter '%s': %s", varlink_call_get_method(call), parameter,
+                  reason);
         r = varlink_call_error_invalid_parameter(call, parameter);
         return r < 0 ? r : -EINVAL;
 }
@@ -463,7 +474,7 @@ int varlink_call_error_errno(VarlinkCall *call, int error, const char *message) 
                 /* Nothing to tell the client in its own terms: a clean disconnect is the answer. */
                 if (call->conn && !call->conn->dead) {
                         log_debug("%s failed without a reply (%s), disconnecting the client",
-                                  call->method, strerror(error));
+                                  varlink_call_get_method(call), strerror(error));
                         varlink_connection_close(call->conn);
                         connection_call_done(call->conn, call);
                 } else

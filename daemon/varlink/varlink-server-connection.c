@@ -286,16 +286,21 @@ int server_call_new(VarlinkConnection *c, json_object *message, FdList *fds, con
                 fdlist_free(fds);
                 return -ENOMEM;
         }
-        *call = (VarlinkCall){
-                .n_ref = 1,
-                .conn = varlink_connection_ref(c),
-                .message = message,
-                .fds = fds,
-                .method = e->method,
-                .flags = (e->oneway ? VARLINK_CALL_ONEWAY : 0) | (e->more ? VARLINK_CALL_MORE : 0),
-        };
+        /* Member by member: a reused call keeps its name buffer, which nobody reads unset. */
+        call->n_ref = 1;
+        call->conn = varlink_connection_ref(c);
+        call->message = message;
+        call->fds = fds;
+        call->method = e->method;
+        call->iface = NULL;
+        call->entry = NULL;
+        call->flags = (e->oneway ? VARLINK_CALL_ONEWAY : 0) | (e->more ? VARLINK_CALL_MORE : 0);
+        call->done = false;
+        call->stream_params = NULL;
+        call->decoded = NULL;
         /* One reference is the connection's (until the final reply), one is ours (until return). */
-        c->current = varlink_call_ref(call);
+        call->n_ref++;
+        c->current = call;
         *ret = call;
         return 0;
 }
@@ -330,7 +335,8 @@ int server_call_finish(VarlinkConnection *c, VarlinkCall *call, int r) {
                 return 0;
         if (call->flags & VARLINK_CALL_ONEWAY) {
                 if (r < 0)
-                        log_debug("Oneway call %s failed: %s", call->method, strerror(-r));
+                        log_debug("Oneway call %s failed: %s", varlink_call_get_method(call),
+                                  strerror(-r));
                 connection_call_done(c, call);
                 return 0;
         }
@@ -338,7 +344,8 @@ int server_call_finish(VarlinkConnection *c, VarlinkCall *call, int r) {
                 return varlink_call_error_errno(call, r, NULL) < 0 ? -ENOMEM : 0;
         if (call->n_ref <= 2) {
                 /* Neither replied nor kept for later: the client would wait forever. */
-                log_debug("%s returned without replying or deferring", call->method);
+                log_debug("%s returned without replying or deferring",
+                          varlink_call_get_method(call));
                 return varlink_call_error_errno(call, -EIO, "the method returned no reply") < 0
                                ? -ENOMEM
                                : 0;

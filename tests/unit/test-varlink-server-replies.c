@@ -84,8 +84,12 @@ static void test_u64_reply_bytes(void **state) {
                 char got[256], want[256];
 
                 fx->u64_first = fx->u64_second = 1;
+                fx->u64_method[0] = '\0';
                 send_u64(fd, values[i], false);
                 raw_recv(fx, fd, got, sizeof(got));
+                /* Read without a tree, in a call object reused from the one before: the name
+                 * is written down when asked for, and it is the one sent. */
+                assert_string_equal(fx->u64_method, "io.iommud.Test.U64");
                 snprintf(want, sizeof(want), "{\"parameters\":{\"v\":%s}}", values[i]);
                 assert_string_equal(got, want);
                 assert_int_equal(fx->u64_first, 0);

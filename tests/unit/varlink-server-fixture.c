@@ -214,6 +214,7 @@ static int m_u64(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
         r = varlink_call_dispatch(call, params, u64_parameters, &p);
         if (r < 0)
                 return r;
+        snprintf(fx->u64_method, sizeof(fx->u64_method), "%s", varlink_call_get_method(call));
         r = varlink_call_reply_u64(call, "v", p.v);
         fx->u64_first = r;
         fx->u64_second = varlink_call_reply_u64(call, "v", p.v);
