@@ -155,7 +155,7 @@ static void close_cmsg_fds(struct msghdr *mh) {
 
 /* The fds of one read's control data in *ret (in the reader's spare list when they fit). */
 static int reader_take_fds(VarlinkReader *r, struct msghdr *mh, FdList **ret) {
-        int r2;
+        int r2 = 0;
 
         for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
                 size_t k;
@@ -164,20 +164,20 @@ static int reader_take_fds(VarlinkReader *r, struct msghdr *mh, FdList **ret) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                         continue;
                 k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                if (!*ret && k > 0) {
+                        /* Straight from the control buffer, which is aligned for ints (its
+                         * union holds a cmsghdr): the common case copies the fds once. */
+                        *ret = TAKE_PTR(r->spare);
+                        r2 = fdlist_refill(ret, (const int *)(const void *)CMSG_DATA(c), k);
+                        if (r2 >= 0)
+                                continue;
+                }
+                /* The kernel hands over one SCM_RIGHTS per read; anything else is odd. */
                 memcpy(buf, CMSG_DATA(c), k * sizeof(int));
-                if (*ret || k == 0) {
-                        /* The kernel hands over one SCM_RIGHTS per read; anything else is odd. */
-                        for (size_t i = 0; i < k; i++)
-                                safe_close(buf[i]);
-                        continue;
-                }
-                *ret = TAKE_PTR(r->spare);
-                r2 = fdlist_refill(ret, buf, k);
-                if (r2 < 0) {
-                        for (size_t i = 0; i < k; i++)
-                                safe_close(buf[i]);
+                for (size_t i = 0; i < k; i++)
+                        safe_close(buf[i]);
+                if (r2 < 0)
                         return r2;
-                }
         }
         return 0;
 }
@@ -241,6 +241,10 @@ int varlink_reader_fill(VarlinkReader *r, int fd, Error *err) {
                         owner = old_end;
                 else
                         return error_set(err, -EBADMSG, "fds arrived in the middle of a message");
+                /* One message read whole with its fds, the usual case: the search above saw
+                 * that it holds no NUL before its last byte, and reader_scan() need not look. */
+                if (!q && owner == r->start)
+                        r->scanned = r->end - 1 - r->start;
                 r2 = reader_add_batch(r, r->base + owner, TAKE_PTR(fds), err);
                 if (r2 < 0)
                         return r2;
