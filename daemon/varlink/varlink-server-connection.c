@@ -409,15 +409,22 @@ static void connection_dispatch_buffered(VarlinkConnection *c) {
         }
 }
 
-/* Dispatches what is buffered, flushes, and decides what to wait for.  Called from the loop only. */
-static void connection_process(VarlinkConnection *c) {
+/*
+ * Dispatches what is buffered, flushes, and decides what to wait for.  Called from the loop
+ * only.  dispatched: the caller dispatched all it could since its last read, so the first pass
+ * starts at the flush (the check after it still takes whatever the flush made room for).
+ */
+static void connection_process(VarlinkConnection *c, bool dispatched) {
         int r;
 
         if (c->dead)
                 return;
         c->in_process = true;
+        if (dispatched)
+                goto flush;
 again:
         connection_dispatch_buffered(c);
+flush:
 
         /* Also when closing: a reply queued before varlink_connection_close() still goes out
          * if the socket takes it now. */
@@ -488,19 +495,21 @@ static void on_connection_read(evutil_socket_t fd, short what, void *userdata) {
                 if (i == 0 && !c->closing && varlink_writer_flush(c->writer, c->fd) < 0)
                         break;
         }
-        connection_process(c);
+        /* Every read that brought bytes was followed by a dispatch; what a flush in between
+         * made room for, connection_process() finds after its own flush. */
+        connection_process(c, true);
 }
 
 static void on_connection_write(evutil_socket_t fd, short what, void *userdata) {
         _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
 
-        connection_process(c);
+        connection_process(c, false);
 }
 
 static void on_connection_defer(evutil_socket_t fd, short what, void *userdata) {
         _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
 
-        connection_process(c);
+        connection_process(c, false);
 }
 
 static int peer_pidfd(int fd) {
