@@ -116,6 +116,11 @@ static int fail_type(const JsonDispatchField *f, const JsonDispatchValue *v, con
                          expected_phrase(f, buf, sizeof(buf)), kind_phrase(v));
 }
 
+static void mark_present(const JsonDispatchField *f, void *target) {
+        if (f->presence > 0)
+                *(bool *)((uint8_t *)target + f->presence - 1) = true;
+}
+
 /* ---- scalars ----------------------------------------------------------------------------- */
 
 static uint64_t unsigned_type_max(JsonDispatchType t) {
@@ -194,6 +199,38 @@ static int value_unsigned(const JsonDispatchField *f, const JsonDispatchValue *v
         return fail_type(f, v, path, err);
 }
 
+/* Stores u, within f's range, where f's member lives in the struct at p. */
+static void store_unsigned(const JsonDispatchField *f, uint64_t u, void *p) {
+        switch (f->type) {
+        case JSON_DISPATCH_UINT8:
+                *(uint8_t *)p = (uint8_t)u;
+                break;
+        case JSON_DISPATCH_UINT16:
+                *(uint16_t *)p = (uint16_t)u;
+                break;
+        case JSON_DISPATCH_UINT32:
+                *(uint32_t *)p = (uint32_t)u;
+                break;
+        case JSON_DISPATCH_FD_INDEX:
+                *(JsonDispatchFd *)p = (JsonDispatchFd){ .index = (uint32_t)u, .fd = -EBADF };
+                break;
+        default:
+                *(uint64_t *)p = u;
+        }
+}
+
+static bool unsigned_in_range(const JsonDispatchField *f, uint64_t u) {
+        return u <= (f->max ?: unsigned_type_max(f->type)) && (f->min <= 0 || u >= (uint64_t)f->min);
+}
+
+int json_dispatch_unsigned(const JsonDispatchField *f, uint64_t u, void *target) {
+        if (!unsigned_in_range(f, u))
+                return -ERANGE;
+        store_unsigned(f, u, (uint8_t *)target + f->offset);
+        mark_present(f, target);
+        return 0;
+}
+
 static int dispatch_unsigned(const JsonDispatchField *f, const JsonDispatchValue *v, void *p,
                              const JsonDispatchPath *path, Error *err) {
         uint64_t u = 0, max = f->max ?: unsigned_type_max(f->type);
@@ -215,22 +252,7 @@ static int dispatch_unsigned(const JsonDispatchField *f, const JsonDispatchValue
                 return error_set(err, -EINVAL, "%s: %s is below the minimum %s",
                                  path_or_top(path), shown, limit);
         }
-        switch (f->type) {
-        case JSON_DISPATCH_UINT8:
-                *(uint8_t *)p = (uint8_t)u;
-                break;
-        case JSON_DISPATCH_UINT16:
-                *(uint16_t *)p = (uint16_t)u;
-                break;
-        case JSON_DISPATCH_UINT32:
-                *(uint32_t *)p = (uint32_t)u;
-                break;
-        case JSON_DISPATCH_FD_INDEX:
-                *(JsonDispatchFd *)p = (JsonDispatchFd){ .index = (uint32_t)u, .fd = -EBADF };
-                break;
-        default:
-                *(uint64_t *)p = u;
-        }
+        store_unsigned(f, u, p);
         return 0;
 }
 
@@ -325,11 +347,6 @@ static int dispatch_scalar(const JsonDispatchField *f, const JsonDispatchValue *
         return fail_type(f, v, path, err);
 }
 
-static void mark_present(const JsonDispatchField *f, void *target) {
-        if (f->presence > 0)
-                *(bool *)((uint8_t *)target + f->presence - 1) = true;
-}
-
 int json_dispatch_value(const JsonDispatchField *f, const JsonDispatchValue *v, void *target,
                         const JsonDispatchPath *path, Error *err) {
         int r;
@@ -397,11 +414,7 @@ int json_dispatch_seen(const JsonDispatchField *table, const JsonDispatchField *
 }
 
 static bool same_name(const JsonDispatchField *a, const JsonDispatchField *b) {
-        return a->name[0] == b->name[0] && streq(a->name, b->name);
-}
-
-bool json_dispatch_in_run(const JsonDispatchField *table, const JsonDispatchField *f) {
-        return (f[1].name && same_name(&f[1], f)) || (f > table && same_name(&f[-1], f));
+        return json_dispatch_same_name(a->name, b->name);
 }
 
 /* True when an entry named like table[i] was given: one of the run of that name around it. */

@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <json-c/json.h>
 
@@ -197,11 +198,23 @@ static inline bool json_dispatch_name_is(const char *entry, const char *name, si
 const JsonDispatchField *json_dispatch_find_next(const JsonDispatchField *table,
                                                  const JsonDispatchField *last, const char *name,
                                                  size_t len, JsonDispatchKind kind);
-/* Whether f (an entry of table) shares its name with a neighbour: a member taken two ways. */
-bool json_dispatch_in_run(const JsonDispatchField *table, const JsonDispatchField *f);
+static inline bool json_dispatch_same_name(const char *a, const char *b) {
+        return a[0] == b[0] && strcmp(a, b) == 0;
+}
+
+/* Whether f (an entry of table) shares its name with a neighbour: a member taken two ways.
+ * Names of neighbours mostly differ in their first byte, so this costs a few instructions. */
+static inline bool json_dispatch_in_run(const JsonDispatchField *table,
+                                        const JsonDispatchField *f) {
+        return (f[1].name && json_dispatch_same_name(f[1].name, f->name)) ||
+               (f > table && json_dispatch_same_name(f[-1].name, f->name));
+}
 /* Decodes one non-container value for f into the struct at target (path names the member). */
 int json_dispatch_value(const JsonDispatchField *f, const JsonDispatchValue *v, void *target,
                         const JsonDispatchPath *path, Error *err);
+/* Stores the integer u for f (an unsigned or FD_INDEX entry) into the struct at target,
+ * as json_dispatch_value() would; -ERANGE, and no message, when u is outside f's range. */
+int json_dispatch_unsigned(const JsonDispatchField *f, uint64_t u, void *target);
 /* Records f (an entry of table) as given in seen (one bit per entry). */
 int json_dispatch_seen(const JsonDispatchField *table, const JsonDispatchField *f,
                        uint64_t *seen);

@@ -6,40 +6,10 @@
 #include <string.h>
 
 #include "assert-util.h"
-#include "json-stream.h"
+#include "json-reader.h"
 #include "macros.h"
 
 /* ---- reading: the document onto the tape ------------------------------------------------- */
-
-/*
- * The text ends with a NUL at text[len] (json_stream_parse()'s contract), and every scan stops
- * at it: the loops look at one byte class per byte and at no bounds.  A NUL before the end is
- * a byte like any other inside a string (the slow path copies it, and a member name that
- * holds one is json-c's to judge) and a mistake anywhere else.
- */
-enum {
-        CLASS_SPACE = 1 << 0, /* JSON's whitespace (json-c takes more in places: its to read) */
-        CLASS_STOP = 1 << 1,  /* ends a plain run inside a string: '"', '\\' and NUL */
-        CLASS_DIGIT = 1 << 2,
-};
-
-static const uint8_t byte_class[256] = {
-        [' '] = CLASS_SPACE, ['\t'] = CLASS_SPACE, ['\n'] = CLASS_SPACE, ['\r'] = CLASS_SPACE,
-        ['"'] = CLASS_STOP, ['\\'] = CLASS_STOP, ['\0'] = CLASS_STOP,
-        ['0'] = CLASS_DIGIT, ['1'] = CLASS_DIGIT, ['2'] = CLASS_DIGIT, ['3'] = CLASS_DIGIT,
-        ['4'] = CLASS_DIGIT, ['5'] = CLASS_DIGIT, ['6'] = CLASS_DIGIT, ['7'] = CLASS_DIGIT,
-        ['8'] = CLASS_DIGIT, ['9'] = CLASS_DIGIT,
-};
-
-static inline bool is_class(char c, uint8_t class) {
-        return byte_class[(uint8_t)c] & class;
-}
-
-static inline char *skip_space(char *p) {
-        while (is_class(*p, CLASS_SPACE))
-                p++;
-        return p;
-}
 
 static int bad(JsonReader *r, const char *what) {
         return error_set(r->err, -EBADMSG, "message is not valid JSON: %s", what);
@@ -112,7 +82,7 @@ static int read_unicode(JsonReader *r, char **w) {
 }
 
 /* The rest of a string from r->p on, which needs decoding: escapes, or a NUL inside.  1. */
-static int read_string_decoded(JsonReader *r, JsonStreamToken *t) {
+int json_reader_string_decoded(JsonReader *r, JsonStreamToken *t) {
         char *w = r->p;
 
         for (;;) {
@@ -150,28 +120,6 @@ static int read_string_decoded(JsonReader *r, JsonStreamToken *t) {
         return 1;
 }
 
-/*
- * A string at r->p (on its opening quote), decoded in place and NUL-terminated.  0, or 1 when
- * it had to be decoded.
- */
-static inline int read_string(JsonReader *r, JsonStreamToken *t) {
-        char *start = r->p + 1, *p = start;
-
-        while (!is_class(*p, CLASS_STOP))
-                p++;
-        t->kind = JSON_DISPATCH_KIND_STRING;
-        t->text = start;
-        if (*p == '"') {
-                /* Nothing to decode, as in nearly every string: the quote becomes the NUL. */
-                t->length = (size_t)(p - start);
-                *p = '\0';
-                r->p = p + 1;
-                return 0;
-        }
-        r->p = p;
-        return read_string_decoded(r, t);
-}
-
 /* A member's name: a string json-c keeps whole, which one with a NUL inside it is not. */
 static int read_key(JsonReader *r, JsonStreamToken *t) {
         int k = read_string(r, t);
@@ -204,7 +152,7 @@ static bool read_digits(char **p, uint64_t *ret) {
 }
 
 /* A number at r->p: an INTEGER when json-c keeps it as one, else a NUMBER with its literal. */
-static int read_number(JsonReader *r, JsonStreamToken *t) {
+int json_reader_number(JsonReader *r, JsonStreamToken *t) {
         char *start = r->p, *p = start;
         bool integer = true, fits;
         uint64_t v = 0;
@@ -247,15 +195,7 @@ static int read_number(JsonReader *r, JsonStreamToken *t) {
         return 0;
 }
 
-/* Whether word (n letters) is at p; the NUL at the end stops the comparison in time. */
-static bool word_at(const char *p, const char *word, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (p[i] != word[i])
-                        return false;
-        return true;
-}
-
-static int read_word(JsonReader *r, JsonStreamToken *t) {
+int json_reader_word(JsonReader *r, JsonStreamToken *t) {
         static const struct {
                 const char *word;
                 size_t n;
@@ -387,12 +327,12 @@ static int read_value(JsonReader *r) {
         if (c == '"')
                 k = read_string(r, t);
         else if (c == '-' || is_class(c, CLASS_DIGIT))
-                k = read_number(r, t);
+                k = json_reader_number(r, t);
         else if (c == '{' || c == '[') {
                 t->kind = c == '{' ? JSON_DISPATCH_KIND_OBJECT : JSON_DISPATCH_KIND_ARRAY;
                 k = read_container(r, c == '{');
         } else
-                k = read_word(r, t);
+                k = json_reader_word(r, t);
         if (k < 0)
                 return k;
         /* The tape is the caller's and does not move: t is still valid. */
@@ -561,225 +501,4 @@ int json_stream_dispatch(JsonStream *s, const JsonStreamToken *o, const JsonDisp
                 *ret_field = NULL;
         return stream_object(s, index_of(s, o), table, target,
                              &(JsonDispatchPath){ .name = path ?: "" }, ret_field, err);
-}
-
-/* ---- decoding: the bytes straight into a struct ------------------------------------------ */
-
-/*
- * The cursor reads the same bytes with the same functions as the tape, but records nothing:
- * each member is decoded into the target as soon as it is read.  Whatever is not plain and
- * right (a mistake, a member given twice or unknown, a name with escapes, a number that is not
- * a 64-bit integer) ends it with -EAGAIN, and the caller reads the document the other way,
- * whose verdict stands: so the cursor needs no messages, only to never accept what the tape
- * and the tables would refuse, nor differ in a value.
- */
-
-void json_cursor_init(JsonCursor *c, char *text, size_t len, unsigned max_depth) {
-        assert(c && text && text[len] == '\0');
-        *c = (JsonCursor){ .r = { .p = text, .end = text + len, .max_depth = max_depth } };
-}
-
-int json_cursor_enter_object(JsonCursor *c) {
-        c->r.p = skip_space(c->r.p);
-        if (*c->r.p != '{' || ++c->r.depth > c->r.max_depth)
-                return -EAGAIN;
-        c->r.p++;
-        c->first = true;
-        return 0;
-}
-
-int json_cursor_next_member(JsonCursor *c, const char **ret_name, size_t *ret_len) {
-        JsonStreamToken key;
-
-        c->r.p = skip_space(c->r.p);
-        if (*c->r.p == '}') {
-                c->r.p++;
-                c->r.depth--;
-                c->first = false; /* the container around it has a member: this object */
-                return 0;
-        }
-        if (!c->first) {
-                if (*c->r.p != ',')
-                        return -EAGAIN;
-                c->r.p = skip_space(c->r.p + 1);
-        }
-        if (*c->r.p != '"' || read_string(&c->r, &key) != 0) /* escapes in a name: the tape's */
-                return -EAGAIN;
-        c->r.p = skip_space(c->r.p);
-        if (*c->r.p != ':')
-                return -EAGAIN;
-        c->r.p = skip_space(c->r.p + 1);
-        c->first = false;
-        *ret_name = key.text;
-        *ret_len = key.length;
-        return 1;
-}
-
-/* The kind of the value the cursor is on, from its first byte (what pick_kind() needs). */
-static JsonDispatchKind cursor_kind(const char *p) {
-        switch (*p) {
-        case '{':
-                return JSON_DISPATCH_KIND_OBJECT;
-        case '[':
-                return JSON_DISPATCH_KIND_ARRAY;
-        case '"':
-                return JSON_DISPATCH_KIND_STRING;
-        case 't': case 'f':
-                return JSON_DISPATCH_KIND_BOOLEAN;
-        case 'n':
-                return JSON_DISPATCH_KIND_NULL;
-        default:
-                return JSON_DISPATCH_KIND_INTEGER;
-        }
-}
-
-/* A scalar value at the cursor, as the tables take it; -EAGAIN for a NUMBER or a mistake. */
-static int cursor_scalar(JsonCursor *c, JsonDispatchValue *ret) {
-        JsonStreamToken t;
-        char first = *c->r.p;
-
-        if (first == '"') {
-                if (read_string(&c->r, &t) < 0)
-                        return -EAGAIN;
-                *ret = (JsonDispatchValue){ .kind = t.kind, .text = t.text, .length = t.length };
-        } else if (first == '-' || is_class(first, CLASS_DIGIT)) {
-                if (read_number(&c->r, &t) < 0 || t.kind != JSON_DISPATCH_KIND_INTEGER)
-                        return -EAGAIN;
-                *ret = (JsonDispatchValue){ .kind = t.kind, .negative = t.negative,
-                                            .magnitude = t.magnitude };
-        } else {
-                if (read_word(&c->r, &t) < 0)
-                        return -EAGAIN;
-                *ret = (JsonDispatchValue){ .kind = t.kind, .boolean = t.boolean };
-        }
-        return 0;
-}
-
-/* The elements of the array at the cursor, for f; a growing array when f has element_size. */
-static int cursor_array(JsonCursor *c, const JsonDispatchField *f, void *target) {
-        uint8_t *base = (uint8_t *)target + f->offset;
-        size_t *count = f->element_size > 0 ? (size_t *)((uint8_t *)target + f->count_offset) : NULL;
-        size_t n = 0, capacity = 0;
-        int k;
-
-        if (++c->r.depth > c->r.max_depth)
-                return -EAGAIN;
-        c->r.p = skip_space(c->r.p + 1);
-        while (*c->r.p != ']') {
-                void *element = base;
-
-                if (n > 0) {
-                        if (*c->r.p != ',')
-                                return -EAGAIN;
-                        c->r.p = skip_space(c->r.p + 1);
-                }
-                if (f->max > 0 && n >= f->max)
-                        return -EAGAIN;
-                if (count) {
-                        if (n == capacity) {
-                                size_t grown = capacity ? capacity * 2 : 16;
-                                uint8_t *a = reallocarray(*(uint8_t **)base, grown, f->element_size);
-
-                                if (!a)
-                                        return -EAGAIN;
-                                memset(a + capacity * f->element_size, 0,
-                                       (grown - capacity) * f->element_size);
-                                *(uint8_t **)base = a;
-                                capacity = grown;
-                        }
-                        element = *(uint8_t **)base + n * f->element_size;
-                        *count = n + 1; /* so that clearing frees what the element holds */
-                }
-                k = json_cursor_decode_value(c, f->element, element);
-                if (k < 0)
-                        return k;
-                n++;
-                c->r.p = skip_space(c->r.p);
-        }
-        c->r.p++;
-        c->r.depth--;
-        return 0;
-}
-
-int json_cursor_decode_value(JsonCursor *c, const JsonDispatchField *f, void *target) {
-        JsonDispatchValue v;
-        int k;
-
-        c->r.p = skip_space(c->r.p);
-        if (*c->r.p == '{' && f->type == JSON_DISPATCH_OBJECT)
-                k = json_cursor_decode_object(c, f->fields, (uint8_t *)target + f->offset);
-        else if (*c->r.p == '[' && f->type == JSON_DISPATCH_ARRAY)
-                k = cursor_array(c, f, target);
-        else {
-                if (*c->r.p == '{' || *c->r.p == '[' || cursor_scalar(c, &v) < 0)
-                        return -EAGAIN;
-                return json_dispatch_value(f, &v, target, NULL, NULL) < 0 ? -EAGAIN : 0;
-        }
-        if (k < 0)
-                return k;
-        if (f->presence > 0)
-                *(bool *)((uint8_t *)target + f->presence - 1) = true;
-        return 0;
-}
-
-int json_cursor_decode_object(JsonCursor *c, const JsonDispatchField *table, void *target) {
-        const JsonDispatchField *f = NULL;
-        uint64_t seen = 0;
-        const char *name;
-        size_t len;
-        int k;
-
-        k = json_cursor_enter_object(c);
-        while (k >= 0 && (k = json_cursor_next_member(c, &name, &len)) > 0) {
-                const JsonDispatchField *next = f ? f + 1 : table;
-                uint64_t bit;
-
-                /* Members mostly come in the table's order; a name of one entry alone is the
-                 * table's only entry of that name (entries of one name sit in a row). */
-                if (next->name && json_dispatch_name_is(next->name, name, len) &&
-                    !json_dispatch_in_run(table, next))
-                        f = next;
-                else {
-                        f = json_dispatch_find(table, name, len, cursor_kind(c->r.p));
-                        if (!f || json_dispatch_in_run(table, f))
-                                return -EAGAIN;
-                }
-                if (f - table >= 64)
-                        return -EAGAIN;
-                bit = UINT64_C(1) << (f - table);
-                if (seen & bit)
-                        return -EAGAIN;
-                seen |= bit;
-                k = json_cursor_decode_value(c, f, target);
-        }
-        if (k < 0 || json_dispatch_finish(table, seen, target, NULL, NULL, NULL) < 0)
-                return -EAGAIN;
-        return 0;
-}
-
-
-int json_cursor_bool(JsonCursor *c, bool *ret) {
-        JsonDispatchValue v;
-
-        c->r.p = skip_space(c->r.p);
-        if (cursor_scalar(c, &v) < 0 || v.kind != JSON_DISPATCH_KIND_BOOLEAN)
-                return -EAGAIN;
-        *ret = v.boolean;
-        return 0;
-}
-
-int json_cursor_string(JsonCursor *c, const char **ret, size_t *ret_len) {
-        JsonDispatchValue v;
-
-        c->r.p = skip_space(c->r.p);
-        if (*c->r.p != '"' || cursor_scalar(c, &v) < 0 || memchr(v.text, '\0', v.length))
-                return -EAGAIN;
-        *ret = v.text;
-        *ret_len = v.length;
-        return 0;
-}
-
-int json_cursor_end(JsonCursor *c) {
-        c->r.p = skip_space(c->r.p);
-        return c->r.p == c->r.end && c->r.depth == 0 ? 0 : -EAGAIN;
 }

@@ -89,9 +89,18 @@ void json_cursor_init(JsonCursor *c, char *text, size_t len, unsigned max_depth)
 int json_cursor_enter_object(JsonCursor *c);
 /* 1 and the name of the next member (the cursor on its value), or 0 at the object's end. */
 int json_cursor_next_member(JsonCursor *c, const char **ret_name, size_t *ret_len);
+/*
+ * 1 when the next member is named name (len bytes without '"', '\\' or NUL), compared in
+ * place without reading the name first, the cursor then on its value; 0, the cursor
+ * unmoved, for anything else.
+ */
+int json_cursor_member_is(JsonCursor *c, const char *name, size_t len);
 /* A string without a NUL inside, or a boolean, at the cursor. */
 int json_cursor_string(JsonCursor *c, const char **ret, size_t *ret_len);
 int json_cursor_bool(JsonCursor *c, bool *ret);
+/* Whether the value at the cursor is the plain string text (len bytes without '"', '\\' or
+ * NUL), compared in place; the cursor moves past it only when it is. */
+bool json_cursor_string_is(JsonCursor *c, const char *text, size_t len);
 /*
  * Decodes the object at the cursor with table into target (zero-filled by the caller, who
  * clears it with json_dispatch_clear() also after a failure), or the value at the cursor for

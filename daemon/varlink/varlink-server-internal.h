@@ -81,6 +81,14 @@ struct VarlinkServer {
         } decoded;
         char *scratch;      /* a copy of the message, decoded in place */
         size_t scratch_size;
+        /* The streamed method the last call named (NULL: none since the index was built),
+         * compared in place with the next call's: clients mostly call one method in a row. */
+        struct {
+                const VarlinkMethod *method;
+                const VarlinkInterface *iface;
+                size_t len;
+                char name[STREAM_METHOD_MAX];
+        } last;
 };
 
 struct VarlinkConnection {

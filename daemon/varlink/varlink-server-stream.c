@@ -69,6 +69,34 @@ static bool stream_envelope(const JsonStream *st, Envelope *ret, size_t *ret_met
 }
 
 /*
+ * The streamed method named at the cursor, its name in e->method (NUL-terminated): compared
+ * in place with the last call's first, else read and looked up.  NULL for a name that is
+ * not plain or not a streamed method's.
+ */
+static const VarlinkMethod *envelope_method(VarlinkServer *s, JsonCursor *cur, Envelope *e,
+                                            size_t *ret_len, const VarlinkInterface **ret_iface) {
+        const VarlinkMethod *m;
+
+        if (s->last.method && json_cursor_string_is(cur, s->last.name, s->last.len)) {
+                e->method = s->last.name;
+                *ret_len = s->last.len;
+                *ret_iface = s->last.iface;
+                return s->last.method;
+        }
+        if (json_cursor_string(cur, &e->method, ret_len) < 0 || *ret_len >= STREAM_METHOD_MAX)
+                return NULL;
+        m = server_find_method(s, e->method, *ret_len, ret_iface);
+        if (!m || !m->streamed || m->parameters_size == 0 ||
+            m->parameters_size > sizeof(s->decoded))
+                return NULL;
+        s->last.method = m;
+        s->last.iface = *ret_iface;
+        s->last.len = *ret_len;
+        memcpy(s->last.name, e->method, *ret_len + 1);
+        return m;
+}
+
+/*
  * The envelope read with a cursor, and the parameters decoded straight into the server's
  * struct for the method as they are read: one pass over the bytes, nothing recorded.  Only
  * for a call that names its method before its parameters and is plain and right throughout;
@@ -88,19 +116,24 @@ static bool envelope_decode(VarlinkServer *s, size_t len, Envelope *e, size_t *r
         *e = (Envelope){};
         json_cursor_init(&cur, s->scratch, len, VARLINK_JSON_MAX_DEPTH);
         k = json_cursor_enter_object(&cur);
-        while (k >= 0 && (k = json_cursor_next_member(&cur, &name, &n)) > 0) {
-                unsigned bit = envelope_member(name, n);
+        while (k >= 0) {
+                unsigned bit;
 
+                /* Calls mostly name their method first, then its parameters. */
+                if (given == 0 && json_cursor_member_is(&cur, "method", STRLEN("method")))
+                        bit = ENVELOPE_METHOD;
+                else if (given == ENVELOPE_METHOD &&
+                         json_cursor_member_is(&cur, "parameters", STRLEN("parameters")))
+                        bit = ENVELOPE_PARAMETERS;
+                else if ((k = json_cursor_next_member(&cur, &name, &n)) > 0)
+                        bit = envelope_member(name, n);
+                else
+                        break;
                 if (bit == 0 || (given & bit))
                         k = -EAGAIN;
                 else if (bit == ENVELOPE_METHOD) {
-                        k = json_cursor_string(&cur, &e->method, ret_method_len);
-                        m = k >= 0 && *ret_method_len < STREAM_METHOD_MAX
-                                    ? server_find_method(s, e->method, *ret_method_len, ret_iface)
-                                    : NULL;
-                        if (!m || !m->streamed || m->parameters_size == 0 ||
-                            m->parameters_size > sizeof(s->decoded))
-                                k = -EAGAIN;
+                        m = envelope_method(s, &cur, e, ret_method_len, ret_iface);
+                        k = m ? 0 : -EAGAIN;
                 } else if (bit == ENVELOPE_PARAMETERS) {
                         if (!m)
                                 k = -EAGAIN;
@@ -112,6 +145,8 @@ static bool envelope_decode(VarlinkServer *s, size_t len, Envelope *e, size_t *r
                 } else
                         k = json_cursor_bool(&cur, flags[__builtin_ctz(bit) - 2]);
                 given |= bit;
+                if (k < 0)
+                        break;
         }
         if (k >= 0)
                 k = json_cursor_end(&cur);

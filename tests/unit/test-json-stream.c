@@ -265,6 +265,47 @@ static void test_cursor_refusals(void **state) {
         }
 }
 
+/* A member name or string compared in place matches only whole, and moves nothing else. */
+static void test_cursor_compares_in_place(void **state) {
+        static const struct {
+                const char *text;
+                bool member, string;
+        } cases[] = {
+                { "{\"method\":\"a.b.C\"}", true, true },
+                { "{ \"method\" : \"a.b.C\" }", true, true },
+                { "{\"methods\":\"a.b.Cd\"}", false, false },
+                { "{\"metho\":\"a.b.\"}", false, false },
+                { "{\"m\\u0065thod\":\"a.b\\u002eC\"}", false, false },
+                { "{\"method", false, false },
+                { "{\"method\":\"a.b.C", true, false },
+                { "{\"method\":1}", true, false },
+        };
+        char buf[128];
+
+        (void)state;
+        FOREACH_ARRAY(k, cases, ELEMENTSOF(cases)) {
+                JsonCursor c;
+                char *before;
+
+                strcpy(buf, k->text);
+                json_cursor_init(&c, buf, strlen(buf), 4);
+                assert_int_equal(json_cursor_enter_object(&c), 0);
+                before = c.r.p;
+                assert_int_equal(json_cursor_member_is(&c, "method", 6), k->member);
+                if (!k->member) {
+                        assert_ptr_equal(c.r.p, before);
+                        continue;
+                }
+                before = c.r.p;
+                assert_int_equal(json_cursor_string_is(&c, "a.b.C", 5), k->string);
+                if (!k->string)
+                        assert_ptr_equal(c.r.p, before);
+                else
+                        assert_int_equal(json_cursor_next_member(&c, &(const char *){ NULL },
+                                                                 &(size_t){ 0 }), 0);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_map),
@@ -273,6 +314,7 @@ int main(void) {
                 cmocka_unit_test(test_decoded_in_place),
                 cmocka_unit_test(test_cursor),
                 cmocka_unit_test(test_cursor_refusals),
+                cmocka_unit_test(test_cursor_compares_in_place),
         };
 
         return cmocka_run_group_tests_name("json-stream", tests, NULL, NULL);

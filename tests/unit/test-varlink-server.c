@@ -408,6 +408,50 @@ static void test_streamed_method_reads_like_json_c(void **state) {
         safe_close(p[1]);
 }
 
+/*
+ * The server compares a streamed call's method with the last one's in place: a name that
+ * only starts like it, or that it starts like, is another method (or none), and the method
+ * after them is still found.
+ */
+static void test_streamed_method_named_again(void **state) {
+        static const struct {
+                const char *method;
+                const char *error; /* NULL: the call succeeds */
+        } calls[] = {
+                { "io.iommud.Test.TakeTwoFdsStreamed", NULL },
+                { "io.iommud.Test.TakeTwoFdsStreamedX", "org.varlink.service.MethodNotFound" },
+                { "io.iommud.Test.TakeTwoFdsStreamed", NULL },
+                { "io.iommud.Test.TakeTwoFds", NULL },
+                { "io.iommud.Test.TakeTwoFdsStreame", "org.varlink.service.MethodNotFound" },
+                { "io.iommud.Test.TakeTwoFdsStreamed", NULL },
+        };
+        Fixture *fx = *state;
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(fx);
+        VarlinkReply r = VARLINK_REPLY_INIT;
+        struct stat sb;
+        int p[2];
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_int_equal(fstat(p[1], &sb), 0);
+        FOREACH_ARRAY(k, calls, ELEMENTSOF(calls)) {
+                char text[256];
+
+                snprintf(text, sizeof(text), "{\"method\":\"%s\",\"parameters\":{\"a\":1}}",
+                         k->method);
+                send_raw(varlink_client_get_fd(c), text, strlen(text) + 1, p, 2);
+                assert_int_equal(wait_reply(fx, c, &r), 1);
+                if (k->error)
+                        assert_string_equal(r.error, k->error);
+                else {
+                        assert_null(r.error);
+                        assert_int_equal(num(r.parameters, "a"), (int64_t)sb.st_ino);
+                }
+                varlink_reply_clear(&r);
+        }
+        safe_close(p[0]);
+        safe_close(p[1]);
+}
+
 static void test_malformed_frames_drop_only_that_client(void **state) {
         static const struct {
                 const char *data;
@@ -651,6 +695,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_fds, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dispatch_takes_fds, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_streamed_method_reads_like_json_c, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_streamed_method_named_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_malformed_frames_drop_only_that_client, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_on_connect_refuses, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_half_close_still_gets_replies, setup, teardown),
