@@ -178,8 +178,8 @@ static int stream_serve(VarlinkConnection *c, const Envelope *e, size_t method_l
                         json_dispatch_clear(m->parameters, &s->decoded);
                 return r;
         }
-        /* The name does not outlive the scratch copy: varlink_call_get_method() writes it
-         * down from the entry when logs or errors ask. */
+        /* The name the envelope points at (in the scratch copy, or the last method's) does
+         * not last: varlink_call_get_method() writes it down from the entry when asked. */
         call->method = NULL;
         call->iface = iface;
         call->entry = m;
