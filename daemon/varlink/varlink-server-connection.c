@@ -175,7 +175,14 @@ void connection_schedule(VarlinkConnection *c) {
         event_active(&c->ev_defer, EV_TIMEOUT, 1);
 }
 
-static void connection_update_events(VarlinkConnection *c) {
+/* Adds or removes ev from the loop only when want differs from *armed: mostly nothing to do. */
+static void arm_event(struct event *ev, bool *armed, bool want) {
+        if (want != *armed)
+                server_arm_event(ev, armed, want);
+}
+
+/* message_waiting: a complete message (or a framing error) is buffered. */
+static void connection_arm(VarlinkConnection *c, bool message_waiting) {
         size_t queued = varlink_writer_queued(c->writer);
         bool want_read;
 
@@ -185,9 +192,13 @@ static void connection_update_events(VarlinkConnection *c) {
          * kernel's socket buffer fill, not ours (backpressure).
          */
         want_read = !c->read_eof && !c->closing && queued < connection_pipeline_bytes(c->server) &&
-                    !varlink_reader_has_message(c->reader);
-        server_arm_event(&c->ev_read, &c->read_armed, want_read);
-        server_arm_event(&c->ev_write, &c->write_armed, queued > 0);
+                    !message_waiting;
+        arm_event(&c->ev_read, &c->read_armed, want_read);
+        arm_event(&c->ev_write, &c->write_armed, queued > 0);
+}
+
+static void connection_update_events(VarlinkConnection *c) {
+        connection_arm(c, varlink_reader_has_message(c->reader));
 }
 
 static void connection_unlink(VarlinkConnection *c) {
@@ -415,6 +426,7 @@ static void connection_dispatch_buffered(VarlinkConnection *c) {
  * starts at the flush (the check after it still takes whatever the flush made room for).
  */
 static void connection_process(VarlinkConnection *c, bool dispatched) {
+        bool waiting;
         int r;
 
         if (c->dead)
@@ -434,10 +446,11 @@ flush:
                 c->closing = true;
         }
         /* Flushing may have made room for calls that waited behind unsent replies. */
-        if (connection_may_dispatch(c) && varlink_reader_has_message(c->reader))
+        waiting = varlink_reader_has_message(c->reader);
+        if (waiting && connection_may_dispatch(c))
                 goto again;
         /* After a half-close, finish what was asked, then hang up. */
-        if (!c->closing && c->read_eof && !c->current && !varlink_reader_has_message(c->reader) &&
+        if (!c->closing && c->read_eof && !c->current && !waiting &&
             varlink_writer_queued(c->writer) == 0)
                 c->closing = true;
         c->in_process = false;
@@ -445,7 +458,7 @@ flush:
         if (c->closing)
                 connection_disconnect(c);
         else
-                connection_update_events(c);
+                connection_arm(c, waiting);
 }
 
 /*
