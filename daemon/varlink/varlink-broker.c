@@ -164,10 +164,9 @@ int broker_reply_text(VarlinkCall *call, const char *text, size_t len) {
         return varlink_call_reply_text(call, text, len);
 }
 
-/* broker_reply() for {"<key>": <value>}: Map and Unmap answer with this. */
-int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
+int broker_reply_u64_head(VarlinkCall *call, const char *head, size_t head_len, uint64_t value) {
         broker_note_change(call);
-        return varlink_call_reply_u64(call, key, value);
+        return varlink_call_reply_u64_head(call, head, head_len, value);
 }
 
 int broker_reply_fd(VarlinkCall *call, const char *key, int fd) {

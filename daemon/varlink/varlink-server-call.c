@@ -325,16 +325,15 @@ static size_t format_u64(char buf[static 20], uint64_t value) {
         return n;
 }
 
-int varlink_call_reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
-        static const char head[] = "{\"parameters\":{\"";
+int varlink_call_reply_u64_head(VarlinkCall *call, const char *head, size_t head_len,
+                                uint64_t value) {
         VarlinkConnection *c;
         char digits[20], *p;
-        size_t k, d;
+        size_t d;
         int r;
 
-        assert_return(call && key, -EINVAL);
-        k = strlen(key);
-        assert_return(k > 0 && k <= VARLINK_REPLY_KEY_MAX, -EINVAL);
+        assert_return(call && head && head_len > 0 && head_len <= VARLINK_REPLY_HEAD_MAX,
+                      -EINVAL);
         c = call->conn;
         if (call->done || !c || c->dead || (call->flags & VARLINK_CALL_ONEWAY))
                 /* Such a call gets no bytes: call_send() only says why, as for any reply. */
@@ -342,16 +341,12 @@ int varlink_call_reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
 
         d = format_u64(digits, value);
         /* {"parameters":{"KEY":VALUE}} written straight into the output queue. */
-        r = varlink_writer_message(c->writer, STRLEN(head) + k + 2 + d + 2, &p);
+        r = varlink_writer_message(c->writer, head_len + d + 2, &p);
         if (r == -ENOBUFS)
                 return call_send_overflow(call);
         if (r < 0)
                 return r;
-        memcpy(p, head, STRLEN(head));
-        p = mempcpy(p + STRLEN(head), key, k);
-        p[0] = '"';
-        p[1] = ':';
-        p = mempcpy(p + 2, digits + sizeof(digits) - d, d);
+        p = mempcpy(mempcpy(p, head, head_len), digits + sizeof(digits) - d, d);
         p[0] = '}';
         p[1] = '}';
         connection_call_done(c, call);
