@@ -107,8 +107,7 @@ int varlink_connection_send_error(VarlinkConnection *c, const char *error_name,
 }
 
 size_t connection_pipeline_bytes(const VarlinkServer *s) {
-        return MAX(MIN((size_t)VARLINK_PIPELINE_OUTPUT_BYTES, s->limits.max_queued_output_bytes / 2),
-                   (size_t)1);
+        return s->pipeline_bytes;
 }
 
 /* Whether the connection may take its next call: none running, and few replies unsent. */

@@ -46,6 +46,7 @@ typedef struct Listener {
 struct VarlinkServer {
         struct event_base *base;
         VarlinkLimits limits;
+        size_t pipeline_bytes; /* see connection_pipeline_bytes() */
         void *userdata;
         VarlinkConnectFn on_connect;
         VarlinkDisconnectFn on_disconnect;
