@@ -120,27 +120,10 @@ void connection_call_done(VarlinkConnection *c, VarlinkCall *call) {
         connection_schedule(c);
 }
 
-/* A reply of parameters already formatted, written in one piece: the calls that come often. */
-static int reply_append_text(VarlinkWriter *w, const char *params_text, size_t params_len,
-                             bool continues) {
-        static const char head[] = "{\"parameters\":", more[] = ",\"continues\":true";
-        size_t n = STRLEN(head) + params_len + (continues ? STRLEN(more) : 0) + 1;
-        char *p;
-        int r;
-
-        r = varlink_writer_extend(w, n, &p);
-        if (r < 0) {
-                varlink_writer_abort(w);
-                return r;
-        }
-        p = mempcpy(mempcpy(p, head, STRLEN(head)), params_text, params_len);
-        if (continues)
-                p = mempcpy(p, more, STRLEN(more));
-        *p = '}';
-        return 0;
-}
-
-/* The same reply queued whole, NUL and all, in one step: nothing to abort on failure. */
+/*
+ * A reply of parameters already formatted, queued whole (NUL and all) in one step: the calls
+ * that come often.  Nothing to abort on failure.
+ */
 static int reply_queue_text(VarlinkWriter *w, const char *params_text, size_t params_len,
                             bool continues) {
         static const char head[] = "{\"parameters\":", more[] = ",\"continues\":true";
@@ -163,8 +146,6 @@ int server_reply_append(VarlinkWriter *w, const char *error, json_object *params
                         const char *params_text, size_t params_len, bool continues) {
         int r;
 
-        if (!error && params_text)
-                return reply_append_text(w, params_text, params_len, continues);
         if (error) {
                 r = varlink_writer_append(w, "{\"error\":\"", 10);
                 if (r >= 0)
