@@ -155,7 +155,7 @@ static void close_cmsg_fds(struct msghdr *mh) {
 
 /* The fds of one read's control data in *ret (in the reader's spare list when they fit). */
 static int reader_take_fds(VarlinkReader *r, struct msghdr *mh, FdList **ret) {
-        int r2;
+        int r2 = 0;
 
         for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
                 size_t k;
@@ -164,20 +164,20 @@ static int reader_take_fds(VarlinkReader *r, struct msghdr *mh, FdList **ret) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                         continue;
                 k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                if (!*ret && k > 0) {
+                        /* Straight from the control buffer, which is aligned for ints (its
+                         * union holds a cmsghdr): the common case copies the fds once. */
+                        *ret = TAKE_PTR(r->spare);
+                        r2 = fdlist_refill(ret, (const int *)(const void *)CMSG_DATA(c), k);
+                        if (r2 >= 0)
+                                continue;
+                }
+                /* The kernel hands over one SCM_RIGHTS per read; anything else is odd. */
                 memcpy(buf, CMSG_DATA(c), k * sizeof(int));
-                if (*ret || k == 0) {
-                        /* The kernel hands over one SCM_RIGHTS per read; anything else is odd. */
-                        for (size_t i = 0; i < k; i++)
-                                safe_close(buf[i]);
-                        continue;
-                }
-                *ret = TAKE_PTR(r->spare);
-                r2 = fdlist_refill(ret, buf, k);
-                if (r2 < 0) {
-                        for (size_t i = 0; i < k; i++)
-                                safe_close(buf[i]);
+                for (size_t i = 0; i < k; i++)
+                        safe_close(buf[i]);
+                if (r2 < 0)
                         return r2;
-                }
         }
         return 0;
 }
@@ -241,6 +241,10 @@ int varlink_reader_fill(VarlinkReader *r, int fd, Error *err) {
                         owner = old_end;
                 else
                         return error_set(err, -EBADMSG, "fds arrived in the middle of a message");
+                /* One message read whole with its fds, the usual case: the search above saw
+                 * that it holds no NUL before its last byte, and reader_scan() need not look. */
+                if (!q && owner == r->start)
+                        r->scanned = r->end - 1 - r->start;
                 r2 = reader_add_batch(r, r->base + owner, TAKE_PTR(fds), err);
                 if (r2 < 0)
                         return r2;
@@ -544,6 +548,34 @@ int varlink_writer_end(VarlinkWriter *w, FdList *fds) {
         w->end = w->building;
         w->in_message = false;
         w->building = 0;
+        return 0;
+}
+
+int varlink_writer_message(VarlinkWriter *w, size_t n, char **ret) {
+        size_t used;
+        char *p;
+        int r;
+
+        assert_return(w && ret && !w->in_message && n < SIZE_MAX, -EINVAL);
+        used = w->end - w->head;
+        if (used > w->limit || n + 1 > w->limit - used)
+                return -ENOBUFS;
+        if (w->size - w->end > n) {
+                /* The common case: room behind the queue, nothing to move or grow. */
+                p = w->data + w->end;
+                w->end += n + 1;
+        } else {
+                r = varlink_writer_extend(w, n + 1, &p);
+                if (r < 0) {
+                        varlink_writer_abort(w);
+                        return r;
+                }
+                w->end = w->building;
+                w->in_message = false;
+                w->building = 0;
+        }
+        p[n] = '\0';
+        *ret = p;
         return 0;
 }
 

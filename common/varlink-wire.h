@@ -107,6 +107,12 @@ int varlink_writer_extend(VarlinkWriter *w, size_t n, char **ret);
 int varlink_writer_append_json(VarlinkWriter *w, json_object *o);
 int varlink_writer_end(VarlinkWriter *w, FdList *fds);
 void varlink_writer_abort(VarlinkWriter *w);
+/*
+ * Queues a whole message of n bytes without fds, its NUL added, in one step: the caller writes
+ * exactly n bytes at *ret before its next call on w.  Not while a message is being built.
+ * -ENOBUFS over the limit, as an append; nothing is queued on failure.
+ */
+int varlink_writer_message(VarlinkWriter *w, size_t n, char **ret);
 /* The whole message in one go; takes fds in every case. */
 int varlink_writer_enqueue(VarlinkWriter *w, json_object *message, FdList *fds);
 

@@ -183,12 +183,17 @@ static void manager_write_state(Manager *m, json_object *root, const PersistFds 
                             error_message(&e));
 }
 
+/* Whether there is a store to write the state to, and nothing holds writing back. */
+static bool persist_wanted(const Manager *m) {
+        return fdstore_enabled(m->fdstore) && !m->preserving && m->broker;
+}
+
 void manager_persist(Manager *m) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         _cleanup_(persist_fds_done) PersistFds fds = {};
         json_object *sessions, *claims = NULL;
 
-        if (!fdstore_enabled(m->fdstore) || m->preserving || !m->broker)
+        if (!persist_wanted(m))
                 return;
         root = json_object_new_object();
         sessions = json_object_new_array();
@@ -222,7 +227,9 @@ void manager_persist(Manager *m) {
 }
 
 void manager_persist_cb(void *userdata) {
-        manager_persist(userdata);
+        /* Asked after every Map and Unmap: without a store, answer before setting up a write. */
+        if (persist_wanted(userdata))
+                manager_persist(userdata);
 }
 
 /* ---- restore --------------------------------------------------------------------------- */

@@ -110,8 +110,14 @@ Session *broker_call_session(VarlinkCall *call);
 
 /* The final reply; records the state change first for methods that make one (BROKER_MUTATES). */
 int broker_reply(VarlinkCall *call, json_object *p);
-/* broker_reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
-int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value);
+/*
+ * broker_reply() for {"<key>": <value>}, written directly: Map and Unmap answer with this.
+ * key is a string literal (see varlink_call_reply_u64()).
+ */
+#define broker_reply_u64(call, key, value)                                                     \
+        broker_reply_u64_head((call), VARLINK_REPLY_U64_HEAD(key),                             \
+                              STRLEN(VARLINK_REPLY_U64_HEAD(key)), (value))
+int broker_reply_u64_head(VarlinkCall *call, const char *head, size_t head_len, uint64_t value);
 /* broker_reply() for parameters already formatted as a JSON object. */
 int broker_reply_text(VarlinkCall *call, const char *text, size_t len);
 /* The most bytes broker_format_u64() writes. */

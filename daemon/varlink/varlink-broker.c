@@ -128,13 +128,20 @@ Session *broker_call_session(VarlinkCall *call) {
         return bs ? bs->session : NULL;
 }
 
+/* A method that changes what a restart keeps has it recorded before the client hears. */
+static void broker_note_change(VarlinkCall *call) {
+        BrokerSession *bs;
+
+        if (!(varlink_call_get_tags(call) & BROKER_MUTATES))
+                return;
+        bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
+        if (bs)
+                broker_changed(bs->broker);
+}
+
 /* Methods after which the state a restarted daemon needs has changed. */
 int broker_reply(VarlinkCall *call, json_object *p) {
-        BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
-
-        /* Recorded before the client hears of it: a crash right after the reply loses nothing. */
-        if (bs && (varlink_call_get_tags(call) & BROKER_MUTATES))
-                broker_changed(bs->broker);
+        broker_note_change(call);
         return varlink_call_reply(call, p);
 }
 
@@ -153,28 +160,13 @@ size_t broker_format_u64(char *buf, uint64_t value) {
 }
 
 int broker_reply_text(VarlinkCall *call, const char *text, size_t len) {
-        BrokerSession *bs = varlink_connection_get_userdata(varlink_call_get_connection(call));
-
-        if (bs && (varlink_call_get_tags(call) & BROKER_MUTATES))
-                broker_changed(bs->broker);
+        broker_note_change(call);
         return varlink_call_reply_text(call, text, len);
 }
 
-/* broker_reply() for {"<key>": <value>}, formatted directly: Map and Unmap answer with this. */
-int broker_reply_u64(VarlinkCall *call, const char *key, uint64_t value) {
-        size_t k = strlen(key), n = 0;
-        char text[96];
-
-        assert_return(k + BROKER_U64_DIGITS + 6 <= sizeof(text), -EINVAL);
-        text[n++] = '{';
-        text[n++] = '"';
-        memcpy(text + n, key, k);
-        n += k;
-        text[n++] = '"';
-        text[n++] = ':';
-        n += broker_format_u64(text + n, value);
-        text[n++] = '}';
-        return broker_reply_text(call, text, n);
+int broker_reply_u64_head(VarlinkCall *call, const char *head, size_t head_len, uint64_t value) {
+        broker_note_change(call);
+        return varlink_call_reply_u64_head(call, head, head_len, value);
 }
 
 int broker_reply_fd(VarlinkCall *call, const char *key, int fd) {

@@ -24,10 +24,13 @@
 static VarlinkCall *call_free(VarlinkCall *call) {
         VarlinkConnection *c = call->conn;
 
-        json_object_put(call->message);
-        varlink_reader_recycle_fds(c ? c->reader : NULL, call->fds);
-        *call = (VarlinkCall){};
-        /* Keep one finished call per connection so that steady traffic allocates none. */
+        /* A streamed call has no tree, most calls no fds: nothing to hand back then. */
+        if (call->message)
+                json_object_put(call->message);
+        if (call->fds)
+                varlink_reader_recycle_fds(c ? c->reader : NULL, call->fds);
+        /* Keep one finished call per connection so that steady traffic allocates none; the
+         * next server_call_new() sets every member a call reads, nothing needs zeroing here. */
         if (c && !c->spare)
                 c->spare = call;
         else
@@ -55,6 +58,13 @@ VarlinkConnection *varlink_call_get_connection(VarlinkCall *call) {
 
 const char *varlink_call_get_method(VarlinkCall *call) {
         assert_return(call, NULL);
+        if (!call->method && call->iface && call->entry) {
+                /* A streamed call's name, written down only when asked for (logs, errors): the
+                 * index matched every byte the client sent against these two. */
+                (void)snprintf(call->method_name, sizeof(call->method_name), "%s.%s",
+                               call->iface->name, call->entry->name);
+                call->method = call->method_name;
+        }
         return call->method;
 }
 
@@ -110,20 +120,22 @@ void connection_call_done(VarlinkConnection *c, VarlinkCall *call) {
         connection_schedule(c);
 }
 
-/* A reply of parameters already formatted, written in one piece: the calls that come often. */
-static int reply_append_text(VarlinkWriter *w, const char *params_text, size_t params_len,
-                             bool continues) {
+/*
+ * A reply of parameters already formatted, queued whole (NUL and all) in one step: the calls
+ * that come often.  Nothing to abort on failure.
+ */
+static int reply_queue_text(VarlinkWriter *w, const char *params_text, size_t params_len,
+                            bool continues) {
         static const char head[] = "{\"parameters\":", more[] = ",\"continues\":true";
         size_t n = STRLEN(head) + params_len + (continues ? STRLEN(more) : 0) + 1;
         char *p;
         int r;
 
-        r = varlink_writer_extend(w, n, &p);
-        if (r < 0) {
-                varlink_writer_abort(w);
+        r = varlink_writer_message(w, n, &p);
+        if (r < 0)
                 return r;
-        }
-        p = mempcpy(mempcpy(p, head, STRLEN(head)), params_text, params_len);
+        memcpy(p, head, STRLEN(head));
+        p = mempcpy(p + STRLEN(head), params_text, params_len);
         if (continues)
                 p = mempcpy(p, more, STRLEN(more));
         *p = '}';
@@ -134,8 +146,6 @@ int server_reply_append(VarlinkWriter *w, const char *error, json_object *params
                         const char *params_text, size_t params_len, bool continues) {
         int r;
 
-        if (!error && params_text)
-                return reply_append_text(w, params_text, params_len, continues);
         if (error) {
                 r = varlink_writer_append(w, "{\"error\":\"", 10);
                 if (r >= 0)
@@ -170,7 +180,7 @@ static int call_send_overflow(VarlinkCall *call) {
         int n, r = -ENOBUFS;
 
         log_debug("%s: the reply does not fit the %zu bytes of output a connection may queue "
-                  "(%zu queued)", call->method, limit, varlink_writer_queued(c->writer));
+                  "(%zu queued)", varlink_call_get_method(call), limit, varlink_writer_queued(c->writer));
         n = snprintf(text, sizeof(text), "{\"errno\":%d,\"message\":\"%s\"}", ENOBUFS,
                      "the reply does not fit the output queue");
         if (call->iface && call->iface->errno_error && n > 0 && (size_t)n < sizeof(text)) {
@@ -220,10 +230,15 @@ static int call_send(VarlinkCall *call, const char *error, json_object *params,
                 return -EINVAL;
         }
 
-        r = server_reply_append(c->writer, error, params, params_text, params_len, continues);
+        if (!error && params_text && !fds)
+                r = reply_queue_text(c->writer, params_text, params_len, continues);
+        else {
+                r = server_reply_append(c->writer, error, params, params_text, params_len,
+                                        continues);
+                if (r >= 0)
+                        r = varlink_writer_end(c->writer, TAKE_PTR(fds));
+        }
         json_object_put(params);
-        if (r >= 0)
-                r = varlink_writer_end(c->writer, TAKE_PTR(fds));
         if (r == -ENOBUFS && !continues)
                 return call_send_overflow(call);
         if (r < 0)
@@ -265,6 +280,60 @@ fail:
         return r;
 }
 
+/*
+ * Writes value in decimal at the end of buf, two digits a step; returns how many (they start
+ * at buf + 20 - n).  By hand: snprintf() would cost more than the rest of the reply.
+ */
+static size_t format_u64(char buf[static 20], uint64_t value) {
+        static const char pairs[201] =
+                "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                "8081828384858687888990919293949596979899";
+        size_t n = 0;
+
+        while (value >= 100) {
+                const char *pair = pairs + 2 * (value % 100);
+
+                value /= 100;
+                buf[20 - ++n] = pair[1];
+                buf[20 - ++n] = pair[0];
+        }
+        if (value >= 10) {
+                buf[20 - ++n] = pairs[2 * value + 1];
+                buf[20 - ++n] = pairs[2 * value];
+        } else
+                buf[20 - ++n] = (char)('0' + value);
+        return n;
+}
+
+int varlink_call_reply_u64_head(VarlinkCall *call, const char *head, size_t head_len,
+                                uint64_t value) {
+        VarlinkConnection *c;
+        char digits[20], *p;
+        size_t d;
+        int r;
+
+        assert_return(call && head && head_len > 0 && head_len <= VARLINK_REPLY_HEAD_MAX,
+                      -EINVAL);
+        c = call->conn;
+        if (call->done || !c || c->dead || (call->flags & VARLINK_CALL_ONEWAY))
+                /* Such a call gets no bytes: call_send() only says why, as for any reply. */
+                return call_send(call, NULL, NULL, NULL, 0, false, NULL);
+
+        d = format_u64(digits, value);
+        /* {"parameters":{"KEY":VALUE}} written straight into the output queue. */
+        r = varlink_writer_message(c->writer, head_len + d + 2, &p);
+        if (r == -ENOBUFS)
+                return call_send_overflow(call);
+        if (r < 0)
+                return r;
+        p = mempcpy(mempcpy(p, head, head_len), digits + sizeof(digits) - d, d);
+        p[0] = '}';
+        p[1] = '}';
+        connection_call_done(c, call);
+        return 0;
+}
+
 int varlink_call_reply_more(VarlinkCall *call, json_object *params) {
         return call_send(call, NULL, params, NULL, 0, true, NULL);
 }
@@ -301,7 +370,8 @@ int varlink_call_invalid_parameter(VarlinkCall *call, const char *parameter, con
         (void)vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
         /* The standard error carries only the parameter's name; the sentence goes to the log. */
-        log_debug("%s: invalid parameter '%s': %s", call->method, parameter, reason);
+        log_debug("%s: invalid parameter '%s': %s", varlink_call_get_method(call), parameter,
+                  reason);
         r = varlink_call_error_invalid_parameter(call, parameter);
         return r < 0 ? r : -EINVAL;
 }
@@ -380,7 +450,7 @@ int varlink_call_error_errno(VarlinkCall *call, int error, const char *message) 
                 /* Nothing to tell the client in its own terms: a clean disconnect is the answer. */
                 if (call->conn && !call->conn->dead) {
                         log_debug("%s failed without a reply (%s), disconnecting the client",
-                                  call->method, strerror(error));
+                                  varlink_call_get_method(call), strerror(error));
                         varlink_connection_close(call->conn);
                         connection_call_done(call->conn, call);
                 } else

@@ -107,8 +107,7 @@ int varlink_connection_send_error(VarlinkConnection *c, const char *error_name,
 }
 
 size_t connection_pipeline_bytes(const VarlinkServer *s) {
-        return MAX(MIN((size_t)VARLINK_PIPELINE_OUTPUT_BYTES, s->limits.max_queued_output_bytes / 2),
-                   (size_t)1);
+        return s->pipeline_bytes;
 }
 
 /* Whether the connection may take its next call: none running, and few replies unsent. */
@@ -175,7 +174,14 @@ void connection_schedule(VarlinkConnection *c) {
         event_active(&c->ev_defer, EV_TIMEOUT, 1);
 }
 
-static void connection_update_events(VarlinkConnection *c) {
+/* Adds or removes ev from the loop only when want differs from *armed: mostly nothing to do. */
+static void arm_event(struct event *ev, bool *armed, bool want) {
+        if (want != *armed)
+                server_arm_event(ev, armed, want);
+}
+
+/* message_waiting: a complete message (or a framing error) is buffered. */
+static void connection_arm(VarlinkConnection *c, bool message_waiting) {
         size_t queued = varlink_writer_queued(c->writer);
         bool want_read;
 
@@ -185,9 +191,13 @@ static void connection_update_events(VarlinkConnection *c) {
          * kernel's socket buffer fill, not ours (backpressure).
          */
         want_read = !c->read_eof && !c->closing && queued < connection_pipeline_bytes(c->server) &&
-                    !varlink_reader_has_message(c->reader);
-        server_arm_event(&c->ev_read, &c->read_armed, want_read);
-        server_arm_event(&c->ev_write, &c->write_armed, queued > 0);
+                    !message_waiting;
+        arm_event(&c->ev_read, &c->read_armed, want_read);
+        arm_event(&c->ev_write, &c->write_armed, queued > 0);
+}
+
+static void connection_update_events(VarlinkConnection *c) {
+        connection_arm(c, varlink_reader_has_message(c->reader));
 }
 
 static void connection_unlink(VarlinkConnection *c) {
@@ -286,16 +296,21 @@ int server_call_new(VarlinkConnection *c, json_object *message, FdList *fds, con
                 fdlist_free(fds);
                 return -ENOMEM;
         }
-        *call = (VarlinkCall){
-                .n_ref = 1,
-                .conn = varlink_connection_ref(c),
-                .message = message,
-                .fds = fds,
-                .method = e->method,
-                .flags = (e->oneway ? VARLINK_CALL_ONEWAY : 0) | (e->more ? VARLINK_CALL_MORE : 0),
-        };
+        /* Member by member: a reused call keeps its name buffer, which nobody reads unset. */
+        call->n_ref = 1;
+        call->conn = varlink_connection_ref(c);
+        call->message = message;
+        call->fds = fds;
+        call->method = e->method;
+        call->iface = NULL;
+        call->entry = NULL;
+        call->flags = (e->oneway ? VARLINK_CALL_ONEWAY : 0) | (e->more ? VARLINK_CALL_MORE : 0);
+        call->done = false;
+        call->stream_params = NULL;
+        call->decoded = NULL;
         /* One reference is the connection's (until the final reply), one is ours (until return). */
-        c->current = varlink_call_ref(call);
+        call->n_ref++;
+        c->current = call;
         *ret = call;
         return 0;
 }
@@ -331,7 +346,8 @@ int server_call_finish(VarlinkConnection *c, VarlinkCall *call, int r) {
                 return 0;
         if (call->flags & VARLINK_CALL_ONEWAY) {
                 if (r < 0)
-                        log_debug("Oneway call %s failed: %s", call->method, strerror(-r));
+                        log_debug("Oneway call %s failed: %s", varlink_call_get_method(call),
+                                  strerror(-r));
                 connection_call_done(c, call);
                 return 0;
         }
@@ -339,7 +355,8 @@ int server_call_finish(VarlinkConnection *c, VarlinkCall *call, int r) {
                 return varlink_call_error_errno(call, r, NULL) < 0 ? -ENOMEM : 0;
         if (call->n_ref <= 2) {
                 /* Neither replied nor kept for later: the client would wait forever. */
-                log_debug("%s returned without replying or deferring", call->method);
+                log_debug("%s returned without replying or deferring",
+                          varlink_call_get_method(call));
                 return varlink_call_error_errno(call, -EIO, "the method returned no reply") < 0
                                ? -ENOMEM
                                : 0;
@@ -403,15 +420,23 @@ static void connection_dispatch_buffered(VarlinkConnection *c) {
         }
 }
 
-/* Dispatches what is buffered, flushes, and decides what to wait for.  Called from the loop only. */
-static void connection_process(VarlinkConnection *c) {
+/*
+ * Dispatches what is buffered, flushes, and decides what to wait for.  Called from the loop
+ * only.  dispatched: the caller dispatched all it could since its last read, so the first pass
+ * starts at the flush (the check after it still takes whatever the flush made room for).
+ */
+static void connection_process(VarlinkConnection *c, bool dispatched) {
+        bool waiting;
         int r;
 
         if (c->dead)
                 return;
         c->in_process = true;
+        if (dispatched)
+                goto flush;
 again:
         connection_dispatch_buffered(c);
+flush:
 
         /* Also when closing: a reply queued before varlink_connection_close() still goes out
          * if the socket takes it now. */
@@ -421,10 +446,11 @@ again:
                 c->closing = true;
         }
         /* Flushing may have made room for calls that waited behind unsent replies. */
-        if (connection_may_dispatch(c) && varlink_reader_has_message(c->reader))
+        waiting = varlink_reader_has_message(c->reader);
+        if (waiting && connection_may_dispatch(c))
                 goto again;
         /* After a half-close, finish what was asked, then hang up. */
-        if (!c->closing && c->read_eof && !c->current && !varlink_reader_has_message(c->reader) &&
+        if (!c->closing && c->read_eof && !c->current && !waiting &&
             varlink_writer_queued(c->writer) == 0)
                 c->closing = true;
         c->in_process = false;
@@ -432,7 +458,7 @@ again:
         if (c->closing)
                 connection_disconnect(c);
         else
-                connection_update_events(c);
+                connection_arm(c, waiting);
 }
 
 /*
@@ -482,19 +508,21 @@ static void on_connection_read(evutil_socket_t fd, short what, void *userdata) {
                 if (i == 0 && !c->closing && varlink_writer_flush(c->writer, c->fd) < 0)
                         break;
         }
-        connection_process(c);
+        /* Every read that brought bytes was followed by a dispatch; what a flush in between
+         * made room for, connection_process() finds after its own flush. */
+        connection_process(c, true);
 }
 
 static void on_connection_write(evutil_socket_t fd, short what, void *userdata) {
         _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
 
-        connection_process(c);
+        connection_process(c, false);
 }
 
 static void on_connection_defer(evutil_socket_t fd, short what, void *userdata) {
         _cleanup_(varlink_connection_unrefp) VarlinkConnection *c = varlink_connection_ref(userdata);
 
-        connection_process(c);
+        connection_process(c, false);
 }
 
 static int peer_pidfd(int fd) {

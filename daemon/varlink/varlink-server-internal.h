@@ -46,6 +46,7 @@ typedef struct Listener {
 struct VarlinkServer {
         struct event_base *base;
         VarlinkLimits limits;
+        size_t pipeline_bytes; /* see connection_pipeline_bytes() */
         void *userdata;
         VarlinkConnectFn on_connect;
         VarlinkDisconnectFn on_disconnect;
@@ -123,15 +124,16 @@ struct VarlinkCall {
         VarlinkConnection *conn;
         json_object *message;
         FdList *fds;
-        const char *method;
+        const char *method; /* NULL: not written down yet (varlink_call_get_method()) */
         const VarlinkInterface *iface;
         const VarlinkMethod *entry; /* NULL until the method is found */
         VarlinkCallFlags flags;
         bool done;
         /* A call read by the streaming reader: its parameters on the server's tape, until
-         * the handler returns; its method name, kept for logs. */
+         * the handler returns. */
         const JsonStreamToken *stream_params;
         void *decoded; /* or its parameters decoded already, until varlink_call_dispatch() */
+        /* Its method name, once logs or errors asked for it; not zeroed on reuse. */
         char method_name[STREAM_METHOD_MAX];
 };
 

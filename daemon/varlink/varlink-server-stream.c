@@ -182,9 +182,9 @@ static int stream_serve(VarlinkConnection *c, const Envelope *e, size_t method_l
                         json_dispatch_clear(m->parameters, &s->decoded);
                 return r;
         }
-        /* The name outlives the scratch copy: logs and deferred replies read it. */
-        memcpy(call->method_name, e->method, method_len + 1);
-        call->method = call->method_name;
+        /* The name the envelope points at (in the scratch copy, or the last method's) does
+         * not last: varlink_call_get_method() writes it down from the entry when asked. */
+        call->method = NULL;
         call->iface = iface;
         call->entry = m;
         call->stream_params = params;

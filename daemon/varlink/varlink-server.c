@@ -48,6 +48,9 @@ int varlink_server_new(VarlinkServer **ret, struct event_base *base, const Varli
                 return -ENOMEM;
         s->base = base;
         s->limits = limits ? *limits : VARLINK_LIMITS_DEFAULT;
+        /* Asked several times per call: the limits never change, neither does this. */
+        s->pipeline_bytes = MAX(MIN((size_t)VARLINK_PIPELINE_OUTPUT_BYTES,
+                                    s->limits.max_queued_output_bytes / 2), (size_t)1);
         s->vendor = "iommud";
         s->product = "iommud";
         s->version = PACKAGE_VERSION;

@@ -271,6 +271,21 @@ int varlink_call_reply_with_fds(VarlinkCall *call, json_object *params, int *fds
  * replies are cheaper to format than to build; the caller vouches for the text.
  */
 int varlink_call_reply_text(VarlinkCall *call, const char *params, size_t len);
+/* The bytes of a {"<key>": <value>} reply before the value (key: a string literal). */
+#define VARLINK_REPLY_U64_HEAD(key) "{\"parameters\":{\"" key "\":"
+/*
+ * The final reply {"<key>": <value>}, written straight into the connection's output: what
+ * the most frequent methods answer.  key is a string literal that needs no escaping; its
+ * part of the reply is put together by the compiler.
+ */
+#define varlink_call_reply_u64(call, key, value)                                              \
+        varlink_call_reply_u64_head((call), VARLINK_REPLY_U64_HEAD(key),                       \
+                                    STRLEN(VARLINK_REPLY_U64_HEAD(key)), (value))
+/* The longest head varlink_call_reply_u64_head() takes. */
+#define VARLINK_REPLY_HEAD_MAX 96
+/* The same with its head written out: head_len bytes of VARLINK_REPLY_U64_HEAD(key). */
+int varlink_call_reply_u64_head(VarlinkCall *call, const char *head, size_t head_len,
+                                uint64_t value);
 /* A "continues": true reply; -EPROTO unless the caller asked for more, -ENOBUFS when over the output limit. */
 int varlink_call_reply_more(VarlinkCall *call, json_object *params);
 /*

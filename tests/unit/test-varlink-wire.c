@@ -545,6 +545,58 @@ static void test_writer_limit(void **state) {
         assert_true(varlink_writer_allocated(w) <= 16384);
 }
 
+/* A whole message queued in one step sits between the others, NUL and all, within the limit. */
+static void test_writer_message(void **state) {
+        static const char want[] = "{}\0{\"a\":1}\0{\"b\":2}";
+        Pair *p = *state;
+        _cleanup_(varlink_writer_freep) VarlinkWriter *w = NULL;
+        char got[64];
+        char *q;
+
+        assert_int_equal(varlink_writer_new(&w), 0);
+        varlink_writer_set_limit(w, 24);
+        /* The first has no buffer yet to write into: it takes the growing path. */
+        assert_int_equal(varlink_writer_message(w, 2, &q), 0);
+        memcpy(q, "{}", 2);
+        assert_int_equal(varlink_writer_queued(w), 3);
+        assert_int_equal(varlink_writer_message(w, 7, &q), 0);
+        memcpy(q, "{\"a\":1}", 7);
+        /* 3 + 8 queued: 14 bytes more (13 and the NUL) would pass the limit of 24. */
+        assert_int_equal(varlink_writer_message(w, 13, &q), -ENOBUFS);
+        assert_int_equal(varlink_writer_queued(w), 11);
+        assert_int_equal(varlink_writer_append(w, "{\"b\":2}", 7), 0);
+        assert_int_equal(varlink_writer_end(w, NULL), 0);
+        assert_int_equal(varlink_writer_flush(w, p->a), 1);
+        assert_int_equal(read(p->b, got, sizeof(got)), (ssize_t)sizeof(want));
+        assert_memory_equal(got, want, sizeof(want));
+}
+
+/* A message that brought fds with its first half: it is found whole, with them, after the rest. */
+static void test_fds_with_a_message_read_in_two(void **state) {
+        Pair *p = *state;
+        _cleanup_(varlink_reader_freep) VarlinkReader *r = NULL;
+        _cleanup_(fdlist_freep) FdList *fds1 = NULL, *fds2 = NULL;
+        json_object *got;
+        int fd = dup(STDERR_FILENO);
+
+        assert_int_equal(varlink_reader_new(&r, 4096, 4), 0);
+        send_raw(p->a, "{\"m\":", 5, &fd, 1);
+        assert_int_equal(varlink_reader_fill(r, p->b, NULL), 1);
+        assert_int_equal(varlink_reader_next(r, &got, &fds1, NULL), 0);
+        assert_false(varlink_reader_has_message(r));
+        send_raw(p->a, "\"A\"}\0{\"m\":\"B\"}", 15, NULL, 0);
+        assert_int_equal(varlink_reader_fill(r, p->b, NULL), 1);
+        assert_int_equal(varlink_reader_next(r, &got, &fds1, NULL), 1);
+        assert_string_equal(member(got, "m"), "A");
+        assert_int_equal(fdlist_count(fds1), 1);
+        json_object_put(got);
+        assert_int_equal(varlink_reader_next(r, &got, &fds2, NULL), 1);
+        assert_string_equal(member(got, "m"), "B");
+        assert_null(fds2);
+        json_object_put(got);
+        safe_close(fd);
+}
+
 /* A list kept for reuse holds the next fds in the same memory, and closes the ones before. */
 static void test_fdlist_refill(void **state) {
         int a[2], b[3];
@@ -657,6 +709,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_large_message_with_fds_partial_writes, setup_pair,
                                                 teardown_pair),
                 cmocka_unit_test_setup_teardown(test_writer_limit, setup_pair, teardown_pair),
+                cmocka_unit_test_setup_teardown(test_writer_message, setup_pair, teardown_pair),
+                cmocka_unit_test_setup_teardown(test_fds_with_a_message_read_in_two, setup_pair,
+                                                teardown_pair),
                 cmocka_unit_test(test_json_util_u64),
                 cmocka_unit_test(test_json_util_other_getters),
         };

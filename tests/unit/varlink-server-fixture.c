@@ -35,6 +35,7 @@ const char test_idl[] =
         "method Errno() -> ()\n"
         "method Forget() -> ()\n"
         "method Bye() -> ()\n"
+        "method U64(v: int) -> (v: int)\n"
         "error Failed (reason: string)\n"
         "error InvalidFd (reason: string)\n"
         "error SystemError (errno: int, message: string)\n";
@@ -195,13 +196,40 @@ static int m_bye(VarlinkCall *call, json_object *params, VarlinkCallFlags flags,
         return r;
 }
 
+typedef struct U64Params {
+        uint64_t v;
+} U64Params;
+
+static const JsonDispatchField u64_parameters[] = {
+        { "v", JSON_DISPATCH_UINT64, JSON_DISPATCH_REQUIRED, offsetof(U64Params, v) },
+        {},
+};
+
+/* Answers {"v": v} the short way, then tries to answer again, which must be refused. */
+static int m_u64(VarlinkCall *call, json_object *params, VarlinkCallFlags flags, void *userdata) {
+        Fixture *fx = userdata;
+        U64Params p = {};
+        int r;
+
+        r = varlink_call_dispatch(call, params, u64_parameters, &p);
+        if (r < 0)
+                return r;
+        snprintf(fx->u64_method, sizeof(fx->u64_method), "%s", varlink_call_get_method(call));
+        r = varlink_call_reply_u64(call, "v", p.v);
+        fx->u64_first = r;
+        fx->u64_second = varlink_call_reply_u64(call, "v", p.v);
+        return r;
+}
+
 static const VarlinkMethod test_methods[] = {
         { "Echo", m_echo },     { "Fail", m_fail },     { "Count", m_count },   { "Defer", m_defer },
         { "Note", m_note },     { "TakeFd", m_take_fd }, { "SendFd", m_send_fd }, { "Big", m_big },
         { "TakeTwoFds", m_take_two_fds, take_two_fds_parameters },
         /* The same, read without a json-c tree when the message allows. */
         { "TakeTwoFdsStreamed", m_take_two_fds, take_two_fds_parameters, .streamed = true },
-        { "Errno", m_errno },   { "Forget", m_forget }, { "Bye", m_bye },       {},
+        { "Errno", m_errno },   { "Forget", m_forget }, { "Bye", m_bye },
+        { "U64", m_u64, u64_parameters, .streamed = true, .parameters_size = sizeof(U64Params) },
+        {},
 };
 
 static const VarlinkInterface test_interface = {

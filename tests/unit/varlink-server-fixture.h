@@ -36,6 +36,8 @@ typedef struct Fixture {
         int more_without_more;
         bool refuse_with_error;  /* on_connect() refuses, saying why */
         VarlinkConnection *last_connection; /* the one on_connect() accepted last */
+        int u64_first, u64_second; /* what U64's reply and its second attempt returned */
+        char u64_method[128];      /* the name U64's call gave for its method */
 } Fixture;
 
 /* The IDL of io.iommud.Test, the interface the fixture serves. */
