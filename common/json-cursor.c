@@ -140,9 +140,8 @@ struct JsonCursorPlan {
         const JsonDispatchField *table;
         size_t n;
         /* The entries json_dispatch_finish() must see given (required ones, fds): when they
-         * are, and no two entries share a name, an object is complete without it. */
+         * are, it has nothing to do (it looks at other entries of a name only for them). */
         uint64_t wanted;
-        bool runs;
         PlanEntry entry[]; /* n + 1: the last as the table's end */
 };
 
@@ -212,7 +211,6 @@ int json_cursor_plan_new(const JsonDispatchField *table, JsonCursorPlan **ret) {
                 }
                 e->plain = plain_of(&table[i]);
                 e->in_run = json_dispatch_in_run(table, &table[i]);
-                plan->runs |= e->in_run;
                 if ((table[i].flags & JSON_DISPATCH_REQUIRED) || table[i].type == JSON_DISPATCH_FD_INDEX)
                         plan->wanted |= UINT64_C(1) << i;
                 if (sub && (r = json_cursor_plan_new(sub, &e->sub)) < 0) {
@@ -486,7 +484,7 @@ static int decode_object(JsonCursor *c, const JsonDispatchField *table, const Js
         }
         if (k < 0)
                 return k;
-        if (plan && !plan->runs && (seen & plan->wanted) == plan->wanted)
+        if (plan && (seen & plan->wanted) == plan->wanted)
                 return 0;
         return json_dispatch_finish(table, seen, target, NULL, NULL, NULL) < 0 ? -EAGAIN : 0;
 }
