@@ -392,22 +392,22 @@ static inline bool plan_name_at(const JsonCursor *c, const char *p, const PlanEn
                p[1 + e->len] == '"';
 }
 
-/*
- * 1 when the next member is the entry f's (with its plan e, or none), the cursor moved onto
- * its value; 0, the cursor unmoved, for anything else.  Entries' names hold no '"', '\\' or
- * NUL, so the quote after the name ends a plain one, and an escape never matches.
- */
-static inline int member_is(JsonCursor *c, const JsonDispatchField *f, const PlanEntry *e) {
+/* The opening quote of the next member's name, past the ',' before it if one is due; NULL
+ * for anything else (the object's end, a mistake). */
+static inline char *member_name(const JsonCursor *c) {
         char *p = skip_space(c->r.p);
-        size_t len;
 
         if (!c->first) {
                 if (*p != ',')
-                        return 0;
+                        return NULL;
                 p = skip_space(p + 1);
         }
-        if (*p != '"' || !(e ? plan_name_at(c, p, e, f->name, &len) : name_at(p, f->name, &len)))
-                return 0;
+        return *p == '"' ? p : NULL;
+}
+
+/* Moves the cursor onto the value of the member whose name (len bytes) is at p: 1, or 0
+ * (the cursor unmoved) when no ':' follows. */
+static inline int member_enter(JsonCursor *c, char *p, size_t len) {
         p = skip_space(p + len + 2);
         if (*p != ':')
                 return 0;
@@ -416,24 +416,28 @@ static inline int member_is(JsonCursor *c, const JsonDispatchField *f, const Pla
         return 1;
 }
 
-int json_cursor_member_is(JsonCursor *c, const char *name, size_t len) {
-        char *p = skip_space(c->r.p);
+/*
+ * 1 when the next member is the entry f's (with its plan e, or none), the cursor moved onto
+ * its value; 0, the cursor unmoved, for anything else.  Entries' names hold no '"', '\\' or
+ * NUL, so the quote after the name ends a plain one, and an escape never matches.
+ */
+static inline int member_is(JsonCursor *c, const JsonDispatchField *f, const PlanEntry *e) {
+        char *p = member_name(c);
+        size_t len;
 
-        if (!c->first) {
-                if (*p != ',')
-                        return 0;
-                p = skip_space(p + 1);
-        }
+        if (!p || !(e ? plan_name_at(c, p, e, f->name, &len) : name_at(p, f->name, &len)))
+                return 0;
+        return member_enter(c, p, len);
+}
+
+int json_cursor_member_is(JsonCursor *c, const char *name, size_t len) {
+        char *p = member_name(c);
+
         /* name holds no '"', '\\' or NUL, so the quote after it ends a plain name. */
-        if (*p != '"' || (size_t)(c->r.end - p) < len + 2 || memcmp(p + 1, name, len) != 0 ||
+        if (!p || (size_t)(c->r.end - p) < len + 2 || memcmp(p + 1, name, len) != 0 ||
             p[len + 1] != '"')
                 return 0;
-        p = skip_space(p + len + 2);
-        if (*p != ':')
-                return 0;
-        c->r.p = skip_space(p + 1);
-        c->first = false;
-        return 1;
+        return member_enter(c, p, len);
 }
 
 /*
