@@ -311,6 +311,8 @@ static void test_cursor_compares_in_place(void **state) {
                 { "{\"method", false, false },
                 { "{\"method\":\"a.b.C", true, false },
                 { "{\"method\":1}", true, false },
+                { "{\"method\":\"a.b.Cd\"}", true, false },
+                { "{\"method\":\"a.b.\"}", true, false },
         };
         char buf[128];
 
