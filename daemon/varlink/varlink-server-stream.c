@@ -169,9 +169,8 @@ static bool envelope_decode(VarlinkServer *s, size_t len, Envelope *e, size_t *r
  * Runs the handler of a streamed call: its parameters are on the tape at params, or (params
  * NULL) already decoded in the server's struct, which the handler takes or this clears.
  */
-static int stream_serve(VarlinkConnection *c, const Envelope *e, size_t method_len,
-                        const VarlinkInterface *iface, const VarlinkMethod *m,
-                        const JsonStreamToken *params, FdList **fds) {
+static int stream_serve(VarlinkConnection *c, const Envelope *e, const VarlinkInterface *iface,
+                        const VarlinkMethod *m, const JsonStreamToken *params, FdList **fds) {
         VarlinkServer *s = c->server;
         _cleanup_(varlink_call_unrefp) VarlinkCall *call = NULL;
         int r;
@@ -229,7 +228,7 @@ int connection_dispatch_stream(VarlinkConnection *c, const char *text, size_t le
         if (!scratch_copy(s, text, len))
                 return 0;
         if (envelope_decode(s, len, &e, &method_len, &m, &iface))
-                return stream_serve(c, &e, method_len, iface, m, NULL, fds);
+                return stream_serve(c, &e, iface, m, NULL, fds);
         /* The cursor decoded strings in place: the tape starts from a fresh copy. */
         memcpy(s->scratch, text, len);
         if (json_stream_parse(&s->stream, s->scratch, len, VARLINK_JSON_MAX_DEPTH, NULL) < 0 ||
@@ -238,5 +237,5 @@ int connection_dispatch_stream(VarlinkConnection *c, const char *text, size_t le
         m = server_find_method(s, e.method, method_len, &iface, NULL);
         if (!m || !m->streamed || !params)
                 return 0;
-        return stream_serve(c, &e, method_len, iface, m, params, fds);
+        return stream_serve(c, &e, iface, m, params, fds);
 }
